@@ -1,0 +1,71 @@
+"""gRPC stubs of the four services, on grpc.aio channels owned by the running app.
+
+Why grpc.aio rather than services.common.clients (blocking channels): the gateway serves many
+concurrent long-lived SSE streams; with blocking stubs each would pin a worker thread for the
+life of a training job, while aio calls cost nothing while idle and can be cancelled when the
+HTTP client goes away. Channels are created inside the event loop (at app start-up) because aio
+channels belong to the loop that made them. Addresses and channel options come from the shared
+modules, so the gateway dials exactly what the other processes do.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common import config
+from services.common.server import GRPC_OPTIONS
+from trainhouse.v1 import (
+    data_service_pb2_grpc,
+    evaluation_service_pb2_grpc,
+    model_registry_pb2_grpc,
+    training_service_pb2_grpc,
+)
+
+SERVICE_NAMES = ("training", "data", "evaluation", "registry")
+
+
+@dataclass
+class Backends:
+    channels: dict[str, grpc.aio.Channel]
+    timeout_s: float
+
+    @classmethod
+    def connect(cls, timeout_s: float) -> "Backends":
+        channels = {name: grpc.aio.insecure_channel(config.service_address(name), options=GRPC_OPTIONS)
+                    for name in SERVICE_NAMES}
+        return cls(channels, timeout_s)
+
+    @property
+    def training(self) -> training_service_pb2_grpc.TrainingServiceStub:
+        return training_service_pb2_grpc.TrainingServiceStub(self.channels["training"])
+
+    @property
+    def data(self) -> data_service_pb2_grpc.DataServiceStub:
+        return data_service_pb2_grpc.DataServiceStub(self.channels["data"])
+
+    @property
+    def evaluation(self) -> evaluation_service_pb2_grpc.EvaluationServiceStub:
+        return evaluation_service_pb2_grpc.EvaluationServiceStub(self.channels["evaluation"])
+
+    @property
+    def registry(self) -> model_registry_pb2_grpc.ModelRegistryStub:
+        return model_registry_pb2_grpc.ModelRegistryStub(self.channels["registry"])
+
+    async def health(self, timeout_s: float = 2.0) -> dict[str, str]:
+        """Overall health ("" service) of each backend: SERVING, NOT_SERVING, ... or UNREACHABLE."""
+
+        async def check(name: str) -> tuple[str, str]:
+            stub = health_pb2_grpc.HealthStub(self.channels[name])
+            try:
+                resp = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
+            except grpc.RpcError:
+                return name, "UNREACHABLE"
+            return name, health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+
+        return dict(await asyncio.gather(*(check(n) for n in SERVICE_NAMES)))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(ch.close(grace=None) for ch in self.channels.values()), return_exceptions=True)

@@ -1,0 +1,58 @@
+"""The HTTP shape of one training example and its translation to trainhouse.v1.Example.
+
+Only the shape is checked here (types, required keys); what makes an example *valid* for
+training (non-empty text, feedback values, weight > 0) is the services' rule, so it stays there.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AliasChoices, Field, StrictStr
+
+from gateway.convert import dict_to_struct, struct_to_dict
+from gateway.models import CamelModel, Int, Number
+from trainhouse.v1 import example_pb2
+
+
+class ExampleIn(CamelModel):
+    """{input, expected_output | expectedOutput | expected, feedback?, weight?, level? | difficulty?, metadata?}"""
+
+    input: StrictStr
+    expected_output: StrictStr = Field(
+        validation_alias=AliasChoices("expected_output", "expectedOutput", "expected"),
+        serialization_alias="expectedOutput",
+        description="The output the agent should give (also accepted as expectedOutput or expected).")
+    feedback: StrictStr | None = Field(None, description='"correct" (default), "partial" or "incorrect"')
+    weight: Number | None = Field(None, description="Loss weight, > 0 (default 1)")
+    level: Int | None = Field(None, validation_alias=AliasChoices("level", "difficulty"),
+                              description="Difficulty level >= 1 for curriculum stages (also 'difficulty')")
+    metadata: dict[str, Any] | None = None
+
+    def to_proto(self) -> example_pb2.Example:
+        ex = example_pb2.Example(input=self.input, expected_output=self.expected_output,
+                                 feedback=self.feedback or "")
+        if self.weight is not None:
+            ex.weight = self.weight
+        if self.level is not None:
+            ex.level = self.level
+        if self.metadata:
+            ex.metadata.CopyFrom(dict_to_struct(self.metadata))
+        return ex
+
+
+def examples_to_proto(items: list[ExampleIn] | None) -> list[example_pb2.Example]:
+    return [item.to_proto() for item in items or []]
+
+
+def example_to_json(ex: example_pb2.Example) -> dict[str, Any]:
+    """One JSONL line of a dataset download, in the same form an upload accepts."""
+    out: dict[str, Any] = {"input": ex.input, "expected_output": ex.expected_output}
+    if ex.feedback:
+        out["feedback"] = ex.feedback
+    if ex.HasField("weight"):
+        out["weight"] = ex.weight
+    if ex.HasField("level"):
+        out["level"] = ex.level
+    if ex.HasField("metadata") and ex.metadata.fields:
+        out["metadata"] = struct_to_dict(ex.metadata)
+    return out

@@ -1,0 +1,96 @@
+"""Per-request context as a pure ASGI middleware: request id, body limit, access log.
+
+Pure ASGI (not BaseHTTPMiddleware) so that streaming responses (SSE, JSONL downloads) pass
+through unbuffered and a client disconnect still reaches the endpoint.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.errors import TOO_LARGE, ApiError, SurfaceRegistry
+from services.common.logs import log
+
+logger = logging.getLogger("trainhouse.gateway.access")
+
+# A caller's id is echoed only when it is short and plain, so it cannot inject into logs/headers.
+_CALLER_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def _new_request_id() -> str:
+    return f"req-{uuid.uuid4().hex[:16]}"
+
+
+class RequestContextMiddleware:
+    """Assigns the request id, enforces the body limit, adds context headers, logs one line."""
+
+    def __init__(self, app: ASGIApp, surfaces: SurfaceRegistry, max_body_bytes: int):
+        self.app = app
+        self.surfaces = surfaces
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        caller_id = headers.get("x-request-id", "")
+        request_id = caller_id if _CALLER_ID.match(caller_id) else _new_request_id()
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        started = time.monotonic()
+        status_holder: dict[str, int] = {}
+
+        async def send_with_context(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                raw = list(message.get("headers", []))
+                names = {k.lower() for k, _ in raw}
+                extra = {"x-request-id": request_id}
+                extra.update({k.lower(): v for k, v in (state.get("extra_headers") or {}).items()})
+                for key, value in extra.items():
+                    if key.encode("latin-1") not in names:
+                        raw.append((key.encode("latin-1"), str(value).encode("latin-1")))
+                message = {**message, "headers": raw}
+            await send(message)
+
+        try:
+            declared = headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+                await self._too_large(scope, receive, send_with_context, request_id)
+                return
+            await self.app(scope, self._limited(receive), send_with_context)
+        finally:
+            principal = state.get("principal")
+            log(logger, "request", method=scope.get("method"), path=scope.get("path"),
+                status=status_holder.get("status"), ms=round((time.monotonic() - started) * 1000, 1),
+                request_id=request_id, token_id=getattr(principal, "token_id", None))
+
+    def _limited(self, receive: Receive) -> Callable:
+        """Count body bytes as they arrive, for chunked bodies that declare no length."""
+        received = 0
+        limit = self.max_body_bytes
+
+        async def wrapped() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise ApiError(TOO_LARGE, f"request body exceeds {limit} bytes")
+            return message
+
+        return wrapped
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        error = ApiError(TOO_LARGE, f"request body exceeds {self.max_body_bytes} bytes")
+        response = self.surfaces.for_path(scope.get("path", "")).render(error, request_id)
+        # Close the connection: the unread body would otherwise be parsed as the next request.
+        response.headers["Connection"] = "close"
+        await response(scope, receive, send)
+

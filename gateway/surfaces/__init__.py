@@ -1,0 +1,1 @@
+"""One module per HTTP surface (seed document) or resource group; each exposes `router`."""

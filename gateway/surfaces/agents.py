@@ -1,0 +1,123 @@
+"""Agents (contract: resources the seeds use but do not define): /api/v1/agents[/{agentId}[/predict]]."""
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import Field, StrictStr
+
+from gateway.convert import ts_iso
+from gateway.deps import Services
+from gateway.errors import INVALID, ApiError, encoding_request
+from gateway.models import CamelModel, Envelope, Int, Pagination, envelope
+from gateway.routing import GatewayRoute
+from gateway.surfaces.common import ERROR_RESPONSES, page_token_for, pagination
+from trainhouse.v1 import model_registry_pb2, model_version_pb2
+
+router = APIRouter(prefix="/api/v1/agents", tags=["agents"], route_class=GatewayRoute,
+                   responses=ERROR_RESPONSES)
+
+
+class CreateAgentIn(CamelModel):
+    agent_id: StrictStr = Field(description="[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+    name: StrictStr | None = None
+    description: StrictStr | None = None
+
+
+class AgentOut(CamelModel):
+    agent_id: str
+    name: str
+    description: str
+    active_version_id: str | None = None
+    version_count: int
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+class AgentsData(CamelModel):
+    agents: list[AgentOut]
+    pagination: Pagination
+
+
+class PredictIn(CamelModel):
+    """Either `input` (one text) or `inputs` (1..1000 texts)."""
+
+    input: StrictStr | None = None
+    inputs: list[StrictStr] | None = None
+    version_id: StrictStr | None = None
+    top_k: Int | None = Field(None, description="How many top outputs per input (default 3)")
+
+
+class ScoredOut(CamelModel):
+    output: str
+    probability: float
+
+
+class PredictionOut(CamelModel):
+    input: str
+    output: str
+    probability: float
+    top: list[ScoredOut]
+
+
+class PredictData(CamelModel):
+    agent_id: str
+    version_id: str
+    predictions: list[PredictionOut]
+
+
+def agent_json(a: model_version_pb2.Agent) -> dict[str, Any]:
+    return {"agentId": a.agent_id, "name": a.name, "description": a.description,
+            "activeVersionId": a.active_version_id or None, "versionCount": a.version_count,
+            "createdAt": ts_iso(a.create_time), "updatedAt": ts_iso(a.update_time)}
+
+
+AgentId = Annotated[str, Path(alias="agentId")]
+
+
+@router.post("", response_model=Envelope[AgentOut], response_model_exclude_none=True, status_code=201,
+             summary="Register an agent (409 CONFLICT when the id is taken)")
+async def create_agent(body: CreateAgentIn, services: Services) -> dict[str, Any]:
+    with encoding_request():
+        request = model_registry_pb2.CreateAgentRequest(agent_id=body.agent_id, name=body.name or "",
+                                                        description=body.description or "")
+    resp = await services.registry.CreateAgent(request, timeout=services.timeout_s)
+    return envelope(agent_json(resp.agent))
+
+
+@router.get("", response_model=Envelope[AgentsData], response_model_exclude_none=True, summary="List agents")
+async def list_agents(services: Services,
+                      page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+                      limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
+    resp = await services.registry.ListAgents(
+        model_registry_pb2.ListAgentsRequest(page_size=limit, page_token=page_token_for(page, limit)),
+        timeout=services.timeout_s)
+    return envelope({"agents": [agent_json(a) for a in resp.agents],
+                     "pagination": pagination(resp.total_size, page, limit, resp.next_page_token)})
+
+
+@router.get("/{agentId}", response_model=Envelope[AgentOut], response_model_exclude_none=True,
+            summary="Get an agent (404 AGENT_NOT_FOUND when unknown)")
+async def get_agent(agent_id: AgentId, services: Services) -> dict[str, Any]:
+    resp = await services.registry.GetAgent(model_registry_pb2.GetAgentRequest(agent_id=agent_id),
+                                            timeout=services.timeout_s)
+    return envelope(agent_json(resp.agent))
+
+
+@router.post("/{agentId}/predict", response_model=Envelope[PredictData], response_model_exclude_none=True,
+             summary="Score texts with the agent's active (or a pinned) model version")
+async def predict(agent_id: AgentId, body: PredictIn, services: Services) -> dict[str, Any]:
+    if (body.input is None) == (body.inputs is None):
+        raise ApiError(INVALID, "give exactly one of 'input' or 'inputs'", field="input",
+                       issue="exactly one of 'input' or 'inputs' is required")
+    texts = [body.input] if body.input is not None else list(body.inputs or [])
+    with encoding_request():
+        request = model_registry_pb2.PredictRequest(agent_id=agent_id, inputs=texts,
+                                                    version_id=body.version_id or "", top_k=body.top_k or 0)
+    resp = await services.registry.Predict(request, timeout=services.timeout_s)
+    predictions = [
+        {"input": text, "output": p.output, "probability": p.probability,
+         "top": [{"output": t.output, "probability": t.probability} for t in p.top]}
+        for text, p in zip(texts, resp.predictions)
+    ]
+    return envelope({"agentId": agent_id, "versionId": resp.version_id, "predictions": predictions})

@@ -1,0 +1,97 @@
+"""API token management (admin only): /api/v1/auth/tokens[/{tokenId}].
+
+The token itself appears exactly once, in the creation response; listings never carry secrets.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query
+from fastapi.concurrency import run_in_threadpool
+from pydantic import Field, StrictBool, StrictStr
+
+from gateway.auth import DEFAULT_ACCOUNT, SCOPES
+from gateway.deps import Tokens
+from gateway.errors import CONFLICT, NOT_FOUND, ApiError
+from gateway.models import CamelModel, Envelope, Int, envelope
+from gateway.routing import GatewayRoute
+from gateway.surfaces.common import ERROR_RESPONSES
+from gateway.tokens import BOOTSTRAP_ID, TokenRecord
+from services.common.timeutil import iso, now
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=GatewayRoute, responses=ERROR_RESPONSES)
+
+Scope = Literal["training:start", "training:view", "training:cancel", "training:evaluate",
+                "data:generate", "data:export", "models:deploy", "admin"]
+assert set(Scope.__args__) == set(SCOPES)  # type: ignore[attr-defined]
+
+
+class CreateTokenIn(CamelModel):
+    name: StrictStr = Field(min_length=1, max_length=200)
+    scopes: list[Scope] = Field(min_length=1)
+    account: StrictStr | None = Field(None, min_length=1, max_length=200,
+                                      description="Account whose concurrency limit jobs count against")
+    expires_in_days: Int | None = Field(None, ge=1, le=3650)
+    rate_limit_per_hour: Int | None = Field(None, ge=0, description="Per-token budget; 0 = unlimited")
+
+
+class TokenOut(CamelModel):
+    token_id: str
+    name: str
+    scopes: list[str]
+    account: str
+    created_at: str | None = None
+    expires_at: str | None = None
+    revoked: bool
+    rate_limit_per_hour: int | None = None
+
+
+class CreatedTokenOut(TokenOut):
+    token: str = Field(description="Shown once; only a salted hash is stored")
+
+
+class TokensData(CamelModel):
+    tokens: list[TokenOut]
+
+
+class RevokedOut(CamelModel):
+    token_id: str
+    revoked: StrictBool
+
+
+def token_json(r: TokenRecord) -> dict[str, Any]:
+    return {"tokenId": r.token_id, "name": r.name, "scopes": list(r.scopes), "account": r.account,
+            "createdAt": iso(r.created_at), "expiresAt": iso(r.expires_at), "revoked": r.revoked,
+            "rateLimitPerHour": r.rate_limit_per_hour}
+
+
+@router.post("/tokens", response_model=Envelope[CreatedTokenOut],
+             status_code=201, summary="Create a scoped API token (admin)")
+async def create_token(body: CreateTokenIn, store: Tokens) -> dict[str, Any]:
+    expires = now() + dt.timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    token, record = await run_in_threadpool(
+        store.create, body.name, list(body.scopes), body.account or DEFAULT_ACCOUNT, expires,
+        body.rate_limit_per_hour)
+    return envelope({"token": token, **token_json(record)})
+
+
+@router.get("/tokens", response_model=Envelope[TokensData],
+            summary="List API tokens without their secrets (admin)")
+async def list_tokens(store: Tokens,
+                      include_revoked: Annotated[bool, Query(alias="includeRevoked")] = False) -> dict[str, Any]:
+    records = await run_in_threadpool(store.list, include_revoked)
+    return envelope({"tokens": [token_json(r) for r in records]})
+
+
+@router.delete("/tokens/{tokenId}", response_model=Envelope[RevokedOut], summary="Revoke an API token (admin)")
+async def revoke_token(token_id: Annotated[str, Path(alias="tokenId")], store: Tokens) -> dict[str, Any]:
+    if token_id == BOOTSTRAP_ID:
+        raise ApiError(CONFLICT, "the bootstrap admin token cannot be revoked here; change "
+                       "TRAINHOUSE_BOOTSTRAP_TOKEN or delete $TRAINHOUSE_HOME/admin-token and restart",
+                       field="tokenId", issue="bootstrap token")
+    record = await run_in_threadpool(store.get, token_id)
+    if record is None:
+        raise ApiError(NOT_FOUND, f"token '{token_id}' not found", resource="token")
+    await run_in_threadpool(store.revoke, token_id)
+    return envelope({"tokenId": token_id, "revoked": True}, message="Token revoked")

@@ -1,0 +1,526 @@
+"""Seed 000 training jobs: /api/v1/training/train-agent[/{jobId}[/stop|/events|/checkpoints|/metrics]].
+
+Each handler validates the HTTP shape (pydantic), calls TrainingService, and reshapes the answer.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+import grpc
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import Field, StrictBool, StrictStr
+
+from gateway.convert import (
+    duration_s,
+    enum_word,
+    human_duration,
+    struct_to_dict,
+    ts_iso,
+)
+from gateway.deps import Caller, Services
+from gateway.errors import INVALID, ApiError, encoding_request
+from gateway.examples import ExampleIn, examples_to_proto
+from gateway.models import CamelModel, Envelope, Int, Int64, Number, envelope
+from gateway.routing import GatewayRoute
+from gateway.surfaces.common import ERROR_RESPONSES
+from services.common.grpc_errors import failure_of
+from trainhouse.v1 import job_state_pb2, training_job_pb2, training_service_pb2
+
+router = APIRouter(prefix="/api/v1/training", tags=["training"], route_class=GatewayRoute,
+                   responses=ERROR_RESPONSES)
+
+METHODS: dict[str, int] = {
+    "supervised": job_state_pb2.TRAINING_METHOD_SUPERVISED,
+    "few_shot": job_state_pb2.TRAINING_METHOD_FEW_SHOT,
+    "few-shot": job_state_pb2.TRAINING_METHOD_FEW_SHOT,
+    "transfer": job_state_pb2.TRAINING_METHOD_TRANSFER,
+    "reinforcement": job_state_pb2.TRAINING_METHOD_REINFORCEMENT,
+    "grpo": job_state_pb2.TRAINING_METHOD_GRPO,
+}
+MethodName = Literal["supervised", "few_shot", "few-shot", "transfer", "reinforcement", "grpo"]
+
+# job.metrics key -> seed-000 status metric name.
+STATUS_METRICS = {"loss": "trainingLoss", "validation_loss": "validationLoss", "accuracy": "accuracy",
+                  "validation_accuracy": "validationAccuracy", "learning_rate": "learningRate"}
+
+# Optional scalar config fields: (request attribute, proto field, response key).
+SCALARS = [
+    ("epochs", "epochs", "epochs"),
+    ("batch_size", "batch_size", "batchSize"),
+    ("learning_rate", "learning_rate", "learningRate"),
+    ("early_stopping", "early_stopping", "earlyStopping"),
+    ("patience", "patience", "patience"),
+    ("checkpoint_interval", "checkpoint_interval", "checkpointInterval"),
+    ("warmup_steps", "warmup_steps", "warmupSteps"),
+    ("weight_decay", "weight_decay", "weightDecay"),
+    ("momentum", "momentum", "momentum"),
+    ("dropout", "dropout", "dropout"),
+    ("seed", "seed", "seed"),
+]
+STRINGS = [("optimizer", "optimizer", "optimizer"), ("scheduler_type", "scheduler_type", "schedulerType")]
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+# ---- request models -------------------------------------------------------------------------
+
+class ValidationIn(CamelModel):
+    split: Number | None = Field(None, description="Validation share in [0, 1) (default 0.2)")
+    frequency: StrictStr | None = Field(None, description='"epoch" (default) or "step"')
+
+
+class CurriculumStageIn(CamelModel):
+    level: Int
+    duration: Int = Field(description="Epochs to train on examples with level <= `level`")
+
+
+class CurriculumIn(CamelModel):
+    enabled: StrictBool = False
+    stages: list[CurriculumStageIn] = Field(default_factory=list)
+
+
+class TrainingConfigIn(CamelModel):
+    """Seed 000 `config`. Unset fields take the TrainingService defaults (echoed back resolved)."""
+
+    method: MethodName | None = None
+    dataset: StrictStr | None = Field(None, description="A DataService dataset id to train on")
+    epochs: Int | None = None
+    batch_size: Int | None = None
+    learning_rate: Number | None = None
+    validation: ValidationIn | None = None
+    validation_split: Number | None = None
+    validation_frequency: StrictStr | None = None
+    early_stopping: StrictBool | None = None
+    patience: Int | None = None
+    checkpoint_interval: Int | None = None
+    optimizer: StrictStr | None = None
+    scheduler_type: StrictStr | None = None
+    warmup_steps: Int | None = None
+    weight_decay: Number | None = None
+    momentum: Number | None = None
+    dropout: Number | None = None
+    hidden_sizes: list[Int] | None = None
+    seed: Int64 | None = None
+    curriculum: CurriculumIn | None = None
+    options: dict[str, Any] | None = Field(None, description="Paradigm-specific options (e.g. GRPO)")
+
+
+class TrainingDataIn(CamelModel):
+    examples: list[ExampleIn] | None = None
+    validation_examples: list[ExampleIn] | None = None
+
+
+class TrainAgentRequest(CamelModel):
+    agent_id: StrictStr
+    config: TrainingConfigIn = Field(default_factory=TrainingConfigIn)
+    examples: list[ExampleIn] | None = Field(None, description="Inline examples (trainhouse extension)")
+    validation_examples: list[ExampleIn] | None = None
+    training_data: TrainingDataIn | None = None
+    display_name: StrictStr | None = None
+    base_version_id: StrictStr | None = Field(None, description="transfer: version to start from")
+
+
+# ---- response models ------------------------------------------------------------------------
+
+class TrainAgentData(CamelModel):
+    training_job_id: str
+    agent_id: str
+    status: str
+    estimated_duration: str
+    start_time: str | None = None
+    config: dict[str, Any]
+
+
+class StatusMetrics(CamelModel):
+    training_loss: float | None = None
+    validation_loss: float | None = None
+    accuracy: float | None = None
+    validation_accuracy: float | None = None
+    learning_rate: float | None = None
+
+
+class JobErrorOut(CamelModel):
+    code: str
+    message: str
+    reason: str | None = None
+
+
+class JobStatusData(CamelModel):
+    job_id: str
+    agent_id: str
+    status: str
+    progress: float
+    current_epoch: int
+    total_epochs: int
+    current_step: int
+    total_steps: int
+    metrics: StatusMetrics
+    estimated_completion: str | None = None
+    created_at: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    model_version: str | None = None
+    best_checkpoint_id: str | None = None
+    dataset_id: str | None = None
+    train_examples: int | None = None
+    validation_examples: int | None = None
+    status_reason: str | None = None
+    error: JobErrorOut | None = None
+
+
+class StopData(CamelModel):
+    job_id: str
+    status: str
+    progress: float
+    checkpoint_saved: bool
+    checkpoint_id: str | None = None
+
+
+class CheckpointOut(CamelModel):
+    checkpoint_id: str
+    job_id: str
+    epoch: int
+    step: int
+    metrics: dict[str, float]
+    best: bool
+    kind: str
+    size_bytes: int
+    created_at: str | None = None
+
+
+class CheckpointsData(CamelModel):
+    job_id: str
+    checkpoints: list[CheckpointOut]
+    next_page_token: str | None = None
+
+
+class MetricPointOut(CamelModel):
+    name: str
+    value: float
+    epoch: int
+    step: int
+    time: str | None = None
+
+
+class MetricsData(CamelModel):
+    job_id: str
+    points: list[MetricPointOut]
+    next_page_token: str | None = None
+
+
+# ---- translation ----------------------------------------------------------------------------
+
+def state_word(state: int) -> str:
+    return enum_word(job_state_pb2.JobState.Name(state), "JOB_STATE_")
+
+
+def method_word(method: int) -> str:
+    if method == job_state_pb2.TRAINING_METHOD_UNSPECIFIED:
+        return "supervised"
+    return enum_word(job_state_pb2.TrainingMethod.Name(method), "TRAINING_METHOD_")
+
+
+def config_to_proto(cfg: TrainingConfigIn) -> training_job_pb2.TrainingConfig:
+    out = training_job_pb2.TrainingConfig()
+    if cfg.method is not None:
+        out.method = METHODS[cfg.method]
+    for attr, field, _ in SCALARS + STRINGS:
+        value = getattr(cfg, attr)
+        if value is not None:
+            setattr(out, field, value)
+    split = cfg.validation.split if cfg.validation and cfg.validation.split is not None else cfg.validation_split
+    if split is not None:
+        out.validation_split = split
+    frequency = (cfg.validation.frequency if cfg.validation else None) or cfg.validation_frequency
+    if frequency:
+        out.validation_frequency = frequency
+    if cfg.hidden_sizes is not None:
+        out.hidden_sizes.extend(cfg.hidden_sizes)
+    if cfg.curriculum is not None:
+        out.curriculum.enabled = cfg.curriculum.enabled
+        for stage in cfg.curriculum.stages:
+            out.curriculum.stages.add(level=stage.level, duration=stage.duration)
+    if cfg.options:
+        out.options.update(cfg.options)
+    return out
+
+
+def config_json(cfg: training_job_pb2.TrainingConfig, dataset_id: str = "") -> dict[str, Any]:
+    """The resolved config in the request's own camelCase shape."""
+    out: dict[str, Any] = {"method": method_word(cfg.method)}
+    if dataset_id:
+        out["dataset"] = dataset_id
+    for _, field, key in SCALARS:
+        if cfg.HasField(field):
+            out[key] = getattr(cfg, field)
+    for _, field, key in STRINGS:
+        if getattr(cfg, field):
+            out[key] = getattr(cfg, field)
+    if cfg.HasField("validation_split") or cfg.validation_frequency:
+        validation: dict[str, Any] = {"frequency": cfg.validation_frequency or "epoch"}
+        if cfg.HasField("validation_split"):
+            validation["split"] = cfg.validation_split
+            out["validationSplit"] = cfg.validation_split
+        out["validation"] = validation
+    if cfg.hidden_sizes:
+        out["hiddenSizes"] = list(cfg.hidden_sizes)
+    if cfg.curriculum.enabled or cfg.curriculum.stages:
+        out["curriculum"] = {"enabled": cfg.curriculum.enabled,
+                             "stages": [{"level": s.level, "duration": s.duration} for s in cfg.curriculum.stages]}
+    if cfg.HasField("options") and cfg.options.fields:
+        out["options"] = struct_to_dict(cfg.options)
+    return out
+
+
+def estimated_duration(job: training_job_pb2.TrainingJob, inline_examples: int) -> str:
+    """The service's ETA when it has one; before the first epoch, a rough guess from the size."""
+    eta = duration_s(job.progress.estimated_time_remaining) if job.HasField("progress") else None
+    if eta is not None:
+        return human_duration(eta)
+    examples = job.train_examples + job.validation_examples or inline_examples or 1000
+    epochs = job.config.epochs if job.config.HasField("epochs") else 10
+    # ~50k example-passes per second on one CPU for the small MLPs, plus start-up and export.
+    return human_duration(5 + examples * epochs / 50_000)
+
+
+def job_status(job: training_job_pb2.TrainingJob) -> dict[str, Any]:
+    progress = job.progress
+    status = state_word(job.state)
+    out: dict[str, Any] = {
+        "jobId": job.job_id,
+        "agentId": job.agent_id,
+        "status": status,
+        "progress": round(min(1.0, max(0.0, progress.percent_complete / 100.0)), 4),
+        "currentEpoch": progress.current_epoch,
+        "totalEpochs": progress.total_epochs,
+        "currentStep": progress.current_step,
+        "totalSteps": progress.total_steps,
+        "metrics": {key: job.metrics[name] for name, key in STATUS_METRICS.items() if name in job.metrics},
+        "estimatedCompletion": ts_iso(job.estimated_completion_time),
+        "createdAt": ts_iso(job.create_time),
+        "startTime": ts_iso(job.start_time),
+        "endTime": ts_iso(job.end_time),
+        "modelVersion": job.model_version_id or None,
+        "bestCheckpointId": job.best_checkpoint_id or None,
+        "datasetId": job.dataset_id or None,
+        "trainExamples": job.train_examples,
+        "validationExamples": job.validation_examples,
+        "statusReason": job.status_reason or None,
+    }
+    if status == "failed":
+        out["error"] = {"code": "TRAINING_FAILED", "message": job.error.message or "training failed",
+                        "reason": job.status_reason or None}
+    return out
+
+
+def checkpoint_json(cp: training_job_pb2.Checkpoint) -> dict[str, Any]:
+    return {"checkpointId": cp.checkpoint_id, "jobId": cp.job_id, "epoch": cp.epoch, "step": cp.step,
+            "metrics": dict(cp.metrics), "best": cp.best, "kind": cp.kind, "sizeBytes": cp.size_bytes,
+            "createdAt": ts_iso(cp.create_time)}
+
+
+def event_json(ev: training_job_pb2.JobEvent) -> tuple[str, dict[str, Any]]:
+    """(SSE event name, camelCase payload) of one JobEvent; the payload is flattened in."""
+    kind = ev.WhichOneof("payload") or "log"
+    out: dict[str, Any] = {"sequence": ev.sequence, "jobId": ev.job_id, "time": ts_iso(ev.time), "type": kind}
+    if kind == "status":
+        s = ev.status
+        out.update(status=state_word(s.state), reason=s.reason or None, message=s.message or None,
+                   terminal=s.terminal)
+    elif kind == "epoch":
+        e = ev.epoch
+        out.update(epoch=e.epoch, totalEpochs=e.total_epochs, step=e.step, totalSteps=e.total_steps,
+                   metrics=dict(e.metrics))
+    elif kind == "step":
+        s = ev.step
+        out.update(epoch=s.epoch, step=s.step, totalSteps=s.total_steps, metrics=dict(s.metrics))
+    elif kind == "metric":
+        m = ev.metric
+        out.update(name=m.name, value=m.value, epoch=m.epoch, step=m.step)
+    elif kind == "checkpoint":
+        out.update(checkpoint_json(ev.checkpoint))
+    elif kind == "log":
+        out.update(level=ev.log.level, message=ev.log.message)
+    return kind, out
+
+
+def _finite(value: Any) -> Any:
+    """NaN/inf (a diverged loss) are not JSON; they travel as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def sse_frame(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
+    data = _finite(data)
+    lines = []
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    lines.append(f"event: {event}")
+    lines.append("data: " + json.dumps(data, separators=(",", ":"), allow_nan=False, default=str))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+# ---- routes ---------------------------------------------------------------------------------
+
+JobId = Annotated[str, Path(alias="jobId", description="Training job id")]
+
+
+@router.post("/train-agent", response_model=Envelope[TrainAgentData], response_model_exclude_none=True,
+             summary="Start a training job")
+async def train_agent(body: TrainAgentRequest, caller: Caller, services: Services) -> dict[str, Any]:
+    data = body.training_data or TrainingDataIn()
+    examples = body.examples if body.examples is not None else data.examples
+    validation = body.validation_examples if body.validation_examples is not None else data.validation_examples
+    with encoding_request():
+        request = training_service_pb2.StartJobRequest(
+            agent_id=body.agent_id,
+            examples=examples_to_proto(examples),
+            validation_examples=examples_to_proto(validation),
+            dataset_id=body.config.dataset or "",
+            config=config_to_proto(body.config),
+            account_id=caller.account,
+            display_name=body.display_name or "",
+            base_version_id=body.base_version_id or "",
+        )
+    job = (await services.training.StartJob(request, timeout=services.timeout_s)).job
+    return envelope({
+        "trainingJobId": job.job_id,
+        "agentId": job.agent_id,
+        "status": state_word(job.state),
+        "estimatedDuration": estimated_duration(job, len(examples or [])),
+        "startTime": ts_iso(job.start_time) or ts_iso(job.create_time),
+        "config": config_json(job.config, job.dataset_id),
+    })
+
+
+@router.get("/train-agent/{jobId}", response_model=Envelope[JobStatusData], response_model_exclude_none=True,
+            summary="Get a training job's status")
+async def get_training_status(job_id: JobId, services: Services) -> dict[str, Any]:
+    resp = await services.training.GetJob(training_service_pb2.GetJobRequest(job_id=job_id),
+                                          timeout=services.timeout_s)
+    return envelope(job_status(resp.job))
+
+
+@router.post("/train-agent/{jobId}/stop", response_model=Envelope[StopData], response_model_exclude_none=True,
+             summary="Stop (cancel) a training job; a running job saves a checkpoint first")
+async def stop_training(job_id: JobId, services: Services) -> dict[str, Any]:
+    resp = await services.training.CancelJob(
+        training_service_pb2.CancelJobRequest(job_id=job_id, reason="stopped via API"),
+        timeout=services.timeout_s)
+    job = resp.job
+    return envelope({
+        "jobId": job.job_id,
+        "status": state_word(job.state),
+        "progress": round(min(1.0, max(0.0, job.progress.percent_complete / 100.0)), 4),
+        "checkpointSaved": resp.checkpoint_saved,
+        "checkpointId": resp.checkpoint_id or None,
+    }, message="Training job stopped successfully")
+
+
+@router.get("/train-agent/{jobId}/events", response_class=StreamingResponse, response_model=None,
+            summary="Server-Sent Events of the job (WatchJob)",
+            responses={200: {"description": "`text/event-stream`: `id: <sequence>`, `event: <status|epoch|step|"
+                                            "metric|checkpoint|log>`, `data: <JSON>`; ends after the terminal "
+                                            "status. Resume with `Last-Event-ID` or `?afterSequence=`.",
+                             "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+async def job_events(
+    request: Request,
+    job_id: JobId,
+    services: Services,
+    after_sequence: Annotated[int | None, Query(alias="afterSequence", ge=0, le=2 ** 63 - 1)] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    after = after_sequence or 0
+    if last_event_id is not None and last_event_id.strip():
+        # A reconnecting EventSource sends the header; it is newer than the URL's query.
+        if not last_event_id.strip().isdigit():
+            raise ApiError(INVALID, "Last-Event-ID must be a non-negative integer", field="Last-Event-ID",
+                           issue="must be a non-negative integer")
+        after = int(last_event_id.strip())
+    # Resolve unknown jobs to a proper 404 before the 200 and the stream start.
+    await services.training.GetJob(training_service_pb2.GetJobRequest(job_id=job_id), timeout=services.timeout_s)
+    call = services.training.WatchJob(training_service_pb2.WatchJobRequest(job_id=job_id, after_sequence=after))
+    keepalive = request.app.state.gate.settings.sse_keepalive_s
+    return StreamingResponse(_sse(call, keepalive), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _sse(call: grpc.aio.UnaryStreamCall, keepalive_s: float) -> AsyncIterator[bytes]:
+    """Relay the gRPC stream as SSE frames; cancel the gRPC call whenever the relay stops.
+
+    A reader task fills a queue so that quiet periods can send keep-alive comments without
+    cancelling a pending gRPC read. When the HTTP client disconnects, Starlette cancels this
+    generator and the `finally` cancels the call, so the TrainingService stops streaming too.
+    """
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=1024)
+
+    async def pump() -> None:
+        try:
+            async for event in call:
+                await queue.put(("event", event))
+            await queue.put(("end", None))
+        except grpc.RpcError as err:
+            await queue.put(("error", err))
+
+    reader = asyncio.create_task(pump())
+    try:
+        yield b"retry: 2000\n\n"
+        while True:
+            try:
+                kind, item = await asyncio.wait_for(queue.get(), timeout=keepalive_s)
+            except asyncio.TimeoutError:
+                yield b": keep-alive\n\n"
+                continue
+            if kind == "end":
+                return
+            if kind == "error":
+                failure = failure_of(item)
+                yield sse_frame("error", {"code": failure.code.name if failure.code else "UNKNOWN",
+                                          "message": failure.message})
+                return
+            name, data = event_json(item)
+            yield sse_frame(name, data, event_id=item.sequence)
+    finally:
+        call.cancel()
+        reader.cancel()
+
+
+@router.get("/train-agent/{jobId}/checkpoints", response_model=Envelope[CheckpointsData],
+            response_model_exclude_none=True, summary="List a job's checkpoints")
+async def list_checkpoints(
+    job_id: JobId, services: Services,
+    page_size: Annotated[int, Query(alias="pageSize", ge=0, le=1000)] = 0,
+    page_token: Annotated[str, Query(alias="pageToken", max_length=1000)] = "",
+) -> dict[str, Any]:
+    resp = await services.training.ListCheckpoints(
+        training_service_pb2.ListCheckpointsRequest(job_id=job_id, page_size=page_size, page_token=page_token),
+        timeout=services.timeout_s)
+    return envelope({"jobId": job_id, "checkpoints": [checkpoint_json(c) for c in resp.checkpoints],
+                     "nextPageToken": resp.next_page_token or None})
+
+
+@router.get("/train-agent/{jobId}/metrics", response_model=Envelope[MetricsData],
+            response_model_exclude_none=True, summary="A job's metric history")
+async def list_metrics(
+    job_id: JobId, services: Services,
+    names: Annotated[str, Query(description="Comma-separated metric names (default: all)", max_length=2000)] = "",
+    page_size: Annotated[int, Query(alias="pageSize", ge=0, le=10000)] = 0,
+    page_token: Annotated[str, Query(alias="pageToken", max_length=1000)] = "",
+) -> dict[str, Any]:
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    resp = await services.training.ListMetrics(
+        training_service_pb2.ListMetricsRequest(job_id=job_id, names=wanted, page_size=page_size,
+                                                page_token=page_token),
+        timeout=services.timeout_s)
+    points = [{"name": p.name, "value": p.value, "epoch": p.epoch, "step": p.step, "time": ts_iso(p.time)}
+              for p in resp.points]
+    return envelope({"jobId": job_id, "points": points, "nextPageToken": resp.next_page_token or None})

@@ -1,0 +1,134 @@
+"""The seed-000 surface's error shape and its gRPC error mapping (Training REST v1).
+
+Seed 000 errors look like::
+
+    {"success": false,
+     "error": {"code": "INVALID_CONFIG", "message": "...",
+               "details": {"field": "learningRate", "issue": "Must be between 0 and 1"},
+               "timestamp": "2025-12-30T15:00:00Z", "requestId": "req-12345"}}
+
+`V1_SURFACE.from_rpc` is the one function that maps a failed gRPC call onto it.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from gateway import errors as E
+from gateway.convert import camel
+from services.common.grpc_errors import RpcFailure
+from services.common.timeutil import iso, now
+
+# kind -> (code, HTTP status). Seed 000 has no 412: a call that does not fit the resource's
+# state (stopping a finished job) is a CONFLICT.
+CODES: dict[str, tuple[str, int]] = {
+    E.INVALID: ("INVALID_CONFIG", 400),
+    E.UNAUTHENTICATED: ("UNAUTHORIZED", 401),
+    E.FORBIDDEN: ("FORBIDDEN", 403),
+    E.NOT_FOUND: ("NOT_FOUND", 404),
+    E.METHOD_NOT_ALLOWED: ("METHOD_NOT_ALLOWED", 405),
+    E.CONFLICT: ("CONFLICT", 409),
+    E.PRECONDITION: ("CONFLICT", 409),
+    E.TOO_LARGE: ("PAYLOAD_TOO_LARGE", 413),
+    E.RATE_LIMITED: ("RATE_LIMIT_EXCEEDED", 429),
+    E.INTERNAL: ("INTERNAL_ERROR", 500),
+    E.NOT_IMPLEMENTED: ("NOT_IMPLEMENTED", 501),
+    E.UNAVAILABLE: ("SERVICE_UNAVAILABLE", 503),
+    E.TIMEOUT: ("TIMEOUT", 504),
+}
+NOT_FOUND_CODES = {"job": "JOB_NOT_FOUND", "agent": "AGENT_NOT_FOUND"}
+
+_LOCATIONS = {"body", "query", "path", "header", "cookie"}
+_INDEX = re.compile(r"^(.*?)((?:\[\d+\])*)$")
+
+
+def field_path(parts: Sequence[Any]) -> str:
+    """A field location as the caller spelled it: camelCase keys, ``[i]`` indexes, no ``config.``.
+
+    ("body", "config", "learning_rate") -> "learningRate";
+    ("body", "examples", 3, "expected_output") -> "examples[3].expectedOutput".
+    Seed 000 names config fields by their leaf ("learningRate"), so the ``config`` level is
+    dropped; deeper paths keep their parents so an example or a curriculum stage stays findable.
+    """
+    parts = list(parts)
+    if parts and parts[0] in _LOCATIONS:
+        parts = parts[1:]
+    if len(parts) > 1 and parts[0] == "config":
+        parts = parts[1:]
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + camel(str(part))
+    return out
+
+
+def rpc_field(field: str | None) -> str | None:
+    """A service's field path ("config.learning_rate", "examples[2].input") in the v1 spelling."""
+    if not field:
+        return None
+    parts: list[Any] = []
+    for segment in field.split("."):
+        name, indexes = _INDEX.match(segment).groups()  # type: ignore[union-attr]
+        parts.append(name)
+        parts.extend(int(i) for i in re.findall(r"\d+", indexes))
+    return field_path(parts) or field
+
+
+def validation_error(exc: RequestValidationError) -> E.ApiError:
+    """FastAPI/pydantic request errors -> INVALID (400) naming the first offending field."""
+    errs = exc.errors()
+    if not errs:
+        return E.ApiError(E.INVALID, "invalid request")
+    first = errs[0]
+    if first.get("type") == "json_invalid":
+        reason = (first.get("ctx") or {}).get("error", "JSON decode error")
+        pos = first.get("loc", ("body", 0))[-1]
+        return E.ApiError(E.INVALID, "Request body is not valid JSON", field="body",
+                          issue=f"{reason} at position {pos}")
+    loc = [p for p in first.get("loc", ()) if not (isinstance(p, str) and p.startswith("function-"))]
+    field = field_path(loc) or "body"
+    issue = str(first.get("msg", "invalid value"))
+    return E.ApiError(E.INVALID, f"Invalid request: {field}: {issue}", field=field, issue=issue)
+
+
+class V1Surface:
+    name = "training-v1"
+
+    def from_rpc(self, failure: RpcFailure) -> E.ApiError:
+        kind = E.kind_of_failure(failure)
+        message = failure.message or (failure.code.name.lower() if failure.code else "backend failure")
+        if kind == E.INTERNAL:
+            # Never leak a backend's internals; the request id lets an operator find the log line.
+            message = "internal error"
+        if kind == E.UNAVAILABLE:
+            message = "a backend service is unavailable; retry shortly"
+        return E.ApiError(kind, message, field=rpc_field(failure.field),
+                          issue=failure.message if failure.field else None,
+                          resource=failure.metadata.get("resource"))
+
+    def from_validation(self, exc: RequestValidationError) -> E.ApiError:
+        return validation_error(exc)
+
+    def render(self, error: E.ApiError, request_id: str) -> JSONResponse:
+        code, status = CODES.get(error.kind, CODES[E.INTERNAL])
+        if error.kind == E.NOT_FOUND:
+            code = NOT_FOUND_CODES.get(error.resource or "", code)
+        body: dict[str, Any] = {
+            "code": code,
+            "message": error.message,
+            "details": {"field": error.field, "issue": error.issue or error.message},
+            "timestamp": iso(now().replace(microsecond=0)),
+            "requestId": request_id,
+        }
+        if error.retry_after is not None:
+            body["retryAfter"] = error.retry_after
+        return JSONResponse(status_code=status, content={"success": False, "error": body})
+
+
+V1_SURFACE = V1Surface()

@@ -1,0 +1,66 @@
+"""`trainhouse` command line. `up` is the launcher behind `make run`."""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+import typer
+
+from services.common import config
+from services.launcher import LaunchError, Stack
+
+app = typer.Typer(help="trainhouse: train, evaluate, version and deploy the learned parts of agents.",
+                  no_args_is_help=True)
+
+
+@app.callback()
+def main_callback() -> None:
+    """trainhouse command line."""
+
+
+@app.command()
+def up(logs_to_terminal: bool = typer.Option(False, "--logs", help="Show service logs here instead of files.")) -> None:
+    """Start the four services and the gateway on loopback; Ctrl-C stops them all."""
+    home = config.home()
+    stack = Stack(home=home, ports={name: config.service_port(name) for name in config.SERVICES},
+                  gateway_port=config.gateway_port(), log_dir=None if logs_to_terminal else home / "logs")
+    stopping = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    try:
+        stack.start()
+    except LaunchError as err:
+        typer.echo(f"trainhouse: failed to start: {err}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"trainhouse is up (data in {home})")
+    for name in config.SERVICES:
+        typer.echo(f"  {name:<11} grpc  {stack.address(name)}")
+    typer.echo(f"  {'gateway':<11} http  {stack.gateway_url}  (docs: {stack.gateway_url}/docs)")
+    typer.echo(f"  admin token file: {stack.admin_token_file}")
+    if not logs_to_terminal:
+        typer.echo(f"  logs: {home / 'logs'}")
+    typer.echo("Press Ctrl-C to stop.")
+    exit_code = 0
+    while not stopping.wait(0.5):
+        dead = stack.dead()
+        if dead:
+            for name, code in dead:
+                typer.echo(f"trainhouse: {name} exited with code {code}; stopping the others", err=True)
+            exit_code = 1
+            break
+    codes = stack.stop()
+    unclean = {n: c for n, c in codes.items() if c not in (0, None)}
+    if unclean and exit_code == 0:
+        typer.echo(f"trainhouse: unclean stop: {unclean}", err=True)
+        exit_code = 1
+    typer.echo("trainhouse stopped.")
+    raise typer.Exit(exit_code)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Configuration from TRAINHOUSE_* environment variables, with defaults that work on a laptop.
+
+One place reads the environment so that every process agrees on ports, addresses and folders.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PREFIX = "TRAINHOUSE_"
+
+# service name -> (port variable, default port, gRPC service full name)
+SERVICES: dict[str, tuple[str, int, str]] = {
+    "training": ("TRAINHOUSE_TRAINING_PORT", 50051, "trainhouse.v1.TrainingService"),
+    "data": ("TRAINHOUSE_DATA_PORT", 50052, "trainhouse.v1.DataService"),
+    "evaluation": ("TRAINHOUSE_EVALUATION_PORT", 50053, "trainhouse.v1.EvaluationService"),
+    "registry": ("TRAINHOUSE_REGISTRY_PORT", 50054, "trainhouse.v1.ModelRegistry"),
+}
+GATEWAY_PORT_VAR = "TRAINHOUSE_GATEWAY_PORT"
+GATEWAY_DEFAULT_PORT = 8080
+
+
+def env_str(name: str, default: str) -> str:
+    value = os.environ.get(PREFIX + name)
+    return value if value not in (None, "") else default
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(PREFIX + name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{PREFIX}{name} must be an integer, got {raw!r}") from exc
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(PREFIX + name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{PREFIX}{name} must be a number, got {raw!r}") from exc
+
+
+def home() -> Path:
+    """The data folder; created on first use so a fresh checkout needs no setup."""
+    path = Path(env_str("HOME", "./.trainhouse")).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def service_port(service: str) -> int:
+    var, default, _ = SERVICES[service]
+    return env_int(var[len(PREFIX):], default)
+
+
+def service_address(service: str) -> str:
+    """Where a client reaches a service: TRAINHOUSE_<NAME>_ADDR, else loopback and its port."""
+    explicit = os.environ.get(f"{PREFIX}{service.upper()}_ADDR")
+    if explicit:
+        return explicit
+    return f"127.0.0.1:{service_port(service)}"
+
+
+def gateway_port() -> int:
+    return env_int(GATEWAY_PORT_VAR[len(PREFIX):], GATEWAY_DEFAULT_PORT)
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    max_running_per_account: int
+    max_running_total: int
+    rpc_timeout_s: float
+
+    @classmethod
+    def from_env(cls) -> "TrainingSettings":
+        return cls(
+            max_running_per_account=env_int("MAX_RUNNING_JOBS_PER_ACCOUNT", 5),
+            max_running_total=env_int("MAX_RUNNING_JOBS", 8),
+            rpc_timeout_s=env_float("RPC_TIMEOUT_S", 30.0),
+        )

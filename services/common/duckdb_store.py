@@ -1,0 +1,65 @@
+"""One embedded DuckDB file per service, guarded by a lock.
+
+DuckDB allows a single writing process per file, so each service opens its own file under
+$TRAINHOUSE_HOME and serialises access from its RPC threads through one connection.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+
+class DuckStore:
+    def __init__(self, path: Path, schema: Sequence[str]):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._con = duckdb.connect(str(path))
+        self._lock = threading.RLock()
+        with self._lock:
+            for statement in schema:
+                self._con.execute(statement)
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        with self._lock:
+            return self._con.execute(sql, params or []).fetchall()
+
+    def query_dicts(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self._con.execute(sql, params or [])
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        with self._lock:
+            self._con.execute(sql, params or [])
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        with self._lock:
+            self._con.executemany(sql, rows)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Run several statements atomically; the lock keeps other threads out meanwhile."""
+        with self._lock:
+            self._con.execute("BEGIN TRANSACTION")
+            try:
+                yield self._con
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+            self._con.execute("COMMIT")
+
+    def close(self) -> None:
+        """Checkpoint the WAL into the file so a clean stop leaves one self-contained file."""
+        with self._lock:
+            try:
+                self._con.execute("CHECKPOINT")
+            finally:
+                self._con.close()

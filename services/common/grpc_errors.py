@@ -1,0 +1,164 @@
+"""The one mapping between domain errors and gRPC statuses, both directions.
+
+Servers: an interceptor turns a raised TrainhouseError into a google.rpc.Status with a
+BadRequest field violation and an ErrorInfo, so every RPC reports the offending field the
+same way. Clients (other services, the gateway): `failure_of` reads those details back into
+a plain record; exceptions are not rebuilt from wire data.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+import dataclasses
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from services.common.errors import TrainhouseError
+from services.common.logs import log
+
+logger = logging.getLogger("trainhouse.errors")
+DOMAIN = "trainhouse.dev"
+
+# gRPC code -> HTTP status, the single table every surface starts from.
+HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 412,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+
+def to_rpc_status(err: TrainhouseError) -> status_pb2.Status:
+    code = getattr(code_pb2, err.grpc_code)
+    details = []
+    if err.field:
+        bad = error_details_pb2.BadRequest(
+            field_violations=[error_details_pb2.BadRequest.FieldViolation(field=err.field, description=err.message)]
+        )
+        packed = any_pb2.Any()
+        packed.Pack(bad)
+        details.append(packed)
+    info = error_details_pb2.ErrorInfo(reason=err.reason, domain=DOMAIN, metadata=err.metadata)
+    packed = any_pb2.Any()
+    packed.Pack(info)
+    details.append(packed)
+    return status_pb2.Status(code=code, message=err.message, details=details)
+
+
+def _abort(context: grpc.ServicerContext, err: TrainhouseError) -> None:
+    context.abort_with_status(rpc_status.to_status(to_rpc_status(err)))
+
+
+def _internal(context: grpc.ServicerContext, method: str) -> None:
+    incident = uuid.uuid4().hex[:12]
+    log(logger, "unhandled error", logging.ERROR, method=method, incident=incident)
+    logger.exception("unhandled error in %s (incident %s)", method, incident)
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error (incident {incident})")
+
+
+class ErrorInterceptor(grpc.ServerInterceptor):
+    """Wrap our own RPCs (not health/reflection) so domain errors become rich statuses."""
+
+    def __init__(self, prefix: str = "/trainhouse."):
+        self.prefix = prefix
+
+    def intercept_service(self, continuation, handler_call_details):  # noqa: ANN001 - gRPC API
+        handler = continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or not method.startswith(self.prefix):
+            return handler
+
+        if handler.unary_unary:
+            inner = handler.unary_unary
+
+            def unary_unary(request, context):
+                try:
+                    return inner(request, context)
+                except TrainhouseError as err:
+                    _abort(context, err)
+                except Exception:
+                    if context.code() is None:  # not an abort issued by the servicer itself
+                        _internal(context, method)
+                    raise
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, handler.request_deserializer, handler.response_serializer)
+
+        if handler.unary_stream:
+            inner_stream = handler.unary_stream
+
+            def unary_stream(request, context):
+                try:
+                    yield from inner_stream(request, context)
+                except TrainhouseError as err:
+                    _abort(context, err)
+                except Exception:
+                    if context.code() is None:
+                        _internal(context, method)
+                    raise
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream, handler.request_deserializer, handler.response_serializer)
+
+        if handler.stream_unary:
+            inner_su = handler.stream_unary
+
+            def stream_unary(request_iterator, context):
+                try:
+                    return inner_su(request_iterator, context)
+                except TrainhouseError as err:
+                    _abort(context, err)
+
+            return grpc.stream_unary_rpc_method_handler(
+                stream_unary, handler.request_deserializer, handler.response_serializer)
+        return handler
+
+
+@dataclass
+class RpcFailure:
+    """What a client needs to know about a failed call, read from the status details."""
+
+    code: grpc.StatusCode
+    message: str
+    field: str | None = None
+    reason: str | None = None
+    metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def http_status(self) -> int:
+        return HTTP_STATUS.get(self.code, 500)
+
+
+def failure_of(error: grpc.RpcError) -> RpcFailure:
+    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    message = error.details() if hasattr(error, "details") else str(error)
+    failure = RpcFailure(code=code, message=message or "")
+    try:
+        status = rpc_status.from_call(error)
+    except Exception:  # a status without rich details (transport errors)
+        status = None
+    if status is None:
+        return failure
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            if bad.field_violations:
+                failure.field = bad.field_violations[0].field
+        elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            failure.reason = info.reason
+            failure.metadata = dict(info.metadata)
+    return failure

@@ -1,0 +1,70 @@
+"""An exported trainhouse model loaded into ONNX Runtime: what serving and evaluation use.
+
+The ONNX file is self-contained: the label map and featurizer settings are read from its
+metadata, so predictions depend on nothing but the file's bytes.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from services.common.featurizer import FeaturizerConfig, HashingFeaturizer
+
+# metadata_props keys (JSON values); the registry reads "labels" and "featurizer" on upload.
+META_LABELS = "labels"
+META_FEATURIZER = "featurizer"
+META_HIDDEN = "hidden_sizes"
+META_EXTRA = "training_metadata"
+
+
+class OnnxModel:
+    def __init__(self, session: ort.InferenceSession):
+        self.session = session
+        meta = session.get_modelmeta().custom_metadata_map
+        if META_LABELS not in meta or META_FEATURIZER not in meta:
+            raise ValueError("not a trainhouse model: label map or featurizer metadata missing")
+        self.labels: list[str] = json.loads(meta[META_LABELS])
+        self.featurizer_config = FeaturizerConfig.from_dict(json.loads(meta[META_FEATURIZER]))
+        self.hidden_sizes: tuple[int, ...] = tuple(json.loads(meta.get(META_HIDDEN, "[]")))
+        self.metadata: dict[str, Any] = json.loads(meta.get(META_EXTRA, "{}"))
+        self.featurizer = HashingFeaturizer(self.featurizer_config)
+        self._input = session.get_inputs()[0].name
+
+    @staticmethod
+    def _options() -> ort.SessionOptions:
+        # One intra-op thread: serving runs many small requests concurrently, and a single
+        # thread per session gives stable latency (and identical numerics run to run).
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        return opts
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "OnnxModel":
+        return cls(ort.InferenceSession(data, sess_options=cls._options(), providers=["CPUExecutionProvider"]))
+
+    @classmethod
+    def from_path(cls, path: str) -> "OnnxModel":
+        return cls(ort.InferenceSession(path, sess_options=cls._options(), providers=["CPUExecutionProvider"]))
+
+    def predict_proba_features(self, features: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self._input: np.ascontiguousarray(features, dtype=np.float32)})[0]
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """Probabilities over ``labels``, shape (len(texts), len(labels)); featurized in batches
+        so a large evaluation set never materialises one huge dense matrix."""
+        rows = self.featurizer.transform_sparse(texts)
+        out = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
+        for start in range(0, len(rows), batch_size):
+            idx = np.arange(start, min(start + batch_size, len(rows)))
+            out[idx] = self.predict_proba_features(rows.to_dense(idx))
+        return out
+
+    def predict(self, texts: Sequence[str]) -> list[tuple[str, float]]:
+        """Top output and its probability for each text."""
+        probs = self.predict_proba(texts)
+        best = probs.argmax(axis=1)
+        return [(self.labels[int(j)], float(probs[i, j])) for i, j in enumerate(best)]

@@ -1,0 +1,35 @@
+"""`python -m services.training`: the TrainingService process."""
+from __future__ import annotations
+
+import json
+
+from services.common import config
+from services.common.server import ServiceApp, serve
+from services.training import peers
+from services.training.events import EventHub
+from services.training.runner import JobRunner
+from services.training.servicer import TrainingServicer
+from services.training.store import JobStore
+from trainhouse.v1 import training_service_pb2_grpc
+
+
+def build() -> ServiceApp:
+    home = config.home()
+    store = JobStore(home / "training.duckdb")
+    hub = EventHub(store)
+
+    def register(job: dict, artifact: str, metrics: dict) -> str:
+        resolved = json.loads(job["config_json"]).get("resolved", {})
+        return peers.register_version(job, artifact, metrics, resolved)
+
+    runner = JobRunner(store, hub, home, config.TrainingSettings.from_env(), register)
+    runner.start()
+
+    return ServiceApp(
+        registrations=[(training_service_pb2_grpc.add_TrainingServiceServicer_to_server,
+                        TrainingServicer(store, hub, runner), config.SERVICES["training"][2])],
+        on_shutdown=runner.shutdown, on_stopped=store.close)
+
+
+if __name__ == "__main__":
+    serve("training", build)

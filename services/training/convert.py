@@ -1,0 +1,130 @@
+"""Stored rows and events -> protobuf messages (output side of the edge)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from google.protobuf.duration_pb2 import Duration
+
+from services.common.timeutil import now, to_timestamp
+from trainhouse.v1 import job_state_pb2, training_job_pb2
+
+STATES = {
+    "queued": job_state_pb2.JOB_STATE_QUEUED,
+    "initializing": job_state_pb2.JOB_STATE_INITIALIZING,
+    "running": job_state_pb2.JOB_STATE_RUNNING,
+    "validating": job_state_pb2.JOB_STATE_VALIDATING,
+    "completed": job_state_pb2.JOB_STATE_COMPLETED,
+    "failed": job_state_pb2.JOB_STATE_FAILED,
+    "cancelled": job_state_pb2.JOB_STATE_CANCELLED,
+}
+STATE_NAMES = {v: k for k, v in STATES.items()}
+METHOD_ENUM = {
+    "supervised": job_state_pb2.TRAINING_METHOD_SUPERVISED,
+    "few_shot": job_state_pb2.TRAINING_METHOD_FEW_SHOT,
+    "transfer": job_state_pb2.TRAINING_METHOD_TRANSFER,
+    "reinforcement": job_state_pb2.TRAINING_METHOD_REINFORCEMENT,
+    "grpo": job_state_pb2.TRAINING_METHOD_GRPO,
+}
+_SCALAR_FIELDS = ("epochs", "batch_size", "learning_rate", "validation_split", "validation_frequency",
+                  "early_stopping", "patience", "checkpoint_interval", "optimizer", "scheduler_type",
+                  "warmup_steps", "weight_decay", "momentum", "dropout", "seed")
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    return value.replace(tzinfo=dt.timezone.utc) if value is not None and value.tzinfo is None else value
+
+
+def config_proto(method: str, resolved: dict[str, Any]) -> training_job_pb2.TrainingConfig:
+    cfg = training_job_pb2.TrainingConfig(method=METHOD_ENUM.get(method, 0))
+    for name in _SCALAR_FIELDS:
+        value = resolved.get(name)
+        if value is not None:
+            setattr(cfg, name, value)
+    cfg.hidden_sizes.extend(int(h) for h in resolved.get("hidden_sizes") or [])
+    stages = resolved.get("curriculum_stages") or []
+    if resolved.get("curriculum_enabled") or stages:
+        cfg.curriculum.enabled = bool(resolved.get("curriculum_enabled"))
+        for stage in stages:
+            cfg.curriculum.stages.add(level=int(stage["level"]), duration=int(stage["duration"]))
+    return cfg
+
+
+def job_proto(row: dict[str, Any]) -> training_job_pb2.TrainingJob:
+    config = json.loads(row["config_json"])
+    metrics = {k: float(v) for k, v in json.loads(row["metrics_json"] or "{}").items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    job = training_job_pb2.TrainingJob(
+        job_id=row["job_id"], agent_id=row["agent_id"], account_id=row["account_id"],
+        display_name=row["display_name"] or "", state=STATES[row["state"]],
+        config=config_proto(row["method"], config.get("resolved", {})), dataset_id=row["dataset_id"] or "",
+        metrics=metrics, train_examples=row["train_examples"] or 0,
+        validation_examples=row["validation_examples"] or 0, model_version_id=row["model_version_id"] or "",
+        best_checkpoint_id=row["best_checkpoint_id"] or "", status_reason=row["status_reason"] or "",
+        last_sequence=row["last_sequence"] or 0, base_version_id=row["base_version_id"] or "")
+    total_steps = row["total_steps"] or 0
+    step = row["current_step"] or 0
+    fraction = 1.0 if row["state"] == "completed" else (step / total_steps if total_steps else 0.0)
+    job.progress.current_epoch = row["current_epoch"] or 0
+    job.progress.total_epochs = row["total_epochs"] or config.get("resolved", {}).get("epochs") or 0
+    job.progress.current_step = step
+    job.progress.total_steps = total_steps
+    job.progress.percent_complete = round(100.0 * min(fraction, 1.0), 2)
+    start = _utc(row["start_time"])
+    if start is not None and 0 < fraction < 1 and row["state"] in ("running", "validating", "initializing"):
+        elapsed = (now() - start).total_seconds()
+        remaining = elapsed * (1 - fraction) / fraction
+        job.progress.estimated_time_remaining.CopyFrom(Duration(seconds=int(remaining),
+                                                                nanos=int((remaining % 1) * 1e9)))
+        job.estimated_completion_time.CopyFrom(to_timestamp(now() + dt.timedelta(seconds=remaining)))
+    for name in ("create_time", "start_time", "end_time", "update_time"):
+        value = _utc(row[name])
+        if value is not None:
+            getattr(job, name).CopyFrom(to_timestamp(value))
+    if row["state"] == "failed":
+        job.error.code = 13 if row["status_reason"] not in ("budget_exceeded",) else 8
+        job.error.message = row["error_message"] or row["status_reason"] or "failed"
+    return job
+
+
+def checkpoint_proto(row: dict[str, Any]) -> training_job_pb2.Checkpoint:
+    ckpt = training_job_pb2.Checkpoint(
+        checkpoint_id=row["checkpoint_id"], job_id=row["job_id"], epoch=row.get("epoch") or 0,
+        step=row.get("step") or 0, best=bool(row.get("best")), kind=row.get("kind") or "",
+        size_bytes=row.get("size_bytes") or 0)
+    metrics = row.get("metrics_json")
+    metrics = json.loads(metrics) if isinstance(metrics, str) else (row.get("metrics") or {})
+    for k, v in metrics.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            ckpt.metrics[k] = float(v)
+    if row.get("create_time") is not None:
+        ckpt.create_time.CopyFrom(to_timestamp(_utc(row["create_time"])))
+    return ckpt
+
+
+def event_proto(job_id: str, event: dict[str, Any]) -> training_job_pb2.JobEvent:
+    msg = training_job_pb2.JobEvent(sequence=event["sequence"], job_id=job_id,
+                                    time=to_timestamp(_utc(event["time"])))
+    p = event["payload"]
+    kind = event["kind"]
+    if kind == "status":
+        msg.status.CopyFrom(training_job_pb2.StatusChange(
+            state=STATES[p["state"]], reason=p.get("reason", ""), message=p.get("message", ""),
+            terminal=bool(p.get("terminal"))))
+    elif kind == "epoch":
+        msg.epoch.CopyFrom(training_job_pb2.EpochEnd(
+            epoch=p.get("epoch") or 0, total_epochs=p.get("total_epochs") or 0, step=p.get("step") or 0,
+            total_steps=p.get("total_steps") or 0, metrics=p.get("metrics") or {}))
+    elif kind == "step":
+        msg.step.CopyFrom(training_job_pb2.StepProgress(
+            epoch=p.get("epoch") or 0, step=p.get("step") or 0, total_steps=p.get("total_steps") or 0,
+            metrics=p.get("metrics") or {}))
+    elif kind == "metric":
+        msg.metric.CopyFrom(training_job_pb2.MetricUpdate(
+            name=p["name"], value=float(p["value"]), epoch=p.get("epoch") or 0, step=p.get("step") or 0))
+    elif kind == "checkpoint":
+        msg.checkpoint.CopyFrom(checkpoint_proto({**p, "job_id": job_id, "create_time": event["time"]}))
+    else:
+        msg.log.CopyFrom(training_job_pb2.LogLine(level=p.get("level", "info"), message=p.get("message", "")))
+    return msg

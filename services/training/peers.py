@@ -1,0 +1,73 @@
+"""TrainingService's calls to its peers (DataService, ModelRegistry), over gRPC only."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import struct_pb2
+
+from services.common.clients import channel
+from services.common.errors import NotFound, Unavailable
+from services.common.grpc_errors import failure_of
+from services.common.example_codec import example_dicts
+from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, model_registry_pb2,
+                           model_registry_pb2_grpc)
+
+TIMEOUT_S = 30.0
+
+
+def _unavailable(service: str, err: grpc.RpcError) -> Unavailable:
+    return Unavailable(f"{service} is unavailable: {failure_of(err).message}")
+
+
+def fetch_dataset(dataset_id: str) -> tuple[str, list[dict[str, Any]]]:
+    """Resolve a dataset id ("latest" allowed) and read all its examples."""
+    stub = data_service_pb2_grpc.DataServiceStub(channel("data"))
+    try:
+        ds = stub.GetDataset(data_service_pb2.GetDatasetRequest(dataset_id=dataset_id), timeout=TIMEOUT_S).dataset
+        examples: list[dict[str, Any]] = []
+        for batch in stub.StreamExamples(data_service_pb2.StreamExamplesRequest(dataset_id=ds.dataset_id),
+                                         timeout=300):
+            examples.extend(example_dicts(batch.examples))
+    except grpc.RpcError as err:
+        if err.code() == grpc.StatusCode.NOT_FOUND:
+            raise NotFound("dataset", dataset_id) from None
+        raise _unavailable("DataService", err) from None
+    return ds.dataset_id, examples
+
+
+def ensure_agent(agent_id: str) -> None:
+    """Training an unknown agent registers it, like a first model log in MLflow."""
+    stub = model_registry_pb2_grpc.ModelRegistryStub(channel("registry"))
+    try:
+        stub.GetAgent(model_registry_pb2.GetAgentRequest(agent_id=agent_id), timeout=TIMEOUT_S)
+        return
+    except grpc.RpcError as err:
+        if err.code() != grpc.StatusCode.NOT_FOUND:
+            raise _unavailable("ModelRegistry", err) from None
+    try:
+        stub.CreateAgent(model_registry_pb2.CreateAgentRequest(agent_id=agent_id, name=agent_id), timeout=TIMEOUT_S)
+    except grpc.RpcError as err:
+        if err.code() != grpc.StatusCode.ALREADY_EXISTS:  # lost a race with another job: fine
+            raise _unavailable("ModelRegistry", err) from None
+
+
+def register_version(job: dict[str, Any], artifact_path: str, metrics: dict[str, float],
+                     resolved_config: dict[str, Any]) -> str:
+    data = Path(artifact_path).read_bytes()
+    config = struct_pb2.Struct()
+    config.update(resolved_config)
+    request = model_registry_pb2.RegisterVersionRequest(
+        agent_id=job["agent_id"], onnx_model=data, job_id=job["job_id"], dataset_id=job["dataset_id"] or "",
+        parent_version_id=job["base_version_id"] or "", method=job["method"],
+        metrics={k: float(v) for k, v in metrics.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool)},
+        training_config=config)
+    stub = model_registry_pb2_grpc.ModelRegistryStub(channel("registry"))
+    # Idempotent on the registry side by job id, so a retry after a timeout cannot duplicate.
+    response = stub.RegisterVersion(request, timeout=TIMEOUT_S,
+                                    metadata=[("x-idempotency-key", hashlib.sha256(
+                                        (job["job_id"]).encode()).hexdigest())])
+    return response.version.version_id

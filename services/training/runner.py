@@ -1,0 +1,261 @@
+"""Schedules queued jobs into worker processes and turns their messages into durable events.
+
+A job waits QUEUED until its account has a free slot (TRAINHOUSE_MAX_RUNNING_JOBS_PER_ACCOUNT,
+default 5) and the machine has one (TRAINHOUSE_MAX_RUNNING_JOBS). Each running job has a pump
+thread that drains its queue; cancellation and shutdown are signalled through events the worker
+polls between batches, so the worker always saves a checkpoint before it exits.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import queue as queue_mod
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from services.common.config import TrainingSettings
+from services.common.logs import log
+from services.common.timeutil import now
+from services.training.events import EventHub
+from services.training.store import ACTIVE_STATES, TERMINAL_STATES, JobStore
+
+logger = logging.getLogger("trainhouse.runner")
+_ctx = mp.get_context("spawn")
+
+EPOCH_METRICS = ("loss", "accuracy", "validation_loss", "validation_accuracy", "learning_rate")
+
+
+@dataclass
+class RunningJob:
+    job_id: str
+    account_id: str
+    process: Any
+    queue: Any
+    cancel: Any
+    shutdown: Any
+    finished: threading.Event = field(default_factory=threading.Event)
+    cancel_reason: str = ""
+    last_checkpoint_id: str = ""
+
+
+# Called with (job row, artifact path, metrics) once a worker produced a model; returns the
+# registered version id. Injected so the runner knows nothing about gRPC.
+Registrar = Callable[[dict[str, Any], str, dict[str, float]], str]
+
+
+class JobRunner:
+    def __init__(self, store: JobStore, hub: EventHub, home: Path, settings: TrainingSettings,
+                 register: Registrar):
+        self.store = store
+        self.hub = hub
+        self.home = home
+        self.settings = settings
+        self.register = register
+        self.running: dict[str, RunningJob] = {}
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._schedule_loop, name="scheduler", daemon=True)
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.home / "training" / "jobs" / job_id
+
+    def start(self) -> None:
+        self._recover()
+        self._thread.start()
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    # --- recovery and scheduling ----------------------------------------------------------
+    def _recover(self) -> None:
+        """Jobs that were active when the process died go back to the queue (and resume)."""
+        for job in self.store.jobs_in_states(ACTIVE_STATES):
+            self.hub.status(job["job_id"], "queued", reason="interrupted",
+                            message="service restarted; the job resumes from its last checkpoint")
+
+    def _schedule_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(timeout=1.0)
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self._start_eligible()
+            except Exception:
+                logger.exception("scheduler pass failed")
+
+    def _start_eligible(self) -> None:
+        with self._lock:
+            per_account: dict[str, int] = {}
+            for job in self.running.values():
+                per_account[job.account_id] = per_account.get(job.account_id, 0) + 1
+            for job in self.store.jobs_in_states(("queued",)):
+                if len(self.running) >= self.settings.max_running_total:
+                    return
+                account = job["account_id"]
+                if per_account.get(account, 0) >= self.settings.max_running_per_account:
+                    continue
+                if job["job_id"] in self.running:
+                    continue
+                self._launch(job)
+                per_account[account] = per_account.get(account, 0) + 1
+
+    def _launch(self, job: dict[str, Any]) -> None:
+        import json
+
+        from services.training import worker
+
+        job_id = job["job_id"]
+        checkpoint = self.store.latest_checkpoint(job_id)
+        resume_from = checkpoint["path"] if checkpoint and Path(checkpoint["path"] or "").exists() else None
+        spec = {"job_id": job_id, "job_dir": str(self.job_dir(job_id)),
+                "config": json.loads(job["config_json"])["raw"], "method": job["method"], "resume_from": resume_from}
+        q, cancel, shutdown = _ctx.Queue(), _ctx.Event(), _ctx.Event()
+        proc = _ctx.Process(target=worker.run_job, args=(spec, q, cancel, shutdown), name=f"job-{job_id}",
+                            daemon=False)
+        fields: dict[str, Any] = {}
+        if job["start_time"] is None:
+            fields["start_time"] = now().replace(tzinfo=None)
+        self.hub.status(job_id, "initializing",
+                        message="resuming from checkpoint" if resume_from else "preparing data and model", **fields)
+        proc.start()
+        running = RunningJob(job_id, job["account_id"], proc, q, cancel, shutdown)
+        self.running[job_id] = running
+        log(logger, "job started", job_id=job_id, pid=proc.pid, resume=bool(resume_from))
+        threading.Thread(target=self._pump, args=(running,), name=f"pump-{job_id}", daemon=True).start()
+
+    # --- worker messages ----------------------------------------------------------------------
+    def _pump(self, job: RunningJob) -> None:
+        outcome: tuple | None = None
+        try:
+            while True:
+                try:
+                    msg = job.queue.get(timeout=0.5)
+                except queue_mod.Empty:
+                    if not job.process.is_alive():
+                        # drain anything that raced with the exit
+                        try:
+                            msg = job.queue.get(timeout=0.5)
+                        except queue_mod.Empty:
+                            break
+                    else:
+                        continue
+                if msg[0] == "event":
+                    self._on_event(job, msg[1], msg[2])
+                else:
+                    outcome = msg
+                    break
+            job.process.join(timeout=30)
+            self._finish(job, outcome)
+        except Exception:
+            logger.exception("pump failed for %s", job.job_id)
+            self._fail(job.job_id, "internal_error", "the job's event pump failed")
+        finally:
+            with self._lock:
+                self.running.pop(job.job_id, None)
+            job.finished.set()
+            self.kick()
+
+    def _on_event(self, job: RunningJob, kind: str, payload: dict[str, Any]) -> None:
+        import json
+
+        if kind == "sizes":
+            self.store.update_job(job.job_id, **payload)
+        elif kind == "status":
+            self.hub.status(job.job_id, payload["state"], message=payload.get("message", ""))
+        elif kind in ("epoch", "step"):
+            metrics = {k: payload[k] for k in EPOCH_METRICS if payload.get(k) is not None}
+            event = {"epoch": payload.get("epoch"), "total_epochs": payload.get("total_epochs"),
+                     "step": payload.get("step"), "total_steps": payload.get("total_steps"), "metrics": metrics}
+            fields = {"current_step": payload.get("step") or 0, "total_steps": payload.get("total_steps") or 0,
+                      "metrics_json": json.dumps(metrics)}
+            if kind == "epoch":
+                fields.update(current_epoch=payload.get("epoch") or 0, total_epochs=payload.get("total_epochs") or 0)
+            self.hub.append(job.job_id, kind, event, fields)
+        elif kind == "checkpoint":
+            path = payload.get("path")
+            size = Path(path).stat().st_size if path and Path(path).exists() else 0
+            event = {**payload, "size_bytes": size}
+            fields = {"best_checkpoint_id": payload["checkpoint_id"]} if payload.get("best") else {}
+            self.hub.append(job.job_id, "checkpoint", event, fields)
+            job.last_checkpoint_id = payload["checkpoint_id"]
+        elif kind == "metric":
+            self.hub.append(job.job_id, "metric", payload)
+        elif kind == "log":
+            self.hub.append(job.job_id, "log", {"level": payload.get("level", "info"),
+                                                "message": str(payload.get("message", ""))})
+
+    def _finish(self, job: RunningJob, outcome: tuple | None) -> None:
+        end = now().replace(tzinfo=None)
+        if outcome is None:
+            code = job.process.exitcode
+            self._fail(job.job_id, "worker_died", f"the worker process exited unexpectedly (exit code {code})")
+        elif outcome[0] == "stopped":
+            if job.shutdown.is_set() and not job.cancel.is_set():
+                self.hub.status(job.job_id, "queued", reason="interrupted",
+                                message="service stopping; checkpoint saved, the job resumes on restart")
+            else:
+                self.hub.status(job.job_id, "cancelled", reason=job.cancel_reason or "cancelled_by_user",
+                                message="stopped by request; checkpoint saved", status_reason=job.cancel_reason
+                                or "cancelled_by_user", end_time=end)
+        elif outcome[0] == "error":
+            data = outcome[1]
+            message = data["message"] + (f" (field {data['field']})" if data.get("field") else "")
+            self._fail(job.job_id, data.get("reason", "trainer_error"), message)
+        elif outcome[0] == "result":
+            data = outcome[1]
+            job_row = self.store.get_job(job.job_id)
+            try:
+                version_id = self.register(job_row, data["artifact_path"], data["metrics"])
+            except Exception as err:  # registry down or refusing: the job fails, the service lives
+                logger.exception("registration failed for %s", job.job_id)
+                self._fail(job.job_id, "registration_failed", f"could not register the model: {err}")
+                return
+            import json
+            self.hub.status(job.job_id, "completed", reason="completed", message=f"registered {version_id}",
+                            model_version_id=version_id, metrics_json=json.dumps(data["metrics"]),
+                            end_time=end, status_reason="completed")
+
+    def _fail(self, job_id: str, reason: str, message: str) -> None:
+        log(logger, "job failed", logging.WARNING, job_id=job_id, reason=reason, detail=message)
+        self.hub.status(job_id, "failed", reason=reason, message=message, status_reason=reason,
+                        error_message=message, end_time=now().replace(tzinfo=None))
+
+    # --- requests from the servicer -----------------------------------------------------------
+    def cancel(self, job_id: str, reason: str, wait_s: float = 60.0) -> tuple[bool, str]:
+        """Stop a job; returns (checkpoint_saved, checkpoint_id). A running job checkpoints first."""
+        with self._lock:
+            running = self.running.get(job_id)
+            if running is None:
+                job = self.store.get_job(job_id)
+                if job["state"] == "queued":
+                    self.hub.status(job_id, "cancelled", reason=reason or "cancelled_by_user",
+                                    message="cancelled before it started", status_reason=reason or "cancelled_by_user",
+                                    end_time=now().replace(tzinfo=None))
+                    return False, ""
+        if running is None:  # it finished between the two reads
+            return False, ""
+        running.cancel_reason = reason or "cancelled_by_user"
+        running.cancel.set()
+        running.finished.wait(wait_s)
+        return bool(running.last_checkpoint_id), running.last_checkpoint_id
+
+    def shutdown(self, wait_s: float = 60.0) -> None:
+        """Ask every worker to checkpoint and exit; their jobs go back to QUEUED for the restart."""
+        self._stopping.set()
+        self._wake.set()
+        with self._lock:
+            jobs = list(self.running.values())
+        for job in jobs:
+            job.shutdown.set()
+        for job in jobs:
+            if not job.finished.wait(wait_s):
+                job.process.terminate()
+        self.hub.close()
+
+    def is_terminal(self, state: str) -> bool:
+        return state in TERMINAL_STATES

@@ -1,0 +1,112 @@
+"""TrainingService RPCs: validate, call the store/runner, build the response."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from typing import Any
+
+import grpc
+
+from services.common.errors import FailedPrecondition, InvalidArgument
+from services.common.pagination import decode_page_token, next_token, page_size
+from services.training import peers
+from services.training.convert import STATE_NAMES, checkpoint_proto, event_proto, job_proto
+from services.training.events import EventHub
+from services.training.requests import parse_start_request
+from services.training.runner import JobRunner
+from services.training.store import TERMINAL_STATES, JobStore
+from trainhouse.v1 import training_job_pb2, training_service_pb2, training_service_pb2_grpc
+
+
+def resolved_config(config: Any) -> dict[str, Any]:
+    out = dataclasses.asdict(config)
+    return json.loads(json.dumps(out, default=list))
+
+
+class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
+    def __init__(self, store: JobStore, hub: EventHub, runner: JobRunner):
+        self.store = store
+        self.hub = hub
+        self.runner = runner
+
+    def StartJob(self, request, context):
+        dataset_examples, dataset_id = None, request.dataset_id
+        if not request.examples and request.dataset_id:
+            dataset_id, dataset_examples = peers.fetch_dataset(request.dataset_id)
+        spec = parse_start_request(request, dataset_examples)
+        peers.ensure_agent(spec.agent_id)
+        job_id = f"job-{uuid.uuid4()}"
+        job_dir = self.runner.job_dir(job_id)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        (job_dir / "examples.json").write_text(json.dumps(
+            {"examples": spec.examples, "validation_examples": spec.validation_examples}))
+        resolved = resolved_config(spec.config)
+        self.store.create_job({
+            "job_id": job_id, "agent_id": spec.agent_id, "account_id": spec.account_id,
+            "display_name": spec.display_name, "method": spec.method, "state": "queued",
+            "config_json": json.dumps({"raw": spec.config_dict, "resolved": resolved}),
+            "dataset_id": dataset_id, "base_version_id": spec.base_version_id,
+            "train_examples": 0, "validation_examples": 0, "total_epochs": spec.config.total_epochs,
+        })
+        self.hub.status(job_id, "queued", message="waiting for a free slot")
+        self.runner.kick()
+        return training_service_pb2.StartJobResponse(job=job_proto(self.store.get_job(job_id)))
+
+    def GetJob(self, request, context):
+        if not request.job_id:
+            raise InvalidArgument("job_id", "is required")
+        return training_service_pb2.GetJobResponse(job=job_proto(self.store.get_job(request.job_id)))
+
+    def ListJobs(self, request, context):
+        offset = decode_page_token(request.page_token)
+        size = page_size(request.page_size, 50, 1000)
+        order = (request.order_by or "create_time desc").strip().lower()
+        if order not in ("create_time desc", "create_time asc", "create_time"):
+            raise InvalidArgument("order_by", "must be 'create_time desc' or 'create_time asc'")
+        state = STATE_NAMES.get(request.state, "") if request.state else ""
+        rows, total = self.store.list_jobs(agent_id=request.agent_id, state=state, account_id=request.account_id,
+                                           descending=order.endswith("desc"), offset=offset, limit=size)
+        return training_service_pb2.ListJobsResponse(
+            jobs=[job_proto(r) for r in rows], next_page_token=next_token(offset, len(rows), total),
+            total_size=total)
+
+    def CancelJob(self, request, context):
+        if not request.job_id:
+            raise InvalidArgument("job_id", "is required")
+        job = self.store.get_job(request.job_id)
+        if job["state"] in TERMINAL_STATES:
+            raise FailedPrecondition(f"job {request.job_id} already ended ({job['state']})",
+                                     metadata={"state": job["state"]})
+        saved, checkpoint_id = self.runner.cancel(request.job_id, request.reason)
+        return training_service_pb2.CancelJobResponse(
+            job=job_proto(self.store.get_job(request.job_id)), checkpoint_saved=saved, checkpoint_id=checkpoint_id)
+
+    def WatchJob(self, request, context):
+        if not request.job_id:
+            raise InvalidArgument("job_id", "is required")
+        if request.after_sequence < 0:
+            raise InvalidArgument("after_sequence", "must be >= 0")
+        for event in self.hub.watch(request.job_id, request.after_sequence, context.is_active):
+            yield event_proto(request.job_id, event)
+
+    def ListCheckpoints(self, request, context):
+        self.store.get_job(request.job_id)
+        offset = decode_page_token(request.page_token)
+        size = page_size(request.page_size, 100, 1000)
+        rows, total = self.store.checkpoints(request.job_id, offset, size)
+        return training_service_pb2.ListCheckpointsResponse(
+            checkpoints=[checkpoint_proto(r) for r in rows], next_page_token=next_token(offset, len(rows), total))
+
+    def ListMetrics(self, request, context):
+        self.store.get_job(request.job_id)
+        offset = decode_page_token(request.page_token)
+        size = page_size(request.page_size, 1000, 10000)
+        rows, total = self.store.metrics(request.job_id, list(request.names), offset, size)
+        from services.training.convert import _utc
+        from services.common.timeutil import to_timestamp
+        points = [training_job_pb2.MetricPoint(name=r["name"], value=r["value"], epoch=r["epoch"] or 0,
+                                               step=r["step"] or 0, time=to_timestamp(_utc(r["time"])))
+                  for r in rows]
+        return training_service_pb2.ListMetricsResponse(points=points,
+                                                        next_page_token=next_token(offset, len(rows), total))

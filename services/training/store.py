@@ -1,0 +1,197 @@
+"""TrainingService state in its own DuckDB file: jobs, their events, metric history, checkpoints.
+
+Events are the source of truth for progress: each one is appended with the next sequence number
+in the same transaction that updates the job row and the metric/checkpoint tables, so a watcher
+that resumes after sequence N never misses or repeats one.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from services.common.duckdb_store import DuckStore
+from services.common.errors import NotFound
+from services.common.timeutil import now
+
+TERMINAL_STATES = ("completed", "failed", "cancelled")
+ACTIVE_STATES = ("initializing", "running", "validating")
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS jobs (
+        job_id VARCHAR PRIMARY KEY,
+        agent_id VARCHAR NOT NULL,
+        account_id VARCHAR NOT NULL,
+        display_name VARCHAR,
+        method VARCHAR NOT NULL,
+        state VARCHAR NOT NULL,
+        config_json VARCHAR NOT NULL,
+        dataset_id VARCHAR,
+        base_version_id VARCHAR,
+        train_examples INTEGER,
+        validation_examples INTEGER,
+        current_epoch INTEGER DEFAULT 0,
+        total_epochs INTEGER DEFAULT 0,
+        current_step BIGINT DEFAULT 0,
+        total_steps BIGINT DEFAULT 0,
+        metrics_json VARCHAR DEFAULT '{}',
+        model_version_id VARCHAR,
+        best_checkpoint_id VARCHAR,
+        status_reason VARCHAR,
+        error_message VARCHAR,
+        create_time TIMESTAMP NOT NULL,
+        start_time TIMESTAMP,
+        end_time TIMESTAMP,
+        update_time TIMESTAMP NOT NULL,
+        last_sequence BIGINT DEFAULT 0
+    )""",
+    """CREATE TABLE IF NOT EXISTS job_events (
+        job_id VARCHAR NOT NULL,
+        sequence BIGINT NOT NULL,
+        time TIMESTAMP NOT NULL,
+        kind VARCHAR NOT NULL,
+        payload_json VARCHAR NOT NULL,
+        PRIMARY KEY (job_id, sequence)
+    )""",
+    """CREATE TABLE IF NOT EXISTS metrics (
+        job_id VARCHAR NOT NULL,
+        sequence BIGINT NOT NULL,
+        name VARCHAR NOT NULL,
+        value DOUBLE NOT NULL,
+        epoch INTEGER,
+        step BIGINT,
+        time TIMESTAMP NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS checkpoints (
+        checkpoint_id VARCHAR NOT NULL,
+        job_id VARCHAR NOT NULL,
+        epoch INTEGER,
+        step BIGINT,
+        kind VARCHAR,
+        best BOOLEAN,
+        metrics_json VARCHAR,
+        path VARCHAR,
+        size_bytes BIGINT,
+        create_time TIMESTAMP NOT NULL,
+        PRIMARY KEY (job_id, checkpoint_id)
+    )""",
+]
+
+_JOB_UPDATABLE = {
+    "state", "train_examples", "validation_examples", "current_epoch", "total_epochs", "current_step",
+    "total_steps", "metrics_json", "model_version_id", "best_checkpoint_id", "status_reason",
+    "error_message", "start_time", "end_time",
+}
+
+
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+class JobStore:
+    def __init__(self, path: Path):
+        self.db = DuckStore(path, SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- jobs -----------------------------------------------------------------------------
+    def create_job(self, row: dict[str, Any]) -> None:
+        t = _naive_utc(now())
+        row = {**row, "create_time": t, "update_time": t}
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        self.db.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", list(row.values()))
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        rows = self.db.query_dicts("SELECT * FROM jobs WHERE job_id = ?", [job_id])
+        if not rows:
+            raise NotFound("job", job_id)
+        return rows[0]
+
+    def list_jobs(self, *, agent_id: str = "", state: str = "", account_id: str = "",
+                  descending: bool = True, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
+        where, params = [], []
+        for col, value in (("agent_id", agent_id), ("state", state), ("account_id", account_id)):
+            if value:
+                where.append(f"{col} = ?")
+                params.append(value)
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        total = self.db.query(f"SELECT count(*) FROM jobs {clause}", params)[0][0]
+        order = "DESC" if descending else "ASC"
+        rows = self.db.query_dicts(
+            f"SELECT * FROM jobs {clause} ORDER BY create_time {order}, job_id {order} LIMIT ? OFFSET ?",
+            params + [limit, offset])
+        return rows, total
+
+    def jobs_in_states(self, states: tuple[str, ...]) -> list[dict[str, Any]]:
+        marks = ", ".join("?" for _ in states)
+        return self.db.query_dicts(
+            f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY create_time, job_id", list(states))
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        unknown = set(fields) - _JOB_UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {unknown}")
+        fields["update_time"] = _naive_utc(now())
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self.db.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", list(fields.values()) + [job_id])
+
+    # --- events -----------------------------------------------------------------------------
+    def append_event(self, job_id: str, kind: str, payload: dict[str, Any],
+                     job_fields: dict[str, Any] | None = None) -> int:
+        """Append one event and apply its effects atomically; returns its sequence."""
+        t = _naive_utc(now())
+        with self.db.transaction() as con:
+            seq = con.execute("SELECT last_sequence FROM jobs WHERE job_id = ?", [job_id]).fetchone()[0] + 1
+            con.execute("INSERT INTO job_events VALUES (?, ?, ?, ?, ?)",
+                        [job_id, seq, t, kind, json.dumps(payload)])
+            # Metric points come from "metric" events only (epoch/step events summarise them),
+            # so each point is stored exactly once.
+            if kind == "metric":
+                con.execute("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [job_id, seq, payload["name"], float(payload["value"]), payload.get("epoch"),
+                             payload.get("step"), t])
+            elif kind == "checkpoint":
+                con.execute(
+                    "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [payload["checkpoint_id"], job_id, payload.get("epoch"), payload.get("step"),
+                     payload.get("kind"), bool(payload.get("best")), json.dumps(payload.get("metrics") or {}),
+                     payload.get("path"), payload.get("size_bytes"), t])
+            fields = dict(job_fields or {})
+            fields["last_sequence"] = seq
+            fields["update_time"] = t
+            sets = ", ".join(f"{k} = ?" for k in fields)
+            con.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", list(fields.values()) + [job_id])
+        return seq
+
+    def events_after(self, job_id: str, after: int, limit: int = 500) -> list[dict[str, Any]]:
+        return self.db.query_dicts(
+            "SELECT sequence, time, kind, payload_json FROM job_events WHERE job_id = ? AND sequence > ? "
+            "ORDER BY sequence LIMIT ?", [job_id, after, limit])
+
+    # --- metrics and checkpoints ----------------------------------------------------------------
+    def metrics(self, job_id: str, names: list[str], offset: int, limit: int) -> tuple[list[dict], int]:
+        where, params = "job_id = ?", [job_id]
+        if names:
+            where += " AND name IN (" + ", ".join("?" for _ in names) + ")"
+            params += names
+        total = self.db.query(f"SELECT count(*) FROM metrics WHERE {where}", params)[0][0]
+        rows = self.db.query_dicts(
+            f"SELECT name, value, epoch, step, time FROM metrics WHERE {where} ORDER BY sequence, name "
+            "LIMIT ? OFFSET ?", params + [limit, offset])
+        return rows, total
+
+    def checkpoints(self, job_id: str, offset: int = 0, limit: int = 1000) -> tuple[list[dict], int]:
+        total = self.db.query("SELECT count(*) FROM checkpoints WHERE job_id = ?", [job_id])[0][0]
+        rows = self.db.query_dicts(
+            "SELECT * FROM checkpoints WHERE job_id = ? ORDER BY create_time, checkpoint_id LIMIT ? OFFSET ?",
+            [job_id, limit, offset])
+        return rows, total
+
+    def latest_checkpoint(self, job_id: str) -> dict[str, Any] | None:
+        rows = self.db.query_dicts(
+            "SELECT * FROM checkpoints WHERE job_id = ? AND kind != 'best' ORDER BY step DESC, create_time DESC "
+            "LIMIT 1", [job_id])
+        return rows[0] if rows else None

@@ -1,0 +1,272 @@
+"""The learned scorer: an MLP (ReLU, inverted dropout) with a softmax over the output catalog.
+
+Forward and backward are written by hand in NumPy so that the exact computation exported to
+ONNX is the one that was trained; ``numerical_gradient_check`` keeps the backward pass honest.
+
+Loss, averaged over the N examples of a batch (``coef`` = weight, halved for "partial"):
+
+* positive (correct/partial): ``coef * -log p_y``                (cross-entropy)
+* "incorrect":                ``coef * -log(1 - p_y)``           (unlikelihood: push p_y down)
+* plus ``l2/2 * sum ||W||^2`` over weight matrices (not biases) when ``l2 > 0``.
+
+Both terms are computed from logits in log-space so they stay finite when p_y -> 0 or 1.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from services.common.featurizer import FeaturizerConfig, HashingFeaturizer
+from services.training.trainer.examples import LabelMap
+
+Params = list[tuple[np.ndarray, np.ndarray]]
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class MLP:
+    """Parameters ``[(W1, b1), ..., (WL, bL)]``; W has shape (fan_in, fan_out).
+
+    Empty ``hidden_sizes`` gives a linear softmax model (multinomial logistic regression).
+    """
+
+    def __init__(self, params: Params):
+        if not params:
+            raise ValueError("an MLP needs at least one layer")
+        self.params = [(np.asarray(W), np.asarray(b)) for W, b in params]
+
+    @classmethod
+    def init(cls, input_dim: int, hidden_sizes: Sequence[int], n_outputs: int,
+             rng: np.random.Generator, dtype: Any = np.float32) -> "MLP":
+        """He-normal weights (std sqrt(2/fan_in), right for ReLU), zero biases."""
+        sizes = [input_dim, *hidden_sizes, n_outputs]
+        params: Params = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            W = (rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)).astype(dtype)
+            params.append((W, np.zeros(fan_out, dtype=dtype)))
+        return cls(params)
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.params[0][0].shape[0])
+
+    @property
+    def n_outputs(self) -> int:
+        return int(self.params[-1][0].shape[1])
+
+    @property
+    def hidden_sizes(self) -> tuple[int, ...]:
+        return tuple(int(W.shape[1]) for W, _ in self.params[:-1])
+
+    def arrays(self) -> list[np.ndarray]:
+        """Flat ``[W1, b1, W2, b2, ...]`` (the same objects, so optimizers update in place)."""
+        return [a for pair in self.params for a in pair]
+
+    def copy(self) -> "MLP":
+        return MLP([(W.copy(), b.copy()) for W, b in self.params])
+
+    # -- forward / backward -------------------------------------------------------------------
+    def forward(self, X: np.ndarray, *, dropout: float = 0.0, rng: np.random.Generator | None = None,
+                masks: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Logits and the cache backward needs.
+
+        Train mode is ``dropout > 0`` (masks drawn from ``rng``) or explicit ``masks`` (one per
+        hidden layer, already scaled by 1/(1-p): inverted dropout, so eval needs no rescaling).
+        """
+        acts = [X]
+        pre: list[np.ndarray] = []
+        used_masks: list[np.ndarray | None] = []
+        h = X
+        for i, (W, b) in enumerate(self.params[:-1]):
+            z = h @ W + b
+            h = np.maximum(z, 0)
+            mask = None
+            if masks is not None:
+                mask = masks[i]
+            elif dropout > 0.0:
+                if rng is None:
+                    raise ValueError("dropout needs an rng")
+                keep = rng.random(h.shape, dtype=np.float32) >= dropout
+                mask = keep.astype(h.dtype) * h.dtype.type(1.0 / (1.0 - dropout))
+            if mask is not None:
+                h = h * mask
+            pre.append(z)
+            used_masks.append(mask)
+            acts.append(h)
+        W, b = self.params[-1]
+        logits = h @ W + b
+        return logits, {"acts": acts, "pre": pre, "masks": used_masks}
+
+    def backward(self, cache: dict[str, Any], dlogits: np.ndarray) -> Params:
+        """Gradients of the loss w.r.t. every (W, b), given dLoss/dlogits."""
+        acts, pre, masks = cache["acts"], cache["pre"], cache["masks"]
+        grads: Params = []
+        dz = dlogits
+        for layer in range(len(self.params) - 1, -1, -1):
+            W, _ = self.params[layer]
+            a_in = acts[layer]
+            grads.append((a_in.T @ dz, dz.sum(axis=0)))
+            if layer == 0:
+                break
+            da = dz @ W.T
+            if masks[layer - 1] is not None:
+                da = da * masks[layer - 1]
+            dz = da * (pre[layer - 1] > 0)
+        grads.reverse()
+        return grads
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Eval-mode probabilities (no dropout)."""
+        logits, _ = self.forward(X)
+        return softmax(logits)
+
+    # -- state ------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"weights": [W for W, _ in self.params], "biases": [b for _, b in self.params]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        weights, biases = state["weights"], state["biases"]
+        if len(weights) != len(self.params):
+            raise ValueError("layer count mismatch")
+        for (W, b), W2, b2 in zip(self.params, weights, biases):
+            if W.shape != W2.shape or b.shape != b2.shape:
+                raise ValueError("parameter shape mismatch")
+            W[...] = W2
+            b[...] = b2
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> "MLP":
+        return cls([(np.array(W), np.array(b)) for W, b in zip(state["weights"], state["biases"])])
+
+
+def feedback_loss(logits: np.ndarray, y: np.ndarray, coef: np.ndarray,
+                  negative: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Mean feedback loss over the batch, dLoss/dlogits, and per-example losses (unweighted).
+
+    Unlikelihood gradient, with q = softmax over the classes other than y:
+    d/dz_y = p_y, d/dz_k = -p_y * q_k (k != y); finite even when p_y -> 1.
+    With a single output, 1 - p_y is identically 0: nothing can be pushed down, so an
+    "incorrect" example contributes no loss and no gradient.
+    """
+    n, k = logits.shape
+    rows = np.arange(n)
+    logp = log_softmax(logits)
+    p = np.exp(logp)
+    onehot = np.zeros_like(logits)
+    onehot[rows, y] = 1.0
+    per_example = -logp[rows, y]
+    grad = p - onehot
+    if negative.any():
+        neg = np.flatnonzero(negative)
+        zn = logits[neg]
+        if k > 1:
+            masked = zn.copy()
+            masked[np.arange(len(neg)), y[neg]] = -np.inf
+            log_q = log_softmax(masked)  # -inf at y
+            # -log(1 - p_y) = logsumexp(z) - logsumexp(z without y)
+            m = zn.max(axis=1, keepdims=True)
+            lse_all = (np.log(np.exp(zn - m).sum(axis=1, keepdims=True)) + m)[:, 0]
+            mm = masked.max(axis=1, keepdims=True)
+            lse_rest = (np.log(np.exp(masked - mm).sum(axis=1, keepdims=True)) + mm)[:, 0]
+            per_example[neg] = lse_all - lse_rest
+            py = p[neg, y[neg]][:, None]
+            g = -py * np.exp(log_q)
+            g[np.arange(len(neg)), y[neg]] = py[:, 0]
+            grad[neg] = g
+        else:
+            per_example[neg] = 0.0
+            grad[neg] = 0.0
+    coef = coef.astype(logits.dtype, copy=False)
+    loss = float((coef * per_example).sum() / n)
+    dlogits = grad * (coef / n)[:, None]
+    return loss, dlogits.astype(logits.dtype, copy=False), per_example
+
+
+def loss_and_grads(mlp: MLP, X: np.ndarray, y: np.ndarray, coef: np.ndarray, negative: np.ndarray, *,
+                   l2: float = 0.0, dropout: float = 0.0, rng: np.random.Generator | None = None,
+                   masks: Sequence[np.ndarray] | None = None) -> tuple[float, Params, np.ndarray]:
+    """One forward/backward pass: (loss incl. L2, gradients, logits)."""
+    logits, cache = mlp.forward(X, dropout=dropout, rng=rng, masks=masks)
+    loss, dlogits, _ = feedback_loss(logits, y, coef, negative)
+    grads = mlp.backward(cache, dlogits)
+    if l2 > 0.0:
+        loss += 0.5 * l2 * float(sum(np.sum(W.astype(np.float64) ** 2) for W, _ in mlp.params))
+        grads = [(dW + l2 * W, db) for (dW, db), (W, _) in zip(grads, mlp.params)]
+    return loss, grads, logits
+
+
+def numerical_gradient_check(mlp: MLP, X: np.ndarray, y: np.ndarray, coef: np.ndarray, negative: np.ndarray, *,
+                             l2: float = 0.0, masks: Sequence[np.ndarray] | None = None,
+                             eps: float = 1e-6) -> float:
+    """Largest relative error ||g_analytic - g_numeric|| / (||g_analytic|| + ||g_numeric||) over
+    all parameter arrays, using central differences on every entry.
+
+    Use float64 parameters and small shapes; pass fixed ``masks`` to check dropout's backward
+    (a fresh random mask per evaluation would make the loss non-deterministic).
+    """
+    _, grads, _ = loss_and_grads(mlp, X, y, coef, negative, l2=l2, masks=masks)
+    worst = 0.0
+    for (W, b), (dW, db) in zip(mlp.params, grads):
+        for arr, g in ((W, dW), (b, db)):
+            num = np.zeros_like(arr, dtype=np.float64)
+            it = np.nditer(arr, flags=["multi_index"])
+            for _ in it:
+                idx = it.multi_index
+                old = arr[idx]
+                arr[idx] = old + eps
+                plus = loss_and_grads(mlp, X, y, coef, negative, l2=l2, masks=masks)[0]
+                arr[idx] = old - eps
+                minus = loss_and_grads(mlp, X, y, coef, negative, l2=l2, masks=masks)[0]
+                arr[idx] = old
+                num[idx] = (plus - minus) / (2 * eps)
+            denom = np.linalg.norm(g) + np.linalg.norm(num)
+            if denom > 0:
+                worst = max(worst, float(np.linalg.norm(g - num) / denom))
+    return worst
+
+
+@dataclass
+class TrainedModel:
+    """What a training run produces and export/serving consume: weights plus everything needed
+    to reproduce predictions (label map, featurizer settings)."""
+
+    params: Params
+    label_map: LabelMap
+    featurizer_config: FeaturizerConfig
+    hidden_sizes: tuple[int, ...]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._mlp = MLP(self.params)
+        self._featurizer = HashingFeaturizer(self.featurizer_config)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.label_map.to_list()
+
+    def predict_proba_features(self, X: np.ndarray) -> np.ndarray:
+        return self._mlp.predict_proba(X.astype(np.float32, copy=False))
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """Eval-mode probabilities, shape (len(texts), n_outputs), featurized in bounded batches."""
+        rows = self._featurizer.transform_sparse(texts)
+        out = np.zeros((len(rows), self._mlp.n_outputs), dtype=np.float32)
+        for start in range(0, len(rows), batch_size):
+            idx = np.arange(start, min(start + batch_size, len(rows)))
+            out[idx] = self._mlp.predict_proba(rows.to_dense(idx))
+        return out
+
+    def predict(self, texts: Sequence[str]) -> list[tuple[str, float]]:
+        probs = self.predict_proba(texts)
+        best = probs.argmax(axis=1)
+        return [(self.label_map.label(int(j)), float(probs[i, j])) for i, j in enumerate(best)]

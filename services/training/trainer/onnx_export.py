@@ -1,0 +1,78 @@
+"""Export a ``TrainedModel`` to an ONNX graph that ONNX Runtime serves.
+
+The graph takes the featurizer's output (``features``, float32 [N, dim]) and returns
+``probabilities`` (float32 [N, n_outputs]): ``Gemm -> Relu`` per hidden layer, a final ``Gemm``
+and ``Softmax(axis=-1)``; exactly the NumPy eval-mode forward (dropout is training-only).
+Text featurization stays outside the graph (string hashing is not an ONNX op), so the label map
+and featurizer settings travel in ``metadata_props`` and ``OnnxModel`` rebuilds the same
+``HashingFeaturizer`` from them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from services.common.onnx_model import META_EXTRA, META_FEATURIZER, META_HIDDEN, META_LABELS
+from services.training.trainer.mlp import TrainedModel
+
+OPSET = 17
+IR_VERSION = 8  # the IR version introduced with opset 17: loadable by every ORT >= 1.12
+
+
+def build_onnx(model: TrainedModel) -> onnx.ModelProto:
+    """The checked ``ModelProto`` for ``model``."""
+    nodes, inits = [], []
+    current = "features"
+    n_layers = len(model.params)
+    for i, (W, b) in enumerate(model.params):
+        inits.append(numpy_helper.from_array(np.asarray(W, dtype=np.float32), f"W{i}"))
+        inits.append(numpy_helper.from_array(np.asarray(b, dtype=np.float32), f"b{i}"))
+        out = "logits" if i == n_layers - 1 else f"z{i}"
+        nodes.append(helper.make_node("Gemm", [current, f"W{i}", f"b{i}"], [out], name=f"dense{i}"))
+        if i < n_layers - 1:
+            nodes.append(helper.make_node("Relu", [out], [f"h{i}"], name=f"relu{i}"))
+            current = f"h{i}"
+    nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], name="softmax", axis=-1))
+    dim = int(model.params[0][0].shape[0])
+    n_out = int(model.params[-1][0].shape[1])
+    graph = helper.make_graph(
+        nodes, "trainhouse_mlp",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", dim])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", n_out])],
+        initializer=inits,
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="trainhouse", ir_version=IR_VERSION)
+    helper.set_model_props(proto, {
+        META_LABELS: json.dumps(model.label_map.to_list(), ensure_ascii=False),
+        META_FEATURIZER: json.dumps(model.featurizer_config.to_dict()),
+        META_HIDDEN: json.dumps(list(model.hidden_sizes)),
+        META_EXTRA: json.dumps(model.metadata, ensure_ascii=False, default=str),
+    })
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def export_onnx(model: TrainedModel, path: str) -> None:
+    """Write ``model`` as ONNX to ``path`` (atomically: temp file in the same directory, then rename)."""
+    data = build_onnx(model).SerializeToString()
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".onnx-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def export_onnx_bytes(model: TrainedModel) -> bytes:
+    """Serialized ONNX model, for stores that keep artefacts as blobs."""
+    return build_onnx(model).SerializeToString()

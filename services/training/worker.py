@@ -1,0 +1,119 @@
+"""The body of a training job, run in its own process so RPC threads never train.
+
+It talks to the service only through a queue of ("event", kind, payload) / ("result", data) /
+("stopped", data) / ("error", data) messages; the service turns them into durable events.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from services.common.errors import TrainhouseError
+from services.common.logs import configure
+
+PARITY_TOLERANCE = 1e-5
+
+
+# Per-step progress is forwarded at most this many times per job (plus the last step): every
+# epoch, metric and checkpoint event is kept, but a 100k-step job must not write 100k rows.
+MAX_STEP_EVENTS = 500
+
+
+class QueueCallbacks:
+    """Trainer callbacks that forward events to the service and poll for a stop request."""
+
+    def __init__(self, queue: mp.Queue, cancel: Any, shutdown: Any, checkpoint_dir: str):
+        self.queue = queue
+        self.cancel = cancel
+        self.shutdown = shutdown
+        self.checkpoint_dir = checkpoint_dir
+
+    @property
+    def stop_checkpoint_kind(self) -> str:
+        return "shutdown" if self.shutdown.is_set() and not self.cancel.is_set() else "cancel"
+
+    def on_event(self, kind: str, payload: dict[str, Any]) -> None:
+        if kind == "step":
+            total = int(payload.get("total_steps") or 0)
+            every = max(1, total // MAX_STEP_EVENTS)
+            if payload["step"] % every and payload["step"] != total:
+                return
+        self.queue.put(("event", kind, _plain(payload)))
+
+    def should_stop(self) -> bool:
+        return self.cancel.is_set() or self.shutdown.is_set()
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy (numpy scalars and arrays become Python numbers and lists)."""
+    return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+def majority_baseline(train_outputs: list[str], eval_outputs: list[str]) -> float:
+    """Accuracy of always answering the most frequent training output: the bar a model must clear."""
+    if not eval_outputs:
+        return 0.0
+    values, counts = np.unique(np.array(train_outputs), return_counts=True)
+    majority = values[int(np.argmax(counts))]
+    return float(np.mean([o == majority for o in eval_outputs]))
+
+
+def run_job(spec: dict[str, Any], queue: mp.Queue, cancel: Any, shutdown: Any) -> None:
+    configure(f"training-worker-{spec['job_id']}")
+    log = logging.getLogger("trainhouse.worker")
+    try:
+        _run(spec, queue, cancel, shutdown)
+    except TrainhouseError as err:
+        queue.put(("error", {"reason": err.reason.lower(), "message": err.message, "field": err.field}))
+    except Exception as err:  # the job fails; the service stays up
+        log.error("job crashed: %s", traceback.format_exc())
+        queue.put(("error", {"reason": "trainer_error", "message": f"{type(err).__name__}: {err}"}))
+
+
+def _run(spec: dict[str, Any], queue: mp.Queue, cancel: Any, shutdown: Any) -> None:
+    # Imported here so the spawn start-up of the parent stays light.
+    from services.common.onnx_model import OnnxModel
+    from services.training.trainer.examples import parse_examples
+    from services.training.trainer.onnx_export import export_onnx
+    from services.training.trainer.supervised_config import SupervisedConfig
+    from services.training.trainer.supervised_trainer import SupervisedTrainer
+
+    job_dir = Path(spec["job_dir"])
+    data = json.loads((job_dir / "examples.json").read_text())
+    config = SupervisedConfig.from_dict(spec["config"])
+    train = parse_examples(data["examples"], "examples")
+    validation = parse_examples(data["validation_examples"], "validation_examples") if data["validation_examples"] else None
+    callbacks = QueueCallbacks(queue, cancel, shutdown, str(job_dir / "checkpoints"))
+    (job_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    trainer = SupervisedTrainer(config, train, validation, callbacks)
+    queue.put(("event", "sizes", {"train_examples": len(trainer.train_examples),
+                                   "validation_examples": len(trainer.validation_examples)}))
+    queue.put(("event", "status", {"state": "running"}))
+    started = time.monotonic()
+    result = trainer.train(resume_from=spec.get("resume_from"))
+    if result.stopped:
+        queue.put(("stopped", {"metrics": _plain(result.metrics)}))
+        return
+
+    queue.put(("event", "status", {"state": "validating"}))
+    artifact = job_dir / "model.onnx"
+    export_onnx(result.model, str(artifact))
+    served = OnnxModel.from_path(str(artifact))
+    held_out = trainer.validation_examples or trainer.train_examples
+    texts = [e.input for e in held_out][:512]
+    diff = float(np.max(np.abs(result.model.predict_proba(texts) - served.predict_proba(texts)))) if texts else 0.0
+    if diff > PARITY_TOLERANCE:
+        raise RuntimeError(f"ONNX export disagrees with NumPy by {diff:.2e} (> {PARITY_TOLERANCE})")
+    metrics = dict(_plain(result.metrics))
+    metrics["onnx_parity_max_abs_diff"] = diff
+    metrics["majority_baseline_accuracy"] = majority_baseline(
+        [e.expected_output for e in trainer.train_examples], [e.expected_output for e in held_out])
+    metrics["training_seconds"] = time.monotonic() - started
+    queue.put(("result", {"artifact_path": str(artifact), "metrics": metrics}))

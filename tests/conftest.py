@@ -1,0 +1,46 @@
+"""The real stack for tests: four gRPC services and the gateway, each its own process.
+
+Every process binds port 0 and reports the port it got, so parallel runs never collide.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from services.launcher import Stack
+
+
+class RunningStack:
+    def __init__(self, stack: Stack):
+        self._stack = stack
+        self.home: Path = stack.home
+        self.gateway_url = stack.gateway_url
+        self.admin_token = stack.admin_token_file.read_text().strip()
+
+    def address(self, name: str) -> str:
+        return self._stack.address(name)
+
+    @property
+    def launcher(self) -> Stack:
+        return self._stack
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    home = tmp_path_factory.mktemp("trainhouse-home")
+    os.environ.pop("TRAINHOUSE_BOOTSTRAP_TOKEN", None)
+    launcher = Stack(home=home, log_dir=home / "logs")
+    launcher.start()
+    try:
+        yield RunningStack(launcher)
+    finally:
+        codes = launcher.stop()
+        bad = {name: code for name, code in codes.items() if code not in (0, None)}
+        if bad:
+            for name in bad:
+                log = home / "logs" / f"{name}.log"
+                if log.exists():
+                    print(f"--- {name} log tail ---\n" + log.read_text()[-4000:])
+        assert not bad, f"processes did not stop cleanly: {bad}"

@@ -1,0 +1,26 @@
+"""Every service process: health (overall and per service), reflection, clean stop."""
+from __future__ import annotations
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from services.common.config import SERVICES
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_health_and_reflection(stack, name):
+    full_name = SERVICES[name][2]
+    with grpc.insecure_channel(stack.address(name)) as ch:
+        health = health_pb2_grpc.HealthStub(ch)
+        for service in ("", full_name):
+            status = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+            assert status == health_pb2.HealthCheckResponse.SERVING
+        with pytest.raises(grpc.RpcError) as err:
+            health.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=5)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        stub = reflection_pb2_grpc.ServerReflectionStub(ch)
+        responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+        names = {s.name for r in responses for s in r.list_services_response.service}
+        assert full_name in names and "grpc.health.v1.Health" in names
