@@ -27,10 +27,6 @@ class CamelModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
 
-class StrictCamelModel(CamelModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-
 class Envelope(BaseModel, Generic[T]):
     """Seed 000 success envelope: ``{"success": true, "message"?, "data": {...}}``."""
 

@@ -63,7 +63,6 @@ SCALARS = [
     ("seed", "seed", "seed"),
 ]
 STRINGS = [("optimizer", "optimizer", "optimizer"), ("scheduler_type", "scheduler_type", "schedulerType")]
-TERMINAL = {"completed", "failed", "cancelled"}
 
 
 # ---- request models -------------------------------------------------------------------------

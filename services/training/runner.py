@@ -216,8 +216,9 @@ class JobRunner:
                 self._fail(job.job_id, "registration_failed", f"could not register the model: {err}")
                 return
             import json
+            metrics = {**json.loads(job_row["metrics_json"] or "{}"), **data["metrics"]}
             self.hub.status(job.job_id, "completed", reason="completed", message=f"registered {version_id}",
-                            model_version_id=version_id, metrics_json=json.dumps(data["metrics"]),
+                            model_version_id=version_id, metrics_json=json.dumps(metrics),
                             end_time=end, status_reason="completed")
 
     def _fail(self, job_id: str, reason: str, message: str) -> None:

@@ -91,9 +91,7 @@ def test_token_creation_rejects_unknown_scopes(lone: httpx.Client) -> None:
     assert_error(r, 400, "INVALID_CONFIG", field="scopes[1]")
 
 
-def test_expired_token_is_401(lone: httpx.Client, lone_gateway) -> None:  # noqa: ANN001
-    # The store refuses expiresInDays < 1, so age one directly in the gateway's file is not
-    # possible while it runs (DuckDB is single-writer); a JWT covers expiry instead.
+def test_expired_jwt_is_401(lone: httpx.Client) -> None:
     token = jwt.encode({"sub": "bob", "scopes": ["admin"], "exp": int(time.time()) - 5}, JWT_SECRET, "HS256")
     assert_error(lone.get(f"{TRAIN}/job-1", headers=bearer(token)), 401, "UNAUTHORIZED")
 
@@ -127,6 +125,16 @@ def test_jwt_scopes_list_or_string(lone: httpx.Client) -> None:
 ])
 def test_shape_errors_are_400_with_the_field(lone: httpx.Client, body: dict, field: str) -> None:
     assert_error(lone.post(TRAIN, headers=ADMIN, json=body), 400, "INVALID_CONFIG", field=field)
+
+
+@pytest.mark.parametrize("raw, field", [
+    (b'{"agentId": "a", "config": {"learningRate": NaN}}', "learningRate"),
+    (b'{"agentId": "a", "config": {"dropout": Infinity}}', "dropout"),
+    (b'{"agentId": "\\ud800"}', "body"),  # a lone surrogate: valid JSON, not encodable in protobuf
+])
+def test_values_json_allows_but_we_cannot_carry_are_400(lone: httpx.Client, raw: bytes, field: str) -> None:
+    r = lone.post(TRAIN, headers={**ADMIN, "Content-Type": "application/json"}, content=raw)
+    assert_error(r, 400, "INVALID_CONFIG", field=field)
 
 
 @pytest.mark.parametrize("raw", [b"{bad", b"", b"[1, 2", b"null"])
