@@ -275,15 +275,10 @@ def config_json(cfg: training_job_pb2.TrainingConfig, dataset_id: str = "") -> d
     return out
 
 
-def estimated_duration(job: training_job_pb2.TrainingJob, inline_examples: int) -> str:
-    """The service's ETA when it has one; before the first epoch, a rough guess from the size."""
+def estimated_duration(job: training_job_pb2.TrainingJob) -> str:
+    """The service's estimate (measured throughput on this machine); unknown only if it has none."""
     eta = duration_s(job.progress.estimated_time_remaining) if job.HasField("progress") else None
-    if eta is not None:
-        return human_duration(eta)
-    examples = job.train_examples + job.validation_examples or inline_examples or 1000
-    epochs = job.config.epochs if job.config.HasField("epochs") else 10
-    # ~50k example-passes per second on one CPU for the small MLPs, plus start-up and export.
-    return human_duration(5 + examples * epochs / 50_000)
+    return human_duration(eta) if eta is not None else "unknown"
 
 
 def job_status(job: training_job_pb2.TrainingJob) -> dict[str, Any]:
@@ -395,7 +390,7 @@ async def train_agent(body: TrainAgentRequest, caller: Caller, services: Service
         "trainingJobId": job.job_id,
         "agentId": job.agent_id,
         "status": state_word(job.state),
-        "estimatedDuration": estimated_duration(job, len(examples or [])),
+        "estimatedDuration": estimated_duration(job),
         "startTime": ts_iso(job.start_time) or ts_iso(job.create_time),
         "config": config_json(job.config, job.dataset_id),
     })

@@ -23,22 +23,6 @@ from services.common.logs import log
 logger = logging.getLogger("trainhouse.errors")
 DOMAIN = "trainhouse.dev"
 
-# gRPC code -> HTTP status, the single table every surface starts from.
-HTTP_STATUS = {
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.OUT_OF_RANGE: 400,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.ABORTED: 409,
-    grpc.StatusCode.FAILED_PRECONDITION: 412,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
-}
-
-
 def to_rpc_status(err: TrainhouseError) -> status_pb2.Status:
     code = getattr(code_pb2, err.grpc_code)
     details = []
@@ -134,10 +118,6 @@ class RpcFailure:
     field: str | None = None
     reason: str | None = None
     metadata: dict[str, str] = dataclasses.field(default_factory=dict)
-
-    @property
-    def http_status(self) -> int:
-        return HTTP_STATUS.get(self.code, 500)
 
 
 def failure_of(error: grpc.RpcError) -> RpcFailure:

@@ -51,7 +51,19 @@ def config_proto(method: str, resolved: dict[str, Any]) -> training_job_pb2.Trai
     return cfg
 
 
-def job_proto(row: dict[str, Any]) -> training_job_pb2.TrainingJob:
+# Used for a job's first estimate until this machine has finished a job (then measured).
+DEFAULT_EXAMPLES_PER_S = 1000.0
+
+
+def _set_remaining(job: training_job_pb2.TrainingJob, remaining: float) -> None:
+    remaining = max(0.0, remaining)
+    job.progress.estimated_time_remaining.CopyFrom(Duration(seconds=int(remaining),
+                                                            nanos=int((remaining % 1) * 1e9)))
+    job.estimated_completion_time.CopyFrom(to_timestamp(now() + dt.timedelta(seconds=remaining)))
+
+
+def job_proto(row: dict[str, Any], throughput: float | None = None) -> training_job_pb2.TrainingJob:
+    """`throughput` (example-passes/s measured on finished jobs) estimates jobs not yet running."""
     config = json.loads(row["config_json"])
     metrics = {k: float(v) for k, v in json.loads(row["metrics_json"] or "{}").items()
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -74,10 +86,10 @@ def job_proto(row: dict[str, Any]) -> training_job_pb2.TrainingJob:
     start = _utc(row["start_time"])
     if start is not None and 0 < fraction < 1 and row["state"] in ("running", "validating", "initializing"):
         elapsed = (now() - start).total_seconds()
-        remaining = elapsed * (1 - fraction) / fraction
-        job.progress.estimated_time_remaining.CopyFrom(Duration(seconds=int(remaining),
-                                                                nanos=int((remaining % 1) * 1e9)))
-        job.estimated_completion_time.CopyFrom(to_timestamp(now() + dt.timedelta(seconds=remaining)))
+        _set_remaining(job, elapsed * (1 - fraction) / fraction)
+    elif fraction == 0 and row["state"] in ("queued", "initializing"):
+        passes = (row.get("example_count") or 0) * (job.progress.total_epochs or 1)
+        _set_remaining(job, passes / (throughput or DEFAULT_EXAMPLES_PER_S))
     for name in ("create_time", "start_time", "end_time", "update_time"):
         value = _utc(row[name])
         if value is not None:

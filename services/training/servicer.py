@@ -47,16 +47,22 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
             "display_name": spec.display_name, "method": spec.method, "state": "queued",
             "config_json": json.dumps({"raw": spec.config_dict, "resolved": resolved}),
             "dataset_id": dataset_id, "base_version_id": spec.base_version_id,
+            "example_count": len(spec.examples) + len(spec.validation_examples),
             "train_examples": 0, "validation_examples": 0, "total_epochs": spec.config.total_epochs,
         })
         self.hub.status(job_id, "queued", message="waiting for a free slot")
         self.runner.kick()
-        return training_service_pb2.StartJobResponse(job=job_proto(self.store.get_job(job_id)))
+        return training_service_pb2.StartJobResponse(job=self._job(job_id))
+
+    def _job(self, job_id: str):
+        row = self.store.get_job(job_id)
+        throughput = self.store.recent_throughput() if row["state"] in ("queued", "initializing") else None
+        return job_proto(row, throughput)
 
     def GetJob(self, request, context):
         if not request.job_id:
             raise InvalidArgument("job_id", "is required")
-        return training_service_pb2.GetJobResponse(job=job_proto(self.store.get_job(request.job_id)))
+        return training_service_pb2.GetJobResponse(job=self._job(request.job_id))
 
     def ListJobs(self, request, context):
         offset = decode_page_token(request.page_token)

@@ -29,6 +29,7 @@ SCHEMA = [
         config_json VARCHAR NOT NULL,
         dataset_id VARCHAR,
         base_version_id VARCHAR,
+        example_count INTEGER DEFAULT 0,
         train_examples INTEGER,
         validation_examples INTEGER,
         current_epoch INTEGER DEFAULT 0,
@@ -124,6 +125,19 @@ class JobStore:
             f"SELECT * FROM jobs {clause} ORDER BY create_time {order}, job_id {order} LIMIT ? OFFSET ?",
             params + [limit, offset])
         return rows, total
+
+    def recent_throughput(self, limit: int = 20) -> float | None:
+        """Example-passes per second of recently completed jobs on this machine (None if none)."""
+        rows = self.db.query(
+            "SELECT example_count, total_epochs, metrics_json FROM jobs WHERE state = 'completed' "
+            "ORDER BY end_time DESC LIMIT ?", [limit])
+        passes, seconds = 0.0, 0.0
+        for count, epochs, metrics in rows:
+            took = json.loads(metrics or "{}").get("training_seconds")
+            if count and epochs and took:
+                passes += count * epochs
+                seconds += took
+        return passes / seconds if seconds > 0 else None
 
     def jobs_in_states(self, states: tuple[str, ...]) -> list[dict[str, Any]]:
         marks = ", ".join("?" for _ in states)

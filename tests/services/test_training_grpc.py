@@ -61,6 +61,8 @@ def completed_job(training):
         agent_id="grpc-router", examples=examples_pb(data), config=config)).job
     assert job.state == job_state_pb2.JOB_STATE_QUEUED
     assert job.job_id.startswith("job-")
+    eta = job.progress.estimated_time_remaining
+    assert eta.seconds + eta.nanos / 1e9 > 0 and job.HasField("estimated_completion_time")
     final = wait_terminal(training, job.job_id)
     assert final.state == job_state_pb2.JOB_STATE_COMPLETED, final.error.message
     return final, held_out
