@@ -4,7 +4,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
+
+from trainhouse.v1 import example_pb2
 
 
 def example_dicts(examples: Iterable[Any]) -> list[dict[str, Any]]:
@@ -20,3 +23,17 @@ def example_dicts(examples: Iterable[Any]) -> list[dict[str, Any]]:
             item["metadata"] = MessageToDict(ex.metadata)
         out.append(item)
     return out
+
+
+def example_proto(item: dict[str, Any]) -> example_pb2.Example:
+    ex = example_pb2.Example(input=item["input"], expected_output=item["expected_output"],
+                             feedback=item.get("feedback") or "correct")
+    if item.get("weight") is not None:
+        ex.weight = float(item["weight"])
+    if item.get("level") is not None:
+        ex.level = int(item["level"])
+    if item.get("metadata"):
+        meta = struct_pb2.Struct()
+        meta.update(item["metadata"])
+        ex.metadata.CopyFrom(meta)
+    return ex

@@ -5,8 +5,6 @@ import json
 import uuid
 from typing import Any
 
-from google.protobuf import struct_pb2
-
 from services.common.errors import InvalidArgument
 from services.common.examples import parse_examples
 from services.common.pagination import decode_page_token, next_token, page_size
@@ -14,8 +12,8 @@ from services.common.timeutil import to_timestamp
 from services.common.validation import resource_id
 from services.data import statistics
 from services.data.store import DataStore, created
-from services.common.example_codec import example_dicts
-from trainhouse.v1 import data_service_pb2, data_service_pb2_grpc, dataset_pb2, example_pb2
+from services.common.example_codec import example_dicts, example_proto
+from trainhouse.v1 import data_service_pb2, data_service_pb2_grpc, dataset_pb2
 
 MAX_EXAMPLES = 1_000_000
 
@@ -28,17 +26,6 @@ def dataset_proto(row: dict[str, Any]) -> dataset_pb2.Dataset:
         statistics=dataset_pb2.DatasetStatistics(
             example_count=stats.get("example_count", 0), output_counts=stats.get("output_counts", {}),
             output_shares=stats.get("output_shares", {}), average_length=stats.get("average_length", 0.0)))
-
-
-def example_proto(row: dict[str, Any]) -> example_pb2.Example:
-    ex = example_pb2.Example(input=row["input"], expected_output=row["expected_output"],
-                             feedback=row["feedback"] or "correct", weight=row["weight"], level=row["level"])
-    metadata = json.loads(row["metadata_json"] or "{}")
-    if metadata:
-        s = struct_pb2.Struct()
-        s.update(metadata)
-        ex.metadata.CopyFrom(s)
-    return ex
 
 
 class DataServicer(data_service_pb2_grpc.DataServiceServicer):
@@ -91,5 +78,6 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
             rows = self.store.examples(dataset_id, offset, batch)
             if not rows:
                 return
-            yield data_service_pb2.StreamExamplesResponse(examples=[example_proto(r) for r in rows])
+            yield data_service_pb2.StreamExamplesResponse(examples=[
+                example_proto({**r, "metadata": json.loads(r["metadata_json"] or "{}")}) for r in rows])
             offset += len(rows)

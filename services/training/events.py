@@ -53,7 +53,9 @@ class EventHub:
                          "payload": json.loads(row["payload_json"])}
                 yield event
                 last = row["sequence"]
-                if event["kind"] == "status" and event["payload"].get("terminal"):
+                # A terminal status ends the stream unless the job was resumed after it.
+                if (event["kind"] == "status" and event["payload"].get("terminal")
+                        and self.store.get_job(job_id)["last_sequence"] <= last):
                     return
             if batch:
                 continue

@@ -10,6 +10,7 @@ import grpc
 
 from services.common.errors import FailedPrecondition, InvalidArgument
 from services.common.pagination import decode_page_token, next_token, page_size
+from services.common.example_codec import example_proto
 from services.training import peers
 from services.training.convert import STATE_NAMES, checkpoint_proto, event_proto, job_proto
 from services.training.events import EventHub
@@ -103,6 +104,47 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         rows, total = self.store.checkpoints(request.job_id, offset, size)
         return training_service_pb2.ListCheckpointsResponse(
             checkpoints=[checkpoint_proto(r) for r in rows], next_page_token=next_token(offset, len(rows), total))
+
+    def ResumeJob(self, request, context):
+        if not request.job_id:
+            raise InvalidArgument("job_id", "is required")
+        job = self.store.get_job(request.job_id)
+        if job["state"] not in ("cancelled", "failed"):
+            raise FailedPrecondition(f"only cancelled or failed jobs can be resumed (job is {job['state']})",
+                                     metadata={"state": job["state"]})
+        checkpoint = self.store.latest_checkpoint(request.job_id)
+        if checkpoint is None:
+            raise FailedPrecondition(f"job {request.job_id} has no checkpoint to resume from")
+        self.hub.status(request.job_id, "queued", reason="resumed",
+                        message=f"resuming from checkpoint {checkpoint['checkpoint_id']}",
+                        end_time=None, status_reason="", error_message="")
+        self.runner.kick()
+        return training_service_pb2.ResumeJobResponse(job=self._job(request.job_id),
+                                                      checkpoint_id=checkpoint["checkpoint_id"])
+
+    def ListJobExamples(self, request, context):
+        if not request.job_id:
+            raise InvalidArgument("job_id", "is required")
+        self.store.get_job(request.job_id)
+        split = request.split or "all"
+        if split not in ("all", "train", "validation"):
+            raise InvalidArgument("split", "must be one of all, train, validation")
+        job_dir = self.runner.job_dir(request.job_id)
+        split_file = job_dir / "split.json"
+        if split_file.exists():
+            data = json.loads(split_file.read_text())
+        else:  # not started yet: only the submitted examples are known
+            raw = json.loads((job_dir / "examples.json").read_text())
+            data = {"train": raw["examples"], "validation": raw["validation_examples"]}
+            if split != "all" and not raw["validation_examples"]:
+                raise FailedPrecondition("the job has not split its examples yet; ask for split 'all'")
+        items = data["train"] + data["validation"] if split == "all" else data[split]
+        offset = decode_page_token(request.page_token)
+        size = page_size(request.page_size, 1000, 10000)
+        page = items[offset:offset + size]
+        return training_service_pb2.ListJobExamplesResponse(
+            examples=[example_proto(e) for e in page], next_page_token=next_token(offset, len(page), len(items)),
+            total_size=len(items))
 
     def ListMetrics(self, request, context):
         self.store.get_job(request.job_id)

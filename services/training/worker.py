@@ -93,6 +93,12 @@ def _run(spec: dict[str, Any], queue: mp.Queue, cancel: Any, shutdown: Any) -> N
     callbacks = QueueCallbacks(queue, cancel, shutdown, str(job_dir / "checkpoints"))
     (job_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     trainer = SupervisedTrainer(config, train, validation, callbacks)
+    split_file = job_dir / "split.json"
+    if not split_file.exists():  # the split the job really used, for evaluation on the same examples
+        tmp = split_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"train": [e.to_dict() for e in trainer.train_examples],
+                                   "validation": [e.to_dict() for e in trainer.validation_examples]}))
+        tmp.replace(split_file)
     queue.put(("event", "sizes", {"train_examples": len(trainer.train_examples),
                                    "validation_examples": len(trainer.validation_examples)}))
     queue.put(("event", "status", {"state": "running"}))

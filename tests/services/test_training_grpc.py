@@ -243,3 +243,40 @@ def test_training_from_a_dataset(stack, training):
     with pytest.raises(grpc.RpcError) as err:
         training.StartJob(training_service_pb2.StartJobRequest(agent_id="grpc-dataset", dataset_id="nope"))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_job_examples_report_the_split_used(completed_job, training):
+    job, _ = completed_job
+    def fetch(split):
+        return training.ListJobExamples(training_service_pb2.ListJobExamplesRequest(
+            job_id=job.job_id, split=split, page_size=10000))
+    train, validation, everything = fetch("train"), fetch("validation"), fetch("all")
+    assert train.total_size == job.train_examples and validation.total_size == job.validation_examples
+    assert everything.total_size == 240 == train.total_size + validation.total_size
+    assert {e.expected_output for e in validation.examples} == {"billing", "technical", "shipping", "account"}
+    page = training.ListJobExamples(training_service_pb2.ListJobExamplesRequest(job_id=job.job_id, page_size=100))
+    assert len(page.examples) == 100 and page.next_page_token
+    with pytest.raises(grpc.RpcError) as err:
+        fetch("test")
+    assert failure_of(err.value).field == "split"
+
+
+def test_cancelled_job_resumes_and_finishes(training):
+    cfg = training_job_pb2.TrainingConfig(epochs=25, early_stopping=False, checkpoint_interval=100, seed=2)
+    job_id = training.StartJob(training_service_pb2.StartJobRequest(
+        agent_id="grpc-resume", examples=examples_pb(make_examples(100, seed=6)), config=cfg)).job.job_id
+    with pytest.raises(grpc.RpcError) as err:
+        training.ResumeJob(training_service_pb2.ResumeJobRequest(job_id=job_id))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    for event in training.WatchJob(training_service_pb2.WatchJobRequest(job_id=job_id)):
+        if event.WhichOneof("payload") == "epoch" and event.epoch.epoch >= 3:
+            break
+    cancelled = training.CancelJob(training_service_pb2.CancelJobRequest(job_id=job_id))
+    assert cancelled.checkpoint_saved
+    resumed = training.ResumeJob(training_service_pb2.ResumeJobRequest(job_id=job_id))
+    assert resumed.checkpoint_id == cancelled.checkpoint_id
+    final = wait_terminal(training, job_id)
+    assert final.state == job_state_pb2.JOB_STATE_COMPLETED, final.error.message
+    events = list(training.WatchJob(training_service_pb2.WatchJobRequest(job_id=job_id)))
+    epochs = [e.epoch.epoch for e in events if e.WhichOneof("payload") == "epoch"]
+    assert epochs == list(range(1, 26))
