@@ -117,7 +117,8 @@ def checkpoint_proto(row: dict[str, Any]) -> training_job_pb2.Checkpoint:
 
 def event_proto(job_id: str, event: dict[str, Any]) -> training_job_pb2.JobEvent:
     msg = training_job_pb2.JobEvent(sequence=event["sequence"], job_id=job_id,
-                                    time=to_timestamp(_utc(event["time"])))
+                                    time=to_timestamp(_utc(event["time"])), cursor=event.get("cursor") or 0,
+                                    agent_id=event.get("agent_id") or "", account_id=event.get("account_id") or "")
     p = event["payload"]
     kind = event["kind"]
     if kind == "status":

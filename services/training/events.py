@@ -13,6 +13,12 @@ from typing import Any
 from services.training.store import TERMINAL_STATES, JobStore
 
 
+def _event(row: dict[str, Any]) -> dict[str, Any]:
+    return {"sequence": row["sequence"], "time": row["time"], "kind": row["kind"],
+            "payload": json.loads(row["payload_json"]), "cursor": row["cursor"],
+            "agent_id": row["agent_id"], "account_id": row["account_id"]}
+
+
 class EventHub:
     def __init__(self, store: JobStore):
         self.store = store
@@ -49,8 +55,7 @@ class EventHub:
                 seen = self._version
             batch = self.store.events_after(job_id, last)
             for row in batch:
-                event = {"sequence": row["sequence"], "time": row["time"], "kind": row["kind"],
-                         "payload": json.loads(row["payload_json"])}
+                event = _event(row)
                 yield event
                 last = row["sequence"]
                 # A terminal status ends the stream unless the job was resumed after it.
@@ -62,6 +67,24 @@ class EventHub:
             job = self.store.get_job(job_id)
             if job["state"] in TERMINAL_STATES and job["last_sequence"] <= last:
                 return
+            with self._changed:
+                if self._closed:
+                    return
+                if self._version == seen:
+                    self._changed.wait(timeout=1.0)
+
+    def watch_all(self, after_cursor: int, account_id: str, alive: Callable[[], bool]) -> Iterator[tuple[str, dict]]:
+        """Yield (job_id, event) for every job's events after the cursor, then live ones, until closed."""
+        last = self.store.last_cursor() if after_cursor < 0 else after_cursor
+        while alive():
+            with self._changed:
+                seen = self._version
+            batch = self.store.all_events_after(last, account_id)
+            for row in batch:
+                yield row["job_id"], _event(row)
+                last = row["cursor"]
+            if batch:
+                continue
             with self._changed:
                 if self._closed:
                     return

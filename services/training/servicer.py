@@ -97,6 +97,12 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         for event in self.hub.watch(request.job_id, request.after_sequence, context.is_active):
             yield event_proto(request.job_id, event)
 
+    def WatchAllEvents(self, request, context):
+        if request.after_cursor < -1:
+            raise InvalidArgument("after_cursor", "must be >= -1")
+        for job_id, event in self.hub.watch_all(request.after_cursor, request.account_id, context.is_active):
+            yield event_proto(job_id, event)
+
     def ListCheckpoints(self, request, context):
         self.store.get_job(request.job_id)
         offset = decode_page_token(request.page_token)

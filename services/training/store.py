@@ -19,6 +19,7 @@ TERMINAL_STATES = ("completed", "failed", "cancelled")
 ACTIVE_STATES = ("initializing", "running", "validating")
 
 SCHEMA = [
+    "CREATE SEQUENCE IF NOT EXISTS event_cursor START 1",
     """CREATE TABLE IF NOT EXISTS jobs (
         job_id VARCHAR PRIMARY KEY,
         agent_id VARCHAR NOT NULL,
@@ -53,6 +54,7 @@ SCHEMA = [
         time TIMESTAMP NOT NULL,
         kind VARCHAR NOT NULL,
         payload_json VARCHAR NOT NULL,
+        cursor BIGINT NOT NULL,
         PRIMARY KEY (job_id, sequence)
     )""",
     """CREATE TABLE IF NOT EXISTS metrics (
@@ -159,7 +161,7 @@ class JobStore:
         t = _naive_utc(now())
         with self.db.transaction() as con:
             seq = con.execute("SELECT last_sequence FROM jobs WHERE job_id = ?", [job_id]).fetchone()[0] + 1
-            con.execute("INSERT INTO job_events VALUES (?, ?, ?, ?, ?)",
+            con.execute("INSERT INTO job_events VALUES (?, ?, ?, ?, ?, nextval('event_cursor'))",
                         [job_id, seq, t, kind, json.dumps(payload)])
             # Metric points come from "metric" events only (epoch/step events summarise them),
             # so each point is stored exactly once.
@@ -182,8 +184,22 @@ class JobStore:
 
     def events_after(self, job_id: str, after: int, limit: int = 500) -> list[dict[str, Any]]:
         return self.db.query_dicts(
-            "SELECT sequence, time, kind, payload_json FROM job_events WHERE job_id = ? AND sequence > ? "
-            "ORDER BY sequence LIMIT ?", [job_id, after, limit])
+            "SELECT e.sequence, e.time, e.kind, e.payload_json, e.cursor, j.agent_id, j.account_id "
+            "FROM job_events e JOIN jobs j USING (job_id) WHERE e.job_id = ? AND e.sequence > ? "
+            "ORDER BY e.sequence LIMIT ?", [job_id, after, limit])
+
+    def all_events_after(self, cursor: int, account_id: str = "", limit: int = 500) -> list[dict[str, Any]]:
+        where, params = "e.cursor > ?", [cursor]
+        if account_id:
+            where += " AND j.account_id = ?"
+            params.append(account_id)
+        return self.db.query_dicts(
+            "SELECT e.job_id, e.sequence, e.time, e.kind, e.payload_json, e.cursor, j.agent_id, j.account_id "
+            f"FROM job_events e JOIN jobs j USING (job_id) WHERE {where} ORDER BY e.cursor LIMIT ?",
+            params + [limit])
+
+    def last_cursor(self) -> int:
+        return self.db.query("SELECT coalesce(max(cursor), 0) FROM job_events")[0][0]
 
     # --- metrics and checkpoints ----------------------------------------------------------------
     def metrics(self, job_id: str, names: list[str], offset: int, limit: int) -> tuple[list[dict], int]:

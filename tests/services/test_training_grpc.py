@@ -280,3 +280,22 @@ def test_cancelled_job_resumes_and_finishes(training):
     events = list(training.WatchJob(training_service_pb2.WatchJobRequest(job_id=job_id)))
     epochs = [e.epoch.epoch for e in events if e.WhichOneof("payload") == "epoch"]
     assert epochs == list(range(1, 26))
+
+
+def test_watch_all_events_follows_every_job_in_cursor_order(completed_job, training):
+    job, _ = completed_job
+    stream = training.WatchAllEvents(training_service_pb2.WatchAllEventsRequest(after_cursor=0))
+    seen = []
+    for event in stream:
+        seen.append(event)
+        if event.job_id == job.job_id and event.WhichOneof("payload") == "status" and event.status.terminal:
+            break
+    stream.cancel()
+    cursors = [e.cursor for e in seen]
+    assert cursors == sorted(cursors) and len(set(cursors)) == len(cursors)
+    mine = [e for e in seen if e.job_id == job.job_id]
+    assert [e.sequence for e in mine] == list(range(1, len(mine) + 1))
+    assert all(e.agent_id == "grpc-router" and e.account_id == "default" for e in mine)
+    resumed = training.WatchAllEvents(training_service_pb2.WatchAllEventsRequest(after_cursor=cursors[-2]))
+    assert next(iter(resumed)).cursor == cursors[-1]
+    resumed.cancel()
