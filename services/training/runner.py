@@ -20,7 +20,7 @@ from services.common.config import TrainingSettings
 from services.common.logs import log
 from services.common.timeutil import now
 from services.training.events import EventHub
-from services.training.store import ACTIVE_STATES, TERMINAL_STATES, JobStore
+from services.training.store import ACTIVE_STATES, TERMINAL_STATES, JobStore, RecordedProgress
 
 logger = logging.getLogger("trainhouse.runner")
 _ctx = mp.get_context("spawn")
@@ -39,6 +39,8 @@ class RunningJob:
     finished: threading.Event = field(default_factory=threading.Event)
     cancel_reason: str = ""
     last_checkpoint_id: str = ""
+    # Set when the job resumes after earlier progress (crash, restart, ResumeJob).
+    recorded: RecordedProgress | None = None
 
 
 # Called with (job row, artifact path, metrics) once a worker produced a model; returns the
@@ -123,7 +125,8 @@ class JobRunner:
         self.hub.status(job_id, "initializing",
                         message="resuming from checkpoint" if resume_from else "preparing data and model", **fields)
         proc.start()
-        running = RunningJob(job_id, job["account_id"], proc, q, cancel, shutdown)
+        running = RunningJob(job_id, job["account_id"], proc, q, cancel, shutdown,
+                             recorded=self.store.recorded_progress(job_id) if job["last_sequence"] else None)
         self.running[job_id] = running
         log(logger, "job started", job_id=job_id, pid=proc.pid, resume=bool(resume_from))
         threading.Thread(target=self._pump, args=(running,), name=f"pump-{job_id}", daemon=True).start()
@@ -162,6 +165,9 @@ class JobRunner:
 
     def _on_event(self, job: RunningJob, kind: str, payload: dict[str, Any]) -> None:
         import json
+
+        if job.recorded is not None and job.recorded.is_replay(kind, payload):
+            return  # training is deterministic: this point is already stored, identical
 
         if kind == "sizes":
             self.store.update_job(job.job_id, **payload)

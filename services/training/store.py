@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,26 @@ _JOB_UPDATABLE = {
     "total_steps", "metrics_json", "model_version_id", "best_checkpoint_id", "status_reason",
     "error_message", "start_time", "end_time",
 }
+
+
+@dataclass
+class RecordedProgress:
+    epochs: set = field(default_factory=set)
+    metrics: set = field(default_factory=set)
+    checkpoints: set = field(default_factory=set)
+    max_step: int = 0
+
+    def is_replay(self, kind: str, payload: dict[str, Any]) -> bool:
+        """True for an event a resumed (deterministic) worker re-emits for work already recorded."""
+        if kind == "epoch":
+            return payload.get("epoch") in self.epochs
+        if kind == "step":
+            return (payload.get("step") or 0) <= self.max_step
+        if kind == "metric":
+            return (payload.get("name"), payload.get("step")) in self.metrics
+        if kind == "checkpoint":
+            return (payload.get("checkpoint_id"), payload.get("step")) in self.checkpoints
+        return False
 
 
 def _naive_utc(value: dt.datetime) -> dt.datetime:
@@ -219,6 +240,23 @@ class JobStore:
             "SELECT * FROM checkpoints WHERE job_id = ? ORDER BY create_time, checkpoint_id LIMIT ? OFFSET ?",
             [job_id, limit, offset])
         return rows, total
+
+    def recorded_progress(self, job_id: str) -> "RecordedProgress":
+        """What a job already reported, so a resumed worker's replayed events are not stored twice."""
+        seen = RecordedProgress()
+        for kind, payload in self.db.query(
+                "SELECT kind, payload_json FROM job_events WHERE job_id = ? AND kind IN "
+                "('epoch', 'step', 'metric', 'checkpoint')", [job_id]):
+            p = json.loads(payload)
+            if kind == "epoch":
+                seen.epochs.add(p.get("epoch"))
+            elif kind == "step":
+                seen.max_step = max(seen.max_step, p.get("step") or 0)
+            elif kind == "metric":
+                seen.metrics.add((p.get("name"), p.get("step")))
+            else:
+                seen.checkpoints.add((p.get("checkpoint_id"), p.get("step")))
+        return seen
 
     def latest_checkpoint(self, job_id: str) -> dict[str, Any] | None:
         rows = self.db.query_dicts(

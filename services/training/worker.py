@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing as mp
+import os
 import time
 import traceback
 from pathlib import Path
@@ -30,6 +31,7 @@ class QueueCallbacks:
     """Trainer callbacks that forward events to the service and poll for a stop request."""
 
     def __init__(self, queue: mp.Queue, cancel: Any, shutdown: Any, checkpoint_dir: str):
+        self.parent = os.getppid()
         self.queue = queue
         self.cancel = cancel
         self.shutdown = shutdown
@@ -48,6 +50,11 @@ class QueueCallbacks:
         self.queue.put(("event", kind, _plain(payload)))
 
     def should_stop(self) -> bool:
+        if os.getppid() != self.parent:
+            # The service died (kill -9): nobody reads our events, and the restarted service
+            # resumes this job from its last checkpoint in a new worker. Leave at once, writing
+            # nothing, so two workers never share the job's folder.
+            os._exit(3)
         return self.cancel.is_set() or self.shutdown.is_set()
 
 
