@@ -1,12 +1,41 @@
-"""gRPC channels to the other services, shared so every caller gets the same options."""
+"""gRPC channels to the other services, shared so every caller gets the same options.
+
+Reads are idempotent, so the channel retries them by itself with exponential backoff when a
+peer is briefly UNAVAILABLE (a restart); writes are never retried automatically.
+"""
 from __future__ import annotations
 
+import json
 import threading
 
 import grpc
 
 from services.common import config
+from services.common.request_context import RequestIdClientInterceptor
 from services.common.server import GRPC_OPTIONS
+
+# Idempotent RPCs per service, retried on UNAVAILABLE.
+IDEMPOTENT = {
+    "trainhouse.v1.TrainingService": ["GetJob", "ListJobs", "ListCheckpoints", "ListMetrics", "ListJobExamples"],
+    "trainhouse.v1.DataService": ["GetDataset", "ListDatasets", "StreamExamples"],
+    "trainhouse.v1.EvaluationService": ["GetEvaluation", "ListEvaluations"],
+    "trainhouse.v1.ModelRegistry": ["GetAgent", "ListAgents", "ListVersions", "GetVersion", "Predict"],
+}
+
+SERVICE_CONFIG = json.dumps({
+    "methodConfig": [{
+        "name": [{"service": service, "method": method} for service, methods in IDEMPOTENT.items()
+                 for method in methods],
+        "retryPolicy": {
+            "maxAttempts": 5,
+            "initialBackoff": "0.1s",
+            "maxBackoff": "2s",
+            "backoffMultiplier": 2,
+            "retryableStatusCodes": ["UNAVAILABLE"],
+        },
+    }]
+})
+CHANNEL_OPTIONS = GRPC_OPTIONS + [("grpc.enable_retries", 1), ("grpc.service_config", SERVICE_CONFIG)]
 
 _channels: dict[str, grpc.Channel] = {}
 _lock = threading.Lock()
@@ -18,6 +47,7 @@ def channel(service: str, address: str | None = None) -> grpc.Channel:
     with _lock:
         ch = _channels.get(target)
         if ch is None:
-            ch = grpc.insecure_channel(target, options=GRPC_OPTIONS)
+            ch = grpc.intercept_channel(grpc.insecure_channel(target, options=CHANNEL_OPTIONS),
+                                        RequestIdClientInterceptor())
             _channels[target] = ch
         return ch

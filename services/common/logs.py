@@ -7,6 +7,8 @@ import sys
 import time
 from typing import Any
 
+from services.common.request_context import request_id
+
 _SECRET_KEYS = {"token", "authorization", "secret", "password"}
 
 
@@ -23,6 +25,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        rid = request_id.get()
+        if rid:
+            out["request_id"] = rid
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             for key, value in fields.items():

@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 from services.common import config
 from services.common.grpc_errors import ErrorInterceptor
 from services.common.logs import configure, log
+from services.common.request_context import RequestIdServerInterceptor
 
 logger = logging.getLogger("trainhouse.server")
 
@@ -49,7 +50,7 @@ class ServiceApp:
 def create_server(app: ServiceApp, address: str, max_workers: int = 32) -> tuple[grpc.Server, int, health.HealthServicer]:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
-        interceptors=[ErrorInterceptor()],
+        interceptors=[RequestIdServerInterceptor(), ErrorInterceptor()],
         options=GRPC_OPTIONS,
     )
     health_servicer = health.HealthServicer(experimental_non_blocking=True)

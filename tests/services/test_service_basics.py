@@ -24,3 +24,20 @@ def test_health_and_reflection(stack, name):
         responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
         names = {s.name for r in responses for s in r.list_services_response.service}
         assert full_name in names and "grpc.health.v1.Health" in names
+
+
+def test_request_id_follows_the_call_into_the_logs(stack):
+    from trainhouse.v1 import training_service_pb2, training_service_pb2_grpc
+    with grpc.insecure_channel(stack.address("training")) as ch:
+        stub = training_service_pb2_grpc.TrainingServiceStub(ch)
+        stub.ListJobs(training_service_pb2.ListJobsRequest(), metadata=[("x-request-id", "req-trace-4242")])
+    import json, time
+    log_file = stack.home / "logs" / "training.log"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lines = [json.loads(line) for line in log_file.read_text().splitlines() if "req-trace-4242" in line]
+        if lines:
+            break
+        time.sleep(0.1)
+    assert any(l["msg"] == "rpc" and l["request_id"] == "req-trace-4242"
+               and l["method"].endswith("/ListJobs") and l["outcome"] == "ok" for l in lines)
