@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 GEN    := .gen
 PROTOS := $(wildcard protos/trainhouse/v1/*.proto)
+# Optional extras to install besides the tests' (CI adds "ray" for the Ray executor test).
+EXTRAS ?= test
 
 .PHONY: all install stubs run test bench clean
 
@@ -15,7 +17,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
 # Stubs are generated, never committed: compiled with -I protos so the import path is the

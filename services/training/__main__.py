@@ -7,6 +7,7 @@ from services.common import config
 from services.common.server import ServiceApp, serve
 from services.training import peers
 from services.training.events import EventHub
+from services.training.executors import make_executor
 from services.training.runner import JobRunner
 from services.training.servicer import TrainingServicer
 from services.training.store import JobStore
@@ -22,7 +23,7 @@ def build() -> ServiceApp:
         resolved = json.loads(job["config_json"]).get("resolved", {})
         return peers.register_version(job, artifact, metrics, resolved)
 
-    runner = JobRunner(store, hub, home, config.TrainingSettings.from_env(), register)
+    runner = JobRunner(store, hub, home, config.TrainingSettings.from_env(), register, make_executor())
     runner.start()
 
     return ServiceApp(

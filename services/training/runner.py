@@ -8,8 +8,6 @@ polls between batches, so the worker always saves a checkpoint before it exits.
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
-import queue as queue_mod
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,10 +18,10 @@ from services.common.config import TrainingSettings
 from services.common.logs import log
 from services.common.timeutil import now
 from services.training.events import EventHub
+from services.training.executors import Executor, LocalExecutor, WorkerHandle
 from services.training.store import ACTIVE_STATES, TERMINAL_STATES, JobStore, RecordedProgress
 
 logger = logging.getLogger("trainhouse.runner")
-_ctx = mp.get_context("spawn")
 
 EPOCH_METRICS = ("loss", "accuracy", "validation_loss", "validation_accuracy", "learning_rate")
 
@@ -32,10 +30,7 @@ EPOCH_METRICS = ("loss", "accuracy", "validation_loss", "validation_accuracy", "
 class RunningJob:
     job_id: str
     account_id: str
-    process: Any
-    queue: Any
-    cancel: Any
-    shutdown: Any
+    worker: WorkerHandle
     finished: threading.Event = field(default_factory=threading.Event)
     cancel_reason: str = ""
     last_checkpoint_id: str = ""
@@ -50,7 +45,8 @@ Registrar = Callable[[dict[str, Any], str, dict[str, float]], str]
 
 class JobRunner:
     def __init__(self, store: JobStore, hub: EventHub, home: Path, settings: TrainingSettings,
-                 register: Registrar):
+                 register: Registrar, executor: Executor | None = None):
+        self.executor = executor or LocalExecutor()
         self.store = store
         self.hub = hub
         self.home = home
@@ -109,26 +105,22 @@ class JobRunner:
     def _launch(self, job: dict[str, Any]) -> None:
         import json
 
-        from services.training import worker
-
         job_id = job["job_id"]
         checkpoint = self.store.latest_checkpoint(job_id)
         resume_from = checkpoint["path"] if checkpoint and Path(checkpoint["path"] or "").exists() else None
         spec = {"job_id": job_id, "job_dir": str(self.job_dir(job_id)),
                 "config": json.loads(job["config_json"])["raw"], "method": job["method"], "resume_from": resume_from}
-        q, cancel, shutdown = _ctx.Queue(), _ctx.Event(), _ctx.Event()
-        proc = _ctx.Process(target=worker.run_job, args=(spec, q, cancel, shutdown), name=f"job-{job_id}",
-                            daemon=False)
         fields: dict[str, Any] = {}
         if job["start_time"] is None:
             fields["start_time"] = now().replace(tzinfo=None)
         self.hub.status(job_id, "initializing",
                         message="resuming from checkpoint" if resume_from else "preparing data and model", **fields)
-        proc.start()
-        running = RunningJob(job_id, job["account_id"], proc, q, cancel, shutdown,
+        handle = self.executor.launch(job_id, spec)
+        running = RunningJob(job_id, job["account_id"], handle,
                              recorded=self.store.recorded_progress(job_id) if job["last_sequence"] else None)
         self.running[job_id] = running
-        log(logger, "job started", job_id=job_id, pid=proc.pid, resume=bool(resume_from))
+        log(logger, "job started", job_id=job_id, worker=handle.description, executor=self.executor.name,
+            resume=bool(resume_from))
         threading.Thread(target=self._pump, args=(running,), name=f"pump-{job_id}", daemon=True).start()
 
     # --- worker messages ----------------------------------------------------------------------
@@ -136,23 +128,19 @@ class JobRunner:
         outcome: tuple | None = None
         try:
             while True:
-                try:
-                    msg = job.queue.get(timeout=0.5)
-                except queue_mod.Empty:
-                    if not job.process.is_alive():
-                        # drain anything that raced with the exit
-                        try:
-                            msg = job.queue.get(timeout=0.5)
-                        except queue_mod.Empty:
-                            break
-                    else:
+                msg = job.worker.get_message(timeout=0.5)
+                if msg is None:
+                    if job.worker.is_alive():
                         continue
+                    msg = job.worker.get_message(timeout=0.5)  # anything that raced with the exit
+                    if msg is None:
+                        break
                 if msg[0] == "event":
                     self._on_event(job, msg[1], msg[2])
                 else:
                     outcome = msg
                     break
-            job.process.join(timeout=30)
+            job.worker.join(timeout=30)
             self._finish(job, outcome)
         except Exception:
             logger.exception("pump failed for %s", job.job_id)
@@ -198,10 +186,10 @@ class JobRunner:
     def _finish(self, job: RunningJob, outcome: tuple | None) -> None:
         end = now().replace(tzinfo=None)
         if outcome is None:
-            code = job.process.exitcode
+            code = job.worker.exit_code()
             self._fail(job.job_id, "worker_died", f"the worker process exited unexpectedly (exit code {code})")
         elif outcome[0] == "stopped":
-            if job.shutdown.is_set() and not job.cancel.is_set():
+            if job.worker.shutdown_requested() and not job.worker.cancel_requested():
                 self.hub.status(job.job_id, "queued", reason="interrupted",
                                 message="service stopping; checkpoint saved, the job resumes on restart")
             else:
@@ -247,7 +235,7 @@ class JobRunner:
         if running is None:  # it finished between the two reads
             return False, ""
         running.cancel_reason = reason or "cancelled_by_user"
-        running.cancel.set()
+        running.worker.request_cancel()
         running.finished.wait(wait_s)
         return bool(running.last_checkpoint_id), running.last_checkpoint_id
 
@@ -258,10 +246,10 @@ class JobRunner:
         with self._lock:
             jobs = list(self.running.values())
         for job in jobs:
-            job.shutdown.set()
+            job.worker.request_shutdown()
         for job in jobs:
             if not job.finished.wait(wait_s):
-                job.process.terminate()
+                job.worker.kill()
         self.hub.close()
 
     def is_terminal(self, state: str) -> bool:

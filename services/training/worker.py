@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing as mp
 import os
 import time
 import traceback
@@ -30,8 +29,8 @@ MAX_STEP_EVENTS = 500
 class QueueCallbacks:
     """Trainer callbacks that forward events to the service and poll for a stop request."""
 
-    def __init__(self, queue: mp.Queue, cancel: Any, shutdown: Any, checkpoint_dir: str):
-        self.parent = os.getppid()
+    def __init__(self, queue: Any, cancel: Any, shutdown: Any, checkpoint_dir: str, watch_parent: bool = True):
+        self.parent = os.getppid() if watch_parent else None
         self.queue = queue
         self.cancel = cancel
         self.shutdown = shutdown
@@ -50,7 +49,7 @@ class QueueCallbacks:
         self.queue.put(("event", kind, _plain(payload)))
 
     def should_stop(self) -> bool:
-        if os.getppid() != self.parent:
+        if self.parent is not None and os.getppid() != self.parent:
             # The service died (kill -9): nobody reads our events, and the restarted service
             # resumes this job from its last checkpoint in a new worker. Leave at once, writing
             # nothing, so two workers never share the job's folder.
@@ -72,7 +71,7 @@ def majority_baseline(train_outputs: list[str], eval_outputs: list[str]) -> floa
     return float(np.mean([o == majority for o in eval_outputs]))
 
 
-def run_job(spec: dict[str, Any], queue: mp.Queue, cancel: Any, shutdown: Any) -> None:
+def run_job(spec: dict[str, Any], queue: Any, cancel: Any, shutdown: Any) -> None:
     configure(f"training-worker-{spec['job_id']}")
     log = logging.getLogger("trainhouse.worker")
     try:
@@ -84,7 +83,7 @@ def run_job(spec: dict[str, Any], queue: mp.Queue, cancel: Any, shutdown: Any) -
         queue.put(("error", {"reason": "trainer_error", "message": f"{type(err).__name__}: {err}"}))
 
 
-def _run(spec: dict[str, Any], queue: mp.Queue, cancel: Any, shutdown: Any) -> None:
+def _run(spec: dict[str, Any], queue: Any, cancel: Any, shutdown: Any) -> None:
     # Imported here so the spawn start-up of the parent stays light.
     from services.common.onnx_model import OnnxModel
     from services.training.trainer.examples import parse_examples
@@ -97,7 +96,8 @@ def _run(spec: dict[str, Any], queue: mp.Queue, cancel: Any, shutdown: Any) -> N
     config = SupervisedConfig.from_dict(spec["config"])
     train = parse_examples(data["examples"], "examples")
     validation = parse_examples(data["validation_examples"], "validation_examples") if data["validation_examples"] else None
-    callbacks = QueueCallbacks(queue, cancel, shutdown, str(job_dir / "checkpoints"))
+    callbacks = QueueCallbacks(queue, cancel, shutdown, str(job_dir / "checkpoints"),
+                               watch_parent=spec.get("watch_parent", True))
     (job_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     trainer = SupervisedTrainer(config, train, validation, callbacks)
     split_file = job_dir / "split.json"

@@ -10,18 +10,26 @@ Loss, averaged over the N examples of a batch (``coef`` = weight, halved for "pa
 * plus ``l2/2 * sum ||W||^2`` over weight matrices (not biases) when ``l2 > 0``.
 
 Both terms are computed from logits in log-space so they stay finite when p_y -> 0 or 1.
+
+The input may be a dense array or hashed ``SparseRows``: then the first layer is a sparse
+product and its weight gradient a ``RowSparse`` (see sparse_ops.py); everything after the
+first layer is dense. The policy-gradient loss of the reinforcement trainer and the L2 pull
+toward an anchor (few-shot) live here too, so one gradient check covers every loss.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from services.common.featurizer import FeaturizerConfig, HashingFeaturizer
+from services.common.featurizer import FeaturizerConfig, HashingFeaturizer, SparseRows
 from services.training.trainer.examples import LabelMap
+from services.training.trainer.sparse_ops import RowSparse, dense, sparse_matmul, sparse_weight_grad
 
 Params = list[tuple[np.ndarray, np.ndarray]]
+Grads = list[tuple["np.ndarray | RowSparse", np.ndarray]]
+Inputs = "np.ndarray | SparseRows"
 
 
 def log_softmax(z: np.ndarray) -> np.ndarray:
@@ -76,7 +84,7 @@ class MLP:
         return MLP([(W.copy(), b.copy()) for W, b in self.params])
 
     # -- forward / backward -------------------------------------------------------------------
-    def forward(self, X: np.ndarray, *, dropout: float = 0.0, rng: np.random.Generator | None = None,
+    def forward(self, X: Any, *, dropout: float = 0.0, rng: np.random.Generator | None = None,
                 masks: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Logits and the cache backward needs.
 
@@ -88,7 +96,7 @@ class MLP:
         used_masks: list[np.ndarray | None] = []
         h = X
         for i, (W, b) in enumerate(self.params[:-1]):
-            z = h @ W + b
+            z = _affine(h, W, b)
             h = np.maximum(z, 0)
             mask = None
             if masks is not None:
@@ -104,18 +112,22 @@ class MLP:
             used_masks.append(mask)
             acts.append(h)
         W, b = self.params[-1]
-        logits = h @ W + b
+        logits = _affine(h, W, b)
         return logits, {"acts": acts, "pre": pre, "masks": used_masks}
 
-    def backward(self, cache: dict[str, Any], dlogits: np.ndarray) -> Params:
-        """Gradients of the loss w.r.t. every (W, b), given dLoss/dlogits."""
+    def backward(self, cache: dict[str, Any], dlogits: np.ndarray) -> Grads:
+        """Gradients of the loss w.r.t. every (W, b), given dLoss/dlogits (W1's is a
+        ``RowSparse`` when the input was ``SparseRows``)."""
         acts, pre, masks = cache["acts"], cache["pre"], cache["masks"]
         grads: Params = []
         dz = dlogits
         for layer in range(len(self.params) - 1, -1, -1):
             W, _ = self.params[layer]
             a_in = acts[layer]
-            grads.append((a_in.T @ dz, dz.sum(axis=0)))
+            if isinstance(a_in, SparseRows):
+                grads.append((sparse_weight_grad(a_in, dz), dz.sum(axis=0)))
+            else:
+                grads.append((a_in.T @ dz, dz.sum(axis=0)))
             if layer == 0:
                 break
             da = dz @ W.T
@@ -125,7 +137,7 @@ class MLP:
         grads.reverse()
         return grads
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def predict_proba(self, X: Any) -> np.ndarray:
         """Eval-mode probabilities (no dropout)."""
         logits, _ = self.forward(X)
         return softmax(logits)
@@ -192,47 +204,123 @@ def feedback_loss(logits: np.ndarray, y: np.ndarray, coef: np.ndarray,
     return loss, dlogits.astype(logits.dtype, copy=False), per_example
 
 
-def loss_and_grads(mlp: MLP, X: np.ndarray, y: np.ndarray, coef: np.ndarray, negative: np.ndarray, *,
+def _affine(h: Any, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if isinstance(h, SparseRows):
+        return sparse_matmul(h, W) + b
+    return h @ W + b
+
+
+def entropy_and_grad(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row entropy H = -sum p log p of softmax(logits) and dH/dlogits = -p * (log p + H)."""
+    logp = log_softmax(logits)
+    p = np.exp(logp)
+    H = -(p * logp).sum(axis=1)
+    return H, -p * (logp + H[:, None])
+
+
+def policy_gradient_loss(logits: np.ndarray, actions: np.ndarray, advantages: np.ndarray,
+                         weights: np.ndarray, entropy_coef: float = 0.0) -> tuple[float, np.ndarray, np.ndarray]:
+    """REINFORCE surrogate for a softmax policy, averaged over the batch:
+
+    ``L = -(1/N) sum_i w_i * A_i * log pi(a_i | x_i)  -  entropy_coef * (1/N) sum_i H(pi(.|x_i))``
+
+    ``A_i`` (reward minus baseline) and ``w_i`` (importance weight) are constants of the step
+    (computed from the policy *before* the update, like PPO's ratio denominators), so
+    ``dL/dz = -(1/N) w A (onehot(a) - p) - (entropy_coef/N) dH/dz``.
+    Returns (loss, dL/dlogits, per-example log pi(a|x)).
+    """
+    n = logits.shape[0]
+    rows = np.arange(n)
+    logp = log_softmax(logits)
+    p = np.exp(logp)
+    coef = (weights * advantages).astype(logits.dtype, copy=False)
+    logp_a = logp[rows, actions]
+    loss = -float((coef * logp_a).sum() / n)
+    grad = p.copy()
+    grad[rows, actions] -= 1.0
+    grad *= (coef / n)[:, None]
+    if entropy_coef:
+        H, dH = entropy_and_grad(logits)
+        loss -= entropy_coef * float(H.sum() / n)
+        grad -= (entropy_coef / n) * dH
+    return loss, grad.astype(logits.dtype, copy=False), logp_a
+
+
+def add_regularizers(mlp: MLP, loss: float, grads: Grads, *, l2: float = 0.0,
+                     anchor: Params | None = None, anchor_strength: float = 0.0) -> tuple[float, Grads]:
+    """``+ l2/2 sum ||W||^2`` and ``+ anchor_strength/2 sum ||W - W_anchor||^2`` over weight
+    matrices (not biases). Either makes W's gradient dense (every entry is pulled)."""
+    if l2 > 0.0:
+        loss += 0.5 * l2 * float(sum(np.sum(W.astype(np.float64) ** 2) for W, _ in mlp.params))
+        grads = [(dense(dW) + l2 * W, db) for (dW, db), (W, _) in zip(grads, mlp.params)]
+    if anchor is not None and anchor_strength > 0.0:
+        loss += 0.5 * anchor_strength * float(sum(np.sum((W.astype(np.float64) - A) ** 2)
+                                                  for (W, _), (A, _) in zip(mlp.params, anchor)))
+        grads = [(dense(dW) + anchor_strength * (W - A).astype(W.dtype, copy=False), db)
+                 for (dW, db), (W, _), (A, _) in zip(grads, mlp.params, anchor)]
+    return loss, grads
+
+
+def loss_and_grads(mlp: MLP, X: Any, y: np.ndarray, coef: np.ndarray, negative: np.ndarray, *,
                    l2: float = 0.0, dropout: float = 0.0, rng: np.random.Generator | None = None,
-                   masks: Sequence[np.ndarray] | None = None) -> tuple[float, Params, np.ndarray]:
-    """One forward/backward pass: (loss incl. L2, gradients, logits)."""
+                   masks: Sequence[np.ndarray] | None = None, anchor: Params | None = None,
+                   anchor_strength: float = 0.0) -> tuple[float, Grads, np.ndarray]:
+    """One forward/backward pass of the feedback loss: (loss incl. regularizers, gradients, logits)."""
     logits, cache = mlp.forward(X, dropout=dropout, rng=rng, masks=masks)
     loss, dlogits, _ = feedback_loss(logits, y, coef, negative)
     grads = mlp.backward(cache, dlogits)
-    if l2 > 0.0:
-        loss += 0.5 * l2 * float(sum(np.sum(W.astype(np.float64) ** 2) for W, _ in mlp.params))
-        grads = [(dW + l2 * W, db) for (dW, db), (W, _) in zip(grads, mlp.params)]
+    loss, grads = add_regularizers(mlp, loss, grads, l2=l2, anchor=anchor, anchor_strength=anchor_strength)
     return loss, grads, logits
 
 
-def numerical_gradient_check(mlp: MLP, X: np.ndarray, y: np.ndarray, coef: np.ndarray, negative: np.ndarray, *,
-                             l2: float = 0.0, masks: Sequence[np.ndarray] | None = None,
-                             eps: float = 1e-6) -> float:
-    """Largest relative error ||g_analytic - g_numeric|| / (||g_analytic|| + ||g_numeric||) over
-    all parameter arrays, using central differences on every entry.
+def policy_loss_and_grads(mlp: MLP, X: Any, actions: np.ndarray, advantages: np.ndarray, weights: np.ndarray, *,
+                          entropy_coef: float = 0.0, l2: float = 0.0, dropout: float = 0.0,
+                          rng: np.random.Generator | None = None,
+                          masks: Sequence[np.ndarray] | None = None) -> tuple[float, Grads, np.ndarray]:
+    """One forward/backward pass of ``policy_gradient_loss``: (loss, gradients, logits)."""
+    logits, cache = mlp.forward(X, dropout=dropout, rng=rng, masks=masks)
+    loss, dlogits, _ = policy_gradient_loss(logits, actions, advantages, weights, entropy_coef)
+    grads = mlp.backward(cache, dlogits)
+    loss, grads = add_regularizers(mlp, loss, grads, l2=l2)
+    return loss, grads, logits
 
-    Use float64 parameters and small shapes; pass fixed ``masks`` to check dropout's backward
-    (a fresh random mask per evaluation would make the loss non-deterministic).
+
+def gradient_check(mlp: MLP, loss_fn: Callable[[MLP], tuple[float, Grads]], eps: float = 1e-6) -> float:
+    """Largest relative error ||g_analytic - g_numeric|| / (||g_analytic|| + ||g_numeric||) over
+    all parameter arrays, central differences on every entry of ``loss_fn(mlp) -> (loss, grads)``.
+
+    Use float64 parameters and small shapes; keep ``loss_fn`` deterministic (fixed dropout masks).
     """
-    _, grads, _ = loss_and_grads(mlp, X, y, coef, negative, l2=l2, masks=masks)
+    _, grads = loss_fn(mlp)
     worst = 0.0
     for (W, b), (dW, db) in zip(mlp.params, grads):
-        for arr, g in ((W, dW), (b, db)):
+        for arr, g in ((W, dense(dW)), (b, db)):
             num = np.zeros_like(arr, dtype=np.float64)
             it = np.nditer(arr, flags=["multi_index"])
             for _ in it:
                 idx = it.multi_index
                 old = arr[idx]
                 arr[idx] = old + eps
-                plus = loss_and_grads(mlp, X, y, coef, negative, l2=l2, masks=masks)[0]
+                plus = loss_fn(mlp)[0]
                 arr[idx] = old - eps
-                minus = loss_and_grads(mlp, X, y, coef, negative, l2=l2, masks=masks)[0]
+                minus = loss_fn(mlp)[0]
                 arr[idx] = old
                 num[idx] = (plus - minus) / (2 * eps)
             denom = np.linalg.norm(g) + np.linalg.norm(num)
             if denom > 0:
                 worst = max(worst, float(np.linalg.norm(g - num) / denom))
     return worst
+
+
+def numerical_gradient_check(mlp: MLP, X: Any, y: np.ndarray, coef: np.ndarray, negative: np.ndarray, *,
+                             l2: float = 0.0, masks: Sequence[np.ndarray] | None = None,
+                             eps: float = 1e-6, anchor: Params | None = None, anchor_strength: float = 0.0) -> float:
+    """``gradient_check`` of the feedback loss (see ``loss_and_grads``); X may be ``SparseRows``."""
+    def fn(m: MLP) -> tuple[float, Grads]:
+        loss, grads, _ = loss_and_grads(m, X, y, coef, negative, l2=l2, masks=masks, anchor=anchor,
+                                        anchor_strength=anchor_strength)
+        return loss, grads
+    return gradient_check(mlp, fn, eps)
 
 
 @dataclass
@@ -263,8 +351,19 @@ class TrainedModel:
         out = np.zeros((len(rows), self._mlp.n_outputs), dtype=np.float32)
         for start in range(0, len(rows), batch_size):
             idx = np.arange(start, min(start + batch_size, len(rows)))
-            out[idx] = self._mlp.predict_proba(rows.to_dense(idx))
+            out[idx] = self._mlp.predict_proba(rows.take(idx))
         return out
+
+    @classmethod
+    def from_onnx_bytes(cls, data: bytes) -> "TrainedModel":
+        """The model an exported ONNX file holds (weights, catalog, featurizer, metadata)."""
+        from services.training.trainer.onnx_export import load_trained_model
+        return load_trained_model(data)
+
+    @classmethod
+    def from_onnx_model(cls, model: Any) -> "TrainedModel":
+        """From a served ``services.common.onnx_model.OnnxModel`` (its source bytes or file)."""
+        return cls.from_onnx_bytes(model.onnx_bytes())
 
     def predict(self, texts: Sequence[str]) -> list[tuple[str, float]]:
         probs = self.predict_proba(texts)

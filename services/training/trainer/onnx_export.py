@@ -17,7 +17,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from services.common.featurizer import FeaturizerConfig
 from services.common.onnx_model import META_EXTRA, META_FEATURIZER, META_HIDDEN, META_LABELS
+from services.training.trainer.examples import LabelMap
 from services.training.trainer.mlp import TrainedModel
 
 OPSET = 17
@@ -71,6 +73,42 @@ def export_onnx(model: TrainedModel, path: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def load_trained_model(data: bytes) -> TrainedModel:
+    """Read a trainhouse ONNX model back into a ``TrainedModel``: weights from the ``W{i}`` /
+    ``b{i}`` initializers, catalog, featurizer and hidden sizes from ``metadata_props``.
+
+    The inverse of ``build_onnx``; transfer learning starts from the bytes the registry serves.
+    Raises ``ValueError`` when the bytes are not a trainhouse MLP.
+    """
+    try:
+        proto = onnx.load_from_string(data)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several types
+        raise ValueError(f"not an ONNX model: {exc}") from exc
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if META_LABELS not in meta or META_FEATURIZER not in meta:
+        raise ValueError("not a trainhouse model: label map or featurizer metadata missing")
+    inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    hidden = tuple(int(h) for h in json.loads(meta.get(META_HIDDEN, "[]")))
+    params = []
+    for i in range(len(hidden) + 1):
+        if f"W{i}" not in inits or f"b{i}" not in inits:
+            raise ValueError(f"not a trainhouse MLP: initializer W{i}/b{i} missing")
+        params.append((np.array(inits[f"W{i}"], dtype=np.float32), np.array(inits[f"b{i}"], dtype=np.float32)))
+    labels = json.loads(meta[META_LABELS])
+    for i, (W, b) in enumerate(params):
+        expected_out = hidden[i] if i < len(hidden) else len(labels)
+        if W.ndim != 2 or W.shape[1] != expected_out or b.shape != (expected_out,):
+            raise ValueError(f"layer {i} has shape {W.shape}, expected (*, {expected_out})")
+        if i and W.shape[0] != params[i - 1][0].shape[1]:
+            raise ValueError(f"layer {i} input width {W.shape[0]} does not match layer {i - 1}")
+    featurizer = FeaturizerConfig.from_dict(json.loads(meta[META_FEATURIZER]))
+    if params[0][0].shape[0] != featurizer.dim:
+        raise ValueError(f"first layer has {params[0][0].shape[0]} inputs, the featurizer {featurizer.dim}")
+    metadata = json.loads(meta.get(META_EXTRA, "{}"))
+    return TrainedModel(params=params, label_map=LabelMap.from_list(labels), featurizer_config=featurizer,
+                        hidden_sizes=hidden, metadata=metadata if isinstance(metadata, dict) else {})
 
 
 def export_onnx_bytes(model: TrainedModel) -> bytes:

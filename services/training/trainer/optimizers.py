@@ -7,6 +7,23 @@ Weight decay applies to matrices only (ndim >= 2): decaying biases only slows le
 * ``Adam``  — weight decay, if any, is classic L2 added to the gradient (scaled by Adam).
 * ``AdamW`` — decoupled weight decay (Loshchilov & Hutter): ``p -= lr * wd * p`` outside Adam.
 * ``SGD``   — momentum (optionally Nesterov), L2 added to the gradient.
+
+Row-sparse gradients (``RowSparse``: the hashed first layer, see sparse_ops.py) are handled
+in two ways:
+
+* default (``sparse_updates=False``): **exactly** the dense algorithm. Rows without gradient
+  still decay their moments and move by their momentum, as if their gradient were a zero row;
+  only the accumulation of the gradient itself is done on the touched rows. With SGD without
+  momentum and weight decay the dense update *is* zero outside the touched rows, so only those
+  rows are written.
+* ``sparse_updates=True`` ("lazy" Adam/AdamW/SGD-momentum, as TensorFlow's LazyAdam and
+  PyTorch's SparseAdam): moments, decoupled decay and parameter updates are applied to the
+  touched rows only; untouched rows keep their moments frozen until next seen. Much cheaper per
+  step for wide hashed layers, but a different algorithm: the results differ from dense Adam.
+  Still deterministic and bit-exact on resume. (Bias correction uses the global step count.)
+
+The dense parameter update runs in cache-sized chunks with preallocated scratch space, so a
+(16384, 64) layer costs a few passes over memory instead of a temporary per operation.
 """
 from __future__ import annotations
 
@@ -15,15 +32,27 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from services.training.trainer.sparse_ops import RowSparse
+
+_CHUNK = 1 << 16  # elements per chunk of the dense update (256 KiB of float32)
 
 def _decays(p: np.ndarray) -> bool:
     return p.ndim >= 2
 
 
+def _with_l2(g: np.ndarray | RowSparse, p: np.ndarray, wd: float) -> np.ndarray:
+    """``g + wd * p`` (dense: weight decay touches every row)."""
+    if isinstance(g, RowSparse):
+        out = (wd * p).astype(p.dtype, copy=False)
+        out[g.rows] += g.values
+        return out
+    return g + wd * p
+
+
 class Optimizer:
     name = "base"
 
-    def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: float) -> None:
+    def step(self, params: Sequence[np.ndarray], grads: Sequence[Any], lr: float) -> None:
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
@@ -36,11 +65,14 @@ class Optimizer:
 class Adam(Optimizer):
     name = "adam"
 
-    def __init__(self, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0):
+    def __init__(self, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
+                 sparse_updates: bool = False):
         self.beta1, self.beta2, self.eps, self.weight_decay = beta1, beta2, eps, weight_decay
+        self.sparse_updates = sparse_updates
         self.t = 0
         self.m: list[np.ndarray] = []
         self.v: list[np.ndarray] = []
+        self._scratch: np.ndarray | None = None
 
     def _ensure(self, params: Sequence[np.ndarray]) -> None:
         if not self.m:
@@ -50,7 +82,12 @@ class Adam(Optimizer):
     def _coupled_decay(self) -> float:
         return self.weight_decay
 
-    def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: float) -> None:
+    def _buf(self, n: int, dtype: Any) -> np.ndarray:
+        if self._scratch is None or self._scratch.dtype != dtype:
+            self._scratch = np.empty(_CHUNK, dtype=dtype)
+        return self._scratch[:min(n, _CHUNK)]
+
+    def step(self, params: Sequence[np.ndarray], grads: Sequence[Any], lr: float) -> None:
         self._ensure(params)
         self.t += 1
         b1, b2 = self.beta1, self.beta2
@@ -61,20 +98,61 @@ class Adam(Optimizer):
         wd_coupled = self._coupled_decay()
         for p, g, m, v in zip(params, grads, self.m, self.v):
             if wd_coupled and _decays(p):
-                g = g + wd_coupled * p
-            m *= b1
-            m += (1.0 - b1) * g
-            v *= b2
-            v += (1.0 - b2) * (g * g)
+                g = _with_l2(g, p, wd_coupled)
+            if isinstance(g, RowSparse):
+                if self.sparse_updates:
+                    self._lazy(p, g, m, v, lr, step_size, eps_hat)
+                    continue
+                m *= b1
+                v *= b2
+                m[g.rows] += (1.0 - b1) * g.values
+                v[g.rows] += (1.0 - b2) * (g.values * g.values)
+            else:
+                m *= b1
+                m += (1.0 - b1) * g
+                v *= b2
+                v += (1.0 - b2) * (g * g)
             self._decoupled_decay(p, lr)
-            p -= (step_size * m / (np.sqrt(v) + eps_hat)).astype(p.dtype, copy=False)
+            self._apply(p, m, v, step_size, eps_hat)
+
+    def _apply(self, p: np.ndarray, m: np.ndarray, v: np.ndarray, step_size: float, eps_hat: float) -> None:
+        """``p -= step_size * m / (sqrt(v) + eps_hat)``, chunk by chunk, no temporaries."""
+        pf, mf, vf = p.reshape(-1), m.reshape(-1), v.reshape(-1)
+        n = pf.size
+        buf = self._buf(n, p.dtype)
+        for lo in range(0, n, _CHUNK):
+            hi = min(n, lo + _CHUNK)
+            b = buf[:hi - lo]
+            np.sqrt(vf[lo:hi], out=b)
+            b += eps_hat
+            np.divide(mf[lo:hi], b, out=b)
+            b *= step_size
+            pf[lo:hi] -= b
+
+    def _lazy(self, p: np.ndarray, g: RowSparse, m: np.ndarray, v: np.ndarray, lr: float, step_size: float,
+              eps_hat: float) -> None:
+        r, G = g.rows, g.values
+        mr = m[r]
+        mr *= self.beta1
+        mr += (1.0 - self.beta1) * G
+        vr = v[r]
+        vr *= self.beta2
+        vr += (1.0 - self.beta2) * (G * G)
+        m[r] = mr
+        v[r] = vr
+        pr = p[r]
+        if self.name == "adamw" and self.weight_decay:
+            pr *= pr.dtype.type(1.0 - float(lr) * self.weight_decay)
+        pr -= step_size * mr / (np.sqrt(vr) + eps_hat)
+        p[r] = pr
 
     def _decoupled_decay(self, p: np.ndarray, lr: float) -> None:
         return None
 
     def state_dict(self) -> dict[str, Any]:
         return {"name": self.name, "t": self.t, "m": list(self.m), "v": list(self.v),
-                "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "weight_decay": self.weight_decay}
+                "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "weight_decay": self.weight_decay,
+                "sparse_updates": self.sparse_updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("name") != self.name:
@@ -87,8 +165,9 @@ class Adam(Optimizer):
 class AdamW(Adam):
     name = "adamw"
 
-    def __init__(self, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.01):
-        super().__init__(beta1, beta2, eps, weight_decay)
+    def __init__(self, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.01,
+                 sparse_updates: bool = False):
+        super().__init__(beta1, beta2, eps, weight_decay, sparse_updates)
 
     def _coupled_decay(self) -> float:
         return 0.0
@@ -101,28 +180,55 @@ class AdamW(Adam):
 class SGD(Optimizer):
     name = "sgd"
 
-    def __init__(self, momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 0.0):
+    def __init__(self, momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 0.0,
+                 sparse_updates: bool = False):
         if nesterov and momentum <= 0:
             raise ValueError("nesterov needs momentum > 0")
         self.momentum, self.nesterov, self.weight_decay = momentum, nesterov, weight_decay
+        self.sparse_updates = sparse_updates
         self.velocity: list[np.ndarray] = []
 
-    def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: float) -> None:
+    def step(self, params: Sequence[np.ndarray], grads: Sequence[Any], lr: float) -> None:
         if self.momentum and not self.velocity:
             self.velocity = [np.zeros_like(p) for p in params]
+        lr = float(lr)
+        mom = self.momentum
         for i, (p, g) in enumerate(zip(params, grads)):
             if self.weight_decay and _decays(p):
-                g = g + self.weight_decay * p
-            if self.momentum:
+                g = _with_l2(g, p, self.weight_decay)
+            if isinstance(g, RowSparse):
+                r, G = g.rows, g.values
+                if not mom:  # the dense update is zero outside the touched rows: exact
+                    p[r] -= (lr * G).astype(p.dtype, copy=False)
+                    continue
                 buf = self.velocity[i]
-                buf *= self.momentum
+                if self.sparse_updates:
+                    br = buf[r]
+                    br *= mom
+                    br += G
+                    buf[r] = br
+                    upd = G + mom * br if self.nesterov else br
+                    p[r] -= (lr * upd).astype(p.dtype, copy=False)
+                    continue
+                buf *= mom
+                buf[r] += G
+                if self.nesterov:
+                    upd = mom * buf
+                    upd[r] += G
+                else:
+                    upd = buf
+                p -= (lr * upd).astype(p.dtype, copy=False)
+                continue
+            if mom:
+                buf = self.velocity[i]
+                buf *= mom
                 buf += g
-                g = g + self.momentum * buf if self.nesterov else buf
-            p -= (float(lr) * g).astype(p.dtype, copy=False)
+                g = g + mom * buf if self.nesterov else buf
+            p -= (lr * g).astype(p.dtype, copy=False)
 
     def state_dict(self) -> dict[str, Any]:
         return {"name": self.name, "velocity": list(self.velocity), "momentum": self.momentum,
-                "nesterov": self.nesterov, "weight_decay": self.weight_decay}
+                "nesterov": self.nesterov, "weight_decay": self.weight_decay, "sparse_updates": self.sparse_updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("name") != self.name:
@@ -135,12 +241,12 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 
 def make_optimizer(name: str, *, momentum: float = 0.9, nesterov: bool = False,
                    weight_decay: float = 0.0, beta1: float = 0.9, beta2: float = 0.999,
-                   eps: float = 1e-8) -> Optimizer:
+                   eps: float = 1e-8, sparse_updates: bool = False) -> Optimizer:
     """Build an optimizer by its config name ("adam", "adamw", "sgd")."""
     if name == "adam":
-        return Adam(beta1, beta2, eps, weight_decay)
+        return Adam(beta1, beta2, eps, weight_decay, sparse_updates)
     if name == "adamw":
-        return AdamW(beta1, beta2, eps, weight_decay)
+        return AdamW(beta1, beta2, eps, weight_decay, sparse_updates)
     if name == "sgd":
-        return SGD(momentum, nesterov, weight_decay)
+        return SGD(momentum, nesterov, weight_decay, sparse_updates)
     raise ValueError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")
