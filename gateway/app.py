@@ -1,6 +1,8 @@
 """create_app(): the FastAPI application with every surface, its error dispatch and its lifespan."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -8,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
@@ -15,19 +18,38 @@ from gateway.auth import Authenticator
 from gateway.backends import Backends
 from gateway.errors import SurfaceRegistry, install_handlers
 from gateway.middleware import RequestContextMiddleware
-from gateway.ratelimit import RateLimiter
-from gateway.scopes import ROUTE_SCOPES
+from gateway.ratelimit import REQUESTS, Limit, RateLimiter
+from gateway.scopes import AUTHENTICATED, ROUTE_SCOPES, SIGNED_URL_ROUTES
 from gateway.settings import GatewaySettings
-from gateway.surfaces import agents, auth_routes, datasets, health, models_v1, training_v1
+from gateway.signing import UrlSigner
+from gateway.surfaces import (
+    agents,
+    auth_routes,
+    data_v1,
+    datasets,
+    functions,
+    health,
+    jsonrpc,
+    models_v1,
+    runtime,
+    training_v1,
+    webhooks,
+)
 from gateway.surfaces.datasets import CreateDatasetIn
 from gateway.surfaces.v1 import V1_SURFACE
 from gateway.tokens import TokenStore, ensure_bootstrap
+from gateway.webhooks.dispatcher import Dispatcher
+from gateway.webhooks.store import WebhookStore
+from services.common.duckdb_store import DuckStore
 from services.common.logs import log
 
 logger = logging.getLogger("trainhouse.gateway")
 
 ROUTERS = [health.router, auth_routes.router, training_v1.router, models_v1.router, agents.router,
-           datasets.router]
+           datasets.router, data_v1.router, webhooks.router, functions.router, jsonrpc.router, runtime.router]
+
+# Models documented in /openapi.json that no route references directly (hand-written bodies).
+EXTRA_SCHEMAS = [CreateDatasetIn, *jsonrpc.EXTRA_SCHEMAS]
 
 
 @dataclass
@@ -40,11 +62,27 @@ class Gate:
     limiter: RateLimiter
     backends: Backends
     admin_token_file: Path | None
+    signer: UrlSigner
+    webhooks: WebhookStore
+    dispatcher: Dispatcher
 
 
 def build_surfaces() -> SurfaceRegistry:
-    """Path prefix -> surface. Seed 000 is the default; later surfaces add their prefixes here."""
-    return SurfaceRegistry(default=V1_SURFACE)
+    """Path prefix -> surface (longest prefix wins); seed 000's is the default."""
+    registry = SurfaceRegistry(default=V1_SURFACE)
+    registry.add(functions.PREFIX, functions.FUNCTIONS_SURFACE)
+    registry.add(jsonrpc.PATH, jsonrpc.JSONRPC_SURFACE)
+    registry.add(runtime.PREFIX, runtime.RUNTIME_SURFACE)
+    return registry
+
+
+async def _flush_periodically(limiter: RateLimiter, every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await to_thread.run_sync(limiter.flush)
+        except Exception as err:  # noqa: BLE001 - retried at the next tick and on shutdown
+            log(logger, "rate-limit flush failed", logging.ERROR, error=type(err).__name__)
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -53,18 +91,31 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = TokenStore(settings.home / "gateway.duckdb")
+        db = DuckStore(settings.home / "gateway.duckdb", [])
+        store = TokenStore(db)
         token_file = ensure_bootstrap(store, settings.home, settings.bootstrap_token)
         backends = Backends.connect(settings.rpc_timeout_s)
-        app.state.gate = Gate(settings, store, Authenticator(store, settings.jwt_secret), RateLimiter(),
-                              backends, token_file)
+        limits = dict(settings.limits)
+        limits[REQUESTS] = Limit(settings.rate_limit_per_hour, limits.get(REQUESTS, Limit(0, 3600)).window_s)
+        limiter = RateLimiter(limits, db)
+        hooks = WebhookStore(db)
+        dispatcher = Dispatcher(hooks, backends, settings.webhooks)
+        app.state.gate = Gate(settings, store, Authenticator(store, settings.jwt_secret), limiter, backends,
+                              token_file, UrlSigner(db, settings.download_url_ttl_s), hooks, dispatcher)
+        dispatcher.start()
+        flusher = asyncio.create_task(_flush_periodically(limiter, settings.rate_flush_s))
         log(logger, "gateway ready", home=str(settings.home),
             admin_token=str(token_file) if token_file else "TRAINHOUSE_BOOTSTRAP_TOKEN")
         try:
             yield
         finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            await dispatcher.stop()
+            limiter.flush()
             await backends.close()
-            store.close()
+            db.close()
 
     app = FastAPI(title="trainhouse gateway", version="1.0.0", lifespan=lifespan, docs_url="/docs",
                   redoc_url=None, openapi_url="/openapi.json",
@@ -80,7 +131,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's schema plus the bearer scheme, each route's scope, and the JSON/JSONL upload model."""
+    """FastAPI's schema plus the bearer scheme, each route's scope, and the hand-parsed bodies' models."""
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
@@ -88,15 +139,21 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components.setdefault("securitySchemes", {})["bearer"] = {
         "type": "http", "scheme": "bearer", "description": "API token (th_...) or, when enabled, an HS256 JWT"}
     schemas = components.setdefault("schemas", {})
-    extra = CreateDatasetIn.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
-    for name, definition in extra.pop("$defs", {}).items():
-        schemas.setdefault(name, definition)
-    schemas.setdefault("CreateDatasetIn", extra)
+    for model in EXTRA_SCHEMAS:
+        extra = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
+        for name, definition in extra.pop("$defs", {}).items():
+            schemas.setdefault(name, definition)
+        schemas.setdefault(model.__name__, extra)
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
-            scope = ROUTE_SCOPES.get((method.upper(), path))
-            if scope is not None:
-                operation["security"] = [{"bearer": []}]
-                operation["description"] = (operation.get("description", "") + f"\n\nScope: `{scope}`").strip()
+            key = (method.upper(), path)
+            if key not in ROUTE_SCOPES or ROUTE_SCOPES[key] is None:
+                continue
+            scope = ROUTE_SCOPES[key]
+            operation["security"] = [{"bearer": []}]
+            text = "any valid token" if scope == AUTHENTICATED else f"`{scope}`"
+            if key in SIGNED_URL_ROUTES:
+                text += " (or a signed URL: `expires` + `signature` query parameters)"
+            operation["description"] = (operation.get("description", "") + f"\n\nScope: {text}").strip()
     app.openapi_schema = schema
     return schema

@@ -11,6 +11,7 @@ import jwt
 from starlette.requests import Request
 
 from gateway.errors import FORBIDDEN, UNAUTHENTICATED, ApiError
+from gateway.scopes import AUTHENTICATED
 from gateway.tokens import TokenStore
 from services.common.timeutil import now
 
@@ -33,7 +34,7 @@ class Principal:
     rate_limit_per_hour: int | None = None
 
     def allows(self, scope: str) -> bool:
-        return ADMIN in self.scopes or scope in self.scopes
+        return scope == AUTHENTICATED or ADMIN in self.scopes or scope in self.scopes
 
 
 class Authenticator:
@@ -80,7 +81,7 @@ class Authenticator:
 
 def require_scope(principal: Principal, scope: str) -> None:
     if not principal.allows(scope):
-        raise ApiError(FORBIDDEN, f"token lacks the '{scope}' scope")
+        raise ApiError(FORBIDDEN, f"token lacks the '{scope}' scope", field="scope", issue=f"requires {scope}")
 
 
 def principal_of(request: Request) -> Principal:

@@ -95,3 +95,35 @@ def camel(name: str) -> str:
 
 def camel_keys(d: dict[str, Any]) -> dict[str, Any]:
     return {camel(k): v for k, v in d.items()}
+
+
+def finite(value: Any) -> Any:
+    """NaN/inf (a diverged loss) are not JSON; they travel as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
+
+
+def snake(name: str) -> str:
+    """learningRate -> learning_rate (already-snake names pass through)."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+
+
+def snake_keys(value: Any) -> Any:
+    """Recursively snake_case the keys of JSON-ready dicts (for the snake_case surfaces)."""
+    if isinstance(value, dict):
+        return {snake(k): snake_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [snake_keys(v) for v in value]
+    return value
+
+
+def epoch_ms(ts: Timestamp | None) -> int | None:
+    """Unix milliseconds (seed 004's times), or None for an unset timestamp."""
+    if ts is None or (ts.seconds == 0 and ts.nanos == 0):
+        return None
+    return ts.seconds * 1000 + ts.nanos // 1_000_000

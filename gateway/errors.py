@@ -29,6 +29,8 @@ logger = logging.getLogger("trainhouse.gateway.errors")
 
 # The kinds of failure a surface must be able to render.
 INVALID = "invalid"
+# The body is not parseable (malformed JSON): 400 on REST surfaces, -32700 on JSON-RPC.
+MALFORMED = "malformed"
 UNAUTHENTICATED = "unauthenticated"
 FORBIDDEN = "forbidden"
 NOT_FOUND = "not_found"
@@ -44,7 +46,7 @@ INTERNAL = "internal"
 
 # Default HTTP status per kind; a surface may override (seed 000 answers 409 for a precondition).
 DEFAULT_STATUS = {
-    INVALID: 400, UNAUTHENTICATED: 401, FORBIDDEN: 403, NOT_FOUND: 404, METHOD_NOT_ALLOWED: 405,
+    INVALID: 400, MALFORMED: 400, UNAUTHENTICATED: 401, FORBIDDEN: 403, NOT_FOUND: 404, METHOD_NOT_ALLOWED: 405,
     CONFLICT: 409, PRECONDITION: 412, TOO_LARGE: 413, RATE_LIMITED: 429, INTERNAL: 500,
     NOT_IMPLEMENTED: 501, UNAVAILABLE: 503, TIMEOUT: 504,
 }

@@ -26,6 +26,22 @@ def _new_request_id() -> str:
     return f"req-{uuid.uuid4().hex[:16]}"
 
 
+# An oversized body is read and dropped (up to this much) before the 413 goes out: closing a
+# socket with unread input makes the kernel send RST, which can destroy the 413 in flight.
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+async def _drain(receive: Receive, already: int) -> None:
+    seen = already
+    while seen <= DRAIN_LIMIT:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 class RequestContextMiddleware:
     """Assigns the request id, enforces the body limit, adds context headers, logs one line."""
 
@@ -82,12 +98,15 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    if message.get("more_body", False):
+                        await _drain(receive, received)
                     raise ApiError(TOO_LARGE, f"request body exceeds {limit} bytes")
             return message
 
         return wrapped
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        await _drain(receive, 0)
         error = ApiError(TOO_LARGE, f"request body exceeds {self.max_body_bytes} bytes")
         response = self.surfaces.for_path(scope.get("path", "")).render(error, request_id)
         # Close the connection: the unread body would otherwise be parsed as the next request.

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from gateway.convert import finite
+
 T = TypeVar("T")
 
 # JSON numbers: ints are fine where a float is expected, bools and strings are not; NaN/inf
@@ -36,7 +38,7 @@ class Envelope(BaseModel, Generic[T]):
 
 
 def envelope(data: Any, message: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"success": True, "data": data}
+    out: dict[str, Any] = {"success": True, "data": finite(data)}
     if message is not None:
         out["message"] = message
     return out

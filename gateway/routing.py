@@ -3,6 +3,10 @@
 Doing it in the route (not in a dependency) matters: FastAPI reads and parses the body before it
 solves dependencies, so an anonymous caller sending malformed JSON would get 400 instead of 401,
 and would make us parse up to 10 MiB for nothing.
+
+`charge` spends a further group's budget from inside a handler, for limits that depend on the
+body (generated example counts, JSON-RPC methods); every decision taken for a request is folded
+into its X-RateLimit-* headers, showing the tightest.
 """
 from __future__ import annotations
 
@@ -13,8 +17,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.auth import Principal, require_scope
-from gateway.errors import RATE_LIMITED, ApiError
-from gateway.scopes import scope_for
+from gateway.errors import RATE_LIMITED, UNAUTHENTICATED, ApiError
+from gateway.ratelimit import REQUESTS, Decision, tightest
+from gateway.scopes import AUTHENTICATED, SIGNED_URL_ROUTES, scope_for
 
 
 class GatewayRoute(APIRoute):
@@ -27,28 +32,60 @@ class GatewayRoute(APIRoute):
             required = scope_for(method, self.path)
         except KeyError:
             raise RuntimeError(f"route {method} {self.path} is missing from gateway.scopes.ROUTE_SCOPES") from None
+        signed_ok = (method, self.path) in SIGNED_URL_ROUTES
 
         async def handler(request: Request) -> Response:
             if required is not None:
                 gate = request.app.state.gate
-                principal = gate.authenticator.authenticate(request.headers.get("authorization"))
                 state = request.scope.setdefault("state", {})
+                if signed_ok and "signature" in request.query_params:
+                    if not gate.signer.verify_request(request):
+                        raise ApiError(UNAUTHENTICATED, "invalid or expired download link",
+                                       field="signature", issue="invalid or expired")
+                    state["signed"] = True
+                    return await original(request)
+                principal = gate.authenticator.authenticate(request.headers.get("authorization"))
                 state["principal"] = principal
-                _spend(gate, principal, state)
-                require_scope(principal, required)
+                decision = charge(request, REQUESTS)
+                if decision is not None and not decision.allowed:
+                    raise rate_limited(decision)
+                if required != AUTHENTICATED:
+                    require_scope(principal, required)
             return await original(request)
 
         return handler
 
 
-def _spend(gate, principal: Principal, state: dict) -> None:  # noqa: ANN001 - Gate lives in app.py
-    limit = principal.rate_limit_per_hour
+def charge(request: Request, group: str, cost: float = 1.0) -> Decision | None:
+    """Spend `cost` of the caller's `group` budget; None when the group (or the token) is unlimited.
+
+    The decision is recorded for the response headers whether or not it allowed the request.
+    """
+    gate = request.app.state.gate
+    state = request.scope.setdefault("state", {})
+    principal: Principal | None = state.get("principal")
+    if principal is None:
+        return None
+    limit = gate.limiter.limit_of(group, principal.rate_limit_per_hour)
     if limit is None:
-        limit = gate.settings.rate_limit_per_hour
-    if limit <= 0:
-        return
-    decision = gate.limiter.hit(principal.token_id, limit)
-    state["extra_headers"] = decision.headers()
-    if not decision.allowed:
-        raise ApiError(RATE_LIMITED, f"Rate limit exceeded. Try again in {decision.retry_after} seconds.",
-                       retry_after=decision.retry_after)
+        return None
+    decision = gate.limiter.hit(principal.token_id, limit, cost, group)
+    decisions: list[Decision] = state.setdefault("rate_decisions", [])
+    decisions.append(decision)
+    state["extra_headers"] = tightest(decisions).headers()
+    return decision
+
+
+def rate_limited(decision: Decision) -> ApiError:
+    if decision.impossible:
+        message = (f"Rate limit exceeded: the request needs more than the whole {decision.group} budget "
+                   f"({decision.limit}).")
+    else:
+        message = f"Rate limit exceeded. Try again in {_human(decision.retry_after)}."
+    return ApiError(RATE_LIMITED, message, retry_after=decision.retry_after, resource=decision.group)
+
+
+def _human(seconds: int) -> str:
+    if seconds >= 120:
+        return f"{round(seconds / 60)} minutes"
+    return f"{seconds} seconds"

@@ -1,12 +1,23 @@
-"""THE table of which scope each route needs. One place, so a review sees the whole policy.
+"""THE table of which scope each route (and each JSON-RPC method) needs. One place, so a review
+sees the whole policy.
 
-Keys are (HTTP method, route path template). `None` means public. A route that is not in this
-table cannot be registered (GatewayRoute raises at import time), so a forgotten entry fails
-closed and loudly instead of serving an unauthenticated route.
+Keys are (HTTP method, route path template) for HTTP routes and ("JSONRPC", method name) for the
+methods dispatched behind ``POST /api/v1/jsonrpc``. Values:
+- ``None`` (PUBLIC): no token needed;
+- ``AUTHENTICATED``: any valid token (the handler then checks a finer scope from this table, as
+  the JSON-RPC endpoint does per method, or there is nothing to protect, as for the 404 listing
+  of function names);
+- a scope name.
+
+A route that is not in this table cannot be registered (GatewayRoute raises at import time), and
+a JSON-RPC method without an entry cannot be dispatched, so a forgotten entry fails closed and
+loudly instead of serving an unauthenticated route.
 """
 from __future__ import annotations
 
 PUBLIC = None
+AUTHENTICATED = "authenticated"
+JSONRPC = "JSONRPC"
 
 ROUTE_SCOPES: dict[tuple[str, str], str | None] = {
     ("GET", "/healthz"): PUBLIC,
@@ -24,17 +35,62 @@ ROUTE_SCOPES: dict[tuple[str, str], str | None] = {
     # Model versions (seed 000).
     ("GET", "/api/v1/training/models/{agentId}/versions"): "training:view",
     ("GET", "/api/v1/training/models/{agentId}/versions/{versionId}"): "training:view",
+    ("POST", "/api/v1/training/models/{agentId}/versions/{versionId}/deploy"): "models:deploy",
+    ("POST", "/api/v1/training/models/{agentId}/versions/{versionId}/rollback"): "models:deploy",
     # Agents.
     ("POST", "/api/v1/agents"): "training:start",
     ("GET", "/api/v1/agents"): "training:view",
     ("GET", "/api/v1/agents/{agentId}"): "training:view",
     ("POST", "/api/v1/agents/{agentId}/predict"): "training:view",
-    # Datasets.
+    # Datasets. The download also accepts a signed, expiring URL instead of a token
+    # (SIGNED_URL_ROUTES below).
     ("POST", "/api/v1/training/datasets"): "data:generate",
     ("GET", "/api/v1/training/datasets"): "training:view",
     ("GET", "/api/v1/training/datasets/{datasetId}"): "training:view",
     ("GET", "/api/v1/training/datasets/{datasetId}/download"): "data:export",
+    # Data generation and validation (seed 000).
+    ("POST", "/api/v1/training/generate-synthetic-data"): "data:generate",
+    ("POST", "/api/v1/training/validate-data"): "training:view",
+    # Webhooks (events of the caller's account).
+    ("POST", "/api/v1/webhooks"): "training:view",
+    ("GET", "/api/v1/webhooks"): "training:view",
+    ("GET", "/api/v1/webhooks/{webhookId}"): "training:view",
+    ("DELETE", "/api/v1/webhooks/{webhookId}"): "training:view",
+    ("GET", "/api/v1/webhooks/{webhookId}/deliveries"): "training:view",
+    # Functions (seeds 001, 002 and seed 000's SDK names).
+    ("POST", "/api/v1/functions/startTrainingJob"): "training:start",
+    ("POST", "/api/v1/functions/trainAgent"): "training:start",
+    ("POST", "/api/v1/functions/monitorTrainingProgress"): "training:view",
+    ("POST", "/api/v1/functions/getTrainingStatus"): "training:view",
+    ("POST", "/api/v1/functions/generateSyntheticTrainingData"): "data:generate",
+    ("POST", "/api/v1/functions/evaluateTrainingResults"): "training:evaluate",
+    ("POST", "/api/v1/functions/{name}"): AUTHENTICATED,  # unknown names: 404 listing the valid ones
+    # JSON-RPC 2.0 (seed 003): the endpoint needs a token; each method its scope.
+    ("POST", "/api/v1/jsonrpc"): AUTHENTICATED,
+    (JSONRPC, "training.start_grpo"): "training:start",
+    (JSONRPC, "training.get_status"): "training:view",
+    (JSONRPC, "training.cancel"): "training:cancel",
+    (JSONRPC, "training.export_trajectories"): "data:export",
+    # Runtime REST (seed 004).
+    ("GET", "/api/training/status"): "training:view",
+    ("GET", "/api/training/datasets"): "training:view",
+    ("POST", "/api/training/datasets/build"): "data:generate",
+    ("GET", "/api/training/trajectories"): "training:view",
+    ("GET", "/api/training/trajectories/{id}"): "training:view",
+    ("POST", "/api/training/trajectories"): "data:generate",
+    ("GET", "/api/training/jobs"): "training:view",
+    ("POST", "/api/training/jobs"): "training:start",
+    ("GET", "/api/training/jobs/{id}"): "training:view",
+    ("POST", "/api/training/jobs/{id}/cancel"): "training:cancel",
+    ("GET", "/api/training/models"): "training:view",
+    ("POST", "/api/training/models/{id}/activate"): "models:deploy",
+    ("POST", "/api/training/models/{id}/import-ollama"): "models:deploy",
+    ("GET", "/api/training/auto/config"): "training:view",
+    ("PUT", "/api/training/auto/config"): "admin",
 }
+
+# Routes where a valid signature (gateway.signing) replaces the bearer token.
+SIGNED_URL_ROUTES = {("GET", "/api/v1/training/datasets/{datasetId}/download")}
 
 # Served by FastAPI itself (not through GatewayRoute); listed so the policy is complete.
 FRAMEWORK_PUBLIC = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect")}
@@ -43,3 +99,16 @@ FRAMEWORK_PUBLIC = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/o
 def scope_for(method: str, path: str) -> str | None:
     """The scope of a route; KeyError when the route is missing from the table."""
     return ROUTE_SCOPES[(method.upper(), path)]
+
+
+def method_scope(method: str) -> str | None:
+    """The scope of a JSON-RPC method; KeyError when the method has no entry."""
+    return ROUTE_SCOPES[(JSONRPC, method)]
+
+
+def http_routes() -> dict[tuple[str, str], str | None]:
+    return {k: v for k, v in ROUTE_SCOPES.items() if k[0] != JSONRPC}
+
+
+def jsonrpc_methods() -> dict[str, str | None]:
+    return {k[1]: v for k, v in ROUTE_SCOPES.items() if k[0] == JSONRPC}

@@ -2,12 +2,41 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.ratelimit import Limit, limits_from_env
 from services.common import config
 
 MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    # Allow URLs that resolve to private, loopback or link-local addresses (tests, on-prem).
+    allow_private: bool = False
+    # Default `progressEvery`: a training.progress event every N epochs / iterations (seed 003: 10).
+    progress_every: int = 10
+    # Attempts per delivery before it is marked failed.
+    max_attempts: int = 8
+    # Backoff before attempt n+1: base * 2**(n-1), capped, with jitter in [50%, 100%].
+    backoff_base_s: float = 2.0
+    backoff_max_s: float = 3600.0
+    timeout_s: float = 10.0
+    # How long the event follower waits before reconnecting to TrainingService.
+    reconnect_s: float = 1.0
+
+    @classmethod
+    def from_env(cls) -> "WebhookSettings":
+        return cls(
+            allow_private=config.env_str("WEBHOOK_ALLOW_PRIVATE", "0").lower() in ("1", "true", "yes"),
+            progress_every=max(1, config.env_int("WEBHOOK_PROGRESS_EVERY", 10)),
+            max_attempts=max(1, config.env_int("WEBHOOK_MAX_ATTEMPTS", 8)),
+            backoff_base_s=max(0.0, config.env_float("WEBHOOK_BACKOFF_S", 2.0)),
+            backoff_max_s=max(0.0, config.env_float("WEBHOOK_BACKOFF_MAX_S", 3600.0)),
+            timeout_s=max(0.1, config.env_float("WEBHOOK_TIMEOUT_S", 10.0)),
+            reconnect_s=max(0.05, config.env_float("WEBHOOK_RECONNECT_S", 1.0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -23,6 +52,15 @@ class GatewaySettings:
     bootstrap_token: str | None
     # SSE comment sent when a job is quiet, so proxies and clients keep the stream open.
     sse_keepalive_s: float
+    # Every rate-limit group (gateway.ratelimit); `requests` follows rate_limit_per_hour.
+    limits: dict[str, Limit] = field(default_factory=dict)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    # Lifetime of signed dataset download URLs (seed 000 shows one day).
+    download_url_ttl_s: int = 86400
+    # The agent the runtime surface (seed 004, which names no agent) trains and lists.
+    runtime_agent_id: str = "runtime-agent"
+    # How often rate-limit buckets are written to gateway.duckdb (and always on shutdown).
+    rate_flush_s: float = 1.0
 
     @classmethod
     def from_env(cls) -> "GatewaySettings":
@@ -34,4 +72,9 @@ class GatewaySettings:
             jwt_secret=os.environ.get("TRAINHOUSE_JWT_SECRET") or None,
             bootstrap_token=os.environ.get("TRAINHOUSE_BOOTSTRAP_TOKEN") or None,
             sse_keepalive_s=config.env_float("SSE_KEEPALIVE_S", 15.0),
+            limits=limits_from_env(),
+            webhooks=WebhookSettings.from_env(),
+            download_url_ttl_s=max(1, config.env_int("DOWNLOAD_URL_TTL_S", 86400)),
+            runtime_agent_id=config.env_str("RUNTIME_AGENT_ID", "runtime-agent"),
+            rate_flush_s=max(0.05, config.env_float("RATE_LIMIT_FLUSH_S", 1.0)),
         )

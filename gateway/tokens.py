@@ -96,8 +96,14 @@ _COLUMNS = "token_id, name, account, scopes_json, created_at, expires_at, revoke
 
 
 class TokenStore:
-    def __init__(self, path: Path):
-        self.db = DuckStore(path, SCHEMA)
+    def __init__(self, path: Path | DuckStore):
+        """Open gateway.duckdb at `path`, or use an open one (shared with the other gateway tables)."""
+        if isinstance(path, DuckStore):
+            self.db = path
+            for statement in SCHEMA:
+                self.db.execute(statement)
+        else:
+            self.db = DuckStore(path, SCHEMA)
 
     def close(self) -> None:
         self.db.close()

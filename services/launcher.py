@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.common import config
 
 # Start order: services with no peers first, the gateway last.
-ORDER = ["registry", "data", "evaluation", "training"]
+ORDER = ["registry", "data", "training", "evaluation"]
 
 
 class LaunchError(RuntimeError):

@@ -5,6 +5,7 @@ still validated by the same pydantic model, and both are documented in /openapi.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from gateway.models import CamelModel, Envelope, Pagination, envelope
 from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES, page_token_for, pagination
 from gateway.surfaces.v1 import field_path
+from services.common.timeutil import iso
 from trainhouse.v1 import data_service_pb2, dataset_pb2
 
 router = APIRouter(prefix="/api/v1/training/datasets", tags=["datasets"], route_class=GatewayRoute,
@@ -50,6 +52,8 @@ class DatasetOut(CamelModel):
     created_at: str | None = None
     source: str | None = None
     sha256: str | None = None
+    download_url: str | None = Field(None, description="Signed JSONL download link; needs no token until expiresAt")
+    expires_at: str | None = None
 
 
 class DatasetsData(CamelModel):
@@ -68,6 +72,15 @@ def dataset_json(d: dataset_pb2.Dataset) -> dict[str, Any]:
         "source": d.source or None,
         "sha256": d.sha256 or None,
     }
+
+
+def with_download(request: Request, data: dict[str, Any]) -> dict[str, Any]:
+    """Add seed 000's `downloadUrl` (signed, expiring, usable without a token) and `expiresAt`."""
+    signer = request.app.state.gate.signer
+    path = router.url_path_for("download_dataset", datasetId=data["datasetId"])
+    url, expires = signer.sign(str(request.base_url), path)
+    return {**data, "downloadUrl": url,
+            "expiresAt": iso(dt.datetime.fromtimestamp(expires, dt.timezone.utc))}
 
 
 def _first_error(err: ValidationError, prefix: list[Any]) -> tuple[str, str]:
@@ -145,7 +158,7 @@ async def create_dataset(request: Request, services: Services) -> dict[str, Any]
         grpc_request = data_service_pb2.CreateDatasetRequest(
             dataset_id=dataset_id, examples=examples_to_proto(examples), source=source)
     resp = await services.data.CreateDataset(grpc_request, timeout=services.timeout_s)
-    return envelope(dataset_json(resp.dataset))
+    return envelope(with_download(request, dataset_json(resp.dataset)))
 
 
 @router.get("", response_model=Envelope[DatasetsData], response_model_exclude_none=True, summary="List datasets")
@@ -164,10 +177,10 @@ DatasetId = Annotated[str, Path(alias="datasetId")]
 
 @router.get("/{datasetId}", response_model=Envelope[DatasetOut], response_model_exclude_none=True,
             summary="Get a dataset's statistics")
-async def get_dataset(dataset_id: DatasetId, services: Services) -> dict[str, Any]:
+async def get_dataset(dataset_id: DatasetId, request: Request, services: Services) -> dict[str, Any]:
     resp = await services.data.GetDataset(data_service_pb2.GetDatasetRequest(dataset_id=dataset_id),
                                           timeout=services.timeout_s)
-    return envelope(dataset_json(resp.dataset))
+    return envelope(with_download(request, dataset_json(resp.dataset)))
 
 
 @router.get("/{datasetId}/download", response_class=StreamingResponse, response_model=None,

@@ -4,13 +4,15 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
+from pydantic import Field, StrictBool, StrictStr
 
 from gateway.convert import enum_word, human_size, struct_to_dict, ts_iso
-from gateway.deps import Services
-from gateway.models import CamelModel, Envelope, Pagination, envelope
+from gateway.deps import Caller, Services
+from gateway.errors import encoding_request
+from gateway.models import CamelModel, Envelope, Int, Number, Pagination, envelope
 from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES, page_token_for, pagination
-from trainhouse.v1 import model_registry_pb2, model_version_pb2
+from trainhouse.v1 import deployment_pb2, model_registry_pb2, model_version_pb2
 
 router = APIRouter(prefix="/api/v1/training/models", tags=["models"], route_class=GatewayRoute,
                    responses=ERROR_RESPONSES)
@@ -98,3 +100,127 @@ async def get_version(agent_id: AgentId, version_id: Annotated[str, Path(alias="
         model_registry_pb2.GetVersionRequest(agent_id=agent_id, version_id=version_id),
         timeout=services.timeout_s)
     return envelope(version_json(resp.version))
+
+
+# ---- deployments (seed 000) -----------------------------------------------------------------
+
+ENVIRONMENTS = {"production": deployment_pb2.ENVIRONMENT_PRODUCTION, "staging": deployment_pb2.ENVIRONMENT_STAGING}
+STRATEGIES = {"immediate": deployment_pb2.ROLLOUT_STRATEGY_IMMEDIATE, "canary": deployment_pb2.ROLLOUT_STRATEGY_CANARY,
+              "blue-green": deployment_pb2.ROLLOUT_STRATEGY_BLUE_GREEN,
+              "blue_green": deployment_pb2.ROLLOUT_STRATEGY_BLUE_GREEN}
+
+
+class RolloutIn(CamelModel):
+    strategy: Literal["immediate", "canary", "blue-green", "blue_green"] | None = None
+    percentage: Number | None = None
+    duration: StrictStr | None = Field(None, description='e.g. "1h", "30m", "1h30m", "2d"')
+    steps: list[Number] | None = None
+
+
+class ThresholdIn(CamelModel):
+    error_rate: Number | None = None
+    latency_ms: Number | None = None
+    min_samples: Int | None = None
+
+
+class RollbackPolicyIn(CamelModel):
+    automatic: StrictBool = False
+    threshold: ThresholdIn | None = None
+
+
+class DeployIn(CamelModel):
+    environment: Literal["production", "staging"] | None = None
+    rollout: RolloutIn | None = None
+    rollback: RollbackPolicyIn | None = None
+
+
+class RollbackIn(CamelModel):
+    environment: Literal["production", "staging"] | None = None
+    target_version_id: StrictStr | None = None
+    reason: StrictStr | None = None
+
+
+class DeploymentOut(CamelModel):
+    deployment_id: str
+    agent_id: str
+    version_id: str
+    previous_version: str | None = None
+    environment: str
+    status: str
+    strategy: str
+    current_percentage: float
+    estimated_completion: str | None = None
+    schedule: list[dict[str, Any]]
+    status_reason: str | None = None
+    created_at: str | None = None
+
+
+class RolledBackOut(CamelModel):
+    previous_version: str
+    current_version: str
+    rollback_time: str | None = None
+    deployment: DeploymentOut | None = None
+
+
+def deployment_json(d: deployment_pb2.Deployment) -> dict[str, Any]:
+    return {
+        "deploymentId": d.deployment_id, "agentId": d.agent_id, "versionId": d.version_id,
+        "previousVersion": d.previous_version_id or None,
+        "environment": enum_word(deployment_pb2.Environment.Name(d.environment), "ENVIRONMENT_"),
+        # Seed 000 writes the state with a dash: "rolling-out".
+        "status": enum_word(deployment_pb2.DeploymentState.Name(d.state), "DEPLOYMENT_STATE_").replace("_", "-"),
+        "strategy": enum_word(deployment_pb2.RolloutStrategy.Name(d.rollout.strategy),
+                              "ROLLOUT_STRATEGY_").replace("_", "-"),
+        "currentPercentage": d.current_percentage, "estimatedCompletion": ts_iso(d.estimated_completion_time),
+        "schedule": [{"percentage": s.percentage, "dueTime": ts_iso(s.due_time), "reached": s.reached}
+                     for s in d.schedule],
+        "statusReason": d.status_reason or None, "createdAt": ts_iso(d.create_time),
+    }
+
+
+VersionId = Annotated[str, Path(alias="versionId")]
+
+
+@router.post("/{agentId}/versions/{versionId}/deploy", response_model=Envelope[DeploymentOut],
+             response_model_exclude_none=True, summary="Deploy a version (immediate, canary or blue-green)")
+async def deploy_version(agent_id: AgentId, version_id: VersionId, body: DeployIn, caller: Caller,
+                         services: Services) -> dict[str, Any]:
+    with encoding_request():
+        req = model_registry_pb2.DeployVersionRequest(agent_id=agent_id, version_id=version_id, actor=caller.name)
+        if body.environment:
+            req.environment = ENVIRONMENTS[body.environment]
+        if body.rollout is not None:
+            r = body.rollout
+            if r.strategy:
+                req.rollout.strategy = STRATEGIES[r.strategy]
+            if r.percentage is not None:
+                req.rollout.percentage = r.percentage
+            if r.duration:
+                req.rollout.duration_text = r.duration
+            req.rollout.steps.extend(r.steps or [])
+        if body.rollback is not None:
+            req.rollback.automatic = body.rollback.automatic
+            t = body.rollback.threshold or ThresholdIn()
+            for name in ("error_rate", "latency_ms", "min_samples"):
+                if getattr(t, name) is not None:
+                    setattr(req.rollback, name, getattr(t, name))
+    resp = await services.registry.DeployVersion(req, timeout=services.timeout_s)
+    return envelope(deployment_json(resp.deployment))
+
+
+@router.post("/{agentId}/versions/{versionId}/rollback", response_model=Envelope[RolledBackOut],
+             response_model_exclude_none=True, summary="Roll back from a version to the one before it")
+async def rollback_version(agent_id: AgentId, version_id: VersionId, caller: Caller, services: Services,
+                           body: RollbackIn | None = None) -> dict[str, Any]:
+    body = body or RollbackIn()
+    with encoding_request():
+        req = model_registry_pb2.RollbackVersionRequest(
+            agent_id=agent_id, version_id=version_id, target_version_id=body.target_version_id or "",
+            reason=body.reason or "", actor=caller.name)
+        if body.environment:
+            req.environment = ENVIRONMENTS[body.environment]
+    resp = await services.registry.RollbackVersion(req, timeout=services.timeout_s)
+    return envelope({"previousVersion": resp.previous_version_id, "currentVersion": resp.current_version_id,
+                     "rollbackTime": ts_iso(resp.rollback_time),
+                     "deployment": deployment_json(resp.deployment) if resp.HasField("deployment") else None},
+                    message=resp.message or f"Rolled back to version {resp.current_version_id}")

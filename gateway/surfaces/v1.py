@@ -27,6 +27,7 @@ from services.common.timeutil import iso, now
 # state (stopping a finished job) is a CONFLICT.
 CODES: dict[str, tuple[str, int]] = {
     E.INVALID: ("INVALID_CONFIG", 400),
+    E.MALFORMED: ("INVALID_CONFIG", 400),
     E.UNAUTHENTICATED: ("UNAUTHORIZED", 401),
     E.FORBIDDEN: ("FORBIDDEN", 403),
     E.NOT_FOUND: ("NOT_FOUND", 404),

@@ -59,11 +59,18 @@ def service_port(service: str) -> int:
 
 
 def service_address(service: str) -> str:
-    """Where a client reaches a service: TRAINHOUSE_<NAME>_ADDR, else loopback and its port."""
+    """Where a client reaches a service: TRAINHOUSE_<NAME>_ADDR; else the port the service
+    reported in $TRAINHOUSE_HOME/run/<name>.port (the launcher's processes bind port 0 in tests,
+    and services that call each other both ways cannot all be started after their peers);
+    else loopback and the configured port."""
     explicit = os.environ.get(f"{PREFIX}{service.upper()}_ADDR")
     if explicit:
         return explicit
-    return f"127.0.0.1:{service_port(service)}"
+    port_file = home() / "run" / f"{service}.port"
+    try:
+        return f"127.0.0.1:{int(port_file.read_text())}"
+    except (OSError, ValueError):
+        return f"127.0.0.1:{service_port(service)}"
 
 
 def gateway_port() -> int:

@@ -1,110 +1,105 @@
-"""EvaluationService RPCs: run a version over a test set through the registry's serving path."""
+"""EvaluationService RPCs: validate at the edge, call the core, build the response."""
 from __future__ import annotations
 
-import json
-import time
-import uuid
-from typing import Any
-
-import grpc
-
-from services.common.clients import channel
-from services.common.errors import InvalidArgument, NotFound, Unavailable
+from services.common.errors import InvalidArgument
 from services.common.example_codec import example_dicts
-from services.common.grpc_errors import failure_of
 from services.common.pagination import decode_page_token, next_token, page_size
-from services.common.timeutil import to_timestamp
-from services.evaluation.metrics import classification_metrics, percentile_ms
-from services.evaluation.store import EvaluationStore, created
-from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, evaluation_pb2, evaluation_service_pb2,
-                           evaluation_service_pb2_grpc, model_registry_pb2, model_registry_pb2_grpc)
-
-BATCH = 500
-LATENCY_SAMPLES = 50
-TIMEOUT_S = 60.0
-
-
-def evaluation_proto(row: dict[str, Any]) -> evaluation_pb2.Evaluation:
-    return evaluation_pb2.Evaluation(
-        evaluation_id=row["evaluation_id"], agent_id=row["agent_id"], version_id=row["version_id"],
-        dataset_id=row["dataset_id"] or "", example_count=row["example_count"] or 0,
-        metrics=json.loads(row["metrics_json"] or "{}"), create_time=to_timestamp(created(row)))
-
-
-def _peer_error(err: grpc.RpcError, resource: str, resource_id: str) -> Exception:
-    failure = failure_of(err)
-    if failure.code == grpc.StatusCode.NOT_FOUND:
-        meta = failure.metadata
-        return NotFound(meta.get("resource", resource), meta.get("id", resource_id))
-    if failure.code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
-        return InvalidArgument(failure.field or resource, failure.message)
-    return Unavailable(f"peer call failed: {failure.message}")
+from services.evaluation.benchmarks import Benchmarks, suite_protos
+from services.evaluation.compare import RunComparer
+from services.evaluation.evaluator import EvalSpec, Evaluator
+from services.evaluation.optimize import Optimizer
+from services.evaluation.peers import Peers
+from services.evaluation.reports import Reports
+from services.evaluation.store import EvaluationStore
+from services.evaluation.training_results import TrainingResults
+from trainhouse.v1 import evaluation_service_pb2 as pb
+from trainhouse.v1 import evaluation_service_pb2_grpc
 
 
 class EvaluationServicer(evaluation_service_pb2_grpc.EvaluationServiceServicer):
-    def __init__(self, store: EvaluationStore):
+    def __init__(self, store: EvaluationStore, peers: Peers | None = None):
         self.store = store
-
-    def _examples(self, request) -> tuple[list[dict[str, Any]], str]:
-        if request.examples:
-            return example_dicts(request.examples), ""
-        if not request.dataset_id:
-            raise InvalidArgument("examples", "give inline examples or a dataset_id")
-        stub = data_service_pb2_grpc.DataServiceStub(channel("data"))
-        out: list[dict[str, Any]] = []
-        try:
-            for batch in stub.StreamExamples(data_service_pb2.StreamExamplesRequest(dataset_id=request.dataset_id),
-                                             timeout=300):
-                out.extend(example_dicts(batch.examples))
-        except grpc.RpcError as err:
-            raise _peer_error(err, "dataset", request.dataset_id) from None
-        return out, request.dataset_id
+        peers = peers or Peers()
+        self.evaluator = Evaluator(store, peers)
+        self.training_results = TrainingResults(self.evaluator)
+        self.benchmarks = Benchmarks(store, peers)
+        self.comparer = RunComparer(self.evaluator)
+        self.optimizer = Optimizer(self.evaluator)
+        self.reports = Reports(store, peers, self.training_results, self.comparer, self.optimizer)
 
     def EvaluateVersion(self, request, context):
         if not request.agent_id:
             raise InvalidArgument("agent_id", "is required")
-        examples, dataset_id = self._examples(request)
-        for i, ex in enumerate(examples):
-            if not ex["input"]:
-                raise InvalidArgument(f"examples[{i}].input", "must not be empty")
-            if not ex["expected_output"]:
-                raise InvalidArgument(f"examples[{i}].expected_output", "must not be empty")
-        registry = model_registry_pb2_grpc.ModelRegistryStub(channel("registry"))
-        predicted: list[str] = []
-        version_id = request.version_id
-        try:
-            for start in range(0, len(examples), BATCH):
-                chunk = [e["input"] for e in examples[start:start + BATCH]]
-                resp = registry.Predict(model_registry_pb2.PredictRequest(
-                    agent_id=request.agent_id, inputs=chunk, version_id=version_id, top_k=1), timeout=TIMEOUT_S)
-                version_id = resp.version_id  # pin the version for every batch
-                predicted.extend(p.output for p in resp.predictions)
-            latencies = []
-            for ex in examples[:LATENCY_SAMPLES]:
-                t0 = time.perf_counter()
-                registry.Predict(model_registry_pb2.PredictRequest(
-                    agent_id=request.agent_id, inputs=[ex["input"]], version_id=version_id, top_k=1),
-                    timeout=TIMEOUT_S)
-                latencies.append(time.perf_counter() - t0)
-        except grpc.RpcError as err:
-            raise _peer_error(err, "agent", request.agent_id) from None
-        metrics = classification_metrics([e["expected_output"] for e in examples], predicted)
-        metrics["latency_p50_ms"] = percentile_ms(latencies, 50)
-        metrics["latency_p95_ms"] = percentile_ms(latencies, 95)
-        row = self.store.add({"evaluation_id": f"eval-{uuid.uuid4().hex[:12]}", "agent_id": request.agent_id,
-                              "version_id": version_id, "dataset_id": dataset_id, "example_count": len(examples),
-                              "metrics": metrics})
-        return evaluation_service_pb2.EvaluateVersionResponse(evaluation=evaluation_proto(row))
+        if not request.examples and not request.dataset_id:
+            raise InvalidArgument("examples", "give inline examples or a dataset_id")
+        evaluation, _, _ = self.evaluator.evaluate(EvalSpec(
+            agent_id=request.agent_id, version_id=request.version_id,
+            examples=example_dicts(request.examples) or None, dataset_id=request.dataset_id))
+        return pb.EvaluateVersionResponse(evaluation=evaluation)
+
+    def Evaluate(self, request, context):
+        evaluation, reused, _ = self.evaluator.evaluate(EvalSpec(
+            agent_id=request.agent_id, version_id=request.version_id, job_id=request.job_id,
+            examples=example_dicts(request.examples) or None, dataset_id=request.dataset_id,
+            test_set_job_id=request.test_set_job_id, test_set_split=request.test_set_split,
+            metrics=list(request.metrics), evaluation_type=request.evaluation_type,
+            compare_to_baseline=request.compare_to_baseline, baseline_job_id=request.baseline_job_id,
+            baseline_version_id=request.baseline_version_id, evaluation_id=request.evaluation_id,
+            seed=request.seed if request.HasField("seed") else 0))
+        return pb.EvaluateResponse(evaluation=evaluation, reused=reused)
 
     def GetEvaluation(self, request, context):
         if not request.evaluation_id:
             raise InvalidArgument("evaluation_id", "is required")
-        return evaluation_service_pb2.GetEvaluationResponse(evaluation=evaluation_proto(
-            self.store.get(request.evaluation_id)))
+        return pb.GetEvaluationResponse(evaluation=self.store.get(request.evaluation_id))
 
     def ListEvaluations(self, request, context):
         offset = decode_page_token(request.page_token)
-        rows, total = self.store.list(request.agent_id, offset, page_size(request.page_size, 50, 1000))
-        return evaluation_service_pb2.ListEvaluationsResponse(
-            evaluations=[evaluation_proto(r) for r in rows], next_page_token=next_token(offset, len(rows), total),
-            total_size=total)
+        rows, total = self.store.list(offset, page_size(request.page_size, 50, 1000), agent_id=request.agent_id,
+                                      job_id=request.job_id, version_id=request.version_id)
+        return pb.ListEvaluationsResponse(evaluations=rows, next_page_token=next_token(offset, len(rows), total),
+                                          total_size=total)
+
+    def EvaluateTrainingResults(self, request, context):
+        return self.training_results.run(request.job_id, example_dicts(request.test_data),
+                                         list(request.evaluation_criteria), request.benchmark_against,
+                                         request.evaluation_id)
+
+    def ListBenchmarkSuites(self, request, context):
+        return pb.ListBenchmarkSuitesResponse(suites=suite_protos())
+
+    def RunBenchmark(self, request, context):
+        agent_id, version_id = request.agent_id, request.version_id
+        if request.model_id:
+            if agent_id or version_id:
+                raise InvalidArgument("model_id", "give model_id or agent_id/version_id, not both")
+            agent_id, sep, version_id = request.model_id.rpartition("@")
+            if not sep or not agent_id or not version_id:
+                raise InvalidArgument("model_id", "must be '<agent_id>@<version_id>'")
+        return pb.RunBenchmarkResponse(run=self.benchmarks.run(agent_id, version_id, list(request.suites),
+                                                               example_dicts(request.examples)))
+
+    def GetBenchmarkRun(self, request, context):
+        if not request.benchmark_id:
+            raise InvalidArgument("benchmark_id", "is required")
+        return pb.GetBenchmarkRunResponse(run=self.store.get_benchmark_run(request.benchmark_id))
+
+    def CompareRuns(self, request, context):
+        comparison, reused = self.comparer.compare(
+            list(request.run_ids), list(request.comparison_metrics), request.statistical_tests,
+            request.generate_recommendations, example_dicts(request.examples), request.comparison_id,
+            request.seed if request.HasField("seed") else 0)
+        return pb.CompareRunsResponse(comparison=comparison, reused=reused)
+
+    def GetComparison(self, request, context):
+        if not request.comparison_id:
+            raise InvalidArgument("comparison_id", "is required")
+        return pb.GetComparisonResponse(comparison=self.store.get_comparison(request.comparison_id))
+
+    def AnalyzeAndOptimize(self, request, context):
+        return self.optimizer.analyze(request.agent_id, list(request.optimization_goals))
+
+    def GenerateReport(self, request, context):
+        return pb.GenerateReportResponse(report=self.reports.generate(
+            request.job_id, request.agent_id, list(request.run_ids), request.report_type,
+            list(request.include_sections), request.format))

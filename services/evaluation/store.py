@@ -1,4 +1,10 @@
-"""EvaluationService state in its own DuckDB file."""
+"""EvaluationService state in its own DuckDB file.
+
+Results are stored as their proto's JSON (``proto_json``), next to the columns lists filter
+on, so a stored evaluation, benchmark run or comparison reads back exactly as it was returned.
+``benchmark_scores`` keeps one row per (run, suite) so percentiles can rank a score against
+every model ever benchmarked on a suite.
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -6,9 +12,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from google.protobuf import json_format
+
 from services.common.duckdb_store import DuckStore
 from services.common.errors import NotFound
 from services.common.timeutil import now
+from trainhouse.v1 import benchmark_pb2, evaluation_pb2, run_comparison_pb2
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS evaluations (
@@ -20,7 +29,46 @@ SCHEMA = [
         metrics_json VARCHAR,
         create_time TIMESTAMP NOT NULL
     )""",
+    # Added after the first version of this table; existing files gain the columns.
+    "ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS job_id VARCHAR",
+    "ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS proto_json VARCHAR",
+    """CREATE TABLE IF NOT EXISTS training_results (
+        evaluation_id VARCHAR PRIMARY KEY,
+        job_id VARCHAR NOT NULL,
+        response_json VARCHAR NOT NULL,
+        create_time TIMESTAMP NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS benchmark_runs (
+        benchmark_id VARCHAR PRIMARY KEY,
+        agent_id VARCHAR NOT NULL,
+        version_id VARCHAR NOT NULL,
+        proto_json VARCHAR NOT NULL,
+        create_time TIMESTAMP NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS benchmark_scores (
+        benchmark_id VARCHAR NOT NULL,
+        suite VARCHAR NOT NULL,
+        suite_version VARCHAR NOT NULL,
+        agent_id VARCHAR NOT NULL,
+        version_id VARCHAR NOT NULL,
+        score DOUBLE NOT NULL,
+        create_time TIMESTAMP NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS comparisons (
+        comparison_id VARCHAR PRIMARY KEY,
+        run_ids VARCHAR NOT NULL,
+        proto_json VARCHAR NOT NULL,
+        create_time TIMESTAMP NOT NULL
+    )""",
 ]
+
+
+def _json(message) -> str:
+    return json_format.MessageToJson(message, preserving_proto_field_name=True, indent=None)
+
+
+def _naive_now() -> dt.datetime:
+    return now().replace(tzinfo=None)
 
 
 class EvaluationStore:
@@ -30,28 +78,97 @@ class EvaluationStore:
     def close(self) -> None:
         self.db.close()
 
-    def add(self, row: dict[str, Any]) -> dict[str, Any]:
-        row = dict(row)
-        row["metrics_json"] = json.dumps(row.pop("metrics"))
-        row["create_time"] = now().replace(tzinfo=None)
-        self.db.execute(f"INSERT INTO evaluations ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
-                        list(row.values()))
-        return self.get(row["evaluation_id"])
+    # --- evaluations --------------------------------------------------------------------------
+    def add_evaluation(self, ev: evaluation_pb2.Evaluation) -> None:
+        self.db.execute(
+            "INSERT INTO evaluations (evaluation_id, agent_id, version_id, dataset_id, example_count, metrics_json,"
+            " create_time, job_id, proto_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [ev.evaluation_id, ev.agent_id, ev.version_id, ev.dataset_id, ev.example_count,
+             json.dumps(dict(ev.metrics)), ev.create_time.ToDatetime(), ev.job_id, _json(ev)])
 
-    def get(self, evaluation_id: str) -> dict[str, Any]:
+    def _evaluation(self, row: dict[str, Any]) -> evaluation_pb2.Evaluation:
+        if row.get("proto_json"):
+            return json_format.Parse(row["proto_json"], evaluation_pb2.Evaluation())
+        ev = evaluation_pb2.Evaluation(  # a row written before proto_json existed
+            evaluation_id=row["evaluation_id"], agent_id=row["agent_id"], version_id=row["version_id"],
+            dataset_id=row["dataset_id"] or "", example_count=row["example_count"] or 0,
+            metrics=json.loads(row["metrics_json"] or "{}"))
+        ev.create_time.FromDatetime(row["create_time"])
+        return ev
+
+    def find(self, evaluation_id: str) -> evaluation_pb2.Evaluation | None:
         rows = self.db.query_dicts("SELECT * FROM evaluations WHERE evaluation_id = ?", [evaluation_id])
-        if not rows:
+        return self._evaluation(rows[0]) if rows else None
+
+    def get(self, evaluation_id: str) -> evaluation_pb2.Evaluation:
+        found = self.find(evaluation_id)
+        if found is None:
             raise NotFound("evaluation", evaluation_id)
-        return rows[0]
+        return found
 
-    def list(self, agent_id: str, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        where, params = ("WHERE agent_id = ?", [agent_id]) if agent_id else ("", [])
+    def list(self, offset: int, limit: int, agent_id: str = "", job_id: str = "",
+             version_id: str = "") -> tuple[list[evaluation_pb2.Evaluation], int]:
+        clauses, params = [], []
+        for column, value in (("agent_id", agent_id), ("job_id", job_id), ("version_id", version_id)):
+            if value:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         total = self.db.query(f"SELECT count(*) FROM evaluations {where}", params)[0][0]
-        rows = self.db.query_dicts(f"SELECT * FROM evaluations {where} ORDER BY create_time DESC LIMIT ? OFFSET ?",
-                                   params + [limit, offset])
-        return rows, total
+        rows = self.db.query_dicts(f"SELECT * FROM evaluations {where} ORDER BY create_time DESC, evaluation_id "
+                                   "LIMIT ? OFFSET ?", params + [limit, offset])
+        return [self._evaluation(r) for r in rows], total
 
+    def latest_evaluation(self, agent_id: str, version_id: str) -> evaluation_pb2.Evaluation | None:
+        rows = self.db.query_dicts("SELECT * FROM evaluations WHERE agent_id = ? AND version_id = ? "
+                                   "ORDER BY create_time DESC LIMIT 1", [agent_id, version_id])
+        return self._evaluation(rows[0]) if rows else None
 
-def created(row: dict[str, Any]) -> dt.datetime:
-    value = row["create_time"]
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+    # --- training results -----------------------------------------------------------------------
+    def add_training_result(self, evaluation_id: str, job_id: str, response_json: str) -> None:
+        self.db.execute("INSERT INTO training_results VALUES (?, ?, ?, ?)",
+                        [evaluation_id, job_id, response_json, _naive_now()])
+
+    def find_training_result(self, evaluation_id: str) -> tuple[str, str] | None:
+        rows = self.db.query("SELECT job_id, response_json FROM training_results WHERE evaluation_id = ?",
+                             [evaluation_id])
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    # --- benchmarks -------------------------------------------------------------------------------
+    def add_benchmark_run(self, run: benchmark_pb2.BenchmarkRun) -> None:
+        with self.db.transaction() as con:
+            con.execute("INSERT INTO benchmark_runs VALUES (?, ?, ?, ?, ?)",
+                        [run.benchmark_id, run.agent_id, run.version_id, _json(run), run.create_time.ToDatetime()])
+            for r in run.results:
+                con.execute("INSERT INTO benchmark_scores VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [run.benchmark_id, r.suite, r.suite_version, run.agent_id, run.version_id, r.score,
+                             run.create_time.ToDatetime()])
+
+    def get_benchmark_run(self, benchmark_id: str) -> benchmark_pb2.BenchmarkRun:
+        rows = self.db.query("SELECT proto_json FROM benchmark_runs WHERE benchmark_id = ?", [benchmark_id])
+        if not rows:
+            raise NotFound("benchmark", benchmark_id)
+        return json_format.Parse(rows[0][0], benchmark_pb2.BenchmarkRun())
+
+    def suite_scores(self, suite: str, suite_version: str) -> dict[tuple[str, str], float]:
+        """The newest score of every model (agent, version) ever benchmarked on the suite version."""
+        rows = self.db.query(
+            "SELECT agent_id, version_id, arg_max(score, create_time) FROM benchmark_scores "
+            "WHERE suite = ? AND suite_version = ? GROUP BY agent_id, version_id", [suite, suite_version])
+        return {(r[0], r[1]): float(r[2]) for r in rows}
+
+    # --- comparisons ------------------------------------------------------------------------------
+    def add_comparison(self, comparison: run_comparison_pb2.RunComparison) -> None:
+        self.db.execute("INSERT INTO comparisons VALUES (?, ?, ?, ?)",
+                        [comparison.comparison_id, json.dumps([r.job_id for r in comparison.runs]),
+                         _json(comparison), comparison.create_time.ToDatetime()])
+
+    def find_comparison(self, comparison_id: str) -> run_comparison_pb2.RunComparison | None:
+        rows = self.db.query("SELECT proto_json FROM comparisons WHERE comparison_id = ?", [comparison_id])
+        return json_format.Parse(rows[0][0], run_comparison_pb2.RunComparison()) if rows else None
+
+    def get_comparison(self, comparison_id: str) -> run_comparison_pb2.RunComparison:
+        found = self.find_comparison(comparison_id)
+        if found is None:
+            raise NotFound("comparison", comparison_id)
+        return found

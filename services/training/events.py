@@ -34,6 +34,15 @@ class EventHub:
             self._changed.notify_all()
         return seq
 
+    def append_many(self, job_id: str, events: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> int:
+        if not events:
+            return 0
+        seq = self.store.append_events(job_id, events)
+        with self._changed:
+            self._version += 1
+            self._changed.notify_all()
+        return seq
+
     def status(self, job_id: str, state: str, reason: str = "", message: str = "",
                **job_fields: Any) -> int:
         terminal = state in TERMINAL_STATES

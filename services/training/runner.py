@@ -23,6 +23,8 @@ from services.training.store import ACTIVE_STATES, TERMINAL_STATES, JobStore, Re
 
 logger = logging.getLogger("trainhouse.runner")
 
+# Worker messages stored per transaction at most (a commit costs far more than a row).
+MAX_BATCH = 500
 EPOCH_METRICS = ("loss", "accuracy", "validation_loss", "validation_accuracy", "learning_rate")
 
 
@@ -127,7 +129,7 @@ class JobRunner:
     def _pump(self, job: RunningJob) -> None:
         outcome: tuple | None = None
         try:
-            while True:
+            while outcome is None:
                 msg = job.worker.get_message(timeout=0.5)
                 if msg is None:
                     if job.worker.is_alive():
@@ -135,11 +137,19 @@ class JobRunner:
                     msg = job.worker.get_message(timeout=0.5)  # anything that raced with the exit
                     if msg is None:
                         break
-                if msg[0] == "event":
-                    self._on_event(job, msg[1], msg[2])
-                else:
-                    outcome = msg
-                    break
+                messages = [msg]
+                while len(messages) < MAX_BATCH:  # everything already waiting goes into one write
+                    more = job.worker.get_message(timeout=0)
+                    if more is None:
+                        break
+                    messages.append(more)
+                batch: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+                for message in messages:
+                    if message[0] != "event":
+                        outcome = message  # the worker's last word
+                        break
+                    batch.extend(self._translate(job, message[1], message[2]))
+                self.hub.append_many(job.job_id, batch)
             job.worker.join(timeout=30)
             self._finish(job, outcome)
         except Exception:
@@ -151,17 +161,20 @@ class JobRunner:
             job.finished.set()
             self.kick()
 
-    def _on_event(self, job: RunningJob, kind: str, payload: dict[str, Any]) -> None:
+    def _translate(self, job: RunningJob, kind: str, payload: dict[str, Any]) -> list[tuple[str, dict, dict]]:
+        """A worker message as the events to store (kind, payload, job-row fields it updates)."""
         import json
 
         if job.recorded is not None and job.recorded.is_replay(kind, payload):
-            return  # training is deterministic: this point is already stored, identical
-
+            return []  # training is deterministic: this point is already stored, identical
         if kind == "sizes":
             self.store.update_job(job.job_id, **payload)
-        elif kind == "status":
-            self.hub.status(job.job_id, payload["state"], message=payload.get("message", ""))
-        elif kind in ("epoch", "step"):
+            return []
+        if kind == "status":
+            state = payload["state"]
+            return [("status", {"state": state, "reason": payload.get("reason", ""),
+                                "message": payload.get("message", ""), "terminal": False}, {"state": state})]
+        if kind in ("epoch", "step"):
             metrics = {k: payload[k] for k in EPOCH_METRICS if payload.get(k) is not None}
             event = {"epoch": payload.get("epoch"), "total_epochs": payload.get("total_epochs"),
                      "step": payload.get("step"), "total_steps": payload.get("total_steps"), "metrics": metrics}
@@ -169,19 +182,18 @@ class JobRunner:
                       "metrics_json": json.dumps(metrics)}
             if kind == "epoch":
                 fields.update(current_epoch=payload.get("epoch") or 0, total_epochs=payload.get("total_epochs") or 0)
-            self.hub.append(job.job_id, kind, event, fields)
-        elif kind == "checkpoint":
+            return [(kind, event, fields)]
+        if kind == "checkpoint":
             path = payload.get("path")
             size = Path(path).stat().st_size if path and Path(path).exists() else 0
-            event = {**payload, "size_bytes": size}
             fields = {"best_checkpoint_id": payload["checkpoint_id"]} if payload.get("best") else {}
-            self.hub.append(job.job_id, "checkpoint", event, fields)
             job.last_checkpoint_id = payload["checkpoint_id"]
-        elif kind == "metric":
-            self.hub.append(job.job_id, "metric", payload)
-        elif kind == "log":
-            self.hub.append(job.job_id, "log", {"level": payload.get("level", "info"),
-                                                "message": str(payload.get("message", ""))})
+            return [("checkpoint", {**payload, "size_bytes": size}, fields)]
+        if kind == "metric":
+            return [("metric", payload, {})]
+        if kind == "log":
+            return [("log", {"level": payload.get("level", "info"), "message": str(payload.get("message", ""))}, {})]
+        return []
 
     def _finish(self, job: RunningJob, outcome: tuple | None) -> None:
         end = now().replace(tzinfo=None)

@@ -179,24 +179,38 @@ class JobStore:
     def append_event(self, job_id: str, kind: str, payload: dict[str, Any],
                      job_fields: dict[str, Any] | None = None) -> int:
         """Append one event and apply its effects atomically; returns its sequence."""
+        return self.append_events(job_id, [(kind, payload, job_fields or {})])
+
+    def append_events(self, job_id: str, events: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> int:
+        """Append events in order, with their effects, in ONE transaction; returns the last sequence.
+
+        A commit costs far more than a row, so the runner hands over everything a worker sent
+        since the last write: the history stays per-event, the cost is per batch.
+        """
         t = _naive_utc(now())
         with self.db.transaction() as con:
-            seq = con.execute("SELECT last_sequence FROM jobs WHERE job_id = ?", [job_id]).fetchone()[0] + 1
-            con.execute("INSERT INTO job_events VALUES (?, ?, ?, ?, ?, nextval('event_cursor'))",
-                        [job_id, seq, t, kind, json.dumps(payload)])
-            # Metric points come from "metric" events only (epoch/step events summarise them),
-            # so each point is stored exactly once.
-            if kind == "metric":
-                con.execute("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            [job_id, seq, payload["name"], float(payload["value"]), payload.get("epoch"),
-                             payload.get("step"), t])
-            elif kind == "checkpoint":
-                con.execute(
-                    "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [payload["checkpoint_id"], job_id, payload.get("epoch"), payload.get("step"),
-                     payload.get("kind"), bool(payload.get("best")), json.dumps(payload.get("metrics") or {}),
-                     payload.get("path"), payload.get("size_bytes"), t])
-            fields = dict(job_fields or {})
+            seq = con.execute("SELECT last_sequence FROM jobs WHERE job_id = ?", [job_id]).fetchone()[0]
+            fields: dict[str, Any] = {}
+            event_rows, metric_rows = [], []
+            for kind, payload, job_fields in events:
+                seq += 1
+                event_rows.append([job_id, seq, t, kind, json.dumps(payload)])
+                # Metric points come from "metric" events only (epoch/step events summarise them),
+                # so each point is stored exactly once.
+                if kind == "metric":
+                    metric_rows.append([job_id, seq, payload["name"], float(payload["value"]), payload.get("epoch"),
+                                        payload.get("step"), t])
+                elif kind == "checkpoint":
+                    con.execute(
+                        "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [payload["checkpoint_id"], job_id, payload.get("epoch"), payload.get("step"),
+                         payload.get("kind"), bool(payload.get("best")), json.dumps(payload.get("metrics") or {}),
+                         payload.get("path"), payload.get("size_bytes"), t])
+                fields.update(job_fields)
+            for row in event_rows:  # one by one: nextval() must follow the sequence order
+                con.execute("INSERT INTO job_events VALUES (?, ?, ?, ?, ?, nextval('event_cursor'))", row)
+            if metric_rows:
+                con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)", metric_rows)
             fields["last_sequence"] = seq
             fields["update_time"] = t
             sets = ", ".join(f"{k} = ?" for k in fields)

@@ -8,9 +8,9 @@ import stat
 import pytest
 from gateway.app import ROUTERS, create_app
 from gateway.convert import human_duration, human_size
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import Limit, RateLimiter
 from gateway.routing import GatewayRoute
-from gateway.scopes import FRAMEWORK_PUBLIC, ROUTE_SCOPES
+from gateway.scopes import FRAMEWORK_PUBLIC, http_routes
 from gateway.settings import GatewaySettings
 from gateway.surfaces.v1 import field_path, rpc_field
 from gateway.tokens import TokenStore, ensure_bootstrap
@@ -27,7 +27,7 @@ def test_every_route_is_in_the_scope_table_and_back(tmp_path) -> None:
         for route in router.routes:
             assert isinstance(route, GatewayRoute), route.path
             served |= {(m, route.path) for m in route.methods}
-    assert served == set(ROUTE_SCOPES)
+    assert served == set(http_routes())
     documented = {(m.upper(), p) for p, ops in create_app(_settings(tmp_path)).openapi()["paths"].items() for m in ops}
     assert documented == served
     for path in ("/openapi.json", "/docs"):
@@ -56,15 +56,15 @@ def test_human_units() -> None:
 
 
 def test_rate_limiter_spends_and_refills() -> None:
-    clock = [0.0]
-    limiter = RateLimiter(clock=lambda: clock[0], wall=lambda: 1000.0)
-    decisions = [limiter.hit("t", 3) for _ in range(4)]
+    clock = [1000.0]
+    limiter = RateLimiter({}, wall=lambda: clock[0])
+    decisions = [limiter.hit("t", Limit(3, 3600)) for _ in range(4)]
     assert [d.allowed for d in decisions] == [True, True, True, False]
     assert [d.remaining for d in decisions[:3]] == [2, 1, 0]
     assert decisions[3].retry_after == 1200 and decisions[3].headers()["Retry-After"] == "1200"
     clock[0] += 1200  # one request's worth of refill (3 per hour)
-    assert limiter.hit("t", 3).allowed
-    assert limiter.hit("other", 3).allowed  # buckets are per key
+    assert limiter.hit("t", Limit(3, 3600)).allowed
+    assert limiter.hit("other", Limit(3, 3600)).allowed  # buckets are per key
 
 
 def test_token_store_keeps_only_salted_digests(tmp_path) -> None:

@@ -166,8 +166,8 @@ def test_concurrency_limit_queues_the_sixth_job(training):
         agent_id="grpc-limit", examples=examples_pb(data), config=cfg, account_id="acct-limit")).job.job_id
         for _ in range(6)]
     try:
-        for job_id in ids[:5]:
-            wait_state(training, job_id, job_state_pb2.JOB_STATE_RUNNING)
+        for job_id in ids[:5]:  # five worker processes starting at once: generous on a loaded machine
+            wait_state(training, job_id, job_state_pb2.JOB_STATE_RUNNING, timeout=300)
         time.sleep(1.0)
         assert training.GetJob(training_service_pb2.GetJobRequest(job_id=ids[5])).job.state == \
             job_state_pb2.JOB_STATE_QUEUED
@@ -175,9 +175,9 @@ def test_concurrency_limit_queues_the_sixth_job(training):
         other = training.StartJob(training_service_pb2.StartJobRequest(
             agent_id="grpc-limit", examples=examples_pb(data), config=cfg, account_id="acct-other")).job.job_id
         ids.append(other)
-        wait_state(training, other, job_state_pb2.JOB_STATE_RUNNING)
+        wait_state(training, other, job_state_pb2.JOB_STATE_RUNNING, timeout=300)
         training.CancelJob(training_service_pb2.CancelJobRequest(job_id=ids[0]))
-        wait_state(training, ids[5], job_state_pb2.JOB_STATE_RUNNING)
+        wait_state(training, ids[5], job_state_pb2.JOB_STATE_RUNNING, timeout=300)
         listed = training.ListJobs(training_service_pb2.ListJobsRequest(
             account_id="acct-limit", state=job_state_pb2.JOB_STATE_RUNNING, page_size=2))
         assert len(listed.jobs) == 2 and listed.next_page_token and listed.total_size == 5

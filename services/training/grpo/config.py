@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 from services.common.errors import InvalidArgument
 from services.common.featurizer import FeaturizerConfig
+from services.training.grpo.objective import SCALE_REWARDS
 from services.training.grpo.rewards import get_reward
 from services.training.grpo.tools import DEFAULT_TOOLS, ToolSpec, parse_catalog
 
@@ -63,6 +64,11 @@ class GRPOConfig:
     kl_estimator: str = field(default="k3", metadata=_help(
         "'k3': the per-sampled-action estimator of DeepSeekMath/TRL, pi_ref/pi - log(pi_ref/pi) - 1; "
         "'exact': the full KL(pi || pi_ref) over all actions (cheap here: the action set is small)."))
+    scale_rewards: str = field(default="group", metadata=_help(
+        "Advantage normalisation: 'group' (r - group mean) / group std, as GRPO; 'batch' divides by the "
+        "batch's std; 'none' only subtracts the group mean (Dr. GRPO). Prefer 'none' with shaped rewards "
+        "such as step_cost: dividing by a tiny std turns a 0.01 step-cost difference into a unit advantage "
+        "and the policy learns to stop before it ever finds a multi-step solution."))
     updates_per_batch: int = field(default=1, metadata=_help(
         "Optimizer steps on each sampled batch (GRPO's mu, TRL num_iterations), 1..16."))
     reward_function: str = field(default="exact_match", metadata=_help(
@@ -95,6 +101,8 @@ class GRPOConfig:
         _float(self, "kl_coef", 0.0, 10.0)
         if not isinstance(self.kl_estimator, str) or self.kl_estimator not in KL_ESTIMATORS:
             raise InvalidArgument("kl_estimator", f"must be one of {', '.join(KL_ESTIMATORS)}, got {self.kl_estimator!r}")
+        if not isinstance(self.scale_rewards, str) or self.scale_rewards not in SCALE_REWARDS:
+            raise InvalidArgument("scale_rewards", f"must be one of {', '.join(SCALE_REWARDS)}, got {self.scale_rewards!r}")
         _int(self, "updates_per_batch", 1, 16)
         get_reward(self.reward_function)
         _float(self, "step_penalty", 0.0, 1.0)
@@ -142,7 +150,7 @@ class GRPOConfig:
         """Build from user input: snake_case or camelCase keys (``nIterations``, ``maxBudgetUsd``, ...).
 
         Numbers may arrive as floats (JSON / protobuf Struct): integral floats are accepted for
-        integer fields. ``strict`` refuses unknown keys (a misspelt option would otherwise be
+        integer fields; an empty string for a name field (``reward_function``, ...) means unset. ``strict`` refuses unknown keys (a misspelt option would otherwise be
         silently ignored); pass ``strict=False`` when ``d`` also holds the caller's own keys.
         """
         if d is None:
@@ -154,7 +162,8 @@ class GRPOConfig:
         known: set[str] = set()
         for attr, (kind, names) in _KEYS.items():
             known.update(names)
-            present = [n for n in names if n in d and d[n] is not None]
+            # proto3 strings default to "": an empty string means "not set" (the default).
+            present = [n for n in names if n in d and d[n] is not None and not (kind == "str" and d[n] == "")]
             if attr in ("max_grad_norm", "tools"):  # null is meaningful: "disable" / "default catalog"
                 nulls = [n for n in names if n in d and d[n] is None]
                 if nulls and not present:
@@ -219,7 +228,8 @@ def _camel(name: str) -> str:
 _KINDS = {
     "n_iterations": "int", "batch_size": "int", "n_trajectories_per_query": "int", "learning_rate": "float",
     "max_budget_usd": "float", "checkpoint_interval": "int", "max_steps_per_trajectory": "int", "gamma": "float",
-    "clip_epsilon": "float", "kl_coef": "float", "kl_estimator": "str", "updates_per_batch": "int",
+    "clip_epsilon": "float", "kl_coef": "float", "kl_estimator": "str", "scale_rewards": "str",
+    "updates_per_batch": "int",
     "reward_function": "str", "step_penalty": "float", "hidden_sizes": "int_list", "max_grad_norm": "float",
     "seed": "int", "tools": "tools", "featurizer": "featurizer",
 }

@@ -14,6 +14,7 @@ failed. Those are the features of ``policy.py``.
 """
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import math
 import time
@@ -159,8 +160,8 @@ class ToolEnvironment:
                 del state[f]
                 changes[f] = None
         for k, v in tool.sets.items():
-            state[k] = v
-            changes[k] = v
+            state[k] = copy.deepcopy(v) if isinstance(v, (dict, list)) else v
+            changes[k] = state[k]
         if computed is not None:
             for k, v in computed.sets.items():
                 state[k] = v
@@ -170,14 +171,19 @@ class ToolEnvironment:
             result["output"] = dict(computed.output)
         return params, result
 
-    def step(self, episode: Episode, action: int) -> dict[str, Any]:
-        """Apply ``action`` (an index into the catalog), record and return the step."""
+    def step(self, episode: Episode, action: int, timestamp: str | None = None) -> dict[str, Any]:
+        """Apply ``action`` (an index into the catalog), record and return the step.
+
+        ``timestamp`` (ISO 8601) is when the step started; rollouts pass the time at which the
+        batched policy chose the actions of all running trajectories. Default: now.
+        """
         if episode.done:
             raise ValueError("the episode has ended")
         t0 = time.perf_counter()
         if episode.started is None:
             episode.started = t0
-        timestamp = iso_now()
+        if timestamp is None:
+            timestamp = iso_now()
         tool = self.catalog[action]
         observed = {"step": len(episode.steps), "outcome": dict(episode.outcome),
                     "tools_used": list(episode.tools_used),

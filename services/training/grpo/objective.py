@@ -87,8 +87,16 @@ def grpo_objective(logits: np.ndarray, actions: np.ndarray, weights: np.ndarray,
     return loss, dlogits.astype(logits.dtype, copy=False), stats
 
 
-def group_advantages(rewards: np.ndarray, eps: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
-    """Rewards (n_groups, G) standardised within each group: (r - mean) / (std + eps).
+SCALE_REWARDS = ("group", "batch", "none")
+
+
+def group_advantages(rewards: np.ndarray, scale: str = "group", eps: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """Advantages from rewards (n_groups, G): ``r - mean(group)``, divided by ``std + eps`` where
+
+    * ``scale="group"``: std of the group (GRPO as published; TRL's default),
+    * ``scale="batch"``: std of all rewards of the batch,
+    * ``scale="none"``: not divided (Dr. GRPO, Liu et al. 2025): tiny reward differences stay tiny
+      instead of being blown up to unit scale, which matters for shaped rewards like ``step_cost``.
 
     ``std`` is the population standard deviation (defined for G = 1, where it is 0). Returns the
     advantages and a per-group mask of zero-spread groups (all rewards equal: zero advantage, no
@@ -97,6 +105,14 @@ def group_advantages(rewards: np.ndarray, eps: float = 1e-4) -> tuple[np.ndarray
     mean = rewards.mean(axis=1, keepdims=True)
     std = rewards.std(axis=1, keepdims=True)
     zero = np.isclose(std[:, 0], 0.0, atol=1e-12)
-    adv = (rewards - mean) / (std + eps)
+    centered = rewards - mean
+    if scale == "group":
+        adv = centered / (std + eps)
+    elif scale == "batch":
+        adv = centered / (float(rewards.std()) + eps)
+    elif scale == "none":
+        adv = centered
+    else:
+        raise ValueError(f"unknown reward scaling {scale!r}; expected one of {', '.join(SCALE_REWARDS)}")
     adv[zero] = 0.0
     return adv, zero

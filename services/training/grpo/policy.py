@@ -29,6 +29,12 @@ from services.training.trainer.mlp import MLP, log_softmax
 OUTPUT_INIT_SCALE = 0.01
 
 
+def encode_texts(featurizer: HashingFeaturizer, texts: Sequence[str]) -> sp.csr_matrix:
+    """Hashed features of ``texts`` as a (len(texts), dim) CSR matrix, float32."""
+    rows = featurizer.transform_sparse(list(texts))
+    return sp.csr_matrix((rows.values, rows.indices, rows.indptr), shape=(len(rows), rows.dim))
+
+
 class ToolPolicy:
     def __init__(self, mlp: MLP, actions: Sequence[str], featurizer_config: FeaturizerConfig,
                  metadata: dict[str, Any] | None = None):
@@ -68,8 +74,7 @@ class ToolPolicy:
     # -- inputs -------------------------------------------------------------------------------------
     def encode_queries(self, texts: Sequence[str]) -> sp.csr_matrix:
         """Hashed query features as a CSR matrix (float32, rows of unit L2 norm)."""
-        rows = self.featurizer.transform_sparse(list(texts))
-        return sp.csr_matrix((rows.values, rows.indices, rows.indptr), shape=(len(rows), rows.dim))
+        return encode_texts(self.featurizer, texts)
 
     def features(self, texts: Sequence[str], states: np.ndarray) -> np.ndarray:
         """Full dense inputs (the ONNX graph's ``features``): one row per (text, state vector)."""

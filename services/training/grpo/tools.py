@@ -41,6 +41,7 @@ they changed, which is what the reward functions compare with ``expected_outcome
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import operator
 import re
@@ -199,13 +200,19 @@ def _query(query: str) -> EffectOutcome:
     return EffectOutcome({"query": query}, output={"query": query})
 
 
+def _cached(fn: Callable[[str], EffectOutcome]) -> Callable[[str], EffectOutcome]:
+    """Effects are pure functions of the query text, and a rollout calls them for the same few
+    queries thousands of times: memoise them (callers copy what they keep)."""
+    return functools.lru_cache(maxsize=4096)(fn)
+
+
 # name -> (function of the query text, fields it may write)
 EFFECTS: dict[str, tuple[Callable[[str], EffectOutcome], tuple[str, ...]]] = {
-    "query": (_query, ()),
-    "arithmetic": (_arithmetic, ("answer",)),
-    "location": (_location, ("location",)),
-    "path": (_path, ("file_path",)),
-    "recipient": (_recipient, ("recipient",)),
+    "query": (_cached(_query), ()),
+    "arithmetic": (_cached(_arithmetic), ("answer",)),
+    "location": (_cached(_location), ("location",)),
+    "path": (_cached(_path), ("file_path",)),
+    "recipient": (_cached(_recipient), ("recipient",)),
 }
 
 

@@ -115,20 +115,21 @@ class MLP:
         logits = _affine(h, W, b)
         return logits, {"acts": acts, "pre": pre, "masks": used_masks}
 
-    def backward(self, cache: dict[str, Any], dlogits: np.ndarray) -> Grads:
-        """Gradients of the loss w.r.t. every (W, b), given dLoss/dlogits (W1's is a
-        ``RowSparse`` when the input was ``SparseRows``)."""
+    def backward(self, cache: dict[str, Any], dlogits: np.ndarray, first_layer: int = 0) -> Grads:
+        """Gradients of the loss w.r.t. every (W, b) of layers >= ``first_layer`` (frozen layers
+        below it cost nothing), given dLoss/dlogits. W1's is a ``RowSparse`` when the input was
+        ``SparseRows``."""
         acts, pre, masks = cache["acts"], cache["pre"], cache["masks"]
-        grads: Params = []
+        grads: Grads = []
         dz = dlogits
-        for layer in range(len(self.params) - 1, -1, -1):
+        for layer in range(len(self.params) - 1, first_layer - 1, -1):
             W, _ = self.params[layer]
             a_in = acts[layer]
             if isinstance(a_in, SparseRows):
                 grads.append((sparse_weight_grad(a_in, dz), dz.sum(axis=0)))
             else:
                 grads.append((a_in.T @ dz, dz.sum(axis=0)))
-            if layer == 0:
+            if layer == first_layer:
                 break
             da = dz @ W.T
             if masks[layer - 1] is not None:
@@ -247,29 +248,35 @@ def policy_gradient_loss(logits: np.ndarray, actions: np.ndarray, advantages: np
 
 
 def add_regularizers(mlp: MLP, loss: float, grads: Grads, *, l2: float = 0.0,
-                     anchor: Params | None = None, anchor_strength: float = 0.0) -> tuple[float, Grads]:
-    """``+ l2/2 sum ||W||^2`` and ``+ anchor_strength/2 sum ||W - W_anchor||^2`` over weight
-    matrices (not biases). Either makes W's gradient dense (every entry is pulled)."""
+                     anchor: Params | None = None, anchor_strength: float = 0.0,
+                     first_layer: int = 0) -> tuple[float, Grads]:
+    """``+ l2/2 sum ||W||^2`` and ``+ anchor_strength/2 sum ||W - W_anchor||^2`` over the weight
+    matrices (not biases) of the trained layers (>= ``first_layer``, aligned with ``grads``).
+    Either makes W's gradient dense (every entry is pulled)."""
+    params = mlp.params[first_layer:]
     if l2 > 0.0:
-        loss += 0.5 * l2 * float(sum(np.sum(W.astype(np.float64) ** 2) for W, _ in mlp.params))
-        grads = [(dense(dW) + l2 * W, db) for (dW, db), (W, _) in zip(grads, mlp.params)]
+        loss += 0.5 * l2 * float(sum(np.sum(W.astype(np.float64) ** 2) for W, _ in params))
+        grads = [(dense(dW) + l2 * W, db) for (dW, db), (W, _) in zip(grads, params)]
     if anchor is not None and anchor_strength > 0.0:
+        anchor = anchor[first_layer:]
         loss += 0.5 * anchor_strength * float(sum(np.sum((W.astype(np.float64) - A) ** 2)
-                                                  for (W, _), (A, _) in zip(mlp.params, anchor)))
+                                                  for (W, _), (A, _) in zip(params, anchor)))
         grads = [(dense(dW) + anchor_strength * (W - A).astype(W.dtype, copy=False), db)
-                 for (dW, db), (W, _), (A, _) in zip(grads, mlp.params, anchor)]
+                 for (dW, db), (W, _), (A, _) in zip(grads, params, anchor)]
     return loss, grads
 
 
 def loss_and_grads(mlp: MLP, X: Any, y: np.ndarray, coef: np.ndarray, negative: np.ndarray, *,
                    l2: float = 0.0, dropout: float = 0.0, rng: np.random.Generator | None = None,
                    masks: Sequence[np.ndarray] | None = None, anchor: Params | None = None,
-                   anchor_strength: float = 0.0) -> tuple[float, Grads, np.ndarray]:
-    """One forward/backward pass of the feedback loss: (loss incl. regularizers, gradients, logits)."""
+                   anchor_strength: float = 0.0, first_layer: int = 0) -> tuple[float, Grads, np.ndarray]:
+    """One forward/backward pass of the feedback loss: (loss incl. regularizers, gradients of
+    layers >= ``first_layer``, logits)."""
     logits, cache = mlp.forward(X, dropout=dropout, rng=rng, masks=masks)
     loss, dlogits, _ = feedback_loss(logits, y, coef, negative)
-    grads = mlp.backward(cache, dlogits)
-    loss, grads = add_regularizers(mlp, loss, grads, l2=l2, anchor=anchor, anchor_strength=anchor_strength)
+    grads = mlp.backward(cache, dlogits, first_layer)
+    loss, grads = add_regularizers(mlp, loss, grads, l2=l2, anchor=anchor, anchor_strength=anchor_strength,
+                                   first_layer=first_layer)
     return loss, grads, logits
 
 

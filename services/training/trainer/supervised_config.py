@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 from services.common.errors import InvalidArgument
 from services.common.featurizer import FeaturizerConfig
@@ -91,6 +91,17 @@ class SupervisedConfig:
         "Stages {level >= 1, duration >= 1 epochs}, trained in order on examples with level <= stage level."))
     featurizer: FeaturizerConfig = field(default_factory=FeaturizerConfig, metadata=_help(
         "Hashed n-gram featurizer settings (dim, wordNgrams, charNgrams, lowercase)."))
+    sparse_updates: bool = field(default=False, metadata=_help(
+        "Lazy optimizer updates of the hashed first layer: only the rows of features present in a batch "
+        "are updated (lazy Adam/AdamW, lazy SGD momentum). Faster on wide layers, but a different algorithm "
+        "from the default exact dense update; see optimizers.py."))
+    max_budget_usd: float | None = field(default=None, metadata=_help(
+        "Stop the job (checkpoint saved, reason budget_exceeded) when its cost exceeds this many USD, >= 0; "
+        "warnings at 75% and 90%. Unset = no budget. Price model: services/training/trainer/cost.py."))
+
+    # True for paradigms that start from an existing model (transfer): featurizer and hidden sizes
+    # may then be None, meaning "the base model's".
+    inherits_model: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         _int(self, "epochs", 1, _MAX_EPOCHS)
@@ -114,12 +125,15 @@ class SupervisedConfig:
         _int(self, "warmup_steps", 0, 10 ** 9)
         _int(self, "step_size", 1, _MAX_EPOCHS)
         _float(self, "gamma", 0.0, 1.0, low_open=True)
-        if not isinstance(self.hidden_sizes, (list, tuple)) or len(self.hidden_sizes) > 8:
+        if self.hidden_sizes is None and self.inherits_model:
+            pass
+        elif not isinstance(self.hidden_sizes, (list, tuple)) or len(self.hidden_sizes) > 8:
             raise InvalidArgument("hiddenSizes", "must be a list of at most 8 layer widths")
-        for i, h in enumerate(self.hidden_sizes):
-            if not _is_int(h) or not 1 <= h <= 4096:
-                raise InvalidArgument(f"hiddenSizes[{i}]", "must be an integer in [1, 4096]")
-        object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+        else:
+            for i, h in enumerate(self.hidden_sizes):
+                if not _is_int(h) or not 1 <= h <= 4096:
+                    raise InvalidArgument(f"hiddenSizes[{i}]", "must be an integer in [1, 4096]")
+            object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
         _float(self, "dropout", 0.0, 1.0, high_open=True)
         if self.max_grad_norm is not None:
             _float(self, "max_grad_norm", 0.0, math.inf, low_open=True)
@@ -142,8 +156,11 @@ class SupervisedConfig:
                 raise InvalidArgument("curriculum.stages", "at least one stage is required when the curriculum is enabled")
             if self.total_epochs > _MAX_EPOCHS:
                 raise InvalidArgument("curriculum.stages", f"durations add up to more than {_MAX_EPOCHS} epochs")
-        if not isinstance(self.featurizer, FeaturizerConfig):
+        if not isinstance(self.featurizer, FeaturizerConfig) and not (self.featurizer is None and self.inherits_model):
             raise InvalidArgument("featurizer", "must be a featurizer configuration")
+        _bool(self, "sparse_updates")
+        if self.max_budget_usd is not None:
+            _float(self, "max_budget_usd", 0.0, math.inf)
 
     @property
     def total_epochs(self) -> int:
@@ -168,7 +185,9 @@ class SupervisedConfig:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "hidden_sizes":
+            if value is None:
+                pass
+            elif f.name == "hidden_sizes":
                 value = list(value)
             elif f.name == "curriculum_stages":
                 value = [st.to_dict() for st in value]
@@ -186,6 +205,11 @@ class SupervisedConfig:
     def from_dict(cls, d: Mapping[str, Any] | None) -> "SupervisedConfig":
         """Build from user input; see the module docstring for the accepted keys."""
         return _from_dict(cls, d or {})
+
+    @classmethod
+    def keys(cls) -> dict[str, tuple[str, tuple[tuple[str, ...], ...]]]:
+        """attr -> (kind, accepted key paths): paradigm configs extend this table."""
+        return _KEYS
 
 
 # --- validation helpers ---------------------------------------------------------------------
@@ -252,6 +276,8 @@ _KEYS: dict[str, tuple[str, tuple[tuple[str, ...], ...]]] = {
     "curriculum_enabled": ("bool", (("curriculum", "enabled"), ("curriculumEnabled",), ("curriculum_enabled",))),
     "curriculum_stages": ("stages", (("curriculum", "stages"), ("curriculumStages",), ("curriculum_stages",))),
     "featurizer": ("featurizer", (("featurizer",),)),
+    "sparse_updates": ("bool", (("sparseUpdates",), ("sparse_updates",))),
+    "max_budget_usd": ("float", (("maxBudgetUsd",), ("max_budget_usd",))),
 }
 
 _MISSING = object()
@@ -283,6 +309,7 @@ def _coerce(kind: str, value: Any, name: str) -> Any:
         if not isinstance(value, bool):
             raise InvalidArgument(name, "must be a boolean")
         return value
+
     if kind == "str":
         if not isinstance(value, str):
             raise InvalidArgument(name, "must be a string")
@@ -316,7 +343,7 @@ def _from_dict(cls: type[SupervisedConfig], d: Mapping[str, Any]) -> SupervisedC
         raise InvalidArgument("config", "must be an object")
     kwargs: dict[str, Any] = {}
     source: dict[str, str] = {}
-    for attr, (kind, paths) in _KEYS.items():
+    for attr, (kind, paths) in cls.keys().items():
         found: list[tuple[str, Any]] = []
         for path in paths:
             value = _lookup(d, path, user_name(attr))

@@ -1,8 +1,7 @@
-"""`trainhouse` command line. `up` is the launcher behind `make run`."""
+"""`trainhouse up`: the launcher behind `make run` (four services and the gateway in the foreground)."""
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 
 import typer
@@ -10,16 +9,7 @@ import typer
 from services.common import config
 from services.launcher import LaunchError, Stack
 
-app = typer.Typer(help="trainhouse: train, evaluate, version and deploy the learned parts of agents.",
-                  no_args_is_help=True)
 
-
-@app.callback()
-def main_callback() -> None:
-    """trainhouse command line."""
-
-
-@app.command()
 def up(logs_to_terminal: bool = typer.Option(False, "--logs", help="Show service logs here instead of files.")) -> None:
     """Start the four services and the gateway on loopback; Ctrl-C stops them all."""
     home = config.home()
@@ -56,11 +46,3 @@ def up(logs_to_terminal: bool = typer.Option(False, "--logs", help="Show service
         exit_code = 1
     typer.echo("trainhouse stopped.")
     raise typer.Exit(exit_code)
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

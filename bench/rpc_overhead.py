@@ -1,0 +1,60 @@
+"""Unary RPC throughput of a TrainingService read (interceptors, DuckDB) vs a bare grpcio server.
+
+The bare server is grpcio's stock health service in a plain grpc.server: what any gRPC call
+costs on this machine. Ours is GetJob on the real TrainingService process.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from concurrent import futures
+from pathlib import Path
+
+from _common import result
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from services.launcher import Stack
+from tests.intents import make_examples
+from trainhouse.v1 import example_pb2, training_job_pb2, training_service_pb2, training_service_pb2_grpc
+
+CALLS = 2000
+
+
+def rate(call) -> float:
+    for _ in range(50):
+        call()
+    t0 = time.perf_counter()
+    for _ in range(CALLS):
+        call()
+    return CALLS / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    bare = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), bare)
+    port = bare.add_insecure_port("127.0.0.1:0")
+    bare.start()
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        bare_rate = rate(lambda: stub.Check(health_pb2.HealthCheckRequest()))
+    bare.stop(0)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = Stack(home=Path(tmp) / "home", log_dir=Path(tmp) / "logs").start()
+        try:
+            with grpc.insecure_channel(stack.address("training")) as ch:
+                training = training_service_pb2_grpc.TrainingServiceStub(ch)
+                examples = [example_pb2.Example(input=e["input"], expected_output=e["expected_output"])
+                            for e in make_examples(10)]
+                job = training.StartJob(training_service_pb2.StartJobRequest(
+                    agent_id="bench", examples=examples, config=training_job_pb2.TrainingConfig(epochs=1))).job
+                ours = rate(lambda: training.GetJob(training_service_pb2.GetJobRequest(job_id=job.job_id)))
+        finally:
+            stack.stop()
+    result("TrainingService.GetJob", ours, "calls/s", bare_rate, "bare grpcio health Check")
+
+
+if __name__ == "__main__":
+    main()

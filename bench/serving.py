@@ -1,0 +1,124 @@
+"""Serving latency: Predict through gRPC and through REST against a bare in-process ONNX Runtime
+call on the same model, measured in one run on the same machine.
+
+Starts its own stack (services.launcher.Stack) in a temporary TRAINHOUSE_HOME, trains one small
+real model through TrainingService, then times single-input predictions:
+
+  bare  OnnxModel.predict_proba([text]) in this process (featurize + ORT: the work Predict does)
+  gRPC  ModelRegistry.Predict over one long-lived channel
+  REST  POST /api/v1/agents/{agentId}/predict on the gateway, one keep-alive HTTP client
+
+and prints p50/p99 of each with the difference to bare. Targets: gRPC <= bare + 1 ms (p50),
+REST <= bare + 3 ms (p50). Run: `.venv/bin/python bench/serving.py [--n 1000]`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import grpc  # noqa: E402
+import httpx  # noqa: E402
+
+from services.common.onnx_model import OnnxModel  # noqa: E402
+from services.launcher import Stack  # noqa: E402
+from tests.intents import make_examples  # noqa: E402
+from trainhouse.v1 import (example_pb2, job_state_pb2, model_registry_pb2, model_registry_pb2_grpc,  # noqa: E402
+                           training_job_pb2, training_service_pb2, training_service_pb2_grpc)
+
+AGENT = "bench-router"
+TARGETS_MS = {"gRPC": 1.0, "REST": 3.0}
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def timed(fn, texts: list[str], n: int, warmup: int) -> list[float]:
+    for i in range(warmup):
+        fn(texts[i % len(texts)], i)
+    out = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        fn(texts[i % len(texts)], i)
+        out.append((time.perf_counter() - t0) * 1000.0)
+    return out
+
+
+def train(stack: Stack) -> str:
+    with grpc.insecure_channel(stack.address("training")) as ch:
+        training = training_service_pb2_grpc.TrainingServiceStub(ch)
+        examples = [example_pb2.Example(input=e["input"], expected_output=e["expected_output"])
+                    for e in make_examples(60, seed=3)]
+        job = training.StartJob(training_service_pb2.StartJobRequest(
+            agent_id=AGENT, examples=examples,
+            config=training_job_pb2.TrainingConfig(epochs=8, learning_rate=0.02, seed=3))).job
+        while True:
+            job = training.GetJob(training_service_pb2.GetJobRequest(job_id=job.job_id)).job
+            if job.state in (job_state_pb2.JOB_STATE_COMPLETED, job_state_pb2.JOB_STATE_FAILED,
+                             job_state_pb2.JOB_STATE_CANCELLED):
+                break
+            time.sleep(0.2)
+        if job.state != job_state_pb2.JOB_STATE_COMPLETED:
+            raise SystemExit(f"training failed: {job.error.message}")
+        return job.model_version_id
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000, help="timed calls per path")
+    parser.add_argument("--warmup", type=int, default=100)
+    args = parser.parse_args()
+    texts = [e["input"] for e in make_examples(50, seed=11)]
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        os.environ.pop("TRAINHOUSE_BOOTSTRAP_TOKEN", None)
+        stack = Stack(home=home, log_dir=home / "logs",
+                      extra_env={"TRAINHOUSE_RATE_LIMIT_PER_HOUR": str(10 * (args.n + args.warmup) + 1000)})
+        stack.start()
+        try:
+            version_id = train(stack)
+            token = stack.admin_token_file.read_text().strip()
+            with grpc.insecure_channel(stack.address("registry")) as ch:
+                registry = model_registry_pb2_grpc.ModelRegistryStub(ch)
+                version = registry.GetVersion(model_registry_pb2.GetVersionRequest(
+                    agent_id=AGENT, version_id=version_id)).version
+                bare_model = OnnxModel.from_path(
+                    str(home / "registry" / "artifacts" / AGENT / f"{version.sha256}.onnx"))
+                results = {"bare": timed(lambda text, i: bare_model.predict_proba([text]), texts, args.n,
+                                         args.warmup)}
+                results["gRPC"] = timed(lambda text, i: registry.Predict(model_registry_pb2.PredictRequest(
+                    agent_id=AGENT, inputs=[text], request_key=f"user-{i % 97}")), texts, args.n, args.warmup)
+            with httpx.Client(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {token}"},
+                              trust_env=False, timeout=30) as http:
+                def rest(text: str, i: int) -> None:
+                    r = http.post(f"/api/v1/agents/{AGENT}/predict", json={"input": text})
+                    if r.status_code != 200:
+                        raise SystemExit(f"REST predict failed: {r.status_code} {r.text[:200]}")
+                results["REST"] = timed(rest, texts, args.n, args.warmup)
+        finally:
+            stack.stop()
+    bare50, bare99 = percentile(results["bare"], 50), percentile(results["bare"], 99)
+    print(f"serving latency, single input, model {AGENT} {version_id}, {args.n} calls each "
+          f"(cpu count {os.cpu_count()})")
+    print(f"{'path':<6} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'p50 - bare':>11} {'p50 / bare':>10}  target")
+    for name, samples in results.items():
+        p50, p99 = percentile(samples, 50), percentile(samples, 99)
+        line = (f"{name:<6} {p50:8.3f} {p99:8.3f} {statistics.fmean(samples):8.3f} "
+                f"{p50 - bare50:+11.3f} {p50 / bare50:10.2f}")
+        if name in TARGETS_MS:
+            ok = p50 <= bare50 + TARGETS_MS[name]
+            line += f"  <= bare + {TARGETS_MS[name]:g} ms: {'met' if ok else 'MISSED'}"
+        print(line)
+    print(f"(bare p99 {bare99:.3f} ms)")
+
+
+if __name__ == "__main__":
+    main()

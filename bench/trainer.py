@@ -1,0 +1,242 @@
+"""Training throughput of our NumPy trainer vs the same MLP in PyTorch (CPU), in the same run.
+
+    .venv/bin/python bench/trainer.py [--quick] [--threads N]
+
+Prints training samples/s and the ratio NumPy / PyTorch for:
+
+* **hashed-sparse** inputs — the featurizer's rows (dim 2^14, ~100 nonzeros each): our
+  ``SupervisedTrainer.train()`` end to end (sparse first layer, exact dense Adam; also the old
+  dense-batch path and the lazy ``sparseUpdates`` variant for reference) vs a PyTorch loop over
+  the same rows, the same MLP (Linear(dim, 64) -> ReLU -> Dropout(0.1) -> Linear(64, k)), the same
+  Adam, batch size and epochs. PyTorch gets its faster of two input paths: a dense batch into
+  ``nn.Linear``, or ``F.embedding_bag`` with per-sample weights (its idiomatic sparse path).
+* **dense** inputs — 512 dense float features per example: our MLP training step (forward,
+  feedback loss, backward, Adam) vs PyTorch's, the same architecture.
+
+Batch sizes 64 and 256. Each configuration runs NumPy and PyTorch alternately, three times, and
+keeps each side's best time, so load from other processes hits both sides alike. Thread counts
+are the libraries' defaults unless ``--threads N`` sets both (OpenBLAS/OpenMP env before NumPy
+is imported, ``torch.set_num_threads``); they are printed. On a loaded machine multi-threaded
+OpenBLAS is very slow on these small matrices (threads wait for descheduled siblings), so
+compare ``--threads 1`` too. PyTorch is optional (``.venv/bin/pip install
+torch==2.13.0``); without it the NumPy figures are printed with a note.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+
+def _threads_arg() -> int | None:
+    for i, arg in enumerate(sys.argv):
+        if arg == "--threads" and i + 1 < len(sys.argv):
+            return int(sys.argv[i + 1])
+        if arg.startswith("--threads="):
+            return int(arg.split("=", 1)[1])
+    return None
+
+
+THREADS = _threads_arg()
+if THREADS:  # must happen before NumPy (and its OpenBLAS) is imported
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(THREADS)
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from services.common.featurizer import FeaturizerConfig, HashingFeaturizer, SparseRows  # noqa: E402
+from services.training.trainer.examples import Example  # noqa: E402
+from services.training.trainer.mlp import MLP, loss_and_grads  # noqa: E402
+from services.training.trainer.optimizers import make_optimizer  # noqa: E402
+from services.training.trainer.supervised_config import SupervisedConfig  # noqa: E402
+from services.training.trainer.supervised_trainer import SupervisedTrainer  # noqa: E402
+from tests.intents import make_examples  # noqa: E402
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # optional bench dependency
+    torch = None  # type: ignore[assignment]
+
+HIDDEN = 64
+LR = 0.001
+DROPOUT = 0.1
+REPEATS = 3
+
+
+def best_of(fns: dict[str, Callable[[], None]], repeats: int = REPEATS) -> dict[str, float]:
+    """Alternate the candidates ``repeats`` times; the best wall time of each."""
+    best = {k: float("inf") for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best
+
+
+# -- NumPy side ------------------------------------------------------------------------------------
+def numpy_trainer(examples: list[Example], batch: int, epochs: int, **options: Any) -> Callable[[], None]:
+    """Our trainer end to end (data featurized beforehand, as a job does before its first step)."""
+    cfg = SupervisedConfig(epochs=epochs, batch_size=batch, learning_rate=LR, validation_split=0.0,
+                           early_stopping=False, hidden_sizes=(HIDDEN,), dropout=DROPOUT,
+                           scheduler_type="constant", **options)
+    trainer = SupervisedTrainer(cfg, examples)
+    return lambda: trainer.train()
+
+
+def numpy_dense_batches(examples: list[Example], batch: int, epochs: int) -> Callable[[], None]:
+    """The previous dense path for reference: each batch densified to (batch, dim) before W1."""
+    cfg = SupervisedConfig(epochs=epochs, batch_size=batch, learning_rate=LR, validation_split=0.0,
+                           early_stopping=False, hidden_sizes=(HIDDEN,), dropout=DROPOUT, scheduler_type="constant")
+    trainer = SupervisedTrainer(cfg, examples)
+    x = trainer.x_train
+
+    class Dense:  # a view of the rows whose take() densifies, so the loop runs the dense code path
+        def take(self, rows: np.ndarray) -> np.ndarray:
+            return x.to_dense(rows)
+    trainer.x_train = Dense()  # type: ignore[assignment]
+
+    def run() -> None:
+        mlp = MLP.init(x.dim, (HIDDEN,), len(trainer.label_map), np.random.default_rng(1))
+        opt = make_optimizer("adam")
+        rng = np.random.default_rng(0)
+        for _ in range(epochs):
+            order = rng.permutation(len(x))
+            for s in range(0, len(order), batch):
+                rows = order[s:s + batch]
+                t = trainer.t_train.take(rows)
+                _, grads, _ = loss_and_grads(mlp, x.to_dense(rows), t.y, t.coef, t.negative, dropout=DROPOUT, rng=rng)
+                opt.step(mlp.arrays(), [g for pair in grads for g in pair], LR)
+    return run
+
+
+def numpy_dense_steps(X: np.ndarray, y: np.ndarray, k: int, batch: int, epochs: int) -> Callable[[], None]:
+    def run() -> None:
+        mlp = MLP.init(X.shape[1], (HIDDEN,), k, np.random.default_rng(1))
+        opt = make_optimizer("adam")
+        rng = np.random.default_rng(0)
+        coef, neg = np.ones(len(y)), np.zeros(len(y), bool)
+        for _ in range(epochs):
+            order = rng.permutation(len(X))
+            for s in range(0, len(order), batch):
+                rows = order[s:s + batch]
+                _, grads, _ = loss_and_grads(mlp, X[rows], y[rows], coef[rows], neg[rows], dropout=DROPOUT, rng=rng)
+                opt.step(mlp.arrays(), [g for pair in grads for g in pair], LR)
+    return run
+
+
+# -- PyTorch side ----------------------------------------------------------------------------------
+def torch_loop(make_input: Callable[[np.ndarray], tuple], first: Callable[..., Any], dim: int, n: int,
+               y: np.ndarray, k: int, batch: int, epochs: int, final_eval: bool = True) -> Callable[[], None]:
+    yt = torch.from_numpy(y)
+
+    def run() -> None:
+        torch.manual_seed(0)
+        W1 = torch.nn.Parameter(torch.randn(dim, HIDDEN) * (2.0 / dim) ** 0.5)
+        b1 = torch.nn.Parameter(torch.zeros(HIDDEN))
+        W2 = torch.nn.Parameter(torch.randn(HIDDEN, k) * (2.0 / HIDDEN) ** 0.5)
+        b2 = torch.nn.Parameter(torch.zeros(k))
+        opt = torch.optim.Adam([W1, b1, W2, b2], lr=LR)
+        rng = np.random.default_rng(0)
+        for _ in range(epochs):
+            order = rng.permutation(n)
+            for s in range(0, n, batch):
+                rows = order[s:s + batch]
+                h = F.dropout(torch.relu(first(W1, *make_input(rows)) + b1), DROPOUT, training=True)
+                loss = F.cross_entropy(h @ W2 + b2, yt[rows])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        if final_eval:  # our trainer ends with one eval-mode pass over the training set (final metrics)
+            with torch.no_grad():
+                for s in range(0, n, 512):
+                    rows = np.arange(s, min(n, s + 512))
+                    F.cross_entropy(torch.relu(first(W1, *make_input(rows)) + b1) @ W2 + b2, yt[rows])
+    return run
+
+
+def torch_sparse_variants(x: SparseRows, y: np.ndarray, k: int, batch: int, epochs: int) -> dict[str, Callable]:
+    def dense_input(rows: np.ndarray) -> tuple:
+        return (torch.from_numpy(x.to_dense(rows)),)
+
+    def bag_input(rows: np.ndarray) -> tuple:
+        b = x.take(rows)
+        return (torch.from_numpy(b.indices), torch.from_numpy(b.indptr[:-1]), torch.from_numpy(b.values))
+
+    def bag(W1: Any, idx: Any, offsets: Any, weights: Any) -> Any:
+        return F.embedding_bag(idx, W1, offsets, mode="sum", per_sample_weights=weights)
+    return {"torch dense batch": torch_loop(dense_input, lambda W1, X: X @ W1, x.dim, len(x), y, k, batch, epochs),
+            "torch embedding_bag": torch_loop(bag_input, bag, x.dim, len(x), y, k, batch, epochs)}
+
+
+# -- main ------------------------------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer examples (a smoke run)")
+    parser.add_argument("--threads", type=int, default=None, help="threads for both NumPy/BLAS and PyTorch")
+    args = parser.parse_args()
+    if torch is not None and args.threads:
+        torch.set_num_threads(args.threads)
+    per_intent, epochs = (150, 1) if args.quick else (500, 2)
+    raw = make_examples(per_intent, seed=1)
+    examples = [Example(e["input"], e["expected_output"]) for e in raw]
+    labels = sorted({e.expected_output for e in examples})
+    y = np.array([labels.index(e.expected_output) for e in examples], dtype=np.int64)
+    x = HashingFeaturizer(FeaturizerConfig()).transform_sparse([e.input for e in examples])
+    n, k = len(examples), len(labels)
+    samples = n * epochs
+    print(f"{n} examples x {epochs} epochs, {k} outputs, hidden {HIDDEN}, Adam lr {LR}, dropout {DROPOUT}")
+    print(f"hashed features: dim {x.dim}, {x.nnz_per_row().mean():.0f} nonzeros per row on average")
+    print(f"threads: numpy/BLAS {args.threads or 'default'} ({os.cpu_count()} cores)"
+          + (f", torch {torch.get_num_threads()} (torch {torch.__version__})" if torch is not None else ""))
+    if torch is None:
+        print("NOTE: PyTorch is not installed (optional: .venv/bin/pip install torch==2.13.0); "
+              "printing the NumPy figures only, no ratios.")
+    print()
+    print(f"{'input':<14} {'batch':>5} {'numpy samples/s':>16} {'torch samples/s':>16} {'ratio':>6}  notes")
+    rows_out: list[tuple[str, int, float, float | None, str]] = []
+    for batch in (64, 256):
+        fns: dict[str, Callable[[], None]] = {
+            "numpy": numpy_trainer(examples, batch, epochs),
+            "numpy lazy": numpy_trainer(examples, batch, epochs, sparse_updates=True),
+            "numpy dense batches": numpy_dense_batches(examples, batch, epochs),
+        }
+        if torch is not None:
+            fns.update(torch_sparse_variants(x, y, k, batch, epochs))
+        t = best_of(fns)
+        torch_best = min((v for name, v in t.items() if name.startswith("torch")), default=None)
+        torch_name = min((name for name in t if name.startswith("torch")), key=t.get, default="")
+        notes = (f"torch best: {torch_name.removeprefix('torch ')}; " if torch_best else "") + (
+            f"numpy lazy sparseUpdates {samples / t['numpy lazy']:,.0f}/s, "
+            f"numpy dense batches (old path) {samples / t['numpy dense batches']:,.0f}/s")
+        rows_out.append(("hashed-sparse", batch, samples / t["numpy"], samples / torch_best if torch_best else None,
+                         notes))
+    dense_dim = 512
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((k, dense_dim)).astype(np.float32)
+    Xd = (centers[y] + rng.standard_normal((n, dense_dim)).astype(np.float32)) / np.float32(np.sqrt(dense_dim))
+    for batch in (64, 256):
+        fns = {"numpy": numpy_dense_steps(Xd, y, k, batch, epochs)}
+        if torch is not None:
+            Xt = torch.from_numpy(Xd)
+            fns["torch"] = torch_loop(lambda rows: (Xt[torch.from_numpy(rows)],), lambda W1, X: X @ W1, dense_dim,
+                                      n, y, k, batch, epochs, final_eval=False)
+        t = best_of(fns)
+        rows_out.append((f"dense ({dense_dim})", batch, samples / t["numpy"],
+                         samples / t["torch"] if "torch" in t else None, "training steps only (no trainer loop)"))
+    for kind, batch, ours, theirs, notes in rows_out:
+        ratio = f"{ours / theirs:6.2f}" if theirs else "   n/a"
+        theirs_s = f"{theirs:16,.0f}" if theirs else f"{'n/a':>16}"
+        print(f"{kind:<14} {batch:>5} {ours:16,.0f} {theirs_s} {ratio}  {notes}")
+    print("\nratio = NumPy samples/s / PyTorch samples/s (target >= 0.8); best of "
+          f"{REPEATS} alternating runs each.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,528 @@
+"""Seed 003: JSON-RPC 2.0 at ``POST /api/v1/jsonrpc``.
+
+Exactly the JSON-RPC 2.0 rules: ids are echoed as sent (string, number or null); a request
+without an ``id`` is a notification and gets no reply (a request made only of notifications
+answers 204 with no body); a batch answers an array in request order, mixing results and
+errors; an empty batch is one -32600 error; unparseable JSON is -32700 with a null id.
+
+Error codes: the spec's (-32700, -32600, -32601, -32602, -32603), the seed's (-32001 not found,
+-40001 budget exceeded, -40002 validation failed, -40003 cannot cancel, -40004 evaluation
+failed, -40005 export limit exceeded), each with ``data.field`` / ``data.error``, and three of
+ours for what the seed leaves open: -32010 unauthorized, -32011 forbidden (the method's scope),
+-32029 rate limited (``data.retryAfter``). When a single, non-batch call fails with one of those
+three, the HTTP status says so too (401 / 403 / 429 + Retry-After); everything else is 200.
+
+Which scope each method needs is in gateway.scopes (one table with the HTTP routes); the
+per-method rate limits are gateway.ratelimit's ``rpc:<method>`` groups (seed 003's table).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import grpc
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
+
+from gateway import errors as E
+from gateway.auth import Principal
+from gateway.backends import Backends
+from gateway.convert import duration_s, finite, ts_iso
+from gateway.errors import ApiError, request_id_of
+from gateway.ratelimit import rpc_group
+from gateway.routing import GatewayRoute, charge
+from gateway.scopes import jsonrpc_methods
+from gateway.surfaces.training_v1 import state_word
+from gateway.surfaces.validation import from_pydantic
+from services.common.grpc_errors import RpcFailure, failure_of
+from services.common.logs import log
+from gateway.models import Int, Number
+from gateway.trajectories import export_json
+from trainhouse.v1 import data_service_pb2, example_pb2, job_state_pb2, training_job_pb2, training_service_pb2
+
+logger = logging.getLogger("trainhouse.gateway.jsonrpc")
+
+PATH = "/api/v1/jsonrpc"
+# Every method seed 003 defines (those without an RPC behind them yet answer -32601).
+RPC_METHODS_OF_SEED = ("training.start_grpo", "training.get_status", "training.cancel", "training.evaluate",
+                       "training.export_trajectories")
+MAX_BATCH = 100
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+NOT_FOUND = -32001
+UNAUTHORIZED = -32010
+FORBIDDEN = -32011
+RATE_LIMITED = -32029
+BUDGET_EXCEEDED = -40001
+VALIDATION_FAILED = -40002
+CANNOT_CANCEL = -40003
+EVALUATION_FAILED = -40004
+EXPORT_LIMIT_EXCEEDED = -40005
+
+# Codes whose single-call failure also sets the HTTP status.
+HTTP_STATUS = {UNAUTHORIZED: 401, FORBIDDEN: 403, RATE_LIMITED: 429}
+
+# kind -> code, for every method; a method may override some kinds (Method.codes).
+KIND_CODES = {
+    E.MALFORMED: PARSE_ERROR,
+    E.INVALID: INVALID_PARAMS,
+    E.NOT_FOUND: NOT_FOUND,
+    E.UNAUTHENTICATED: UNAUTHORIZED,
+    E.FORBIDDEN: FORBIDDEN,
+    E.RATE_LIMITED: RATE_LIMITED,
+    E.CONFLICT: INVALID_REQUEST,
+    E.PRECONDITION: INVALID_REQUEST,
+    E.TOO_LARGE: INVALID_REQUEST,
+    E.METHOD_NOT_ALLOWED: INVALID_REQUEST,
+    E.NOT_IMPLEMENTED: METHOD_NOT_FOUND,
+}
+MESSAGES = {
+    PARSE_ERROR: "Parse error", INVALID_REQUEST: "Invalid Request", METHOD_NOT_FOUND: "Method not found",
+    INVALID_PARAMS: "Invalid params", INTERNAL_ERROR: "Internal error", NOT_FOUND: "Not found",
+    UNAUTHORIZED: "Unauthorized", FORBIDDEN: "Forbidden", RATE_LIMITED: "Rate limit exceeded",
+    BUDGET_EXCEEDED: "Budget exceeded", VALIDATION_FAILED: "Validation failed", CANNOT_CANCEL: "Cannot cancel",
+    EVALUATION_FAILED: "Evaluation failed", EXPORT_LIMIT_EXCEEDED: "Export limit exceeded",
+}
+
+
+class RpcError(Exception):
+    """A JSON-RPC error object for one call."""
+
+    def __init__(self, code: int, error: str, field: str | None = None, **extra: Any):
+        super().__init__(error)
+        self.code = code
+        self.error = error
+        self.field = field
+        self.extra = extra
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"error": self.error}
+        if self.field:
+            data["field"] = self.field
+        data.update(self.extra)
+        return {"code": self.code, "message": MESSAGES.get(self.code, "Server error"), "data": data}
+
+
+def rpc_error_of(error: ApiError, overrides: dict[str, int] | None = None) -> RpcError:
+    code = (overrides or {}).get(error.kind) or KIND_CODES.get(error.kind, INTERNAL_ERROR)
+    extra: dict[str, Any] = {}
+    if error.retry_after is not None:
+        extra["retryAfter"] = error.retry_after
+    if error.kind in (E.UNAVAILABLE, E.TIMEOUT):
+        extra["retryable"] = True
+    message = error.message
+    if code == INTERNAL_ERROR and error.kind == E.INTERNAL:
+        message = "internal error"
+    return RpcError(code, message, error.field, **extra)
+
+
+def api_error_of_rpc(failure: RpcFailure) -> ApiError:
+    kind = E.kind_of_failure(failure)
+    message = failure.message or (failure.code.name.lower() if failure.code else "backend failure")
+    if kind == E.UNAVAILABLE:
+        message = "a backend service is unavailable; retry shortly"
+    if kind == E.INTERNAL:
+        message = "internal error"
+    return ApiError(kind, message, field=failure.field or None, resource=failure.metadata.get("resource"))
+
+
+def envelope_error(error: RpcError, id_: Any = None) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "error": error.to_json(), "id": id_}
+
+
+class JsonRpcSurface:
+    """Errors raised before dispatch (auth, body size, wrong HTTP method) in JSON-RPC shape."""
+
+    name = "jsonrpc"
+
+    def from_rpc(self, failure: RpcFailure) -> ApiError:
+        return api_error_of_rpc(failure)
+
+    def from_validation(self, exc: RequestValidationError) -> ApiError:
+        return ApiError(E.INVALID, "invalid request", field="body", issue="invalid request")
+
+    def render(self, error: ApiError, request_id: str) -> JSONResponse:
+        rpc = rpc_error_of(error)
+        status = {E.UNAUTHENTICATED: 401, E.FORBIDDEN: 403, E.RATE_LIMITED: 429, E.TOO_LARGE: 413,
+                  E.METHOD_NOT_ALLOWED: 405, E.NOT_FOUND: 404, E.INTERNAL: 500}.get(error.kind, 200)
+        return JSONResponse(status_code=status, content=envelope_error(rpc))
+
+
+JSONRPC_SURFACE = JsonRpcSurface()
+
+
+# ---- methods --------------------------------------------------------------------------------
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class JobIdParams(Params):
+    job_id: StrictStr = Field(min_length=1, max_length=200)
+
+
+class CancelParams(JobIdParams):
+    reason: StrictStr | None = Field(None, max_length=2000)
+
+
+class GrpoConfigIn(BaseModel):
+    """Seed 003 GRPOConfig. Further knobs of the trainer (e.g. hidden_sizes) pass through as options."""
+
+    model_config = ConfigDict(extra="allow")
+
+    n_iterations: Int | None = None
+    batch_size: Int | None = None
+    n_trajectories_per_query: Int | None = None
+    learning_rate: Number | None = None
+    max_budget_usd: Number | None = None
+    checkpoint_interval: Int | None = None
+    max_steps_per_trajectory: Int | None = None
+    gamma: Number | None = None
+    reward_function: StrictStr | None = None
+    clip_epsilon: Number | None = None
+    kl_coef: Number | None = None
+
+
+class TrainingQueryIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    query: StrictStr
+    expected_outcome: dict[str, Any]
+
+
+class StartGrpoParams(Params):
+    agent_id: StrictStr = Field(min_length=1, max_length=200)
+    config: GrpoConfigIn
+    training_data: list[TrainingQueryIn]
+    evaluation_data: list[TrainingQueryIn] | None = None
+
+
+EXPORT_MAX = 10_000
+
+
+class ExportParams(JobIdParams):
+    success_only: StrictBool = False
+    min_reward: Number | None = None
+    limit: Int | None = Field(None, ge=1)
+    offset: Int = Field(0, ge=0)
+
+
+@dataclass(frozen=True)
+class Context:
+    request: Request
+    principal: Principal
+    services: Backends
+
+
+@dataclass(frozen=True)
+class Method:
+    params: type[Params]
+    run: Callable[[Context, Any], Awaitable[dict[str, Any]]]
+    # kind -> code, where the seed gives a method its own code (cancel: -40003).
+    codes: dict[str, int]
+
+
+# Metric names in job.metrics -> seed 003's names.
+RPC_METRICS = {"loss": "train_loss", "validation_loss": "validation_loss", "accuracy": "train_accuracy",
+               "validation_accuracy": "validation_accuracy", "avg_reward": "avg_reward",
+               "success_rate": "success_rate", "trajectories_generated": "trajectories_generated"}
+
+
+def status_result(job: training_job_pb2.TrainingJob) -> dict[str, Any]:
+    p = job.progress
+    metrics = {name: job.metrics[key] for key, name in RPC_METRICS.items() if key in job.metrics}
+    out: dict[str, Any] = {
+        "job_id": job.job_id, "agent_id": job.agent_id, "status": state_word(job.state),
+        "current_iteration": p.current_iteration if p.total_iterations else p.current_epoch,
+        "total_iterations": p.total_iterations or p.total_epochs,
+        "progress_percent": round(p.percent_complete, 2), "metrics": metrics,
+        "created_at": ts_iso(job.create_time), "started_at": ts_iso(job.start_time),
+        "estimated_completion": ts_iso(job.estimated_completion_time),
+        "completed_at": ts_iso(job.end_time),
+        "best_checkpoint_id": job.best_checkpoint_id or None,
+        "model_version": job.model_version_id or None,
+        "status_reason": job.status_reason or None,
+    }
+    if job.cost_usd or job.budget_usd:
+        out["cost_usd"] = f"{job.cost_usd:.2f}"
+    if job.budget_usd:
+        out["budget_usd"] = f"{job.budget_usd:.2f}"
+        out["budget_remaining_percent"] = round(max(0.0, 100.0 * (1 - job.cost_usd / job.budget_usd)), 2)
+    if p.HasField("estimated_time_remaining"):
+        out["estimated_time_remaining_ms"] = int(round((duration_s(p.estimated_time_remaining) or 0) * 1000))
+    if out["status"] == "failed":
+        out["error"] = {"code": job.error.code, "message": job.error.message or "training failed"}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+async def get_status(ctx: Context, params: JobIdParams) -> dict[str, Any]:
+    resp = await ctx.services.training.GetJob(training_service_pb2.GetJobRequest(job_id=params.job_id),
+                                              timeout=ctx.services.timeout_s)
+    return status_result(resp.job)
+
+
+async def cancel(ctx: Context, params: CancelParams) -> dict[str, Any]:
+    resp = await ctx.services.training.CancelJob(
+        training_service_pb2.CancelJobRequest(job_id=params.job_id, reason=params.reason or "cancelled via JSON-RPC"),
+        timeout=ctx.services.timeout_s)
+    job = resp.job
+    out = {"job_id": job.job_id, "status": state_word(job.state),
+           "cancelled_at": ts_iso(job.end_time) or ts_iso(job.update_time),
+           "iterations_completed": job.progress.current_iteration or job.progress.current_epoch, "checkpoint_saved": resp.checkpoint_saved,
+           "checkpoint_id": resp.checkpoint_id or None}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+GRPO_FIELDS = ("n_iterations", "batch_size", "n_trajectories_per_query", "learning_rate", "max_budget_usd",
+               "checkpoint_interval", "max_steps_per_trajectory", "gamma", "reward_function", "clip_epsilon",
+               "kl_coef")
+# StartJob field paths -> the seed's parameter names.
+GRPO_PATHS = (("training_queries", "training_data"), ("evaluation_queries", "evaluation_data"),
+              ("config.grpo.", ""), ("config.options.", ""), ("config.", ""), ("agent_id", "agent_id"))
+
+
+def _seed_field(path: str | None) -> str | None:
+    if not path:
+        return None
+    for prefix, seed in GRPO_PATHS:
+        if path.startswith(prefix):
+            return seed + path[len(prefix):]
+    return path
+
+
+def _query(q: TrainingQueryIn) -> example_pb2.TrainingQuery:
+    out = example_pb2.TrainingQuery(query=q.query)
+    out.expected_outcome.update(q.expected_outcome)
+    return out
+
+
+async def start_grpo(ctx: Context, params: StartGrpoParams) -> dict[str, Any]:
+    config = training_job_pb2.TrainingConfig(method=job_state_pb2.TRAINING_METHOD_GRPO)
+    for name in GRPO_FIELDS:
+        value = getattr(params.config, name)
+        if value is not None:
+            setattr(config.grpo, name, value)
+    if params.config.model_extra:
+        config.options.update(params.config.model_extra)
+    request = training_service_pb2.StartJobRequest(
+        agent_id=params.agent_id, config=config, account_id=ctx.principal.account,
+        training_queries=[_query(q) for q in params.training_data],
+        evaluation_queries=[_query(q) for q in params.evaluation_data or []])
+    try:
+        job = (await ctx.services.training.StartJob(request, timeout=ctx.services.timeout_s)).job
+    except grpc.RpcError as err:
+        failure = failure_of(err)
+        kind = E.kind_of_failure(failure)
+        field = _seed_field(failure.field)
+        if kind == E.INVALID:
+            # Seed 003: bad training data is -40002, a bad configuration -32600.
+            data_error = bool(field) and field.split("[")[0].split(".")[0] in ("training_data", "evaluation_data")
+            raise RpcError(VALIDATION_FAILED if data_error else INVALID_REQUEST, failure.message, field) from None
+        if kind == E.RATE_LIMITED:
+            raise RpcError(BUDGET_EXCEEDED, failure.message, field) from None
+        raise
+    total = job.progress.total_iterations or (job.config.grpo.n_iterations if job.config.HasField("grpo") else 0)
+    out = {"job_id": job.job_id, "status": state_word(job.state), "agent_id": job.agent_id,
+           "total_iterations": total, "created_at": ts_iso(job.create_time)}
+    if job.budget_usd:
+        out["budget_usd"] = f"{job.budget_usd:.2f}"
+    return out
+
+
+async def export_trajectories(ctx: Context, params: ExportParams) -> dict[str, Any]:
+    if params.limit is not None and params.limit > EXPORT_MAX:
+        raise RpcError(EXPORT_LIMIT_EXCEEDED, f"limit must be at most {EXPORT_MAX}, got {params.limit}", "limit",
+                       max_limit=EXPORT_MAX)
+    # Seed 003 answers "job not found" for an unknown job, not an empty export.
+    await ctx.services.training.GetJob(training_service_pb2.GetJobRequest(job_id=params.job_id),
+                                       timeout=ctx.services.timeout_s)
+    request = data_service_pb2.ExportTrajectoriesRequest(job_id=params.job_id, success_only=params.success_only,
+                                                         offset=params.offset)
+    if params.min_reward is not None:
+        request.min_reward = params.min_reward
+    if params.limit is not None:
+        request.limit = params.limit
+    out: dict[str, Any] = {"job_id": params.job_id, "trajectories": []}
+    first = True
+    async for page in ctx.services.data.ExportTrajectories(request, timeout=ctx.services.timeout_s):
+        if first:
+            out.update(total_count=page.total_count, returned_count=page.returned_count, has_more=page.has_more)
+            first = False
+        out["trajectories"].extend(export_json(t) for t in page.trajectories)
+    return out
+
+
+METHODS: dict[str, Method] = {
+    "training.export_trajectories": Method(ExportParams, export_trajectories, {}),
+    "training.start_grpo": Method(StartGrpoParams, start_grpo, {}),
+    "training.get_status": Method(JobIdParams, get_status, {}),
+    "training.cancel": Method(CancelParams, cancel, {E.PRECONDITION: CANNOT_CANCEL, E.CONFLICT: CANNOT_CANCEL}),
+}
+_missing = set(METHODS) - set(jsonrpc_methods())
+assert not _missing, f"JSON-RPC methods without a scope in gateway.scopes: {_missing}"
+
+
+# ---- dispatch -------------------------------------------------------------------------------
+
+_NO_REPLY = object()
+
+
+def _valid_id(value: Any) -> bool:
+    return value is None or isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def _call(entry: Any, request: Request) -> Any:
+    """One request object -> its response object, or _NO_REPLY for a notification."""
+    if not isinstance(entry, dict):
+        return envelope_error(RpcError(INVALID_REQUEST, "a request must be a JSON object"))
+    id_ = entry.get("id")
+    if not _valid_id(id_):
+        return envelope_error(RpcError(INVALID_REQUEST, "id must be a string, a number or null", "id"))
+    notification = "id" not in entry
+    if entry.get("jsonrpc") != "2.0":
+        return envelope_error(RpcError(INVALID_REQUEST, 'jsonrpc must be exactly "2.0"', "jsonrpc"), id_)
+    method_name = entry.get("method")
+    if not isinstance(method_name, str):
+        return envelope_error(RpcError(INVALID_REQUEST, "method must be a string", "method"), id_)
+    params = entry.get("params", {})
+    if params is not None and not isinstance(params, (dict, list)):
+        return envelope_error(RpcError(INVALID_REQUEST, "params must be an object or an array", "params"), id_)
+    try:
+        result = await _run(method_name, params, request)
+    except RpcError as err:
+        return _NO_REPLY if notification else envelope_error(err, id_)
+    return _NO_REPLY if notification else {"jsonrpc": "2.0", "result": finite(result), "id": id_}
+
+
+async def _run(method_name: str, params: Any, request: Request) -> dict[str, Any]:
+    method = METHODS.get(method_name)
+    if method is None:
+        raise RpcError(METHOD_NOT_FOUND, f"unknown method '{method_name[:100]}'; available: "
+                       + ", ".join(sorted(METHODS)), "method")
+    state = request.scope.get("state") or {}
+    principal: Principal = state["principal"]
+    scope = jsonrpc_methods()[method_name]
+    if scope is not None and not principal.allows(scope):
+        raise RpcError(FORBIDDEN, f"token lacks the '{scope}' scope", "method", required_scope=scope)
+    decision = charge(request, rpc_group(method_name))
+    if decision is not None and not decision.allowed:
+        raise RpcError(RATE_LIMITED, f"rate limit of {decision.limit} calls per minute for {method_name} "
+                       f"exceeded; retry in {decision.retry_after} s", retryAfter=decision.retry_after)
+    if isinstance(params, list):
+        raise RpcError(INVALID_PARAMS, "params must be an object with named parameters", "params")
+    try:
+        parsed = method.params.model_validate(params or {})
+    except ValidationError as exc:
+        api = from_pydantic(exc)
+        raise RpcError(INVALID_PARAMS, api.issue or api.message, api.field) from None
+    ctx = Context(request, principal, request.app.state.gate.backends)
+    try:
+        return await method.run(ctx, parsed)
+    except RpcError:
+        raise
+    except ApiError as err:
+        raise rpc_error_of(err, method.codes) from None
+    except grpc.RpcError as err:
+        api = api_error_of_rpc(failure_of(err))
+        if api.kind == E.INTERNAL:
+            log(logger, "backend failure", logging.ERROR, method=method_name, request_id=request_id_of(request))
+        raise rpc_error_of(api, method.codes) from None
+    except ValueError as err:  # a value protobuf cannot carry (lone surrogate): the caller's input
+        raise RpcError(INVALID_PARAMS, f"parameter cannot be encoded: {err}", "params") from None
+    except Exception as err:  # noqa: BLE001 - one call's bug must not break the batch or leak a trace
+        log(logger, "unhandled error", logging.ERROR, method=method_name, request_id=request_id_of(request),
+            error=type(err).__name__)
+        logger.error("unhandled error in %s", method_name, exc_info=err)
+        raise RpcError(INTERNAL_ERROR, f"internal error (request {request_id_of(request)})") from None
+
+
+def _reply(content: Any, status: int = 200) -> Response:
+    return JSONResponse(content=content, status_code=status)
+
+
+# ---- OpenAPI models -------------------------------------------------------------------------
+
+class JsonRpcRequest(BaseModel):
+    jsonrpc: Literal["2.0"]
+    method: str = Field(description="training.start_grpo | training.get_status | training.cancel | "
+                                    "training.export_trajectories")
+    params: dict[str, Any] | None = None
+    id: str | int | float | None = Field(None, description="Omit for a notification (no reply)")
+
+
+class JsonRpcErrorObject(BaseModel):
+    code: int
+    message: str
+    data: dict[str, Any] | None = None
+
+
+class JsonRpcResponse(BaseModel):
+    jsonrpc: Literal["2.0"] = "2.0"
+    result: dict[str, Any] | None = None
+    error: JsonRpcErrorObject | None = None
+    id: str | int | float | None
+
+
+_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"oneOf": [
+            {"$ref": "#/components/schemas/JsonRpcRequest"},
+            {"type": "array", "items": {"$ref": "#/components/schemas/JsonRpcRequest"}},
+        ]}}},
+    },
+}
+_RESPONSE_SCHEMA = {"oneOf": [{"$ref": "#/components/schemas/JsonRpcResponse"},
+                              {"type": "array", "items": {"$ref": "#/components/schemas/JsonRpcResponse"}}]}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "A response object, or an array of them for a batch (request order)",
+          "content": {"application/json": {"schema": _RESPONSE_SCHEMA}}},
+    204: {"description": "Only notifications were sent: no reply"},
+    **{status: {"description": text, "model": JsonRpcResponse} for status, text in (
+        (401, "-32010 Unauthorized: missing or invalid token"),
+        (403, "-32011 Forbidden: a single call whose method needs a scope the token lacks"),
+        (404, "no such route"), (405, "use POST"), (413, "body over 10 MiB"),
+        (429, "-32029 Rate limit exceeded: a single call over its method's per-minute limit"),
+    )},
+}
+
+router = APIRouter(tags=["jsonrpc"], route_class=GatewayRoute)
+EXTRA_SCHEMAS = [JsonRpcRequest, JsonRpcResponse]
+
+
+@router.post(PATH, response_model=None, responses=_RESPONSES, openapi_extra=_DOC,
+             summary="JSON-RPC 2.0 endpoint (seed 003): single calls, notifications and batches")
+async def jsonrpc(request: Request) -> Response:
+    raw = await request.body()
+    try:
+        payload = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return _reply(envelope_error(RpcError(PARSE_ERROR, f"invalid JSON: {exc}"[:300])))
+    if isinstance(payload, list):
+        if not payload:
+            return _reply(envelope_error(RpcError(INVALID_REQUEST, "empty batch")))
+        if len(payload) > MAX_BATCH:
+            return _reply(envelope_error(RpcError(INVALID_REQUEST, f"batch larger than {MAX_BATCH} calls")))
+        replies = [r for r in [await _call(entry, request) for entry in payload] if r is not _NO_REPLY]
+        return _reply(replies) if replies else Response(status_code=204)
+    answer = await _call(payload, request)
+    if answer is _NO_REPLY:
+        return Response(status_code=204)
+    status = HTTP_STATUS.get(answer.get("error", {}).get("code"), 200) if "error" in answer else 200
+    response = _reply(answer, status)
+    if status == 429:
+        response.headers["Retry-After"] = str(answer["error"]["data"].get("retryAfter", 1))
+    return response

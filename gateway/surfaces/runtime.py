@@ -1,0 +1,529 @@
+"""Seed 004, the agent runtime's REST surface: ``/api/training/...``.
+
+Bare shapes (``{"job": {...}}``, ``{"jobs": [...]}``, ``{"datasets": [...]}``,
+``{"models": [...]}``), 201 on create, times as Unix epoch milliseconds, camelCase fields.
+Errors: ``{"error": "<message>", "code": "<CODE>"}`` (+ ``field`` when one is to blame,
+``retryAfter`` on 429) with the seed's table: INVALID_REQUEST 400, UNAUTHORIZED 401,
+NOT_FOUND 404, TRAINING_FAILED 500, SERVICE_UNAVAILABLE 503 (a backing service is down),
+INTERNAL_ERROR 500; and, for what the seed leaves open, FORBIDDEN 403, PAYLOAD_TOO_LARGE 413,
+RATE_LIMIT_EXCEEDED 429. A call that does not fit the resource's state (cancelling a finished
+job) is the caller's INVALID_REQUEST, not a server failure.
+
+Seed 004 describes a runtime serving one agent, so it names none: jobs started here train
+$TRAINHOUSE_RUNTIME_AGENT_ID ("runtime-agent") unless `model` names another model (below).
+Models are the registry's versions across agents, with the id ``<agentId>@<versionId>``.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import grpc
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+
+from gateway import errors as E
+from gateway.convert import epoch_ms, finite
+from gateway.deps import Caller, Services
+from gateway.errors import ApiError, encoding_request
+from gateway.models import Int, Number
+from gateway.routing import GatewayRoute
+from gateway.surfaces.training_v1 import state_word
+from gateway.surfaces.v1 import field_path, rpc_field
+from gateway.surfaces.validation import from_request_validation
+from gateway.trajectories import basic_json, full_json, trajectory_from_json
+from services.common.grpc_errors import RpcFailure, failure_of
+from trainhouse.v1 import (
+    data_service_pb2,
+    job_state_pb2,
+    model_registry_pb2,
+    training_job_pb2,
+    training_service_pb2,
+    trajectory_pb2,
+)
+
+PREFIX = "/api/training"
+BACKEND = "cpu"  # trainhouse trains with NumPy on the CPU; "native" is accepted as the default name
+
+CODES: dict[str, tuple[str, int]] = {
+    E.INVALID: ("INVALID_REQUEST", 400),
+    E.MALFORMED: ("INVALID_REQUEST", 400),
+    E.CONFLICT: ("INVALID_REQUEST", 400),
+    E.PRECONDITION: ("INVALID_REQUEST", 400),
+    E.UNAUTHENTICATED: ("UNAUTHORIZED", 401),
+    E.FORBIDDEN: ("FORBIDDEN", 403),
+    E.NOT_FOUND: ("NOT_FOUND", 404),
+    E.METHOD_NOT_ALLOWED: ("METHOD_NOT_ALLOWED", 405),
+    E.TOO_LARGE: ("PAYLOAD_TOO_LARGE", 413),
+    E.RATE_LIMITED: ("RATE_LIMIT_EXCEEDED", 429),
+    E.INTERNAL: ("INTERNAL_ERROR", 500),
+    E.NOT_IMPLEMENTED: ("NOT_IMPLEMENTED", 501),
+    E.UNAVAILABLE: ("SERVICE_UNAVAILABLE", 503),
+    E.TIMEOUT: ("SERVICE_UNAVAILABLE", 503),
+}
+# Set on ApiError.resource by routes whose internal failure is the seed's TRAINING_FAILED.
+TRAINING = "training"
+
+
+class RuntimeSurface:
+    name = "runtime"
+
+    def from_rpc(self, failure: RpcFailure) -> ApiError:
+        kind = E.kind_of_failure(failure)
+        message = failure.message or (failure.code.name.lower() if failure.code else "backend failure")
+        if kind == E.INTERNAL:
+            message = "internal error"
+        if kind in (E.UNAVAILABLE, E.TIMEOUT):
+            message = "training service is not available"
+        field = rpc_field(failure.field)
+        return ApiError(kind, message, field=field, issue=failure.message if field else None,
+                        resource=failure.metadata.get("resource"))
+
+    def from_validation(self, exc: RequestValidationError) -> ApiError:
+        return from_request_validation(exc, field_path)
+
+    def render(self, error: ApiError, request_id: str) -> JSONResponse:
+        code, status = CODES.get(error.kind, CODES[E.INTERNAL])
+        if error.kind == E.INTERNAL and error.resource == TRAINING:
+            code = "TRAINING_FAILED"
+        body: dict[str, Any] = {"error": error.message, "code": code}
+        if error.field:
+            body["field"] = error.field
+        if error.retry_after is not None:
+            body["retryAfter"] = error.retry_after
+        return JSONResponse(status_code=status, content=body)
+
+
+RUNTIME_SURFACE = RuntimeSurface()
+
+
+class RuntimeError_(BaseModel):
+    error: str
+    code: str
+    field: str | None = None
+    retryAfter: int | None = None  # noqa: N815
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": RuntimeError_, "description": text}
+    for status, text in (
+        (400, "INVALID_REQUEST"), (401, "UNAUTHORIZED"), (403, "FORBIDDEN"), (404, "NOT_FOUND"),
+        (413, "PAYLOAD_TOO_LARGE"), (429, "RATE_LIMIT_EXCEEDED"), (503, "SERVICE_UNAVAILABLE"),
+    )
+}
+
+router = APIRouter(prefix=PREFIX, tags=["runtime"], route_class=GatewayRoute, responses=ERROR_RESPONSES)
+
+
+# ---- models ---------------------------------------------------------------------------------
+
+class CamelIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class StartJobIn(CamelIn):
+    datasetId: StrictStr | None = Field(None, description="Dataset to train on (the newest if omitted)")  # noqa: N815
+    maxTrajectories: Int | None = Field(None, ge=1, description="Not applicable to datasets of examples")  # noqa: N815
+    backend: Literal["native", "cpu"] | None = Field(None, description="Only the CPU trainer exists here")
+    model: StrictStr | None = Field(None, description="A model id '<agentId>@<versionId>' to fine-tune "
+                                                      "(transfer), or an agent id to train")
+    iterations: Int | None = Field(None, ge=1, description="Epochs")
+    batchSize: Int | None = None  # noqa: N815
+    learningRate: Number | None = None  # noqa: N815
+
+
+class StatusOut(BaseModel):
+    runningJobs: int  # noqa: N815
+    queuedJobs: int  # noqa: N815
+    completedJobs: int  # noqa: N815
+    failedJobs: int  # noqa: N815
+    cancelledJobs: int  # noqa: N815
+    modelCount: int  # noqa: N815
+    datasetCount: int  # noqa: N815
+    runtimeAvailable: bool  # noqa: N815
+
+
+class JobOut(BaseModel):
+    id: str
+    status: str
+    datasetId: str | None = None  # noqa: N815
+    backend: str | None = None
+    model: str | None = None
+    progress: float | None = None
+    currentIteration: int | None = None  # noqa: N815
+    totalIterations: int | None = None  # noqa: N815
+    loss: float | None = None
+    createdAt: int | None = None  # noqa: N815
+    completedAt: int | None = None  # noqa: N815
+    modelId: str | None = None  # noqa: N815
+    error: str | None = None
+
+
+class JobEnvelope(BaseModel):
+    job: JobOut
+
+
+class JobsOut(BaseModel):
+    jobs: list[JobOut]
+
+
+class DatasetOut(BaseModel):
+    id: str
+    createdAt: int | None = None  # noqa: N815
+    trajectoryCount: int  # noqa: N815
+    exampleCount: int  # noqa: N815
+    source: str | None = None
+
+
+def dataset_json(d: Any) -> dict[str, Any]:
+    return {"id": d.dataset_id, "createdAt": epoch_ms(d.create_time), "trajectoryCount": d.trajectory_count,
+            "exampleCount": d.statistics.example_count, "source": d.source or None}
+
+
+class DatasetsOut(BaseModel):
+    datasets: list[DatasetOut]
+
+
+class ModelOut(BaseModel):
+    id: str
+    jobId: str | None = None  # noqa: N815
+    name: str
+    agentId: str  # noqa: N815
+    versionId: str  # noqa: N815
+    createdAt: int | None = None  # noqa: N815
+    active: bool
+
+
+class ModelsOut(BaseModel):
+    models: list[ModelOut]
+
+
+# ---- translation ----------------------------------------------------------------------------
+
+def model_id(agent_id: str, version_id: str) -> str:
+    return f"{agent_id}@{version_id}"
+
+
+def job_json(job: training_job_pb2.TrainingJob, detail: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": job.job_id, "status": state_word(job.state), "datasetId": job.dataset_id or None,
+        "backend": BACKEND, "model": job.agent_id,
+        "createdAt": epoch_ms(job.create_time), "completedAt": epoch_ms(job.end_time),
+        "modelId": model_id(job.agent_id, job.model_version_id) if job.model_version_id else None,
+    }
+    if detail:
+        p = job.progress
+        out.update(progress=round(min(1.0, max(0.0, p.percent_complete / 100.0)), 4),
+                   currentIteration=p.current_epoch, totalIterations=p.total_epochs,
+                   loss=job.metrics["loss"] if "loss" in job.metrics else None)
+    if out["status"] == "failed":
+        out["error"] = job.error.message or job.status_reason or "training failed"
+    return {k: v for k, v in finite(out).items() if v is not None}
+
+
+async def _count_jobs(services: Services, state: int) -> int:
+    resp = await services.training.ListJobs(training_service_pb2.ListJobsRequest(page_size=1, state=state),
+                                            timeout=services.timeout_s)
+    return resp.total_size
+
+
+async def _agents(services: Services) -> list[Any]:
+    agents: list[Any] = []
+    token = ""
+    while True:
+        resp = await services.registry.ListAgents(
+            model_registry_pb2.ListAgentsRequest(page_size=100, page_token=token), timeout=services.timeout_s)
+        agents.extend(resp.agents)
+        token = resp.next_page_token
+        if not token:
+            return agents
+
+
+class TrajectoriesOut(BaseModel):
+    available: bool
+    total: int
+    trajectories: list[dict[str, Any]]
+
+
+class TrajectoryOut(BaseModel):
+    trajectory: dict[str, Any]
+
+
+class IngestIn(CamelIn):
+    trajectories: list[dict[str, Any]] = Field(min_length=1, description="Trajectories (seed 004 / 003 fields)")
+
+
+class IngestOut(BaseModel):
+    received: int
+    created: int
+    updated: int
+    unchanged: int
+    trajectoryIds: list[str]  # noqa: N815
+
+
+class BuildIn(CamelIn):
+    limit: Int | None = Field(None, ge=0, description="Maximum number of trajectories to include (newest first)")
+    minLlmCallsPerTrajectory: Int | None = Field(None, ge=0)  # noqa: N815
+    datasetId: StrictStr | None = None  # noqa: N815
+
+
+class DatasetEnvelope(BaseModel):
+    dataset: DatasetOut
+
+
+# ---- routes ---------------------------------------------------------------------------------
+
+@router.get("/status", response_model=StatusOut, summary="Counts of jobs, models and datasets")
+async def status(services: Services) -> dict[str, Any]:
+    health = await services.health()
+    counts = {name: await _count_jobs(services, state) for name, state in (
+        ("runningJobs", job_state_pb2.JOB_STATE_RUNNING), ("queuedJobs", job_state_pb2.JOB_STATE_QUEUED),
+        ("completedJobs", job_state_pb2.JOB_STATE_COMPLETED), ("failedJobs", job_state_pb2.JOB_STATE_FAILED),
+        ("cancelledJobs", job_state_pb2.JOB_STATE_CANCELLED))}
+    datasets = await services.data.ListDatasets(data_service_pb2.ListDatasetsRequest(page_size=1),
+                                                timeout=services.timeout_s)
+    models = sum(a.version_count for a in await _agents(services))
+    return {**counts, "modelCount": models, "datasetCount": datasets.total_size,
+            "runtimeAvailable": all(s == "SERVING" for s in health.values())}
+
+
+@router.get("/datasets", response_model=DatasetsOut, response_model_exclude_none=True,
+            summary="All datasets, newest first")
+async def list_datasets(services: Services) -> dict[str, Any]:
+    out: list[dict[str, Any]] = []
+    token = ""
+    while True:
+        resp = await services.data.ListDatasets(data_service_pb2.ListDatasetsRequest(page_size=100, page_token=token),
+                                                timeout=services.timeout_s)
+        out.extend(dataset_json(d) for d in resp.datasets)
+        token = resp.next_page_token
+        if not token or len(out) >= 10_000:
+            return {"datasets": out}
+
+
+@router.get("/jobs", response_model=JobsOut, response_model_exclude_none=True, summary="All training jobs")
+async def list_jobs(services: Services) -> dict[str, Any]:
+    out: list[dict[str, Any]] = []
+    token = ""
+    while True:
+        resp = await services.training.ListJobs(training_service_pb2.ListJobsRequest(page_size=1000, page_token=token),
+                                                timeout=services.timeout_s)
+        out.extend(job_json(j) for j in resp.jobs)
+        token = resp.next_page_token
+        if not token or len(out) >= 10_000:
+            return {"jobs": out}
+
+
+@router.post("/jobs", response_model=JobEnvelope, response_model_exclude_none=True, status_code=201,
+             summary="Start a training job (on the newest dataset when datasetId is omitted)")
+async def start_job(body: StartJobIn, request: Request, caller: Caller, services: Services) -> dict[str, Any]:
+    if body.maxTrajectories is not None:
+        raise ApiError(E.INVALID, "maxTrajectories applies to trajectory datasets, which this server "
+                       "does not build yet", field="maxTrajectories", issue="not supported yet")
+    dataset_id = body.datasetId or "latest"
+    resolved = await services.data.GetDataset(data_service_pb2.GetDatasetRequest(dataset_id=dataset_id),
+                                              timeout=services.timeout_s)
+    agent_id = request.app.state.gate.settings.runtime_agent_id
+    base_version = ""
+    config = training_job_pb2.TrainingConfig()
+    if body.model:
+        agent_id, sep, base_version = body.model.partition("@")
+        if sep:
+            config.method = job_state_pb2.TRAINING_METHOD_TRANSFER
+    if body.iterations is not None:
+        config.epochs = body.iterations
+    if body.batchSize is not None:
+        config.batch_size = body.batchSize
+    if body.learningRate is not None:
+        config.learning_rate = body.learningRate
+    with encoding_request():
+        grpc_request = training_service_pb2.StartJobRequest(
+            agent_id=agent_id, dataset_id=resolved.dataset.dataset_id, config=config,
+            account_id=caller.account, base_version_id=base_version)
+    try:
+        job = (await services.training.StartJob(grpc_request, timeout=services.timeout_s)).job
+    except grpc.RpcError as exc:
+        error = RUNTIME_SURFACE.from_rpc(failure_of(exc))
+        if error.kind == E.INTERNAL:  # the seed's TRAINING_FAILED: the job could not be started
+            error.resource = TRAINING
+            error.message = "training job failed to start"
+        if body.model and error.field in ("agentId", "method", "baseVersionId"):
+            error.field = "model"
+        if error.field == "epochs":
+            error.field = "iterations"
+        raise error from None
+    return {"job": job_json(job)}
+
+
+JobId = Annotated[str, Path(alias="id", description="Training job id")]
+
+
+@router.get("/jobs/{id}", response_model=JobEnvelope, response_model_exclude_none=True,
+            summary="A training job's status")
+async def get_job(job_id: JobId, services: Services) -> dict[str, Any]:
+    resp = await services.training.GetJob(training_service_pb2.GetJobRequest(job_id=job_id),
+                                          timeout=services.timeout_s)
+    return {"job": job_json(resp.job, detail=True)}
+
+
+@router.post("/jobs/{id}/cancel", response_model=JobEnvelope, response_model_exclude_none=True,
+             summary="Cancel a queued or running job")
+async def cancel_job(job_id: JobId, services: Services) -> dict[str, Any]:
+    resp = await services.training.CancelJob(
+        training_service_pb2.CancelJobRequest(job_id=job_id, reason="cancelled via runtime API"),
+        timeout=services.timeout_s)
+    return {"job": {"id": resp.job.job_id, "status": state_word(resp.job.state)}}
+
+
+@router.get("/models", response_model=ModelsOut, response_model_exclude_none=True,
+            summary="Every model version of every agent, newest first per agent")
+async def list_models(services: Services) -> dict[str, Any]:
+    out: list[dict[str, Any]] = []
+    for agent in await _agents(services):
+        if not agent.version_count:
+            continue
+        token = ""
+        while True:
+            resp = await services.registry.ListVersions(
+                model_registry_pb2.ListVersionsRequest(agent_id=agent.agent_id, page_size=100, page_token=token),
+                timeout=services.timeout_s)
+            for v in resp.versions:
+                out.append({"id": model_id(v.agent_id, v.version_id), "jobId": v.job_id or None,
+                            "name": f"{v.agent_id}-{v.version_id}", "agentId": v.agent_id,
+                            "versionId": v.version_id, "createdAt": epoch_ms(v.create_time),
+                            "active": v.version_id == agent.active_version_id})
+            token = resp.next_page_token
+            if not token:
+                break
+    return {"models": out}
+
+
+@router.get("/trajectories", response_model=TrajectoriesOut, summary="Trajectories, newest first (limit/offset)")
+async def list_trajectories(services: Services, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                            offset: Annotated[int, Query(ge=0, le=2 ** 31 - 1)] = 0) -> dict[str, Any]:
+    resp = await services.data.ListTrajectories(
+        data_service_pb2.ListTrajectoriesRequest(page_size=limit, offset=offset,
+                                                 view=trajectory_pb2.TRAJECTORY_VIEW_BASIC),
+        timeout=services.timeout_s)
+    return {"available": True, "total": resp.total_size, "trajectories": [basic_json(t) for t in resp.trajectories]}
+
+
+@router.get("/trajectories/{id}", response_model=TrajectoryOut, summary="One trajectory with its LLM calls")
+async def get_trajectory(trajectory_id: Annotated[str, Path(alias="id")], services: Services) -> dict[str, Any]:
+    resp = await services.data.GetTrajectory(
+        data_service_pb2.GetTrajectoryRequest(trajectory_id=trajectory_id, view=trajectory_pb2.TRAJECTORY_VIEW_FULL),
+        timeout=services.timeout_s)
+    return {"trajectory": full_json(resp.trajectory)}
+
+
+@router.post("/trajectories", response_model=IngestOut, status_code=201,
+             summary="Record agent trajectories (idempotent per id; times in epoch ms)")
+async def ingest_trajectories(body: IngestIn, services: Services) -> dict[str, Any]:
+    parsed = [trajectory_from_json(t, f"trajectories[{i}]") for i, t in enumerate(body.trajectories)]
+    request = data_service_pb2.IngestTrajectoriesRequest(trajectories=parsed)
+    resp = await services.data.IngestTrajectories(iter([request]), timeout=services.timeout_s)
+    return {"received": resp.received, "created": resp.created, "updated": resp.updated,
+            "unchanged": resp.unchanged, "trajectoryIds": list(resp.trajectory_ids)}
+
+
+@router.post("/datasets/build", response_model=DatasetEnvelope, status_code=201,
+             summary="Build a dataset from the recorded trajectories")
+async def build_dataset(body: BuildIn, services: Services) -> dict[str, Any]:
+    with encoding_request():
+        request = data_service_pb2.BuildDatasetFromTrajectoriesRequest(
+            dataset_id=body.datasetId or "", limit=body.limit or 0,
+            min_llm_calls_per_trajectory=body.minLlmCallsPerTrajectory or 0)
+    resp = await services.data.BuildDatasetFromTrajectories(request, timeout=services.timeout_s)
+    out = dataset_json(resp.dataset)
+    out["trajectoryCount"] = resp.trajectory_count
+    return {"dataset": {k: v for k, v in out.items() if v is not None}}
+
+
+# ---- model management and auto-training -----------------------------------------------------
+
+class ActivateIn(CamelIn):
+    providerModel: StrictStr | None = None  # noqa: N815
+
+
+class ActivateOut(BaseModel):
+    ok: bool
+    activeModel: str  # noqa: N815
+
+
+class OllamaIn(CamelIn):
+    modelName: StrictStr | None = None  # noqa: N815
+    baseModel: StrictStr | None = None  # noqa: N815
+    ollamaUrl: StrictStr | None = Field(None, description="Must be a loopback host")  # noqa: N815
+
+
+class OllamaOut(BaseModel):
+    model: dict[str, Any]
+
+
+class AutoConfigIn(CamelIn):
+    threshold: Int | None = None
+    cooldownHours: Number | None = None  # noqa: N815
+    enabled: StrictBool | None = None
+
+
+class AutoConfigOut(BaseModel):
+    threshold: int
+    cooldownHours: float  # noqa: N815
+    enabled: bool
+
+
+class AutoConfigUpdated(BaseModel):
+    ok: bool
+    config: AutoConfigOut
+
+
+ModelId = Annotated[str, Path(alias="id", description="Model id '<agentId>@<versionId>'")]
+
+
+@router.post("/models/{id}/activate", response_model=ActivateOut, summary="Make a model the one the agent serves")
+async def activate_model(model: ModelId, caller: Caller, services: Services,
+                         body: ActivateIn | None = None) -> dict[str, Any]:
+    with encoding_request():
+        req = model_registry_pb2.ActivateVersionRequest(model_id=model, actor=caller.name,
+                                                        provider_model=(body.providerModel if body else None) or "")
+    resp = await services.registry.ActivateVersion(req, timeout=services.timeout_s)
+    return {"ok": True, "activeModel": resp.active_model}
+
+
+@router.post("/models/{id}/import-ollama", response_model=OllamaOut, summary="Import a model into a local Ollama")
+async def import_ollama(model: ModelId, caller: Caller, services: Services,
+                        body: OllamaIn | None = None) -> dict[str, Any]:
+    body = body or OllamaIn()
+    with encoding_request():
+        req = model_registry_pb2.ImportToOllamaRequest(
+            model_id=model, model_name=body.modelName or "", base_model=body.baseModel or "",
+            ollama_url=body.ollamaUrl or "", actor=caller.name)
+    imp = getattr(await services.registry.ImportToOllama(req, timeout=services.timeout_s), "import")
+    return {"model": {"id": imp.model_id, "ollamaName": imp.ollama_name, "importedAt": epoch_ms(imp.import_time),
+                      "baseModel": imp.base_model, "ollamaUrl": imp.ollama_url}}
+
+
+def auto_json(c: Any) -> dict[str, Any]:
+    return {"threshold": c.threshold, "cooldownHours": c.cooldown_hours, "enabled": c.enabled}
+
+
+@router.get("/auto/config", response_model=AutoConfigOut, summary="Auto-training thresholds and cooldown")
+async def get_auto_config(services: Services) -> dict[str, Any]:
+    resp = await services.registry.GetAutoTrainingConfig(model_registry_pb2.GetAutoTrainingConfigRequest(),
+                                                          timeout=services.timeout_s)
+    return auto_json(resp.config)
+
+
+@router.put("/auto/config", response_model=AutoConfigUpdated, summary="Update the auto-training configuration")
+async def put_auto_config(body: AutoConfigIn, caller: Caller, services: Services) -> dict[str, Any]:
+    req = model_registry_pb2.UpdateAutoTrainingConfigRequest(actor=caller.name)
+    if body.threshold is not None:
+        req.threshold = body.threshold
+    if body.cooldownHours is not None:
+        req.cooldown_hours = body.cooldownHours
+    if body.enabled is not None:
+        req.enabled = body.enabled
+    with encoding_request():
+        resp = await services.registry.UpdateAutoTrainingConfig(req, timeout=services.timeout_s)
+    return {"ok": True, "config": auto_json(resp.config)}

@@ -1,0 +1,1 @@
+"""Webhooks: subscriptions, the event follower (TrainingService.WatchAllEvents) and signed delivery."""

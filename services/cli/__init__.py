@@ -1,0 +1,41 @@
+"""`trainhouse` command line: run the stack, train, watch, evaluate and serve agents.
+
+Each command group lives in its own module; this package only assembles them into `app`.
+The console script is `trainhouse = "services.cli:main"`.
+"""
+from __future__ import annotations
+
+import typer
+
+from services.cli import data, deploy, evaluation, jobs, models, tokens, up
+from services.cli.errors import EPILOG
+
+app = typer.Typer(help="trainhouse: train, evaluate, version and deploy the learned parts of agents.",
+                  epilog=EPILOG, no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]})
+
+
+@app.callback()
+def main_callback() -> None:
+    """trainhouse command line."""
+
+
+app.command(epilog=EPILOG)(up.up)
+app.add_typer(tokens.token_app, name="token")
+app.add_typer(models.agents_app, name="agents")
+app.add_typer(data.datasets_app, name="datasets")
+app.command(epilog=EPILOG)(jobs.train)
+app.command(epilog=EPILOG)(jobs.watch)
+app.command(epilog=EPILOG)(jobs.jobs)
+app.command(epilog=EPILOG)(jobs.cancel)
+app.command(epilog=EPILOG)(models.models)
+app.command(epilog=EPILOG)(models.predict)
+app.command("eval", epilog=EPILOG)(evaluation.evaluate)
+app.command(epilog=EPILOG)(evaluation.compare)
+app.command(epilog=EPILOG)(evaluation.report)
+app.command(epilog=EPILOG)(deploy.deploy)
+app.command(epilog=EPILOG)(deploy.rollback)
+
+
+def main() -> None:
+    app()

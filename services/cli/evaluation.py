@@ -1,0 +1,165 @@
+"""Evaluation: `eval`, `compare`, `report` (EvaluationService, over gRPC).
+
+`--json` prints the service's message in the proto3 JSON mapping with the proto's own field
+names (snake_case, every field present): the .proto files are the documentation of that shape.
+"""
+from __future__ import annotations
+
+import webbrowser
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
+
+import typer
+
+from services.cli import output
+from services.cli.errors import CliError, ExitCode
+from services.cli.jsonl import examples_proto, read_examples
+from services.cli.options import Json, Timeout, reports_errors
+from services.cli.transport import GrpcBackend
+
+EVALUATION_TYPES = ("comprehensive", "standard", "quick")
+REPORT_FORMATS = ("html", "markdown", "json")
+REPORT_TYPES = ("single_job", "executive")
+SUFFIX = {"html": ".html", "markdown": ".md", "json": ".json"}
+
+
+def message_json(message: Any) -> dict[str, Any]:
+    from google.protobuf.json_format import MessageToDict
+
+    return MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+
+
+@reports_errors
+def evaluate(
+    agent: Annotated[Optional[str], typer.Argument(help="Agent to evaluate (or give --job).")] = None,
+    version: Annotated[Optional[str], typer.Option("--version", "-v", help="Version or alias (default: the "
+                                                   "job's version, else the active or newest).")] = None,
+    job: Annotated[Optional[str], typer.Option("--job", "-j", help="Evaluate this completed job's version.")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Test set: a stored dataset.")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", exists=True, dir_okay=False, readable=True,
+                                                 help="Test set: a JSONL file.")] = None,
+    metrics: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="A metric to compute; repeat "
+                                                         "(default: per --type).")] = None,
+    evaluation_type: Annotated[Optional[Literal[EVALUATION_TYPES]], typer.Option(
+        "--type", help="comprehensive (default), standard or quick.")] = None,
+    baseline: Annotated[bool, typer.Option("--baseline", help="Compare with the active (or previous) "
+                                                              "version on the same examples.")] = False,
+    as_json: Json = False, timeout: Timeout = None,
+) -> None:
+    """Evaluate a model version on a test set (default: the held-out split of its training job). gRPC only."""
+    from trainhouse.v1 import evaluation_service_pb2
+
+    if not agent and not job:
+        raise CliError(ExitCode.USAGE, "give an AGENT or --job JOB", field="AGENT")
+    if dataset and file:
+        raise CliError(ExitCode.USAGE, "give at most one of --dataset and --file", field="--dataset")
+    examples = read_examples(file) if file else None
+    request = evaluation_service_pb2.EvaluateRequest(
+        agent_id=agent or "", version_id=version or "", job_id=job or "", dataset_id=dataset or "",
+        examples=examples_proto(examples) if examples else [], metrics=metrics or [],
+        evaluation_type=evaluation_type or "", compare_to_baseline=baseline)
+    try:
+        evaluation = GrpcBackend(timeout).call("evaluation", "Evaluate", request).evaluation
+    except CliError as err:
+        raise examples.locate(err) if examples else err
+
+    def render(con) -> None:  # noqa: ANN001 - rich Console
+        con.print(f"evaluation [bold]{evaluation.evaluation_id}[/bold]: {evaluation.agent_id} "
+                  f"{evaluation.version_id} on {evaluation.example_count} examples ({evaluation.test_set_source})",
+                  soft_wrap=True)
+        con.print(output.table(None, ["METRIC", "VALUE"],
+                               [(k, output.num(v)) for k, v in sorted(evaluation.metrics.items())]))
+        if evaluation.per_output:
+            con.print(output.table("per output", ["OUTPUT", "PRECISION", "RECALL", "F1", "SUPPORT"], [
+                (o.output, output.num(o.precision, 3), output.num(o.recall, 3), output.num(o.f1, 3), o.support)
+                for o in evaluation.per_output]))
+        if evaluation.HasField("comparison"):
+            c = evaluation.comparison
+            if c.available:
+                con.print(f"baseline {c.baseline_version_id}: " + "  ".join(
+                    f"{k} {v:+.4f}" for k, v in sorted(c.improvements.items())), soft_wrap=True)
+            elif c.note:
+                con.print(f"baseline: {c.note}", soft_wrap=True)
+        for r in evaluation.recommendations:
+            con.print(f"[{r.priority}] {r.recommendation}", soft_wrap=True, markup=False)
+
+    output.emit(as_json, message_json(evaluation), render)
+
+
+@reports_errors
+def compare(
+    jobs: Annotated[list[str], typer.Argument(metavar="JOB JOB...", help="2..10 completed job ids.")],
+    metrics: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="A comparison metric; "
+                                                         "repeat (default: all).")] = None,
+    stats: Annotated[bool, typer.Option("--stats/--no-stats", help="Significance tests (default on).")] = True,
+    as_json: Json = False, timeout: Timeout = None,
+) -> None:
+    """Compare completed training runs: ranking, metrics and significance tests. gRPC only."""
+    from trainhouse.v1 import evaluation_service_pb2
+
+    request = evaluation_service_pb2.CompareRunsRequest(run_ids=jobs, comparison_metrics=metrics or [],
+                                                        statistical_tests=stats, generate_recommendations=True)
+    comparison = GrpcBackend(timeout).call("evaluation", "CompareRuns", request).comparison
+
+    def render(con) -> None:  # noqa: ANN001 - rich Console
+        rank = {r.job_id: r for r in comparison.overall_ranking}
+        names = [m.metric for m in comparison.metric_comparisons]
+        rows = []
+        for run in sorted(comparison.runs, key=lambda r: rank[r.job_id].rank if r.job_id in rank else 1 << 30):
+            ranked = rank.get(run.job_id)
+            rows.append([run.job_id, ranked.rank if ranked else "-", run.version_id,
+                         output.num(ranked.score, 3) if ranked else "-"]
+                        + [output.num(run.values.get(n)) for n in names])
+        con.print(output.table(f"comparison {comparison.comparison_id} ({comparison.evaluation_set}, "
+                               f"{comparison.shared_examples} shared examples)",
+                               ["JOB", "RANK", "VERSION", "SCORE", *names], rows))
+        if comparison.HasField("statistical_analysis"):
+            s = comparison.statistical_analysis
+            verdict = "significant" if s.significant else "not significant"
+            con.print(f"{s.winner_job_id} vs {s.runner_up_job_id} on {s.primary_metric}: {verdict} "
+                      f"(p={s.p_value:.4g}, {s.correction} alpha {s.alpha:g}, "
+                      f"{s.improvement_percent:+.2f}%)" + (f"; {s.note}" if s.note else ""),
+                      soft_wrap=True, markup=False)
+        if comparison.HasField("recommendations") and comparison.recommendations.summary:
+            con.print(comparison.recommendations.summary, soft_wrap=True, markup=False)
+
+    output.emit(as_json, message_json(comparison), render)
+
+
+@reports_errors
+def report(
+    job: Annotated[str, typer.Argument(help="Job id.")],
+    fmt: Annotated[Literal[REPORT_FORMATS], typer.Option("--format", help="html, markdown or json.")] = "html",
+    report_type: Annotated[Optional[Literal[REPORT_TYPES]], typer.Option(
+        "--type", help="single_job (default) or executive.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--output", "-o", dir_okay=False,
+                                                help="Write here (default: <job>-report.<ext> for html, "
+                                                     "stdout otherwise).")] = None,
+    open_it: Annotated[bool, typer.Option("--open", help="Open the written report in a browser.")] = False,
+    as_json: Json = False, timeout: Timeout = None,
+) -> None:
+    """Render a training report (self-contained HTML with charts, Markdown or JSON). gRPC only."""
+    from trainhouse.v1 import evaluation_service_pb2
+
+    request = evaluation_service_pb2.GenerateReportRequest(job_id=job, format=fmt, report_type=report_type or "")
+    rendered = GrpcBackend(timeout).call("evaluation", "GenerateReport", request).report
+    if out is None and (fmt == "html" or open_it):
+        out = Path(f"{job}-report{SUFFIX[fmt]}")
+    if out is None:
+        if as_json:
+            output.print_json(message_json(rendered))
+        else:
+            print(rendered.content)
+        return
+    try:
+        out.write_text(rendered.content, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(ExitCode.USAGE, f"cannot write {out}: {exc.strerror}", field="--output") from None
+    opened = webbrowser.open(out.resolve().as_uri()) if open_it else False
+    summary = {"report_id": rendered.report_id, "format": rendered.format, "path": str(out.resolve()),
+               "bytes": len(rendered.content.encode("utf-8")), "sections": list(rendered.sections),
+               "charts": list(rendered.charts), "opened": opened}
+    output.emit(as_json, summary, lambda con: con.print(
+        f"wrote {summary['path']} ({summary['bytes']} bytes; charts: {', '.join(summary['charts']) or 'none'})"
+        + ("" if not open_it else "; opened in a browser" if opened else "; no browser available to open it"),
+        soft_wrap=True, markup=False))

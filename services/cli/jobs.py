@@ -1,0 +1,168 @@
+"""Training jobs: `train`, `watch`, `jobs`, `cancel`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
+
+import typer
+
+from services.cli import output
+from services.cli.errors import CliError, ExitCode, invalid
+from services.cli.jsonl import read_examples
+from services.cli.options import Json, Timeout, Token, Url, reports_errors
+from services.cli.records import JOB_STATES, METHODS, TERMINAL_STATES
+from services.cli.transport import TrainSpec, connect
+from services.cli.watch import ProgressView, follow
+
+INT32_MAX = 2 ** 31 - 1
+
+
+def _int32(value: int | None, flag: str) -> int | None:
+    if value is not None and not -INT32_MAX - 1 <= value <= INT32_MAX:
+        raise invalid(flag, f"{flag} must fit a 32-bit integer, got {value}")
+    return value
+
+
+def _config(config_json: str | None, epochs: int | None, learning_rate: float | None,
+            batch_size: int | None) -> tuple[dict[str, Any], str | None]:
+    """--config JSON overlaid by the explicit flags; returns (config, method from --config)."""
+    cfg: dict[str, Any] = {}
+    if config_json:
+        try:
+            cfg = json.loads(config_json)
+        except json.JSONDecodeError as exc:
+            raise invalid("--config", f"--config is not valid JSON: {exc.msg} at column {exc.colno}") from None
+        if not isinstance(cfg, dict):
+            raise invalid("--config", "--config must be a JSON object of training options")
+    method = cfg.pop("method", None)
+    if method is not None and method not in METHODS:
+        raise invalid("--config.method", f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    for key, camel, value in (("epochs", "epochs", _int32(epochs, "--epochs")),
+                              ("learning_rate", "learningRate", learning_rate),
+                              ("batch_size", "batchSize", _int32(batch_size, "--batch-size"))):
+        if value is not None:
+            cfg.pop(camel, None)  # the flag wins over --config, whichever spelling it used
+            cfg[key] = value
+    return cfg, method
+
+
+@reports_errors
+def train(
+    agent: Annotated[str, typer.Argument(help="Agent to train (registered on first use).")],
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", exists=True, dir_okay=False, readable=True,
+                                                 help="Examples as JSONL: one {input, expected_output} per line.")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Train on a stored dataset instead.")] = None,
+    method: Annotated[Optional[Literal[METHODS]], typer.Option("--method",
+                                                  help="Training paradigm (default supervised).")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", help="1..10000 (default 10).")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option("--learning-rate", help="(0, 1] (default 0.001).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="1..65536 (default 32).")] = None,
+    config_json: Annotated[Optional[str], typer.Option(
+        "--config", metavar="JSON",
+        help='More TrainingConfig options as a JSON object, e.g. \'{"early_stopping": false, "seed": 3}\'; '
+             "the flags above win over it.")] = None,
+    name: Annotated[str, typer.Option("--name", help="Display name of the job.")] = "",
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow the job until it ends (exit 1 if it "
+                                                              "fails or is cancelled).")] = False,
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
+) -> None:
+    """Start a training job from a JSONL file or a dataset id."""
+    if (file is None) == (dataset is None):
+        raise CliError(ExitCode.USAGE, "give exactly one of --file FILE.jsonl or --dataset ID", field="--file")
+    cfg, config_method = _config(config_json, epochs, learning_rate, batch_size)
+    examples = read_examples(file) if file is not None else None
+    backend = connect(url, token, timeout)
+    spec = TrainSpec(agent_id=agent, file=examples, dataset_id=dataset or "", method=method or config_method,
+                     config=cfg, display_name=name)
+    try:
+        job_id = backend.start_job(spec)
+    except CliError as err:
+        raise examples.locate(err) if examples else err
+    job = backend.get_job(job_id)
+    if not watch:
+        output.emit(as_json, job, lambda con: con.print(
+            f"started [bold]{job_id}[/bold] for agent {agent}: {output.state_text(job['state'])}, "
+            f"{job['total_epochs']} epochs, {job['train_examples']} train / {job['validation_examples']} "
+            f"validation examples\nfollow it with: trainhouse watch {job_id}", soft_wrap=True))
+        return
+    if as_json:
+        output.print_json_line({"type": "started", "job": job})
+    else:
+        output.stdout().print(f"started [bold]{job_id}[/bold] for agent {agent}")
+    _watch(backend, job_id, 0, as_json, 120.0)
+
+
+@reports_errors
+def watch(
+    job: Annotated[str, typer.Argument(help="Job id.")],
+    after_sequence: Annotated[int, typer.Option("--after-sequence", min=0,
+                                                help="Only events after this sequence.")] = 0,
+    reconnect_window: Annotated[float, typer.Option("--reconnect-window", min=0,
+                                                    help="Seconds to keep reconnecting a broken stream.")] = 120.0,
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
+) -> None:
+    """Follow a job live: progress bar with epoch, loss, accuracy and ETA (NDJSON events with --json).
+
+    Exits 0 when the job completes and 1 when it fails or is cancelled."""
+    _watch(connect(url, token, timeout), job, after_sequence, as_json, reconnect_window)
+
+
+def _watch(backend: Any, job_id: str, after: int, as_json: bool, window: float) -> None:
+    if as_json:
+        follow(backend, job_id, output.print_json_line, after_sequence=after, reconnect_window=window)
+    else:
+        with ProgressView(job_id, output.stdout()) as view:
+            follow(backend, job_id, view.on_event, after_sequence=after, reconnect_window=window,
+                   on_reconnect=view.reconnecting)
+    final = backend.get_job(job_id)
+    if as_json:
+        output.print_json_line({"type": "result", "job": final})
+    else:
+        _summary(final)
+    if final["state"] in TERMINAL_STATES and final["state"] != "completed":
+        raise typer.Exit(int(ExitCode.JOB_FAILED))
+
+
+def _summary(job: dict[str, Any]) -> None:
+    con = output.stdout()
+    reason = job.get("status_reason") if job.get("status_reason") != job["state"] else None
+    lines = [f"{job['job_id']}: {output.state_text(job['state'])}" + (f" ({reason})" if reason else "")]
+    if job.get("error"):
+        lines.append(f"  error: {output._escape(job['error'])}")
+    if job.get("model_version_id"):
+        lines.append(f"  model version: {job['model_version_id']}")
+    if job.get("metrics"):
+        lines.append("  " + output.metrics_text(job["metrics"], ("loss", "accuracy", "validation_loss",
+                                                                 "validation_accuracy")))
+    con.print("\n".join(lines), soft_wrap=True)
+
+
+@reports_errors
+def jobs(
+    agent: Annotated[Optional[str], typer.Option("--agent", "-a", help="Only this agent's jobs.")] = None,
+    state: Annotated[Optional[Literal[JOB_STATES]], typer.Option("--state", "-s",
+                                                 help="Only jobs in this state.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000, help="At most this many (newest first).")] = 20,
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
+) -> None:
+    """List training jobs, newest first."""
+    found = connect(url, token, timeout).list_jobs(agent or "", state, limit)
+    rows = [(j["job_id"], j["agent_id"], output.state_text(j["state"]),
+             f"{j['current_epoch']}/{j['total_epochs']}", output.num(j["metrics"].get("loss")),
+             output.num(j["metrics"].get("validation_accuracy", j["metrics"].get("accuracy"))),
+             j["model_version_id"] or "-", output.when(j["created_at"])) for j in found]
+    output.emit(as_json, {"jobs": found}, lambda con: con.print(output.table(
+        f"{len(found)} job(s)", ["JOB", "AGENT", "STATE", "EPOCH", "LOSS", "ACC", "VERSION", "CREATED"], rows)))
+
+
+@reports_errors
+def cancel(
+    job: Annotated[str, typer.Argument(help="Job id.")],
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
+) -> None:
+    """Cancel a queued or running job (a running job saves a checkpoint first)."""
+    result = connect(url, token, timeout).cancel_job(job)
+    saved = f", checkpoint {result['checkpoint_id']} saved" if result["checkpoint_saved"] else ""
+    output.emit(as_json, result, lambda con: con.print(
+        f"{result['job_id']}: {output.state_text(result['state'])}{saved}"))

@@ -1,0 +1,80 @@
+"""Agents and their model versions: `agents`, `agents create`, `models`, `predict`."""
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from services.cli import output
+from services.cli.errors import EPILOG
+from services.cli.options import Json, Timeout, Token, Url, reports_errors
+from services.cli.transport import connect
+
+agents_app = typer.Typer(help="List and register agents.", epilog=EPILOG, invoke_without_command=True,
+                         no_args_is_help=False)
+
+
+@agents_app.callback()
+@reports_errors
+def agents(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000, help="At most this many agents.")] = 100,
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
+) -> None:
+    """List agents (or `agents create ID`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    found = connect(url, token, timeout).list_agents(limit)
+    rows = [(a["agent_id"], a["name"], a["active_version_id"] or "-", a["version_count"], output.when(a["created_at"]))
+            for a in found]
+    output.emit(as_json, {"agents": found}, lambda con: con.print(output.table(
+        f"{len(found)} agent(s)", ["AGENT", "NAME", "ACTIVE VERSION", "VERSIONS", "CREATED"], rows)))
+
+
+@agents_app.command("create")
+@reports_errors
+def create_agent(
+    agent_id: Annotated[str, typer.Argument(metavar="ID", help="[A-Za-z0-9][A-Za-z0-9._-]{0,127}")],
+    name: Annotated[str, typer.Option("--name", help="Human-readable name.")] = "",
+    description: Annotated[str, typer.Option("--description", help="What the agent decides.")] = "",
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
+) -> None:
+    """Register an agent (exit 7 when the id is taken)."""
+    agent = connect(url, token, timeout).create_agent(agent_id, name, description)
+    output.emit(as_json, agent, lambda con: con.print(f"created agent [bold]{agent['agent_id']}[/bold]"))
+
+
+@reports_errors
+def models(
+    agent: Annotated[str, typer.Argument(help="Agent id.")],
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000, help="At most this many versions.")] = 50,
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
+) -> None:
+    """List an agent's model versions, newest first."""
+    versions = connect(url, token, timeout).list_versions(agent, limit)
+    rows = [(v["version_id"], v["state"], output.num(v["metrics"].get("validation_accuracy",
+                                                                     v["metrics"].get("accuracy"))),
+             output.num(v["metrics"].get("loss")), v["method"] or "-", v["job_id"] or "-",
+             len(v["labels"]), output.when(v["created_at"])) for v in versions]
+    output.emit(as_json, {"agent_id": agent, "versions": versions}, lambda con: con.print(output.table(
+        f"{agent}: {len(versions)} version(s)",
+        ["VERSION", "STATE", "ACC", "LOSS", "METHOD", "JOB", "OUTPUTS", "CREATED"], rows)))
+
+
+@reports_errors
+def predict(
+    agent: Annotated[str, typer.Argument(help="Agent id.")],
+    texts: Annotated[list[str], typer.Argument(metavar="TEXT...", help="One or more inputs to score.")],
+    version: Annotated[Optional[str], typer.Option("--version", "-v", help="Pin a version or alias "
+                                                                          "(default: what production serves).")] = None,
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
+) -> None:
+    """Score texts with the agent's serving model version."""
+    result = connect(url, token, timeout).predict(agent, list(texts), version or "")
+
+    def render(con) -> None:  # noqa: ANN001 - rich Console
+        rows = [(p["input"], p["output"], output.num(p["probability"], 3),
+                 ", ".join(f"{t['output']} {t['probability']:.3f}" for t in p["top"])) for p in result["predictions"]]
+        con.print(output.table(f"{agent} {result['version_id']}", ["INPUT", "OUTPUT", "P", "TOP"], rows))
+
+    output.emit(as_json, result, render)

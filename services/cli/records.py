@@ -1,0 +1,205 @@
+"""The CLI's own record shapes, built from gRPC messages or from gateway (seed-000) JSON.
+
+`--json` prints these records, so a script sees the same keys whichever transport answered.
+Keys are snake_case and always present (null when the source has no value); metrics keep the
+services' names (loss, accuracy, validation_loss, ...).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+from services.common.timeutil import iso
+
+JOB_STATES = ("queued", "initializing", "running", "validating", "completed", "failed", "cancelled")
+TERMINAL_STATES = ("completed", "failed", "cancelled")
+METHODS = ("supervised", "few_shot", "transfer", "reinforcement", "grpo")
+# seed-000 status metric name -> service metric name
+REST_METRICS = {"trainingLoss": "loss", "validationLoss": "validation_loss", "accuracy": "accuracy",
+                "validationAccuracy": "validation_accuracy", "learningRate": "learning_rate"}
+
+
+def finite(value: Any) -> Any:
+    """NaN/inf (a diverged loss) are not JSON: they become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
+
+
+def ts(value: Any) -> str | None:
+    """A protobuf Timestamp as ISO-8601 UTC ("...Z"), None when unset."""
+    if value is None or (value.seconds == 0 and value.nanos == 0):
+        return None
+    return iso(value.ToDatetime(tzinfo=dt.timezone.utc))
+
+
+def enum_word(enum_type: Any, number: int, prefix: str) -> str:
+    return enum_type.Name(number).removeprefix(prefix).lower()
+
+
+def _none_if_empty(value: Any) -> Any:
+    return value if value not in ("", None) else None
+
+
+# ---- jobs ----------------------------------------------------------------------------------
+
+def job_from_proto(job: Any) -> dict[str, Any]:
+    from trainhouse.v1 import job_state_pb2
+
+    p = job.progress
+    return {
+        "job_id": job.job_id,
+        "agent_id": job.agent_id,
+        "state": enum_word(job_state_pb2.JobState, job.state, "JOB_STATE_"),
+        "status_reason": _none_if_empty(job.status_reason),
+        "error": _none_if_empty(job.error.message) if job.HasField("error") else None,
+        "progress_percent": round(p.percent_complete, 2),
+        "current_epoch": p.current_epoch,
+        "total_epochs": p.total_epochs,
+        "current_step": p.current_step,
+        "total_steps": p.total_steps,
+        "metrics": dict(sorted(job.metrics.items())),
+        "model_version_id": _none_if_empty(job.model_version_id),
+        "dataset_id": _none_if_empty(job.dataset_id),
+        "train_examples": job.train_examples,
+        "validation_examples": job.validation_examples,
+        "created_at": ts(job.create_time),
+        "started_at": ts(job.start_time),
+        "ended_at": ts(job.end_time),
+        "estimated_completion": ts(job.estimated_completion_time),
+    }
+
+
+def job_from_rest(d: dict[str, Any]) -> dict[str, Any]:
+    """From seed-000 `GET /api/v1/training/train-agent/{jobId}` data."""
+    metrics = {REST_METRICS.get(k, k): v for k, v in (d.get("metrics") or {}).items() if v is not None}
+    error = d.get("error") or {}
+    return {
+        "job_id": d.get("jobId"),
+        "agent_id": d.get("agentId"),
+        "state": d.get("status"),
+        "status_reason": d.get("statusReason"),
+        "error": error.get("message") if isinstance(error, dict) and d.get("status") == "failed" else None,
+        "progress_percent": round(float(d.get("progress") or 0.0) * 100.0, 2),
+        "current_epoch": d.get("currentEpoch", 0),
+        "total_epochs": d.get("totalEpochs", 0),
+        "current_step": d.get("currentStep", 0),
+        "total_steps": d.get("totalSteps", 0),
+        "metrics": dict(sorted(metrics.items())),
+        "model_version_id": d.get("modelVersion"),
+        "dataset_id": d.get("datasetId"),
+        "train_examples": d.get("trainExamples", 0),
+        "validation_examples": d.get("validationExamples", 0),
+        "created_at": d.get("createdAt"),
+        "started_at": d.get("startTime"),
+        "ended_at": d.get("endTime"),
+        "estimated_completion": d.get("estimatedCompletion"),
+    }
+
+
+# ---- job events ----------------------------------------------------------------------------
+
+def event_from_proto(ev: Any) -> dict[str, Any]:
+    from trainhouse.v1 import job_state_pb2
+
+    kind = ev.WhichOneof("payload") or "log"
+    out: dict[str, Any] = {"sequence": ev.sequence, "job_id": ev.job_id, "time": ts(ev.time), "type": kind}
+    if kind == "status":
+        s = ev.status
+        out.update(state=enum_word(job_state_pb2.JobState, s.state, "JOB_STATE_"), reason=_none_if_empty(s.reason),
+                   message=_none_if_empty(s.message), terminal=s.terminal)
+    elif kind == "epoch":
+        e = ev.epoch
+        out.update(epoch=e.epoch, total_epochs=e.total_epochs, step=e.step, total_steps=e.total_steps,
+                   metrics=dict(sorted(e.metrics.items())))
+    elif kind == "step":
+        s = ev.step
+        out.update(epoch=s.epoch, step=s.step, total_steps=s.total_steps, metrics=dict(sorted(s.metrics.items())))
+    elif kind == "metric":
+        m = ev.metric
+        out.update(name=m.name, value=m.value, epoch=m.epoch, step=m.step)
+    elif kind == "checkpoint":
+        c = ev.checkpoint
+        out.update(checkpoint_id=c.checkpoint_id, epoch=c.epoch, step=c.step, kind=c.kind, best=c.best,
+                   metrics=dict(sorted(c.metrics.items())))
+    else:
+        out.update(level=ev.log.level, message=ev.log.message)
+    return out
+
+
+def event_from_sse(d: dict[str, Any]) -> dict[str, Any]:
+    """From one `data:` object of the gateway's SSE stream (the same event, camelCase)."""
+    kind = d.get("type") or "log"
+    out: dict[str, Any] = {"sequence": int(d.get("sequence") or 0), "job_id": d.get("jobId"),
+                           "time": d.get("time"), "type": kind}
+    metrics = dict(sorted((d.get("metrics") or {}).items()))
+    if kind == "status":
+        out.update(state=d.get("status"), reason=d.get("reason"), message=d.get("message"),
+                   terminal=bool(d.get("terminal")))
+    elif kind == "epoch":
+        out.update(epoch=d.get("epoch", 0), total_epochs=d.get("totalEpochs", 0), step=d.get("step", 0),
+                   total_steps=d.get("totalSteps", 0), metrics=metrics)
+    elif kind == "step":
+        out.update(epoch=d.get("epoch", 0), step=d.get("step", 0), total_steps=d.get("totalSteps", 0),
+                   metrics=metrics)
+    elif kind == "metric":
+        out.update(name=d.get("name"), value=d.get("value"), epoch=d.get("epoch", 0), step=d.get("step", 0))
+    elif kind == "checkpoint":
+        out.update(checkpoint_id=d.get("checkpointId"), epoch=d.get("epoch", 0), step=d.get("step", 0),
+                   kind=d.get("kind"), best=bool(d.get("best")), metrics=metrics)
+    else:
+        out.update(level=d.get("level"), message=d.get("message"))
+    return out
+
+
+# ---- agents, versions, predictions, datasets --------------------------------------------------
+
+def agent_from_proto(a: Any) -> dict[str, Any]:
+    return {"agent_id": a.agent_id, "name": a.name, "description": a.description,
+            "active_version_id": _none_if_empty(a.active_version_id), "version_count": a.version_count,
+            "created_at": ts(a.create_time), "updated_at": ts(a.update_time)}
+
+
+def agent_from_rest(d: dict[str, Any]) -> dict[str, Any]:
+    return {"agent_id": d.get("agentId"), "name": d.get("name", ""), "description": d.get("description", ""),
+            "active_version_id": d.get("activeVersionId"), "version_count": d.get("versionCount", 0),
+            "created_at": d.get("createdAt"), "updated_at": d.get("updatedAt")}
+
+
+def version_from_proto(v: Any) -> dict[str, Any]:
+    from trainhouse.v1 import model_version_pb2
+
+    return {"version_id": v.version_id, "agent_id": v.agent_id,
+            "state": enum_word(model_version_pb2.VersionState, v.state, "VERSION_STATE_"),
+            "created_at": ts(v.create_time), "metrics": dict(sorted(v.metrics.items())),
+            "method": _none_if_empty(v.method), "job_id": _none_if_empty(v.job_id),
+            "dataset_id": _none_if_empty(v.dataset_id), "parent_version_id": _none_if_empty(v.parent_version_id),
+            "size_bytes": v.size_bytes, "sha256": v.sha256, "labels": list(v.labels)}
+
+
+def version_from_rest(d: dict[str, Any]) -> dict[str, Any]:
+    return {"version_id": d.get("versionId"), "agent_id": d.get("agentId"), "state": d.get("status"),
+            "created_at": d.get("trainedAt"), "metrics": dict(sorted((d.get("metrics") or {}).items())),
+            "method": d.get("method"), "job_id": d.get("jobId"), "dataset_id": d.get("datasetId"),
+            "parent_version_id": d.get("parentVersionId"), "size_bytes": d.get("sizeBytes", 0),
+            "sha256": d.get("sha256"), "labels": list(d.get("labels") or [])}
+
+
+def dataset_from_proto(d: Any) -> dict[str, Any]:
+    s = d.statistics
+    return {"dataset_id": d.dataset_id, "source": _none_if_empty(d.source), "example_count": s.example_count,
+            "output_counts": dict(sorted(s.output_counts.items())), "average_length": s.average_length,
+            "sha256": _none_if_empty(d.sha256), "created_at": ts(d.create_time)}
+
+
+def dataset_from_rest(d: dict[str, Any]) -> dict[str, Any]:
+    s = d.get("statistics") or {}
+    return {"dataset_id": d.get("datasetId"), "source": d.get("source"), "example_count": d.get("exampleCount", 0),
+            "output_counts": dict(sorted((s.get("outputCounts") or {}).items())),
+            "average_length": s.get("averageLength", 0.0), "sha256": d.get("sha256"),
+            "created_at": d.get("createdAt")}

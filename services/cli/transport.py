@@ -1,0 +1,434 @@
+"""The two ways the CLI reaches trainhouse: gRPC to the services, or REST through the gateway.
+
+Both classes offer the same methods and return the records of services.cli.records, so a
+command is written once and `--url` only changes who answers. Every failure leaves here as a
+CliError (exit code, message, field); nothing transport-specific escapes to the commands.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from services.cli import records
+from services.cli.errors import GRPC_EXIT, CliError, ExitCode, from_http_error, from_rpc_error, invalid
+from services.cli.jsonl import ExampleFile, examples_proto
+from services.common import config
+
+
+@dataclass
+class TrainSpec:
+    """What `trainhouse train` asks for; `config` uses TrainingConfig field names (snake_case or
+    camelCase), `method` is a word (supervised, few_shot, ...)."""
+
+    agent_id: str
+    file: ExampleFile | None = None
+    dataset_id: str = ""
+    method: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    display_name: str = ""
+
+
+def default_timeout() -> float:
+    return config.env_float("RPC_TIMEOUT_S", 30.0)
+
+
+def gateway_url(url: str | None) -> str:
+    """--url, else TRAINHOUSE_URL, else the local gateway's port."""
+    return (url or os.environ.get("TRAINHOUSE_URL") or f"http://127.0.0.1:{config.gateway_port()}").rstrip("/")
+
+
+def resolve_token(token: str | None) -> str:
+    """--token, else TRAINHOUSE_TOKEN, else the admin token `trainhouse up` wrote."""
+    if token:
+        return token.strip()
+    env = os.environ.get("TRAINHOUSE_TOKEN", "").strip()
+    if env:
+        return env
+    path = Path(config.env_str("HOME", "./.trainhouse")).resolve() / "admin-token"
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        text = ""
+    if text:
+        return text
+    raise CliError(ExitCode.AUTH, f"no API token: pass --token, set TRAINHOUSE_TOKEN, or run where "
+                                  f"{path} exists", field="--token", status="UNAUTHENTICATED")
+
+
+# ---- gRPC ----------------------------------------------------------------------------------
+
+class GrpcBackend:
+    """Talks to the four services directly (addresses from services.common.config)."""
+
+    kind = "grpc"
+
+    def __init__(self, timeout: float | None = None):
+        self.timeout = timeout or default_timeout()
+
+    def call(self, service: str, method: str, request: Any) -> Any:
+        """One unary RPC with the deadline; failures become CliError."""
+        import grpc
+
+        from services.common.clients import channel
+
+        target = config.service_address(service)
+        stub = _stub(service, channel(service, target))
+        try:
+            return getattr(stub, method)(request, timeout=self.timeout)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err, f"{service} ({target})") from None
+
+    # -- training --
+    def start_job(self, spec: TrainSpec) -> str:
+        from google.protobuf import json_format
+
+        from trainhouse.v1 import job_state_pb2, training_job_pb2, training_service_pb2
+
+        cfg = training_job_pb2.TrainingConfig()
+        try:
+            json_format.ParseDict(spec.config, cfg)
+        except json_format.ParseError as exc:
+            raise invalid("--config", f"--config: {exc}") from None
+        if spec.method:
+            cfg.method = getattr(job_state_pb2, f"TRAINING_METHOD_{spec.method.upper()}")
+        request = training_service_pb2.StartJobRequest(
+            agent_id=spec.agent_id, dataset_id=spec.dataset_id, config=cfg, display_name=spec.display_name,
+            examples=examples_proto(spec.file) if spec.file else [])
+        return self.call("training", "StartJob", request).job.job_id
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        from trainhouse.v1 import training_service_pb2
+
+        resp = self.call("training", "GetJob", training_service_pb2.GetJobRequest(job_id=job_id))
+        return records.job_from_proto(resp.job)
+
+    def list_jobs(self, agent_id: str, state: str | None, limit: int) -> list[dict[str, Any]]:
+        from trainhouse.v1 import job_state_pb2, training_service_pb2
+
+        state_enum = getattr(job_state_pb2, f"JOB_STATE_{state.upper()}") if state else 0
+        out: list[dict[str, Any]] = []
+        token = ""
+        while len(out) < limit:
+            resp = self.call("training", "ListJobs", training_service_pb2.ListJobsRequest(
+                page_size=min(limit - len(out), 1000), page_token=token, agent_id=agent_id, state=state_enum))
+            out.extend(records.job_from_proto(j) for j in resp.jobs)
+            token = resp.next_page_token
+            if not token or not resp.jobs:
+                break
+        return out[:limit]
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        from trainhouse.v1 import training_service_pb2
+
+        resp = self.call("training", "CancelJob",
+                          training_service_pb2.CancelJobRequest(job_id=job_id, reason="cancelled from the CLI"))
+        job = records.job_from_proto(resp.job)
+        return {"job_id": job["job_id"], "state": job["state"], "checkpoint_saved": resp.checkpoint_saved,
+                "checkpoint_id": resp.checkpoint_id or None}
+
+    def watch(self, job_id: str, after_sequence: int) -> Iterator[dict[str, Any]]:
+        """Events after `after_sequence`; ends when the service ends the stream. A broken stream
+        raises CliError(UNAVAILABLE) so the caller can reconnect from the last sequence."""
+        import grpc
+
+        from services.common.clients import channel
+        from trainhouse.v1 import training_service_pb2
+
+        target = config.service_address("training")
+        stub = _stub("training", channel("training", target))
+        call = stub.WatchJob(training_service_pb2.WatchJobRequest(job_id=job_id, after_sequence=after_sequence))
+        try:
+            for event in call:
+                yield records.event_from_proto(event)
+        except grpc.RpcError as err:
+            if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+                raise CliError(ExitCode.UNAVAILABLE, f"training ({target}): stream broken ({err.code().name})",
+                               status=err.code().name) from None
+            raise from_rpc_error(err, f"training ({target})") from None
+        finally:
+            call.cancel()
+
+    # -- registry --
+    def list_agents(self, limit: int) -> list[dict[str, Any]]:
+        from trainhouse.v1 import model_registry_pb2
+
+        out: list[dict[str, Any]] = []
+        token = ""
+        while len(out) < limit:
+            resp = self.call("registry", "ListAgents", model_registry_pb2.ListAgentsRequest(
+                page_size=min(limit - len(out), 1000), page_token=token))
+            out.extend(records.agent_from_proto(a) for a in resp.agents)
+            token = resp.next_page_token
+            if not token or not resp.agents:
+                break
+        return out[:limit]
+
+    def create_agent(self, agent_id: str, name: str, description: str) -> dict[str, Any]:
+        from trainhouse.v1 import model_registry_pb2
+
+        resp = self.call("registry", "CreateAgent", model_registry_pb2.CreateAgentRequest(
+            agent_id=agent_id, name=name, description=description))
+        return records.agent_from_proto(resp.agent)
+
+    def list_versions(self, agent_id: str, limit: int) -> list[dict[str, Any]]:
+        from trainhouse.v1 import model_registry_pb2
+
+        out: list[dict[str, Any]] = []
+        token = ""
+        while len(out) < limit:
+            resp = self.call("registry", "ListVersions", model_registry_pb2.ListVersionsRequest(
+                agent_id=agent_id, page_size=min(limit - len(out), 100), page_token=token))
+            out.extend(records.version_from_proto(v) for v in resp.versions)
+            token = resp.next_page_token
+            if not token or not resp.versions:
+                break
+        return out[:limit]
+
+    def predict(self, agent_id: str, texts: list[str], version_id: str) -> dict[str, Any]:
+        from trainhouse.v1 import model_registry_pb2
+
+        try:
+            request = model_registry_pb2.PredictRequest(agent_id=agent_id, inputs=texts, version_id=version_id)
+        except ValueError as exc:
+            raise invalid("TEXT", f"text cannot be sent: {exc}") from None
+        resp = self.call("registry", "Predict", request)
+        return {"agent_id": agent_id, "version_id": resp.version_id,
+                "predictions": [{"input": text, "output": p.output, "probability": p.probability,
+                                 "top": [{"output": t.output, "probability": t.probability} for t in p.top]}
+                                for text, p in zip(texts, resp.predictions)]}
+
+    # -- data --
+    def upload_dataset(self, content: bytes, dataset_id: str) -> dict[str, Any]:
+        from trainhouse.v1 import data_service_pb2
+
+        resp = self.call("data", "CreateDatasetFromJsonl", data_service_pb2.CreateDatasetFromJsonlRequest(
+            dataset_id=dataset_id, content=content, source="upload"))
+        return records.dataset_from_proto(resp.dataset)
+
+    def list_datasets(self, limit: int) -> list[dict[str, Any]]:
+        from trainhouse.v1 import data_service_pb2
+
+        out: list[dict[str, Any]] = []
+        token = ""
+        while len(out) < limit:
+            resp = self.call("data", "ListDatasets", data_service_pb2.ListDatasetsRequest(
+                page_size=min(limit - len(out), 1000), page_token=token))
+            out.extend(records.dataset_from_proto(d) for d in resp.datasets)
+            token = resp.next_page_token
+            if not token or not resp.datasets:
+                break
+        return out[:limit]
+
+
+_STUBS = {
+    "training": ("training_service_pb2_grpc", "TrainingServiceStub"),
+    "data": ("data_service_pb2_grpc", "DataServiceStub"),
+    "evaluation": ("evaluation_service_pb2_grpc", "EvaluationServiceStub"),
+    "registry": ("model_registry_pb2_grpc", "ModelRegistryStub"),
+}
+
+
+def _stub(service: str, channel: Any) -> Any:
+    import importlib
+
+    module, cls = _STUBS[service]
+    return getattr(importlib.import_module(f"trainhouse.v1.{module}"), cls)(channel)
+
+
+# ---- gateway (REST) ------------------------------------------------------------------------
+
+class GatewayBackend:
+    """Talks to the gateway's seed-000 REST surface with a bearer token."""
+
+    kind = "gateway"
+
+    def __init__(self, url: str, token: str, timeout: float | None = None):
+        import httpx
+
+        if not url.startswith(("http://", "https://")):
+            raise CliError(ExitCode.USAGE, f"--url must start with http:// or https://, got {url!r}",
+                           field="--url")
+        self.url = url.rstrip("/")
+        self.timeout = timeout or default_timeout()
+        self.client = httpx.Client(base_url=self.url, timeout=self.timeout,
+                                   headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
+        try:
+            resp = self.client.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise CliError(ExitCode.UNAVAILABLE, f"gateway at {self.url} did not answer within "
+                                                 f"{self.timeout:g} s", status="TIMEOUT") from None
+        except httpx.TransportError as exc:
+            raise CliError(ExitCode.UNAVAILABLE, f"gateway at {self.url} is unavailable: {exc}",
+                           status="UNAVAILABLE") from None
+        body = _json_or_none(resp)
+        if resp.status_code >= 400:
+            raise from_http_error(resp.status_code, body, f"{method} {path}")
+        if not isinstance(body, dict):
+            raise CliError(ExitCode.SERVER_ERROR, f"gateway answered {method} {path} with a non-JSON body",
+                           status=f"HTTP {resp.status_code}")
+        return body.get("data", body)
+
+    # -- training --
+    def start_job(self, spec: TrainSpec) -> str:
+        cfg = dict(spec.config)
+        if spec.method:
+            cfg["method"] = spec.method
+        if spec.dataset_id:
+            cfg["dataset"] = spec.dataset_id
+        body: dict[str, Any] = {"agentId": spec.agent_id, "config": cfg}
+        if spec.file:
+            body["examples"] = spec.file.examples
+        if spec.display_name:
+            body["displayName"] = spec.display_name
+        data = self._request("POST", "/api/v1/training/train-agent", json=body)
+        return data["trainingJobId"]
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        return records.job_from_rest(self._request("GET", f"/api/v1/training/train-agent/{_seg(job_id)}"))
+
+    def list_jobs(self, agent_id: str, state: str | None, limit: int) -> list[dict[str, Any]]:
+        """The v1 surface has no job listing: take the ids (newest first) from the seed-004 runtime
+        surface's `GET /api/training/jobs`, then read each job from v1 so the records match gRPC's."""
+        listed = self._request("GET", "/api/training/jobs").get("jobs") or []
+        wanted = [item["id"] for item in listed
+                  if (not agent_id or item.get("model") == agent_id) and (not state or item.get("status") == state)]
+        return [self.get_job(job_id) for job_id in wanted[:limit]]
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        data = self._request("POST", f"/api/v1/training/train-agent/{_seg(job_id)}/stop")
+        return {"job_id": data.get("jobId"), "state": data.get("status"),
+                "checkpoint_saved": bool(data.get("checkpointSaved")), "checkpoint_id": data.get("checkpointId")}
+
+    def watch(self, job_id: str, after_sequence: int) -> Iterator[dict[str, Any]]:
+        """The job's Server-Sent Events; a broken stream raises CliError(UNAVAILABLE)."""
+        import httpx
+
+        params = {"afterSequence": after_sequence} if after_sequence else {}
+        path = f"/api/v1/training/train-agent/{_seg(job_id)}/events"
+        # Reads wait for events: the gateway sends a keep-alive comment in quiet periods.
+        timeout = httpx.Timeout(self.timeout, read=max(self.timeout, 60.0))
+        try:
+            with self.client.stream("GET", path, params=params, timeout=timeout,
+                                    headers={"Accept": "text/event-stream"}) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise from_http_error(resp.status_code, _json_or_none(resp), f"GET {path}")
+                yield from _sse_events(resp.iter_lines())
+        except httpx.TransportError as exc:
+            raise CliError(ExitCode.UNAVAILABLE, f"gateway at {self.url}: event stream broken ({exc})",
+                           status="UNAVAILABLE") from None
+
+    # -- agents and models --
+    def _pages(self, path: str, key: str, limit: int) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        page = 1
+        while len(out) < limit:
+            data = self._request("GET", path, params={"page": page, "limit": min(100, limit - len(out))})
+            items = data.get(key) or []
+            out.extend(items)
+            pages = (data.get("pagination") or {}).get("pages") or 0
+            if not items or page >= pages:
+                break
+            page += 1
+        return out[:limit]
+
+    def list_agents(self, limit: int) -> list[dict[str, Any]]:
+        return [records.agent_from_rest(a) for a in self._pages("/api/v1/agents", "agents", limit)]
+
+    def create_agent(self, agent_id: str, name: str, description: str) -> dict[str, Any]:
+        body = {"agentId": agent_id, "name": name or None, "description": description or None}
+        return records.agent_from_rest(self._request("POST", "/api/v1/agents",
+                                                     json={k: v for k, v in body.items() if v is not None}))
+
+    def list_versions(self, agent_id: str, limit: int) -> list[dict[str, Any]]:
+        path = f"/api/v1/training/models/{_seg(agent_id)}/versions"
+        return [records.version_from_rest(v) for v in self._pages(path, "versions", limit)]
+
+    def predict(self, agent_id: str, texts: list[str], version_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"inputs": texts}
+        if version_id:
+            body["versionId"] = version_id
+        data = self._request("POST", f"/api/v1/agents/{_seg(agent_id)}/predict", json=body)
+        return {"agent_id": data.get("agentId", agent_id), "version_id": data.get("versionId"),
+                "predictions": [{"input": p.get("input"), "output": p.get("output"),
+                                 "probability": p.get("probability"),
+                                 "top": [{"output": t.get("output"), "probability": t.get("probability")}
+                                         for t in p.get("top") or []]}
+                                for p in data.get("predictions") or []]}
+
+    # -- data --
+    def upload_dataset(self, content: bytes, dataset_id: str) -> dict[str, Any]:
+        params = {"datasetId": dataset_id} if dataset_id else {}
+        data = self._request("POST", "/api/v1/training/datasets", params=params, content=content,
+                             headers={"Content-Type": "application/x-ndjson"})
+        return records.dataset_from_rest(data)
+
+    def list_datasets(self, limit: int) -> list[dict[str, Any]]:
+        return [records.dataset_from_rest(d) for d in self._pages("/api/v1/training/datasets", "datasets", limit)]
+
+    # -- tokens (gateway only) --
+    def create_token(self, name: str, scopes: list[str], account: str | None,
+                     expires_in_days: int | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": name, "scopes": scopes}
+        if account:
+            body["account"] = account
+        if expires_in_days is not None:
+            body["expiresInDays"] = expires_in_days
+        d = self._request("POST", "/api/v1/auth/tokens", json=body)
+        return {"token_id": d.get("tokenId"), "token": d.get("token"), "name": d.get("name"),
+                "scopes": list(d.get("scopes") or []), "account": d.get("account"),
+                "created_at": d.get("createdAt"), "expires_at": d.get("expiresAt")}
+
+
+def _seg(value: str) -> str:
+    """One URL path segment (ids are validated by the services; this only keeps the path intact)."""
+    return quote(value, safe="")
+
+
+def _json_or_none(resp: Any) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+def _sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """Parse `text/event-stream` lines into CLI event records; an `error` event raises."""
+    event, data = "message", []
+    for line in lines:
+        if line == "":
+            if data:
+                payload = json.loads("\n".join(data))
+                if event == "error":
+                    code = str(payload.get("code") or "UNKNOWN")
+                    exit_code = ExitCode.UNAVAILABLE if code == "CANCELLED" else GRPC_EXIT.get(code, ExitCode.SERVER_ERROR)
+                    raise CliError(exit_code,
+                                   f"gateway event stream: {payload.get('message') or code}", status=code)
+                yield records.event_from_sse(payload)
+            event, data = "message", []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "event":
+            event = value
+        elif name == "data":
+            data.append(value)
+
+
+def connect(url: str | None, token: str | None, timeout: float | None = None) -> GrpcBackend | GatewayBackend:
+    """gRPC unless a gateway URL was given (--url or TRAINHOUSE_URL)."""
+    url = url or os.environ.get("TRAINHOUSE_URL")
+    if url:
+        return GatewayBackend(gateway_url(url), resolve_token(token), timeout)
+    return GrpcBackend(timeout)

@@ -1,0 +1,127 @@
+"""Following a job's event stream: reconnection from the last sequence, and the live progress bar.
+
+`follow` is transport-neutral (it only needs `backend.watch(job_id, after_sequence)`), so the
+same reconnect rule holds for gRPC WatchJob and for the gateway's SSE: a broken stream is
+reopened after the last sequence seen, with backoff, until it ends after a terminal status or
+the service stays unreachable for `reconnect_window` seconds.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+from services.cli.errors import CliError, ExitCode
+from services.cli.output import metrics_text, num, state_text
+
+Event = dict[str, Any]
+
+
+def follow(backend: Any, job_id: str, on_event: Callable[[Event], None], *, after_sequence: int = 0,
+           reconnect_window: float = 120.0, on_reconnect: Callable[[int, CliError], None] | None = None) -> Event:
+    """Deliver every event once, in order, across reconnects; return the terminal status event."""
+    last = after_sequence
+    terminal: Event | None = None
+    down_since: float | None = None
+    backoff = 0.2
+    while True:
+        try:
+            for event in backend.watch(job_id, last):
+                if event["sequence"] <= last:
+                    continue  # never deliver a sequence twice, whatever the server resends
+                last = event["sequence"]
+                down_since, backoff = None, 0.2
+                on_event(event)
+                terminal = event if event["type"] == "status" and event.get("terminal") else None
+            if terminal is not None:
+                return terminal
+            problem = CliError(ExitCode.UNAVAILABLE, "the event stream ended before the job did")
+        except CliError as err:
+            if err.exit_code != ExitCode.UNAVAILABLE:
+                raise
+            problem = err
+        now = time.monotonic()
+        if down_since is None:
+            down_since = now
+            if on_reconnect is not None:
+                on_reconnect(last, problem)
+        if now - down_since > reconnect_window:
+            raise CliError(ExitCode.UNAVAILABLE, f"lost the event stream of {job_id} and could not reconnect "
+                                                 f"for {reconnect_window:g} s: {problem.message}",
+                           status=problem.status)
+        time.sleep(backoff)
+        backoff = min(backoff * 2, 2.0)
+
+
+class ProgressView:
+    """A rich progress bar fed by job events: epoch, loss, accuracy and ETA.
+
+    On a terminal the bar redraws in place; elsewhere (logs, CI) each epoch and status change is
+    printed as a line, so the record of the run survives in the output.
+    """
+
+    def __init__(self, job_id: str, console: Console):
+        self.console = console
+        self.live = console.is_terminal
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=30),
+            TaskProgressColumn(),
+            TextColumn("epoch {task.fields[epoch]}/{task.fields[total_epochs]}"),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("acc {task.fields[acc]}"),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console, transient=False, disable=not self.live,
+        )
+        self.task = self.progress.add_task("starting", total=None, epoch=0, total_epochs="?", loss="-", acc="-")
+        self.by_steps = False
+
+    def __enter__(self) -> "ProgressView":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def _say(self, text: str) -> None:
+        self.progress.console.print(text, soft_wrap=True)
+
+    def on_event(self, ev: Event) -> None:
+        kind = ev["type"]
+        if kind == "status":
+            detail = ev.get("message") or (ev.get("reason") if ev.get("reason") != ev.get("state") else None)
+            self._say(f"{ev['job_id']}: {state_text(ev.get('state'))}" + (f" ({escape(detail)})" if detail else ""))
+            self.progress.update(self.task, description=str(ev.get("state")))
+        elif kind in ("epoch", "step"):
+            self._advance(ev)
+            if kind == "epoch" and not self.live:
+                self._say(f"epoch {ev['epoch']}/{ev.get('total_epochs') or '?'}  {metrics_text(ev.get('metrics') or {})}")
+        elif kind == "checkpoint" and not self.live:
+            self._say(f"checkpoint {ev.get('checkpoint_id')} ({ev.get('kind')}) at epoch {ev.get('epoch')}")
+
+    def _advance(self, ev: Event) -> None:
+        total_steps = ev.get("total_steps") or 0
+        fields: dict[str, Any] = {"epoch": ev.get("epoch", 0)}
+        if ev.get("total_epochs"):
+            fields["total_epochs"] = ev["total_epochs"]
+        metrics = ev.get("metrics") or {}
+        if metrics.get("loss") is not None:
+            fields["loss"] = num(metrics["loss"])
+        accuracy = metrics.get("validation_accuracy", metrics.get("accuracy"))
+        if accuracy is not None:
+            fields["acc"] = num(accuracy)
+        if total_steps:
+            self.by_steps = True
+            self.progress.update(self.task, total=total_steps, completed=ev.get("step", 0), **fields)
+        elif not self.by_steps and ev.get("total_epochs"):
+            self.progress.update(self.task, total=ev["total_epochs"], completed=ev.get("epoch", 0), **fields)
+        else:
+            self.progress.update(self.task, **fields)
+
+    def reconnecting(self, after: int, problem: CliError) -> None:
+        self._say(f"[yellow]stream interrupted ({problem.message}); reconnecting after event {after}[/yellow]")

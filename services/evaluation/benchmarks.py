@@ -1,0 +1,424 @@
+"""Built-in benchmark suites for an agent whose learned part maps a text to one output of its catalog.
+
+Every suite is versioned and deterministic: its probes are derived from the model's catalog and
+a set of seed examples (by default the held-out split of the job that trained the version), in
+a canonical order, with a generator seeded by the suite's name and version; every probe is
+answered by ModelRegistry.Predict with the version pinned. A suite's score is 100 times the
+weighted mean of its component scores (each in 0..1); a component that cannot be measured (for
+example AUROC when every answer is right) is left out and the weights of the rest renormalised.
+Seed examples are capped at ``PER_OUTPUT`` per output.
+
+standard-reasoning (v1) — does the model decide by what the request is about?
+  base         0.25  held-out inputs as they are -> their expected output
+  composition  0.25  two held-out inputs of the same output joined ("A. Also, B") -> that output
+  filler       0.25  a held-out input wrapped in meaning-neutral filler (greetings, thanks) -> its output
+  negation     0.25  "This is not about <input of another output>. <input>" -> the second input's output
+
+tool-usage (v1) — the catalog outputs are the tools; is the right tool chosen, decisively?
+  tool_choice   0.5  balanced accuracy: mean over tools of the share of its inputs routed to it
+  ranking       0.3  the right tool among the two highest-scored ones
+  decisiveness  0.2  correct choices whose probability beats the runner-up by >= 0.2
+
+multi-step-planning (v1) — chains of 2 and 3 requests for different outputs:
+  step_accuracy 0.4  each step, prefixed with the previous step as context ("After <prev>, <cur>"),
+                     answered with the current step's output
+  plan_success  0.4  chains with every step right
+  coverage      0.2  the whole plan as one text ("First, A. Then, B. Finally, C"): every step's
+                     output among the k highest-scored outputs, k = number of steps
+
+coherence (v1) — is confidence coherent with correctness, and the decision with itself?
+  calibration    1/3  1 - expected calibration error (10 bins) on held-out inputs
+  discrimination 1/3  AUROC of the confidence for telling right answers from wrong ones
+  repetition     1/3  the input written twice ("A A") gets the same answer as "A"
+
+consistency (v1) — stability under meaning-preserving perturbations (casing, punctuation, typos,
+word order; services/evaluation/perturbations.py):
+  agreement          0.7  perturbed inputs answered as the original
+  perturbed_accuracy 0.3  perturbed inputs answered with the expected output
+
+helpfulness (v1) — does the user get the output they need?
+  accuracy        0.3  held-out inputs answered with the expected output
+  balanced_recall 0.5  mean over outputs of their recall (rare needs count as much as common ones)
+  shortlist       0.2  expected output among the three highest-scored outputs
+
+Percentile: the rank of a score among the newest scores of every model (agent, version) ever
+benchmarked on the same suite version on this platform, this one included:
+100 * (models below + 0.5 * models equal) / models. With fewer than 5 models no percentile is
+given; ``percentile_note`` says how many there are.
+"""
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from google.protobuf import struct_pb2
+
+from services.common.errors import FailedPrecondition, InvalidArgument
+from services.common.timeutil import now, to_timestamp
+from services.evaluation import perturbations
+from services.evaluation.advice import grade
+from services.evaluation.evaluator import split_feedback, validated_examples
+from services.evaluation.metrics import expected_calibration_error
+from services.evaluation.peers import Peers
+from services.evaluation.store import EvaluationStore
+from trainhouse.v1 import benchmark_pb2, evaluation_service_pb2
+
+PER_OUTPUT = 20
+MIN_MODELS_FOR_PERCENTILE = 5
+FILLERS = (("Hi there, ", ". Thanks in advance!"), ("Sorry to bother you, ", "."), ("Quick question: ", "?"),
+           ("Hello! ", ". Have a nice day."), ("Hope you are well. ", ". Cheers"))
+DECISIVE_MARGIN = 0.2
+
+
+@dataclass
+class SuiteDef:
+    name: str
+    version: str
+    description: str
+    weights: dict[str, float]
+    run: Callable[["Context"], tuple[dict[str, float], dict[str, Any], int]]
+    advice: dict[str, str]
+
+
+@dataclass
+class Context:
+    peers: Peers
+    agent_id: str
+    version_id: str
+    labels: list[str]
+    seeds: list[dict[str, Any]]
+    suite: str = ""
+    calls: int = 0
+    _cache: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def rng(self) -> random.Random:
+        return random.Random(f"benchmark:{self.suite}")
+
+    def answer(self, texts: list[str]) -> list[dict[str, float]]:
+        """Full distributions for texts (each distinct text predicted once per run)."""
+        missing = sorted({t for t in texts if t not in self._cache})
+        if missing:
+            scored = self.peers.predict(self.agent_id, self.version_id, missing, len(self.labels))
+            self._cache.update(zip(missing, scored.distributions))
+            self.calls += 1
+        return [self._cache[t] for t in texts]
+
+    @property
+    def inputs(self) -> list[str]:
+        return [e["input"] for e in self.seeds]
+
+    @property
+    def expected(self) -> list[str]:
+        return [e["expected_output"] for e in self.seeds]
+
+    def by_output(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for e in self.seeds:
+            out.setdefault(e["expected_output"], []).append(e["input"])
+        return out
+
+
+def top(dist: dict[str, float]) -> str:
+    return max(sorted(dist), key=lambda k: dist[k])
+
+
+def ranked(dist: dict[str, float]) -> list[str]:
+    return sorted(dist, key=lambda k: (-dist[k], k))
+
+
+def _sentence(text: str) -> str:
+    return text.strip().rstrip(".!?")
+
+
+def _balanced_recall(expected: list[str], predicted: list[str]) -> tuple[float, dict[str, float]]:
+    per: dict[str, list[bool]] = {}
+    for e, p in zip(expected, predicted):
+        per.setdefault(e, []).append(e == p)
+    recalls = {k: float(np.mean(v)) for k, v in sorted(per.items())}
+    return float(np.mean(list(recalls.values()))) if recalls else 0.0, recalls
+
+
+# --- suites ------------------------------------------------------------------------------------
+def standard_reasoning(ctx: Context) -> tuple[dict[str, float], dict[str, Any], int]:
+    rng = ctx.rng()
+    groups = ctx.by_output()
+    outputs = sorted(groups)
+    base_probes = list(zip(ctx.inputs, ctx.expected))
+    composition, filler, negation = [], [], []
+    for i, (text, out) in enumerate(base_probes):
+        same = [t for t in groups[out] if t != text]
+        if same:
+            composition.append((f"{_sentence(text)}. Also, {_sentence(rng.choice(same))}", out))
+        pre, post = FILLERS[i % len(FILLERS)]
+        filler.append((f"{pre}{_sentence(text)}{post}", out))
+        others = [o for o in outputs if o != out]
+        if others:
+            other_text = rng.choice(groups[rng.choice(others)])
+            negation.append((f"This is not about {_sentence(other_text).lower()}. {text}", out))
+    families = {"base": base_probes, "composition": composition, "filler": filler, "negation": negation}
+    scores, details, count = {}, {}, 0
+    for name, probes in families.items():
+        if not probes:
+            continue
+        answers = ctx.answer([p[0] for p in probes])
+        right = [top(a) == p[1] for a, p in zip(answers, probes)]
+        scores[name] = float(np.mean(right))
+        failed = [p[0] for p, r in zip(probes, right) if not r][:3]
+        details[name] = {"probes": len(probes), "correct": int(sum(right)), "failed_examples": failed}
+        count += len(probes)
+    return scores, details, count
+
+
+def tool_usage(ctx: Context) -> tuple[dict[str, float], dict[str, Any], int]:
+    answers = ctx.answer(ctx.inputs)
+    predicted = [top(a) for a in answers]
+    balanced, recalls = _balanced_recall(ctx.expected, predicted)
+    k = min(2, len(ctx.labels))
+    in_top = [e in ranked(a)[:k] for a, e in zip(answers, ctx.expected)]
+    decisive = []
+    for a, e, p in zip(answers, ctx.expected, predicted):
+        if p == e:
+            order = ranked(a)
+            runner = a[order[1]] if len(order) > 1 else 0.0
+            decisive.append(a[p] - runner >= DECISIVE_MARGIN)
+        else:
+            decisive.append(False)
+    confusions: dict[str, int] = {}
+    for e, p in zip(ctx.expected, predicted):
+        if e != p:
+            confusions[f"{e} -> {p}"] = confusions.get(f"{e} -> {p}", 0) + 1
+    worst = sorted(confusions.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+    details = {"per_tool_recall": recalls, "most_confused": [{"pair": k_, "count": v} for k_, v in worst],
+               "ranking_k": k}
+    return ({"tool_choice": balanced, "ranking": float(np.mean(in_top)), "decisiveness": float(np.mean(decisive))},
+            details, len(answers))
+
+
+def multi_step_planning(ctx: Context) -> tuple[dict[str, float], dict[str, Any], int]:
+    rng = ctx.rng()
+    groups = ctx.by_output()
+    outputs = sorted(groups)
+    if len(outputs) < 2:
+        raise FailedPrecondition("multi-step-planning needs held-out examples of at least 2 outputs",
+                                 field="suites")
+    chains: list[list[tuple[str, str]]] = []
+    for length in (2, 3):
+        for _ in range(20):
+            picked = rng.sample(outputs, min(length, len(outputs)))
+            chains.append([(rng.choice(groups[o]), o) for o in picked])
+    step_probes: list[tuple[str, str]] = []
+    for chain in chains:
+        for j, (text, out) in enumerate(chain):
+            step_probes.append((text if j == 0 else f"After {_sentence(chain[j - 1][0]).lower()}, {text}", out))
+    answers = ctx.answer([p[0] for p in step_probes])
+    right = [top(a) == p[1] for a, p in zip(answers, step_probes)]
+    success, pos = [], 0
+    for chain in chains:
+        success.append(all(right[pos:pos + len(chain)]))
+        pos += len(chain)
+    whole = []
+    for chain in chains:
+        words = ("First", "Then") if len(chain) == 2 else ("First", "Then", "Finally")
+        whole.append(" ".join(f"{w}, {_sentence(t).lower()}." for w, (t, _) in zip(words, chain)))
+    whole_answers = ctx.answer(whole)
+    covered = [set(o for _, o in chain) <= set(ranked(a)[:len(chain)]) for a, chain in zip(whole_answers, chains)]
+    details = {"chains": len(chains), "steps": len(step_probes),
+               "plan_success_by_length": {str(n): float(np.mean([s for s, c in zip(success, chains) if len(c) == n]))
+                                          for n in sorted({len(c) for c in chains})}}
+    return ({"step_accuracy": float(np.mean(right)), "plan_success": float(np.mean(success)),
+             "coverage": float(np.mean(covered))}, details, len(step_probes) + len(whole))
+
+
+def coherence(ctx: Context) -> tuple[dict[str, float], dict[str, Any], int]:
+    answers = ctx.answer(ctx.inputs)
+    predicted = [top(a) for a in answers]
+    confidence = np.array([a[p] for a, p in zip(answers, predicted)])
+    correct = np.array([p == e for p, e in zip(predicted, ctx.expected)], dtype=float)
+    scores = {"calibration": 1.0 - expected_calibration_error(confidence, correct)}
+    details: dict[str, Any] = {"accuracy": float(correct.mean())}
+    if 0 < correct.sum() < len(correct):
+        from scipy import stats as sps  # imported on first use: slow to import
+
+        u = sps.mannwhitneyu(confidence[correct == 1], confidence[correct == 0], alternative="two-sided").statistic
+        scores["discrimination"] = float(u / (correct.sum() * (len(correct) - correct.sum())))
+    else:
+        details["discrimination"] = "not measurable: every answer was " + ("right" if correct.all() else "wrong")
+    doubled = ctx.answer([f"{_sentence(t)}. {t}" for t in ctx.inputs])
+    scores["repetition"] = float(np.mean([top(d) == p for d, p in zip(doubled, predicted)]))
+    return scores, details, 2 * len(answers)
+
+
+def consistency(ctx: Context) -> tuple[dict[str, float], dict[str, Any], int]:
+    base = [top(a) for a in ctx.answer(ctx.inputs)]
+    variants = perturbations.variants(ctx.inputs, seed=0)
+    if not variants:
+        return {"agreement": 1.0}, {"note": "no input could be perturbed"}, 0
+    answers = [top(a) for a in ctx.answer([v[2] for v in variants])]
+    agree = np.array([answers[j] == base[i] for j, (i, _, _) in enumerate(variants)])
+    right = np.array([answers[j] == ctx.expected[i] for j, (i, _, _) in enumerate(variants)])
+    by_kind = {k: float(agree[[v[1] == k for v in variants]].mean()) for k in perturbations.KINDS
+               if any(v[1] == k for v in variants)}
+    return ({"agreement": float(agree.mean()), "perturbed_accuracy": float(right.mean())},
+            {"agreement_by_kind": by_kind, "perturbed_inputs": len(variants)}, len(variants))
+
+
+def helpfulness(ctx: Context) -> tuple[dict[str, float], dict[str, Any], int]:
+    answers = ctx.answer(ctx.inputs)
+    predicted = [top(a) for a in answers]
+    balanced, recalls = _balanced_recall(ctx.expected, predicted)
+    shortlist = [e in ranked(a)[:3] for a, e in zip(answers, ctx.expected)]
+    return ({"accuracy": float(np.mean([p == e for p, e in zip(predicted, ctx.expected)])),
+             "balanced_recall": balanced, "shortlist": float(np.mean(shortlist))},
+            {"recall_by_output": recalls}, len(answers))
+
+
+SUITES: dict[str, SuiteDef] = {s.name: s for s in (
+    SuiteDef("standard-reasoning", "1", "Decides by what the request is about: plain held-out inputs, "
+             "compositions of two inputs with the same need, neutral filler, and an explicitly dismissed "
+             "other need.", {"base": 0.25, "composition": 0.25, "filler": 0.25, "negation": 0.25},
+             standard_reasoning,
+             {"base": "add training examples for the outputs it misses",
+              "composition": "train on longer inputs that combine several sentences about the same need",
+              "filler": "add examples with greetings and filler text around the request",
+              "negation": "add examples that mention and dismiss another need ('not X, but Y')"}),
+    SuiteDef("tool-usage", "1", "Chooses the right tool from the catalog (balanced over tools), ranks it "
+             "among the top two, and chooses decisively.", {"tool_choice": 0.5, "ranking": 0.3, "decisiveness": 0.2},
+             tool_usage,
+             {"tool_choice": "add examples for the tools with the lowest recall",
+              "ranking": "add examples that separate the most confused tool pairs",
+              "decisiveness": "train longer or add examples so the right tool wins by a clear margin"}),
+    SuiteDef("multi-step-planning", "1", "Answers each step of 2- and 3-step requests with the previous step "
+             "as context, gets whole plans right, and covers every step of a plan written as one text.",
+             {"step_accuracy": 0.4, "plan_success": 0.4, "coverage": 0.2}, multi_step_planning,
+             {"step_accuracy": "add multi-sentence examples where an earlier step precedes the current request",
+              "plan_success": "raise per-step accuracy: plan success compounds each step's errors",
+              "coverage": "add examples that combine several needs in one request"}),
+    SuiteDef("coherence", "1", "Confidence coherent with correctness (calibration, AUROC) and the same "
+             "decision for a request written twice.", {"calibration": 1 / 3, "discrimination": 1 / 3,
+                                                       "repetition": 1 / 3}, coherence,
+             {"calibration": "retrain with early stopping on more validation data to calibrate confidence",
+              "discrimination": "add examples near the decision boundaries so confidence separates right from wrong",
+              "repetition": "add longer examples so input length does not change the decision"}),
+    SuiteDef("consistency", "1", "The same answer under casing, punctuation, typo and word-order changes.",
+             {"agreement": 0.7, "perturbed_accuracy": 0.3}, consistency,
+             {"agreement": "augment the training data with perturbed variants of existing examples",
+              "perturbed_accuracy": "augment the training data with perturbed variants of existing examples"}),
+    SuiteDef("helpfulness", "1", "Gives the needed output: accuracy, recall balanced over outputs, and the "
+             "right output in a top-3 shortlist.", {"accuracy": 0.3, "balanced_recall": 0.5, "shortlist": 0.2},
+             helpfulness,
+             {"accuracy": "add training examples for the outputs it misses",
+              "balanced_recall": "add examples for rare outputs (low recall)",
+              "shortlist": "add examples that separate the most confused outputs"}),
+)}
+
+
+def suite_protos() -> list[evaluation_service_pb2.BenchmarkSuite]:
+    return [evaluation_service_pb2.BenchmarkSuite(name=s.name, version=s.version, description=s.description,
+                                                  component_weights=s.weights) for s in SUITES.values()]
+
+
+def validate_suites(names: list[str]) -> list[str]:
+    if not names:
+        return list(SUITES)
+    out = []
+    for i, raw in enumerate(names):
+        name = raw.strip().lower()
+        if name not in SUITES:
+            raise InvalidArgument(f"suites[{i}]", f"unknown benchmark suite '{raw}'; valid suites: "
+                                  + ", ".join(SUITES), metadata={"valid": ",".join(SUITES)})
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def weighted_score(weights: dict[str, float], components: dict[str, float]) -> float:
+    used = {k: w for k, w in weights.items() if k in components}
+    total = sum(used.values())
+    return 100.0 * sum(components[k] * w for k, w in used.items()) / total if total else 0.0
+
+
+def percentile(score: float, others: list[float]) -> float:
+    """Percentile rank of ``score`` among ``others`` (which include it)."""
+    below = sum(1 for s in others if s < score)
+    equal = sum(1 for s in others if s == score)
+    return 100.0 * (below + 0.5 * equal) / len(others)
+
+
+def canonical_seeds(examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Positives in canonical order, at most PER_OUTPUT per output (a seeded, order-free choice)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for e in sorted(examples, key=lambda e: (e["expected_output"], e["input"])):
+        groups.setdefault(e["expected_output"], []).append(e)
+    out = []
+    for output in sorted(groups):
+        items = groups[output]
+        if len(items) > PER_OUTPUT:
+            items = random.Random(f"benchmark-seeds:{output}").sample(items, PER_OUTPUT)
+            items.sort(key=lambda e: e["input"])
+        out.extend(items)
+    return out
+
+
+class Benchmarks:
+    def __init__(self, store: EvaluationStore, peers: Peers):
+        self.store = store
+        self.peers = peers
+
+    def run(self, agent_id: str, version_id: str, suites: list[str], examples: list[dict[str, Any]]
+            ) -> benchmark_pb2.BenchmarkRun:
+        if not agent_id:
+            raise InvalidArgument("agent_id", "is required")
+        names = validate_suites(suites)
+        version = self.peers.serving_version(agent_id, version_id)
+        seed_job = ""
+        if examples:
+            items = validated_examples(examples, "examples")
+        else:
+            if not version.job_id:
+                raise FailedPrecondition(f"version {version.version_id} was not trained by a job here: pass "
+                                         "seed examples", field="examples")
+            items = self.peers.job_examples(version.job_id, "validation")
+            seed_job = version.job_id
+            if not items:
+                raise FailedPrecondition(f"job '{version.job_id}' held out no examples: pass seed examples",
+                                         field="examples")
+        seeds = canonical_seeds(split_feedback(items)[0])
+        if not seeds:
+            raise InvalidArgument("examples", "no examples with an expected output")
+        ctx = Context(self.peers, agent_id, version.version_id, list(version.labels), seeds)
+        run = benchmark_pb2.BenchmarkRun(benchmark_id=f"bench-{uuid.uuid4().hex[:12]}", agent_id=agent_id,
+                                         version_id=version.version_id, create_time=to_timestamp(now()),
+                                         seed_job_id=seed_job, seed_examples=len(seeds))
+        recommendations = []
+        for name in names:
+            suite = SUITES[name]
+            ctx.suite = f"{suite.name}@{suite.version}"
+            components, details, probes = suite.run(ctx)
+            score = round(weighted_score(suite.weights, components), 2)
+            result = benchmark_pb2.SuiteResult(suite=name, suite_version=suite.version, score=score,
+                                               component_scores=components, probe_count=probes, grade=grade(score))
+            struct = struct_pb2.Struct()
+            struct.update(details)
+            result.details.CopyFrom(struct)
+            others = self.store.suite_scores(name, suite.version)
+            others[(agent_id, version.version_id)] = score
+            result.models_compared = len(others)
+            if len(others) >= MIN_MODELS_FOR_PERCENTILE:
+                result.percentile = round(percentile(score, list(others.values())), 1)
+            else:
+                result.percentile_note = (f"only {len(others)} model(s) benchmarked on {name} v{suite.version} on "
+                                          f"this platform; a percentile needs at least {MIN_MODELS_FOR_PERCENTILE}")
+            run.results.append(result)
+            if score < 80 and components:
+                weakest = min(components, key=lambda k: (components[k], k))
+                recommendations.append((score, f"Improve {name} (score {score:.0f}): {suite.advice[weakest]} "
+                                               f"(weakest probe family '{weakest}' at {components[weakest]:.2f})"))
+        run.overall_score = round(float(np.mean([r.score for r in run.results])), 2)
+        run.overall_rank = grade(run.overall_score)
+        run.recommendations.extend(text for _, text in sorted(recommendations))
+        self.store.add_benchmark_run(run)
+        return run
