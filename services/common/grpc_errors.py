@@ -103,6 +103,10 @@ class ErrorInterceptor(grpc.ServerInterceptor):
                     return inner_su(request_iterator, context)
                 except TrainhouseError as err:
                     _abort(context, err)
+                except Exception:
+                    if context.code() is None:
+                        _internal(context, method)
+                    raise
 
             return grpc.stream_unary_rpc_method_handler(
                 stream_unary, handler.request_deserializer, handler.response_serializer)

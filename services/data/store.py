@@ -1,4 +1,8 @@
-"""DataService state in its own DuckDB file: immutable datasets and their examples."""
+"""DataService state in its own DuckDB file: immutable datasets and their examples, training modules.
+
+Trajectories live in the same file (one writer per file), in trajectory_store.py, sharing the
+``DuckStore`` opened here.
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,6 +13,7 @@ from typing import Any
 from services.common.duckdb_store import DuckStore
 from services.common.errors import AlreadyExists, NotFound
 from services.common.timeutil import now
+from services.data.bulk import insert_columns
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS datasets (
@@ -19,6 +24,8 @@ SCHEMA = [
         create_time TIMESTAMP NOT NULL,
         ordinal BIGINT NOT NULL
     )""",
+    "ALTER TABLE datasets ADD COLUMN IF NOT EXISTS trajectory_count BIGINT DEFAULT 0",
+    "ALTER TABLE datasets ADD COLUMN IF NOT EXISTS labels_json VARCHAR DEFAULT '{}'",
     """CREATE TABLE IF NOT EXISTS examples (
         dataset_id VARCHAR NOT NULL,
         idx INTEGER NOT NULL,
@@ -30,7 +37,24 @@ SCHEMA = [
         metadata_json VARCHAR,
         PRIMARY KEY (dataset_id, idx)
     )""",
+    """CREATE TABLE IF NOT EXISTS training_modules (
+        module_id VARCHAR PRIMARY KEY,
+        display_name VARCHAR,
+        description VARCHAR,
+        template_json VARCHAR NOT NULL,
+        create_time TIMESTAMP NOT NULL,
+        ordinal BIGINT NOT NULL
+    )""",
 ]
+
+
+def _dataset_exists(dataset_id: str) -> AlreadyExists:
+    return AlreadyExists(f"dataset '{dataset_id}' already exists (datasets are immutable; "
+                         "upload a new version under a new id)", metadata={"resource": "dataset", "id": dataset_id})
+
+
+def _naive_utc() -> dt.datetime:
+    return now().replace(tzinfo=None)
 
 
 class DataStore:
@@ -40,21 +64,35 @@ class DataStore:
     def close(self) -> None:
         self.db.close()
 
+    # ------------------------------------------------------------------ datasets
     def create(self, dataset_id: str, source: str, examples: list[dict[str, Any]], stats: dict[str, Any],
-               sha256: str) -> dict[str, Any]:
-        rows = [(dataset_id, i, e["input"], e["expected_output"], e.get("feedback") or "correct",
-                 float(e.get("weight", 1.0)), int(e.get("level", 1)), json.dumps(e.get("metadata") or {}))
-                for i, e in enumerate(examples)]
+               sha256: str, *, labels: dict[str, str] | None = None, trajectory_count: int = 0) -> dict[str, Any]:
+        """Store a dataset and its examples atomically; ALREADY_EXISTS when the id is taken."""
+        columns = {
+            "dataset_id": [dataset_id] * len(examples),
+            "idx": list(range(len(examples))),
+            "input": [e["input"] for e in examples],
+            "expected_output": [e["expected_output"] for e in examples],
+            "feedback": [e.get("feedback") or "correct" for e in examples],
+            "weight": [float(e.get("weight", 1.0)) for e in examples],
+            "level": [int(e.get("level", 1)) for e in examples],
+            "metadata_json": [json.dumps(e.get("metadata") or {}, ensure_ascii=False) for e in examples],
+        }
         with self.db.transaction() as con:
-            if con.execute("SELECT 1 FROM datasets WHERE dataset_id = ?", [dataset_id]).fetchone():
-                raise AlreadyExists(f"dataset '{dataset_id}' already exists (datasets are immutable; "
-                                    "upload a new version under a new id)",
-                                    metadata={"resource": "dataset", "id": dataset_id})
-            ordinal = con.execute("SELECT coalesce(max(ordinal), 0) + 1 FROM datasets").fetchone()[0]
-            con.execute("INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?)",
-                        [dataset_id, source, json.dumps(stats), sha256, now().replace(tzinfo=None), ordinal])
-            con.executemany("INSERT INTO examples VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            if con.execute("SELECT 1 FROM datasets WHERE dataset_id = ?", [dataset_id]).fetchall():
+                raise _dataset_exists(dataset_id)
+            ordinal = con.execute("SELECT coalesce(max(ordinal), 0) + 1 FROM datasets").fetchall()[0][0]
+            con.execute("INSERT INTO datasets (dataset_id, source, stats_json, sha256, create_time, ordinal, "
+                        "trajectory_count, labels_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [dataset_id, source, json.dumps(stats), sha256, _naive_utc(), ordinal,
+                         trajectory_count, json.dumps(labels or {})])
+            insert_columns(con, "examples", columns)
         return self.get(dataset_id)
+
+    def ensure_new(self, dataset_id: str) -> None:
+        """ALREADY_EXISTS early, before expensive work whose result would be refused (create checks again)."""
+        if self.db.query("SELECT 1 FROM datasets WHERE dataset_id = ?", [dataset_id]):
+            raise _dataset_exists(dataset_id)
 
     def get(self, dataset_id: str) -> dict[str, Any]:
         if dataset_id == "latest":
@@ -65,14 +103,17 @@ class DataStore:
             raise NotFound("dataset", dataset_id)
         return rows[0]
 
-    def list(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        total = self.db.query("SELECT count(*) FROM datasets")[0][0]
-        rows = self.db.query_dicts("SELECT * FROM datasets ORDER BY ordinal DESC LIMIT ? OFFSET ?", [limit, offset])
+    def list(self, offset: int, limit: int, source: str = "") -> tuple[list[dict[str, Any]], int]:
+        where, params = ("WHERE source = ?", [source]) if source else ("", [])
+        total = self.db.query(f"SELECT count(*) FROM datasets {where}", params)[0][0]
+        rows = self.db.query_dicts(f"SELECT * FROM datasets {where} ORDER BY ordinal DESC LIMIT ? OFFSET ?",
+                                   [*params, limit, offset])
         return rows, total
 
     def delete(self, dataset_id: str) -> None:
-        self.get(dataset_id)
         with self.db.transaction() as con:
+            if not con.execute("SELECT 1 FROM datasets WHERE dataset_id = ?", [dataset_id]).fetchall():
+                raise NotFound("dataset", dataset_id)
             con.execute("DELETE FROM examples WHERE dataset_id = ?", [dataset_id])
             con.execute("DELETE FROM datasets WHERE dataset_id = ?", [dataset_id])
 
@@ -80,6 +121,41 @@ class DataStore:
         return self.db.query_dicts(
             "SELECT input, expected_output, feedback, weight, level, metadata_json FROM examples "
             "WHERE dataset_id = ? AND idx >= ? ORDER BY idx LIMIT ?", [dataset_id, offset, limit])
+
+    def all_examples(self, dataset_id: str) -> list[dict[str, Any]]:
+        return self.db.query_dicts(
+            "SELECT input, expected_output, feedback FROM examples WHERE dataset_id = ? ORDER BY idx", [dataset_id])
+
+    # ------------------------------------------------------------------ training modules
+    def create_module(self, module_id: str, display_name: str, description: str,
+                      template: dict[str, Any]) -> dict[str, Any]:
+        with self.db.transaction() as con:
+            if con.execute("SELECT 1 FROM training_modules WHERE module_id = ?", [module_id]).fetchall():
+                raise AlreadyExists(f"training module '{module_id}' already exists (modules are immutable; "
+                                    "create a new one under a new id)",
+                                    metadata={"resource": "training_module", "id": module_id})
+            ordinal = con.execute("SELECT coalesce(max(ordinal), 0) + 1 FROM training_modules").fetchall()[0][0]
+            con.execute("INSERT INTO training_modules VALUES (?, ?, ?, ?, ?, ?)",
+                        [module_id, display_name, description, json.dumps(template), _naive_utc(), ordinal])
+        return self.get_module(module_id)
+
+    def get_module(self, module_id: str) -> dict[str, Any]:
+        rows = self.db.query_dicts("SELECT * FROM training_modules WHERE module_id = ?", [module_id])
+        if not rows:
+            raise NotFound("training_module", module_id)
+        return rows[0]
+
+    def list_modules(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        total = self.db.query("SELECT count(*) FROM training_modules")[0][0]
+        rows = self.db.query_dicts("SELECT * FROM training_modules ORDER BY ordinal DESC LIMIT ? OFFSET ?",
+                                   [limit, offset])
+        return rows, total
+
+    def delete_module(self, module_id: str) -> None:
+        with self.db.transaction() as con:
+            if not con.execute("SELECT 1 FROM training_modules WHERE module_id = ?", [module_id]).fetchall():
+                raise NotFound("training_module", module_id)
+            con.execute("DELETE FROM training_modules WHERE module_id = ?", [module_id])
 
 
 def created(row: dict[str, Any]) -> dt.datetime:

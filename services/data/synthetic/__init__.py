@@ -1,0 +1,1 @@
+"""Synthetic training data: scenario catalogs, the template format, the generator and its measures."""

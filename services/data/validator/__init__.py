@@ -1,0 +1,5 @@
+"""Dataset validation (seed 000 `/validate-data`): duplicates, quality, balance and bias checks."""
+from services.data.validator.report import Finding, ValidationReport
+from services.data.validator.validator import ValidationConfig, validate
+
+__all__ = ["Finding", "ValidationConfig", "ValidationReport", "validate"]

@@ -1,0 +1,124 @@
+"""Run the requested checks over examples and classify findings into issues and warnings.
+
+Issues (the dataset is not valid): empty or non-text examples; conflicting labels on at least
+``CONFLICT_ISSUE_SHARE`` of the examples. Everything else is a warning: duplicates, near
+duplicates, too short / too long inputs, conflicting labels below that share, imbalance, bias.
+Statistics: ``duplicates`` and ``class_balance`` always; ``near_duplicates`` with the duplicates
+check; ``average_quality`` and ``conflicting_inputs`` with the quality check (0 otherwise).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from services.common.errors import InvalidArgument
+from services.data.text import normalize
+from services.data.validator import balance, bias, duplicates, quality
+from services.data.validator.report import Finding, ValidationReport, percent, share_severity
+
+CONFLICT_ISSUE_SHARE = 0.01
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    duplicates: bool = True
+    quality: bool = True
+    balance: bool = True
+    bias: bool = True
+    near_duplicate_threshold: float = 0.8
+    min_length: int = 3
+    max_length: int = 2000
+    bias_alpha: float = 0.01
+    imbalance_ratio: float = 0.5
+
+    def __post_init__(self) -> None:
+        def unit(name: str, value: float, hi: float = 1.0, hi_open: bool = False) -> None:
+            if not (math.isfinite(value) and 0 < value and (value < hi if hi_open else value <= hi)):
+                raise InvalidArgument(f"options.{name}", f"must be in (0, {hi:g}{')' if hi_open else ']'}, got {value}")
+        unit("near_duplicate_threshold", self.near_duplicate_threshold)
+        unit("bias_alpha", self.bias_alpha, 0.5)
+        unit("imbalance_ratio", self.imbalance_ratio, hi_open=True)
+        if not 0 <= self.min_length <= 100_000:
+            raise InvalidArgument("options.min_length", "must be between 0 and 100000")
+        if not 1 <= self.max_length <= 10_000_000:
+            raise InvalidArgument("options.max_length", "must be between 1 and 10000000")
+        if self.min_length > self.max_length:
+            raise InvalidArgument("options.min_length", "must not exceed options.max_length")
+
+
+_QUALITY_TEXT = {
+    "empty": ("{n} example(s) have an empty input or output", "Remove them or fill in the missing text"),
+    "non_text": ("{n} example(s) are not text (control characters or no letters)",
+                 "Remove them or fix the encoding of the source"),
+    "too_short": ("{n} example(s) have inputs shorter than {min} characters",
+                  "Remove them or write fuller inputs"),
+    "too_long": ("{n} example(s) have inputs longer than {max} characters",
+                 "Shorten them or split them into several examples"),
+}
+
+
+def validate(examples: Sequence[dict[str, Any]], config: ValidationConfig) -> ValidationReport:
+    inputs = [e["input"] for e in examples]
+    outputs = [e["expected_output"] for e in examples]
+    feedback = [e.get("feedback") or "correct" for e in examples]
+    normalized = [normalize(t) for t in inputs]
+    n = len(examples)
+    report = ValidationReport(total_examples=n, class_balance=balance.shares(outputs))
+
+    exact = duplicates.exact_duplicates(normalized, outputs)
+    report.duplicates = len(exact)
+    if config.duplicates and n:
+        if exact:
+            share = len(exact) / n
+            report.warnings.append(Finding(
+                "duplicate", f"{len(exact)} example(s) repeat an earlier example ({percent(share)} of total)",
+                share_severity(share, 0.01, 0.1), "Remove the repeated examples", count=len(exact),
+                example_indexes=exact, details={"share": f"{share:.4f}"}))
+        near = duplicates.near_duplicates(normalized, config.near_duplicate_threshold)
+        report.near_duplicates = len(near)
+        if near:
+            share = len(near) / n
+            report.warnings.append(Finding(
+                "near_duplicate",
+                f"{len(near)} input(s) are near-duplicates of an earlier input "
+                f"(Jaccard >= {config.near_duplicate_threshold:g} over character 5-shingles)",
+                share_severity(share, 0.05, 0.2), "Remove near-duplicates or vary their wording",
+                count=len(near), example_indexes=[i for i, _, _ in near],
+                details={"share": f"{share:.4f}", "threshold": f"{config.near_duplicate_threshold:g}",
+                         "first_pair": f"{near[0][1]},{near[0][0]}"}))
+
+    if config.quality and n:
+        result = quality.assess(inputs, outputs, feedback, normalized, config.min_length, config.max_length)
+        report.average_quality = sum(result.scores) / n
+        report.conflicting_inputs = len(result.conflicts)
+        for kind, (message, suggestion) in _QUALITY_TEXT.items():
+            idx = result.flagged.get(kind, [])
+            if not idx:
+                continue
+            share = len(idx) / n
+            finding = Finding(kind, message.format(n=len(idx), min=config.min_length, max=config.max_length),
+                              "high" if kind in ("empty", "non_text") else share_severity(share, 0.05, 0.2),
+                              suggestion, count=len(idx), example_indexes=idx, details={"share": f"{share:.4f}"})
+            (report.issues if kind in ("empty", "non_text") else report.warnings).append(finding)
+        involved = result.flagged.get("conflicting_labels", [])
+        if involved:
+            share = len(involved) / n
+            key, idx = next(iter(result.conflicts.items()))
+            labels = sorted({outputs[i] for i in idx})
+            finding = Finding(
+                "conflicting_labels",
+                f"{len(result.conflicts)} input(s) appear with different outputs ({len(involved)} examples), "
+                f"e.g. '{inputs[idx[0]][:80]}' -> {', '.join(repr(x) for x in labels)}",
+                "high" if share >= CONFLICT_ISSUE_SHARE else "medium",
+                "Give each input one output, or mark the wrong ones with feedback 'incorrect'",
+                count=len(involved), example_indexes=involved,
+                details={"share": f"{share:.4f}", "inputs": str(len(result.conflicts))})
+            (report.issues if share >= CONFLICT_ISSUE_SHARE else report.warnings).append(finding)
+
+    if config.balance and n:
+        report.warnings.extend(balance.check(outputs, config.imbalance_ratio))
+    if config.bias and n:
+        report.warnings.extend(bias.check(inputs, outputs, config.bias_alpha))
+    return report
