@@ -7,6 +7,8 @@ real model through TrainingService, then times single-input predictions:
   bare  OnnxModel.predict_proba([text]) in this process (featurize + ORT: the work Predict does)
   gRPC  ModelRegistry.Predict over one long-lived channel
   REST  POST /api/v1/agents/{agentId}/predict on the gateway, one keep-alive HTTP client
+  health grpc.health.v1 Check on the same channel: the floor of a Python gRPC round trip, so the
+        gRPC figure splits into transport and Predict's own work
 
 and prints p50/p99 of each with the difference to bare. Targets: gRPC <= bare + 1 ms (p50),
 REST <= bare + 3 ms (p50). Run: `.venv/bin/python bench/serving.py [--n 1000]`.
@@ -25,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import grpc  # noqa: E402
 import httpx  # noqa: E402
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
 from services.common.onnx_model import OnnxModel  # noqa: E402
 from services.launcher import Stack  # noqa: E402
@@ -96,6 +99,9 @@ def main() -> None:
                                          args.warmup)}
                 results["gRPC"] = timed(lambda text, i: registry.Predict(model_registry_pb2.PredictRequest(
                     agent_id=AGENT, inputs=[text], request_key=f"user-{i % 97}")), texts, args.n, args.warmup)
+                health = health_pb2_grpc.HealthStub(ch)
+                results["health"] = timed(lambda text, i: health.Check(health_pb2.HealthCheckRequest()), texts,
+                                          args.n, args.warmup)
             with httpx.Client(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {token}"},
                               trust_env=False, timeout=30) as http:
                 def rest(text: str, i: int) -> None:

@@ -50,7 +50,9 @@ class _Server(uvicorn.Server):
 def main() -> int:
     configure("gateway")
     host = os.environ.get("TRAINHOUSE_BIND_HOST") or "127.0.0.1"
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP (not 0): asyncio only sets TCP_NODELAY on accepted sockets of a TCP-proto
+    # listener; without it every response waits out the client's 40 ms delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, config.gateway_port()))

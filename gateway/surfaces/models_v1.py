@@ -55,7 +55,7 @@ def version_json(v: model_version_pb2.ModelVersion) -> dict[str, Any]:
         "versionId": v.version_id,
         "agentId": v.agent_id,
         "trainedAt": ts_iso(v.create_time),
-        "status": enum_word(model_version_pb2.VersionState.Name(v.state), "VERSION_STATE_"),
+        "status": enum_word(model_version_pb2.VersionState.Name(v.state), "VERSION_STATE_").replace("_", "-"),  # seed: "rolled-back"
         "metrics": dict(v.metrics),
         "trainingConfig": struct_to_dict(v.training_config),
         "size": human_size(v.size_bytes),

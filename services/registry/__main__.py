@@ -1,22 +1,93 @@
 """`python -m services.registry`: the ModelRegistry process."""
 from __future__ import annotations
 
+import datetime as dt
+import logging
+import threading
+
 from services.common import config
+from services.common.logs import log
 from services.common.server import ServiceApp, serve
-from services.registry.serving import SessionCache
+from services.common.timeutil import now
+from services.registry.autotrain import AutoTrainer
+from services.registry.deployments import PRODUCTION, Deployments
+from services.registry.serving import PredictionLog, SessionCache
 from services.registry.servicer import RegistryServicer
 from services.registry.store import RegistryStore
 from trainhouse.v1 import model_registry_pb2_grpc
+
+logger = logging.getLogger("trainhouse.registry")
+
+
+class Ticker:
+    """The registry's background clock: flushes served predictions, moves rollouts whose step or
+    window fell due (and rolls back breached ones), and re-evaluates auto-training now and then
+    (trajectories arrive in the DataService without telling us; cooldowns expire), and once an
+    hour deletes predictions older than the retention (feedback on them is then NOT_FOUND)."""
+
+    def __init__(self, log_: PredictionLog, deployments: Deployments, autotrainer: AutoTrainer,
+                 tick_s: float, autotrain_every_s: float, retention_days: float):
+        self.log = log_
+        self.deployments = deployments
+        self.autotrainer = autotrainer
+        self.tick_s = tick_s
+        self.autotrain_every = max(1, round(autotrain_every_s / tick_s))
+        self.retention_every = max(1, round(3600 / tick_s))
+        self.retention = dt.timedelta(days=retention_days)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="registry-tick", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.log.flush()
+
+    def _loop(self) -> None:
+        n = 0
+        while not self._stop.wait(self.tick_s):
+            n += 1
+            for name, step in (("flush", self.log.flush), ("rollouts", self.deployments.tick_all)):
+                try:
+                    step()
+                except Exception as exc:  # one failing step must not stop the clock
+                    log(logger, "tick step failed", logging.ERROR, step=name, error=str(exc))
+            if n % self.autotrain_every == 0:
+                for agent_id in self.deployments.store.agent_ids():
+                    self.autotrainer.notify(agent_id)
+            if n % self.retention_every == 0:
+                try:
+                    self.deployments.store.delete_predictions_before(now() - self.retention)
+                except Exception as exc:
+                    log(logger, "prediction retention failed", logging.ERROR, error=str(exc))
 
 
 def build() -> ServiceApp:
     home = config.home()
     store = RegistryStore(home / "registry.duckdb")
-    servicer = RegistryServicer(store, SessionCache(), home / "registry" / "artifacts")
+    sessions = SessionCache()
+    prediction_log = PredictionLog(store)
+    deployments = Deployments(store, sessions, prediction_log)
+    autotrainer = AutoTrainer(store, lambda agent_id: deployments.serving_version(agent_id, PRODUCTION))
+    servicer = RegistryServicer(store, sessions, home / "registry" / "artifacts", prediction_log, deployments,
+                                autotrainer)
+    ticker = Ticker(prediction_log, deployments, autotrainer, config.env_float("REGISTRY_TICK_S", 1.0),
+                    config.env_float("REGISTRY_AUTOTRAIN_CHECK_S", 60.0),
+                    config.env_float("REGISTRY_PREDICTION_RETENTION_DAYS", 30.0))
+    autotrainer.start()
+    ticker.start()
+
+    def on_shutdown() -> None:
+        ticker.stop()
+        autotrainer.stop()
+
     return ServiceApp(
         registrations=[(model_registry_pb2_grpc.add_ModelRegistryServicer_to_server, servicer,
                         config.SERVICES["registry"][2])],
-        on_stopped=store.close)
+        on_shutdown=on_shutdown,
+        on_stopped=lambda: (prediction_log.flush(), store.close()))
 
 
 if __name__ == "__main__":

@@ -1,86 +1,130 @@
-"""ModelRegistry RPCs: validate, call the store or the session cache, build the response."""
+"""ModelRegistry RPCs: validate at the edge, call the core, build the response."""
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import onnx
-from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 
 from services.common.errors import FailedPrecondition, InvalidArgument
+from services.common.onnx_model import OnnxModel
 from services.common.pagination import decode_page_token, next_token, page_size
-from services.common.timeutil import to_timestamp
-from services.registry.serving import SessionCache
-from services.registry.store import RegistryStore, loads
 from services.common.validation import resource_id
-from trainhouse.v1 import model_registry_pb2, model_registry_pb2_grpc, model_version_pb2
+from services.registry import convert, ollama, peers
+from services.registry.autotrain import AutoTrainer
+from services.registry.deployments import Deployments
+from services.registry.feedback import FeedbackDesk
+from services.registry.predict import Predictor
+from services.registry.resolve import check_alias, resolve_version
+from services.registry.rollout import GuardPolicy, RolloutPlan, parse_duration_text, resolve_guard, resolve_plan
+from services.registry.serving import PredictionLog, SessionCache
+from services.registry.store import RegistryStore, loads, naive, new_id
+from trainhouse.v1 import model_registry_pb2, model_registry_pb2_grpc
 
-VERSION_STATES = {
-    "registered": model_version_pb2.VERSION_STATE_REGISTERED,
-    "staging": model_version_pb2.VERSION_STATE_STAGING,
-    "deployed": model_version_pb2.VERSION_STATE_DEPLOYED,
-    "archived": model_version_pb2.VERSION_STATE_ARCHIVED,
-    "rolled-back": model_version_pb2.VERSION_STATE_ROLLED_BACK,
-}
-STATE_NAMES = {v: k for k, v in VERSION_STATES.items()}
-ORDER_COLUMNS = {"create_time": "create_time", "version_id": "ordinal"}
-MAX_INPUTS = 1000
-MAX_INPUT_CHARS = 100_000
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+ORDER_KEYS = {"create_time", "version_id"}
+MAX_ACTOR = 256
+MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS = 64, 256, 50
+DEMO_SOURCE_LIMIT = 2000
 
 
-def agent_proto(row: dict[str, Any]) -> model_version_pb2.Agent:
-    return model_version_pb2.Agent(
-        agent_id=row["agent_id"], name=row["name"] or "", description=row["description"] or "",
-        active_version_id=row["active_version_id"] or "", version_count=row.get("version_count") or 0,
-        create_time=to_timestamp(_utc(row["create_time"])), update_time=to_timestamp(_utc(row["update_time"])))
+def _actor(value: str) -> str:
+    if len(value) > MAX_ACTOR:
+        raise InvalidArgument("actor", f"at most {MAX_ACTOR} characters")
+    return value
 
 
-def version_proto(row: dict[str, Any]) -> model_version_pb2.ModelVersion:
-    config = struct_pb2.Struct()
-    config.update(loads(row["config_json"], {}))
-    featurizer = struct_pb2.Struct()
-    featurizer.update(loads(row["featurizer_json"], {}))
-    return model_version_pb2.ModelVersion(
-        version_id=row["version_id"], agent_id=row["agent_id"], state=VERSION_STATES[row["state"]],
-        metrics=loads(row["metrics_json"], {}), training_config=config, job_id=row["job_id"] or "",
-        dataset_id=row["dataset_id"] or "", parent_version_id=row["parent_version_id"] or "",
-        method=row["method"] or "", labels=loads(row["labels_json"], []), size_bytes=row["size_bytes"] or 0,
-        sha256=row["sha256"] or "", create_time=to_timestamp(_utc(row["create_time"])), featurizer=featurizer)
+def _order(order_by: str) -> tuple[str, bool]:
+    """("create_time" | "version_id" | "metrics.<name>", descending)."""
+    parts = (order_by or "create_time desc").strip().split()
+    if not parts or len(parts) > 2 or (len(parts) == 2 and parts[1].lower() not in ("asc", "desc")):
+        raise InvalidArgument("order_by", "must be '<key> [asc|desc]' with key create_time, version_id or "
+                                          "metrics.<name>")
+    key = parts[0]
+    if key not in ORDER_KEYS:
+        name = key.removeprefix("metrics.")
+        if not name or len(name) > 128:
+            raise InvalidArgument("order_by", "names an empty or overlong metric")
+        key = f"metrics.{name}"
+    return key, len(parts) == 1 or parts[1].lower() == "desc"
+
+
+def _sorted_versions(rows: list[dict[str, Any]], key: str, descending: bool) -> list[dict[str, Any]]:
+    semver = lambda r: (r["major"] or 0, r["minor"] or 0, r["patch"] or 0)  # noqa: E731
+    if key == "create_time":
+        return sorted(rows, key=lambda r: (r["create_time"], r["agent_id"], semver(r)), reverse=descending)
+    if key == "version_id":
+        return sorted(rows, key=lambda r: (r["agent_id"], semver(r)), reverse=descending)
+    name = key.removeprefix("metrics.")
+    have = [r for r in rows if isinstance(loads(r["metrics_json"], {}).get(name), (int, float))]
+    missing = [r for r in rows if r not in have]
+    have.sort(key=lambda r: (loads(r["metrics_json"], {})[name], r["create_time"]), reverse=descending)
+    missing.sort(key=lambda r: r["create_time"], reverse=True)
+    return have + missing  # versions without the metric last, in either direction
 
 
 class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
-    def __init__(self, store: RegistryStore, sessions: SessionCache, artifact_dir: Path):
+    def __init__(self, store: RegistryStore, sessions: SessionCache, artifact_dir: Path, log: PredictionLog,
+                 deployments: Deployments, autotrainer: AutoTrainer):
         self.store = store
         self.sessions = sessions
         self.artifact_dir = artifact_dir
+        self.log = log
+        self.deployments = deployments
+        self.autotrainer = autotrainer
+        self.predictor = Predictor(store, deployments, sessions, log)
+        self.feedback = FeedbackDesk(store, log, deployments, autotrainer)
 
+    # ---- helpers -----------------------------------------------------------------------------
+    def _version(self, row: dict[str, Any]):
+        aliases = self.store.aliases_of([row["agent_id"]]).get((row["agent_id"], row["version_id"]), [])
+        active = self.store.get_agent(row["agent_id"])["active_version_id"] == row["version_id"]
+        return convert.version_proto(row, aliases, active)
+
+    def _deployment(self, row: dict[str, Any]):
+        self.log.flush()
+        counts = self.store.count_predictions(row["deployment_id"])
+        candidate = convert.arm_proto(row["version_id"], counts.get("candidate", 0),
+                                      self.deployments.arm_stats(row["deployment_id"], "candidate"))
+        baseline = None
+        if row["previous_version_id"]:
+            baseline = convert.arm_proto(row["previous_version_id"], counts.get("stable", 0),
+                                         self.deployments.arm_stats(row["deployment_id"], "stable"))
+        return convert.deployment_proto(row, candidate, baseline)
+
+    @staticmethod
+    def _environment(value: int) -> str:
+        env = convert.ENVIRONMENTS.get(value)
+        if env is None:
+            raise InvalidArgument("environment", "unknown environment")
+        return env
+
+    # ---- agents ------------------------------------------------------------------------------
     def CreateAgent(self, request, context):
         agent_id = resource_id(request.agent_id, "agent_id")
         if len(request.name) > 256:
             raise InvalidArgument("name", "at most 256 characters")
+        if len(request.description) > 10_000:
+            raise InvalidArgument("description", "at most 10000 characters")
         row = self.store.create_agent(agent_id, request.name or agent_id, request.description)
-        return model_registry_pb2.CreateAgentResponse(agent=agent_proto(row))
+        return model_registry_pb2.CreateAgentResponse(agent=convert.agent_proto(row))
 
     def GetAgent(self, request, context):
         if not request.agent_id:
             raise InvalidArgument("agent_id", "is required")
-        return model_registry_pb2.GetAgentResponse(agent=agent_proto(self.store.get_agent(request.agent_id)))
+        return model_registry_pb2.GetAgentResponse(agent=convert.agent_proto(self.store.get_agent(request.agent_id)))
 
     def ListAgents(self, request, context):
         offset = decode_page_token(request.page_token)
         rows, total = self.store.list_agents(offset, page_size(request.page_size, 50, 1000))
         return model_registry_pb2.ListAgentsResponse(
-            agents=[agent_proto(r) for r in rows], next_page_token=next_token(offset, len(rows), total),
+            agents=[convert.agent_proto(r) for r in rows], next_page_token=next_token(offset, len(rows), total),
             total_size=total)
 
+    # ---- versions ----------------------------------------------------------------------------
     def RegisterVersion(self, request, context):
         self.store.get_agent(request.agent_id)
         if not request.onnx_model:
@@ -88,83 +132,306 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
         if request.job_id:
             existing = self.store.version_for_job(request.agent_id, request.job_id)
             if existing is not None:  # a retried registration returns the first one
-                return model_registry_pb2.RegisterVersionResponse(version=version_proto(existing))
+                return model_registry_pb2.RegisterVersionResponse(version=self._version(existing))
         try:
             model = onnx.load_from_string(request.onnx_model)
             onnx.checker.check_model(model)
         except Exception as exc:
             raise InvalidArgument("onnx_model", f"not a valid ONNX model: {exc}") from None
         meta = {p.key: p.value for p in model.metadata_props}
-        labels = json.loads(meta.get("labels", "[]"))
-        featurizer = json.loads(meta.get("featurizer", "{}"))
-        if not labels:
+        try:
+            labels = json.loads(meta.get("labels", "[]"))
+            featurizer = json.loads(meta.get("featurizer", "{}"))
+        except json.JSONDecodeError:
+            raise InvalidArgument("onnx_model", "metadata 'labels'/'featurizer' is not JSON") from None
+        if not labels or not isinstance(labels, list):
             raise InvalidArgument("onnx_model", "metadata has no 'labels' (the output catalog)")
+        try:
+            OnnxModel.from_bytes(request.onnx_model)  # it must load the way Predict will load it
+        except Exception as exc:
+            raise InvalidArgument("onnx_model", f"cannot be served: {exc}") from None
+        if request.parent_version_id and self.store.find_version(request.agent_id, request.parent_version_id) is None:
+            raise InvalidArgument("parent_version_id", f"agent '{request.agent_id}' has no version "
+                                                       f"'{request.parent_version_id}'")
         digest = hashlib.sha256(request.onnx_model).hexdigest()
         path = self.artifact_dir / request.agent_id / f"{digest}.onnx"
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{new_id('tmp')}")
         tmp.write_bytes(request.onnx_model)
         tmp.replace(path)
-        row = self.store.add_version({
+        row, _ = self.store.add_version({
             "agent_id": request.agent_id, "metrics_json": json.dumps(dict(request.metrics)),
             "config_json": json.dumps(MessageToDict(request.training_config)), "job_id": request.job_id,
             "dataset_id": request.dataset_id, "parent_version_id": request.parent_version_id,
             "method": request.method, "labels_json": json.dumps(labels), "featurizer_json": json.dumps(featurizer),
-            "size_bytes": len(request.onnx_model), "sha256": digest, "path": str(path)})
-        return model_registry_pb2.RegisterVersionResponse(version=version_proto(row))
+            "size_bytes": len(request.onnx_model), "sha256": digest, "path": str(path)}, labels)
+        self.deployments.router.invalidate(request.agent_id)  # the newest version may serve by default
+        return model_registry_pb2.RegisterVersionResponse(version=self._version(row))
 
     def ListVersions(self, request, context):
-        self.store.get_agent(request.agent_id)
+        if request.agent_id:
+            self.store.get_agent(request.agent_id)
         offset = decode_page_token(request.page_token)
         size = page_size(request.page_size, 20, 100)
-        order = (request.order_by or "create_time desc").strip().lower().split()
-        if not order or order[0] not in ORDER_COLUMNS or (len(order) > 1 and order[1] not in ("asc", "desc")):
-            raise InvalidArgument("order_by", "must be 'create_time|version_id [asc|desc]'")
-        descending = len(order) == 1 or order[1] == "desc"
-        state = STATE_NAMES.get(request.state, "") if request.state else ""
-        rows, total = self.store.list_versions(request.agent_id, state, ORDER_COLUMNS[order[0]], descending,
-                                               offset, size)
+        key, descending = _order(request.order_by)
+        state = ""
+        if request.state:
+            state = convert.VERSION_STATE_NAMES.get(request.state, "")
+            if not state:
+                raise InvalidArgument("state", "unknown version state")
+        if request.alias:
+            check_alias(request.alias)
+        rows = _sorted_versions(self.store.filtered_versions(request.agent_id, state, request.alias, request.tag),
+                                key, descending)
+        page = rows[offset:offset + size]
+        aliases = self.store.aliases_of(r["agent_id"] for r in page)
+        active = {}
+        for agent_id in {r["agent_id"] for r in page}:
+            active[agent_id] = self.store.get_agent(agent_id)["active_version_id"]
         return model_registry_pb2.ListVersionsResponse(
-            versions=[version_proto(r) for r in rows], next_page_token=next_token(offset, len(rows), total),
-            total_size=total)
+            versions=[convert.version_proto(r, aliases.get((r["agent_id"], r["version_id"]), []),
+                                            active[r["agent_id"]] == r["version_id"]) for r in page],
+            next_page_token=next_token(offset, len(page), len(rows)), total_size=len(rows))
 
     def GetVersion(self, request, context):
-        return model_registry_pb2.GetVersionResponse(
-            version=version_proto(self.store.get_version(request.agent_id, request.version_id)))
+        row = resolve_version(self.store, request.agent_id, request.version_id, request.model_id)
+        return model_registry_pb2.GetVersionResponse(version=self._version(row))
 
-    def _serving_version(self, agent_id: str, version_id: str) -> dict[str, Any]:
-        agent = self.store.get_agent(agent_id)
-        if version_id:
-            return self.store.get_version(agent_id, version_id)
-        if agent["active_version_id"]:
-            return self.store.get_version(agent_id, agent["active_version_id"])
-        newest = self.store.newest_version(agent_id)
-        if newest is None:
-            raise FailedPrecondition(f"agent '{agent_id}' has no trained version yet",
-                                     metadata={"resource": "agent", "id": agent_id})
-        return newest
+    def GetVersionArtifact(self, request, context):
+        if request.agent_id and not request.version_id and not request.model_id:
+            version_id = self.deployments.serving_version(request.agent_id, "production")
+            if not version_id:
+                raise FailedPrecondition(f"agent '{request.agent_id}' has no trained version yet",
+                                         metadata={"resource": "agent", "id": request.agent_id})
+            row = self.store.get_version(request.agent_id, version_id)
+        else:
+            row = resolve_version(self.store, request.agent_id, request.version_id, request.model_id)
+        data = SessionCache.read_verified(row["path"], row["sha256"], f"{row['agent_id']}/{row['version_id']}")
+        return model_registry_pb2.GetVersionArtifactResponse(version=self._version(row), onnx_model=data)
 
-    def Predict(self, request, context):
+    def SetVersionAlias(self, request, context):
+        alias = check_alias(request.alias)
+        row = resolve_version(self.store, request.agent_id, request.version_id, request.model_id)
+        previous = self.store.set_alias(row["agent_id"], alias, row["version_id"], _actor(request.actor))
+        return model_registry_pb2.SetVersionAliasResponse(version=self._version(row),
+                                                          previous_version_id=previous or "")
+
+    def DeleteVersionAlias(self, request, context):
         if not request.agent_id:
             raise InvalidArgument("agent_id", "is required")
-        if not request.inputs:
-            raise InvalidArgument("inputs", "at least one input is required")
-        if len(request.inputs) > MAX_INPUTS:
-            raise InvalidArgument("inputs", f"at most {MAX_INPUTS} inputs per call")
-        for i, text in enumerate(request.inputs):
-            if len(text) > MAX_INPUT_CHARS:
-                raise InvalidArgument(f"inputs[{i}]", f"at most {MAX_INPUT_CHARS} characters")
-        if request.top_k < 0:
-            raise InvalidArgument("top_k", "must be >= 0")
-        row = self._serving_version(request.agent_id, request.version_id)
-        model = self.sessions.get(f"{row['agent_id']}/{row['version_id']}", row["path"])
-        probs = model.predict_proba(list(request.inputs))
-        labels = model.labels
-        k = min(request.top_k or 3, len(labels))
-        predictions = []
-        for p in probs:
-            order = p.argsort()[::-1][:k]
-            top = [model_version_pb2.ScoredOutput(output=labels[i], probability=float(p[i])) for i in order]
-            predictions.append(model_version_pb2.Prediction(output=top[0].output, probability=top[0].probability,
-                                                            top=top))
-        return model_registry_pb2.PredictResponse(predictions=predictions, version_id=row["version_id"])
+        alias = check_alias(request.alias)
+        self.store.get_agent(request.agent_id)
+        version_id = self.store.delete_alias(request.agent_id, alias, _actor(request.actor))
+        return model_registry_pb2.DeleteVersionAliasResponse(version_id=version_id)
+
+    def UpdateVersionTags(self, request, context):
+        row = resolve_version(self.store, request.agent_id, request.version_id, request.model_id)
+        for key, value in request.set.items():
+            if not key or len(key) > MAX_TAG_KEY:
+                raise InvalidArgument(f"set[{key}]", f"tag keys are 1..{MAX_TAG_KEY} characters")
+            if len(value) > MAX_TAG_VALUE:
+                raise InvalidArgument(f"set[{key}]", f"tag values are at most {MAX_TAG_VALUE} characters")
+        for i, key in enumerate(request.remove):
+            if key in request.set:
+                raise InvalidArgument(f"remove[{i}]", f"'{key}' is both set and removed")
+        tags = loads(row["tags_json"], {})
+        tags.update(dict(request.set))
+        for key in request.remove:
+            tags.pop(key, None)
+        if len(tags) > MAX_TAGS:
+            raise InvalidArgument("set", f"a version has at most {MAX_TAGS} tags")
+        self.store.update_tags(row["agent_id"], row["version_id"], tags, _actor(request.actor),
+                               {"set": dict(request.set), "remove": list(request.remove)})
+        return model_registry_pb2.UpdateVersionTagsResponse(
+            version=self._version(self.store.get_version(row["agent_id"], row["version_id"])))
+
+    # ---- serving -----------------------------------------------------------------------------
+    def Predict(self, request, context):
+        return self.predictor.predict(request)
+
+    def RecordFeedback(self, request, context):
+        row, rolled_back = self.feedback.record(request)
+        response = model_registry_pb2.RecordFeedbackResponse(feedback=convert.feedback_proto(row))
+        if rolled_back is not None:
+            response.rolled_back.CopyFrom(self._deployment(rolled_back))
+        return response
+
+    def ListFeedback(self, request, context):
+        if not request.agent_id:
+            raise InvalidArgument("agent_id", "is required")
+        self.store.get_agent(request.agent_id)
+        offset = decode_page_token(request.page_token)
+        rows, total = self.store.list_feedback(request.agent_id, request.version_id, request.deployment_id, offset,
+                                               page_size(request.page_size, 50, 1000))
+        return model_registry_pb2.ListFeedbackResponse(
+            feedback=[convert.feedback_proto(r) for r in rows], next_page_token=next_token(offset, len(rows), total),
+            total_size=total)
+
+    # ---- deployments -------------------------------------------------------------------------
+    @staticmethod
+    def _plan(request) -> tuple[RolloutPlan, GuardPolicy]:
+        spec = request.rollout
+        strategy = convert.STRATEGIES.get(spec.strategy)
+        if strategy is None:
+            raise InvalidArgument("rollout.strategy", "unknown strategy")
+        duration_s = None
+        if spec.HasField("duration") and spec.duration_text:
+            raise InvalidArgument("rollout.duration", "give duration or duration_text, not both")
+        if spec.HasField("duration"):
+            duration_s = spec.duration.ToNanoseconds() / 1e9
+        elif spec.duration_text:
+            duration_s = parse_duration_text(spec.duration_text, "rollout.duration")
+        plan = resolve_plan(strategy, spec.percentage if spec.HasField("percentage") else None, duration_s,
+                            list(spec.steps))
+        rb = request.rollback
+        guard = resolve_guard(rb.automatic, rb.error_rate if rb.HasField("error_rate") else None,
+                              rb.latency_ms if rb.HasField("latency_ms") else None,
+                              rb.min_samples if rb.HasField("min_samples") else None)
+        if not rb.automatic and (rb.HasField("error_rate") or rb.HasField("latency_ms")):
+            raise InvalidArgument("rollback.automatic", "thresholds are given but automatic rollback is off")
+        return plan, guard
+
+    def DeployVersion(self, request, context):
+        environment = self._environment(request.environment)
+        plan, guard = self._plan(request)
+        row = resolve_version(self.store, request.agent_id, request.version_id, request.model_id)
+        dep = self.deployments.deploy(row, environment, plan, guard, _actor(request.actor))
+        return model_registry_pb2.DeployVersionResponse(deployment=self._deployment(dep))
+
+    def GetDeployment(self, request, context):
+        if not request.deployment_id:
+            raise InvalidArgument("deployment_id", "is required")
+        dep = self.deployments.tick(request.deployment_id)  # up to date with the clock
+        return model_registry_pb2.GetDeploymentResponse(deployment=self._deployment(dep))
+
+    def ListDeployments(self, request, context):
+        if request.agent_id:
+            self.store.get_agent(request.agent_id)
+        environment = convert.ENVIRONMENTS.get(request.environment) if request.environment else ""
+        if environment is None:
+            raise InvalidArgument("environment", "unknown environment")
+        state = ""
+        if request.state:
+            state = convert.DEPLOYMENT_STATE_NAMES.get(request.state, "")
+            if not state:
+                raise InvalidArgument("state", "unknown deployment state")
+        self.deployments.tick_all()
+        offset = decode_page_token(request.page_token)
+        rows, total = self.store.list_deployments(request.agent_id, environment, state, offset,
+                                                  page_size(request.page_size, 20, 100))
+        return model_registry_pb2.ListDeploymentsResponse(
+            deployments=[self._deployment(r) for r in rows], next_page_token=next_token(offset, len(rows), total),
+            total_size=total)
+
+    def AdvanceRollout(self, request, context):
+        if not request.deployment_id:
+            raise InvalidArgument("deployment_id", "is required")
+        dep = self.deployments.advance(request.deployment_id,
+                                       request.percentage if request.HasField("percentage") else None,
+                                       _actor(request.actor))
+        return model_registry_pb2.AdvanceRolloutResponse(deployment=self._deployment(dep))
+
+    def RollbackVersion(self, request, context):
+        environment = self._environment(request.environment)
+        row = resolve_version(self.store, request.agent_id, request.version_id, request.model_id)
+        target = None
+        if request.target_version_id:
+            target = resolve_version(self.store, row["agent_id"], request.target_version_id, "",
+                                     field="target_version_id")
+        if len(request.reason) > 1000:
+            raise InvalidArgument("reason", "at most 1000 characters")
+        previous, current, dep = self.deployments.rollback(row, environment, target, request.reason,
+                                                           _actor(request.actor))
+        return model_registry_pb2.RollbackVersionResponse(
+            previous_version_id=previous, current_version_id=current,
+            rollback_time=convert.ts(dep["end_time"] or dep["update_time"]),
+            message=f"Rolled back to version {current}", deployment=self._deployment(dep))
+
+    def ActivateVersion(self, request, context):
+        row = resolve_version(self.store, request.agent_id, request.version_id, request.model_id)
+        provider_model = request.provider_model
+        if provider_model:
+            ollama.check_model_name(provider_model)  # the same alphabet as Ollama names
+        dep = self.deployments.activate(row, provider_model, _actor(request.actor))
+        version = self._version(self.store.get_version(row["agent_id"], row["version_id"]))
+        return model_registry_pb2.ActivateVersionResponse(
+            version=version, active_model=provider_model or version.model_id,
+            deployment=self._deployment(dep) if dep is not None else None)
+
+    def ListAuditEvents(self, request, context):
+        offset = decode_page_token(request.page_token)
+        rows, total = self.store.list_audit(request.agent_id, request.deployment_id, request.version_id, request.kind,
+                                            offset, page_size(request.page_size, 50, 1000))
+        return model_registry_pb2.ListAuditEventsResponse(
+            events=[convert.audit_proto(r) for r in rows], next_page_token=next_token(offset, len(rows), total),
+            total_size=total)
+
+    # ---- Ollama ------------------------------------------------------------------------------
+    def ImportToOllama(self, request, context):
+        row = resolve_version(self.store, request.agent_id, request.version_id, request.model_id)
+        target = ollama.check_url(request.ollama_url)
+        name = ollama.check_model_name(request.model_name or f"{row['agent_id']}-{row['version_id']}".lower())
+        base = ollama.check_base_model(request.base_model or ollama.DEFAULT_BASE_MODEL)
+        per_output = request.demonstrations_per_output if request.HasField("demonstrations_per_output") else 3
+        if not 0 <= per_output <= 10:
+            raise InvalidArgument("demonstrations_per_output", "must be between 0 and 10")
+        model = self.sessions.get(row["path"], row["sha256"], f"{row['agent_id']}/{row['version_id']}")
+        examples: list[dict[str, Any]] = []
+        if row["job_id"] and per_output:
+            for split in ("validation", "train"):  # held-out first: the version never saw them
+                try:
+                    examples += peers.job_examples(row["job_id"], split, DEMO_SOURCE_LIMIT)
+                except peers.PeerFailure:
+                    pass  # no examples: the import carries the catalog alone (demonstration_count says so)
+        demos = ollama.choose_demonstrations(model, examples, per_output)
+        prompt = ollama.system_prompt(row["agent_id"], row["version_id"], model.labels, demos)
+        client = ollama.OllamaClient(target)
+        try:
+            ollama.create_model(client, name, base, prompt)
+        finally:
+            client.close()
+        record = self.store.add_ollama_import({
+            "import_id": new_id("ollama"), "agent_id": row["agent_id"], "version_id": row["version_id"],
+            "ollama_name": name, "base_model": base, "ollama_url": target.url, "system_prompt": prompt,
+            "demonstration_count": len(demos), "import_time": naive()}, _actor(request.actor))
+        return model_registry_pb2.ImportToOllamaResponse(**{"import": convert.import_proto(record)})
+
+    # ---- auto-training -----------------------------------------------------------------------
+    def GetAutoTrainingConfig(self, request, context):
+        return model_registry_pb2.GetAutoTrainingConfigResponse(
+            config=convert.config_proto(self.autotrainer.config(request.agent_id)))
+
+    def UpdateAutoTrainingConfig(self, request, context):
+        if request.HasField("cooldown_hours") and not math.isfinite(request.cooldown_hours):
+            raise InvalidArgument("cooldown_hours", "must be a finite number")
+        config = self.autotrainer.update(
+            request.agent_id, request.threshold if request.HasField("threshold") else None,
+            request.cooldown_hours if request.HasField("cooldown_hours") else None,
+            request.enabled if request.HasField("enabled") else None, request.clear_override, _actor(request.actor))
+        return model_registry_pb2.UpdateAutoTrainingConfigResponse(config=convert.config_proto(config))
+
+    def ListAutoTrainingRuns(self, request, context):
+        if request.agent_id:
+            self.store.get_agent(request.agent_id)
+        offset = decode_page_token(request.page_token)
+        rows, total = self.store.list_autotrain_runs(request.agent_id, offset, page_size(request.page_size, 20, 100))
+        return model_registry_pb2.ListAutoTrainingRunsResponse(
+            runs=[convert.run_proto(r) for r in rows], next_page_token=next_token(offset, len(rows), total),
+            total_size=total)
+
+    def CheckAutoTraining(self, request, context):
+        if request.force and request.dry_run:
+            raise InvalidArgument("force", "cannot be combined with dry_run")
+        if request.force and not request.agent_id:
+            raise InvalidArgument("agent_id", "is required with force")
+        statuses, started = self.autotrainer.check(request.agent_id, request.force, request.dry_run,
+                                                   _actor(request.actor))
+        return model_registry_pb2.CheckAutoTrainingResponse(statuses=[convert.status_proto(s) for s in statuses],
+                                                            started=[convert.run_proto(r) for r in started])
+
+    # ---- stats -------------------------------------------------------------------------------
+    def GetRegistryStats(self, request, context):
+        self.log.flush()
+        stats = self.store.stats()
+        return model_registry_pb2.GetRegistryStatsResponse(
+            **stats, auto_training_enabled=self.autotrainer.config("").enabled)

@@ -1,18 +1,27 @@
-"""ModelRegistry state in its own DuckDB file: agents and their immutable versions.
+"""ModelRegistry state in its own DuckDB file.
 
-Artifacts live beside it under $TRAINHOUSE_HOME/registry/artifacts/<agent>/<version>.onnx,
-named by content hash in the row so a served file can always be checked against its record.
+Agents and their immutable versions (artifacts live beside the file under
+$TRAINHOUSE_HOME/registry/artifacts/<agent>/<sha256>.onnx, named by content hash so a served file
+can always be checked against its record), aliases, deployments, served predictions, feedback,
+the audit trail, auto-training config and runs, and Ollama imports.
+
+Only SQL lives here; the rules (what a deployment may do, when to roll back) live in
+deployments.py and autotrain.py. Times are stored as naive UTC.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
+
+import duckdb
 
 from services.common.duckdb_store import DuckStore
 from services.common.errors import AlreadyExists, NotFound
 from services.common.timeutil import now
+from services.registry.versioning import Bump, next_version, parse_version
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS agents (
@@ -23,6 +32,8 @@ SCHEMA = [
         create_time TIMESTAMP NOT NULL,
         update_time TIMESTAMP NOT NULL
     )""",
+    "ALTER TABLE agents ADD COLUMN IF NOT EXISTS staging_version_id VARCHAR",
+    "ALTER TABLE agents ADD COLUMN IF NOT EXISTS active_provider_model VARCHAR",
     """CREATE TABLE IF NOT EXISTS versions (
         agent_id VARCHAR NOT NULL,
         version_id VARCHAR NOT NULL,
@@ -42,59 +53,255 @@ SCHEMA = [
         create_time TIMESTAMP NOT NULL,
         PRIMARY KEY (agent_id, version_id)
     )""",
+    "ALTER TABLE versions ADD COLUMN IF NOT EXISTS major INTEGER",
+    "ALTER TABLE versions ADD COLUMN IF NOT EXISTS minor INTEGER",
+    "ALTER TABLE versions ADD COLUMN IF NOT EXISTS patch INTEGER",
+    "ALTER TABLE versions ADD COLUMN IF NOT EXISTS tags_json VARCHAR",
+    "ALTER TABLE versions ADD COLUMN IF NOT EXISTS bump_reason VARCHAR",
+    "ALTER TABLE versions ADD COLUMN IF NOT EXISTS status_reason VARCHAR",
+    "ALTER TABLE versions ADD COLUMN IF NOT EXISTS update_time TIMESTAMP",
+    """CREATE TABLE IF NOT EXISTS aliases (
+        agent_id VARCHAR NOT NULL,
+        alias VARCHAR NOT NULL,
+        version_id VARCHAR NOT NULL,
+        update_time TIMESTAMP NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS predictions (
+        prediction_id VARCHAR PRIMARY KEY,
+        agent_id VARCHAR NOT NULL,
+        version_id VARCHAR NOT NULL,
+        deployment_id VARCHAR,
+        arm VARCHAR,
+        environment VARCHAR,
+        request_key VARCHAR,
+        input VARCHAR,
+        output VARCHAR,
+        probability DOUBLE,
+        latency_ms DOUBLE,
+        create_time TIMESTAMP NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS feedback (
+        feedback_id VARCHAR PRIMARY KEY,
+        agent_id VARCHAR NOT NULL,
+        prediction_id VARCHAR,
+        version_id VARCHAR,
+        deployment_id VARCHAR,
+        arm VARCHAR,
+        correct BOOLEAN NOT NULL,
+        expected_output VARCHAR,
+        input VARCHAR,
+        served_output VARCHAR,
+        latency_ms DOUBLE,
+        server_latency_ms DOUBLE,
+        create_time TIMESTAMP NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS deployments (
+        deployment_id VARCHAR NOT NULL,
+        agent_id VARCHAR NOT NULL,
+        version_id VARCHAR NOT NULL,
+        previous_version_id VARCHAR,
+        environment VARCHAR NOT NULL,
+        plan_json VARCHAR NOT NULL,
+        guard_json VARCHAR NOT NULL,
+        state VARCHAR NOT NULL,
+        current_percentage DOUBLE NOT NULL,
+        step_index INTEGER NOT NULL,
+        create_time TIMESTAMP NOT NULL,
+        estimated_completion TIMESTAMP,
+        end_time TIMESTAMP,
+        update_time TIMESTAMP NOT NULL,
+        status_reason VARCHAR,
+        source VARCHAR,
+        actor VARCHAR
+    )""",
+    "CREATE SEQUENCE IF NOT EXISTS audit_seq START 1",
+    """CREATE TABLE IF NOT EXISTS audit_events (
+        seq BIGINT NOT NULL,
+        event_id VARCHAR NOT NULL,
+        time TIMESTAMP NOT NULL,
+        agent_id VARCHAR,
+        kind VARCHAR NOT NULL,
+        version_id VARCHAR,
+        deployment_id VARCHAR,
+        actor VARCHAR,
+        message VARCHAR,
+        details_json VARCHAR
+    )""",
+    """CREATE TABLE IF NOT EXISTS autotrain_config (
+        agent_id VARCHAR NOT NULL,
+        threshold INTEGER NOT NULL,
+        cooldown_hours DOUBLE NOT NULL,
+        enabled BOOLEAN NOT NULL,
+        update_time TIMESTAMP NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS autotrain_runs (
+        run_id VARCHAR NOT NULL,
+        agent_id VARCHAR NOT NULL,
+        state VARCHAR NOT NULL,
+        job_id VARCHAR,
+        base_version_id VARCHAR,
+        feedback_count INTEGER,
+        trajectory_count INTEGER,
+        feedback_example_count INTEGER,
+        replay_example_count INTEGER,
+        error_message VARCHAR,
+        error_field VARCHAR,
+        trigger VARCHAR,
+        window_start TIMESTAMP,
+        create_time TIMESTAMP NOT NULL,
+        actor VARCHAR
+    )""",
+    """CREATE TABLE IF NOT EXISTS ollama_imports (
+        import_id VARCHAR NOT NULL,
+        agent_id VARCHAR NOT NULL,
+        version_id VARCHAR NOT NULL,
+        ollama_name VARCHAR NOT NULL,
+        base_model VARCHAR NOT NULL,
+        ollama_url VARCHAR NOT NULL,
+        system_prompt VARCHAR,
+        demonstration_count INTEGER,
+        import_time TIMESTAMP NOT NULL
+    )""",
 ]
 
+EPOCH = dt.datetime(1970, 1, 1)
 
-def _t() -> dt.datetime:
-    return now().replace(tzinfo=None)
+
+def naive(value: dt.datetime | None = None) -> dt.datetime:
+    """UTC without tzinfo, as stored."""
+    value = value or now()
+    return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+
+
+def aware(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc))
+
+
+def loads(value: str | None, default: Any) -> Any:
+    return json.loads(value) if value else default
+
+
+def new_id(prefix: str, hex_chars: int = 12) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:hex_chars]}"
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, row: dict[str, Any]) -> None:
+    cols = ", ".join(row)
+    con.execute(f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' for _ in row)})", list(row.values()))
 
 
 class RegistryStore:
     def __init__(self, path: Path):
         self.db = DuckStore(path, SCHEMA)
+        self._backfill_semver()
 
     def close(self) -> None:
         self.db.close()
+
+    def _backfill_semver(self) -> None:
+        """Rows written before the semver columns existed get them from their id."""
+        for agent_id, version_id in self.db.query("SELECT agent_id, version_id FROM versions WHERE major IS NULL"):
+            parsed = parse_version(version_id) or (1, 0, 0)
+            self.db.execute("UPDATE versions SET major = ?, minor = ?, patch = ? WHERE agent_id = ? AND version_id = ?",
+                            [*parsed, agent_id, version_id])
+
+    # ---- audit -------------------------------------------------------------------------------
+    def audit(self, con: duckdb.DuckDBPyConnection, kind: str, *, agent_id: str = "", version_id: str = "",
+              deployment_id: str = "", actor: str = "", message: str = "",
+              details: dict[str, Any] | None = None, time: dt.datetime | None = None) -> None:
+        """Append an audit event inside the caller's transaction (the change and its record commit together)."""
+        seq = con.execute("SELECT nextval('audit_seq')").fetchone()[0]
+        _insert(con, "audit_events", {
+            "seq": seq, "event_id": f"evt-{seq:08d}-{uuid.uuid4().hex[:6]}", "time": naive(time),
+            "agent_id": agent_id, "kind": kind, "version_id": version_id, "deployment_id": deployment_id,
+            "actor": actor, "message": message, "details_json": json.dumps(details or {}, default=str)})
+
+    def list_audit(self, agent_id: str, deployment_id: str, version_id: str, kind: str, offset: int,
+                   limit: int) -> tuple[list[dict[str, Any]], int]:
+        where, params = ["1=1"], []
+        for col, value in (("agent_id", agent_id), ("deployment_id", deployment_id), ("version_id", version_id)):
+            if value:
+                where.append(f"{col} = ?")
+                params.append(value)
+        if kind:
+            where.append("starts_with(kind, ?)")
+            params.append(kind)
+        clause = " AND ".join(where)
+        total = self.db.query(f"SELECT count(*) FROM audit_events WHERE {clause}", params)[0][0]
+        rows = self.db.query_dicts(f"SELECT * FROM audit_events WHERE {clause} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                                   params + [limit, offset])
+        return rows, total
+
+    # ---- agents ------------------------------------------------------------------------------
+    _AGENT_SQL = ("SELECT a.*, (SELECT count(*) FROM versions v WHERE v.agent_id = a.agent_id) AS version_count "
+                  "FROM agents a")
 
     def create_agent(self, agent_id: str, name: str, description: str) -> dict[str, Any]:
         with self.db.transaction() as con:
             if con.execute("SELECT 1 FROM agents WHERE agent_id = ?", [agent_id]).fetchone():
                 raise AlreadyExists(f"agent '{agent_id}' already exists", metadata={"resource": "agent", "id": agent_id})
-            t = _t()
-            con.execute("INSERT INTO agents VALUES (?, ?, ?, NULL, ?, ?)", [agent_id, name, description, t, t])
+            t = naive()
+            con.execute("INSERT INTO agents (agent_id, name, description, active_version_id, create_time, update_time) "
+                        "VALUES (?, ?, ?, NULL, ?, ?)", [agent_id, name, description, t, t])
+            self.audit(con, "agent.created", agent_id=agent_id, message=f"agent '{agent_id}' created",
+                       details={"name": name})
         return self.get_agent(agent_id)
 
     def get_agent(self, agent_id: str) -> dict[str, Any]:
-        rows = self.db.query_dicts(
-            "SELECT a.*, (SELECT count(*) FROM versions v WHERE v.agent_id = a.agent_id) AS version_count "
-            "FROM agents a WHERE agent_id = ?", [agent_id])
+        rows = self.db.query_dicts(f"{self._AGENT_SQL} WHERE agent_id = ?", [agent_id])
         if not rows:
             raise NotFound("agent", agent_id)
         return rows[0]
 
     def list_agents(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
         total = self.db.query("SELECT count(*) FROM agents")[0][0]
-        rows = self.db.query_dicts(
-            "SELECT a.*, (SELECT count(*) FROM versions v WHERE v.agent_id = a.agent_id) AS version_count "
-            "FROM agents a ORDER BY create_time, agent_id LIMIT ? OFFSET ?", [limit, offset])
+        rows = self.db.query_dicts(f"{self._AGENT_SQL} ORDER BY create_time, agent_id LIMIT ? OFFSET ?",
+                                   [limit, offset])
         return rows, total
 
+    def agent_ids(self) -> list[str]:
+        return [r[0] for r in self.db.query("SELECT agent_id FROM agents ORDER BY agent_id")]
+
+    def set_serving(self, con: duckdb.DuckDBPyConnection, agent_id: str, environment: str, version_id: str | None,
+                    provider_model: str | None = None) -> None:
+        """Record what serves an environment. In production the provider model named at activation
+        is kept only while the same version stays active (None: keep it if the version is unchanged)."""
+        if environment != "production":
+            con.execute("UPDATE agents SET staging_version_id = ?, update_time = ? WHERE agent_id = ?",
+                        [version_id, naive(), agent_id])
+            return
+        current = con.execute("SELECT active_version_id, active_provider_model FROM agents WHERE agent_id = ?",
+                              [agent_id]).fetchone()
+        if provider_model is None:
+            provider_model = current[1] if current and current[0] == version_id else None
+        con.execute("UPDATE agents SET active_version_id = ?, active_provider_model = ?, update_time = ? "
+                    "WHERE agent_id = ?", [version_id, provider_model or None, naive(), agent_id])
+
+    # ---- versions ----------------------------------------------------------------------------
     def version_for_job(self, agent_id: str, job_id: str) -> dict[str, Any] | None:
         rows = self.db.query_dicts("SELECT * FROM versions WHERE agent_id = ? AND job_id = ?", [agent_id, job_id])
         return rows[0] if rows else None
 
-    def add_version(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Assign the next semantic version id and insert, atomically per agent."""
+    def add_version(self, row: dict[str, Any], labels: Sequence[str]) -> tuple[dict[str, Any], Bump]:
+        """Assign the next semantic version id (versioning.py) and insert, atomically per agent."""
         with self.db.transaction() as con:
+            newest = con.execute(
+                "SELECT version_id, labels_json FROM versions WHERE agent_id = ? "
+                "ORDER BY major DESC, minor DESC, patch DESC LIMIT 1", [row["agent_id"]]).fetchone()
+            bump = next_version(newest[0] if newest else None, loads(newest[1], []) if newest else [], labels,
+                                row.get("method") or "", row.get("parent_version_id") or "")
             ordinal = con.execute("SELECT coalesce(max(ordinal), 0) + 1 FROM versions WHERE agent_id = ?",
                                   [row["agent_id"]]).fetchone()[0]
-            version_id = f"v1.{ordinal - 1}.0"
-            full = {**row, "version_id": version_id, "ordinal": ordinal, "state": "registered",
-                    "create_time": _t()}
-            cols = ", ".join(full)
-            con.execute(f"INSERT INTO versions ({cols}) VALUES ({', '.join('?' for _ in full)})", list(full.values()))
-            con.execute("UPDATE agents SET update_time = ? WHERE agent_id = ?", [_t(), row["agent_id"]])
-        return self.get_version(row["agent_id"], version_id)
+            t = naive()
+            full = {**row, "version_id": bump.version_id, "ordinal": ordinal, "state": "registered",
+                    "major": bump.major, "minor": bump.minor, "patch": bump.patch, "bump_reason": bump.reason,
+                    "tags_json": "{}", "status_reason": "", "create_time": t, "update_time": t}
+            _insert(con, "versions", full)
+            con.execute("UPDATE agents SET update_time = ? WHERE agent_id = ?", [t, row["agent_id"]])
+            self.audit(con, "version.registered", agent_id=row["agent_id"], version_id=bump.version_id,
+                       message=f"{bump.version_id} registered ({bump.reason})",
+                       details={"job_id": row.get("job_id"), "sha256": row.get("sha256"), "bump": bump.reason})
+        return self.get_version(row["agent_id"], bump.version_id), bump
 
     def get_version(self, agent_id: str, version_id: str) -> dict[str, Any]:
         rows = self.db.query_dicts("SELECT * FROM versions WHERE agent_id = ? AND version_id = ?",
@@ -103,24 +310,260 @@ class RegistryStore:
             raise NotFound("version", f"{agent_id}/{version_id}")
         return rows[0]
 
-    def newest_version(self, agent_id: str) -> dict[str, Any] | None:
-        rows = self.db.query_dicts("SELECT * FROM versions WHERE agent_id = ? ORDER BY ordinal DESC LIMIT 1",
-                                   [agent_id])
+    def find_version(self, agent_id: str, version_id: str) -> dict[str, Any] | None:
+        rows = self.db.query_dicts("SELECT * FROM versions WHERE agent_id = ? AND version_id = ?",
+                                   [agent_id, version_id])
         return rows[0] if rows else None
 
-    def list_versions(self, agent_id: str, state: str, order_col: str, descending: bool, offset: int,
-                      limit: int) -> tuple[list[dict[str, Any]], int]:
-        where, params = "agent_id = ?", [agent_id]
+    def newest_version(self, agent_id: str) -> dict[str, Any] | None:
+        rows = self.db.query_dicts("SELECT * FROM versions WHERE agent_id = ? "
+                                   "ORDER BY major DESC, minor DESC, patch DESC LIMIT 1", [agent_id])
+        return rows[0] if rows else None
+
+    def newest_other_version(self, agent_id: str, exclude: str) -> dict[str, Any] | None:
+        rows = self.db.query_dicts("SELECT * FROM versions WHERE agent_id = ? AND version_id != ? "
+                                   "ORDER BY major DESC, minor DESC, patch DESC LIMIT 1", [agent_id, exclude])
+        return rows[0] if rows else None
+
+    def filtered_versions(self, agent_id: str, state: str, alias: str, tag: str) -> list[dict[str, Any]]:
+        """Every version matching the filters (a few hundred per agent at most: sorted by the caller)."""
+        where, params = ["1=1"], []
+        if agent_id:
+            where.append("v.agent_id = ?")
+            params.append(agent_id)
         if state:
-            where += " AND state = ?"
+            where.append("v.state = ?")
             params.append(state)
-        total = self.db.query(f"SELECT count(*) FROM versions WHERE {where}", params)[0][0]
-        direction = "DESC" if descending else "ASC"
-        rows = self.db.query_dicts(
-            f"SELECT * FROM versions WHERE {where} ORDER BY {order_col} {direction}, ordinal {direction} "
-            "LIMIT ? OFFSET ?", params + [limit, offset])
+        if alias:
+            where.append("EXISTS (SELECT 1 FROM aliases a WHERE a.agent_id = v.agent_id "
+                         "AND a.version_id = v.version_id AND a.alias = ?)")
+            params.append(alias)
+        rows = self.db.query_dicts(f"SELECT v.* FROM versions v WHERE {' AND '.join(where)}", params)
+        if tag:
+            key, _, value = tag.partition("=")
+            rows = [r for r in rows if key in loads(r["tags_json"], {})
+                    and ("=" not in tag or loads(r["tags_json"], {})[key] == value)]
+        return rows
+
+    def set_version_state(self, con: duckdb.DuckDBPyConnection, agent_id: str, version_id: str, state: str,
+                          reason: str, actor: str = "", deployment_id: str = "") -> None:
+        old = con.execute("SELECT state FROM versions WHERE agent_id = ? AND version_id = ?",
+                          [agent_id, version_id]).fetchone()
+        if old is None or old[0] == state:
+            return
+        con.execute("UPDATE versions SET state = ?, status_reason = ?, update_time = ? "
+                    "WHERE agent_id = ? AND version_id = ?", [state, reason, naive(), agent_id, version_id])
+        self.audit(con, "version.status_changed", agent_id=agent_id, version_id=version_id,
+                   deployment_id=deployment_id, actor=actor, message=f"{version_id}: {old[0]} -> {state} ({reason})",
+                   details={"from": old[0], "to": state, "reason": reason})
+
+    def update_tags(self, agent_id: str, version_id: str, tags: dict[str, str], actor: str,
+                    change: dict[str, Any]) -> None:
+        with self.db.transaction() as con:
+            con.execute("UPDATE versions SET tags_json = ?, update_time = ? WHERE agent_id = ? AND version_id = ?",
+                        [json.dumps(tags), naive(), agent_id, version_id])
+            self.audit(con, "version.tags_updated", agent_id=agent_id, version_id=version_id, actor=actor,
+                       message=f"tags of {version_id} updated", details=change)
+
+    # ---- aliases -----------------------------------------------------------------------------
+    def alias_target(self, agent_id: str, alias: str) -> str | None:
+        rows = self.db.query("SELECT version_id FROM aliases WHERE agent_id = ? AND alias = ?", [agent_id, alias])
+        return rows[0][0] if rows else None
+
+    def aliases_of(self, agent_ids: Iterable[str]) -> dict[tuple[str, str], list[str]]:
+        ids = sorted(set(agent_ids))
+        if not ids:
+            return {}
+        rows = self.db.query(f"SELECT agent_id, version_id, alias FROM aliases WHERE agent_id IN "
+                             f"({', '.join('?' for _ in ids)}) ORDER BY alias", ids)
+        out: dict[tuple[str, str], list[str]] = {}
+        for agent_id, version_id, alias in rows:
+            out.setdefault((agent_id, version_id), []).append(alias)
+        return out
+
+    def set_alias(self, agent_id: str, alias: str, version_id: str, actor: str) -> str | None:
+        with self.db.transaction() as con:
+            old = con.execute("SELECT version_id FROM aliases WHERE agent_id = ? AND alias = ?",
+                              [agent_id, alias]).fetchone()
+            con.execute("DELETE FROM aliases WHERE agent_id = ? AND alias = ?", [agent_id, alias])
+            con.execute("INSERT INTO aliases VALUES (?, ?, ?, ?)", [agent_id, alias, version_id, naive()])
+            self.audit(con, "version.alias_set", agent_id=agent_id, version_id=version_id, actor=actor,
+                       message=f"alias '{alias}' -> {version_id}" + (f" (was {old[0]})" if old else ""),
+                       details={"alias": alias, "previous_version_id": old[0] if old else None})
+        return old[0] if old else None
+
+    def delete_alias(self, agent_id: str, alias: str, actor: str) -> str:
+        with self.db.transaction() as con:
+            old = con.execute("SELECT version_id FROM aliases WHERE agent_id = ? AND alias = ?",
+                              [agent_id, alias]).fetchone()
+            if old is None:
+                raise NotFound("alias", f"{agent_id}/{alias}")
+            con.execute("DELETE FROM aliases WHERE agent_id = ? AND alias = ?", [agent_id, alias])
+            self.audit(con, "version.alias_removed", agent_id=agent_id, version_id=old[0], actor=actor,
+                       message=f"alias '{alias}' removed from {old[0]}", details={"alias": alias})
+        return old[0]
+
+    # ---- predictions and feedback --------------------------------------------------------------
+    PREDICTION_COLUMNS = ("prediction_id", "agent_id", "version_id", "deployment_id", "arm", "environment",
+                          "request_key", "input", "output", "probability", "latency_ms", "create_time")
+
+    def insert_predictions(self, rows: Sequence[tuple]) -> None:
+        """Bulk insert as multi-row VALUES statements (far cheaper in DuckDB than executemany)."""
+        one = f"({', '.join('?' for _ in self.PREDICTION_COLUMNS)})"
+        for start in range(0, len(rows), 200):
+            chunk = rows[start:start + 200]
+            self.db.execute(f"INSERT INTO predictions ({', '.join(self.PREDICTION_COLUMNS)}) VALUES "
+                            + ", ".join(one for _ in chunk), [v for row in chunk for v in row])
+
+    def get_prediction(self, prediction_id: str) -> dict[str, Any] | None:
+        rows = self.db.query_dicts("SELECT * FROM predictions WHERE prediction_id = ?", [prediction_id])
+        return rows[0] if rows else None
+
+    def delete_predictions_before(self, cutoff: dt.datetime) -> None:
+        """Retention: feedback keeps its own copy of what it judged, so old predictions can go."""
+        self.db.execute("DELETE FROM predictions WHERE create_time < ?", [naive(cutoff)])
+
+    def count_predictions(self, deployment_id: str) -> dict[str, int]:
+        return {arm: n for arm, n in self.db.query(
+            "SELECT arm, count(*) FROM predictions WHERE deployment_id = ? GROUP BY arm", [deployment_id])}
+
+    def add_feedback(self, row: dict[str, Any]) -> dict[str, Any]:
+        with self.db.transaction() as con:
+            _insert(con, "feedback", row)
+        return self.db.query_dicts("SELECT * FROM feedback WHERE feedback_id = ?", [row["feedback_id"]])[0]
+
+    def list_feedback(self, agent_id: str, version_id: str, deployment_id: str, offset: int,
+                      limit: int) -> tuple[list[dict[str, Any]], int]:
+        where, params = ["agent_id = ?"], [agent_id]
+        for col, value in (("version_id", version_id), ("deployment_id", deployment_id)):
+            if value:
+                where.append(f"{col} = ?")
+                params.append(value)
+        clause = " AND ".join(where)
+        total = self.db.query(f"SELECT count(*) FROM feedback WHERE {clause}", params)[0][0]
+        rows = self.db.query_dicts(f"SELECT * FROM feedback WHERE {clause} ORDER BY create_time DESC, feedback_id "
+                                   "LIMIT ? OFFSET ?", params + [limit, offset])
         return rows, total
 
+    def arm_feedback(self, deployment_id: str, arm: str) -> tuple[int, int, list[float]]:
+        """(records, incorrect, latencies) of one arm of a deployment; a record's latency is the
+        client-reported one, else the server-side scoring time of the prediction it judges."""
+        rows = self.db.query(
+            "SELECT correct, coalesce(latency_ms, server_latency_ms) FROM feedback "
+            "WHERE deployment_id = ? AND arm = ?", [deployment_id, arm])
+        return len(rows), sum(1 for c, _ in rows if not c), [float(x) for _, x in rows if x is not None]
 
-def loads(value: str | None, default: Any) -> Any:
-    return json.loads(value) if value else default
+    def feedback_since(self, agent_id: str, since: dt.datetime) -> list[dict[str, Any]]:
+        return self.db.query_dicts("SELECT * FROM feedback WHERE agent_id = ? AND create_time > ? "
+                                   "ORDER BY create_time", [agent_id, naive(since)])
+
+    def count_feedback_since(self, agent_id: str, since: dt.datetime) -> int:
+        return self.db.query("SELECT count(*) FROM feedback WHERE agent_id = ? AND create_time > ?",
+                             [agent_id, naive(since)])[0][0]
+
+    # ---- deployments -------------------------------------------------------------------------
+    def add_deployment(self, con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
+        _insert(con, "deployments", row)
+
+    def update_deployment(self, con: duckdb.DuckDBPyConnection, deployment_id: str, **fields: Any) -> None:
+        fields["update_time"] = naive()
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        con.execute(f"UPDATE deployments SET {sets} WHERE deployment_id = ?", [*fields.values(), deployment_id])
+
+    def get_deployment(self, deployment_id: str) -> dict[str, Any]:
+        rows = self.db.query_dicts("SELECT * FROM deployments WHERE deployment_id = ?", [deployment_id])
+        if not rows:
+            raise NotFound("deployment", deployment_id)
+        return rows[0]
+
+    def latest_deployment(self, agent_id: str, environment: str) -> dict[str, Any] | None:
+        """The deployment in effect for an environment: the newest one that was not superseded."""
+        rows = self.db.query_dicts(
+            "SELECT * FROM deployments WHERE agent_id = ? AND environment = ? AND state != 'superseded' "
+            "ORDER BY create_time DESC, deployment_id DESC LIMIT 1", [agent_id, environment])
+        return rows[0] if rows else None
+
+    def rolling_out(self) -> list[dict[str, Any]]:
+        return self.db.query_dicts("SELECT * FROM deployments WHERE state = 'rolling-out'")
+
+    def list_deployments(self, agent_id: str, environment: str, state: str, offset: int,
+                         limit: int) -> tuple[list[dict[str, Any]], int]:
+        where, params = ["1=1"], []
+        for col, value in (("agent_id", agent_id), ("environment", environment), ("state", state)):
+            if value:
+                where.append(f"{col} = ?")
+                params.append(value)
+        clause = " AND ".join(where)
+        total = self.db.query(f"SELECT count(*) FROM deployments WHERE {clause}", params)[0][0]
+        rows = self.db.query_dicts(f"SELECT * FROM deployments WHERE {clause} "
+                                   "ORDER BY create_time DESC, deployment_id DESC LIMIT ? OFFSET ?",
+                                   params + [limit, offset])
+        return rows, total
+
+    # ---- auto-training -----------------------------------------------------------------------
+    def autotrain_config(self, agent_id: str) -> dict[str, Any] | None:
+        rows = self.db.query_dicts("SELECT * FROM autotrain_config WHERE agent_id = ?", [agent_id])
+        return rows[0] if rows else None
+
+    def put_autotrain_config(self, row: dict[str, Any], actor: str, change: dict[str, Any]) -> None:
+        with self.db.transaction() as con:
+            con.execute("DELETE FROM autotrain_config WHERE agent_id = ?", [row["agent_id"]])
+            _insert(con, "autotrain_config", {**row, "update_time": naive()})
+            self.audit(con, "autotraining.config_updated", agent_id=row["agent_id"], actor=actor,
+                       message=f"auto-training config of {row['agent_id'] or 'all agents'} updated", details=change)
+
+    def delete_autotrain_config(self, agent_id: str, actor: str) -> None:
+        with self.db.transaction() as con:
+            con.execute("DELETE FROM autotrain_config WHERE agent_id = ?", [agent_id])
+            self.audit(con, "autotraining.config_updated", agent_id=agent_id, actor=actor,
+                       message=f"auto-training override of {agent_id} removed", details={"clear_override": True})
+
+    def add_autotrain_run(self, row: dict[str, Any]) -> dict[str, Any]:
+        with self.db.transaction() as con:
+            _insert(con, "autotrain_runs", row)
+            started = row["state"] == "started"
+            self.audit(con, "autotraining.run_started" if started else "autotraining.run_failed",
+                       agent_id=row["agent_id"], version_id=row.get("base_version_id") or "", actor=row.get("actor") or "",
+                       message=(f"transfer job {row['job_id']} started from {row['base_version_id']}" if started
+                                else f"auto-training could not start: {row.get('error_message')}"),
+                       details={"run_id": row["run_id"], "job_id": row.get("job_id"),
+                                "feedback_count": row.get("feedback_count"),
+                                "trajectory_count": row.get("trajectory_count")})
+        return self.db.query_dicts("SELECT * FROM autotrain_runs WHERE run_id = ?", [row["run_id"]])[0]
+
+    def last_autotrain_run(self, agent_id: str) -> dict[str, Any] | None:
+        rows = self.db.query_dicts("SELECT * FROM autotrain_runs WHERE agent_id = ? "
+                                   "ORDER BY create_time DESC LIMIT 1", [agent_id])
+        return rows[0] if rows else None
+
+    def list_autotrain_runs(self, agent_id: str, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        where, params = ("agent_id = ?", [agent_id]) if agent_id else ("1=1", [])
+        total = self.db.query(f"SELECT count(*) FROM autotrain_runs WHERE {where}", params)[0][0]
+        rows = self.db.query_dicts(f"SELECT * FROM autotrain_runs WHERE {where} ORDER BY create_time DESC "
+                                   "LIMIT ? OFFSET ?", params + [limit, offset])
+        return rows, total
+
+    # ---- Ollama imports ----------------------------------------------------------------------
+    def add_ollama_import(self, row: dict[str, Any], actor: str) -> dict[str, Any]:
+        with self.db.transaction() as con:
+            _insert(con, "ollama_imports", row)
+            self.audit(con, "ollama.imported", agent_id=row["agent_id"], version_id=row["version_id"], actor=actor,
+                       message=f"{row['version_id']} imported into Ollama as '{row['ollama_name']}' "
+                               f"over '{row['base_model']}'",
+                       details={"import_id": row["import_id"], "ollama_url": row["ollama_url"],
+                                "demonstration_count": row["demonstration_count"]})
+        return row
+
+    # ---- stats -------------------------------------------------------------------------------
+    def stats(self) -> dict[str, int]:
+        q = lambda sql: self.db.query(sql)[0][0]  # noqa: E731 - a local shorthand
+        return {
+            "agent_count": q("SELECT count(*) FROM agents"),
+            "model_count": q("SELECT count(*) FROM versions"),
+            "deployed_model_count": q("SELECT count(*) FROM versions WHERE state = 'deployed'"),
+            "rolling_out_deployments": q("SELECT count(*) FROM deployments WHERE state = 'rolling-out'"),
+            "prediction_count": q("SELECT count(*) FROM predictions"),
+            "feedback_count": q("SELECT count(*) FROM feedback"),
+            "auto_training_runs": q("SELECT count(*) FROM autotrain_runs"),
+            "ollama_imports": q("SELECT count(*) FROM ollama_imports"),
+        }

@@ -1,0 +1,115 @@
+"""Predict: route a request to a version, score it with the warm session, record each prediction.
+
+Kept free of database reads: routes and pinned versions come from memory (serving.py), the
+predictions go to the write-behind log.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+from services.common.errors import FailedPrecondition, InvalidArgument
+from services.common.timeutil import now
+from services.registry.convert import ARMS, ENVIRONMENT_ENUMS, ENVIRONMENTS
+from services.registry.deployments import Deployments
+from services.registry.resolve import resolve_version
+from services.registry.rollout import bucket, takes_candidate
+from services.registry.serving import PredictionLog, Served, SessionCache
+from services.registry.store import RegistryStore, naive
+from services.registry.versioning import VERSION_RE
+from trainhouse.v1 import model_registry_pb2, model_version_pb2
+
+MAX_INPUTS = 1000
+MAX_INPUT_CHARS = 100_000
+MAX_KEY_CHARS = 256
+MAX_TOP_K = 100
+
+
+class Predictor:
+    def __init__(self, store: RegistryStore, deployments: Deployments, sessions: SessionCache, log: PredictionLog):
+        self.store = store
+        self.deployments = deployments
+        self.sessions = sessions
+        self.log = log
+        self._pinned: dict[tuple[str, str], Served] = {}
+        self._lock = threading.Lock()
+
+    def _validate(self, request: model_registry_pb2.PredictRequest) -> str:
+        if not request.agent_id:
+            raise InvalidArgument("agent_id", "is required")
+        if not request.inputs:
+            raise InvalidArgument("inputs", "at least one input is required")
+        if len(request.inputs) > MAX_INPUTS:
+            raise InvalidArgument("inputs", f"at most {MAX_INPUTS} inputs per call")
+        for i, text in enumerate(request.inputs):
+            if len(text) > MAX_INPUT_CHARS:
+                raise InvalidArgument(f"inputs[{i}]", f"at most {MAX_INPUT_CHARS} characters")
+        if request.top_k < 0 or request.top_k > MAX_TOP_K:
+            raise InvalidArgument("top_k", f"must be between 0 and {MAX_TOP_K}")
+        if len(request.request_key) > MAX_KEY_CHARS:
+            raise InvalidArgument("request_key", f"at most {MAX_KEY_CHARS} characters")
+        environment = ENVIRONMENTS.get(request.environment)
+        if environment is None:
+            raise InvalidArgument("environment", "unknown environment")
+        return environment
+
+    def _pinned_version(self, agent_id: str, ref: str) -> Served:
+        """Exact version ids are immutable and cached; aliases and "latest" are looked up each time."""
+        key = (agent_id, ref)
+        served = self._pinned.get(key)
+        if served is not None:
+            return served
+        served = Served.of(resolve_version(self.store, agent_id, ref, "", field="version_id"))
+        if VERSION_RE.match(ref):
+            with self._lock:
+                self._pinned[key] = served
+        return served
+
+    def predict(self, request: model_registry_pb2.PredictRequest) -> model_registry_pb2.PredictResponse:
+        environment = self._validate(request)
+        agent_id = request.agent_id
+        deployment_id = ""
+        if request.version_id:
+            served, arm = self._pinned_version(agent_id, request.version_id), "pinned"
+        else:
+            route = self.deployments.router.route(agent_id, environment)
+            if route.next_due is not None and now() >= route.next_due:
+                self.deployments.tick(route.deployment_id)  # a step or the end fell due: move first
+                route = self.deployments.router.route(agent_id, environment)
+            key = request.request_key or uuid.uuid4().hex
+            if route.candidate is not None and (
+                    route.percentage >= 100
+                    or takes_candidate(bucket(agent_id, route.deployment_id, key), route.percentage)):
+                served, arm = route.candidate, "candidate"
+            else:
+                served, arm = route.stable, "stable"
+            if served is None:
+                if environment == "staging":
+                    raise FailedPrecondition(f"nothing is deployed to staging for agent '{agent_id}'",
+                                             metadata={"resource": "agent", "id": agent_id})
+                raise FailedPrecondition(f"agent '{agent_id}' has no trained version yet",
+                                         metadata={"resource": "agent", "id": agent_id})
+            deployment_id = route.deployment_id
+        model = self.sessions.get(served.path, served.sha256, f"{agent_id}/{served.version_id}")
+        texts = list(request.inputs)
+        started = time.perf_counter()
+        probs = model.predict_proba(texts)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        labels = model.labels
+        k = min(request.top_k or 3, len(labels))
+        created = naive()
+        key = request.request_key
+        predictions, rows = [], []
+        for text, p in zip(texts, probs):
+            order = p.argsort()[::-1][:k]
+            top = [model_version_pb2.ScoredOutput(output=labels[i], probability=float(p[i])) for i in order]
+            prediction_id = f"pred-{uuid.uuid4().hex[:16]}"
+            predictions.append(model_version_pb2.Prediction(output=top[0].output, probability=top[0].probability,
+                                                            top=top, prediction_id=prediction_id))
+            rows.append((prediction_id, agent_id, served.version_id, deployment_id, arm, environment, key, text,
+                         top[0].output, top[0].probability, latency_ms, created))
+        self.log.append(rows)
+        return model_registry_pb2.PredictResponse(
+            predictions=predictions, version_id=served.version_id, deployment_id=deployment_id, arm=ARMS[arm],
+            environment=ENVIRONMENT_ENUMS[environment])
