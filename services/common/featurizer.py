@@ -118,6 +118,21 @@ class SparseRows:
     def nnz_per_row(self) -> np.ndarray:
         return np.diff(self.indptr)
 
+    def take(self, rows: Sequence[int] | np.ndarray) -> "SparseRows":
+        """The selected rows (in that order) as a new CSR block: the trainer's sparse batches,
+        which never materialise the ``dim`` columns."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts = self.indptr[rows]
+        lengths = self.indptr[rows + 1] - starts
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        total = int(indptr[-1])
+        if len(rows) and np.all(rows[1:] == rows[:-1] + 1):  # a contiguous run: plain slices
+            lo, hi = int(self.indptr[rows[0]]), int(self.indptr[rows[-1] + 1])
+            return SparseRows(indptr, self.indices[lo:hi], self.values[lo:hi], self.dim)
+        flat = np.repeat(starts - indptr[:-1], lengths) + np.arange(total)
+        return SparseRows(indptr, self.indices[flat], self.values[flat], self.dim)
+
     def to_dense(self, rows: Sequence[int] | np.ndarray | None = None, dtype: Any = np.float32) -> np.ndarray:
         """Dense matrix of the selected rows (all rows when ``rows`` is None), in that order."""
         if rows is None:

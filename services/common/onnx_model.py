@@ -32,6 +32,23 @@ class OnnxModel:
         self.metadata: dict[str, Any] = json.loads(meta.get(META_EXTRA, "{}"))
         self.featurizer = HashingFeaturizer(self.featurizer_config)
         self._input = session.get_inputs()[0].name
+        # A GRPO tool policy takes the query features plus an episode-state vector; served on a
+        # text, it answers the first action of a fresh episode (an all-zero state).
+        layout = json.loads(meta.get("policy_layout", "null"))
+        self.state_dim: int = int(layout["state_dim"]) if layout else 0
+        self.kind = "policy" if layout else "classifier"
+        # Where the graph came from (bytes or a path), so the trainer can read the weights back
+        # (``TrainedModel.from_onnx_model``) to fine-tune a served version; None for a bare session.
+        self.source: bytes | str | None = None
+
+    def onnx_bytes(self) -> bytes:
+        """The serialized ONNX model this instance serves."""
+        if isinstance(self.source, bytes):
+            return self.source
+        if isinstance(self.source, str):
+            with open(self.source, "rb") as fh:
+                return fh.read()
+        raise ValueError("this OnnxModel was built from a session; its ONNX bytes are not available")
 
     @staticmethod
     def _options() -> ort.SessionOptions:
@@ -44,11 +61,15 @@ class OnnxModel:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "OnnxModel":
-        return cls(ort.InferenceSession(data, sess_options=cls._options(), providers=["CPUExecutionProvider"]))
+        model = cls(ort.InferenceSession(data, sess_options=cls._options(), providers=["CPUExecutionProvider"]))
+        model.source = bytes(data)
+        return model
 
     @classmethod
     def from_path(cls, path: str) -> "OnnxModel":
-        return cls(ort.InferenceSession(path, sess_options=cls._options(), providers=["CPUExecutionProvider"]))
+        model = cls(ort.InferenceSession(path, sess_options=cls._options(), providers=["CPUExecutionProvider"]))
+        model.source = str(path)
+        return model
 
     def predict_proba_features(self, features: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self._input: np.ascontiguousarray(features, dtype=np.float32)})[0]
@@ -60,7 +81,10 @@ class OnnxModel:
         out = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
         for start in range(0, len(rows), batch_size):
             idx = np.arange(start, min(start + batch_size, len(rows)))
-            out[idx] = self.predict_proba_features(rows.to_dense(idx))
+            dense = rows.to_dense(idx)
+            if self.state_dim:
+                dense = np.concatenate([dense, np.zeros((len(idx), self.state_dim), dtype=np.float32)], axis=1)
+            out[idx] = self.predict_proba_features(dense)
         return out
 
     def predict(self, texts: Sequence[str]) -> list[tuple[str, float]]:

@@ -83,6 +83,11 @@ def job_proto(row: dict[str, Any], throughput: float | None = None) -> training_
     job.progress.current_step = step
     job.progress.total_steps = total_steps
     job.progress.percent_complete = round(100.0 * min(fraction, 1.0), 2)
+    if row["method"] == "grpo":
+        job.progress.current_iteration = job.progress.current_epoch
+        job.progress.total_iterations = job.progress.total_epochs
+    job.cost_usd = row.get("cost_usd") or 0.0
+    job.budget_usd = row.get("budget_usd") or 0.0
     start = _utc(row["start_time"])
     if start is not None and 0 < fraction < 1 and row["state"] in ("running", "validating", "initializing"):
         elapsed = (now() - start).total_seconds()
@@ -133,6 +138,10 @@ def event_proto(job_id: str, event: dict[str, Any]) -> training_job_pb2.JobEvent
         msg.step.CopyFrom(training_job_pb2.StepProgress(
             epoch=p.get("epoch") or 0, step=p.get("step") or 0, total_steps=p.get("total_steps") or 0,
             metrics=p.get("metrics") or {}))
+    elif kind == "budget":
+        msg.budget.CopyFrom(training_job_pb2.BudgetUpdate(
+            cost_usd=p.get("cost_usd") or 0.0, budget_usd=p.get("budget_usd") or 0.0,
+            fraction=p.get("fraction") or 0.0, level=p.get("level", "")))
     elif kind == "metric":
         msg.metric.CopyFrom(training_job_pb2.MetricUpdate(
             name=p["name"], value=float(p["value"]), epoch=p.get("epoch") or 0, step=p.get("step") or 0))

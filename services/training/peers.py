@@ -71,3 +71,32 @@ def register_version(job: dict[str, Any], artifact_path: str, metrics: dict[str,
                                     metadata=[("x-idempotency-key", hashlib.sha256(
                                         (job["job_id"]).encode()).hexdigest())])
     return response.version.version_id
+
+
+def fetch_base_model(agent_id: str, version_id: str) -> tuple[str, bytes] | None:
+    """The ONNX artifact of `version_id` (or of the version the agent serves when empty).
+
+    None when the agent has no version yet; NOT_FOUND when a named version does not exist.
+    """
+    stub = model_registry_pb2_grpc.ModelRegistryStub(channel("registry"))
+    try:
+        resp = stub.GetVersionArtifact(model_registry_pb2.GetVersionArtifactRequest(
+            agent_id=agent_id, version_id=version_id), timeout=TIMEOUT_S)
+    except grpc.RpcError as err:
+        code = err.code()
+        if code == grpc.StatusCode.NOT_FOUND and version_id:
+            raise NotFound("version", f"{agent_id}/{version_id}") from None
+        if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
+            return None
+        raise _unavailable("ModelRegistry", err) from None
+    return resp.version.version_id, resp.onnx_model
+
+
+def ingest_trajectories(job: dict[str, Any], trajectories: list[dict[str, Any]]) -> None:
+    """Send a GRPO job's trajectories to DataService (idempotent per trajectory id)."""
+    from services.training.trajectory_codec import trajectory_proto
+
+    stub = data_service_pb2_grpc.DataServiceStub(channel("data"))
+    request = data_service_pb2.IngestTrajectoriesRequest(
+        trajectories=[trajectory_proto(job, t) for t in trajectories])
+    stub.IngestTrajectories(iter([request]), timeout=TIMEOUT_S)

@@ -1,10 +1,13 @@
 """Validate a StartJob request at the edge and turn it into the domain's job spec.
 
 Everything the worker later relies on is checked here, synchronously, so a bad request is an
-INVALID_ARGUMENT naming its field instead of a job that fails a second later.
+INVALID_ARGUMENT naming its field instead of a job that fails a second later. Field paths are
+the request's own (``config.learning_rate``, ``examples[3].input``, ``training_queries``).
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,11 +16,16 @@ from google.protobuf.json_format import MessageToDict
 from services.common.errors import InvalidArgument
 from services.common.example_codec import example_dicts
 from services.common.validation import resource_id
+from services.training.grpo.config import GRPOConfig
+from services.training.grpo.environment import parse_queries
+from services.training.trainer.dispatch import parse_config
 from services.training.trainer.examples import parse_examples
-from services.training.trainer.supervised_config import SupervisedConfig
+from services.training.trainer.feedback import parse_feedback
 from trainhouse.v1 import job_state_pb2, training_service_pb2
 
 MAX_EXAMPLES = 1_000_000
+# Seed 003: "Training queries (min 100)".
+MIN_GRPO_QUERIES = 100
 
 METHODS = {
     job_state_pb2.TRAINING_METHOD_UNSPECIFIED: "supervised",
@@ -27,7 +35,7 @@ METHODS = {
     job_state_pb2.TRAINING_METHOD_REINFORCEMENT: "reinforcement",
     job_state_pb2.TRAINING_METHOD_GRPO: "grpo",
 }
-SUPPORTED_METHODS = {"supervised"}
+CLASSIFIER_METHODS = ("supervised", "few_shot", "transfer")
 
 
 @dataclass
@@ -36,22 +44,32 @@ class JobSpec:
     account_id: str
     display_name: str
     method: str
-    config: SupervisedConfig
-    config_dict: dict[str, Any]
-    examples: list[dict[str, Any]]
-    validation_examples: list[dict[str, Any]]
+    config: Any                      # the paradigm's config dataclass
+    config_dict: dict[str, Any]      # what the worker parses again (the user's keys)
+    # Job folder content: examples / validation_examples, or training/evaluation queries.
+    data: dict[str, Any]
+    example_count: int
+    total_epochs: int
+    budget_usd: float | None
     dataset_id: str
     base_version_id: str
 
+    def resolved_config(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self.config), default=list))
+
+
+def _prefixed(err: InvalidArgument, prefix: str) -> InvalidArgument:
+    return InvalidArgument(f"{prefix}{err.field}" if err.field else prefix.rstrip("."), err.message)
+
 
 def config_dict(request: training_service_pb2.StartJobRequest) -> dict[str, Any]:
-    cfg = request.config
-    out = MessageToDict(cfg, preserving_proto_field_name=True)
+    """The typed config as the snake_case dict the trainer configs parse (unset fields omitted)."""
+    out = MessageToDict(request.config, preserving_proto_field_name=True)
     out.pop("method", None)
+    out.pop("grpo", None)
     options = out.pop("options", None) or {}
     out.update(options)
-    # MessageToDict renders int64 as strings; the config parser wants numbers.
-    if "seed" in out:
+    if "seed" in out:  # MessageToDict renders int64 as a string
         out["seed"] = int(out["seed"])
     curriculum = out.get("curriculum")
     if curriculum is not None:
@@ -60,14 +78,66 @@ def config_dict(request: training_service_pb2.StartJobRequest) -> dict[str, Any]
     return out
 
 
+def grpo_config_dict(request: training_service_pb2.StartJobRequest) -> dict[str, Any]:
+    out = MessageToDict(request.config.grpo, preserving_proto_field_name=True)
+    options = MessageToDict(request.config.options) if request.config.HasField("options") else {}
+    out.update(options)  # extra GRPO knobs (kl_estimator, scale_rewards, tools, ...)
+    if request.config.HasField("seed"):
+        out.setdefault("seed", int(request.config.seed))
+    if request.config.hidden_sizes:
+        out.setdefault("hidden_sizes", list(request.config.hidden_sizes))
+    if request.config.HasField("max_budget_usd"):
+        out.setdefault("max_budget_usd", request.config.max_budget_usd)
+    return out
+
+
+def rated_dicts(items: Any) -> list[dict[str, Any]]:
+    out = []
+    for r in items:
+        item: dict[str, Any] = {"input": r.input, "output": r.output}
+        for name in ("rating", "reward", "success", "propensity"):
+            if r.HasField(name):
+                item[name] = getattr(r, name)
+        if r.HasField("metadata"):
+            item["metadata"] = MessageToDict(r.metadata)
+        out.append(item)
+    return out
+
+
+def query_dicts(items: Any) -> list[dict[str, Any]]:
+    return [{"query": q.query, "expected_outcome": MessageToDict(q.expected_outcome)} for q in items]
+
+
+def method_of(request: training_service_pb2.StartJobRequest) -> str:
+    method = METHODS.get(request.config.method)
+    if method is None:
+        raise InvalidArgument("config.method", f"unknown training method; expected one of "
+                              f"{', '.join(sorted(set(METHODS.values())))}")
+    return method
+
+
 def parse_start_request(request: training_service_pb2.StartJobRequest,
                         dataset_examples: list[dict[str, Any]] | None) -> JobSpec:
     agent_id = resource_id(request.agent_id, "agent_id")
-    method = METHODS.get(request.config.method)
-    if method is None:
-        raise InvalidArgument("config.method", "unknown training method")
-    if method not in SUPPORTED_METHODS:
-        raise InvalidArgument("config.method", f"'{method}' is not available yet; use 'supervised'")
+    method = method_of(request)
+    common = dict(agent_id=agent_id, account_id=request.account_id or "default", display_name=request.display_name,
+                  method=method, dataset_id=request.dataset_id, base_version_id=request.base_version_id)
+    if method == "grpo":
+        return _grpo_spec(request, common)
+    if method == "reinforcement":
+        return _reinforcement_spec(request, common)
+    return _classifier_spec(request, dataset_examples, common)
+
+
+def _parse_config(method: str, raw: dict[str, Any]) -> Any:
+    try:
+        return parse_config(method, raw)
+    except InvalidArgument as err:
+        raise _prefixed(err, "config.") from None
+
+
+def _classifier_spec(request, dataset_examples, common) -> JobSpec:
+    method = common["method"]
     examples = example_dicts(request.examples) if request.examples else (dataset_examples or [])
     if not examples:
         raise InvalidArgument("examples", "at least 2 examples are required (inline or through a dataset)")
@@ -79,14 +149,46 @@ def parse_start_request(request: training_service_pb2.StartJobRequest,
         parse_examples(validation, "validation_examples")
     if len(parsed) < 2:
         raise InvalidArgument("examples", "at least 2 examples are required")
-    if len({e.expected_output for e in parsed}) < 2:
+    if method != "transfer" and len({e.expected_output for e in parsed}) < 2:
         raise InvalidArgument("examples", "examples must name at least 2 distinct outputs")
-    raw_config = config_dict(request)
+    raw = config_dict(request)
+    config = _parse_config(method, raw)
+    return JobSpec(**common, config=config, config_dict=raw,
+                   data={"examples": examples, "validation_examples": validation},
+                   example_count=len(examples) + len(validation), total_epochs=config.total_epochs,
+                   budget_usd=config.max_budget_usd)
+
+
+def _reinforcement_spec(request, common) -> JobSpec:
+    if request.examples:
+        raise InvalidArgument("examples", "reinforcement learns from rated_examples (input, output, rating|reward|"
+                              "success); labelled examples belong to supervised, few_shot or transfer")
+    rated = rated_dicts(request.rated_examples)
+    if not rated:
+        raise InvalidArgument("rated_examples", "reinforcement needs at least one rated example")
+    if len(rated) > MAX_EXAMPLES:
+        raise InvalidArgument("rated_examples", f"at most {MAX_EXAMPLES} records per job")
+    parse_feedback(rated, "rated_examples")
+    raw = config_dict(request)
+    config = _parse_config("reinforcement", raw)
+    return JobSpec(**common, config=config, config_dict=raw, data={"examples": rated, "validation_examples": []},
+                   example_count=len(rated), total_epochs=config.total_epochs, budget_usd=config.max_budget_usd)
+
+
+def _grpo_spec(request, common) -> JobSpec:
+    queries = query_dicts(request.training_queries)
+    if len(queries) < MIN_GRPO_QUERIES:
+        raise InvalidArgument("training_queries", f"GRPO needs at least {MIN_GRPO_QUERIES} training queries, "
+                              f"got {len(queries)}")
+    parse_queries(queries, "training_queries")
+    evaluation = query_dicts(request.evaluation_queries)
+    if evaluation:
+        parse_queries(evaluation, "evaluation_queries")
+    raw = grpo_config_dict(request)
     try:
-        config = SupervisedConfig.from_dict(raw_config)
-    except InvalidArgument as err:  # report the path in the request, as for every other field
-        raise InvalidArgument(f"config.{err.field}", err.message) from None
-    return JobSpec(agent_id=agent_id, account_id=request.account_id or "default",
-                   display_name=request.display_name, method=method, config=config, config_dict=raw_config,
-                   examples=examples, validation_examples=validation, dataset_id=request.dataset_id,
-                   base_version_id=request.base_version_id)
+        config = GRPOConfig.from_dict(raw, strict=False)
+    except InvalidArgument as err:
+        raise _prefixed(err, "config.grpo.") from None
+    return JobSpec(**common, config=config, config_dict=raw,
+                   data={"training_queries": queries, "evaluation_queries": evaluation},
+                   example_count=len(queries), total_epochs=config.n_iterations, budget_usd=config.max_budget_usd)

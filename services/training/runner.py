@@ -47,7 +47,9 @@ Registrar = Callable[[dict[str, Any], str, dict[str, float]], str]
 
 class JobRunner:
     def __init__(self, store: JobStore, hub: EventHub, home: Path, settings: TrainingSettings,
-                 register: Registrar, executor: Executor | None = None):
+                 register: Registrar, executor: Executor | None = None,
+                 ingest: Callable[[dict[str, Any], list[dict[str, Any]]], None] | None = None):
+        self.ingest = ingest or (lambda job, trajectories: None)
         self.executor = executor or LocalExecutor()
         self.store = store
         self.hub = hub
@@ -176,13 +178,24 @@ class JobRunner:
                                 "message": payload.get("message", ""), "terminal": False}, {"state": state})]
         if kind in ("epoch", "step"):
             metrics = {k: payload[k] for k in EPOCH_METRICS if payload.get(k) is not None}
-            event = {"epoch": payload.get("epoch"), "total_epochs": payload.get("total_epochs"),
+            # GRPO iterations carry their rollout metrics (avg_reward, success_rate, kl, ...).
+            metrics.update({k: v for k, v in (payload.get("metrics") or {}).items()
+                            if isinstance(v, (int, float)) and not isinstance(v, bool)})
+            event = {"epoch": payload.get("epoch", payload.get("iteration")),
+                     "total_epochs": payload.get("total_epochs", payload.get("total_iterations")),
                      "step": payload.get("step"), "total_steps": payload.get("total_steps"), "metrics": metrics}
             fields = {"current_step": payload.get("step") or 0, "total_steps": payload.get("total_steps") or 0,
                       "metrics_json": json.dumps(metrics)}
             if kind == "epoch":
                 fields.update(current_epoch=payload.get("epoch") or 0, total_epochs=payload.get("total_epochs") or 0)
+            elif "iteration" in payload:  # a GRPO iteration is its unit of progress
+                fields.update(current_epoch=payload["iteration"], total_epochs=payload.get("total_iterations") or 0)
             return [(kind, event, fields)]
+        if kind == "budget":
+            return [("budget", payload, {"cost_usd": payload.get("cost_usd") or 0.0})]
+        if kind == "trajectories":
+            self._ingest(job, payload.get("trajectories") or [])
+            return []
         if kind == "checkpoint":
             path = payload.get("path")
             size = Path(path).stat().st_size if path and Path(path).exists() else 0
@@ -190,10 +203,33 @@ class JobRunner:
             job.last_checkpoint_id = payload["checkpoint_id"]
             return [("checkpoint", {**payload, "size_bytes": size}, fields)]
         if kind == "metric":
-            return [("metric", payload, {})]
+            fields = {"cost_usd": payload["value"]} if payload.get("name") == "cost_usd" else {}
+            return [("metric", payload, fields)]
         if kind == "log":
             return [("log", {"level": payload.get("level", "info"), "message": str(payload.get("message", ""))}, {})]
         return []
+
+    def _ingest(self, job: RunningJob, trajectories: list[dict[str, Any]]) -> None:
+        """Every GRPO trajectory goes to DataService (seed 003 export). A batch DataService cannot
+        take now is kept in the job folder and sent before the next one: none is dropped."""
+        import json
+
+        pending = self.job_dir(job.job_id) / "trajectories-unsent.jsonl"
+        batches = []
+        if pending.exists():
+            batches = [json.loads(line) for line in pending.read_text().splitlines() if line]
+        batches.append(trajectories)
+        row = self.store.get_job(job.job_id)
+        for i, batch in enumerate(batches):
+            try:
+                self.ingest(row, batch)
+            except Exception as err:  # DataService down: keep the rest for later
+                log(logger, "trajectory ingest deferred", logging.WARNING, job_id=job.job_id, error=str(err))
+                tmp = pending.with_suffix(".tmp")
+                tmp.write_text("".join(json.dumps(b) + "\n" for b in batches[i:]))
+                tmp.replace(pending)
+                return
+        pending.unlink(missing_ok=True)
 
     def _finish(self, job: RunningJob, outcome: tuple | None) -> None:
         end = now().replace(tzinfo=None)

@@ -1,12 +1,13 @@
 """TrainingService RPCs: validate, call the store/runner, build the response."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import uuid
 from typing import Any
 
 import grpc
+from google.protobuf import struct_pb2
+from google.protobuf.duration_pb2 import Duration
 
 from services.common.errors import FailedPrecondition, InvalidArgument
 from services.common.pagination import decode_page_token, next_token, page_size
@@ -14,15 +15,17 @@ from services.common.example_codec import example_proto
 from services.training import peers
 from services.training.convert import STATE_NAMES, checkpoint_proto, event_proto, job_proto
 from services.training.events import EventHub
-from services.training.requests import parse_start_request
+from services.training.policy_evaluation import evaluate_job_policy
+from services.training.requests import parse_start_request, query_dicts
 from services.training.runner import JobRunner
 from services.training.store import TERMINAL_STATES, JobStore
 from trainhouse.v1 import training_job_pb2, training_service_pb2, training_service_pb2_grpc
 
 
-def resolved_config(config: Any) -> dict[str, Any]:
-    out = dataclasses.asdict(config)
-    return json.loads(json.dumps(out, default=list))
+def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(json.loads(json.dumps(value, default=str)))
+    return out
 
 
 class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
@@ -37,23 +40,42 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
             dataset_id, dataset_examples = peers.fetch_dataset(request.dataset_id)
         spec = parse_start_request(request, dataset_examples)
         peers.ensure_agent(spec.agent_id)
+        base = self._base_model(spec)
         job_id = f"job-{uuid.uuid4()}"
         job_dir = self.runner.job_dir(job_id)
         job_dir.mkdir(parents=True, exist_ok=True)
-        (job_dir / "examples.json").write_text(json.dumps(
-            {"examples": spec.examples, "validation_examples": spec.validation_examples}))
-        resolved = resolved_config(spec.config)
+        (job_dir / "examples.json").write_text(json.dumps(spec.data))
+        base_version_id = spec.base_version_id
+        if base is not None:
+            base_version_id, onnx_bytes = base
+            (job_dir / "base_model.onnx").write_bytes(onnx_bytes)
         self.store.create_job({
             "job_id": job_id, "agent_id": spec.agent_id, "account_id": spec.account_id,
             "display_name": spec.display_name, "method": spec.method, "state": "queued",
-            "config_json": json.dumps({"raw": spec.config_dict, "resolved": resolved}),
-            "dataset_id": dataset_id, "base_version_id": spec.base_version_id,
-            "example_count": len(spec.examples) + len(spec.validation_examples),
-            "train_examples": 0, "validation_examples": 0, "total_epochs": spec.config.total_epochs,
+            "config_json": json.dumps({"raw": spec.config_dict, "resolved": spec.resolved_config()}),
+            "dataset_id": dataset_id, "base_version_id": base_version_id,
+            "example_count": spec.example_count, "budget_usd": spec.budget_usd,
+            "train_examples": 0, "validation_examples": 0, "total_epochs": spec.total_epochs,
         })
         self.hub.status(job_id, "queued", message="waiting for a free slot")
         self.runner.kick()
         return training_service_pb2.StartJobResponse(job=self._job(job_id))
+
+    @staticmethod
+    def _base_model(spec) -> tuple[str, bytes] | None:
+        """transfer starts from a version (named, else the one served); reinforcement adapts the
+        served version when there is one, else learns from scratch."""
+        if spec.method not in ("transfer", "reinforcement"):
+            if spec.base_version_id:
+                raise InvalidArgument("base_version_id", f"only transfer and reinforcement start from a version, "
+                                      f"not {spec.method}")
+            return None
+        base = peers.fetch_base_model(spec.agent_id, spec.base_version_id)
+        if base is None and spec.method == "transfer":
+            raise FailedPrecondition(f"agent '{spec.agent_id}' has no trained version to transfer from; "
+                                     "train it (supervised or few_shot) first or name base_version_id",
+                                     metadata={"resource": "agent", "id": spec.agent_id})
+        return base
 
     def _job(self, job_id: str):
         row = self.store.get_job(job_id)
@@ -103,6 +125,29 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         for job_id, event in self.hub.watch_all(request.after_cursor, request.account_id, context.is_active):
             yield event_proto(job_id, event)
 
+    def EvaluatePolicy(self, request, context):
+        if not request.job_id:
+            raise InvalidArgument("job_id", "is required")
+        job = self.store.get_job(request.job_id)
+        if job["method"] != "grpo":
+            raise FailedPrecondition(f"job {request.job_id} trained a {job['method']} model, not a GRPO policy; "
+                                     "evaluate it with EvaluationService")
+        queries = query_dicts(request.evaluation_queries) if request.evaluation_queries else None
+        result = evaluate_job_policy(job, self.runner.job_dir(request.job_id), self.store, request.checkpoint_id,
+                                     queries)
+        comparison = result["baseline_comparison"]
+        return training_service_pb2.EvaluatePolicyResponse(
+            job_id=request.job_id, checkpoint_id=result["checkpoint_id"], metrics=result["metrics"],
+            baseline_comparison=training_service_pb2.PolicyBaselineComparison(
+                success_rate_improvement=comparison["success_rate_improvement"],
+                avg_reward_improvement=comparison["avg_reward_improvement"], p_value=comparison["p_value"],
+                reward_p_value=comparison["reward_p_value"],
+                statistically_significant=comparison["statistically_significant"],
+                baseline=comparison["baseline"]),
+            queries_evaluated=result["queries_evaluated"],
+            evaluation_duration=Duration(nanos=int((result["seconds"] % 1) * 1e9), seconds=int(result["seconds"])),
+            results=[_struct(r) for r in result["results"]])
+
     def ListCheckpoints(self, request, context):
         self.store.get_job(request.job_id)
         offset = decode_page_token(request.page_token)
@@ -131,7 +176,9 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
     def ListJobExamples(self, request, context):
         if not request.job_id:
             raise InvalidArgument("job_id", "is required")
-        self.store.get_job(request.job_id)
+        if self.store.get_job(request.job_id)["method"] in ("grpo", "reinforcement"):
+            raise FailedPrecondition("grpo and reinforcement jobs learn from queries / rated feedback, "
+                                     "not labelled examples")
         split = request.split or "all"
         if split not in ("all", "train", "validation"):
             raise InvalidArgument("split", "must be one of all, train, validation")

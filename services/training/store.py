@@ -47,7 +47,9 @@ SCHEMA = [
         start_time TIMESTAMP,
         end_time TIMESTAMP,
         update_time TIMESTAMP NOT NULL,
-        last_sequence BIGINT DEFAULT 0
+        last_sequence BIGINT DEFAULT 0,
+        cost_usd DOUBLE DEFAULT 0,
+        budget_usd DOUBLE
     )""",
     """CREATE TABLE IF NOT EXISTS job_events (
         job_id VARCHAR NOT NULL,
@@ -85,7 +87,7 @@ SCHEMA = [
 _JOB_UPDATABLE = {
     "state", "train_examples", "validation_examples", "current_epoch", "total_epochs", "current_step",
     "total_steps", "metrics_json", "model_version_id", "best_checkpoint_id", "status_reason",
-    "error_message", "start_time", "end_time",
+    "error_message", "start_time", "end_time", "cost_usd", "base_version_id",
 }
 
 

@@ -83,29 +83,41 @@ def run_job(spec: dict[str, Any], queue: Any, cancel: Any, shutdown: Any) -> Non
         queue.put(("error", {"reason": "trainer_error", "message": f"{type(err).__name__}: {err}"}))
 
 
-def _run(spec: dict[str, Any], queue: Any, cancel: Any, shutdown: Any) -> None:
-    # Imported here so the spawn start-up of the parent stays light.
-    from services.common.onnx_model import OnnxModel
-    from services.training.trainer.examples import parse_examples
-    from services.training.trainer.onnx_export import export_onnx
-    from services.training.trainer.supervised_config import SupervisedConfig
-    from services.training.trainer.supervised_trainer import SupervisedTrainer
-
-    job_dir = Path(spec["job_dir"])
-    data = json.loads((job_dir / "examples.json").read_text())
-    config = SupervisedConfig.from_dict(spec["config"])
-    train = parse_examples(data["examples"], "examples")
-    validation = parse_examples(data["validation_examples"], "validation_examples") if data["validation_examples"] else None
-    callbacks = QueueCallbacks(queue, cancel, shutdown, str(job_dir / "checkpoints"),
-                               watch_parent=spec.get("watch_parent", True))
-    (job_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    trainer = SupervisedTrainer(config, train, validation, callbacks)
+def _write_split(job_dir: Path, trainer: Any) -> None:
+    """Record the split the job really used, so evaluation compares runs on the same examples."""
     split_file = job_dir / "split.json"
-    if not split_file.exists():  # the split the job really used, for evaluation on the same examples
+    if not split_file.exists():
         tmp = split_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({"train": [e.to_dict() for e in trainer.train_examples],
                                    "validation": [e.to_dict() for e in trainer.validation_examples]}))
         tmp.replace(split_file)
+
+
+def _run(spec: dict[str, Any], queue: Any, cancel: Any, shutdown: Any) -> None:
+    job_dir = Path(spec["job_dir"])
+    data = json.loads((job_dir / "examples.json").read_text())
+    callbacks = QueueCallbacks(queue, cancel, shutdown, str(job_dir / "checkpoints"),
+                               watch_parent=spec.get("watch_parent", True))
+    (job_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    if spec["method"] == "grpo":
+        _run_grpo(spec, job_dir, data, queue, callbacks)
+    else:
+        _run_classifier(spec, job_dir, data, queue, callbacks)
+
+
+def _run_classifier(spec: dict[str, Any], job_dir: Path, data: dict[str, Any], queue: Any,
+                    callbacks: QueueCallbacks) -> None:
+    # Imported here so the spawn start-up of the parent stays light.
+    from services.common.onnx_model import OnnxModel
+    from services.training.trainer.dispatch import make_trainer
+    from services.training.trainer.onnx_export import export_onnx
+
+    base_file = job_dir / "base_model.onnx"
+    base = base_file.read_bytes() if base_file.exists() else None
+    trainer = make_trainer(spec["method"], spec["config"], data["examples"], data["validation_examples"] or None,
+                           callbacks, base_model_onnx=base)
+    if spec["method"] != "reinforcement":
+        _write_split(job_dir, trainer)
     queue.put(("event", "sizes", {"train_examples": len(trainer.train_examples),
                                    "validation_examples": len(trainer.validation_examples)}))
     queue.put(("event", "status", {"state": "running"}))
@@ -126,7 +138,48 @@ def _run(spec: dict[str, Any], queue: Any, cancel: Any, shutdown: Any) -> None:
         raise RuntimeError(f"ONNX export disagrees with NumPy by {diff:.2e} (> {PARITY_TOLERANCE})")
     metrics = dict(_plain(result.metrics))
     metrics["onnx_parity_max_abs_diff"] = diff
-    metrics["majority_baseline_accuracy"] = majority_baseline(
-        [e.expected_output for e in trainer.train_examples], [e.expected_output for e in held_out])
+    if spec["method"] != "reinforcement":  # rated feedback has no "right answer" to count
+        metrics["majority_baseline_accuracy"] = majority_baseline(
+            [e.expected_output for e in trainer.train_examples], [e.expected_output for e in held_out])
+    metrics["training_seconds"] = time.monotonic() - started
+    queue.put(("result", {"artifact_path": str(artifact), "metrics": metrics}))
+
+
+def _run_grpo(spec: dict[str, Any], job_dir: Path, data: dict[str, Any], queue: Any,
+              callbacks: QueueCallbacks) -> None:
+    import onnxruntime as ort
+
+    from services.training.grpo.config import GRPOConfig
+    from services.training.grpo.environment import parse_queries
+    from services.training.grpo.trainer import GRPOTrainer
+
+    config = GRPOConfig.from_dict(spec["config"], strict=False)
+    trainer = GRPOTrainer(config, parse_queries(data["training_queries"], "training_queries"),
+                          parse_queries(data["evaluation_queries"], "evaluation_queries")
+                          if data["evaluation_queries"] else None, callbacks)
+    queue.put(("event", "sizes", {"train_examples": len(data["training_queries"]),
+                                   "validation_examples": len(data["evaluation_queries"])}))
+    queue.put(("event", "status", {"state": "running"}))
+    started = time.monotonic()
+    result = trainer.train(resume_from=spec.get("resume_from"))
+    if result.stopped:
+        queue.put(("stopped", {"metrics": _plain(result.metrics)}))
+        return
+
+    queue.put(("event", "status", {"state": "validating"}))
+    artifact = job_dir / "model.onnx"
+    result.policy.export_onnx(str(artifact))
+    # Parity on real inputs: each query at the start of an episode and after a few tool calls.
+    queries = [q["query"] for q in (data["evaluation_queries"] or data["training_queries"])][:128]
+    rng = np.random.default_rng(0)
+    states = rng.integers(0, 2, size=(len(queries), result.policy.input_dim - result.policy.query_dim))
+    features = result.policy.features(queries, states.astype(np.float32))
+    session = ort.InferenceSession(str(artifact), providers=["CPUExecutionProvider"])
+    served = session.run(None, {session.get_inputs()[0].name: features})[0]
+    diff = float(np.max(np.abs(result.policy.probabilities(features) - served)))
+    if diff > PARITY_TOLERANCE:
+        raise RuntimeError(f"ONNX export disagrees with NumPy by {diff:.2e} (> {PARITY_TOLERANCE})")
+    metrics = {k: v for k, v in _plain(result.metrics).items() if isinstance(v, (int, float))}
+    metrics["onnx_parity_max_abs_diff"] = diff
     metrics["training_seconds"] = time.monotonic() - started
     queue.put(("result", {"artifact_path": str(artifact), "metrics": metrics}))

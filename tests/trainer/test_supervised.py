@@ -52,7 +52,15 @@ def test_beats_majority_baseline_on_held_out_data(intents):
     assert epochs[-1]["step"] == epochs[-1]["total_steps"] == result.metrics["steps"]
     assert epochs[-1]["loss"] < epochs[0]["loss"]
     assert set(result.metrics) == {"loss", "accuracy", "validation_loss", "validation_accuracy", "epochs_run",
-                                   "steps", "best_epoch", "stopped_early"}
+                                   "steps", "best_epoch", "stopped_early", "cost_usd", "tokens_processed",
+                                   "compute_seconds"}
+    # every input is charged once per pass: 10 epochs of training plus 10 validation passes
+    words = lambda es: sum(len(e.input.split()) for e in es)  # noqa: E731
+    assert result.metrics["tokens_processed"] == 10 * (words(result.train_examples) +
+                                                       words(result.validation_examples))
+    assert [p["value"] for p in rec.of("metric") if p["name"] == "tokens_processed"][-1] == \
+        result.metrics["tokens_processed"]
+    assert len([p for p in rec.of("metric") if p["name"] == "cost_usd"]) == 10
     assert not rec.of("status")  # job states belong to the host; the trainer only logs
     assert "training finished" in rec.of("log")[-1]["message"]
     assert any("baseline" in p["message"] for p in rec.of("log"))

@@ -5,12 +5,14 @@ well it went. Accepted fields (camelCase or snake_case; errors name the field as
 ``feedback[3].rating``):
 
 * ``input`` (string, required)
-* ``output`` — the action that was served (required; aliases ``action``, ``actual``)
+* ``output`` — the action that was served (required; aliases ``action``, ``actual``,
+  ``served_output`` / ``servedOutput`` as in the registry's feedback records)
 * exactly one of
   * ``rating``: integer 1..5, mapped to ``reward = (rating - 3) / 2`` in [-1, 1]
     (5 -> +1, 4 -> +0.5, 3 -> 0, 2 -> -0.5, 1 -> -1);
   * ``reward``: a finite number, used as is;
-  * ``success``: boolean, mapped to +1 (true) / -1 (false), the scale of the extreme ratings;
+  * ``success`` (alias ``correct``): boolean, mapped to +1 (true) / -1 (false), the scale of
+    the extreme ratings;
 * ``propensity`` (optional): the probability, in (0, 1], with which the logging policy chose
   ``output`` for this input; enables importance weighting (see reinforcement_trainer.py);
 * ``weight`` (optional, > 0, default 1): scales the record's loss.
@@ -22,6 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from services.common.errors import InvalidArgument
+
+
+_ACTION_KEYS = ("output", "action", "actual", "served_output", "servedOutput")
 
 
 def rating_to_reward(rating: int) -> float:
@@ -65,11 +70,11 @@ def parse_feedback(items: Sequence[Mapping[str, Any]] | Sequence[FeedbackRecord]
         text = item.get("input")
         if not isinstance(text, str) or not text.strip():
             raise InvalidArgument(f"{at}.input", "must be a non-empty string")
-        key = next((k for k in ("output", "action", "actual") if item.get(k) is not None), "output")
+        key = next((k for k in _ACTION_KEYS if item.get(k) is not None), "output")
         action = item.get(key)
         if not isinstance(action, str) or not action.strip():
             raise InvalidArgument(f"{at}.{key}", "must be a non-empty string: the output that was served")
-        given = [k for k in ("rating", "reward", "success") if item.get(k) is not None]
+        given = [k for k in ("rating", "reward", "success", "correct") if item.get(k) is not None]
         if not given:
             raise InvalidArgument(f"{at}.rating", "one of rating (1-5), reward (number) or success (boolean) is required")
         if len(given) > 1:
@@ -88,8 +93,9 @@ def parse_feedback(items: Sequence[Mapping[str, Any]] | Sequence[FeedbackRecord]
             reward = float(value)
         else:
             if not isinstance(value, bool):
-                raise InvalidArgument(f"{at}.success", "must be a boolean")
+                raise InvalidArgument(f"{at}.{source}", "must be a boolean")
             reward = 1.0 if value else -1.0
+            source = "success"
         propensity = item.get("propensity")
         if propensity is not None:
             if not _number(propensity) or not 0.0 < propensity <= 1.0:

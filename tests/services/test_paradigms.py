@@ -1,0 +1,160 @@
+"""Every paradigm through TrainingService: few_shot, transfer, reinforcement, grpo; budgets."""
+from __future__ import annotations
+
+import grpc
+import pytest
+from google.protobuf import struct_pb2
+
+from services.common.grpc_errors import failure_of
+from tests.grpo.tasks import make_tasks
+from tests.intents import INTENTS, make_examples
+from tests.services.test_training_grpc import examples_pb, wait_terminal
+from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, example_pb2, job_state_pb2, model_registry_pb2,
+                           model_registry_pb2_grpc, training_job_pb2, training_service_pb2,
+                           training_service_pb2_grpc)
+
+M = job_state_pb2
+
+
+@pytest.fixture(scope="module")
+def training(stack):
+    with grpc.insecure_channel(stack.address("training")) as ch:
+        yield training_service_pb2_grpc.TrainingServiceStub(ch)
+
+
+@pytest.fixture(scope="module")
+def registry(stack):
+    with grpc.insecure_channel(stack.address("registry")) as ch:
+        yield model_registry_pb2_grpc.ModelRegistryStub(ch)
+
+
+def start(training, **kwargs) -> str:
+    return training.StartJob(training_service_pb2.StartJobRequest(**kwargs)).job.job_id
+
+
+def completed(training, job_id: str) -> training_job_pb2.TrainingJob:
+    job = wait_terminal(training, job_id, timeout=300)
+    assert job.state == M.JOB_STATE_COMPLETED, (job.status_reason, job.error.message)
+    return job
+
+
+def queries_pb(tasks: list[dict]) -> list[example_pb2.TrainingQuery]:
+    out = []
+    for t in tasks:
+        outcome = struct_pb2.Struct()
+        outcome.update(t["expected_outcome"])
+        out.append(example_pb2.TrainingQuery(query=t["query"], expected_outcome=outcome))
+    return out
+
+
+def test_few_shot_from_three_examples_per_output(training, registry):
+    three_each = []
+    for intent in INTENTS:
+        three_each += [e for e in make_examples(6, seed=21) if e["expected_output"] == intent][:3]
+    job = completed(training, start(training, agent_id="para-fewshot", examples=examples_pb(three_each),
+                                    config=training_job_pb2.TrainingConfig(method=M.TRAINING_METHOD_FEW_SHOT)))
+    version = registry.GetVersion(model_registry_pb2.GetVersionRequest(
+        agent_id="para-fewshot", version_id=job.model_version_id)).version
+    assert version.method == "few_shot"
+    held_out = make_examples(10, seed=22)
+    preds = registry.Predict(model_registry_pb2.PredictRequest(agent_id="para-fewshot",
+                                                               inputs=[e["input"] for e in held_out])).predictions
+    accuracy = sum(p.output == e["expected_output"] for p, e in zip(preds, held_out)) / len(held_out)
+    assert accuracy > 0.5  # 4 outputs: chance is 0.25
+
+
+def test_transfer_extends_the_catalog_of_the_served_version(training, registry):
+    with pytest.raises(grpc.RpcError) as err:
+        start(training, agent_id="para-transfer", examples=examples_pb(make_examples(5)),
+              config=training_job_pb2.TrainingConfig(method=M.TRAINING_METHOD_TRANSFER))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    base_data = [e for e in make_examples(30, seed=23) if e["expected_output"] != "account"]
+    base = completed(training, start(training, agent_id="para-transfer", examples=examples_pb(base_data),
+                                     config=training_job_pb2.TrainingConfig(epochs=8, seed=1)))
+    new = completed(training, start(training, agent_id="para-transfer", examples=examples_pb(make_examples(15, seed=24)),
+                                    config=training_job_pb2.TrainingConfig(method=M.TRAINING_METHOD_TRANSFER,
+                                                                           epochs=4, freeze_hidden=True)))
+    assert new.base_version_id == base.model_version_id
+    version = registry.GetVersion(model_registry_pb2.GetVersionRequest(
+        agent_id="para-transfer", version_id=new.model_version_id)).version
+    assert version.parent_version_id == base.model_version_id and version.method == "transfer"
+    old = registry.GetVersion(model_registry_pb2.GetVersionRequest(
+        agent_id="para-transfer", version_id=base.model_version_id)).version
+    assert list(version.labels[:len(old.labels)]) == list(old.labels) and "account" in version.labels
+
+
+def test_reinforcement_from_rated_feedback(training):
+    rated = []
+    for i, e in enumerate(make_examples(25, seed=25)):
+        good = i % 2 == 0
+        served = e["expected_output"] if good else ("billing" if e["expected_output"] != "billing" else "shipping")
+        rated.append(example_pb2.RatedExample(input=e["input"], output=served, rating=5 if good else 1))
+    job = completed(training, start(training, agent_id="para-rl", rated_examples=rated,
+                                    config=training_job_pb2.TrainingConfig(method=M.TRAINING_METHOD_REINFORCEMENT,
+                                                                           epochs=5)))
+    assert job.model_version_id
+    with pytest.raises(grpc.RpcError) as err:
+        start(training, agent_id="para-rl", config=training_job_pb2.TrainingConfig(
+            method=M.TRAINING_METHOD_REINFORCEMENT))
+    assert failure_of(err.value).field == "rated_examples"
+
+
+def test_grpo_job_learns_stores_trajectories_and_evaluates(stack, training, registry):
+    grpo = training_job_pb2.GrpoConfig(n_iterations=30, batch_size=12, n_trajectories_per_query=8, learning_rate=0.03,
+                                       max_steps_per_trajectory=6, checkpoint_interval=10)
+    job = completed(training, start(training, agent_id="para-grpo", training_queries=queries_pb(make_tasks(120, seed=1)),
+                                    evaluation_queries=queries_pb(make_tasks(40, seed=2, held_out=True)),
+                                    config=training_job_pb2.TrainingConfig(method=M.TRAINING_METHOD_GRPO, grpo=grpo)))
+    assert job.progress.current_iteration == job.progress.total_iterations == 30
+    assert job.cost_usd > 0 and job.budget_usd == 100
+    assert job.metrics["onnx_parity_max_abs_diff"] <= 1e-5
+    result = training.EvaluatePolicy(training_service_pb2.EvaluatePolicyRequest(job_id=job.job_id))
+    assert result.queries_evaluated == 40
+    comparison = result.baseline_comparison
+    assert result.metrics["success_rate"] >= comparison.baseline["success_rate"] + 0.3
+    assert comparison.p_value < 0.05 and comparison.statistically_significant
+    with grpc.insecure_channel(stack.address("data")) as ch:
+        data = data_service_pb2_grpc.DataServiceStub(ch)
+        stream = list(data.ExportTrajectories(data_service_pb2.ExportTrajectoriesRequest(job_id=job.job_id, limit=50)))
+    assert stream[0].total_count == 30 * 12 * 8
+    exported = [t for m in stream for t in m.trajectories]
+    assert len(exported) == 50 and all(t.steps and t.job_id == job.job_id for t in exported)
+    # the policy version serves the first tool for a query
+    pred = registry.Predict(model_registry_pb2.PredictRequest(agent_id="para-grpo", inputs=["what is 3 plus 4"]))
+    assert pred.version_id == job.model_version_id and pred.predictions[0].output
+
+
+def test_grpo_and_budget_bad_input(training):
+    with pytest.raises(grpc.RpcError) as err:
+        start(training, agent_id="para-grpo-bad", training_queries=queries_pb(make_tasks(10, seed=3)),
+              config=training_job_pb2.TrainingConfig(method=M.TRAINING_METHOD_GRPO))
+    assert failure_of(err.value).field == "training_queries"
+    with pytest.raises(grpc.RpcError) as err:
+        start(training, agent_id="para-grpo-bad", training_queries=queries_pb(make_tasks(100, seed=3)),
+              config=training_job_pb2.TrainingConfig(method=M.TRAINING_METHOD_GRPO, grpo=training_job_pb2.GrpoConfig(
+                  reward_function="nope")))
+    failure = failure_of(err.value)
+    assert failure.field == "config.grpo.reward_function" and "exact_match" in failure.message
+    with pytest.raises(grpc.RpcError) as err:
+        start(training, agent_id="para-grpo-bad", training_queries=queries_pb(make_tasks(100, seed=3)),
+              config=training_job_pb2.TrainingConfig(method=M.TRAINING_METHOD_GRPO, grpo=training_job_pb2.GrpoConfig(
+                  n_iterations=20000)))
+    assert failure_of(err.value).field == "config.grpo.n_iterations"
+    with pytest.raises(grpc.RpcError) as err:
+        training.EvaluatePolicy(training_service_pb2.EvaluatePolicyRequest(job_id="job-missing"))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_budget_exceeded_stops_the_job_with_a_checkpoint(training):
+    job_id = start(training, agent_id="para-budget", examples=examples_pb(make_examples(100, seed=26)),
+                   config=training_job_pb2.TrainingConfig(epochs=500, early_stopping=False, max_budget_usd=0.0002))
+    job = wait_terminal(training, job_id, timeout=300)
+    assert job.state == M.JOB_STATE_FAILED and job.status_reason == "budget_exceeded"
+    assert job.error.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    events = list(training.WatchJob(training_service_pb2.WatchJobRequest(job_id=job_id)))
+    levels = [e.budget.level for e in events if e.WhichOneof("payload") == "budget"]
+    assert levels[:2] == ["warning_75", "warning_90"]
+    kinds = {c.kind for c in training.ListCheckpoints(training_service_pb2.ListCheckpointsRequest(
+        job_id=job_id)).checkpoints}
+    assert "budget" in kinds
+    assert job.cost_usd >= 0.0002 * 0.9
