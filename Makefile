@@ -42,7 +42,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
-	$(BIN)/python bench/trainer_throughput.py
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(GEN) .pytest_cache

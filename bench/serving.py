@@ -27,6 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import grpc  # noqa: E402
 import httpx  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import result  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
 from services.common.onnx_model import OnnxModel  # noqa: E402
@@ -124,6 +127,8 @@ def main() -> None:
             line += f"  <= bare + {TARGETS_MS[name]:g} ms: {'met' if ok else 'MISSED'}"
         print(line)
     print(f"(bare p99 {bare99:.3f} ms)")
+    for name in ("gRPC", "REST"):
+        result(f"Predict p50 via {name}", percentile(results[name], 50), "ms", bare50, "bare in-process ORT p50")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import result  # noqa: E402
+
 
 def _threads_arg() -> int | None:
     for i, arg in enumerate(sys.argv):
@@ -252,6 +255,8 @@ def main() -> None:
         ratio = f"{ours / theirs:6.2f}" if theirs else "   n/a"
         theirs_s = f"{theirs:16,.0f}" if theirs else f"{'n/a':>16}"
         print(f"{kind:<14} {batch:>5} {ours:16,.0f} {theirs_s} {ratio}  {notes}")
+        if theirs:
+            result(f"NumPy trainer, {kind} input, batch {batch}", ours, "samples/s", theirs, "PyTorch CPU")
     print("\nratio = NumPy samples/s / PyTorch samples/s (target >= 0.8); best of "
           f"{REPEATS} alternating runs each.")
 
