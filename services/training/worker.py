@@ -93,6 +93,18 @@ def _write_split(job_dir: Path, trainer: Any) -> None:
         tmp.replace(split_file)
 
 
+def _train(queue: Any, trainer: Any, spec: dict[str, Any], n_train: int, n_validation: int) -> Any | None:
+    """Run (or resume) training between the running and validating statuses; None when stopped."""
+    queue.put(("event", "sizes", {"train_examples": n_train, "validation_examples": n_validation}))
+    queue.put(("event", "status", {"state": "running"}))
+    result = trainer.train(resume_from=spec.get("resume_from"))
+    if result.stopped:
+        queue.put(("stopped", {"metrics": _plain(result.metrics)}))
+        return None
+    queue.put(("event", "status", {"state": "validating"}))
+    return result
+
+
 def _run(spec: dict[str, Any], queue: Any, cancel: Any, shutdown: Any) -> None:
     job_dir = Path(spec["job_dir"])
     data = json.loads((job_dir / "examples.json").read_text())
@@ -118,16 +130,10 @@ def _run_classifier(spec: dict[str, Any], job_dir: Path, data: dict[str, Any], q
                            callbacks, base_model_onnx=base)
     if spec["method"] != "reinforcement":
         _write_split(job_dir, trainer)
-    queue.put(("event", "sizes", {"train_examples": len(trainer.train_examples),
-                                   "validation_examples": len(trainer.validation_examples)}))
-    queue.put(("event", "status", {"state": "running"}))
     started = time.monotonic()
-    result = trainer.train(resume_from=spec.get("resume_from"))
-    if result.stopped:
-        queue.put(("stopped", {"metrics": _plain(result.metrics)}))
+    result = _train(queue, trainer, spec, len(trainer.train_examples), len(trainer.validation_examples))
+    if result is None:
         return
-
-    queue.put(("event", "status", {"state": "validating"}))
     artifact = job_dir / "model.onnx"
     export_onnx(result.model, str(artifact))
     served = OnnxModel.from_path(str(artifact))
@@ -157,16 +163,10 @@ def _run_grpo(spec: dict[str, Any], job_dir: Path, data: dict[str, Any], queue: 
     trainer = GRPOTrainer(config, parse_queries(data["training_queries"], "training_queries"),
                           parse_queries(data["evaluation_queries"], "evaluation_queries")
                           if data["evaluation_queries"] else None, callbacks)
-    queue.put(("event", "sizes", {"train_examples": len(data["training_queries"]),
-                                   "validation_examples": len(data["evaluation_queries"])}))
-    queue.put(("event", "status", {"state": "running"}))
     started = time.monotonic()
-    result = trainer.train(resume_from=spec.get("resume_from"))
-    if result.stopped:
-        queue.put(("stopped", {"metrics": _plain(result.metrics)}))
+    result = _train(queue, trainer, spec, len(data["training_queries"]), len(data["evaluation_queries"]))
+    if result is None:
         return
-
-    queue.put(("event", "status", {"state": "validating"}))
     artifact = job_dir / "model.onnx"
     result.policy.export_onnx(str(artifact))
     # Parity on real inputs: each query at the start of an episode and after a few tool calls.

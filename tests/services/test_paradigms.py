@@ -16,18 +16,6 @@ from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, example_pb2,
 M = job_state_pb2
 
 
-@pytest.fixture(scope="module")
-def training(stack):
-    with grpc.insecure_channel(stack.address("training")) as ch:
-        yield training_service_pb2_grpc.TrainingServiceStub(ch)
-
-
-@pytest.fixture(scope="module")
-def registry(stack):
-    with grpc.insecure_channel(stack.address("registry")) as ch:
-        yield model_registry_pb2_grpc.ModelRegistryStub(ch)
-
-
 def start(training, **kwargs) -> str:
     return training.StartJob(training_service_pb2.StartJobRequest(**kwargs)).job.job_id
 

@@ -20,18 +20,6 @@ def examples_pb(items: list[dict]) -> list[example_pb2.Example]:
     return [example_pb2.Example(input=e["input"], expected_output=e["expected_output"]) for e in items]
 
 
-@pytest.fixture(scope="module")
-def training(stack):
-    with grpc.insecure_channel(stack.address("training")) as ch:
-        yield training_service_pb2_grpc.TrainingServiceStub(ch)
-
-
-@pytest.fixture(scope="module")
-def registry(stack):
-    with grpc.insecure_channel(stack.address("registry")) as ch:
-        yield model_registry_pb2_grpc.ModelRegistryStub(ch)
-
-
 def wait_terminal(training, job_id: str, timeout: float = 180) -> training_job_pb2.TrainingJob:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

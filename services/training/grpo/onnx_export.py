@@ -14,14 +14,13 @@ featurizer output: ``policy_layout`` tells it to append the state vector (``Tool
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from services.common.featurizer import FeaturizerConfig
+from services.common.files import write_atomic
 from services.training.grpo.environment import state_dim
 from services.training.grpo.policy import ToolPolicy
 from services.training.trainer.mlp import MLP
@@ -80,17 +79,7 @@ def policy_onnx_bytes(policy: ToolPolicy) -> bytes:
 
 def export_policy_onnx(policy: ToolPolicy, path: str) -> None:
     """Write the policy as ONNX to ``path`` atomically (temp file in the same directory, rename)."""
-    data = policy_onnx_bytes(policy)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".onnx-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, policy_onnx_bytes(policy))
 
 
 def load_policy_onnx(data: bytes) -> ToolPolicy:

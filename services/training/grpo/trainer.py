@@ -69,6 +69,7 @@ from services.training.grpo.rewards import get_reward
 from services.training.grpo.tools import RESERVED_FIELDS, parse_catalog
 from services.training.grpo.trajectories import RolloutBatch, rollout, score_batch, summarize
 from services.training.trainer.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from services.training.trainer.loop import CallbackHost
 from services.training.trainer.cost import Budget, BudgetExceeded, PriceModel
 from services.training.trainer.loop import CheckpointInfo, TrainerCallbacks, TrainingDiverged
 from services.training.trainer.mlp import MLP, log_softmax
@@ -117,7 +118,7 @@ def _copy_state(state: dict[str, Any]) -> dict[str, Any]:
     return {k: [np.array(a, copy=True) for a in v] for k, v in state.items()}
 
 
-class GRPOTrainer:
+class GRPOTrainer(CallbackHost):
     def __init__(self, config: GRPOConfig, training_queries: Sequence[TrainingQuery | dict],
                  evaluation_queries: Sequence[TrainingQuery | dict] | None = None,
                  callbacks: TrainerCallbacks | Any | None = None, *, price_model: PriceModel | None = None,
@@ -141,22 +142,6 @@ class GRPOTrainer:
         self.fingerprint = _fingerprint(self.train_queries, self.eval_queries)
         self._relevance: dict[int, frozenset[str]] = {}
         self._last_checkpoint = ""
-
-    # -- host hooks -----------------------------------------------------------------------------
-    def _emit(self, kind: str, payload: dict[str, Any]) -> None:
-        on_event = getattr(self.callbacks, "on_event", None)
-        if on_event is not None:
-            on_event(kind, payload)
-
-    def _should_stop(self) -> bool:
-        should_stop = getattr(self.callbacks, "should_stop", None)
-        return bool(should_stop()) if should_stop is not None else False
-
-    def _checkpoint_dir(self) -> str | None:
-        return getattr(self.callbacks, "checkpoint_dir", None)
-
-    def _log(self, message: str, level: str = "info") -> None:
-        self._emit("log", {"level": level, "message": message})
 
     def _diagnostics(self) -> None:
         cfg = self.config

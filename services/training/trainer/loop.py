@@ -87,6 +87,28 @@ class TrainerCallbacks:
         return False
 
 
+class CallbackHost:
+    """How a trainer talks to its host through ``self.callbacks`` (any object with some of the
+    TrainerCallbacks members; missing ones behave as the defaults). Shared by every trainer."""
+
+    callbacks: Any
+
+    def _emit(self, kind: str, payload: dict[str, Any]) -> None:
+        on_event = getattr(self.callbacks, "on_event", None)
+        if on_event is not None:
+            on_event(kind, payload)
+
+    def _should_stop(self) -> bool:
+        should_stop = getattr(self.callbacks, "should_stop", None)
+        return bool(should_stop()) if should_stop is not None else False
+
+    def _checkpoint_dir(self) -> str | None:
+        return getattr(self.callbacks, "checkpoint_dir", None)
+
+    def _log(self, message: str, level: str = "info") -> None:
+        self._emit("log", {"level": level, "message": message})
+
+
 @dataclass
 class CheckpointInfo:
     checkpoint_id: str
@@ -207,7 +229,7 @@ def _finite(mlp: MLP) -> bool:
     return all(np.isfinite(W).all() and np.isfinite(b).all() for W, b in mlp.params)
 
 
-class LoopTrainer:
+class LoopTrainer(CallbackHost):
     """Base of every paradigm's trainer; see the module docstring for the hooks."""
 
     paradigm = "supervised"
@@ -299,21 +321,6 @@ class LoopTrainer:
     def _model_metadata(self) -> dict[str, Any]:
         return {}
 
-    # -- events -------------------------------------------------------------------------------
-    def _emit(self, kind: str, payload: dict[str, Any]) -> None:
-        on_event = getattr(self.callbacks, "on_event", None)
-        if on_event is not None:
-            on_event(kind, payload)
-
-    def _should_stop(self) -> bool:
-        should_stop = getattr(self.callbacks, "should_stop", None)
-        return bool(should_stop()) if should_stop is not None else False
-
-    def _checkpoint_dir(self) -> str | None:
-        return getattr(self.callbacks, "checkpoint_dir", None)
-
-    def _log(self, message: str, level: str = "info") -> None:
-        self._emit("log", {"level": level, "message": message})
 
     # -- state ----------------------------------------------------------------------------------
     def _fresh_state(self) -> tuple[TrainingState, MLP, Any, Any, np.random.Generator]:

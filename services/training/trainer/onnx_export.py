@@ -10,8 +10,6 @@ and featurizer settings travel in ``metadata_props`` and ``OnnxModel`` rebuilds 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 
 import numpy as np
 import onnx
@@ -21,6 +19,7 @@ from services.common.featurizer import FeaturizerConfig
 from services.common.onnx_model import META_EXTRA, META_FEATURIZER, META_HIDDEN, META_LABELS
 from services.training.trainer.examples import LabelMap
 from services.training.trainer.mlp import TrainedModel
+from services.common.files import write_atomic
 
 OPSET = 17
 IR_VERSION = 8  # the IR version introduced with opset 17: loadable by every ORT >= 1.12
@@ -62,17 +61,7 @@ def build_onnx(model: TrainedModel) -> onnx.ModelProto:
 
 def export_onnx(model: TrainedModel, path: str) -> None:
     """Write ``model`` as ONNX to ``path`` (atomically: temp file in the same directory, then rename)."""
-    data = build_onnx(model).SerializeToString()
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".onnx-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, build_onnx(model).SerializeToString())
 
 
 def load_trained_model(data: bytes) -> TrainedModel:

@@ -1,0 +1,19 @@
+"""Stubs on the shared stack, one channel per module."""
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from trainhouse.v1 import model_registry_pb2_grpc, training_service_pb2_grpc
+
+
+@pytest.fixture(scope="module")
+def training(stack):
+    with grpc.insecure_channel(stack.address("training")) as ch:
+        yield training_service_pb2_grpc.TrainingServiceStub(ch)
+
+
+@pytest.fixture(scope="module")
+def registry(stack):
+    with grpc.insecure_channel(stack.address("registry")) as ch:
+        yield model_registry_pb2_grpc.ModelRegistryStub(ch)
