@@ -17,22 +17,28 @@ from fastapi.openapi.utils import get_openapi
 from gateway.auth import Authenticator
 from gateway.backends import Backends
 from gateway.errors import SurfaceRegistry, install_handlers
+from gateway.metrics import GatewayMetrics
 from gateway.middleware import RequestContextMiddleware
 from gateway.ratelimit import REQUESTS, Limit, RateLimiter
-from gateway.scopes import AUTHENTICATED, ROUTE_SCOPES, SIGNED_URL_ROUTES
+from gateway.scopes import AUTHENTICATED, PUBLIC_WHEN, ROUTE_SCOPES, SIGNED_URL_ROUTES
 from gateway.settings import GatewaySettings
 from gateway.signing import UrlSigner
 from gateway.surfaces import (
+    adapt_v1,
     agents,
     auth_routes,
     data_v1,
     datasets,
+    evaluation_v1,
     functions,
+    functions_more,
     health,
     jsonrpc,
     models_v1,
+    observability,
     runtime,
     training_v1,
+    ui,
     webhooks,
 )
 from gateway.surfaces.datasets import CreateDatasetIn
@@ -45,8 +51,11 @@ from services.common.logs import log
 
 logger = logging.getLogger("trainhouse.gateway")
 
-ROUTERS = [health.router, auth_routes.router, training_v1.router, models_v1.router, agents.router,
-           datasets.router, data_v1.router, webhooks.router, functions.router, jsonrpc.router, runtime.router]
+# functions_more before functions: the latter ends with the catch-all POST /api/v1/functions/{name}.
+ROUTERS = [health.router, observability.router, ui.router, auth_routes.router, training_v1.router,
+           adapt_v1.router, evaluation_v1.router, models_v1.router, agents.router, datasets.router,
+           data_v1.router, webhooks.router, functions_more.router, functions.router, jsonrpc.router,
+           runtime.router]
 
 # Models documented in /openapi.json that no route references directly (hand-written bodies).
 EXTRA_SCHEMAS = [CreateDatasetIn, *jsonrpc.EXTRA_SCHEMAS]
@@ -65,6 +74,7 @@ class Gate:
     signer: UrlSigner
     webhooks: WebhookStore
     dispatcher: Dispatcher
+    metrics: GatewayMetrics
 
 
 def build_surfaces() -> SurfaceRegistry:
@@ -88,20 +98,22 @@ async def _flush_periodically(limiter: RateLimiter, every_s: float) -> None:
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings.from_env()
     surfaces = build_surfaces()
+    metrics = GatewayMetrics(settings.metrics_cache_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = DuckStore(settings.home / "gateway.duckdb", [])
         store = TokenStore(db)
         token_file = ensure_bootstrap(store, settings.home, settings.bootstrap_token)
-        backends = Backends.connect(settings.rpc_timeout_s)
+        backends = Backends.connect(settings.rpc_timeout_s, metrics)
         limits = dict(settings.limits)
         limits[REQUESTS] = Limit(settings.rate_limit_per_hour, limits.get(REQUESTS, Limit(0, 3600)).window_s)
         limiter = RateLimiter(limits, db)
         hooks = WebhookStore(db)
         dispatcher = Dispatcher(hooks, backends, settings.webhooks)
         app.state.gate = Gate(settings, store, Authenticator(store, settings.jwt_secret), limiter, backends,
-                              token_file, UrlSigner(db, settings.download_url_ttl_s), hooks, dispatcher)
+                              token_file, UrlSigner(db, settings.download_url_ttl_s), hooks, dispatcher,
+                              metrics)
         dispatcher.start()
         flusher = asyncio.create_task(_flush_periodically(limiter, settings.rate_flush_s))
         log(logger, "gateway ready", home=str(settings.home),
@@ -120,9 +132,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app = FastAPI(title="trainhouse gateway", version="1.0.0", lifespan=lifespan, docs_url="/docs",
                   redoc_url=None, openapi_url="/openapi.json",
                   description="Train, evaluate, version and deploy the small learned parts of AI agents. "
-                              "Every route except /healthz, /openapi.json and /docs needs "
-                              "`Authorization: Bearer <token>`.")
-    app.add_middleware(RequestContextMiddleware, surfaces=surfaces, max_body_bytes=settings.max_body_bytes)
+                              "Every route except /healthz, /openapi.json, /docs and the dashboard's "
+                              "files (/ui) needs `Authorization: Bearer <token>`; /metrics needs `admin` "
+                              "unless TRAINHOUSE_METRICS_PUBLIC=1.")
+    app.add_middleware(RequestContextMiddleware, surfaces=surfaces, max_body_bytes=settings.max_body_bytes,
+                       metrics=metrics)
     install_handlers(app, surfaces)
     for router in ROUTERS:
         app.include_router(router)
@@ -152,6 +166,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             scope = ROUTE_SCOPES[key]
             operation["security"] = [{"bearer": []}]
             text = "any valid token" if scope == AUTHENTICATED else f"`{scope}`"
+            if key in PUBLIC_WHEN:
+                text += f" (none when TRAINHOUSE_{PUBLIC_WHEN[key].upper()}=1)"
             if key in SIGNED_URL_ROUTES:
                 text += " (or a signed URL: `expires` + `signature` query parameters)"
             operation["description"] = (operation.get("description", "") + f"\n\nScope: {text}").strip()

@@ -5,7 +5,8 @@ concurrent long-lived SSE streams; with blocking stubs each would pin a worker t
 life of a training job, while aio calls cost nothing while idle and can be cancelled when the
 HTTP client goes away. Channels are created inside the event loop (at app start-up) because aio
 channels belong to the loop that made them. Addresses and channel options come from the shared
-modules, so the gateway dials exactly what the other processes do.
+modules, so the gateway dials exactly what the other processes do. Every channel carries the
+interceptors of gateway.rpc_interceptors (request id metadata, call timings for /metrics).
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gateway.metrics import GatewayMetrics
+from gateway.rpc_interceptors import interceptors
 from services.common import config
 from services.common.server import GRPC_OPTIONS
 from trainhouse.v1 import (
@@ -33,8 +36,9 @@ class Backends:
     timeout_s: float
 
     @classmethod
-    def connect(cls, timeout_s: float) -> "Backends":
-        channels = {name: grpc.aio.insecure_channel(config.service_address(name), options=GRPC_OPTIONS)
+    def connect(cls, timeout_s: float, metrics: GatewayMetrics | None = None) -> "Backends":
+        channels = {name: grpc.aio.insecure_channel(config.service_address(name), options=GRPC_OPTIONS,
+                                                    interceptors=interceptors(metrics))
                     for name in SERVICE_NAMES}
         return cls(channels, timeout_s)
 

@@ -127,3 +127,20 @@ def epoch_ms(ts: Timestamp | None) -> int | None:
     if ts is None or (ts.seconds == 0 and ts.nanos == 0):
         return None
     return ts.seconds * 1000 + ts.nanos // 1_000_000
+
+
+def human_latency(ms: float) -> str:
+    """A latency the way seed 000 writes it: "1.2s", "3.4ms", "0.42ms"."""
+    if ms >= 1000:
+        return f"{ms / 1000:.1f}s"
+    if ms >= 1:
+        return f"{ms:.1f}ms"
+    return f"{ms:.2f}ms"
+
+
+def signed_percent(value: float) -> str:
+    """A relative change as seed 000 writes it: "+5%", "-20%", "+2.5%"."""
+    text = f"{value:+.1f}".rstrip("0").rstrip(".")
+    if text in ("+", "-", "+0", "-0"):
+        text = "+0"
+    return f"{text}%"

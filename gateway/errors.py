@@ -99,6 +99,31 @@ def encoding_request() -> Iterator[None]:
         raise ApiError(INVALID, f"request cannot be encoded: {exc}", field="body", issue=str(exc)) from None
 
 
+def rename_field(field: str, renames: dict[str, str]) -> str:
+    """Respell the head of a field path: {"suites": "benchmarks"} makes "suites[2]" "benchmarks[2]"."""
+    for old, new in renames.items():
+        if field == old or field.startswith((old + "[", old + ".")):
+            return new + field[len(old):]
+    return field
+
+
+@contextlib.contextmanager
+def rpc_fields(surface: "Surface", renames: dict[str, str]) -> Iterator[None]:
+    """Render a failed call's error in `surface`'s terms, with the service's field names respelled
+    to the request's own (a service's `dataset_id` is seed 000's `testSet`)."""
+    try:
+        yield
+    except grpc.RpcError as exc:
+        failure = failure_of(exc)
+        error = surface.from_rpc(failure)
+        if error.kind == INTERNAL:
+            log(logger, "backend failure", logging.ERROR, code=failure.code.name if failure.code else None,
+                message=failure.message)
+        if error.field:
+            error.field = rename_field(error.field, renames)
+        raise error from None
+
+
 def kind_of_failure(failure: RpcFailure) -> str:
     """The kind of a gRPC failure; codes without a meaning for callers count as internal."""
     return KIND_OF_GRPC.get(failure.code, INTERNAL)

@@ -1,7 +1,11 @@
-"""Per-request context as a pure ASGI middleware: request id, body limit, access log.
+"""Per-request context as a pure ASGI middleware: request id, body limit, access log, metrics.
 
 Pure ASGI (not BaseHTTPMiddleware) so that streaming responses (SSE, JSONL downloads) pass
 through unbuffered and a client disconnect still reaches the endpoint.
+
+The request id is also bound to services.common.request_context's contextvar for the life of
+the request: the gateway's own log lines carry it, and gateway.rpc_interceptors sends it to the
+services as `x-request-id` metadata.
 """
 from __future__ import annotations
 
@@ -14,7 +18,9 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import TOO_LARGE, ApiError, SurfaceRegistry
+from gateway.metrics import UNMATCHED, GatewayMetrics
 from services.common.logs import log
+from services.common.request_context import request_id as request_id_var
 
 logger = logging.getLogger("trainhouse.gateway.access")
 
@@ -43,12 +49,15 @@ async def _drain(receive: Receive, already: int) -> None:
 
 
 class RequestContextMiddleware:
-    """Assigns the request id, enforces the body limit, adds context headers, logs one line."""
+    """Assigns the request id, enforces the body limit, adds context headers, logs one line and
+    records the request's duration by route template and status."""
 
-    def __init__(self, app: ASGIApp, surfaces: SurfaceRegistry, max_body_bytes: int):
+    def __init__(self, app: ASGIApp, surfaces: SurfaceRegistry, max_body_bytes: int,
+                 metrics: GatewayMetrics | None = None):
         self.app = app
         self.surfaces = surfaces
         self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,6 +68,7 @@ class RequestContextMiddleware:
         request_id = caller_id if _CALLER_ID.match(caller_id) else _new_request_id()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
+        bound = request_id_var.set(request_id)
         started = time.monotonic()
         status_holder: dict[str, int] = {}
 
@@ -81,11 +91,22 @@ class RequestContextMiddleware:
                 await self._too_large(scope, receive, send_with_context, request_id)
                 return
             await self.app(scope, self._limited(receive), send_with_context)
+        except Exception:
+            # Starlette's outermost middleware turns it into the 500 after we have returned.
+            status_holder.setdefault("status", 500)
+            raise
         finally:
+            elapsed = time.monotonic() - started
             principal = state.get("principal")
+            status = status_holder.get("status")
             log(logger, "request", method=scope.get("method"), path=scope.get("path"),
-                status=status_holder.get("status"), ms=round((time.monotonic() - started) * 1000, 1),
-                request_id=request_id, token_id=getattr(principal, "token_id", None))
+                status=status, ms=round(elapsed * 1000, 1), token_id=getattr(principal, "token_id", None))
+            if self.metrics is not None:
+                route = scope.get("route")
+                template = getattr(route, "path", None) or UNMATCHED
+                # No status: the client went away before the response started (nginx's 499).
+                self.metrics.observe_http(str(scope.get("method")), template, status or 499, elapsed)
+            request_id_var.reset(bound)
 
     def _limited(self, receive: Receive) -> Callable:
         """Count body bytes as they arrive, for chunked bodies that declare no length."""

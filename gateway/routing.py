@@ -19,7 +19,7 @@ from starlette.responses import Response
 from gateway.auth import Principal, require_scope
 from gateway.errors import RATE_LIMITED, UNAUTHENTICATED, ApiError
 from gateway.ratelimit import REQUESTS, Decision, tightest
-from gateway.scopes import AUTHENTICATED, SIGNED_URL_ROUTES, scope_for
+from gateway.scopes import AUTHENTICATED, PUBLIC_WHEN, SIGNED_URL_ROUTES, scope_for
 
 
 class GatewayRoute(APIRoute):
@@ -33,10 +33,11 @@ class GatewayRoute(APIRoute):
         except KeyError:
             raise RuntimeError(f"route {method} {self.path} is missing from gateway.scopes.ROUTE_SCOPES") from None
         signed_ok = (method, self.path) in SIGNED_URL_ROUTES
+        public_switch = PUBLIC_WHEN.get((method, self.path))
 
         async def handler(request: Request) -> Response:
-            if required is not None:
-                gate = request.app.state.gate
+            gate = request.app.state.gate
+            if required is not None and not (public_switch and getattr(gate.settings, public_switch)):
                 state = request.scope.setdefault("state", {})
                 if signed_ok and "signature" in request.query_params:
                     if not gate.signer.verify_request(request):
@@ -70,10 +71,19 @@ def charge(request: Request, group: str, cost: float = 1.0) -> Decision | None:
     if limit is None:
         return None
     decision = gate.limiter.hit(principal.token_id, limit, cost, group)
+    if not decision.allowed:
+        gate.metrics.rejected(group)
     decisions: list[Decision] = state.setdefault("rate_decisions", [])
     decisions.append(decision)
     state["extra_headers"] = tightest(decisions).headers()
     return decision
+
+
+def spend(request: Request, group: str, cost: float = 1.0) -> None:
+    """Charge `cost` of the caller's `group` budget, or raise the surface's 429 when it is spent."""
+    decision = charge(request, group, cost)
+    if decision is not None and not decision.allowed:
+        raise rate_limited(decision)
 
 
 def rate_limited(decision: Decision) -> ApiError:

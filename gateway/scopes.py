@@ -21,6 +21,13 @@ JSONRPC = "JSONRPC"
 
 ROUTE_SCOPES: dict[tuple[str, str], str | None] = {
     ("GET", "/healthz"): PUBLIC,
+    # Prometheus metrics: traffic of every account, so admin; public when
+    # TRAINHOUSE_METRICS_PUBLIC=1 (PUBLIC_WHEN below).
+    ("GET", "/metrics"): "admin",
+    # The dashboard's static files carry no data (the page asks for a token and calls the API
+    # with it), and a browser cannot send a bearer header when it navigates.
+    ("GET", "/ui"): PUBLIC,
+    ("GET", "/ui/{asset}"): PUBLIC,
     # Tokens.
     ("POST", "/api/v1/auth/tokens"): "admin",
     ("GET", "/api/v1/auth/tokens"): "admin",
@@ -29,6 +36,7 @@ ROUTE_SCOPES: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/training/train-agent"): "training:start",
     ("GET", "/api/v1/training/train-agent/{jobId}"): "training:view",
     ("POST", "/api/v1/training/train-agent/{jobId}/stop"): "training:cancel",
+    ("POST", "/api/v1/training/adapt-agent"): "training:start",
     ("GET", "/api/v1/training/train-agent/{jobId}/events"): "training:view",
     ("GET", "/api/v1/training/train-agent/{jobId}/checkpoints"): "training:view",
     ("GET", "/api/v1/training/train-agent/{jobId}/metrics"): "training:view",
@@ -37,11 +45,16 @@ ROUTE_SCOPES: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/training/models/{agentId}/versions/{versionId}"): "training:view",
     ("POST", "/api/v1/training/models/{agentId}/versions/{versionId}/deploy"): "models:deploy",
     ("POST", "/api/v1/training/models/{agentId}/versions/{versionId}/rollback"): "models:deploy",
+    ("GET", "/api/v1/training/models/{agentId}/deployments"): "training:view",
+    # Evaluation (seed 000); each call also spends the evaluations/day budget.
+    ("POST", "/api/v1/training/evaluate-agent"): "training:evaluate",
+    ("POST", "/api/v1/training/benchmark-agent"): "training:evaluate",
     # Agents.
     ("POST", "/api/v1/agents"): "training:start",
     ("GET", "/api/v1/agents"): "training:view",
     ("GET", "/api/v1/agents/{agentId}"): "training:view",
     ("POST", "/api/v1/agents/{agentId}/predict"): "training:view",
+    ("POST", "/api/v1/agents/{agentId}/feedback"): "training:view",
     # Datasets. The download also accepts a signed, expiring URL instead of a token
     # (SIGNED_URL_ROUTES below).
     ("POST", "/api/v1/training/datasets"): "data:generate",
@@ -64,12 +77,18 @@ ROUTE_SCOPES: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/functions/getTrainingStatus"): "training:view",
     ("POST", "/api/v1/functions/generateSyntheticTrainingData"): "data:generate",
     ("POST", "/api/v1/functions/evaluateTrainingResults"): "training:evaluate",
+    ("POST", "/api/v1/functions/compareTrainingRuns"): "training:evaluate",
+    ("POST", "/api/v1/functions/analyzeAndOptimize"): "training:evaluate",
+    # Reports read stored jobs and evaluations, and may evaluate a job that has none yet.
+    ("POST", "/api/v1/functions/generateTrainingReport"): "training:evaluate",
+    ("POST", "/api/v1/functions/adaptAgentBehavior"): "training:start",
     ("POST", "/api/v1/functions/{name}"): AUTHENTICATED,  # unknown names: 404 listing the valid ones
     # JSON-RPC 2.0 (seed 003): the endpoint needs a token; each method its scope.
     ("POST", "/api/v1/jsonrpc"): AUTHENTICATED,
     (JSONRPC, "training.start_grpo"): "training:start",
     (JSONRPC, "training.get_status"): "training:view",
     (JSONRPC, "training.cancel"): "training:cancel",
+    (JSONRPC, "training.evaluate"): "training:evaluate",
     (JSONRPC, "training.export_trajectories"): "data:export",
     # Runtime REST (seed 004).
     ("GET", "/api/training/status"): "training:view",
@@ -85,15 +104,22 @@ ROUTE_SCOPES: dict[tuple[str, str], str | None] = {
     ("GET", "/api/training/models"): "training:view",
     ("POST", "/api/training/models/{id}/activate"): "models:deploy",
     ("POST", "/api/training/models/{id}/import-ollama"): "models:deploy",
+    ("POST", "/api/training/models/{id}/benchmark"): "training:evaluate",
     ("GET", "/api/training/auto/config"): "training:view",
     ("PUT", "/api/training/auto/config"): "admin",
 }
+
+# Routes that are public when the named GatewaySettings flag is on (checked per request).
+PUBLIC_WHEN: dict[tuple[str, str], str] = {("GET", "/metrics"): "metrics_public"}
 
 # Routes where a valid signature (gateway.signing) replaces the bearer token.
 SIGNED_URL_ROUTES = {("GET", "/api/v1/training/datasets/{datasetId}/download")}
 
 # Served by FastAPI itself (not through GatewayRoute); listed so the policy is complete.
 FRAMEWORK_PUBLIC = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect")}
+
+# Served (and in this table) but not in /openapi.json: the dashboard's HTML/JS/CSS files.
+UNDOCUMENTED = {("GET", "/ui"), ("GET", "/ui/{asset}")}
 
 
 def scope_for(method: str, path: str) -> str | None:

@@ -61,6 +61,10 @@ class GatewaySettings:
     runtime_agent_id: str = "runtime-agent"
     # How often rate-limit buckets are written to gateway.duckdb (and always on shutdown).
     rate_flush_s: float = 1.0
+    # GET /metrics without a token (TRAINHOUSE_METRICS_PUBLIC=1); otherwise it needs `admin`.
+    metrics_public: bool = False
+    # How long /metrics reuses TrainingService's job counts before asking again.
+    metrics_cache_s: float = 5.0
 
     @classmethod
     def from_env(cls) -> "GatewaySettings":
@@ -77,4 +81,6 @@ class GatewaySettings:
             download_url_ttl_s=max(1, config.env_int("DOWNLOAD_URL_TTL_S", 86400)),
             runtime_agent_id=config.env_str("RUNTIME_AGENT_ID", "runtime-agent"),
             rate_flush_s=max(0.05, config.env_float("RATE_LIMIT_FLUSH_S", 1.0)),
+            metrics_public=config.env_str("METRICS_PUBLIC", "0").lower() in ("1", "true", "yes"),
+            metrics_cache_s=max(0.0, config.env_float("METRICS_CACHE_S", 5.0)),
         )

@@ -1,10 +1,10 @@
-"""Agents (contract: resources the seeds use but do not define): /api/v1/agents[/{agentId}[/predict]]."""
+"""Agents (contract: resources the seeds use but do not define): /api/v1/agents[/{agentId}[/predict|/feedback]]."""
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import Field, StrictStr
+from pydantic import Field, StrictBool, StrictStr
 
 from gateway.convert import ts_iso
 from gateway.deps import Services
@@ -46,6 +46,8 @@ class PredictIn(CamelModel):
     inputs: list[StrictStr] | None = None
     version_id: StrictStr | None = None
     top_k: Int | None = Field(None, description="How many top outputs per input (default 3)")
+    request_key: StrictStr | None = Field(None, description="Stable key (e.g. a user id) that keeps a caller on "
+                                                            "one version during a canary")
 
 
 class ScoredOut(CamelModel):
@@ -54,6 +56,7 @@ class ScoredOut(CamelModel):
 
 
 class PredictionOut(CamelModel):
+    prediction_id: str | None = None
     input: str
     output: str
     probability: float
@@ -63,7 +66,32 @@ class PredictionOut(CamelModel):
 class PredictData(CamelModel):
     agent_id: str
     version_id: str
+    deployment_id: str | None = None
     predictions: list[PredictionOut]
+
+
+class FeedbackIn(CamelModel):
+    """Whether a served answer was right: name the prediction (from predict), or the version
+    plus the input and the output that was served."""
+
+    prediction_id: StrictStr | None = None
+    version_id: StrictStr | None = None
+    correct: StrictBool = Field(description="Required. Was the served output right?")
+    expected_output: StrictStr | None = Field(None, description="The right output (a correction)")
+    latency_ms: float | None = Field(None, ge=0)
+    input: StrictStr | None = None
+    served_output: StrictStr | None = None
+
+
+class FeedbackOut(CamelModel):
+    feedback_id: str
+    agent_id: str
+    prediction_id: str | None = None
+    version_id: str
+    correct: bool
+    expected_output: str | None = None
+    created_at: str | None = None
+    rolled_back: bool
 
 
 def agent_json(a: model_version_pb2.Agent) -> dict[str, Any]:
@@ -113,11 +141,31 @@ async def predict(agent_id: AgentId, body: PredictIn, services: Services) -> dic
     texts = [body.input] if body.input is not None else list(body.inputs or [])
     with encoding_request():
         request = model_registry_pb2.PredictRequest(agent_id=agent_id, inputs=texts,
-                                                    version_id=body.version_id or "", top_k=body.top_k or 0)
+                                                    version_id=body.version_id or "", top_k=body.top_k or 0,
+                                                    request_key=body.request_key or "")
     resp = await services.registry.Predict(request, timeout=services.timeout_s)
     predictions = [
-        {"input": text, "output": p.output, "probability": p.probability,
+        {"predictionId": p.prediction_id or None, "input": text, "output": p.output, "probability": p.probability,
          "top": [{"output": t.output, "probability": t.probability} for t in p.top]}
         for text, p in zip(texts, resp.predictions)
     ]
-    return envelope({"agentId": agent_id, "versionId": resp.version_id, "predictions": predictions})
+    return envelope({"agentId": agent_id, "versionId": resp.version_id, "deploymentId": resp.deployment_id or None,
+                     "predictions": predictions})
+
+
+@router.post("/{agentId}/feedback", response_model=Envelope[FeedbackOut], response_model_exclude_none=True,
+             status_code=201, summary="Record whether a served answer was right (feeds canary rollback and "
+                                      "auto-training)")
+async def record_feedback(agent_id: AgentId, body: FeedbackIn, services: Services) -> dict[str, Any]:
+    with encoding_request():
+        request = model_registry_pb2.RecordFeedbackRequest(
+            agent_id=agent_id, prediction_id=body.prediction_id or "", version_id=body.version_id or "",
+            correct=body.correct, expected_output=body.expected_output or "", input=body.input or "",
+            served_output=body.served_output or "")
+        if body.latency_ms is not None:
+            request.latency_ms = body.latency_ms
+    resp = await services.registry.RecordFeedback(request, timeout=services.timeout_s)
+    fb = resp.feedback
+    return envelope({"feedbackId": fb.feedback_id, "agentId": fb.agent_id, "predictionId": fb.prediction_id or None,
+                     "versionId": fb.version_id, "correct": fb.correct, "expectedOutput": fb.expected_output or None,
+                     "createdAt": ts_iso(fb.create_time), "rolledBack": resp.HasField("rolled_back")})

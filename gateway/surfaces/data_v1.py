@@ -78,6 +78,27 @@ class GeneratedOut(CamelModel):
     scenario: str
 
 
+def _wrap_map(values: Any) -> Any:
+    if not isinstance(values, dict):
+        return values
+    return {k: {"values": v} if isinstance(v, list) else v for k, v in values.items()}
+
+
+def wrap_slot_lists(template: dict[str, Any]) -> dict[str, Any]:
+    """Accept slot values written as plain lists (``{"slots": {"product": ["a", "b"]}}``), the
+    natural JSON, as well as the proto's ``{"values": [...]}``: wrap lists in every slot map
+    (scenario, output and topic slots, synonyms) before ParseDict."""
+    out = dict(template)
+    for key in ("slots", "synonyms"):
+        if key in out:
+            out[key] = _wrap_map(out[key])
+    for key in ("outputs", "topics"):
+        if isinstance(out.get(key), list):
+            out[key] = [{**item, "slots": _wrap_map(item["slots"])} if isinstance(item, dict) and "slots" in item
+                        else item for item in out[key]]
+    return out
+
+
 def generation_request(*, scenario_type: str | None = None, data_type: str | None = None,
                        module_id: str | None = None, count: int | None = None, max_count: int = 0,
                        difficulty: str | None = None, edge_cases: bool | None = None,
@@ -106,7 +127,7 @@ def generation_request(*, scenario_type: str | None = None, data_type: str | Non
         req.constraints.topics.extend(topics or [])
         if template is not None:
             try:
-                json_format.ParseDict(template, req.template)
+                json_format.ParseDict(wrap_slot_lists(template), req.template)
             except json_format.ParseError as exc:
                 raise ApiError(INVALID, f"template: {exc}", field="template", issue=str(exc)) from None
     return req

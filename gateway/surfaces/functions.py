@@ -24,13 +24,13 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Discriminator, Field, 
 from gateway import errors as E
 from gateway.convert import duration_s, finite, ts_iso
 from gateway.deps import Caller, Services
-from gateway.errors import INVALID, ApiError, encoding_request, request_id_of
+from gateway.errors import INVALID, ApiError, encoding_request, request_id_of, rpc_fields
 from gateway.examples import ExampleIn, example_to_json, examples_to_proto
 from gateway.models import Int, Int64, Number
 from gateway.surfaces.data_v1 import generate, generated_json, generation_request
 from gateway.convert import enum_word
 from gateway.ratelimit import EVALUATIONS
-from gateway.routing import GatewayRoute, charge, rate_limited
+from gateway.routing import GatewayRoute, spend
 from gateway.surfaces.training_v1 import (
     MethodName,
     TrainingConfigIn,
@@ -492,7 +492,9 @@ async def generate_synthetic_training_data(body: GenerateSyntheticIn, request: R
         req = generation_request(scenario_type=body.scenarioType, count=body.count, difficulty=body.difficulty,
                                  edge_cases=body.edgeCases, diversity=body.diversity, template=body.template,
                                  seed=body.seed)
-    resp = await generate(request, services, req)
+    # Seed 001 calls the count `sample_count` (DataService: `count`, with its limit in metadata).
+    with rpc_fields(FUNCTIONS_SURFACE, {"count": "sample_count"} if body.module_id is not None else {}):
+        resp = await generate(request, services, req)
     data = generated_json(request, resp)
     if body.scenarioType is not None:
         return reply(request, data)
@@ -522,17 +524,11 @@ class EvaluateTrainingResultsIn(SnakeModel):
     benchmark_against: StrictStr | None = None
 
 
-def _charge_evaluation(request: Request) -> None:
-    decision = charge(request, EVALUATIONS)
-    if decision is not None and not decision.allowed:
-        raise rate_limited(decision)
-
-
 @router.post("/evaluateTrainingResults", response_model=Reply[dict[str, Any]], response_model_exclude_none=True,
              summary="Evaluate a completed job: scores, grade, curve analysis, advice (seed 001; 100/day)")
 async def evaluate_training_results(body: EvaluateTrainingResultsIn, request: Request,
                                     services: Services) -> dict[str, Any]:
-    _charge_evaluation(request)
+    spend(request, EVALUATIONS)
     with encoding_request():
         req = evaluation_service_pb2.EvaluateTrainingResultsRequest(
             job_id=body.job_id, test_data=examples_to_proto(body.test_data),
@@ -565,8 +561,11 @@ async def evaluate_training_results(body: EvaluateTrainingResultsIn, request: Re
 
 
 def function_names() -> list[str]:
-    """The functions this server has (every route of this router except the catch-all)."""
-    return sorted(r.path.removeprefix(PREFIX + "/") for r in router.routes  # type: ignore[attr-defined]
+    """The functions this server has (every route of both functions routers but the catch-all)."""
+    from gateway.surfaces import functions_more  # imports this module: resolved at call time
+
+    routes = [*router.routes, *functions_more.router.routes]
+    return sorted(r.path.removeprefix(PREFIX + "/") for r in routes  # type: ignore[attr-defined]
                   if "{" not in r.path)  # type: ignore[attr-defined]
 
 

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, Valida
 from gateway import errors as E
 from gateway.auth import Principal
 from gateway.backends import Backends
-from gateway.convert import duration_s, finite, ts_iso
+from gateway.convert import duration_s, finite, struct_to_dict, ts_iso
 from gateway.errors import ApiError, request_id_of
 from gateway.ratelimit import rpc_group
 from gateway.routing import GatewayRoute, charge
@@ -48,7 +48,7 @@ from trainhouse.v1 import data_service_pb2, example_pb2, job_state_pb2, training
 logger = logging.getLogger("trainhouse.gateway.jsonrpc")
 
 PATH = "/api/v1/jsonrpc"
-# Every method seed 003 defines (those without an RPC behind them yet answer -32601).
+# Every method seed 003 defines.
 RPC_METHODS_OF_SEED = ("training.start_grpo", "training.get_status", "training.cancel", "training.evaluate",
                        "training.export_trajectories")
 MAX_BATCH = 100
@@ -209,6 +209,11 @@ class StartGrpoParams(Params):
 EXPORT_MAX = 10_000
 
 
+class EvaluateParams(JobIdParams):
+    checkpoint_id: StrictStr | None = Field(None, max_length=200)
+    evaluation_queries: list[TrainingQueryIn] | None = None
+
+
 class ExportParams(JobIdParams):
     success_only: StrictBool = False
     min_reward: Number | None = None
@@ -229,6 +234,8 @@ class Method:
     run: Callable[[Context, Any], Awaitable[dict[str, Any]]]
     # kind -> code, where the seed gives a method its own code (cancel: -40003).
     codes: dict[str, int]
+    # How the method's parameter errors name a field (start_grpo: config fields by their leaf).
+    spell: Callable[[str | None], str | None] = lambda field: field
 
 
 # Metric names in job.metrics -> seed 003's names.
@@ -361,11 +368,33 @@ async def export_trajectories(ctx: Context, params: ExportParams) -> dict[str, A
     return out
 
 
+async def evaluate(ctx: Context, params: EvaluateParams) -> dict[str, Any]:
+    """TrainingService.EvaluatePolicy: the policy of a GRPO job on held-out queries, against the
+    untrained policy on the same queries. Not a GRPO job / no policy to evaluate -> -40004."""
+    request = training_service_pb2.EvaluatePolicyRequest(
+        job_id=params.job_id, checkpoint_id=params.checkpoint_id or "",
+        evaluation_queries=[_query(q) for q in params.evaluation_queries or []])
+    resp = await ctx.services.training.EvaluatePolicy(request, timeout=ctx.services.timeout_s)
+    b = resp.baseline_comparison
+    return {
+        "job_id": resp.job_id, "checkpoint_id": resp.checkpoint_id or None, "metrics": dict(resp.metrics),
+        "baseline_comparison": {"success_rate_improvement": b.success_rate_improvement,
+                                "avg_reward_improvement": b.avg_reward_improvement, "p_value": b.p_value,
+                                "statistically_significant": b.statistically_significant,
+                                "reward_p_value": b.reward_p_value, "baseline": dict(b.baseline)},
+        "queries_evaluated": resp.queries_evaluated,
+        "evaluation_duration_ms": int(round((duration_s(resp.evaluation_duration) or 0.0) * 1000)),
+        "results": [struct_to_dict(r) for r in resp.results],
+    }
+
+
 METHODS: dict[str, Method] = {
     "training.export_trajectories": Method(ExportParams, export_trajectories, {}),
-    "training.start_grpo": Method(StartGrpoParams, start_grpo, {}),
+    "training.start_grpo": Method(StartGrpoParams, start_grpo, {}, _seed_field),
     "training.get_status": Method(JobIdParams, get_status, {}),
     "training.cancel": Method(CancelParams, cancel, {E.PRECONDITION: CANNOT_CANCEL, E.CONFLICT: CANNOT_CANCEL}),
+    "training.evaluate": Method(EvaluateParams, evaluate, {E.PRECONDITION: EVALUATION_FAILED,
+                                                           E.INTERNAL: EVALUATION_FAILED}),
 }
 _missing = set(METHODS) - set(jsonrpc_methods())
 assert not _missing, f"JSON-RPC methods without a scope in gateway.scopes: {_missing}"
@@ -427,7 +456,7 @@ async def _run(method_name: str, params: Any, request: Request) -> dict[str, Any
         parsed = method.params.model_validate(params or {})
     except ValidationError as exc:
         api = from_pydantic(exc)
-        raise RpcError(INVALID_PARAMS, api.issue or api.message, api.field) from None
+        raise RpcError(INVALID_PARAMS, api.issue or api.message, method.spell(api.field)) from None
     ctx = Context(request, principal, request.app.state.gate.backends)
     try:
         return await method.run(ctx, parsed)
@@ -458,7 +487,7 @@ def _reply(content: Any, status: int = 200) -> Response:
 class JsonRpcRequest(BaseModel):
     jsonrpc: Literal["2.0"]
     method: str = Field(description="training.start_grpo | training.get_status | training.cancel | "
-                                    "training.export_trajectories")
+                                    "training.evaluate | training.export_trajectories")
     params: dict[str, Any] | None = None
     id: str | int | float | None = Field(None, description="Omit for a notification (no reply)")
 

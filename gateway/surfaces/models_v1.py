@@ -180,6 +180,34 @@ def deployment_json(d: deployment_pb2.Deployment) -> dict[str, Any]:
 
 VersionId = Annotated[str, Path(alias="versionId")]
 
+DEPLOYMENT_STATES = {enum_word(name, "DEPLOYMENT_STATE_").replace("_", "-"): value
+                     for name, value in deployment_pb2.DeploymentState.items() if value}
+
+
+class DeploymentsData(CamelModel):
+    deployments: list[DeploymentOut]
+    pagination: Pagination
+
+
+@router.get("/{agentId}/deployments", response_model=Envelope[DeploymentsData], response_model_exclude_none=True,
+            summary="An agent's deployments, newest first")
+async def list_deployments(
+    agent_id: AgentId, services: Services,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    environment: Annotated[Literal["production", "staging"] | None, Query()] = None,
+    status: Annotated[Literal["rolling-out", "completed", "rolled-back", "superseded"] | None, Query()] = None,
+) -> dict[str, Any]:
+    req = model_registry_pb2.ListDeploymentsRequest(agent_id=agent_id, page_size=limit,
+                                                    page_token=page_token_for(page, limit))
+    if environment:
+        req.environment = ENVIRONMENTS[environment]
+    if status:
+        req.state = DEPLOYMENT_STATES[status]
+    resp = await services.registry.ListDeployments(req, timeout=services.timeout_s)
+    return envelope({"deployments": [deployment_json(d) for d in resp.deployments],
+                     "pagination": pagination(resp.total_size, page, limit, resp.next_page_token)})
+
 
 @router.post("/{agentId}/versions/{versionId}/deploy", response_model=Envelope[DeploymentOut],
              response_model_exclude_none=True, summary="Deploy a version (immediate, canary or blue-green)")

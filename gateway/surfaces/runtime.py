@@ -26,9 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 from gateway import errors as E
 from gateway.convert import epoch_ms, finite
 from gateway.deps import Caller, Services
-from gateway.errors import ApiError, encoding_request
+from gateway.errors import ApiError, encoding_request, rpc_fields
 from gateway.models import Int, Number
-from gateway.routing import GatewayRoute
+from gateway.ratelimit import EVALUATIONS
+from gateway.routing import GatewayRoute, spend
 from gateway.surfaces.training_v1 import state_word
 from gateway.surfaces.v1 import field_path, rpc_field
 from gateway.surfaces.validation import from_request_validation
@@ -36,6 +37,7 @@ from gateway.trajectories import basic_json, full_json, trajectory_from_json
 from services.common.grpc_errors import RpcFailure, failure_of
 from trainhouse.v1 import (
     data_service_pb2,
+    evaluation_service_pb2,
     job_state_pb2,
     model_registry_pb2,
     training_job_pb2,
@@ -502,6 +504,32 @@ async def import_ollama(model: ModelId, caller: Caller, services: Services,
     imp = getattr(await services.registry.ImportToOllama(req, timeout=services.timeout_s), "import")
     return {"model": {"id": imp.model_id, "ollamaName": imp.ollama_name, "importedAt": epoch_ms(imp.import_time),
                       "baseModel": imp.base_model, "ollamaUrl": imp.ollama_url}}
+
+
+# The suites seed 004's benchmark reports (0..1 each), in the seed's order.
+RUNTIME_SUITES = ("coherence", "consistency", "helpfulness")
+
+
+class BenchmarkOut(BaseModel):
+    modelId: str  # noqa: N815
+    scores: dict[str, float]
+    completedAt: int | None = None  # noqa: N815
+    benchmarkId: str  # noqa: N815
+    overallRank: str  # noqa: N815
+
+
+@router.post("/models/{id}/benchmark", response_model=BenchmarkOut, response_model_exclude_none=True,
+             summary="Benchmark a model on coherence, consistency and helpfulness (scores 0..1; 100/day)")
+async def benchmark_model(model: ModelId, request: Request, services: Services) -> dict[str, Any]:
+    spend(request, EVALUATIONS)
+    with encoding_request():
+        req = evaluation_service_pb2.RunBenchmarkRequest(model_id=model, suites=RUNTIME_SUITES)
+    with rpc_fields(RUNTIME_SURFACE, {"modelId": "id"}):
+        run = (await services.evaluation.RunBenchmark(req, timeout=services.timeout_s)).run
+    # EvaluationService scores 0..100; seed 004 shows 0..1.
+    return {"modelId": model, "scores": {s.suite: round(s.score / 100, 4) for s in run.results},
+            "completedAt": epoch_ms(run.create_time), "benchmarkId": run.benchmark_id,
+            "overallRank": run.overall_rank}
 
 
 def auto_json(c: Any) -> dict[str, Any]:

@@ -1,13 +1,15 @@
 """Property-based fuzzing of every route in /openapi.json with schemathesis, against the real stack.
 
-Bounded: a few examples per operation, positive (schema-valid) and negative (schema-violating)
-data. Checks: never a 5xx, every status documented, the documented content type, and responses
-that match their schemas. Jobs the fuzzer starts run under their own account and are cancelled
+Bounded: a few examples per operation (4 positive = schema-valid, 3 negative = schema-violating),
+no shrinking, no example database, a per-example deadline far above a healthy call. Checks:
+never a 5xx, every status documented, the documented content type, and responses that match
+their schemas. Jobs the fuzzer starts run under their own account and are cancelled
 at the end, so they do not keep the shared stack busy.
 """
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import grpc
 import httpx
@@ -27,13 +29,12 @@ from schemathesis.checks import (  # noqa: E402
 from tests.gateway.conftest import bearer, make_token  # noqa: E402
 from trainhouse.v1 import job_state_pb2, training_service_pb2, training_service_pb2_grpc  # noqa: E402
 
-POSITIVE_EXAMPLES = 6
-NEGATIVE_EXAMPLES = 4
+POSITIVE_EXAMPLES = 4
+NEGATIVE_EXAMPLES = 3
+# Per example: far above a healthy call (tens of ms), so only a hang trips it.
+DEADLINE = timedelta(seconds=20)
 # Streams that stay open while a job runs; their error paths are covered by the stack tests.
 SKIP = {("GET", "/api/v1/training/train-agent/{jobId}/events")}
-# Schema-valid calls that reach a backend which currently answers UNAVAILABLE for a missing job
-# (EvaluationService reports a peer's NOT_FOUND as UNAVAILABLE): fuzzed with invalid data only.
-BACKEND_ISSUES = {("POST", "/api/v1/functions/evaluateTrainingResults")}
 
 
 def _cancel_account_jobs(address: str, account: str) -> None:
@@ -63,20 +64,16 @@ def test_every_operation_survives_fuzzing(stack) -> None:  # noqa: ANN001
             operation = result.ok()
             if (operation.method.upper(), operation.path) in SKIP:
                 continue
-            key = (operation.method.upper(), operation.path)
             for mode, examples, checks in (
                 (GenerationMode.POSITIVE, POSITIVE_EXAMPLES,
                  [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]),
                 (GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES, [not_a_server_error, status_code_conformance]),
             ):
-                if mode == GenerationMode.POSITIVE and key in BACKEND_ISSUES:
-                    continue
-
                 @given(case=operation.as_strategy(generation_mode=mode))
-                @settings(max_examples=examples, deadline=None, database=None, phases=[Phase.generate],
+                @settings(max_examples=examples, deadline=DEADLINE, database=None, phases=[Phase.generate],
                           suppress_health_check=list(HealthCheck))
                 def run(case) -> None:  # noqa: ANN001
-                    response = case.call(base_url=stack.gateway_url, headers=auth, timeout=30)
+                    response = case.call(base_url=stack.gateway_url, headers=auth, timeout=15)
                     case.validate_response(response, checks=checks)
 
                 try:

@@ -6,12 +6,16 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import httpx
 import pytest
+from google.protobuf import json_format
 
-from tests.gateway.conftest import bearer, make_token
+from gateway.surfaces.data_v1 import wrap_slot_lists
+from tests.gateway.conftest import Trained, bearer, make_token
 from tests.gateway.surface_shapes import error_code, rpc
 from tests.intents import make_examples
+from trainhouse.v1 import data_service_pb2, data_service_pb2_grpc
 
 FN = "/api/v1/functions"
 RPC = "/api/v1/jsonrpc"
@@ -48,26 +52,23 @@ def poll(fetch, done, timeout: float = 120) -> Any:  # noqa: ANN001
         value = fetch()
         if done(value):
             return value
-        time.sleep(0.3)
+        time.sleep(0.2)
     raise AssertionError(f"not done after {timeout} s: {value}")
 
 
 # ---- functions ------------------------------------------------------------------------------
 
-def test_start_and_monitor_a_job_seed_001(api: httpx.Client) -> None:
-    examples = [{**e, "feedback": "correct"} for e in three_intents()]
-    data = call(api, "startTrainingJob", {
-        "agent_id": uid("fn"), "training_data": {"examples": examples[:40], "validationExamples": examples[40:]},
-        "config": {"epochs": 6, "batchSize": 16, "learningRate": 0.01, "trainingType": "supervised",
-                   "earlyStopping": False}})
+def test_start_and_monitor_a_job_seed_001(api: httpx.Client, trained: Trained) -> None:
+    data = trained.seed001_started  # startTrainingJob with 40 examples + 5 validationExamples, 3 epochs
     assert data["status"] in {"queued", "initializing", "running"} and data["job_id"].startswith("job-")
-    assert data["config"]["epochs"] == 6 and data["config"]["method"] == "supervised"
-    assert data["progress"]["total_epochs"] == 6 and data["estimates"]["total_samples"] == 45
+    assert data["agent_id"] == trained.other_agent
+    assert data["config"]["epochs"] == 3 and data["config"]["method"] == "supervised"
+    assert data["progress"]["total_epochs"] == 3 and data["estimates"]["total_samples"] == 45
     assert data["started_at"].endswith("Z")
     job_id = data["job_id"]
-    done = poll(lambda: call(api, "monitorTrainingProgress", {"job_id": job_id}), lambda d: d["status"] in TERMINAL)
+    done = call(api, "monitorTrainingProgress", {"job_id": job_id})
     assert done["status"] == "completed", done
-    assert done["progress"]["percent_complete"] == 100 and done["progress"]["current_epoch"] == 6
+    assert done["progress"]["percent_complete"] == 100 and done["progress"]["current_epoch"] == 3
     assert {"loss", "accuracy"} <= set(done["metrics"]) and done["model_version"]
     full = call(api, "monitorTrainingProgress", {"job_id": job_id, "include_checkpoints": True,
                                                  "include_history": True})
@@ -80,13 +81,13 @@ def test_start_and_monitor_a_job_seed_001(api: httpx.Client) -> None:
 def test_train_agent_in_both_seed_forms(api: httpx.Client) -> None:
     # Seed 002: snake_case, training_data as an array.
     snake = call(api, "trainAgent", {"agent_id": uid("fn2"), "training_data": three_intents(), "training_type":
-                                     "supervised", "config": {"epochs": 3, "learning_rate": 0.01}})
+                                     "supervised", "config": {"epochs": 2, "learning_rate": 0.01}})
     assert snake["training_id"] == snake["job_id"] and snake["config"]["learningRate"] == 0.01
     # Seed 000's SDK: camelCase in, camelCase out (trainingJob.jobId), data from a dataset.
     dataset_id = uid("ds-fn")
     r = api.post("/api/v1/training/datasets", json={"datasetId": dataset_id, "examples": three_intents(seed=2)})
     assert r.status_code == 201, r.text
-    camel = call(api, "trainAgent", {"agentId": uid("sdk"), "config": {"method": "supervised", "epochs": 3,
+    camel = call(api, "trainAgent", {"agentId": uid("sdk"), "config": {"method": "supervised", "epochs": 2,
                                                                        "dataset": dataset_id}})
     assert camel["jobId"] == camel["trainingJobId"] and camel["config"]["dataset"] == dataset_id
     status = poll(lambda: call(api, "getTrainingStatus", {"jobId": camel["jobId"]}),
@@ -100,9 +101,8 @@ def test_train_agent_in_both_seed_forms(api: httpx.Client) -> None:
 
 # ---- JSON-RPC -------------------------------------------------------------------------------
 
-def test_jsonrpc_status_cancel_and_a_mixed_batch(api: httpx.Client) -> None:
-    finished = call(api, "trainAgent", {"agent_id": uid("rpc"), "training_data": three_intents(),
-                                        "config": {"epochs": 2}})["job_id"]
+def test_jsonrpc_status_cancel_and_a_mixed_batch(api: httpx.Client, trained: Trained) -> None:
+    finished = trained.jobs[0]
     long = call(api, "trainAgent", {"agent_id": uid("rpc-long"), "training_data": make_examples(100, seed=4),
                                     "config": {"epochs": 300}})["job_id"]
 
@@ -111,8 +111,8 @@ def test_jsonrpc_status_cancel_and_a_mixed_batch(api: httpx.Client) -> None:
         assert r.status_code == 200 and r.json()["id"] == "s" and "result" in r.json(), r.text
         return r.json()["result"]
 
-    done = poll(lambda: status(finished), lambda s: s["status"] in TERMINAL)
-    assert done["status"] == "completed" and done["current_iteration"] == done["total_iterations"] == 2
+    done = status(finished)
+    assert done["status"] == "completed" and done["current_iteration"] == done["total_iterations"] == trained.epochs
     assert done["progress_percent"] == 100 and "train_loss" in done["metrics"] and done["started_at"].endswith("Z")
     poll(lambda: status(long), lambda s: s["status"] in {"running"} | TERMINAL)
 
@@ -140,14 +140,14 @@ def test_runtime_jobs_models_and_datasets(api: httpx.Client) -> None:
     dataset_id = uid("ds-rt")
     assert api.post("/api/v1/training/datasets", json={"datasetId": dataset_id,
                                                        "examples": three_intents(seed=5)}).status_code == 201
-    r = api.post("/api/training/jobs", json={"iterations": 4, "batchSize": 8, "learningRate": 0.01})
+    r = api.post("/api/training/jobs", json={"iterations": 2, "batchSize": 8, "learningRate": 0.01})
     assert r.status_code == 201, r.text
     job = r.json()["job"]
     assert job["datasetId"] == dataset_id and job["status"] in {"queued", "initializing", "running"}
     assert isinstance(job["createdAt"], int) and job["createdAt"] > 1_600_000_000_000 and job["backend"] == "cpu"
     got = poll(lambda: api.get(f"/api/training/jobs/{job['id']}").json()["job"], lambda j: j["status"] in TERMINAL)
     assert got["status"] == "completed" and got["progress"] == 1.0
-    assert got["currentIteration"] == got["totalIterations"] == 4 and isinstance(got["loss"], float)
+    assert got["currentIteration"] == got["totalIterations"] == 2 and isinstance(got["loss"], float)
     assert isinstance(got["completedAt"], int) and got["completedAt"] >= job["createdAt"]
 
     jobs = api.get("/api/training/jobs").json()["jobs"]
@@ -240,6 +240,28 @@ def test_generate_synthetic_data_seed_000_and_functions(api: httpx.Client) -> No
     assert r.status_code == 422 and r.json()["field"] == "count"
 
 
+def test_generation_from_a_module_and_a_custom_template(stack, api: httpx.Client) -> None:  # noqa: ANN001
+    template = {"outputs": [{"output": "refund", "templates": ["I want my money back for the {item}",
+                                                               "refund the {item} please"]},
+                            {"output": "track", "templates": ["where is my {item}", "track the {item}"]}],
+                "slots": {"item": ["lamp", "chair", "desk"]}}  # slot values as a plain list
+    r = api.post("/api/v1/training/generate-synthetic-data", json={"scenarioType": "custom", "count": 8,
+                                                                  "template": template, "seed": 1})
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["generated"] == 8
+    module_id = uid("module")
+    with grpc.insecure_channel(stack.address("data")) as channel:
+        stub = data_service_pb2_grpc.DataServiceStub(channel)
+        request = data_service_pb2.CreateTrainingModuleRequest(module_id=module_id, display_name="returns")
+        json_format.ParseDict(wrap_slot_lists(template), request.template)
+        stub.CreateTrainingModule(request, timeout=30)
+    data = call(api, "generateSyntheticTrainingData", {"module_id": module_id, "sample_count": 6,
+                                                       "difficulty": "easy"})
+    assert data["generated"] == 6 and {e["expected_output"] for e in data["examples"]} == {"refund", "track"}
+    r = api.post(f"{FN}/generateSyntheticTrainingData", json={"module_id": module_id, "sample_count": 51})
+    assert r.status_code == 422 and error_code(r) == "VALIDATION_ERROR" and r.json()["field"] == "sample_count"
+
+
 def test_generation_budget_is_count_weighted(stack) -> None:  # noqa: ANN001
     with httpx.Client(base_url=stack.gateway_url, timeout=30) as c:
         token = bearer(make_token(c, stack.admin_token, ["data:generate"]))
@@ -313,47 +335,62 @@ def test_runtime_trajectories_and_dataset_build(api: httpx.Client) -> None:
     assert dataset["trajectoryCount"] >= 1 and dataset["exampleCount"] >= 2 and isinstance(dataset["createdAt"], int)
 
 
-def test_jsonrpc_export_trajectories_and_start_grpo(api: httpx.Client) -> None:
-    job_id = call(api, "trainAgent", {"agent_id": uid("exp"), "training_data": three_intents(3),
-                                      "config": {"epochs": 1}})["job_id"]
-    r = api.post(RPC, json=rpc("training.export_trajectories", {"job_id": job_id, "limit": 10}, "e"))
-    result = r.json()["result"]
-    assert result == {"job_id": job_id, "trajectories": [], "total_count": 0, "returned_count": 0, "has_more": False}
-    r = api.post(RPC, json=rpc("training.export_trajectories", {"job_id": job_id, "limit": 20000}, "e"))
-    assert r.json()["error"]["code"] == -40005 and r.json()["error"]["data"]["field"] == "limit"
-    r = api.post(RPC, json=rpc("training.export_trajectories", {"job_id": "job-nope"}, "e"))
-    assert r.json()["error"]["code"] == -32001
+def test_jsonrpc_grpo_start_evaluate_and_export(api: httpx.Client, trained: Trained) -> None:
+    def call_rpc(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        r = api.post(RPC, json=rpc(method, params, "x"))
+        assert r.status_code == 200 and r.json()["id"] == "x", r.text
+        return r.json()
+
+    started = trained.grpo_started
+    assert started["status"] == "queued" and started["total_iterations"] == 2 and started["created_at"].endswith("Z")
+    job_id = trained.grpo_job
+    status = call_rpc("training.get_status", {"job_id": job_id})["result"]
+    assert status["status"] == "completed" and status["current_iteration"] == status["total_iterations"] == 2
+    assert {"avg_reward", "trajectories_generated"} <= set(status["metrics"]) and status["budget_usd"] == "100.00"
+
+    result = call_rpc("training.evaluate", {"job_id": job_id})["result"]
+    assert result["job_id"] == job_id and result["checkpoint_id"] and result["queries_evaluated"] == 9
+    assert set(result["metrics"]) == {"success_rate", "avg_reward", "avg_steps", "tool_accuracy"}
+    comparison = result["baseline_comparison"]
+    assert 0 <= comparison["p_value"] <= 1 and isinstance(comparison["statistically_significant"], bool)
+    assert {"success_rate_improvement", "avg_reward_improvement"} <= set(comparison)
+    assert isinstance(result["evaluation_duration_ms"], int) and len(result["results"]) == 9
+    custom = call_rpc("training.evaluate", {"job_id": job_id, "evaluation_queries": [
+        {"query": "refund my payment please", "expected_outcome": {"tool": "refund"}}]})["result"]
+    assert custom["queries_evaluated"] == 1
+    assert call_rpc("training.evaluate", {"job_id": job_id, "checkpoint_id": "nope"})["error"]["code"] == -32001
+    assert call_rpc("training.evaluate", {"job_id": "job-nope"})["error"]["code"] == -32001
+    failed = call_rpc("training.evaluate", {"job_id": trained.jobs[0]})["error"]  # a supervised job
+    assert failed["code"] == -40004 and failed["message"] == "Evaluation failed"
+
+    exported = call_rpc("training.export_trajectories", {"job_id": job_id, "limit": 3})["result"]
+    assert exported["returned_count"] == len(exported["trajectories"]) == 3 and exported["has_more"] is True
+    assert exported["total_count"] == 2 * 4 * 2  # iterations x queries per batch x trajectories per query
+    first = exported["trajectories"][0]
+    assert first["steps"] and {"state", "action", "result"} <= set(first["steps"][0]) and "reward" in first
+    supervised = call_rpc("training.export_trajectories", {"job_id": trained.jobs[0], "limit": 10})["result"]
+    assert supervised == {"job_id": trained.jobs[0], "trajectories": [], "total_count": 0, "returned_count": 0,
+                          "has_more": False}
+    assert call_rpc("training.export_trajectories", {"job_id": job_id, "limit": 20000})["error"]["code"] == -40005
+    assert call_rpc("training.export_trajectories", {"job_id": "job-nope"})["error"]["code"] == -32001
 
     queries = [{"query": f"look up order {i}", "expected_outcome": {"tool": "lookup_order"}} for i in range(100)]
-    r = api.post(RPC, json=rpc("training.start_grpo", {"agent_id": uid("grpo"), "config": {"n_iterations": "x"},
-                                                        "training_data": queries}, "g"))
-    assert r.json()["error"]["code"] == -32602 and r.json()["error"]["data"]["field"] == "config.n_iterations"
-    r = api.post(RPC, json=rpc("training.start_grpo", {"agent_id": uid("grpo"), "config": {"n_iterations": 0},
-                                                        "training_data": queries}, "g"))
-    assert r.json()["error"]["code"] in (-32600, -40002) and r.json()["error"]["data"]["field"], r.text
-    r = api.post(RPC, json=rpc("training.start_grpo", {"agent_id": uid("grpo"), "config": {"n_iterations": 2,
-                                                        "batch_size": 4, "n_trajectories_per_query": 2},
-                                                        "training_data": queries}, "g"))
-    answer = r.json()
-    if "result" in answer:  # GRPO is served by TrainingService
-        assert answer["result"]["status"] == "queued" and answer["result"]["total_iterations"] == 2
-        api.post(RPC, json=rpc("training.cancel", {"job_id": answer["result"]["job_id"]}, "c"))
-    else:  # not yet: the service's refusal names the method, in seed 003's shape
-        assert answer["error"]["code"] == -32600 and answer["error"]["data"]["field"] == "method", answer
+    error = call_rpc("training.start_grpo", {"agent_id": uid("grpo"), "config": {"n_iterations": "x"},
+                                             "training_data": queries})["error"]
+    # Seed 003 names a config field by its leaf ("field": "n_iterations"), for a type or a range.
+    assert error["code"] == -32602 and error["data"]["field"] == "n_iterations"
+    error = call_rpc("training.start_grpo", {"agent_id": uid("grpo"), "config": {"n_iterations": 0},
+                                             "training_data": queries})["error"]
+    assert error["code"] == -32600 and error["data"]["field"] == "n_iterations", error
+    error = call_rpc("training.start_grpo", {"agent_id": uid("grpo"), "config": {}, "training_data": queries[:5]})
+    assert error["error"]["code"] == -40002 and error["error"]["data"]["field"].startswith("training_data"), error
 
 
 # ---- deployments and model management -------------------------------------------------------
 
-def test_deploy_rollback_activate_and_auto_config(api: httpx.Client) -> None:
-    agent = uid("dep")
-    versions = []
-    for seed in (0, 1):
-        job_id = call(api, "trainAgent", {"agent_id": agent, "training_data": three_intents(seed=seed),
-                                          "config": {"epochs": 2}})["job_id"]
-        done = poll(lambda: call(api, "getTrainingStatus", {"job_id": job_id}), lambda d: d["status"] in TERMINAL)
-        assert done["status"] == "completed", done
-        versions.append(done["model_version"])
-    v1, v2 = versions
+def test_deploy_rollback_activate_and_auto_config(api: httpx.Client, trained: Trained) -> None:
+    agent = trained.agent
+    v1, v2 = trained.versions
     base = f"/api/v1/training/models/{agent}/versions"
     r = api.post(f"{base}/{v1}/deploy", json={"environment": "production"})
     assert r.status_code == 200, r.text
@@ -390,16 +427,3 @@ def test_deploy_rollback_activate_and_auto_config(api: httpx.Client) -> None:
     assert r.status_code == 400 and error_code(r) == "INVALID_REQUEST" and r.json()["field"] == "threshold"
     api.put("/api/training/auto/config", json={"threshold": before["threshold"],
                                                "cooldownHours": before["cooldownHours"]})
-
-
-def test_evaluate_training_results_errors_and_the_daily_budget(stack, api: httpx.Client) -> None:  # noqa: ANN001
-    # The success path belongs to EvaluationService's own tests (its peers are still being wired);
-    # here: the translation of its errors and the evaluations/day budget.
-    r = api.post(f"{FN}/evaluateTrainingResults", json={"job_id": 5})
-    assert r.status_code == 422 and r.json()["field"] == "job_id"
-    with httpx.Client(base_url=stack.gateway_url, timeout=30) as c:
-        token = bearer(make_token(c, stack.admin_token, ["training:evaluate"]))
-        for _ in range(3):
-            c.post(f"{FN}/evaluateTrainingResults", headers=token, json={"job_id": "job-nope"})
-        r = c.post(f"{FN}/evaluateTrainingResults", headers=token, json={"job_id": "job-nope"})
-        assert r.headers["X-RateLimit-Limit"] == "100" and r.headers["X-RateLimit-Remaining"] == "96"

@@ -1,0 +1,200 @@
+"""Seed 000 evaluation: POST /api/v1/training/evaluate-agent (Evaluate) and /benchmark-agent
+(RunBenchmark). Each call spends one unit of the caller's evaluations/day budget (seed 000: 100).
+
+Every number comes from EvaluationService (services/evaluation/README.md says how it is
+measured); this module only renames and formats: `averageLatency` is the measured mean
+single-input serving latency written the seed's way ("3.4ms"), `improvements` are the service's
+relative changes against the baseline written as "+5%".
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import Field, StrictBool, StrictStr
+
+from gateway.convert import camel, human_latency, signed_percent, struct_to_dict, ts_iso
+from gateway.deps import Services
+from gateway.errors import encoding_request, rpc_fields
+from gateway.examples import ExampleIn, examples_to_proto
+from gateway.models import CamelModel, Envelope, Int64, envelope
+from gateway.ratelimit import EVALUATIONS
+from gateway.routing import GatewayRoute, spend
+from gateway.surfaces.common import ERROR_RESPONSES
+from gateway.surfaces.v1 import V1_SURFACE
+from trainhouse.v1 import benchmark_pb2, evaluation_pb2, evaluation_service_pb2
+
+router = APIRouter(prefix="/api/v1/training", tags=["evaluation"], route_class=GatewayRoute,
+                   responses=ERROR_RESPONSES)
+
+# Seed 000's result names for the service's canonical metric names.
+SEED_RESULTS = {"accuracy": "accuracy", "precision": "precision", "recall": "recall", "f1": "f1",
+                "cost_per_task_usd": "costPerTask"}
+# Seed 000's improvement keys: metric (as the seed names it) -> service metric.
+IMPROVEMENT_METRICS = {"accuracy": "accuracy", "precision": "precision", "recall": "recall", "f1": "f1",
+                       "latency": "latency_mean_ms", "cost": "cost_per_task_usd"}
+# Old names the service keeps for the same values; shown once, under the canonical name.
+ALIASES = {"macro_precision", "macro_recall", "macro_f1"}
+
+
+# ---- evaluate-agent -------------------------------------------------------------------------
+
+class EvaluateAgentIn(CamelModel):
+    agent_id: StrictStr
+    evaluation_type: StrictStr | None = Field(None, description='"comprehensive" (default), "standard" or "quick"')
+    test_set: StrictStr | None = Field(None, description="A dataset id to evaluate on (default: the held-out "
+                                                         "examples of the version's training job)")
+    metrics: list[StrictStr] | None = Field(None, description="accuracy, precision, recall, f1, latency, cost, "
+                                                              "consistency, safety, relevance, calibration, ...")
+    compare_to_baseline: StrictBool = False
+    version_id: StrictStr | None = Field(None, description="Version to evaluate (default: active, else newest)")
+    baseline_version_id: StrictStr | None = None
+    examples: list[ExampleIn] | None = Field(None, description="Inline test examples instead of testSet")
+    evaluation_id: StrictStr | None = Field(None, description="Idempotency key: a repeat returns the stored one")
+    seed: Int64 | None = None
+
+
+class ComparisonOut(CamelModel):
+    baseline: str | None = None
+    improvements: dict[str, str]
+    available: bool
+    note: str | None = None
+    baseline_kind: str | None = None
+    paired_examples: int
+    differences: dict[str, float]
+    accuracy_p_value: float | None = None
+    significant: bool | None = None
+
+
+class EvaluationOut(CamelModel):
+    evaluation_id: str
+    agent_id: str
+    version_id: str
+    results: dict[str, Any]
+    comparison: ComparisonOut | None = None
+    recommendations: list[str]
+    example_count: int
+    test_set_source: str
+    dataset_id: str | None = None
+    job_id: str | None = None
+    evaluation_type: str
+    reused: bool
+    created_at: str | None = None
+
+
+def results_json(metrics: dict[str, float]) -> dict[str, Any]:
+    """The seed's result names first, then every other measured metric in camelCase."""
+    out: dict[str, Any] = {key: metrics[name] for name, key in SEED_RESULTS.items() if name in metrics}
+    if "latency_mean_ms" in metrics:
+        out["averageLatency"] = human_latency(metrics["latency_mean_ms"])
+    for name, value in sorted(metrics.items()):
+        if name not in SEED_RESULTS and name not in ALIASES:
+            out[camel(name)] = value
+    return out
+
+
+def comparison_json(c: evaluation_pb2.BaselineComparison) -> dict[str, Any]:
+    relative = dict(c.relative_change_percent)
+    improvements = {key: signed_percent(relative[name]) for key, name in IMPROVEMENT_METRICS.items()
+                    if name in relative}
+    out: dict[str, Any] = {
+        "baseline": c.baseline_version_id or None, "improvements": improvements, "available": c.available,
+        "note": c.note or None, "baselineKind": c.baseline_kind or None, "pairedExamples": c.paired_examples,
+        "differences": {key: c.improvements[name] for key, name in IMPROVEMENT_METRICS.items()
+                        if name in c.improvements},
+    }
+    if c.HasField("accuracy_test") and c.accuracy_test.test:
+        out["accuracyPValue"] = c.accuracy_test.p_value
+        out["significant"] = c.accuracy_test.significant
+    return out
+
+
+def evaluation_json(e: evaluation_pb2.Evaluation, reused: bool) -> dict[str, Any]:
+    return {
+        "evaluationId": e.evaluation_id, "agentId": e.agent_id, "versionId": e.version_id,
+        "results": results_json(dict(e.metrics)),
+        "comparison": comparison_json(e.comparison) if e.HasField("comparison") else None,
+        "recommendations": [r.recommendation for r in e.recommendations],
+        "exampleCount": e.example_count, "testSetSource": e.test_set_source, "datasetId": e.dataset_id or None,
+        "jobId": e.job_id or None, "evaluationType": e.evaluation_type, "reused": reused,
+        "createdAt": ts_iso(e.create_time),
+    }
+
+
+@router.post("/evaluate-agent", response_model=Envelope[EvaluationOut], response_model_exclude_none=True,
+             summary="Evaluate an agent's model version on a test set (counts against 100 evaluations/day)")
+async def evaluate_agent(body: EvaluateAgentIn, request: Request, services: Services) -> dict[str, Any]:
+    spend(request, EVALUATIONS)
+    with encoding_request():
+        req = evaluation_service_pb2.EvaluateRequest(
+            agent_id=body.agent_id, version_id=body.version_id or "", dataset_id=body.test_set or "",
+            examples=examples_to_proto(body.examples), metrics=body.metrics or [],
+            evaluation_type=body.evaluation_type or "", compare_to_baseline=body.compare_to_baseline,
+            baseline_version_id=body.baseline_version_id or "", evaluation_id=body.evaluation_id or "")
+        if body.seed is not None:
+            req.seed = body.seed
+    with rpc_fields(V1_SURFACE, {"datasetId": "testSet"}):
+        resp = await services.evaluation.Evaluate(req, timeout=services.timeout_s)
+    return envelope(evaluation_json(resp.evaluation, resp.reused))
+
+
+# ---- benchmark-agent ------------------------------------------------------------------------
+
+class BenchmarkAgentIn(CamelModel):
+    agent_id: StrictStr
+    benchmarks: list[StrictStr] | None = Field(
+        None, description="Suites: standard-reasoning, tool-usage, multi-step-planning, coherence, consistency, "
+                          "helpfulness (default: all)")
+    version_id: StrictStr | None = None
+    examples: list[ExampleIn] | None = Field(None, description="Seed examples for the probes (default: the "
+                                                               "held-out examples of the version's job)")
+
+
+class SuiteOut(CamelModel):
+    score: float
+    percentile: float | None = None
+    details: dict[str, Any]
+    grade: str
+    component_scores: dict[str, float]
+    probe_count: int
+    models_compared: int
+    percentile_note: str | None = None
+    suite_version: str
+
+
+class BenchmarkOut(CamelModel):
+    benchmark_id: str
+    agent_id: str
+    version_id: str
+    results: dict[str, SuiteOut]
+    overall_score: float
+    overall_rank: str
+    recommendations: list[str]
+    created_at: str | None = None
+
+
+def suite_json(s: benchmark_pb2.SuiteResult) -> dict[str, Any]:
+    return {"score": s.score, "percentile": s.percentile if s.HasField("percentile") else None,
+            "details": struct_to_dict(s.details), "grade": s.grade, "componentScores": dict(s.component_scores),
+            "probeCount": s.probe_count, "modelsCompared": s.models_compared,
+            "percentileNote": s.percentile_note or None, "suiteVersion": s.suite_version}
+
+
+def benchmark_json(run: benchmark_pb2.BenchmarkRun) -> dict[str, Any]:
+    return {"benchmarkId": run.benchmark_id, "agentId": run.agent_id, "versionId": run.version_id,
+            "results": {s.suite: suite_json(s) for s in run.results}, "overallScore": run.overall_score,
+            "overallRank": run.overall_rank, "recommendations": list(run.recommendations),
+            "createdAt": ts_iso(run.create_time)}
+
+
+@router.post("/benchmark-agent", response_model=Envelope[BenchmarkOut], response_model_exclude_none=True,
+             summary="Run built-in benchmark suites on an agent's version (counts against 100 evaluations/day)")
+async def benchmark_agent(body: BenchmarkAgentIn, request: Request, services: Services) -> dict[str, Any]:
+    spend(request, EVALUATIONS)
+    with encoding_request():
+        req = evaluation_service_pb2.RunBenchmarkRequest(agent_id=body.agent_id, version_id=body.version_id or "",
+                                                         suites=body.benchmarks or [],
+                                                         examples=examples_to_proto(body.examples))
+    with rpc_fields(V1_SURFACE, {"suites": "benchmarks"}):
+        resp = await services.evaluation.RunBenchmark(req, timeout=services.timeout_s)
+    return envelope(benchmark_json(resp.run))

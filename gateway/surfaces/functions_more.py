@@ -1,0 +1,232 @@
+"""More seed 001/002 functions on ``POST /api/v1/functions/{name}``: compareTrainingRuns,
+generateTrainingReport, analyzeAndOptimize (EvaluationService) and adaptAgentBehavior
+(ModelRegistry feedback -> a TrainingService job).
+
+Same surface as gateway.surfaces.functions (its error shape, `{success, data, trace_id}`,
+snake_case); this router is registered before that one, whose last route is the catch-all.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from pydantic import Field, StrictBool, StrictStr
+
+from gateway import adaptation
+from gateway.convert import struct_to_dict, ts_iso
+from gateway.deps import Caller, Services
+from gateway.errors import PRECONDITION, ApiError, encoding_request, rpc_fields
+from gateway.examples import ExampleIn, examples_to_proto
+from gateway.models import Int64, Number
+from gateway.ratelimit import EVALUATIONS
+from gateway.routing import GatewayRoute, spend
+from gateway.surfaces.functions import (
+    ERROR_RESPONSES,
+    FUNCTIONS_SURFACE,
+    PREFIX,
+    Reply,
+    SnakeModel,
+    progress_snake,
+    reply,
+)
+from gateway.surfaces.training_v1 import config_json, state_word
+from trainhouse.v1 import evaluation_pb2, evaluation_service_pb2, run_comparison_pb2
+
+router = APIRouter(prefix=PREFIX, tags=["functions"], route_class=GatewayRoute, responses=ERROR_RESPONSES)
+
+
+# ---- compareTrainingRuns --------------------------------------------------------------------
+
+class CompareRunsIn(SnakeModel):
+    run_ids: list[StrictStr] = Field(description="2..10 completed job ids")
+    comparison_metrics: list[StrictStr] | None = Field(
+        None, description="accuracy, loss, validation_accuracy, validation_loss, training_time, convergence_speed, "
+                          "final_performance, stability, cost_efficiency (default: all)")
+    statistical_tests: StrictBool = False
+    generate_recommendations: StrictBool = False
+    test_data: list[ExampleIn] | None = Field(None, description="A common test set (default: the runs' shared "
+                                                                "held-out examples)")
+    comparison_id: StrictStr | None = Field(None, description="Idempotency key")
+    seed: Int64 | None = None
+
+
+def significance_json(t: evaluation_pb2.SignificanceTest) -> dict[str, Any]:
+    return {"test": t.test, "statistic": t.statistic, "p_value": t.p_value, "adjusted_p_value": t.adjusted_p_value,
+            "significant": t.significant, "alpha": t.alpha, "difference": t.difference, "ci_low": t.ci_low,
+            "ci_high": t.ci_high, "effect_size": t.effect_size, "effect_size_kind": t.effect_size_kind or None,
+            "n": t.n, "paired": t.paired}
+
+
+def comparison_json(c: run_comparison_pb2.RunComparison, reused: bool) -> dict[str, Any]:
+    def value(v: run_comparison_pb2.RunMetricValue) -> dict[str, Any]:
+        return {"job_id": v.job_id, "value": v.value}
+
+    out: dict[str, Any] = {
+        "comparison_id": c.comparison_id,
+        "runs": [{"job_id": r.job_id, "agent_id": r.agent_id, "version_id": r.version_id, "results": dict(r.values),
+                  "config": struct_to_dict(r.config), "evaluated_examples": r.evaluated_examples,
+                  "evaluation_id": r.evaluation_id or None} for r in c.runs],
+        "metric_comparisons": {
+            m.metric: {"best": value(m.best), "worst": value(m.worst), "higher_is_better": m.higher_is_better,
+                       "values": [value(v) for v in m.values], "missing_job_ids": list(m.missing_job_ids)}
+            for m in c.metric_comparisons},
+        "overall_ranking": [{"job_id": r.job_id, "score": r.score, "rank": r.rank} for r in c.overall_ranking],
+        "winner": {"job_id": c.winner.job_id, "score": c.winner.score, "margin": c.winner.margin},
+        "comparison_metrics": list(c.comparison_metrics), "evaluation_set": c.evaluation_set,
+        "shared_examples": c.shared_examples, "created_at": ts_iso(c.create_time), "reused": reused,
+    }
+    if c.HasField("statistical_analysis"):
+        s = c.statistical_analysis
+        # Seed 001 spells these two in camelCase and the rest in snake_case; kept as written.
+        out["statistical_analysis"] = {
+            "significant": s.significant, "pValue": s.p_value, "effectSize": s.effect_size,
+            "improvement_percent": s.improvement_percent, "primary_metric": s.primary_metric,
+            "winner_job_id": s.winner_job_id, "runner_up_job_id": s.runner_up_job_id, "paired": s.paired,
+            "shared_examples": s.shared_examples, "correction": s.correction, "alpha": s.alpha,
+            "note": s.note or None,
+            "pairwise": [{"job_a": p.job_a, "job_b": p.job_b, "metric": p.metric, **significance_json(p.test)}
+                         for p in s.pairwise]}
+    if c.HasField("recommendations"):
+        r = c.recommendations
+        out["recommendations"] = {"summary": r.summary, "optimal_config": struct_to_dict(r.optimal_config),
+                                  "config_differences": struct_to_dict(r.config_differences),
+                                  "next_steps": list(r.next_steps)}
+    return out
+
+
+@router.post("/compareTrainingRuns", response_model=Reply[dict[str, Any]], response_model_exclude_none=True,
+             summary="A/B comparison of 2-10 completed runs with statistical tests (seed 001; 100/day)")
+async def compare_training_runs(body: CompareRunsIn, request: Request, services: Services) -> dict[str, Any]:
+    spend(request, EVALUATIONS)
+    with encoding_request():
+        req = evaluation_service_pb2.CompareRunsRequest(
+            run_ids=body.run_ids, comparison_metrics=body.comparison_metrics or [],
+            statistical_tests=body.statistical_tests, generate_recommendations=body.generate_recommendations,
+            examples=examples_to_proto(body.test_data), comparison_id=body.comparison_id or "")
+        if body.seed is not None:
+            req.seed = body.seed
+    resp = await services.evaluation.CompareRuns(req, timeout=services.timeout_s)
+    return reply(request, comparison_json(resp.comparison, resp.reused))
+
+
+# ---- generateTrainingReport -----------------------------------------------------------------
+
+class ReportIn(SnakeModel):
+    job_id: StrictStr | None = None
+    agent_id: StrictStr | None = None
+    run_ids: list[StrictStr] | None = Field(None, description="comparison reports: 2..10 job ids")
+    report_type: StrictStr | None = Field(None, description="single_job, agent_summary, comparison, executive")
+    include_sections: list[StrictStr] | None = None
+    format: StrictStr | None = Field(None, description="json (default), markdown or html")
+
+
+class ReportOut(SnakeModel):
+    report_id: str
+    report_type: str
+    format: str
+    title: str
+    content: str
+    content_type: str
+    sections: list[str]
+    charts: list[str]
+    created_at: str | None = None
+
+
+@router.post("/generateTrainingReport", response_model=Reply[ReportOut], response_model_exclude_none=True,
+             summary="A report on a job, an agent or several runs: JSON, Markdown or self-contained HTML (seed 001)")
+async def generate_training_report(body: ReportIn, request: Request, services: Services) -> dict[str, Any]:
+    with encoding_request():
+        req = evaluation_service_pb2.GenerateReportRequest(
+            job_id=body.job_id or "", agent_id=body.agent_id or "", run_ids=body.run_ids or [],
+            report_type=body.report_type or "", include_sections=body.include_sections or [],
+            format=body.format or "")
+    r = (await services.evaluation.GenerateReport(req, timeout=services.timeout_s)).report
+    return reply(request, {"report_id": r.report_id, "report_type": r.report_type, "format": r.format,
+                           "title": r.title, "content": r.content, "content_type": r.content_type,
+                           "sections": list(r.sections), "charts": list(r.charts), "created_at": ts_iso(r.create_time)})
+
+
+# ---- analyzeAndOptimize ---------------------------------------------------------------------
+
+class AnalyzeIn(SnakeModel):
+    agent_id: StrictStr
+    optimization_goals: list[StrictStr] | None = Field(
+        None, description="minimize_latency, maximize_accuracy, minimize_cost, maximize_consistency, "
+                          "improve_calibration, reduce_overfitting (default: all)")
+
+
+@router.post("/analyzeAndOptimize", response_model=Reply[dict[str, Any]], response_model_exclude_none=True,
+             summary="Optimisation suggestions from an agent's versions and evaluations (seed 002; 100/day)")
+async def analyze_and_optimize(body: AnalyzeIn, request: Request, services: Services) -> dict[str, Any]:
+    spend(request, EVALUATIONS)
+    with encoding_request():
+        req = evaluation_service_pb2.AnalyzeAndOptimizeRequest(agent_id=body.agent_id,
+                                                               optimization_goals=body.optimization_goals or [])
+    resp = await services.evaluation.AnalyzeAndOptimize(req, timeout=services.timeout_s)
+    cur = resp.current
+    return reply(request, {
+        "agent_id": resp.agent_id, "optimization_goals": list(resp.optimization_goals),
+        "current": {"version_id": cur.version_id, "evaluation_id": cur.evaluation_id, "metrics": dict(cur.metrics),
+                    "size_bytes": cur.size_bytes, "hidden_sizes": list(cur.hidden_sizes),
+                    "featurizer_dim": cur.featurizer_dim, "catalog_size": cur.catalog_size,
+                    "evaluated_now": cur.evaluated_now},
+        "versions": [{"version_id": v.version_id, "job_id": v.job_id or None, "metrics": dict(v.metrics),
+                      "size_bytes": v.size_bytes, "active": v.active, "created_at": ts_iso(v.create_time)}
+                     for v in resp.versions],
+        "suggestions": [{"goal": s.goal, "priority": s.priority, "category": s.category, "suggestion": s.suggestion,
+                         "rationale": s.rationale, "signal": s.signal, "signal_value": s.signal_value,
+                         "config_changes": struct_to_dict(s.config_changes), "rule": s.rule}
+                        for s in resp.suggestions],
+        "summary": resp.summary, "created_at": ts_iso(resp.create_time),
+    })
+
+
+# ---- adaptAgentBehavior ---------------------------------------------------------------------
+
+class AdaptBehaviorIn(SnakeModel):
+    """Seed 001 ({agent_id, feedback_window_days, auto_apply}) or seed 002 ({agent_id,
+    performance_metrics, adaptation_strategy})."""
+
+    agent_id: StrictStr
+    feedback_window_days: Number | None = Field(None, gt=0, le=3650,
+                                                description=f"Days of feedback to learn from (default "
+                                                            f"{adaptation.DEFAULT_WINDOW_DAYS})")
+    auto_apply: StrictBool | None = Field(None, description="Echoed: the job registers a new version; "
+                                                            "deployments decide what serves it")
+    performance_metrics: dict[str, Any] | None = Field(None, description="Seed 002: the caller's view of "
+                                                                         "current performance (echoed)")
+    adaptation_strategy: Literal["reinforcement", "supervised", "few_shot", "few-shot", "transfer"] | None = None
+
+
+@router.post("/adaptAgentBehavior", response_model=Reply[dict[str, Any]], response_model_exclude_none=True,
+             summary="Train the agent on its recorded feedback of the last N days (seeds 001/002)")
+async def adapt_agent_behavior(body: AdaptBehaviorIn, request: Request, caller: Caller,
+                               services: Services) -> dict[str, Any]:
+    days = body.feedback_window_days or adaptation.DEFAULT_WINDOW_DAYS
+    strategy = body.adaptation_strategy or adaptation.REINFORCEMENT
+    method = adaptation.STRATEGIES[strategy]
+    records = await adaptation.feedback_window(services, body.agent_id, days)
+    per_record = [adaptation.judged_from_record(record) for record in records]
+    judged = [j for answers in per_record for j in answers]
+    used = sum(1 for answers in per_record if answers)
+    if not judged:
+        raise ApiError(PRECONDITION, f"agent '{body.agent_id}' has no feedback with an input and an output in the "
+                       f"last {days:g} days ({len(records)} records)", field="feedback_window_days",
+                       issue="no usable feedback in the window")
+    data = adaptation.training_data(judged, method)
+    # The service names its own request's fields; the caller sent a strategy and a window.
+    with rpc_fields(FUNCTIONS_SURFACE, {"config.method": "adaptation_strategy", "rated_examples": "feedback",
+                                        "examples": "feedback"}):
+        job = await adaptation.start_adaptation(services, caller.account, body.agent_id, method, data,
+                                                display_name=f"adaptAgentBehavior ({used} feedback, {days:g} days)")
+    out: dict[str, Any] = {
+        "adaptation_id": job.job_id, "job_id": job.job_id, "agent_id": job.agent_id, "status": state_word(job.state),
+        "adaptation_strategy": strategy, "feedback_window_days": days, "feedback_processed": used,
+        "feedback_skipped": len(records) - used, "training_examples": len(data),
+        "auto_apply": bool(body.auto_apply), "performance_metrics": body.performance_metrics,
+        "config": config_json(job.config, job.dataset_id), "progress": progress_snake(job),
+        "estimated_completion": ts_iso(job.estimated_completion_time),
+        "started_at": ts_iso(job.start_time) or ts_iso(job.create_time),
+    }
+    return reply(request, out)
+

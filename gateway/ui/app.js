@@ -1,0 +1,395 @@
+// trainhouse dashboard: read-only views over the gateway's REST API. No build step, no
+// dependencies, no network access beyond this origin. Every call sends the token the page asked
+// for once (kept in sessionStorage) as a bearer header; a "#...?token=" fragment also sets it
+// (for scripted runs) and is removed from the address bar at once.
+"use strict";
+
+const TOKEN_KEY = "trainhouse.token";
+const TERMINAL = new Set(["completed", "failed", "cancelled"]);
+const POLL_MS = 3000;
+const COLORS = { loss: "#2f6fed", validation_loss: "#e8590c", accuracy: "#1a7f4b", validation_accuracy: "#9c36b5" };
+
+let current = null; // AbortController of the view on screen: leaving a view stops its polls and streams
+
+// ---- small helpers ------------------------------------------------------------------------
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") el.className = v;
+    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+function s(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+  for (const c of children) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
+}
+
+const enc = encodeURIComponent;
+const fmtTime = (v) => (v ? new Date(typeof v === "number" ? v : Date.parse(v)).toLocaleString() : "—");
+const fmtNum = (v, d = 4) => (typeof v === "number" && isFinite(v) ? Number(v.toFixed(d)).toString() : "—");
+const badge = (status) => h("span", { class: `badge ${status || ""}`, "data-status": status }, status || "—");
+const link = (href, text) => h("a", { href }, text);
+
+function token() { return sessionStorage.getItem(TOKEN_KEY); }
+
+class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+function messageOf(body, status) {
+  if (body && body.error && typeof body.error === "object") return body.error.message || body.error.code;
+  if (body && typeof body.error === "string") return body.error;
+  if (body && body.message) return body.message;
+  return `HTTP ${status}`;
+}
+
+async function api(path, signal) {
+  const res = await fetch(path, {
+    headers: { Authorization: `Bearer ${token()}`, Accept: "application/json" }, cache: "no-store", signal,
+  });
+  let body = null;
+  try { body = await res.json(); } catch (_) { /* not JSON */ }
+  if (res.status === 401) { askForToken("The token was refused (401). Enter another one."); throw new ApiError(401, "unauthorized"); }
+  if (!res.ok) throw new ApiError(res.status, messageOf(body, res.status));
+  return body;
+}
+
+function sleep(ms, signal) {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => { clearTimeout(t); resolve(); }, { once: true });
+  });
+}
+
+// Server-Sent Events over fetch (EventSource cannot send an Authorization header).
+async function streamEvents(jobId, after, onEvent, signal) {
+  const res = await fetch(`/api/v1/training/train-agent/${enc(jobId)}/events?afterSequence=${after}`, {
+    headers: { Authorization: `Bearer ${token()}`, Accept: "text/event-stream" }, signal,
+  });
+  if (!res.ok) throw new ApiError(res.status, `events: HTTP ${res.status}`);
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const frame = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let event = "message"; let data = null; let id = null;
+      for (const line of frame.split("\n")) {
+        if (line.startsWith(":")) continue;
+        const i = line.indexOf(":");
+        const key = i < 0 ? line : line.slice(0, i);
+        const val = i < 0 ? "" : line.slice(i + 1).replace(/^ /, "");
+        if (key === "event") event = val; else if (key === "data") data = val; else if (key === "id") id = Number(val);
+      }
+      if (data !== null) onEvent(event, JSON.parse(data), id);
+    }
+  }
+}
+
+// ---- charts -------------------------------------------------------------------------------
+
+function niceTicks(lo, hi, count) {
+  if (!(hi > lo)) { hi = lo + 1; }
+  const raw = (hi - lo) / count;
+  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((st) => st >= raw) || raw;
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+  return out;
+}
+
+// One line chart as inline SVG: series = [{name, points: [[x, y], ...]}].
+function lineChart(key, title, series, xLabel) {
+  const W = 560, H = 310, L = 52, R = 16, T = 46, B = 44;
+  const all = series.flatMap((se) => se.points);
+  const svg = s("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, "data-chart": key, role: "img", "aria-label": title });
+  svg.append(s("text", { class: "title", x: L, y: 18 }, title));
+  if (!all.length) {
+    svg.append(s("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "no points yet"));
+    return svg;
+  }
+  const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
+  let x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
+  if (x1 === x0) { x1 = x0 + 1; }
+  if (y1 === y0) { y0 -= 0.5; y1 += 0.5; }
+  const pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad;
+  const px = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
+  const py = (y) => H - B - ((y - y0) / (y1 - y0)) * (H - T - B);
+  for (const t of niceTicks(y0, y1, 5)) {
+    if (t < y0 || t > y1) continue;
+    svg.append(s("line", { class: "grid", x1: L, x2: W - R, y1: py(t), y2: py(t) }));
+    svg.append(s("text", { x: L - 6, y: py(t) + 4, "text-anchor": "end" }, fmtNum(t, 3)));
+  }
+  for (const t of niceTicks(x0, x1, 6)) {
+    if (t < x0 || t > x1) continue;
+    svg.append(s("text", { x: px(t), y: H - B + 16, "text-anchor": "middle" }, fmtNum(t, 2)));
+  }
+  svg.append(s("line", { class: "axis", x1: L, x2: L, y1: T, y2: H - B }));
+  svg.append(s("line", { class: "axis", x1: L, x2: W - R, y1: H - B, y2: H - B }));
+  svg.append(s("text", { x: (L + W - R) / 2, y: H - 8, "text-anchor": "middle" }, xLabel));
+  let lx = L + 8;
+  for (const se of series) {
+    if (!se.points.length) continue;
+    const color = COLORS[se.name] || "#555";
+    const d = se.points.map((p, i) => `${i ? "L" : "M"}${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`).join(" ");
+    svg.append(s("path", { class: "series", d, stroke: color, "data-series": se.name, "data-points": se.points.length }));
+    if (se.points.length === 1) {
+      const [x, y] = se.points[0];
+      svg.append(s("circle", { cx: px(x), cy: py(y), r: 3, fill: color }));
+    }
+    svg.append(s("rect", { x: lx, y: 29, width: 10, height: 3, fill: color }));
+    svg.append(s("text", { x: lx + 14, y: 34 }, se.name));
+    lx += 18 + se.name.length * 6.5;
+  }
+  return svg;
+}
+
+// ---- views --------------------------------------------------------------------------------
+
+const main = () => document.getElementById("main");
+
+function show(...nodes) { main().replaceChildren(...nodes); }
+
+function failure(err) {
+  if (err.name === "AbortError" || err.status === 401) return;
+  show(h("div", { class: "card error", "data-error": err.status || "network" }, `Could not load: ${err.message}`));
+  document.body.dataset.state = "error";
+}
+
+const MAX_JOBS = 200;
+
+async function jobsView(signal) {
+  const table = h("table", { "data-view": "jobs" });
+  const note = h("p", { class: "muted" }, `Refreshed every ${POLL_MS / 1000} s.`);
+  const problem = h("p", { class: "error", hidden: true });
+  show(h("h1", {}, "Training jobs"), note, problem, table);
+  while (!signal.aborted) {
+    let jobs;
+    try {
+      ({ jobs } = await api("/api/training/jobs", signal));
+    } catch (err) {
+      if (signal.aborted || err.status === 401) return;
+      // Keep the last list on screen and try again: a service may be restarting.
+      problem.textContent = `Refresh failed: ${err.message}`;
+      problem.hidden = false;
+      await sleep(POLL_MS, signal);
+      continue;
+    }
+    problem.hidden = true;
+    note.textContent = `${jobs.length} jobs${jobs.length > MAX_JOBS ? `, newest ${MAX_JOBS} shown` : ""}; ` +
+      `refreshed every ${POLL_MS / 1000} s.`;
+    table.replaceChildren(
+      h("tr", {}, ["Job", "Agent", "Status", "Created", "Completed", "Model version"].map((t) => h("th", {}, t))),
+      ...jobs.slice(0, MAX_JOBS).map((j) => h("tr", { "data-job": j.id },
+        h("td", {}, link(`#/job/${enc(j.id)}`, j.id)),
+        h("td", {}, link(`#/agent/${enc(j.model)}`, j.model)),
+        h("td", {}, badge(j.status)),
+        h("td", {}, fmtTime(j.createdAt)),
+        h("td", {}, fmtTime(j.completedAt)),
+        h("td", {}, j.modelId ? j.modelId.split("@").pop() : "—"))),
+    );
+    if (!jobs.length) table.append(h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No jobs yet.")));
+    document.body.dataset.state = "ready";
+    await sleep(POLL_MS, signal);
+  }
+}
+
+async function metricHistory(jobId, signal) {
+  const points = [];
+  let pageToken = "";
+  do {
+    const q = `pageSize=10000${pageToken ? `&pageToken=${enc(pageToken)}` : ""}`;
+    const { data } = await api(`/api/v1/training/train-agent/${enc(jobId)}/metrics?${q}`, signal);
+    points.push(...data.points);
+    pageToken = data.nextPageToken || "";
+  } while (pageToken);
+  return points;
+}
+
+// Epoch-level points by metric name: [[epoch, value], ...] (the last value per epoch).
+function seriesOf(points, names) {
+  const by = Object.fromEntries(names.map((n) => [n, new Map()]));
+  for (const p of points) if (p.name in by && p.value !== null && p.epoch > 0) by[p.name].set(p.epoch, p.value);
+  return names.map((name) => ({ name, points: [...by[name].entries()].sort((a, b) => a[0] - b[0]) }));
+}
+
+function jobCard(job) {
+  const m = job.metrics || {};
+  const items = [
+    ["Status", badge(job.status)], ["Agent", link(`#/agent/${enc(job.agentId)}`, job.agentId)],
+    ["Epoch", `${job.currentEpoch} / ${job.totalEpochs}`], ["Progress", `${Math.round(job.progress * 100)}%`],
+    ["Training loss", fmtNum(m.trainingLoss)], ["Validation loss", fmtNum(m.validationLoss)],
+    ["Accuracy", fmtNum(m.accuracy)], ["Validation accuracy", fmtNum(m.validationAccuracy)],
+    ["Model version", job.modelVersion || "—"], ["Started", fmtTime(job.startTime)],
+    ["Ended", fmtTime(job.endTime)], ["Examples", `${job.trainExamples ?? 0} train / ${job.validationExamples ?? 0} held out`],
+  ];
+  return h("div", { class: "card", "data-job-status": job.status },
+    h("dl", { class: "grid kv" }, items.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v)))),
+    job.error ? h("p", { class: "error" }, `${job.error.code}: ${job.error.message}`) : null,
+    progressBar(job.progress));
+}
+
+function progressBar(share) {
+  const bar = h("div", { "data-progress": share });
+  bar.style.width = `${Math.round(share * 100)}%`; // a property, not an attribute: allowed by the CSP
+  return h("div", { class: "progress" }, bar);
+}
+
+async function jobView(signal, jobId) {
+  const head = h("div"), charts = h("div", { class: "charts" });
+  show(h("h1", {}, `Job ${jobId}`), head, h("h2", {}, "Training curves"), charts);
+  let job = (await api(`/api/v1/training/train-agent/${enc(jobId)}`, signal)).data;
+  const points = await metricHistory(jobId, signal);
+  const draw = () => {
+    head.replaceChildren(jobCard(job));
+    charts.replaceChildren(
+      lineChart("loss", "Loss", seriesOf(points, ["loss", "validation_loss"]), "epoch"),
+      lineChart("accuracy", "Accuracy", seriesOf(points, ["accuracy", "validation_accuracy"]), "epoch"));
+  };
+  draw();
+  document.body.dataset.state = "ready";
+  if (TERMINAL.has(job.status)) return;
+  // Live: epoch events extend the curves, status events move the badge; resume after drops.
+  let last = 0;
+  while (!signal.aborted && !TERMINAL.has(job.status)) {
+    try {
+      await streamEvents(jobId, last, (event, data, id) => {
+        if (id) last = id;
+        if (event === "epoch") {
+          for (const [name, value] of Object.entries(data.metrics || {})) points.push({ name, value, epoch: data.epoch });
+          job = { ...job, currentEpoch: data.epoch, totalEpochs: data.totalEpochs,
+            progress: data.totalSteps ? data.step / data.totalSteps : job.progress };
+          draw();
+        } else if (event === "status") {
+          job = { ...job, status: data.status };
+          draw();
+        }
+      }, signal);
+    } catch (err) {
+      if (signal.aborted || err.status === 401) return;
+    }
+    if (!signal.aborted) {
+      job = (await api(`/api/v1/training/train-agent/${enc(jobId)}`, signal)).data;
+      draw();
+      if (!TERMINAL.has(job.status)) await sleep(2000, signal);
+    }
+  }
+}
+
+async function agentsView(signal) {
+  const { data } = await api("/api/v1/agents?limit=100", signal);
+  const rows = data.agents.map((a) => h("tr", { "data-agent": a.agentId },
+    h("td", {}, link(`#/agent/${enc(a.agentId)}`, a.agentId)), h("td", { class: "wrap" }, a.name || ""),
+    h("td", {}, a.activeVersionId || "—"), h("td", {}, a.versionCount), h("td", {}, fmtTime(a.updatedAt))));
+  show(h("h1", {}, "Agents"), h("p", { class: "muted" }, `${data.pagination.total} agents`),
+    h("table", { "data-view": "agents" },
+      h("tr", {}, ["Agent", "Name", "Active version", "Versions", "Updated"].map((t) => h("th", {}, t))), ...rows));
+  document.body.dataset.state = "ready";
+}
+
+async function agentView(signal, agentId) {
+  const base = `/api/v1/training/models/${enc(agentId)}`;
+  const [agent, versions, deployments, jobs] = await Promise.all([
+    api(`/api/v1/agents/${enc(agentId)}`, signal), api(`${base}/versions?limit=100`, signal),
+    api(`${base}/deployments?limit=20`, signal), api("/api/training/jobs", signal)]);
+  const a = agent.data;
+  const versionRows = versions.data.versions.map((v) => h("tr", { "data-version": v.versionId },
+    h("td", {}, v.versionId), h("td", {}, badge(v.status)), h("td", {}, fmtTime(v.trainedAt)),
+    h("td", {}, fmtNum(v.metrics.accuracy ?? v.metrics.validation_accuracy)), h("td", {}, v.method || "—"),
+    h("td", {}, v.size), h("td", {}, v.jobId ? link(`#/job/${enc(v.jobId)}`, v.jobId) : "—")));
+  const deploymentRows = deployments.data.deployments.map((d) => h("tr", { "data-deployment": d.deploymentId },
+    h("td", {}, d.deploymentId), h("td", {}, d.versionId), h("td", {}, d.environment), h("td", {}, badge(d.status)),
+    h("td", {}, d.strategy), h("td", {}, `${fmtNum(d.currentPercentage, 1)}%`), h("td", {}, fmtTime(d.createdAt))));
+  const jobRows = jobs.jobs.filter((j) => j.model === agentId).map((j) => h("tr", {},
+    h("td", {}, link(`#/job/${enc(j.id)}`, j.id)), h("td", {}, badge(j.status)), h("td", {}, fmtTime(j.createdAt))));
+  const empty = (n, text) => h("tr", {}, h("td", { colspan: n, class: "muted" }, text));
+  show(
+    h("h1", {}, `Agent ${a.agentId}`),
+    h("div", { class: "card" }, h("dl", { class: "grid kv" },
+      [["Name", a.name || "—"], ["Active version", a.activeVersionId || "—"], ["Versions", a.versionCount],
+        ["Created", fmtTime(a.createdAt)]].map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v)))),
+      a.description ? h("p", { class: "muted" }, a.description) : null),
+    h("h2", {}, "Versions"),
+    h("table", { "data-view": "versions" },
+      h("tr", {}, ["Version", "Status", "Trained", "Accuracy", "Method", "Size", "Job"].map((t) => h("th", {}, t))),
+      ...(versionRows.length ? versionRows : [empty(7, "No versions yet.")])),
+    h("h2", {}, "Deployments"),
+    h("table", { "data-view": "deployments" },
+      h("tr", {}, ["Deployment", "Version", "Environment", "Status", "Strategy", "Traffic", "Created"].map((t) => h("th", {}, t))),
+      ...(deploymentRows.length ? deploymentRows : [empty(7, "No deployments.")])),
+    h("h2", {}, "Jobs"),
+    h("table", {}, h("tr", {}, ["Job", "Status", "Created"].map((t) => h("th", {}, t))),
+      ...(jobRows.length ? jobRows : [empty(3, "No jobs.")])));
+  document.body.dataset.state = "ready";
+}
+
+// ---- routing and the token ----------------------------------------------------------------
+
+function parseHash() {
+  const raw = location.hash.replace(/^#/, "");
+  const [path, query] = raw.split("?");
+  return { parts: (path || "/jobs").split("/").filter(Boolean).map(decodeURIComponent), params: new URLSearchParams(query || "") };
+}
+
+function askForToken(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  if (current) current.abort();
+  document.getElementById("signout").hidden = true;
+  const form = document.getElementById("token-form").content.firstElementChild.cloneNode(true);
+  const error = form.querySelector(".error");
+  if (message) { error.textContent = message; error.hidden = false; }
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, form.elements.token.value.trim());
+    route();
+  });
+  show(form);
+  document.body.dataset.state = "token";
+}
+
+function route() {
+  const { parts, params } = parseHash();
+  if (params.has("token")) {
+    sessionStorage.setItem(TOKEN_KEY, params.get("token"));
+    params.delete("token");
+    const rest = params.toString();
+    history.replaceState(null, "", `${location.pathname}#/${parts.map(enc).join("/")}${rest ? `?${rest}` : ""}`);
+  }
+  if (!token()) { askForToken(); return; }
+  document.getElementById("signout").hidden = false;
+  if (current) current.abort();
+  current = new AbortController();
+  const { signal } = current;
+  document.body.dataset.state = "loading";
+  for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("active", a.dataset.nav === parts[0] || (a.dataset.nav === "agents" && parts[0] === "agent"));
+  show(h("p", { class: "muted" }, "Loading…"));
+  const [view, id] = parts;
+  const run = view === "job" && id ? jobView(signal, id)
+    : view === "agents" ? agentsView(signal)
+      : view === "agent" && id ? agentView(signal, id)
+        : jobsView(signal);
+  run.catch(failure);
+}
+
+window.addEventListener("hashchange", route);
+document.addEventListener("DOMContentLoaded", () => {
+  document.getElementById("signout").addEventListener("click", () => askForToken("Token forgotten."));
+  route();
+});

@@ -1,0 +1,119 @@
+"""Adaptation from feedback over the real services: seed 000 POST /adapt-agent and seeds 001/002
+adaptAgentBehavior (feedback the ModelRegistry recorded -> a TrainingService job).
+
+Reinforcement (the seeds' default) trains on RatedExamples; the example-based strategies
+(seed 002 `adaptation_strategy` "supervised") on Examples with correct/incorrect feedback. Both
+run end to end here, on the feedback recorded through the registry.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import httpx
+import pytest
+
+from tests.gateway.conftest import Trained, assert_error, wait_terminal
+from tests.gateway.surface_shapes import error_code
+from trainhouse.v1 import model_registry_pb2, model_registry_pb2_grpc
+
+FN = "/api/v1/functions"
+ADAPT = "/api/v1/training/adapt-agent"
+
+# (input, served output, correct, correction)
+JUDGED = [("where is my parcel", "shipping", True, ""), ("I was charged twice", "shipping", False, "billing"),
+          ("refund my plan payment", "billing", True, ""), ("the app crashes on start", "billing", False, "technical"),
+          ("my box has not arrived yet", "shipping", True, "")]
+
+
+@pytest.fixture(scope="module")
+def feedback_agent(stack, trained: Trained) -> Iterator[str]:  # noqa: ANN001
+    """The seed-001 job's agent, with feedback recorded on its version (as served answers are judged)."""
+    version = trained.status[trained.seed001_job]["modelVersion"]
+    with grpc.insecure_channel(stack.address("registry")) as channel:
+        registry = model_registry_pb2_grpc.ModelRegistryStub(channel)
+        for text, served, correct, expected in JUDGED:
+            registry.RecordFeedback(model_registry_pb2.RecordFeedbackRequest(
+                agent_id=trained.other_agent, version_id=version, correct=correct, input=text,
+                served_output=served, expected_output=expected), timeout=30)
+    yield trained.other_agent
+
+
+def _started(r: httpx.Response) -> dict:
+    assert r.status_code == 200, r.text
+    return r.json()["data"]
+
+
+def test_adapt_agent_behavior_seed_001_learns_from_the_recorded_feedback(admin_api: httpx.Client,
+                                                                         feedback_agent: str) -> None:
+    r = admin_api.post(f"{FN}/adaptAgentBehavior", json={"agent_id": feedback_agent, "feedback_window_days": 7,
+                                                         "auto_apply": False})
+    data = _started(r)
+    assert data["adaptation_id"] == data["job_id"] and data["agent_id"] == feedback_agent
+    # Five judged answers, two of them with a correction: seven rated examples.
+    assert data["feedback_processed"] == len(JUDGED) and data["training_examples"] == len(JUDGED) + 2
+    assert data["config"]["method"] == "reinforcement" and data["status"] in {"queued", "initializing", "running"}
+    assert data["auto_apply"] is False and data["feedback_window_days"] == 7
+    done = wait_terminal(admin_api, [data["job_id"]])[data["job_id"]]
+    assert done["status"] == "completed" and done["modelVersion"], done
+    assert done["trainExamples"] + done["validationExamples"] == len(JUDGED) + 2
+    # A window with nothing in it: nothing to learn from.
+    r = admin_api.post(f"{FN}/adaptAgentBehavior", json={"agent_id": feedback_agent,
+                                                         "feedback_window_days": 0.000001})
+    assert r.status_code == 412 and error_code(r) == "PRECONDITION_FAILED"
+    assert r.json()["field"] == "feedback_window_days"
+    r = admin_api.post(f"{FN}/adaptAgentBehavior", json={"agent_id": "agent-nope"})
+    assert r.status_code == 404 and error_code(r) == "NOT_FOUND"
+    r = admin_api.post(f"{FN}/adaptAgentBehavior", json={"agent_id": feedback_agent, "feedback_window_days": -1})
+    assert r.status_code == 422 and r.json()["field"] == "feedback_window_days"
+
+
+def test_adapt_agent_behavior_seed_002_strategy_picks_the_method(admin_api: httpx.Client,
+                                                                 feedback_agent: str) -> None:
+    # Supervised: served answers with correct/incorrect feedback plus the corrections, trained now.
+    data = admin_api.post(f"{FN}/adaptAgentBehavior", json={
+        "agent_id": feedback_agent, "performance_metrics": {"success_rate": 0.6, "user_satisfaction": 0.7},
+        "adaptation_strategy": "supervised"})
+    assert data.status_code == 200, data.text
+    out = data.json()["data"]
+    assert out["adaptation_strategy"] == "supervised" and out["config"]["method"] == "supervised"
+    assert out["feedback_processed"] == len(JUDGED) and out["training_examples"] == len(JUDGED) + 2
+    assert out["performance_metrics"] == {"success_rate": 0.6, "user_satisfaction": 0.7}
+    done = wait_terminal(admin_api, [out["job_id"]])[out["job_id"]]
+    assert done["status"] == "completed", done
+    assert done["trainExamples"] + done["validationExamples"] == len(JUDGED) + 2
+
+    r = admin_api.post(f"{FN}/adaptAgentBehavior", json={
+        "agent_id": feedback_agent, "performance_metrics": {"success_rate": 0.6}, "adaptation_strategy": "reinforcement"})
+    data = _started(r)
+    assert data["adaptation_strategy"] == "reinforcement" and data["config"]["method"] == "reinforcement"
+    admin_api.post(f"/api/v1/training/train-agent/{data['job_id']}/stop")
+    r = admin_api.post(f"{FN}/adaptAgentBehavior", json={"agent_id": feedback_agent, "adaptation_strategy": "grpo"})
+    assert r.status_code == 422 and r.json()["field"] == "adaptation_strategy"
+
+
+def test_adapt_agent_seed_000(admin_api: httpx.Client, trained: Trained) -> None:
+    feedback = [
+        {"input": "What's the weather like?", "expected": "billing", "actual": "shipping", "rating": 2,
+         "timestamp": "2025-12-30T14:00:00Z"},
+        {"input": "where is my parcel", "actual": "shipping", "rating": 5},
+        {"input": "the app crashes", "expected": "technical", "actual": "technical"},
+    ]
+    r = admin_api.post(ADAPT, json={"agentId": trained.other_agent, "feedback": feedback,
+                                    "method": "reinforcement", "immediate": False})
+    data = _started(r)
+    assert data["adaptationId"] == data["jobId"] and data["agentId"] == trained.other_agent
+    assert data["feedbackProcessed"] == 3 and data["ratedExamples"] == 4  # the first also teaches "billing"
+    assert data["status"] in {"queued", "initializing", "running"} and data["method"] == "reinforcement"
+    assert data["estimatedCompletion"].endswith("Z") and data["immediate"] is False
+    done = wait_terminal(admin_api, [data["jobId"]])[data["jobId"]]
+    assert done["status"] == "completed" and done["trainExamples"] + done["validationExamples"] == 4, done
+    assert_error(admin_api.post(ADAPT, json={"agentId": trained.other_agent, "feedback": [{"input": "x"}]}),
+                 400, "INVALID_CONFIG", field="feedback[0].actual")
+    assert_error(admin_api.post(ADAPT, json={"agentId": trained.other_agent,
+                                             "feedback": [{"input": "x", "actual": "y"}]}),
+                 400, "INVALID_CONFIG", field="feedback[0].rating")
+    assert_error(admin_api.post(ADAPT, json={"agentId": trained.other_agent, "feedback": []}),
+                 400, "INVALID_CONFIG", field="feedback")
+    assert_error(admin_api.post(ADAPT, json={"agentId": trained.other_agent, "feedback": feedback,
+                                             "method": "grpo"}), 400, "INVALID_CONFIG", field="method")

@@ -1,0 +1,110 @@
+"""The /ui dashboard: what the served files hold, and (when Chromium is installed) a headless
+browser run that opens a job's page and draws its loss/accuracy charts from the metric history."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from tests.gateway.conftest import Trained, make_token
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_dashboard_files_are_public_and_self_contained(stack) -> None:  # noqa: ANN001
+    with httpx.Client(base_url=stack.gateway_url, timeout=10) as c:
+        page = c.get("/ui")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "connect-src 'self'" in csp and "default-src 'none'" in csp
+        assert '<script src="/ui/app.js"' in page.text and 'href="/ui/style.css"' in page.text
+        js = c.get("/ui/app.js")
+        assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+        css = c.get("/ui/style.css")
+        assert css.headers["content-type"].startswith("text/css")
+        for missing in ("/ui/nope.js", "/ui/..%2Fapp.py", "/ui/%2E%2E"):
+            assert c.get(missing).status_code == 404
+    code = js.text
+    # What the page needs: the token in sessionStorage sent as a bearer header, the job list,
+    # the job's status, metric history and live events (SSE over fetch), versions, deployments.
+    for needle in ("sessionStorage", "Authorization: `Bearer ${token()}`", "/api/training/jobs",
+                   "/api/v1/training/train-agent/${enc(jobId)}/metrics", "/events?afterSequence=",
+                   "/versions?limit=100", "/deployments?limit=20", "/api/v1/agents", 'createElementNS(SVG_NS',
+                   '"data-series"'):
+        assert needle in code, needle
+    # Nothing from outside this origin.
+    assert not re.search(r"https?://", (page.text + code + css.text).replace("http://www.w3.org/2000/svg", ""))
+
+
+def _chromium(url: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+         f"--user-data-dir={profile}", "--virtual-time-budget=15000", "--window-size=1200,900", *args, url],
+        capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_headless_chromium_draws_a_jobs_charts(stack, trained: Trained, tmp_path: Path) -> None:  # noqa: ANN001
+    with httpx.Client(base_url=stack.gateway_url, timeout=10) as c:
+        token = make_token(c, stack.admin_token, ["training:view"])
+    job = trained.jobs[0]
+    # The token travels in the fragment (never sent to the server); the page stores it and drops it.
+    url = f"{stack.gateway_url}/ui#/job/{quote(job)}?token={quote(token)}"
+    dom = _chromium(url, tmp_path / "profile-dom", "--dump-dom").stdout
+    assert 'data-state="ready"' in dom, dom[-2000:]
+    assert 'data-job-status="completed"' in dom and job in dom
+    for chart, names in (("loss", ("loss", "validation_loss")), ("accuracy", ("accuracy", "validation_accuracy"))):
+        assert f'data-chart="{chart}"' in dom
+        for name in names:
+            path = re.search(rf'<path class="series" d="([^"]+)"[^>]*data-series="{name}" data-points="(\d+)"', dom)
+            assert path, name
+            assert int(path.group(2)) == trained.epochs  # one point per epoch
+            assert path.group(1).count("L") == trained.epochs - 1
+    assert token not in dom  # removed from the address bar and never rendered
+
+    shot = tmp_path / "job.png"
+    _chromium(url, tmp_path / "profile-shot", f"--screenshot={shot}")
+    from PIL import Image
+
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1200, 900)
+    colors = image.getcolors(maxcolors=1 << 20)
+    # A blank page is one or two colours; the page with its charts has many (lines, text, badges).
+    assert colors is not None and len(colors) > 50
+    background = max(colors)[1]
+    # The series colours of the charts are on screen (app.js COLORS).
+    pixels = {rgb for _, rgb in colors}
+    assert {(0x2f, 0x6f, 0xed), (0xe8, 0x59, 0x0c), (0x1a, 0x7f, 0x4b), (0x9c, 0x36, 0xb5)} <= pixels
+    assert sum(n for n, rgb in colors if rgb != background) > 0.05 * 1200 * 900
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_headless_chromium_asks_for_a_token_first(stack, tmp_path: Path) -> None:  # noqa: ANN001
+    dom = _chromium(f"{stack.gateway_url}/ui#/agents", tmp_path / "profile", "--dump-dom").stdout
+    assert 'data-state="token"' in dom and 'name="token"' in dom and 'type="password"' in dom
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_headless_chromium_lists_jobs_and_an_agents_versions_and_deployments(stack, trained: Trained,  # noqa: ANN001
+                                                                            tmp_path: Path) -> None:
+    with httpx.Client(base_url=stack.gateway_url, timeout=10) as c:
+        token = make_token(c, stack.admin_token, ["training:view"])
+        deployments = c.get(f"/api/v1/training/models/{trained.agent}/deployments",
+                            headers={"Authorization": f"Bearer {token}"}).json()["data"]["deployments"]
+    jobs = _chromium(f"{stack.gateway_url}/ui#/jobs?token={quote(token)}", tmp_path / "p1", "--dump-dom").stdout
+    assert 'data-state="ready"' in jobs and 'data-view="jobs"' in jobs
+    for job in trained.jobs:
+        assert f'<tr data-job="{job}">' in jobs
+    agent = _chromium(f"{stack.gateway_url}/ui#/agent/{quote(trained.agent)}?token={quote(token)}",
+                      tmp_path / "p2", "--dump-dom").stdout
+    assert 'data-state="ready"' in agent
+    assert re.findall(r'<tr data-version="([^"]+)">', agent) == trained.versions[::-1]
+    assert re.findall(r'<tr data-deployment="([^"]+)">', agent) == [d["deploymentId"] for d in deployments]
+    for job in trained.jobs:
+        assert f'href="#/job/{job}"' in agent
