@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import AliasChoices, Field, StrictStr
 
 from gateway.convert import dict_to_struct, struct_to_dict
+from gateway.errors import INVALID, ApiError
 from gateway.models import CamelModel, Int, Number
 from trainhouse.v1 import example_pb2
 
@@ -42,6 +43,24 @@ class ExampleIn(CamelModel):
 
 def examples_to_proto(items: list[ExampleIn] | None) -> list[example_pb2.Example]:
     return [item.to_proto() for item in items or []]
+
+
+# Seeds 001/002 label examples with feedback; for the reinforcement paradigm the same record is
+# rated feedback on the answer `expected_output`: correct +1, partial +0.5 (as its half loss weight
+# in supervised training), incorrect -1 (DESIGN.md "Feedback").
+FEEDBACK_REWARD = {"correct": 1.0, "partial": 0.5, "incorrect": -1.0}
+
+
+def examples_to_rated(items: list[ExampleIn] | None, field: str = "training_data") -> list[example_pb2.RatedExample]:
+    out = []
+    for i, item in enumerate(items or []):
+        feedback = item.feedback or "correct"
+        if feedback not in FEEDBACK_REWARD:
+            raise ApiError(INVALID, "feedback must be correct, partial or incorrect", field=f"{field}[{i}].feedback",
+                           issue=f"must be one of {', '.join(FEEDBACK_REWARD)}")
+        out.append(example_pb2.RatedExample(input=item.input, output=item.expected_output,
+                                            reward=FEEDBACK_REWARD[feedback]))
+    return out
 
 
 def example_to_json(ex: example_pb2.Example) -> dict[str, Any]:

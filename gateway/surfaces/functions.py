@@ -25,7 +25,7 @@ from gateway import errors as E
 from gateway.convert import duration_s, finite, ts_iso
 from gateway.deps import Caller, Services
 from gateway.errors import INVALID, ApiError, encoding_request, request_id_of, rpc_fields
-from gateway.examples import ExampleIn, example_to_json, examples_to_proto
+from gateway.examples import ExampleIn, example_to_json, examples_to_proto, examples_to_rated
 from gateway.models import Int, Int64, Number
 from gateway.surfaces.data_v1 import generate, generated_json, generation_request
 from gateway.convert import enum_word
@@ -46,6 +46,7 @@ from services.common.grpc_errors import RpcFailure
 from trainhouse.v1 import (
     data_service_pb2,
     evaluation_service_pb2,
+    job_state_pb2,
     training_analysis_pb2,
     training_job_pb2,
     training_service_pb2,
@@ -345,10 +346,14 @@ def _method_override(config: FunctionConfigIn | None, training_type: str | None)
 async def _start(services: Services, caller: Caller, agent_id: str, examples: list[ExampleIn] | None,
                  validation: list[ExampleIn] | None, cfg: FunctionConfigIn) -> training_job_pb2.TrainingJob:
     with encoding_request():
+        config = config_to_proto(cfg)
         request = training_service_pb2.StartJobRequest(
-            agent_id=agent_id, examples=examples_to_proto(examples),
-            validation_examples=examples_to_proto(validation), dataset_id=cfg.dataset or "",
-            config=config_to_proto(cfg), account_id=caller.account)
+            agent_id=agent_id, dataset_id=cfg.dataset or "", config=config, account_id=caller.account)
+        if config.method == job_state_pb2.TRAINING_METHOD_REINFORCEMENT:
+            request.rated_examples.extend(examples_to_rated(examples))
+        else:
+            request.examples.extend(examples_to_proto(examples))
+            request.validation_examples.extend(examples_to_proto(validation))
     return (await services.training.StartJob(request, timeout=services.timeout_s)).job
 
 

@@ -117,3 +117,21 @@ def test_adapt_agent_seed_000(admin_api: httpx.Client, trained: Trained) -> None
                  400, "INVALID_CONFIG", field="feedback")
     assert_error(admin_api.post(ADAPT, json={"agentId": trained.other_agent, "feedback": feedback,
                                              "method": "grpo"}), 400, "INVALID_CONFIG", field="method")
+
+
+def test_seed_002_train_agent_with_reinforcement_rates_the_examples(admin_api: httpx.Client) -> None:
+    """training_type reinforcement: each example is rated feedback on its expected_output."""
+    examples = [{"input": f"refund my {w} payment", "expected_output": "billing", "feedback": "correct"}
+                for w in ("plan", "order", "membership", "account")]
+    examples += [{"input": f"the {w} crashes on start", "expected_output": "billing", "feedback": "incorrect"}
+                 for w in ("app", "website", "dashboard")]
+    examples += [{"input": "my parcel is late", "expected_output": "technical", "feedback": "partial"}]
+    r = admin_api.post("/api/v1/functions/trainAgent", json={"agent_id": "rl-seed002", "training_data": examples,
+                                                       "training_type": "reinforcement", "config": {"epochs": 3}})
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    assert data["config"]["method"] == "reinforcement"
+    r = admin_api.post("/api/v1/functions/trainAgent", json={
+        "agent_id": "rl-seed002", "training_type": "reinforcement",
+        "training_data": [{"input": "x", "expected_output": "y", "feedback": "maybe"}]})
+    assert r.status_code == 422 and r.json()["code"] == "VALIDATION_ERROR", r.text
