@@ -245,7 +245,11 @@ def test_watch_reconnects_across_a_training_restart(env, stack, tmp_path):
         if seen[-1]["type"] == "epoch" and seen[-1]["epoch"] >= 2:
             break
     stack.launcher.restart("training")
-    rest, err = watcher.communicate(timeout=180)
+    # Read through the same buffered file object as above: communicate() would read the raw pipe
+    # and miss lines the loop above had already buffered.
+    rest = watcher.stdout.read()
+    err = watcher.stderr.read()
+    watcher.wait(timeout=180)
     assert watcher.returncode == 0, err
     assert "Traceback" not in err
     lines = seen + ndjson(rest)

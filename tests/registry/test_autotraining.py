@@ -16,7 +16,9 @@ A = auto_training_pb2
 
 
 def test_config_defaults_partial_updates_and_overrides(registry, trained):
-    config = registry.GetAutoTrainingConfig(R.GetAutoTrainingConfigRequest()).config
+    # The stack is shared (the gateway's fuzz tests PUT random valid configs): start from known values.
+    config = registry.UpdateAutoTrainingConfig(R.UpdateAutoTrainingConfigRequest(
+        threshold=100, cooldown_hours=12, enabled=True)).config
     assert (config.threshold, config.cooldown_hours, config.enabled) == (100, 12, True)
     updated = registry.UpdateAutoTrainingConfig(R.UpdateAutoTrainingConfigRequest(cooldown_hours=24)).config
     assert (updated.threshold, updated.cooldown_hours, updated.enabled) == (100, 24, True)
