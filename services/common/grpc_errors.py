@@ -8,7 +8,9 @@ a plain record; exceptions are not rebuilt from wire data.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 import uuid
+import contextlib
 import dataclasses
 from dataclasses import dataclass
 
@@ -18,6 +20,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from services.common.errors import TrainhouseError
+from services.common.interceptors import wrap_handler
 from services.common.logs import log
 
 logger = logging.getLogger("trainhouse.errors")
@@ -51,6 +54,18 @@ def _internal(context: grpc.ServicerContext, method: str) -> None:
     context.abort(grpc.StatusCode.INTERNAL, f"internal error (incident {incident})")
 
 
+@contextlib.contextmanager
+def _mapped_errors(context: grpc.ServicerContext, method: str) -> Iterator[None]:
+    try:
+        yield
+    except TrainhouseError as err:
+        _abort(context, err)
+    except Exception:
+        if context.code() is None:  # not an abort issued by the servicer itself
+            _internal(context, method)
+        raise
+
+
 class ErrorInterceptor(grpc.ServerInterceptor):
     """Wrap our own RPCs (not health/reflection) so domain errors become rich statuses."""
 
@@ -60,57 +75,9 @@ class ErrorInterceptor(grpc.ServerInterceptor):
     def intercept_service(self, continuation, handler_call_details):  # noqa: ANN001 - gRPC API
         handler = continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or not method.startswith(self.prefix):
+        if not method.startswith(self.prefix):
             return handler
-
-        if handler.unary_unary:
-            inner = handler.unary_unary
-
-            def unary_unary(request, context):
-                try:
-                    return inner(request, context)
-                except TrainhouseError as err:
-                    _abort(context, err)
-                except Exception:
-                    if context.code() is None:  # not an abort issued by the servicer itself
-                        _internal(context, method)
-                    raise
-
-            return grpc.unary_unary_rpc_method_handler(
-                unary_unary, handler.request_deserializer, handler.response_serializer)
-
-        if handler.unary_stream:
-            inner_stream = handler.unary_stream
-
-            def unary_stream(request, context):
-                try:
-                    yield from inner_stream(request, context)
-                except TrainhouseError as err:
-                    _abort(context, err)
-                except Exception:
-                    if context.code() is None:
-                        _internal(context, method)
-                    raise
-
-            return grpc.unary_stream_rpc_method_handler(
-                unary_stream, handler.request_deserializer, handler.response_serializer)
-
-        if handler.stream_unary:
-            inner_su = handler.stream_unary
-
-            def stream_unary(request_iterator, context):
-                try:
-                    return inner_su(request_iterator, context)
-                except TrainhouseError as err:
-                    _abort(context, err)
-                except Exception:
-                    if context.code() is None:
-                        _internal(context, method)
-                    raise
-
-            return grpc.stream_unary_rpc_method_handler(
-                stream_unary, handler.request_deserializer, handler.response_serializer)
-        return handler
+        return wrap_handler(handler, lambda context: _mapped_errors(context, method))
 
 
 @dataclass

@@ -5,13 +5,17 @@ every line, and channels made by services.common.clients forward it to the next 
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import time
 import uuid
 from collections import namedtuple
+from collections.abc import Iterator
 
 import grpc
+
+from services.common.interceptors import wrap_handler
 
 REQUEST_ID_HEADER = "x-request-id"
 logger = logging.getLogger("trainhouse.rpc")
@@ -32,6 +36,18 @@ def _log_rpc(method: str, started: float, failed: bool) -> None:
         outcome="error" if failed else "ok")
 
 
+@contextlib.contextmanager
+def _bound(context: grpc.ServicerContext, method: str) -> Iterator[None]:
+    token = request_id.set(_incoming_id(context))
+    started, failed = time.perf_counter(), True
+    try:
+        yield
+        failed = False
+    finally:
+        _log_rpc(method, started, failed)
+        request_id.reset(token)
+
+
 class RequestIdServerInterceptor(grpc.ServerInterceptor):
     """Binds the caller's request id (or a new one) to the handler's context and writes one
     access-log line per RPC with its duration, so a request can be followed across services."""
@@ -39,56 +55,9 @@ class RequestIdServerInterceptor(grpc.ServerInterceptor):
     def intercept_service(self, continuation, handler_call_details):  # noqa: ANN001 - gRPC API
         handler = continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or not method.startswith("/trainhouse."):
+        if not method.startswith("/trainhouse."):
             return handler
-        if handler.unary_unary:
-            inner = handler.unary_unary
-
-            def unary_unary(request, context):
-                token = request_id.set(_incoming_id(context))
-                started, failed = time.perf_counter(), True
-                try:
-                    response = inner(request, context)
-                    failed = False
-                    return response
-                finally:
-                    _log_rpc(method, started, failed)
-                    request_id.reset(token)
-
-            return grpc.unary_unary_rpc_method_handler(unary_unary, handler.request_deserializer,
-                                                       handler.response_serializer)
-        if handler.unary_stream:
-            inner_stream = handler.unary_stream
-
-            def unary_stream(request, context):
-                token = request_id.set(_incoming_id(context))
-                started, failed = time.perf_counter(), True
-                try:
-                    yield from inner_stream(request, context)
-                    failed = False
-                finally:
-                    _log_rpc(method, started, failed)
-                    request_id.reset(token)
-
-            return grpc.unary_stream_rpc_method_handler(unary_stream, handler.request_deserializer,
-                                                        handler.response_serializer)
-        if handler.stream_unary:
-            inner_su = handler.stream_unary
-
-            def stream_unary(request_iterator, context):
-                token = request_id.set(_incoming_id(context))
-                started, failed = time.perf_counter(), True
-                try:
-                    response = inner_su(request_iterator, context)
-                    failed = False
-                    return response
-                finally:
-                    _log_rpc(method, started, failed)
-                    request_id.reset(token)
-
-            return grpc.stream_unary_rpc_method_handler(stream_unary, handler.request_deserializer,
-                                                        handler.response_serializer)
-        return handler
+        return wrap_handler(handler, lambda context: _bound(context, method))
 
 
 class _Details(namedtuple("_Details", ("method", "timeout", "metadata", "credentials", "wait_for_ready",
