@@ -7,11 +7,11 @@ a plain record; exceptions are not rebuilt from wire data.
 """
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
-import uuid
 import contextlib
 import dataclasses
+import logging
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
