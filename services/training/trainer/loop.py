@@ -15,6 +15,8 @@ and a checkpoint directory. It knows nothing about gRPC, jobs or storage.
 """
 from __future__ import annotations
 
+import abc
+
 import hashlib
 import json
 import math
@@ -229,7 +231,7 @@ def _finite(mlp: MLP) -> bool:
     return all(np.isfinite(W).all() and np.isfinite(b).all() for W, b in mlp.params)
 
 
-class LoopTrainer(CallbackHost):
+class LoopTrainer(CallbackHost, abc.ABC):
     """Base of every paradigm's trainer; see the module docstring for the hooks."""
 
     paradigm = "supervised"
@@ -292,18 +294,18 @@ class LoopTrainer(CallbackHost):
         """Layers below this index are frozen (no gradient computed, never updated)."""
         return 0
 
+    @abc.abstractmethod
     def _batch(self, mlp: MLP, rows: np.ndarray, rng: np.random.Generator,
                state: TrainingState) -> tuple[float, Grads, dict[str, float]]:
         """Loss, gradients (of the trainable layers) and running-metric sums for one batch."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _epoch_metrics(self, acc: dict[str, float]) -> dict[str, float | None]:
         """Running training metrics of the epoch from the sums ``_batch`` returned."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _evaluate(self, mlp: MLP, split: str) -> dict[str, float | None]:
         """Eval-mode metrics on "train" or "validation": {"loss": ..., <metric_names>...}."""
-        raise NotImplementedError
 
     def _selection_value(self, metrics: dict[str, float | None]) -> float:
         """Lower is better: what early stopping and the best checkpoint track."""

@@ -38,6 +38,8 @@ at fixed step numbers, so seeds and resumes stay bit-exact.
 """
 from __future__ import annotations
 
+import abc
+
 import math
 from typing import Any, Sequence
 
@@ -67,17 +69,19 @@ def _with_l2(g: np.ndarray | RowSparse, p: np.ndarray, wd: float) -> np.ndarray:
     return g + wd * p
 
 
-class Optimizer:
+class Optimizer(abc.ABC):
+    """What every optimizer offers the trainer loop (and a checkpoint)."""
+
     name = "base"
 
-    def step(self, params: Sequence[np.ndarray], grads: Sequence[Any], lr: float) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def step(self, params: Sequence[np.ndarray], grads: Sequence[Any], lr: float) -> None: ...
 
-    def state_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def state_dict(self) -> dict[str, Any]: ...
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class Adam(Optimizer):
