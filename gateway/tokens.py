@@ -16,6 +16,7 @@ import hmac
 import json
 import os
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,9 +96,13 @@ def _record(row: dict) -> TokenRecord:
 _COLUMNS = "token_id, name, account, scopes_json, created_at, expires_at, revoked, rate_limit_per_hour"
 
 
+VERIFY_CACHE_S = 30.0
+
+
 class TokenStore:
     def __init__(self, path: Path | DuckStore):
         """Open gateway.duckdb at `path`, or use an open one (shared with the other gateway tables)."""
+        self._verified: dict[bytes, tuple[TokenRecord, float]] = {}
         if isinstance(path, DuckStore):
             self.db = path
             for statement in SCHEMA:
@@ -112,6 +117,7 @@ class TokenStore:
                rate_limit_per_hour: int | None = None, token: str | None = None,
                token_id: str | None = None) -> tuple[str, TokenRecord]:
         """Store a new token (or the given one, for the bootstrap token); returns it once."""
+        self._verified.clear()  # a given token_id may replace an existing token (bootstrap)
         token = token or new_token()
         token_id = token_id or f"tok-{uuid.uuid4().hex[:16]}"
         salt = os.urandom(16)
@@ -130,7 +136,22 @@ class TokenStore:
         return token, record
 
     def verify(self, token: str) -> TokenRecord | None:
-        """The record whose digest matches, whatever its state (the caller checks revoked/expiry)."""
+        """The record whose digest matches, whatever its state (the caller checks revoked/expiry).
+
+        A match is remembered for VERIFY_CACHE_S (keyed by the token's SHA-256, never the token):
+        a DuckDB point query per request was most of the gateway's latency. Revoking clears it,
+        and the gateway is the only writer of this store.
+        """
+        key = hashlib.sha256(token.encode()).digest()
+        cached = self._verified.get(key)
+        if cached is not None and time.monotonic() - cached[1] < VERIFY_CACHE_S:
+            return cached[0]
+        record = self._verify_uncached(token)
+        if record is not None:
+            self._verified[key] = (record, time.monotonic())
+        return record
+
+    def _verify_uncached(self, token: str) -> TokenRecord | None:
         rows = self.db.query_dicts(
             f"SELECT {_COLUMNS}, salt, digest FROM api_tokens WHERE lookup = ?", [_lookup(token)])
         found = None
@@ -150,6 +171,7 @@ class TokenStore:
         return [_record(r) for r in rows]
 
     def revoke(self, token_id: str) -> TokenRecord | None:
+        self._verified.clear()
         with self.db.transaction() as con:
             con.execute("UPDATE api_tokens SET revoked = TRUE, revoked_at = ? WHERE token_id = ?",
                         [_naive_utc(now()), token_id])

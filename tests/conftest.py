@@ -32,7 +32,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("trainhouse-home")
     os.environ.pop("TRAINHOUSE_BOOTSTRAP_TOKEN", None)
     # Tests poll a lot with the admin token; the per-token limit itself is tested on its own tokens.
-    launcher = Stack(home=home, log_dir=home / "logs", extra_env={"TRAINHOUSE_RATE_LIMIT_PER_HOUR": "100000"})
+    launcher = Stack(home=home, log_dir=home / "logs", extra_env={"TRAINHOUSE_RATE_LIMIT_PER_HOUR": "100000",
+                                                                       "TRAINHOUSE_LOG_LEVEL": "DEBUG"})
     launcher.start()
     try:
         yield RunningStack(launcher)

@@ -37,13 +37,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def configure(component: str, level: str = "INFO") -> None:
-    """Send JSON lines to stderr; stdout stays free for what a launcher prints to people."""
+def configure(component: str, level: str | None = None) -> None:
+    """Send JSON lines to stderr; stdout stays free for what a launcher prints to people.
+
+    The level comes from TRAINHOUSE_LOG_LEVEL (default INFO); DEBUG adds one access-log line per
+    successful RPC (failed ones are always logged)."""
+    import os
+
+    level = (level or os.environ.get("TRAINHOUSE_LOG_LEVEL") or "INFO").upper()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(component))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    # DEBUG is for our own loggers only; libraries stay at INFO.
+    root.setLevel("INFO" if level == "DEBUG" else level)
+    logging.getLogger("trainhouse").setLevel(level)
 
 
 def log(logger: logging.Logger, msg: str, level: int = logging.INFO, **fields: Any) -> None:

@@ -32,8 +32,9 @@ def _incoming_id(context: grpc.ServicerContext) -> str:
 def _log_rpc(method: str, started: float, failed: bool) -> None:
     from services.common.logs import log  # logs imports this module for the request id
 
-    log(logger, "rpc", method=method, duration_ms=round((time.perf_counter() - started) * 1000, 2),
-        outcome="error" if failed else "ok")
+    # Successful calls at DEBUG: one formatted line per Predict/GetJob costs more than the call.
+    log(logger, "rpc", logging.WARNING if failed else logging.DEBUG, method=method,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2), outcome="error" if failed else "ok")
 
 
 @contextlib.contextmanager
