@@ -290,31 +290,35 @@ async def status(services: Services) -> dict[str, Any]:
             "runtimeAvailable": all(s == "SERVING" for s in health.values())}
 
 
+# Seed 004 lists have no paging: everything, up to this many items.
+MAX_LISTED = 10_000
+
+
+async def _all_pages(call: Any, field: str) -> list[Any]:
+    """Follow next_page_token through a List RPC; `call(token)` awaits one page."""
+    items: list[Any] = []
+    token = ""
+    while True:
+        resp = await call(token)
+        items.extend(getattr(resp, field))
+        token = resp.next_page_token
+        if not token or len(items) >= MAX_LISTED:
+            return items[:MAX_LISTED]
+
+
 @router.get("/datasets", response_model=DatasetsOut, response_model_exclude_none=True,
             summary="All datasets, newest first")
 async def list_datasets(services: Services) -> dict[str, Any]:
-    out: list[dict[str, Any]] = []
-    token = ""
-    while True:
-        resp = await services.data.ListDatasets(data_service_pb2.ListDatasetsRequest(page_size=100, page_token=token),
-                                                timeout=services.timeout_s)
-        out.extend(dataset_json(d) for d in resp.datasets)
-        token = resp.next_page_token
-        if not token or len(out) >= 10_000:
-            return {"datasets": out}
+    datasets = await _all_pages(lambda token: services.data.ListDatasets(
+        data_service_pb2.ListDatasetsRequest(page_size=100, page_token=token), timeout=services.timeout_s), "datasets")
+    return {"datasets": [dataset_json(d) for d in datasets]}
 
 
 @router.get("/jobs", response_model=JobsOut, response_model_exclude_none=True, summary="All training jobs")
 async def list_jobs(services: Services) -> dict[str, Any]:
-    out: list[dict[str, Any]] = []
-    token = ""
-    while True:
-        resp = await services.training.ListJobs(training_service_pb2.ListJobsRequest(page_size=1000, page_token=token),
-                                                timeout=services.timeout_s)
-        out.extend(job_json(j) for j in resp.jobs)
-        token = resp.next_page_token
-        if not token or len(out) >= 10_000:
-            return {"jobs": out}
+    jobs = await _all_pages(lambda token: services.training.ListJobs(
+        training_service_pb2.ListJobsRequest(page_size=1000, page_token=token), timeout=services.timeout_s), "jobs")
+    return {"jobs": [job_json(j) for j in jobs]}
 
 
 @router.post("/jobs", response_model=JobEnvelope, response_model_exclude_none=True, status_code=201,

@@ -123,9 +123,7 @@ def _v1(event: str, ev: training_job_pb2.JobEvent, job: training_job_pb2.Trainin
             metrics["trainingTime"] = human_duration(seconds)
         data.update(metrics=metrics, modelVersion=job.model_version_id or None)
     elif event == FAILED:
-        data["error"] = {"code": "TRAINING_FAILED",
-                         "message": (job.error.message if job else "") or ev.status.message or "training failed",
-                         "reason": ev.status.reason or None}
+        data["error"] = _failure(ev, job)
     elif event == CANCELLED:
         data["reason"] = ev.status.reason or None
     elif event == BUDGET_WARNING:
@@ -133,6 +131,13 @@ def _v1(event: str, ev: training_job_pb2.JobEvent, job: training_job_pb2.Trainin
         data.update(costUsd=b.cost_usd, budgetUsd=b.budget_usd, budgetUsedPercent=round(100 * b.fraction, 2),
                     thresholdPercent=_threshold(ev))
     return data
+
+
+def _failure(ev: training_job_pb2.JobEvent, job: training_job_pb2.TrainingJob | None) -> dict[str, Any]:
+    """The error block every surface's training.failed payload carries."""
+    return {"code": "TRAINING_FAILED",
+            "message": (job.error.message if job else "") or ev.status.message or "training failed",
+            "reason": ev.status.reason or None}
 
 
 def _functions(event: str, ev: training_job_pb2.JobEvent,
@@ -150,9 +155,7 @@ def _functions(event: str, ev: training_job_pb2.JobEvent,
                           "model_version": job.model_version_id or None,
                           "training_time_ms": int(seconds * 1000) if seconds is not None else None}
     elif event == FAILED:
-        out["error"] = {"code": "TRAINING_FAILED",
-                        "message": (job.error.message if job else "") or ev.status.message or "training failed",
-                        "reason": ev.status.reason or None}
+        out["error"] = _failure(ev, job)
     elif event == CANCELLED:
         out["reason"] = ev.status.reason or None
     elif event == BUDGET_WARNING:

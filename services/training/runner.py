@@ -7,6 +7,7 @@ polls between batches, so the worker always saves a checkpoint before it exits.
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -107,8 +108,6 @@ class JobRunner:
                 per_account[account] = per_account.get(account, 0) + 1
 
     def _launch(self, job: dict[str, Any]) -> None:
-        import json
-
         job_id = job["job_id"]
         checkpoint = self.store.latest_checkpoint(job_id)
         resume_from = checkpoint["path"] if checkpoint and Path(checkpoint["path"] or "").exists() else None
@@ -165,8 +164,6 @@ class JobRunner:
 
     def _translate(self, job: RunningJob, kind: str, payload: dict[str, Any]) -> list[tuple[str, dict, dict]]:
         """A worker message as the events to store (kind, payload, job-row fields it updates)."""
-        import json
-
         if job.recorded is not None and job.recorded.is_replay(kind, payload):
             return []  # training is deterministic: this point is already stored, identical
         if kind == "sizes":
@@ -212,8 +209,6 @@ class JobRunner:
     def _ingest(self, job: RunningJob, trajectories: list[dict[str, Any]]) -> None:
         """Every GRPO trajectory goes to DataService (seed 003 export). A batch DataService cannot
         take now is kept in the job folder and sent before the next one: none is dropped."""
-        import json
-
         pending = self.job_dir(job.job_id) / "trajectories-unsent.jsonl"
         batches = []
         if pending.exists():
@@ -257,7 +252,6 @@ class JobRunner:
                 logger.exception("registration failed for %s", job.job_id)
                 self._fail(job.job_id, "registration_failed", f"could not register the model: {err}")
                 return
-            import json
             metrics = {**json.loads(job_row["metrics_json"] or "{}"), **data["metrics"]}
             self.hub.status(job.job_id, "completed", reason="completed", message=f"registered {version_id}",
                             model_version_id=version_id, metrics_json=json.dumps(metrics),

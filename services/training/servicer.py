@@ -11,6 +11,7 @@ from google.protobuf.duration_pb2 import Duration
 
 from services.common.errors import FailedPrecondition, InvalidArgument
 from services.common.pagination import decode_page_token, next_token, page_size
+from services.common.timeutil import to_timestamp
 from services.common.example_codec import example_proto
 from services.training import peers
 from services.training.convert import STATE_NAMES, checkpoint_proto, event_proto, job_proto
@@ -204,10 +205,8 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         offset = decode_page_token(request.page_token)
         size = page_size(request.page_size, 1000, 10000)
         rows, total = self.store.metrics(request.job_id, list(request.names), offset, size)
-        from services.training.convert import _utc
-        from services.common.timeutil import to_timestamp
         points = [training_job_pb2.MetricPoint(name=r["name"], value=r["value"], epoch=r["epoch"] or 0,
-                                               step=r["step"] or 0, time=to_timestamp(_utc(r["time"])))
+                                               step=r["step"] or 0, time=to_timestamp(r["time"]))
                   for r in rows]
         return training_service_pb2.ListMetricsResponse(points=points,
                                                         next_page_token=next_token(offset, len(rows), total))
