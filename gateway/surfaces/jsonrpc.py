@@ -43,7 +43,8 @@ from services.common.grpc_errors import RpcFailure, failure_of
 from services.common.logs import log
 from gateway.models import Int, Number
 from gateway.trajectories import export_json
-from trainhouse.v1 import data_service_pb2, example_pb2, job_state_pb2, training_job_pb2, training_service_pb2
+from trainhouse.v1 import (data_service_pb2, evaluation_service_pb2, example_pb2, job_state_pb2, training_job_pb2,
+                           training_service_pb2)
 
 logger = logging.getLogger("trainhouse.gateway.jsonrpc")
 
@@ -368,23 +369,31 @@ async def export_trajectories(ctx: Context, params: ExportParams) -> dict[str, A
     return out
 
 
+POLICY_SUMMARY = ["success_rate", "avg_reward", "avg_steps", "tool_accuracy"]
+
+
 async def evaluate(ctx: Context, params: EvaluateParams) -> dict[str, Any]:
-    """TrainingService.EvaluatePolicy: the policy of a GRPO job on held-out queries, against the
-    untrained policy on the same queries. Not a GRPO job / no policy to evaluate -> -40004."""
-    request = training_service_pb2.EvaluatePolicyRequest(
-        job_id=params.job_id, checkpoint_id=params.checkpoint_id or "",
-        evaluation_queries=[_query(q) for q in params.evaluation_queries or []])
-    resp = await ctx.services.training.EvaluatePolicy(request, timeout=ctx.services.timeout_s)
-    b = resp.baseline_comparison
+    """EvaluationService.Evaluate of a GRPO job's policy (a checkpoint, default the best) rolled out
+    with ONNX Runtime on held-out queries, against the untrained policy on the same queries. Not a
+    GRPO job / no policy to evaluate -> -40004."""
+    request = evaluation_service_pb2.EvaluateRequest(
+        job_id=params.job_id, checkpoint_id=params.checkpoint_id or "", model_kind="policy",
+        metrics=POLICY_SUMMARY, evaluation_queries=[_query(q) for q in params.evaluation_queries or []])
+    ev = (await ctx.services.evaluation.Evaluate(request, timeout=ctx.services.timeout_s)).evaluation
+    c = ev.comparison
     return {
-        "job_id": resp.job_id, "checkpoint_id": resp.checkpoint_id or None, "metrics": dict(resp.metrics),
-        "baseline_comparison": {"success_rate_improvement": b.success_rate_improvement,
-                                "avg_reward_improvement": b.avg_reward_improvement, "p_value": b.p_value,
-                                "statistically_significant": b.statistically_significant,
-                                "reward_p_value": b.reward_p_value, "baseline": dict(b.baseline)},
-        "queries_evaluated": resp.queries_evaluated,
-        "evaluation_duration_ms": int(round((duration_s(resp.evaluation_duration) or 0.0) * 1000)),
-        "results": [struct_to_dict(r) for r in resp.results],
+        "job_id": ev.job_id, "checkpoint_id": ev.checkpoint_id or None,
+        "metrics": {k: ev.metrics[k] for k in POLICY_SUMMARY},
+        "baseline_comparison": {
+            "success_rate_improvement": c.improvements["success_rate"],
+            "avg_reward_improvement": c.improvements["avg_reward"], "p_value": c.accuracy_test.p_value,
+            "statistically_significant": c.accuracy_test.significant, "test": c.accuracy_test.test,
+            "reward_p_value": c.reward_test.p_value, "baseline_kind": c.baseline_kind,
+            "baseline": dict(c.baseline_metrics)},
+        "queries_evaluated": ev.example_count,
+        "evaluation_duration_ms": int(round((duration_s(ev.duration) or 0.0) * 1000)),
+        "evaluation_id": ev.evaluation_id,
+        "results": [struct_to_dict(r) for r in ev.policy_results],
     }
 
 

@@ -1,4 +1,4 @@
-"""Example protos <-> the plain dicts the trainer, the stores and job folders use."""
+"""Example and TrainingQuery protos <-> the plain dicts the trainer, the stores and job folders use."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -37,3 +37,14 @@ def example_proto(item: dict[str, Any]) -> example_pb2.Example:
         meta.update(item["metadata"])
         ex.metadata.CopyFrom(meta)
     return ex
+
+
+def query_dicts(items: Iterable[Any]) -> list[dict[str, Any]]:
+    """GRPO TrainingQuery protos as {"query", "expected_outcome"} dicts."""
+    return [{"query": q.query, "expected_outcome": MessageToDict(q.expected_outcome)} for q in items]
+
+
+def query_proto(item: dict[str, Any]) -> example_pb2.TrainingQuery:
+    out = example_pb2.TrainingQuery(query=item["query"])
+    out.expected_outcome.update(item.get("expected_outcome") or {})
+    return out

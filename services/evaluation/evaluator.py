@@ -21,21 +21,24 @@ from typing import Any
 import numpy as np
 
 from services.common import config
-from services.common.errors import AlreadyExists, InvalidArgument
+from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from services.common.examples import parse_examples
 from services.common.timeutil import now, to_timestamp
 from services.common.validation import resource_id
 from services.evaluation import perturbations, stats
+from services.evaluation.stats import significance_proto
 from services.evaluation.advice import EvalFacts, evaluation_advice
 from services.evaluation.metrics import (EVALUATION_TYPES, REQUESTABLE, classification_report,
                                          expected_calibration_error, families, log_losses, percentile_ms,
                                          relevance_metrics, safety_metrics, validate_metric_names)
 from services.evaluation.peers import Peers, Scored
+from services.evaluation.policies import PolicyEvaluator, is_policy_job
 from services.evaluation.pricing import PriceModel
 from services.evaluation.store import EvaluationStore
 from trainhouse.v1 import evaluation_pb2
 
 SPLITS = ("validation", "train", "all")
+MODEL_KINDS = ("", "policy", "classifier")
 MAX_TEST_EXAMPLES = 50_000
 
 
@@ -77,6 +80,12 @@ class EvalSpec:
     seed: int = 0
     # Metrics computed in addition to the requested ones (not listed as requested).
     extra_metrics: tuple[str, ...] = ()
+    # Policies (GRPO): a job checkpoint to evaluate, and the queries to roll out.
+    checkpoint_id: str = ""
+    evaluation_queries: list[dict[str, Any]] | None = None
+    queries_field: str = "evaluation_queries"
+    # "policy", "classifier" or "" (decided by the job / version).
+    model_kind: str = ""
 
 
 @dataclass
@@ -112,6 +121,8 @@ class Evaluator:
     def __init__(self, store: EvaluationStore, peers: Peers):
         self.store = store
         self.peers = peers
+        # GRPO tool policies are rolled out, not scored on examples (services/evaluation/policies.py).
+        self.policies = PolicyEvaluator(store, peers)
         # Re-entrant: evaluateTrainingResults holds an id's lock while the evaluation takes it again.
         self._locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
@@ -308,7 +319,48 @@ class Evaluator:
                                 field="evaluation_id", metadata={"resource": "evaluation", "id": spec.evaluation_id})
         return existing
 
+    def _is_policy(self, spec: EvalSpec) -> bool:
+        if spec.model_kind not in MODEL_KINDS:
+            raise InvalidArgument("model_kind", "must be 'policy', 'classifier' or empty")
+        if spec.job_id:
+            resource_id(spec.job_id, "job_id")
+            policy, what = is_policy_job(self.peers.job(spec.job_id)), f"job '{spec.job_id}'"
+        elif spec.agent_id:
+            version = self.peers.serving_version(spec.agent_id, spec.version_id)
+            policy, what = version.method == "grpo", f"version '{version.version_id}' of '{spec.agent_id}'"
+        else:
+            return False
+        kind = "policy" if policy else "classifier"
+        if spec.model_kind and spec.model_kind != kind:
+            raise FailedPrecondition(f"{what} is a {'GRPO tool policy' if policy else 'classifier'}, "
+                                     f"not a {'GRPO policy' if spec.model_kind == 'policy' else 'classifier'}",
+                                     field="job_id" if spec.job_id else "agent_id", metadata={"model_kind": kind})
+        if not policy:
+            for name, present in (("checkpoint_id", spec.checkpoint_id), (spec.queries_field, spec.evaluation_queries)):
+                if present:
+                    raise InvalidArgument(name, f"applies to GRPO policies only; {what} is a classifier")
+        return policy
+
+    def _evaluate_policy(self, spec: EvalSpec) -> evaluation_pb2.Evaluation:
+        given = [name for name, present in ((spec.examples_field, spec.examples), ("dataset_id", spec.dataset_id),
+                                            ("test_set_job_id", spec.test_set_job_id),
+                                            ("baseline_version_id", spec.baseline_version_id)) if present]
+        if given:
+            raise InvalidArgument(given[0], "a GRPO policy is evaluated on queries (evaluation_queries), "
+                                  "not on labelled examples or another version")
+        etype = (spec.evaluation_type or "comprehensive").strip().lower()
+        if etype not in EVALUATION_TYPES:
+            raise InvalidArgument("evaluation_type", f"unknown evaluation type '{spec.evaluation_type}'; valid: "
+                                  + ", ".join(EVALUATION_TYPES))
+        return self.policies.evaluate(
+            agent_id=spec.agent_id, version_id=spec.version_id, job_id=spec.job_id, checkpoint_id=spec.checkpoint_id,
+            queries=spec.evaluation_queries, queries_field=spec.queries_field, metrics=spec.metrics,
+            metrics_field=spec.metrics_field, evaluation_type=etype, baseline_job_id=spec.baseline_job_id,
+            evaluation_id=spec.evaluation_id, seed=spec.seed)
+
     def _evaluate(self, spec: EvalSpec) -> tuple[evaluation_pb2.Evaluation, bool, dict[str, Any]]:
+        if self._is_policy(spec):
+            return self._evaluate_policy(spec), False, {}
         names = self.resolve_metrics(spec)
         computed = names + [m for m in spec.extra_metrics if m not in names]
         agent_id, version_id, job_id = spec.agent_id, spec.version_id, spec.job_id
@@ -356,11 +408,6 @@ def _rank(distribution: dict[str, float], expected: str) -> int:
     p = distribution[expected]
     # 1 + outputs scored strictly higher (ties do not push the expected output down).
     return 1 + sum(1 for v in distribution.values() if v > p)
-
-
-def significance_proto(data: dict[str, Any]) -> evaluation_pb2.SignificanceTest:
-    return evaluation_pb2.SignificanceTest(**{k: v for k, v in data.items()
-                                              if k in evaluation_pb2.SignificanceTest.DESCRIPTOR.fields_by_name})
 
 
 def recommendation_proto(rec: dict[str, Any]) -> evaluation_pb2.EvaluationRecommendation:

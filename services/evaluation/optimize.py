@@ -86,8 +86,9 @@ class Optimizer:
             return stored, False
         if not version.job_id:
             return stored, False
+        # The rules read classifier metrics; a GRPO policy agent gets a clear FAILED_PRECONDITION.
         evaluation, _, _ = self.evaluator.evaluate(EvalSpec(agent_id=agent_id, version_id=version.version_id,
-                                                            evaluation_type="comprehensive"))
+                                                            evaluation_type="comprehensive", model_kind="classifier"))
         return evaluation, True
 
     def analyze(self, agent_id: str, goals: list[str]) -> evaluation_service_pb2.AnalyzeAndOptimizeResponse:

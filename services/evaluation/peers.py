@@ -146,7 +146,24 @@ class Peers:
             raise peer_error(err, "agent", agent_id) from None
         return samples
 
+    def version_artifact(self, agent_id: str, version_id: str) -> tuple[model_version_pb2.ModelVersion, bytes]:
+        """The registered ONNX bytes of a version: exactly what Predict serves."""
+        try:
+            resp = self.registry().GetVersionArtifact(model_registry_pb2.GetVersionArtifactRequest(
+                agent_id=agent_id, version_id=version_id), timeout=TIMEOUT_S)
+        except grpc.RpcError as err:
+            raise peer_error(err, "version", f"{agent_id}/{version_id}") from None
+        return resp.version, resp.onnx_model
+
     # --- training ---------------------------------------------------------------------------
+    def export_policy(self, job_id: str, checkpoint_id: str) -> training_service_pb2.ExportPolicyResponse:
+        """A GRPO job's policy at a checkpoint ("" = best, "initial" = untrained) as ONNX."""
+        try:
+            return self.training().ExportPolicy(training_service_pb2.ExportPolicyRequest(
+                job_id=job_id, checkpoint_id=checkpoint_id), timeout=TIMEOUT_S)
+        except grpc.RpcError as err:
+            raise peer_error(err, "job", job_id, field="checkpoint_id" if checkpoint_id else "job_id") from None
+
     def job(self, job_id: str) -> training_job_pb2.TrainingJob:
         try:
             return self.training().GetJob(training_service_pb2.GetJobRequest(job_id=job_id), timeout=TIMEOUT_S).job

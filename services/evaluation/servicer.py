@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from services.common.errors import InvalidArgument
-from services.common.example_codec import example_dicts
+from services.common.example_codec import example_dicts, query_dicts
 from services.common.pagination import decode_page_token, next_token, page_size
 from services.evaluation.benchmarks import Benchmarks, suite_protos
 from services.evaluation.compare import RunComparer
@@ -45,7 +45,8 @@ class EvaluationServicer(evaluation_service_pb2_grpc.EvaluationServiceServicer):
             metrics=list(request.metrics), evaluation_type=request.evaluation_type,
             compare_to_baseline=request.compare_to_baseline, baseline_job_id=request.baseline_job_id,
             baseline_version_id=request.baseline_version_id, evaluation_id=request.evaluation_id,
-            seed=request.seed if request.HasField("seed") else 0))
+            seed=request.seed if request.HasField("seed") else 0, checkpoint_id=request.checkpoint_id,
+            evaluation_queries=query_dicts(request.evaluation_queries) or None, model_kind=request.model_kind))
         return pb.EvaluateResponse(evaluation=evaluation, reused=reused)
 
     def GetEvaluation(self, request, context):

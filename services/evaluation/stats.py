@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from trainhouse.v1 import evaluation_pb2
+
 ALPHA = 0.05
 
 
@@ -252,3 +254,8 @@ def apply_holm(results: Sequence[TestResult]) -> None:
     for r, p in zip(results, adjusted):
         r.adjusted_p_value = p
 
+
+def significance_proto(data: dict) -> evaluation_pb2.SignificanceTest:
+    """A ``TestResult.as_dict()`` (or a stored copy of one) as the proto every response carries."""
+    return evaluation_pb2.SignificanceTest(**{k: v for k, v in data.items()
+                                              if k in evaluation_pb2.SignificanceTest.DESCRIPTOR.fields_by_name})

@@ -14,7 +14,7 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 
 from services.common.errors import InvalidArgument
-from services.common.example_codec import example_dicts
+from services.common.example_codec import example_dicts, query_dicts
 from services.common.validation import resource_id
 from services.training.grpo.config import GRPOConfig
 from services.training.grpo.environment import parse_queries
@@ -102,10 +102,6 @@ def rated_dicts(items: Any) -> list[dict[str, Any]]:
             item["metadata"] = MessageToDict(r.metadata)
         out.append(item)
     return out
-
-
-def query_dicts(items: Any) -> list[dict[str, Any]]:
-    return [{"query": q.query, "expected_outcome": MessageToDict(q.expected_outcome)} for q in items]
 
 
 def method_of(request: training_service_pb2.StartJobRequest) -> str:

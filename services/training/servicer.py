@@ -7,17 +7,16 @@ from typing import Any
 
 import grpc
 from google.protobuf import struct_pb2
-from google.protobuf.duration_pb2 import Duration
 
 from services.common.errors import FailedPrecondition, InvalidArgument
 from services.common.pagination import decode_page_token, next_token, page_size
 from services.common.timeutil import to_timestamp
-from services.common.example_codec import example_proto
+from services.common.example_codec import example_proto, query_proto
 from services.training import peers
 from services.training.convert import STATE_NAMES, checkpoint_proto, event_proto, job_proto
 from services.training.events import EventHub
-from services.training.policy_evaluation import evaluate_job_policy
-from services.training.requests import parse_start_request, query_dicts
+from services.training.policy_export import export_job_policy
+from services.training.requests import parse_start_request
 from services.training.runner import JobRunner
 from services.training.store import TERMINAL_STATES, JobStore
 from trainhouse.v1 import training_job_pb2, training_service_pb2, training_service_pb2_grpc
@@ -126,28 +125,17 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         for job_id, event in self.hub.watch_all(request.after_cursor, request.account_id, context.is_active):
             yield event_proto(job_id, event)
 
-    def EvaluatePolicy(self, request, context):
+    def ExportPolicy(self, request, context):
         if not request.job_id:
             raise InvalidArgument("job_id", "is required")
         job = self.store.get_job(request.job_id)
-        if job["method"] != "grpo":
-            raise FailedPrecondition(f"job {request.job_id} trained a {job['method']} model, not a GRPO policy; "
-                                     "evaluate it with EvaluationService")
-        queries = query_dicts(request.evaluation_queries) if request.evaluation_queries else None
-        result = evaluate_job_policy(job, self.runner.job_dir(request.job_id), self.store, request.checkpoint_id,
-                                     queries)
-        comparison = result["baseline_comparison"]
-        return training_service_pb2.EvaluatePolicyResponse(
-            job_id=request.job_id, checkpoint_id=result["checkpoint_id"], metrics=result["metrics"],
-            baseline_comparison=training_service_pb2.PolicyBaselineComparison(
-                success_rate_improvement=comparison["success_rate_improvement"],
-                avg_reward_improvement=comparison["avg_reward_improvement"], p_value=comparison["p_value"],
-                reward_p_value=comparison["reward_p_value"],
-                statistically_significant=comparison["statistically_significant"],
-                baseline=comparison["baseline"]),
-            queries_evaluated=result["queries_evaluated"],
-            evaluation_duration=Duration(nanos=int((result["seconds"] % 1) * 1e9), seconds=int(result["seconds"])),
-            results=[_struct(r) for r in result["results"]])
+        exported = export_job_policy(job, self.runner.job_dir(request.job_id), self.store, request.checkpoint_id)
+        return training_service_pb2.ExportPolicyResponse(
+            job_id=request.job_id, agent_id=job["agent_id"],
+            checkpoint_id=exported.checkpoint_id, onnx_model=exported.onnx_model,
+            grpo_config=_struct(exported.config),
+            default_queries=[query_proto(q) for q in exported.default_queries],
+            default_queries_source=exported.default_queries_source)
 
     def ListCheckpoints(self, request, context):
         self.store.get_job(request.job_id)

@@ -354,6 +354,7 @@ def test_jsonrpc_grpo_start_evaluate_and_export(api: httpx.Client, trained: Trai
     comparison = result["baseline_comparison"]
     assert 0 <= comparison["p_value"] <= 1 and isinstance(comparison["statistically_significant"], bool)
     assert {"success_rate_improvement", "avg_reward_improvement"} <= set(comparison)
+    assert comparison["baseline_kind"] == "untrained" and result["evaluation_id"].startswith("eval-")
     assert isinstance(result["evaluation_duration_ms"], int) and len(result["results"]) == 9
     custom = call_rpc("training.evaluate", {"job_id": job_id, "evaluation_queries": [
         {"query": "refund my payment please", "expected_outcome": {"tool": "refund"}}]})["result"]

@@ -4,12 +4,17 @@ from __future__ import annotations
 import grpc
 import pytest
 from google.protobuf import struct_pb2
+from google.protobuf.json_format import MessageToDict
 
 from services.common.grpc_errors import failure_of
 from tests.grpo.tasks import make_tasks
 from tests.intents import INTENTS, make_examples
 from tests.services.test_training_grpc import examples_pb, wait_terminal
-from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, example_pb2, job_state_pb2, model_registry_pb2,
+from services.training.grpo.config import GRPOConfig
+from services.training.grpo.evaluation import evaluate_policy
+from services.training.grpo.onnx_export import load_policy_onnx
+from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, evaluation_service_pb2,
+                           evaluation_service_pb2_grpc, example_pb2, job_state_pb2, model_registry_pb2,
                            model_registry_pb2_grpc, training_job_pb2, training_service_pb2,
                            training_service_pb2_grpc)
 
@@ -87,20 +92,37 @@ def test_reinforcement_from_rated_feedback(training):
     assert failure_of(err.value).field == "rated_examples"
 
 
-def test_grpo_job_learns_stores_trajectories_and_evaluates(stack, training, registry):
+@pytest.fixture(scope="module")
+def evaluation(stack):
+    with grpc.insecure_channel(stack.address("evaluation")) as ch:
+        yield evaluation_service_pb2_grpc.EvaluationServiceStub(ch)
+
+
+@pytest.fixture(scope="module")
+def grpo_job(training) -> training_job_pb2.TrainingJob:
     grpo = training_job_pb2.GrpoConfig(n_iterations=30, batch_size=12, n_trajectories_per_query=8, learning_rate=0.03,
                                        max_steps_per_trajectory=6, checkpoint_interval=10)
-    job = completed(training, start(training, agent_id="para-grpo", training_queries=queries_pb(make_tasks(120, seed=1)),
-                                    evaluation_queries=queries_pb(make_tasks(40, seed=2, held_out=True)),
-                                    config=training_job_pb2.TrainingConfig(method=M.TRAINING_METHOD_GRPO, grpo=grpo)))
+    return completed(training, start(training, agent_id="para-grpo", training_queries=queries_pb(make_tasks(120, seed=1)),
+                                     evaluation_queries=queries_pb(make_tasks(40, seed=2, held_out=True)),
+                                     config=training_job_pb2.TrainingConfig(method=M.TRAINING_METHOD_GRPO, grpo=grpo)))
+
+
+def test_grpo_job_learns_stores_trajectories_and_evaluates(stack, evaluation, registry, grpo_job):
+    job = grpo_job
     assert job.progress.current_iteration == job.progress.total_iterations == 30
     assert job.cost_usd > 0 and job.budget_usd == 100
     assert job.metrics["onnx_parity_max_abs_diff"] <= 1e-5
-    result = training.EvaluatePolicy(training_service_pb2.EvaluatePolicyRequest(job_id=job.job_id))
-    assert result.queries_evaluated == 40
-    comparison = result.baseline_comparison
-    assert result.metrics["success_rate"] >= comparison.baseline["success_rate"] + 0.3
-    assert comparison.p_value < 0.05 and comparison.statistically_significant
+    result = evaluation.Evaluate(evaluation_service_pb2.EvaluateRequest(job_id=job.job_id)).evaluation
+    assert result.model_kind == "policy" and result.example_count == 40 and result.checkpoint_id == "best"
+    assert result.test_set_source == "job:evaluation_queries" and len(result.policy_results) == 40
+    comparison = result.comparison
+    assert comparison.baseline_kind == "untrained" and comparison.paired_examples == 40
+    assert result.metrics["success_rate"] >= comparison.baseline_metrics["success_rate"] + 0.3
+    assert comparison.accuracy_test.p_value < 0.05 and comparison.accuracy_test.significant
+    assert 0 <= comparison.reward_test.p_value <= 1 and comparison.reward_test.test == "paired_bootstrap"
+    # comprehensive by default: the serving figures are measured too
+    assert result.metrics["latency_p95_ms"] >= result.metrics["latency_p50_ms"] > 0
+    assert result.metrics["cost_per_task_usd"] > 0 and result.cost.compute_seconds_per_task > 0
     with grpc.insecure_channel(stack.address("data")) as ch:
         data = data_service_pb2_grpc.DataServiceStub(ch)
         stream = list(data.ExportTrajectories(data_service_pb2.ExportTrajectoriesRequest(job_id=job.job_id, limit=50)))
@@ -110,6 +132,66 @@ def test_grpo_job_learns_stores_trajectories_and_evaluates(stack, training, regi
     # the policy version serves the first tool for a query
     pred = registry.Predict(model_registry_pb2.PredictRequest(agent_id="para-grpo", inputs=["what is 3 plus 4"]))
     assert pred.version_id == job.model_version_id and pred.predictions[0].output
+
+
+def test_policy_evaluation_runs_onnx_and_agrees_with_numpy(training, evaluation, grpo_job):
+    """The ONNX Runtime rollouts of EvaluationService equal the NumPy policy's, query by query."""
+    job = grpo_job
+    checkpoints = training.ListCheckpoints(training_service_pb2.ListCheckpointsRequest(job_id=job.job_id)).checkpoints
+    interval = next(c.checkpoint_id for c in checkpoints if c.kind == "interval")
+    exported = training.ExportPolicy(training_service_pb2.ExportPolicyRequest(job_id=job.job_id,
+                                                                            checkpoint_id=interval))
+    assert exported.checkpoint_id == interval and exported.default_queries_source == "evaluation_queries"
+    policy = load_policy_onnx(exported.onnx_model)
+    config = GRPOConfig.from_dict(MessageToDict(exported.grpo_config), strict=False)
+    queries = [MessageToDict(q, preserving_proto_field_name=True) for q in exported.default_queries]
+    numpy_run = evaluate_policy(policy, queries, config=config)
+    served = evaluation.Evaluate(evaluation_service_pb2.EvaluateRequest(
+        job_id=job.job_id, checkpoint_id=interval, evaluation_type="quick", evaluation_id=f"pol-{job.job_id}"))
+    ev = served.evaluation
+    assert ev.checkpoint_id == interval and set(ev.metrics) == {"success_rate", "avg_reward", "avg_steps",
+                                                                "tool_accuracy"}
+    for key in ("success_rate", "avg_reward", "avg_steps", "tool_accuracy"):
+        assert ev.metrics[key] == pytest.approx(numpy_run[key], abs=1e-9), key
+    assert [MessageToDict(r)["tools"] for r in ev.policy_results] == [r["tools"] for r in numpy_run["results"]]
+    # stored, listable and idempotent per evaluation_id
+    again = evaluation.Evaluate(evaluation_service_pb2.EvaluateRequest(
+        job_id=job.job_id, checkpoint_id=interval, evaluation_type="quick", evaluation_id=f"pol-{job.job_id}"))
+    assert again.reused and again.evaluation == ev
+    listed = evaluation.ListEvaluations(evaluation_service_pb2.ListEvaluationsRequest(job_id=job.job_id)).evaluations
+    assert ev.evaluation_id in {e.evaluation_id for e in listed}
+    # the served version (agent path) and custom queries
+    custom = evaluation.Evaluate(evaluation_service_pb2.EvaluateRequest(
+        agent_id="para-grpo", metrics=["success_rate", "avg_steps"],
+        evaluation_queries=queries_pb(make_tasks(5, seed=9, held_out=True)))).evaluation
+    assert custom.version_id == job.model_version_id and custom.checkpoint_id == "" and custom.example_count == 5
+    assert custom.test_set_source == "inline" and set(custom.metrics) == {"success_rate", "avg_steps"}
+    untrained = training.ExportPolicy(training_service_pb2.ExportPolicyRequest(job_id=job.job_id,
+                                                                             checkpoint_id="initial"))
+    assert untrained.checkpoint_id == "initial" and untrained.onnx_model != exported.onnx_model
+
+
+def test_policy_evaluation_bad_input(training, evaluation, grpo_job):
+    def failure(**kwargs):
+        with pytest.raises(grpc.RpcError) as err:
+            evaluation.Evaluate(evaluation_service_pb2.EvaluateRequest(**kwargs))
+        return err.value.code(), failure_of(err.value)
+
+    code, f = failure(job_id=grpo_job.job_id, metrics=["accuracy"])
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and f.field == "metrics[0]" and "tool_accuracy" in f.message
+    code, f = failure(job_id=grpo_job.job_id, checkpoint_id="nope")
+    assert code == grpc.StatusCode.NOT_FOUND
+    code, f = failure(job_id=grpo_job.job_id, model_kind="classifier")
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    code, f = failure(job_id=grpo_job.job_id, examples=examples_pb(make_examples(3, seed=1)))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and f.field == "examples"
+    code, f = failure(job_id=grpo_job.job_id, evaluation_queries=[example_pb2.TrainingQuery(query="")])
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and f.field.startswith("evaluation_queries")
+    code, f = failure(job_id=grpo_job.job_id, model_kind="robot")
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and f.field == "model_kind"
+    with pytest.raises(grpc.RpcError) as err:
+        training.ExportPolicy(training_service_pb2.ExportPolicyRequest(job_id="job-missing"))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 def test_grpo_and_budget_bad_input(training):
@@ -128,9 +210,6 @@ def test_grpo_and_budget_bad_input(training):
               config=training_job_pb2.TrainingConfig(method=M.TRAINING_METHOD_GRPO, grpo=training_job_pb2.GrpoConfig(
                   n_iterations=20000)))
     assert failure_of(err.value).field == "config.grpo.n_iterations"
-    with pytest.raises(grpc.RpcError) as err:
-        training.EvaluatePolicy(training_service_pb2.EvaluatePolicyRequest(job_id="job-missing"))
-    assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 def test_budget_exceeded_stops_the_job_with_a_checkpoint(training):
