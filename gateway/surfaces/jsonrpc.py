@@ -191,6 +191,8 @@ class GrpoConfigIn(BaseModel):
     reward_function: StrictStr | None = None
     clip_epsilon: Number | None = None
     kl_coef: Number | None = None
+    # Rollouts of an iteration split into this many shards (Ray workers on the Ray executor).
+    rollout_shards: Int | None = None
 
 
 class TrainingQueryIn(BaseModel):
@@ -292,7 +294,7 @@ async def cancel(ctx: Context, params: CancelParams) -> dict[str, Any]:
 
 GRPO_FIELDS = ("n_iterations", "batch_size", "n_trajectories_per_query", "learning_rate", "max_budget_usd",
                "checkpoint_interval", "max_steps_per_trajectory", "gamma", "reward_function", "clip_epsilon",
-               "kl_coef")
+               "kl_coef", "rollout_shards")
 # StartJob field paths -> the seed's parameter names.
 GRPO_PATHS = (("training_queries", "training_data"), ("evaluation_queries", "evaluation_data"),
               ("config.grpo.", ""), ("config.options.", ""), ("config.", ""), ("agent_id", "agent_id"))

@@ -2,7 +2,9 @@
 
 The runner only sees a WorkerHandle: a message queue to drain, liveness, and two stop requests
 (cancel, shutdown) that the worker polls between batches. Checkpoints live under
-$TRAINHOUSE_HOME, which Ray workers must share (same machine or a shared volume).
+$TRAINHOUSE_HOME, which Ray workers must share (same machine or a shared volume). The spec tells
+the worker which executor runs it ("executor"): on Ray, GRPO rollout shards fan out as further
+Ray tasks (grpo/rollout_pool.py).
 """
 from __future__ import annotations
 
@@ -83,7 +85,7 @@ class LocalExecutor:
         from services.training import worker
 
         q, cancel, shutdown = _ctx.Queue(), _ctx.Event(), _ctx.Event()
-        spec = {**spec, "watch_parent": True}
+        spec = {**spec, "watch_parent": True, "executor": self.name}
         proc = _ctx.Process(target=worker.run_job, args=(spec, q, cancel, shutdown), name=f"job-{job_id}")
         proc.start()
         return LocalHandle(proc, q, cancel, shutdown)
@@ -202,7 +204,7 @@ class RayExecutor:
 
         with self._lock:
             queue, flags = Queue(), self._flags_cls.remote()
-            ref = self._run.remote({**spec, "watch_parent": False}, queue, flags)
+            ref = self._run.remote({**spec, "watch_parent": False, "executor": self.name}, queue, flags)
         return RayHandle(ref, queue, flags)
 
 

@@ -157,12 +157,15 @@ def _run_grpo(spec: dict[str, Any], job_dir: Path, data: dict[str, Any], queue: 
 
     from services.training.grpo.config import GRPOConfig
     from services.training.grpo.environment import parse_queries
+    from services.training.grpo.rollout_pool import make_rollout_pool
     from services.training.grpo.trainer import GRPOTrainer
 
     config = GRPOConfig.from_dict(spec["config"], strict=False)
+    # On the Ray executor the rollout shards fan out as Ray tasks; elsewhere they run in this process.
+    pool = make_rollout_pool(spec.get("executor"), config.rollout_shards)
     trainer = GRPOTrainer(config, parse_queries(data["training_queries"], "training_queries"),
                           parse_queries(data["evaluation_queries"], "evaluation_queries")
-                          if data["evaluation_queries"] else None, callbacks)
+                          if data["evaluation_queries"] else None, callbacks, rollout_pool=pool)
     started = time.monotonic()
     result = _train(queue, trainer, spec, len(data["training_queries"]), len(data["evaluation_queries"]))
     if result is None:

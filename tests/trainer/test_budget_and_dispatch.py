@@ -225,3 +225,19 @@ def test_unknown_optimizer_and_scheduler_list_the_valid_ones(method):
 def test_featurizer_config_default_is_unchanged():
     assert parse_config("supervised", {}).featurizer == FeaturizerConfig()
     assert parse_config("transfer", {}).featurizer is None  # = the base model's
+
+
+def test_remote_compute_is_billed_and_survives_a_checkpoint():
+    """GRPO rollout shards on other Ray workers use CPU the run's own clock never sees."""
+    from services.training.trainer.cost import Budget
+
+    prices = PriceModel(usd_per_compute_second=0.5, usd_per_1k_tokens=0.0)
+    budget = Budget(None, prices, lambda kind, payload: None)
+    budget.add_remote_seconds(3.0)
+    budget.add_remote_seconds(-1.0)  # a shard cannot give time back
+    assert budget.cost(2.0) == pytest.approx(2.5)
+    restored = Budget(None, prices, lambda kind, payload: None)
+    restored.load(budget.state())
+    assert restored.cost(0.0) == pytest.approx(1.5)
+    restored.load({"tokens": 0, "warned": []})  # a checkpoint written before remote compute was billed
+    assert restored.cost(0.0) == 0.0

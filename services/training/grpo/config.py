@@ -8,6 +8,11 @@ Seed fields and ranges: ``n_iterations`` 1..10000 (1000), ``batch_size`` 1..128 
 ``n_trajectories_per_query`` 1..16 (8), ``learning_rate`` (0, 1] (0.0001; the seed writes 0.0-1.0,
 but a zero learning rate trains nothing, so 0 is refused), ``max_budget_usd`` >= 0 (100.00),
 ``checkpoint_interval`` >= 1 (10), ``max_steps_per_trajectory`` 1..100 (20), ``gamma`` [0, 1] (0.99).
+
+Not in the seed: ``rollout_shards`` 1..64 (1) splits each iteration's rollouts into contiguous
+shards of query groups, each sampled from its own generator seeded from the run's generator, so
+the result depends on the shard count but not on where the shards run (in-process, or as Ray
+tasks when the job runs on the Ray executor; ``rollout_pool.py``).
 """
 from __future__ import annotations
 
@@ -87,6 +92,12 @@ class GRPOConfig:
         "null = the default catalog of grpo/tools.py. `finish` is always the last action."))
     featurizer: FeaturizerConfig = field(default_factory=lambda: FeaturizerConfig(dim=4096), metadata=_help(
         "Hashed n-gram featurizer for the query text (dim, wordNgrams, charNgrams, lowercase)."))
+    rollout_shards: int = field(default=1, metadata=_help(
+        "Shards K of each iteration's rollouts, 1..64. K > 1 splits the batch's query groups into K contiguous "
+        "shards (at most one per query), each sampled with its own generator seeded from the run's generator; "
+        "on the Ray executor each shard is a Ray task, elsewhere they run one after the other in the worker. "
+        "Same seed and K = same trajectories wherever the shards run; a different K samples differently. "
+        "1 samples the whole batch from the run's generator in the worker."))
 
     def __post_init__(self) -> None:
         _int(self, "n_iterations", 1, 10000)
@@ -120,6 +131,7 @@ class GRPOConfig:
             self.tools = parse_catalog(self.tools, "tools")
         if not isinstance(self.featurizer, FeaturizerConfig):
             raise InvalidArgument("featurizer", "must be a featurizer configuration")
+        _int(self, "rollout_shards", 1, 64)
 
     @property
     def catalog(self) -> tuple[ToolSpec, ...]:
@@ -231,7 +243,7 @@ _KINDS = {
     "clip_epsilon": "float", "kl_coef": "float", "kl_estimator": "str", "scale_rewards": "str",
     "updates_per_batch": "int",
     "reward_function": "str", "step_penalty": "float", "hidden_sizes": "int_list", "max_grad_norm": "float",
-    "seed": "int", "tools": "tools", "featurizer": "featurizer",
+    "seed": "int", "tools": "tools", "featurizer": "featurizer", "rollout_shards": "int",
 }
 _ALIASES = {"max_budget_usd": ("maxBudgetUSD",), "n_iterations": ("iterations",),
             "reward_function": ("reward", "rewardFn")}

@@ -6,7 +6,12 @@ a ``GRPOResult``. One iteration:
 
 1. take ``batch_size`` queries from a shuffled pass over the training queries;
 2. sample ``n_trajectories_per_query`` trajectories per query (one group each) with the current
-   policy, which is also the "old" policy of the ratio;
+   policy, which is also the "old" policy of the ratio. With ``rollout_shards`` K > 1 the groups
+   are split into K contiguous shards (at most one per query), each sampled from its own generator
+   seeded by a value drawn from the run's generator, by the injected ``rollout_pool``
+   (``rollout_pool.py``: in-process, or Ray tasks on the Ray executor); the shard batches are
+   merged into one. Trajectory ids keep the batch's group numbering; K = 1 samples the whole batch
+   from the run's generator;
 3. score every trajectory with the reward function, standardise rewards within each group;
 4. take ``updates_per_batch`` Adam steps on the GRPO loss (``objective.py``) over all the steps;
 5. report the iteration (events below), account its cost, and every ``checkpoint_interval``
@@ -16,7 +21,8 @@ a ``GRPOResult``. One iteration:
 Everything random (initialisation, query order, action sampling) comes from generators seeded by
 ``config.seed``; a checkpoint holds the policy, Adam's moments, the reference policy, the
 generator state, the iteration, the query order and the position in it, the best-so-far policy,
-the cost so far and the history, so a resumed run ends with bit-identical weights.
+the cost so far and the history, so a resumed run ends with bit-identical weights (shard seeds
+come from that generator, so this holds for any ``rollout_shards``).
 
 The host talks to the trainer only through callbacks, as ``TrainerCallbacks`` of the supervised
 trainer (``on_event``, ``should_stop``, ``checkpoint_dir``, ``stop_checkpoint_kind``). Events:
@@ -66,8 +72,9 @@ from services.training.grpo.evaluation import run_evaluation
 from services.training.grpo.objective import grpo_objective, trajectory_step_weights
 from services.training.grpo.policy import ToolPolicy, encode_texts
 from services.training.grpo.rewards import get_reward
+from services.training.grpo.rollout_pool import LocalRolloutPool, RolloutPool, RolloutShard
 from services.training.grpo.tools import RESERVED_FIELDS, parse_catalog
-from services.training.grpo.trajectories import RolloutBatch, rollout, score_batch, summarize
+from services.training.grpo.trajectories import RolloutBatch, merge_batches, rollout, score_batch, summarize
 from services.training.trainer.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from services.training.trainer.loop import CallbackHost
 from services.training.trainer.cost import Budget, BudgetExceeded, PriceModel
@@ -122,8 +129,9 @@ class GRPOTrainer(CallbackHost):
     def __init__(self, config: GRPOConfig, training_queries: Sequence[TrainingQuery | dict],
                  evaluation_queries: Sequence[TrainingQuery | dict] | None = None,
                  callbacks: TrainerCallbacks | Any | None = None, *, price_model: PriceModel | None = None,
-                 keep_trajectories: bool = False):
+                 keep_trajectories: bool = False, rollout_pool: RolloutPool | None = None):
         self.config = config
+        self.rollout_pool = rollout_pool or LocalRolloutPool()
         self.callbacks = callbacks or TrainerCallbacks()
         self.train_queries = parse_queries(list(training_queries), "training_data")
         if not self.train_queries:
@@ -158,6 +166,9 @@ class GRPOTrainer(CallbackHost):
                       "only the KL term trains", "warning")
         if not self.eval_queries:
             self._log("no evaluation queries: the best checkpoint is chosen on the training queries", "warning")
+        if cfg.rollout_shards > cfg.batch_size:
+            self._log(f"rollout_shards is {cfg.rollout_shards} but a batch has {cfg.batch_size} queries: "
+                      f"{cfg.batch_size} shards of one query each are used", "warning")
 
     # -- state ----------------------------------------------------------------------------------
     def initial_policy(self) -> ToolPolicy:
@@ -192,8 +203,10 @@ class GRPOTrainer(CallbackHost):
         if state.extra.get("paradigm") != "grpo":
             raise InvalidArgument("resume_from", "not a GRPO checkpoint")
         mine = self.config.to_dict()
-        changed = sorted(k for k in set(mine) | set(state.config)
-                         if k not in _RESUME_MUTABLE and mine.get(k) != state.config.get(k))
+        # A field missing from an older checkpoint had its default value (e.g. rollout_shards = 1).
+        theirs = {**GRPOConfig().to_dict(), **state.config}
+        changed = sorted(k for k in set(mine) | set(theirs)
+                         if k not in _RESUME_MUTABLE and mine.get(k) != theirs.get(k))
         if changed:
             raise InvalidArgument("resume_from", f"checkpoint was written with a different config: {', '.join(changed)}")
         if state.data_fingerprint != self.fingerprint or state.label_map != self.actions:
@@ -229,6 +242,31 @@ class GRPOTrainer(CallbackHost):
             ids.extend(int(i) for i in state.order[state.position:state.position + take])
             state.position += take
         return np.array(ids, dtype=np.int64)
+
+    # -- rollouts -------------------------------------------------------------------------------------
+    def _rollout(self, policy: ToolPolicy, ids: np.ndarray, rng: np.random.Generator,
+                 iteration: int) -> tuple[RolloutBatch, list[str]]:
+        """The iteration's trajectories (unscored) and where their shards ran (empty when unsharded)."""
+        cfg = self.config
+        queries = [self.train_queries[i] for i in ids]
+        prefix = f"traj-{iteration:05d}"
+        n_shards = min(cfg.rollout_shards, len(ids))
+        if n_shards == 1:  # the whole batch from the run's generator
+            return rollout(policy, self.env, queries, self.Q_train[ids], cfg.n_trajectories_per_query, rng,
+                           id_prefix=prefix, iteration=iteration), []
+        seeds = rng.integers(0, 2 ** 63 - 1, size=n_shards)
+        bounds = [k * len(ids) // n_shards for k in range(n_shards + 1)]
+        shards = [RolloutShard(queries[lo:hi], self.Q_train[ids[lo:hi]], int(seed), lo)
+                  for seed, lo, hi in zip(seeds, bounds[:-1], bounds[1:])]
+        t0 = time.perf_counter()
+        batches = self.rollout_pool.map(policy, self.env, shards, cfg.n_trajectories_per_query, id_prefix=prefix,
+                                        iteration=iteration)
+        merged = merge_batches(batches)
+        if self.rollout_pool.remote:
+            # The run's clock saw only its wait; what the shards used on other workers is billed too.
+            merged.extra["remote_seconds"] = sum(b.extra.get("seconds", 0.0) for b in batches) - (
+                time.perf_counter() - t0)
+        return merged, [str(b.extra.get("worker", "?")) for b in batches]
 
     # -- one update ---------------------------------------------------------------------------------
     def _update(self, policy: ToolPolicy, reference: ToolPolicy, optimizer: Adam, scheduler: Any,
@@ -321,7 +359,7 @@ class GRPOTrainer(CallbackHost):
         best_policy = (ToolPolicy(_mlp(state.best_params), self.actions, cfg.featurizer, policy.metadata)
                        if state.best_params else None)
         best_id = "best" if state.best_params else None
-        G = cfg.n_trajectories_per_query
+        placement_logged = False
 
         def snapshot(kind: str, checkpoint_id: str) -> CheckpointInfo | None:
             return self._checkpoint(state, policy, reference, optimizer, scheduler, rng, budget, kind, checkpoint_id,
@@ -362,9 +400,12 @@ class GRPOTrainer(CallbackHost):
                 return self._result(state, policy, budget, elapsed(), checkpoints, kept, best_policy, best_id,
                                     stopped=True, reason=kind)
             ids = self._next_batch(state, rng)
-            queries = [self.train_queries[i] for i in ids]
-            batch = rollout(policy, self.env, queries, self.Q_train[ids], G, rng,
-                            id_prefix=f"traj-{iteration:05d}", iteration=iteration)
+            batch, workers = self._rollout(policy, ids, rng, iteration)
+            budget.add_remote_seconds(batch.extra.get("remote_seconds", 0.0))
+            if workers and not placement_logged:
+                placement_logged = True
+                self._log(f"rollouts run as {len(workers)} shards per iteration on the {self.rollout_pool.name} pool "
+                          f"({', '.join(sorted(set(workers)))})")
             score_batch(batch, self.env, self.reward_fn, gamma=cfg.gamma, step_penalty=cfg.step_penalty,
                         scale_rewards=cfg.scale_rewards, reward_name="reward_function",
                         relevance_cache=self._relevance)

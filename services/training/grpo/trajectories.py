@@ -113,22 +113,24 @@ def _gc_paused() -> Iterator[None]:
 
 def rollout(policy: ToolPolicy, env: ToolEnvironment, queries: Sequence[TrainingQuery], Q: sp.csr_matrix,
             group_size: int, rng: np.random.Generator | None, *, id_prefix: str = "traj",
-            iteration: int | None = None) -> RolloutBatch:
+            iteration: int | None = None, first_group: int = 0) -> RolloutBatch:
     """``group_size`` trajectories for each of ``queries`` (rows of ``Q`` are their features).
 
     Sampling draws ``len(active)`` uniforms per step from ``rng``, so the same generator state and
-    policy give the same trajectories; ``rng=None`` means greedy (argmax) actions.
+    policy give the same trajectories; ``rng=None`` means greedy (argmax) actions. A shard of a
+    larger batch passes the batch index of its first query as ``first_group``: trajectory ids and
+    ``group_index`` use the batch's numbering, ``qidx`` stays local to ``Q`` (``merge_batches``).
     """
     with _gc_paused():
-        return _rollout(policy, env, queries, Q, group_size, rng, id_prefix, iteration)
+        return _rollout(policy, env, queries, Q, group_size, rng, id_prefix, iteration, first_group)
 
 
 def _rollout(policy: ToolPolicy, env: ToolEnvironment, queries: Sequence[TrainingQuery], Q: sp.csr_matrix,
              group_size: int, rng: np.random.Generator | None, id_prefix: str,
-             iteration: int | None) -> RolloutBatch:
+             iteration: int | None, first_group: int) -> RolloutBatch:
     n_groups = len(queries)
     trajs: list[Trajectory] = []
-    for g, q in enumerate(queries):
+    for g, q in enumerate(queries, start=first_group):
         for j in range(group_size):
             trajs.append(Trajectory(f"{id_prefix}-{g:03d}-{j:02d}", q, env.reset(q.query), g, iteration))
     group_of = np.repeat(np.arange(n_groups), group_size)
@@ -168,6 +170,33 @@ def _rollout(policy: ToolPolicy, env: ToolEnvironment, queries: Sequence[Trainin
         traj=np.concatenate(t_parts) if t_parts else np.zeros(0, dtype=np.int64),
         logp_old=np.concatenate(lp_parts) if lp_parts else np.zeros(0),
         row_tokens=row_tokens, tokens=int(row_tokens.sum()), n_groups=n_groups, group_size=group_size)
+
+
+def merge_batches(batches: Sequence[RolloutBatch]) -> RolloutBatch:
+    """One batch from the rollouts of consecutive shards of a batch's query groups (unscored).
+
+    Trajectories and step rows are concatenated in shard order, ``qidx`` and ``traj`` offset to
+    index the stacked ``Q`` and the concatenated trajectories; ``tokens`` add up. The result has
+    the layout the update expects (trajectories group-major, ``group_size`` per group); its rows
+    come shard by shard instead of step by step, which the objective does not depend on.
+    """
+    if not batches:
+        raise ValueError("no rollout batches to merge")
+    group_size = batches[0].group_size
+    if any(b.group_size != group_size for b in batches):
+        raise ValueError("shards of one batch must share the group size")
+    group_offsets = np.cumsum([0] + [b.n_groups for b in batches])[:-1]
+    traj_offsets = np.cumsum([0] + [len(b.trajectories) for b in batches])[:-1]
+    return RolloutBatch(
+        trajectories=[t for b in batches for t in b.trajectories],
+        Q=sp.vstack([b.Q for b in batches], format="csr"),
+        qidx=np.concatenate([b.qidx + off for b, off in zip(batches, group_offsets)]),
+        S=np.concatenate([b.S for b in batches]),
+        actions=np.concatenate([b.actions for b in batches]),
+        traj=np.concatenate([b.traj + off for b, off in zip(batches, traj_offsets)]),
+        logp_old=np.concatenate([b.logp_old for b in batches]),
+        row_tokens=np.concatenate([b.row_tokens for b in batches]),
+        tokens=sum(b.tokens for b in batches), n_groups=sum(b.n_groups for b in batches), group_size=group_size)
 
 
 def score_batch(batch: RolloutBatch, env: ToolEnvironment, reward_fn: RewardFn, *, gamma: float,

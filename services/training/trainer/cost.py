@@ -93,12 +93,17 @@ class Budget:
         self.emit = emit
         self.tokens = 0
         self.warned: list[str] = []
+        # Compute spent outside the run's own wall clock: GRPO rollout shards on other Ray workers.
+        self.remote_seconds = 0.0
 
     def add_tokens(self, n: int) -> None:
         self.tokens += int(n)
 
+    def add_remote_seconds(self, seconds: float) -> None:
+        self.remote_seconds += max(0.0, float(seconds))
+
     def cost(self, compute_seconds: float) -> float:
-        return self.prices.cost(compute_seconds, self.tokens)
+        return self.prices.cost(compute_seconds + self.remote_seconds, self.tokens)
 
     def check(self, compute_seconds: float) -> bool:
         """Emit any warning now due; True when the budget is exceeded."""
@@ -114,9 +119,10 @@ class Budget:
         return cost > self.max_usd
 
     def state(self) -> dict[str, Any]:
-        return {"tokens": self.tokens, "warned": list(self.warned)}
+        return {"tokens": self.tokens, "warned": list(self.warned), "remote_seconds": self.remote_seconds}
 
     def load(self, state: Mapping[str, Any] | None) -> None:
         if state:
             self.tokens = int(state.get("tokens", 0))
             self.warned = list(state.get("warned", []))
+            self.remote_seconds = float(state.get("remote_seconds", 0.0))
