@@ -191,7 +191,8 @@ class TrainingDataIn(BaseModel):
     validation_examples: list[ExampleIn] | None = Field(
         None, validation_alias=AliasChoices("validationExamples", "validation_examples"))
     module_id: StrictStr | None = Field(None, validation_alias=AliasChoices("moduleId", "module_id"),
-                                        description="Training module reference (not available yet)")
+                                        description="Training module reference: the job also trains on examples "
+                                                    "generated from the module (TrainingService StartJob.module_id)")
 
 
 def _shape(value: Any) -> str:
@@ -344,23 +345,20 @@ def _method_override(config: FunctionConfigIn | None, training_type: str | None)
 
 
 async def _start(services: Services, caller: Caller, agent_id: str, examples: list[ExampleIn] | None,
-                 validation: list[ExampleIn] | None, cfg: FunctionConfigIn) -> training_job_pb2.TrainingJob:
+                 validation: list[ExampleIn] | None, cfg: FunctionConfigIn,
+                 module_id: str | None = None) -> training_job_pb2.TrainingJob:
     with encoding_request():
         config = config_to_proto(cfg)
         request = training_service_pb2.StartJobRequest(
-            agent_id=agent_id, dataset_id=cfg.dataset or "", config=config, account_id=caller.account)
+            agent_id=agent_id, dataset_id=cfg.dataset or "", config=config, account_id=caller.account,
+            module_id=module_id or "")
         if config.method == job_state_pb2.TRAINING_METHOD_REINFORCEMENT:
             request.rated_examples.extend(examples_to_rated(examples))
         else:
             request.examples.extend(examples_to_proto(examples))
             request.validation_examples.extend(examples_to_proto(validation))
-    return (await services.training.StartJob(request, timeout=services.timeout_s)).job
-
-
-def _no_modules(data: TrainingDataIn | None, field: str) -> None:
-    if data is not None and data.module_id is not None:
-        raise ApiError(INVALID, "training modules are not available on this server yet; send examples",
-                       field=f"{field}.moduleId", issue="training modules are not available yet")
+    with rpc_fields(FUNCTIONS_SURFACE, {"module_id": "training_data.moduleId"}):
+        return (await services.training.StartJob(request, timeout=services.timeout_s)).job
 
 
 # ---- routes ---------------------------------------------------------------------------------
@@ -369,10 +367,9 @@ def _no_modules(data: TrainingDataIn | None, field: str) -> None:
              summary="Start a training job (seed 001)")
 async def start_training_job(body: StartTrainingJobIn, request: Request, caller: Caller,
                              services: Services) -> dict[str, Any]:
-    _no_modules(body.training_data, "training_data")
     cfg = _method_override(body.config, None)
     data = body.training_data
-    job = await _start(services, caller, body.agent_id, data.examples, data.validation_examples, cfg)
+    job = await _start(services, caller, body.agent_id, data.examples, data.validation_examples, cfg, data.module_id)
     sent = len(data.examples or []) + len(data.validation_examples or [])
     return reply(request, started_job(job, sent))
 
@@ -385,15 +382,16 @@ async def train_agent(body: TrainAgentIn, request: Request, caller: Caller, serv
                        issue="is required")
     camel_form = body.agentId is not None
     agent_id = body.agentId or body.agent_id or ""
+    module_id = None
     if isinstance(body.training_data, TrainingDataIn):
-        _no_modules(body.training_data, "training_data")
         examples, validation = body.training_data.examples, body.training_data.validation_examples
+        module_id = body.training_data.module_id
     else:
         examples, validation = body.training_data, None
     if body.examples is not None:
         examples = (examples or []) + body.examples
     cfg = _method_override(body.config, body.training_type)
-    job = await _start(services, caller, agent_id, examples, validation, cfg)
+    job = await _start(services, caller, agent_id, examples, validation, cfg, module_id)
     if camel_form:
         data = {"jobId": job.job_id, "trainingJobId": job.job_id, "agentId": job.agent_id,
                 "status": state_word(job.state), "estimatedDuration": estimated_duration(job),

@@ -38,6 +38,34 @@ def fetch_dataset(dataset_id: str) -> tuple[str, list[dict[str, Any]]]:
     return ds.dataset_id, examples
 
 
+def module_dataset(module_id: str, count: int) -> tuple[str, list[dict[str, Any]]]:
+    """The examples a training module stands for (see StartJobRequest.module_id): generated from
+    its template once per (template, count), with a seed derived from both, and kept as a dataset
+    so every job that names the module trains on the same, inspectable examples."""
+    stub = data_service_pb2_grpc.DataServiceStub(channel("data"))
+    try:
+        module = stub.GetTrainingModule(data_service_pb2.GetTrainingModuleRequest(module_id=module_id),
+                                        timeout=TIMEOUT_S).module
+    except grpc.RpcError as err:
+        if err.code() == grpc.StatusCode.NOT_FOUND:
+            raise NotFound("module", module_id) from None
+        raise _unavailable("DataService", err) from None
+    digest = hashlib.sha256(module.template.SerializeToString(deterministic=True)).hexdigest()
+    dataset_id = f"module-{module_id}"[:96] + f"-{digest[:10]}-n{count}"
+    try:
+        return fetch_dataset(dataset_id)
+    except NotFound:
+        pass
+    try:
+        stub.GenerateSyntheticData(data_service_pb2.GenerateSyntheticDataRequest(
+            module_id=module_id, count=count, seed=int(digest[10:22], 16) + count, dataset_id=dataset_id),
+            timeout=300)
+    except grpc.RpcError as err:
+        if err.code() != grpc.StatusCode.ALREADY_EXISTS:  # another job generated it first: fine
+            raise _unavailable("DataService", err) from None
+    return fetch_dataset(dataset_id)
+
+
 def ensure_agent(agent_id: str) -> None:
     """Training an unknown agent registers it, like a first model log in MLflow."""
     stub = model_registry_pb2_grpc.ModelRegistryStub(channel("registry"))

@@ -112,6 +112,28 @@ def method_of(request: training_service_pb2.StartJobRequest) -> str:
     return method
 
 
+MODULE_EXAMPLES_DEFAULT, MODULE_EXAMPLES_MAX = 200, 10_000
+
+
+def module_source(request: training_service_pb2.StartJobRequest) -> tuple[str, int] | None:
+    """(module id, example count) when the job trains on a training module, checked before any
+    example is generated."""
+    if not request.module_id:
+        if request.HasField("module_example_count"):
+            raise InvalidArgument("module_example_count", "applies only with module_id")
+        return None
+    resource_id(request.module_id, "module_id")
+    if method_of(request) in ("grpo", "reinforcement"):
+        raise InvalidArgument("module_id", "training modules give labelled examples: use a supervised, few_shot "
+                              "or transfer job")
+    if request.dataset_id:
+        raise InvalidArgument("module_id", "give a module_id or a dataset_id, not both")
+    count = request.module_example_count if request.HasField("module_example_count") else MODULE_EXAMPLES_DEFAULT
+    if not 2 <= count <= MODULE_EXAMPLES_MAX:
+        raise InvalidArgument("module_example_count", f"must be between 2 and {MODULE_EXAMPLES_MAX}")
+    return request.module_id, count
+
+
 def parse_start_request(request: training_service_pb2.StartJobRequest,
                         dataset_examples: list[dict[str, Any]] | None) -> JobSpec:
     agent_id = resource_id(request.agent_id, "agent_id")
@@ -134,7 +156,10 @@ def _parse_config(method: str, raw: dict[str, Any]) -> Any:
 
 def _classifier_spec(request, dataset_examples, common) -> JobSpec:
     method = common["method"]
-    examples = example_dicts(request.examples) if request.examples else (dataset_examples or [])
+    if request.module_id:  # the module's examples, then the caller's own
+        examples = (dataset_examples or []) + example_dicts(request.examples)
+    else:
+        examples = example_dicts(request.examples) if request.examples else (dataset_examples or [])
     if not examples:
         raise InvalidArgument("examples", "at least 2 examples are required (inline or through a dataset)")
     if len(examples) > MAX_EXAMPLES:

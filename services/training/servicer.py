@@ -16,7 +16,7 @@ from services.training import peers
 from services.training.convert import STATE_NAMES, checkpoint_proto, event_proto, job_proto
 from services.training.events import EventHub
 from services.training.policy_export import export_job_policy
-from services.training.requests import parse_start_request
+from services.training.requests import module_source, parse_start_request
 from services.training.runner import JobRunner
 from services.training.store import TERMINAL_STATES, JobStore
 from trainhouse.v1 import training_job_pb2, training_service_pb2, training_service_pb2_grpc
@@ -36,7 +36,10 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
 
     def StartJob(self, request, context):
         dataset_examples, dataset_id = None, request.dataset_id
-        if not request.examples and request.dataset_id:
+        module = module_source(request)
+        if module is not None:
+            dataset_id, dataset_examples = peers.module_dataset(*module)
+        elif not request.examples and request.dataset_id:
             dataset_id, dataset_examples = peers.fetch_dataset(request.dataset_id)
         spec = parse_start_request(request, dataset_examples)
         peers.ensure_agent(spec.agent_id)

@@ -125,7 +125,7 @@ def test_bodies_over_10_mib_are_413_in_the_surface_shape(lone: httpx.Client, pat
      "VALIDATION_ERROR", 422),
     ("/api/v1/functions/trainAgent", {"agent_id": "a", "agentId": "b"}, "agent_id", "VALIDATION_ERROR", 422),
     ("/api/v1/functions/startTrainingJob", {"agent_id": "a"}, "training_data", "VALIDATION_ERROR", 422),
-    ("/api/v1/functions/startTrainingJob", {"agent_id": "a", "training_data": {"moduleId": "m"}},
+    ("/api/v1/functions/startTrainingJob", {"agent_id": "a", "training_data": {"moduleId": 5}},
      "training_data.moduleId", "VALIDATION_ERROR", 422),
     ("/api/v1/functions/monitorTrainingProgress", {"job_id": "j", "include_checkpoints": "yes"},
      "include_checkpoints", "VALIDATION_ERROR", 422),

@@ -15,7 +15,8 @@ from gateway.surfaces.data_v1 import wrap_slot_lists
 from tests.gateway.conftest import Trained, bearer, make_token
 from tests.gateway.surface_shapes import error_code, rpc
 from tests.intents import make_examples
-from trainhouse.v1 import data_service_pb2, data_service_pb2_grpc
+from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, training_service_pb2,
+                           training_service_pb2_grpc)
 
 FN = "/api/v1/functions"
 RPC = "/api/v1/jsonrpc"
@@ -260,6 +261,28 @@ def test_generation_from_a_module_and_a_custom_template(stack, api: httpx.Client
     assert data["generated"] == 6 and {e["expected_output"] for e in data["examples"]} == {"refund", "track"}
     r = api.post(f"{FN}/generateSyntheticTrainingData", json={"module_id": module_id, "sample_count": 51})
     assert r.status_code == 422 and error_code(r) == "VALIDATION_ERROR" and r.json()["field"] == "sample_count"
+
+    # seed 001 training_data.moduleId: the job trains on the module's examples plus the inline ones
+    own = {"input": "please send the lamp back to the warehouse", "expected_output": "return"}
+    started = call(api, "startTrainingJob", {"agent_id": uid("mod-agent"), "config": {"epochs": 2},
+                                             "training_data": {"moduleId": module_id, "examples": [own]}})
+    dataset_id = started["config"]["dataset"]
+    assert dataset_id.startswith(f"module-{module_id}-") and dataset_id.endswith("-n200")
+    with grpc.insecure_channel(stack.address("training")) as channel:
+        training = training_service_pb2_grpc.TrainingServiceStub(channel)
+        listed = training.ListJobExamples(training_service_pb2.ListJobExamplesRequest(
+            job_id=started["job_id"], split="all", page_size=1000), timeout=30)
+    assert listed.total_size == 201
+    outputs = [e.expected_output for e in listed.examples]
+    assert set(outputs) == {"refund", "track", "return"} and outputs.count("return") == 1
+    again = call(api, "trainAgent", {"agent_id": uid("mod-agent"), "config": {"epochs": 2},
+                                     "training_data": {"module_id": module_id, "examples": [own]}})
+    assert again["config"]["dataset"] == dataset_id  # generated once, the same examples for every job
+    r = api.post(f"{FN}/startTrainingJob", json={"agent_id": "a", "training_data": {"moduleId": "module-nope"}})
+    assert r.status_code == 404 and error_code(r) == "NOT_FOUND"
+    r = api.post(f"{FN}/startTrainingJob", json={"agent_id": "a", "config": {"trainingType": "reinforcement"},
+                                                 "training_data": {"moduleId": module_id}})
+    assert r.status_code == 422 and r.json()["field"] == "training_data.moduleId"
 
 
 def test_generation_budget_is_count_weighted(stack) -> None:  # noqa: ANN001
