@@ -13,7 +13,7 @@ from typing import Any
 from services.common.duckdb_store import DuckStore
 from services.common.errors import AlreadyExists, NotFound
 from services.common.timeutil import now
-from services.data.bulk import insert_columns
+from services.common.duckdb_store import insert_columns
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS datasets (

@@ -14,7 +14,7 @@ from typing import Any
 from services.common.duckdb_store import DuckStore
 from services.common.errors import NotFound
 from services.common.timeutil import now
-from services.data.bulk import insert_columns
+from services.common.duckdb_store import insert_columns
 from services.data.trajectories import content_hash
 from trainhouse.v1 import trajectory_pb2
 

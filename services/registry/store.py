@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 
 import duckdb
 
-from services.common.duckdb_store import DuckStore
+from services.common.duckdb_store import DuckStore, insert_columns
 from services.common.errors import AlreadyExists, NotFound
 from services.common.timeutil import now
 from services.registry.versioning import Bump, next_version, parse_version
@@ -408,12 +408,11 @@ class RegistryStore:
                           "request_key", "input", "output", "probability", "latency_ms", "create_time")
 
     def insert_predictions(self, rows: Sequence[tuple]) -> None:
-        """Bulk insert as multi-row VALUES statements (far cheaper in DuckDB than executemany)."""
-        one = f"({', '.join('?' for _ in self.PREDICTION_COLUMNS)})"
-        for start in range(0, len(rows), 200):
-            chunk = rows[start:start + 200]
-            self.db.execute(f"INSERT INTO predictions ({', '.join(self.PREDICTION_COLUMNS)}) VALUES "
-                            + ", ".join(one for _ in chunk), [v for row in chunk for v in row])
+        if not rows:
+            return
+        columns = dict(zip(self.PREDICTION_COLUMNS, zip(*rows)))
+        with self.db.transaction() as con:
+            insert_columns(con, "predictions", columns)
 
     def get_prediction(self, prediction_id: str) -> dict[str, Any] | None:
         rows = self.db.query_dicts("SELECT * FROM predictions WHERE prediction_id = ?", [prediction_id])

@@ -14,9 +14,19 @@ import threading
 import time
 from typing import Any, Protocol
 
-from services.common.config import env_str
+from services.common.config import env_int, env_str
 
 _ctx = mp.get_context("spawn")
+
+
+def queue_max() -> int:
+    """Worker messages in flight at most (TRAINHOUSE_WORKER_QUEUE_MAX, default 1000).
+
+    Backpressure: a tiny job can produce epoch events far faster than they are made durable; with
+    an unbounded queue the backlog grows without limit (memory) and a cancel waits until all of it
+    is stored. A full queue makes the worker wait at its next event instead.
+    """
+    return max(1, env_int("WORKER_QUEUE_MAX", 1000))
 
 
 class WorkerHandle(Protocol):
@@ -84,7 +94,7 @@ class LocalExecutor:
     def launch(self, job_id: str, spec: dict[str, Any]) -> WorkerHandle:
         from services.training import worker
 
-        q, cancel, shutdown = _ctx.Queue(), _ctx.Event(), _ctx.Event()
+        q, cancel, shutdown = _ctx.Queue(maxsize=queue_max()), _ctx.Event(), _ctx.Event()
         spec = {**spec, "watch_parent": True, "executor": self.name}
         proc = _ctx.Process(target=worker.run_job, args=(spec, q, cancel, shutdown), name=f"job-{job_id}")
         proc.start()
@@ -203,7 +213,7 @@ class RayExecutor:
         from ray.util.queue import Queue
 
         with self._lock:
-            queue, flags = Queue(), self._flags_cls.remote()
+            queue, flags = Queue(maxsize=queue_max()), self._flags_cls.remote()
             ref = self._run.remote({**spec, "watch_parent": False, "executor": self.name}, queue, flags)
         return RayHandle(ref, queue, flags)
 

@@ -155,6 +155,7 @@ class JobRunner:
             self._finish(job, outcome)
         except Exception:
             logger.exception("pump failed for %s", job.job_id)
+            job.worker.kill()  # nobody drains its queue any more: it would wait on it forever
             self._fail(job.job_id, "internal_error", "the job's event pump failed")
         finally:
             with self._lock:

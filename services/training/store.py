@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.common.duckdb_store import DuckStore
+from services.common.duckdb_store import DuckStore, insert_columns
 from services.common.errors import NotFound
 from services.common.timeutil import now
 
@@ -83,6 +83,9 @@ SCHEMA = [
         PRIMARY KEY (job_id, checkpoint_id)
     )""",
 ]
+
+CHECKPOINT_COLUMNS = ("checkpoint_id", "job_id", "epoch", "step", "kind", "best", "metrics_json", "path",
+                      "size_bytes", "create_time")
 
 _JOB_UPDATABLE = {
     "state", "train_examples", "validation_examples", "current_epoch", "total_epochs", "current_step",
@@ -193,26 +196,41 @@ class JobStore:
         with self.db.transaction() as con:
             seq = con.execute("SELECT last_sequence FROM jobs WHERE job_id = ?", [job_id]).fetchone()[0]
             fields: dict[str, Any] = {}
-            event_rows, metric_rows = [], []
+            sequences, kinds, payloads = [], [], []
+            metric_rows: list[tuple] = []
+            checkpoints: dict[str, tuple] = {}
             for kind, payload, job_fields in events:
                 seq += 1
-                event_rows.append([job_id, seq, t, kind, json.dumps(payload)])
+                sequences.append(seq)
+                kinds.append(kind)
+                payloads.append(json.dumps(payload))
                 # Metric points come from "metric" events only (epoch/step events summarise them),
                 # so each point is stored exactly once.
                 if kind == "metric":
-                    metric_rows.append([job_id, seq, payload["name"], float(payload["value"]), payload.get("epoch"),
-                                        payload.get("step"), t])
-                elif kind == "checkpoint":
-                    con.execute(
-                        "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [payload["checkpoint_id"], job_id, payload.get("epoch"), payload.get("step"),
-                         payload.get("kind"), bool(payload.get("best")), json.dumps(payload.get("metrics") or {}),
-                         payload.get("path"), payload.get("size_bytes"), t])
+                    metric_rows.append((seq, payload["name"], float(payload["value"]), payload.get("epoch"),
+                                        payload.get("step")))
+                elif kind == "checkpoint":  # the newest write of an id wins ("best" is rewritten often)
+                    checkpoints[payload["checkpoint_id"]] = (
+                        payload["checkpoint_id"], job_id, payload.get("epoch"), payload.get("step"),
+                        payload.get("kind"), bool(payload.get("best")), json.dumps(payload.get("metrics") or {}),
+                        payload.get("path"), payload.get("size_bytes"), t)
                 fields.update(job_fields)
-            for row in event_rows:  # one by one: nextval() must follow the sequence order
-                con.execute("INSERT INTO job_events VALUES (?, ?, ?, ?, ?, nextval('event_cursor'))", row)
+            # Cursors: one sequence draw per event, sorted so they follow the events' order.
+            cursors = sorted(r[0] for r in con.execute("SELECT nextval('event_cursor') FROM range(?)",
+                                                        [len(sequences)]).fetchall())
+            n = len(sequences)
+            insert_columns(con, "job_events", {"job_id": [job_id] * n, "sequence": sequences, "time": [t] * n,
+                                               "kind": kinds, "payload_json": payloads, "cursor": cursors})
+            if checkpoints:
+                ids = list(checkpoints)
+                con.execute(f"DELETE FROM checkpoints WHERE job_id = ? AND checkpoint_id IN "
+                            f"({', '.join('?' for _ in ids)})", [job_id, *ids])
+                insert_columns(con, "checkpoints", dict(zip(CHECKPOINT_COLUMNS, zip(*checkpoints.values()))))
             if metric_rows:
-                con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)", metric_rows)
+                m = len(metric_rows)
+                seqs, names, values, epochs, steps = zip(*metric_rows)
+                insert_columns(con, "metrics", {"job_id": [job_id] * m, "sequence": seqs, "name": names,
+                                                "value": values, "epoch": epochs, "step": steps, "time": [t] * m})
             fields["last_sequence"] = seq
             fields["update_time"] = t
             sets = ", ".join(f"{k} = ?" for k in fields)

@@ -26,6 +26,32 @@ PARITY_TOLERANCE = 1e-5
 MAX_STEP_EVENTS = 500
 
 
+def exit_if_orphaned(parent: int | None) -> None:
+    """The service died (kill -9): nobody reads our events, and the restarted service resumes this
+    job from its last checkpoint in a new worker. Leave at once, writing nothing, so two workers
+    never share the job's folder."""
+    if parent is not None and os.getppid() != parent:
+        os._exit(3)
+
+
+class BoundedQueue:
+    """The executor's bounded message queue (backpressure, executors.queue_max) as the worker sees
+    it: ``put`` waits while the service catches up, but never past the service's death."""
+
+    def __init__(self, queue: Any, parent: int | None):
+        self.queue, self.parent = queue, parent
+
+    def put(self, item: Any) -> None:
+        while True:
+            try:
+                self.queue.put(item, timeout=1.0)
+                return
+            except Exception as err:  # queue.Full (multiprocessing) or ray.util.queue.Full
+                if type(err).__name__ != "Full":
+                    raise
+                exit_if_orphaned(self.parent)
+
+
 class QueueCallbacks:
     """Trainer callbacks that forward events to the service and poll for a stop request."""
 
@@ -49,11 +75,7 @@ class QueueCallbacks:
         self.queue.put(("event", kind, _plain(payload)))
 
     def should_stop(self) -> bool:
-        if self.parent is not None and os.getppid() != self.parent:
-            # The service died (kill -9): nobody reads our events, and the restarted service
-            # resumes this job from its last checkpoint in a new worker. Leave at once, writing
-            # nothing, so two workers never share the job's folder.
-            os._exit(3)
+        exit_if_orphaned(self.parent)
         return self.cancel.is_set() or self.shutdown.is_set()
 
 
@@ -74,6 +96,7 @@ def majority_baseline(train_outputs: list[str], eval_outputs: list[str]) -> floa
 def run_job(spec: dict[str, Any], queue: Any, cancel: Any, shutdown: Any) -> None:
     configure(f"training-worker-{spec['job_id']}")
     log = logging.getLogger("trainhouse.worker")
+    queue = BoundedQueue(queue, os.getppid() if spec.get("watch_parent", True) else None)
     try:
         _run(spec, queue, cancel, shutdown)
     except TrainhouseError as err:
