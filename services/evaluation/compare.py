@@ -40,7 +40,7 @@ from services.evaluation import stats
 from services.evaluation.evaluator import (Evaluator, Measured, TestSet, build_evaluation, significance_proto,
                                            split_feedback, validated_examples)
 from services.evaluation.peers import job_config
-from services.evaluation.pricing import PriceModel
+from services.evaluation.pricing import TaskPricing
 from services.evaluation.training_results import final_metrics
 from trainhouse.v1 import run_comparison_pb2
 
@@ -155,7 +155,7 @@ class RunComparer:
                  examples: list[dict[str, Any]], comparison_id: str, seed: int) -> run_comparison_pb2.RunComparison:
         jobs = [self.peers.completed_job(job_id, f"run_ids[{i}]") for i, job_id in enumerate(run_ids)]
         tests, mode, shared_n = self._test_sets(jobs, examples)
-        price = PriceModel.from_env()
+        price = TaskPricing.from_env()
         measured: dict[str, Measured] = {}
         analyses: dict[str, C.Analysis] = {}
         values: dict[str, dict[str, float]] = {}

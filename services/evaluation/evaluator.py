@@ -33,7 +33,7 @@ from services.evaluation.metrics import (EVALUATION_TYPES, REQUESTABLE, classifi
                                          relevance_metrics, safety_metrics, validate_metric_names)
 from services.evaluation.peers import Peers, Scored
 from services.evaluation.policies import PolicyEvaluator, is_policy_job
-from services.evaluation.pricing import PriceModel
+from services.evaluation.pricing import TaskPricing
 from services.evaluation.store import EvaluationStore
 from trainhouse.v1 import evaluation_pb2
 
@@ -229,7 +229,7 @@ class Evaluator:
                                      "latency_mean_ms": float(np.mean(samples) * 1000.0),
                                      "latency_samples": float(len(samples))})
         if "cost" in names:
-            cost = PriceModel.from_env().task_cost(float(np.mean(samples)), inputs)
+            cost = TaskPricing.from_env().task_cost(float(np.mean(samples)), inputs)
             measured.cost = cost
             measured.metrics["cost_per_task_usd"] = cost["cost_per_task_usd"]
 

@@ -41,7 +41,7 @@ from services.common.timeutil import now, to_timestamp
 from services.evaluation import stats
 from services.evaluation.metrics import percentile_ms
 from services.evaluation.peers import Peers
-from services.evaluation.pricing import PriceModel
+from services.evaluation.pricing import TaskPricing
 from services.evaluation.store import EvaluationStore
 from services.training.grpo.config import GRPOConfig
 from services.training.grpo.environment import TrainingQuery, parse_queries
@@ -194,7 +194,7 @@ class PolicyEvaluator:
                            latency_mean_ms=float(np.mean(samples)) * 1000.0, latency_samples=float(len(samples)))
         if "cost" not in names:
             return None
-        cost = PriceModel.from_env().task_cost(float(np.mean(samples)), [q.query for q in queries])
+        cost = TaskPricing.from_env().task_cost(float(np.mean(samples)), [q.query for q in queries])
         metrics["cost_per_task_usd"] = cost["cost_per_task_usd"]
         return evaluation_pb2.CostBreakdown(**cost)
 

@@ -5,6 +5,9 @@ import math
 
 import numpy as np
 import pytest
+
+from services.common.errors import FailedPrecondition
+from services.training.trainer.cost import PriceModel as TrainerPrices
 from scipy import stats as sps
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
@@ -191,14 +194,23 @@ def test_perturbations_are_deterministic_and_meaning_preserving():
 
 
 def test_price_model_and_benchmark_helpers(monkeypatch):
-    monkeypatch.setenv("TRAINHOUSE_PRICE_PER_CPU_SECOND", "0.01")
+    monkeypatch.setenv("TRAINHOUSE_PRICE_PER_COMPUTE_SECOND", "0.01")
     monkeypatch.setenv("TRAINHOUSE_PRICE_PER_1K_TOKENS", "2")
-    price = pricing.PriceModel.from_env()
-    cost = price.task_cost(0.5, ["refund my order, please", "hi"])  # 5 tokens (the comma is one) and 1
-    assert cost["tokens_per_task"] == pytest.approx(3.0)
-    assert cost["cost_per_task_usd"] == pytest.approx(0.5 * 0.01 + 3.0 / 1000 * 2)
+    price = pricing.TaskPricing.from_env()
+    cost = price.task_cost(0.5, ["refund my order, please", "hi"])  # 4 whitespace tokens and 1
+    assert cost["tokens_per_task"] == pytest.approx(2.5)
+    assert cost["cost_per_task_usd"] == pytest.approx(0.5 * 0.01 + 2.5 / 1000 * 2)
     assert price.training_cost({"training_seconds": 10}) == pytest.approx(0.1)
     assert price.training_cost({"cost_usd": 0.3, "training_seconds": 10}) == pytest.approx(0.3)
+    # one price model: what the trainer bills a second and a token at is what a served task costs
+    assert TrainerPrices.from_env() == price.prices
+    monkeypatch.delenv("TRAINHOUSE_PRICE_PER_COMPUTE_SECOND")
+    monkeypatch.setenv("TRAINHOUSE_PRICE_PER_CPU_SECOND", "0.02")  # the evaluation's earlier name
+    assert pricing.TaskPricing.from_env().prices.usd_per_compute_second == 0.02
+    monkeypatch.setenv("TRAINHOUSE_PRICE_PER_1K_TOKENS", "-1")
+    with pytest.raises(FailedPrecondition) as err:  # a clear error, not a crash
+        pricing.TaskPricing.from_env()
+    assert "usd_per_1k_tokens" in err.value.message
     assert benchmarks.percentile(50, [10, 50, 60, 70, 20]) == pytest.approx(100 * (2 + 0.5) / 5)
     assert benchmarks.weighted_score({"a": 0.5, "b": 0.5}, {"a": 0.8}) == pytest.approx(80.0)
     with pytest.raises(Exception) as err:

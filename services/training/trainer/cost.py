@@ -1,6 +1,7 @@
 """What a training job costs, and the budget that stops it (DESIGN.md "Cost and budget").
 
-Price model (documented, configurable by the operator, never by the job's submitter):
+Price model: the platform's one (services/common/prices.py), configurable by the operator, never by
+the job's submitter:
 
     cost_usd = compute_seconds * usd_per_compute_second
              + tokens / 1000   * usd_per_1k_tokens
@@ -26,16 +27,11 @@ job stops after its first step.
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
-
-import numpy as np
+from typing import Any, Callable, Mapping
 
 from services.common.errors import ResourceExhausted
+from services.common.prices import PriceModel, token_counts  # noqa: F401 - the trainers' import point
 
-ENV_PRICE_PER_SECOND = "TRAINHOUSE_PRICE_PER_COMPUTE_SECOND"
-ENV_PRICE_PER_1K_TOKENS = "TRAINHOUSE_PRICE_PER_1K_TOKENS"
 WARNING_LEVELS = ((0.75, "warning_75"), (0.90, "warning_90"))
 
 
@@ -43,44 +39,6 @@ class BudgetExceeded(ResourceExhausted):
     """The job's cost went above ``maxBudgetUsd``; a checkpoint was written first."""
 
     reason = "budget_exceeded"
-
-
-@dataclass(frozen=True)
-class PriceModel:
-    usd_per_compute_second: float = 0.0001
-    usd_per_1k_tokens: float = 0.0001
-
-    def __post_init__(self) -> None:
-        for name in ("usd_per_compute_second", "usd_per_1k_tokens"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-
-    def cost(self, compute_seconds: float, tokens: int) -> float:
-        return compute_seconds * self.usd_per_compute_second + tokens / 1000.0 * self.usd_per_1k_tokens
-
-    def to_dict(self) -> dict[str, float]:
-        return {"usd_per_compute_second": self.usd_per_compute_second, "usd_per_1k_tokens": self.usd_per_1k_tokens}
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "PriceModel":
-        env = os.environ if environ is None else environ
-        kwargs: dict[str, float] = {}
-        for var, attr in ((ENV_PRICE_PER_SECOND, "usd_per_compute_second"),
-                          (ENV_PRICE_PER_1K_TOKENS, "usd_per_1k_tokens")):
-            raw = env.get(var)
-            if raw is None or raw.strip() == "":
-                continue
-            try:
-                kwargs[attr] = float(raw)
-            except ValueError as exc:
-                raise ValueError(f"{var} must be a number, got {raw!r}") from exc
-        return cls(**kwargs)
-
-
-def token_counts(texts: Sequence[str]) -> np.ndarray:
-    """Whitespace tokens per text (int64), the unit of the token price."""
-    return np.fromiter((len(t.split()) for t in texts), dtype=np.int64, count=len(texts))
 
 
 class Budget:
