@@ -44,6 +44,8 @@ def evaluate(
         "--type", help="comprehensive (default), standard or quick.")] = None,
     baseline: Annotated[bool, typer.Option("--baseline", help="Compare with the active (or previous) "
                                                               "version on the same examples.")] = False,
+    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", "-c", help="GRPO policies: evaluate this "
+                                                      "checkpoint of --job (default: its best).")] = None,
     as_json: Json = False, timeout: Timeout = None,
 ) -> None:
     """Evaluate a model version on a test set (default: the held-out split of its training job). gRPC only."""
@@ -51,21 +53,26 @@ def evaluate(
 
     if not agent and not job:
         raise CliError(ExitCode.USAGE, "give an AGENT or --job JOB", field="AGENT")
+    if checkpoint and not job:
+        raise CliError(ExitCode.USAGE, "--checkpoint needs --job", field="--checkpoint")
     if dataset and file:
         raise CliError(ExitCode.USAGE, "give at most one of --dataset and --file", field="--dataset")
     examples = read_examples(file) if file else None
     request = evaluation_service_pb2.EvaluateRequest(
         agent_id=agent or "", version_id=version or "", job_id=job or "", dataset_id=dataset or "",
         examples=examples_proto(examples) if examples else [], metrics=metrics or [],
-        evaluation_type=evaluation_type or "", compare_to_baseline=baseline)
+        evaluation_type=evaluation_type or "", compare_to_baseline=baseline, checkpoint_id=checkpoint or "")
     try:
         evaluation = GrpcBackend(timeout).call("evaluation", "Evaluate", request).evaluation
     except CliError as err:
         raise examples.locate(err) if examples else err
 
     def render(con) -> None:  # noqa: ANN001 - rich Console
-        con.print(f"evaluation [bold]{evaluation.evaluation_id}[/bold]: {evaluation.agent_id} "
-                  f"{evaluation.version_id} on {evaluation.example_count} examples ({evaluation.test_set_source})",
+        policy = evaluation.model_kind == "policy"
+        model = (f"{evaluation.job_id} checkpoint {evaluation.checkpoint_id}" if evaluation.checkpoint_id
+                 else evaluation.version_id)
+        con.print(f"evaluation [bold]{evaluation.evaluation_id}[/bold]: {evaluation.agent_id} {model} on "
+                  f"{evaluation.example_count} {'queries' if policy else 'examples'} ({evaluation.test_set_source})",
                   soft_wrap=True)
         con.print(output.table(None, ["METRIC", "VALUE"],
                                [(k, output.num(v)) for k, v in sorted(evaluation.metrics.items())]))
@@ -76,7 +83,7 @@ def evaluate(
         if evaluation.HasField("comparison"):
             c = evaluation.comparison
             if c.available:
-                con.print(f"baseline {c.baseline_version_id}: " + "  ".join(
+                con.print(f"baseline {c.baseline_version_id or c.baseline_kind}: " + "  ".join(
                     f"{k} {v:+.4f}" for k, v in sorted(c.improvements.items())), soft_wrap=True)
             elif c.note:
                 con.print(f"baseline: {c.note}", soft_wrap=True)

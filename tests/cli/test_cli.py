@@ -220,6 +220,7 @@ def test_bad_input_exit_codes(env, stack, train_file, tmp_path):
     assert cli(env, "train", "cli-agent").returncode == 2
     assert cli(env, "train", "cli-agent", "--file", str(train_file), "--dataset", "x").returncode == 2
     assert cli(env, "jobs", "--state", "sleeping").returncode == 2
+    assert cli(env, "eval", "cli-agent", "--checkpoint", "best").returncode == 2  # a checkpoint needs --job
 
 
 def test_unavailable_service_exit_code(env):
