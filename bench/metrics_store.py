@@ -16,6 +16,7 @@ import duckdb
 from services.training.store import JobStore
 
 APPENDS = 3000
+BATCH, BATCHES = 500, 20
 POINTS = 1_000_000
 
 
@@ -38,6 +39,24 @@ def main() -> None:
         bare_rate = APPENDS / (time.perf_counter() - t0)
         result("metric event append (store: event+metric+job row, one transaction)", ours, "points/s", bare_rate,
                "bare single-row INSERT")
+
+        # What a worker's pump does: everything the worker sent since the last write in one
+        # transaction (up to runner.MAX_BATCH messages), against the same batch inserted row by row.
+        batches = [[("metric", {"name": "loss", "value": 1.0 / (b * BATCH + i + 1), "epoch": i, "step": i}, {})
+                    for i in range(BATCH)] for b in range(BATCHES)]
+        t0 = time.perf_counter()
+        for batch in batches:
+            store.append_events("job-bench", batch)
+        batched = BATCHES * BATCH / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for b in range(BATCHES):
+            bare.execute("BEGIN")
+            bare.executemany("INSERT INTO m VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             [["j", i, "loss", 1.0, i, i, dt.datetime.now()] for i in range(BATCH)])
+            bare.execute("COMMIT")
+        bare_batched = BATCHES * BATCH / (time.perf_counter() - t0)
+        result(f"metric event append, batches of {BATCH} (store: events+metrics+job row per transaction)", batched,
+               "points/s", bare_batched, "bare executemany of the same batches")
 
         # 1M-point history, bulk-loaded with SQL, then queried through the store's own query.
         store.db.execute(

@@ -72,6 +72,10 @@ class DuckStore:
                 self._con.close()
 
 
+# Up to this many rows, one multi-row VALUES statement beats registering the columns as a view.
+SMALL_INSERT = 32
+
+
 def _objects(values: Sequence[Any]) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
     out[:] = list(values)
@@ -83,12 +87,18 @@ def insert_columns(con: duckdb.DuckDBPyConnection, table: str, columns: Mapping[
     lengths = {len(v) for v in columns.values()}
     if len(lengths) != 1:
         raise ValueError(f"columns of unequal length: {lengths}")
-    if not lengths.pop():
+    n = lengths.pop()
+    if not n:
+        return
+    names = ", ".join(columns)
+    if n <= SMALL_INSERT:  # registering a view costs ~1 ms: a few rows go as one VALUES statement
+        row = f"({', '.join('?' for _ in columns)})"
+        con.execute(f"INSERT INTO {table} ({names}) VALUES " + ", ".join(row for _ in range(n)),
+                    [v for values in zip(*columns.values()) for v in values])
         return
     view = f"_bulk_{uuid.uuid4().hex}"
     con.register(view, {name: _objects(values) for name, values in columns.items()})
     try:
-        names = ", ".join(columns)
         con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {view}")
     finally:
         con.unregister(view)
