@@ -70,14 +70,17 @@ LOWER_IS_BETTER = {"log_loss", "ece", "latency_p50_ms", "latency_p95_ms", "laten
                    "confident_error_rate"}
 
 
-def validate_metric_names(names: Sequence[str], field: str) -> list[str]:
-    """Normalise (strip, lower) and reject unknown names, listing the valid ones."""
+def validate_metric_names(names: Sequence[str], field: str, valid: Sequence[str] | None = None,
+                          what: str = "metric") -> list[str]:
+    """Normalise (strip, lower) and reject unknown names, listing the valid ones (default: the
+    classification metrics; GRPO policies pass theirs)."""
+    valid = list(REQUESTABLE) if valid is None else list(valid)
     out: list[str] = []
     for i, raw in enumerate(names):
         name = raw.strip().lower()
-        if name not in REQUESTABLE:
-            raise InvalidArgument(f"{field}[{i}]", f"unknown metric '{raw}'; valid metrics: "
-                                  + ", ".join(REQUESTABLE), metadata={"valid": ",".join(REQUESTABLE)})
+        if name not in valid:
+            raise InvalidArgument(f"{field}[{i}]", f"unknown {what} '{raw}'; valid {what}s: "
+                                  + ", ".join(valid), metadata={"valid": ",".join(valid)})
         if name not in out:
             out.append(name)
     return out

@@ -39,7 +39,7 @@ from services.common.errors import FailedPrecondition, InvalidArgument
 from services.common.onnx_model import OnnxModel
 from services.common.timeutil import now, to_timestamp
 from services.evaluation import stats
-from services.evaluation.metrics import percentile_ms
+from services.evaluation.metrics import percentile_ms, validate_metric_names
 from services.evaluation.peers import Peers
 from services.evaluation.pricing import TaskPricing
 from services.evaluation.store import EvaluationStore
@@ -128,16 +128,7 @@ class PolicyEvaluator:
     def metric_names(metrics: Sequence[str], evaluation_type: str, field: str) -> list[str]:
         if not metrics:
             return list(POLICY_DEFAULTS[evaluation_type])
-        out: list[str] = []
-        for i, raw in enumerate(metrics):
-            name = raw.strip().lower()
-            if name not in POLICY_METRICS:
-                raise InvalidArgument(f"{field}[{i}]", f"unknown policy metric '{raw}'; valid metrics for a "
-                                      "GRPO policy: " + ", ".join(POLICY_METRICS),
-                                      metadata={"valid": ",".join(POLICY_METRICS)})
-            if name not in out:
-                out.append(name)
-        return out
+        return validate_metric_names(metrics, field, POLICY_METRICS, "policy metric")
 
     def target(self, agent_id: str, version_id: str, job_id: str, checkpoint_id: str) -> PolicyTarget:
         if checkpoint_id and not job_id:
