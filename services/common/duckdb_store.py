@@ -27,17 +27,61 @@ class DuckStore:
         self.path = path
         self._con = duckdb.connect(str(path))
         self._lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[duckdb.DuckDBPyConnection] = []
+        # Reads in flight on the readers; close() waits for them (DuckDB aborts the process when a
+        # connection closes under a running query).
+        self._reads = threading.Condition()
+        self._active_reads = 0
+        self._closed = False
         with self._lock:
             for statement in schema:
                 self._con.execute(statement)
 
+    def _reader(self) -> duckdb.DuckDBPyConnection | None:
+        """This thread's read connection (a cursor on the same database), or None inside a
+        transaction of this thread, whose uncommitted writes only the main connection sees.
+
+        Reads run on their own connection so an RPC never waits for a worker's event batch to
+        commit: DuckDB's MVCC gives them the last committed state."""
+        if getattr(self._local, "depth", 0):
+            return None
+        reader = getattr(self._local, "reader", None)
+        if reader is None:
+            with self._lock:
+                if self._closed:
+                    raise duckdb.ConnectionException("the store is closed")
+                reader = self._local.reader = self._con.cursor()
+                self._readers.append(reader)
+        return reader
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The connection a read runs on: this thread's reader (counted, so close() can wait for
+        it) or, inside this thread's transaction, the main connection under the lock."""
+        reader = self._reader()
+        if reader is None:
+            with self._lock:
+                yield self._con
+            return
+        with self._reads:
+            if self._closed:
+                raise duckdb.ConnectionException("the store is closed")
+            self._active_reads += 1
+        try:
+            yield reader
+        finally:
+            with self._reads:
+                self._active_reads -= 1
+                self._reads.notify_all()
+
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
-        with self._lock:
-            return self._con.execute(sql, params or []).fetchall()
+        with self._read() as con:
+            return con.execute(sql, params or []).fetchall()
 
     def query_dicts(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
-        with self._lock:
-            cur = self._con.execute(sql, params or [])
+        with self._read() as con:
+            cur = con.execute(sql, params or [])
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row)) for row in cur.fetchall()]
 
@@ -55,17 +99,31 @@ class DuckStore:
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """Run several statements atomically; the lock keeps other threads out meanwhile."""
         with self._lock:
-            self._con.execute("BEGIN TRANSACTION")
+            self._local.depth = getattr(self._local, "depth", 0) + 1
             try:
-                yield self._con
-            except BaseException:
-                self._con.execute("ROLLBACK")
-                raise
-            self._con.execute("COMMIT")
+                self._con.execute("BEGIN TRANSACTION")
+                try:
+                    yield self._con
+                except BaseException:
+                    self._con.execute("ROLLBACK")
+                    raise
+                self._con.execute("COMMIT")
+            finally:
+                self._local.depth -= 1
 
     def close(self) -> None:
         """Checkpoint the WAL into the file so a clean stop leaves one self-contained file."""
+        with self._reads:
+            self._closed = True
+            self._reads.wait_for(lambda: self._active_reads == 0, timeout=30)
         with self._lock:
+            self._closed = True
+            for reader in self._readers:
+                try:
+                    reader.close()
+                except duckdb.Error:
+                    pass
+            self._readers.clear()
             try:
                 self._con.execute("CHECKPOINT")
             finally:
