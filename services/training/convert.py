@@ -43,6 +43,11 @@ def config_proto(method: str, resolved: dict[str, Any]) -> training_job_pb2.Trai
         if value is not None:
             setattr(cfg, name, value)
     cfg.hidden_sizes.extend(int(h) for h in resolved.get("hidden_sizes") or [])
+    if method == "grpo":  # the resolved GRPO settings, defaults included, as the request spelled them
+        for field in training_job_pb2.GrpoConfig.DESCRIPTOR.fields:
+            value = resolved.get(field.name)
+            if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+                setattr(cfg.grpo, field.name, value)
     stages = resolved.get("curriculum_stages") or []
     if resolved.get("curriculum_enabled") or stages:
         cfg.curriculum.enabled = bool(resolved.get("curriculum_enabled"))

@@ -110,6 +110,8 @@ def grpo_job(training) -> training_job_pb2.TrainingJob:
 def test_grpo_job_learns_stores_trajectories_and_evaluates(stack, evaluation, registry, grpo_job):
     job = grpo_job
     assert job.progress.current_iteration == job.progress.total_iterations == 30
+    assert job.config.grpo.n_iterations == 30 and job.config.grpo.gamma == pytest.approx(0.99)  # defaults resolved
+    assert job.config.grpo.reward_function and job.config.grpo.rollout_shards == 1
     assert job.cost_usd > 0 and job.budget_usd == 100
     assert job.metrics["onnx_parity_max_abs_diff"] <= 1e-5
     result = evaluation.Evaluate(evaluation_service_pb2.EvaluateRequest(job_id=job.job_id)).evaluation
