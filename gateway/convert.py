@@ -15,6 +15,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from services.common.structs import to_struct
 from services.common.timeutil import iso
 
 
@@ -54,10 +55,7 @@ def struct_to_dict(s: Struct | None) -> dict[str, Any]:
 
 
 def dict_to_struct(d: dict[str, Any] | None) -> Struct:
-    s = Struct()
-    if d:
-        s.update(d)
-    return s
+    return to_struct(d)
 
 
 def human_size(n: int) -> str:

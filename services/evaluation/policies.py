@@ -31,12 +31,12 @@ from typing import Any, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 
 from services.common import config
 from services.common.errors import FailedPrecondition, InvalidArgument
 from services.common.onnx_model import OnnxModel
+from services.common.structs import to_struct
 from services.common.timeutil import now, to_timestamp
 from services.evaluation import stats
 from services.evaluation.metrics import percentile_ms, validate_metric_names
@@ -110,12 +110,6 @@ class PolicyTarget:
     job_id: str
     checkpoint_id: str
     onnx_model: bytes
-
-
-def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
-    out = struct_pb2.Struct()
-    out.update(value)
-    return out
 
 
 class PolicyEvaluator:
@@ -224,7 +218,7 @@ class PolicyEvaluator:
             create_time=to_timestamp(now()), job_id=target.job_id, test_set_source=source,
             test_set_job_id=target.job_id if source.startswith("job:") else "", requested_metrics=names,
             evaluation_type=evaluation_type, seed=seed, model_kind="policy", checkpoint_id=target.checkpoint_id,
-            policy_results=[_struct({"query": t.query.query, "success": t.success, "reward": t.reward,
+            policy_results=[to_struct({"query": t.query.query, "success": t.success, "reward": t.reward,
                                      "steps": t.n_steps, "tools": [s["action"]["tool"] for s in t.episode.steps],
                                      "final_state": t.final_state}) for t in candidate.trajectories],
             comparison=comparison)

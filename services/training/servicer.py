@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
 
-import grpc
-from google.protobuf import struct_pb2
 
 from services.common.errors import FailedPrecondition, InvalidArgument
 from services.common.pagination import decode_page_token, next_token, page_size
 from services.common.timeutil import to_timestamp
 from services.common.example_codec import example_proto, query_proto
+from services.common.structs import to_struct
 from services.training import peers
 from services.training.convert import STATE_NAMES, checkpoint_proto, event_proto, job_proto
 from services.training.events import EventHub
@@ -20,12 +18,6 @@ from services.training.requests import module_source, parse_start_request
 from services.training.runner import JobRunner
 from services.training.store import TERMINAL_STATES, JobStore
 from trainhouse.v1 import training_job_pb2, training_service_pb2, training_service_pb2_grpc
-
-
-def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
-    out = struct_pb2.Struct()
-    out.update(json.loads(json.dumps(value, default=str)))
-    return out
 
 
 class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
@@ -136,7 +128,7 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         return training_service_pb2.ExportPolicyResponse(
             job_id=request.job_id, agent_id=job["agent_id"],
             checkpoint_id=exported.checkpoint_id, onnx_model=exported.onnx_model,
-            grpo_config=_struct(exported.config),
+            grpo_config=to_struct(exported.config),
             default_queries=[query_proto(q) for q in exported.default_queries],
             default_queries_source=exported.default_queries_source)
 

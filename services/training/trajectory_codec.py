@@ -8,13 +8,12 @@ from google.protobuf import struct_pb2
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from services.common.structs import to_struct
 from trainhouse.v1 import trajectory_pb2
 
 
 def _struct(value: Any) -> struct_pb2.Struct:
-    s = struct_pb2.Struct()
-    s.update(value if isinstance(value, dict) else {"value": value})
-    return s
+    return to_struct(value if isinstance(value, dict) else {"value": value})
 
 
 def _duration_ms(ms: float | None) -> Duration:

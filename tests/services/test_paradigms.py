@@ -15,8 +15,7 @@ from services.training.grpo.evaluation import evaluate_policy
 from services.training.grpo.onnx_export import load_policy_onnx
 from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, evaluation_service_pb2,
                            evaluation_service_pb2_grpc, example_pb2, job_state_pb2, model_registry_pb2,
-                           model_registry_pb2_grpc, training_job_pb2, training_service_pb2,
-                           training_service_pb2_grpc)
+                           training_job_pb2, training_service_pb2)
 
 M = job_state_pb2
 
