@@ -39,8 +39,14 @@ class AgentsData(CamelModel):
     pagination: Pagination
 
 
+class PolicyStepIn(CamelModel):
+    tool: StrictStr
+    succeeded: StrictBool = True
+
+
 class PredictIn(CamelModel):
-    """Either `input` (one text) or `inputs` (1..1000 texts)."""
+    """Either `input` (one text) or `inputs` (1..1000 texts). GRPO tool policies also take
+    `episodes`: per input, the tool calls made so far, to get the next action."""
 
     input: StrictStr | None = None
     inputs: list[StrictStr] | None = None
@@ -48,6 +54,9 @@ class PredictIn(CamelModel):
     top_k: Int | None = Field(None, description="How many top outputs per input (default 3)")
     request_key: StrictStr | None = Field(None, description="Stable key (e.g. a user id) that keeps a caller on "
                                                             "one version during a canary")
+    episodes: list[list[PolicyStepIn]] | None = Field(
+        None, description="GRPO policies: per input, the episode's tool calls so far ({tool, succeeded}), oldest "
+                          "first; the answer is the next action")
 
 
 class ScoredOut(CamelModel):
@@ -140,9 +149,11 @@ async def predict(agent_id: AgentId, body: PredictIn, services: Services) -> dic
                        issue="exactly one of 'input' or 'inputs' is required")
     texts = [body.input] if body.input is not None else list(body.inputs or [])
     with encoding_request():
-        request = model_registry_pb2.PredictRequest(agent_id=agent_id, inputs=texts,
-                                                    version_id=body.version_id or "", top_k=body.top_k or 0,
-                                                    request_key=body.request_key or "")
+        request = model_registry_pb2.PredictRequest(
+            agent_id=agent_id, inputs=texts, version_id=body.version_id or "", top_k=body.top_k or 0,
+            request_key=body.request_key or "",
+            episodes=[model_registry_pb2.PolicyEpisode(steps=[model_registry_pb2.PolicyStep(
+                tool=step.tool, succeeded=step.succeeded) for step in episode]) for episode in body.episodes or []])
     resp = await services.registry.Predict(request, timeout=services.timeout_s)
     predictions = [
         {"predictionId": p.prediction_id or None, "input": text, "output": p.output, "probability": p.probability,

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 import onnxruntime as ort
 
+from services.common.errors import InvalidArgument
 from services.common.featurizer import FeaturizerConfig, HashingFeaturizer
 
 # metadata_props keys (JSON values); the registry reads "labels" and "featurizer" on upload.
@@ -37,6 +38,7 @@ class OnnxModel:
         layout = json.loads(meta.get("policy_layout", "null"))
         self.state_dim: int = int(layout["state_dim"]) if layout else 0
         self.kind = "policy" if layout else "classifier"
+        self.tools: list[str] = list(layout.get("tools") or []) if layout else []
         # Where the graph came from (bytes or a path), so the trainer can read the weights back
         # (``TrainedModel.from_onnx_model``) to fine-tune a served version; None for a bare session.
         self.source: bytes | str | None = None
@@ -74,16 +76,42 @@ class OnnxModel:
     def predict_proba_features(self, features: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self._input: np.ascontiguousarray(features, dtype=np.float32)})[0]
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+    def episode_state(self, steps: Sequence[tuple[str, bool]], field: str = "steps") -> np.ndarray:
+        """A policy's episode-state vector after ``steps`` ((tool, succeeded), oldest first): what
+        the GRPO environment feeds the policy (``environment.Episode.state_vector``), i.e.
+        [tool called successfully (T) | last tool one-hot (T) | last call failed (1)]."""
+        if self.kind != "policy":
+            raise InvalidArgument(field, "applies to GRPO tool policies only; this version is a classifier")
+        n = len(self.tools)
+        index = {tool: i for i, tool in enumerate(self.tools)}
+        state = np.zeros(self.state_dim, dtype=np.float32)
+        for j, (tool, ok) in enumerate(steps):
+            if tool not in index:
+                ended = tool == self.labels[-1]
+                raise InvalidArgument(f"{field}[{j}].tool", "the episode already finished" if ended else
+                                      f"unknown tool '{tool}'; the policy's tools: {', '.join(self.tools)}")
+            if ok:
+                state[index[tool]] = 1.0
+        if steps:
+            tool, ok = steps[-1]
+            state[n + index[tool]] = 1.0
+            state[-1] = 0.0 if ok else 1.0
+        return state
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 256, states: np.ndarray | None = None
+                      ) -> np.ndarray:
         """Probabilities over ``labels``, shape (len(texts), len(labels)); featurized in batches
-        so a large evaluation set never materialises one huge dense matrix."""
+        so a large evaluation set never materialises one huge dense matrix. A policy takes one
+        episode-state row per text (``states``; default: fresh episodes)."""
         rows = self.featurizer.transform_sparse(texts)
         out = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
         for start in range(0, len(rows), batch_size):
             idx = np.arange(start, min(start + batch_size, len(rows)))
             dense = rows.to_dense(idx)
             if self.state_dim:
-                dense = np.concatenate([dense, np.zeros((len(idx), self.state_dim), dtype=np.float32)], axis=1)
+                state = (np.zeros((len(idx), self.state_dim), dtype=np.float32) if states is None
+                         else np.asarray(states[idx], dtype=np.float32))
+                dense = np.concatenate([dense, state], axis=1)
             out[idx] = self.predict_proba_features(dense)
         return out
 

@@ -9,6 +9,8 @@ import threading
 import time
 import uuid
 
+import numpy as np
+
 from services.common.errors import FailedPrecondition, InvalidArgument
 from services.common.timeutil import now
 from services.registry.convert import ARMS, ENVIRONMENT_ENUMS, ENVIRONMENTS
@@ -93,8 +95,14 @@ class Predictor:
             deployment_id = route.deployment_id
         model = self.sessions.get(served.path, served.sha256, f"{agent_id}/{served.version_id}")
         texts = list(request.inputs)
+        states = None
+        if request.episodes:
+            if len(request.episodes) != len(texts):
+                raise InvalidArgument("episodes", f"give one episode per input ({len(texts)}), or none")
+            states = np.stack([model.episode_state([(s.tool, s.succeeded) for s in e.steps], f"episodes[{i}].steps")
+                               for i, e in enumerate(request.episodes)])
         started = time.perf_counter()
-        probs = model.predict_proba(texts)
+        probs = model.predict_proba(texts, states=states)
         latency_ms = (time.perf_counter() - started) * 1000.0
         labels = model.labels
         k = min(request.top_k or 3, len(labels))

@@ -129,6 +129,12 @@ def test_train_poll_predict_and_versions(api: httpx.Client, trained: Trained) ->
                                                           "topK": 2})
     assert [len(p["top"]) for p in r.json()["data"]["predictions"]] == [2, 2]
     assert_error(api.post(f"/api/v1/agents/{agent}/predict", json={}), 400, "INVALID_CONFIG", field="input")
+    # episodes are for GRPO tool policies; a classifier refuses them, naming the field
+    assert_error(api.post(f"/api/v1/agents/{agent}/predict", json={
+        "input": "app crashes", "episodes": [[{"tool": "search", "succeeded": True}]]}), 400, "INVALID_CONFIG",
+        field="episodes[0].steps")
+    assert_error(api.post(f"/api/v1/agents/{agent}/predict", json={"input": "x", "episodes": [[{"tool": 1}]]}),
+                 400, "INVALID_CONFIG", field="episodes[0][0].tool")
 
     r = api.get(f"/api/v1/training/models/{agent}/versions")
     assert r.status_code == 200, r.text

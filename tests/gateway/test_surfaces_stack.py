@@ -370,6 +370,15 @@ def test_jsonrpc_grpo_start_evaluate_and_export(api: httpx.Client, trained: Trai
     status = call_rpc("training.get_status", {"job_id": job_id})["result"]
     assert status["status"] == "completed" and status["current_iteration"] == status["total_iterations"] == 2
     assert {"avg_reward", "trajectories_generated"} <= set(status["metrics"]) and status["budget_usd"] == "100.00"
+    # the served policy: an empty episode is a fresh one; with a history it answers the next action
+    served = f"/api/v1/agents/{status['agent_id']}/predict"
+    fresh = api.post(served, json={"input": "refund my payment please"}).json()["data"]["predictions"][0]
+    again = api.post(served, json={"input": "refund my payment please", "episodes": [[]]})
+    assert again.status_code == 200 and again.json()["data"]["predictions"][0]["output"] == fresh["output"]
+    if fresh["output"] != "finish":
+        nxt = api.post(served, json={"input": "refund my payment please",
+                                     "episodes": [[{"tool": fresh["output"], "succeeded": True}]]})
+        assert nxt.status_code == 200, nxt.text
 
     result = call_rpc("training.evaluate", {"job_id": job_id})["result"]
     assert result["job_id"] == job_id and result["checkpoint_id"] and result["queries_evaluated"] == 9

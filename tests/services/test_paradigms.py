@@ -11,6 +11,7 @@ from tests.grpo.tasks import make_tasks
 from tests.intents import INTENTS, make_examples
 from tests.services.test_training_grpc import examples_pb, wait_terminal
 from services.training.grpo.config import GRPOConfig
+from services.training.grpo.environment import ToolEnvironment
 from services.training.grpo.evaluation import evaluate_policy
 from services.training.grpo.onnx_export import load_policy_onnx
 from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, evaluation_service_pb2,
@@ -226,3 +227,45 @@ def test_budget_exceeded_stops_the_job_with_a_checkpoint(training):
         job_id=job_id)).checkpoints}
     assert "budget" in kinds
     assert job.cost_usd >= 0.0002 * 0.9
+
+
+def test_a_served_policy_answers_the_next_action_of_an_episode(training, registry, grpo_job):
+    """Predict with the episode so far gives what the NumPy policy does in the GRPO environment."""
+    artifact = registry.GetVersionArtifact(model_registry_pb2.GetVersionArtifactRequest(
+        agent_id="para-grpo", version_id=grpo_job.model_version_id))
+    policy = load_policy_onnx(artifact.onnx_model)
+    exported = training.ExportPolicy(training_service_pb2.ExportPolicyRequest(job_id=grpo_job.job_id,
+                                                                            checkpoint_id="initial"))
+    config = GRPOConfig.from_dict(MessageToDict(exported.grpo_config), strict=False)
+    env = ToolEnvironment(config.catalog, config.max_steps_per_trajectory)
+    checked = 0
+    for task in make_tasks(6, seed=11, held_out=True):
+        query = task["query"]
+        episode = env.reset(query)
+        while not episode.done:
+            expected = policy.act(query, episode)
+            steps = [model_registry_pb2.PolicyStep(tool=env.names[a], succeeded=ok)
+                     for a, ok in zip(episode.actions, episode.succeeded)]
+            pred = registry.Predict(model_registry_pb2.PredictRequest(
+                agent_id="para-grpo", inputs=[query], version_id=grpo_job.model_version_id,
+                episodes=[model_registry_pb2.PolicyEpisode(steps=steps)])).predictions[0]
+            assert pred.output == expected, (query, steps)
+            checked += 1
+            env.step(episode, policy.actions.index(expected))
+    assert checked > 6  # several multi-step episodes, not only first actions
+
+    def failure(**kwargs):
+        with pytest.raises(grpc.RpcError) as err:
+            registry.Predict(model_registry_pb2.PredictRequest(**kwargs))
+        return failure_of(err.value)
+
+    one = [model_registry_pb2.PolicyEpisode()]
+    f = failure(agent_id="para-grpo", inputs=["a", "b"], episodes=one)
+    assert f.code == grpc.StatusCode.INVALID_ARGUMENT and f.field == "episodes"
+    f = failure(agent_id="para-grpo", inputs=["a"], episodes=[model_registry_pb2.PolicyEpisode(
+        steps=[model_registry_pb2.PolicyStep(tool="teleport", succeeded=True)])])
+    assert f.code == grpc.StatusCode.INVALID_ARGUMENT and f.field == "episodes[0].steps[0].tool"
+    assert env.names[0] in f.message
+    f = failure(agent_id="para-grpo", inputs=["a"], episodes=[model_registry_pb2.PolicyEpisode(
+        steps=[model_registry_pb2.PolicyStep(tool="finish", succeeded=True)])])
+    assert f.code == grpc.StatusCode.INVALID_ARGUMENT and "finished" in f.message
