@@ -1,0 +1,80 @@
+"""TrainingService while small jobs stream events as fast as they train.
+
+Five jobs of 50 examples x 10,000 epochs (one account's whole running quota) each send an epoch
+event, metric points and often a "best" checkpoint every few milliseconds. Measured on the real
+processes:
+
+* GetJob latency (p50 / p95 over 30 calls, 0.5 s apart) while the jobs run, against the same call
+  on the same stack before any job started (the baseline of this run);
+* how long cancelling all five takes (each cancel waits for its worker's checkpoint and for the
+  events already sent to be stored), against the idle GetJob latency.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from _common import percentile, result
+
+import grpc
+
+from services.launcher import Stack
+from tests.intents import make_examples
+from trainhouse.v1 import example_pb2, training_job_pb2, training_service_pb2, training_service_pb2_grpc
+
+JOBS = 5
+SAMPLES = 30
+
+
+def latencies(call, n: int, pause_s: float) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        call()
+        out.append((time.perf_counter() - t0) * 1000.0)
+        time.sleep(pause_s)
+    return out
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = Stack(home=Path(tmp) / "home", log_dir=Path(tmp) / "logs").start()
+        try:
+            with grpc.insecure_channel(stack.address("training")) as ch:
+                training = training_service_pb2_grpc.TrainingServiceStub(ch)
+                examples = [example_pb2.Example(input=e["input"], expected_output=e["expected_output"])
+                            for e in make_examples(50, seed=4)]
+                config = training_job_pb2.TrainingConfig(epochs=10000, early_stopping=False,
+                                                         checkpoint_interval=10000)
+
+                def start() -> str:
+                    return training.StartJob(training_service_pb2.StartJobRequest(
+                        agent_id="bench-load", examples=examples, config=config, account_id="bench")).job.job_id
+
+                first = start()
+                training.CancelJob(training_service_pb2.CancelJobRequest(job_id=first))
+                get_first = lambda: training.GetJob(training_service_pb2.GetJobRequest(job_id=first))  # noqa: E731
+                idle = latencies(get_first, SAMPLES, 0.05)
+                ids = [start() for _ in range(JOBS)]
+                time.sleep(5.0)  # the workers are up and streaming
+                get = lambda: training.GetJob(training_service_pb2.GetJobRequest(job_id=ids[0]))  # noqa: E731
+                loaded = latencies(get, SAMPLES, 0.5)
+                epochs = training.GetJob(training_service_pb2.GetJobRequest(job_id=ids[0])).job.progress.current_epoch
+                t0 = time.perf_counter()
+                for job_id in ids:
+                    training.CancelJob(training_service_pb2.CancelJobRequest(job_id=job_id), timeout=600)
+                cancel_s = time.perf_counter() - t0
+        finally:
+            stack.stop()
+    print(f"{JOBS} jobs; job 1 reached epoch {epochs} before the cancels")
+    result(f"GetJob p50 while {JOBS} small jobs stream events", percentile(loaded, 50), "ms",
+           percentile(idle, 50), "GetJob p50 before any job ran")
+    result(f"GetJob p95 while {JOBS} small jobs stream events", percentile(loaded, 95), "ms",
+           percentile(idle, 95), "GetJob p95 before any job ran")
+    result(f"cancel all {JOBS} running jobs (checkpoint + backlog stored)", cancel_s * 1000.0, "ms",
+           percentile(idle, 50), "idle GetJob p50")
+
+
+if __name__ == "__main__":
+    main()
