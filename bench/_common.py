@@ -1,8 +1,12 @@
 """Helpers shared by the bench scripts: percentiles and one result-line format for run_all.py."""
 from __future__ import annotations
 
+import contextlib
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -20,3 +24,35 @@ def result(name: str, value: float, unit: str, baseline: float, baseline_name: s
     """One figure next to its baseline measured in the same run (run_all.py collects these lines)."""
     ratio = value / baseline if baseline else float("nan")
     print(f"RESULT | {name} | {value:,.3f} {unit} | {baseline_name}: {baseline:,.3f} {unit} | ratio {ratio:.2f}")
+
+
+@contextlib.contextmanager
+def temp_stack(extra_env: dict[str, str] | None = None) -> Iterator[Any]:
+    """Every service and the gateway on free loopback ports, in a throw-away TRAINHOUSE_HOME."""
+    from services.launcher import Stack
+
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = Stack(home=Path(tmp) / "home", log_dir=Path(tmp) / "logs", extra_env=extra_env or {}).start()
+        try:
+            yield stack
+        finally:
+            stack.stop()
+
+
+@contextlib.contextmanager
+def training_stub(stack: Any) -> Iterator[Any]:
+    import grpc
+
+    from trainhouse.v1 import training_service_pb2_grpc
+
+    with grpc.insecure_channel(stack.address("training")) as ch:
+        yield training_service_pb2_grpc.TrainingServiceStub(ch)
+
+
+def intent_examples(n: int, seed: int = 0) -> list[Any]:
+    """``n`` labelled intent examples (tests/intents.py) as Example protos."""
+    from tests.intents import make_examples
+    from trainhouse.v1 import example_pb2
+
+    return [example_pb2.Example(input=e["input"], expected_output=e["expected_output"])
+            for e in make_examples(n, seed=seed)]

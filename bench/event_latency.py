@@ -5,38 +5,24 @@ Baseline: the same subscriber reading the same number of stored events after the
 """
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
 
-from _common import percentile, result
+from _common import intent_examples, percentile, result, temp_stack, training_stub
 
-import grpc
-
-from services.launcher import Stack
-from tests.intents import make_examples
-from trainhouse.v1 import example_pb2, training_job_pb2, training_service_pb2, training_service_pb2_grpc
+from trainhouse.v1 import training_job_pb2, training_service_pb2
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        stack = Stack(home=Path(tmp) / "home", log_dir=Path(tmp) / "logs").start()
-        try:
-            with grpc.insecure_channel(stack.address("training")) as ch:
-                training = training_service_pb2_grpc.TrainingServiceStub(ch)
-                examples = [example_pb2.Example(input=e["input"], expected_output=e["expected_output"])
-                            for e in make_examples(30)]
-                job = training.StartJob(training_service_pb2.StartJobRequest(
-                    agent_id="bench", examples=examples,
-                    config=training_job_pb2.TrainingConfig(epochs=150, early_stopping=False))).job
-                live = []
-                for event in training.WatchJob(training_service_pb2.WatchJobRequest(job_id=job.job_id)):
-                    live.append(time.time() - event.time.ToDatetime().timestamp())
-                t0 = time.perf_counter()
-                replayed = list(training.WatchJob(training_service_pb2.WatchJobRequest(job_id=job.job_id)))
-                per_event = (time.perf_counter() - t0) / len(replayed)
-        finally:
-            stack.stop()
+    with temp_stack() as stack, training_stub(stack) as training:
+        job = training.StartJob(training_service_pb2.StartJobRequest(
+            agent_id="bench", examples=intent_examples(30),
+            config=training_job_pb2.TrainingConfig(epochs=150, early_stopping=False))).job
+        live = []
+        for event in training.WatchJob(training_service_pb2.WatchJobRequest(job_id=job.job_id)):
+            live.append(time.time() - event.time.ToDatetime().timestamp())
+        t0 = time.perf_counter()
+        replayed = list(training.WatchJob(training_service_pb2.WatchJobRequest(job_id=job.job_id)))
+        per_event = (time.perf_counter() - t0) / len(replayed)
     live_ms = [x * 1000 for x in live[1:]]
     print(f"{len(live)} live events")
     result("event -> subscriber p50", percentile(live_ms, 50), "ms", per_event * 1000, "replay per event")

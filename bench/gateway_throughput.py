@@ -5,12 +5,10 @@ Both served by uvicorn on loopback and called sequentially over one keep-alive c
 from __future__ import annotations
 
 import socket
-import tempfile
 import threading
 import time
-from pathlib import Path
 
-from _common import result
+from _common import result, temp_stack
 
 import httpx
 import uvicorn
@@ -18,7 +16,6 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from services.launcher import Stack
 
 CALLS = 1000
 
@@ -49,15 +46,10 @@ def main() -> None:
     with httpx.Client() as client:
         bare = rate(client, f"http://127.0.0.1:{port}/agents", {})
     server.should_exit = True
-    with tempfile.TemporaryDirectory() as tmp:
-        stack = Stack(home=Path(tmp) / "home", log_dir=Path(tmp) / "logs",
-                      extra_env={"TRAINHOUSE_RATE_LIMIT_PER_HOUR": "10000000"}).start()
-        try:
-            token = stack.admin_token_file.read_text().strip()
-            with httpx.Client() as client:
-                ours = rate(client, f"{stack.gateway_url}/api/v1/agents", {"Authorization": f"Bearer {token}"})
-        finally:
-            stack.stop()
+    with temp_stack({"TRAINHOUSE_RATE_LIMIT_PER_HOUR": "10000000"}) as stack:
+        token = stack.admin_token_file.read_text().strip()
+        with httpx.Client() as client:
+            ours = rate(client, f"{stack.gateway_url}/api/v1/agents", {"Authorization": f"Bearer {token}"})
     result("gateway GET /api/v1/agents (auth + rate limit + gRPC ListAgents)", ours, "req/s", bare,
            "bare uvicorn JSON route")
 

@@ -5,19 +5,15 @@ costs on this machine. Ours is GetJob on the real TrainingService process.
 """
 from __future__ import annotations
 
-import tempfile
 import time
 from concurrent import futures
-from pathlib import Path
 
-from _common import result
+from _common import intent_examples, result, temp_stack, training_stub
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from services.launcher import Stack
-from tests.intents import make_examples
-from trainhouse.v1 import example_pb2, training_job_pb2, training_service_pb2, training_service_pb2_grpc
+from trainhouse.v1 import training_job_pb2, training_service_pb2
 
 CALLS = 2000
 
@@ -41,18 +37,10 @@ def main() -> None:
         bare_rate = rate(lambda: stub.Check(health_pb2.HealthCheckRequest()))
     bare.stop(0)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        stack = Stack(home=Path(tmp) / "home", log_dir=Path(tmp) / "logs").start()
-        try:
-            with grpc.insecure_channel(stack.address("training")) as ch:
-                training = training_service_pb2_grpc.TrainingServiceStub(ch)
-                examples = [example_pb2.Example(input=e["input"], expected_output=e["expected_output"])
-                            for e in make_examples(10)]
-                job = training.StartJob(training_service_pb2.StartJobRequest(
-                    agent_id="bench", examples=examples, config=training_job_pb2.TrainingConfig(epochs=1))).job
-                ours = rate(lambda: training.GetJob(training_service_pb2.GetJobRequest(job_id=job.job_id)))
-        finally:
-            stack.stop()
+    with temp_stack() as stack, training_stub(stack) as training:
+        job = training.StartJob(training_service_pb2.StartJobRequest(
+            agent_id="bench", examples=intent_examples(10), config=training_job_pb2.TrainingConfig(epochs=1))).job
+        ours = rate(lambda: training.GetJob(training_service_pb2.GetJobRequest(job_id=job.job_id)))
     result("TrainingService.GetJob", ours, "calls/s", bare_rate, "bare grpcio health Check")
 
 

@@ -11,17 +11,11 @@ processes:
 """
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
 
-from _common import percentile, result
+from _common import intent_examples, percentile, result, temp_stack, training_stub
 
-import grpc
-
-from services.launcher import Stack
-from tests.intents import make_examples
-from trainhouse.v1 import example_pb2, training_job_pb2, training_service_pb2, training_service_pb2_grpc
+from trainhouse.v1 import training_job_pb2, training_service_pb2
 
 JOBS = 5
 SAMPLES = 30
@@ -38,35 +32,25 @@ def latencies(call, n: int, pause_s: float) -> list[float]:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        stack = Stack(home=Path(tmp) / "home", log_dir=Path(tmp) / "logs").start()
-        try:
-            with grpc.insecure_channel(stack.address("training")) as ch:
-                training = training_service_pb2_grpc.TrainingServiceStub(ch)
-                examples = [example_pb2.Example(input=e["input"], expected_output=e["expected_output"])
-                            for e in make_examples(50, seed=4)]
-                config = training_job_pb2.TrainingConfig(epochs=10000, early_stopping=False,
-                                                         checkpoint_interval=10000)
+    with temp_stack() as stack, training_stub(stack) as training:
+        examples = intent_examples(50, seed=4)
+        config = training_job_pb2.TrainingConfig(epochs=10000, early_stopping=False, checkpoint_interval=10000)
 
-                def start() -> str:
-                    return training.StartJob(training_service_pb2.StartJobRequest(
-                        agent_id="bench-load", examples=examples, config=config, account_id="bench")).job.job_id
+        def start() -> str:
+            return training.StartJob(training_service_pb2.StartJobRequest(
+                agent_id="bench-load", examples=examples, config=config, account_id="bench")).job.job_id
 
-                first = start()
-                training.CancelJob(training_service_pb2.CancelJobRequest(job_id=first))
-                get_first = lambda: training.GetJob(training_service_pb2.GetJobRequest(job_id=first))  # noqa: E731
-                idle = latencies(get_first, SAMPLES, 0.05)
-                ids = [start() for _ in range(JOBS)]
-                time.sleep(5.0)  # the workers are up and streaming
-                get = lambda: training.GetJob(training_service_pb2.GetJobRequest(job_id=ids[0]))  # noqa: E731
-                loaded = latencies(get, SAMPLES, 0.5)
-                epochs = training.GetJob(training_service_pb2.GetJobRequest(job_id=ids[0])).job.progress.current_epoch
-                t0 = time.perf_counter()
-                for job_id in ids:
-                    training.CancelJob(training_service_pb2.CancelJobRequest(job_id=job_id), timeout=600)
-                cancel_s = time.perf_counter() - t0
-        finally:
-            stack.stop()
+        first = start()
+        training.CancelJob(training_service_pb2.CancelJobRequest(job_id=first))
+        idle = latencies(lambda: training.GetJob(training_service_pb2.GetJobRequest(job_id=first)), SAMPLES, 0.05)
+        ids = [start() for _ in range(JOBS)]
+        time.sleep(5.0)  # the workers are up and streaming
+        loaded = latencies(lambda: training.GetJob(training_service_pb2.GetJobRequest(job_id=ids[0])), SAMPLES, 0.5)
+        epochs = training.GetJob(training_service_pb2.GetJobRequest(job_id=ids[0])).job.progress.current_epoch
+        t0 = time.perf_counter()
+        for job_id in ids:
+            training.CancelJob(training_service_pb2.CancelJobRequest(job_id=job_id), timeout=600)
+        cancel_s = time.perf_counter() - t0
     print(f"{JOBS} jobs; job 1 reached epoch {epochs} before the cancels")
     result(f"GetJob p50 while {JOBS} small jobs stream events", percentile(loaded, 50), "ms",
            percentile(idle, 50), "GetJob p50 before any job ran")

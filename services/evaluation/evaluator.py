@@ -134,12 +134,17 @@ class Evaluator:
             return self._locks.setdefault(key, threading.RLock())
 
     # --- request resolution ---------------------------------------------------------------------
-    def resolve_metrics(self, spec: EvalSpec) -> list[str]:
+    @staticmethod
+    def evaluation_type(spec: EvalSpec) -> str:
+        """The spec's evaluation type, normalised (default "comprehensive"); unknown ones list the valid."""
         etype = (spec.evaluation_type or "comprehensive").strip().lower()
         if etype not in EVALUATION_TYPES:
             raise InvalidArgument("evaluation_type", f"unknown evaluation type '{spec.evaluation_type}'; valid: "
                                   + ", ".join(EVALUATION_TYPES))
-        spec.evaluation_type = etype
+        return etype
+
+    def resolve_metrics(self, spec: EvalSpec) -> list[str]:
+        etype = spec.evaluation_type = self.evaluation_type(spec)
         if spec.metrics:
             return validate_metric_names(spec.metrics, spec.metrics_field)
         return list(EVALUATION_TYPES[etype])
@@ -348,10 +353,7 @@ class Evaluator:
         if given:
             raise InvalidArgument(given[0], "a GRPO policy is evaluated on queries (evaluation_queries), "
                                   "not on labelled examples or another version")
-        etype = (spec.evaluation_type or "comprehensive").strip().lower()
-        if etype not in EVALUATION_TYPES:
-            raise InvalidArgument("evaluation_type", f"unknown evaluation type '{spec.evaluation_type}'; valid: "
-                                  + ", ".join(EVALUATION_TYPES))
+        etype = self.evaluation_type(spec)
         return self.policies.evaluate(
             agent_id=spec.agent_id, version_id=spec.version_id, job_id=spec.job_id, checkpoint_id=spec.checkpoint_id,
             queries=spec.evaluation_queries, queries_field=spec.queries_field, metrics=spec.metrics,
