@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import result  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
-from services.common.onnx_model import OnnxModel  # noqa: E402
+from services.core.onnx_model import OnnxModel  # noqa: E402
 from services.launcher import Stack  # noqa: E402
 from tests.intents import make_examples  # noqa: E402
 from trainhouse.v1 import (example_pb2, job_state_pb2, model_registry_pb2, model_registry_pb2_grpc,  # noqa: E402

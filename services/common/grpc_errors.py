@@ -19,7 +19,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from services.common.errors import TrainhouseError
+from services.core.errors import TrainhouseError
 from services.common.interceptors import wrap_handler
 from services.common.logs import log
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import json
 
-from services.common.errors import InvalidArgument
+from services.core.errors import InvalidArgument
 
 
 def encode_page_token(offset: int) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from services.common.errors import InvalidArgument
+from services.core.errors import InvalidArgument
 
 RESOURCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 

@@ -10,9 +10,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from services.common.errors import FailedPrecondition, InvalidArgument
+from services.core.errors import FailedPrecondition, InvalidArgument
 from services.common.example_codec import example_dicts, example_proto
-from services.common.examples import Example, parse_examples
+from services.core.examples import Example, parse_examples
 from services.common.logs import log
 from services.common.pagination import decode_page_token, next_token, page_size
 from services.common.validation import resource_id

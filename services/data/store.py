@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.duckdb_store import DuckStore
-from services.common.errors import AlreadyExists, NotFound
+from services.core.errors import AlreadyExists, NotFound
 from services.common.timeutil import now
 from services.common.duckdb_store import insert_columns
 

@@ -10,7 +10,7 @@ import math
 import uuid
 from typing import Any
 
-from services.common.errors import InvalidArgument
+from services.core.errors import InvalidArgument
 from services.common.validation import RESOURCE_ID
 from trainhouse.v1 import trajectory_pb2
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.duckdb_store import DuckStore
-from services.common.errors import NotFound
+from services.core.errors import NotFound
 from services.common.timeutil import now
 from services.common.duckdb_store import insert_columns
 from services.data.trajectories import content_hash

@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 from google.protobuf import struct_pb2
 
-from services.common.errors import FailedPrecondition, InvalidArgument
+from services.core.errors import FailedPrecondition, InvalidArgument
 from services.common.timeutil import now, to_timestamp
 from services.evaluation import perturbations
 from services.evaluation.advice import grade

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from google.protobuf import struct_pb2
 
-from services.common.errors import AlreadyExists, InvalidArgument
+from services.core.errors import AlreadyExists, InvalidArgument
 from services.common.timeutil import now, to_timestamp
 from services.common.validation import resource_id
 from services.evaluation import curves as C

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from services.common import config
-from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument
-from services.common.examples import parse_examples
+from services.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from services.core.examples import parse_examples
 from services.common.timeutil import now, to_timestamp
 from services.common.validation import resource_id
 from services.evaluation import perturbations, stats

@@ -37,7 +37,7 @@ from typing import Any
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 
-from services.common.errors import FailedPrecondition, InvalidArgument
+from services.core.errors import FailedPrecondition, InvalidArgument
 from services.common.timeutil import now, to_timestamp
 from services.evaluation import curves as C
 from services.evaluation.advice import PRIORITY_RANK

@@ -14,7 +14,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from services.common.clients import channel
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, TrainhouseError, Unavailable
+from services.core.errors import FailedPrecondition, InvalidArgument, NotFound, TrainhouseError, Unavailable
 from services.common.example_codec import example_dicts
 from services.common.grpc_errors import failure_of
 from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, job_state_pb2, model_registry_pb2,

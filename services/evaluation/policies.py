@@ -17,7 +17,7 @@ Paired tests: McNemar on per-query success (``accuracy_test``), paired bootstrap
 reward difference (``reward_test``). Rollouts are greedy, so the numbers are deterministic.
 
 Metrics: ``success_rate``, ``avg_reward``, ``avg_steps``, ``tool_accuracy`` (definitions in
-services/training/grpo/evaluation.py); ``latency`` = wall time of single-query episodes (every
+services/core/grpo/evaluation.py); ``latency`` = wall time of single-query episodes (every
 ONNX Runtime step and tool call) as ``latency_p50_ms`` / ``latency_p95_ms`` / ``latency_mean_ms``;
 ``cost`` = ``cost_per_task_usd`` from the price model (services/evaluation/pricing.py), one task
 being one query's episode.
@@ -34,8 +34,8 @@ import scipy.sparse as sp
 from google.protobuf.json_format import MessageToDict
 
 from services.common import config
-from services.common.errors import FailedPrecondition, InvalidArgument
-from services.common.onnx_model import OnnxModel
+from services.core.errors import FailedPrecondition, InvalidArgument
+from services.core.onnx_model import OnnxModel
 from services.common.structs import to_struct
 from services.common.timeutil import now, to_timestamp
 from services.evaluation import stats
@@ -43,11 +43,11 @@ from services.evaluation.metrics import percentile_ms, validate_metric_names
 from services.evaluation.peers import Peers
 from services.evaluation.pricing import TaskPricing
 from services.evaluation.store import EvaluationStore
-from services.training.grpo.config import GRPOConfig
-from services.training.grpo.environment import TrainingQuery, parse_queries
-from services.training.grpo.evaluation import run_evaluation
-from services.training.grpo.policy import encode_texts
-from services.training.grpo.trajectories import Trajectory, summarize
+from services.core.grpo.config import GRPOConfig
+from services.core.grpo.environment import TrainingQuery, parse_queries
+from services.core.grpo.evaluation import run_evaluation
+from services.core.grpo.policy import encode_texts
+from services.core.grpo.trajectories import Trajectory, summarize
 from trainhouse.v1 import evaluation_pb2, job_state_pb2
 
 SUMMARY = ("success_rate", "avg_reward", "avg_steps", "tool_accuracy")

@@ -1,4 +1,4 @@
-"""What a served task costs, at the platform's one price model (services/common/prices.py).
+"""What a served task costs, at the platform's one price model (services/core/prices.py).
 
 A task is one input answered on the serving path (for a policy: one query's whole episode). Its
 cost is what the machine time and the text processed are billed at, the same prices training jobs
@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.common.errors import FailedPrecondition
-from services.common.prices import PriceModel, token_counts
+from services.core.errors import FailedPrecondition
+from services.core.prices import PriceModel, token_counts
 
 
 @dataclass(frozen=True)

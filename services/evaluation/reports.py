@@ -19,7 +19,7 @@ from typing import Any
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 
-from services.common.errors import InvalidArgument
+from services.core.errors import InvalidArgument
 from services.common.timeutil import iso, now, to_timestamp
 from services.common.validation import resource_id
 from services.evaluation import curves as C

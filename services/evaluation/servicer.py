@@ -1,7 +1,7 @@
 """EvaluationService RPCs: validate at the edge, call the core, build the response."""
 from __future__ import annotations
 
-from services.common.errors import InvalidArgument
+from services.core.errors import InvalidArgument
 from services.common.example_codec import example_dicts, query_dicts
 from services.common.pagination import decode_page_token, next_token, page_size
 from services.evaluation.benchmarks import Benchmarks, suite_protos

@@ -15,7 +15,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from services.common.duckdb_store import DuckStore
-from services.common.errors import NotFound
+from services.core.errors import NotFound
 from services.common.timeutil import now
 from trainhouse.v1 import benchmark_pb2, evaluation_pb2, run_comparison_pb2
 

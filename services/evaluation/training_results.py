@@ -10,7 +10,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from services.common.errors import AlreadyExists, InvalidArgument
+from services.core.errors import AlreadyExists, InvalidArgument
 from services.common.validation import resource_id
 from services.evaluation import advice as A
 from services.evaluation import curves as C

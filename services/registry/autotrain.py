@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.errors import InvalidArgument
+from services.core.errors import InvalidArgument
 from services.common.logs import log
 from services.common.timeutil import now as wall_clock
 from services.registry import peers

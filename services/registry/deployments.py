@@ -23,7 +23,7 @@ from typing import Any
 
 import duckdb
 
-from services.common.errors import FailedPrecondition, InvalidArgument
+from services.core.errors import FailedPrecondition, InvalidArgument
 from services.common.timeutil import now as wall_clock
 from services.registry.rollout import CANARY, IMMEDIATE, ArmStats, GuardPolicy, RolloutPlan, breach
 from services.registry.serving import PredictionLog, Route, Router, Served, SessionCache

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from services.common.errors import AlreadyExists, InvalidArgument, NotFound
+from services.core.errors import AlreadyExists, InvalidArgument, NotFound
 from services.registry.autotrain import AutoTrainer
 from services.registry.deployments import PRODUCTION, Deployments
 from services.registry.resolve import resolve_version

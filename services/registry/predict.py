@@ -11,7 +11,7 @@ import uuid
 
 import numpy as np
 
-from services.common.errors import FailedPrecondition, InvalidArgument
+from services.core.errors import FailedPrecondition, InvalidArgument
 from services.common.timeutil import now
 from services.registry.convert import ARMS, ENVIRONMENT_ENUMS, ENVIRONMENTS
 from services.registry.deployments import Deployments

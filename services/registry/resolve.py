@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from services.common.errors import InvalidArgument, NotFound
+from services.core.errors import InvalidArgument, NotFound
 from services.registry.store import RegistryStore
 from services.registry.versioning import VERSION_RE
 

@@ -10,8 +10,8 @@ from typing import Any
 import onnx
 from google.protobuf.json_format import MessageToDict
 
-from services.common.errors import FailedPrecondition, InvalidArgument
-from services.common.onnx_model import OnnxModel
+from services.core.errors import FailedPrecondition, InvalidArgument
+from services.core.onnx_model import OnnxModel
 from services.common.pagination import decode_page_token, next_token, page_size
 from services.common.validation import resource_id
 from services.registry import convert, ollama, peers

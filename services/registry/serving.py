@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.common.errors import FailedPrecondition
-from services.common.onnx_model import OnnxModel
+from services.core.errors import FailedPrecondition
+from services.core.onnx_model import OnnxModel
 from services.registry.store import RegistryStore
 
 

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 import duckdb
 
 from services.common.duckdb_store import DuckStore, insert_columns
-from services.common.errors import AlreadyExists, NotFound
+from services.core.errors import AlreadyExists, NotFound
 from services.common.timeutil import now
 from services.registry.versioning import Bump, next_version, parse_version
 

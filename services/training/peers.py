@@ -9,7 +9,7 @@ import grpc
 from google.protobuf import struct_pb2
 
 from services.common.clients import channel
-from services.common.errors import NotFound, Unavailable
+from services.core.errors import NotFound, Unavailable
 from services.common.grpc_errors import failure_of
 from services.common.example_codec import example_dicts
 from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, model_registry_pb2,

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.common.errors import FailedPrecondition, NotFound
-from services.training.grpo.config import GRPOConfig
-from services.training.grpo.environment import parse_queries
-from services.training.grpo.trainer import GRPOTrainer, load_policy_checkpoint
+from services.core.errors import FailedPrecondition, NotFound
+from services.core.grpo.config import GRPOConfig
+from services.core.grpo.environment import parse_queries
+from services.core.grpo.trainer import GRPOTrainer, load_policy_checkpoint
 from services.training.store import JobStore
 
 INITIAL = "initial"

@@ -13,14 +13,14 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from services.common.errors import InvalidArgument
+from services.core.errors import InvalidArgument
 from services.common.example_codec import example_dicts, query_dicts
 from services.common.validation import resource_id
-from services.training.grpo.config import GRPOConfig
-from services.training.grpo.environment import parse_queries
-from services.training.trainer.dispatch import parse_config
-from services.training.trainer.examples import parse_examples
-from services.training.trainer.feedback import parse_feedback
+from services.core.grpo.config import GRPOConfig
+from services.core.grpo.environment import parse_queries
+from services.core.trainer.dispatch import parse_config
+from services.core.trainer.examples import parse_examples
+from services.core.trainer.feedback import parse_feedback
 from trainhouse.v1 import job_state_pb2, training_service_pb2
 
 MAX_EXAMPLES = 1_000_000

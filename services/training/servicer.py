@@ -5,7 +5,7 @@ import json
 import uuid
 
 
-from services.common.errors import FailedPrecondition, InvalidArgument
+from services.core.errors import FailedPrecondition, InvalidArgument
 from services.common.pagination import decode_page_token, next_token, page_size
 from services.common.timeutil import to_timestamp
 from services.common.example_codec import example_proto, query_proto

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.duckdb_store import DuckStore, insert_columns
-from services.common.errors import NotFound
+from services.core.errors import NotFound
 from services.common.timeutil import now
 
 TERMINAL_STATES = ("completed", "failed", "cancelled")

@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from services.common.errors import InvalidArgument
+from services.core.errors import InvalidArgument
 from services.data.synthetic.diversity import measure
 from services.data.synthetic.generation_config import GenerationConfig, check_count
 from services.data.synthetic.generator import SyntheticGenerator
@@ -183,7 +183,7 @@ def test_template_errors_name_the_field(mutate, field):
 
 def test_a_model_trained_on_generated_data_learns_it():
     """Train on one generated split, test on another seed's split: far above chance."""
-    from services.training.trainer import SupervisedConfig, SupervisedTrainer
+    from services.core.trainer import SupervisedConfig, SupervisedTrainer
 
     train = generate(count=800, difficulty="medium", edge_cases=True, seed=11).examples
     held_out = generate(count=400, difficulty="medium", edge_cases=True, seed=12).examples

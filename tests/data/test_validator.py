@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from services.common.errors import InvalidArgument
+from services.core.errors import InvalidArgument
 from services.data.synthetic.generation_config import GenerationConfig
 from services.data.synthetic.generator import SyntheticGenerator
 from services.data.synthetic.scenarios import builtin

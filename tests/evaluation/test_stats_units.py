@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from services.common.errors import FailedPrecondition
-from services.training.trainer.cost import PriceModel as TrainerPrices
+from services.core.errors import FailedPrecondition
+from services.core.trainer.cost import PriceModel as TrainerPrices
 from scipy import stats as sps
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 

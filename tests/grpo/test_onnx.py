@@ -6,9 +6,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from services.common.featurizer import FeaturizerConfig
-from services.common.onnx_model import OnnxModel
-from services.training.grpo import (GRPOConfig, GRPOTrainer, ToolEnvironment, TrainingQuery, load_policy_onnx,
+from services.core.featurizer import FeaturizerConfig
+from services.core.onnx_model import OnnxModel
+from services.core.grpo import (GRPOConfig, GRPOTrainer, ToolEnvironment, TrainingQuery, load_policy_onnx,
                                     policy_onnx_bytes, rollout)
 from tests.grpo.tasks import make_tasks
 

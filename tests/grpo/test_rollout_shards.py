@@ -3,11 +3,11 @@ K > 1 is deterministic and resumes bit-exactly, and K = 1 samples exactly as bef
 import numpy as np
 import pytest
 
-from services.common.errors import InvalidArgument
-from services.training.grpo import (GRPOConfig, GRPOTrainer, LocalRolloutPool, merge_batches, rollout,
+from services.core.errors import InvalidArgument
+from services.core.grpo import (GRPOConfig, GRPOTrainer, LocalRolloutPool, merge_batches, rollout,
                                     score_batch)
-from services.training.grpo.rewards import get_reward
-from services.training.trainer.checkpoint import load_checkpoint, save_checkpoint
+from services.core.grpo.rewards import get_reward
+from services.core.trainer.checkpoint import load_checkpoint, save_checkpoint
 from tests.grpo.test_training import SMALL, TRAIN, Recorder, same_weights, weights
 
 DATA = TRAIN[:24]

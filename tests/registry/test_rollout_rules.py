@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from services.common.errors import InvalidArgument
+from services.core.errors import InvalidArgument
 from services.registry.rollout import (ArmStats, GuardPolicy, bucket, breach, default_steps, parse_duration_text,
                                        resolve_guard, resolve_plan, takes_candidate)
 from services.registry.versioning import next_version

@@ -10,10 +10,10 @@ from services.common.grpc_errors import failure_of
 from tests.grpo.tasks import make_tasks
 from tests.intents import INTENTS, make_examples
 from tests.services.test_training_grpc import examples_pb, wait_terminal
-from services.training.grpo.config import GRPOConfig
-from services.training.grpo.environment import ToolEnvironment
-from services.training.grpo.evaluation import evaluate_policy
-from services.training.grpo.onnx_export import load_policy_onnx
+from services.core.grpo.config import GRPOConfig
+from services.core.grpo.environment import ToolEnvironment
+from services.core.grpo.evaluation import evaluate_policy
+from services.core.grpo.onnx_export import load_policy_onnx
 from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, evaluation_service_pb2,
                            evaluation_service_pb2_grpc, example_pb2, job_state_pb2, model_registry_pb2,
                            training_job_pb2, training_service_pb2)

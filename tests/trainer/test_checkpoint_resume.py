@@ -3,9 +3,9 @@ import os
 import numpy as np
 import pytest
 
-from services.common.errors import InvalidArgument
-from services.common.featurizer import FeaturizerConfig
-from services.training.trainer import (SupervisedConfig, SupervisedTrainer, TrainerCallbacks, TrainingState,
+from services.core.errors import InvalidArgument
+from services.core.featurizer import FeaturizerConfig
+from services.core.trainer import (SupervisedConfig, SupervisedTrainer, TrainerCallbacks, TrainingState,
                                        load_checkpoint, save_checkpoint)
 
 # Dropout, step-level validation and early stopping all on: the rng stream, the best weights and

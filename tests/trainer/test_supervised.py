@@ -4,9 +4,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from services.common.errors import InvalidArgument
-from services.common.featurizer import FeaturizerConfig
-from services.training.trainer import (Example, SupervisedConfig, SupervisedTrainer, TrainerCallbacks,
+from services.core.errors import InvalidArgument
+from services.core.featurizer import FeaturizerConfig
+from services.core.trainer import (Example, SupervisedConfig, SupervisedTrainer, TrainerCallbacks,
                                        parse_examples, stratified_split)
 
 SMALL = FeaturizerConfig(dim=4096)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from services.common.errors import InvalidArgument
+from services.core.errors import InvalidArgument
 
 # A generous per-request ceiling: 100k examples take a few seconds and ~20 MB. The per-hour budget
 # (seed 000: 10,000 examples/hour) is the gateway's rate limit, not the service's.

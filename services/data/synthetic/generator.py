@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.common.errors import InvalidArgument
+from services.core.errors import InvalidArgument
 from services.data.synthetic.diversity import measure
 from services.data.synthetic.generation_config import LEVEL_EFFECTS, LEVEL_MIX, GenerationConfig
 from services.data.synthetic.perturbations import (EDGE_CASE_TYPES, add_typos, distractor, edge_case,

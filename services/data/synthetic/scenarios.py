@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from services.common.errors import InvalidArgument
+from services.core.errors import InvalidArgument
 from services.data.synthetic.templates import CompiledScenario, compile_scenario
 
 _OPENERS = ["hi,", "hello,", "hey there,", "good morning,", "quick question:", "urgent:", "hi team,",

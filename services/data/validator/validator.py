@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.errors import InvalidArgument
+from services.core.errors import InvalidArgument
 from services.data.text import normalize
 from services.data.validator import balance, bias, duplicates, quality
 from services.data.validator.report import Finding, ValidationReport, percent, share_severity
