@@ -142,3 +142,12 @@ def signed_percent(value: float) -> str:
     if text in ("+", "-", "+0", "-0"):
         text = "+0"
     return f"{text}%"
+
+
+def usd_text(amount: float) -> str:
+    """Seed 003's money strings ("12.50"): at least two decimals, and enough of them that a real
+    cost of a fraction of a cent does not read "0.00" (0.000123 -> "0.000123")."""
+    if amount == 0 or abs(amount) >= 0.01:
+        return f"{amount:.2f}"
+    text = f"{amount:.8f}".rstrip("0")
+    return text if len(text.partition(".")[2]) >= 2 else f"{amount:.2f}"

@@ -19,7 +19,7 @@ from gateway.errors import INVALID, ApiError, rpc_fields
 from gateway.models import CamelModel, Envelope, Number, envelope
 from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES
-from gateway.surfaces.training_v1 import estimated_duration, state_word
+from gateway.resources.jobs import estimated_duration, state_word
 from gateway.surfaces.v1 import V1_SURFACE
 
 router = APIRouter(prefix="/api/v1/training", tags=["training"], route_class=GatewayRoute,

@@ -31,16 +31,9 @@ from gateway.surfaces.data_v1 import generate, generated_json, generation_reques
 from gateway.convert import enum_word
 from gateway.ratelimit import EVALUATIONS
 from gateway.routing import GatewayRoute, spend
-from gateway.surfaces.training_v1 import (
-    MethodName,
-    TrainingConfigIn,
-    checkpoint_json,
-    config_json,
-    config_to_proto,
-    estimated_duration,
-    job_status,
-    state_word,
-)
+from gateway.resources.jobs import checkpoint_fields, estimated_duration, job_status, state_word
+from gateway.resources.tables import FieldTable
+from gateway.surfaces.training_v1 import MethodName, TrainingConfigIn, config_json, config_to_proto
 from gateway.surfaces.validation import from_request_validation
 from services.common.grpc_errors import RpcFailure
 from trainhouse.v1 import (
@@ -263,6 +256,11 @@ class StartedJobOut(BaseModel):
     started_at: str | None = None
 
 
+# Seed 001's checkpoint rows: the checkpoint resource's fields, "id" for its id, no job or size.
+CHECKPOINT = FieldTable({"checkpoint_id": "id"}).restricted(
+    ("checkpoint_id", "epoch", "step", "metrics", "best", "kind", "created_at"))
+
+
 class CheckpointSnake(BaseModel):
     id: str
     epoch: int
@@ -424,10 +422,7 @@ async def monitor_training_progress(body: MonitorIn, request: Request, services:
         resp = await services.training.ListCheckpoints(
             training_service_pb2.ListCheckpointsRequest(job_id=job.job_id, page_size=1000),
             timeout=services.timeout_s)
-        data["checkpoints"] = [
-            {"id": c["checkpointId"], "epoch": c["epoch"], "step": c["step"], "metrics": c["metrics"],
-             "best": c["best"], "kind": c["kind"], "created_at": c["createdAt"]}
-            for c in (checkpoint_json(cp) for cp in resp.checkpoints)]
+        data["checkpoints"] = [CHECKPOINT.render(checkpoint_fields(cp)) for cp in resp.checkpoints]
     if body.include_history:
         resp = await services.training.ListMetrics(
             training_service_pb2.ListMetricsRequest(job_id=job.job_id, page_size=10000),

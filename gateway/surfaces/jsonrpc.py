@@ -32,12 +32,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, Valida
 from gateway import errors as E
 from gateway.auth import Principal
 from gateway.backends import Backends
-from gateway.convert import duration_s, finite, struct_to_dict, ts_iso
+from gateway.convert import duration_s, finite, struct_to_dict, ts_iso, usd_text
 from gateway.errors import ApiError, request_id_of
 from gateway.ratelimit import rpc_group
+from gateway.resources.jobs import state_word
 from gateway.routing import GatewayRoute, charge
 from gateway.scopes import jsonrpc_methods
-from gateway.surfaces.training_v1 import state_word
 from gateway.surfaces.validation import from_pydantic
 from services.common.grpc_errors import RpcFailure, failure_of
 from services.common.logs import log
@@ -263,9 +263,9 @@ def status_result(job: training_job_pb2.TrainingJob) -> dict[str, Any]:
         "status_reason": job.status_reason or None,
     }
     if job.cost_usd or job.budget_usd:
-        out["cost_usd"] = f"{job.cost_usd:.2f}"
+        out["cost_usd"] = usd_text(job.cost_usd)
     if job.budget_usd:
-        out["budget_usd"] = f"{job.budget_usd:.2f}"
+        out["budget_usd"] = usd_text(job.budget_usd)
         out["budget_remaining_percent"] = round(max(0.0, 100.0 * (1 - job.cost_usd / job.budget_usd)), 2)
     if p.HasField("estimated_time_remaining"):
         out["estimated_time_remaining_ms"] = int(round((duration_s(p.estimated_time_remaining) or 0) * 1000))
@@ -344,7 +344,7 @@ async def start_grpo(ctx: Context, params: StartGrpoParams) -> dict[str, Any]:
     out = {"job_id": job.job_id, "status": state_word(job.state), "agent_id": job.agent_id,
            "total_iterations": total, "created_at": ts_iso(job.create_time)}
     if job.budget_usd:
-        out["budget_usd"] = f"{job.budget_usd:.2f}"
+        out["budget_usd"] = usd_text(job.budget_usd)
     return out
 
 

@@ -30,7 +30,7 @@ from gateway.errors import ApiError, encoding_request, rpc_fields
 from gateway.models import Int, Number
 from gateway.ratelimit import EVALUATIONS
 from gateway.routing import GatewayRoute, spend
-from gateway.surfaces.training_v1 import state_word
+from gateway.resources.jobs import state_word
 from gateway.surfaces.v1 import field_path, rpc_field
 from gateway.surfaces.validation import from_request_validation
 from gateway.trajectories import basic_json, full_json, trajectory_from_json

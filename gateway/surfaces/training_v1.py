@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -16,9 +15,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import Field, StrictBool, StrictStr
 
 from gateway.convert import (
-    duration_s,
-    enum_word,
-    human_duration,
+    finite,
     struct_to_dict,
     ts_iso,
 )
@@ -26,6 +23,9 @@ from gateway.deps import Caller, Services
 from gateway.errors import INVALID, ApiError, encoding_request
 from gateway.examples import ExampleIn, examples_to_proto
 from gateway.models import CamelModel, Envelope, Int, Int64, Number, envelope
+from gateway.resources.events import sse_event
+from gateway.resources.jobs import checkpoint_fields, estimated_duration, job_status, method_word, state_word
+from gateway.resources.tables import FieldTable
 from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES
 from services.common.grpc_errors import failure_of
@@ -45,9 +45,6 @@ METHODS: dict[str, int] = {
 MethodName = Literal["supervised", "few_shot", "few-shot", "transfer", "reinforcement", "grpo"]
 
 # job.metrics key -> seed-000 status metric name.
-STATUS_METRICS = {"loss": "trainingLoss", "validation_loss": "validationLoss", "accuracy": "accuracy",
-                  "validation_accuracy": "validationAccuracy", "learning_rate": "learningRate"}
-
 # Optional scalar config fields: (request attribute, proto field, response key).
 SCALARS = [
     ("epochs", "epochs", "epochs"),
@@ -213,16 +210,6 @@ class MetricsData(CamelModel):
 
 # ---- translation ----------------------------------------------------------------------------
 
-def state_word(state: int) -> str:
-    return enum_word(job_state_pb2.JobState.Name(state), "JOB_STATE_")
-
-
-def method_word(method: int) -> str:
-    if method == job_state_pb2.TRAINING_METHOD_UNSPECIFIED:
-        return "supervised"
-    return enum_word(job_state_pb2.TrainingMethod.Name(method), "TRAINING_METHOD_")
-
-
 def config_to_proto(cfg: TrainingConfigIn) -> training_job_pb2.TrainingConfig:
     out = training_job_pb2.TrainingConfig()
     if cfg.method is not None:
@@ -275,86 +262,15 @@ def config_json(cfg: training_job_pb2.TrainingConfig, dataset_id: str = "") -> d
     return out
 
 
-def estimated_duration(job: training_job_pb2.TrainingJob) -> str:
-    """The service's estimate (measured throughput on this machine); unknown only if it has none."""
-    eta = duration_s(job.progress.estimated_time_remaining) if job.HasField("progress") else None
-    return human_duration(eta) if eta is not None else "unknown"
-
-
-def job_status(job: training_job_pb2.TrainingJob) -> dict[str, Any]:
-    progress = job.progress
-    status = state_word(job.state)
-    out: dict[str, Any] = {
-        "jobId": job.job_id,
-        "agentId": job.agent_id,
-        "status": status,
-        "progress": round(min(1.0, max(0.0, progress.percent_complete / 100.0)), 4),
-        "currentEpoch": progress.current_epoch,
-        "totalEpochs": progress.total_epochs,
-        "currentStep": progress.current_step,
-        "totalSteps": progress.total_steps,
-        "metrics": {key: job.metrics[name] for name, key in STATUS_METRICS.items() if name in job.metrics},
-        "estimatedCompletion": ts_iso(job.estimated_completion_time),
-        "createdAt": ts_iso(job.create_time),
-        "startTime": ts_iso(job.start_time),
-        "endTime": ts_iso(job.end_time),
-        "modelVersion": job.model_version_id or None,
-        "bestCheckpointId": job.best_checkpoint_id or None,
-        "datasetId": job.dataset_id or None,
-        "trainExamples": job.train_examples,
-        "validationExamples": job.validation_examples,
-        "statusReason": job.status_reason or None,
-    }
-    if status == "failed":
-        out["error"] = {"code": "TRAINING_FAILED", "message": job.error.message or "training failed",
-                        "reason": job.status_reason or None}
-    return out
+CAMEL = FieldTable(camel_case=True)
 
 
 def checkpoint_json(cp: training_job_pb2.Checkpoint) -> dict[str, Any]:
-    return {"checkpointId": cp.checkpoint_id, "jobId": cp.job_id, "epoch": cp.epoch, "step": cp.step,
-            "metrics": dict(cp.metrics), "best": cp.best, "kind": cp.kind, "sizeBytes": cp.size_bytes,
-            "createdAt": ts_iso(cp.create_time)}
-
-
-def event_json(ev: training_job_pb2.JobEvent) -> tuple[str, dict[str, Any]]:
-    """(SSE event name, camelCase payload) of one JobEvent; the payload is flattened in."""
-    kind = ev.WhichOneof("payload") or "log"
-    out: dict[str, Any] = {"sequence": ev.sequence, "jobId": ev.job_id, "time": ts_iso(ev.time), "type": kind}
-    if kind == "status":
-        s = ev.status
-        out.update(status=state_word(s.state), reason=s.reason or None, message=s.message or None,
-                   terminal=s.terminal)
-    elif kind == "epoch":
-        e = ev.epoch
-        out.update(epoch=e.epoch, totalEpochs=e.total_epochs, step=e.step, totalSteps=e.total_steps,
-                   metrics=dict(e.metrics))
-    elif kind == "step":
-        s = ev.step
-        out.update(epoch=s.epoch, step=s.step, totalSteps=s.total_steps, metrics=dict(s.metrics))
-    elif kind == "metric":
-        m = ev.metric
-        out.update(name=m.name, value=m.value, epoch=m.epoch, step=m.step)
-    elif kind == "checkpoint":
-        out.update(checkpoint_json(ev.checkpoint))
-    elif kind == "log":
-        out.update(level=ev.log.level, message=ev.log.message)
-    return kind, out
-
-
-def _finite(value: Any) -> Any:
-    """NaN/inf (a diverged loss) are not JSON; they travel as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
+    return CAMEL.render(checkpoint_fields(cp))
 
 
 def sse_frame(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
-    data = _finite(data)
+    data = finite(data)
     lines = []
     if event_id is not None:
         lines.append(f"id: {event_id}")
@@ -481,7 +397,7 @@ async def _sse(call: grpc.aio.UnaryStreamCall, keepalive_s: float) -> AsyncItera
                 yield sse_frame("error", {"code": failure.code.name if failure.code else "UNKNOWN",
                                           "message": failure.message})
                 return
-            name, data = event_json(item)
+            name, data = sse_event(item)
             yield sse_frame(name, data, event_id=item.sequence)
     finally:
         call.cancel()

@@ -6,14 +6,17 @@ Formats (chosen per subscription):
 - ``functions`` (seed 001): ``{"id", "event", "timestamp", "job_id", "agent_id", "results" | "error" ...}``;
 - ``jsonrpc`` (seed 003): ``{"id", "event": "training.job.completed", "timestamp",
   "data": {"job_id", "agent_id", "status", "final_metrics": {...}}}``.
-``id`` is the event id, the same in every attempt, for the receiver's dedup.
+``id`` is the event id, the same in every attempt, for the receiver's dedup. Each payload also
+carries the event's own fields (``gateway/resources/events.py``, the mapping SSE and the CLI
+render too) in the format's spelling, with the seed's fields on top.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from gateway.convert import camel, finite, human_duration, ts_iso
-from gateway.surfaces.training_v1 import state_word
+from gateway.convert import camel, finite, human_duration, ts_iso, usd_text
+from gateway.resources.events import SNAKE, V1, event_fields
+from gateway.resources.jobs import state_word
 from trainhouse.v1 import job_state_pb2, training_job_pb2
 
 STARTED = "training.started"
@@ -89,11 +92,12 @@ def build(event: str, fmt: str, ev: training_job_pb2.JobEvent,
           job: training_job_pb2.TrainingJob | None) -> dict[str, Any]:
     """The payload of `event` (from JobEvent `ev`, with the job's final state for terminal events)."""
     base = {"id": event_id(ev), "event": wire_name(event, fmt), "timestamp": ts_iso(ev.time)}
+    fields = event_fields(ev)  # every payload carries the event itself; the seed's fields come on top
     if fmt == "v1":
-        return finite({**base, "data": _v1(event, ev, job)})
+        return finite({**base, "data": {**V1.render(fields), **_v1(event, ev, job)}})
     if fmt == "functions":
-        return finite({**base, **_functions(event, ev, job)})
-    return finite({**base, "data": _jsonrpc(event, ev, job)})
+        return finite({**base, **SNAKE.render(fields), **_functions(event, ev, job)})
+    return finite({**base, "data": {**SNAKE.render(fields), **_jsonrpc(event, ev, job)}})
 
 
 def _status(ev: training_job_pb2.JobEvent, job: training_job_pb2.TrainingJob | None) -> str:
@@ -177,7 +181,7 @@ def _jsonrpc(event: str, ev: training_job_pb2.JobEvent, job: training_job_pb2.Tr
     elif event == COMPLETED and job is not None:
         final: dict[str, Any] = dict(job.metrics)
         if job.cost_usd or job.budget_usd:
-            final["cost_usd"] = f"{job.cost_usd:.2f}"
+            final["cost_usd"] = usd_text(job.cost_usd)
         data.update(final_metrics=final, model_version=job.model_version_id or None)
     elif event == FAILED:
         data["error"] = {"message": (job.error.message if job else "") or ev.status.message or "training failed",
@@ -186,6 +190,6 @@ def _jsonrpc(event: str, ev: training_job_pb2.JobEvent, job: training_job_pb2.Tr
         data["reason"] = ev.status.reason or None
     elif event == BUDGET_WARNING:
         b = ev.budget
-        data.update(cost_usd=f"{b.cost_usd:.2f}", budget_usd=f"{b.budget_usd:.2f}",
+        data.update(cost_usd=usd_text(b.cost_usd), budget_usd=usd_text(b.budget_usd),
                     budget_used_percent=round(100 * b.fraction, 2), threshold_percent=_threshold(ev))
     return data

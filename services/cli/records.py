@@ -105,56 +105,17 @@ def job_from_rest(d: dict[str, Any]) -> dict[str, Any]:
 # ---- job events ----------------------------------------------------------------------------
 
 def event_from_proto(ev: Any) -> dict[str, Any]:
-    from trainhouse.v1 import job_state_pb2
+    """The event's canonical fields: the same mapping the gateway's SSE and webhooks render."""
+    from gateway.resources.events import event_fields
 
-    kind = ev.WhichOneof("payload") or "log"
-    out: dict[str, Any] = {"sequence": ev.sequence, "job_id": ev.job_id, "time": ts(ev.time), "type": kind}
-    if kind == "status":
-        s = ev.status
-        out.update(state=enum_word(job_state_pb2.JobState, s.state, "JOB_STATE_"), reason=_none_if_empty(s.reason),
-                   message=_none_if_empty(s.message), terminal=s.terminal)
-    elif kind == "epoch":
-        e = ev.epoch
-        out.update(epoch=e.epoch, total_epochs=e.total_epochs, step=e.step, total_steps=e.total_steps,
-                   metrics=dict(sorted(e.metrics.items())))
-    elif kind == "step":
-        s = ev.step
-        out.update(epoch=s.epoch, step=s.step, total_steps=s.total_steps, metrics=dict(sorted(s.metrics.items())))
-    elif kind == "metric":
-        m = ev.metric
-        out.update(name=m.name, value=m.value, epoch=m.epoch, step=m.step)
-    elif kind == "checkpoint":
-        c = ev.checkpoint
-        out.update(checkpoint_id=c.checkpoint_id, epoch=c.epoch, step=c.step, kind=c.kind, best=c.best,
-                   metrics=dict(sorted(c.metrics.items())))
-    else:
-        out.update(level=ev.log.level, message=ev.log.message)
-    return out
+    return event_fields(ev)
 
 
 def event_from_sse(d: dict[str, Any]) -> dict[str, Any]:
-    """From one `data:` object of the gateway's SSE stream (the same event, camelCase)."""
-    kind = d.get("type") or "log"
-    out: dict[str, Any] = {"sequence": int(d.get("sequence") or 0), "job_id": d.get("jobId"),
-                           "time": d.get("time"), "type": kind}
-    metrics = dict(sorted((d.get("metrics") or {}).items()))
-    if kind == "status":
-        out.update(state=d.get("status"), reason=d.get("reason"), message=d.get("message"),
-                   terminal=bool(d.get("terminal")))
-    elif kind == "epoch":
-        out.update(epoch=d.get("epoch", 0), total_epochs=d.get("totalEpochs", 0), step=d.get("step", 0),
-                   total_steps=d.get("totalSteps", 0), metrics=metrics)
-    elif kind == "step":
-        out.update(epoch=d.get("epoch", 0), step=d.get("step", 0), total_steps=d.get("totalSteps", 0),
-                   metrics=metrics)
-    elif kind == "metric":
-        out.update(name=d.get("name"), value=d.get("value"), epoch=d.get("epoch", 0), step=d.get("step", 0))
-    elif kind == "checkpoint":
-        out.update(checkpoint_id=d.get("checkpointId"), epoch=d.get("epoch", 0), step=d.get("step", 0),
-                   kind=d.get("kind"), best=bool(d.get("best")), metrics=metrics)
-    else:
-        out.update(level=d.get("level"), message=d.get("message"))
-    return out
+    """From one `data:` object of the gateway's SSE stream: seed 000's spelling read back."""
+    from gateway.resources.events import V1
+
+    return V1.parse(d)
 
 
 # ---- agents, versions, predictions, datasets --------------------------------------------------

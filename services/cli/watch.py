@@ -101,6 +101,9 @@ class ProgressView:
             self._advance(ev)
             if kind == "epoch" and not self.live:
                 self._say(f"epoch {ev['epoch']}/{ev.get('total_epochs') or '?'}  {metrics_text(ev.get('metrics') or {})}")
+        elif kind == "budget":
+            self._say(f"[yellow]budget {ev.get('level')}: {num(ev.get('cost_usd'))} of {num(ev.get('budget_usd'))} USD "
+                      f"({num(100 * (ev.get('fraction') or 0), 1)} %)[/yellow]")
         elif kind == "checkpoint" and not self.live:
             self._say(f"checkpoint {ev.get('checkpoint_id')} ({ev.get('kind')}) at epoch {ev.get('epoch')}")
 

@@ -168,10 +168,14 @@ def test_events_classify_and_payloads() -> None:
                                        metrics={"validation_accuracy": 0.9, "loss": 0.1, "training_seconds": 95},
                                        model_version_id="v1.0.0")
     v1 = payloads.build(payloads.COMPLETED, "v1", done, job)
-    assert v1 == {"id": "evt-42", "event": "training.completed", "timestamp": "2023-11-14T22:13:20Z",
-                  "data": {"jobId": "job-1", "agentId": "a", "status": "completed", "modelVersion": "v1.0.0",
-                           "metrics": {"validationAccuracy": 0.9, "loss": 0.1, "trainingSeconds": 95,
-                                       "finalAccuracy": 0.9, "finalLoss": 0.1, "trainingTime": "2 minutes"}}}
+    data = v1.pop("data")
+    assert v1 == {"id": "evt-42", "event": "training.completed", "timestamp": "2023-11-14T22:13:20Z"}
+    # The seed's fields, on top of the event's own (tests/gateway/test_event_rendering.py).
+    assert data == {"sequence": 3, "jobId": "job-1", "agentId": "a", "time": "2023-11-14T22:13:20Z",
+                    "type": "status", "status": "completed", "reason": None, "message": None, "terminal": True,
+                    "modelVersion": "v1.0.0",
+                    "metrics": {"validationAccuracy": 0.9, "loss": 0.1, "trainingSeconds": 95,
+                                "finalAccuracy": 0.9, "finalLoss": 0.1, "trainingTime": "2 minutes"}}
     rpc = payloads.build(payloads.COMPLETED, "jsonrpc", done, job)
     assert rpc["event"] == "training.job.completed" and rpc["data"]["final_metrics"]["validation_accuracy"] == 0.9
     fn = payloads.build(payloads.COMPLETED, "functions", done, job)
@@ -197,6 +201,8 @@ def test_budget_warnings_become_webhook_events() -> None:
     assert payloads.classify(exceeded) is None  # the job fails with budget_exceeded: training.failed
     rpc = payloads.build(payloads.BUDGET_WARNING, "jsonrpc", warn, None)
     assert rpc["event"] == "training.budget.warning"
-    assert rpc["data"] == {"job_id": "job-1", "agent_id": "a", "status": "running", "cost_usd": "37.50",
+    assert rpc["data"] == {"sequence": 3, "job_id": "job-1", "agent_id": "a", "time": "2023-11-14T22:13:20Z",
+                           "type": "budget", "fraction": 0.75, "level": "warning_75",
+                           "status": "running", "cost_usd": "37.50",
                            "budget_usd": "50.00", "budget_used_percent": 75.0, "threshold_percent": 75}
     assert payloads.build(payloads.BUDGET_WARNING, "v1", warn, None)["data"]["thresholdPercent"] == 75
