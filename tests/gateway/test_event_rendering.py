@@ -16,8 +16,8 @@ from contextlib import redirect_stdout
 import pytest
 
 from gateway.convert import snake_keys
-from gateway.resources.events import KINDS, SNAKE, V1, event_fields
-from gateway.surfaces.training_v1 import sse_event, sse_frame
+from gateway.resources.events import KINDS, SNAKE, V1, event_fields, sse_event
+from gateway.surfaces.training_v1 import sse_frame
 from gateway.webhooks import payloads
 from services.cli import records
 from services.cli.output import print_json_line
