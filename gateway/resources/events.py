@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from trainhouse.v1 import training_job_pb2
+
 from gateway.convert import ts_iso
 from gateway.resources.jobs import checkpoint_fields, state_word
 from gateway.resources.tables import FieldTable
-from trainhouse.v1 import training_job_pb2
 
 KINDS = ("status", "epoch", "step", "metric", "checkpoint", "log", "budget")
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.convert import duration_s, enum_word, human_duration, ts_iso
 from trainhouse.v1 import job_state_pb2, training_job_pb2
+
+from gateway.convert import duration_s, enum_word, human_duration, ts_iso
 
 
 def state_word(state: int) -> str:

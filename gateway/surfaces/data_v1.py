@@ -1,33 +1,26 @@
 """Seed 000 data generation: POST /api/v1/training/generate-synthetic-data and /validate-data.
 
-Also the translation the functions surface reuses for generateSyntheticTrainingData. Generated
-examples count against the caller's hourly generation budget (seed 000: 10,000 examples/hour),
-spent by the requested count before the call and given back if the call is refused.
+Generated examples count against the caller's hourly generation budget (seed 000: 10,000
+examples/hour): gateway/resources/datasets.py spends and refunds it for every surface.
 """
 from __future__ import annotations
 
 from typing import Any, Literal
 
-import grpc
 from fastapi import APIRouter, Request
-from google.protobuf import json_format
 from pydantic import Field, StrictBool, StrictStr
+from trainhouse.v1 import data_service_pb2, data_validation_pb2
 
 from gateway.convert import enum_word, finite
 from gateway.deps import Services
 from gateway.errors import INVALID, ApiError, encoding_request
 from gateway.examples import ExampleIn, examples_to_proto
 from gateway.models import CamelModel, Envelope, Int, Int64, Number, envelope
-from gateway.ratelimit import GENERATION
-from gateway.routing import GatewayRoute, charge, rate_limited
+from gateway.resources.datasets import generate, generated_json, generation_request
+from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES
-from gateway.surfaces.datasets import dataset_json, with_download
-from trainhouse.v1 import data_service_pb2, data_validation_pb2, synthetic_data_pb2
 
 router = APIRouter(prefix="/api/v1/training", tags=["data"], route_class=GatewayRoute, responses=ERROR_RESPONSES)
-
-DEFAULT_COUNT = 100  # DataService's default when count is unset
-
 
 # ---- generation -----------------------------------------------------------------------------
 
@@ -76,95 +69,6 @@ class GeneratedOut(CamelModel):
     statistics: GenerationStatisticsOut
     seed: int
     scenario: str
-
-
-def _wrap_map(values: Any) -> Any:
-    if not isinstance(values, dict):
-        return values
-    return {k: {"values": v} if isinstance(v, list) else v for k, v in values.items()}
-
-
-def wrap_slot_lists(template: dict[str, Any]) -> dict[str, Any]:
-    """Accept slot values written as plain lists (``{"slots": {"product": ["a", "b"]}}``), the
-    natural JSON, as well as the proto's ``{"values": [...]}``: wrap lists in every slot map
-    (scenario, output and topic slots, synonyms) before ParseDict."""
-    out = dict(template)
-    for key in ("slots", "synonyms"):
-        if key in out:
-            out[key] = _wrap_map(out[key])
-    for key in ("outputs", "topics"):
-        if isinstance(out.get(key), list):
-            out[key] = [{**item, "slots": _wrap_map(item["slots"])} if isinstance(item, dict) and "slots" in item
-                        else item for item in out[key]]
-    return out
-
-
-def generation_request(*, scenario_type: str | None = None, data_type: str | None = None,
-                       module_id: str | None = None, count: int | None = None, max_count: int = 0,
-                       difficulty: str | None = None, edge_cases: bool | None = None,
-                       edge_case_rate: float | None = None, diversity: float | None = None,
-                       max_length: int | None = None, languages: list[str] | None = None,
-                       topics: list[str] | None = None, template: dict[str, Any] | None = None,
-                       seed: int | None = None, dataset_id: str | None = None,
-                       label_by: str | None = None) -> data_service_pb2.GenerateSyntheticDataRequest:
-    with encoding_request():
-        req = data_service_pb2.GenerateSyntheticDataRequest(max_count=max_count, difficulty=difficulty or "",
-                                                            edge_cases=bool(edge_cases),
-                                                            dataset_id=dataset_id or "", label_by=label_by or "")
-        if scenario_type is not None:
-            req.scenario_type = scenario_type
-        elif data_type is not None:
-            req.data_type = data_type
-        elif module_id is not None:
-            req.module_id = module_id
-        for name, value in (("count", count), ("edge_case_rate", edge_case_rate), ("diversity", diversity),
-                            ("seed", seed)):
-            if value is not None:
-                setattr(req, name, value)
-        if max_length is not None:
-            req.constraints.max_length = max_length
-        req.constraints.languages.extend(languages or [])
-        req.constraints.topics.extend(topics or [])
-        if template is not None:
-            try:
-                json_format.ParseDict(wrap_slot_lists(template), req.template)
-            except json_format.ParseError as exc:
-                raise ApiError(INVALID, f"template: {exc}", field="template", issue=str(exc)) from None
-    return req
-
-
-async def generate(request: Request, services: Services,
-                   req: data_service_pb2.GenerateSyntheticDataRequest) -> data_service_pb2.GenerateSyntheticDataResponse:
-    """Spend the generation budget, generate, and refund when the service refuses the request."""
-    cost = req.count if req.HasField("count") else DEFAULT_COUNT
-    decision = charge(request, GENERATION, max(1, cost))
-    if decision is not None and not decision.allowed:
-        raise rate_limited(decision)
-    try:
-        return await services.data.GenerateSyntheticData(req, timeout=services.timeout_s)
-    except grpc.RpcError:
-        if decision is not None:
-            gate = request.app.state.gate
-            principal = request.scope["state"]["principal"]
-            limit = gate.limiter.limit_of(GENERATION, principal.rate_limit_per_hour)
-            if limit is not None:
-                gate.limiter.refund(principal.token_id, limit, max(1, cost), GENERATION)
-        raise
-
-
-def statistics_json(s: synthetic_data_pb2.GenerationStatistics) -> dict[str, Any]:
-    return {"generated": s.generated, "averageLength": s.average_length, "uniqueScenarios": s.unique_scenarios,
-            "edgeCases": s.edge_cases, "diversity": s.diversity, "distinct1": s.distinct_1,
-            "distinct2": s.distinct_2, "uniqueTemplates": s.unique_templates,
-            "levelCounts": {str(k): v for k, v in s.level_counts.items()}, "topicCounts": dict(s.topic_counts),
-            "edgeCaseCounts": dict(s.edge_case_counts)}
-
-
-def generated_json(request: Request, resp: data_service_pb2.GenerateSyntheticDataResponse) -> dict[str, Any]:
-    linked = with_download(request, dataset_json(resp.dataset))
-    return {"datasetId": resp.dataset.dataset_id, "generated": resp.statistics.generated, "status": "completed",
-            "downloadUrl": linked["downloadUrl"], "expiresAt": linked["expiresAt"],
-            "statistics": statistics_json(resp.statistics), "seed": resp.seed, "scenario": resp.scenario}
 
 
 @router.post("/generate-synthetic-data", response_model=Envelope[GeneratedOut], response_model_exclude_none=True,

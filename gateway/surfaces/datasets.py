@@ -5,7 +5,6 @@ still validated by the same pydantic model, and both are documented in /openapi.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from collections.abc import AsyncIterator
@@ -14,17 +13,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import Field, StrictStr, ValidationError
+from trainhouse.v1 import data_service_pb2
 
-from gateway.convert import ts_iso
 from gateway.deps import Services
 from gateway.errors import INVALID, ApiError, encoding_request
 from gateway.examples import ExampleIn, example_to_json, examples_to_proto
+from gateway.fields import field_path
 from gateway.models import CamelModel, Envelope, Pagination, envelope
+from gateway.resources.datasets import dataset_json, with_download
 from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES, page_token_for, pagination
-from gateway.surfaces.v1 import field_path
-from services.common.timeutil import iso
-from trainhouse.v1 import data_service_pb2, dataset_pb2
 
 router = APIRouter(prefix="/api/v1/training/datasets", tags=["datasets"], route_class=GatewayRoute,
                    responses=ERROR_RESPONSES)
@@ -59,28 +57,6 @@ class DatasetOut(CamelModel):
 class DatasetsData(CamelModel):
     datasets: list[DatasetOut]
     pagination: Pagination
-
-
-def dataset_json(d: dataset_pb2.Dataset) -> dict[str, Any]:
-    s = d.statistics
-    return {
-        "datasetId": d.dataset_id,
-        "exampleCount": s.example_count,
-        "statistics": {"exampleCount": s.example_count, "outputCounts": dict(s.output_counts),
-                       "outputShares": dict(s.output_shares), "averageLength": s.average_length},
-        "createdAt": ts_iso(d.create_time),
-        "source": d.source or None,
-        "sha256": d.sha256 or None,
-    }
-
-
-def with_download(request: Request, data: dict[str, Any]) -> dict[str, Any]:
-    """Add seed 000's `downloadUrl` (signed, expiring, usable without a token) and `expiresAt`."""
-    signer = request.app.state.gate.signer
-    path = router.url_path_for("download_dataset", datasetId=data["datasetId"])
-    url, expires = signer.sign(str(request.base_url), path)
-    return {**data, "downloadUrl": url,
-            "expiresAt": iso(dt.datetime.fromtimestamp(expires, dt.timezone.utc))}
 
 
 def _first_error(err: ValidationError, prefix: list[Any]) -> tuple[str, str]:

@@ -19,23 +19,16 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import AliasChoices, BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictStr, Tag
-
-from gateway import errors as E
-from gateway.convert import duration_s, finite, ts_iso
-from gateway.deps import Caller, Services
-from gateway.errors import INVALID, ApiError, encoding_request, request_id_of, rpc_fields
-from gateway.examples import ExampleIn, example_to_json, examples_to_proto, examples_to_rated
-from gateway.models import Int, Int64, Number
-from gateway.surfaces.data_v1 import generate, generated_json, generation_request
-from gateway.convert import enum_word
-from gateway.ratelimit import EVALUATIONS
-from gateway.routing import GatewayRoute, spend
-from gateway.resources.jobs import checkpoint_fields, estimated_duration, job_status, state_word
-from gateway.resources.tables import FieldTable
-from gateway.surfaces.training_v1 import MethodName, TrainingConfigIn, config_json, config_to_proto
-from gateway.surfaces.validation import from_request_validation
-from services.common.grpc_errors import RpcFailure
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictStr,
+    Tag,
+)
 from trainhouse.v1 import (
     data_service_pb2,
     evaluation_service_pb2,
@@ -44,6 +37,42 @@ from trainhouse.v1 import (
     training_job_pb2,
     training_service_pb2,
 )
+
+from gateway import errors as E
+from gateway.convert import duration_s, enum_word, finite, ts_iso
+from gateway.deps import Caller, Services
+from gateway.errors import (
+    INVALID,
+    ApiError,
+    encoding_request,
+    request_id_of,
+    rpc_fields,
+)
+from gateway.examples import (
+    ExampleIn,
+    example_to_json,
+    examples_to_proto,
+    examples_to_rated,
+)
+from gateway.models import Int, Int64, Number
+from gateway.ratelimit import EVALUATIONS
+from gateway.resources.datasets import generate, generated_json, generation_request
+from gateway.resources.jobs import (
+    checkpoint_fields,
+    estimated_duration,
+    job_status,
+    state_word,
+)
+from gateway.resources.tables import FieldTable
+from gateway.routing import GatewayRoute, spend
+from gateway.surfaces.training_v1 import (
+    MethodName,
+    TrainingConfigIn,
+    config_json,
+    config_to_proto,
+)
+from gateway.surfaces.validation import from_request_validation
+from services.common.grpc_errors import RpcFailure
 
 PREFIX = "/api/v1/functions"
 
@@ -560,7 +589,9 @@ async def evaluate_training_results(body: EvaluateTrainingResultsIn, request: Re
 
 def function_names() -> list[str]:
     """The functions this server has (every route of both functions routers but the catch-all)."""
-    from gateway.surfaces import functions_more  # imports this module: resolved at call time
+    from gateway.surfaces import (
+        functions_more,  # imports this module: resolved at call time
+    )
 
     routes = [*router.routes, *functions_more.router.routes]
     return sorted(r.path.removeprefix(PREFIX + "/") for r in routes  # type: ignore[attr-defined]

@@ -27,24 +27,37 @@ import grpc
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+)
+from trainhouse.v1 import (
+    data_service_pb2,
+    evaluation_service_pb2,
+    example_pb2,
+    job_state_pb2,
+    training_job_pb2,
+    training_service_pb2,
+)
 
 from gateway import errors as E
 from gateway.auth import Principal
 from gateway.backends import Backends
 from gateway.convert import duration_s, finite, struct_to_dict, ts_iso, usd_text
 from gateway.errors import ApiError, request_id_of
+from gateway.models import Int, Number
 from gateway.ratelimit import rpc_group
 from gateway.resources.jobs import state_word
 from gateway.routing import GatewayRoute, charge
 from gateway.scopes import jsonrpc_methods
 from gateway.surfaces.validation import from_pydantic
+from gateway.trajectories import export_json
 from services.common.grpc_errors import RpcFailure, failure_of
 from services.common.logs import log
-from gateway.models import Int, Number
-from gateway.trajectories import export_json
-from trainhouse.v1 import (data_service_pb2, evaluation_service_pb2, example_pb2, job_state_pb2, training_job_pb2,
-                           training_service_pb2)
 
 logger = logging.getLogger("trainhouse.gateway.jsonrpc")
 

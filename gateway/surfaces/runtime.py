@@ -22,19 +22,6 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
-
-from gateway import errors as E
-from gateway.convert import epoch_ms, finite
-from gateway.deps import Caller, Services
-from gateway.errors import ApiError, encoding_request, rpc_fields
-from gateway.models import Int, Number
-from gateway.ratelimit import EVALUATIONS
-from gateway.routing import GatewayRoute, spend
-from gateway.resources.jobs import state_word
-from gateway.surfaces.v1 import field_path, rpc_field
-from gateway.surfaces.validation import from_request_validation
-from gateway.trajectories import basic_json, full_json, trajectory_from_json
-from services.common.grpc_errors import RpcFailure, failure_of
 from trainhouse.v1 import (
     data_service_pb2,
     evaluation_service_pb2,
@@ -44,6 +31,19 @@ from trainhouse.v1 import (
     training_service_pb2,
     trajectory_pb2,
 )
+
+from gateway import errors as E
+from gateway.convert import epoch_ms, finite
+from gateway.deps import Caller, Services
+from gateway.errors import ApiError, encoding_request, rpc_fields
+from gateway.fields import field_path, rpc_field
+from gateway.models import Int, Number
+from gateway.ratelimit import EVALUATIONS
+from gateway.resources.jobs import state_word
+from gateway.routing import GatewayRoute, spend
+from gateway.surfaces.validation import from_request_validation
+from gateway.trajectories import basic_json, full_json, trajectory_from_json
+from services.common.grpc_errors import RpcFailure, failure_of
 
 PREFIX = "/api/training"
 BACKEND = "cpu"  # trainhouse trains with NumPy on the CPU; "native" is accepted as the default name

@@ -13,6 +13,7 @@ import grpc
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import Field, StrictBool, StrictStr
+from trainhouse.v1 import job_state_pb2, training_job_pb2, training_service_pb2
 
 from gateway.convert import (
     finite,
@@ -24,12 +25,17 @@ from gateway.errors import INVALID, ApiError, encoding_request
 from gateway.examples import ExampleIn, examples_to_proto
 from gateway.models import CamelModel, Envelope, Int, Int64, Number, envelope
 from gateway.resources.events import sse_event
-from gateway.resources.jobs import checkpoint_fields, estimated_duration, job_status, method_word, state_word
+from gateway.resources.jobs import (
+    checkpoint_fields,
+    estimated_duration,
+    job_status,
+    method_word,
+    state_word,
+)
 from gateway.resources.tables import FieldTable
 from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES
 from services.common.grpc_errors import failure_of
-from trainhouse.v1 import job_state_pb2, training_job_pb2, training_service_pb2
 
 router = APIRouter(prefix="/api/v1/training", tags=["training"], route_class=GatewayRoute,
                    responses=ERROR_RESPONSES)

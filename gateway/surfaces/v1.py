@@ -11,15 +11,13 @@ Seed 000 errors look like::
 """
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from gateway import errors as E
-from gateway.convert import camel
+from gateway.fields import field_path, rpc_field
 from services.common.grpc_errors import RpcFailure
 from services.common.timeutil import iso, now
 
@@ -42,44 +40,6 @@ CODES: dict[str, tuple[str, int]] = {
     E.TIMEOUT: ("TIMEOUT", 504),
 }
 NOT_FOUND_CODES = {"job": "JOB_NOT_FOUND", "agent": "AGENT_NOT_FOUND"}
-
-_LOCATIONS = {"body", "query", "path", "header", "cookie"}
-_INDEX = re.compile(r"^(.*?)((?:\[\d+\])*)$")
-
-
-def field_path(parts: Sequence[Any]) -> str:
-    """A field location as the caller spelled it: camelCase keys, ``[i]`` indexes, no ``config.``.
-
-    ("body", "config", "learning_rate") -> "learningRate";
-    ("body", "examples", 3, "expected_output") -> "examples[3].expectedOutput".
-    Seed 000 names config fields by their leaf ("learningRate"), so the ``config`` level is
-    dropped; deeper paths keep their parents so an example or a curriculum stage stays findable.
-    """
-    parts = list(parts)
-    if parts and parts[0] in _LOCATIONS:
-        parts = parts[1:]
-    if len(parts) > 1 and parts[0] == "config":
-        parts = parts[1:]
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + camel(str(part))
-    return out
-
-
-def rpc_field(field: str | None) -> str | None:
-    """A service's field path ("config.learning_rate", "examples[2].input") in the v1 spelling."""
-    if not field:
-        return None
-    parts: list[Any] = []
-    for segment in field.split("."):
-        name, indexes = _INDEX.match(segment).groups()  # type: ignore[union-attr]
-        parts.append(name)
-        parts.extend(int(i) for i in re.findall(r"\d+", indexes))
-    return field_path(parts) or field
-
 
 def validation_error(exc: RequestValidationError) -> E.ApiError:
     """FastAPI/pydantic request errors -> INVALID (400) naming the first offending field."""

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from trainhouse.v1 import job_state_pb2, training_job_pb2
+
 from gateway.convert import camel, finite, human_duration, ts_iso, usd_text
 from gateway.resources.events import SNAKE, V1, event_fields
 from gateway.resources.jobs import state_word
-from trainhouse.v1 import job_state_pb2, training_job_pb2
 
 STARTED = "training.started"
 PROGRESS = "training.progress"

@@ -12,7 +12,7 @@ from gateway.ratelimit import Limit, RateLimiter
 from gateway.routing import GatewayRoute
 from gateway.scopes import FRAMEWORK_PUBLIC, UNDOCUMENTED, http_routes
 from gateway.settings import GatewaySettings
-from gateway.surfaces.v1 import field_path, rpc_field
+from gateway.fields import field_path, rpc_field
 from gateway.tokens import TokenStore, ensure_bootstrap
 
 
@@ -171,7 +171,7 @@ def test_adapt_agent_errors_point_at_the_feedback_item() -> None:
 
 def test_field_renames_and_template_slot_lists() -> None:
     from gateway.errors import rename_field
-    from gateway.surfaces.data_v1 import wrap_slot_lists
+    from gateway.resources.datasets import wrap_slot_lists
 
     assert rename_field("suites[2]", {"suites": "benchmarks"}) == "benchmarks[2]"
     assert rename_field("datasetId", {"datasetId": "testSet"}) == "testSet"

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from google.protobuf import json_format
 
-from gateway.surfaces.data_v1 import wrap_slot_lists
+from gateway.resources.datasets import wrap_slot_lists
 from tests.gateway.conftest import Trained, bearer, make_token
 from tests.gateway.surface_shapes import error_code, rpc
 from tests.intents import make_examples

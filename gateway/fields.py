@@ -1,0 +1,50 @@
+"""Where in a request a problem is, spelled as the caller spelled it.
+
+Services name fields by their proto path ("config.learning_rate", "examples[2].input"); pydantic
+names them by location tuples. Clients of the camelCase surfaces want "learningRate" and
+"examples[2].input", so every error shape that names a field goes through these two functions.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from gateway.convert import camel
+
+_LOCATIONS = {"body", "query", "path", "header", "cookie"}
+_INDEX = re.compile(r"^(.*?)((?:\[\d+\])*)$")
+
+
+def field_path(parts: Sequence[Any]) -> str:
+    """A field location as the caller spelled it: camelCase keys, ``[i]`` indexes, no ``config.``.
+
+    ("body", "config", "learning_rate") -> "learningRate";
+    ("body", "examples", 3, "expected_output") -> "examples[3].expectedOutput".
+    Seed 000 names config fields by their leaf ("learningRate"), so the ``config`` level is
+    dropped; deeper paths keep their parents so an example or a curriculum stage stays findable.
+    """
+    parts = list(parts)
+    if parts and parts[0] in _LOCATIONS:
+        parts = parts[1:]
+    if len(parts) > 1 and parts[0] == "config":
+        parts = parts[1:]
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + camel(str(part))
+    return out
+
+
+def rpc_field(field: str | None) -> str | None:
+    """A service's field path ("config.learning_rate", "examples[2].input") in the v1 spelling."""
+    if not field:
+        return None
+    parts: list[Any] = []
+    for segment in field.split("."):
+        name, indexes = _INDEX.match(segment).groups()  # type: ignore[union-attr]
+        parts.append(name)
+        parts.extend(int(i) for i in re.findall(r"\d+", indexes))
+    return field_path(parts) or field
