@@ -1,21 +1,22 @@
 """More seed 001/002 functions on ``POST /api/v1/functions/{name}``: compareTrainingRuns,
 generateTrainingReport, analyzeAndOptimize (EvaluationService) and adaptAgentBehavior
-(ModelRegistry feedback -> a TrainingService job).
+(TrainingService.AdaptAgent on the feedback the ModelRegistry recorded).
 
 Same surface as gateway.surfaces.functions (its error shape, `{success, data, trace_id}`,
 snake_case); this router is registered before that one, whose last route is the catch-all.
 """
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
+from google.protobuf import duration_pb2
 from pydantic import Field, StrictBool, StrictStr
 
-from gateway import adaptation
 from gateway.convert import struct_to_dict, ts_iso
 from gateway.deps import Caller, Services
-from gateway.errors import PRECONDITION, ApiError, encoding_request, rpc_fields
+from gateway.errors import encoding_request, rpc_fields
 from gateway.examples import ExampleIn, examples_to_proto
 from gateway.models import Int64, Number
 from gateway.ratelimit import EVALUATIONS
@@ -29,8 +30,8 @@ from gateway.surfaces.functions import (
     progress_snake,
     reply,
 )
-from gateway.surfaces.training_v1 import config_json, state_word
-from trainhouse.v1 import evaluation_pb2, evaluation_service_pb2, run_comparison_pb2
+from gateway.surfaces.training_v1 import METHODS, config_json, state_word
+from trainhouse.v1 import evaluation_pb2, evaluation_service_pb2, run_comparison_pb2, training_service_pb2
 
 router = APIRouter(prefix=PREFIX, tags=["functions"], route_class=GatewayRoute, responses=ERROR_RESPONSES)
 
@@ -183,6 +184,9 @@ async def analyze_and_optimize(body: AnalyzeIn, request: Request, services: Serv
 
 # ---- adaptAgentBehavior ---------------------------------------------------------------------
 
+ADAPT_WINDOW_DAYS = 7
+
+
 class AdaptBehaviorIn(SnakeModel):
     """Seed 001 ({agent_id, feedback_window_days, auto_apply}) or seed 002 ({agent_id,
     performance_metrics, adaptation_strategy})."""
@@ -190,7 +194,7 @@ class AdaptBehaviorIn(SnakeModel):
     agent_id: StrictStr
     feedback_window_days: Number | None = Field(None, gt=0, le=3650,
                                                 description=f"Days of feedback to learn from (default "
-                                                            f"{adaptation.DEFAULT_WINDOW_DAYS})")
+                                                            f"{ADAPT_WINDOW_DAYS})")
     auto_apply: StrictBool | None = Field(None, description="Echoed: the job registers a new version; "
                                                             "deployments decide what serves it")
     performance_metrics: dict[str, Any] | None = Field(None, description="Seed 002: the caller's view of "
@@ -202,31 +206,34 @@ class AdaptBehaviorIn(SnakeModel):
              summary="Train the agent on its recorded feedback of the last N days (seeds 001/002)")
 async def adapt_agent_behavior(body: AdaptBehaviorIn, request: Request, caller: Caller,
                                services: Services) -> dict[str, Any]:
-    days = body.feedback_window_days or adaptation.DEFAULT_WINDOW_DAYS
-    strategy = body.adaptation_strategy or adaptation.REINFORCEMENT
-    method = adaptation.STRATEGIES[strategy]
-    records = await adaptation.feedback_window(services, body.agent_id, days)
-    per_record = [adaptation.judged_from_record(record) for record in records]
-    judged = [j for answers in per_record for j in answers]
-    used = sum(1 for answers in per_record if answers)
-    if not judged:
-        raise ApiError(PRECONDITION, f"agent '{body.agent_id}' has no feedback with an input and an output in the "
-                       f"last {days:g} days ({len(records)} records)", field="feedback_window_days",
-                       issue="no usable feedback in the window")
-    data = adaptation.training_data(judged, method)
+    """A window with no usable feedback is an answer (`adapted` false, `reason`, `message`), not an
+    error: the caller asked to adapt from what was recorded, and nothing was."""
+    days = body.feedback_window_days or ADAPT_WINDOW_DAYS
+    strategy = body.adaptation_strategy or "reinforcement"
+    window = duration_pb2.Duration()
+    window.FromTimedelta(dt.timedelta(days=days))
+    with encoding_request():
+        adapt = training_service_pb2.AdaptAgentRequest(
+            agent_id=body.agent_id, method=METHODS[strategy], feedback_window=window,
+            account_id=caller.account)
     # The service names its own request's fields; the caller sent a strategy and a window.
-    with rpc_fields(FUNCTIONS_SURFACE, {"config.method": "adaptation_strategy", "rated_examples": "feedback",
-                                        "examples": "feedback"}):
-        job = await adaptation.start_adaptation(services, caller.account, body.agent_id, method, data,
-                                                display_name=f"adaptAgentBehavior ({used} feedback, {days:g} days)")
+    with rpc_fields(FUNCTIONS_SURFACE, {"method": "adaptation_strategy", "feedback_window": "feedback_window_days"}):
+        resp = await services.training.AdaptAgent(adapt, timeout=services.timeout_s)
     out: dict[str, Any] = {
-        "adaptation_id": job.job_id, "job_id": job.job_id, "agent_id": job.agent_id, "status": state_word(job.state),
-        "adaptation_strategy": strategy, "feedback_window_days": days, "feedback_processed": used,
-        "feedback_skipped": len(records) - used, "training_examples": len(data),
+        "adapted": resp.adapted, "agent_id": body.agent_id, "adaptation_strategy": strategy,
+        "feedback_window_days": days, "feedback_processed": resp.feedback_used,
+        "feedback_skipped": resp.feedback_skipped, "training_examples": resp.training_examples,
         "auto_apply": bool(body.auto_apply), "performance_metrics": body.performance_metrics,
+        "message": resp.message,
+    }
+    if not resp.adapted:
+        out.update({"status": "not_adapted", "reason": resp.not_adapted_reason})
+        return reply(request, out)
+    job = resp.job
+    out.update({
+        "adaptation_id": job.job_id, "job_id": job.job_id, "status": state_word(job.state),
         "config": config_json(job.config, job.dataset_id), "progress": progress_snake(job),
         "estimated_completion": ts_iso(job.estimated_completion_time),
         "started_at": ts_iso(job.start_time) or ts_iso(job.create_time),
-    }
+    })
     return reply(request, out)
-

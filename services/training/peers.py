@@ -1,6 +1,7 @@
 """TrainingService's calls to its peers (DataService, ModelRegistry), over gRPC only."""
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,12 @@ from services.common.clients import channel
 from services.core.errors import NotFound, Unavailable
 from services.common.grpc_errors import failure_of
 from services.common.example_codec import example_dicts
-from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, model_registry_pb2,
+from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, feedback_pb2, model_registry_pb2,
                            model_registry_pb2_grpc)
 
 TIMEOUT_S = 30.0
+FEEDBACK_PAGE = 1000
+MAX_FEEDBACK = 100_000
 
 
 def _unavailable(service: str, err: grpc.RpcError) -> Unavailable:
@@ -80,6 +83,32 @@ def ensure_agent(agent_id: str) -> None:
     except grpc.RpcError as err:
         if err.code() != grpc.StatusCode.ALREADY_EXISTS:  # lost a race with another job: fine
             raise _unavailable("ModelRegistry", err) from None
+
+
+def recorded_feedback(agent_id: str, since: dt.datetime) -> list[feedback_pb2.FeedbackRecord]:
+    """The agent's feedback records created at or after `since` (at most MAX_FEEDBACK, newest first).
+
+    ListFeedback answers newest first, so paging stops at the first older record. NOT_FOUND for an
+    unknown agent: adapting needs an agent whose answers were judged.
+    """
+    stub = model_registry_pb2_grpc.ModelRegistryStub(channel("registry"))
+    out: list[feedback_pb2.FeedbackRecord] = []
+    token = ""
+    while True:
+        try:
+            resp = stub.ListFeedback(model_registry_pb2.ListFeedbackRequest(
+                agent_id=agent_id, page_size=FEEDBACK_PAGE, page_token=token), timeout=TIMEOUT_S)
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.NOT_FOUND:
+                raise NotFound("agent", agent_id) from None
+            raise _unavailable("ModelRegistry", err) from None
+        for record in resp.feedback:
+            if record.create_time.ToDatetime(tzinfo=dt.timezone.utc) < since:
+                return out
+            out.append(record)
+        token = resp.next_page_token
+        if not token or len(out) >= MAX_FEEDBACK:
+            return out[:MAX_FEEDBACK]
 
 
 def register_version(job: dict[str, Any], artifact_path: str, metrics: dict[str, float],

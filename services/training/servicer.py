@@ -1,9 +1,9 @@
 """TrainingService RPCs: validate, call the store/runner, build the response."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
-
 
 from services.core.errors import FailedPrecondition, InvalidArgument
 from services.common.pagination import decode_page_token, next_token, page_size
@@ -11,6 +11,7 @@ from services.common.timeutil import to_timestamp
 from services.common.example_codec import example_proto, query_proto
 from services.common.structs import to_struct
 from services.training import peers
+from services.training.adaptation import adaptation, parse_adapt_request
 from services.training.convert import STATE_NAMES, checkpoint_proto, event_proto, job_proto
 from services.training.events import EventHub
 from services.training.policy_export import export_job_policy
@@ -27,6 +28,10 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         self.runner = runner
 
     def StartJob(self, request, context):
+        return training_service_pb2.StartJobResponse(job=self._start(request))
+
+    def _start(self, request: training_service_pb2.StartJobRequest) -> training_job_pb2.TrainingJob:
+        """Validate, record the job as queued and wake the runner; the job as StartJob answers it."""
         dataset_examples, dataset_id = None, request.dataset_id
         module = module_source(request)
         if module is not None:
@@ -54,7 +59,20 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         })
         self.hub.status(job_id, "queued", message="waiting for a free slot")
         self.runner.kick()
-        return training_service_pb2.StartJobResponse(job=self._job(job_id))
+        return self._job(job_id)
+
+    def AdaptAgent(self, request, context):
+        spec = parse_adapt_request(request)
+        records = [] if spec.window is None else peers.recorded_feedback(
+            spec.agent_id, dt.datetime.now(dt.timezone.utc) - spec.window)
+        plan = adaptation(spec, request.feedback, records)
+        if not plan.judged:  # nothing to learn from: an answer that says why, not an error
+            return plan.response(None)
+        try:
+            job = self._start(plan.start_request())
+        except InvalidArgument as err:
+            raise plan.blame(err) from None
+        return plan.response(job)
 
     @staticmethod
     def _base_model(spec) -> tuple[str, bytes] | None:

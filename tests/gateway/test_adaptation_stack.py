@@ -1,5 +1,5 @@
 """Adaptation from feedback over the real services: seed 000 POST /adapt-agent and seeds 001/002
-adaptAgentBehavior (feedback the ModelRegistry recorded -> a TrainingService job).
+adaptAgentBehavior (TrainingService.AdaptAgent on the feedback the ModelRegistry recorded).
 
 Reinforcement (the seeds' default) trains on RatedExamples; the example-based strategies
 (seed 002 `adaptation_strategy` "supervised") on Examples with correct/incorrect feedback. Both
@@ -49,7 +49,7 @@ def test_adapt_agent_behavior_seed_001_learns_from_the_recorded_feedback(admin_a
     r = admin_api.post(f"{FN}/adaptAgentBehavior", json={"agent_id": feedback_agent, "feedback_window_days": 7,
                                                          "auto_apply": False})
     data = _started(r)
-    assert data["adaptation_id"] == data["job_id"] and data["agent_id"] == feedback_agent
+    assert data["adaptation_id"] == data["job_id"] and data["agent_id"] == feedback_agent and data["adapted"] is True
     # Five judged answers, two of them with a correction: seven rated examples.
     assert data["feedback_processed"] == len(JUDGED) and data["training_examples"] == len(JUDGED) + 2
     assert data["config"]["method"] == "reinforcement" and data["status"] in {"queued", "initializing", "running"}
@@ -57,11 +57,15 @@ def test_adapt_agent_behavior_seed_001_learns_from_the_recorded_feedback(admin_a
     done = wait_terminal(admin_api, [data["job_id"]])[data["job_id"]]
     assert done["status"] == "completed" and done["modelVersion"], done
     assert done["trainExamples"] + done["validationExamples"] == len(JUDGED) + 2
-    # A window with nothing in it: nothing to learn from.
+    # A window with nothing in it: nothing to learn from, said in a success envelope, no job.
     r = admin_api.post(f"{FN}/adaptAgentBehavior", json={"agent_id": feedback_agent,
                                                          "feedback_window_days": 0.000001})
-    assert r.status_code == 412 and error_code(r) == "PRECONDITION_FAILED"
-    assert r.json()["field"] == "feedback_window_days"
+    empty = _started(r)
+    assert r.json()["success"] is True and r.json()["trace_id"] == r.headers["X-Request-Id"]
+    assert empty["adapted"] is False and empty["status"] == "not_adapted"
+    assert empty["reason"] == "no_feedback_in_window" and feedback_agent in empty["message"]
+    assert empty["feedback_processed"] == 0 and empty["training_examples"] == 0
+    assert "job_id" not in empty and "adaptation_id" not in empty and empty["feedback_window_days"] == 0.000001
     r = admin_api.post(f"{FN}/adaptAgentBehavior", json={"agent_id": "agent-nope"})
     assert r.status_code == 404 and error_code(r) == "NOT_FOUND"
     r = admin_api.post(f"{FN}/adaptAgentBehavior", json={"agent_id": feedback_agent, "feedback_window_days": -1})

@@ -108,7 +108,7 @@ def test_token_request_rejects_bad_scopes(scopes) -> None:  # noqa: ANN001
         CreateTokenIn.model_validate({"name": "x", "scopes": scopes})
 
 
-# ---- translations of the evaluation and adaptation surfaces ---------------------------------
+# ---- translations of the evaluation surfaces ------------------------------------------------
 
 def test_seed_000_number_formats() -> None:
     from gateway.convert import human_latency, signed_percent
@@ -133,40 +133,6 @@ def test_evaluation_results_use_the_seed_names_first() -> None:
     out = comparison_json(c)
     assert out["baseline"] == "v1.0.0" and out["improvements"] == {"accuracy": "+5%", "latency": "-20%"}
     assert out["differences"] == {"accuracy": 0.04, "latency": -0.5} and "accuracyPValue" not in out
-
-
-def test_feedback_becomes_rated_examples_or_labelled_examples() -> None:
-    from gateway.adaptation import judged_from_inline, judged_from_record, training_data
-    from trainhouse.v1 import feedback_pb2, job_state_pb2
-
-    judged = judged_from_inline("weather?", actual="no idea", expected="use weather tool", rating=2)
-    rated = training_data(judged, job_state_pb2.TRAINING_METHOD_REINFORCEMENT).rated
-    assert [(r.output, r.rating if r.HasField("rating") else None, r.success if r.HasField("success") else None)
-            for r in rated] == [("no idea", 2.0, None), ("use weather tool", None, True)]
-    same = judged_from_inline("hi", actual="greet", expected="greet", rating=None)
-    assert [(j.output, j.success) for j in same] == [("greet", True)]
-    wrong = judged_from_inline("hi", actual="bye", expected="greet", rating=None)
-    assert [(j.output, j.success) for j in wrong] == [("bye", False), ("greet", True)]
-
-    correct = feedback_pb2.FeedbackRecord(input="a", served_output="x", correct=True)
-    corrected = feedback_pb2.FeedbackRecord(input="b", served_output="x", correct=False, expected_output="y")
-    no_input = feedback_pb2.FeedbackRecord(served_output="x", correct=False)
-    judged = [j for r in (correct, corrected, no_input) for j in judged_from_record(r)]
-    examples = training_data(judged, job_state_pb2.TRAINING_METHOD_SUPERVISED).examples
-    assert [(e.input, e.expected_output, e.feedback) for e in examples] == [
-        ("a", "x", "correct"), ("b", "x", "incorrect"), ("b", "y", "correct")]
-    rated = training_data(judged, job_state_pb2.TRAINING_METHOD_REINFORCEMENT).rated
-    assert [(r.output, r.success) for r in rated] == [("x", True), ("x", False), ("y", True)]
-
-
-def test_adapt_agent_errors_point_at_the_feedback_item() -> None:
-    from gateway.surfaces.adapt_v1 import feedback_field
-
-    origins = [(0, "actual"), (0, "expected"), (1, "actual")]
-    assert feedback_field("ratedExamples[1].output", origins) == "feedback[0].expected"
-    assert feedback_field("ratedExamples[2].rating", origins) == "feedback[1].rating"
-    assert feedback_field("ratedExamples", origins) == "feedback"
-    assert feedback_field("method", origins) == "method" and feedback_field(None, origins) is None
 
 
 def test_field_renames_and_template_slot_lists() -> None:
