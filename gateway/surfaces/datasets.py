@@ -21,7 +21,7 @@ from gateway.errors import INVALID, ApiError, encoding_request
 from gateway.examples import ExampleIn, example_to_json, examples_to_proto
 from gateway.models import CamelModel, Envelope, Pagination, envelope
 from gateway.routing import GatewayRoute
-from gateway.surfaces.common import ERROR_RESPONSES, page_token_for, pagination
+from gateway.surfaces.common import ERROR_RESPONSES, pagination, skip_for
 from gateway.surfaces.v1 import field_path
 from services.common.timeutil import iso
 from trainhouse.v1 import data_service_pb2, dataset_pb2
@@ -166,7 +166,7 @@ async def list_datasets(services: Services,
                         page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
                         limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
     resp = await services.data.ListDatasets(
-        data_service_pb2.ListDatasetsRequest(page_size=limit, page_token=page_token_for(page, limit)),
+        data_service_pb2.ListDatasetsRequest(page_size=limit, skip=skip_for(page, limit), include_total_size=True),
         timeout=services.timeout_s)
     return envelope({"datasets": [dataset_json(d) for d in resp.datasets],
                      "pagination": pagination(resp.total_size, page, limit, resp.next_page_token)})
