@@ -330,9 +330,9 @@ class GatewayBackend:
     # -- agents and models --
     def _pages(self, path: str, key: str, limit: int) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        page = 1
+        page, size = 1, min(100, limit)  # one size for every page: page N starts at (N - 1) * size
         while len(out) < limit:
-            data = self._request("GET", path, params={"page": page, "limit": min(100, limit - len(out))})
+            data = self._request("GET", path, params={"page": page, "limit": size})
             items = data.get(key) or []
             out.extend(items)
             pages = (data.get("pagination") or {}).get("pages") or 0
