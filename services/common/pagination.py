@@ -1,4 +1,4 @@
-"""Keyset page tokens (AIP-158), shared by every List RPC.
+"""Keyset page tokens (AIP-158), shared by every List RPC, and the client loop that follows them.
 
 Why keyset and not offsets: an offset names a position, so a row inserted ahead of it shifts
 every later page (a job created while a client pages newest-first pushes an already-returned job
@@ -174,6 +174,25 @@ def list_page(items: Sequence[Any], page: PageRequest) -> Page:
     rows = list(items[start:start + page.size])
     more = start + page.size < len(items)
     return Page(rows, _encode_token([start + len(rows) - 1], page.digest) if more else "", len(items))
+
+
+def collect_pages(call: Callable[[Any], Any], request: Message, field: str, page_size: int,
+                  limit: int | None = None) -> list[Any]:
+    """Every item of a List RPC's `field` (or the first `limit`), following next_page_token: `call`
+    sends a copy of `request` once per page, with page_size and page_token filled in. The one paging
+    loop of our gRPC clients, so none of them re-implements the end-of-list test."""
+    out: list[Any] = []
+    page = type(request)()
+    page.CopyFrom(request)
+    while limit is None or len(out) < limit:
+        page.page_size = page_size if limit is None else min(page_size, limit - len(out))
+        resp = call(page)
+        items = getattr(resp, field)
+        out.extend(items)
+        page.page_token = resp.next_page_token
+        if not page.page_token or not items:
+            break
+    return out if limit is None else out[:limit]
 
 
 # ---- the token codec ---------------------------------------------------------------------------
