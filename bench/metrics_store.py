@@ -13,6 +13,7 @@ from pathlib import Path
 from _common import result
 
 import duckdb
+from services.common.pagination import PageRequest
 from services.training.store import JobStore
 
 APPENDS = 3000
@@ -64,8 +65,9 @@ def main() -> None:
             "['loss', 'accuracy', 'validation_loss', 'learning_rate'][(i % 4) + 1], random(), i // 4, i // 4, "
             f"TIMESTAMP '2026-01-01' FROM range({POINTS}) t(i)")
         con = store.db._con
+        total = store.metrics("job-big", ["loss"], PageRequest(size=1, with_total=True)).total_size
         t0 = time.perf_counter()
-        rows, total = store.metrics("job-big", ["loss"], 0, 10_000)
+        store.metrics("job-big", ["loss"], PageRequest(size=10_000))
         ours_q = time.perf_counter() - t0
         t0 = time.perf_counter()
         con.execute("SELECT name, value, epoch, step, time FROM metrics WHERE job_id = 'job-big' AND name = 'loss' "

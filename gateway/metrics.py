@@ -97,7 +97,7 @@ class GatewayMetrics:
             timeout = min(backends.timeout_s, 5.0)
 
             async def total(state: int) -> int:
-                req = training_service_pb2.ListJobsRequest(page_size=1, state=state)
+                req = training_service_pb2.ListJobsRequest(page_size=1, state=state, include_total_size=True)
                 return (await stub.ListJobs(req, timeout=timeout)).total_size
 
             totals = await asyncio.gather(*(total(v) for v in JOB_STATES.values()), return_exceptions=True)

@@ -4,7 +4,9 @@ Every process binds port 0 and reports the port it got, so parallel runs never c
 """
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,13 +29,12 @@ class RunningStack:
         return self._stack
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory):
-    home = tmp_path_factory.mktemp("trainhouse-home")
+@contextlib.contextmanager
+def started_stack(home: Path, extra_env: dict[str, str]) -> Iterator[RunningStack]:
+    """The stack running in `home` with `extra_env`; on exit every process must stop cleanly (the
+    logs of those that did not are printed)."""
     os.environ.pop("TRAINHOUSE_BOOTSTRAP_TOKEN", None)
-    # Tests poll a lot with the admin token; the per-token limit itself is tested on its own tokens.
-    launcher = Stack(home=home, log_dir=home / "logs", extra_env={"TRAINHOUSE_RATE_LIMIT_PER_HOUR": "100000",
-                                                                       "TRAINHOUSE_LOG_LEVEL": "DEBUG"})
+    launcher = Stack(home=home, log_dir=home / "logs", extra_env=extra_env)
     launcher.start()
     try:
         yield RunningStack(launcher)
@@ -46,3 +47,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
                 if log.exists():
                     print(f"--- {name} log tail ---\n" + log.read_text()[-4000:])
         assert not bad, f"processes did not stop cleanly: {bad}"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    # Tests poll a lot with the admin token; the per-token limit itself is tested on its own tokens.
+    with started_stack(tmp_path_factory.mktemp("trainhouse-home"), {"TRAINHOUSE_RATE_LIMIT_PER_HOUR": "100000",
+                                                                      "TRAINHOUSE_LOG_LEVEL": "DEBUG"}) as running:
+        yield running

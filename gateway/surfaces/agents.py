@@ -11,7 +11,7 @@ from gateway.deps import Services
 from gateway.errors import INVALID, ApiError, encoding_request
 from gateway.models import CamelModel, Envelope, Int, Pagination, envelope
 from gateway.routing import GatewayRoute
-from gateway.surfaces.common import ERROR_RESPONSES, page_token_for, pagination
+from gateway.surfaces.common import ERROR_RESPONSES, pagination, skip_for
 from trainhouse.v1 import model_registry_pb2, model_version_pb2
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"], route_class=GatewayRoute,
@@ -127,7 +127,7 @@ async def list_agents(services: Services,
                       page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
                       limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
     resp = await services.registry.ListAgents(
-        model_registry_pb2.ListAgentsRequest(page_size=limit, page_token=page_token_for(page, limit)),
+        model_registry_pb2.ListAgentsRequest(page_size=limit, skip=skip_for(page, limit), include_total_size=True),
         timeout=services.timeout_s)
     return envelope({"agents": [agent_json(a) for a in resp.agents],
                      "pagination": pagination(resp.total_size, page, limit, resp.next_page_token)})

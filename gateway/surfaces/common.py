@@ -5,7 +5,6 @@ import math
 from typing import Any
 
 from gateway.models import ErrorEnvelope
-from services.common.pagination import encode_page_token
 
 # Documented on every v1 router so /openapi.json shows the error envelope for each status.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -23,10 +22,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def page_token_for(page: int, limit: int) -> str:
-    """Seed 000 pages by number; the services page by opaque token. The token codec is the shared
-    one in services.common.pagination, so page N is simply the token of offset (N-1)*limit."""
-    return encode_page_token((page - 1) * limit) if page > 1 else ""
+def skip_for(page: int, limit: int) -> int:
+    """Seed 000 pages by number; the List RPCs take it as AIP-158's `skip` (their tokens are keyset
+    tokens, which a page number cannot name)."""
+    return (page - 1) * limit
 
 
 def pagination(total: int, page: int, limit: int, next_token: str = "") -> dict[str, Any]:

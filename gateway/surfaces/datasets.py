@@ -22,7 +22,7 @@ from gateway.fields import field_path
 from gateway.models import CamelModel, Envelope, Pagination, envelope
 from gateway.resources.datasets import dataset_json, with_download
 from gateway.routing import GatewayRoute
-from gateway.surfaces.common import ERROR_RESPONSES, page_token_for, pagination
+from gateway.surfaces.common import ERROR_RESPONSES, pagination, skip_for
 
 router = APIRouter(prefix="/api/v1/training/datasets", tags=["datasets"], route_class=GatewayRoute,
                    responses=ERROR_RESPONSES)
@@ -142,7 +142,7 @@ async def list_datasets(services: Services,
                         page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
                         limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
     resp = await services.data.ListDatasets(
-        data_service_pb2.ListDatasetsRequest(page_size=limit, page_token=page_token_for(page, limit)),
+        data_service_pb2.ListDatasetsRequest(page_size=limit, skip=skip_for(page, limit), include_total_size=True),
         timeout=services.timeout_s)
     return envelope({"datasets": [dataset_json(d) for d in resp.datasets],
                      "pagination": pagination(resp.total_size, page, limit, resp.next_page_token)})

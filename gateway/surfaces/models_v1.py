@@ -11,7 +11,7 @@ from gateway.deps import Caller, Services
 from gateway.errors import encoding_request
 from gateway.models import CamelModel, Envelope, Int, Number, Pagination, envelope
 from gateway.routing import GatewayRoute
-from gateway.surfaces.common import ERROR_RESPONSES, page_token_for, pagination
+from gateway.surfaces.common import ERROR_RESPONSES, pagination, skip_for
 from trainhouse.v1 import deployment_pb2, model_registry_pb2, model_version_pb2
 
 router = APIRouter(prefix="/api/v1/training/models", tags=["models"], route_class=GatewayRoute,
@@ -84,7 +84,7 @@ async def list_versions(
     order: Annotated[Literal["asc", "desc"], Query()] = "desc",
 ) -> dict[str, Any]:
     request = model_registry_pb2.ListVersionsRequest(
-        agent_id=agent_id, page_size=limit, page_token=page_token_for(page, limit),
+        agent_id=agent_id, page_size=limit, skip=skip_for(page, limit), include_total_size=True,
         state=STATES[status] if status else model_version_pb2.VERSION_STATE_UNSPECIFIED,
         order_by=f"{SORT_FIELDS[sort_by]} {order}")
     resp = await services.registry.ListVersions(request, timeout=services.timeout_s)
@@ -199,7 +199,7 @@ async def list_deployments(
     status: Annotated[Literal["rolling-out", "completed", "rolled-back", "superseded"] | None, Query()] = None,
 ) -> dict[str, Any]:
     req = model_registry_pb2.ListDeploymentsRequest(agent_id=agent_id, page_size=limit,
-                                                    page_token=page_token_for(page, limit))
+                                                    skip=skip_for(page, limit), include_total_size=True)
     if environment:
         req.environment = ENVIRONMENTS[environment]
     if status:

@@ -225,7 +225,8 @@ def job_json(job: training_job_pb2.TrainingJob, detail: bool = False) -> dict[st
 
 
 async def _count_jobs(services: Services, state: int) -> int:
-    resp = await services.training.ListJobs(training_service_pb2.ListJobsRequest(page_size=1, state=state),
+    resp = await services.training.ListJobs(training_service_pb2.ListJobsRequest(page_size=1, state=state,
+                                                                                 include_total_size=True),
                                             timeout=services.timeout_s)
     return resp.total_size
 
@@ -283,8 +284,8 @@ async def status(services: Services) -> dict[str, Any]:
         ("runningJobs", job_state_pb2.JOB_STATE_RUNNING), ("queuedJobs", job_state_pb2.JOB_STATE_QUEUED),
         ("completedJobs", job_state_pb2.JOB_STATE_COMPLETED), ("failedJobs", job_state_pb2.JOB_STATE_FAILED),
         ("cancelledJobs", job_state_pb2.JOB_STATE_CANCELLED))}
-    datasets = await services.data.ListDatasets(data_service_pb2.ListDatasetsRequest(page_size=1),
-                                                timeout=services.timeout_s)
+    datasets = await services.data.ListDatasets(
+        data_service_pb2.ListDatasetsRequest(page_size=1, include_total_size=True), timeout=services.timeout_s)
     models = sum(a.version_count for a in await _agents(services))
     return {**counts, "modelCount": models, "datasetCount": datasets.total_size,
             "runtimeAvailable": all(s == "SERVING" for s in health.values())}
@@ -409,7 +410,7 @@ async def list_models(services: Services) -> dict[str, Any]:
 async def list_trajectories(services: Services, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                             offset: Annotated[int, Query(ge=0, le=2 ** 31 - 1)] = 0) -> dict[str, Any]:
     resp = await services.data.ListTrajectories(
-        data_service_pb2.ListTrajectoriesRequest(page_size=limit, offset=offset,
+        data_service_pb2.ListTrajectoriesRequest(page_size=limit, skip=offset, include_total_size=True,
                                                  view=trajectory_pb2.TRAJECTORY_VIEW_BASIC),
         timeout=services.timeout_s)
     return {"available": True, "total": resp.total_size, "trajectories": [basic_json(t) for t in resp.trajectories]}

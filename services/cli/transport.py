@@ -108,19 +108,14 @@ class GrpcBackend:
         return records.job_from_proto(resp.job)
 
     def list_jobs(self, agent_id: str, state: str | None, limit: int) -> list[dict[str, Any]]:
+        from services.common.pagination import collect_pages
         from trainhouse.v1 import job_state_pb2, training_service_pb2
 
         state_enum = getattr(job_state_pb2, f"JOB_STATE_{state.upper()}") if state else 0
-        out: list[dict[str, Any]] = []
-        token = ""
-        while len(out) < limit:
-            resp = self.call("training", "ListJobs", training_service_pb2.ListJobsRequest(
-                page_size=min(limit - len(out), 1000), page_token=token, agent_id=agent_id, state=state_enum))
-            out.extend(records.job_from_proto(j) for j in resp.jobs)
-            token = resp.next_page_token
-            if not token or not resp.jobs:
-                break
-        return out[:limit]
+        jobs = collect_pages(lambda r: self.call("training", "ListJobs", r),
+                             training_service_pb2.ListJobsRequest(agent_id=agent_id, state=state_enum), "jobs", 1000,
+                             limit)
+        return [records.job_from_proto(j) for j in jobs]
 
     def cancel_job(self, job_id: str) -> dict[str, Any]:
         from trainhouse.v1 import training_service_pb2
@@ -155,18 +150,12 @@ class GrpcBackend:
 
     # -- registry --
     def list_agents(self, limit: int) -> list[dict[str, Any]]:
+        from services.common.pagination import collect_pages
         from trainhouse.v1 import model_registry_pb2
 
-        out: list[dict[str, Any]] = []
-        token = ""
-        while len(out) < limit:
-            resp = self.call("registry", "ListAgents", model_registry_pb2.ListAgentsRequest(
-                page_size=min(limit - len(out), 1000), page_token=token))
-            out.extend(records.agent_from_proto(a) for a in resp.agents)
-            token = resp.next_page_token
-            if not token or not resp.agents:
-                break
-        return out[:limit]
+        agents = collect_pages(lambda r: self.call("registry", "ListAgents", r), model_registry_pb2.ListAgentsRequest(),
+                               "agents", 1000, limit)
+        return [records.agent_from_proto(a) for a in agents]
 
     def create_agent(self, agent_id: str, name: str, description: str) -> dict[str, Any]:
         from trainhouse.v1 import model_registry_pb2
@@ -176,18 +165,12 @@ class GrpcBackend:
         return records.agent_from_proto(resp.agent)
 
     def list_versions(self, agent_id: str, limit: int) -> list[dict[str, Any]]:
+        from services.common.pagination import collect_pages
         from trainhouse.v1 import model_registry_pb2
 
-        out: list[dict[str, Any]] = []
-        token = ""
-        while len(out) < limit:
-            resp = self.call("registry", "ListVersions", model_registry_pb2.ListVersionsRequest(
-                agent_id=agent_id, page_size=min(limit - len(out), 100), page_token=token))
-            out.extend(records.version_from_proto(v) for v in resp.versions)
-            token = resp.next_page_token
-            if not token or not resp.versions:
-                break
-        return out[:limit]
+        versions = collect_pages(lambda r: self.call("registry", "ListVersions", r),
+                                 model_registry_pb2.ListVersionsRequest(agent_id=agent_id), "versions", 100, limit)
+        return [records.version_from_proto(v) for v in versions]
 
     def predict(self, agent_id: str, texts: list[str], version_id: str) -> dict[str, Any]:
         from trainhouse.v1 import model_registry_pb2
@@ -211,18 +194,12 @@ class GrpcBackend:
         return records.dataset_from_proto(resp.dataset)
 
     def list_datasets(self, limit: int) -> list[dict[str, Any]]:
+        from services.common.pagination import collect_pages
         from trainhouse.v1 import data_service_pb2
 
-        out: list[dict[str, Any]] = []
-        token = ""
-        while len(out) < limit:
-            resp = self.call("data", "ListDatasets", data_service_pb2.ListDatasetsRequest(
-                page_size=min(limit - len(out), 1000), page_token=token))
-            out.extend(records.dataset_from_proto(d) for d in resp.datasets)
-            token = resp.next_page_token
-            if not token or not resp.datasets:
-                break
-        return out[:limit]
+        datasets = collect_pages(lambda r: self.call("data", "ListDatasets", r), data_service_pb2.ListDatasetsRequest(),
+                                 "datasets", 1000, limit)
+        return [records.dataset_from_proto(d) for d in datasets]
 
 
 _STUBS = {
@@ -330,9 +307,9 @@ class GatewayBackend:
     # -- agents and models --
     def _pages(self, path: str, key: str, limit: int) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        page = 1
+        page, size = 1, min(100, limit)  # one size for every page: page N starts at (N - 1) * size
         while len(out) < limit:
-            data = self._request("GET", path, params={"page": page, "limit": min(100, limit - len(out))})
+            data = self._request("GET", path, params={"page": page, "limit": size})
             items = data.get(key) or []
             out.extend(items)
             pages = (data.get("pagination") or {}).get("pages") or 0

@@ -14,7 +14,7 @@ from services.core.errors import FailedPrecondition, InvalidArgument
 from services.common.example_codec import example_dicts, example_proto
 from services.core.examples import Example, parse_examples
 from services.common.logs import log
-from services.common.pagination import decode_page_token, next_token, page_size
+from services.common.pagination import page_request
 from services.common.validation import resource_id
 from services.data import convert, statistics
 from services.data.jsonl import parse_jsonl
@@ -96,11 +96,10 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
         return data_service_pb2.GetDatasetResponse(dataset=convert.dataset_proto(row))
 
     def ListDatasets(self, request, context):
-        offset = decode_page_token(request.page_token)
-        rows, total = self.store.list(offset, page_size(request.page_size, 50, 1000), request.source)
+        datasets = self.store.list(page_request(request, 50, 1000), request.source)
         return data_service_pb2.ListDatasetsResponse(
-            datasets=[convert.dataset_proto(r) for r in rows], next_page_token=next_token(offset, len(rows), total),
-            total_size=total)
+            datasets=[convert.dataset_proto(r) for r in datasets.rows], next_page_token=datasets.next_page_token,
+            total_size=datasets.total_size)
 
     def DeleteDataset(self, request, context):
         self.store.delete(_required(request.dataset_id, "dataset_id"))
@@ -209,11 +208,10 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
         return data_service_pb2.GetTrainingModuleResponse(module=self._module(row))
 
     def ListTrainingModules(self, request, context):
-        offset = decode_page_token(request.page_token)
-        rows, total = self.store.list_modules(offset, page_size(request.page_size, 50, 1000))
+        modules = self.store.list_modules(page_request(request, 50, 1000))
         return data_service_pb2.ListTrainingModulesResponse(
-            modules=[self._module(r) for r in rows], next_page_token=next_token(offset, len(rows), total),
-            total_size=total)
+            modules=[self._module(r) for r in modules.rows], next_page_token=modules.next_page_token,
+            total_size=modules.total_size)
 
     def DeleteTrainingModule(self, request, context):
         self.store.delete_module(_required(request.module_id, "module_id"))
@@ -277,20 +275,11 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
         return data_service_pb2.GetTrajectoryResponse(trajectory=t)
 
     def ListTrajectories(self, request, context):
-        if request.page_token:
-            if request.offset:
-                raise InvalidArgument("offset", "must be 0 when page_token is set")
-            offset = decode_page_token(request.page_token)
-        else:
-            if request.offset < 0:
-                raise InvalidArgument("offset", "must be >= 0")
-            offset = request.offset
-        size = page_size(request.page_size, 100, 1000)
-        where = convert.trajectory_filter(request.filter)
-        total = self.trajectories.count(where)
-        rows = self.trajectories.page(where, offset, size, full=request.view == trajectory_pb2.TRAJECTORY_VIEW_FULL)
+        page = page_request(request, 100, 1000)
+        found = self.trajectories.list(convert.trajectory_filter(request.filter), page,
+                                       full=request.view == trajectory_pb2.TRAJECTORY_VIEW_FULL)
         return data_service_pb2.ListTrajectoriesResponse(
-            trajectories=rows, next_page_token=next_token(offset, len(rows), total), total_size=total)
+            trajectories=found.rows, next_page_token=found.next_page_token, total_size=found.total_size)
 
     def ExportTrajectories(self, request, context) -> Iterator[data_service_pb2.ExportTrajectoriesResponse]:
         job_id = resource_id(request.job_id, "job_id")

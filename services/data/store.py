@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.duckdb_store import DuckStore
+from services.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
 from services.core.errors import AlreadyExists, NotFound
 from services.common.timeutil import now
 from services.common.duckdb_store import insert_columns
@@ -51,6 +52,10 @@ SCHEMA = [
 def _dataset_exists(dataset_id: str) -> AlreadyExists:
     return AlreadyExists(f"dataset '{dataset_id}' already exists (datasets are immutable; "
                          "upload a new version under a new id)", metadata={"resource": "dataset", "id": dataset_id})
+
+
+# Creation order, newest first: ordinal is max + 1 at insert, so unique among the rows that exist.
+NEWEST_FIRST = Order((SortKey("ordinal", True, int),))
 
 
 def _naive_utc() -> dt.datetime:
@@ -103,12 +108,10 @@ class DataStore:
             raise NotFound("dataset", dataset_id)
         return rows[0]
 
-    def list(self, offset: int, limit: int, source: str = "") -> tuple[list[dict[str, Any]], int]:
-        where, params = ("WHERE source = ?", [source]) if source else ("", [])
-        total = self.db.query(f"SELECT count(*) FROM datasets {where}", params)[0][0]
-        rows = self.db.query_dicts(f"SELECT * FROM datasets {where} ORDER BY ordinal DESC LIMIT ? OFFSET ?",
-                                   [*params, limit, offset])
-        return rows, total
+    def list(self, page: PageRequest, source: str = "") -> Page:
+        """A keyset page of datasets, newest first (by ordinal, the order of creation)."""
+        where, params = (["source = ?"], [source]) if source else ([], [])
+        return fetch_page(self.db, "datasets", where, params, NEWEST_FIRST, page)
 
     def delete(self, dataset_id: str) -> None:
         with self.db.transaction() as con:
@@ -145,11 +148,9 @@ class DataStore:
             raise NotFound("training_module", module_id)
         return rows[0]
 
-    def list_modules(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        total = self.db.query("SELECT count(*) FROM training_modules")[0][0]
-        rows = self.db.query_dicts("SELECT * FROM training_modules ORDER BY ordinal DESC LIMIT ? OFFSET ?",
-                                   [limit, offset])
-        return rows, total
+    def list_modules(self, page: PageRequest) -> Page:
+        """A keyset page of training modules, newest first (by ordinal, the order of creation)."""
+        return fetch_page(self.db, "training_modules", [], [], NEWEST_FIRST, page)
 
     def delete_module(self, module_id: str) -> None:
         with self.db.transaction() as con:

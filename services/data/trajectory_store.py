@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.duckdb_store import DuckStore
+from services.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
 from services.core.errors import NotFound
 from services.common.timeutil import now
 from services.common.duckdb_store import insert_columns
@@ -56,6 +57,10 @@ class TrajectoryFilter:
     min_llm_calls: int = 0
 
     def sql(self) -> tuple[str, list[Any]]:
+        clauses, params = self.conditions()
+        return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def conditions(self) -> tuple[list[str], list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
         for column in ("agent_id", "job_id", "source"):
@@ -74,7 +79,7 @@ class TrajectoryFilter:
         if self.min_llm_calls:
             clauses.append("llm_call_count >= ?")
             params.append(self.min_llm_calls)
-        return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+        return clauses, params
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,13 @@ class TrajectoryStore:
     def count(self, where: TrajectoryFilter) -> int:
         clause, params = where.sql()
         return self.db.query(f"SELECT count(*) FROM trajectories {clause}", params)[0][0]
+
+    def list(self, where: TrajectoryFilter, page: PageRequest, *, full: bool) -> Page:
+        """A keyset page of trajectories, newest first by first ingest (ordinal: unique, kept by updates)."""
+        clauses, params = where.conditions()
+        found = fetch_page(self.db, "trajectories", clauses, params, Order((SortKey("ordinal", True, int),)), page,
+                           columns=f"{_SUMMARY}, body")
+        return found.map(lambda r: self._proto(r, full))
 
     def page(self, where: TrajectoryFilter, offset: int, limit: int, *, full: bool,
              order: str = "ordinal DESC") -> list[trajectory_pb2.Trajectory]:

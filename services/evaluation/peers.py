@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import grpc
@@ -17,6 +18,7 @@ from services.common.clients import channel
 from services.core.errors import FailedPrecondition, InvalidArgument, NotFound, TrainhouseError, Unavailable
 from services.common.example_codec import example_dicts
 from services.common.grpc_errors import failure_of
+from services.common.pagination import collect_pages
 from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, job_state_pb2, model_registry_pb2,
                            model_registry_pb2_grpc, model_version_pb2, training_job_pb2, training_service_pb2,
                            training_service_pb2_grpc)
@@ -79,17 +81,10 @@ class Peers:
 
     def versions(self, agent_id: str) -> list[model_version_pb2.ModelVersion]:
         """Every version of the agent, newest first."""
-        out: list[model_version_pb2.ModelVersion] = []
-        token = ""
         try:
-            while True:
-                resp = self.registry().ListVersions(model_registry_pb2.ListVersionsRequest(
-                    agent_id=agent_id, page_size=100, page_token=token, order_by="version_id desc"),
-                    timeout=TIMEOUT_S)
-                out.extend(resp.versions)
-                token = resp.next_page_token
-                if not token:
-                    return out
+            return collect_pages(partial(self.registry().ListVersions, timeout=TIMEOUT_S),
+                                 model_registry_pb2.ListVersionsRequest(agent_id=agent_id, order_by="version_id desc"),
+                                 "versions", 100)
         except grpc.RpcError as err:
             raise peer_error(err, "agent", agent_id) from None
 
@@ -180,46 +175,28 @@ class Peers:
         return job
 
     def jobs(self, agent_id: str) -> list[training_job_pb2.TrainingJob]:
-        out: list[training_job_pb2.TrainingJob] = []
-        token = ""
         try:
-            while True:
-                resp = self.training().ListJobs(training_service_pb2.ListJobsRequest(
-                    agent_id=agent_id, page_size=1000, page_token=token), timeout=TIMEOUT_S)
-                out.extend(resp.jobs)
-                token = resp.next_page_token
-                if not token:
-                    return out
+            return collect_pages(partial(self.training().ListJobs, timeout=TIMEOUT_S),
+                                 training_service_pb2.ListJobsRequest(agent_id=agent_id), "jobs", 1000)
         except grpc.RpcError as err:
             raise peer_error(err, "agent", agent_id) from None
 
     def metric_points(self, job_id: str) -> list[tuple[str, int, float]]:
-        out: list[tuple[str, int, float]] = []
-        token = ""
         try:
-            while True:
-                resp = self.training().ListMetrics(training_service_pb2.ListMetricsRequest(
-                    job_id=job_id, page_size=10000, page_token=token), timeout=TIMEOUT_S)
-                out.extend((p.name, p.epoch, p.value) for p in resp.points)
-                token = resp.next_page_token
-                if not token:
-                    return out
+            points = collect_pages(partial(self.training().ListMetrics, timeout=TIMEOUT_S),
+                                   training_service_pb2.ListMetricsRequest(job_id=job_id), "points", 10000)
         except grpc.RpcError as err:
             raise peer_error(err, "job", job_id) from None
+        return [(p.name, p.epoch, p.value) for p in points]
 
     def job_examples(self, job_id: str, split: str) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        token = ""
         try:
-            while True:
-                resp = self.training().ListJobExamples(training_service_pb2.ListJobExamplesRequest(
-                    job_id=job_id, split=split, page_size=10000, page_token=token), timeout=TIMEOUT_S)
-                out.extend(example_dicts(resp.examples))
-                token = resp.next_page_token
-                if not token:
-                    return out
+            examples = collect_pages(partial(self.training().ListJobExamples, timeout=TIMEOUT_S),
+                                     training_service_pb2.ListJobExamplesRequest(job_id=job_id, split=split),
+                                     "examples", 10000)
         except grpc.RpcError as err:
             raise peer_error(err, "job", job_id, field="test_set_split") from None
+        return example_dicts(examples)
 
     # --- data -------------------------------------------------------------------------------
     def dataset_examples(self, dataset_id: str) -> tuple[str, list[dict[str, Any]]]:

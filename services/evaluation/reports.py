@@ -20,6 +20,7 @@ from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 
 from services.core.errors import InvalidArgument
+from services.common.pagination import PageRequest
 from services.common.timeutil import iso, now, to_timestamp
 from services.common.validation import resource_id
 from services.evaluation import curves as C
@@ -218,7 +219,7 @@ class Reports:
                         if k in ("validation_accuracy", "accuracy", "eval_accuracy", "eval_f1", "eval_latency_p95_ms",
                                  "eval_cost_per_task_usd", "eval_consistency")}}
                     for v in analysis.versions]
-        evaluations, total = self.store.list(0, 20, agent_id=agent_id)
+        evaluations = self.store.list(PageRequest(size=20), agent_id=agent_id).rows
         data = {"summary": {"agent_id": agent_id, "name": agent.name, "active_version_id": agent.active_version_id,
                             "version_count": len(analysis.versions), "jobs": states,
                             "current_version": analysis.current.version_id,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from services.core.errors import InvalidArgument
 from services.common.example_codec import example_dicts, query_dicts
-from services.common.pagination import decode_page_token, next_token, page_size
+from services.common.pagination import page_request
 from services.evaluation.benchmarks import Benchmarks, suite_protos
 from services.evaluation.compare import RunComparer
 from services.evaluation.evaluator import EvalSpec, Evaluator
@@ -55,11 +55,10 @@ class EvaluationServicer(evaluation_service_pb2_grpc.EvaluationServiceServicer):
         return pb.GetEvaluationResponse(evaluation=self.store.get(request.evaluation_id))
 
     def ListEvaluations(self, request, context):
-        offset = decode_page_token(request.page_token)
-        rows, total = self.store.list(offset, page_size(request.page_size, 50, 1000), agent_id=request.agent_id,
-                                      job_id=request.job_id, version_id=request.version_id)
-        return pb.ListEvaluationsResponse(evaluations=rows, next_page_token=next_token(offset, len(rows), total),
-                                          total_size=total)
+        found = self.store.list(page_request(request, 50, 1000), agent_id=request.agent_id, job_id=request.job_id,
+                                version_id=request.version_id)
+        return pb.ListEvaluationsResponse(evaluations=found.rows, next_page_token=found.next_page_token,
+                                          total_size=found.total_size)
 
     def EvaluateTrainingResults(self, request, context):
         return self.training_results.run(request.job_id, example_dicts(request.test_data),

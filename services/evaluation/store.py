@@ -15,6 +15,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from services.common.duckdb_store import DuckStore
+from services.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
 from services.core.errors import NotFound
 from services.common.timeutil import now
 from trainhouse.v1 import benchmark_pb2, evaluation_pb2, run_comparison_pb2
@@ -106,18 +107,15 @@ class EvaluationStore:
             raise NotFound("evaluation", evaluation_id)
         return found
 
-    def list(self, offset: int, limit: int, agent_id: str = "", job_id: str = "",
-             version_id: str = "") -> tuple[list[evaluation_pb2.Evaluation], int]:
+    def list(self, page: PageRequest, agent_id: str = "", job_id: str = "", version_id: str = "") -> Page:
+        """A keyset page of evaluations (as protos), newest first; ties by evaluation_id ascending."""
         clauses, params = [], []
         for column, value in (("agent_id", agent_id), ("job_id", job_id), ("version_id", version_id)):
             if value:
                 clauses.append(f"{column} = ?")
                 params.append(value)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        total = self.db.query(f"SELECT count(*) FROM evaluations {where}", params)[0][0]
-        rows = self.db.query_dicts(f"SELECT * FROM evaluations {where} ORDER BY create_time DESC, evaluation_id "
-                                   "LIMIT ? OFFSET ?", params + [limit, offset])
-        return [self._evaluation(r) for r in rows], total
+        order = Order((SortKey("create_time", True, dt.datetime), SortKey("evaluation_id")))
+        return fetch_page(self.db, "evaluations", clauses, params, order, page).map(self._evaluation)
 
     def latest_evaluation(self, agent_id: str, version_id: str) -> evaluation_pb2.Evaluation | None:
         rows = self.db.query_dicts("SELECT * FROM evaluations WHERE agent_id = ? AND version_id = ? "

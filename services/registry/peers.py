@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import grpc
@@ -14,6 +15,7 @@ import grpc
 from services.common.clients import channel
 from services.common.example_codec import example_dicts, example_proto
 from services.common.grpc_errors import failure_of
+from services.common.pagination import collect_pages
 from services.common.timeutil import to_timestamp
 from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, job_state_pb2, training_job_pb2,
                            training_service_pb2, training_service_pb2_grpc)
@@ -45,20 +47,13 @@ def _failure(err: grpc.RpcError, service: str) -> PeerFailure:
 def job_examples(job_id: str, split: str, limit: int) -> list[dict[str, Any]]:
     """Up to `limit` examples a job trained ("train") or was validated ("validation") on."""
     stub = training_service_pb2_grpc.TrainingServiceStub(_channel("training"))
-    out: list[dict[str, Any]] = []
-    token = ""
     try:
-        while len(out) < limit:
-            resp = stub.ListJobExamples(training_service_pb2.ListJobExamplesRequest(
-                job_id=job_id, split=split, page_size=min(1000, limit - len(out)), page_token=token),
-                timeout=TIMEOUT_S)
-            out.extend(example_dicts(resp.examples))
-            token = resp.next_page_token
-            if not token or not resp.examples:
-                break
+        examples = collect_pages(partial(stub.ListJobExamples, timeout=TIMEOUT_S),
+                                 training_service_pb2.ListJobExamplesRequest(job_id=job_id, split=split), "examples",
+                                 1000, limit)
     except grpc.RpcError as err:
         raise _failure(err, "TrainingService") from None
-    return out[:limit]
+    return example_dicts(examples)
 
 
 def start_transfer_job(agent_id: str, base_version_id: str, examples: list[dict[str, Any]], display_name: str,

@@ -12,7 +12,7 @@ from google.protobuf.json_format import MessageToDict
 
 from services.core.errors import FailedPrecondition, InvalidArgument
 from services.core.onnx_model import OnnxModel
-from services.common.pagination import decode_page_token, next_token, page_size
+from services.common.pagination import page_request
 from services.common.validation import resource_id
 from services.registry import convert, ollama, peers
 from services.registry.autotrain import AutoTrainer
@@ -22,7 +22,7 @@ from services.registry.predict import Predictor
 from services.registry.resolve import check_alias, resolve_version
 from services.registry.rollout import GuardPolicy, RolloutPlan, parse_duration_text, resolve_guard, resolve_plan
 from services.registry.serving import PredictionLog, SessionCache
-from services.registry.store import RegistryStore, loads, naive, new_id
+from services.registry.store import RegistryStore, loads, naive, new_id, version_order
 from trainhouse.v1 import model_registry_pb2, model_registry_pb2_grpc
 
 ORDER_KEYS = {"create_time", "version_id"}
@@ -50,20 +50,6 @@ def _order(order_by: str) -> tuple[str, bool]:
             raise InvalidArgument("order_by", "names an empty or overlong metric")
         key = f"metrics.{name}"
     return key, len(parts) == 1 or parts[1].lower() == "desc"
-
-
-def _sorted_versions(rows: list[dict[str, Any]], key: str, descending: bool) -> list[dict[str, Any]]:
-    semver = lambda r: (r["major"] or 0, r["minor"] or 0, r["patch"] or 0)  # noqa: E731
-    if key == "create_time":
-        return sorted(rows, key=lambda r: (r["create_time"], r["agent_id"], semver(r)), reverse=descending)
-    if key == "version_id":
-        return sorted(rows, key=lambda r: (r["agent_id"], semver(r)), reverse=descending)
-    name = key.removeprefix("metrics.")
-    have = [r for r in rows if isinstance(loads(r["metrics_json"], {}).get(name), (int, float))]
-    missing = [r for r in rows if r not in have]
-    have.sort(key=lambda r: (loads(r["metrics_json"], {})[name], r["create_time"]), reverse=descending)
-    missing.sort(key=lambda r: r["create_time"], reverse=True)
-    return have + missing  # versions without the metric last, in either direction
 
 
 class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
@@ -118,11 +104,10 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
         return model_registry_pb2.GetAgentResponse(agent=convert.agent_proto(self.store.get_agent(request.agent_id)))
 
     def ListAgents(self, request, context):
-        offset = decode_page_token(request.page_token)
-        rows, total = self.store.list_agents(offset, page_size(request.page_size, 50, 1000))
+        agents = self.store.list_agents(page_request(request, 50, 1000))
         return model_registry_pb2.ListAgentsResponse(
-            agents=[convert.agent_proto(r) for r in rows], next_page_token=next_token(offset, len(rows), total),
-            total_size=total)
+            agents=[convert.agent_proto(r) for r in agents.rows], next_page_token=agents.next_page_token,
+            total_size=agents.total_size)
 
     # ---- versions ----------------------------------------------------------------------------
     def RegisterVersion(self, request, context):
@@ -171,9 +156,8 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
     def ListVersions(self, request, context):
         if request.agent_id:
             self.store.get_agent(request.agent_id)
-        offset = decode_page_token(request.page_token)
-        size = page_size(request.page_size, 20, 100)
-        key, descending = _order(request.order_by)
+        page = page_request(request, 20, 100)
+        order = version_order(*_order(request.order_by))
         state = ""
         if request.state:
             state = convert.VERSION_STATE_NAMES.get(request.state, "")
@@ -181,17 +165,16 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
                 raise InvalidArgument("state", "unknown version state")
         if request.alias:
             check_alias(request.alias)
-        rows = _sorted_versions(self.store.filtered_versions(request.agent_id, state, request.alias, request.tag),
-                                key, descending)
-        page = rows[offset:offset + size]
-        aliases = self.store.aliases_of(r["agent_id"] for r in page)
+        versions = self.store.list_versions(page, order, agent_id=request.agent_id, state=state,
+                                            alias=request.alias, tag=request.tag)
+        aliases = self.store.aliases_of(r["agent_id"] for r in versions.rows)
         active = {}
-        for agent_id in {r["agent_id"] for r in page}:
+        for agent_id in {r["agent_id"] for r in versions.rows}:
             active[agent_id] = self.store.get_agent(agent_id)["active_version_id"]
         return model_registry_pb2.ListVersionsResponse(
             versions=[convert.version_proto(r, aliases.get((r["agent_id"], r["version_id"]), []),
-                                            active[r["agent_id"]] == r["version_id"]) for r in page],
-            next_page_token=next_token(offset, len(page), len(rows)), total_size=len(rows))
+                                            active[r["agent_id"]] == r["version_id"]) for r in versions.rows],
+            next_page_token=versions.next_page_token, total_size=versions.total_size)
 
     def GetVersion(self, request, context):
         row = resolve_version(self.store, request.agent_id, request.version_id, request.model_id)
@@ -260,12 +243,11 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
         if not request.agent_id:
             raise InvalidArgument("agent_id", "is required")
         self.store.get_agent(request.agent_id)
-        offset = decode_page_token(request.page_token)
-        rows, total = self.store.list_feedback(request.agent_id, request.version_id, request.deployment_id, offset,
-                                               page_size(request.page_size, 50, 1000))
+        feedback = self.store.list_feedback(request.agent_id, request.version_id, request.deployment_id,
+                                            page_request(request, 50, 1000))
         return model_registry_pb2.ListFeedbackResponse(
-            feedback=[convert.feedback_proto(r) for r in rows], next_page_token=next_token(offset, len(rows), total),
-            total_size=total)
+            feedback=[convert.feedback_proto(r) for r in feedback.rows], next_page_token=feedback.next_page_token,
+            total_size=feedback.total_size)
 
     # ---- deployments -------------------------------------------------------------------------
     @staticmethod
@@ -315,13 +297,12 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
             state = convert.DEPLOYMENT_STATE_NAMES.get(request.state, "")
             if not state:
                 raise InvalidArgument("state", "unknown deployment state")
+        page = page_request(request, 20, 100)
         self.deployments.tick_all()
-        offset = decode_page_token(request.page_token)
-        rows, total = self.store.list_deployments(request.agent_id, environment, state, offset,
-                                                  page_size(request.page_size, 20, 100))
+        deployments = self.store.list_deployments(request.agent_id, environment, state, page)
         return model_registry_pb2.ListDeploymentsResponse(
-            deployments=[self._deployment(r) for r in rows], next_page_token=next_token(offset, len(rows), total),
-            total_size=total)
+            deployments=[self._deployment(r) for r in deployments.rows],
+            next_page_token=deployments.next_page_token, total_size=deployments.total_size)
 
     def AdvanceRollout(self, request, context):
         if not request.deployment_id:
@@ -359,12 +340,11 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
             deployment=self._deployment(dep) if dep is not None else None)
 
     def ListAuditEvents(self, request, context):
-        offset = decode_page_token(request.page_token)
-        rows, total = self.store.list_audit(request.agent_id, request.deployment_id, request.version_id, request.kind,
-                                            offset, page_size(request.page_size, 50, 1000))
+        events = self.store.list_audit(request.agent_id, request.deployment_id, request.version_id, request.kind,
+                                       page_request(request, 50, 1000))
         return model_registry_pb2.ListAuditEventsResponse(
-            events=[convert.audit_proto(r) for r in rows], next_page_token=next_token(offset, len(rows), total),
-            total_size=total)
+            events=[convert.audit_proto(r) for r in events.rows], next_page_token=events.next_page_token,
+            total_size=events.total_size)
 
     # ---- Ollama ------------------------------------------------------------------------------
     def ImportToOllama(self, request, context):
@@ -413,11 +393,10 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
     def ListAutoTrainingRuns(self, request, context):
         if request.agent_id:
             self.store.get_agent(request.agent_id)
-        offset = decode_page_token(request.page_token)
-        rows, total = self.store.list_autotrain_runs(request.agent_id, offset, page_size(request.page_size, 20, 100))
+        runs = self.store.list_autotrain_runs(request.agent_id, page_request(request, 20, 100))
         return model_registry_pb2.ListAutoTrainingRunsResponse(
-            runs=[convert.run_proto(r) for r in rows], next_page_token=next_token(offset, len(rows), total),
-            total_size=total)
+            runs=[convert.run_proto(r) for r in runs.rows], next_page_token=runs.next_page_token,
+            total_size=runs.total_size)
 
     def CheckAutoTraining(self, request, context):
         if request.force and request.dry_run:

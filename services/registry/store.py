@@ -19,6 +19,7 @@ from typing import Any, Iterable, Sequence
 import duckdb
 
 from services.common.duckdb_store import DuckStore, insert_columns
+from services.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
 from services.core.errors import AlreadyExists, NotFound
 from services.common.timeutil import now
 from services.registry.versioning import Bump, next_version, parse_version
@@ -185,6 +186,35 @@ def new_id(prefix: str, hex_chars: int = 12) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:hex_chars]}"
 
 
+def json_pointer(key: str) -> str:
+    """The JSON pointer of a top-level key (any text: "~" and "/" escaped), for DuckDB's json functions."""
+    return "/" + key.replace("~", "~0").replace("/", "~1")
+
+
+_NUMERIC_JSON = "('DOUBLE', 'BIGINT', 'UBIGINT')"
+
+
+def version_order(key: str, descending: bool) -> Order:
+    """The keyset order of ListVersions' order_by key ("create_time", "version_id" or "metrics.<name>").
+
+    Every order ends in (agent_id, version_id), unique per version. Semantic order compares
+    (major, minor, patch) numerically. A metric order puts versions without a numeric value of the
+    metric last in either direction; ties and those versions follow create_time the same way."""
+    semver = [SortKey(f"coalesce(v.{part}, 0)", descending, int) for part in ("major", "minor", "patch")]
+    ids = [SortKey("v.agent_id", descending), SortKey("v.version_id", descending)]
+    created = SortKey("v.create_time", descending, dt.datetime)
+    if key == "create_time":
+        return Order((created, ids[0], *semver, ids[1]))
+    if key == "version_id":
+        return Order((ids[0], *semver, ids[1]))
+    pointer = json_pointer(key.removeprefix("metrics."))
+    has = f"coalesce(json_type(v.metrics_json, ?) IN {_NUMERIC_JSON}, FALSE)"
+    return Order((SortKey(f"CASE WHEN {has} THEN 0 ELSE 1 END", kind=int, params=(pointer,)),
+                  SortKey(f"CASE WHEN {has} THEN CAST(json_extract(v.metrics_json, ?) AS DOUBLE) ELSE 0 END",
+                          descending, float, (pointer, pointer)),
+                  created, *ids))
+
+
 def _insert(con: duckdb.DuckDBPyConnection, table: str, row: dict[str, Any]) -> None:
     cols = ", ".join(row)
     con.execute(f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' for _ in row)})", list(row.values()))
@@ -216,9 +246,9 @@ class RegistryStore:
             "agent_id": agent_id, "kind": kind, "version_id": version_id, "deployment_id": deployment_id,
             "actor": actor, "message": message, "details_json": json.dumps(details or {}, default=str)})
 
-    def list_audit(self, agent_id: str, deployment_id: str, version_id: str, kind: str, offset: int,
-                   limit: int) -> tuple[list[dict[str, Any]], int]:
-        where, params = ["1=1"], []
+    def list_audit(self, agent_id: str, deployment_id: str, version_id: str, kind: str, page: PageRequest) -> Page:
+        """A keyset page of audit events, newest first (seq is drawn from a sequence: unique)."""
+        where, params = [], []
         for col, value in (("agent_id", agent_id), ("deployment_id", deployment_id), ("version_id", version_id)):
             if value:
                 where.append(f"{col} = ?")
@@ -226,15 +256,11 @@ class RegistryStore:
         if kind:
             where.append("starts_with(kind, ?)")
             params.append(kind)
-        clause = " AND ".join(where)
-        total = self.db.query(f"SELECT count(*) FROM audit_events WHERE {clause}", params)[0][0]
-        rows = self.db.query_dicts(f"SELECT * FROM audit_events WHERE {clause} ORDER BY seq DESC LIMIT ? OFFSET ?",
-                                   params + [limit, offset])
-        return rows, total
+        return fetch_page(self.db, "audit_events", where, params, Order((SortKey("seq", True, int),)), page)
 
     # ---- agents ------------------------------------------------------------------------------
-    _AGENT_SQL = ("SELECT a.*, (SELECT count(*) FROM versions v WHERE v.agent_id = a.agent_id) AS version_count "
-                  "FROM agents a")
+    _AGENT_COLUMNS = "a.*, (SELECT count(*) FROM versions v WHERE v.agent_id = a.agent_id) AS version_count"
+    _AGENT_SQL = f"SELECT {_AGENT_COLUMNS} FROM agents a"
 
     def create_agent(self, agent_id: str, name: str, description: str) -> dict[str, Any]:
         with self.db.transaction() as con:
@@ -253,11 +279,10 @@ class RegistryStore:
             raise NotFound("agent", agent_id)
         return rows[0]
 
-    def list_agents(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        total = self.db.query("SELECT count(*) FROM agents")[0][0]
-        rows = self.db.query_dicts(f"{self._AGENT_SQL} ORDER BY create_time, agent_id LIMIT ? OFFSET ?",
-                                   [limit, offset])
-        return rows, total
+    def list_agents(self, page: PageRequest) -> Page:
+        """A keyset page of agents by (create_time, agent_id), oldest first."""
+        order = Order((SortKey("a.create_time", kind=dt.datetime), SortKey("a.agent_id")))
+        return fetch_page(self.db, "agents a", [], [], order, page, columns=self._AGENT_COLUMNS)
 
     def agent_ids(self) -> list[str]:
         return [r[0] for r in self.db.query("SELECT agent_id FROM agents ORDER BY agent_id")]
@@ -325,9 +350,10 @@ class RegistryStore:
                                    "ORDER BY major DESC, minor DESC, patch DESC LIMIT 1", [agent_id, exclude])
         return rows[0] if rows else None
 
-    def filtered_versions(self, agent_id: str, state: str, alias: str, tag: str) -> list[dict[str, Any]]:
-        """Every version matching the filters (a few hundred per agent at most: sorted by the caller)."""
-        where, params = ["1=1"], []
+    def list_versions(self, page: PageRequest, order: Order, *, agent_id: str, state: str, alias: str,
+                      tag: str) -> Page:
+        """A keyset page of the versions matching the filters, in `order` (see version_order)."""
+        where, params = [], []
         if agent_id:
             where.append("v.agent_id = ?")
             params.append(agent_id)
@@ -338,12 +364,15 @@ class RegistryStore:
             where.append("EXISTS (SELECT 1 FROM aliases a WHERE a.agent_id = v.agent_id "
                          "AND a.version_id = v.version_id AND a.alias = ?)")
             params.append(alias)
-        rows = self.db.query_dicts(f"SELECT v.* FROM versions v WHERE {' AND '.join(where)}", params)
-        if tag:
-            key, _, value = tag.partition("=")
-            rows = [r for r in rows if key in loads(r["tags_json"], {})
-                    and ("=" not in tag or loads(r["tags_json"], {})[key] == value)]
-        return rows
+        if tag:  # "key" or "key=value"; tags_json is a flat object of strings
+            key, has_value, value = tag.partition("=")
+            if has_value:
+                where.append("json_extract_string(v.tags_json, ?) = ?")
+                params += [json_pointer(key), value]
+            else:
+                where.append("coalesce(json_exists(v.tags_json, ?), FALSE)")
+                params.append(json_pointer(key))
+        return fetch_page(self.db, "versions v", where, params, order, page, columns="v.*")
 
     def set_version_state(self, con: duckdb.DuckDBPyConnection, agent_id: str, version_id: str, state: str,
                           reason: str, actor: str = "", deployment_id: str = "") -> None:
@@ -431,18 +460,15 @@ class RegistryStore:
             _insert(con, "feedback", row)
         return self.db.query_dicts("SELECT * FROM feedback WHERE feedback_id = ?", [row["feedback_id"]])[0]
 
-    def list_feedback(self, agent_id: str, version_id: str, deployment_id: str, offset: int,
-                      limit: int) -> tuple[list[dict[str, Any]], int]:
+    def list_feedback(self, agent_id: str, version_id: str, deployment_id: str, page: PageRequest) -> Page:
+        """A keyset page of an agent's feedback, newest first (ties by feedback_id ascending)."""
         where, params = ["agent_id = ?"], [agent_id]
         for col, value in (("version_id", version_id), ("deployment_id", deployment_id)):
             if value:
                 where.append(f"{col} = ?")
                 params.append(value)
-        clause = " AND ".join(where)
-        total = self.db.query(f"SELECT count(*) FROM feedback WHERE {clause}", params)[0][0]
-        rows = self.db.query_dicts(f"SELECT * FROM feedback WHERE {clause} ORDER BY create_time DESC, feedback_id "
-                                   "LIMIT ? OFFSET ?", params + [limit, offset])
-        return rows, total
+        order = Order((SortKey("create_time", True, dt.datetime), SortKey("feedback_id")))
+        return fetch_page(self.db, "feedback", where, params, order, page)
 
     def arm_feedback(self, deployment_id: str, arm: str) -> tuple[int, int, list[float]]:
         """(records, incorrect, latencies) of one arm of a deployment; a record's latency is the
@@ -485,19 +511,15 @@ class RegistryStore:
     def rolling_out(self) -> list[dict[str, Any]]:
         return self.db.query_dicts("SELECT * FROM deployments WHERE state = 'rolling-out'")
 
-    def list_deployments(self, agent_id: str, environment: str, state: str, offset: int,
-                         limit: int) -> tuple[list[dict[str, Any]], int]:
-        where, params = ["1=1"], []
+    def list_deployments(self, agent_id: str, environment: str, state: str, page: PageRequest) -> Page:
+        """A keyset page of deployments by (create_time, deployment_id), newest first."""
+        where, params = [], []
         for col, value in (("agent_id", agent_id), ("environment", environment), ("state", state)):
             if value:
                 where.append(f"{col} = ?")
                 params.append(value)
-        clause = " AND ".join(where)
-        total = self.db.query(f"SELECT count(*) FROM deployments WHERE {clause}", params)[0][0]
-        rows = self.db.query_dicts(f"SELECT * FROM deployments WHERE {clause} "
-                                   "ORDER BY create_time DESC, deployment_id DESC LIMIT ? OFFSET ?",
-                                   params + [limit, offset])
-        return rows, total
+        order = Order((SortKey("create_time", True, dt.datetime), SortKey("deployment_id", True)))
+        return fetch_page(self.db, "deployments", where, params, order, page)
 
     # ---- auto-training -----------------------------------------------------------------------
     def autotrain_config(self, agent_id: str) -> dict[str, Any] | None:
@@ -535,12 +557,11 @@ class RegistryStore:
                                    "ORDER BY create_time DESC LIMIT 1", [agent_id])
         return rows[0] if rows else None
 
-    def list_autotrain_runs(self, agent_id: str, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        where, params = ("agent_id = ?", [agent_id]) if agent_id else ("1=1", [])
-        total = self.db.query(f"SELECT count(*) FROM autotrain_runs WHERE {where}", params)[0][0]
-        rows = self.db.query_dicts(f"SELECT * FROM autotrain_runs WHERE {where} ORDER BY create_time DESC "
-                                   "LIMIT ? OFFSET ?", params + [limit, offset])
-        return rows, total
+    def list_autotrain_runs(self, agent_id: str, page: PageRequest) -> Page:
+        """A keyset page of auto-training runs by (create_time, run_id), newest first."""
+        where, params = (["agent_id = ?"], [agent_id]) if agent_id else ([], [])
+        order = Order((SortKey("create_time", True, dt.datetime), SortKey("run_id", True)))
+        return fetch_page(self.db, "autotrain_runs", where, params, order, page)
 
     # ---- Ollama imports ----------------------------------------------------------------------
     def add_ollama_import(self, row: dict[str, Any], actor: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import json
 import uuid
 
 from services.core.errors import FailedPrecondition, InvalidArgument
-from services.common.pagination import decode_page_token, next_token, page_size
+from services.common.pagination import list_page, page_request
 from services.common.timeutil import to_timestamp
 from services.common.example_codec import example_proto, query_proto
 from services.common.structs import to_struct
@@ -101,17 +101,15 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         return training_service_pb2.GetJobResponse(job=self._job(request.job_id))
 
     def ListJobs(self, request, context):
-        offset = decode_page_token(request.page_token)
-        size = page_size(request.page_size, 50, 1000)
+        page = page_request(request, 50, 1000)
         order = (request.order_by or "create_time desc").strip().lower()
         if order not in ("create_time desc", "create_time asc", "create_time"):
             raise InvalidArgument("order_by", "must be 'create_time desc' or 'create_time asc'")
         state = STATE_NAMES.get(request.state, "") if request.state else ""
-        rows, total = self.store.list_jobs(agent_id=request.agent_id, state=state, account_id=request.account_id,
-                                           descending=order.endswith("desc"), offset=offset, limit=size)
+        jobs = self.store.list_jobs(page, agent_id=request.agent_id, state=state, account_id=request.account_id,
+                                    descending=order.endswith("desc"))
         return training_service_pb2.ListJobsResponse(
-            jobs=[job_proto(r) for r in rows], next_page_token=next_token(offset, len(rows), total),
-            total_size=total)
+            jobs=[job_proto(r) for r in jobs.rows], next_page_token=jobs.next_page_token, total_size=jobs.total_size)
 
     def CancelJob(self, request, context):
         if not request.job_id:
@@ -152,11 +150,9 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
 
     def ListCheckpoints(self, request, context):
         self.store.get_job(request.job_id)
-        offset = decode_page_token(request.page_token)
-        size = page_size(request.page_size, 100, 1000)
-        rows, total = self.store.checkpoints(request.job_id, offset, size)
+        checkpoints = self.store.list_checkpoints(request.job_id, page_request(request, 100, 1000))
         return training_service_pb2.ListCheckpointsResponse(
-            checkpoints=[checkpoint_proto(r) for r in rows], next_page_token=next_token(offset, len(rows), total))
+            checkpoints=[checkpoint_proto(r) for r in checkpoints.rows], next_page_token=checkpoints.next_page_token)
 
     def ResumeJob(self, request, context):
         if not request.job_id:
@@ -194,20 +190,15 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
             if split != "all" and not raw["validation_examples"]:
                 raise FailedPrecondition("the job has not split its examples yet; ask for split 'all'")
         items = data["train"] + data["validation"] if split == "all" else data[split]
-        offset = decode_page_token(request.page_token)
-        size = page_size(request.page_size, 1000, 10000)
-        page = items[offset:offset + size]
+        page = list_page(items, page_request(request, 1000, 10000))
         return training_service_pb2.ListJobExamplesResponse(
-            examples=[example_proto(e) for e in page], next_page_token=next_token(offset, len(page), len(items)),
-            total_size=len(items))
+            examples=[example_proto(e) for e in page.rows], next_page_token=page.next_page_token,
+            total_size=page.total_size)
 
     def ListMetrics(self, request, context):
         self.store.get_job(request.job_id)
-        offset = decode_page_token(request.page_token)
-        size = page_size(request.page_size, 1000, 10000)
-        rows, total = self.store.metrics(request.job_id, list(request.names), offset, size)
+        page = self.store.metrics(request.job_id, list(request.names), page_request(request, 1000, 10000))
         points = [training_job_pb2.MetricPoint(name=r["name"], value=r["value"], epoch=r["epoch"] or 0,
                                                step=r["step"] or 0, time=to_timestamp(r["time"]))
-                  for r in rows]
-        return training_service_pb2.ListMetricsResponse(points=points,
-                                                        next_page_token=next_token(offset, len(rows), total))
+                  for r in page.rows]
+        return training_service_pb2.ListMetricsResponse(points=points, next_page_token=page.next_page_token)

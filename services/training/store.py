@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.duckdb_store import DuckStore, insert_columns
+from services.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
 from services.core.errors import NotFound
 from services.common.timeutil import now
 
@@ -139,20 +140,16 @@ class JobStore:
             raise NotFound("job", job_id)
         return rows[0]
 
-    def list_jobs(self, *, agent_id: str = "", state: str = "", account_id: str = "",
-                  descending: bool = True, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
+    def list_jobs(self, page: PageRequest, *, agent_id: str = "", state: str = "", account_id: str = "",
+                  descending: bool = True) -> Page:
+        """A keyset page of jobs by (create_time, job_id), newest first unless `descending` is False."""
         where, params = [], []
         for col, value in (("agent_id", agent_id), ("state", state), ("account_id", account_id)):
             if value:
                 where.append(f"{col} = ?")
                 params.append(value)
-        clause = ("WHERE " + " AND ".join(where)) if where else ""
-        total = self.db.query(f"SELECT count(*) FROM jobs {clause}", params)[0][0]
-        order = "DESC" if descending else "ASC"
-        rows = self.db.query_dicts(
-            f"SELECT * FROM jobs {clause} ORDER BY create_time {order}, job_id {order} LIMIT ? OFFSET ?",
-            params + [limit, offset])
-        return rows, total
+        order = Order((SortKey("create_time", descending, dt.datetime), SortKey("job_id", descending)))
+        return fetch_page(self.db, "jobs", where, params, order, page)
 
     def recent_throughput(self, limit: int = 20) -> float | None:
         """Example-passes per second of recently completed jobs on this machine (None if none)."""
@@ -257,16 +254,19 @@ class JobStore:
         return self.db.query("SELECT coalesce(max(cursor), 0) FROM job_events")[0][0]
 
     # --- metrics and checkpoints ----------------------------------------------------------------
-    def metrics(self, job_id: str, names: list[str], offset: int, limit: int) -> tuple[list[dict], int]:
-        where, params = "job_id = ?", [job_id]
+    def metrics(self, job_id: str, names: list[str], page: PageRequest) -> Page:
+        """A keyset page of a job's metric points in recording order (one point per event sequence)."""
+        where, params = ["job_id = ?"], [job_id]
         if names:
-            where += " AND name IN (" + ", ".join("?" for _ in names) + ")"
+            where.append("name IN (" + ", ".join("?" for _ in names) + ")")
             params += names
-        total = self.db.query(f"SELECT count(*) FROM metrics WHERE {where}", params)[0][0]
-        rows = self.db.query_dicts(
-            f"SELECT name, value, epoch, step, time FROM metrics WHERE {where} ORDER BY sequence, name "
-            "LIMIT ? OFFSET ?", params + [limit, offset])
-        return rows, total
+        return fetch_page(self.db, "metrics", where, params, Order((SortKey("sequence", kind=int),)), page,
+                          columns="name, value, epoch, step, time")
+
+    def list_checkpoints(self, job_id: str, page: PageRequest) -> Page:
+        """A keyset page of a job's checkpoints by (create_time, checkpoint_id), oldest first."""
+        order = Order((SortKey("create_time", kind=dt.datetime), SortKey("checkpoint_id")))
+        return fetch_page(self.db, "checkpoints", ["job_id = ?"], [job_id], order, page)
 
     def checkpoints(self, job_id: str, offset: int = 0, limit: int = 1000) -> tuple[list[dict], int]:
         total = self.db.query("SELECT count(*) FROM checkpoints WHERE job_id = ?", [job_id])[0][0]

@@ -77,7 +77,7 @@ def test_jsonl_upload_is_all_or_nothing_with_line_numbers(data):
                                                                         source="import"))
     assert resp.line_count == 10 and resp.dataset.statistics.example_count == 10
     assert stream_all(data, dataset_id)[3].metadata["row"] == 3
-    listed = data.ListDatasets(pb.ListDatasetsRequest(source="import", page_size=100))
+    listed = data.ListDatasets(pb.ListDatasetsRequest(source="import", page_size=100, include_total_size=True))
     assert dataset_id in [d.dataset_id for d in listed.datasets]
     assert all(d.source == "import" for d in listed.datasets) and listed.total_size == len(listed.datasets)
 
@@ -260,7 +260,7 @@ def test_ingest_is_idempotent_and_lists_page_both_ways(data):
     assert (again.received, again.created, again.updated, again.unchanged) == (11, 0, 1, 10)
 
     flt = pb.TrajectoryFilter(agent_id=agent)
-    page = data.ListTrajectories(pb.ListTrajectoriesRequest(filter=flt, page_size=10, offset=5))
+    page = data.ListTrajectories(pb.ListTrajectoriesRequest(filter=flt, page_size=10, skip=5, include_total_size=True))
     assert page.total_size == 30 and len(page.trajectories) == 10
     # newest first; the update kept trajectory 0 in its place (first-ingest order)
     assert [t.trajectory_id for t in page.trajectories] == [f"{agent}-rt-{i}" for i in range(24, 14, -1)]
@@ -274,8 +274,13 @@ def test_ingest_is_idempotent_and_lists_page_both_ways(data):
         if not token:
             break
     assert len(seen) == len(set(seen)) == 30
-    assert fails(lambda: data.ListTrajectories(pb.ListTrajectoriesRequest(page_token=page.next_page_token, offset=1))
-                 ).field == "offset"
+    # AIP-158: skip counts from the token's position; the token only continues its own filter
+    after = data.ListTrajectories(pb.ListTrajectoriesRequest(filter=flt, page_size=10, skip=5, include_total_size=True,
+                                                             page_token=page.next_page_token))
+    assert [t.trajectory_id for t in after.trajectories] == [f"{agent}-rt-{i}" for i in range(9, -1, -1)]
+    assert fails(lambda: data.ListTrajectories(pb.ListTrajectoriesRequest(page_token=page.next_page_token, skip=5))
+                 ).field == "page_token"
+    assert fails(lambda: data.ListTrajectories(pb.ListTrajectoriesRequest(skip=-1))).field == "skip"
 
     full = data.GetTrajectory(pb.GetTrajectoryRequest(trajectory_id=f"{agent}-rt-0")).trajectory
     assert full.status == trajectory_pb2.TRAJECTORY_STATUS_FAILED and len(full.llm_calls) == 2

@@ -111,7 +111,8 @@ def test_evaluation_id_is_idempotent_and_listed(ev, trained):
     assert again.evaluation == first.evaluation
     listed = ev.ListEvaluations(pb.ListEvaluationsRequest(agent_id=AGENT, page_size=1000)).evaluations
     assert [x.evaluation_id for x in listed].count("eval-idem-1") == 1
-    by_job = ev.ListEvaluations(pb.ListEvaluationsRequest(job_id=trained.strong.job_id, page_size=1000))
+    by_job = ev.ListEvaluations(pb.ListEvaluationsRequest(job_id=trained.strong.job_id, page_size=1000,
+                                                          include_total_size=True))
     assert all(x.job_id == trained.strong.job_id for x in by_job.evaluations) and by_job.total_size >= 1
     page = ev.ListEvaluations(pb.ListEvaluationsRequest(agent_id=AGENT, page_size=1))
     assert len(page.evaluations) == 1 and page.next_page_token

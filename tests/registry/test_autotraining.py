@@ -61,7 +61,8 @@ def test_reaching_the_threshold_starts_a_transfer_job(registry, trained, trainin
             expected_output="" if correct else ("billing" if output != "billing" else "technical")))
     status = registry.CheckAutoTraining(R.CheckAutoTrainingRequest(agent_id=agent, dry_run=True)).statuses[0]
     assert status.pending_feedback == 4 and not status.due
-    assert registry.ListAutoTrainingRuns(R.ListAutoTrainingRunsRequest(agent_id=agent)).total_size == 0
+    assert registry.ListAutoTrainingRuns(R.ListAutoTrainingRunsRequest(agent_id=agent,
+                                                                    include_total_size=True)).total_size == 0
     pid, output = served[4]
     registry.RecordFeedback(R.RecordFeedbackRequest(
         agent_id=agent, prediction_id=pid, correct=False,
@@ -78,7 +79,8 @@ def test_reaching_the_threshold_starts_a_transfer_job(registry, trained, trainin
     # 2 correct -> 2 positives; 3 corrected -> a positive and an unlikelihood example each.
     assert run.feedback_example_count == 8 and run.replay_example_count >= 50
     kind = "autotraining.run_started" if run.state == A.AUTO_TRAINING_RUN_STATE_STARTED else "autotraining.run_failed"
-    assert registry.ListAuditEvents(R.ListAuditEventsRequest(agent_id=agent, kind=kind)).total_size == 1
+    assert registry.ListAuditEvents(R.ListAuditEventsRequest(agent_id=agent, kind=kind,
+                                                          include_total_size=True)).total_size == 1
     if run.state == A.AUTO_TRAINING_RUN_STATE_FAILED and run.error_field == "config.method":
         pytest.skip(f"TrainingService does not accept transfer jobs yet: {run.error_message}")
     assert run.state == A.AUTO_TRAINING_RUN_STATE_STARTED, run.error_message

@@ -132,7 +132,8 @@ def test_deploy_canary_advance_rollback_and_activate(registry, trained):
     steps = [e for e in events if e.kind == "deployment.step" and e.deployment_id == canary.deployment_id]
     assert [e.details["to"] for e in reversed(steps)] == [20, 50]
     assert {e.actor for e in steps} == {"tester", ""}
-    listed = registry.ListDeployments(R.ListDeploymentsRequest(agent_id=agent, environment=D.ENVIRONMENT_PRODUCTION))
+    listed = registry.ListDeployments(R.ListDeploymentsRequest(agent_id=agent, environment=D.ENVIRONMENT_PRODUCTION,
+                                                               include_total_size=True))
     # first, canary, rollback-to (a new deployment), blue-green, activate; the plain re-activation
     # of the serving version and the rollback of the canary itself add none.
     assert listed.total_size == 5 and listed.deployments[0].source == "activate"
@@ -190,7 +191,8 @@ def test_canary_rolls_back_on_its_own_when_feedback_crosses_the_threshold(regist
         agent_id=agent, prediction_id="pred-nope", correct=True)).code == grpc.StatusCode.NOT_FOUND
     assert rpc_failure(registry.RecordFeedback, R.RecordFeedbackRequest(
         agent_id=agent, correct=True)).field == "prediction_id"
-    listed = registry.ListFeedback(R.ListFeedbackRequest(agent_id=agent, deployment_id=canary.deployment_id))
+    listed = registry.ListFeedback(R.ListFeedbackRequest(agent_id=agent, deployment_id=canary.deployment_id,
+                                                         include_total_size=True))
     assert listed.total_size >= 8
 
 

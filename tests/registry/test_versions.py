@@ -6,7 +6,6 @@ import hashlib
 import grpc
 import onnx
 
-from services.common.pagination import encode_page_token
 from tests.registry.conftest import THREE_INTENTS, predict, rpc_failure
 from trainhouse.v1 import model_registry_pb2, model_version_pb2
 
@@ -34,19 +33,20 @@ def test_register_version_is_idempotent_per_job(registry, trained, stack):
     again = registry.RegisterVersion(model_registry_pb2.RegisterVersionRequest(
         agent_id="reg-ver", onnx_model=artifact, job_id=v.job_id)).version
     assert again.version_id == "v1.0.0"
-    assert registry.ListVersions(model_registry_pb2.ListVersionsRequest(agent_id="reg-ver")).total_size == 3
+    assert registry.ListVersions(model_registry_pb2.ListVersionsRequest(agent_id="reg-ver",
+                                                                        include_total_size=True)).total_size == 3
 
 
 def test_list_pages_sorts_and_filters(registry, trained):
     req = model_registry_pb2.ListVersionsRequest
-    first = registry.ListVersions(req(agent_id="reg-ver", page_size=2, order_by="version_id asc"))
+    first = registry.ListVersions(req(agent_id="reg-ver", page_size=2, order_by="version_id asc",
+                                      include_total_size=True))
     assert [v.version_id for v in first.versions] == ["v1.0.0", "v1.1.0"] and first.total_size == 3
     second = registry.ListVersions(req(agent_id="reg-ver", page_size=2, order_by="version_id asc",
                                        page_token=first.next_page_token))
     assert [v.version_id for v in second.versions] == ["v2.0.0"] and not second.next_page_token
-    # Page numbers: the shared offset token of (page - 1) * limit, as the gateway sends it.
-    page2 = registry.ListVersions(req(agent_id="reg-ver", page_size=1, page_token=encode_page_token(1),
-                                      order_by="create_time asc"))
+    # Page numbers: skip (page - 1) * limit, as the gateway sends it.
+    page2 = registry.ListVersions(req(agent_id="reg-ver", page_size=1, skip=1, order_by="create_time asc"))
     assert [v.version_id for v in page2.versions] == ["v1.1.0"]
     newest_first = registry.ListVersions(req(agent_id="reg-ver")).versions
     assert [v.version_id for v in newest_first] == ["v2.0.0", "v1.1.0", "v1.0.0"]
@@ -55,9 +55,11 @@ def test_list_pages_sorts_and_filters(registry, trained):
     assert accs == sorted(accs, reverse=True)
     bare = registry.ListVersions(req(agent_id="reg-ver", order_by="validation_accuracy asc")).versions
     assert [v.metrics["validation_accuracy"] for v in bare] == sorted(accs)
-    missing = registry.ListVersions(req(agent_id="reg-ver", order_by="metrics.no_such_metric asc"))
+    missing = registry.ListVersions(req(agent_id="reg-ver", order_by="metrics.no_such_metric asc",
+                                        include_total_size=True))
     assert missing.total_size == 3
-    assert registry.ListVersions(req(agent_id="reg-ver", state=VS.VERSION_STATE_DEPLOYED)).total_size == 0
+    assert registry.ListVersions(req(agent_id="reg-ver", state=VS.VERSION_STATE_DEPLOYED,
+                                     include_total_size=True)).total_size == 0
     everyone = registry.ListVersions(req(page_size=100))
     assert {"reg-ver", "reg-dep", "reg-canary"} <= {v.agent_id for v in everyone.versions}
     assert rpc_failure(registry.ListVersions, req(agent_id="reg-ver", order_by="create_time sideways")).field == \
@@ -135,6 +137,7 @@ def test_artifact_download_is_the_registered_bytes(registry, trained):
 
 def test_registry_stats(registry, trained):
     stats = registry.GetRegistryStats(model_registry_pb2.GetRegistryStatsRequest())
-    listed = registry.ListVersions(model_registry_pb2.ListVersionsRequest(page_size=1)).total_size
+    listed = registry.ListVersions(model_registry_pb2.ListVersionsRequest(page_size=1,
+                                                                          include_total_size=True)).total_size
     assert stats.model_count == listed >= 8
     assert stats.agent_count >= 5 and stats.prediction_count >= 1

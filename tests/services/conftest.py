@@ -4,7 +4,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from trainhouse.v1 import model_registry_pb2_grpc, training_service_pb2_grpc
+from trainhouse.v1 import data_service_pb2_grpc, model_registry_pb2_grpc, training_service_pb2_grpc
 
 
 @pytest.fixture(scope="module")
@@ -17,3 +17,9 @@ def training(stack):
 def registry(stack):
     with grpc.insecure_channel(stack.address("registry")) as ch:
         yield model_registry_pb2_grpc.ModelRegistryStub(ch)
+
+
+@pytest.fixture(scope="module")
+def data(stack):
+    with grpc.insecure_channel(stack.address("data")) as ch:
+        yield data_service_pb2_grpc.DataServiceStub(ch)

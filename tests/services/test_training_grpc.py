@@ -167,7 +167,7 @@ def test_concurrency_limit_queues_the_sixth_job(training):
         training.CancelJob(training_service_pb2.CancelJobRequest(job_id=ids[0]))
         wait_state(training, ids[5], job_state_pb2.JOB_STATE_RUNNING, timeout=300)
         listed = training.ListJobs(training_service_pb2.ListJobsRequest(
-            account_id="acct-limit", state=job_state_pb2.JOB_STATE_RUNNING, page_size=2))
+            account_id="acct-limit", state=job_state_pb2.JOB_STATE_RUNNING, page_size=2, include_total_size=True))
         assert len(listed.jobs) == 2 and listed.next_page_token and listed.total_size == 5
     finally:
         for job_id in ids:
