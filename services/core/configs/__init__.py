@@ -10,8 +10,8 @@ derives its request bodies from them (``request_fields``), so /openapi.json show
 and enums; EvaluationService reads field names and defaults from them. The package imports no
 trainer, so the gateway can use it without loading NumPy training code.
 """
-from services.core.configs.base import (ConfigModel, describe, error_path, flat_spellings, invalid_argument,
-                                        optional_type, published_name, request_fields)
+from services.core.configs.base import (ConfigModel, describe, error_path, field_bounds, flat_spellings,
+                                        invalid_argument, optional_type, published_name, request_fields, within)
 from services.core.configs.generation import GenerationConfig, GenerationConstraints
 from services.core.configs.grpo import KL_ESTIMATORS, SCALE_REWARDS, GRPOConfig
 from services.core.configs.training import (BASELINES, CLASSIFIER_CONFIGS, OPTIMIZERS, SCHEDULERS, CurriculumStage,
@@ -21,5 +21,6 @@ __all__ = [
     "BASELINES", "CLASSIFIER_CONFIGS", "ConfigModel", "CurriculumStage", "FewShotConfig", "GRPOConfig",
     "GenerationConfig", "GenerationConstraints", "KL_ESTIMATORS", "OPTIMIZERS", "ReinforcementConfig",
     "SCALE_REWARDS", "SCHEDULERS", "SupervisedConfig", "TransferConfig", "describe", "error_path",
-    "flat_spellings", "invalid_argument", "optional_type", "published_name", "request_fields",
+    "field_bounds", "flat_spellings", "invalid_argument", "optional_type", "published_name", "request_fields",
+    "within",
 ]

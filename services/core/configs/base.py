@@ -422,3 +422,22 @@ def _defaults(name: str, models: Iterable[type[ConfigModel]]) -> str:
         return f"Default: {next(iter(by_value))}."
     return "Default: " + "; ".join(f"{v} ({', '.join(kinds)})" for v, kinds in by_value.items()) + "."
 
+
+
+# ---- reading a model's rules ----------------------------------------------------------------------
+
+def field_bounds(model: type[BaseModel], name: str, *, item: bool = False) -> dict[str, float]:
+    """The range of ``model.name`` (of its items with ``item``) as {"ge": 1, "le": 10000}."""
+    return _target(model, (name, 0) if item else (name,))[1]
+
+
+def within(model: type[BaseModel], name: str, value: float, *, item: bool = False) -> Any:
+    """``value`` moved into the closed part of ``model.name``'s range: for values a program derives
+    (a suggestion "1.5x the epochs" must stay one the service accepts), never for a caller's input,
+    which is refused when out of range."""
+    bounds = field_bounds(model, name, item=item)
+    if "le" in bounds:
+        value = min(value, bounds["le"])
+    if "ge" in bounds:
+        value = max(value, bounds["ge"])
+    return value
