@@ -41,17 +41,21 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return value.replace(tzinfo=dt.timezone.utc) if value is not None and value.tzinfo is None else value
 
 
-def message_dict(message: Message) -> dict[str, Any]:
+def message_dict(message: Message, *, every_field: bool = False) -> dict[str, Any]:
     """The fields the caller set in ``message``, under their proto names, as Python values: int64
     stays an int (``MessageToDict`` would make it a string), a ``Struct`` becomes a dict (numbers
-    as floats, as the caller's JSON had them) and an enum its number."""
+    as floats, as the caller's JSON had them) and an enum its number. Items of a repeated message
+    field (a curriculum stage) give ``every_field``: there a 0 is the value sent, not "unset"."""
     out: dict[str, Any] = {}
-    for field, value in message.ListFields():
+    fields = ([(f, getattr(message, f.name)) for f in message.DESCRIPTOR.fields if f.message_type is None]
+              if every_field else message.ListFields())
+    for field, value in fields:
         repeated = field.is_repeated
         if field.message_type is not None and field.message_type.full_name == "google.protobuf.Struct":
             out[field.name] = MessageToDict(value)
         elif field.message_type is not None:
-            out[field.name] = [message_dict(v) for v in value] if repeated else message_dict(value)
+            out[field.name] = ([message_dict(v, every_field=True) for v in value] if repeated
+                               else message_dict(value))
         else:
             out[field.name] = list(value) if repeated else value
     return out
