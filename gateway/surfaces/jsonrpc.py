@@ -485,8 +485,10 @@ async def _run(method_name: str, params: Any, request: Request) -> dict[str, Any
         raise RpcError(INTERNAL_ERROR, f"internal error (request {request_id_of(request)})") from None
 
 
-# pydantic error types that say a value is out of its range or enum (not of the wrong type).
-_VALUE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "literal_error", "too_long"}
+# pydantic error types that say a value is out of its range or enum, or refused by a config rule
+# ("config": e.g. a featurizer setting), rather than of the wrong type.
+_VALUE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "literal_error", "too_long",
+                 "config"}
 
 
 def _params_code(exc: ValidationError, method: Method) -> int:

@@ -104,6 +104,7 @@ def test_runtime_refuses_out_of_range_job_fields(lone: httpx.Client, caller: dic
     ({"n_iterations": 0}, -32600),          # out of range: seed 003's invalid configuration
     ({"n_iterations": 10001}, -32600),
     ({"kl_estimator": "k2"}, -32600),       # not one of the enum
+    ({"featurizer": {"dim": 3}}, -32600),   # refused by the featurizer's own rule
     ({"n_iterations": "many"}, -32602),     # wrong type: invalid params
 ])
 def test_jsonrpc_grpo_config_errors(lone: httpx.Client, caller: dict[str, str], config: dict[str, Any],

@@ -23,7 +23,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from types import NoneType, UnionType
-from typing import Annotated, Any, ClassVar, Literal, Optional, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, Optional, Self, Union, get_args, get_origin
 
 import annotated_types
 from pydantic import (AliasChoices, AliasGenerator, AliasPath, BaseModel, BeforeValidator, ConfigDict, Field,
@@ -33,6 +33,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from services.core.errors import InvalidArgument
+
 
 def _name(value: Any) -> Any:
     """Enum values are names: surrounding blanks and case carry no meaning ("Adam " is "adam")."""
@@ -101,12 +102,13 @@ class ConfigModel(BaseModel):
         except ValidationError as exc:
             raise invalid_argument(exc, type(self)) from None
 
-    # Only ``Model(...)`` translates the error: pydantic must keep validating nested models and
-    # ``model_validate`` itself (with its context, collecting its own errors), as for a plain model.
+    # Only ``Model(...)`` translates the error: for nested models and ``model_validate`` pydantic
+    # must keep validating as for a plain model (its own errors, full locations), so it is told
+    # that this is the base ``__init__``.
     __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None, *, strict: bool | None = None) -> Any:
+    def from_dict(cls, data: Mapping[str, Any] | None, *, strict: bool | None = None) -> Self:
         """Decode a transport's config object (see the module docstring). ``strict`` (default: the
         class's ``refuses_unknown_keys``) refuses unknown keys, so a misspelt option is not silently
         ignored; pass ``strict=False`` when ``data`` also holds the caller's own keys."""
