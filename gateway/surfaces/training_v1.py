@@ -225,12 +225,11 @@ def config_to_proto(cfg: TrainingConfigIn) -> training_job_pb2.TrainingConfig:
             out.hidden_sizes.extend(value)
         elif value is not None:
             setattr(out, name, value)
-    split = cfg.validation.split if cfg.validation and cfg.validation.split is not None else cfg.validation_split
-    if split is not None:
-        out.validation_split = split
-    frequency = (cfg.validation.frequency if cfg.validation else None) or cfg.validation_frequency
-    if frequency:
-        out.validation_frequency = frequency
+    if cfg.validation is not None:  # seed 000's nested form wins over the flat fields
+        if cfg.validation.split is not None:
+            out.validation_split = cfg.validation.split
+        if cfg.validation.frequency:
+            out.validation_frequency = cfg.validation.frequency
     if cfg.curriculum is not None:
         out.curriculum.enabled = cfg.curriculum.enabled
         for stage in cfg.curriculum.stages:
