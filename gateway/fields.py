@@ -16,25 +16,28 @@ _LOCATIONS = {"body", "query", "path", "header", "cookie"}
 _INDEX = re.compile(r"^(.*?)((?:\[\d+\])*)$")
 
 
-def field_path(parts: Sequence[Any]) -> str:
+def field_path(parts: Sequence[Any], *, as_written: bool = False) -> str:
     """A field location as the caller spelled it: camelCase keys, ``[i]`` indexes, no ``config.``.
 
     ("body", "config", "learning_rate") -> "learningRate";
     ("body", "examples", 3, "expected_output") -> "examples[3].expectedOutput".
     Seed 000 names config fields by their leaf ("learningRate"), so the ``config`` level is
     dropped; deeper paths keep their parents so an example or a curriculum stage stays findable.
+    With ``as_written`` (the location of a request's own validation error, where pydantic names
+    the spelling the caller used) a config field keeps it: ``learning_rate`` stays ``learning_rate``.
     """
     parts = list(parts)
     if parts and parts[0] in _LOCATIONS:
         parts = parts[1:]
-    if len(parts) > 1 and parts[0] == "config":
+    config = len(parts) > 1 and parts[0] == "config"
+    if config:
         parts = parts[1:]
     out = ""
     for part in parts:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + camel(str(part))
+            out += ("." if out else "") + (str(part) if config and as_written else camel(str(part)))
     return out
 
 

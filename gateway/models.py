@@ -11,12 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from gateway.convert import finite
+# JSON numbers: ints are fine where a float is expected, bools and strings are not; NaN/inf (which
+# Python's json accepts) are refused. The config models' rule, re-exported to every surface.
+from services.core.configs.base import Number  # noqa: F401
 
 T = TypeVar("T")
 
-# JSON numbers: ints are fine where a float is expected, bools and strings are not; NaN/inf
-# (which Python's json accepts) are refused.
-Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 # Integers are range-checked to their protobuf width here, because an out-of-range value would
 # make the protobuf setter raise (a 500) instead of reaching the service's own range check.
 Int = Annotated[int, Field(strict=True, ge=-(2 ** 31), le=2 ** 31 - 1)]

@@ -27,22 +27,7 @@ import grpc
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictStr,
-    ValidationError,
-)
-from trainhouse.v1 import (
-    data_service_pb2,
-    evaluation_service_pb2,
-    example_pb2,
-    job_state_pb2,
-    training_job_pb2,
-    training_service_pb2,
-)
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError, create_model
 
 from gateway import errors as E
 from gateway.auth import Principal
@@ -58,6 +43,9 @@ from gateway.surfaces.validation import from_pydantic
 from gateway.trajectories import export_json
 from services.common.grpc_errors import RpcFailure, failure_of
 from services.common.logs import log
+from services.core.configs import GRPOConfig, request_fields
+from trainhouse.v1 import (data_service_pb2, evaluation_service_pb2, example_pb2, job_state_pb2, training_job_pb2,
+                           training_service_pb2)
 
 logger = logging.getLogger("trainhouse.gateway.jsonrpc")
 
@@ -188,24 +176,13 @@ class CancelParams(JobIdParams):
     reason: StrictStr | None = Field(None, max_length=2000)
 
 
-class GrpoConfigIn(BaseModel):
-    """Seed 003 GRPOConfig. Further knobs of the trainer (e.g. hidden_sizes) pass through as options."""
-
-    model_config = ConfigDict(extra="allow")
-
-    n_iterations: Int | None = None
-    batch_size: Int | None = None
-    n_trajectories_per_query: Int | None = None
-    learning_rate: Number | None = None
-    max_budget_usd: Number | None = None
-    checkpoint_interval: Int | None = None
-    max_steps_per_trajectory: Int | None = None
-    gamma: Number | None = None
-    reward_function: StrictStr | None = None
-    clip_epsilon: Number | None = None
-    kl_coef: Number | None = None
-    # Rollouts of an iteration split into this many shards (Ray workers on the Ray executor).
-    rollout_shards: Int | None = None
+# Every GRPO knob with the config model's type, range, enum, help text and spellings.
+GRPO_CONFIG_FIELDS = request_fields(GRPOConfig)
+GrpoConfigIn = create_model(
+    "GRPOConfig", __config__=ConfigDict(extra="allow"),
+    __doc__="Seed 003 GRPOConfig and the trainer's further knobs (services/core/configs/grpo.py); unset fields "
+            "take the defaults. Other keys pass through to TrainingService as options.",
+    **GRPO_CONFIG_FIELDS)
 
 
 class TrainingQueryIn(BaseModel):
@@ -252,6 +229,9 @@ class Method:
     codes: dict[str, int]
     # How the method's parameter errors name a field (start_grpo: config fields by their leaf).
     spell: Callable[[str | None], str | None] = lambda field: field
+    # Parameters whose values outside their range or enum are -32600, as seed 003 answers a bad
+    # configuration (a value of the wrong type stays -32602, invalid params).
+    checked_values: tuple[str, ...] = ()
 
 
 # Metric names in job.metrics -> seed 003's names.
@@ -305,9 +285,8 @@ async def cancel(ctx: Context, params: CancelParams) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
-GRPO_FIELDS = ("n_iterations", "batch_size", "n_trajectories_per_query", "learning_rate", "max_budget_usd",
-               "checkpoint_interval", "max_steps_per_trajectory", "gamma", "reward_function", "clip_epsilon",
-               "kl_coef", "rollout_shards")
+# GRPO knobs with a typed field in GrpoConfig; the others travel in TrainingConfig.options.
+GRPO_FIELDS = {f.name for f in training_job_pb2.GrpoConfig.DESCRIPTOR.fields}
 # StartJob field paths -> the seed's parameter names.
 GRPO_PATHS = (("training_queries", "training_data"), ("evaluation_queries", "evaluation_data"),
               ("config.grpo.", ""), ("config.options.", ""), ("config.", ""), ("agent_id", "agent_id"))
@@ -330,12 +309,16 @@ def _query(q: TrainingQueryIn) -> example_pb2.TrainingQuery:
 
 async def start_grpo(ctx: Context, params: StartGrpoParams) -> dict[str, Any]:
     config = training_job_pb2.TrainingConfig(method=job_state_pb2.TRAINING_METHOD_GRPO)
-    for name in GRPO_FIELDS:
-        value = getattr(params.config, name)
-        if value is not None:
+    options: dict[str, Any] = {}
+    given = params.config.model_dump(mode="json", include=set(GRPO_CONFIG_FIELDS), exclude_unset=True)
+    for name, value in given.items():
+        if name not in GRPO_FIELDS:
+            options[name] = value  # null included: "no clipping" for max_grad_norm, else unset
+        elif value is not None:
             setattr(config.grpo, name, value)
-    if params.config.model_extra:
-        config.options.update(params.config.model_extra)
+    options.update(params.config.model_extra or {})
+    if options:
+        config.options.update(options)
     request = training_service_pb2.StartJobRequest(
         agent_id=params.agent_id, config=config, account_id=ctx.principal.account,
         training_queries=[_query(q) for q in params.training_data],
@@ -414,7 +397,7 @@ async def evaluate(ctx: Context, params: EvaluateParams) -> dict[str, Any]:
 
 METHODS: dict[str, Method] = {
     "training.export_trajectories": Method(ExportParams, export_trajectories, {}),
-    "training.start_grpo": Method(StartGrpoParams, start_grpo, {}, _seed_field),
+    "training.start_grpo": Method(StartGrpoParams, start_grpo, {}, _seed_field, ("config",)),
     "training.get_status": Method(JobIdParams, get_status, {}),
     "training.cancel": Method(CancelParams, cancel, {E.PRECONDITION: CANNOT_CANCEL, E.CONFLICT: CANNOT_CANCEL}),
     "training.evaluate": Method(EvaluateParams, evaluate, {E.PRECONDITION: EVALUATION_FAILED,
@@ -480,7 +463,7 @@ async def _run(method_name: str, params: Any, request: Request) -> dict[str, Any
         parsed = method.params.model_validate(params or {})
     except ValidationError as exc:
         api = from_pydantic(exc)
-        raise RpcError(INVALID_PARAMS, api.issue or api.message, method.spell(api.field)) from None
+        raise RpcError(_params_code(exc, method), api.issue or api.message, method.spell(api.field)) from None
     ctx = Context(request, principal, request.app.state.gate.backends)
     try:
         return await method.run(ctx, parsed)
@@ -500,6 +483,19 @@ async def _run(method_name: str, params: Any, request: Request) -> dict[str, Any
             error=type(err).__name__)
         logger.error("unhandled error in %s", method_name, exc_info=err)
         raise RpcError(INTERNAL_ERROR, f"internal error (request {request_id_of(request)})") from None
+
+
+# pydantic error types that say a value is out of its range or enum, or refused by a config rule
+# ("config": e.g. a featurizer setting), rather than of the wrong type.
+_VALUE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "literal_error", "too_long",
+                 "config"}
+
+
+def _params_code(exc: ValidationError, method: Method) -> int:
+    first = exc.errors()[0]
+    loc = first.get("loc") or ()
+    bad_value = bool(loc) and loc[0] in method.checked_values and first.get("type") in _VALUE_ERRORS
+    return INVALID_REQUEST if bad_value else INVALID_PARAMS
 
 
 def _reply(content: Any, status: int = 200) -> Response:
@@ -553,7 +549,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter(tags=["jsonrpc"], route_class=GatewayRoute)
-EXTRA_SCHEMAS = [JsonRpcRequest, JsonRpcResponse]
+EXTRA_SCHEMAS = [JsonRpcRequest, JsonRpcResponse, StartGrpoParams]
 
 
 @router.post(PATH, response_model=None, responses=_RESPONSES, openapi_extra=_DOC,

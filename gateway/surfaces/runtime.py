@@ -44,6 +44,7 @@ from gateway.routing import GatewayRoute, spend
 from gateway.surfaces.validation import from_request_validation
 from gateway.trajectories import basic_json, full_json, trajectory_from_json
 from services.common.grpc_errors import RpcFailure, failure_of
+from services.core.configs import SupervisedConfig, optional_type
 
 PREFIX = "/api/training"
 BACKEND = "cpu"  # trainhouse trains with NumPy on the CPU; "native" is accepted as the default name
@@ -130,9 +131,10 @@ class StartJobIn(CamelIn):
     backend: Literal["native", "cpu"] | None = Field(None, description="Only the CPU trainer exists here")
     model: StrictStr | None = Field(None, description="A model id '<agentId>@<versionId>' to fine-tune "
                                                       "(transfer), or an agent id to train")
-    iterations: Int | None = Field(None, ge=1, description="Epochs")
-    batchSize: Int | None = None  # noqa: N815
-    learningRate: Number | None = None  # noqa: N815
+    # The training config's own rules (services/core/configs), under seed 004's names.
+    iterations: optional_type(SupervisedConfig, "epochs", description="Epochs, 1..10000") = None
+    batchSize: optional_type(SupervisedConfig, "batch_size") = None  # noqa: N815
+    learningRate: optional_type(SupervisedConfig, "learning_rate") = None  # noqa: N815
 
 
 class StatusOut(BaseModel):

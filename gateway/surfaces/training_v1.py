@@ -12,8 +12,7 @@ from typing import Annotated, Any, Literal
 import grpc
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import Field, StrictBool, StrictStr
-from trainhouse.v1 import job_state_pb2, training_job_pb2, training_service_pb2
+from pydantic import Field, StrictBool, StrictStr, create_model
 
 from gateway.convert import (
     finite,
@@ -23,19 +22,15 @@ from gateway.convert import (
 from gateway.deps import Caller, Services
 from gateway.errors import INVALID, ApiError, encoding_request
 from gateway.examples import ExampleIn, examples_to_proto
-from gateway.models import CamelModel, Envelope, Int, Int64, Number, envelope
+from gateway.models import CamelModel, Envelope, envelope
 from gateway.resources.events import sse_event
-from gateway.resources.jobs import (
-    checkpoint_fields,
-    estimated_duration,
-    job_status,
-    method_word,
-    state_word,
-)
+from gateway.resources.jobs import checkpoint_fields, estimated_duration, job_status, method_word, state_word
 from gateway.resources.tables import FieldTable
 from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES
 from services.common.grpc_errors import failure_of
+from services.core.configs import CLASSIFIER_CONFIGS, CurriculumStage, SupervisedConfig, optional_type, request_fields
+from trainhouse.v1 import job_state_pb2, training_job_pb2, training_service_pb2
 
 router = APIRouter(prefix="/api/v1/training", tags=["training"], route_class=GatewayRoute,
                    responses=ERROR_RESPONSES)
@@ -71,44 +66,28 @@ STRINGS = [("optimizer", "optimizer", "optimizer"), ("scheduler_type", "schedule
 # ---- request models -------------------------------------------------------------------------
 
 class ValidationIn(CamelModel):
-    split: Number | None = Field(None, description="Validation share in [0, 1) (default 0.2)")
-    frequency: StrictStr | None = Field(None, description='"epoch" (default) or "step"')
-
-
-class CurriculumStageIn(CamelModel):
-    level: Int
-    duration: Int = Field(description="Epochs to train on examples with level <= `level`")
+    split: optional_type(SupervisedConfig, "validation_split") = None
+    frequency: optional_type(SupervisedConfig, "validation_frequency") = None
 
 
 class CurriculumIn(CamelModel):
     enabled: StrictBool = False
-    stages: list[CurriculumStageIn] = Field(default_factory=list)
+    stages: list[CurriculumStage] = Field(default_factory=list)
 
 
-class TrainingConfigIn(CamelModel):
-    """Seed 000 `config`. Unset fields take the TrainingService defaults (echoed back resolved)."""
-
-    method: MethodName | None = None
-    dataset: StrictStr | None = Field(None, description="A DataService dataset id to train on")
-    epochs: Int | None = None
-    batch_size: Int | None = None
-    learning_rate: Number | None = None
-    validation: ValidationIn | None = None
-    validation_split: Number | None = None
-    validation_frequency: StrictStr | None = None
-    early_stopping: StrictBool | None = None
-    patience: Int | None = None
-    checkpoint_interval: Int | None = None
-    optimizer: StrictStr | None = None
-    scheduler_type: StrictStr | None = None
-    warmup_steps: Int | None = None
-    weight_decay: Number | None = None
-    momentum: Number | None = None
-    dropout: Number | None = None
-    hidden_sizes: list[Int] | None = None
-    seed: Int64 | None = None
-    curriculum: CurriculumIn | None = None
-    options: dict[str, Any] | None = Field(None, description="Paradigm-specific options (e.g. GRPO)")
+# The config fields of every classifier paradigm, with the models' types, ranges, enums, help text
+# and spellings (services/core/configs); the curriculum arrives in seed 000's nested form.
+CONFIG_FIELDS = request_fields(*CLASSIFIER_CONFIGS.values(), exclude=("curriculum_enabled", "curriculum_stages"))
+TrainingConfigIn = create_model(
+    "TrainingConfigIn", __base__=CamelModel,
+    __doc__="Seed 000 `config`. Unset fields take the TrainingService defaults of the method (echoed back "
+            "resolved); ranges and enums are the config models' (services/core/configs).",
+    method=(MethodName | None, None),
+    dataset=(StrictStr | None, Field(None, description="A DataService dataset id to train on")),
+    validation=(ValidationIn | None, None),
+    curriculum=(CurriculumIn | None, None),
+    options=(dict[str, Any] | None, Field(None, description="Paradigm-specific options (e.g. GRPO)")),
+    **CONFIG_FIELDS)
 
 
 class TrainingDataIn(CamelModel):
@@ -216,28 +195,35 @@ class MetricsData(CamelModel):
 
 # ---- translation ----------------------------------------------------------------------------
 
+# TrainingConfig fields holding one config value; the other config fields travel in `options`.
+PROTO_SCALARS = {f.name for f in training_job_pb2.TrainingConfig.DESCRIPTOR.fields
+                 if f.message_type is None and not f.is_repeated} - {"method"}
+
+
 def config_to_proto(cfg: TrainingConfigIn) -> training_job_pb2.TrainingConfig:
     out = training_job_pb2.TrainingConfig()
     if cfg.method is not None:
         out.method = METHODS[cfg.method]
-    for attr, field, _ in SCALARS + STRINGS:
-        value = getattr(cfg, attr)
-        if value is not None:
-            setattr(out, field, value)
-    split = cfg.validation.split if cfg.validation and cfg.validation.split is not None else cfg.validation_split
-    if split is not None:
-        out.validation_split = split
-    frequency = (cfg.validation.frequency if cfg.validation else None) or cfg.validation_frequency
-    if frequency:
-        out.validation_frequency = frequency
-    if cfg.hidden_sizes is not None:
-        out.hidden_sizes.extend(cfg.hidden_sizes)
+    options: dict[str, Any] = {}
+    for name, value in cfg.model_dump(mode="json", include=set(CONFIG_FIELDS), exclude_unset=True).items():
+        if name not in PROTO_SCALARS and name != "hidden_sizes":
+            options[name] = value  # null included: it means "unset" there, or "none" for max_grad_norm
+        elif name == "hidden_sizes" and value is not None:
+            out.hidden_sizes.extend(value)
+        elif value is not None:
+            setattr(out, name, value)
+    if cfg.validation is not None:  # seed 000's nested form wins over the flat fields
+        if cfg.validation.split is not None:
+            out.validation_split = cfg.validation.split
+        if cfg.validation.frequency:
+            out.validation_frequency = cfg.validation.frequency
     if cfg.curriculum is not None:
         out.curriculum.enabled = cfg.curriculum.enabled
         for stage in cfg.curriculum.stages:
             out.curriculum.stages.add(level=stage.level, duration=stage.duration)
-    if cfg.options:
-        out.options.update(cfg.options)
+    options.update(cfg.options or {})
+    if options:
+        out.options.update(options)
     return out
 
 

@@ -53,7 +53,7 @@ def validation_error(exc: RequestValidationError) -> E.ApiError:
         return E.ApiError(E.INVALID, "Request body is not valid JSON", field="body",
                           issue=f"{reason} at position {pos}")
     loc = [p for p in first.get("loc", ()) if not (isinstance(p, str) and p.startswith("function-"))]
-    field = field_path(loc) or "body"
+    field = field_path(loc, as_written=True) or "body"
     issue = str(first.get("msg", "invalid value"))
     return E.ApiError(E.INVALID, f"Invalid request: {field}: {issue}", field=field, issue=issue)
 

@@ -21,7 +21,8 @@ Rules (goal: rule id — condition -> suggestion):
     O7 — no latency measurement possible (no held-out examples) -> evaluate with test examples
   minimize_cost:
     O8 — the kept weights came from before 60% of the epochs -> epochs = best epoch + patience
-    O9 — early stopping disabled -> enable it; batch size < 32 -> 32 (fewer optimizer steps)
+    O9 — early stopping disabled -> enable it; batch size below the default (32) -> the default
+         (fewer optimizer steps)
     O10 — compute is > 50% of the cost per task -> the O6 size reductions
   maximize_consistency:
     O11 — consistency < 0.95 -> augment with the weakest perturbation kind; char n-grams disabled
@@ -29,6 +30,10 @@ Rules (goal: rule id — condition -> suggestion):
   improve_calibration:
     O12 — ECE > 0.05: overconfident (mean confidence > accuracy) -> dropout +0.1 and early
           stopping; underconfident -> 1.5x epochs
+
+A suggestion's ``config_changes`` use the names the training config publishes (``learningRate``,
+``hiddenSizes``) and stay inside its ranges: they come from the config model (services/core/configs),
+so a suggestion can be sent to StartJob as it is.
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ from typing import Any
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 
+from services.core.configs import SupervisedConfig, published_name, within
 from services.core.errors import FailedPrecondition, InvalidArgument
 from services.common.timeutil import now, to_timestamp
 from services.evaluation import curves as C
@@ -49,11 +55,14 @@ from trainhouse.v1 import evaluation_pb2, evaluation_service_pb2, job_state_pb2
 GOALS = ("minimize_latency", "maximize_accuracy", "minimize_cost", "maximize_consistency", "improve_calibration",
          "reduce_overfitting")
 NEEDED = ("latency_p95_ms", "cost_per_task_usd", "consistency", "ece", "accuracy")
+# The classifier paradigms' config (few_shot, transfer and reinforcement share its fields): the
+# names, defaults and ranges of what the rules suggest come from it, in the spelling StartJob takes.
+CONFIG = SupervisedConfig
+DEFAULTS = SupervisedConfig()
+# The hyperparameters rule O2 copies from a better job.
 TUNABLE = ("learning_rate", "epochs", "batch_size", "hidden_sizes", "dropout", "weight_decay", "optimizer",
            "scheduler_type", "early_stopping", "patience", "warmup_steps", "momentum")
-CAMEL = {"learning_rate": "learningRate", "batch_size": "batchSize", "hidden_sizes": "hiddenSizes",
-         "weight_decay": "weightDecay", "scheduler_type": "schedulerType", "early_stopping": "earlyStopping",
-         "warmup_steps": "warmupSteps"}
+assert set(TUNABLE) <= set(CONFIG.model_fields), "TUNABLE names a field SupervisedConfig does not have"
 
 
 def validate_goals(goals: list[str]) -> list[str]:
@@ -70,8 +79,15 @@ def validate_goals(goals: list[str]) -> list[str]:
     return out
 
 
-def _camel(changes: dict[str, Any]) -> dict[str, Any]:
-    return {CAMEL.get(k, k): v for k, v in changes.items()}
+def _published(changes: dict[str, Any]) -> dict[str, Any]:
+    """Config changes under the names the config publishes (``learningRate``, ``hiddenSizes``)."""
+    return {published_name(CONFIG.model_fields[k], k) if k in CONFIG.model_fields else k: v
+            for k, v in changes.items()}
+
+
+def _more_epochs(epochs: int) -> int:
+    """1.5x the epochs (at least one more), as many as a job may run."""
+    return within(CONFIG, "epochs", max(epochs + 1, round(epochs * 1.5)))
 
 
 class Optimizer:
@@ -127,7 +143,7 @@ class Optimizer:
             if goal in goals:
                 suggestions.append({"goal": goal, "rule": rule, "priority": priority, "category": category,
                                     "suggestion": text, "rationale": rationale, "signal": signal,
-                                    "signal_value": float(value), "config_changes": _camel(changes or {})})
+                                    "signal_value": float(value), "config_changes": _published(changes or {})})
 
         # maximize_accuracy
         cur_val = current.metrics.get("validation_accuracy")
@@ -155,20 +171,21 @@ class Optimizer:
                             f"{cur_job_val:.3f}", "best_job_validation_accuracy",
                             best_job.metrics["validation_accuracy"], changes)
         if analysis is not None:
-            epochs = int(cfg.get("epochs", 10))
+            epochs = int(cfg.get("epochs", DEFAULTS.epochs))
             if analysis.convergence_status == C.CONVERGING:
                 suggest("maximize_accuracy", "O3", "medium", "training", "Train for more epochs",
                         f"the training loss still fell {-analysis.signals.get('loss_slope_per_epoch', 0) * 100:.1f}% "
                         "per epoch at the end", "loss_slope_per_epoch", analysis.signals.get("loss_slope_per_epoch", 0),
-                        {"epochs": max(epochs + 1, round(epochs * 1.5))})
+                        {"epochs": _more_epochs(epochs)})
             if analysis.underfitting_risk in (C.MEDIUM, C.HIGH):
                 suggest("maximize_accuracy", "O3", "high" if analysis.underfitting_risk == C.HIGH else "medium",
                         "model", "Increase model capacity",
                         f"underfitting risk {analysis.underfitting_risk} (train accuracy "
                         f"{analysis.signals.get('train_accuracy', 0):.3f})", "train_accuracy",
-                        analysis.signals.get("train_accuracy", 0), {"hidden_sizes": [h * 2 for h in hidden] or [128]})
+                        analysis.signals.get("train_accuracy", 0),
+                        {"hidden_sizes": [within(CONFIG, "hidden_sizes", h * 2, item=True) for h in hidden] or [128]})
             if analysis.overfitting_risk in (C.MEDIUM, C.HIGH):
-                dropout = float(cfg.get("dropout", 0.1))
+                dropout = float(cfg.get("dropout", DEFAULTS.dropout))
                 suggest("reduce_overfitting", "O5", "high" if analysis.overfitting_risk == C.HIGH else "medium",
                         "training", "Regularise more",
                         f"overfitting risk {analysis.overfitting_risk} (accuracy gap "
@@ -176,15 +193,16 @@ class Optimizer:
                         f"{analysis.signals.get('validation_loss_rise', 0):+.1%} above its minimum)", "accuracy_gap",
                         analysis.signals.get("accuracy_gap", 0),
                         {"dropout": min(0.5, round(dropout + 0.2, 2)),
-                         "weight_decay": max(float(cfg.get("weight_decay", 0.0)), 1e-4), "early_stopping": True})
+                         "weight_decay": max(float(cfg.get("weight_decay", DEFAULTS.weight_decay)), 1e-4),
+                         "early_stopping": True})
             best_epoch = analysis.signals.get("best_epoch")
             epochs_run = analysis.signals.get("epochs_run", float(analysis.epochs_analyzed))
             if best_epoch and epochs_run and best_epoch < 0.6 * epochs_run:
-                patience = int(cfg.get("patience", 3))
+                patience = int(cfg.get("patience", DEFAULTS.patience))
                 suggest("minimize_cost", "O8", "medium", "training", "Train fewer epochs",
                         f"the kept weights came from epoch {best_epoch:.0f} of {epochs_run:.0f}; later epochs were "
                         "paid for and discarded", "utilisation", best_epoch / epochs_run,
-                        {"epochs": int(best_epoch) + patience})
+                        {"epochs": within(CONFIG, "epochs", int(best_epoch) + patience)})
         if evaluation is not None:
             scored = [o for o in evaluation.per_output if o.support > 0]
             if scored:
@@ -196,10 +214,11 @@ class Optimizer:
             suggest("minimize_cost", "O9", "low", "training", "Enable early stopping",
                     "it stops once the validation loss stops improving", "early_stopping", 0.0,
                     {"early_stopping": True})
-        batch = int(cfg.get("batch_size", 32))
-        if batch < 32:
+        batch = int(cfg.get("batch_size", DEFAULTS.batch_size))
+        if batch < DEFAULTS.batch_size:
             suggest("minimize_cost", "O9", "low", "training", "Use a larger batch size",
-                    f"batch size {batch} means many small optimizer steps", "batch_size", batch, {"batch_size": 32})
+                    f"batch size {batch} means many small optimizer steps", "batch_size", batch,
+                    {"batch_size": DEFAULTS.batch_size})
         # latency and inference cost
         shrink: dict[str, Any] = {}
         if sum(hidden) > 32:
@@ -235,13 +254,13 @@ class Optimizer:
                     f"({by_kind.get(kind, metrics['consistency']):.3f})", "consistency", metrics["consistency"], changes)
         if "ece" in metrics and metrics["ece"] > 0.05:
             over = metrics.get("mean_confidence", 0) > metrics.get("accuracy", 0)
-            dropout = float(cfg.get("dropout", 0.1))
+            dropout = float(cfg.get("dropout", DEFAULTS.dropout))
             suggest("improve_calibration", "O12", "low", "training",
                     "Regularise to soften overconfidence" if over else "Train longer to sharpen underconfident outputs",
                     f"ECE {metrics['ece']:.3f}; mean confidence {metrics.get('mean_confidence', 0):.3f} vs accuracy "
                     f"{metrics.get('accuracy', 0):.3f}", "ece", metrics["ece"],
                     {"dropout": min(0.5, round(dropout + 0.1, 2)), "early_stopping": True} if over
-                    else {"epochs": max(int(cfg.get("epochs", 10)) + 1, round(int(cfg.get("epochs", 10)) * 1.5))})
+                    else {"epochs": _more_epochs(int(cfg.get("epochs", DEFAULTS.epochs)))})
         suggestions.sort(key=lambda s: (PRIORITY_RANK[s["priority"]], goals.index(s["goal"]), s["rule"]))
         response = evaluation_service_pb2.AnalyzeAndOptimizeResponse(
             agent_id=agent_id, optimization_goals=goals, current=perf, create_time=to_timestamp(now()))

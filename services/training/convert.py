@@ -1,4 +1,4 @@
-"""Stored rows and events -> protobuf messages (output side of the edge)."""
+"""Protobuf <-> the domain at the edge: request configs in, stored rows and events out."""
 from __future__ import annotations
 
 import datetime as dt
@@ -6,7 +6,10 @@ import json
 from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
 
+from services.common.structs import to_struct
 from services.common.timeutil import now, to_timestamp
 from trainhouse.v1 import job_state_pb2, training_job_pb2
 
@@ -27,32 +30,85 @@ METHOD_ENUM = {
     "reinforcement": job_state_pb2.TRAINING_METHOD_REINFORCEMENT,
     "grpo": job_state_pb2.TRAINING_METHOD_GRPO,
 }
-_SCALAR_FIELDS = ("epochs", "batch_size", "learning_rate", "validation_split", "validation_frequency",
-                  "early_stopping", "patience", "checkpoint_interval", "optimizer", "scheduler_type",
-                  "warmup_steps", "weight_decay", "momentum", "dropout", "seed")
+# TrainingConfig fields that carry one config value each (the rest travel in `options`).
+_TYPED = {f.name for f in training_job_pb2.TrainingConfig.DESCRIPTOR.fields} - {"method", "curriculum", "grpo",
+                                                                                   "options"}
+_GRPO_TYPED = {f.name for f in training_job_pb2.GrpoConfig.DESCRIPTOR.fields}
+_CURRICULUM = ("curriculum_enabled", "curriculum_stages")
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return value.replace(tzinfo=dt.timezone.utc) if value is not None and value.tzinfo is None else value
 
 
+def message_dict(message: Message, *, every_field: bool = False) -> dict[str, Any]:
+    """The fields the caller set in ``message``, under their proto names, as Python values: int64
+    stays an int (``MessageToDict`` would make it a string), a ``Struct`` becomes a dict (numbers
+    as floats, as the caller's JSON had them) and an enum its number. Items of a repeated message
+    field (a curriculum stage) give ``every_field``: there a 0 is the value sent, not "unset"."""
+    out: dict[str, Any] = {}
+    fields = ([(f, getattr(message, f.name)) for f in message.DESCRIPTOR.fields if f.message_type is None]
+              if every_field else message.ListFields())
+    for field, value in fields:
+        repeated = field.is_repeated
+        if field.message_type is not None and field.message_type.full_name == "google.protobuf.Struct":
+            out[field.name] = MessageToDict(value)
+        elif field.message_type is not None:
+            out[field.name] = ([message_dict(v, every_field=True) for v in value] if repeated
+                               else message_dict(value))
+        else:
+            out[field.name] = list(value) if repeated else value
+    return out
+
+
+def config_dict(config: training_job_pb2.TrainingConfig) -> dict[str, Any]:
+    """A classifier job's config as the config models read it: the typed fields the caller set,
+    then ``options`` (keys as given, so an error names them as written)."""
+    out = message_dict(config)
+    for name in ("method", "grpo"):
+        out.pop(name, None)
+    out.update(out.pop("options", {}))
+    return out
+
+
+def grpo_config_dict(config: training_job_pb2.TrainingConfig) -> dict[str, Any]:
+    """A GRPO job's config: ``grpo``, then ``options`` (the knobs beyond seed 003), then the
+    general fields GRPO shares (seed, hidden_sizes, max_budget_usd) unless already given."""
+    top = message_dict(config)
+    out = {**top.get("grpo", {}), **top.get("options", {})}
+    for name in ("seed", "hidden_sizes", "max_budget_usd"):
+        if name in top:
+            out.setdefault(name, top[name])
+    return out
+
+
 def config_proto(method: str, resolved: dict[str, Any]) -> training_job_pb2.TrainingConfig:
+    """A job's resolved config (``ConfigModel.to_dict``) as the TrainingConfig GetJob returns: each
+    value in its typed field (GRPO's also in ``grpo``), the rest under their canonical names in
+    ``options``, so the message holds the whole config and reads back to the same one."""
     cfg = training_job_pb2.TrainingConfig(method=METHOD_ENUM.get(method, 0))
-    for name in _SCALAR_FIELDS:
-        value = resolved.get(name)
-        if value is not None:
+    rest: dict[str, Any] = {}
+    for name, value in resolved.items():
+        grpo = method == "grpo" and name in _GRPO_TYPED
+        if name in _CURRICULUM or (name not in _TYPED and not grpo):
+            if name not in _CURRICULUM:
+                rest[name] = value
+            continue
+        if value is None:
+            continue
+        if name == "hidden_sizes":
+            cfg.hidden_sizes.extend(int(h) for h in value)
+        elif name in _TYPED:
             setattr(cfg, name, value)
-    cfg.hidden_sizes.extend(int(h) for h in resolved.get("hidden_sizes") or [])
-    if method == "grpo":  # the resolved GRPO settings, defaults included, as the request spelled them
-        for field in training_job_pb2.GrpoConfig.DESCRIPTOR.fields:
-            value = resolved.get(field.name)
-            if isinstance(value, (int, float, str)) and not isinstance(value, bool):
-                setattr(cfg.grpo, field.name, value)
+        if grpo:
+            setattr(cfg.grpo, name, value)
     stages = resolved.get("curriculum_stages") or []
     if resolved.get("curriculum_enabled") or stages:
         cfg.curriculum.enabled = bool(resolved.get("curriculum_enabled"))
         for stage in stages:
             cfg.curriculum.stages.add(level=int(stage["level"]), duration=int(stage["duration"]))
+    if rest:
+        cfg.options.CopyFrom(to_struct(rest))
     return cfg
 
 

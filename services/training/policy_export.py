@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from services.core.errors import FailedPrecondition, NotFound
-from services.core.grpo.config import GRPOConfig
+from services.core.configs import GRPOConfig
 from services.core.grpo.environment import parse_queries
 from services.core.grpo.trainer import GRPOTrainer, load_policy_checkpoint
 from services.training.store import JobStore
@@ -50,14 +50,14 @@ def export_job_policy(job: dict[str, Any], job_dir: Path, store: JobStore, check
     if job["method"] != "grpo":
         raise FailedPrecondition(f"job {job['job_id']} trained a {job['method']} model, not a GRPO policy",
                                  metadata={"resource": "job", "id": job["job_id"], "method": job["method"]})
-    raw = json.loads(job["config_json"])["raw"]
+    resolved = json.loads(job["config_json"])["resolved"]
     data = json.loads((job_dir / "examples.json").read_text())
     if checkpoint_id == INITIAL:
-        config = GRPOConfig.from_dict(raw, strict=False)
+        config = GRPOConfig.from_dict(resolved)
         policy = GRPOTrainer(config, parse_queries(data["training_queries"], "training_queries")).initial_policy()
     else:
         checkpoint = _checkpoint(job, store, checkpoint_id)
         checkpoint_id = checkpoint["checkpoint_id"]
         policy = load_policy_checkpoint(checkpoint["path"])
     source = "evaluation_queries" if data["evaluation_queries"] else "training_queries"
-    return ExportedPolicy(checkpoint_id, policy.onnx_bytes(), raw, data[source], source)
+    return ExportedPolicy(checkpoint_id, policy.onnx_bytes(), resolved, data[source], source)

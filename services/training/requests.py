@@ -2,25 +2,28 @@
 
 Everything the worker later relies on is checked here, synchronously, so a bad request is an
 INVALID_ARGUMENT naming its field instead of a job that fails a second later. Field paths are
-the request's own (``config.learning_rate``, ``examples[3].input``, ``training_queries``).
+the request's own (``config.learning_rate``, ``examples[3].input``, ``training_queries``); a config
+key given in ``options`` is named as the caller wrote it (``config.learningRate``).
+
+The config is validated here once, by the paradigm's model (services/core/configs); the job keeps
+only the resolved config (every default filled in, canonical names), which the worker reads back.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from services.core.errors import InvalidArgument
 from services.common.example_codec import example_dicts, query_dicts
 from services.common.validation import resource_id
-from services.core.grpo.config import GRPOConfig
+from services.core.configs import ConfigModel, GRPOConfig
+from services.core.errors import InvalidArgument
 from services.core.grpo.environment import parse_queries
 from services.core.trainer.dispatch import parse_config
 from services.core.trainer.examples import parse_examples
 from services.core.trainer.feedback import parse_feedback
+from services.training.convert import config_dict, grpo_config_dict
 from trainhouse.v1 import job_state_pb2, training_service_pb2
 
 MAX_EXAMPLES = 1_000_000
@@ -44,8 +47,7 @@ class JobSpec:
     account_id: str
     display_name: str
     method: str
-    config: Any                      # the paradigm's config dataclass
-    config_dict: dict[str, Any]      # what the worker parses again (the user's keys)
+    config: ConfigModel              # the paradigm's config, validated
     # Job folder content: examples / validation_examples, or training/evaluation queries.
     data: dict[str, Any]
     example_count: int
@@ -55,40 +57,12 @@ class JobSpec:
     base_version_id: str
 
     def resolved_config(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self.config), default=list))
+        """What the job stores and GetJob returns: every field, defaults filled in, snake_case."""
+        return self.config.to_dict()
 
 
 def _prefixed(err: InvalidArgument, prefix: str) -> InvalidArgument:
     return InvalidArgument(f"{prefix}{err.field}" if err.field else prefix.rstrip("."), err.message)
-
-
-def config_dict(request: training_service_pb2.StartJobRequest) -> dict[str, Any]:
-    """The typed config as the snake_case dict the trainer configs parse (unset fields omitted)."""
-    out = MessageToDict(request.config, preserving_proto_field_name=True)
-    out.pop("method", None)
-    out.pop("grpo", None)
-    options = out.pop("options", None) or {}
-    out.update(options)
-    if "seed" in out:  # MessageToDict renders int64 as a string
-        out["seed"] = int(out["seed"])
-    curriculum = out.get("curriculum")
-    if curriculum is not None:
-        curriculum.setdefault("enabled", False)
-        curriculum.setdefault("stages", [])
-    return out
-
-
-def grpo_config_dict(request: training_service_pb2.StartJobRequest) -> dict[str, Any]:
-    out = MessageToDict(request.config.grpo, preserving_proto_field_name=True)
-    options = MessageToDict(request.config.options) if request.config.HasField("options") else {}
-    out.update(options)  # extra GRPO knobs (kl_estimator, scale_rewards, tools, ...)
-    if request.config.HasField("seed"):
-        out.setdefault("seed", int(request.config.seed))
-    if request.config.hidden_sizes:
-        out.setdefault("hidden_sizes", list(request.config.hidden_sizes))
-    if request.config.HasField("max_budget_usd"):
-        out.setdefault("max_budget_usd", request.config.max_budget_usd)
-    return out
 
 
 def rated_dicts(items: Any) -> list[dict[str, Any]]:
@@ -172,9 +146,8 @@ def _classifier_spec(request, dataset_examples, common) -> JobSpec:
         raise InvalidArgument("examples", "at least 2 examples are required")
     if method != "transfer" and len({e.expected_output for e in parsed}) < 2:
         raise InvalidArgument("examples", "examples must name at least 2 distinct outputs")
-    raw = config_dict(request)
-    config = _parse_config(method, raw)
-    return JobSpec(**common, config=config, config_dict=raw,
+    config = _parse_config(method, config_dict(request.config))
+    return JobSpec(**common, config=config,
                    data={"examples": examples, "validation_examples": validation},
                    example_count=len(examples) + len(validation), total_epochs=config.total_epochs,
                    budget_usd=config.max_budget_usd)
@@ -190,9 +163,8 @@ def _reinforcement_spec(request, common) -> JobSpec:
     if len(rated) > MAX_EXAMPLES:
         raise InvalidArgument("rated_examples", f"at most {MAX_EXAMPLES} records per job")
     parse_feedback(rated, "rated_examples")
-    raw = config_dict(request)
-    config = _parse_config("reinforcement", raw)
-    return JobSpec(**common, config=config, config_dict=raw, data={"examples": rated, "validation_examples": []},
+    config = _parse_config("reinforcement", config_dict(request.config))
+    return JobSpec(**common, config=config, data={"examples": rated, "validation_examples": []},
                    example_count=len(rated), total_epochs=config.total_epochs, budget_usd=config.max_budget_usd)
 
 
@@ -205,11 +177,10 @@ def _grpo_spec(request, common) -> JobSpec:
     evaluation = query_dicts(request.evaluation_queries)
     if evaluation:
         parse_queries(evaluation, "evaluation_queries")
-    raw = grpo_config_dict(request)
     try:
-        config = GRPOConfig.from_dict(raw, strict=False)
+        config = GRPOConfig.from_dict(grpo_config_dict(request.config), strict=False)
     except InvalidArgument as err:
         raise _prefixed(err, "config.grpo.") from None
-    return JobSpec(**common, config=config, config_dict=raw,
+    return JobSpec(**common, config=config,
                    data={"training_queries": queries, "evaluation_queries": evaluation},
                    example_count=len(queries), total_epochs=config.n_iterations, budget_usd=config.max_budget_usd)

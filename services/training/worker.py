@@ -178,12 +178,12 @@ def _run_grpo(spec: dict[str, Any], job_dir: Path, data: dict[str, Any], queue: 
               callbacks: QueueCallbacks) -> None:
     import onnxruntime as ort
 
-    from services.core.grpo.config import GRPOConfig
+    from services.core.configs import GRPOConfig
     from services.core.grpo.environment import parse_queries
     from services.core.grpo.rollout_pool import make_rollout_pool
     from services.core.grpo.trainer import GRPOTrainer
 
-    config = GRPOConfig.from_dict(spec["config"], strict=False)
+    config = GRPOConfig.from_dict(spec["config"])  # the job's resolved config
     # On the Ray executor the rollout shards fan out as Ray tasks; elsewhere they run in this process.
     pool = make_rollout_pool(spec.get("executor"), config.rollout_shards)
     trainer = GRPOTrainer(config, parse_queries(data["training_queries"], "training_queries"),

@@ -5,7 +5,7 @@ and gives it a rollout pool (``rollout_pool.py``): with ``rollout_shards`` K > 1
 iteration's rollouts are split into K shards, run in-process or, for jobs on the Ray executor, as
 Ray tasks, with the same result either way.
 """
-from services.core.grpo.config import KL_ESTIMATORS, GRPOConfig
+from services.core.configs.grpo import KL_ESTIMATORS, GRPOConfig
 from services.core.grpo.environment import (Episode, ToolEnvironment, TrainingQuery, matched_fields,
                                                 parse_queries, values_match)
 from services.core.grpo.evaluation import baseline_comparison, compare_policies, evaluate_policy

@@ -26,8 +26,8 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import stats
 
+from services.core.configs.grpo import GRPOConfig
 from services.core.errors import InvalidArgument
-from services.core.grpo.config import GRPOConfig
 from services.core.grpo.environment import ToolEnvironment, TrainingQuery, parse_queries
 from services.core.grpo.policy import ToolPolicy
 from services.core.grpo.rewards import get_reward

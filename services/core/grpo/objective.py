@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from services.core.configs.grpo import SCALE_REWARDS
 from services.core.trainer.mlp import log_softmax
 
 
@@ -85,9 +86,6 @@ def grpo_objective(logits: np.ndarray, actions: np.ndarray, weights: np.ndarray,
         "surrogate": float(np.sum(w * surrogate)),
     }
     return loss, dlogits.astype(logits.dtype, copy=False), stats
-
-
-SCALE_REWARDS = ("group", "batch", "none")
 
 
 def group_advantages(rewards: np.ndarray, scale: str = "group", eps: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:

@@ -64,9 +64,9 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from services.core.configs.grpo import GRPOConfig
 from services.core.errors import InvalidArgument
 from services.core.featurizer import FeaturizerConfig, HashingFeaturizer
-from services.core.grpo.config import GRPOConfig
 from services.core.grpo.environment import ToolEnvironment, TrainingQuery, parse_queries
 from services.core.grpo.evaluation import run_evaluation
 from services.core.grpo.objective import grpo_objective, trajectory_step_weights

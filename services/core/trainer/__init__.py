@@ -5,11 +5,14 @@ base_model_onnx=..., resume_from=...)`` for "supervised", "few_shot", "transfer"
 "reinforcement" (``dispatch.parse_config`` validates a config up front). Modules:
 
 * loop.py — the shared training loop (checkpoints, resume, early stopping, budget, divergence)
-* supervised_* / few_shot_* / transfer_* / reinforcement_* — config + trainer per paradigm
+* supervised_* / few_shot_* / transfer_* / reinforcement_* — trainer per paradigm; their configs are
+  in services/core/configs/training.py (pydantic models shared with the service edge and the gateway)
 * mlp.py (model, losses), sparse_ops.py (hashed first layer), optimizers.py, schedulers.py
 * prototypes.py (class prototypes), feedback.py (rated feedback records), cost.py (price, budget)
 * checkpoint.py, onnx_export.py (export and ``load_trained_model``)
 """
+from services.core.configs.training import (CurriculumStage, FewShotConfig, ReinforcementConfig, SupervisedConfig,
+                                            TransferConfig)
 from services.core.trainer.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from services.core.trainer.examples import (FEEDBACK_VALUES, PARTIAL_WEIGHT, Example, LabelMap, Targets,
                                                 encode_targets, parse_examples)
@@ -18,18 +21,14 @@ from services.core.trainer.mlp import (MLP, TrainedModel, feedback_loss, gradien
 from services.core.trainer.onnx_export import build_onnx, export_onnx, export_onnx_bytes, load_trained_model
 from services.core.trainer.optimizers import SGD, Adam, AdamW, Optimizer, make_optimizer
 from services.core.trainer.schedulers import LRScheduler, make_scheduler
-from services.core.trainer.supervised_config import CurriculumStage, SupervisedConfig
 from services.core.trainer.loop import (CheckpointInfo, LoopTrainer, TrainerCallbacks, TrainingDiverged,
                                             TrainResult, evaluate, stratified_split)
 from services.core.trainer.supervised_trainer import SupervisedTrainer
 from services.core.trainer.cost import Budget, BudgetExceeded, PriceModel
 from services.core.trainer.dispatch import METHODS, make_trainer, parse_config, run_training
 from services.core.trainer.feedback import FeedbackRecord, parse_feedback
-from services.core.trainer.few_shot_config import FewShotConfig
 from services.core.trainer.few_shot_trainer import FewShotTrainer
-from services.core.trainer.reinforcement_config import ReinforcementConfig
 from services.core.trainer.reinforcement_trainer import ReinforcementTrainer
-from services.core.trainer.transfer_config import TransferConfig
 from services.core.trainer.transfer_trainer import TransferTrainer
 
 __all__ = [

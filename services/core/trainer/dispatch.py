@@ -1,6 +1,6 @@
 """One entry point for every classifier/policy paradigm of the trainer core.
 
-    parse_config(method, config) -> the paradigm's config dataclass   (validate at StartJob)
+    parse_config(method, config) -> the paradigm's config model       (validate at StartJob)
     make_trainer(method, config, examples, validation_examples, callbacks, *,
                  base_model_onnx=None) -> trainer                    (.train_examples etc. before training)
     run_training(method, config, examples, validation_examples, callbacks, *,
@@ -29,24 +29,18 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from services.core.configs.training import CLASSIFIER_CONFIGS, SupervisedConfig
 from services.core.errors import InvalidArgument
 from services.core.trainer.cost import PriceModel
-from services.core.trainer.few_shot_config import FewShotConfig
 from services.core.trainer.few_shot_trainer import FewShotTrainer
 from services.core.trainer.loop import LoopTrainer, TrainResult
 from services.core.trainer.mlp import TrainedModel
-from services.core.trainer.reinforcement_config import ReinforcementConfig
 from services.core.trainer.reinforcement_trainer import ReinforcementTrainer
-from services.core.trainer.supervised_config import SupervisedConfig
 from services.core.trainer.supervised_trainer import SupervisedTrainer
-from services.core.trainer.transfer_config import TransferConfig
 from services.core.trainer.transfer_trainer import TransferTrainer
 
-METHODS = ("supervised", "few_shot", "transfer", "reinforcement")
-CONFIGS: dict[str, type[SupervisedConfig]] = {
-    "supervised": SupervisedConfig, "few_shot": FewShotConfig, "transfer": TransferConfig,
-    "reinforcement": ReinforcementConfig,
-}
+CONFIGS = CLASSIFIER_CONFIGS
+METHODS = tuple(CONFIGS)
 
 
 def normalize_method(method: str) -> str:
@@ -60,7 +54,8 @@ def normalize_method(method: str) -> str:
 
 
 def parse_config(method: str, config: Mapping[str, Any] | SupervisedConfig | None) -> SupervisedConfig:
-    """Validate ``config`` for ``method``; the result is the paradigm's config dataclass."""
+    """Validate ``config`` for ``method`` (a transport's dict, see ``ConfigModel.from_dict``); the
+    result is the paradigm's config model. A model that is already built is trusted as it is."""
     cls = CONFIGS[normalize_method(method)]
     if isinstance(config, SupervisedConfig):
         if type(config) is not cls:

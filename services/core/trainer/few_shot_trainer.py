@@ -25,9 +25,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from services.core.configs.training import FewShotConfig
 from services.core.trainer.cost import PriceModel
 from services.core.trainer.examples import Example
-from services.core.trainer.few_shot_config import FewShotConfig
 from services.core.trainer.loop import TrainerCallbacks
 from services.core.trainer.mlp import MLP, Params
 from services.core.trainer.prototypes import prototypes, representations

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from services.core.configs.training import SupervisedConfig
 from services.core.errors import InvalidArgument, TrainhouseError
 from services.core.featurizer import SparseRows
 from services.core.trainer.checkpoint import TrainingState, load_checkpoint, save_checkpoint
@@ -36,7 +37,6 @@ from services.core.trainer.mlp import MLP, Grads, TrainedModel, feedback_loss
 from services.core.trainer.optimizers import make_optimizer
 from services.core.trainer.schedulers import make_scheduler
 from services.core.trainer.sparse_ops import RowSparse
-from services.core.trainer.supervised_config import SupervisedConfig
 
 EVENT_KINDS = ("epoch", "step", "metric", "checkpoint", "status", "log", "budget")
 # The trainer never emits "status" itself: hosts map "status" payloads to *job* states, and the

@@ -45,6 +45,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from services.core.configs.training import OPTIMIZERS
 from services.core.trainer.sparse_ops import RowSparse
 
 _CHUNK = 1 << 16  # elements per chunk of the dense update (256 KiB of float32)
@@ -294,9 +295,6 @@ class SGD(Optimizer):
             raise ValueError(f"optimizer state is for {state.get('name')!r}, not {self.name!r}")
         self.velocity = [np.array(a) for a in state["velocity"]]
         self.t = int(state.get("t", 0))
-
-
-OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
 def make_optimizer(name: str, *, momentum: float = 0.9, nesterov: bool = False,

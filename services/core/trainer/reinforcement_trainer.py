@@ -35,6 +35,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from services.core.configs.training import ReinforcementConfig
 from services.core.errors import InvalidArgument
 from services.core.featurizer import FeaturizerConfig, HashingFeaturizer
 from services.core.trainer.checkpoint import TrainingState
@@ -43,7 +44,6 @@ from services.core.trainer.examples import LabelMap
 from services.core.trainer.feedback import FeedbackRecord, parse_feedback
 from services.core.trainer.loop import LoopTrainer, TrainerCallbacks, stratified_split
 from services.core.trainer.mlp import MLP, Grads, TrainedModel, policy_gradient_loss, softmax
-from services.core.trainer.reinforcement_config import ReinforcementConfig
 from services.core.trainer.transfer_trainer import check_base_compatible, extend_from_base
 
 

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from services.core.configs.training import SupervisedConfig
 from services.core.errors import InvalidArgument
 from services.core.featurizer import HashingFeaturizer
 from services.core.trainer.checkpoint import TrainingState
@@ -21,7 +22,6 @@ from services.core.trainer.loop import (EVENT_KINDS, CheckpointInfo, LoopTrainer
                                             TrainingDiverged, TrainResult, as_examples, evaluate,
                                             stratified_split)
 from services.core.trainer.mlp import MLP, Grads, Params, loss_and_grads
-from services.core.trainer.supervised_config import SupervisedConfig
 
 __all__ = ["EVENT_KINDS", "CheckpointInfo", "SupervisedTrainer", "TrainerCallbacks", "TrainingDiverged",
            "TrainResult", "evaluate", "stratified_split"]

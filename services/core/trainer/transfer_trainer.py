@@ -33,6 +33,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from services.core.configs.training import TransferConfig
 from services.core.errors import InvalidArgument
 from services.core.trainer.cost import PriceModel
 from services.core.trainer.examples import Example, LabelMap
@@ -40,7 +41,6 @@ from services.core.trainer.loop import TrainerCallbacks
 from services.core.trainer.mlp import MLP, TrainedModel
 from services.core.trainer.prototypes import prototypes, representations
 from services.core.trainer.supervised_trainer import SupervisedTrainer
-from services.core.trainer.transfer_config import TransferConfig
 
 
 HEAD_L2 = 1e-3
