@@ -31,7 +31,6 @@ from gateway.surfaces import (
     datasets,
     evaluation_v1,
     functions,
-    functions_more,
     health,
     jsonrpc,
     models_v1,
@@ -51,10 +50,10 @@ from services.common.logs import log
 
 logger = logging.getLogger("trainhouse.gateway")
 
-# functions_more before functions: the latter ends with the catch-all POST /api/v1/functions/{name}.
+# functions.ROUTERS ends with the catch-all POST /api/v1/functions/{name}.
 ROUTERS = [health.router, observability.router, ui.router, auth_routes.router, training_v1.router,
            adapt_v1.router, evaluation_v1.router, models_v1.router, agents.router, datasets.router,
-           data_v1.router, webhooks.router, functions_more.router, functions.router, jsonrpc.router,
+           data_v1.router, webhooks.router, *functions.ROUTERS, jsonrpc.router,
            runtime.router]
 
 # Models documented in /openapi.json that no route references directly (hand-written bodies).

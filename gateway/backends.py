@@ -15,17 +15,17 @@ from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from gateway.metrics import GatewayMetrics
-from gateway.rpc_interceptors import interceptors
-from services.common import config
-from services.common.server import GRPC_OPTIONS
 from trainhouse.v1 import (
     data_service_pb2_grpc,
     evaluation_service_pb2_grpc,
     model_registry_pb2_grpc,
     training_service_pb2_grpc,
 )
+
+from gateway.metrics import GatewayMetrics
+from gateway.rpc_interceptors import interceptors
+from services.common import config
+from services.common.server import GRPC_OPTIONS
 
 SERVICE_NAMES = ("training", "data", "evaluation", "registry")
 

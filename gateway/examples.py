@@ -8,11 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import AliasChoices, Field, StrictStr
+from trainhouse.v1 import example_pb2
 
 from gateway.convert import dict_to_struct, struct_to_dict
 from gateway.errors import INVALID, ApiError
 from gateway.models import CamelModel, Int, Number
-from trainhouse.v1 import example_pb2
 
 
 class ExampleIn(CamelModel):

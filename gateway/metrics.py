@@ -30,9 +30,14 @@ import time
 from typing import TYPE_CHECKING
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
 from trainhouse.v1 import job_state_pb2, training_service_pb2
 
 if TYPE_CHECKING:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from gateway.convert import finite
+
 # JSON numbers: ints are fine where a float is expected, bools and strings are not; NaN/inf (which
 # Python's json accepts) are refused. The config models' rule, re-exported to every surface.
 from services.core.configs.base import Number  # noqa: F401

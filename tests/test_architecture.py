@@ -63,3 +63,52 @@ def test_the_rules_see_a_violation(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from services.training.store import JobStore\n")
     assert "services.training.store" in _imports(bad)
+
+
+# The gateway's surfaces: each seed's modules, and the platform's own routes. A surface reads the
+# platform through gateway/resources and renders it with its own tables; it never borrows from
+# another surface. common.py (error-response docs, pagination) and validation.py are shared.
+SURFACES = {
+    "seed 000": {"v1", "training_v1", "data_v1", "models_v1", "evaluation_v1", "adapt_v1"},
+    "seeds 001/002": {"functions"},
+    "seed 003": {"jsonrpc"},
+    "seed 004": {"runtime"},
+    "platform": {"agents", "datasets", "auth_routes", "webhooks", "observability", "health", "ui"},
+}
+SHARED_SURFACE_MODULES = {"common", "validation"}
+
+
+def _surface_of(module: str) -> str | None:
+    """gateway.surfaces.functions.jobs -> "seeds 001/002"; None for shared modules."""
+    name = module.removeprefix("gateway.surfaces.").split(".")[0]
+    if name in SHARED_SURFACE_MODULES:
+        return None
+    return next(s for s, names in SURFACES.items() if name in names)
+
+
+def test_every_surface_module_is_listed():
+    on_disk = {p.stem if p.is_file() else p.name for p in (ROOT / "gateway/surfaces").iterdir()
+               if (p.suffix == ".py" and p.stem != "__init__") or (p.is_dir() and (p / "__init__.py").exists())}
+    listed = set().union(*SURFACES.values()) | SHARED_SURFACE_MODULES
+    assert on_disk == listed
+
+
+def test_no_surface_imports_another_surface():
+    offenders = []
+    for path in _files("gateway/surfaces"):
+        if path.name == "__init__.py" and path.parent.name == "surfaces":
+            continue
+        own = _surface_of(".".join(path.relative_to(ROOT / "gateway/surfaces").with_suffix("").parts))
+        for name in _imports(path):
+            if name.startswith("gateway.surfaces."):
+                other = _surface_of(name)
+                if other is not None and other != own:
+                    offenders.append(f"{path.relative_to(ROOT)} ({own}) imports {name} ({other})")
+    assert offenders == []
+
+
+def test_only_the_app_assembles_surfaces():
+    """Plumbing and resources are used by surfaces, never the other way round."""
+    offenders = [o for o in _offenders("gateway", ("gateway.surfaces",))
+                 if not o.startswith(("gateway/surfaces/", "gateway/app.py"))]
+    assert offenders == []

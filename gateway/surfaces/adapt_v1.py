@@ -11,16 +11,16 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import Field, StrictBool, StrictStr
+from trainhouse.v1 import job_state_pb2, training_service_pb2
 
 from gateway.convert import ts_iso
 from gateway.deps import Caller, Services
 from gateway.errors import encoding_request, rpc_fields
 from gateway.models import CamelModel, Envelope, Number, envelope
+from gateway.resources.jobs import estimated_duration, state_word
 from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES
-from gateway.resources.jobs import estimated_duration, state_word
 from gateway.surfaces.v1 import V1_SURFACE
-from trainhouse.v1 import job_state_pb2, training_service_pb2
 
 router = APIRouter(prefix="/api/v1/training", tags=["training"], route_class=GatewayRoute,
                    responses=ERROR_RESPONSES)

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import Field, StrictBool, StrictStr
+from trainhouse.v1 import model_registry_pb2, model_version_pb2
 
 from gateway.convert import ts_iso
 from gateway.deps import Services
@@ -12,7 +13,6 @@ from gateway.errors import INVALID, ApiError, encoding_request
 from gateway.models import CamelModel, Envelope, Int, Pagination, envelope
 from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES, pagination, skip_for
-from trainhouse.v1 import model_registry_pb2, model_version_pb2
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"], route_class=GatewayRoute,
                    responses=ERROR_RESPONSES)

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import Field, StrictBool, StrictStr
+from trainhouse.v1 import benchmark_pb2, evaluation_pb2, evaluation_service_pb2
 
 from gateway.convert import camel, human_latency, signed_percent, struct_to_dict, ts_iso
 from gateway.deps import Services
@@ -22,7 +23,6 @@ from gateway.ratelimit import EVALUATIONS
 from gateway.routing import GatewayRoute, spend
 from gateway.surfaces.common import ERROR_RESPONSES
 from gateway.surfaces.v1 import V1_SURFACE
-from trainhouse.v1 import benchmark_pb2, evaluation_pb2, evaluation_service_pb2
 
 router = APIRouter(prefix="/api/v1/training", tags=["evaluation"], route_class=GatewayRoute,
                    responses=ERROR_RESPONSES)

@@ -27,7 +27,23 @@ import grpc
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+    create_model,
+)
+from trainhouse.v1 import (
+    data_service_pb2,
+    evaluation_service_pb2,
+    example_pb2,
+    job_state_pb2,
+    training_job_pb2,
+    training_service_pb2,
+)
 
 from gateway import errors as E
 from gateway.auth import Principal
@@ -44,8 +60,6 @@ from gateway.trajectories import export_json
 from services.common.grpc_errors import RpcFailure, failure_of
 from services.common.logs import log
 from services.core.configs import GRPOConfig, request_fields
-from trainhouse.v1 import (data_service_pb2, evaluation_service_pb2, example_pb2, job_state_pb2, training_job_pb2,
-                           training_service_pb2)
 
 logger = logging.getLogger("trainhouse.gateway.jsonrpc")
 

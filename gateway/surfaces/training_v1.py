@@ -7,88 +7,29 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import grpc
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import Field, StrictBool, StrictStr, create_model
+from pydantic import Field, StrictStr
+from trainhouse.v1 import training_job_pb2, training_service_pb2
 
-from gateway.convert import (
-    finite,
-    struct_to_dict,
-    ts_iso,
-)
+from gateway.convert import finite, ts_iso
 from gateway.deps import Caller, Services
 from gateway.errors import INVALID, ApiError, encoding_request
 from gateway.examples import ExampleIn, examples_to_proto
 from gateway.models import CamelModel, Envelope, envelope
 from gateway.resources.events import sse_event
-from gateway.resources.jobs import checkpoint_fields, estimated_duration, job_status, method_word, state_word
+from gateway.resources.jobs import checkpoint_fields, estimated_duration, job_status, state_word
 from gateway.resources.tables import FieldTable
+from gateway.resources.training_config import TrainingConfigIn, config_json, config_to_proto
 from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES
 from services.common.grpc_errors import failure_of
-from services.core.configs import CLASSIFIER_CONFIGS, CurriculumStage, SupervisedConfig, optional_type, request_fields
-from trainhouse.v1 import job_state_pb2, training_job_pb2, training_service_pb2
 
 router = APIRouter(prefix="/api/v1/training", tags=["training"], route_class=GatewayRoute,
                    responses=ERROR_RESPONSES)
-
-METHODS: dict[str, int] = {
-    "supervised": job_state_pb2.TRAINING_METHOD_SUPERVISED,
-    "few_shot": job_state_pb2.TRAINING_METHOD_FEW_SHOT,
-    "few-shot": job_state_pb2.TRAINING_METHOD_FEW_SHOT,
-    "transfer": job_state_pb2.TRAINING_METHOD_TRANSFER,
-    "reinforcement": job_state_pb2.TRAINING_METHOD_REINFORCEMENT,
-    "grpo": job_state_pb2.TRAINING_METHOD_GRPO,
-}
-MethodName = Literal["supervised", "few_shot", "few-shot", "transfer", "reinforcement", "grpo"]
-
-# job.metrics key -> seed-000 status metric name.
-# Optional scalar config fields: (request attribute, proto field, response key).
-SCALARS = [
-    ("epochs", "epochs", "epochs"),
-    ("batch_size", "batch_size", "batchSize"),
-    ("learning_rate", "learning_rate", "learningRate"),
-    ("early_stopping", "early_stopping", "earlyStopping"),
-    ("patience", "patience", "patience"),
-    ("checkpoint_interval", "checkpoint_interval", "checkpointInterval"),
-    ("warmup_steps", "warmup_steps", "warmupSteps"),
-    ("weight_decay", "weight_decay", "weightDecay"),
-    ("momentum", "momentum", "momentum"),
-    ("dropout", "dropout", "dropout"),
-    ("seed", "seed", "seed"),
-]
-STRINGS = [("optimizer", "optimizer", "optimizer"), ("scheduler_type", "scheduler_type", "schedulerType")]
-
-
-# ---- request models -------------------------------------------------------------------------
-
-class ValidationIn(CamelModel):
-    split: optional_type(SupervisedConfig, "validation_split") = None
-    frequency: optional_type(SupervisedConfig, "validation_frequency") = None
-
-
-class CurriculumIn(CamelModel):
-    enabled: StrictBool = False
-    stages: list[CurriculumStage] = Field(default_factory=list)
-
-
-# The config fields of every classifier paradigm, with the models' types, ranges, enums, help text
-# and spellings (services/core/configs); the curriculum arrives in seed 000's nested form.
-CONFIG_FIELDS = request_fields(*CLASSIFIER_CONFIGS.values(), exclude=("curriculum_enabled", "curriculum_stages"))
-TrainingConfigIn = create_model(
-    "TrainingConfigIn", __base__=CamelModel,
-    __doc__="Seed 000 `config`. Unset fields take the TrainingService defaults of the method (echoed back "
-            "resolved); ranges and enums are the config models' (services/core/configs).",
-    method=(MethodName | None, None),
-    dataset=(StrictStr | None, Field(None, description="A DataService dataset id to train on")),
-    validation=(ValidationIn | None, None),
-    curriculum=(CurriculumIn | None, None),
-    options=(dict[str, Any] | None, Field(None, description="Paradigm-specific options (e.g. GRPO)")),
-    **CONFIG_FIELDS)
-
 
 class TrainingDataIn(CamelModel):
     examples: list[ExampleIn] | None = None
@@ -194,65 +135,6 @@ class MetricsData(CamelModel):
 
 
 # ---- translation ----------------------------------------------------------------------------
-
-# TrainingConfig fields holding one config value; the other config fields travel in `options`.
-PROTO_SCALARS = {f.name for f in training_job_pb2.TrainingConfig.DESCRIPTOR.fields
-                 if f.message_type is None and not f.is_repeated} - {"method"}
-
-
-def config_to_proto(cfg: TrainingConfigIn) -> training_job_pb2.TrainingConfig:
-    out = training_job_pb2.TrainingConfig()
-    if cfg.method is not None:
-        out.method = METHODS[cfg.method]
-    options: dict[str, Any] = {}
-    for name, value in cfg.model_dump(mode="json", include=set(CONFIG_FIELDS), exclude_unset=True).items():
-        if name not in PROTO_SCALARS and name != "hidden_sizes":
-            options[name] = value  # null included: it means "unset" there, or "none" for max_grad_norm
-        elif name == "hidden_sizes" and value is not None:
-            out.hidden_sizes.extend(value)
-        elif value is not None:
-            setattr(out, name, value)
-    if cfg.validation is not None:  # seed 000's nested form wins over the flat fields
-        if cfg.validation.split is not None:
-            out.validation_split = cfg.validation.split
-        if cfg.validation.frequency:
-            out.validation_frequency = cfg.validation.frequency
-    if cfg.curriculum is not None:
-        out.curriculum.enabled = cfg.curriculum.enabled
-        for stage in cfg.curriculum.stages:
-            out.curriculum.stages.add(level=stage.level, duration=stage.duration)
-    options.update(cfg.options or {})
-    if options:
-        out.options.update(options)
-    return out
-
-
-def config_json(cfg: training_job_pb2.TrainingConfig, dataset_id: str = "") -> dict[str, Any]:
-    """The resolved config in the request's own camelCase shape."""
-    out: dict[str, Any] = {"method": method_word(cfg.method)}
-    if dataset_id:
-        out["dataset"] = dataset_id
-    for _, field, key in SCALARS:
-        if cfg.HasField(field):
-            out[key] = getattr(cfg, field)
-    for _, field, key in STRINGS:
-        if getattr(cfg, field):
-            out[key] = getattr(cfg, field)
-    if cfg.HasField("validation_split") or cfg.validation_frequency:
-        validation: dict[str, Any] = {"frequency": cfg.validation_frequency or "epoch"}
-        if cfg.HasField("validation_split"):
-            validation["split"] = cfg.validation_split
-            out["validationSplit"] = cfg.validation_split
-        out["validation"] = validation
-    if cfg.hidden_sizes:
-        out["hiddenSizes"] = list(cfg.hidden_sizes)
-    if cfg.curriculum.enabled or cfg.curriculum.stages:
-        out["curriculum"] = {"enabled": cfg.curriculum.enabled,
-                             "stages": [{"level": s.level, "duration": s.duration} for s in cfg.curriculum.stages]}
-    if cfg.HasField("options") and cfg.options.fields:
-        out["options"] = struct_to_dict(cfg.options)
-    return out
-
 
 CAMEL = FieldTable(camel_case=True)
 

@@ -24,13 +24,20 @@ from typing import Any
 import grpc
 import httpx
 from anyio import to_thread
+from trainhouse.v1 import training_job_pb2, training_service_pb2
 
 from gateway.backends import Backends
 from gateway.settings import WebhookSettings
 from gateway.webhooks import payloads, urls
-from gateway.webhooks.store import DELIVERED, FAILED, PENDING, NewDelivery, Webhook, WebhookStore
+from gateway.webhooks.store import (
+    DELIVERED,
+    FAILED,
+    PENDING,
+    NewDelivery,
+    Webhook,
+    WebhookStore,
+)
 from services.common.logs import log
-from trainhouse.v1 import training_job_pb2, training_service_pb2
 
 logger = logging.getLogger("trainhouse.gateway.webhooks")
 

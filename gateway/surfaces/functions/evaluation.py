@@ -1,39 +1,66 @@
-"""More seed 001/002 functions on ``POST /api/v1/functions/{name}``: compareTrainingRuns,
-generateTrainingReport, analyzeAndOptimize (EvaluationService) and adaptAgentBehavior
-(TrainingService.AdaptAgent on the feedback the ModelRegistry recorded).
-
-Same surface as gateway.surfaces.functions (its error shape, `{success, data, trace_id}`,
-snake_case); this router is registered before that one, whose last route is the catch-all.
-"""
+"""Evaluation functions: evaluateTrainingResults, compareTrainingRuns, generateTrainingReport,
+analyzeAndOptimize (EvaluationService)."""
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any, Literal
+from typing import Any
 
-from fastapi import APIRouter, Request
-from google.protobuf import duration_pb2
+from fastapi import Request
 from pydantic import Field, StrictBool, StrictStr
+from trainhouse.v1 import evaluation_pb2, evaluation_service_pb2, run_comparison_pb2, training_analysis_pb2
 
-from gateway.convert import struct_to_dict, ts_iso
-from gateway.deps import Caller, Services
-from gateway.errors import encoding_request, rpc_fields
+from gateway.convert import enum_word, struct_to_dict, ts_iso
+from gateway.deps import Services
+from gateway.errors import encoding_request
 from gateway.examples import ExampleIn, examples_to_proto
-from gateway.models import Int64, Number
+from gateway.models import Int64
 from gateway.ratelimit import EVALUATIONS
-from gateway.routing import GatewayRoute, spend
-from gateway.surfaces.functions import (
-    ERROR_RESPONSES,
-    FUNCTIONS_SURFACE,
-    PREFIX,
-    Reply,
-    SnakeModel,
-    progress_snake,
-    reply,
-)
-from gateway.surfaces.training_v1 import METHODS, config_json, state_word
-from trainhouse.v1 import evaluation_pb2, evaluation_service_pb2, run_comparison_pb2, training_service_pb2
+from gateway.routing import spend
+from gateway.surfaces.functions.surface import Reply, SnakeModel, new_router, reply
 
-router = APIRouter(prefix=PREFIX, tags=["functions"], route_class=GatewayRoute, responses=ERROR_RESPONSES)
+router = new_router()
+
+
+class EvaluateTrainingResultsIn(SnakeModel):
+    job_id: StrictStr
+    test_data: list[ExampleIn] | None = None
+    evaluation_criteria: list[StrictStr] | None = None
+    benchmark_against: StrictStr | None = None
+
+
+@router.post("/evaluateTrainingResults", response_model=Reply[dict[str, Any]], response_model_exclude_none=True,
+             summary="Evaluate a completed job: scores, grade, curve analysis, advice (seed 001; 100/day)")
+async def evaluate_training_results(body: EvaluateTrainingResultsIn, request: Request,
+                                    services: Services) -> dict[str, Any]:
+    spend(request, EVALUATIONS)
+    with encoding_request():
+        req = evaluation_service_pb2.EvaluateTrainingResultsRequest(
+            job_id=body.job_id, test_data=examples_to_proto(body.test_data),
+            evaluation_criteria=body.evaluation_criteria or [], benchmark_against=body.benchmark_against or "")
+    resp = await services.evaluation.EvaluateTrainingResults(req, timeout=services.timeout_s)
+    a = resp.analysis
+    data: dict[str, Any] = {
+        "job_id": resp.job_id,
+        "evaluation": {"evaluation_id": resp.evaluation.evaluation_id, "overall_score": resp.overall_score,
+                       "quality_grade": resp.quality_grade, "metric_scores": dict(resp.metric_scores),
+                       "summary": resp.summary},
+        "analysis": {"convergence_status": enum_word(training_analysis_pb2.ConvergenceStatus.Name(a.convergence_status),
+                                                     "CONVERGENCE_STATUS_"),
+                     "overfitting_risk": enum_word(training_analysis_pb2.RiskLevel.Name(a.overfitting_risk), "RISK_LEVEL_"),
+                     "underfitting_risk": enum_word(training_analysis_pb2.RiskLevel.Name(a.underfitting_risk),
+                                                    "RISK_LEVEL_"),
+                     "training_efficiency": a.training_efficiency, "signals": dict(a.signals),
+                     "explanations": list(a.explanations), "epochs_analyzed": a.epochs_analyzed},
+        "strengths": list(resp.strengths), "weaknesses": list(resp.weaknesses),
+        "recommendations": [{"priority": r.priority, "category": r.category, "recommendation": r.recommendation,
+                             "expected_impact": r.expected_impact} for r in resp.recommendations],
+    }
+    if resp.HasField("benchmark_comparison"):
+        b = resp.benchmark_comparison
+        data["benchmark_comparison"] = {"baseline_job_id": b.baseline_job_id,
+                                        "baseline_version_id": b.baseline_version_id,
+                                        "accuracy_improvement": b.accuracy_improvement,
+                                        "loss_reduction": b.loss_reduction, "paired_examples": b.paired_examples}
+    return reply(request, data)
 
 
 # ---- compareTrainingRuns --------------------------------------------------------------------
@@ -180,60 +207,3 @@ async def analyze_and_optimize(body: AnalyzeIn, request: Request, services: Serv
                         for s in resp.suggestions],
         "summary": resp.summary, "created_at": ts_iso(resp.create_time),
     })
-
-
-# ---- adaptAgentBehavior ---------------------------------------------------------------------
-
-ADAPT_WINDOW_DAYS = 7
-
-
-class AdaptBehaviorIn(SnakeModel):
-    """Seed 001 ({agent_id, feedback_window_days, auto_apply}) or seed 002 ({agent_id,
-    performance_metrics, adaptation_strategy})."""
-
-    agent_id: StrictStr
-    feedback_window_days: Number | None = Field(None, gt=0, le=3650,
-                                                description=f"Days of feedback to learn from (default "
-                                                            f"{ADAPT_WINDOW_DAYS})")
-    auto_apply: StrictBool | None = Field(None, description="Echoed: the job registers a new version; "
-                                                            "deployments decide what serves it")
-    performance_metrics: dict[str, Any] | None = Field(None, description="Seed 002: the caller's view of "
-                                                                         "current performance (echoed)")
-    adaptation_strategy: Literal["reinforcement", "supervised", "few_shot", "few-shot", "transfer"] | None = None
-
-
-@router.post("/adaptAgentBehavior", response_model=Reply[dict[str, Any]], response_model_exclude_none=True,
-             summary="Train the agent on its recorded feedback of the last N days (seeds 001/002)")
-async def adapt_agent_behavior(body: AdaptBehaviorIn, request: Request, caller: Caller,
-                               services: Services) -> dict[str, Any]:
-    """A window with no usable feedback is an answer (`adapted` false, `reason`, `message`), not an
-    error: the caller asked to adapt from what was recorded, and nothing was."""
-    days = body.feedback_window_days or ADAPT_WINDOW_DAYS
-    strategy = body.adaptation_strategy or "reinforcement"
-    window = duration_pb2.Duration()
-    window.FromTimedelta(dt.timedelta(days=days))
-    with encoding_request():
-        adapt = training_service_pb2.AdaptAgentRequest(
-            agent_id=body.agent_id, method=METHODS[strategy], feedback_window=window,
-            account_id=caller.account)
-    # The service names its own request's fields; the caller sent a strategy and a window.
-    with rpc_fields(FUNCTIONS_SURFACE, {"method": "adaptation_strategy", "feedback_window": "feedback_window_days"}):
-        resp = await services.training.AdaptAgent(adapt, timeout=services.timeout_s)
-    out: dict[str, Any] = {
-        "adapted": resp.adapted, "agent_id": body.agent_id, "adaptation_strategy": strategy,
-        "feedback_window_days": days, "feedback_processed": resp.feedback_used,
-        "feedback_skipped": resp.feedback_skipped, "training_examples": resp.training_examples,
-        "auto_apply": bool(body.auto_apply), "performance_metrics": body.performance_metrics,
-        "message": resp.message,
-    }
-    if not resp.adapted:
-        out.update({"status": "not_adapted", "reason": resp.not_adapted_reason})
-        return reply(request, out)
-    job = resp.job
-    out.update({
-        "adaptation_id": job.job_id, "job_id": job.job_id, "status": state_word(job.state),
-        "config": config_json(job.config, job.dataset_id), "progress": progress_snake(job),
-        "estimated_completion": ts_iso(job.estimated_completion_time),
-        "started_at": ts_iso(job.start_time) or ts_iso(job.create_time),
-    })
-    return reply(request, out)

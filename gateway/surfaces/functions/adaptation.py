@@ -1,0 +1,78 @@
+"""adaptAgentBehavior: TrainingService.AdaptAgent on the feedback the ModelRegistry recorded."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from fastapi import Request
+from google.protobuf import duration_pb2
+from pydantic import Field, StrictBool, StrictStr
+from trainhouse.v1 import training_service_pb2
+
+from gateway.convert import ts_iso
+from gateway.deps import Caller, Services
+from gateway.errors import encoding_request, rpc_fields
+from gateway.models import Number
+from gateway.resources.jobs import state_word
+from gateway.resources.training_config import METHODS, config_json
+from gateway.surfaces.functions.jobs import progress_snake
+from gateway.surfaces.functions.surface import FUNCTIONS_SURFACE, Reply, SnakeModel, new_router, reply
+
+router = new_router()
+
+
+# ---- adaptAgentBehavior ---------------------------------------------------------------------
+
+ADAPT_WINDOW_DAYS = 7
+
+
+class AdaptBehaviorIn(SnakeModel):
+    """Seed 001 ({agent_id, feedback_window_days, auto_apply}) or seed 002 ({agent_id,
+    performance_metrics, adaptation_strategy})."""
+
+    agent_id: StrictStr
+    feedback_window_days: Number | None = Field(None, gt=0, le=3650,
+                                                description=f"Days of feedback to learn from (default "
+                                                            f"{ADAPT_WINDOW_DAYS})")
+    auto_apply: StrictBool | None = Field(None, description="Echoed: the job registers a new version; "
+                                                            "deployments decide what serves it")
+    performance_metrics: dict[str, Any] | None = Field(None, description="Seed 002: the caller's view of "
+                                                                         "current performance (echoed)")
+    adaptation_strategy: Literal["reinforcement", "supervised", "few_shot", "few-shot", "transfer"] | None = None
+
+
+@router.post("/adaptAgentBehavior", response_model=Reply[dict[str, Any]], response_model_exclude_none=True,
+             summary="Train the agent on its recorded feedback of the last N days (seeds 001/002)")
+async def adapt_agent_behavior(body: AdaptBehaviorIn, request: Request, caller: Caller,
+                               services: Services) -> dict[str, Any]:
+    """A window with no usable feedback is an answer (`adapted` false, `reason`, `message`), not an
+    error: the caller asked to adapt from what was recorded, and nothing was."""
+    days = body.feedback_window_days or ADAPT_WINDOW_DAYS
+    strategy = body.adaptation_strategy or "reinforcement"
+    window = duration_pb2.Duration()
+    window.FromTimedelta(dt.timedelta(days=days))
+    with encoding_request():
+        adapt = training_service_pb2.AdaptAgentRequest(
+            agent_id=body.agent_id, method=METHODS[strategy], feedback_window=window,
+            account_id=caller.account)
+    # The service names its own request's fields; the caller sent a strategy and a window.
+    with rpc_fields(FUNCTIONS_SURFACE, {"method": "adaptation_strategy", "feedback_window": "feedback_window_days"}):
+        resp = await services.training.AdaptAgent(adapt, timeout=services.timeout_s)
+    out: dict[str, Any] = {
+        "adapted": resp.adapted, "agent_id": body.agent_id, "adaptation_strategy": strategy,
+        "feedback_window_days": days, "feedback_processed": resp.feedback_used,
+        "feedback_skipped": resp.feedback_skipped, "training_examples": resp.training_examples,
+        "auto_apply": bool(body.auto_apply), "performance_metrics": body.performance_metrics,
+        "message": resp.message,
+    }
+    if not resp.adapted:
+        out.update({"status": "not_adapted", "reason": resp.not_adapted_reason})
+        return reply(request, out)
+    job = resp.job
+    out.update({
+        "adaptation_id": job.job_id, "job_id": job.job_id, "status": state_word(job.state),
+        "config": config_json(job.config, job.dataset_id), "progress": progress_snake(job),
+        "estimated_completion": ts_iso(job.estimated_completion_time),
+        "started_at": ts_iso(job.start_time) or ts_iso(job.create_time),
+    })
+    return reply(request, out)
