@@ -129,6 +129,24 @@ def kind_of_failure(failure: RpcFailure) -> str:
     return KIND_OF_GRPC.get(failure.code, INTERNAL)
 
 
+def error_of_rpc(failure: RpcFailure, field: str | None = None,
+                 unavailable_kinds: tuple[str, ...] = (UNAVAILABLE,),
+                 unavailable_message: str = "a backend service is unavailable; retry shortly") -> ApiError:
+    """A failed gRPC call as an ApiError, for every surface's ``from_rpc``.
+
+    ``field`` is the failure's field in the surface's spelling. The message never leaks a backend's
+    internals (the request id lets an operator find the log line), and says "retry" when a backend
+    is down, in the surface's words."""
+    kind = kind_of_failure(failure)
+    message = failure.message or (failure.code.name.lower() if failure.code else "backend failure")
+    if kind == INTERNAL:
+        message = "internal error"
+    elif kind in unavailable_kinds:
+        message = unavailable_message
+    return ApiError(kind, message, field=field, issue=failure.message if field else None,
+                    resource=failure.metadata.get("resource"))
+
+
 class Surface(Protocol):
     """What a surface provides so that every error on its paths comes out in its shape."""
 

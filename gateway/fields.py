@@ -7,12 +7,12 @@ names them by location tuples. Clients of the camelCase surfaces want "learningR
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateway.convert import camel
 
-_LOCATIONS = {"body", "query", "path", "header", "cookie"}
+LOCATIONS = {"body", "query", "path", "header", "cookie"}
 _INDEX = re.compile(r"^(.*?)((?:\[\d+\])*)$")
 
 
@@ -27,17 +27,22 @@ def field_path(parts: Sequence[Any], *, as_written: bool = False) -> str:
     the spelling the caller used) a config field keeps it: ``learning_rate`` stays ``learning_rate``.
     """
     parts = list(parts)
-    if parts and parts[0] in _LOCATIONS:
+    if parts and parts[0] in LOCATIONS:
         parts = parts[1:]
     config = len(parts) > 1 and parts[0] == "config"
     if config:
         parts = parts[1:]
+    return join_path(parts, str if config and as_written else camel)
+
+
+def join_path(parts: Sequence[Any], name: Callable[[str], str] = str) -> str:
+    """("examples", 2, "input") -> "examples[2].input", each key spelled by ``name``."""
     out = ""
     for part in parts:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + (str(part) if config and as_written else camel(str(part)))
+            out += ("." if out else "") + name(str(part))
     return out
 
 

@@ -142,14 +142,7 @@ def rpc_error_of(error: ApiError, overrides: dict[str, int] | None = None) -> Rp
 
 
 def api_error_of_rpc(failure: RpcFailure) -> ApiError:
-    kind = E.kind_of_failure(failure)
-    message = failure.message or (failure.code.name.lower() if failure.code else "backend failure")
-    if kind == E.UNAVAILABLE:
-        message = "a backend service is unavailable; retry shortly"
-    if kind == E.INTERNAL:
-        message = "internal error"
-    return ApiError(kind, message, field=failure.field or None, resource=failure.metadata.get("resource"))
-
+    return E.error_of_rpc(failure, field=failure.field or None)
 
 def envelope_error(error: RpcError, id_: Any = None) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "error": error.to_json(), "id": id_}

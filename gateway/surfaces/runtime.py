@@ -73,15 +73,8 @@ class RuntimeSurface:
     name = "runtime"
 
     def from_rpc(self, failure: RpcFailure) -> ApiError:
-        kind = E.kind_of_failure(failure)
-        message = failure.message or (failure.code.name.lower() if failure.code else "backend failure")
-        if kind == E.INTERNAL:
-            message = "internal error"
-        if kind in (E.UNAVAILABLE, E.TIMEOUT):
-            message = "training service is not available"
-        field = rpc_field(failure.field)
-        return ApiError(kind, message, field=field, issue=failure.message if field else None,
-                        resource=failure.metadata.get("resource"))
+        return E.error_of_rpc(failure, field=rpc_field(failure.field), unavailable_kinds=(E.UNAVAILABLE, E.TIMEOUT),
+                              unavailable_message="training service is not available")
 
     def from_validation(self, exc: RequestValidationError) -> ApiError:
         return from_request_validation(exc, field_path)

@@ -62,16 +62,7 @@ class V1Surface:
     name = "training-v1"
 
     def from_rpc(self, failure: RpcFailure) -> E.ApiError:
-        kind = E.kind_of_failure(failure)
-        message = failure.message or (failure.code.name.lower() if failure.code else "backend failure")
-        if kind == E.INTERNAL:
-            # Never leak a backend's internals; the request id lets an operator find the log line.
-            message = "internal error"
-        if kind == E.UNAVAILABLE:
-            message = "a backend service is unavailable; retry shortly"
-        return E.ApiError(kind, message, field=rpc_field(failure.field),
-                          issue=failure.message if failure.field else None,
-                          resource=failure.metadata.get("resource"))
+        return E.error_of_rpc(failure, field=rpc_field(failure.field))
 
     def from_validation(self, exc: RequestValidationError) -> E.ApiError:
         return validation_error(exc)

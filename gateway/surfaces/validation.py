@@ -8,9 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from gateway import errors as E
-
-_LOCATIONS = {"body", "query", "path", "header", "cookie"}
-
+from gateway.fields import LOCATIONS, join_path
 
 def _is_tag(part: Any) -> bool:
     """pydantic puts union members ("list[ExampleIn]", "TrainingDataIn") and validator names
@@ -20,22 +18,16 @@ def _is_tag(part: Any) -> bool:
 
 def strip_tags(parts: Sequence[Any]) -> list[Any]:
     parts = list(parts)
-    head = parts[:1] if parts and parts[0] in _LOCATIONS else []
+    head = parts[:1] if parts and parts[0] in LOCATIONS else []
     return head + [p for p in parts[len(head):] if not _is_tag(p)]
 
 
 def raw_path(parts: Sequence[Any]) -> str:
     """("body", "training_data", "examples", 2, "input") -> "training_data.examples[2].input"."""
     parts = strip_tags(parts)
-    if parts and parts[0] in _LOCATIONS:
+    if parts and parts[0] in LOCATIONS:
         parts = parts[1:]
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
+    return join_path(parts)
 
 
 def from_errors(errs: Sequence[dict[str, Any]], spell: Callable[[Sequence[Any]], str] = raw_path,

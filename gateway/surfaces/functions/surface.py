@@ -70,15 +70,7 @@ class FunctionsSurface:
     name = "functions"
 
     def from_rpc(self, failure: RpcFailure) -> ApiError:
-        kind = E.kind_of_failure(failure)
-        message = failure.message or (failure.code.name.lower() if failure.code else "backend failure")
-        if kind == E.INTERNAL:
-            message = "internal error"
-        if kind == E.UNAVAILABLE:
-            message = "a backend service is unavailable; retry shortly"
-        field = failure.field or None
-        return ApiError(kind, message, field=field, issue=failure.message if field else None,
-                        resource=failure.metadata.get("resource"))
+        return E.error_of_rpc(failure, field=failure.field or None)
 
     def from_validation(self, exc: RequestValidationError) -> ApiError:
         return from_request_validation(exc)
