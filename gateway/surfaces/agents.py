@@ -5,12 +5,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import Field, StrictBool, StrictStr
-from trainhouse.v1 import model_registry_pb2, model_version_pb2
+from trainhouse.v1 import model_registry_pb2
 
 from gateway.convert import ts_iso
 from gateway.deps import Services
 from gateway.errors import INVALID, ApiError, encoding_request
 from gateway.models import CamelModel, Envelope, Int, Pagination, envelope
+from gateway.resources.agents import agent_v1
 from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES, pagination, skip_for
 
@@ -103,12 +104,6 @@ class FeedbackOut(CamelModel):
     rolled_back: bool
 
 
-def agent_json(a: model_version_pb2.Agent) -> dict[str, Any]:
-    return {"agentId": a.agent_id, "name": a.name, "description": a.description,
-            "activeVersionId": a.active_version_id or None, "versionCount": a.version_count,
-            "createdAt": ts_iso(a.create_time), "updatedAt": ts_iso(a.update_time)}
-
-
 AgentId = Annotated[str, Path(alias="agentId")]
 
 
@@ -119,7 +114,7 @@ async def create_agent(body: CreateAgentIn, services: Services) -> dict[str, Any
         request = model_registry_pb2.CreateAgentRequest(agent_id=body.agent_id, name=body.name or "",
                                                         description=body.description or "")
     resp = await services.registry.CreateAgent(request, timeout=services.timeout_s)
-    return envelope(agent_json(resp.agent))
+    return envelope(agent_v1(resp.agent))
 
 
 @router.get("", response_model=Envelope[AgentsData], response_model_exclude_none=True, summary="List agents")
@@ -129,7 +124,7 @@ async def list_agents(services: Services,
     resp = await services.registry.ListAgents(
         model_registry_pb2.ListAgentsRequest(page_size=limit, skip=skip_for(page, limit), include_total_size=True),
         timeout=services.timeout_s)
-    return envelope({"agents": [agent_json(a) for a in resp.agents],
+    return envelope({"agents": [agent_v1(a) for a in resp.agents],
                      "pagination": pagination(resp.total_size, page, limit, resp.next_page_token)})
 
 
@@ -138,7 +133,7 @@ async def list_agents(services: Services,
 async def get_agent(agent_id: AgentId, services: Services) -> dict[str, Any]:
     resp = await services.registry.GetAgent(model_registry_pb2.GetAgentRequest(agent_id=agent_id),
                                             timeout=services.timeout_s)
-    return envelope(agent_json(resp.agent))
+    return envelope(agent_v1(resp.agent))
 
 
 @router.post("/{agentId}/predict", response_model=Envelope[PredictData], response_model_exclude_none=True,

@@ -7,10 +7,12 @@ from fastapi import APIRouter, Path, Query
 from pydantic import Field, StrictBool, StrictStr
 from trainhouse.v1 import deployment_pb2, model_registry_pb2, model_version_pb2
 
-from gateway.convert import enum_word, human_size, struct_to_dict, ts_iso
+from gateway.convert import enum_word, ts_iso
 from gateway.deps import Caller, Services
 from gateway.errors import encoding_request
 from gateway.models import CamelModel, Envelope, Int, Number, Pagination, envelope
+from gateway.resources.agents import version_v1
+from gateway.resources.deployments import deployment_v1
 from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES, pagination, skip_for
 
@@ -50,25 +52,6 @@ class VersionsData(CamelModel):
     pagination: Pagination
 
 
-def version_json(v: model_version_pb2.ModelVersion) -> dict[str, Any]:
-    return {
-        "versionId": v.version_id,
-        "agentId": v.agent_id,
-        "trainedAt": ts_iso(v.create_time),
-        "status": enum_word(model_version_pb2.VersionState.Name(v.state), "VERSION_STATE_").replace("_", "-"),  # seed: "rolled-back"
-        "metrics": dict(v.metrics),
-        "trainingConfig": struct_to_dict(v.training_config),
-        "size": human_size(v.size_bytes),
-        "sizeBytes": v.size_bytes,
-        "sha256": v.sha256,
-        "jobId": v.job_id or None,
-        "datasetId": v.dataset_id or None,
-        "parentVersionId": v.parent_version_id or None,
-        "method": v.method or None,
-        "labels": list(v.labels),
-    }
-
-
 AgentId = Annotated[str, Path(alias="agentId")]
 
 
@@ -88,7 +71,7 @@ async def list_versions(
         state=STATES[status] if status else model_version_pb2.VERSION_STATE_UNSPECIFIED,
         order_by=f"{SORT_FIELDS[sort_by]} {order}")
     resp = await services.registry.ListVersions(request, timeout=services.timeout_s)
-    return envelope({"versions": [version_json(v) for v in resp.versions],
+    return envelope({"versions": [version_v1(v) for v in resp.versions],
                      "pagination": pagination(resp.total_size, page, limit, resp.next_page_token)})
 
 
@@ -99,7 +82,7 @@ async def get_version(agent_id: AgentId, version_id: Annotated[str, Path(alias="
     resp = await services.registry.GetVersion(
         model_registry_pb2.GetVersionRequest(agent_id=agent_id, version_id=version_id),
         timeout=services.timeout_s)
-    return envelope(version_json(resp.version))
+    return envelope(version_v1(resp.version))
 
 
 # ---- deployments (seed 000) -----------------------------------------------------------------
@@ -162,22 +145,6 @@ class RolledBackOut(CamelModel):
     deployment: DeploymentOut | None = None
 
 
-def deployment_json(d: deployment_pb2.Deployment) -> dict[str, Any]:
-    return {
-        "deploymentId": d.deployment_id, "agentId": d.agent_id, "versionId": d.version_id,
-        "previousVersion": d.previous_version_id or None,
-        "environment": enum_word(deployment_pb2.Environment.Name(d.environment), "ENVIRONMENT_"),
-        # Seed 000 writes the state with a dash: "rolling-out".
-        "status": enum_word(deployment_pb2.DeploymentState.Name(d.state), "DEPLOYMENT_STATE_").replace("_", "-"),
-        "strategy": enum_word(deployment_pb2.RolloutStrategy.Name(d.rollout.strategy),
-                              "ROLLOUT_STRATEGY_").replace("_", "-"),
-        "currentPercentage": d.current_percentage, "estimatedCompletion": ts_iso(d.estimated_completion_time),
-        "schedule": [{"percentage": s.percentage, "dueTime": ts_iso(s.due_time), "reached": s.reached}
-                     for s in d.schedule],
-        "statusReason": d.status_reason or None, "createdAt": ts_iso(d.create_time),
-    }
-
-
 VersionId = Annotated[str, Path(alias="versionId")]
 
 DEPLOYMENT_STATES = {enum_word(name, "DEPLOYMENT_STATE_").replace("_", "-"): value
@@ -205,7 +172,7 @@ async def list_deployments(
     if status:
         req.state = DEPLOYMENT_STATES[status]
     resp = await services.registry.ListDeployments(req, timeout=services.timeout_s)
-    return envelope({"deployments": [deployment_json(d) for d in resp.deployments],
+    return envelope({"deployments": [deployment_v1(d) for d in resp.deployments],
                      "pagination": pagination(resp.total_size, page, limit, resp.next_page_token)})
 
 
@@ -233,7 +200,7 @@ async def deploy_version(agent_id: AgentId, version_id: VersionId, body: DeployI
                 if getattr(t, name) is not None:
                     setattr(req.rollback, name, getattr(t, name))
     resp = await services.registry.DeployVersion(req, timeout=services.timeout_s)
-    return envelope(deployment_json(resp.deployment))
+    return envelope(deployment_v1(resp.deployment))
 
 
 @router.post("/{agentId}/versions/{versionId}/rollback", response_model=Envelope[RolledBackOut],
@@ -250,5 +217,5 @@ async def rollback_version(agent_id: AgentId, version_id: VersionId, caller: Cal
     resp = await services.registry.RollbackVersion(req, timeout=services.timeout_s)
     return envelope({"previousVersion": resp.previous_version_id, "currentVersion": resp.current_version_id,
                      "rollbackTime": ts_iso(resp.rollback_time),
-                     "deployment": deployment_json(resp.deployment) if resp.HasField("deployment") else None},
+                     "deployment": deployment_v1(resp.deployment) if resp.HasField("deployment") else None},
                     message=resp.message or f"Rolled back to version {resp.current_version_id}")

@@ -121,34 +121,34 @@ def event_from_sse(d: dict[str, Any]) -> dict[str, Any]:
 # ---- agents, versions, predictions, datasets --------------------------------------------------
 
 def agent_from_proto(a: Any) -> dict[str, Any]:
-    return {"agent_id": a.agent_id, "name": a.name, "description": a.description,
-            "active_version_id": _none_if_empty(a.active_version_id), "version_count": a.version_count,
-            "created_at": ts(a.create_time), "updated_at": ts(a.update_time)}
+    """The agent's canonical fields: the same mapping the gateway's routes render."""
+    from gateway.resources.agents import agent_fields
+
+    return agent_fields(a)
 
 
 def agent_from_rest(d: dict[str, Any]) -> dict[str, Any]:
-    return {"agent_id": d.get("agentId"), "name": d.get("name", ""), "description": d.get("description", ""),
-            "active_version_id": d.get("activeVersionId"), "version_count": d.get("versionCount", 0),
-            "created_at": d.get("createdAt"), "updated_at": d.get("updatedAt")}
+    """From the gateway's camelCase agent (absent keys, which it omits when null, become null)."""
+    from gateway.resources.agents import AGENT_FIELDS, AGENT_V1
+
+    return {**dict.fromkeys(AGENT_FIELDS), **AGENT_V1.parse(d)}
 
 
 def version_from_proto(v: Any) -> dict[str, Any]:
-    from trainhouse.v1 import model_version_pb2
+    from gateway.resources.agents import version_fields
 
-    return {"version_id": v.version_id, "agent_id": v.agent_id,
-            "state": enum_word(model_version_pb2.VersionState, v.state, "VERSION_STATE_"),
-            "created_at": ts(v.create_time), "metrics": dict(sorted(v.metrics.items())),
-            "method": _none_if_empty(v.method), "job_id": _none_if_empty(v.job_id),
-            "dataset_id": _none_if_empty(v.dataset_id), "parent_version_id": _none_if_empty(v.parent_version_id),
-            "size_bytes": v.size_bytes, "sha256": v.sha256, "labels": list(v.labels)}
+    return version_fields(v)
 
 
 def version_from_rest(d: dict[str, Any]) -> dict[str, Any]:
-    return {"version_id": d.get("versionId"), "agent_id": d.get("agentId"), "state": d.get("status"),
-            "created_at": d.get("trainedAt"), "metrics": dict(sorted((d.get("metrics") or {}).items())),
-            "method": d.get("method"), "job_id": d.get("jobId"), "dataset_id": d.get("datasetId"),
-            "parent_version_id": d.get("parentVersionId"), "size_bytes": d.get("sizeBytes", 0),
-            "sha256": d.get("sha256"), "labels": list(d.get("labels") or [])}
+    """From seed 000's version: its table read back, the dashed status as the enum's word."""
+    from gateway.resources.agents import VERSION_FIELDS, VERSION_V1
+
+    out = {**dict.fromkeys(VERSION_FIELDS), **VERSION_V1.parse(d)}
+    out.pop("size", None)
+    out["state"] = (out["state"] or "").replace("-", "_") or None
+    out["metrics"] = dict(sorted((out["metrics"] or {}).items()))
+    return out
 
 
 def dataset_from_proto(d: Any) -> dict[str, Any]:

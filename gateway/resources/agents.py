@@ -1,0 +1,52 @@
+"""Agents and their model versions: the canonical fields every surface and the CLI render.
+
+A version's ``state`` is the proto enum's word (``registered``, ``rolled_back``...); seed 000
+writes it with a dash and shows a human size too, which its table adds on top.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.convert import enum_word, human_size, struct_to_dict, ts_iso
+from gateway.resources.tables import FieldTable
+from trainhouse.v1 import model_version_pb2
+
+AGENT_FIELDS = ("agent_id", "name", "description", "active_version_id", "version_count", "created_at",
+                "updated_at")
+VERSION_FIELDS = ("version_id", "agent_id", "state", "created_at", "metrics", "training_config", "method",
+                  "job_id", "dataset_id", "parent_version_id", "size_bytes", "sha256", "labels")
+
+
+def version_state_word(state: int) -> str:
+    return enum_word(model_version_pb2.VersionState.Name(state), "VERSION_STATE_")
+
+
+def agent_fields(a: model_version_pb2.Agent) -> dict[str, Any]:
+    return {"agent_id": a.agent_id, "name": a.name, "description": a.description,
+            "active_version_id": a.active_version_id or None, "version_count": a.version_count,
+            "created_at": ts_iso(a.create_time), "updated_at": ts_iso(a.update_time)}
+
+
+def version_fields(v: model_version_pb2.ModelVersion) -> dict[str, Any]:
+    return {"version_id": v.version_id, "agent_id": v.agent_id, "state": version_state_word(v.state),
+            "created_at": ts_iso(v.create_time), "metrics": dict(sorted(v.metrics.items())),
+            "training_config": struct_to_dict(v.training_config), "method": v.method or None,
+            "job_id": v.job_id or None, "dataset_id": v.dataset_id or None,
+            "parent_version_id": v.parent_version_id or None, "size_bytes": v.size_bytes, "sha256": v.sha256,
+            "labels": list(v.labels)}
+
+
+# The v1 surface's (and seed 000's) spellings: camelCase; a version says "trainedAt" and "status",
+# the status written with a dash ("rolled-back"), with a human size beside the bytes.
+AGENT_V1 = FieldTable(camel_case=True)
+VERSION_V1 = FieldTable({"created_at": "trained_at", "state": "status"}, camel_case=True)
+
+
+def agent_v1(a: model_version_pb2.Agent) -> dict[str, Any]:
+    return AGENT_V1.render(agent_fields(a))
+
+
+def version_v1(v: model_version_pb2.ModelVersion) -> dict[str, Any]:
+    out = VERSION_V1.render(version_fields(v))
+    out.update(status=out["status"].replace("_", "-"), size=human_size(v.size_bytes))
+    return out
