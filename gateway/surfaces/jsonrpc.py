@@ -53,10 +53,10 @@ from gateway.errors import ApiError, request_id_of
 from gateway.models import Int, Number
 from gateway.ratelimit import rpc_group
 from gateway.resources.jobs import state_word
+from gateway.resources.trajectories import export_json
 from gateway.routing import GatewayRoute, charge
 from gateway.scopes import jsonrpc_methods
 from gateway.surfaces.validation import from_pydantic
-from gateway.trajectories import export_json
 from services.common.grpc_errors import RpcFailure, failure_of
 from services.common.logs import log
 from services.core.configs import GRPOConfig, request_fields

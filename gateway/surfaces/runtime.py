@@ -40,9 +40,9 @@ from gateway.fields import field_path, rpc_field
 from gateway.models import Int, Number
 from gateway.ratelimit import EVALUATIONS
 from gateway.resources.jobs import state_word
+from gateway.resources.trajectories import basic_json, full_json, trajectory_from_json
 from gateway.routing import GatewayRoute, spend
 from gateway.surfaces.validation import from_request_validation
-from gateway.trajectories import basic_json, full_json, trajectory_from_json
 from services.common.grpc_errors import RpcFailure, failure_of
 from services.core.configs import SupervisedConfig, optional_type
 
