@@ -10,6 +10,7 @@ from typing import Any
 from trainhouse.v1 import job_state_pb2, training_job_pb2
 
 from gateway.convert import duration_s, enum_word, human_duration, ts_iso
+from gateway.resources.tables import FieldTable
 
 
 def state_word(state: int) -> str:
@@ -40,31 +41,46 @@ def estimated_duration(job: training_job_pb2.TrainingJob) -> str:
     return human_duration(eta) if eta is not None else "unknown"
 
 
-def job_status(job: training_job_pb2.TrainingJob) -> dict[str, Any]:
-    progress = job.progress
-    status = state_word(job.state)
-    out: dict[str, Any] = {
-        "jobId": job.job_id,
-        "agentId": job.agent_id,
-        "status": status,
-        "progress": round(min(1.0, max(0.0, progress.percent_complete / 100.0)), 4),
-        "currentEpoch": progress.current_epoch,
-        "totalEpochs": progress.total_epochs,
-        "currentStep": progress.current_step,
-        "totalSteps": progress.total_steps,
-        "metrics": {key: job.metrics[name] for name, key in STATUS_METRICS.items() if name in job.metrics},
-        "estimatedCompletion": ts_iso(job.estimated_completion_time),
-        "createdAt": ts_iso(job.create_time),
-        "startTime": ts_iso(job.start_time),
-        "endTime": ts_iso(job.end_time),
-        "modelVersion": job.model_version_id or None,
-        "bestCheckpointId": job.best_checkpoint_id or None,
-        "datasetId": job.dataset_id or None,
-        "trainExamples": job.train_examples,
-        "validationExamples": job.validation_examples,
-        "statusReason": job.status_reason or None,
+def job_fields(job: training_job_pb2.TrainingJob) -> dict[str, Any]:
+    """The canonical fields of a training job, every surface's and the CLI's starting point."""
+    p = job.progress
+    eta = duration_s(p.estimated_time_remaining) if p.HasField("estimated_time_remaining") else None
+    return {
+        "job_id": job.job_id, "agent_id": job.agent_id, "state": state_word(job.state),
+        "status_reason": job.status_reason or None,
+        "error": (job.error.message or None) if job.HasField("error") else None,
+        "percent_complete": round(p.percent_complete, 2), "current_epoch": p.current_epoch,
+        "total_epochs": p.total_epochs, "current_step": p.current_step, "total_steps": p.total_steps,
+        "estimated_time_remaining_ms": None if eta is None else int(round(eta * 1000)),
+        "metrics": dict(sorted(job.metrics.items())),
+        "model_version_id": job.model_version_id or None, "best_checkpoint_id": job.best_checkpoint_id or None,
+        "dataset_id": job.dataset_id or None, "train_examples": job.train_examples,
+        "validation_examples": job.validation_examples,
+        "created_at": ts_iso(job.create_time), "started_at": ts_iso(job.start_time), "ended_at": ts_iso(job.end_time),
+        "estimated_completion": ts_iso(job.estimated_completion_time),
     }
-    if status == "failed":
-        out["error"] = {"code": "TRAINING_FAILED", "message": job.error.message or "training failed",
-                        "reason": job.status_reason or None}
+
+
+def failure_block(fields: dict[str, Any]) -> dict[str, Any]:
+    """The error object seeds 000-002 attach to a failed job."""
+    return {"code": "TRAINING_FAILED", "message": fields["error"] or "training failed",
+            "reason": fields["status_reason"]}
+
+
+# Seed 000's status document: camelCase, "status", "modelVersion", "startTime"/"endTime", progress as
+# a fraction, and its five metric names.
+JOB_V1 = FieldTable({"state": "status", "model_version_id": "model_version", "started_at": "start_time",
+                     "ended_at": "end_time"}, camel_case=True).restricted(
+    ("job_id", "agent_id", "state", "current_epoch", "total_epochs", "current_step", "total_steps",
+     "estimated_completion", "created_at", "started_at", "ended_at", "model_version_id", "best_checkpoint_id",
+     "dataset_id", "train_examples", "validation_examples", "status_reason"))
+
+
+def job_status(job: training_job_pb2.TrainingJob) -> dict[str, Any]:
+    fields = job_fields(job)
+    out = JOB_V1.render(fields)
+    out["progress"] = round(min(1.0, max(0.0, job.progress.percent_complete / 100.0)), 4)
+    out["metrics"] = {key: job.metrics[name] for name, key in STATUS_METRICS.items() if name in job.metrics}
+    if fields["state"] == "failed":
+        out["error"] = failure_block(fields)
     return out

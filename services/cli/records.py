@@ -48,31 +48,18 @@ def _none_if_empty(value: Any) -> Any:
 
 # ---- jobs ----------------------------------------------------------------------------------
 
-def job_from_proto(job: Any) -> dict[str, Any]:
-    from trainhouse.v1 import job_state_pb2
+# The CLI's job record: the job's canonical fields, "progress_percent" for the percentage.
+CLI_JOB_FIELDS = ("job_id", "agent_id", "state", "status_reason", "error", "percent_complete", "current_epoch",
+                  "total_epochs", "current_step", "total_steps", "metrics", "model_version_id", "dataset_id",
+                  "train_examples", "validation_examples", "created_at", "started_at", "ended_at",
+                  "estimated_completion")
 
-    p = job.progress
-    return {
-        "job_id": job.job_id,
-        "agent_id": job.agent_id,
-        "state": enum_word(job_state_pb2.JobState, job.state, "JOB_STATE_"),
-        "status_reason": _none_if_empty(job.status_reason),
-        "error": _none_if_empty(job.error.message) if job.HasField("error") else None,
-        "progress_percent": round(p.percent_complete, 2),
-        "current_epoch": p.current_epoch,
-        "total_epochs": p.total_epochs,
-        "current_step": p.current_step,
-        "total_steps": p.total_steps,
-        "metrics": dict(sorted(job.metrics.items())),
-        "model_version_id": _none_if_empty(job.model_version_id),
-        "dataset_id": _none_if_empty(job.dataset_id),
-        "train_examples": job.train_examples,
-        "validation_examples": job.validation_examples,
-        "created_at": ts(job.create_time),
-        "started_at": ts(job.start_time),
-        "ended_at": ts(job.end_time),
-        "estimated_completion": ts(job.estimated_completion_time),
-    }
+
+def job_from_proto(job: Any) -> dict[str, Any]:
+    from gateway.resources.jobs import job_fields
+    from gateway.resources.tables import FieldTable
+
+    return FieldTable({"percent_complete": "progress_percent"}).restricted(CLI_JOB_FIELDS).render(job_fields(job))
 
 
 def job_from_rest(d: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from gateway.convert import duration_s, ts_iso
 from gateway.deps import Caller, Services
 from gateway.errors import INVALID, ApiError, encoding_request, rpc_fields
 from gateway.examples import ExampleIn, examples_to_proto, examples_to_rated
-from gateway.resources.jobs import checkpoint_fields, estimated_duration, job_status, state_word
+from gateway.resources.jobs import (checkpoint_fields, estimated_duration, failure_block, job_fields, job_status,
+                                    state_word)
 from gateway.resources.tables import FieldTable
 from gateway.resources.training_config import MethodName, TrainingConfigIn, config_json, config_to_proto
 from gateway.surfaces.functions.surface import FUNCTIONS_SURFACE, Reply, SnakeModel, new_router, reply
@@ -149,12 +150,16 @@ def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else int(round(seconds * 1000))
 
 
+# Seed 001's progress block and job status: snake_case, "status", "model_version", "completed_at".
+PROGRESS = FieldTable().restricted(("current_epoch", "total_epochs", "current_step", "total_steps",
+                                    "percent_complete", "estimated_time_remaining_ms"))
+JOB = FieldTable({"state": "status", "model_version_id": "model_version", "ended_at": "completed_at"}).restricted(
+    ("job_id", "agent_id", "state", "metrics", "model_version_id", "status_reason", "created_at", "started_at",
+     "ended_at", "best_checkpoint_id", "dataset_id"))
+
+
 def progress_snake(job: training_job_pb2.TrainingJob) -> dict[str, Any]:
-    p = job.progress
-    return {"current_epoch": p.current_epoch, "total_epochs": p.total_epochs, "current_step": p.current_step,
-            "total_steps": p.total_steps, "percent_complete": round(p.percent_complete, 2),
-            "estimated_time_remaining_ms": _ms(duration_s(p.estimated_time_remaining))
-            if p.HasField("estimated_time_remaining") else None}
+    return PROGRESS.render(job_fields(job))
 
 
 def started_job(job: training_job_pb2.TrainingJob, sent_examples: int) -> dict[str, Any]:
@@ -173,17 +178,11 @@ def started_job(job: training_job_pb2.TrainingJob, sent_examples: int) -> dict[s
 
 def job_snake(job: training_job_pb2.TrainingJob) -> dict[str, Any]:
     """A job's status with snake_case fields (seeds 001/002)."""
-    out: dict[str, Any] = {
-        "job_id": job.job_id, "agent_id": job.agent_id, "status": state_word(job.state),
-        "progress": progress_snake(job), "metrics": dict(job.metrics),
-        "model_version": job.model_version_id or None, "status_reason": job.status_reason or None,
-        "created_at": ts_iso(job.create_time), "started_at": ts_iso(job.start_time),
-        "completed_at": ts_iso(job.end_time), "best_checkpoint_id": job.best_checkpoint_id or None,
-        "dataset_id": job.dataset_id or None,
-    }
-    if out["status"] == "failed":
-        out["error"] = {"code": "TRAINING_FAILED", "message": job.error.message or "training failed",
-                        "reason": job.status_reason or None}
+    fields = job_fields(job)
+    out = JOB.render(fields)
+    out["progress"] = PROGRESS.render(fields)
+    if fields["state"] == "failed":
+        out["error"] = failure_block(fields)
     return out
 
 
