@@ -23,8 +23,19 @@ ray = pytest.importorskip("ray")
 
 @pytest.fixture(scope="module")
 def ray_address():
-    """One local Ray instance for the module (starting one costs ~10 s); the stack joins it too."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    """One local Ray instance for the module (starting one costs ~10 s); the stack joins it too.
+
+    Ray gives its raylet a fixed 30 s to register; on a loaded 2-core machine (the previous
+    module's Ray instance still shutting down) that start has timed out, so a failed start is
+    retried once after a clean shutdown."""
+    for attempt in (1, 2):
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            break
+        except Exception:  # ray raises a bare Exception when its node does not come up in time
+            ray.shutdown()
+            if attempt == 2:
+                raise
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
