@@ -17,6 +17,16 @@ def state_word(state: int) -> str:
     return enum_word(job_state_pb2.JobState.Name(state), "JOB_STATE_")
 
 
+# Seed 003 knows five states (queued, running, completed, failed, cancelled): a job that a worker has
+# picked up is running until it ends, whatever it is doing in between.
+SEED003_STATES = {"initializing": "running", "validating": "running"}
+
+
+def seed003_state_word(state: int) -> str:
+    word = state_word(state)
+    return SEED003_STATES.get(word, word)
+
+
 def method_word(method: int) -> str:
     if method == job_state_pb2.TRAINING_METHOD_UNSPECIFIED:
         return "supervised"

@@ -52,7 +52,7 @@ from gateway.convert import duration_s, finite, struct_to_dict, ts_iso, usd_text
 from gateway.errors import ApiError, request_id_of
 from gateway.models import Int, Number
 from gateway.ratelimit import rpc_group
-from gateway.resources.jobs import state_word
+from gateway.resources.jobs import seed003_state_word
 from gateway.resources.trajectories import export_json
 from gateway.routing import GatewayRoute, charge
 from gateway.scopes import jsonrpc_methods
@@ -251,7 +251,7 @@ def status_result(job: training_job_pb2.TrainingJob) -> dict[str, Any]:
     p = job.progress
     metrics = {name: job.metrics[key] for key, name in RPC_METRICS.items() if key in job.metrics}
     out: dict[str, Any] = {
-        "job_id": job.job_id, "agent_id": job.agent_id, "status": state_word(job.state),
+        "job_id": job.job_id, "agent_id": job.agent_id, "status": seed003_state_word(job.state),
         "current_iteration": p.current_iteration if p.total_iterations else p.current_epoch,
         "total_iterations": p.total_iterations or p.total_epochs,
         "progress_percent": round(p.percent_complete, 2), "metrics": metrics,
@@ -285,7 +285,7 @@ async def cancel(ctx: Context, params: CancelParams) -> dict[str, Any]:
         training_service_pb2.CancelJobRequest(job_id=params.job_id, reason=params.reason or "cancelled via JSON-RPC"),
         timeout=ctx.services.timeout_s)
     job = resp.job
-    out = {"job_id": job.job_id, "status": state_word(job.state),
+    out = {"job_id": job.job_id, "status": seed003_state_word(job.state),
            "cancelled_at": ts_iso(job.end_time) or ts_iso(job.update_time),
            "iterations_completed": job.progress.current_iteration or job.progress.current_epoch, "checkpoint_saved": resp.checkpoint_saved,
            "checkpoint_id": resp.checkpoint_id or None}
@@ -344,7 +344,7 @@ async def start_grpo(ctx: Context, params: StartGrpoParams) -> dict[str, Any]:
             raise RpcError(BUDGET_EXCEEDED, failure.message, field) from None
         raise
     total = job.progress.total_iterations or (job.config.grpo.n_iterations if job.config.HasField("grpo") else 0)
-    out = {"job_id": job.job_id, "status": state_word(job.state), "agent_id": job.agent_id,
+    out = {"job_id": job.job_id, "status": seed003_state_word(job.state), "agent_id": job.agent_id,
            "total_iterations": total, "created_at": ts_iso(job.create_time)}
     if job.budget_usd:
         out["budget_usd"] = usd_text(job.budget_usd)

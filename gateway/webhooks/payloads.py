@@ -18,7 +18,7 @@ from trainhouse.v1 import job_state_pb2, training_job_pb2
 
 from gateway.convert import camel, finite, human_duration, ts_iso, usd_text
 from gateway.resources.events import SNAKE, V1, event_fields
-from gateway.resources.jobs import state_word
+from gateway.resources.jobs import SEED003_STATES, state_word
 
 STARTED = "training.started"
 PROGRESS = "training.progress"
@@ -171,7 +171,9 @@ def _functions(event: str, ev: training_job_pb2.JobEvent,
 
 
 def _jsonrpc(event: str, ev: training_job_pb2.JobEvent, job: training_job_pb2.TrainingJob | None) -> dict[str, Any]:
-    data: dict[str, Any] = {"job_id": ev.job_id, "agent_id": ev.agent_id, "status": _status(ev, job)}
+    status = _status(ev, job)
+    data: dict[str, Any] = {"job_id": ev.job_id, "agent_id": ev.agent_id,
+                            "status": SEED003_STATES.get(status, status)}
     if event == STARTED:
         data["started_at"] = ts_iso(ev.time)
     elif event == PROGRESS:

@@ -116,3 +116,20 @@ def test_budget_events_carry_cost_and_level_everywhere():
     # Seed 003 writes money as strings; a fraction of a cent must not read "0.00".
     rpc = payloads.build(payloads.BUDGET_WARNING, "jsonrpc", EVENTS["budget"], JOB)["data"]
     assert rpc["cost_usd"] == "0.000375" and rpc["threshold_percent"] == 75
+
+
+SEED003_WORDS = {"queued", "running", "completed", "failed", "cancelled"}
+
+
+@pytest.mark.parametrize("state", [v for v in job_state_pb2.JobState.values() if v])
+def test_seed_003_speaks_only_its_own_status_words(state):
+    """JSON-RPC results and JSON-RPC webhooks never say "initializing" or "validating"."""
+    from gateway.surfaces.jsonrpc import status_result
+
+    job = training_job_pb2.TrainingJob(job_id="job-1", agent_id="router", state=state)
+    assert status_result(job)["status"] in SEED003_WORDS
+    progress = payloads.build(payloads.PROGRESS, "jsonrpc", EVENTS["epoch"], job)["data"]
+    assert progress["status"] in SEED003_WORDS
+    # The other surfaces keep the platform's words.
+    assert payloads.build(payloads.PROGRESS, "v1", EVENTS["epoch"], job)["data"]["status"] == \
+        job_state_pb2.JobState.Name(state).removeprefix("JOB_STATE_").lower()
