@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.cli.errors import CliError
-from services.cli.records import finite
+from gateway.convert import finite
 
 
 def stdout() -> Console:

@@ -6,11 +6,9 @@ services' names (loss, accuracy, validation_loss, ...).
 """
 from __future__ import annotations
 
-import datetime as dt
-import math
 from typing import Any
 
-from services.common.timeutil import iso
+from gateway.convert import ts_iso
 
 JOB_STATES = ("queued", "initializing", "running", "validating", "completed", "failed", "cancelled")
 TERMINAL_STATES = ("completed", "failed", "cancelled")
@@ -18,24 +16,6 @@ METHODS = ("supervised", "few_shot", "transfer", "reinforcement", "grpo")
 # seed-000 status metric name -> service metric name
 REST_METRICS = {"trainingLoss": "loss", "validationLoss": "validation_loss", "accuracy": "accuracy",
                 "validationAccuracy": "validation_accuracy", "learningRate": "learning_rate"}
-
-
-def finite(value: Any) -> Any:
-    """NaN/inf (a diverged loss) are not JSON: they become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [finite(v) for v in value]
-    return value
-
-
-def ts(value: Any) -> str | None:
-    """A protobuf Timestamp as ISO-8601 UTC ("...Z"), None when unset."""
-    if value is None or (value.seconds == 0 and value.nanos == 0):
-        return None
-    return iso(value.ToDatetime(tzinfo=dt.timezone.utc))
 
 
 def enum_word(enum_type: Any, number: int, prefix: str) -> str:
@@ -142,7 +122,7 @@ def dataset_from_proto(d: Any) -> dict[str, Any]:
     s = d.statistics
     return {"dataset_id": d.dataset_id, "source": _none_if_empty(d.source), "example_count": s.example_count,
             "output_counts": dict(sorted(s.output_counts.items())), "average_length": s.average_length,
-            "sha256": _none_if_empty(d.sha256), "created_at": ts(d.create_time)}
+            "sha256": _none_if_empty(d.sha256), "created_at": ts_iso(d.create_time)}
 
 
 def dataset_from_rest(d: dict[str, Any]) -> dict[str, Any]:

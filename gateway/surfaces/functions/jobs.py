@@ -8,7 +8,7 @@ from fastapi import Request
 from pydantic import AliasChoices, BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictStr, Tag
 from trainhouse.v1 import job_state_pb2, training_job_pb2, training_service_pb2
 
-from gateway.convert import duration_s, ts_iso
+from gateway.convert import ts_iso
 from gateway.deps import Caller, Services
 from gateway.errors import INVALID, ApiError, encoding_request, rpc_fields
 from gateway.examples import ExampleIn, examples_to_proto, examples_to_rated
@@ -146,10 +146,6 @@ class MonitorOut(BaseModel):
 
 # ---- translation ----------------------------------------------------------------------------
 
-def _ms(seconds: float | None) -> int | None:
-    return None if seconds is None else int(round(seconds * 1000))
-
-
 # Seed 001's progress block and job status: snake_case, "status", "model_version", "completed_at".
 PROGRESS = FieldTable().restricted(("current_epoch", "total_epochs", "current_step", "total_steps",
                                     "percent_complete", "estimated_time_remaining_ms"))
@@ -168,8 +164,7 @@ def started_job(job: training_job_pb2.TrainingJob, sent_examples: int) -> dict[s
         "total_samples": total or sent_examples or None,
         "training_samples": job.train_examples or None,
         "validation_samples": job.validation_examples or None,
-        "estimated_duration_ms": _ms(duration_s(job.progress.estimated_time_remaining))
-        if job.progress.HasField("estimated_time_remaining") else None,
+        "estimated_duration_ms": job_fields(job)["estimated_time_remaining_ms"],
     }
     return {"job_id": job.job_id, "agent_id": job.agent_id, "status": state_word(job.state),
             "config": config_json(job.config, job.dataset_id), "progress": progress_snake(job),
