@@ -127,6 +127,12 @@ def epoch_ms(ts: Timestamp | None) -> int | None:
     return ts.seconds * 1000 + ts.nanos // 1_000_000
 
 
+def iso_epoch_ms(text: str) -> int:
+    """Unix milliseconds of an ISO-8601 time written by ``ts_iso`` (a canonical field's value)."""
+    when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return int(when.replace(microsecond=0).timestamp()) * 1000 + when.microsecond // 1000
+
+
 def human_latency(ms: float) -> str:
     """A latency the way seed 000 writes it: "1.2s", "3.4ms", "0.42ms"."""
     if ms >= 1000:

@@ -22,9 +22,13 @@ def state_word(state: int) -> str:
 SEED003_STATES = {"initializing": "running", "validating": "running"}
 
 
-def seed003_state_word(state: int) -> str:
-    word = state_word(state)
+def seed003_word(word: str) -> str:
+    """Seed 003's word for a canonical state word."""
     return SEED003_STATES.get(word, word)
+
+
+def seed003_state_word(state: int) -> str:
+    return seed003_word(state_word(state))
 
 
 def method_word(method: int) -> str:
@@ -59,8 +63,12 @@ def job_fields(job: training_job_pb2.TrainingJob) -> dict[str, Any]:
         "job_id": job.job_id, "agent_id": job.agent_id, "state": state_word(job.state),
         "status_reason": job.status_reason or None,
         "error": (job.error.message or None) if job.HasField("error") else None,
+        "error_code": job.error.code if job.HasField("error") else None,
         "percent_complete": round(p.percent_complete, 2), "current_epoch": p.current_epoch,
         "total_epochs": p.total_epochs, "current_step": p.current_step, "total_steps": p.total_steps,
+        # GRPO counts iterations (rollout rounds); the other methods count epochs.
+        "current_iteration": p.current_iteration if p.total_iterations else p.current_epoch,
+        "total_iterations": p.total_iterations or p.total_epochs,
         "estimated_time_remaining_ms": None if eta is None else int(round(eta * 1000)),
         "metrics": dict(sorted(job.metrics.items())),
         "model_version_id": job.model_version_id or None, "best_checkpoint_id": job.best_checkpoint_id or None,
@@ -68,6 +76,7 @@ def job_fields(job: training_job_pb2.TrainingJob) -> dict[str, Any]:
         "validation_examples": job.validation_examples,
         "created_at": ts_iso(job.create_time), "started_at": ts_iso(job.start_time), "ended_at": ts_iso(job.end_time),
         "estimated_completion": ts_iso(job.estimated_completion_time),
+        "cost_usd": job.cost_usd, "budget_usd": job.budget_usd or None,
     }
 
 

@@ -3,13 +3,16 @@
 The canonical fields are snake_case, named as in the protos. A surface's table renames some of
 them (seed 000 says ``status`` where the proto says ``state``), picks the case of its keys, and may
 show only some fields. Only top-level keys are renamed: values such as metric maps keep the
-services' names on every surface. ``parse`` is the inverse, for clients that read a surface back
-into canonical fields (the CLI reading the gateway's SSE stream).
+services' names on every surface. ``values`` converts a field's value into the surface's form
+(seed 004 writes times as epoch milliseconds where the canonical field is ISO-8601), and
+``drop_none`` leaves out unset fields for surfaces that omit rather than null them. ``parse`` is the
+inverse of the renames, for clients that read a surface back into canonical fields (the CLI reading
+the gateway's SSE stream).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway.convert import camel, snake
@@ -20,6 +23,8 @@ class FieldTable:
     renames: Mapping[str, str] = field(default_factory=dict)
     camel_case: bool = False
     only: frozenset[str] | None = None
+    values: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
+    drop_none: bool = False
 
     def name(self, canonical: str) -> str:
         """The surface's spelling of one canonical field name."""
@@ -27,7 +32,16 @@ class FieldTable:
         return camel(renamed) if self.camel_case else renamed
 
     def render(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        return {self.name(k): v for k, v in fields.items() if self.only is None or k in self.only}
+        out = {}
+        for key, value in fields.items():
+            if self.only is not None and key not in self.only:
+                continue
+            if value is not None and key in self.values:
+                value = self.values[key](value)
+            if value is None and self.drop_none:
+                continue
+            out[self.name(key)] = value
+        return out
 
     def parse(self, data: Mapping[str, Any]) -> dict[str, Any]:
         back = {v: k for k, v in self.renames.items()}
@@ -38,7 +52,7 @@ class FieldTable:
         return out
 
     def restricted(self, names: Iterable[str]) -> "FieldTable":
-        return FieldTable(self.renames, self.camel_case, frozenset(names))
+        return replace(self, only=frozenset(names))
 
 
 CANONICAL = FieldTable()

@@ -15,10 +15,11 @@ from gateway.auth import DEFAULT_ACCOUNT, SCOPES
 from gateway.deps import Tokens
 from gateway.errors import CONFLICT, NOT_FOUND, ApiError
 from gateway.models import CamelModel, Envelope, Int, envelope
+from gateway.resources.tokens import TOKEN_V1, token_fields
 from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES
 from gateway.tokens import BOOTSTRAP_ID, TokenRecord
-from services.common.timeutil import iso, now
+from services.common.timeutil import now
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=GatewayRoute, responses=ERROR_RESPONSES)
 
@@ -61,9 +62,7 @@ class RevokedOut(CamelModel):
 
 
 def token_json(r: TokenRecord) -> dict[str, Any]:
-    return {"tokenId": r.token_id, "name": r.name, "scopes": list(r.scopes), "account": r.account,
-            "createdAt": iso(r.created_at), "expiresAt": iso(r.expires_at), "revoked": r.revoked,
-            "rateLimitPerHour": r.rate_limit_per_hour}
+    return TOKEN_V1.render(token_fields(r))
 
 
 @router.post("/tokens", response_model=Envelope[CreatedTokenOut],

@@ -20,6 +20,8 @@ from gateway.errors import encoding_request, rpc_fields
 from gateway.examples import ExampleIn, examples_to_proto
 from gateway.models import CamelModel, Envelope, Int64, envelope
 from gateway.ratelimit import EVALUATIONS
+from gateway.resources.evaluations import evaluation_fields
+from gateway.resources.tables import FieldTable
 from gateway.routing import GatewayRoute, spend
 from gateway.surfaces.common import ERROR_RESPONSES
 from gateway.surfaces.v1 import V1_SURFACE
@@ -69,7 +71,7 @@ class ComparisonOut(CamelModel):
 class EvaluationOut(CamelModel):
     evaluation_id: str
     agent_id: str
-    version_id: str
+    version_id: str | None = None
     results: dict[str, Any]
     comparison: ComparisonOut | None = None
     recommendations: list[str]
@@ -93,32 +95,33 @@ def results_json(metrics: dict[str, float]) -> dict[str, Any]:
     return out
 
 
-def comparison_json(c: evaluation_pb2.BaselineComparison) -> dict[str, Any]:
-    relative = dict(c.relative_change_percent)
-    improvements = {key: signed_percent(relative[name]) for key, name in IMPROVEMENT_METRICS.items()
-                    if name in relative}
+def comparison_json(c: dict[str, Any]) -> dict[str, Any]:
+    """Seed 000's comparison: signed percentages under the seed's metric names, plus the paired test."""
+    relative, differences = c["relative_change_percent"], c["improvements"]
     out: dict[str, Any] = {
-        "baseline": c.baseline_version_id or None, "improvements": improvements, "available": c.available,
-        "note": c.note or None, "baselineKind": c.baseline_kind or None, "pairedExamples": c.paired_examples,
-        "differences": {key: c.improvements[name] for key, name in IMPROVEMENT_METRICS.items()
-                        if name in c.improvements},
+        "baseline": c["baseline_version_id"], "available": c["available"], "note": c["note"],
+        "baselineKind": c["baseline_kind"], "pairedExamples": c["paired_examples"],
+        "improvements": {key: signed_percent(relative[name]) for key, name in IMPROVEMENT_METRICS.items()
+                         if name in relative},
+        "differences": {key: differences[name] for key, name in IMPROVEMENT_METRICS.items() if name in differences},
     }
-    if c.HasField("accuracy_test") and c.accuracy_test.test:
-        out["accuracyPValue"] = c.accuracy_test.p_value
-        out["significant"] = c.accuracy_test.significant
+    if c["accuracy_test"]:
+        out["accuracyPValue"] = c["accuracy_test"]["p_value"]
+        out["significant"] = c["accuracy_test"]["significant"]
     return out
 
 
+EVALUATION_V1 = FieldTable(camel_case=True).restricted(
+    ("evaluation_id", "agent_id", "version_id", "recommendations", "example_count", "test_set_source", "dataset_id",
+     "job_id", "evaluation_type", "created_at"))
+
+
 def evaluation_json(e: evaluation_pb2.Evaluation, reused: bool) -> dict[str, Any]:
-    return {
-        "evaluationId": e.evaluation_id, "agentId": e.agent_id, "versionId": e.version_id,
-        "results": results_json(dict(e.metrics)),
-        "comparison": comparison_json(e.comparison) if e.HasField("comparison") else None,
-        "recommendations": [r.recommendation for r in e.recommendations],
-        "exampleCount": e.example_count, "testSetSource": e.test_set_source, "datasetId": e.dataset_id or None,
-        "jobId": e.job_id or None, "evaluationType": e.evaluation_type, "reused": reused,
-        "createdAt": ts_iso(e.create_time),
-    }
+    fields = evaluation_fields(e)
+    out = EVALUATION_V1.render(fields)
+    out.update(results=results_json(fields["metrics"]), reused=reused,
+               comparison=comparison_json(fields["comparison"]) if fields["comparison"] else None)
+    return out
 
 
 @router.post("/evaluate-agent", response_model=Envelope[EvaluationOut], response_model_exclude_none=True,

@@ -38,6 +38,7 @@ from pydantic import (
 )
 from trainhouse.v1 import (
     data_service_pb2,
+    evaluation_pb2,
     evaluation_service_pb2,
     example_pb2,
     job_state_pb2,
@@ -48,11 +49,13 @@ from trainhouse.v1 import (
 from gateway import errors as E
 from gateway.auth import Principal
 from gateway.backends import Backends
-from gateway.convert import duration_s, finite, struct_to_dict, ts_iso, usd_text
+from gateway.convert import finite, ts_iso, usd_text
 from gateway.errors import ApiError, request_id_of
 from gateway.models import Int, Number
 from gateway.ratelimit import rpc_group
-from gateway.resources.jobs import seed003_state_word
+from gateway.resources.evaluations import comparison_fields, evaluation_fields
+from gateway.resources.jobs import job_fields, seed003_state_word, seed003_word
+from gateway.resources.tables import FieldTable
 from gateway.resources.trajectories import export_json
 from gateway.routing import GatewayRoute, charge
 from gateway.scopes import jsonrpc_methods
@@ -247,31 +250,28 @@ RPC_METRICS = {"loss": "train_loss", "validation_loss": "validation_loss", "accu
                "success_rate": "success_rate", "trajectories_generated": "trajectories_generated"}
 
 
+# Seed 003's job status: snake_case like the canonical fields, its own names for a few, and only
+# the five status words of seed003_state_word.
+JOB_RPC = FieldTable({"state": "status", "percent_complete": "progress_percent", "ended_at": "completed_at",
+                      "model_version_id": "model_version"}, values={"state": seed003_word},
+                     drop_none=True).restricted(
+    ("job_id", "agent_id", "state", "current_iteration", "total_iterations", "percent_complete", "created_at",
+     "started_at", "estimated_completion", "ended_at", "best_checkpoint_id", "model_version_id", "status_reason",
+     "estimated_time_remaining_ms"))
+
+
 def status_result(job: training_job_pb2.TrainingJob) -> dict[str, Any]:
-    p = job.progress
-    metrics = {name: job.metrics[key] for key, name in RPC_METRICS.items() if key in job.metrics}
-    out: dict[str, Any] = {
-        "job_id": job.job_id, "agent_id": job.agent_id, "status": seed003_state_word(job.state),
-        "current_iteration": p.current_iteration if p.total_iterations else p.current_epoch,
-        "total_iterations": p.total_iterations or p.total_epochs,
-        "progress_percent": round(p.percent_complete, 2), "metrics": metrics,
-        "created_at": ts_iso(job.create_time), "started_at": ts_iso(job.start_time),
-        "estimated_completion": ts_iso(job.estimated_completion_time),
-        "completed_at": ts_iso(job.end_time),
-        "best_checkpoint_id": job.best_checkpoint_id or None,
-        "model_version": job.model_version_id or None,
-        "status_reason": job.status_reason or None,
-    }
-    if job.cost_usd or job.budget_usd:
-        out["cost_usd"] = usd_text(job.cost_usd)
-    if job.budget_usd:
-        out["budget_usd"] = usd_text(job.budget_usd)
-        out["budget_remaining_percent"] = round(max(0.0, 100.0 * (1 - job.cost_usd / job.budget_usd)), 2)
-    if p.HasField("estimated_time_remaining"):
-        out["estimated_time_remaining_ms"] = int(round((duration_s(p.estimated_time_remaining) or 0) * 1000))
+    fields = job_fields(job)
+    out = JOB_RPC.render(fields)
+    out["metrics"] = {name: job.metrics[key] for key, name in RPC_METRICS.items() if key in job.metrics}
+    if fields["cost_usd"] or fields["budget_usd"]:
+        out["cost_usd"] = usd_text(fields["cost_usd"])
+    if fields["budget_usd"]:
+        out["budget_usd"] = usd_text(fields["budget_usd"])
+        out["budget_remaining_percent"] = round(max(0.0, 100.0 * (1 - fields["cost_usd"] / fields["budget_usd"])), 2)
     if out["status"] == "failed":
-        out["error"] = {"code": job.error.code, "message": job.error.message or "training failed"}
-    return {k: v for k, v in out.items() if v is not None}
+        out["error"] = {"code": fields["error_code"] or 0, "message": fields["error"] or "training failed"}
+    return out
 
 
 async def get_status(ctx: Context, params: JobIdParams) -> dict[str, Any]:
@@ -384,21 +384,23 @@ async def evaluate(ctx: Context, params: EvaluateParams) -> dict[str, Any]:
     request = evaluation_service_pb2.EvaluateRequest(
         job_id=params.job_id, checkpoint_id=params.checkpoint_id or "", model_kind="policy",
         metrics=POLICY_SUMMARY, evaluation_queries=[_query(q) for q in params.evaluation_queries or []])
-    ev = (await ctx.services.evaluation.Evaluate(request, timeout=ctx.services.timeout_s)).evaluation
-    c = ev.comparison
+    fields = evaluation_fields((await ctx.services.evaluation.Evaluate(request, timeout=ctx.services.timeout_s))
+                               .evaluation)
+    c = fields["comparison"] or comparison_fields(evaluation_pb2.BaselineComparison())
+    accuracy, reward = c["accuracy_test"] or {}, c["reward_test"] or {}
     return {
-        "job_id": ev.job_id, "checkpoint_id": ev.checkpoint_id or None,
-        "metrics": {k: ev.metrics[k] for k in POLICY_SUMMARY},
+        "job_id": fields["job_id"], "checkpoint_id": fields["checkpoint_id"],
+        "metrics": {k: fields["metrics"].get(k, 0.0) for k in POLICY_SUMMARY},
         "baseline_comparison": {
-            "success_rate_improvement": c.improvements["success_rate"],
-            "avg_reward_improvement": c.improvements["avg_reward"], "p_value": c.accuracy_test.p_value,
-            "statistically_significant": c.accuracy_test.significant, "test": c.accuracy_test.test,
-            "reward_p_value": c.reward_test.p_value, "baseline_kind": c.baseline_kind,
-            "baseline": dict(c.baseline_metrics)},
-        "queries_evaluated": ev.example_count,
-        "evaluation_duration_ms": int(round((duration_s(ev.duration) or 0.0) * 1000)),
-        "evaluation_id": ev.evaluation_id,
-        "results": [struct_to_dict(r) for r in ev.policy_results],
+            "success_rate_improvement": c["improvements"].get("success_rate", 0.0),
+            "avg_reward_improvement": c["improvements"].get("avg_reward", 0.0),
+            "p_value": accuracy.get("p_value", 0.0), "statistically_significant": accuracy.get("significant", False),
+            "test": accuracy.get("test", ""), "reward_p_value": reward.get("p_value", 0.0),
+            "baseline_kind": c["baseline_kind"] or "", "baseline": c["baseline_metrics"]},
+        "queries_evaluated": fields["example_count"],
+        "evaluation_duration_ms": fields["duration_ms"] or 0,
+        "evaluation_id": fields["evaluation_id"],
+        "results": fields["policy_results"],
     }
 
 

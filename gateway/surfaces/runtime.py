@@ -27,19 +27,22 @@ from trainhouse.v1 import (
     evaluation_service_pb2,
     job_state_pb2,
     model_registry_pb2,
+    model_version_pb2,
     training_job_pb2,
     training_service_pb2,
     trajectory_pb2,
 )
 
 from gateway import errors as E
-from gateway.convert import epoch_ms, finite
+from gateway.convert import epoch_ms, finite, iso_epoch_ms
 from gateway.deps import Caller, Services
 from gateway.errors import ApiError, encoding_request, rpc_fields
 from gateway.fields import field_path, rpc_field
 from gateway.models import Int, Number
 from gateway.ratelimit import EVALUATIONS
-from gateway.resources.jobs import state_word
+from gateway.resources.agents import version_fields
+from gateway.resources.jobs import job_fields, state_word
+from gateway.resources.tables import FieldTable
 from gateway.resources.trajectories import basic_json, full_json, trajectory_from_json
 from gateway.routing import GatewayRoute, spend
 from gateway.surfaces.validation import from_request_validation
@@ -202,20 +205,39 @@ def model_id(agent_id: str, version_id: str) -> str:
     return f"{agent_id}@{version_id}"
 
 
+# Seed 004's model: one version of one agent, named "<agentId>@<versionId>".
+MODEL_RUNTIME = FieldTable(camel_case=True, drop_none=True,
+                           values={"created_at": iso_epoch_ms}).restricted(
+    ("job_id", "agent_id", "version_id", "created_at"))
+
+
+def model_json(v: model_version_pb2.ModelVersion, active_version_id: str) -> dict[str, Any]:
+    out = {"id": model_id(v.agent_id, v.version_id), "name": f"{v.agent_id}-{v.version_id}",
+           **MODEL_RUNTIME.render(version_fields(v))}
+    out["active"] = v.version_id == active_version_id
+    return out
+
+
+# Seed 004's job: camelCase, "id"/"status"/"model", times in epoch milliseconds, unset fields left out.
+JOB_RUNTIME = FieldTable({"job_id": "id", "state": "status", "agent_id": "model", "ended_at": "completed_at"},
+                         camel_case=True, drop_none=True,
+                         values={"created_at": iso_epoch_ms, "ended_at": iso_epoch_ms}).restricted(
+    ("job_id", "state", "dataset_id", "agent_id", "created_at", "ended_at"))
+JOB_RUNTIME_DETAIL = JOB_RUNTIME.restricted(JOB_RUNTIME.only | {"current_iteration", "total_iterations"})
+
+
 def job_json(job: training_job_pb2.TrainingJob, detail: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": job.job_id, "status": state_word(job.state), "datasetId": job.dataset_id or None,
-        "backend": BACKEND, "model": job.agent_id,
-        "createdAt": epoch_ms(job.create_time), "completedAt": epoch_ms(job.end_time),
-        "modelId": model_id(job.agent_id, job.model_version_id) if job.model_version_id else None,
-    }
+    fields = job_fields(job)
+    out = (JOB_RUNTIME_DETAIL if detail else JOB_RUNTIME).render(fields)
+    out["backend"] = BACKEND
+    if fields["model_version_id"]:
+        out["modelId"] = model_id(job.agent_id, fields["model_version_id"])
     if detail:
-        p = job.progress
-        out.update(progress=round(min(1.0, max(0.0, p.percent_complete / 100.0)), 4),
-                   currentIteration=p.current_epoch, totalIterations=p.total_epochs,
-                   loss=job.metrics["loss"] if "loss" in job.metrics else None)
+        out["progress"] = round(min(1.0, max(0.0, fields["percent_complete"] / 100.0)), 4)
+        if "loss" in fields["metrics"]:
+            out["loss"] = fields["metrics"]["loss"]
     if out["status"] == "failed":
-        out["error"] = job.error.message or job.status_reason or "training failed"
+        out["error"] = fields["error"] or fields["status_reason"] or "training failed"
     return {k: v for k, v in finite(out).items() if v is not None}
 
 
@@ -390,11 +412,7 @@ async def list_models(services: Services) -> dict[str, Any]:
             resp = await services.registry.ListVersions(
                 model_registry_pb2.ListVersionsRequest(agent_id=agent.agent_id, page_size=100, page_token=token),
                 timeout=services.timeout_s)
-            for v in resp.versions:
-                out.append({"id": model_id(v.agent_id, v.version_id), "jobId": v.job_id or None,
-                            "name": f"{v.agent_id}-{v.version_id}", "agentId": v.agent_id,
-                            "versionId": v.version_id, "createdAt": epoch_ms(v.create_time),
-                            "active": v.version_id == agent.active_version_id})
+            out.extend(model_json(v, agent.active_version_id) for v in resp.versions)
             token = resp.next_page_token
             if not token:
                 break

@@ -5,7 +5,6 @@ from its creation on. The seed-000 envelope and error shape apply (this is the v
 """
 from __future__ import annotations
 
-import datetime as dt
 import time
 from typing import Annotated, Any, Literal
 
@@ -17,11 +16,11 @@ from gateway.auth import ADMIN, Principal
 from gateway.deps import Caller
 from gateway.errors import INVALID, NOT_FOUND, ApiError
 from gateway.models import CamelModel, Envelope, Int, envelope
+from gateway.resources.webhooks import WEBHOOK_V1, delivery_fields, webhook_fields
 from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES
 from gateway.webhooks import payloads, urls
 from gateway.webhooks.store import Webhook, WebhookStore
-from services.common.timeutil import iso
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], route_class=GatewayRoute,
                    responses=ERROR_RESPONSES)
@@ -90,15 +89,8 @@ class DeliveriesData(CamelModel):
     total: int
 
 
-def _iso(seconds: float | None) -> str | None:
-    if seconds is None:
-        return None
-    return iso(dt.datetime.fromtimestamp(seconds, dt.timezone.utc))
-
-
 def webhook_json(h: Webhook) -> dict[str, Any]:
-    return {"webhookId": h.webhook_id, "url": h.url, "events": list(h.events), "format": h.format,
-            "progressEvery": h.progress_every, "account": h.account, "createdAt": _iso(h.created_at)}
+    return WEBHOOK_V1.render(webhook_fields(h))
 
 
 def store_of(request: Request) -> WebhookStore:
@@ -168,10 +160,5 @@ async def list_deliveries(
     if hook is None or (ADMIN not in caller.scopes and hook.account != caller.account):
         raise ApiError(NOT_FOUND, f"webhook '{webhook_id[:100]}' not found", resource="webhook")
     rows, total = await run_in_threadpool(store.deliveries, webhook_id, status, limit, offset)
-    deliveries = [{
-        "deliveryId": r["delivery_id"], "eventId": r["event_id"], "event": r["event"], "jobId": r["job_id"],
-        "status": r["status"], "attempts": r["attempts"], "responseStatus": r["last_status_code"],
-        "lastError": r["last_error"], "createdAt": _iso(r["created_at"]), "deliveredAt": _iso(r["delivered_at"]),
-        "nextAttemptAt": _iso(r["next_attempt_at"]) if r["status"] == "pending" else None,
-    } for r in rows]
+    deliveries = [WEBHOOK_V1.render(delivery_fields(r)) for r in rows]
     return envelope({"webhookId": webhook_id, "deliveries": deliveries, "total": total})

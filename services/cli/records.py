@@ -131,3 +131,14 @@ def dataset_from_rest(d: dict[str, Any]) -> dict[str, Any]:
             "output_counts": dict(sorted((s.get("outputCounts") or {}).items())),
             "average_length": s.get("averageLength", 0.0), "sha256": d.get("sha256"),
             "created_at": d.get("createdAt")}
+
+
+# ---- tokens ---------------------------------------------------------------------------------
+
+def token_from_rest(d: dict[str, Any]) -> dict[str, Any]:
+    """A created token as the admin route answered it; the secret is in ``token`` (shown once)."""
+    from gateway.resources.tokens import TOKEN_V1
+
+    fields = TOKEN_V1.parse(d)
+    keys = ("token_id", "token", "name", "scopes", "account", "created_at", "expires_at")
+    return {k: fields.get(k) for k in keys} | {"scopes": list(fields.get("scopes") or [])}

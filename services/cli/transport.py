@@ -361,9 +361,7 @@ class GatewayBackend:
         if expires_in_days is not None:
             body["expiresInDays"] = expires_in_days
         d = self._request("POST", "/api/v1/auth/tokens", json=body)
-        return {"token_id": d.get("tokenId"), "token": d.get("token"), "name": d.get("name"),
-                "scopes": list(d.get("scopes") or []), "account": d.get("account"),
-                "created_at": d.get("createdAt"), "expires_at": d.get("expiresAt")}
+        return records.token_from_rest(d)
 
 
 def _seg(value: str) -> str:

@@ -119,6 +119,7 @@ def test_seed_000_number_formats() -> None:
 
 
 def test_evaluation_results_use_the_seed_names_first() -> None:
+    from gateway.resources.evaluations import comparison_fields
     from gateway.surfaces.evaluation_v1 import comparison_json, results_json
     from trainhouse.v1 import evaluation_pb2
 
@@ -130,7 +131,7 @@ def test_evaluation_results_use_the_seed_names_first() -> None:
                                           relative_change_percent={"accuracy": 5.0, "latency_mean_ms": -20.0,
                                                                    "log_loss": 3.0},
                                           improvements={"accuracy": 0.04, "latency_mean_ms": -0.5})
-    out = comparison_json(c)
+    out = comparison_json(comparison_fields(c))
     assert out["baseline"] == "v1.0.0" and out["improvements"] == {"accuracy": "+5%", "latency": "-20%"}
     assert out["differences"] == {"accuracy": 0.04, "latency": -0.5} and "accuracyPValue" not in out
 
