@@ -155,13 +155,13 @@ class BenchmarkAgentIn(CamelModel):
 
 class SuiteOut(CamelModel):
     score: float
-    percentile: float | None = None
-    details: dict[str, Any]
+    percentile: float = Field(description="0..100: rank of the score within details.population (the reference "
+                                          "ladder measured on the same probes, plus the platform's other models "
+                                          "once there are 5)")
+    details: dict[str, Any] = Field(description="measured, data, population, ladder, then the suite's probe details")
     grade: str
     component_scores: dict[str, float]
     probe_count: int
-    models_compared: int
-    percentile_note: str | None = None
     suite_version: str
 
 
@@ -176,11 +176,25 @@ class BenchmarkOut(CamelModel):
     created_at: str | None = None
 
 
+def suite_details(s: benchmark_pb2.SuiteResult) -> dict[str, Any]:
+    """Seed 000 leaves `details` open: ours says what was measured and on which data, what the
+    percentile ranks against and how many members, and the ladder's scores, then the suite's own
+    probe details."""
+    p = s.population
+    return {"measured": s.measured, "data": s.data,
+            "population": {"kind": p.kind, "members": p.size, "ladderMembers": p.ladder_members,
+                           "platformModels": p.platform_models,
+                           "platformModelsAvailable": p.platform_models_available,
+                           "notMeasured": list(p.not_measured)},
+            "ladder": [{"name": r.name, "kind": r.kind, "score": r.score, "description": r.description}
+                       for r in s.ladder],
+            **struct_to_dict(s.details)}
+
+
 def suite_json(s: benchmark_pb2.SuiteResult) -> dict[str, Any]:
-    return {"score": s.score, "percentile": s.percentile if s.HasField("percentile") else None,
-            "details": struct_to_dict(s.details), "grade": s.grade, "componentScores": dict(s.component_scores),
-            "probeCount": s.probe_count, "modelsCompared": s.models_compared,
-            "percentileNote": s.percentile_note or None, "suiteVersion": s.suite_version}
+    return {"score": s.score, "percentile": s.percentile, "details": suite_details(s), "grade": s.grade,
+            "componentScores": dict(s.component_scores), "probeCount": s.probe_count,
+            "suiteVersion": s.suite_version}
 
 
 def benchmark_json(run: benchmark_pb2.BenchmarkRun) -> dict[str, Any]:

@@ -77,7 +77,8 @@ def generate(
     difficulty: Annotated[Optional[Literal[DIFFICULTIES]], typer.Option("--difficulty")] = None,
     edge_cases: Annotated[bool, typer.Option("--edge-cases", help="Turn some examples into edge cases.")] = False,
     diversity: Annotated[Optional[float], typer.Option("--diversity", help="0..1 (default 0.7).")] = None,
-    topics: Annotated[Optional[list[str]], typer.Option("--topic", help="Only this topic; repeat.")] = None,
+    topics: Annotated[Optional[list[str]], typer.Option("--topic", help=(
+        "Only this topic; repeat. A topic outside the scenario's catalogue gets a generic output of its own."))] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Same seed, same examples.")] = None,
     dataset_id: Annotated[Optional[str], typer.Option("--id", help="Id of the stored dataset.")] = None,
     label_by: Annotated[Optional[Literal["output", "topic"]], typer.Option("--label-by")] = None,
@@ -113,7 +114,9 @@ def generate(
     output.emit(as_json, message_json(resp), lambda con: con.print(
         f"generated dataset [bold]{resp.dataset.dataset_id}[/bold] from {resp.scenario} (seed {resp.seed}): "
         f"{s.generated} examples, {s.edge_cases} edge cases, {s.unique_templates} templates, "
-        f"distinct-2 {s.distinct_2:.3f}", soft_wrap=True))
+        f"distinct-2 {s.distinct_2:.3f}"
+        + (f"; generic topics (not in the catalogue): {', '.join(resp.generic_topics)}" if resp.generic_topics else ""),
+        soft_wrap=True))
 
 
 @datasets_app.command("validate")

@@ -170,6 +170,8 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
                        "label_by": config.label_by})
         if config.topics:
             labels["topics"] = ",".join(config.topics)
+        if result.generic_topics:
+            labels["generic_topics"] = ",".join(result.generic_topics)
         if config.max_length:
             labels["max_length"] = str(config.max_length)
         row = self._create(dataset_id, "synthetic", result.examples, labels=labels)
@@ -177,7 +179,7 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
             seed=config.seed, generate_s=round(generated_s, 3), total_s=round(time.perf_counter() - started, 3))
         return data_service_pb2.GenerateSyntheticDataResponse(
             dataset=convert.dataset_proto(row), statistics=convert.generation_statistics_proto(result.statistics),
-            seed=config.seed, scenario=scenario.name)
+            seed=config.seed, scenario=scenario.name, generic_topics=result.generic_topics)
 
     def ListScenarioTypes(self, request, context):
         out = []

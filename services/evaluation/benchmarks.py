@@ -1,12 +1,17 @@
 """Built-in benchmark suites for an agent whose learned part maps a text to one output of its catalog.
 
+What they are, plainly: every suite is a set of *classifier probes*. Texts are built from seed
+examples (by default the held-out split of the job that trained the version) and answered by
+ModelRegistry.Predict with the version pinned; a probe is right when the answer (or the ranking
+of the catalog) matches the probe's expected output. The suite names say which property of that
+classifier a family of probes looks at; "standard-reasoning" or "multi-step-planning" do not test
+free-form reasoning or planning, and "helpfulness" or "coherence" involve no human or LLM judge.
+
 Every suite is versioned and deterministic: its probes are derived from the model's catalog and
-a set of seed examples (by default the held-out split of the job that trained the version), in
-a canonical order, with a generator seeded by the suite's name and version; every probe is
-answered by ModelRegistry.Predict with the version pinned. A suite's score is 100 times the
-weighted mean of its component scores (each in 0..1); a component that cannot be measured (for
-example AUROC when every answer is right) is left out and the weights of the rest renormalised.
-Seed examples are capped at ``PER_OUTPUT`` per output.
+the seed examples, in a canonical order, with a generator seeded by the suite's name and version.
+A suite's score is 100 times the weighted mean of its component scores (each in 0..1); a
+component that cannot be measured (for example AUROC when every answer is right) is left out and
+the weights of the rest renormalised. Seed examples are capped at ``PER_OUTPUT`` per output.
 
 standard-reasoning (v1) — does the model decide by what the request is about?
   base         0.25  held-out inputs as they are -> their expected output
@@ -41,10 +46,13 @@ helpfulness (v1) — does the user get the output they need?
   balanced_recall 0.5  mean over outputs of their recall (rare needs count as much as common ones)
   shortlist       0.2  expected output among the three highest-scored outputs
 
-Percentile: the rank of a score among the newest scores of every model (agent, version) ever
-benchmarked on the same suite version on this platform, this one included:
-100 * (models below + 0.5 * models equal) / models. With fewer than 5 models no percentile is
-given; ``percentile_note`` says how many there are.
+Percentile: the same probes are answered, in the same run, by a reference ladder (majority
+class, nearest neighbour over the version's training examples, the untrained architecture, the
+agent's earlier versions; see reference_ladder.py) and every member is scored by the same suite.
+The percentile ranks the model's score within that ladder; once at least 5 other models (agent,
+version) have been benchmarked on the same suite version on this platform, their newest scores
+join the population too. percentile = 100 * (members below + 0.5 * members equal) / members; the
+result names the population and its size and lists the ladder's scores.
 """
 from __future__ import annotations
 
@@ -57,18 +65,19 @@ from typing import Any
 import numpy as np
 from google.protobuf import struct_pb2
 
-from services.core.errors import FailedPrecondition, InvalidArgument
+from services.core.errors import FailedPrecondition, InvalidArgument, TrainhouseError
 from services.common.timeutil import now, to_timestamp
 from services.evaluation import perturbations
 from services.evaluation.advice import grade
 from services.evaluation.evaluator import split_feedback, validated_examples
 from services.evaluation.metrics import expected_calibration_error
 from services.evaluation.peers import Peers
+from services.evaluation.reference_ladder import (PLATFORM_MIN_MODELS, Answerer, Ladder, Member,
+                                                     build_ladder, percentile)
 from services.evaluation.store import EvaluationStore
-from trainhouse.v1 import benchmark_pb2, evaluation_service_pb2
+from trainhouse.v1 import benchmark_pb2, evaluation_service_pb2, model_version_pb2
 
 PER_OUTPUT = 20
-MIN_MODELS_FOR_PERCENTILE = 5
 FILLERS = (("Hi there, ", ". Thanks in advance!"), ("Sorry to bother you, ", "."), ("Quick question: ", "?"),
            ("Hello! ", ". Have a nice day."), ("Hope you are well. ", ". Cheers"))
 DECISIVE_MARGIN = 0.2
@@ -86,25 +95,25 @@ class SuiteDef:
 
 @dataclass
 class Context:
-    peers: Peers
-    agent_id: str
-    version_id: str
+    """One predictor's view of the probes: the model (through Predict) or a ladder member.
+
+    The probes depend only on the seeds, the suite and its seeded generator, so every predictor
+    given the same seeds answers exactly the same texts."""
+
+    answerer: Answerer
     labels: list[str]
     seeds: list[dict[str, Any]]
     suite: str = ""
-    calls: int = 0
     _cache: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def rng(self) -> random.Random:
         return random.Random(f"benchmark:{self.suite}")
 
     def answer(self, texts: list[str]) -> list[dict[str, float]]:
-        """Full distributions for texts (each distinct text predicted once per run)."""
+        """Full distributions for texts (each distinct text answered once per run)."""
         missing = sorted({t for t in texts if t not in self._cache})
         if missing:
-            scored = self.peers.predict(self.agent_id, self.version_id, missing, len(self.labels))
-            self._cache.update(zip(missing, scored.distributions))
-            self.calls += 1
+            self._cache.update(zip(missing, self.answerer(missing)))
         return [self._cache[t] for t in texts]
 
     @property
@@ -277,38 +286,45 @@ def helpfulness(ctx: Context) -> tuple[dict[str, float], dict[str, Any], int]:
 
 
 SUITES: dict[str, SuiteDef] = {s.name: s for s in (
-    SuiteDef("standard-reasoning", "1", "Decides by what the request is about: plain held-out inputs, "
-             "compositions of two inputs with the same need, neutral filler, and an explicitly dismissed "
-             "other need.", {"base": 0.25, "composition": 0.25, "filler": 0.25, "negation": 0.25},
+    SuiteDef("standard-reasoning", "1", "Classifier probes, not open-ended reasoning: is the output the request is "
+             "about chosen for plain held-out inputs, two inputs with the same need joined, inputs wrapped in "
+             "neutral filler, and inputs preceded by an explicitly dismissed other need?",
+             {"base": 0.25, "composition": 0.25, "filler": 0.25, "negation": 0.25},
              standard_reasoning,
              {"base": "add training examples for the outputs it misses",
               "composition": "train on longer inputs that combine several sentences about the same need",
               "filler": "add examples with greetings and filler text around the request",
               "negation": "add examples that mention and dismiss another need ('not X, but Y')"}),
-    SuiteDef("tool-usage", "1", "Chooses the right tool from the catalog (balanced over tools), ranks it "
-             "among the top two, and chooses decisively.", {"tool_choice": 0.5, "ranking": 0.3, "decisiveness": 0.2},
+    SuiteDef("tool-usage", "1", "Classifier probes with the catalog's outputs read as tools (no tool is "
+             "called): is the expected output chosen (balanced over outputs), ranked among the top two, and "
+             "chosen by a clear margin?", {"tool_choice": 0.5, "ranking": 0.3, "decisiveness": 0.2},
              tool_usage,
              {"tool_choice": "add examples for the tools with the lowest recall",
               "ranking": "add examples that separate the most confused tool pairs",
               "decisiveness": "train longer or add examples so the right tool wins by a clear margin"}),
-    SuiteDef("multi-step-planning", "1", "Answers each step of 2- and 3-step requests with the previous step "
-             "as context, gets whole plans right, and covers every step of a plan written as one text.",
+    SuiteDef("multi-step-planning", "1", "Classifier probes on chained requests (no plan is generated or "
+             "executed): is each step of a 2- or 3-step chain answered with its output when the previous step "
+             "precedes it, is every step of a chain right, and does a chain written as one text rank every "
+             "step's output among the top k?",
              {"step_accuracy": 0.4, "plan_success": 0.4, "coverage": 0.2}, multi_step_planning,
              {"step_accuracy": "add multi-sentence examples where an earlier step precedes the current request",
               "plan_success": "raise per-step accuracy: plan success compounds each step's errors",
               "coverage": "add examples that combine several needs in one request"}),
-    SuiteDef("coherence", "1", "Confidence coherent with correctness (calibration, AUROC) and the same "
-             "decision for a request written twice.", {"calibration": 1 / 3, "discrimination": 1 / 3,
-                                                       "repetition": 1 / 3}, coherence,
+    SuiteDef("coherence", "1", "Classifier probes on the version's confidence (no text is generated): "
+             "calibration of the top probability on held-out inputs, AUROC of that probability for right versus "
+             "wrong answers, and the same answer for a request written twice.",
+             {"calibration": 1 / 3, "discrimination": 1 / 3, "repetition": 1 / 3}, coherence,
              {"calibration": "retrain with early stopping on more validation data to calibrate confidence",
               "discrimination": "add examples near the decision boundaries so confidence separates right from wrong",
               "repetition": "add longer examples so input length does not change the decision"}),
-    SuiteDef("consistency", "1", "The same answer under casing, punctuation, typo and word-order changes.",
+    SuiteDef("consistency", "1", "Classifier probes under casing, punctuation, typo and word-order "
+             "changes: the same answer as for the unchanged input, and the expected one.",
              {"agreement": 0.7, "perturbed_accuracy": 0.3}, consistency,
              {"agreement": "augment the training data with perturbed variants of existing examples",
               "perturbed_accuracy": "augment the training data with perturbed variants of existing examples"}),
-    SuiteDef("helpfulness", "1", "Gives the needed output: accuracy, recall balanced over outputs, and the "
-             "right output in a top-3 shortlist.", {"accuracy": 0.3, "balanced_recall": 0.5, "shortlist": 0.2},
+    SuiteDef("helpfulness", "1", "Classifier probes on held-out inputs (no human or LLM judgement): "
+             "accuracy, recall balanced over outputs, and the expected output among the top three.",
+             {"accuracy": 0.3, "balanced_recall": 0.5, "shortlist": 0.2},
              helpfulness,
              {"accuracy": "add training examples for the outputs it misses",
               "balanced_recall": "add examples for rare outputs (low recall)",
@@ -341,13 +357,6 @@ def weighted_score(weights: dict[str, float], components: dict[str, float]) -> f
     return 100.0 * sum(components[k] * w for k, w in used.items()) / total if total else 0.0
 
 
-def percentile(score: float, others: list[float]) -> float:
-    """Percentile rank of ``score`` among ``others`` (which include it)."""
-    below = sum(1 for s in others if s < score)
-    equal = sum(1 for s in others if s == score)
-    return 100.0 * (below + 0.5 * equal) / len(others)
-
-
 def canonical_seeds(examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Positives in canonical order, at most PER_OUTPUT per output (a seeded, order-free choice)."""
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -363,20 +372,35 @@ def canonical_seeds(examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def data_statement(seeds: list[dict[str, Any]], seed_job: str, reference_source: str) -> str:
+    """Which data the probes (and the ladder's baselines) came from, in one sentence."""
+    outputs = len({e["expected_output"] for e in seeds})
+    origin = (f"held-out (validation) examples of {seed_job}" if seed_job
+              else "examples given with the request")
+    return (f"Probes built from {len(seeds)} {origin} (at most {PER_OUTPUT} per output, {outputs} outputs); "
+            f"ladder baselines built from {reference_source}.")
+
+
+@dataclass
+class Rung:
+    """A ladder member with its own answer cache, so each distinct text is answered once per run."""
+
+    member: Member
+    ctx: Context
+    failed: str = ""
+
+
 class Benchmarks:
     def __init__(self, store: EvaluationStore, peers: Peers):
         self.store = store
         self.peers = peers
 
-    def run(self, agent_id: str, version_id: str, suites: list[str], examples: list[dict[str, Any]]
-            ) -> benchmark_pb2.BenchmarkRun:
-        if not agent_id:
-            raise InvalidArgument("agent_id", "is required")
-        names = validate_suites(suites)
-        version = self.peers.serving_version(agent_id, version_id)
-        seed_job = ""
+    def _seeds(self, version: model_version_pb2.ModelVersion, examples: list[dict[str, Any]]
+               ) -> tuple[list[dict[str, Any]], str]:
+        """The probes' seed examples and the job they came from ("" when given inline)."""
         if examples:
             items = validated_examples(examples, "examples")
+            seed_job = ""
         else:
             if not version.job_id:
                 raise FailedPrecondition(f"version {version.version_id} was not trained by a job here: pass "
@@ -389,29 +413,39 @@ class Benchmarks:
         seeds = canonical_seeds(split_feedback(items)[0])
         if not seeds:
             raise InvalidArgument("examples", "no examples with an expected output")
-        ctx = Context(self.peers, agent_id, version.version_id, list(version.labels), seeds)
+        return seeds, seed_job
+
+    def run(self, agent_id: str, version_id: str, suites: list[str], examples: list[dict[str, Any]]
+            ) -> benchmark_pb2.BenchmarkRun:
+        if not agent_id:
+            raise InvalidArgument("agent_id", "is required")
+        names = validate_suites(suites)
+        version = self.peers.serving_version(agent_id, version_id)
+        seeds, seed_job = self._seeds(version, examples)
+        labels = list(version.labels)
+
+        def model_answer(texts: list[str]) -> list[dict[str, float]]:
+            return self.peers.predict(agent_id, version.version_id, texts, len(labels)).distributions
+
+        ctx = Context(model_answer, labels, seeds)
+        ladder = build_ladder(self.peers, agent_id, version, seeds)
+        rungs = [Rung(m, Context(m.answer, labels, seeds)) for m in ladder.members]
+        data = data_statement(seeds, seed_job, ladder.reference_source)
         run = benchmark_pb2.BenchmarkRun(benchmark_id=f"bench-{uuid.uuid4().hex[:12]}", agent_id=agent_id,
                                          version_id=version.version_id, create_time=to_timestamp(now()),
                                          seed_job_id=seed_job, seed_examples=len(seeds))
         recommendations = []
         for name in names:
             suite = SUITES[name]
-            ctx.suite = f"{suite.name}@{suite.version}"
-            components, details, probes = suite.run(ctx)
+            components, details, probes = self._score(suite, ctx)
             score = round(weighted_score(suite.weights, components), 2)
             result = benchmark_pb2.SuiteResult(suite=name, suite_version=suite.version, score=score,
-                                               component_scores=components, probe_count=probes, grade=grade(score))
+                                               component_scores=components, probe_count=probes, grade=grade(score),
+                                               measured=suite.description, data=data)
             struct = struct_pb2.Struct()
             struct.update(details)
             result.details.CopyFrom(struct)
-            others = self.store.suite_scores(name, suite.version)
-            others[(agent_id, version.version_id)] = score
-            result.models_compared = len(others)
-            if len(others) >= MIN_MODELS_FOR_PERCENTILE:
-                result.percentile = round(percentile(score, list(others.values())), 1)
-            else:
-                result.percentile_note = (f"only {len(others)} model(s) benchmarked on {name} v{suite.version} on "
-                                          f"this platform; a percentile needs at least {MIN_MODELS_FOR_PERCENTILE}")
+            self._rank(result, suite, rungs, ladder, (agent_id, version.version_id))
             run.results.append(result)
             if score < 80 and components:
                 weakest = min(components, key=lambda k: (components[k], k))
@@ -422,3 +456,42 @@ class Benchmarks:
         run.recommendations.extend(text for _, text in sorted(recommendations))
         self.store.add_benchmark_run(run)
         return run
+
+    @staticmethod
+    def _score(suite: SuiteDef, ctx: Context) -> tuple[dict[str, float], dict[str, Any], int]:
+        ctx.suite = f"{suite.name}@{suite.version}"
+        return suite.run(ctx)
+
+    def _rank(self, result: benchmark_pb2.SuiteResult, suite: SuiteDef, rungs: list[Rung], ladder: Ladder,
+              model: tuple[str, str]) -> None:
+        """Score every ladder member on the suite's probes, then place the model's score among them
+        (and among the platform's other models once there are PLATFORM_MIN_MODELS)."""
+        population = result.population
+        population.not_measured.extend(ladder.not_measured)
+        scores: list[float] = []
+        for rung in rungs:
+            if rung.failed:
+                population.not_measured.append(f"{rung.member.name}: {rung.failed}")
+                continue
+            try:
+                components, _, _ = self._score(suite, rung.ctx)
+            except TrainhouseError as exc:  # e.g. an earlier version that no longer serves
+                rung.failed = exc.message
+                population.not_measured.append(f"{rung.member.name}: {exc.message}")
+                continue
+            score = round(weighted_score(suite.weights, components), 2)
+            scores.append(score)
+            result.ladder.append(benchmark_pb2.LadderScore(
+                name=rung.member.name, kind=rung.member.kind, score=score, component_scores=components,
+                description=rung.member.description))
+        others = self.store.suite_scores(suite.name, suite.version)
+        others.pop(model, None)
+        population.ladder_members = len(scores)
+        population.platform_models_available = len(others)
+        population.kind = "reference_ladder"
+        if len(others) >= PLATFORM_MIN_MODELS:
+            scores += list(others.values())
+            population.platform_models = len(others)
+            population.kind = "reference_ladder+platform"
+        population.size = len(scores)
+        result.percentile = round(percentile(result.score, scores), 1)

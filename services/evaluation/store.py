@@ -2,8 +2,8 @@
 
 Results are stored as their proto's JSON (``proto_json``), next to the columns lists filter
 on, so a stored evaluation, benchmark run or comparison reads back exactly as it was returned.
-``benchmark_scores`` keeps one row per (run, suite) so percentiles can rank a score against
-every model ever benchmarked on a suite.
+``benchmark_scores`` keeps one row per (run, suite) so a percentile can also rank a score against
+the other models benchmarked on a suite (benchmarks.py says when they join the population).
 """
 from __future__ import annotations
 
@@ -146,7 +146,9 @@ class EvaluationStore:
         rows = self.db.query("SELECT proto_json FROM benchmark_runs WHERE benchmark_id = ?", [benchmark_id])
         if not rows:
             raise NotFound("benchmark", benchmark_id)
-        return json_format.Parse(rows[0][0], benchmark_pb2.BenchmarkRun())
+        # Runs stored before the reference ladder carry models_compared / percentile_note (now
+        # reserved); they read back without them.
+        return json_format.Parse(rows[0][0], benchmark_pb2.BenchmarkRun(), ignore_unknown_fields=True)
 
     def suite_scores(self, suite: str, suite_version: str) -> dict[tuple[str, str], float]:
         """The newest score of every model (agent, version) ever benchmarked on the suite version."""

@@ -279,6 +279,10 @@ def test_datasets_generate_and_validate(env, tmp_path):
     assert invalid.returncode == 1 and "conflicting_labels" in invalid.stdout
     assert cli(env, "datasets", "generate", "--scenario", "no-such-scenario").returncode == 4
     assert cli(env, "datasets", "generate").returncode == 2
+    # A topic outside the catalogue is generated, and the summary says it was generic.
+    mixed = cli(env, "datasets", "generate", "--data-type", "customer_queries", "--count", "20",
+                "--topic", "billing", "--topic", "support")
+    assert mixed.returncode == 0 and "generic topics (not in the catalogue): support" in mixed.stdout
 
 
 @pytest.fixture(scope="module")

@@ -105,6 +105,46 @@ def test_max_length_topics_and_label_by():
     assert all(e["expected_output"] == e["metadata"]["topic"] for e in by_topic)
 
 
+def test_topics_outside_the_catalogue_get_a_generic_output_each():
+    """Seed 002's own example asks customer queries about "billing" and "support"; the catalogue
+    has no "support": it gets an output of its own, from generic templates, and is reported."""
+    result = generate(count=400, difficulty="easy", topics=("billing", "Support"))
+    assert result.generic_topics == ["Support"]
+    ex = result.examples
+    assert {e["metadata"]["topic"] for e in ex} == {"billing", "Support"}
+    counts = Counter(e["expected_output"] for e in ex)
+    assert set(counts) == {"refund_request", "payment_failed", "invoice_question", "support"}
+    assert max(counts.values()) - min(counts.values()) <= 1  # the new output takes its turn too
+    generic = [e for e in ex if e["metadata"]["generic_topic"]]
+    assert generic and all(e["expected_output"] == "support" and e["metadata"]["topic"] == "Support" for e in generic)
+    assert not any(e["metadata"]["generic_topic"] for e in ex if e["metadata"]["topic"] == "billing")
+    assert {e["metadata"]["template"].split("#")[0] for e in generic} <= {"generic", "shared"}
+    # The generic texts are about the topic: clean (level 1) ones name it.
+    assert all("support" in e["input"].lower() for e in generic if e["level"] == 1)
+    assert result.statistics.topic_counts == dict(Counter(e["metadata"]["topic"] for e in ex))
+    # deterministic for a seed, like the rest
+    assert generate(count=400, difficulty="easy", topics=("billing", "Support")).examples == ex
+    other = generate(count=400, difficulty="easy", topics=("billing", "Support"), seed=2).examples
+    assert [e["input"] for e in other] != [e["input"] for e in ex]
+    # label_by topic labels them with the topic as given; catalogue topics keep the catalogue's spelling
+    by_topic = generate(count=100, topics=("BILLING", "support"), label_by="topic").examples
+    assert {e["expected_output"] for e in by_topic} == {"billing", "support"}
+    # only generic topics: every example is generic; a scenario without catalogue topics is no obstacle
+    only = generate("task-automation", count=50, difficulty="hard", topics=("weather",))
+    assert only.generic_topics == ["weather"] and {e["expected_output"] for e in only.examples} == {"weather"}
+    assert not generate(count=50, topics=("billing",)).generic_topics
+
+
+def test_a_generic_output_never_takes_an_existing_output_name():
+    scenario = compile_scenario(CUSTOM, "custom")
+    result = SyntheticGenerator(scenario, GenerationConfig(seed=1, count=60, topics=("greet", "Greet!"))).generate()
+    assert result.generic_topics == ["greet", "Greet!"]
+    assert {e["expected_output"] for e in result.examples} == {"greet_generic", "greet_generic_2"}
+    with pytest.raises(InvalidArgument) as err:
+        generate(topics=tuple(f"topic {i}" for i in range(101)))
+    assert err.value.field == "constraints.topics" and err.value.metadata["limit"] == "100"
+
+
 @pytest.mark.parametrize("options, field", [
     ({"count": 0}, "count"), ({"count": 100_001}, "count"), ({"difficulty": "extreme"}, "difficulty"),
     ({"diversity": 1.5}, "diversity"), ({"max_length": 5}, "constraints.max_length"),
@@ -117,14 +157,11 @@ def test_bad_options_name_the_field(options, field):
     assert err.value.field == field
 
 
-def test_languages_topics_and_counts_are_refused_clearly():
+def test_languages_and_counts_are_refused_clearly():
     assert GenerationConfig(languages=("EN", "en-US", "english")).languages
     with pytest.raises(InvalidArgument) as err:
         GenerationConfig(languages=("de",))
     assert "supported languages: en" in err.value.message
-    with pytest.raises(InvalidArgument) as err:
-        SyntheticGenerator(builtin("customer-support"), GenerationConfig(topics=("billing", "weather")))
-    assert err.value.field == "constraints.topics[1]" and "billing, technical, account, shipping" in err.value.message
     with pytest.raises(InvalidArgument) as err:
         check_count(51, 50)
     assert err.value.metadata["limit"] == "50"

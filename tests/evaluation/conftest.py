@@ -3,7 +3,8 @@
 ``weak`` and ``strong`` train the same agent on the same examples with the same seed (so they
 hold out the same validation examples): weak for 1 epoch at a tiny learning rate, strong for 12.
 weak finishes first, so strong's version is the agent's newest. Two more agents give the
-benchmark percentiles five models.
+platform more models to rank benchmark scores against, and ``garbage`` learns the same task with
+every label rotated to another intent: a model that is systematically wrong on the real task.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, evaluation_s
                            training_service_pb2_grpc)
 
 AGENT = "eval-router"
+GARBAGE_AGENT = "eval-garbage"
 TERMINAL = {job_state_pb2.JOB_STATE_COMPLETED, job_state_pb2.JOB_STATE_FAILED, job_state_pb2.JOB_STATE_CANCELLED}
 
 
@@ -44,6 +46,7 @@ class Trained:
     strong: training_job_pb2.TrainingJob
     other: training_job_pb2.TrainingJob      # another agent, other examples
     extra: list[training_job_pb2.TrainingJob]
+    garbage: training_job_pb2.TrainingJob     # trained on rotated labels
     dataset_id: str
 
 
@@ -99,10 +102,15 @@ def trained(training, channels) -> Trained:
     others = [start("eval-router-other", make_examples(30, seed=12), epochs=8, learning_rate=0.01)]
     others += [start(f"eval-bench-{i}", make_examples(15, seed=20 + i), epochs=3 + 2 * i, learning_rate=0.01)
                for i in range(2)]
+    intents = sorted({e["expected_output"] for e in data})
+    rotated = {label: intents[(i + 1) % len(intents)] for i, label in enumerate(intents)}
+    others.append(start(GARBAGE_AGENT, [{**e, "expected_output": rotated[e["expected_output"]]} for e in data],
+                        epochs=8, learning_rate=0.01))
     weak = wait_done(training, weak_id)
     strong = wait_done(training, start(AGENT, data, epochs=12, learning_rate=0.01))
     done = [wait_done(training, job_id) for job_id in others]
     data_stub = data_service_pb2_grpc.DataServiceStub(channels["data"])
     ds = data_stub.CreateDataset(data_service_pb2.CreateDatasetRequest(
         dataset_id="eval-testset-v1", examples=examples_pb(make_examples(10, seed=99)))).dataset
-    return Trained(weak=weak, strong=strong, other=done[0], extra=done[1:], dataset_id=ds.dataset_id)
+    return Trained(weak=weak, strong=strong, other=done[0], extra=done[1:3], garbage=done[3],
+                   dataset_id=ds.dataset_id)

@@ -1,11 +1,13 @@
 """RunBenchmark, CompareRuns and AnalyzeAndOptimize over real gRPC against real trained jobs."""
 from __future__ import annotations
 
+from collections import Counter
+
 import grpc
 import pytest
 
 from services.common.grpc_errors import failure_of
-from services.evaluation import benchmarks
+from services.evaluation import benchmarks, reference_ladder
 from services.evaluation.advice import grade
 from tests.evaluation.conftest import AGENT, examples_pb
 from tests.evaluation.test_evaluate_grpc import expected_mcnemar_p, held_out, predicted
@@ -23,28 +25,50 @@ def test_suites_are_listed_with_definitions(ev):
         assert s.version and s.description and sum(s.component_weights.values()) == pytest.approx(1.0)
 
 
+def ladder_of(result) -> dict[str, float]:
+    return {rung.name: rung.score for rung in result.ladder}
+
+
 def test_benchmarks_score_rank_and_percentile(ev, trained):
+    """Every result carries a percentile within its population: the reference ladder measured on
+    the same probes in the same run, joined by the platform's other models once there are 5."""
     models = [(trained.weak.agent_id, trained.weak.model_version_id),
               (trained.other.agent_id, trained.other.model_version_id)]
     models += [(j.agent_id, j.model_version_id) for j in trained.extra]
+    models.append((trained.garbage.agent_id, trained.garbage.model_version_id))
     models.append((AGENT, trained.strong.model_version_id))
     runs = []
     for i, (agent, version) in enumerate(models, start=1):
         run = ev.RunBenchmark(pb.RunBenchmarkRequest(agent_id=agent, version_id=version, suites=["helpfulness"])).run
         runs.append(run)
         result = run.results[0]
-        assert result.models_compared == i
-        if i < 5:
-            assert not result.HasField("percentile") and f"only {i} model" in result.percentile_note
-        else:
-            scores = [r.results[0].score for r in runs]
-            assert result.percentile == pytest.approx(round(benchmarks.percentile(result.score, scores), 1))
+        population = result.population
+        assert 0 <= result.percentile <= 100
+        assert population.platform_models_available == i - 1
+        assert population.ladder_members == len(result.ladder) >= 3
+        assert {"majority_class", "nearest_neighbour", "untrained"} <= set(ladder_of(result))
+        assert result.measured.startswith("Classifier probes") and "held-out (validation) examples" in result.data
+        platform = [r.results[0].score for r in runs[:-1]] if i - 1 >= 5 else []
+        assert population.kind == ("reference_ladder+platform" if platform else "reference_ladder")
+        assert population.platform_models == len(platform)
+        assert population.size == len(result.ladder) + len(platform)
+        expected = reference_ladder.percentile(result.score, [r.score for r in result.ladder] + platform)
+        assert result.percentile == pytest.approx(round(expected, 1))
+    # The first model on a fresh platform: ranked against its ladder alone (it has no earlier version).
+    first = runs[0].results[0]
+    assert first.population.size == 3 and first.population.platform_models == 0
+    # The strong version's ladder holds the agent's earlier (weak) version, answered by Predict.
+    strong = runs[-1].results[0]
+    assert ladder_of(strong)[f"version:{trained.weak.model_version_id}"] == pytest.approx(first.score)
+
     full = ev.RunBenchmark(pb.RunBenchmarkRequest(model_id=f"{AGENT}@{trained.strong.model_version_id}")).run
     assert [r.suite for r in full.results] == SUITES
     assert full.seed_job_id == trained.strong.job_id and full.seed_examples == trained.strong.validation_examples
     for r in full.results:
         assert 0 <= r.score <= 100 and r.probe_count > 0 and r.suite_version == "1"
         assert r.grade == grade(r.score) and r.component_scores
+        assert 0 <= r.percentile <= 100 and r.population.size == len(r.ladder) + r.population.platform_models
+        assert all(0 <= rung.score <= 100 and rung.description for rung in r.ladder)
     mean = sum(r.score for r in full.results) / len(full.results)
     assert full.overall_score == pytest.approx(round(mean, 2)) and full.overall_rank == grade(full.overall_score)
     by_suite = {r.suite: r for r in full.results}
@@ -52,12 +76,50 @@ def test_benchmarks_score_rank_and_percentile(ev, trained):
     evaluation = ev.Evaluate(pb.EvaluateRequest(agent_id=AGENT, metrics=["accuracy"])).evaluation
     assert by_suite["helpfulness"].component_scores["accuracy"] == pytest.approx(evaluation.metrics["accuracy"])
     assert by_suite["helpfulness"].score == pytest.approx(runs[-1].results[0].score)  # deterministic
-    assert by_suite["helpfulness"].models_compared == len(models)  # the same model again counts once
+    assert ladder_of(by_suite["helpfulness"]) == pytest.approx(ladder_of(strong))  # so is the ladder
     weak = runs[0].results[0]
     assert weak.score < by_suite["helpfulness"].score
     assert any("helpfulness" in rec for rec in runs[0].recommendations)
     stored = ev.GetBenchmarkRun(pb.GetBenchmarkRunRequest(benchmark_id=full.benchmark_id)).run
     assert stored == full
+
+
+def test_majority_baseline_is_measured_on_the_same_probes(ev, trained, training):
+    """The majority_class rung, recomputed here from the job's training split and held-out seeds."""
+    result = ev.RunBenchmark(pb.RunBenchmarkRequest(agent_id=AGENT, version_id=trained.strong.model_version_id,
+                                                    suites=["helpfulness"])).run.results[0]
+    train = training.ListJobExamples(training_service_pb2.ListJobExamplesRequest(
+        job_id=trained.strong.job_id, split="train", page_size=10000)).examples
+    prior = Counter(x.expected_output for x in train)
+    order = sorted(prior, key=lambda k: (-prior[k], k))
+    seeds = benchmarks.canonical_seeds([{"input": x.input, "expected_output": x.expected_output}
+                                        for x in held_out(training, trained.strong.job_id)])
+    expected = [e["expected_output"] for e in seeds]
+    accuracy = sum(e == order[0] for e in expected) / len(expected)
+    balanced_recall = (1.0 if order[0] in expected else 0.0) / len(set(expected))
+    shortlist = sum(e in order[:3] for e in expected) / len(expected)
+    majority = 100 * (0.3 * accuracy + 0.5 * balanced_recall + 0.2 * shortlist)
+    assert ladder_of(result)["majority_class"] == pytest.approx(round(majority, 2))
+    rung = next(r for r in result.ladder if r.name == "majority_class")
+    assert f"{len(train)} training examples of {trained.strong.job_id}" in rung.description
+
+
+def test_percentile_separates_a_trained_model_from_a_garbage_one(ev, trained):
+    """A well-trained model ranks above the trivial rungs of its ladder, a model that learned
+    rotated labels ranks below them, on the same real task: fixed numbers could not pass both."""
+    real_task = examples_pb(make_examples(10, seed=42))
+    results = {}
+    for name, job in (("strong", trained.strong), ("garbage", trained.garbage)):
+        run = ev.RunBenchmark(pb.RunBenchmarkRequest(agent_id=job.agent_id, version_id=job.model_version_id,
+                                                     suites=["helpfulness", "tool-usage"], examples=real_task)).run
+        results[name] = {r.suite: r for r in run.results}
+    for suite in ("helpfulness", "tool-usage"):
+        good, bad = results["strong"][suite], results["garbage"][suite]
+        good_ladder, bad_ladder = ladder_of(good), ladder_of(bad)
+        assert good.score > max(good_ladder["majority_class"], good_ladder["untrained"])
+        assert bad.score < min(bad_ladder["majority_class"], bad_ladder["untrained"])
+        assert good.percentile >= 60 and bad.percentile <= 40 and good.percentile > bad.percentile
+        assert "examples given with the request" in good.data
 
 
 def test_benchmark_bad_input(ev, trained):

@@ -77,9 +77,20 @@ def test_benchmarks_seed_000_and_seed_004(admin_api: httpx.Client, trained: Trai
     assert list(data["results"]) == suites
     for result in data["results"].values():
         assert 0 <= result["score"] <= 100 and isinstance(result["details"], dict) and result["probeCount"] > 0
-        # Fewer than 5 models benchmarked: no percentile, and a note saying why.
-        assert result.get("percentile") is None or 0 <= result["percentile"] <= 100
-        assert result.get("percentile") is not None or result["percentileNote"]
+        # Always a percentile, within a population the details name and count: here the ladder of
+        # baselines (and the agent's earlier version) measured on the same probes.
+        assert 0 <= result["percentile"] <= 100
+        details = result["details"]
+        assert details["measured"].startswith("Classifier probes") and "held-out" in details["data"]
+        population, ladder = details["population"], details["ladder"]
+        assert population["kind"] in ("reference_ladder", "reference_ladder+platform")
+        assert population["members"] == population["ladderMembers"] + population["platformModels"] == \
+            len(ladder) + population["platformModels"]
+        earlier = trained.versions[:trained.versions.index(data["versionId"])]
+        assert {rung["name"] for rung in ladder} == {"majority_class", "nearest_neighbour", "untrained",
+                                                     *(f"version:{v}" for v in earlier)}
+        assert all(0 <= rung["score"] <= 100 and rung["description"] for rung in ladder)
+        assert "percentileNote" not in result and "modelsCompared" not in result
     assert all(isinstance(x, str) for x in data["recommendations"])
     assert_error(admin_api.post("/api/v1/training/benchmark-agent",
                                 json={"agentId": trained.agent, "benchmarks": ["tool-usage", "chess"]}),

@@ -241,6 +241,29 @@ def test_generate_synthetic_data_seed_000_and_functions(api: httpx.Client) -> No
     assert r.status_code == 422 and r.json()["field"] == "count"
 
 
+def test_generate_synthetic_training_data_seed_002_example(api: httpx.Client) -> None:
+    """Seed 002's own example, verbatim: "support" is not a customer-support catalogue topic, so it
+    is generated from generic templates, and the answer says so."""
+    data = call(api, "generateSyntheticTrainingData", {
+        "data_type": "customer_queries",
+        "count": 100,
+        "parameters": {
+            "difficulty": "medium",
+            "topics": ["billing", "support"],
+        },
+    })
+    assert data["generated"] == 100 and data["status"] == "completed" and data["download_url"]
+    assert data["scenario"] == "customer-support" and data["generic_topics"] == ["support"]
+    assert data["statistics"]["topic_counts"] == {"billing": 75, "support": 25}
+    examples = data["examples"]
+    assert len(examples) == 100
+    by_topic: dict[str, set[str]] = {}
+    for e in examples:
+        assert e["input"] and e["metadata"]["generic_topic"] is (e["metadata"]["topic"] == "support")
+        by_topic.setdefault(e["metadata"]["topic"], set()).add(e["expected_output"])
+    assert by_topic == {"billing": {"refund_request", "payment_failed", "invoice_question"}, "support": {"support"}}
+
+
 def test_generation_from_a_module_and_a_custom_template(stack, api: httpx.Client) -> None:  # noqa: ANN001
     template = {"outputs": [{"output": "refund", "templates": ["I want my money back for the {item}",
                                                                "refund the {item} please"]},

@@ -82,10 +82,12 @@ async def generate_synthetic_training_data(body: GenerateSyntheticIn, request: R
     data = generated_json(request, resp)
     if body.scenarioType is not None:
         return reply(request, data)
+    # Requested topics (seed 002 `parameters.topics`) outside the scenario's catalogue were generated
+    # from generic templates: the answer says which, so they are not mistaken for catalogue data.
     out: dict[str, Any] = {
         "dataset_id": data["datasetId"], "generated": data["generated"], "status": data["status"],
         "download_url": data["downloadUrl"], "expires_at": data["expiresAt"], "seed": data["seed"],
-        "scenario": data["scenario"],
+        "scenario": data["scenario"], "generic_topics": list(resp.generic_topics),
         "statistics": {"generated": resp.statistics.generated, "average_length": resp.statistics.average_length,
                        "unique_scenarios": resp.statistics.unique_scenarios,
                        "edge_cases": resp.statistics.edge_cases, "diversity": resp.statistics.diversity,

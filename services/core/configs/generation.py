@@ -35,7 +35,8 @@ class GenerationConstraints(ConfigModel):
 
     max_length: Optional[Int] = Field(None, ge=10, le=100_000, description=(
         "Cap on input length in characters, 10..100000."))
-    topics: tuple[Text, ...] = Field((), description="Restrict to these topics; empty = all.")
+    topics: tuple[Text, ...] = Field((), description=(
+        "Restrict to these topics; empty = all. A topic outside the scenario's catalogue gets a generic output."))
     languages: tuple[Text, ...] = Field(("en",), description="Only en can be generated.")
 
     @field_validator("topics")

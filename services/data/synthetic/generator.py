@@ -3,7 +3,10 @@
 For each example:
 
 1. **output**: outputs take turns in a freshly shuffled order every round, so output counts differ
-   by at most one (balanced data); **topic**: one of the output's allowed topics.
+   by at most one (balanced data); **topic**: one of the output's allowed topics. A requested topic
+   outside the scenario's catalogue adds one output of its own, written from generic templates
+   (generic_topics.py); ``GenerationResult.generic_topics`` and each example's metadata
+   (``generic_topic``) say which.
 2. **level** (1..3) is drawn from the difficulty's mix (``LEVEL_MIX``); its ``LEVEL_EFFECTS`` decide
    whether a *shared* template is used (outputs then overlap: only the ``{subject}`` differs), the
    word typo rate (noise) and whether a distractor clause names another output's subject
@@ -27,9 +30,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.core.errors import InvalidArgument
 from services.data.synthetic.diversity import measure
 from services.data.synthetic.generation_config import LEVEL_EFFECTS, LEVEL_MIX, GenerationConfig
+from services.data.synthetic.generic_topics import generic_output, split_topics
 from services.data.synthetic.perturbations import (EDGE_CASE_TYPES, add_typos, distractor, edge_case,
                                                    truncate_words)
 from services.data.synthetic.templates import CompiledOutput, CompiledScenario, Template
@@ -56,6 +59,8 @@ class GenerationStatistics:
 class GenerationResult:
     examples: list[dict[str, Any]]
     statistics: GenerationStatistics
+    # Requested topics outside the scenario's catalogue, generated from generic templates.
+    generic_topics: list[str] = field(default_factory=list)
 
 
 def _take(values: Sequence[Any], diversity: float) -> tuple[Any, ...]:
@@ -78,9 +83,18 @@ class SyntheticGenerator:
         self.scenario = scenario
         self.config = config
         d = config.diversity
-        topics = self._allowed_topics()
+        if config.topics:
+            topics, self.generic_topics = split_topics(config.topics, scenario.topics)
+        else:
+            topics, self.generic_topics = scenario.topics, []
         self.outputs: list[CompiledOutput] = [o for o in scenario.outputs if any(t in topics for t in o.topics)]
         self.topics_of = [tuple(t for t in o.topics if t in topics) for o in self.outputs]
+        taken = {o.output for o in scenario.outputs}
+        for topic in self.generic_topics:
+            out = generic_output(topic, taken)
+            taken.add(out.output)
+            self.outputs.append(out)
+            self.topics_of.append((topic,))
         self.own: list[dict[str, list[Plan]]] = []
         self.shared: list[dict[str, list[Plan]]] = []
         for out, out_topics in zip(self.outputs, self.topics_of):
@@ -89,8 +103,10 @@ class SyntheticGenerator:
             for topic in out_topics:
                 values = scenario.slot_values(out, topic)
                 own[topic] = [self._plan(t, values) for t in _take(out.templates, d)]
-                shared[topic] = [self._plan(t, values) for t in _take(scenario.shared_templates, d)] \
-                    if scenario.shared_templates else []
+                # The compiler checked every shared template against the catalogue's outputs; a
+                # generic output uses those whose slots it can fill.
+                usable = [t for t in scenario.shared_templates if all(s in values for s in t.slots)]
+                shared[topic] = [self._plan(t, values) for t in _take(usable, d)] if usable else []
             self.own.append(own)
             self.shared.append(shared)
         self.keywords = [self._keywords(o) for o in self.outputs]
@@ -98,21 +114,6 @@ class SyntheticGenerator:
         self.closers = _take(scenario.closers, d) if scenario.closers else ()
         mix = LEVEL_MIX[config.difficulty]
         self.level_cuts = (mix[0], mix[0] + mix[1])
-
-    def _allowed_topics(self) -> set[str]:
-        available = self.scenario.topics
-        if not self.config.topics:
-            return set(available)
-        by_lower = {t.lower(): t for t in available}
-        chosen: set[str] = set()
-        for i, topic in enumerate(self.config.topics):
-            match = by_lower.get(topic.strip().lower())
-            if match is None:
-                raise InvalidArgument(f"constraints.topics[{i}]",
-                                      f"unknown topic '{topic}' for scenario '{self.scenario.name}'; "
-                                      f"topics: {', '.join(available)}")
-            chosen.add(match)
-        return chosen
 
     def _plan(self, template: Template, values: dict[str, tuple[str, ...]]) -> Plan:
         d = self.config.diversity
@@ -154,6 +155,7 @@ class SyntheticGenerator:
         used: set[tuple[int, str]] = set()
         name = self.scenario.name
         by_topic = cfg.label_by == "topic"
+        n_catalogue = len(self.outputs) - len(self.generic_topics)  # generic outputs come last
         for n in range(cfg.count):
             if n % len(order) == 0:
                 rng.shuffle(order)
@@ -187,7 +189,7 @@ class SyntheticGenerator:
             if effects.distractor and rnd() < effects.distractor:
                 text = distractor(text, self._other_keyword(i, rng), rng)
             metadata: dict[str, Any] = {"topic": topic, "scenario": name, "template": template.template_id,
-                                        "edge_case": False}
+                                        "generic_topic": i >= n_catalogue, "edge_case": False}
             if cfg.edge_cases and rnd() < cfg.edge_case_rate:
                 kind = EDGE_CASE_TYPES[int(rnd() * len(EDGE_CASE_TYPES))]
                 text = edge_case(kind, text, self._other_keyword(i, rng), rng, long_chars)
@@ -199,7 +201,7 @@ class SyntheticGenerator:
             text = text.strip() or out.output[:cfg.max_length or None]
             examples.append({"input": text, "expected_output": topic if by_topic else out.output,
                              "feedback": "correct", "weight": 1.0, "level": level, "metadata": metadata})
-        return GenerationResult(examples, self._statistics(examples, len(used)))
+        return GenerationResult(examples, self._statistics(examples, len(used)), list(self.generic_topics))
 
     @staticmethod
     def _statistics(examples: list[dict[str, Any]], unique_templates: int) -> GenerationStatistics:
