@@ -46,6 +46,11 @@ ROUTE_SCOPES: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/training/models/{agentId}/versions/{versionId}/deploy"): "models:deploy",
     ("POST", "/api/v1/training/models/{agentId}/versions/{versionId}/rollback"): "models:deploy",
     ("GET", "/api/v1/training/models/{agentId}/deployments"): "training:view",
+    # Aliases and tags move what '@alias' serves: the deploy scope.
+    ("GET", "/api/v1/training/models/{agentId}/aliases"): "training:view",
+    ("PUT", "/api/v1/training/models/{agentId}/aliases/{alias}"): "models:deploy",
+    ("DELETE", "/api/v1/training/models/{agentId}/aliases/{alias}"): "models:deploy",
+    ("PATCH", "/api/v1/training/models/{agentId}/versions/{versionId}/tags"): "models:deploy",
     # Evaluation (seed 000); each call also spends the evaluations/day budget.
     ("POST", "/api/v1/training/evaluate-agent"): "training:evaluate",
     ("POST", "/api/v1/training/benchmark-agent"): "training:evaluate",
@@ -53,6 +58,8 @@ ROUTE_SCOPES: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/agents"): "training:start",
     ("GET", "/api/v1/agents"): "training:view",
     ("GET", "/api/v1/agents/{agentId}"): "training:view",
+    # serve_first_version decides what serves: the deploy scope.
+    ("PATCH", "/api/v1/agents/{agentId}"): "models:deploy",
     ("POST", "/api/v1/agents/{agentId}/predict"): "training:view",
     ("POST", "/api/v1/agents/{agentId}/feedback"): "training:view",
     # Datasets. The download also accepts a signed, expiring URL instead of a token

@@ -3,7 +3,7 @@
 SSE (seed 000's events route), the webhook payloads and the CLI's ``--json`` lines all start from
 ``event_fields``; each then applies its surface's ``FieldTable``. The payload's fields are
 flattened into the event next to ``type``, which names the payload kind (``status``, ``epoch``,
-``step``, ``metric``, ``checkpoint``, ``log``, ``budget``).
+``step``, ``metric``, ``checkpoint``, ``log``, ``budget``, ``promotion``).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from gateway.convert import ts_iso
 from gateway.resources.jobs import checkpoint_fields, state_word
 from gateway.resources.tables import FieldTable
 
-KINDS = ("status", "epoch", "step", "metric", "checkpoint", "log", "budget")
+KINDS = ("status", "epoch", "step", "metric", "checkpoint", "log", "budget", "promotion")
 
 # Seed 000 (and its SSE stream) says "status" for a job's state, in camelCase.
 V1 = FieldTable({"state": "status"}, camel_case=True)
@@ -51,6 +51,12 @@ def event_fields(ev: training_job_pb2.JobEvent) -> dict[str, Any]:
     elif kind == "budget":
         b = ev.budget
         out.update(cost_usd=b.cost_usd, budget_usd=b.budget_usd, fraction=b.fraction, level=b.level)
+    elif kind == "promotion":
+        d = ev.promotion.decision
+        out.update(version_id=ev.promotion.version_id, outcome=d.outcome, reason=d.reason,
+                   requested_by=d.requested_by, baseline_version_id=_none_if_empty(d.baseline_version_id),
+                   candidate_accuracy=d.candidate_accuracy, baseline_accuracy=d.baseline_accuracy,
+                   accuracy_tolerance=d.accuracy_tolerance, examples=d.examples, test=d.test, p_value=d.p_value)
     else:
         out.update(level=ev.log.level, message=ev.log.message)
     return out

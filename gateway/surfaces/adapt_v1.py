@@ -2,8 +2,10 @@
 
 The service turns the feedback items into rated examples and starts a reinforcement job; this
 route translates the seed's request and answer. The adaptation is the job, so `adaptationId` is
-the job id and its progress is GET /train-agent/{adaptationId}. `immediate` is echoed: jobs start
-as soon as their account has a free slot either way.
+the job id and its progress is GET /train-agent/{adaptationId}. `immediate: true` asks that the
+adapted version replace what serves as soon as it passes the registry's promotion gate (held-out
+accuracy not lower than the serving version's beyond 0.01); without it the version is only
+registered and nothing that serves changes.
 """
 from __future__ import annotations
 
@@ -38,7 +40,8 @@ class AdaptAgentIn(CamelModel):
     agent_id: StrictStr
     feedback: list[FeedbackItemIn] = Field(min_length=1)
     method: Literal["reinforcement"] = "reinforcement"
-    immediate: StrictBool = False
+    immediate: StrictBool = Field(False, description="Promote the adapted version once it passes the promotion "
+                                                     "gate; false: register it only")
 
 
 class AdaptationOut(CamelModel):
@@ -51,6 +54,9 @@ class AdaptationOut(CamelModel):
     method: str
     rated_examples: int
     immediate: bool
+    promotion: str = Field(description="'gated': the version serves if it passes the promotion gate (a "
+                                       "model.promoted / model.promotion_rejected event says which); 'none': "
+                                       "it is registered and serves nothing until deployed")
     estimated_duration: str
 
 
@@ -63,6 +69,8 @@ async def adapt_agent(body: AdaptAgentIn, caller: Caller, services: Services) ->
             display_name=f"adapt-agent ({len(body.feedback)} feedback)",
             feedback=[training_service_pb2.JudgedAnswer(input=item.input, expected=item.expected, actual=item.actual,
                                                         rating=item.rating) for item in body.feedback])
+        if body.immediate:
+            request.promotion.requested_by = "immediate"
     with rpc_fields(V1_SURFACE, {}):
         resp = await services.training.AdaptAgent(request, timeout=services.timeout_s)
     job = resp.job
@@ -70,5 +78,6 @@ async def adapt_agent(body: AdaptAgentIn, caller: Caller, services: Services) ->
         "adaptationId": job.job_id, "agentId": job.agent_id, "feedbackProcessed": resp.feedback_used,
         "status": state_word(job.state), "estimatedCompletion": ts_iso(job.estimated_completion_time),
         "jobId": job.job_id, "method": body.method, "ratedExamples": resp.training_examples,
-        "immediate": body.immediate, "estimatedDuration": estimated_duration(job),
+        "immediate": body.immediate, "promotion": "gated" if body.immediate else "none",
+        "estimatedDuration": estimated_duration(job),
     })

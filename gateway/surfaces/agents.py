@@ -8,7 +8,7 @@ from pydantic import Field, StrictBool, StrictStr
 from trainhouse.v1 import model_registry_pb2
 
 from gateway.convert import ts_iso
-from gateway.deps import Services
+from gateway.deps import Caller, Services
 from gateway.errors import INVALID, ApiError, encoding_request
 from gateway.models import CamelModel, Envelope, Int, Pagination, envelope
 from gateway.resources.agents import agent_v1
@@ -19,17 +19,31 @@ router = APIRouter(prefix="/api/v1/agents", tags=["agents"], route_class=Gateway
                    responses=ERROR_RESPONSES)
 
 
+SERVE_FIRST_DOC = ("Whether the agent's first version serves as soon as it is registered (default true). "
+                   "Later versions never serve by merely existing: only a deploy, an activation, a rollback or "
+                   "a passed promotion gate changes what serves.")
+
+
 class CreateAgentIn(CamelModel):
     agent_id: StrictStr = Field(description="[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
     name: StrictStr | None = None
     description: StrictStr | None = None
+    serve_first_version: StrictBool | None = Field(None, description=SERVE_FIRST_DOC)
+
+
+class UpdateAgentIn(CamelModel):
+    name: StrictStr | None = None
+    description: StrictStr | None = None
+    serve_first_version: StrictBool | None = Field(None, description=SERVE_FIRST_DOC)
 
 
 class AgentOut(CamelModel):
     agent_id: str
     name: str
     description: str
-    active_version_id: str | None = None
+    active_version_id: str | None = Field(None, description="The version production serves")
+    staging_version_id: str | None = None
+    serve_first_version: bool = True
     version_count: int
     created_at: str | None = None
     updated_at: str | None = None
@@ -51,7 +65,8 @@ class PredictIn(CamelModel):
 
     input: StrictStr | None = None
     inputs: list[StrictStr] | None = None
-    version_id: StrictStr | None = None
+    version_id: StrictStr | None = Field(None, description="Pin a version: an id ('v1.2.0'), an alias ('@champion') "
+                                                           "or 'latest'; default: what production serves")
     top_k: Int | None = Field(None, description="How many top outputs per input (default 3)")
     request_key: StrictStr | None = Field(None, description="Stable key (e.g. a user id) that keeps a caller on "
                                                             "one version during a canary")
@@ -113,6 +128,8 @@ async def create_agent(body: CreateAgentIn, services: Services) -> dict[str, Any
     with encoding_request():
         request = model_registry_pb2.CreateAgentRequest(agent_id=body.agent_id, name=body.name or "",
                                                         description=body.description or "")
+        if body.serve_first_version is not None:
+            request.serve_first_version = body.serve_first_version
     resp = await services.registry.CreateAgent(request, timeout=services.timeout_s)
     return envelope(agent_v1(resp.agent))
 
@@ -133,6 +150,18 @@ async def list_agents(services: Services,
 async def get_agent(agent_id: AgentId, services: Services) -> dict[str, Any]:
     resp = await services.registry.GetAgent(model_registry_pb2.GetAgentRequest(agent_id=agent_id),
                                             timeout=services.timeout_s)
+    return envelope(agent_v1(resp.agent))
+
+
+@router.patch("/{agentId}", response_model=Envelope[AgentOut], response_model_exclude_none=True,
+              summary="Change an agent's name, description or serve_first_version (audited)")
+async def update_agent(agent_id: AgentId, body: UpdateAgentIn, caller: Caller, services: Services) -> dict[str, Any]:
+    with encoding_request():
+        request = model_registry_pb2.UpdateAgentRequest(agent_id=agent_id, actor=caller.name)
+        for name in ("name", "description", "serve_first_version"):
+            if getattr(body, name) is not None:
+                setattr(request, name, getattr(body, name))
+    resp = await services.registry.UpdateAgent(request, timeout=services.timeout_s)
     return envelope(agent_v1(resp.agent))
 
 

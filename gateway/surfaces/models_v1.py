@@ -45,6 +45,12 @@ class VersionOut(CamelModel):
     parent_version_id: str | None = None
     method: str | None = None
     labels: list[str]
+    serving: str | None = Field(None, description="serving | canary | staging | registered | retired")
+    serving_reason: str | None = Field(None, description="Why it serves (or does not)")
+    promotion: dict[str, Any] | None = Field(None, description="The promotion gate's decision (outcome, reason, "
+                                                               "accuracies, p-value), when one was asked for")
+    aliases: list[str] = []
+    tags: dict[str, str] = {}
 
 
 class VersionsData(CamelModel):
@@ -219,3 +225,83 @@ async def rollback_version(agent_id: AgentId, version_id: VersionId, caller: Cal
                      "rollbackTime": ts_iso(resp.rollback_time),
                      "deployment": deployment_v1(resp.deployment) if resp.HasField("deployment") else None},
                     message=resp.message or f"Rolled back to version {resp.current_version_id}")
+
+
+# ---- aliases and tags -----------------------------------------------------------------------
+
+class AliasOut(CamelModel):
+    alias: str
+    version_id: str
+    updated_at: str | None = None
+
+
+class AliasesData(CamelModel):
+    agent_id: str
+    aliases: list[AliasOut]
+
+
+class SetAliasIn(CamelModel):
+    version_id: StrictStr = Field(description="The version the alias names from now on")
+
+
+class AliasSetOut(CamelModel):
+    alias: str
+    version: VersionOut
+    previous_version_id: str | None = Field(None, description="What the alias named before (absent if new)")
+
+
+class AliasDeletedOut(CamelModel):
+    alias: str
+    version_id: str = Field(description="The version it named")
+    deleted: bool
+
+
+class TagsIn(CamelModel):
+    set: dict[StrictStr, StrictStr] | None = Field(None, description="Tags to add or overwrite")
+    remove: list[StrictStr] | None = Field(None, description="Tag keys to remove")
+
+
+Alias = Annotated[str, Path(alias="alias", description="[a-z][a-z0-9_-]{0,63}, not 'latest'")]
+
+
+@router.get("/{agentId}/aliases", response_model=Envelope[AliasesData], response_model_exclude_none=True,
+            summary="An agent's aliases (e.g. champion, challenger) and the versions they name")
+async def list_aliases(agent_id: AgentId, services: Services) -> dict[str, Any]:
+    resp = await services.registry.ListVersionAliases(
+        model_registry_pb2.ListVersionAliasesRequest(agent_id=agent_id), timeout=services.timeout_s)
+    return envelope({"agentId": agent_id, "aliases": [
+        {"alias": a.alias, "versionId": a.version_id, "updatedAt": ts_iso(a.update_time)} for a in resp.aliases]})
+
+
+@router.put("/{agentId}/aliases/{alias}", response_model=Envelope[AliasSetOut], response_model_exclude_none=True,
+            summary="Point an alias at a version (creates or moves it; audited). Predict takes '@alias'.")
+async def set_alias(agent_id: AgentId, alias: Alias, body: SetAliasIn, caller: Caller,
+                    services: Services) -> dict[str, Any]:
+    with encoding_request():
+        req = model_registry_pb2.SetVersionAliasRequest(agent_id=agent_id, version_id=body.version_id, alias=alias,
+                                                        actor=caller.name)
+    resp = await services.registry.SetVersionAlias(req, timeout=services.timeout_s)
+    return envelope({"alias": alias, "version": version_v1(resp.version),
+                     "previousVersionId": resp.previous_version_id or None},
+                    message=f"{alias} -> {resp.version.version_id}")
+
+
+@router.delete("/{agentId}/aliases/{alias}", response_model=Envelope[AliasDeletedOut],
+               summary="Delete an alias (audited)")
+async def delete_alias(agent_id: AgentId, alias: Alias, caller: Caller, services: Services) -> dict[str, Any]:
+    with encoding_request():
+        req = model_registry_pb2.DeleteVersionAliasRequest(agent_id=agent_id, alias=alias, actor=caller.name)
+    resp = await services.registry.DeleteVersionAlias(req, timeout=services.timeout_s)
+    return envelope({"alias": alias, "versionId": resp.version_id, "deleted": True}, message="Alias deleted")
+
+
+@router.patch("/{agentId}/versions/{versionId}/tags", response_model=Envelope[VersionOut],
+              response_model_exclude_none=True, summary="Add, overwrite or remove a version's tags (audited)")
+async def update_tags(agent_id: AgentId, version_id: VersionId, body: TagsIn, caller: Caller,
+                      services: Services) -> dict[str, Any]:
+    with encoding_request():
+        req = model_registry_pb2.UpdateVersionTagsRequest(agent_id=agent_id, version_id=version_id,
+                                                          set=body.set or {}, remove=body.remove or [],
+                                                          actor=caller.name)
+    resp = await services.registry.UpdateVersionTags(req, timeout=services.timeout_s)
+    return envelope(version_v1(resp.version))

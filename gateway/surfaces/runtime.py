@@ -211,10 +211,11 @@ MODEL_RUNTIME = FieldTable(camel_case=True, drop_none=True,
     ("job_id", "agent_id", "version_id", "created_at"))
 
 
-def model_json(v: model_version_pb2.ModelVersion, active_version_id: str) -> dict[str, Any]:
+def model_json(v: model_version_pb2.ModelVersion) -> dict[str, Any]:
+    """`active`: production serves it (the registry's serving pointer, not the newest version)."""
     out = {"id": model_id(v.agent_id, v.version_id), "name": f"{v.agent_id}-{v.version_id}",
            **MODEL_RUNTIME.render(version_fields(v))}
-    out["active"] = v.version_id == active_version_id
+    out["active"] = v.active
     return out
 
 
@@ -412,7 +413,7 @@ async def list_models(services: Services) -> dict[str, Any]:
             resp = await services.registry.ListVersions(
                 model_registry_pb2.ListVersionsRequest(agent_id=agent.agent_id, page_size=100, page_token=token),
                 timeout=services.timeout_s)
-            out.extend(model_json(v, agent.active_version_id) for v in resp.versions)
+            out.extend(model_json(v) for v in resp.versions)
             token = resp.next_page_token
             if not token:
                 break

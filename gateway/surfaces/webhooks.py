@@ -26,7 +26,8 @@ router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], route_class=Gat
                    responses=ERROR_RESPONSES)
 
 EVENT_DOC = ("training.started, training.progress, training.completed, training.failed, training.cancelled, "
-             "training.budget.warning (seed 003's training.job.* names are accepted too), or '*' for all")
+             "training.budget.warning, model.promoted, model.promotion_rejected (seed 003's training.job.* names "
+             "are accepted too), or '*' for all")
 
 
 class CreateWebhookIn(CamelModel):

@@ -311,7 +311,9 @@ async function agentView(signal, agentId) {
     api(`${base}/deployments?limit=20`, signal), api("/api/training/jobs", signal)]);
   const a = agent.data;
   const versionRows = versions.data.versions.map((v) => h("tr", { "data-version": v.versionId },
-    h("td", {}, v.versionId), h("td", {}, badge(v.status)), h("td", {}, fmtTime(v.trainedAt)),
+    h("td", {}, v.versionId), h("td", { "data-serving": v.serving || "" }, badge(v.serving)),
+    h("td", { class: "muted" }, v.servingReason || "—"), h("td", {}, (v.aliases || []).join(", ") || "—"),
+    h("td", {}, badge(v.status)), h("td", {}, fmtTime(v.trainedAt)),
     h("td", {}, fmtNum(v.metrics.accuracy ?? v.metrics.validation_accuracy)), h("td", {}, v.method || "—"),
     h("td", {}, v.size), h("td", {}, v.jobId ? link(`#/job/${enc(v.jobId)}`, v.jobId) : "—")));
   const deploymentRows = deployments.data.deployments.map((d) => h("tr", { "data-deployment": d.deploymentId },
@@ -323,13 +325,15 @@ async function agentView(signal, agentId) {
   show(
     h("h1", {}, `Agent ${a.agentId}`),
     h("div", { class: "card" }, h("dl", { class: "grid kv" },
-      [["Name", a.name || "—"], ["Active version", a.activeVersionId || "—"], ["Versions", a.versionCount],
+      [["Name", a.name || "—"], ["Serving in production", a.activeVersionId || "nothing"],
+        ["First version serves", a.serveFirstVersion === false ? "no" : "yes"], ["Versions", a.versionCount],
         ["Created", fmtTime(a.createdAt)]].map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v)))),
       a.description ? h("p", { class: "muted" }, a.description) : null),
     h("h2", {}, "Versions"),
     h("table", { "data-view": "versions" },
-      h("tr", {}, ["Version", "Status", "Trained", "Accuracy", "Method", "Size", "Job"].map((t) => h("th", {}, t))),
-      ...(versionRows.length ? versionRows : [empty(7, "No versions yet.")])),
+      h("tr", {}, ["Version", "Serving", "Why", "Aliases", "Status", "Trained", "Accuracy", "Method", "Size", "Job"]
+        .map((t) => h("th", {}, t))),
+      ...(versionRows.length ? versionRows : [empty(10, "No versions yet.")])),
     h("h2", {}, "Deployments"),
     h("table", { "data-view": "deployments" },
       h("tr", {}, ["Deployment", "Version", "Environment", "Status", "Strategy", "Traffic", "Created"].map((t) => h("th", {}, t))),

@@ -26,11 +26,15 @@ COMPLETED = "training.completed"
 FAILED = "training.failed"
 CANCELLED = "training.cancelled"
 BUDGET_WARNING = "training.budget.warning"
-EVENTS = (STARTED, PROGRESS, COMPLETED, FAILED, CANCELLED, BUDGET_WARNING)
+# The promotion gate's decision on a job's version (jobs that asked for promotion).
+PROMOTED = "model.promoted"
+PROMOTION_REJECTED = "model.promotion_rejected"
+EVENTS = (STARTED, PROGRESS, COMPLETED, FAILED, CANCELLED, BUDGET_WARNING, PROMOTED, PROMOTION_REJECTED)
 # Seed 003 spells the job events training.job.*.
 JSONRPC_NAMES = {STARTED: "training.job.started", PROGRESS: "training.job.progress",
                  COMPLETED: "training.job.completed", FAILED: "training.job.failed",
-                 CANCELLED: "training.job.cancelled", BUDGET_WARNING: BUDGET_WARNING}
+                 CANCELLED: "training.job.cancelled", BUDGET_WARNING: BUDGET_WARNING,
+                 PROMOTED: PROMOTED, PROMOTION_REJECTED: PROMOTION_REJECTED}
 ALIASES = {v: k for k, v in JSONRPC_NAMES.items()}
 FORMATS = ("v1", "functions", "jsonrpc")
 
@@ -56,6 +60,8 @@ def classify(ev: training_job_pb2.JobEvent) -> str | None:
         return PROGRESS
     if kind == "budget" and ev.budget.level.startswith("warning"):
         return BUDGET_WARNING
+    if kind == "promotion":
+        return PROMOTED if ev.promotion.decision.outcome == "promoted" else PROMOTION_REJECTED
     return None
 
 

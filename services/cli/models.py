@@ -50,15 +50,17 @@ def models(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000, help="At most this many versions.")] = 50,
     as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
 ) -> None:
-    """List an agent's model versions, newest first."""
+    """List an agent's model versions, newest first: which one serves and why, and their aliases."""
     versions = connect(url, token, timeout).list_versions(agent, limit)
-    rows = [(v["version_id"], v["state"], output.num(v["metrics"].get("validation_accuracy",
+    rows = [(v["version_id"], v["serving"] or "-", v["serving_reason"] or "-", ", ".join(v["aliases"] or []) or "-",
+             v["state"], output.num(v["metrics"].get("validation_accuracy",
                                                                      v["metrics"].get("accuracy"))),
              output.num(v["metrics"].get("loss")), v["method"] or "-", v["job_id"] or "-",
              len(v["labels"]), output.when(v["created_at"])) for v in versions]
     output.emit(as_json, {"agent_id": agent, "versions": versions}, lambda con: con.print(output.table(
         f"{agent}: {len(versions)} version(s)",
-        ["VERSION", "STATE", "ACC", "LOSS", "METHOD", "JOB", "OUTPUTS", "CREATED"], rows)))
+        ["VERSION", "SERVING", "WHY", "ALIASES", "STATE", "ACC", "LOSS", "METHOD", "JOB", "OUTPUTS", "CREATED"],
+        rows)))
 
 
 @reports_errors

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.convert import ts_iso
+from gateway.convert import snake, ts_iso
 
 JOB_STATES = ("queued", "initializing", "running", "validating", "completed", "failed", "cancelled")
 TERMINAL_STATES = ("completed", "failed", "cancelled")
@@ -115,6 +115,8 @@ def version_from_rest(d: dict[str, Any]) -> dict[str, Any]:
     out.pop("size", None)
     out["state"] = (out["state"] or "").replace("-", "_") or None
     out["metrics"] = dict(sorted((out["metrics"] or {}).items()))
+    if out.get("promotion"):
+        out["promotion"] = {snake(k): v for k, v in out["promotion"].items()}
     return out
 
 

@@ -36,7 +36,7 @@ from services.core.errors import AlreadyExists, InvalidArgument
 from services.common.timeutil import now, to_timestamp
 from services.common.validation import resource_id
 from services.evaluation import curves as C
-from services.evaluation import stats
+from services.core import stats
 from services.evaluation.evaluator import (Evaluator, Measured, TestSet, build_evaluation, significance_proto,
                                            split_feedback, validated_examples)
 from services.evaluation.peers import job_config

@@ -25,8 +25,9 @@ from services.core.errors import AlreadyExists, FailedPrecondition, InvalidArgum
 from services.core.examples import parse_examples
 from services.common.timeutil import now, to_timestamp
 from services.common.validation import resource_id
-from services.evaluation import perturbations, stats
-from services.evaluation.stats import significance_proto
+from services.core import stats
+from services.evaluation import perturbations
+from services.evaluation.significance import significance_proto
 from services.evaluation.advice import EvalFacts, evaluation_advice
 from services.evaluation.metrics import (EVALUATION_TYPES, REQUESTABLE, classification_report,
                                          expected_calibration_error, families, log_losses, percentile_ms,

@@ -38,7 +38,8 @@ from services.core.errors import FailedPrecondition, InvalidArgument
 from services.core.onnx_model import OnnxModel
 from services.common.structs import to_struct
 from services.common.timeutil import now, to_timestamp
-from services.evaluation import stats
+from services.core import stats
+from services.evaluation.significance import significance_proto
 from services.evaluation.metrics import percentile_ms, validate_metric_names
 from services.evaluation.peers import Peers
 from services.evaluation.pricing import TaskPricing
@@ -239,8 +240,8 @@ class PolicyEvaluator:
             available=True, baseline_version_id=info["version_id"], baseline_agent_id=info["agent_id"],
             baseline_job_id=info["job_id"], baseline_kind=info["kind"], paired_examples=len(candidate.trajectories),
             baseline_metrics={k: float(baseline.metrics[k]) for k in SUMMARY}, improvements=improvements,
-            relative_change_percent=relative, accuracy_test=stats.significance_proto(success.as_dict()),
-            reward_test=stats.significance_proto(reward.as_dict()))
+            relative_change_percent=relative, accuracy_test=significance_proto(success.as_dict()),
+            reward_test=significance_proto(reward.as_dict()))
 
 
 def is_policy_job(job: Any) -> bool:

@@ -70,6 +70,9 @@ def build() -> ServiceApp:
     sessions = SessionCache()
     prediction_log = PredictionLog(store)
     deployments = Deployments(store, sessions, prediction_log)
+    adopted = deployments.adopt_implicit_serving()
+    if adopted:
+        logger.info("serving made explicit", extra={"agents": adopted})
     autotrainer = AutoTrainer(store, lambda agent_id: deployments.serving_version(agent_id, PRODUCTION))
     servicer = RegistryServicer(store, sessions, home / "registry" / "artifacts", prediction_log, deployments,
                                 autotrainer)

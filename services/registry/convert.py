@@ -75,11 +75,19 @@ def agent_proto(row: dict[str, Any]) -> model_version_pb2.Agent:
         active_version_id=row["active_version_id"] or "", version_count=row.get("version_count") or 0,
         create_time=ts(row["create_time"]), update_time=ts(row["update_time"]),
         staging_version_id=row.get("staging_version_id") or "",
-        active_provider_model=row.get("active_provider_model") or "")
+        active_provider_model=row.get("active_provider_model") or "",
+        serve_first_version=row.get("serve_first_version") is not False)
 
 
-def version_proto(row: dict[str, Any], aliases: list[str] | None = None, active: bool = False
-                  ) -> model_version_pb2.ModelVersion:
+SERVING_STATUSES = {"serving": model_version_pb2.SERVING_STATUS_SERVING,
+                    "canary": model_version_pb2.SERVING_STATUS_CANARY,
+                    "staging": model_version_pb2.SERVING_STATUS_STAGING,
+                    "registered": model_version_pb2.SERVING_STATUS_REGISTERED,
+                    "retired": model_version_pb2.SERVING_STATUS_RETIRED}
+
+
+def version_proto(row: dict[str, Any], aliases: list[str] | None = None, active: bool = False,
+                  serving: tuple[str, str] | None = None) -> model_version_pb2.ModelVersion:
     return model_version_pb2.ModelVersion(
         version_id=row["version_id"], agent_id=row["agent_id"], state=VERSION_STATES[row["state"]],
         metrics=loads(row["metrics_json"], {}), training_config=struct(loads(row["config_json"], {})),
@@ -90,7 +98,16 @@ def version_proto(row: dict[str, Any], aliases: list[str] | None = None, active:
         model_id=model_id(row["agent_id"], row["version_id"]), aliases=aliases or [],
         tags=loads(row.get("tags_json"), {}), bump_reason=row.get("bump_reason") or "",
         status_reason=row.get("status_reason") or "", update_time=ts(row.get("update_time") or row["create_time"]),
-        active=active)
+        active=active, serving_status=SERVING_STATUSES[serving[0]] if serving else 0,
+        serving_reason=serving[1] if serving else "", promotion=promotion_proto(loads(row.get("promotion_json"), None)))
+
+
+def promotion_proto(decision: dict[str, Any] | None) -> model_version_pb2.PromotionDecision | None:
+    if not decision:
+        return None
+    when = dt.datetime.fromisoformat(decision["decide_time"].replace("Z", "+00:00"))
+    return model_version_pb2.PromotionDecision(
+        **{k: v for k, v in decision.items() if k != "decide_time"}, decide_time=ts(when))
 
 
 def arm_proto(version_id: str, predictions: int, stats: ArmStats) -> deployment_pb2.ArmHealth:

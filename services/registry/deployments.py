@@ -6,7 +6,13 @@ superseded; the serving route follows from it:
   ROLLING_OUT -> the candidate gets `current_percentage` of the traffic, the previous version the rest
   COMPLETED   -> its version serves everything
   ROLLED_BACK -> its previous version serves everything
-  (none)      -> production serves the agent's newest version; staging serves nothing
+  (none)      -> production serves the agent's active version (set by an activation, or by the
+                 first-version rule below), or nothing; staging serves nothing
+
+Nothing else changes what serves: a newer version does not serve by merely existing. The one
+rule on registration: when production serves nothing and the agent's serve_first_version is true
+(the default), the new version serves at once, recorded as a completed deployment with source
+"first-version" (``serve_first``).
 
 Every transition runs under one lock, in one DuckDB transaction with its audit events, and then
 drops the router's cached route. Time only enters through the injected clock: canary steps fall
@@ -50,8 +56,7 @@ class Deployments:
         if dep is None:
             if environment == STAGING:
                 return Route(None)
-            row = (self.store.find_version(agent_id, agent["active_version_id"]) if agent["active_version_id"]
-                   else self.store.newest_version(agent_id))
+            row = self.store.find_version(agent_id, agent["active_version_id"]) if agent["active_version_id"] else None
             return Route(Served.of(row) if row else None)
         if dep["state"] == "rolling-out":
             plan = RolloutPlan.from_dict(loads(dep["plan_json"], {}))
@@ -94,11 +99,6 @@ class Deployments:
         if not version_id:
             return
         still = self._serves(con, agent_id, version_id)
-        if not still and state == "archived":
-            current = con.execute("SELECT state FROM versions WHERE agent_id = ? AND version_id = ?",
-                                  [agent_id, version_id]).fetchone()
-            if current is not None and current[0] == "registered":
-                return  # it only served implicitly (as the newest): it was never deployed, so not archived
         self.store.set_version_state(con, agent_id, version_id, still or state, reason, actor, deployment_id)
 
     def _promote(self, con: duckdb.DuckDBPyConnection, agent_id: str, version_id: str, environment: str,
@@ -128,11 +128,8 @@ class Deployments:
                     metadata={"resource": "deployment", "id": latest["deployment_id"]})
             serving = self.serving_version(agent_id, environment)
             if serving == version_id:
-                if latest is not None:
-                    raise FailedPrecondition(f"{version_id} already serves {environment}",
-                                             metadata={"resource": "version", "id": f"{agent_id}/{version_id}"})
-                other = self.store.newest_other_version(agent_id, version_id)  # it served implicitly as newest
-                serving = other["version_id"] if other else ""
+                raise FailedPrecondition(f"{version_id} already serves {environment}",
+                                         metadata={"resource": "version", "id": f"{agent_id}/{version_id}"})
             if not serving and (plan.strategy != IMMEDIATE or guard.automatic):
                 raise FailedPrecondition(
                     f"a {plan.strategy} deployment" + (" with automatic rollback" if guard.automatic else "")
@@ -394,6 +391,85 @@ class Deployments:
                          details={"source": source, "previous_version_id": previous})
         return deployment_id
 
+    def serve_first(self, version: dict[str, Any]) -> bool:
+        """The first-version rule (module doc): True when `version` now serves production."""
+        agent_id, version_id = version["agent_id"], version["version_id"]
+        with self._lock:
+            agent = self.store.get_agent(agent_id)
+            if agent.get("serve_first_version") is False or self.serving_version(agent_id, PRODUCTION):
+                return False
+            latest = self.store.latest_deployment(agent_id, PRODUCTION)
+            if latest is not None and latest["state"] == "rolling-out":
+                return False
+            with self.store.db.transaction() as con:
+                self._instant_deployment(con, agent_id, version_id, "", PRODUCTION, "first-version", "",
+                                         "first version of the agent (serve_first_version)")
+            self.router.invalidate(agent_id)
+            return True
+
+    def promote(self, version: dict[str, Any], reason: str, actor: str) -> str:
+        """Let a version that passed the promotion gate serve production now; '' when it does, else
+        why it cannot (a rollout in progress decides what serves until it ends)."""
+        agent_id, version_id = version["agent_id"], version["version_id"]
+        with self._lock:
+            latest = self.store.latest_deployment(agent_id, PRODUCTION)
+            if latest is not None and latest["state"] == "rolling-out":
+                return (f"deployment {latest['deployment_id']} of {latest['version_id']} is rolling out; a promotion "
+                        "does not interrupt it")
+            self._check_artifact(version)
+            previous = self.serving_version(agent_id, PRODUCTION)
+            with self.store.db.transaction() as con:
+                effective = self._instant_deployment(con, agent_id, version_id, previous, PRODUCTION, "promotion",
+                                                     actor, reason)
+                if previous and previous != version_id:
+                    self._retire(con, agent_id, previous, "archived", f"replaced by {version_id} (promotion gate)",
+                                 actor, effective)
+            self.router.invalidate(agent_id)
+            return ""
+
+    def adopt_implicit_serving(self) -> int:
+        """Registries from before explicit serving let production serve an agent's newest version
+        when nothing was deployed. Make that explicit once (a first-version deployment of the
+        newest version), so upgrading changes nothing that serves; how many agents were adopted."""
+        rows = self.store.db.query(
+            "SELECT a.agent_id FROM agents a WHERE a.active_version_id IS NULL "
+            "AND EXISTS (SELECT 1 FROM versions v WHERE v.agent_id = a.agent_id) "
+            "AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.agent_id = a.agent_id AND d.environment = ?)",
+            [PRODUCTION])
+        for (agent_id,) in rows:
+            newest = self.store.newest_version(agent_id)
+            with self._lock, self.store.db.transaction() as con:
+                self._instant_deployment(con, agent_id, newest["version_id"], "", PRODUCTION, "first-version", "",
+                                         "served implicitly as the newest version before serving was explicit")
+            self.router.invalidate(agent_id)
+        return len(rows)
+
+    def serving_status(self, version: dict[str, Any], routes: dict[str, Any] | None = None) -> tuple[str, str]:
+        """(serving | canary | staging | registered | retired, why) for one version, from the routes
+        in effect (`routes` caches them per (agent, environment) across a listing)."""
+        agent_id, version_id = version["agent_id"], version["version_id"]
+        routes = {} if routes is None else routes
+
+        def route(env: str) -> Any:
+            if (agent_id, env) not in routes:
+                routes[(agent_id, env)] = self.router.route(agent_id, env)
+            return routes[(agent_id, env)]
+
+        reason = version.get("status_reason") or ""
+        prod = route(PRODUCTION)
+        if prod.candidate is not None and prod.candidate.version_id == version_id:
+            if prod.percentage >= 100:
+                return "serving", reason
+            return "canary", f"candidate of {prod.deployment_id} at {prod.percentage:g}% of production"
+        if prod.stable is not None and prod.stable.version_id == version_id:
+            return "serving", reason
+        staging = route(STAGING)
+        if version_id in {s.version_id for s in (staging.stable, staging.candidate) if s is not None}:
+            return "staging", reason
+        if version["state"] in ("archived", "rolled-back"):
+            return "retired", reason
+        return "registered", reason or "never deployed: it serves only after a deploy, an activation or a promotion"
+
     def activate(self, version: dict[str, Any], provider_model: str, actor: str) -> dict[str, Any] | None:
         """Make `version` what production serves, now; the deployment in effect afterwards."""
         agent_id, version_id = version["agent_id"], version["version_id"]
@@ -418,9 +494,6 @@ class Deployments:
                                      f"rollout superseded by the activation of {version_id}", actor,
                                      latest["deployment_id"])
                 explicit = latest is not None and latest["state"] != "rolling-out"
-                if previous == version_id and latest is None:  # it served implicitly, as the newest
-                    other = self.store.newest_other_version(agent_id, version_id)
-                    previous = other["version_id"] if other else ""
                 if previous == version_id and explicit:
                     self.store.set_serving(con, agent_id, PRODUCTION, version_id, provider_model)
                     effective = latest["deployment_id"]

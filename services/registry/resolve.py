@@ -1,4 +1,5 @@
-"""Naming a version: `model_id` ("<agent>@<version>") or agent + version id, alias or "latest"."""
+"""Naming a version: `model_id` ("<agent>@<version>") or agent + version id, alias ("champion" or
+"@champion") or "latest"."""
 from __future__ import annotations
 
 import re
@@ -34,6 +35,14 @@ def resolve_version(store: RegistryStore, agent_id: str, version_id: str, model_
     """The version row a request names; NOT_FOUND for an unknown agent, version or alias."""
     agent_id, ref = split_model_id(agent_id, version_id, model_id)
     store.get_agent(agent_id)
+    if ref.startswith("@"):  # "@champion": explicitly an alias, never a version id
+        alias = ref[1:]
+        if not ALIAS_RE.match(alias) or alias == LATEST:
+            raise InvalidArgument(field, "'@' must be followed by an alias ([a-z][a-z0-9_-]{0,63})")
+        target = store.alias_target(agent_id, alias)
+        if target is None:
+            raise NotFound("version", f"{agent_id}/{ref}", f"agent '{agent_id}' has no alias '{alias}'")
+        return store.get_version(agent_id, target)
     if ref == LATEST:
         row = store.newest_version(agent_id)
         if row is None:
@@ -42,7 +51,8 @@ def resolve_version(store: RegistryStore, agent_id: str, version_id: str, model_
     if VERSION_RE.match(ref):
         return store.get_version(agent_id, ref)
     if not ALIAS_RE.match(ref):
-        raise InvalidArgument(field, "must be a version id like 'v1.2.0', an alias, or 'latest'")
+        raise InvalidArgument(field, "must be a version id like 'v1.2.0', an alias ('champion' or '@champion'), "
+                                     "or 'latest'")
     target = store.alias_target(agent_id, ref)
     if target is None:
         raise NotFound("version", f"{agent_id}/{ref}", f"agent '{agent_id}' has no version or alias '{ref}'")

@@ -14,9 +14,11 @@ from services.core.errors import FailedPrecondition, InvalidArgument
 from services.core.onnx_model import OnnxModel
 from services.common.pagination import page_request
 from services.common.validation import resource_id
-from services.registry import convert, ollama, peers
+from services.common.example_codec import example_dicts
+from services.common.timeutil import now as wall_clock
+from services.registry import convert, gate, ollama
 from services.registry.autotrain import AutoTrainer
-from services.registry.deployments import Deployments
+from services.registry.deployments import PRODUCTION, Deployments
 from services.registry.feedback import FeedbackDesk
 from services.registry.predict import Predictor
 from services.registry.resolve import check_alias, resolve_version
@@ -28,7 +30,7 @@ from trainhouse.v1 import model_registry_pb2, model_registry_pb2_grpc
 ORDER_KEYS = {"create_time", "version_id"}
 MAX_ACTOR = 256
 MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS = 64, 256, 50
-DEMO_SOURCE_LIMIT = 2000
+MAX_HOLDOUT, MAX_DEMONSTRATIONS = 5000, 2000
 
 
 def _actor(value: str) -> str:
@@ -65,10 +67,13 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
         self.feedback = FeedbackDesk(store, log, deployments, autotrainer)
 
     # ---- helpers -----------------------------------------------------------------------------
-    def _version(self, row: dict[str, Any]):
-        aliases = self.store.aliases_of([row["agent_id"]]).get((row["agent_id"], row["version_id"]), [])
-        active = self.store.get_agent(row["agent_id"])["active_version_id"] == row["version_id"]
-        return convert.version_proto(row, aliases, active)
+    def _version(self, row: dict[str, Any], routes: dict[str, Any] | None = None,
+                 aliases: dict[tuple[str, str], list[str]] | None = None):
+        if aliases is None:
+            aliases = self.store.aliases_of([row["agent_id"]])
+        status = self.deployments.serving_status(row, routes)
+        return convert.version_proto(row, aliases.get((row["agent_id"], row["version_id"]), []),
+                                     status[0] == "serving", status)
 
     def _deployment(self, row: dict[str, Any]):
         self.log.flush()
@@ -95,8 +100,26 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
             raise InvalidArgument("name", "at most 256 characters")
         if len(request.description) > 10_000:
             raise InvalidArgument("description", "at most 10000 characters")
-        row = self.store.create_agent(agent_id, request.name or agent_id, request.description)
+        row = self.store.create_agent(agent_id, request.name or agent_id, request.description,
+                                      request.serve_first_version if request.HasField("serve_first_version") else True)
         return model_registry_pb2.CreateAgentResponse(agent=convert.agent_proto(row))
+
+    def UpdateAgent(self, request, context):
+        if not request.agent_id:
+            raise InvalidArgument("agent_id", "is required")
+        changes: dict[str, Any] = {}
+        if request.HasField("name"):
+            if not request.name or len(request.name) > 256:
+                raise InvalidArgument("name", "1 to 256 characters")
+            changes["name"] = request.name
+        if request.HasField("description"):
+            if len(request.description) > 10_000:
+                raise InvalidArgument("description", "at most 10000 characters")
+            changes["description"] = request.description
+        if request.HasField("serve_first_version"):
+            changes["serve_first_version"] = request.serve_first_version
+        row = self.store.update_agent(request.agent_id, changes, _actor(request.actor))
+        return model_registry_pb2.UpdateAgentResponse(agent=convert.agent_proto(row))
 
     def GetAgent(self, request, context):
         if not request.agent_id:
@@ -114,6 +137,10 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
         self.store.get_agent(request.agent_id)
         if not request.onnx_model:
             raise InvalidArgument("onnx_model", "is required")
+        policy = gate.Policy.of(request.promotion) if request.HasField("promotion") else None
+        for name, cap in (("holdout_examples", MAX_HOLDOUT), ("demonstration_examples", MAX_DEMONSTRATIONS)):
+            if len(getattr(request, name)) > cap:
+                raise InvalidArgument(name, f"at most {cap} examples")
         if request.job_id:
             existing = self.store.version_for_job(request.agent_id, request.job_id)
             if existing is not None:  # a retried registration returns the first one
@@ -150,8 +177,32 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
             "dataset_id": request.dataset_id, "parent_version_id": request.parent_version_id,
             "method": request.method, "labels_json": json.dumps(labels), "featurizer_json": json.dumps(featurizer),
             "size_bytes": len(request.onnx_model), "sha256": digest, "path": str(path)}, labels)
-        self.deployments.router.invalidate(request.agent_id)  # the newest version may serve by default
+        holdout = example_dicts(request.holdout_examples)
+        for kind, examples in (("holdout", holdout), ("demonstration", example_dicts(request.demonstration_examples))):
+            if examples:
+                self.store.put_version_examples(request.agent_id, row["version_id"], kind, examples)
+        baseline_id = self.deployments.serving_version(request.agent_id, PRODUCTION)
+        served_first = self.deployments.serve_first(row)
+        if policy is not None:
+            self._gate(row, policy, "" if served_first else baseline_id, holdout)
+        row = self.store.get_version(request.agent_id, row["version_id"])
         return model_registry_pb2.RegisterVersionResponse(version=self._version(row))
+
+    def _gate(self, row: dict[str, Any], policy: gate.Policy, baseline_id: str, holdout: list[dict[str, Any]]) -> None:
+        """Run the promotion gate on a new version, promote it when it passes, record the decision."""
+        label = f"{row['agent_id']}/{row['version_id']}"
+        candidate = self.sessions.get(row["path"], row["sha256"], label)
+        baseline = None
+        if baseline_id:
+            b = self.store.get_version(row["agent_id"], baseline_id)
+            baseline = self.sessions.get(b["path"], b["sha256"], f"{row['agent_id']}/{baseline_id}")
+        decision = gate.decide(policy, candidate, baseline, baseline_id, holdout, wall_clock())
+        if decision.outcome == "promoted" and baseline is not None:
+            refused = self.deployments.promote(row, f"promotion gate ({policy.requested_by}): {decision.reason}",
+                                               policy.requested_by)
+            if refused:
+                decision.outcome, decision.reason = "rejected", f"{refused} (the gate passed: {decision.reason})"
+        self.store.record_promotion(row["agent_id"], row["version_id"], decision.to_dict())
 
     def ListVersions(self, request, context):
         if request.agent_id:
@@ -168,12 +219,9 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
         versions = self.store.list_versions(page, order, agent_id=request.agent_id, state=state,
                                             alias=request.alias, tag=request.tag)
         aliases = self.store.aliases_of(r["agent_id"] for r in versions.rows)
-        active = {}
-        for agent_id in {r["agent_id"] for r in versions.rows}:
-            active[agent_id] = self.store.get_agent(agent_id)["active_version_id"]
+        routes: dict[str, Any] = {}
         return model_registry_pb2.ListVersionsResponse(
-            versions=[convert.version_proto(r, aliases.get((r["agent_id"], r["version_id"]), []),
-                                            active[r["agent_id"]] == r["version_id"]) for r in versions.rows],
+            versions=[self._version(r, routes, aliases) for r in versions.rows],
             next_page_token=versions.next_page_token, total_size=versions.total_size)
 
     def GetVersion(self, request, context):
@@ -191,6 +239,15 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
             row = resolve_version(self.store, request.agent_id, request.version_id, request.model_id)
         data = SessionCache.read_verified(row["path"], row["sha256"], f"{row['agent_id']}/{row['version_id']}")
         return model_registry_pb2.GetVersionArtifactResponse(version=self._version(row), onnx_model=data)
+
+    def ListVersionAliases(self, request, context):
+        if not request.agent_id:
+            raise InvalidArgument("agent_id", "is required")
+        self.store.get_agent(request.agent_id)
+        return model_registry_pb2.ListVersionAliasesResponse(aliases=[
+            model_registry_pb2.VersionAlias(alias=r["alias"], version_id=r["version_id"],
+                                            update_time=convert.ts(r["update_time"]))
+            for r in self.store.list_aliases(request.agent_id)])
 
     def SetVersionAlias(self, request, context):
         alias = check_alias(request.alias)
@@ -357,12 +414,9 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
             raise InvalidArgument("demonstrations_per_output", "must be between 0 and 10")
         model = self.sessions.get(row["path"], row["sha256"], f"{row['agent_id']}/{row['version_id']}")
         examples: list[dict[str, Any]] = []
-        if row["job_id"] and per_output:
-            for split in ("validation", "train"):  # held-out first: the version never saw them
-                try:
-                    examples += peers.job_examples(row["job_id"], split, DEMO_SOURCE_LIMIT)
-                except peers.PeerFailure:
-                    pass  # no examples: the import carries the catalog alone (demonstration_count says so)
+        if per_output:  # held-out first (the version never saw them), then training demonstrations;
+            for kind in ("holdout", "demonstration"):  # none stored: the catalog alone (demonstration_count says so)
+                examples += self.store.version_examples(row["agent_id"], row["version_id"], kind)
         demos = ollama.choose_demonstrations(model, examples, per_output)
         prompt = ollama.system_prompt(row["agent_id"], row["version_id"], model.labels, demos)
         client = ollama.OllamaClient(target)

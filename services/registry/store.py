@@ -35,6 +35,8 @@ SCHEMA = [
     )""",
     "ALTER TABLE agents ADD COLUMN IF NOT EXISTS staging_version_id VARCHAR",
     "ALTER TABLE agents ADD COLUMN IF NOT EXISTS active_provider_model VARCHAR",
+    # NULL (agents from before the column) reads as true: the documented default.
+    "ALTER TABLE agents ADD COLUMN IF NOT EXISTS serve_first_version BOOLEAN",
     """CREATE TABLE IF NOT EXISTS versions (
         agent_id VARCHAR NOT NULL,
         version_id VARCHAR NOT NULL,
@@ -61,6 +63,15 @@ SCHEMA = [
     "ALTER TABLE versions ADD COLUMN IF NOT EXISTS bump_reason VARCHAR",
     "ALTER TABLE versions ADD COLUMN IF NOT EXISTS status_reason VARCHAR",
     "ALTER TABLE versions ADD COLUMN IF NOT EXISTS update_time TIMESTAMP",
+    # The promotion gate's decision (gate.Decision as JSON), when the registration asked for one.
+    "ALTER TABLE versions ADD COLUMN IF NOT EXISTS promotion_json VARCHAR",
+    # Examples sent with a registration: "holdout" (never trained on) and "demonstration".
+    """CREATE TABLE IF NOT EXISTS version_examples (
+        agent_id VARCHAR NOT NULL,
+        version_id VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        examples_json VARCHAR NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS aliases (
         agent_id VARCHAR NOT NULL,
         alias VARCHAR NOT NULL,
@@ -262,15 +273,34 @@ class RegistryStore:
     _AGENT_COLUMNS = "a.*, (SELECT count(*) FROM versions v WHERE v.agent_id = a.agent_id) AS version_count"
     _AGENT_SQL = f"SELECT {_AGENT_COLUMNS} FROM agents a"
 
-    def create_agent(self, agent_id: str, name: str, description: str) -> dict[str, Any]:
+    def create_agent(self, agent_id: str, name: str, description: str,
+                     serve_first_version: bool = True) -> dict[str, Any]:
         with self.db.transaction() as con:
             if con.execute("SELECT 1 FROM agents WHERE agent_id = ?", [agent_id]).fetchone():
                 raise AlreadyExists(f"agent '{agent_id}' already exists", metadata={"resource": "agent", "id": agent_id})
             t = naive()
-            con.execute("INSERT INTO agents (agent_id, name, description, active_version_id, create_time, update_time) "
-                        "VALUES (?, ?, ?, NULL, ?, ?)", [agent_id, name, description, t, t])
+            con.execute("INSERT INTO agents (agent_id, name, description, active_version_id, create_time, update_time, "
+                        "serve_first_version) VALUES (?, ?, ?, NULL, ?, ?, ?)",
+                        [agent_id, name, description, t, t, serve_first_version])
             self.audit(con, "agent.created", agent_id=agent_id, message=f"agent '{agent_id}' created",
-                       details={"name": name})
+                       details={"name": name, "serve_first_version": serve_first_version})
+        return self.get_agent(agent_id)
+
+    def update_agent(self, agent_id: str, changes: dict[str, Any], actor: str) -> dict[str, Any]:
+        """Set the given columns (name, description, serve_first_version) and audit the change."""
+        with self.db.transaction() as con:
+            before = con.execute("SELECT name, description, serve_first_version FROM agents WHERE agent_id = ?",
+                                 [agent_id]).fetchone()
+            if before is None:
+                raise NotFound("agent", agent_id)
+            if changes:
+                sets = ", ".join(f"{col} = ?" for col in changes)
+                con.execute(f"UPDATE agents SET {sets}, update_time = ? WHERE agent_id = ?",
+                            [*changes.values(), naive(), agent_id])
+                old = dict(zip(("name", "description", "serve_first_version"), before))
+                self.audit(con, "agent.updated", agent_id=agent_id, actor=actor,
+                           message=f"agent '{agent_id}' updated: " + ", ".join(sorted(changes)),
+                           details={"from": {k: old[k] for k in changes}, "to": changes})
         return self.get_agent(agent_id)
 
     def get_agent(self, agent_id: str) -> dict[str, Any]:
@@ -345,11 +375,6 @@ class RegistryStore:
                                    "ORDER BY major DESC, minor DESC, patch DESC LIMIT 1", [agent_id])
         return rows[0] if rows else None
 
-    def newest_other_version(self, agent_id: str, exclude: str) -> dict[str, Any] | None:
-        rows = self.db.query_dicts("SELECT * FROM versions WHERE agent_id = ? AND version_id != ? "
-                                   "ORDER BY major DESC, minor DESC, patch DESC LIMIT 1", [agent_id, exclude])
-        return rows[0] if rows else None
-
     def list_versions(self, page: PageRequest, order: Order, *, agent_id: str, state: str, alias: str,
                       tag: str) -> Page:
         """A keyset page of the versions matching the filters, in `order` (see version_order)."""
@@ -409,6 +434,31 @@ class RegistryStore:
         for agent_id, version_id, alias in rows:
             out.setdefault((agent_id, version_id), []).append(alias)
         return out
+
+    def put_version_examples(self, agent_id: str, version_id: str, kind: str, examples: list[dict[str, Any]]) -> None:
+        with self.db.transaction() as con:
+            con.execute("DELETE FROM version_examples WHERE agent_id = ? AND version_id = ? AND kind = ?",
+                        [agent_id, version_id, kind])
+            con.execute("INSERT INTO version_examples VALUES (?, ?, ?, ?)",
+                        [agent_id, version_id, kind, json.dumps(examples)])
+
+    def version_examples(self, agent_id: str, version_id: str, kind: str) -> list[dict[str, Any]]:
+        rows = self.db.query("SELECT examples_json FROM version_examples WHERE agent_id = ? AND version_id = ? "
+                             "AND kind = ?", [agent_id, version_id, kind])
+        return loads(rows[0][0], []) if rows else []
+
+    def record_promotion(self, agent_id: str, version_id: str, decision: dict[str, Any]) -> None:
+        """Store the gate's decision on the version, with its audit event, in one transaction."""
+        kind = "model.promoted" if decision["outcome"] == "promoted" else "model.promotion_rejected"
+        with self.db.transaction() as con:
+            con.execute("UPDATE versions SET promotion_json = ?, update_time = ? WHERE agent_id = ? AND version_id = ?",
+                        [json.dumps(decision), naive(), agent_id, version_id])
+            self.audit(con, kind, agent_id=agent_id, version_id=version_id, actor=decision["requested_by"],
+                       message=f"{version_id} {decision['outcome']}: {decision['reason']}", details=decision)
+
+    def list_aliases(self, agent_id: str) -> list[dict[str, Any]]:
+        return self.db.query_dicts("SELECT alias, version_id, update_time FROM aliases WHERE agent_id = ? "
+                                   "ORDER BY alias", [agent_id])
 
     def set_alias(self, agent_id: str, alias: str, version_id: str, actor: str) -> str | None:
         with self.db.transaction() as con:

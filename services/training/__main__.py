@@ -25,9 +25,10 @@ def build() -> ServiceApp:
     store = JobStore(home / "training.duckdb")
     hub = EventHub(store)
 
-    def register(job: dict, artifact: str, metrics: dict) -> str:
-        resolved = json.loads(job["config_json"]).get("resolved", {})
-        return peers.register_version(job, artifact, metrics, resolved)
+    def register(job: dict, artifact: str, metrics: dict, split: dict | None) -> tuple[str, dict | None]:
+        stored = json.loads(job["config_json"])
+        return peers.register_version(job, artifact, metrics, stored.get("resolved", {}), split,
+                                      stored.get("promotion"))
 
     runner = JobRunner(store, hub, home, config.TrainingSettings.from_env(), register, make_executor(),
                        ingest=peers.ingest_trajectories)

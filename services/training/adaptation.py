@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 
 from services.common.validation import resource_id
 from services.core.errors import InvalidArgument
-from trainhouse.v1 import (example_pb2, feedback_pb2, job_state_pb2, training_job_pb2,
+from services.core.promotion import Policy
+from trainhouse.v1 import (example_pb2, feedback_pb2, job_state_pb2, model_version_pb2, training_job_pb2,
                            training_service_pb2)
 
 DEFAULT_METHOD = job_state_pb2.TRAINING_METHOD_REINFORCEMENT
@@ -71,6 +72,8 @@ class AdaptRequest:
     account_id: str
     display_name: str
     window: dt.timedelta | None  # None: inline feedback
+    # Set (validated): the adapted version serves only if it passes the promotion gate.
+    promotion: model_version_pb2.PromotionPolicy | None = None
 
 
 def parse_adapt_request(request: training_service_pb2.AdaptAgentRequest) -> AdaptRequest:
@@ -100,7 +103,11 @@ def parse_adapt_request(request: training_service_pb2.AdaptAgentRequest) -> Adap
         if item.HasField("rating") and method != job_state_pb2.TRAINING_METHOD_REINFORCEMENT:
             raise InvalidArgument(f"feedback[{i}].rating", "star ratings have no labelled-example meaning; "
                                   "only the reinforcement method learns from them")
-    return AdaptRequest(agent_id, method, request.account_id, request.display_name, window)
+    promotion = None
+    if request.HasField("promotion"):
+        Policy.of(request.promotion)
+        promotion = request.promotion
+    return AdaptRequest(agent_id, method, request.account_id, request.display_name, window, promotion)
 
 
 def judged_from_inline(index: int, item: training_service_pb2.JudgedAnswer) -> list[Judged]:
@@ -179,6 +186,10 @@ class Adaptation:
     def skipped(self) -> int:
         return self.read - self.used
 
+    @property
+    def promotion(self) -> model_version_pb2.PromotionPolicy | None:
+        return self.request.promotion
+
     def window_words(self) -> str:
         days = self.request.window.total_seconds() / 86400 if self.request.window else 0
         return f"the last {days:g} days"
@@ -199,10 +210,13 @@ class Adaptation:
             name = f"adaptation ({self.used} feedback)"
         else:
             name = f"adaptation ({self.used} feedback, {self.window_words()})"
-        return training_service_pb2.StartJobRequest(
+        start = training_service_pb2.StartJobRequest(
             agent_id=request.agent_id, config=training_job_pb2.TrainingConfig(method=request.method),
             account_id=request.account_id, display_name=name, rated_examples=self.data.rated,
             examples=self.data.examples)
+        if self.promotion is not None:
+            start.promotion.CopyFrom(self.promotion)
+        return start
 
     def response(self, job: training_job_pb2.TrainingJob | None) -> training_service_pb2.AdaptAgentResponse:
         """The answer: the job started on the feedback, or (job None) why nothing was adapted."""
@@ -213,7 +227,9 @@ class Adaptation:
         source = f"{self.used} feedback items" if self.request.window is None else \
             f"{self.used} feedback records of {self.window_words()} ({self.skipped} without an input and an output)"
         message = (f"job {job.job_id} trains agent '{self.request.agent_id}' with {METHODS[self.request.method]} "
-                   f"on {len(self.data)} examples from {source}")
+                   f"on {len(self.data)} examples from {source}; "
+                   + (f"its version serves only if it passes the promotion gate ({self.promotion.requested_by})"
+                      if self.promotion is not None else "its version is registered and changes nothing that serves"))
         return training_service_pb2.AdaptAgentResponse(
             adapted=True, job=job, feedback_used=self.used, feedback_skipped=self.skipped,
             training_examples=len(self.data), message=message)

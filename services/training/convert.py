@@ -6,12 +6,13 @@ import json
 from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf import json_format
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
 from services.common.structs import to_struct
 from services.common.timeutil import now, to_timestamp
-from trainhouse.v1 import job_state_pb2, training_job_pb2
+from trainhouse.v1 import job_state_pb2, model_version_pb2, training_job_pb2
 
 STATES = {
     "queued": job_state_pb2.JOB_STATE_QUEUED,
@@ -208,6 +209,11 @@ def event_proto(job_id: str, event: dict[str, Any]) -> training_job_pb2.JobEvent
             name=p["name"], value=float(p["value"]), epoch=p.get("epoch") or 0, step=p.get("step") or 0))
     elif kind == "checkpoint":
         msg.checkpoint.CopyFrom(checkpoint_proto({**p, "job_id": job_id, "create_time": event["time"]}))
+    elif kind == "promotion":
+        decision = {k: v for k, v in p.items() if k != "version_id"}
+        msg.promotion.CopyFrom(training_job_pb2.PromotionEvent(
+            version_id=p["version_id"], decision=json_format.ParseDict(decision, model_version_pb2.PromotionDecision(),
+                                                                       ignore_unknown_fields=True)))
     else:
         msg.log.CopyFrom(training_job_pb2.LogLine(level=p.get("level", "info"), message=p.get("message", "")))
     return msg

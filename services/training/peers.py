@@ -8,13 +8,14 @@ from typing import Any
 
 import grpc
 from google.protobuf import struct_pb2
+from google.protobuf.json_format import MessageToDict
 
 from services.common.clients import channel
 from services.core.errors import NotFound, Unavailable
 from services.common.grpc_errors import failure_of
-from services.common.example_codec import example_dicts
+from services.common.example_codec import example_dicts, example_proto
 from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, feedback_pb2, model_registry_pb2,
-                           model_registry_pb2_grpc)
+                           model_registry_pb2_grpc, model_version_pb2)
 
 TIMEOUT_S = 30.0
 FEEDBACK_PAGE = 1000
@@ -111,23 +112,51 @@ def recorded_feedback(agent_id: str, since: dt.datetime) -> list[feedback_pb2.Fe
             return out[:MAX_FEEDBACK]
 
 
+HOLDOUT_CAP, DEMOS_PER_OUTPUT = 5000, 20
+
+
+def demonstrations(train: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Up to DEMOS_PER_OUTPUT positive training examples per output, in the split's order."""
+    out: list[dict[str, Any]] = []
+    per: dict[str, int] = {}
+    for e in train:
+        label = e.get("expected_output")
+        if label and (e.get("feedback") or "correct") in ("correct", "partial") and per.get(label, 0) < DEMOS_PER_OUTPUT:
+            per[label] = per.get(label, 0) + 1
+            out.append(e)
+    return out
+
+
 def register_version(job: dict[str, Any], artifact_path: str, metrics: dict[str, float],
-                     resolved_config: dict[str, Any]) -> str:
+                     resolved_config: dict[str, Any], split: dict[str, list[dict[str, Any]]] | None,
+                     promotion: dict[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
+    """Register the job's model; (version id, the promotion gate's decision or None).
+
+    The job's validation split goes with it as the version's held-out examples (the registry's
+    promotion gate scores on them, an Ollama import takes demonstrations from them), plus a few
+    training examples per output.
+    """
     data = Path(artifact_path).read_bytes()
     config = struct_pb2.Struct()
     config.update(resolved_config)
+    split = split or {}
     request = model_registry_pb2.RegisterVersionRequest(
         agent_id=job["agent_id"], onnx_model=data, job_id=job["job_id"], dataset_id=job["dataset_id"] or "",
         parent_version_id=job["base_version_id"] or "", method=job["method"],
         metrics={k: float(v) for k, v in metrics.items()
                  if isinstance(v, (int, float)) and not isinstance(v, bool)},
-        training_config=config)
+        training_config=config, holdout_examples=[example_proto(e) for e in split.get("validation", [])[:HOLDOUT_CAP]],
+        demonstration_examples=[example_proto(e) for e in demonstrations(split.get("train", []))])
+    if promotion:
+        request.promotion.CopyFrom(model_version_pb2.PromotionPolicy(**promotion))
     stub = model_registry_pb2_grpc.ModelRegistryStub(channel("registry"))
     # Idempotent on the registry side by job id, so a retry after a timeout cannot duplicate.
-    response = stub.RegisterVersion(request, timeout=TIMEOUT_S,
-                                    metadata=[("x-idempotency-key", hashlib.sha256(
-                                        (job["job_id"]).encode()).hexdigest())])
-    return response.version.version_id
+    version = stub.RegisterVersion(request, timeout=TIMEOUT_S,
+                                   metadata=[("x-idempotency-key", hashlib.sha256(
+                                       (job["job_id"]).encode()).hexdigest())]).version
+    decision = MessageToDict(version.promotion, preserving_proto_field_name=True,
+                             always_print_fields_with_no_presence=True) if version.HasField("promotion") else None
+    return version.version_id, decision
 
 
 def fetch_base_model(agent_id: str, version_id: str) -> tuple[str, bytes] | None:

@@ -20,6 +20,7 @@ from services.common.validation import resource_id
 from services.core.configs import ConfigModel, GRPOConfig
 from services.core.errors import InvalidArgument
 from services.core.grpo.environment import parse_queries
+from services.core.promotion import Policy
 from services.core.trainer.dispatch import parse_config
 from services.core.trainer.examples import parse_examples
 from services.core.trainer.feedback import parse_feedback
@@ -55,6 +56,8 @@ class JobSpec:
     budget_usd: float | None
     dataset_id: str
     base_version_id: str
+    # Set: the registered version serves only if it passes the registry's promotion gate.
+    promotion: Policy | None = None
 
     def resolved_config(self) -> dict[str, Any]:
         """What the job stores and GetJob returns: every field, defaults filled in, snake_case."""
@@ -112,8 +115,13 @@ def parse_start_request(request: training_service_pb2.StartJobRequest,
                         dataset_examples: list[dict[str, Any]] | None) -> JobSpec:
     agent_id = resource_id(request.agent_id, "agent_id")
     method = method_of(request)
+    promotion = Policy.of(request.promotion) if request.HasField("promotion") else None
+    if promotion is not None and method == "grpo":
+        raise InvalidArgument("promotion", "the promotion gate compares classifiers on held-out labelled examples; "
+                                           "a GRPO policy is promoted by deploying it after training.evaluate")
     common = dict(agent_id=agent_id, account_id=request.account_id or "default", display_name=request.display_name,
-                  method=method, dataset_id=request.dataset_id, base_version_id=request.base_version_id)
+                  method=method, dataset_id=request.dataset_id, base_version_id=request.base_version_id,
+                  promotion=promotion)
     if method == "grpo":
         return _grpo_spec(request, common)
     if method == "reinforcement":

@@ -41,9 +41,11 @@ class RunningJob:
     recorded: RecordedProgress | None = None
 
 
-# Called with (job row, artifact path, metrics) once a worker produced a model; returns the
-# registered version id. Injected so the runner knows nothing about gRPC.
-Registrar = Callable[[dict[str, Any], str, dict[str, float]], str]
+# Called with (job row, artifact path, metrics, the job's train/validation split or None) once a
+# worker produced a model; returns the registered version id and the promotion gate's decision
+# (None when the job asked for none). Injected so the runner knows nothing about gRPC.
+Registrar = Callable[[dict[str, Any], str, dict[str, float], dict[str, Any] | None],
+                     tuple[str, dict[str, Any] | None]]
 
 
 class JobRunner:
@@ -249,12 +251,16 @@ class JobRunner:
             data = outcome[1]
             job_row = self.store.get_job(job.job_id)
             try:
-                version_id = self.register(job_row, data["artifact_path"], data["metrics"])
+                split_file = self.job_dir(job.job_id) / "split.json"
+                split = json.loads(split_file.read_text()) if split_file.exists() else None
+                version_id, promotion = self.register(job_row, data["artifact_path"], data["metrics"], split)
             except Exception as err:  # registry down or refusing: the job fails, the service lives
                 logger.exception("registration failed for %s", job.job_id)
                 self._fail(job.job_id, "registration_failed", f"could not register the model: {err}")
                 return
             metrics = {**json.loads(job_row["metrics_json"] or "{}"), **data["metrics"]}
+            if promotion is not None:  # the gate's decision, before the final status closes the stream
+                self.hub.append(job.job_id, "promotion", {"version_id": version_id, **promotion})
             self.hub.status(job.job_id, "completed", reason="completed", message=f"registered {version_id}",
                             model_version_id=version_id, metrics_json=json.dumps(metrics),
                             end_time=end, status_reason="completed")

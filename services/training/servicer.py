@@ -52,8 +52,10 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         self.store.create_job({
             "job_id": job_id, "agent_id": spec.agent_id, "account_id": spec.account_id,
             "display_name": spec.display_name, "method": spec.method, "state": "queued",
-            # Only the resolved config is kept: the worker, GetJob and the registry all read it.
-            "config_json": json.dumps({"resolved": spec.resolved_config()}),
+            # Only the resolved config is kept: the worker, GetJob and the registry all read it;
+            # beside it, the promotion the registration asks for (if any).
+            "config_json": json.dumps({"resolved": spec.resolved_config(),
+                                       **({"promotion": spec.promotion.to_dict()} if spec.promotion else {})}),
             "dataset_id": dataset_id, "base_version_id": base_version_id,
             "example_count": spec.example_count, "budget_usd": spec.budget_usd,
             "train_examples": 0, "validation_examples": 0, "total_epochs": spec.total_epochs,

@@ -325,8 +325,8 @@ def test_eval_compare_report(env, two_runs, tmp_path):
 
 def test_deploy_canary_and_rollback(env, two_runs):
     weak, strong = two_runs
-    first = ok_json(env, "deploy", "cli-eval", weak["model_version_id"])
-    assert first["state"] == "DEPLOYMENT_STATE_COMPLETED" and first["current_percentage"] == 100
+    # The agent's first version serves from its registration; deploying it again is refused.
+    assert cli(env, "deploy", "cli-eval", weak["model_version_id"]).returncode == 7
     canary = ok_json(env, "deploy", "cli-eval", strong["model_version_id"], "--canary", "20", "--duration", "1h")
     assert canary["state"] == "DEPLOYMENT_STATE_ROLLING_OUT" and canary["current_percentage"] == 20
     assert canary["previous_version_id"] == weak["model_version_id"]

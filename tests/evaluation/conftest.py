@@ -2,7 +2,8 @@
 
 ``weak`` and ``strong`` train the same agent on the same examples with the same seed (so they
 hold out the same validation examples): weak for 1 epoch at a tiny learning rate, strong for 12.
-weak finishes first, so strong's version is the agent's newest. Two more agents give the
+weak finishes first, so its version serves first and strong's is the agent's newest; strong's is
+then deployed, so it is also what the agent serves. Two more agents give the
 platform more models to rank benchmark scores against, and ``garbage`` learns the same task with
 every label rotated to another intent: a model that is systematically wrong on the real task.
 """
@@ -16,7 +17,7 @@ import pytest
 
 from tests.intents import make_examples
 from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, evaluation_service_pb2, evaluation_service_pb2_grpc, example_pb2,
-                           job_state_pb2, model_registry_pb2_grpc, training_job_pb2, training_service_pb2,
+                           job_state_pb2, model_registry_pb2, model_registry_pb2_grpc, training_job_pb2, training_service_pb2,
                            training_service_pb2_grpc)
 
 AGENT = "eval-router"
@@ -108,6 +109,9 @@ def trained(training, channels) -> Trained:
                         epochs=8, learning_rate=0.01))
     weak = wait_done(training, weak_id)
     strong = wait_done(training, start(AGENT, data, epochs=12, learning_rate=0.01))
+    # weak's version serves as the agent's first; the newer one serves only once deployed.
+    model_registry_pb2_grpc.ModelRegistryStub(channels["registry"]).DeployVersion(
+        model_registry_pb2.DeployVersionRequest(agent_id=AGENT, version_id=strong.model_version_id, actor="tests"))
     done = [wait_done(training, job_id) for job_id in others]
     data_stub = data_service_pb2_grpc.DataServiceStub(channels["data"])
     ds = data_stub.CreateDataset(data_service_pb2.CreateDatasetRequest(

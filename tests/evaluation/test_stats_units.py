@@ -11,7 +11,8 @@ from services.core.trainer.cost import PriceModel as TrainerPrices
 from scipy import stats as sps
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
-from services.evaluation import advice, benchmarks, curves, metrics, perturbations, pricing, stats
+from services.core import stats
+from services.evaluation import advice, benchmarks, curves, metrics, perturbations, pricing
 
 
 @pytest.mark.parametrize("b, c, test, p", [

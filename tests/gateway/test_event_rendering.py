@@ -21,7 +21,7 @@ from gateway.surfaces.training_v1 import sse_frame
 from gateway.webhooks import payloads
 from services.cli import records
 from services.cli.output import print_json_line
-from trainhouse.v1 import job_state_pb2, training_job_pb2
+from trainhouse.v1 import model_version_pb2, job_state_pb2, training_job_pb2
 
 
 def _events() -> dict[str, training_job_pb2.JobEvent]:
@@ -44,6 +44,11 @@ def _events() -> dict[str, training_job_pb2.JobEvent]:
         "log": ev(6, log=training_job_pb2.LogLine(level="warning", message="slow epoch")),
         "budget": ev(7, budget=training_job_pb2.BudgetUpdate(cost_usd=0.000375, budget_usd=0.0005, fraction=0.75,
                                                               level="warning_75")),
+        "promotion": ev(8, promotion=training_job_pb2.PromotionEvent(
+            version_id="v1.2.0", decision=model_version_pb2.PromotionDecision(
+                outcome="rejected", reason="worse than what serves", requested_by="auto_apply",
+                baseline_version_id="v1.1.0", candidate_accuracy=0.71, baseline_accuracy=0.8,
+                accuracy_tolerance=0.01, examples=60, test="mcnemar_exact", p_value=0.03))),
     }
     assert set(out) == set(KINDS), "a new payload kind needs a case here"
     return out
@@ -90,7 +95,7 @@ def test_every_surface_renders_every_field_of_the_event(kind):
                   "cli from gRPC": _cli_line(records.event_from_proto(ev)),
                   "cli from SSE": _cli_line(records.event_from_sse(sse))}
     webhook_event = payloads.classify(ev)
-    if kind in ("status", "epoch", "budget"):
+    if kind in ("status", "epoch", "budget", "promotion"):
         assert webhook_event is not None
         v1 = payloads.build(webhook_event, "v1", ev, JOB)
         renderings["webhook v1"] = V1.parse(v1["data"])

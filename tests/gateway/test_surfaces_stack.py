@@ -448,8 +448,6 @@ def test_deploy_rollback_activate_and_auto_config(api: httpx.Client, trained: Tr
     agent = trained.agent
     v1, v2 = trained.versions
     base = f"/api/v1/training/models/{agent}/versions"
-    r = api.post(f"{base}/{v1}/deploy", json={"environment": "production"})
-    assert r.status_code == 200, r.text
     r = api.post(f"{base}/{v2}/deploy", json={"environment": "production", "rollout": {
         "strategy": "canary", "percentage": 10, "duration": "1h"}, "rollback": {"automatic": True,
                                                                                 "threshold": {"errorRate": 0.05}}})

@@ -105,6 +105,14 @@ def test_headless_chromium_lists_jobs_and_an_agents_versions_and_deployments(sta
                       tmp_path / "p2", "--dump-dom").stdout
     assert 'data-state="ready"' in agent
     assert re.findall(r'<tr data-version="([^"]+)">', agent) == trained.versions[::-1]
+    # Which version serves, and why, as the registry says.
+    with httpx.Client(base_url=stack.gateway_url, timeout=10) as c:
+        versions = c.get(f"/api/v1/training/models/{trained.agent}/versions",
+                         headers={"Authorization": f"Bearer {token}"}).json()["data"]["versions"]
+    serving = [v for v in versions if v["serving"] == "serving"]
+    assert len(serving) == 1 and serving[0]["servingReason"]
+    assert re.findall(r'<td data-serving="([^"]*)">', agent) == [v["serving"] for v in versions]
+    assert serving[0]["servingReason"] in agent
     assert re.findall(r'<tr data-deployment="([^"]+)">', agent) == [d["deploymentId"] for d in deployments]
     for job in trained.jobs:
         assert f'href="#/job/{job}"' in agent

@@ -34,16 +34,19 @@ def served_by(registry, agent_id, keys, **kw):
 def test_deploy_canary_advance_rollback_and_activate(registry, trained):
     old, new = trained.versions["reg-dep"]
     agent = "reg-dep"
-    # Before any deployment production serves the newest version.
-    assert predict(registry, agent).version_id == new
-    assert registry.GetAgent(R.GetAgentRequest(agent_id=agent)).agent.active_version_id == ""
-
-    first = deploy(registry, agent, old)
-    assert first.state == D.DEPLOYMENT_STATE_COMPLETED and first.current_percentage == 100
-    assert first.previous_version_id == new  # what served implicitly before
+    # The agent's first version serves from its registration; the newer one does not serve by
+    # merely existing: it waits for a deployment.
     assert predict(registry, agent).version_id == old
-    assert version_state(registry, agent, old).state == VS.VERSION_STATE_DEPLOYED
-    assert version_state(registry, agent, old).active
+    a = registry.GetAgent(R.GetAgentRequest(agent_id=agent)).agent
+    assert a.active_version_id == old and a.serve_first_version
+    first = version_state(registry, agent, old)
+    assert first.state == VS.VERSION_STATE_DEPLOYED and first.active
+    assert first.serving_status == VS.SERVING_STATUS_SERVING and "first version" in first.serving_reason
+    waiting = version_state(registry, agent, new)
+    assert waiting.state == VS.VERSION_STATE_REGISTERED and not waiting.active
+    assert waiting.serving_status == VS.SERVING_STATUS_REGISTERED
+    initial = registry.ListDeployments(R.ListDeploymentsRequest(agent_id=agent)).deployments
+    assert [(d.version_id, d.source) for d in initial] == [(old, "first-version")]
     assert rpc_failure(deploy, registry, agent, old).code == grpc.StatusCode.FAILED_PRECONDITION
 
     # Seed 000's body: canary 10 % over 1 h, automatic rollback at 5 % errors.
@@ -57,6 +60,9 @@ def test_deploy_canary_advance_rollback_and_activate(registry, trained):
     offsets = [s.due_time.seconds - canary.create_time.seconds for s in canary.schedule]
     assert [round(o / 60) for o in offsets] == [0, 15, 30, 45, 60]
     assert [s.reached for s in canary.schedule] == [True, False, False, False, False]
+    on_trial = version_state(registry, agent, new)
+    assert on_trial.serving_status == VS.SERVING_STATUS_CANARY and canary.deployment_id in on_trial.serving_reason
+    assert version_state(registry, agent, old).serving_status == VS.SERVING_STATUS_SERVING
     assert canary.rollback.min_samples == 20 and canary.rollback.error_rate == 0.05
 
     keys = [f"user-{i}" for i in range(300)]
@@ -142,7 +148,6 @@ def test_deploy_canary_advance_rollback_and_activate(registry, trained):
 def test_canary_rolls_back_on_its_own_when_feedback_crosses_the_threshold(registry, trained):
     old, new = trained.versions["reg-canary"]
     agent = "reg-canary"
-    deploy(registry, agent, old)
     canary = deploy(registry, agent, new, D.ROLLOUT_STRATEGY_CANARY, percentage=50, duration_text="1h",
                     rollback=D.RollbackPolicy(automatic=True, error_rate=0.2, min_samples=8))
     judged = 0

@@ -58,8 +58,9 @@ def test_list_pages_sorts_and_filters(registry, trained):
     missing = registry.ListVersions(req(agent_id="reg-ver", order_by="metrics.no_such_metric asc",
                                         include_total_size=True))
     assert missing.total_size == 3
-    assert registry.ListVersions(req(agent_id="reg-ver", state=VS.VERSION_STATE_DEPLOYED,
-                                     include_total_size=True)).total_size == 0
+    deployed = registry.ListVersions(req(agent_id="reg-ver", state=VS.VERSION_STATE_DEPLOYED,
+                                         include_total_size=True))
+    assert deployed.total_size == 1 and deployed.versions[0].version_id == "v1.0.0"  # the first version serves
     everyone = registry.ListVersions(req(page_size=100))
     assert {"reg-ver", "reg-dep", "reg-canary"} <= {v.agent_id for v in everyone.versions}
     assert rpc_failure(registry.ListVersions, req(agent_id="reg-ver", order_by="create_time sideways")).field == \
@@ -132,7 +133,7 @@ def test_artifact_download_is_the_registered_bytes(registry, trained):
     got = registry.GetVersionArtifact(model_registry_pb2.GetVersionArtifactRequest(model_id="reg-ver@v1.1.0"))
     assert hashlib.sha256(got.onnx_model).hexdigest() == got.version.sha256 and got.version.version_id == "v1.1.0"
     serving = registry.GetVersionArtifact(model_registry_pb2.GetVersionArtifactRequest(agent_id="reg-ver"))
-    assert serving.version.version_id == "v2.0.0"  # nothing deployed: production serves the newest
+    assert serving.version.version_id == "v1.0.0"  # the first version serves; newer ones wait for a deploy
 
 
 def test_registry_stats(registry, trained):

@@ -34,8 +34,9 @@ class AdaptBehaviorIn(SnakeModel):
     feedback_window_days: Number | None = Field(None, gt=0, le=3650,
                                                 description=f"Days of feedback to learn from (default "
                                                             f"{ADAPT_WINDOW_DAYS})")
-    auto_apply: StrictBool | None = Field(None, description="Echoed: the job registers a new version; "
-                                                            "deployments decide what serves it")
+    auto_apply: StrictBool | None = Field(None, description="true: the adapted version replaces what serves once "
+                                                            "it passes the promotion gate; false or absent: it is "
+                                                            "registered and changes nothing that serves")
     performance_metrics: dict[str, Any] | None = Field(None, description="Seed 002: the caller's view of "
                                                                          "current performance (echoed)")
     adaptation_strategy: Literal["reinforcement", "supervised", "few_shot", "few-shot", "transfer"] | None = None
@@ -55,6 +56,8 @@ async def adapt_agent_behavior(body: AdaptBehaviorIn, request: Request, caller: 
         adapt = training_service_pb2.AdaptAgentRequest(
             agent_id=body.agent_id, method=METHODS[strategy], feedback_window=window,
             account_id=caller.account)
+        if body.auto_apply:
+            adapt.promotion.requested_by = "auto_apply"
     # The service names its own request's fields; the caller sent a strategy and a window.
     with rpc_fields(FUNCTIONS_SURFACE, {"method": "adaptation_strategy", "feedback_window": "feedback_window_days"}):
         resp = await services.training.AdaptAgent(adapt, timeout=services.timeout_s)
@@ -62,7 +65,8 @@ async def adapt_agent_behavior(body: AdaptBehaviorIn, request: Request, caller: 
         "adapted": resp.adapted, "agent_id": body.agent_id, "adaptation_strategy": strategy,
         "feedback_window_days": days, "feedback_processed": resp.feedback_used,
         "feedback_skipped": resp.feedback_skipped, "training_examples": resp.training_examples,
-        "auto_apply": bool(body.auto_apply), "performance_metrics": body.performance_metrics,
+        "auto_apply": bool(body.auto_apply), "promotion": "gated" if body.auto_apply else "none",
+        "performance_metrics": body.performance_metrics,
         "message": resp.message,
     }
     if not resp.adapted:

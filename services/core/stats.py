@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from trainhouse.v1 import evaluation_pb2
-
 ALPHA = 0.05
 
 
@@ -253,9 +251,3 @@ def apply_holm(results: Sequence[TestResult]) -> None:
     adjusted = holm([r.p_value for r in results])
     for r, p in zip(results, adjusted):
         r.adjusted_p_value = p
-
-
-def significance_proto(data: dict) -> evaluation_pb2.SignificanceTest:
-    """A ``TestResult.as_dict()`` (or a stored copy of one) as the proto every response carries."""
-    return evaluation_pb2.SignificanceTest(**{k: v for k, v in data.items()
-                                              if k in evaluation_pb2.SignificanceTest.DESCRIPTOR.fields_by_name})
