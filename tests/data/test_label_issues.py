@@ -136,3 +136,7 @@ def test_a_large_dataset_is_checked_on_a_sample(clean):
     assert result.sampled and result.checked == 400 and result.eligible == 840 and result.population == 840
     assert "random sample of 400 of the 840" in result.limits[0]
     assert result.noise_rate > 0.5
+    # Many outputs: the cap is on examples x outputs (21 outputs here).
+    result = run_check(noisy, max_work=21 * 500)
+    assert result.sampled and result.checked == 500 and "capped at 10,500 examples x outputs, 21 outputs" in \
+        result.limits[0]

@@ -22,8 +22,9 @@ output is a negative, not a label). Repeats of the same normalised input with th
 are checked once (otherwise a copy in the training folds would vouch for its twin) and share the
 verdict. Outputs with fewer than ``MIN_PER_OUTPUT`` distinct examples cannot be learned from 4/5
 of them: their examples are left out and they are never proposed. With fewer than two outputs left
-the check does not run. Above ``MAX_CHECKED`` examples a uniform random sample (fixed seed) is
-checked and the rate is the sample's. Every such limit is reported (``LabelCheck.limits``).
+the check does not run. Above ``MAX_CHECKED`` examples, or ``MAX_WORK`` / outputs when there are
+more than 64 outputs, a uniform random sample (fixed seed) is checked and the rate is the sample's.
+Every such limit is reported (``LabelCheck.limits``).
 
 Limits of the method: a flag means "this label disagrees with what similar inputs are labelled";
 with a weak model (few examples per output, many similar outputs) genuine but hard examples are
@@ -44,6 +45,9 @@ from services.core.trainer.cross_validation import CrossValConfig, out_of_fold_p
 
 MIN_PER_OUTPUT = 10
 MAX_CHECKED = 5000
+# The model's work grows with examples x outputs (~4 s at 5,000 x 64 on a busy core; 500 outputs
+# took 30 s, the gateway's RPC deadline), so with more than 64 outputs fewer examples are checked.
+MAX_WORK = MAX_CHECKED * 64
 SAMPLE_SEED = 14
 METHOD = "confident learning over 5-fold cross-validated linear softmax probabilities"
 
@@ -109,17 +113,22 @@ def _eligible(inputs: Sequence[str], outputs: Sequence[str], feedback: Sequence[
 
 
 def check(inputs: Sequence[str], outputs: Sequence[str], feedback: Sequence[str], normalized: Sequence[str],
-          *, max_checked: int = MAX_CHECKED, cv: CrossValConfig | None = None) -> LabelCheck:
+          *, max_checked: int = MAX_CHECKED, max_work: int = MAX_WORK,
+          cv: CrossValConfig | None = None) -> LabelCheck:
     """Run the label check (see the module docstring) and return every flagged example."""
     result = LabelCheck()
     everyone = chosen = _eligible(inputs, outputs, feedback)
     result.eligible = len(chosen)
-    if len(chosen) > max_checked:
+    learnable = sum(1 for c in Counter(outputs[i] for i in everyone).values() if c >= MIN_PER_OUTPUT)
+    cap = min(max_checked, max_work // max(learnable, 1))
+    if len(chosen) > cap:
         rng = np.random.default_rng(SAMPLE_SEED)
-        chosen = sorted(rng.choice(everyone, size=max_checked, replace=False).tolist())
+        chosen = sorted(rng.choice(everyone, size=cap, replace=False).tolist())
         result.sampled = True
-        result.limits.append(f"checked a random sample of {max_checked:,} of the {result.eligible:,} examples "
-                             f"(the check is capped at {max_checked:,}); the noise rate is the sample's")
+        why = (f"capped at {max_checked:,}" if cap == max_checked else
+               f"capped at {max_work:,} examples x outputs, {learnable} outputs")
+        result.limits.append(f"checked a random sample of {cap:,} of the {result.eligible:,} examples "
+                             f"(the check is {why}); the noise rate is the sample's")
 
     # One representative per (normalised input, output); members share its verdict.
     members: dict[tuple[str, str], list[int]] = {}
