@@ -167,7 +167,7 @@ def _label_findings(labels: label_issues.LabelCheck, inputs: Sequence[str],
     if labels.limits:
         details = {"checked": str(labels.checked), "eligible": str(labels.eligible)}
         if labels.small_outputs:
-            details["small_outputs"] = ",".join(labels.small_outputs)
+            details["small_outputs"] = ",".join(list(labels.small_outputs)[:MAX_INDEXES])
         out.append((Finding(
             "label_check_limited", "Label check: " + "; ".join(labels.limits), "low",
             f"Add examples so that every output has at least {label_issues.MIN_PER_OUTPUT} distinct ones"
