@@ -23,6 +23,7 @@ SCRIPTS = [
     ("TrainingService while small jobs stream events", "training_under_load.py", []),
     ("gateway requests/s", "gateway_throughput.py", []),
     ("synthetic data generation", "data_generation.py", []),
+    ("label check: flagged vs known flips (HWU64)", "label_issues.py", []),
 ]
 
 

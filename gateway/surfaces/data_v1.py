@@ -90,6 +90,8 @@ class ChecksIn(CamelModel):
     quality: StrictBool = False
     balance: StrictBool = False
     bias: StrictBool = False
+    label_issues: StrictBool | None = Field(None, description="Likely wrong labels (confident learning); "
+                                                              "unset: the same as quality")
 
 
 class ValidationOptionsIn(CamelModel):
@@ -98,6 +100,8 @@ class ValidationOptionsIn(CamelModel):
     max_length: Int | None = None
     bias_alpha: Number | None = None
     imbalance_ratio: Number | None = None
+    max_label_noise: Number | None = Field(None, description="Estimated share of wrong labels that makes the "
+                                                             "dataset invalid, (0, 1]; default 0.1")
 
 
 class ValidateIn(CamelModel):
@@ -124,6 +128,18 @@ class ValidationStatisticsOut(CamelModel):
     average_quality: float
     class_balance: dict[str, float]
     conflicting_inputs: int
+    label_issues: int
+    label_issues_checked: int
+    label_noise_rate: float
+
+
+class LabelIssueOut(CamelModel):
+    example_index: int
+    input: str
+    given_label: str
+    likely_label: str
+    likely_label_confidence: float
+    given_label_confidence: float
 
 
 class ValidatedOut(CamelModel):
@@ -132,6 +148,7 @@ class ValidatedOut(CamelModel):
     warnings: list[FindingOut]
     statistics: ValidationStatisticsOut
     dataset_id: str | None = None
+    label_issues: list[LabelIssueOut]
 
 
 def finding_json(f: data_validation_pb2.ValidationFinding) -> dict[str, Any]:
@@ -141,18 +158,27 @@ def finding_json(f: data_validation_pb2.ValidationFinding) -> dict[str, Any]:
             "details": dict(f.details)}
 
 
+def label_issue_json(x: data_validation_pb2.LabelIssue) -> dict[str, Any]:
+    return {"exampleIndex": x.example_index, "input": x.input, "givenLabel": x.given_label,
+            "likelyLabel": x.likely_label, "likelyLabelConfidence": x.likely_label_confidence,
+            "givenLabelConfidence": x.given_label_confidence}
+
+
 def validated_json(resp: data_service_pb2.ValidateDatasetResponse) -> dict[str, Any]:
     s = resp.statistics
     return finite({"valid": resp.valid, "issues": [finding_json(f) for f in resp.issues],
                    "warnings": [finding_json(f) for f in resp.warnings],
                    "statistics": {"totalExamples": s.total_examples, "duplicates": s.duplicates,
                                   "nearDuplicates": s.near_duplicates, "averageQuality": s.average_quality,
-                                  "classBalance": dict(s.class_balance), "conflictingInputs": s.conflicting_inputs},
-                   "datasetId": resp.dataset_id or None})
+                                  "classBalance": dict(s.class_balance), "conflictingInputs": s.conflicting_inputs,
+                                  "labelIssues": s.label_issues, "labelIssuesChecked": s.label_issues_checked,
+                                  "labelNoiseRate": s.label_noise_rate},
+                   "datasetId": resp.dataset_id or None,
+                   "labelIssues": [label_issue_json(x) for x in resp.label_issues]})
 
 
 @router.post("/validate-data", response_model=Envelope[ValidatedOut], response_model_exclude_none=True,
-             summary="Check a dataset's quality: duplicates, quality, balance, bias")
+             summary="Check a dataset's quality: duplicates, quality, likely wrong labels, balance, bias")
 async def validate_data(body: ValidateIn, services: Services) -> dict[str, Any]:
     if (body.dataset_id is None) == (body.examples is None):
         raise ApiError(INVALID, "give exactly one of 'datasetId' or 'examples'", field="datasetId",
@@ -164,7 +190,7 @@ async def validate_data(body: ValidateIn, services: Services) -> dict[str, Any]:
         else:
             req.examples.examples.extend(examples_to_proto(body.examples))
         if body.checks is not None:
-            req.checks.CopyFrom(data_validation_pb2.ValidationChecks(**body.checks.model_dump()))
+            req.checks.CopyFrom(data_validation_pb2.ValidationChecks(**body.checks.model_dump(exclude_none=True)))
         if body.options is not None:
             for name, value in body.options.model_dump(exclude_none=True).items():
                 setattr(req.options, name, value)

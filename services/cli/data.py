@@ -23,7 +23,9 @@ datasets_app = typer.Typer(help="Upload, generate, validate and list datasets of
                            no_args_is_help=True)
 
 DIFFICULTIES = ("easy", "medium", "hard")
-CHECKS = ("duplicates", "quality", "balance", "bias")
+CHECKS = ("duplicates", "quality", "label_issues", "balance", "bias")
+# Label issues shown in the human rendering (--json has the response's 100).
+SHOWN_LABEL_ISSUES = 10
 
 
 def _dataset_line(d: dict[str, Any]) -> str:
@@ -129,7 +131,8 @@ def validate(
                                                         "repeat. Default: all.")] = None,
     as_json: Json = False, timeout: Timeout = None,
 ) -> None:
-    """Check a dataset for duplicates, quality, balance and bias. Exit 1 when it has issues. gRPC only."""
+    """Check a dataset for duplicates, quality, likely wrong labels, balance and bias. Exit 1 when it has issues.
+    gRPC only."""
     from trainhouse.v1 import data_service_pb2, data_validation_pb2
 
     if (dataset is None) == (file is None):
@@ -158,6 +161,14 @@ def validate(
                 for kind, group in (("issue", resp.issues), ("warning", resp.warnings)) for f in group]
         if rows:
             con.print(output.table(None, ["KIND", "SEVERITY", "TYPE", "COUNT", "MESSAGE"], rows))
+        s = resp.statistics
+        if s.label_issues_checked:
+            con.print(f"labels: {s.label_issues} of {s.label_issues_checked} checked look wrong "
+                      f"(estimated noise {s.label_noise_rate:.1%})", soft_wrap=True)
+        if resp.label_issues:
+            con.print(output.table(None, ["INDEX", "GIVEN", "LIKELY", "P(LIKELY)", "INPUT"], [
+                (x.example_index, x.given_label, x.likely_label, f"{x.likely_label_confidence:.2f}", x.input[:60])
+                for x in resp.label_issues[:SHOWN_LABEL_ISSUES]]))
 
     output.emit(as_json, message_json(resp), render)
     if not resp.valid:

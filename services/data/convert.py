@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from services.common.timeutil import to_timestamp
@@ -11,10 +12,14 @@ from services.data.synthetic.generator import GenerationStatistics
 from services.data.synthetic.templates import CompiledScenario
 from services.data.trajectory_store import TrajectoryFilter
 from services.data.validator import Finding, ValidationReport
+from services.data.validator.label_issues import LabelIssue
 from trainhouse.v1 import (data_service_pb2, data_validation_pb2, dataset_pb2, synthetic_data_pb2)
 
 SEVERITY = {"low": data_validation_pb2.SEVERITY_LOW, "medium": data_validation_pb2.SEVERITY_MEDIUM,
             "high": data_validation_pb2.SEVERITY_HIGH}
+# The response lists the most doubtful label issues only; statistics.label_issues counts them all.
+MAX_LABEL_ISSUES = 100
+LABEL_ISSUE_INPUT_CHARS = 200
 
 
 def dataset_proto(row: dict[str, Any]) -> dataset_pb2.Dataset:
@@ -92,14 +97,26 @@ def finding_proto(f: Finding) -> data_validation_pb2.ValidationFinding:
         example_indexes=f.example_indexes, details=f.details)
 
 
-def validation_response(report: ValidationReport, dataset_id: str) -> data_service_pb2.ValidateDatasetResponse:
+def label_issue_proto(issue: LabelIssue, text: str) -> data_validation_pb2.LabelIssue:
+    return data_validation_pb2.LabelIssue(
+        example_index=issue.index, input=text[:LABEL_ISSUE_INPUT_CHARS], given_label=issue.given,
+        likely_label=issue.likely, likely_label_confidence=issue.likely_confidence,
+        given_label_confidence=issue.given_confidence)
+
+
+def validation_response(report: ValidationReport, dataset_id: str,
+                        inputs: Sequence[str]) -> data_service_pb2.ValidateDatasetResponse:
+    """The response; ``inputs`` are the validated examples' inputs (label issues quote theirs)."""
     return data_service_pb2.ValidateDatasetResponse(
         valid=report.valid, issues=[finding_proto(f) for f in report.issues],
         warnings=[finding_proto(f) for f in report.warnings], dataset_id=dataset_id,
+        label_issues=[label_issue_proto(x, inputs[x.index]) for x in report.label_issues[:MAX_LABEL_ISSUES]],
         statistics=data_validation_pb2.ValidationStatistics(
             total_examples=report.total_examples, duplicates=report.duplicates,
             near_duplicates=report.near_duplicates, average_quality=report.average_quality,
-            class_balance=report.class_balance, conflicting_inputs=report.conflicting_inputs))
+            class_balance=report.class_balance, conflicting_inputs=report.conflicting_inputs,
+            label_issues=len(report.label_issues), label_issues_checked=report.label_issues_checked,
+            label_noise_rate=report.label_noise_rate))
 
 
 # ------------------------------------------------------------------ trajectories

@@ -247,13 +247,18 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
             quality=checks.quality if request.HasField("checks") else True,
             balance=checks.balance if request.HasField("checks") else True,
             bias=checks.bias if request.HasField("checks") else True,
+            # Unset follows `quality`, so a seed-000 request naming its four checks gets a score that sees labels.
+            label_issues=checks.label_issues if checks.HasField("label_issues")
+            else (checks.quality if request.HasField("checks") else True),
             near_duplicate_threshold=o.near_duplicate_threshold if o.HasField("near_duplicate_threshold")
             else defaults.near_duplicate_threshold,
             min_length=o.min_length if o.HasField("min_length") else defaults.min_length,
             max_length=o.max_length if o.HasField("max_length") else defaults.max_length,
             bias_alpha=o.bias_alpha if o.HasField("bias_alpha") else defaults.bias_alpha,
-            imbalance_ratio=o.imbalance_ratio if o.HasField("imbalance_ratio") else defaults.imbalance_ratio)
-        return convert.validation_response(validate(examples, config), dataset_id)
+            imbalance_ratio=o.imbalance_ratio if o.HasField("imbalance_ratio") else defaults.imbalance_ratio,
+            max_label_noise=o.max_label_noise if o.HasField("max_label_noise") else defaults.max_label_noise)
+        report = validate(examples, config)
+        return convert.validation_response(report, dataset_id, [e["input"] for e in examples])
 
     # ------------------------------------------------------------------ trajectories
     def IngestTrajectories(self, request_iterator, context):

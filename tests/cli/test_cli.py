@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from services.cli import app
-from tests.intents import INTENTS, make_examples
+from tests.intents import INTENTS, hwu64_subset, make_examples, shuffle_labels
 
 CLI = str(Path(sys.executable).with_name("trainhouse"))
 SERVICES = ("training", "data", "evaluation", "registry")
@@ -277,6 +277,11 @@ def test_datasets_generate_and_validate(env, tmp_path):
                            '{"input": "refund the payment please", "expected_output": "billing"}\n')
     invalid = cli(env, "datasets", "validate", "--file", str(conflicting))
     assert invalid.returncode == 1 and "conflicting_labels" in invalid.stdout
+    shuffled = tmp_path / "shuffled.jsonl"
+    shuffled.write_text("".join(json.dumps(e) + "\n" for e in shuffle_labels(hwu64_subset(), 0.9, seed=1)))
+    mislabelled = cli(env, "datasets", "validate", "--file", str(shuffled), "--check", "label_issues")
+    assert mislabelled.returncode == 1 and "label_issues" in mislabelled.stdout
+    assert "of 840 checked look wrong" in mislabelled.stdout and "P(LIKELY)" in mislabelled.stdout
     assert cli(env, "datasets", "generate", "--scenario", "no-such-scenario").returncode == 4
     assert cli(env, "datasets", "generate").returncode == 2
     # A topic outside the catalogue is generated, and the summary says it was generic.

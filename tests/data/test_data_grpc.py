@@ -11,6 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.grpc_errors import failure_of
 from services.data.text import normalize
+from tests.intents import hwu64_subset, shuffle_labels
 from trainhouse.v1 import (data_service_pb2 as pb, data_service_pb2_grpc, data_validation_pb2, example_pb2,
                            synthetic_data_pb2 as syn, trajectory_pb2)
 
@@ -231,6 +232,54 @@ def test_validate_a_generated_dataset_and_inline_examples(data):
     bad_option.options.near_duplicate_threshold = 1.5
     assert fails(lambda: data.ValidateDataset(bad_option)).field == "options.near_duplicate_threshold"
 
+
+
+def test_validate_reports_wrong_labels(data):
+    clean = hwu64_subset()
+    shuffled = shuffle_labels(clean, 0.9, seed=1)
+    ds = data.CreateDataset(pb.CreateDatasetRequest(examples=[example_pb2.Example(**e) for e in shuffled])).dataset
+    report = data.ValidateDataset(pb.ValidateDatasetRequest(dataset_id=ds.dataset_id))
+    assert not report.valid
+    (issue,) = [f for f in report.issues if f.type == "label_issues"]
+    assert issue.severity == data_validation_pb2.SEVERITY_HIGH
+    s = report.statistics
+    assert s.label_issues_checked == 840 and s.label_noise_rate > 0.6
+    assert s.label_issues == issue.count and s.label_noise_rate == pytest.approx(s.label_issues / 840)
+    assert len(report.label_issues) == 100 < s.label_issues  # the most doubtful 100, all counted
+    first = report.label_issues[0]
+    assert first.input == shuffled[first.example_index]["input"]
+    assert first.given_label == shuffled[first.example_index]["expected_output"] != first.likely_label
+    assert 0 <= first.given_label_confidence <= first.likely_label_confidence <= 1
+    assert [x.given_label_confidence for x in report.label_issues] == sorted(
+        x.given_label_confidence for x in report.label_issues)
+
+    inline = pb.ExampleList(examples=[example_pb2.Example(**e) for e in clean])
+    fine = data.ValidateDataset(pb.ValidateDatasetRequest(examples=inline))
+    assert fine.valid and fine.statistics.label_noise_rate < 0.06
+    assert fine.statistics.average_quality - s.average_quality > 0.3
+
+    # The flag switches the check off; unset it follows `quality` (seed 000 names only its four checks).
+    off = data.ValidateDataset(pb.ValidateDatasetRequest(
+        dataset_id=ds.dataset_id, checks=data_validation_pb2.ValidationChecks(quality=True, label_issues=False)))
+    assert off.valid and not off.label_issues and off.statistics.label_issues_checked == 0
+    seed_000 = data.ValidateDataset(pb.ValidateDatasetRequest(
+        dataset_id=ds.dataset_id, checks=data_validation_pb2.ValidationChecks(
+            duplicates=True, quality=True, balance=True, bias=True)))
+    assert not seed_000.valid and seed_000.statistics.average_quality == pytest.approx(s.average_quality)
+    no_quality = data.ValidateDataset(pb.ValidateDatasetRequest(
+        dataset_id=ds.dataset_id, checks=data_validation_pb2.ValidationChecks(balance=True)))
+    assert no_quality.statistics.label_issues_checked == 0
+
+    lenient = pb.ValidateDatasetRequest(dataset_id=ds.dataset_id)
+    lenient.options.max_label_noise = 1.0
+    assert data.ValidateDataset(lenient).valid
+    bad = pb.ValidateDatasetRequest(dataset_id=ds.dataset_id)
+    bad.options.max_label_noise = 0
+    assert fails(lambda: data.ValidateDataset(bad)).field == "options.max_label_noise"
+
+    few = data.ValidateDataset(pb.ValidateDatasetRequest(examples=pb.ExampleList(examples=inline.examples[:30])))
+    (limited,) = [f for f in few.warnings if f.type == "label_check_limited"]
+    assert "labels were not checked" in limited.message and few.statistics.label_issues_checked == 0
 
 # ------------------------------------------------------------------ trajectories
 def runtime(agent: str, i: int, calls: int) -> trajectory_pb2.Trajectory:

@@ -89,7 +89,8 @@ def test_incorrect_feedback_is_not_a_conflict_and_rare_conflicts_only_warn():
     assert validate(data, ValidationConfig()).conflicting_inputs == 0
     many = [ex(f"question number {i}", "a" if i % 2 else "b") for i in range(300)] + \
            [ex("same words", "a"), ex("same words", "b")]
-    report = validate(many, ValidationConfig(duplicates=False))
+    # Outputs by the parity of a number are noise to a text model: the label check would (rightly) flag them.
+    report = validate(many, ValidationConfig(duplicates=False, label_issues=False))
     assert report.valid
     assert by_type(report.warnings, "conflicting_labels")[0].severity == "medium"
 
@@ -107,7 +108,9 @@ def _gendered(bias_strength: float, n: int = 400, seed: int = 0) -> list[dict]:
 
 
 def test_bias_is_detected_with_a_chi_square_test():
-    report = validate(_gendered(0.6), ValidationConfig(duplicates=False))
+    # 20% of these outputs are a coin flip the inputs cannot explain; the label check flags them (an
+    # issue at that rate), which is not what this test is about.
+    report = validate(_gendered(0.6), ValidationConfig(duplicates=False, label_issues=False))
     (finding,) = by_type(report.warnings, "bias")
     assert finding.details["group"] == "gender" and float(finding.details["p_value"]) < 0.01
     assert finding.details["subgroups"] == "female,male"
@@ -130,7 +133,8 @@ def test_single_subgroup_is_compared_with_the_rest():
 
 def test_checks_can_be_switched_off():
     data = [ex("", "a"), ex("dup", "a"), ex("dup", "a")]
-    report = validate(data, ValidationConfig(duplicates=False, quality=False, balance=False, bias=False))
+    report = validate(data, ValidationConfig(duplicates=False, quality=False, balance=False, bias=False,
+                                             label_issues=False))
     assert report.valid and report.warnings == [] and report.average_quality == 0
     assert report.duplicates == 1  # statistics still count exact duplicates
 

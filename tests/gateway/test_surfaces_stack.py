@@ -14,7 +14,7 @@ from google.protobuf import json_format
 from gateway.resources.datasets import wrap_slot_lists
 from tests.gateway.conftest import Trained, bearer, make_token
 from tests.gateway.surface_shapes import error_code, rpc
-from tests.intents import make_examples
+from tests.intents import hwu64_subset, make_examples, shuffle_labels
 from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, training_service_pb2,
                            training_service_pb2_grpc)
 
@@ -344,6 +344,44 @@ def test_validate_data(api: httpx.Client) -> None:
     r = api.post("/api/v1/training/validate-data", json={})
     assert r.status_code == 400 and r.json()["error"]["details"]["field"] == "datasetId"
 
+
+
+def test_validate_data_sees_wrong_labels(api: httpx.Client) -> None:
+    """Seed 000's request (its four checks named) on real requests with 90% of the labels shuffled."""
+    clean = hwu64_subset()
+    checks = {"duplicates": True, "quality": True, "balance": True, "bias": True}
+    scores = {}
+    for name, examples in (("clean", clean), ("shuffled", shuffle_labels(clean, 0.9, seed=1))):
+        dataset_id = uid(f"ds-{name}")
+        r = api.post("/api/v1/training/datasets", json={"datasetId": dataset_id, "examples": examples})
+        assert r.status_code == 201, r.text
+        r = api.post("/api/v1/training/validate-data", json={"datasetId": dataset_id, "checks": checks})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["success"] is True and set(body["data"]) == {"valid", "issues", "warnings", "statistics",
+                                                                 "datasetId", "labelIssues"}
+        scores[name] = body["data"]
+    shuffled, fine = scores["shuffled"], scores["clean"]
+    assert fine["valid"] is True and shuffled["valid"] is False
+    (issue,) = [f for f in shuffled["issues"] if f["type"] == "label_issues"]
+    assert issue["severity"] == "high" and "labels look wrong" in issue["message"] and issue["suggestion"]
+    stats = shuffled["statistics"]
+    assert stats["averageQuality"] < fine["statistics"]["averageQuality"] - 0.3
+    assert stats["labelNoiseRate"] > 0.6 > 0.06 > fine["statistics"]["labelNoiseRate"]
+    assert stats["labelIssuesChecked"] == 840 and stats["labelIssues"] == issue["count"] > 100
+    first = shuffled["labelIssues"][0]
+    assert set(first) == {"exampleIndex", "input", "givenLabel", "likelyLabel", "likelyLabelConfidence",
+                          "givenLabelConfidence"} and len(shuffled["labelIssues"]) == 100
+    assert first["givenLabel"] != first["likelyLabel"] and 0 <= first["givenLabelConfidence"] <= 1
+
+    dataset_id = shuffled["datasetId"]
+    r = api.post("/api/v1/training/validate-data",
+                 json={"datasetId": dataset_id, "checks": {**checks, "labelIssues": False}})
+    assert r.status_code == 200 and r.json()["data"]["valid"] is True and r.json()["data"]["labelIssues"] == []
+    r = api.post("/api/v1/training/validate-data", json={"datasetId": dataset_id, "options": {"maxLabelNoise": 1}})
+    assert r.status_code == 200 and r.json()["data"]["valid"] is True
+    r = api.post("/api/v1/training/validate-data", json={"datasetId": dataset_id, "options": {"maxLabelNoise": 2}})
+    assert r.status_code == 400 and "maxLabelNoise" in r.json()["error"]["details"]["field"], r.text
 
 # ---- trajectories ---------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Dataset validation (seed 000 `/validate-data`): duplicates, quality, balance and bias checks."""
+"""Dataset validation (seed 000 `/validate-data`): duplicates, quality, label issues, balance and bias checks."""
 from services.data.validator.report import Finding, ValidationReport
 from services.data.validator.validator import ValidationConfig, validate
 

@@ -13,9 +13,15 @@ conflicting_labels     same normalised input given another positive output     -
 low_letter_ratio       under half of the non-space characters are letters      -0.3
 repeated_characters    a character repeated 5+ times in a row ("!!!!!")        -0.1
 shouting               all upper case with 10+ letters                         -0.1
+label_issue            the label check flags the output as likely wrong        -0.5
 =====================  ======================================================  =======
 
-``averageQuality`` is the mean score.
+``averageQuality`` is the mean score. ``label_issue`` comes from label_issues.py (confident
+learning) and counts only when that check runs; it weighs as much as ``conflicting_labels``,
+the other sign that the output is disputed, because a flag is strong but not certain evidence
+(on clean real data a few percent of examples are flagged). So ``averageQuality`` falls by about
+``0.5 x`` the estimated label-noise rate: 90% wrong labels take a clean dataset to ~0.55. When
+the label check ran on a sample, the sample's loss is scaled up to the examples it stands for.
 """
 from __future__ import annotations
 
@@ -23,6 +29,8 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+LABEL_ISSUE_PENALTY = 0.5
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
 _REPEAT = re.compile(r"(.)\1{4,}")
@@ -80,3 +88,9 @@ def assess(inputs: Sequence[str], outputs: Sequence[str], feedback: Sequence[str
             scores[i] -= 0.5
             flagged["conflicting_labels"].append(i)
     return QualityResult([max(0.0, s) for s in scores], dict(flagged), conflicts)
+
+
+def label_issue_loss(scores: Sequence[float], flagged: Sequence[int]) -> float:
+    """Total score the flagged examples lose: ``LABEL_ISSUE_PENALTY`` each, floored at 0 like
+    every score (an example that already scores 0 has nothing left to lose)."""
+    return sum(min(scores[i], LABEL_ISSUE_PENALTY) for i in flagged)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from services.data.validator.label_issues import LabelIssue
+
 SEVERITIES = ("low", "medium", "high")
 MAX_INDEXES = 20
 
@@ -32,6 +34,10 @@ class ValidationReport:
     conflicting_inputs: int = 0
     average_quality: float = 0.0
     class_balance: dict[str, float] = field(default_factory=dict)
+    # Label check: every flagged example, most doubtful first; examples checked; flagged / checked.
+    label_issues: list[LabelIssue] = field(default_factory=list)
+    label_issues_checked: int = 0
+    label_noise_rate: float = 0.0
 
     @property
     def valid(self) -> bool:

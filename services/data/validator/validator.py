@@ -1,10 +1,14 @@
 """Run the requested checks over examples and classify findings into issues and warnings.
 
 Issues (the dataset is not valid): empty or non-text examples; conflicting labels on at least
-``CONFLICT_ISSUE_SHARE`` of the examples. Everything else is a warning: duplicates, near
-duplicates, too short / too long inputs, conflicting labels below that share, imbalance, bias.
+``CONFLICT_ISSUE_SHARE`` of the examples; an estimated label-noise rate (label_issues.py) at or
+above ``max_label_noise``. Everything else is a warning: duplicates, near duplicates, too short /
+too long inputs, conflicting labels below that share, label issues below that rate (medium from
+half of it, low below), a label check that could not cover every example, imbalance, bias.
 Statistics: ``duplicates`` and ``class_balance`` always; ``near_duplicates`` with the duplicates
-check; ``average_quality`` and ``conflicting_inputs`` with the quality check (0 otherwise).
+check; ``average_quality`` and ``conflicting_inputs`` with the quality check (0 otherwise); the
+label figures with the label check. ``average_quality`` sees the labels when both run: each
+flagged example loses ``LABEL_ISSUE_PENALTY`` (see quality.py).
 """
 from __future__ import annotations
 
@@ -15,8 +19,8 @@ from typing import Any
 
 from services.core.errors import InvalidArgument
 from services.data.text import normalize
-from services.data.validator import balance, bias, duplicates, quality
-from services.data.validator.report import Finding, ValidationReport, percent, share_severity
+from services.data.validator import balance, bias, duplicates, label_issues, quality
+from services.data.validator.report import MAX_INDEXES, Finding, ValidationReport, percent, share_severity
 
 CONFLICT_ISSUE_SHARE = 0.01
 
@@ -27,11 +31,14 @@ class ValidationConfig:
     quality: bool = True
     balance: bool = True
     bias: bool = True
+    label_issues: bool = True
     near_duplicate_threshold: float = 0.8
     min_length: int = 3
     max_length: int = 2000
     bias_alpha: float = 0.01
     imbalance_ratio: float = 0.5
+    # Estimated share of wrong labels at or above which the dataset is invalid.
+    max_label_noise: float = 0.1
 
     def __post_init__(self) -> None:
         def unit(name: str, value: float, hi: float = 1.0, hi_open: bool = False) -> None:
@@ -40,6 +47,7 @@ class ValidationConfig:
         unit("near_duplicate_threshold", self.near_duplicate_threshold)
         unit("bias_alpha", self.bias_alpha, 0.5)
         unit("imbalance_ratio", self.imbalance_ratio, hi_open=True)
+        unit("max_label_noise", self.max_label_noise)
         if not 0 <= self.min_length <= 100_000:
             raise InvalidArgument("options.min_length", "must be between 0 and 100000")
         if not 1 <= self.max_length <= 10_000_000:
@@ -89,9 +97,22 @@ def validate(examples: Sequence[dict[str, Any]], config: ValidationConfig) -> Va
                 details={"share": f"{share:.4f}", "threshold": f"{config.near_duplicate_threshold:g}",
                          "first_pair": f"{near[0][1]},{near[0][0]}"}))
 
+    labels = label_issues.check(inputs, outputs, feedback, normalized) if config.label_issues and n else None
+    if labels is not None:
+        report.label_issues = labels.issues
+        report.label_issues_checked = labels.checked
+        report.label_noise_rate = labels.noise_rate
+        for finding, is_issue in _label_findings(labels, inputs, config.max_label_noise):
+            (report.issues if is_issue else report.warnings).append(finding)
+
     if config.quality and n:
         result = quality.assess(inputs, outputs, feedback, normalized, config.min_length, config.max_length)
-        report.average_quality = sum(result.scores) / n
+        lost = 0.0
+        if labels is not None and labels.checked:
+            # On a sample, the sample's loss stands for the examples it was drawn from.
+            lost = (quality.label_issue_loss(result.scores, [x.index for x in labels.issues])
+                    * labels.population / labels.checked)
+        report.average_quality = max(0.0, (sum(result.scores) - lost) / n)
         report.conflicting_inputs = len(result.conflicts)
         for kind, (message, suggestion) in _QUALITY_TEXT.items():
             idx = result.flagged.get(kind, [])
@@ -122,3 +143,34 @@ def validate(examples: Sequence[dict[str, Any]], config: ValidationConfig) -> Va
     if config.bias and n:
         report.warnings.extend(bias.check(inputs, outputs, config.bias_alpha))
     return report
+
+
+def _label_findings(labels: label_issues.LabelCheck, inputs: Sequence[str],
+                    max_noise: float) -> list[tuple[Finding, bool]]:
+    """(finding, is an issue): the flagged examples, and what limited the check."""
+    out: list[tuple[Finding, bool]] = []
+    if labels.issues:
+        rate, top = labels.noise_rate, labels.issues[0]
+        is_issue = rate >= max_noise
+        sample = " (a random sample)" if labels.sampled else ""
+        out.append((Finding(
+            "label_issues",
+            f"An estimated {percent(rate)} of labels look wrong: {len(labels.issues)} of {labels.checked} checked "
+            f"examples{sample} have an output that the rest of the data contradicts, e.g. '{inputs[top.index][:80]}' "
+            f"labelled '{top.given}', likely '{top.likely}'",
+            "high" if is_issue else ("medium" if rate >= max_noise / 2 else "low"),
+            "Review the flagged examples (most doubtful first) and correct their outputs, or mark wrong ones with "
+            "feedback 'incorrect'",
+            count=len(labels.issues), example_indexes=[x.index for x in labels.issues[:MAX_INDEXES]],
+            details={"noise_rate": f"{rate:.4f}", "max_label_noise": f"{max_noise:g}",
+                     "checked": str(labels.checked), "method": label_issues.METHOD}), is_issue))
+    if labels.limits:
+        details = {"checked": str(labels.checked), "eligible": str(labels.eligible)}
+        if labels.small_outputs:
+            details["small_outputs"] = ",".join(list(labels.small_outputs)[:MAX_INDEXES])
+        out.append((Finding(
+            "label_check_limited", "Label check: " + "; ".join(labels.limits), "low",
+            f"Add examples so that every output has at least {label_issues.MIN_PER_OUTPUT} distinct ones"
+            if labels.small_outputs or not labels.ran else "Validate subsets to check every example",
+            count=labels.eligible - labels.checked, details=details), False))
+    return out
