@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.core.errors import ServingFailure
 from services.common.grpc_errors import RpcFailure, failure_of
 from services.common.logs import log
 
@@ -141,8 +142,8 @@ def error_of_rpc(failure: RpcFailure, field: str | None = None,
     message = failure.message or (failure.code.name.lower() if failure.code else "backend failure")
     if kind == INTERNAL:
         message = "internal error"
-    elif kind in unavailable_kinds:
-        message = unavailable_message
+    elif kind in unavailable_kinds and failure.reason != ServingFailure.reason:
+        message = unavailable_message  # (a version that failed to serve is named: the caller can act on it)
     return ApiError(kind, message, field=field, issue=failure.message if field else None,
                     resource=failure.metadata.get("resource"))
 

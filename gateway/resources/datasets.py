@@ -132,4 +132,5 @@ def generated_json(request: Request, resp: data_service_pb2.GenerateSyntheticDat
     linked = with_download(request, dataset_json(resp.dataset))
     return {"datasetId": resp.dataset.dataset_id, "generated": resp.statistics.generated, "status": "completed",
             "downloadUrl": linked["downloadUrl"], "expiresAt": linked["expiresAt"],
-            "statistics": statistics_json(resp.statistics), "seed": resp.seed, "scenario": resp.scenario}
+            "statistics": statistics_json(resp.statistics), "seed": resp.seed, "scenario": resp.scenario,
+            "genericTopics": list(resp.generic_topics)}

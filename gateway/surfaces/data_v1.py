@@ -69,6 +69,8 @@ class GeneratedOut(CamelModel):
     statistics: GenerationStatisticsOut
     seed: int
     scenario: str
+    generic_topics: list[str] = Field([], description="Requested topics outside the scenario's catalogue: each "
+                                                      "got an output of its own from generic templates")
 
 
 @router.post("/generate-synthetic-data", response_model=Envelope[GeneratedOut], response_model_exclude_none=True,

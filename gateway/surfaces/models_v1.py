@@ -169,7 +169,7 @@ async def list_deployments(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     environment: Annotated[Literal["production", "staging"] | None, Query()] = None,
-    status: Annotated[Literal["rolling-out", "completed", "rolled-back", "superseded"] | None, Query()] = None,
+    status: Annotated[Literal["rolling-out", "inconclusive", "completed", "rolled-back", "superseded"] | None, Query()] = None,
 ) -> dict[str, Any]:
     req = model_registry_pb2.ListDeploymentsRequest(agent_id=agent_id, page_size=limit,
                                                     skip=skip_for(page, limit), include_total_size=True)

@@ -83,10 +83,11 @@ def _serving_version(backend: GrpcBackend, agent: str, staging: bool) -> str:
     from trainhouse.v1 import deployment_pb2, model_registry_pb2
 
     environment = _environment(staging)
-    rolling = backend.call("registry", "ListDeployments", model_registry_pb2.ListDeploymentsRequest(
-        agent_id=agent, environment=environment, state=deployment_pb2.DEPLOYMENT_STATE_ROLLING_OUT, page_size=1))
-    if rolling.deployments:
-        return rolling.deployments[0].version_id
+    for state in (deployment_pb2.DEPLOYMENT_STATE_ROLLING_OUT, deployment_pb2.DEPLOYMENT_STATE_INCONCLUSIVE):
+        rolling = backend.call("registry", "ListDeployments", model_registry_pb2.ListDeploymentsRequest(
+            agent_id=agent, environment=environment, state=state, page_size=1))
+        if rolling.deployments:
+            return rolling.deployments[0].version_id
     found = backend.call("registry", "GetAgent", model_registry_pb2.GetAgentRequest(agent_id=agent)).agent
     serving = found.staging_version_id if staging else found.active_version_id
     if not serving:

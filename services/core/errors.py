@@ -67,3 +67,10 @@ class ResourceExhausted(TrainhouseError):
 class Unavailable(TrainhouseError):
     grpc_code = "UNAVAILABLE"
     reason = "UNAVAILABLE"
+
+
+class ServingFailure(Unavailable):
+    """A model version could not answer a request it was routed (an exception, an invalid
+    output, a deadline that passed). Its message is the registry's own words, safe to show."""
+
+    reason = "SERVING_FAILED"

@@ -41,6 +41,7 @@ DEPLOYMENT_STATES = {
     "completed": deployment_pb2.DEPLOYMENT_STATE_COMPLETED,
     "rolled-back": deployment_pb2.DEPLOYMENT_STATE_ROLLED_BACK,
     "superseded": deployment_pb2.DEPLOYMENT_STATE_SUPERSEDED,
+    "inconclusive": deployment_pb2.DEPLOYMENT_STATE_INCONCLUSIVE,
 }
 DEPLOYMENT_STATE_NAMES = {v: k for k, v in DEPLOYMENT_STATES.items()}
 ARMS = {"stable": deployment_pb2.SERVING_ARM_STABLE, "candidate": deployment_pb2.SERVING_ARM_CANDIDATE,

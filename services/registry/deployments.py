@@ -36,6 +36,8 @@ from services.registry.serving import PredictionLog, Route, Router, Served, Sess
 from services.registry.store import RegistryStore, aware, loads, naive, new_id
 
 PRODUCTION, STAGING = "production", "staging"
+# States in which a rollout shares traffic: on schedule, or held because its analysis was inconclusive.
+ROLLING = ("rolling-out", "inconclusive")
 ENV_VERSION_STATE = {PRODUCTION: "deployed", STAGING: "staging"}
 
 
@@ -58,14 +60,16 @@ class Deployments:
                 return Route(None)
             row = self.store.find_version(agent_id, agent["active_version_id"]) if agent["active_version_id"] else None
             return Route(Served.of(row) if row else None)
-        if dep["state"] == "rolling-out":
+        if dep["state"] in ROLLING:
             plan = RolloutPlan.from_dict(loads(dep["plan_json"], {}))
             previous = dep["previous_version_id"]
             return Route(
                 stable=Served.of(self.store.get_version(agent_id, previous)) if previous else None,
                 candidate=Served.of(self.store.get_version(agent_id, dep["version_id"])),
                 deployment_id=dep["deployment_id"], percentage=float(dep["current_percentage"]),
-                next_due=plan.next_due(dep["step_index"], aware(dep["create_time"])))
+                # Held rollouts are looked at by the background tick and on feedback, not per request.
+                next_due=None if dep["state"] == "inconclusive"
+                else plan.next_due(dep["step_index"], aware(dep["create_time"])))
         version_id = dep["version_id"] if dep["state"] == "completed" else dep["previous_version_id"]
         return Route(Served.of(self.store.get_version(agent_id, version_id)) if version_id else None,
                      deployment_id=dep["deployment_id"])
@@ -83,7 +87,7 @@ class Deployments:
         active, staging = con.execute("SELECT active_version_id, staging_version_id FROM agents WHERE agent_id = ?",
                                       [agent_id]).fetchone()
         rolling = con.execute(
-            "SELECT environment FROM deployments WHERE agent_id = ? AND state = 'rolling-out' "
+            "SELECT environment FROM deployments WHERE agent_id = ? AND state IN ('rolling-out', 'inconclusive') "
             "AND (version_id = ? OR previous_version_id = ?)", [agent_id, version_id, version_id]).fetchall()
         envs = {env for (env,) in rolling}
         if active == version_id:
@@ -121,7 +125,7 @@ class Deployments:
         agent_id, version_id = version["agent_id"], version["version_id"]
         with self._lock:
             latest = self.store.latest_deployment(agent_id, environment)
-            if latest is not None and latest["state"] == "rolling-out":
+            if latest is not None and latest["state"] in ROLLING:
                 raise FailedPrecondition(
                     f"deployment {latest['deployment_id']} of {latest['version_id']} is still rolling out in "
                     f"{environment}; advance it, roll it back or wait for it to complete",
@@ -181,30 +185,63 @@ class Deployments:
     # ---- the schedule ------------------------------------------------------------------------
     def tick(self, deployment_id: str, actor: str = "") -> dict[str, Any]:
         """Bring one deployment up to date with the clock: roll back on a breached guard, move to
-        the step that fell due, complete once the plan is done."""
+        the step that fell due, complete once the plan is done.
+
+        With automatic rollback the rollout is also an analysis: it reaches 100% and completes only
+        with at least `min_samples` observations of the candidate (ArmStats); without them it holds
+        its traffic as INCONCLUSIVE, and completes later when enough data arrived (or an operator
+        advances or rolls it back). Without automatic rollback the schedule alone decides.
+        """
         with self._lock:
             dep = self.store.get_deployment(deployment_id)
-            if dep["state"] != "rolling-out":
+            if dep["state"] not in ROLLING:
                 return dep
             if self._guard(dep) is not None:
                 return self.store.get_deployment(deployment_id)
             plan = RolloutPlan.from_dict(loads(dep["plan_json"], {}))
+            guard = GuardPolicy.from_dict(loads(dep["guard_json"], {}))
+            evidence = self.arm_stats(deployment_id, "candidate") if guard.automatic else None
+            conclusive = evidence is None or evidence.observations >= guard.min_samples
             start, now = aware(dep["create_time"]), self.clock()
             due = plan.reached(start, now)
             pct, index = float(dep["current_percentage"]), int(dep["step_index"])
+            finished = "rollout plan finished" if plan.strategy == CANARY else "watch window ended"
             changed = False
             with self.store.db.transaction() as con:
-                if due > index and plan.steps[due] > pct:
-                    pct, index, changed = plan.steps[due], due, True
-                    if pct < 100 or now < plan.completion_time(start):
-                        self._step(con, dep, pct, index, actor, "scheduled step")
-                if pct >= 100 and now >= plan.completion_time(start):
-                    self._complete(con, dep, actor, "rollout plan finished" if plan.strategy == CANARY
-                                   else "watch window ended")
+                if dep["state"] == "inconclusive":
+                    if conclusive:
+                        self._complete(con, dep, actor, f"{finished}; analysis passed after more data: "
+                                                        f"{evidence.describe()}")
+                        changed = True
+                elif due > index and plan.steps[due] >= 100 and plan.steps[due] > pct and not conclusive:
+                    self._inconclusive(con, dep, evidence, guard, actor)
                     changed = True
+                else:
+                    if due > index and plan.steps[due] > pct:
+                        pct, index, changed = plan.steps[due], due, True
+                        if pct < 100 or now < plan.completion_time(start):
+                            self._step(con, dep, pct, index, actor, "scheduled step")
+                    if pct >= 100 and now >= plan.completion_time(start):
+                        if conclusive:
+                            self._complete(con, dep, actor, finished + (f"; analysis passed: {evidence.describe()}"
+                                                                        if evidence is not None else ""))
+                        else:
+                            self._inconclusive(con, dep, evidence, guard, actor)
+                        changed = True
             if changed:
                 self.router.invalidate(dep["agent_id"])
             return self.store.get_deployment(deployment_id)
+
+    def _inconclusive(self, con: duckdb.DuckDBPyConnection, dep: dict[str, Any], evidence: ArmStats,
+                      guard: GuardPolicy, actor: str) -> None:
+        """Hold the rollout where it is: not enough data to promote it, none that says roll back."""
+        reason = (f"inconclusive: {evidence.describe()} of the {guard.min_samples} needed; held at "
+                  f"{float(dep['current_percentage']):g}% until more data, an advance or a rollback decides")
+        self.store.update_deployment(con, dep["deployment_id"], state="inconclusive", status_reason=reason)
+        self.store.audit(con, "deployment.inconclusive", agent_id=dep["agent_id"], version_id=dep["version_id"],
+                         deployment_id=dep["deployment_id"], actor=actor, message=f"{dep['version_id']} {reason}",
+                         details={"observations": evidence.observations, "min_samples": guard.min_samples,
+                                  "failures": evidence.failures, "feedback": evidence.feedback})
 
     def _step(self, con: duckdb.DuckDBPyConnection, dep: dict[str, Any], pct: float, index: int, actor: str,
               why: str) -> None:
@@ -223,7 +260,7 @@ class Deployments:
     def advance(self, deployment_id: str, percentage: float | None, actor: str) -> dict[str, Any]:
         with self._lock:
             dep = self.store.get_deployment(deployment_id)
-            if dep["state"] != "rolling-out":
+            if dep["state"] not in ROLLING:
                 raise FailedPrecondition(f"deployment {deployment_id} is {dep['state']}, not rolling out",
                                          metadata={"resource": "deployment", "id": deployment_id})
             plan = RolloutPlan.from_dict(loads(dep["plan_json"], {}))
@@ -251,8 +288,9 @@ class Deployments:
 
     # ---- automatic rollback ------------------------------------------------------------------
     def arm_stats(self, deployment_id: str, arm: str) -> ArmStats:
+        self.log.flush()  # served (and failed) predictions are written behind; count them all
         n, incorrect, latencies = self.store.arm_feedback(deployment_id, arm)
-        return ArmStats(n, incorrect, latencies)
+        return ArmStats(n, incorrect, latencies, self.store.arm_failures(deployment_id, arm))
 
     def _guard(self, dep: dict[str, Any]) -> str | None:
         """Roll the deployment back when its candidate crossed a threshold; the reason, or None."""
@@ -266,7 +304,7 @@ class Deployments:
         with self.store.db.transaction() as con:
             self._roll_back(con, dep, reason, "", automatic=True,
                             details={"feedback": stats.feedback, "incorrect": stats.incorrect,
-                                     "error_rate": stats.error_rate, "latency_p95_ms": stats.latency_p95_ms,
+                                     "failures": stats.failures, "error_rate": stats.error_rate, "latency_p95_ms": stats.latency_p95_ms,
                                      "threshold": guard.to_dict()})
         self.router.invalidate(dep["agent_id"])
         return reason
@@ -275,7 +313,7 @@ class Deployments:
         """After feedback on a candidate: the deployment if this made it roll back, else None."""
         with self._lock:
             dep = self.store.get_deployment(deployment_id)
-            if dep["state"] != "rolling-out" or self._guard(dep) is None:
+            if dep["state"] not in ROLLING or self._guard(dep) is None:
                 return None
             return self.store.get_deployment(deployment_id)
 
@@ -304,7 +342,7 @@ class Deployments:
         agent_id, named = version["agent_id"], version["version_id"]
         with self._lock:
             latest = self.store.latest_deployment(agent_id, environment)
-            rolling = latest is not None and latest["state"] == "rolling-out"
+            rolling = latest is not None and latest["state"] in ROLLING
             serving = self.serving_version(agent_id, environment)
             if rolling and named == latest["version_id"]:
                 from_v = named
@@ -337,14 +375,14 @@ class Deployments:
                 raise FailedPrecondition(f"{to_v} already serves {environment}")
             why = f"manual rollback{' by ' + actor if actor else ''}" + (f": {reason}" if reason else "")
             with self.store.db.transaction() as con:
-                if latest is not None and latest["version_id"] == from_v and latest["state"] in ("rolling-out",
+                if latest is not None and latest["version_id"] == from_v and latest["state"] in (*ROLLING,
                                                                                                  "completed") \
                         and latest["previous_version_id"] == to_v:
                     self._roll_back(con, latest, why, actor, automatic=False)
                     effective = latest["deployment_id"]
                 else:
                     if latest is not None and latest["version_id"] == from_v and latest["state"] in (
-                            "rolling-out", "completed"):
+                            *ROLLING, "completed"):
                         self.store.update_deployment(con, latest["deployment_id"], state="rolled-back",
                                                      current_percentage=0.0, end_time=naive(self.clock()),
                                                      status_reason=f"{why} (to {to_v})")
@@ -399,7 +437,7 @@ class Deployments:
             if agent.get("serve_first_version") is False or self.serving_version(agent_id, PRODUCTION):
                 return False
             latest = self.store.latest_deployment(agent_id, PRODUCTION)
-            if latest is not None and latest["state"] == "rolling-out":
+            if latest is not None and latest["state"] in ROLLING:
                 return False
             with self.store.db.transaction() as con:
                 self._instant_deployment(con, agent_id, version_id, "", PRODUCTION, "first-version", "",
@@ -413,7 +451,7 @@ class Deployments:
         agent_id, version_id = version["agent_id"], version["version_id"]
         with self._lock:
             latest = self.store.latest_deployment(agent_id, PRODUCTION)
-            if latest is not None and latest["state"] == "rolling-out":
+            if latest is not None and latest["state"] in ROLLING:
                 return (f"deployment {latest['deployment_id']} of {latest['version_id']} is rolling out; a promotion "
                         "does not interrupt it")
             self._check_artifact(version)
@@ -479,7 +517,7 @@ class Deployments:
             why = f"activated{' by ' + actor if actor else ''}"
             with self.store.db.transaction() as con:
                 previous = self.serving_version(agent_id, PRODUCTION)
-                if latest is not None and latest["state"] == "rolling-out":
+                if latest is not None and latest["state"] in ROLLING:
                     self.store.update_deployment(con, latest["deployment_id"], state="superseded",
                                                  end_time=naive(self.clock()),
                                                  status_reason=f"superseded: {version_id} {why}")
@@ -493,7 +531,7 @@ class Deployments:
                         self._retire(con, agent_id, latest["version_id"], "archived",
                                      f"rollout superseded by the activation of {version_id}", actor,
                                      latest["deployment_id"])
-                explicit = latest is not None and latest["state"] != "rolling-out"
+                explicit = latest is not None and latest["state"] not in ROLLING
                 if previous == version_id and explicit:
                     self.store.set_serving(con, agent_id, PRODUCTION, version_id, provider_model)
                     effective = latest["deployment_id"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from services.core.errors import AlreadyExists, InvalidArgument, NotFound
 from services.registry.autotrain import AutoTrainer
-from services.registry.deployments import PRODUCTION, Deployments
+from services.registry.deployments import PRODUCTION, ROLLING, Deployments
 from services.registry.resolve import resolve_version
 from services.registry.serving import PredictionLog
 from services.registry.store import RegistryStore, naive, new_id
@@ -29,7 +29,7 @@ class FeedbackDesk:
 
     def _attribution(self, agent_id: str, version_id: str) -> tuple[str, str]:
         dep = self.store.latest_deployment(agent_id, PRODUCTION)
-        if dep is None or dep["state"] != "rolling-out":
+        if dep is None or dep["state"] not in ROLLING:
             return "", ""
         if dep["version_id"] == version_id:
             return dep["deployment_id"], "candidate"

@@ -8,10 +8,11 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import numpy as np
 
-from services.core.errors import FailedPrecondition, InvalidArgument
+from services.core.errors import FailedPrecondition, InvalidArgument, ServingFailure
 from services.common.timeutil import now
 from services.registry.convert import ARMS, ENVIRONMENT_ENUMS, ENVIRONMENTS
 from services.registry.deployments import Deployments
@@ -26,6 +27,19 @@ MAX_INPUTS = 1000
 MAX_INPUT_CHARS = 100_000
 MAX_KEY_CHARS = 256
 MAX_TOP_K = 100
+
+
+def invalid_output(probs: np.ndarray, rows: int, outputs: int) -> str | None:
+    """Why a model's answer cannot be served (wrong shape, non-finite or unnormalised
+    probabilities), or None."""
+    if probs.shape != (rows, outputs):
+        return f"invalid output: shape {tuple(probs.shape)}, expected {(rows, outputs)}"
+    if not np.isfinite(probs).all():
+        return "invalid output: non-finite probabilities"
+    sums = probs.sum(axis=1)
+    if not np.allclose(sums, 1.0, atol=1e-3) or (probs < -1e-6).any():
+        return "invalid output: probabilities that are negative or do not sum to 1"
+    return None
 
 
 class Predictor:
@@ -68,7 +82,8 @@ class Predictor:
                 self._pinned[key] = served
         return served
 
-    def predict(self, request: model_registry_pb2.PredictRequest) -> model_registry_pb2.PredictResponse:
+    def predict(self, request: model_registry_pb2.PredictRequest,
+                deadline_passed: Callable[[], bool] = lambda: False) -> model_registry_pb2.PredictResponse:
         environment = self._validate(request)
         agent_id = request.agent_id
         deployment_id = ""
@@ -102,12 +117,27 @@ class Predictor:
             states = np.stack([model.episode_state([(s.tool, s.succeeded) for s in e.steps], f"episodes[{i}].steps")
                                for i, e in enumerate(request.episodes)])
         started = time.perf_counter()
-        probs = model.predict_proba(texts, states=states)
+        try:
+            probs = model.predict_proba(texts, states=states)
+            problem = invalid_output(probs, len(texts), len(model.labels))
+        except Exception as exc:  # onnxruntime refused the inputs: the version failed to serve them
+            probs, problem = None, f"exception: {type(exc).__name__}: {str(exc)[:300]}"
         latency_ms = (time.perf_counter() - started) * 1000.0
-        labels = model.labels
-        k = min(request.top_k or 3, len(labels))
         created = naive()
         key = request.request_key
+        if problem is None and deadline_passed():
+            problem = "timeout: the caller's deadline passed before the answer was ready"
+        if problem is not None:
+            # Counted against the version's arm (a canary's analysis reads them), then reported.
+            self.log.append([(f"pred-{uuid.uuid4().hex[:16]}", agent_id, served.version_id, deployment_id, arm,
+                              environment, key, text, None, None, latency_ms, created, problem) for text in texts])
+            if arm == "candidate":  # judge the rollout now, as feedback does: a failing canary stops at once
+                self.deployments.check_guard(deployment_id)
+            raise ServingFailure(f"version {served.version_id} of agent '{agent_id}' failed to serve the request "
+                                 f"({problem})", metadata={"resource": "version",
+                                                           "id": f"{agent_id}/{served.version_id}"})
+        labels = model.labels
+        k = min(request.top_k or 3, len(labels))
         predictions, rows = [], []
         for text, p in zip(texts, probs):
             order = p.argsort()[::-1][:k]
@@ -116,7 +146,7 @@ class Predictor:
             predictions.append(model_version_pb2.Prediction(output=top[0].output, probability=top[0].probability,
                                                             top=top, prediction_id=prediction_id))
             rows.append((prediction_id, agent_id, served.version_id, deployment_id, arm, environment, key, text,
-                         top[0].output, top[0].probability, latency_ms, created))
+                         top[0].output, top[0].probability, latency_ms, created, None))
         self.log.append(rows)
         return model_registry_pb2.PredictResponse(
             predictions=predictions, version_id=served.version_id, deployment_id=deployment_id, arm=ARMS[arm],

@@ -187,15 +187,31 @@ def resolve_guard(automatic: bool, error_rate: float | None, latency_ms: float |
 
 @dataclass
 class ArmStats:
-    """Feedback seen by one arm of a deployment."""
+    """What one arm of a deployment was seen to do: feedback on its answers and the predictions
+    it failed to serve (an exception, an invalid output, a deadline that passed).
+
+    An observation is a request whose outcome is known: a failed prediction, or a served one that
+    was judged. The error rate is (failures + incorrect) / observations, so a candidate that
+    fails at serving time is caught without any feedback, and one nobody uses or judges has no
+    observations to decide on.
+    """
 
     feedback: int = 0
     incorrect: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    failures: int = 0
+
+    @property
+    def observations(self) -> int:
+        return self.feedback + self.failures
 
     @property
     def error_rate(self) -> float:
-        return self.incorrect / self.feedback if self.feedback else 0.0
+        return (self.incorrect + self.failures) / self.observations if self.observations else 0.0
+
+    def describe(self) -> str:
+        return (f"{self.observations} observations ({self.failures} serving failures, {self.feedback} feedback "
+                f"records of which {self.incorrect} incorrect)")
 
     @property
     def latency_p95_ms(self) -> float:
@@ -208,15 +224,15 @@ class ArmStats:
 def breach(policy: GuardPolicy, candidate: ArmStats) -> str | None:
     """Why the candidate must be rolled back now, or None.
 
-    Judged only once the candidate has `min_samples` feedback records; the error rate must
-    *exceed* the threshold (an error rate equal to it passes).
+    Judged only once the candidate has `min_samples` observations (see ArmStats); the error rate
+    must *exceed* the threshold (an error rate equal to it passes).
     """
-    if not policy.automatic or candidate.feedback < policy.min_samples:
+    if not policy.automatic or candidate.observations < policy.min_samples:
         return None
     if candidate.error_rate > policy.error_rate:
         return (f"automatic rollback: error rate {candidate.error_rate:.3f} > {policy.error_rate:g} "
-                f"over {candidate.feedback} feedback records")
+                f"over {candidate.describe()}")
     if policy.latency_ms is not None and candidate.latency_p95_ms > policy.latency_ms:
         return (f"automatic rollback: p95 latency {candidate.latency_p95_ms:.1f} ms > {policy.latency_ms:g} ms "
-                f"over {candidate.feedback} feedback records")
+                f"over {candidate.describe()}")
     return None

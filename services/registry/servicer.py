@@ -287,7 +287,10 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
 
     # ---- serving -----------------------------------------------------------------------------
     def Predict(self, request, context):
-        return self.predictor.predict(request)
+        def deadline_passed() -> bool:
+            remaining = context.time_remaining()
+            return remaining is not None and remaining <= 0
+        return self.predictor.predict(request, deadline_passed)
 
     def RecordFeedback(self, request, context):
         row, rolled_back = self.feedback.record(request)

@@ -92,6 +92,8 @@ SCHEMA = [
         latency_ms DOUBLE,
         create_time TIMESTAMP NOT NULL
     )""",
+    # A prediction the version failed to serve (exception, invalid output, deadline passed): why.
+    "ALTER TABLE predictions ADD COLUMN IF NOT EXISTS error VARCHAR",
     """CREATE TABLE IF NOT EXISTS feedback (
         feedback_id VARCHAR PRIMARY KEY,
         agent_id VARCHAR NOT NULL,
@@ -484,7 +486,7 @@ class RegistryStore:
 
     # ---- predictions and feedback --------------------------------------------------------------
     PREDICTION_COLUMNS = ("prediction_id", "agent_id", "version_id", "deployment_id", "arm", "environment",
-                          "request_key", "input", "output", "probability", "latency_ms", "create_time")
+                          "request_key", "input", "output", "probability", "latency_ms", "create_time", "error")
 
     def insert_predictions(self, rows: Sequence[tuple]) -> None:
         if not rows:
@@ -504,6 +506,11 @@ class RegistryStore:
     def count_predictions(self, deployment_id: str) -> dict[str, int]:
         return {arm: n for arm, n in self.db.query(
             "SELECT arm, count(*) FROM predictions WHERE deployment_id = ? GROUP BY arm", [deployment_id])}
+
+    def arm_failures(self, deployment_id: str, arm: str) -> int:
+        """Predictions one arm of a deployment failed to serve."""
+        return self.db.query("SELECT count(*) FROM predictions WHERE deployment_id = ? AND arm = ? "
+                             "AND error IS NOT NULL", [deployment_id, arm])[0][0]
 
     def add_feedback(self, row: dict[str, Any]) -> dict[str, Any]:
         with self.db.transaction() as con:
@@ -559,7 +566,7 @@ class RegistryStore:
         return rows[0] if rows else None
 
     def rolling_out(self) -> list[dict[str, Any]]:
-        return self.db.query_dicts("SELECT * FROM deployments WHERE state = 'rolling-out'")
+        return self.db.query_dicts("SELECT * FROM deployments WHERE state IN ('rolling-out', 'inconclusive')")
 
     def list_deployments(self, agent_id: str, environment: str, state: str, page: PageRequest) -> Page:
         """A keyset page of deployments by (create_time, deployment_id), newest first."""
@@ -631,7 +638,7 @@ class RegistryStore:
             "agent_count": q("SELECT count(*) FROM agents"),
             "model_count": q("SELECT count(*) FROM versions"),
             "deployed_model_count": q("SELECT count(*) FROM versions WHERE state = 'deployed'"),
-            "rolling_out_deployments": q("SELECT count(*) FROM deployments WHERE state = 'rolling-out'"),
+            "rolling_out_deployments": q("SELECT count(*) FROM deployments WHERE state IN ('rolling-out', 'inconclusive')"),
             "prediction_count": q("SELECT count(*) FROM predictions"),
             "feedback_count": q("SELECT count(*) FROM feedback"),
             "auto_training_runs": q("SELECT count(*) FROM autotrain_runs"),

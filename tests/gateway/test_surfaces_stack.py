@@ -154,7 +154,7 @@ def test_runtime_jobs_models_and_datasets(api: httpx.Client) -> None:
     jobs = api.get("/api/training/jobs").json()["jobs"]
     assert job["id"] in {j["id"] for j in jobs}
     models = api.get("/api/training/models").json()["models"]
-    mine = [m for m in models if m["jobId"] == job["id"]]
+    mine = [m for m in models if m.get("jobId") == job["id"]]
     assert len(mine) == 1 and mine[0]["id"] == got["modelId"] and isinstance(mine[0]["createdAt"], int)
     assert mine[0]["agentId"] == "runtime-agent" and isinstance(mine[0]["active"], bool)
     datasets = api.get("/api/training/datasets").json()["datasets"]

@@ -150,11 +150,12 @@ def test_canary_rolls_back_on_its_own_when_feedback_crosses_the_threshold(regist
     agent = "reg-canary"
     canary = deploy(registry, agent, new, D.ROLLOUT_STRATEGY_CANARY, percentage=50, duration_text="1h",
                     rollback=D.RollbackPolicy(automatic=True, error_rate=0.2, min_samples=8))
-    judged = 0
+    judged = stable_answers = 0
     rolled_back = None
     for i in range(400):
         response = predict(registry, agent, f"user-{i}")
         if response.version_id == old:  # the stable side answers well
+            stable_answers += 1
             if i % 3 == 0:
                 registry.RecordFeedback(R.RecordFeedbackRequest(
                     agent_id=agent, prediction_id=response.predictions[0].prediction_id, correct=True))
@@ -173,10 +174,11 @@ def test_canary_rolls_back_on_its_own_when_feedback_crosses_the_threshold(regist
             rolled_back = fb.rolled_back
             break
     assert rolled_back is not None and rolled_back.state == D.DEPLOYMENT_STATE_ROLLED_BACK
-    assert rolled_back.status_reason == "automatic rollback: error rate 1.000 > 0.2 over 8 feedback records"
+    assert rolled_back.status_reason == ("automatic rollback: error rate 1.000 > 0.2 over 8 observations (0 serving "
+                                         "failures, 8 feedback records of which 8 incorrect)")
     assert rolled_back.candidate.feedback == 8 and rolled_back.candidate.incorrect == 8
     assert rolled_back.candidate.latency_p95_ms == 12.5 and rolled_back.baseline.error_rate == 0
-    assert rolled_back.candidate.predictions >= 8 and rolled_back.baseline.predictions > 0
+    assert rolled_back.candidate.predictions == 8 and rolled_back.baseline.predictions == stable_answers
     assert set(served_by(registry, agent, [f"user-{i}" for i in range(40)]).values()) == {old}
     v = version_state(registry, agent, new)
     assert v.state == VS.VERSION_STATE_ROLLED_BACK and v.status_reason.startswith("automatic rollback")
