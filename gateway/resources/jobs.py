@@ -77,6 +77,7 @@ def job_fields(job: training_job_pb2.TrainingJob) -> dict[str, Any]:
         "created_at": ts_iso(job.create_time), "started_at": ts_iso(job.start_time), "ended_at": ts_iso(job.end_time),
         "estimated_completion": ts_iso(job.estimated_completion_time),
         "cost_usd": job.cost_usd, "budget_usd": job.budget_usd or None,
+        "labels": dict(sorted(job.labels.items())),
     }
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import grpc
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
@@ -50,6 +50,12 @@ from services.common.grpc_errors import RpcFailure, failure_of
 from services.core.configs import SupervisedConfig, optional_type
 
 PREFIX = "/api/training"
+BACKEND_DOC = ("'native' (the default) and 'cpu' both run trainhouse's own trainer: a NumPy classifier over the "
+               "dataset's examples on the CPU, exported to ONNX. It is not prompt optimisation (MIPRO/GEPA), and "
+               "no GPU backend (mlx, cuda) exists here; those are refused.")
+MODEL_DOC = ("The base model. '<agentId>@<versionId>' (a trainhouse model) is fine-tuned by transfer; any other "
+             "name (e.g. 'eliza-1-2b', an LLM) is kept as the job's base_model label: trainhouse trains the "
+             "runtime agent's small classifier, not that model's weights.")
 BACKEND = "cpu"  # trainhouse trains with NumPy on the CPU; "native" is accepted as the default name
 
 CODES: dict[str, tuple[str, int]] = {
@@ -123,10 +129,11 @@ class CamelIn(BaseModel):
 
 class StartJobIn(CamelIn):
     datasetId: StrictStr | None = Field(None, description="Dataset to train on (the newest if omitted)")  # noqa: N815
-    maxTrajectories: Int | None = Field(None, ge=1, description="Not applicable to datasets of examples")  # noqa: N815
-    backend: Literal["native", "cpu"] | None = Field(None, description="Only the CPU trainer exists here")
-    model: StrictStr | None = Field(None, description="A model id '<agentId>@<versionId>' to fine-tune "
-                                                      "(transfer), or an agent id to train")
+    maxTrajectories: Int | None = Field(  # noqa: N815
+        None, ge=1, le=100_000, description="Train on a dataset built now from the newest this-many recorded "
+                                            "trajectories (without datasetId)")
+    backend: Literal["native", "cpu"] | None = Field(None, description=BACKEND_DOC)
+    model: StrictStr | None = Field(None, description=MODEL_DOC)
     # The training config's own rules (services/core/configs), under seed 004's names.
     iterations: optional_type(SupervisedConfig, "epochs", description="Epochs, 1..10000") = None
     batchSize: optional_type(SupervisedConfig, "batch_size") = None  # noqa: N815
@@ -149,7 +156,11 @@ class JobOut(BaseModel):
     status: str
     datasetId: str | None = None  # noqa: N815
     backend: str | None = None
-    model: str | None = None
+    backendDetail: str | None = Field(None, description="What backend 'native' runs here")  # noqa: N815
+    model: str | None = Field(None, description="The base model the job was asked to train from (its `model`), "
+                                                "else the agent it trains")
+    agentId: str | None = Field(None, description="The agent the job trains (the runtime agent unless `model` "  # noqa: N815
+                                                  "named one of ours)")
     progress: float | None = None
     currentIteration: int | None = None  # noqa: N815
     totalIterations: int | None = None  # noqa: N815
@@ -220,7 +231,7 @@ def model_json(v: model_version_pb2.ModelVersion) -> dict[str, Any]:
 
 
 # Seed 004's job: camelCase, "id"/"status"/"model", times in epoch milliseconds, unset fields left out.
-JOB_RUNTIME = FieldTable({"job_id": "id", "state": "status", "agent_id": "model", "ended_at": "completed_at"},
+JOB_RUNTIME = FieldTable({"job_id": "id", "state": "status", "ended_at": "completed_at"},
                          camel_case=True, drop_none=True,
                          values={"created_at": iso_epoch_ms, "ended_at": iso_epoch_ms}).restricted(
     ("job_id", "state", "dataset_id", "agent_id", "created_at", "ended_at"))
@@ -230,7 +241,11 @@ JOB_RUNTIME_DETAIL = JOB_RUNTIME.restricted(JOB_RUNTIME.only | {"current_iterati
 def job_json(job: training_job_pb2.TrainingJob, detail: bool = False) -> dict[str, Any]:
     fields = job_fields(job)
     out = (JOB_RUNTIME_DETAIL if detail else JOB_RUNTIME).render(fields)
+    # `model` is what the job was asked to train from (seed 004's base model); agentId is what it trains.
+    out["model"] = fields["labels"].get("base_model") or fields["agent_id"]
     out["backend"] = BACKEND
+    if fields["labels"].get("backend") == "native":
+        out["backendDetail"] = BACKEND_DOC
     if fields["model_version_id"]:
         out["modelId"] = model_id(job.agent_id, fields["model_version_id"])
     if detail:
@@ -271,8 +286,30 @@ class TrajectoryOut(BaseModel):
     trajectory: dict[str, Any]
 
 
-class IngestIn(CamelIn):
-    trajectories: list[dict[str, Any]] = Field(min_length=1, description="Trajectories (seed 004 / 003 fields)")
+INGEST_DOC = ("One of three shapes, all the same to the store: {\"trajectories\": [trajectory, ...]}, "
+              "{\"trajectory\": trajectory}, or one trajectory object itself (seed 004 / 003 fields).")
+MAX_INGESTED = 1000
+
+
+def ingest_items(body: Any) -> list[tuple[str, Any]]:
+    """(field path, trajectory) for each trajectory of a request in any of the three shapes."""
+    if not isinstance(body, dict):
+        raise ApiError(E.INVALID, "the body must be a JSON object: " + INGEST_DOC, field="body",
+                       issue="must be an object")
+    if "trajectories" in body:
+        items = body["trajectories"]
+        if not isinstance(items, list) or not items:
+            raise ApiError(E.INVALID, "trajectories: must be a non-empty list", field="trajectories",
+                           issue="must be a non-empty list")
+        if len(items) > MAX_INGESTED:
+            raise ApiError(E.INVALID, f"trajectories: at most {MAX_INGESTED} per request", field="trajectories",
+                           issue=f"at most {MAX_INGESTED} per request")
+        return [(f"trajectories[{i}]", t) for i, t in enumerate(items)]
+    if "trajectory" in body:
+        return [("trajectory", body["trajectory"])]
+    if not body:
+        raise ApiError(E.INVALID, "the body is empty: " + INGEST_DOC, field="body", issue="is empty")
+    return [("body", body)]
 
 
 class IngestOut(BaseModel):
@@ -343,19 +380,29 @@ async def list_jobs(services: Services) -> dict[str, Any]:
 @router.post("/jobs", response_model=JobEnvelope, response_model_exclude_none=True, status_code=201,
              summary="Start a training job (on the newest dataset when datasetId is omitted)")
 async def start_job(body: StartJobIn, request: Request, caller: Caller, services: Services) -> dict[str, Any]:
+    if body.maxTrajectories is not None and body.datasetId:
+        raise ApiError(E.INVALID, "maxTrajectories builds a dataset from the newest recorded trajectories; give it "
+                       "without datasetId", field="maxTrajectories", issue="conflicts with datasetId")
     if body.maxTrajectories is not None:
-        raise ApiError(E.INVALID, "maxTrajectories applies to trajectory datasets, which this server "
-                       "does not build yet", field="maxTrajectories", issue="not supported yet")
-    dataset_id = body.datasetId or "latest"
-    resolved = await services.data.GetDataset(data_service_pb2.GetDatasetRequest(dataset_id=dataset_id),
-                                              timeout=services.timeout_s)
+        with encoding_request():
+            built = await services.data.BuildDatasetFromTrajectories(
+                data_service_pb2.BuildDatasetFromTrajectoriesRequest(limit=body.maxTrajectories),
+                timeout=services.timeout_s)
+        dataset_id = built.dataset.dataset_id
+    else:
+        dataset_id = (await services.data.GetDataset(
+            data_service_pb2.GetDatasetRequest(dataset_id=body.datasetId or "latest"),
+            timeout=services.timeout_s)).dataset.dataset_id
     agent_id = request.app.state.gate.settings.runtime_agent_id
     base_version = ""
     config = training_job_pb2.TrainingConfig()
+    labels = {"backend": body.backend or "native"}
     if body.model:
-        agent_id, sep, base_version = body.model.partition("@")
-        if sep:
+        agent, sep, version = body.model.partition("@")
+        if sep:  # one of our models: fine-tune it by transfer
+            agent_id, base_version = agent, version
             config.method = job_state_pb2.TRAINING_METHOD_TRANSFER
+        labels["base_model"] = body.model
     if body.iterations is not None:
         config.epochs = body.iterations
     if body.batchSize is not None:
@@ -364,7 +411,7 @@ async def start_job(body: StartJobIn, request: Request, caller: Caller, services
         config.learning_rate = body.learningRate
     with encoding_request():
         grpc_request = training_service_pb2.StartJobRequest(
-            agent_id=agent_id, dataset_id=resolved.dataset.dataset_id, config=config,
+            agent_id=agent_id, dataset_id=dataset_id, config=config, labels=labels,
             account_id=caller.account, base_version_id=base_version)
     try:
         job = (await services.training.StartJob(grpc_request, timeout=services.timeout_s)).job
@@ -440,8 +487,8 @@ async def get_trajectory(trajectory_id: Annotated[str, Path(alias="id")], servic
 
 @router.post("/trajectories", response_model=IngestOut, status_code=201,
              summary="Record agent trajectories (idempotent per id; times in epoch ms)")
-async def ingest_trajectories(body: IngestIn, services: Services) -> dict[str, Any]:
-    parsed = [trajectory_from_json(t, f"trajectories[{i}]") for i, t in enumerate(body.trajectories)]
+async def ingest_trajectories(services: Services, body: Annotated[Any, Body(description=INGEST_DOC)]) -> dict[str, Any]:
+    parsed = [trajectory_from_json(t, where) for where, t in ingest_items(body)]
     request = data_service_pb2.IngestTrajectoriesRequest(trajectories=parsed)
     resp = await services.data.IngestTrajectories(iter([request]), timeout=services.timeout_s)
     return {"received": resp.received, "created": resp.created, "updated": resp.updated,
@@ -512,7 +559,9 @@ async def activate_model(model: ModelId, caller: Caller, services: Services,
     return {"ok": True, "activeModel": resp.active_model}
 
 
-@router.post("/models/{id}/import-ollama", response_model=OllamaOut, summary="Import a model into a local Ollama")
+@router.post("/models/{id}/import-ollama", response_model=OllamaOut,
+             summary="Import a model into a local Ollama: its output catalogue and demonstrations as the system "
+                     "prompt of an Ollama model over an LLM base model (no weights are copied)")
 async def import_ollama(model: ModelId, caller: Caller, services: Services,
                         body: OllamaIn | None = None) -> dict[str, Any]:
     body = body or OllamaIn()
@@ -522,7 +571,11 @@ async def import_ollama(model: ModelId, caller: Caller, services: Services,
             ollama_url=body.ollamaUrl or "", actor=caller.name)
     imp = getattr(await services.registry.ImportToOllama(req, timeout=services.timeout_s), "import")
     return {"model": {"id": imp.model_id, "ollamaName": imp.ollama_name, "importedAt": epoch_ms(imp.import_time),
-                      "baseModel": imp.base_model, "ollamaUrl": imp.ollama_url}}
+                      "baseModel": imp.base_model, "ollamaUrl": imp.ollama_url,
+                      "demonstrationCount": imp.demonstration_count,
+                      "carries": f"the version's output catalogue and {imp.demonstration_count} demonstrations in "
+                                 f"the system prompt of an Ollama model over {imp.base_model}; no weights (a "
+                                 "trainhouse version is a small classifier, not LLM weights)"}}
 
 
 # The suites seed 004's benchmark reports (0..1 each), in the seed's order.

@@ -136,7 +136,10 @@ class Reports:
         report_id = f"report-{uuid.uuid4().hex[:12]}"
         body = {name: data[name] for name in sections if name in data and name != "charts"}
         chart_names = list(chart_map) if "charts" in sections else []
-        payload = _clean({"report_id": report_id, "report_type": report_type, "title": title,
+        # What the report is about, as fields (not only in the title), so a client can file it.
+        subject_agent = agent_id or (data.get("summary") or {}).get("agent_id") or ""
+        subject = {"job_id": job_id or None, "agent_id": subject_agent or None, "run_ids": list(run_ids) or None}
+        payload = _clean({"report_id": report_id, "report_type": report_type, "title": title, **subject,
                           "generated_at": iso(now()), "sections": body})
         if chart_names:
             payload["sections"]["charts"] = _clean({name: chart_map[name][0] for name in chart_names})
@@ -151,7 +154,7 @@ class Reports:
         return evaluation_service_pb2.TrainingReport(
             report_id=report_id, report_type=report_type, format=fmt, title=title, content=content,
             content_type=FORMATS[fmt], sections=order, charts=chart_names, data=data_struct,
-            create_time=to_timestamp(now()))
+            create_time=to_timestamp(now()), job_id=job_id, agent_id=subject_agent, run_ids=list(run_ids))
 
     @staticmethod
     def _need(value: str, field: str) -> str:

@@ -136,7 +136,8 @@ def job_proto(row: dict[str, Any], throughput: float | None = None) -> training_
         metrics=metrics, train_examples=row["train_examples"] or 0,
         validation_examples=row["validation_examples"] or 0, model_version_id=row["model_version_id"] or "",
         best_checkpoint_id=row["best_checkpoint_id"] or "", status_reason=row["status_reason"] or "",
-        last_sequence=row["last_sequence"] or 0, base_version_id=row["base_version_id"] or "")
+        last_sequence=row["last_sequence"] or 0, base_version_id=row["base_version_id"] or "",
+        labels=config.get("labels", {}))
     total_steps = row["total_steps"] or 0
     step = row["current_step"] or 0
     fraction = 1.0 if row["state"] == "completed" else (step / total_steps if total_steps else 0.0)

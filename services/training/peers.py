@@ -86,6 +86,18 @@ def ensure_agent(agent_id: str) -> None:
             raise _unavailable("ModelRegistry", err) from None
 
 
+def serving_version(agent_id: str) -> str:
+    """The version that serves the agent's production ('' when nothing does)."""
+    stub = model_registry_pb2_grpc.ModelRegistryStub(channel("registry"))
+    try:
+        return stub.GetAgent(model_registry_pb2.GetAgentRequest(agent_id=agent_id),
+                             timeout=TIMEOUT_S).agent.active_version_id
+    except grpc.RpcError as err:
+        if err.code() == grpc.StatusCode.NOT_FOUND:
+            raise NotFound("agent", agent_id) from None
+        raise _unavailable("ModelRegistry", err) from None
+
+
 def recorded_feedback(agent_id: str, since: dt.datetime) -> list[feedback_pb2.FeedbackRecord]:
     """The agent's feedback records created at or after `since` (at most MAX_FEEDBACK, newest first).
 

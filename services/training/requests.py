@@ -10,7 +10,9 @@ only the resolved config (every default filled in, canonical names), which the w
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
@@ -23,6 +25,8 @@ from services.core.grpo.environment import parse_queries
 from services.core.promotion import Policy
 from services.core.trainer.dispatch import parse_config
 from services.core.trainer.examples import parse_examples
+from services.core.trainer.loop import planned_steps
+from services.core.trainer.supervised_trainer import split_examples
 from services.core.trainer.feedback import parse_feedback
 from services.training.convert import config_dict, grpo_config_dict
 from trainhouse.v1 import job_state_pb2, training_service_pb2
@@ -58,6 +62,10 @@ class JobSpec:
     base_version_id: str
     # Set: the registered version serves only if it passes the registry's promotion gate.
     promotion: Policy | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    # Known when the job is accepted (classifier jobs): the split and the optimizer steps the
+    # worker will use, computed by the same core functions.
+    planned: dict[str, int] = field(default_factory=dict)
 
     def resolved_config(self) -> dict[str, Any]:
         """What the job stores and GetJob returns: every field, defaults filled in, snake_case."""
@@ -111,6 +119,21 @@ def module_source(request: training_service_pb2.StartJobRequest) -> tuple[str, i
     return request.module_id, count
 
 
+LABEL_KEY = re.compile(r"^[a-z0-9_.-]{1,64}$")
+MAX_LABELS = 32
+
+
+def job_labels(labels: Any) -> dict[str, str]:
+    if len(labels) > MAX_LABELS:
+        raise InvalidArgument("labels", f"at most {MAX_LABELS} labels")
+    for key, value in labels.items():
+        if not LABEL_KEY.match(key):
+            raise InvalidArgument(f"labels.{key[:64]}", "keys are 1..64 characters of [a-z0-9_.-]")
+        if len(value) > 256:
+            raise InvalidArgument(f"labels.{key}", "values are at most 256 characters")
+    return dict(sorted(labels.items()))
+
+
 def parse_start_request(request: training_service_pb2.StartJobRequest,
                         dataset_examples: list[dict[str, Any]] | None) -> JobSpec:
     agent_id = resource_id(request.agent_id, "agent_id")
@@ -121,7 +144,7 @@ def parse_start_request(request: training_service_pb2.StartJobRequest,
                                            "a GRPO policy is promoted by deploying it after training.evaluate")
     common = dict(agent_id=agent_id, account_id=request.account_id or "default", display_name=request.display_name,
                   method=method, dataset_id=request.dataset_id, base_version_id=request.base_version_id,
-                  promotion=promotion)
+                  promotion=promotion, labels=job_labels(request.labels))
     if method == "grpo":
         return _grpo_spec(request, common)
     if method == "reinforcement":
@@ -155,10 +178,14 @@ def _classifier_spec(request, dataset_examples, common) -> JobSpec:
     if method != "transfer" and len({e.expected_output for e in parsed}) < 2:
         raise InvalidArgument("examples", "examples must name at least 2 distinct outputs")
     config = _parse_config(method, config_dict(request.config))
+    train, held_out = split_examples(config, parsed, parse_examples(validation, "validation_examples")
+                                     if validation else None)
+    planned = {"train_examples": len(train), "validation_examples": len(held_out),
+               "total_steps": planned_steps(config, train)}
     return JobSpec(**common, config=config,
                    data={"examples": examples, "validation_examples": validation},
                    example_count=len(examples) + len(validation), total_epochs=config.total_epochs,
-                   budget_usd=config.max_budget_usd)
+                   budget_usd=config.max_budget_usd, planned=planned)
 
 
 def _reinforcement_spec(request, common) -> JobSpec:

@@ -11,6 +11,7 @@ from services.common.timeutil import to_timestamp
 from services.common.example_codec import example_proto, query_proto
 from services.common.structs import to_struct
 from services.training import peers
+from services.training.performance_check import NO_ERRORS_TO_CORRECT, check_reported, performance_check
 from services.training.adaptation import adaptation, parse_adapt_request
 from services.training.convert import STATE_NAMES, checkpoint_proto, event_proto, job_proto
 from services.training.events import EventHub
@@ -55,10 +56,12 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
             # Only the resolved config is kept: the worker, GetJob and the registry all read it;
             # beside it, the promotion the registration asks for (if any).
             "config_json": json.dumps({"resolved": spec.resolved_config(),
-                                       **({"promotion": spec.promotion.to_dict()} if spec.promotion else {})}),
+                                       **({"promotion": spec.promotion.to_dict()} if spec.promotion else {}),
+                                       **({"labels": spec.labels} if spec.labels else {})}),
             "dataset_id": dataset_id, "base_version_id": base_version_id,
             "example_count": spec.example_count, "budget_usd": spec.budget_usd,
             "train_examples": 0, "validation_examples": 0, "total_epochs": spec.total_epochs,
+            **spec.planned,
         })
         self.hub.status(job_id, "queued", message="waiting for a free slot")
         self.runner.kick()
@@ -66,16 +69,36 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
 
     def AdaptAgent(self, request, context):
         spec = parse_adapt_request(request)
+        if request.reported_metrics:
+            if spec.window is None:
+                raise InvalidArgument("reported_metrics", "is compared with the feedback recorded in a "
+                                                          "feedback_window; give one")
+            check_reported(request.reported_metrics)
+        serving = peers.serving_version(spec.agent_id)  # NOT_FOUND: adapting needs an agent that exists
         records = [] if spec.window is None else peers.recorded_feedback(
             spec.agent_id, dt.datetime.now(dt.timezone.utc) - spec.window)
         plan = adaptation(spec, request.feedback, records)
+        check = None
+        if request.reported_metrics:
+            check = performance_check(request.reported_metrics, serving, records)
         if not plan.judged:  # nothing to learn from: an answer that says why, not an error
-            return plan.response(None)
+            return self._with_check(plan.response(None), check)
+        if check is not None and not check.adaptation_needed:
+            return self._with_check(training_service_pb2.AdaptAgentResponse(
+                adapted=False, not_adapted_reason=NO_ERRORS_TO_CORRECT, message=check.reason), check)
         try:
             job = self._start(plan.start_request())
         except InvalidArgument as err:
             raise plan.blame(err) from None
-        return plan.response(job)
+        return self._with_check(plan.response(job), check)
+
+    @staticmethod
+    def _with_check(response: training_service_pb2.AdaptAgentResponse,
+                    check: training_service_pb2.PerformanceCheck | None) -> training_service_pb2.AdaptAgentResponse:
+        if check is not None:
+            response.performance.CopyFrom(check)
+            response.message += f" Performance check: {check.reason}."
+        return response
 
     @staticmethod
     def _base_model(spec) -> tuple[str, bytes] | None:

@@ -7,6 +7,8 @@ run end to end here, on the feedback recorded through the registry.
 """
 from __future__ import annotations
 
+import uuid
+
 from collections.abc import Iterator
 
 import grpc
@@ -121,6 +123,10 @@ def test_adapt_agent_seed_000(admin_api: httpx.Client, trained: Trained) -> None
                  400, "INVALID_CONFIG", field="feedback")
     assert_error(admin_api.post(ADAPT, json={"agentId": trained.other_agent, "feedback": feedback,
                                              "method": "grpo"}), 400, "INVALID_CONFIG", field="method")
+    # Adapting needs an agent that exists (seed 000's table: AGENT_NOT_FOUND), and starts nothing.
+    ghost = f"ghost-{uuid.uuid4().hex[:8]}"
+    assert_error(admin_api.post(ADAPT, json={"agentId": ghost, "feedback": feedback}), 404, "AGENT_NOT_FOUND")
+    assert admin_api.get(f"/api/v1/agents/{ghost}").status_code == 404
 
 
 def test_seed_002_train_agent_with_reinforcement_rates_the_examples(admin_api: httpx.Client) -> None:

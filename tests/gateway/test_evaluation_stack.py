@@ -169,9 +169,15 @@ def test_generate_training_report_seed_001(admin_api: httpx.Client, trained: Tra
     assert html["sections"] == ["summary", "metrics", "charts"] and html["charts"]
     as_json = fn(admin_api, "generateTrainingReport", {"agent_id": trained.agent})
     assert as_json["report_type"] == "agent_summary" and as_json["content_type"] == "application/json"
-    assert isinstance(json.loads(as_json["content"]), dict)
+    assert isinstance(json.loads(as_json["content"]), dict) and as_json["agent_id"] == trained.agent
+    # A job's report in JSON carries the job id as a field, in the answer and in its content.
+    job_json = fn(admin_api, "generateTrainingReport", {"job_id": trained.jobs[0], "format": "json"})
+    content = json.loads(job_json["content"])
+    assert job_json["job_id"] == content["job_id"] == trained.jobs[0]
+    assert job_json["agent_id"] == content["agent_id"] == trained.agent
     markdown = fn(admin_api, "generateTrainingReport", {"run_ids": trained.jobs, "format": "markdown"})
     assert markdown["report_type"] == "comparison" and markdown["content"].startswith("#")
+    assert markdown["run_ids"] == trained.jobs
     r = admin_api.post(f"{FN}/generateTrainingReport", json={"job_id": trained.jobs[0], "format": "pdf"})
     assert r.status_code == 422 and r.json()["field"] == "format"
 

@@ -124,3 +124,34 @@ def test_a_worse_candidate_is_rejected_and_what_serves_stays(admin_api: httpx.Cl
     assert _version(admin_api, agent, candidate)["serving"] == "registered"
     [event] = _promotion_events(admin_api, status["jobId"])
     assert event["outcome"] == "rejected"
+
+
+def test_reported_performance_is_compared_with_the_measured_one(admin_api: httpx.Client) -> None:
+    """Seed 002's performance_metrics: adaptation runs only when the serving version's recorded
+    answers have something to correct, and the answer shows reported next to measured."""
+    agent = f"perf-{uuid.uuid4().hex[:8]}"
+    serving = _train(admin_api, agent, three_intents(15, seed=8), epochs=1, learningRate=0.0001,
+                     earlyStopping=False)
+    _judge(admin_api, agent, three_intents(5, seed=9), trust_the_model=True)
+    body = {"agent_id": agent, "adaptation_strategy": "supervised",
+            "performance_metrics": {"success_rate": 0.85, "user_satisfaction": 0.9}}
+    r = admin_api.post(ADAPT, json=body)
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    assert data["adapted"] is False and data["reason"] == "no_errors_to_correct", data
+    perf = data["performance"]
+    assert perf["serving_version"] == serving and perf["judged"] == 15 and perf["incorrect"] == 0
+    assert perf["measured_success_rate"] == 1.0 and perf["adaptation_needed"] is False
+    by_name = {m["metric"]: m for m in perf["metrics"]}
+    assert by_name["success_rate"]["reported"] == 0.85 and by_name["success_rate"]["measured"] == 1.0
+    assert by_name["user_satisfaction"]["measured"] is None and "not measured" in by_name["user_satisfaction"][
+        "measured_as"]
+
+    _judge(admin_api, agent, three_intents(10, seed=10), trust_the_model=False)  # the weak model errs
+    data = admin_api.post(ADAPT, json=body).json()["data"]
+    perf = data["performance"]
+    assert data["adapted"] is True and perf["adaptation_needed"] is True and perf["incorrect"] > 0
+    assert perf["judged"] == 45 and perf["measured_success_rate"] == pytest.approx(1 - perf["incorrect"] / 45)
+    assert data["promotion"] == "none"
+    bad = admin_api.post(ADAPT, json={**body, "performance_metrics": {"success_rate": "high"}})
+    assert bad.status_code in (400, 422) and "performance_metrics" in bad.text

@@ -65,12 +65,17 @@ def test_start_and_monitor_a_job_seed_001(api: httpx.Client, trained: Trained) -
     assert data["agent_id"] == trained.other_agent
     assert data["config"]["epochs"] == 3 and data["config"]["method"] == "supervised"
     assert data["progress"]["total_epochs"] == 3 and data["estimates"]["total_samples"] == 45
+    # Known when the job is accepted: the split and the optimizer steps (3 epochs x ceil(40 / 16)).
+    assert data["estimates"]["training_samples"] == 40 and data["estimates"]["validation_samples"] == 5
+    assert data["progress"]["total_steps"] == 9
     assert data["started_at"].endswith("Z")
     job_id = data["job_id"]
     done = call(api, "monitorTrainingProgress", {"job_id": job_id})
     assert done["status"] == "completed", done
     assert done["progress"]["percent_complete"] == 100 and done["progress"]["current_epoch"] == 3
+    assert done["progress"]["total_steps"] == done["progress"]["current_step"] == 9  # the plan was the run
     assert {"loss", "accuracy"} <= set(done["metrics"]) and done["model_version"]
+    assert done["metrics"]["token_usage"] == done["metrics"]["tokens_processed"] > 0
     full = call(api, "monitorTrainingProgress", {"job_id": job_id, "include_checkpoints": True,
                                                  "include_history": True})
     assert full["checkpoints"] and {"id", "epoch", "step", "metrics"} <= set(full["checkpoints"][0])
@@ -164,11 +169,23 @@ def test_runtime_jobs_models_and_datasets(api: httpx.Client) -> None:
     assert status["completedJobs"] >= 1 and status["modelCount"] >= 1 and status["datasetCount"] >= 1
     assert status["runtimeAvailable"] is True
 
-    # `model` names the agent to train (an agent id) on an explicit dataset.
-    other = uid("rt-agent")
-    r = api.post("/api/training/jobs", json={"model": other, "datasetId": dataset_id, "iterations": 2})
+    # Seed 004's own example: `model` is a base model (an LLM) this platform does not train from. It is
+    # kept as the job's base model; the runtime agent is what trains, with the native (CPU) trainer.
+    r = api.post("/api/training/jobs", json={"model": "eliza-1-2b", "datasetId": dataset_id, "iterations": 2,
+                                             "backend": "native"})
     assert r.status_code == 201, r.text
-    assert r.json()["job"]["model"] == other and r.json()["job"]["datasetId"] == dataset_id
+    started = r.json()["job"]
+    assert started["model"] == "eliza-1-2b" and started["agentId"] == "runtime-agent"
+    assert started["datasetId"] == dataset_id and "NumPy" in started["backendDetail"]
+    assert api.get("/api/v1/agents/eliza-1-2b").status_code == 404  # no agent named after the base model
+    # One of our models ('<agentId>@<versionId>') is fine-tuned by transfer on the agent it belongs to.
+    r = api.post("/api/training/jobs", json={"model": got["modelId"], "datasetId": dataset_id, "iterations": 2})
+    assert r.status_code == 201 and r.json()["job"]["agentId"] == "runtime-agent", r.text
+    assert r.json()["job"]["model"] == got["modelId"]
+    r = api.post("/api/training/jobs", json={"backend": "mlx"})
+    assert r.status_code == 400 and r.json()["field"] == "backend"
+    r = api.post("/api/training/jobs", json={"maxTrajectories": 5, "datasetId": dataset_id})
+    assert r.status_code == 400 and r.json()["field"] == "maxTrajectories"
 
     r = api.post(f"/api/training/jobs/{job['id']}/cancel")
     assert r.status_code == 400 and error_code(r) == "INVALID_REQUEST"
@@ -393,7 +410,8 @@ def test_runtime_trajectories_and_dataset_build(api: httpx.Client) -> None:
         return {"id": f"{agent}-t{i}", "agentId": agent, "source": "chat", "status": "completed",
                 "startTime": now, "endTime": now + 10_000,
                 "llmCalls": [{"callId": f"c{j}", "model": "m", "prompt": f"where is my parcel {i} {j}",
-                              "response": "shipping", "promptTokens": 12, "latencyMs": 120, "time": now}
+                              "response": "shipping" if i % 2 == 0 else "billing", "promptTokens": 12,
+                              "latencyMs": 120, "time": now}
                              for j in range(2)],
                 "providerAccesses": [{"provider": "memory", "purpose": "recall", "data": {"k": i}, "time": now}]}
 
@@ -402,6 +420,17 @@ def test_runtime_trajectories_and_dataset_build(api: httpx.Client) -> None:
     assert r.json()["received"] == 3 and r.json()["created"] == 3
     again = api.post("/api/training/trajectories", json={"trajectories": [trajectory(0)]}).json()
     assert again["unchanged"] == 1 and again["created"] == 0
+    # A runtime may post one trajectory, bare or wrapped: the same store, the same answer.
+    bare = api.post("/api/training/trajectories", json=trajectory(3))
+    assert bare.status_code == 201 and bare.json()["created"] == 1, bare.text
+    wrapped = api.post("/api/training/trajectories", json={"trajectory": trajectory(4)}).json()
+    assert wrapped["created"] == 1 and wrapped["trajectoryIds"] == [f"{agent}-t4"]
+    assert api.post("/api/training/trajectories", json={"trajectory": trajectory(3)}).json()["unchanged"] == 1
+    for body, field in (([], "body"), ({}, "body"), ({"trajectories": []}, "trajectories"),
+                        ({"trajectory": {"llmCalls": "x"}}, "trajectory")):
+        r = api.post("/api/training/trajectories", json=body)
+        assert r.status_code == 400 and error_code(r) == "INVALID_REQUEST" and r.json()["field"].startswith(field), \
+            r.text
     listed = api.get("/api/training/trajectories", params={"limit": 2}).json()
     assert listed["available"] is True and listed["total"] >= 3 and len(listed["trajectories"]) == 2
     one = api.get(f"/api/training/trajectories/{agent}-t1").json()["trajectory"]
@@ -417,6 +446,14 @@ def test_runtime_trajectories_and_dataset_build(api: httpx.Client) -> None:
     assert r.status_code == 201, r.text
     dataset = r.json()["dataset"]
     assert dataset["trajectoryCount"] >= 1 and dataset["exampleCount"] >= 2 and isinstance(dataset["createdAt"], int)
+
+    # maxTrajectories: the job trains on a dataset built now from the newest recorded trajectories.
+    r = api.post("/api/training/jobs", json={"maxTrajectories": 4, "iterations": 1})
+    assert r.status_code == 201, r.text
+    built = r.json()["job"]["datasetId"]
+    assert built and built != dataset["id"]
+    assert next(d for d in api.get("/api/training/datasets").json()["datasets"] if d["id"] == built)[
+        "trajectoryCount"] == 4
 
 
 def test_jsonrpc_grpo_start_evaluate_and_export(api: httpx.Client, trained: Trained) -> None:

@@ -37,9 +37,23 @@ class AdaptBehaviorIn(SnakeModel):
     auto_apply: StrictBool | None = Field(None, description="true: the adapted version replaces what serves once "
                                                             "it passes the promotion gate; false or absent: it is "
                                                             "registered and changes nothing that serves")
-    performance_metrics: dict[str, Any] | None = Field(None, description="Seed 002: the caller's view of "
-                                                                         "current performance (echoed)")
+    performance_metrics: dict[StrictStr, Number] | None = Field(
+        None, description="Seed 002: the caller's view of current performance (e.g. success_rate). Compared with "
+                          "the success rate the platform measured for the serving version from its recorded feedback "
+                          "in the window: when that version answered every judged request correctly there is nothing "
+                          "to correct and nothing is adapted (`reason: no_errors_to_correct`); `performance` shows "
+                          "the comparison")
     adaptation_strategy: Literal["reinforcement", "supervised", "few_shot", "few-shot", "transfer"] | None = None
+
+
+def performance_json(p: training_service_pb2.PerformanceCheck) -> dict[str, Any]:
+    """Seed 002's performance_metrics next to what the platform measured, and the decision."""
+    return {"serving_version": p.serving_version_id or None, "judged": p.judged, "incorrect": p.incorrect,
+            "measured_success_rate": p.measured_success_rate if p.HasField("measured_success_rate") else None,
+            "metrics": [{"metric": m.metric, "reported": m.reported,
+                         "measured": m.measured if m.HasField("measured") else None, "measured_as": m.measured_as}
+                        for m in p.metrics],
+            "adaptation_needed": p.adaptation_needed, "reason": p.reason}
 
 
 @router.post("/adaptAgentBehavior", response_model=Reply[dict[str, Any]], response_model_exclude_none=True,
@@ -58,8 +72,11 @@ async def adapt_agent_behavior(body: AdaptBehaviorIn, request: Request, caller: 
             account_id=caller.account)
         if body.auto_apply:
             adapt.promotion.requested_by = "auto_apply"
+        for name, value in (body.performance_metrics or {}).items():
+            adapt.reported_metrics[name] = value
     # The service names its own request's fields; the caller sent a strategy and a window.
-    with rpc_fields(FUNCTIONS_SURFACE, {"method": "adaptation_strategy", "feedback_window": "feedback_window_days"}):
+    with rpc_fields(FUNCTIONS_SURFACE, {"method": "adaptation_strategy", "feedback_window": "feedback_window_days",
+                                        "reported_metrics": "performance_metrics"}):
         resp = await services.training.AdaptAgent(adapt, timeout=services.timeout_s)
     out: dict[str, Any] = {
         "adapted": resp.adapted, "agent_id": body.agent_id, "adaptation_strategy": strategy,
@@ -69,6 +86,8 @@ async def adapt_agent_behavior(body: AdaptBehaviorIn, request: Request, caller: 
         "performance_metrics": body.performance_metrics,
         "message": resp.message,
     }
+    if resp.HasField("performance"):
+        out["performance"] = performance_json(resp.performance)
     if not resp.adapted:
         out.update({"status": "not_adapted", "reason": resp.not_adapted_reason})
         return reply(request, out)

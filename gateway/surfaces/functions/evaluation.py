@@ -151,6 +151,9 @@ class ReportIn(SnakeModel):
 class ReportOut(SnakeModel):
     report_id: str
     report_type: str
+    job_id: str | None = None
+    agent_id: str | None = None
+    run_ids: list[str] | None = None
     format: str
     title: str
     content: str
@@ -169,7 +172,8 @@ async def generate_training_report(body: ReportIn, request: Request, services: S
             report_type=body.report_type or "", include_sections=body.include_sections or [],
             format=body.format or "")
     r = (await services.evaluation.GenerateReport(req, timeout=services.timeout_s)).report
-    return reply(request, {"report_id": r.report_id, "report_type": r.report_type, "format": r.format,
+    return reply(request, {"report_id": r.report_id, "report_type": r.report_type, "job_id": r.job_id or None,
+                           "agent_id": r.agent_id or None, "run_ids": list(r.run_ids) or None, "format": r.format,
                            "title": r.title, "content": r.content, "content_type": r.content_type,
                            "sections": list(r.sections), "charts": list(r.charts), "created_at": ts_iso(r.create_time)})
 

@@ -263,6 +263,9 @@ async def monitor_training_progress(body: MonitorIn, request: Request, services:
                                           timeout=services.timeout_s)).job
     data = job_snake(job)
     data.pop("created_at"), data.pop("started_at"), data.pop("completed_at")
+    # Seed 001's name for the tokens the job has processed so far (whitespace tokens of the inputs
+    # trained on, the price model's unit; 0 before the first epoch is accounted).
+    data["metrics"]["token_usage"] = int(job.metrics.get("tokens_processed", 0))
     if body.include_checkpoints:
         resp = await services.training.ListCheckpoints(
             training_service_pb2.ListCheckpointsRequest(job_id=job.job_id, page_size=1000),

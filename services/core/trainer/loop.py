@@ -175,6 +175,25 @@ def stratified_split(examples: Sequence[Any], split: float,
     return train, val
 
 
+def epoch_pool(config: Any, levels: np.ndarray, epoch: int) -> np.ndarray:
+    """The training examples (indices) of one epoch: all of them, or under a curriculum those
+    whose level the epoch's stage admits."""
+    stage = config.stage_for_epoch(epoch)
+    if stage is None:
+        return np.arange(len(levels))
+    i, st = stage
+    pool = np.flatnonzero(levels <= st.level)
+    if len(pool) == 0:
+        raise InvalidArgument(f"curriculum.stages[{i}].level", f"no training example has level <= {st.level}")
+    return pool
+
+
+def planned_steps(config: Any, train: Sequence[Any]) -> int:
+    """Optimizer steps of a whole run over `train` (what the trainer's ``total_steps`` will be)."""
+    levels = np.array([getattr(e, "level", 1) for e in train], dtype=np.int64)
+    return sum(math.ceil(len(epoch_pool(config, levels, e)) / config.batch_size) for e in range(config.total_epochs))
+
+
 def evaluate(mlp: MLP, rows: SparseRows, targets: Targets, batch_size: int = 512) -> tuple[float, float | None]:
     """Eval-mode (loss, accuracy). Accuracy counts positive examples only: an "incorrect"
     example says what the answer is not, so it has no right answer to match."""
@@ -258,7 +277,7 @@ class LoopTrainer(CallbackHost, abc.ABC):
         bs = cfg.batch_size
         self.has_validation = len(self.validation_examples) > 0
         self.levels = np.array([getattr(e, "level", 1) for e in self.train_examples], dtype=np.int64)
-        self.epoch_pools = [self._pool(e) for e in range(cfg.total_epochs)]
+        self.epoch_pools = [epoch_pool(cfg, self.levels, e) for e in range(cfg.total_epochs)]
         self.total_steps = sum(math.ceil(len(p) / bs) for p in self.epoch_pools)
         self.steps_per_epoch = math.ceil(len(self.train_examples) / bs)
         self.validation_steps = cfg.validation_steps or max(1, math.ceil(self.steps_per_epoch / 4))
@@ -266,15 +285,6 @@ class LoopTrainer(CallbackHost, abc.ABC):
         self.train_tokens = token_counts([e.input for e in self.train_examples])
         self.val_tokens = int(token_counts([e.input for e in self.validation_examples]).sum())
 
-    def _pool(self, epoch: int) -> np.ndarray:
-        stage = self.config.stage_for_epoch(epoch)
-        if stage is None:
-            return np.arange(len(self.train_examples))
-        i, st = stage
-        pool = np.flatnonzero(self.levels <= st.level)
-        if len(pool) == 0:
-            raise InvalidArgument(f"curriculum.stages[{i}].level", f"no training example has level <= {st.level}")
-        return pool
 
     @property
     def featurizer_config(self) -> Any:

@@ -23,8 +23,18 @@ from services.core.trainer.loop import (EVENT_KINDS, CheckpointInfo, LoopTrainer
                                             stratified_split)
 from services.core.trainer.mlp import MLP, Grads, Params, loss_and_grads
 
-__all__ = ["EVENT_KINDS", "CheckpointInfo", "SupervisedTrainer", "TrainerCallbacks", "TrainingDiverged",
+__all__ = ["EVENT_KINDS", "CheckpointInfo", "SupervisedTrainer", "split_examples", "TrainerCallbacks", "TrainingDiverged",
            "TrainResult", "evaluate", "stratified_split"]
+
+
+def split_examples(config: SupervisedConfig, train: list[Example],
+                   validation: list[Example] | None) -> tuple[list[Example], list[Example]]:
+    """The (train, validation) a classifier job uses: the given validation examples, else a
+    stratified hold-out of ``validation_split`` drawn with the config's seed. TrainingService calls
+    it when it accepts a job, so the sizes it announces are the ones the worker will train on."""
+    if validation is not None:
+        return train, validation
+    return stratified_split(train, config.validation_split, np.random.default_rng([config.seed, 2]))
 
 
 class SupervisedTrainer(LoopTrainer):
@@ -39,8 +49,7 @@ class SupervisedTrainer(LoopTrainer):
         val = as_examples(validation_examples, "validationExamples")
         if not train:
             raise InvalidArgument("examples", "at least one training example is required")
-        if val is None:
-            train, val = stratified_split(train, config.validation_split, np.random.default_rng([config.seed, 2]))
+        train, val = split_examples(config, train, val)
         self.train_examples, self.validation_examples = train, val
         self.label_map = self._catalog(train, val)
         self._featurize()
