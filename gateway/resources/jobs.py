@@ -50,9 +50,12 @@ STATUS_METRICS = {"loss": "trainingLoss", "validation_loss": "validationLoss", "
 
 
 def estimated_duration(job: training_job_pb2.TrainingJob) -> str:
-    """The service's estimate (measured throughput on this machine); unknown only if it has none."""
+    """The service's estimate (this method's measured throughput on this platform, or the job's
+    own progress); without one, "unknown" and why."""
     eta = duration_s(job.progress.estimated_time_remaining) if job.HasField("progress") else None
-    return human_duration(eta) if eta is not None else "unknown"
+    if eta is not None:
+        return human_duration(eta)
+    return f"unknown ({job.progress.estimate_basis})" if job.progress.estimate_basis else "unknown"
 
 
 def job_fields(job: training_job_pb2.TrainingJob) -> dict[str, Any]:
@@ -70,6 +73,7 @@ def job_fields(job: training_job_pb2.TrainingJob) -> dict[str, Any]:
         "current_iteration": p.current_iteration if p.total_iterations else p.current_epoch,
         "total_iterations": p.total_iterations or p.total_epochs,
         "estimated_time_remaining_ms": None if eta is None else int(round(eta * 1000)),
+        "estimate_basis": p.estimate_basis or None,
         "metrics": dict(sorted(job.metrics.items())),
         "model_version_id": job.model_version_id or None, "best_checkpoint_id": job.best_checkpoint_id or None,
         "dataset_id": job.dataset_id or None, "train_examples": job.train_examples,

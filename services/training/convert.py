@@ -12,6 +12,7 @@ from google.protobuf.message import Message
 
 from services.common.structs import to_struct
 from services.common.timeutil import now, to_timestamp
+from services.training.estimates import Throughput, queued_estimate, work_units
 from trainhouse.v1 import job_state_pb2, model_version_pb2, training_job_pb2
 
 STATES = {
@@ -114,9 +115,6 @@ def config_proto(method: str, resolved: dict[str, Any]) -> training_job_pb2.Trai
 
 
 # Used for a job's first estimate until this machine has finished a job (then measured).
-DEFAULT_EXAMPLES_PER_S = 1000.0
-
-
 def _set_remaining(job: training_job_pb2.TrainingJob, remaining: float) -> None:
     remaining = max(0.0, remaining)
     job.progress.estimated_time_remaining.CopyFrom(Duration(seconds=int(remaining),
@@ -124,8 +122,9 @@ def _set_remaining(job: training_job_pb2.TrainingJob, remaining: float) -> None:
     job.estimated_completion_time.CopyFrom(to_timestamp(now() + dt.timedelta(seconds=remaining)))
 
 
-def job_proto(row: dict[str, Any], throughput: float | None = None) -> training_job_pb2.TrainingJob:
-    """`throughput` (example-passes/s measured on finished jobs) estimates jobs not yet running."""
+def job_proto(row: dict[str, Any], throughput: Throughput | None = None) -> training_job_pb2.TrainingJob:
+    """`throughput` (this method's measured work per second, estimates.py) estimates jobs that
+    have not started; a running job is estimated from its own progress."""
     config = json.loads(row["config_json"])
     metrics = {k: float(v) for k, v in json.loads(row["metrics_json"] or "{}").items()
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -155,9 +154,13 @@ def job_proto(row: dict[str, Any], throughput: float | None = None) -> training_
     if start is not None and 0 < fraction < 1 and row["state"] in ("running", "validating", "initializing"):
         elapsed = (now() - start).total_seconds()
         _set_remaining(job, elapsed * (1 - fraction) / fraction)
+        job.progress.estimate_basis = (f"this job's own progress: {100 * fraction:.1f}% done in {elapsed:.0f} s")
     elif fraction == 0 and row["state"] in ("queued", "initializing"):
-        passes = (row.get("example_count") or 0) * (job.progress.total_epochs or 1)
-        _set_remaining(job, passes / (throughput or DEFAULT_EXAMPLES_PER_S))
+        work = work_units(row["method"], row.get("example_count") or 0, job.progress.total_epochs or 1,
+                          config.get("resolved", {}))
+        seconds, job.progress.estimate_basis = queued_estimate(row["method"], work, throughput)
+        if seconds is not None:
+            _set_remaining(job, seconds)
     for name in ("create_time", "start_time", "end_time", "update_time"):
         value = _utc(row[name])
         if value is not None:

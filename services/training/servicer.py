@@ -118,8 +118,17 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
 
     def _job(self, job_id: str):
         row = self.store.get_job(job_id)
-        throughput = self.store.recent_throughput() if row["state"] in ("queued", "initializing") else None
+        throughput = self.store.recent_throughput(row["method"]) if row["state"] in ("queued", "initializing") \
+            else None
         return job_proto(row, throughput)
+
+    def _listed(self, row: dict, rates: dict) -> training_job_pb2.TrainingJob:
+        """A listed job, its estimate from its method's throughput (read once per method per page)."""
+        if row["state"] not in ("queued", "initializing"):
+            return job_proto(row)
+        if row["method"] not in rates:
+            rates[row["method"]] = self.store.recent_throughput(row["method"])
+        return job_proto(row, rates[row["method"]])
 
     def GetJob(self, request, context):
         if not request.job_id:
@@ -134,8 +143,10 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         state = STATE_NAMES.get(request.state, "") if request.state else ""
         jobs = self.store.list_jobs(page, agent_id=request.agent_id, state=state, account_id=request.account_id,
                                     descending=order.endswith("desc"))
+        rates: dict = {}
         return training_service_pb2.ListJobsResponse(
-            jobs=[job_proto(r) for r in jobs.rows], next_page_token=jobs.next_page_token, total_size=jobs.total_size)
+            jobs=[self._listed(r, rates) for r in jobs.rows], next_page_token=jobs.next_page_token,
+            total_size=jobs.total_size)
 
     def CancelJob(self, request, context):
         if not request.job_id:

@@ -15,6 +15,7 @@ from typing import Any
 from services.common.duckdb_store import DuckStore, insert_columns
 from services.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
 from services.core.errors import NotFound
+from services.training.estimates import Throughput, measured
 from services.common.timeutil import now
 
 TERMINAL_STATES = ("completed", "failed", "cancelled")
@@ -151,18 +152,14 @@ class JobStore:
         order = Order((SortKey("create_time", descending, dt.datetime), SortKey("job_id", descending)))
         return fetch_page(self.db, "jobs", where, params, order, page)
 
-    def recent_throughput(self, limit: int = 20) -> float | None:
-        """Example-passes per second of recently completed jobs on this machine (None if none)."""
+    def recent_throughput(self, method: str, limit: int = 20) -> Throughput | None:
+        """Work per second of this method's recently completed jobs (see estimates.py), or None."""
         rows = self.db.query(
-            "SELECT example_count, total_epochs, metrics_json FROM jobs WHERE state = 'completed' "
-            "ORDER BY end_time DESC LIMIT ?", [limit])
-        passes, seconds = 0.0, 0.0
-        for count, epochs, metrics in rows:
-            took = json.loads(metrics or "{}").get("training_seconds")
-            if count and epochs and took:
-                passes += count * epochs
-                seconds += took
-        return passes / seconds if seconds > 0 else None
+            "SELECT example_count, total_epochs, config_json, metrics_json FROM jobs WHERE state = 'completed' "
+            "AND method = ? ORDER BY end_time DESC LIMIT ?", [method, limit])
+        return measured(method, [(count, epochs, json.loads(config or "{}").get("resolved", {}),
+                                  json.loads(metrics or "{}").get("training_seconds"))
+                                 for count, epochs, config, metrics in rows])
 
     def jobs_in_states(self, states: tuple[str, ...]) -> list[dict[str, Any]]:
         marks = ", ".join("?" for _ in states)
