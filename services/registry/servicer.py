@@ -1,6 +1,7 @@
 """ModelRegistry RPCs: validate at the edge, call the core, build the response."""
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import math
@@ -308,6 +309,14 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
         return model_registry_pb2.ListFeedbackResponse(
             feedback=[convert.feedback_proto(r) for r in feedback.rows], next_page_token=feedback.next_page_token,
             total_size=feedback.total_size)
+
+    def CountFeedback(self, request, context):
+        if not request.agent_id:
+            raise InvalidArgument("agent_id", "is required")
+        self.store.get_agent(request.agent_id)
+        window = [getattr(request, name).ToDatetime(tzinfo=dt.timezone.utc) if request.HasField(name) else None
+                  for name in ("since", "before")]
+        return model_registry_pb2.CountFeedbackResponse(count=self.store.count_feedback(request.agent_id, *window))
 
     # ---- deployments -------------------------------------------------------------------------
     @staticmethod

@@ -543,6 +543,15 @@ class RegistryStore:
         return self.db.query("SELECT count(*) FROM feedback WHERE agent_id = ? AND create_time > ?",
                              [agent_id, naive(since)])[0][0]
 
+    def count_feedback(self, agent_id: str, since: dt.datetime | None, before: dt.datetime | None) -> int:
+        """An agent's feedback records created in [since, before) (either end open when None)."""
+        where, params = ["agent_id = ?"], [agent_id]
+        for clause, value in (("create_time >= ?", since), ("create_time < ?", before)):
+            if value is not None:
+                where.append(clause)
+                params.append(naive(value))
+        return self.db.query(f"SELECT count(*) FROM feedback WHERE {' AND '.join(where)}", params)[0][0]
+
     # ---- deployments -------------------------------------------------------------------------
     def add_deployment(self, con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
         _insert(con, "deployments", row)
