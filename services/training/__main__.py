@@ -14,6 +14,7 @@ from services.common.server import ServiceApp, serve
 from services.training import peers
 from services.training.events import EventHub
 from services.training.executors import make_executor
+from services.training.jobs import Jobs
 from services.training.runner import JobRunner
 from services.training.servicer import TrainingServicer
 from services.training.store import JobStore
@@ -33,10 +34,11 @@ def build() -> ServiceApp:
     runner = JobRunner(store, hub, home, config.TrainingSettings.from_env(), register, make_executor(),
                        ingest=peers.ingest_trajectories)
     runner.start()
+    jobs = Jobs(store, hub, runner)
 
     return ServiceApp(
         registrations=[(training_service_pb2_grpc.add_TrainingServiceServicer_to_server,
-                        TrainingServicer(store, hub, runner), config.SERVICES["training"][2])],
+                        TrainingServicer(store, hub, runner, jobs), config.SERVICES["training"][2])],
         on_shutdown=runner.shutdown, on_stopped=store.close)
 
 

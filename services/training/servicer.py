@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import uuid
 
 from services.core.errors import FailedPrecondition, InvalidArgument
 from services.common.pagination import list_page, page_request
@@ -14,55 +12,22 @@ from services.training import peers
 from services.training.adaptation import adaptation, parse_adapt_request
 from services.training.convert import STATE_NAMES, checkpoint_proto, event_proto, job_proto
 from services.training.events import EventHub
+from services.training.jobs import Jobs
 from services.training.policy_export import export_job_policy
-from services.training.requests import module_source, parse_start_request
 from services.training.runner import JobRunner
 from services.training.store import TERMINAL_STATES, JobStore
 from trainhouse.v1 import training_job_pb2, training_service_pb2, training_service_pb2_grpc
 
 
 class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
-    def __init__(self, store: JobStore, hub: EventHub, runner: JobRunner):
+    def __init__(self, store: JobStore, hub: EventHub, runner: JobRunner, jobs: Jobs):
         self.store = store
         self.hub = hub
         self.runner = runner
+        self.jobs = jobs
 
     def StartJob(self, request, context):
-        return training_service_pb2.StartJobResponse(job=self._start(request))
-
-    def _start(self, request: training_service_pb2.StartJobRequest) -> training_job_pb2.TrainingJob:
-        """Validate, record the job as queued and wake the runner; the job as StartJob answers it."""
-        dataset_examples, dataset_id = None, request.dataset_id
-        module = module_source(request)
-        if module is not None:
-            dataset_id, dataset_examples = peers.module_dataset(*module)
-        elif not request.examples and request.dataset_id:
-            dataset_id, dataset_examples = peers.fetch_dataset(request.dataset_id)
-        spec = parse_start_request(request, dataset_examples)
-        peers.ensure_agent(spec.agent_id)
-        base = self._base_model(spec)
-        job_id = f"job-{uuid.uuid4()}"
-        job_dir = self.runner.job_dir(job_id)
-        job_dir.mkdir(parents=True, exist_ok=True)
-        (job_dir / "examples.json").write_text(json.dumps(spec.data))
-        base_version_id = spec.base_version_id
-        if base is not None:
-            base_version_id, onnx_bytes = base
-            (job_dir / "base_model.onnx").write_bytes(onnx_bytes)
-        self.store.create_job({
-            "job_id": job_id, "agent_id": spec.agent_id, "account_id": spec.account_id,
-            "display_name": spec.display_name, "method": spec.method, "state": "queued",
-            # Only the resolved config is kept: the worker, GetJob and the registry all read it;
-            # beside it, the promotion the registration asks for (if any).
-            "config_json": json.dumps({"resolved": spec.resolved_config(),
-                                       **({"promotion": spec.promotion.to_dict()} if spec.promotion else {})}),
-            "dataset_id": dataset_id, "base_version_id": base_version_id,
-            "example_count": spec.example_count, "budget_usd": spec.budget_usd,
-            "train_examples": 0, "validation_examples": 0, "total_epochs": spec.total_epochs,
-        })
-        self.hub.status(job_id, "queued", message="waiting for a free slot")
-        self.runner.kick()
-        return self._job(job_id)
+        return training_service_pb2.StartJobResponse(job=self._job(self.jobs.start(request)))
 
     def AdaptAgent(self, request, context):
         spec = parse_adapt_request(request)
@@ -72,26 +37,10 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         if not plan.judged:  # nothing to learn from: an answer that says why, not an error
             return plan.response(None)
         try:
-            job = self._start(plan.start_request())
+            job = self._job(self.jobs.start(plan.start_request()))
         except InvalidArgument as err:
             raise plan.blame(err) from None
         return plan.response(job)
-
-    @staticmethod
-    def _base_model(spec) -> tuple[str, bytes] | None:
-        """transfer starts from a version (named, else the one served); reinforcement adapts the
-        served version when there is one, else learns from scratch."""
-        if spec.method not in ("transfer", "reinforcement"):
-            if spec.base_version_id:
-                raise InvalidArgument("base_version_id", f"only transfer and reinforcement start from a version, "
-                                      f"not {spec.method}")
-            return None
-        base = peers.fetch_base_model(spec.agent_id, spec.base_version_id)
-        if base is None and spec.method == "transfer":
-            raise FailedPrecondition(f"agent '{spec.agent_id}' has no trained version to transfer from; "
-                                     "train it (supervised or few_shot) first or name base_version_id",
-                                     metadata={"resource": "agent", "id": spec.agent_id})
-        return base
 
     def _job(self, job_id: str):
         row = self.store.get_job(job_id)
@@ -177,23 +126,8 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
     def ListJobExamples(self, request, context):
         if not request.job_id:
             raise InvalidArgument("job_id", "is required")
-        if self.store.get_job(request.job_id)["method"] in ("grpo", "reinforcement"):
-            raise FailedPrecondition("grpo and reinforcement jobs learn from queries / rated feedback, "
-                                     "not labelled examples")
-        split = request.split or "all"
-        if split not in ("all", "train", "validation"):
-            raise InvalidArgument("split", "must be one of all, train, validation")
-        job_dir = self.runner.job_dir(request.job_id)
-        split_file = job_dir / "split.json"
-        if split_file.exists():
-            data = json.loads(split_file.read_text())
-        else:  # not started yet: only the submitted examples are known
-            raw = json.loads((job_dir / "examples.json").read_text())
-            data = {"train": raw["examples"], "validation": raw["validation_examples"]}
-            if split != "all" and not raw["validation_examples"]:
-                raise FailedPrecondition("the job has not split its examples yet; ask for split 'all'")
-        items = data["train"] + data["validation"] if split == "all" else data[split]
-        page = list_page(items, page_request(request, 1000, 10000))
+        page = list_page(self.jobs.examples(request.job_id, request.split or "all"),
+                         page_request(request, 1000, 10000))
         return training_service_pb2.ListJobExamplesResponse(
             examples=[example_proto(e) for e in page.rows], next_page_token=page.next_page_token,
             total_size=page.total_size)
