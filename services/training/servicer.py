@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 from services.core.errors import FailedPrecondition, InvalidArgument
 from services.common.pagination import list_page, page_request
@@ -10,7 +11,9 @@ from services.common.example_codec import example_proto, query_proto
 from services.common.structs import to_struct
 from services.training import peers
 from services.training.adaptation import adaptation, parse_adapt_request
-from services.training.convert import STATE_NAMES, checkpoint_proto, event_proto, job_proto
+from services.training.autotrain import AutoTrainer
+from services.training.convert import (STATE_NAMES, autotrain_config_proto, autotrain_run_proto,
+                                       autotrain_status_proto, checkpoint_proto, event_proto, job_proto)
 from services.training.events import EventHub
 from services.training.jobs import Jobs
 from services.training.policy_export import export_job_policy
@@ -19,12 +22,22 @@ from services.training.store import TERMINAL_STATES, JobStore
 from trainhouse.v1 import training_job_pb2, training_service_pb2, training_service_pb2_grpc
 
 
+MAX_ACTOR = 256
+
+
+def _actor(value: str) -> str:
+    if len(value) > MAX_ACTOR:
+        raise InvalidArgument("actor", f"at most {MAX_ACTOR} characters")
+    return value
+
+
 class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
-    def __init__(self, store: JobStore, hub: EventHub, runner: JobRunner, jobs: Jobs):
+    def __init__(self, store: JobStore, hub: EventHub, runner: JobRunner, jobs: Jobs, autotrainer: AutoTrainer):
         self.store = store
         self.hub = hub
         self.runner = runner
         self.jobs = jobs
+        self.autotrainer = autotrainer
 
     def StartJob(self, request, context):
         return training_service_pb2.StartJobResponse(job=self._job(self.jobs.start(request)))
@@ -139,3 +152,35 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
                                                step=r["step"] or 0, time=to_timestamp(r["time"]))
                   for r in page.rows]
         return training_service_pb2.ListMetricsResponse(points=points, next_page_token=page.next_page_token)
+
+    # ---- auto-training -----------------------------------------------------------------------
+    def GetAutoTrainingConfig(self, request, context):
+        return training_service_pb2.GetAutoTrainingConfigResponse(
+            config=autotrain_config_proto(self.autotrainer.config(request.agent_id)))
+
+    def UpdateAutoTrainingConfig(self, request, context):
+        if request.HasField("cooldown_hours") and not math.isfinite(request.cooldown_hours):
+            raise InvalidArgument("cooldown_hours", "must be a finite number")
+        config = self.autotrainer.update(
+            request.agent_id, request.threshold if request.HasField("threshold") else None,
+            request.cooldown_hours if request.HasField("cooldown_hours") else None,
+            request.enabled if request.HasField("enabled") else None, request.clear_override, _actor(request.actor))
+        return training_service_pb2.UpdateAutoTrainingConfigResponse(config=autotrain_config_proto(config))
+
+    def ListAutoTrainingRuns(self, request, context):
+        if request.agent_id:
+            self.autotrainer.config(request.agent_id)  # NOT_FOUND for an unknown agent
+        runs = self.store.list_autotrain_runs(request.agent_id, page_request(request, 20, 100))
+        return training_service_pb2.ListAutoTrainingRunsResponse(
+            runs=[autotrain_run_proto(r) for r in runs.rows], next_page_token=runs.next_page_token,
+            total_size=runs.total_size)
+
+    def CheckAutoTraining(self, request, context):
+        if request.force and request.dry_run:
+            raise InvalidArgument("force", "cannot be combined with dry_run")
+        if request.force and not request.agent_id:
+            raise InvalidArgument("agent_id", "is required with force")
+        statuses, runs = self.autotrainer.check(request.agent_id, request.force, request.dry_run,
+                                                _actor(request.actor))
+        return training_service_pb2.CheckAutoTrainingResponse(
+            statuses=[autotrain_status_proto(s) for s in statuses], started=[autotrain_run_proto(r) for r in runs])
