@@ -66,8 +66,7 @@ def service_port(service: str) -> int:
 
 def service_address(service: str) -> str:
     """Where a client reaches a service: TRAINHOUSE_<NAME>_ADDR; else the port the service
-    reported in $TRAINHOUSE_HOME/run/<name>.port (the launcher's processes bind port 0 in tests,
-    and services that call each other both ways cannot all be started after their peers);
+    reported in $TRAINHOUSE_HOME/run/<name>.port (the launcher's processes bind port 0 in tests);
     else loopback and the configured port."""
     explicit = os.environ.get(f"{PREFIX}{service.upper()}_ADDR")
     if explicit:
