@@ -52,6 +52,8 @@ def started_stack(home: Path, extra_env: dict[str, str]) -> Iterator[RunningStac
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory):
     # Tests poll a lot with the admin token; the per-token limit itself is tested on its own tokens.
+    # Auto-training checks every agent every 2 s (60 s by default), so its tests wait seconds, not minutes.
     with started_stack(tmp_path_factory.mktemp("trainhouse-home"), {"TRAINHOUSE_RATE_LIMIT_PER_HOUR": "100000",
-                                                                      "TRAINHOUSE_LOG_LEVEL": "DEBUG"}) as running:
+                                                                      "TRAINHOUSE_LOG_LEVEL": "DEBUG",
+                                                                      "TRAINHOUSE_AUTOTRAIN_CHECK_S": "2"}) as running:
         yield running

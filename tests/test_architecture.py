@@ -4,6 +4,10 @@
   must run the same in a worker process, a Ray task or a notebook.
 - A service process meets another only over gRPC: ``services/<a>`` never imports ``services/<b>``.
 - The gateway reaches the services over gRPC only; it may use the core and the shared plumbing.
+- Services call each other in one direction only (CALLS, a graph without cycles): TrainingService
+  calls ModelRegistry and DataService, never the reverse; ModelRegistry and DataService call nobody.
+  A service calls another only through that service's generated stub, so a file that names no
+  stub of a service (module, Stub class, or the service's full name) cannot call it.
 """
 from __future__ import annotations
 
@@ -63,6 +67,80 @@ def test_the_rules_see_a_violation(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from services.training.store import JobStore\n")
     assert "services.training.store" in _imports(bad)
+
+
+# Who may call whom over gRPC. No cycle: two services never wait on each other, each can start
+# after the ones it calls, and auto-training (TrainingService's) cannot be re-entered from the
+# registry it registers versions with.
+CALLS = {
+    "training": {"registry", "data"},
+    "evaluation": {"training", "registry", "data"},
+    "registry": set(),
+    "data": set(),
+}
+STUBS = {  # service -> (generated stub module, stub class, full service name)
+    "training": ("training_service_pb2_grpc", "TrainingServiceStub", "trainhouse.v1.TrainingService"),
+    "data": ("data_service_pb2_grpc", "DataServiceStub", "trainhouse.v1.DataService"),
+    "evaluation": ("evaluation_service_pb2_grpc", "EvaluationServiceStub", "trainhouse.v1.EvaluationService"),
+    "registry": ("model_registry_pb2_grpc", "ModelRegistryStub", "trainhouse.v1.ModelRegistry"),
+}
+
+
+def _stub_references(path: Path, service: str) -> list[str]:
+    """Where a file names `service`'s client side: its stub module (imported in any form, or used
+    as a name or attribute), its Stub class, or its full name in a string (a hand-made method path)."""
+    module, stub, full_name = STUBS[service]
+    tree = ast.parse(path.read_text(), filename=str(path))
+    where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    found = []
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name.rsplit(".", 1)[-1] for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [alias.name for alias in node.names] + [(node.module or "").rsplit(".", 1)[-1]]
+        elif isinstance(node, ast.Name):
+            names = [node.id]
+        elif isinstance(node, ast.Attribute):
+            names = [node.attr]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and full_name in node.value:
+            found.append(f"{where}:{node.lineno} names {full_name}")
+        found += [f"{where}:{node.lineno} names {n}" for n in names if n in (module, stub)]
+    return found
+
+
+def test_service_calls_have_no_cycle():
+    def reaches(start: str, target: str, seen: frozenset[str] = frozenset()) -> bool:
+        return any(peer == target or (peer not in seen and reaches(peer, target, seen | {peer}))
+                   for peer in CALLS[start])
+    assert set(CALLS) == set(SERVICES) == set(STUBS)
+    assert [s for s in SERVICES if reaches(s, s)] == []
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_calls_only_the_services_it_may(service):
+    forbidden = [s for s in SERVICES if s != service and s not in CALLS[service]]
+    assert [ref for path in _files(f"services/{service}") for other in forbidden
+            for ref in _stub_references(path, other)] == []
+
+
+def test_the_registry_never_references_training_service_stubs():
+    """Auto-training is TrainingService's: the registry is called by it, never the other way round."""
+    assert "training" not in CALLS["registry"]
+    assert [ref for path in _files("services/registry") for ref in _stub_references(path, "training")] == []
+
+
+def test_the_stub_check_sees_a_violation(tmp_path):
+    for source in ("from trainhouse.v1 import training_service_pb2_grpc\n",
+                   "import trainhouse.v1.training_service_pb2_grpc as t\n",
+                   "def f(v1):\n    return v1.training_service_pb2_grpc.TrainingServiceStub\n",
+                   "def f(ch):\n    return ch.unary_unary('/trainhouse.v1.TrainingService/StartJob')\n"):
+        bad = tmp_path / "bad.py"
+        bad.write_text(source)
+        assert _stub_references(bad, "training"), source
+    fine = tmp_path / "fine.py"
+    fine.write_text("from trainhouse.v1 import model_registry_pb2_grpc, training_job_pb2\n")
+    assert _stub_references(fine, "training") == []
 
 
 # The gateway's surfaces: each seed's modules, and the platform's own routes. A surface reads the

@@ -610,14 +610,14 @@ def auto_json(c: Any) -> dict[str, Any]:
 
 @router.get("/auto/config", response_model=AutoConfigOut, summary="Auto-training thresholds and cooldown")
 async def get_auto_config(services: Services) -> dict[str, Any]:
-    resp = await services.registry.GetAutoTrainingConfig(model_registry_pb2.GetAutoTrainingConfigRequest(),
+    resp = await services.training.GetAutoTrainingConfig(training_service_pb2.GetAutoTrainingConfigRequest(),
                                                           timeout=services.timeout_s)
     return auto_json(resp.config)
 
 
 @router.put("/auto/config", response_model=AutoConfigUpdated, summary="Update the auto-training configuration")
 async def put_auto_config(body: AutoConfigIn, caller: Caller, services: Services) -> dict[str, Any]:
-    req = model_registry_pb2.UpdateAutoTrainingConfigRequest(actor=caller.name)
+    req = training_service_pb2.UpdateAutoTrainingConfigRequest(actor=caller.name)
     if body.threshold is not None:
         req.threshold = body.threshold
     if body.cooldownHours is not None:
@@ -625,5 +625,5 @@ async def put_auto_config(body: AutoConfigIn, caller: Caller, services: Services
     if body.enabled is not None:
         req.enabled = body.enabled
     with encoding_request():
-        resp = await services.registry.UpdateAutoTrainingConfig(req, timeout=services.timeout_s)
+        resp = await services.training.UpdateAutoTrainingConfig(req, timeout=services.timeout_s)
     return {"ok": True, "config": auto_json(resp.config)}

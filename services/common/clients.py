@@ -16,10 +16,12 @@ from services.common.server import GRPC_OPTIONS
 
 # Idempotent RPCs per service, retried on UNAVAILABLE.
 IDEMPOTENT = {
-    "trainhouse.v1.TrainingService": ["GetJob", "ListJobs", "ListCheckpoints", "ListMetrics", "ListJobExamples"],
+    "trainhouse.v1.TrainingService": ["GetJob", "ListJobs", "ListCheckpoints", "ListMetrics", "ListJobExamples",
+                                      "GetAutoTrainingConfig", "ListAutoTrainingRuns"],
     "trainhouse.v1.DataService": ["GetDataset", "ListDatasets", "StreamExamples"],
     "trainhouse.v1.EvaluationService": ["GetEvaluation", "ListEvaluations"],
-    "trainhouse.v1.ModelRegistry": ["GetAgent", "ListAgents", "ListVersions", "GetVersion", "Predict"],
+    "trainhouse.v1.ModelRegistry": ["GetAgent", "ListAgents", "ListVersions", "GetVersion", "Predict",
+                                    "CountFeedback"],
 }
 
 SERVICE_CONFIG = json.dumps({

@@ -4,6 +4,7 @@ One place reads the environment so that every process agrees on ports, addresses
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,14 +37,19 @@ def env_int(name: str, default: int) -> int:
         raise SystemExit(f"{PREFIX}{name} must be an integer, got {raw!r}") from exc
 
 
-def env_float(name: str, default: float) -> float:
+def env_float(name: str, default: float, low: float = -math.inf, high: float = math.inf) -> float:
+    """A number from TRAINHOUSE_<name>; one outside [low, high] (or NaN) stops the process at start
+    with a message naming the variable, instead of misbehaving later."""
     raw = os.environ.get(PREFIX + name)
     if raw in (None, ""):
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError as exc:
         raise SystemExit(f"{PREFIX}{name} must be a number, got {raw!r}") from exc
+    if not low <= value <= high:
+        raise SystemExit(f"{PREFIX}{name} must be a number between {low:g} and {high:g}, got {raw!r}")
+    return value
 
 
 def home() -> Path:
@@ -60,8 +66,7 @@ def service_port(service: str) -> int:
 
 def service_address(service: str) -> str:
     """Where a client reaches a service: TRAINHOUSE_<NAME>_ADDR; else the port the service
-    reported in $TRAINHOUSE_HOME/run/<name>.port (the launcher's processes bind port 0 in tests,
-    and services that call each other both ways cannot all be started after their peers);
+    reported in $TRAINHOUSE_HOME/run/<name>.port (the launcher's processes bind port 0 in tests);
     else loopback and the configured port."""
     explicit = os.environ.get(f"{PREFIX}{service.upper()}_ADDR")
     if explicit:
@@ -75,6 +80,12 @@ def service_address(service: str) -> str:
 
 def gateway_port() -> int:
     return env_int(GATEWAY_PORT_VAR[len(PREFIX):], GATEWAY_DEFAULT_PORT)
+
+
+def autotrain_check_s() -> float:
+    """TRAINHOUSE_AUTOTRAIN_CHECK_S: seconds between two auto-training checks of every agent by
+    TrainingService (default 60, 0.1 .. 86400; the tests' stack uses 1)."""
+    return env_float("AUTOTRAIN_CHECK_S", 60.0, 0.1, 86_400.0)
 
 
 @dataclass(frozen=True)

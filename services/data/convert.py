@@ -121,7 +121,8 @@ def validation_response(report: ValidationReport, dataset_id: str,
 
 # ------------------------------------------------------------------ trajectories
 def trajectory_filter(f: data_service_pb2.TrajectoryFilter, **extra: Any) -> TrajectoryFilter:
-    since = None
-    if f.HasField("since"):
-        since = f.since.ToDatetime(tzinfo=dt.timezone.utc).replace(tzinfo=None)
-    return TrajectoryFilter(agent_id=f.agent_id, job_id=f.job_id, source=f.source, since=since, **extra)
+    def naive(name: str) -> dt.datetime | None:
+        return getattr(f, name).ToDatetime(tzinfo=dt.timezone.utc).replace(tzinfo=None) if f.HasField(name) else None
+
+    return TrajectoryFilter(agent_id=f.agent_id, job_id=f.job_id, source=f.source, since=naive("since"),
+                            before=naive("before"), **extra)

@@ -350,6 +350,9 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
         for name in ("agent_id", "job_id", "source"):
             if getattr(request.filter, name):
                 labels[name] = getattr(request.filter, name)
+        for name in ("since", "before"):
+            if request.filter.HasField(name):
+                labels[name] = getattr(request.filter, name).ToJsonString()
         row = self._create(dataset_id, "trajectories", examples, labels=labels, trajectory_count=used)
         log(logger, "dataset built from trajectories", dataset_id=dataset_id, trajectories=used,
             considered=considered, examples=len(examples))

@@ -51,7 +51,8 @@ class TrajectoryFilter:
     agent_id: str = ""
     job_id: str = ""
     source: str = ""
-    since: dt.datetime | None = None   # naive UTC
+    since: dt.datetime | None = None   # naive UTC, inclusive
+    before: dt.datetime | None = None  # naive UTC, exclusive
     success_only: bool = False
     min_reward: float | None = None
     min_llm_calls: int = 0
@@ -71,6 +72,9 @@ class TrajectoryFilter:
         if self.since is not None:
             clauses.append("create_time >= ?")
             params.append(self.since)
+        if self.before is not None:
+            clauses.append("create_time < ?")
+            params.append(self.before)
         if self.success_only:
             clauses.append("success = TRUE")
         if self.min_reward is not None:

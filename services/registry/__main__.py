@@ -9,8 +9,7 @@ from services.common import config
 from services.common.logs import log
 from services.common.server import ServiceApp, serve
 from services.common.timeutil import now
-from services.registry.autotrain import AutoTrainer
-from services.registry.deployments import PRODUCTION, Deployments
+from services.registry.deployments import Deployments
 from services.registry.serving import PredictionLog, SessionCache
 from services.registry.servicer import RegistryServicer
 from services.registry.store import RegistryStore
@@ -21,17 +20,13 @@ logger = logging.getLogger("trainhouse.registry")
 
 class Ticker:
     """The registry's background clock: flushes served predictions, moves rollouts whose step or
-    window fell due (and rolls back breached ones), and re-evaluates auto-training now and then
-    (trajectories arrive in the DataService without telling us; cooldowns expire), and once an
-    hour deletes predictions older than the retention (feedback on them is then NOT_FOUND)."""
+    window fell due (and rolls back breached ones), and once an hour deletes predictions older
+    than the retention (feedback on them is then NOT_FOUND)."""
 
-    def __init__(self, log_: PredictionLog, deployments: Deployments, autotrainer: AutoTrainer,
-                 tick_s: float, autotrain_every_s: float, retention_days: float):
+    def __init__(self, log_: PredictionLog, deployments: Deployments, tick_s: float, retention_days: float):
         self.log = log_
         self.deployments = deployments
-        self.autotrainer = autotrainer
         self.tick_s = tick_s
-        self.autotrain_every = max(1, round(autotrain_every_s / tick_s))
         self.retention_every = max(1, round(3600 / tick_s))
         self.retention = dt.timedelta(days=retention_days)
         self._stop = threading.Event()
@@ -54,9 +49,6 @@ class Ticker:
                     step()
                 except Exception as exc:  # one failing step must not stop the clock
                     log(logger, "tick step failed", logging.ERROR, step=name, error=str(exc))
-            if n % self.autotrain_every == 0:
-                for agent_id in self.deployments.store.agent_ids():
-                    self.autotrainer.notify(agent_id)
             if n % self.retention_every == 0:
                 try:
                     self.deployments.store.delete_predictions_before(now() - self.retention)
@@ -73,23 +65,15 @@ def build() -> ServiceApp:
     adopted = deployments.adopt_implicit_serving()
     if adopted:
         logger.info("serving made explicit", extra={"agents": adopted})
-    autotrainer = AutoTrainer(store, lambda agent_id: deployments.serving_version(agent_id, PRODUCTION))
-    servicer = RegistryServicer(store, sessions, home / "registry" / "artifacts", prediction_log, deployments,
-                                autotrainer)
-    ticker = Ticker(prediction_log, deployments, autotrainer, config.env_float("REGISTRY_TICK_S", 1.0),
-                    config.env_float("REGISTRY_AUTOTRAIN_CHECK_S", 60.0),
+    servicer = RegistryServicer(store, sessions, home / "registry" / "artifacts", prediction_log, deployments)
+    ticker = Ticker(prediction_log, deployments, config.env_float("REGISTRY_TICK_S", 1.0),
                     config.env_float("REGISTRY_PREDICTION_RETENTION_DAYS", 30.0))
-    autotrainer.start()
     ticker.start()
-
-    def on_shutdown() -> None:
-        ticker.stop()
-        autotrainer.stop()
 
     return ServiceApp(
         registrations=[(model_registry_pb2_grpc.add_ModelRegistryServicer_to_server, servicer,
                         config.SERVICES["registry"][2])],
-        on_shutdown=on_shutdown,
+        on_shutdown=ticker.stop,
         on_stopped=lambda: (prediction_log.flush(), store.close()))
 
 

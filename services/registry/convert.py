@@ -11,7 +11,7 @@ from google.protobuf.duration_pb2 import Duration
 from services.common.timeutil import to_timestamp
 from services.registry.rollout import ArmStats, GuardPolicy, RolloutPlan
 from services.registry.store import aware, loads
-from trainhouse.v1 import auto_training_pb2, deployment_pb2, feedback_pb2, model_version_pb2
+from trainhouse.v1 import deployment_pb2, feedback_pb2, model_version_pb2
 
 VERSION_STATES = {
     "registered": model_version_pb2.VERSION_STATE_REGISTERED,
@@ -46,8 +46,6 @@ DEPLOYMENT_STATES = {
 DEPLOYMENT_STATE_NAMES = {v: k for k, v in DEPLOYMENT_STATES.items()}
 ARMS = {"stable": deployment_pb2.SERVING_ARM_STABLE, "candidate": deployment_pb2.SERVING_ARM_CANDIDATE,
         "pinned": deployment_pb2.SERVING_ARM_PINNED}
-RUN_STATES = {"started": auto_training_pb2.AUTO_TRAINING_RUN_STATE_STARTED,
-              "failed": auto_training_pb2.AUTO_TRAINING_RUN_STATE_FAILED}
 
 
 def ts(value: dt.datetime | None):
@@ -167,30 +165,6 @@ def audit_proto(row: dict[str, Any]) -> deployment_pb2.AuditEvent:
         event_id=row["event_id"], time=ts(row["time"]), agent_id=row["agent_id"] or "", kind=row["kind"],
         version_id=row["version_id"] or "", deployment_id=row["deployment_id"] or "", actor=row["actor"] or "",
         message=row["message"] or "", details=struct(json.loads(row["details_json"] or "{}")))
-
-
-def config_proto(config: Any) -> auto_training_pb2.AutoTrainingConfig:
-    return auto_training_pb2.AutoTrainingConfig(
-        agent_id=config.agent_id, threshold=config.threshold, cooldown_hours=config.cooldown_hours,
-        enabled=config.enabled, inherited=config.inherited, update_time=ts(config.update_time))
-
-
-def run_proto(row: dict[str, Any]) -> auto_training_pb2.AutoTrainingRun:
-    return auto_training_pb2.AutoTrainingRun(
-        run_id=row["run_id"], agent_id=row["agent_id"], state=RUN_STATES[row["state"]], job_id=row["job_id"] or "",
-        base_version_id=row["base_version_id"] or "", feedback_count=row["feedback_count"] or 0,
-        trajectory_count=row["trajectory_count"] or 0, feedback_example_count=row["feedback_example_count"] or 0,
-        replay_example_count=row["replay_example_count"] or 0, error_message=row["error_message"] or "",
-        error_field=row["error_field"] or "", trigger=row["trigger"] or "", window_start=ts(row["window_start"]),
-        create_time=ts(row["create_time"]), actor=row["actor"] or "")
-
-
-def status_proto(status: Any) -> auto_training_pb2.AutoTrainingStatus:
-    return auto_training_pb2.AutoTrainingStatus(
-        agent_id=status.agent_id, config=config_proto(status.config), pending_feedback=status.pending_feedback,
-        pending_trajectories=status.pending_trajectories, trajectories_counted=status.trajectories_counted,
-        window_start=ts(status.window_start), cooldown_remaining=duration(status.cooldown_remaining_s),
-        due=status.due, reason=status.reason)
 
 
 def import_proto(row: dict[str, Any]) -> model_version_pb2.OllamaImport:

@@ -10,7 +10,6 @@ import math
 from typing import Any
 
 from services.core.errors import AlreadyExists, InvalidArgument, NotFound
-from services.registry.autotrain import AutoTrainer
 from services.registry.deployments import PRODUCTION, ROLLING, Deployments
 from services.registry.resolve import resolve_version
 from services.registry.serving import PredictionLog
@@ -21,11 +20,10 @@ MAX_TEXT = 100_000
 
 
 class FeedbackDesk:
-    def __init__(self, store: RegistryStore, log: PredictionLog, deployments: Deployments, autotrainer: AutoTrainer):
+    def __init__(self, store: RegistryStore, log: PredictionLog, deployments: Deployments):
         self.store = store
         self.log = log
         self.deployments = deployments
-        self.autotrainer = autotrainer
 
     def _attribution(self, agent_id: str, version_id: str) -> tuple[str, str]:
         dep = self.store.latest_deployment(agent_id, PRODUCTION)
@@ -88,5 +86,4 @@ class FeedbackDesk:
         rolled_back = None
         if deployment_id and arm == "candidate":
             rolled_back = self.deployments.check_guard(deployment_id)
-        self.autotrainer.notify(request.agent_id)
         return row, rolled_back

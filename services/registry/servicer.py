@@ -1,9 +1,9 @@
 """ModelRegistry RPCs: validate at the edge, call the core, build the response."""
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,6 @@ from services.common.validation import resource_id
 from services.common.example_codec import example_dicts
 from services.common.timeutil import now as wall_clock
 from services.registry import convert, gate, ollama
-from services.registry.autotrain import AutoTrainer
 from services.registry.deployments import PRODUCTION, Deployments
 from services.registry.feedback import FeedbackDesk
 from services.registry.predict import Predictor
@@ -56,15 +55,14 @@ def _order(order_by: str) -> tuple[str, bool]:
 
 class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
     def __init__(self, store: RegistryStore, sessions: SessionCache, artifact_dir: Path, log: PredictionLog,
-                 deployments: Deployments, autotrainer: AutoTrainer):
+                 deployments: Deployments):
         self.store = store
         self.sessions = sessions
         self.artifact_dir = artifact_dir
         self.log = log
         self.deployments = deployments
-        self.autotrainer = autotrainer
         self.predictor = Predictor(store, deployments, sessions, log)
-        self.feedback = FeedbackDesk(store, log, deployments, autotrainer)
+        self.feedback = FeedbackDesk(store, log, deployments)
 
     # ---- helpers -----------------------------------------------------------------------------
     def _version(self, row: dict[str, Any], routes: dict[str, Any] | None = None,
@@ -309,6 +307,14 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
             feedback=[convert.feedback_proto(r) for r in feedback.rows], next_page_token=feedback.next_page_token,
             total_size=feedback.total_size)
 
+    def CountFeedback(self, request, context):
+        if not request.agent_id:
+            raise InvalidArgument("agent_id", "is required")
+        self.store.get_agent(request.agent_id)
+        window = [getattr(request, name).ToDatetime(tzinfo=dt.timezone.utc) if request.HasField(name) else None
+                  for name in ("since", "before")]
+        return model_registry_pb2.CountFeedbackResponse(count=self.store.count_feedback(request.agent_id, *window))
+
     # ---- deployments -------------------------------------------------------------------------
     @staticmethod
     def _plan(request) -> tuple[RolloutPlan, GuardPolicy]:
@@ -433,41 +439,8 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
             "demonstration_count": len(demos), "import_time": naive()}, _actor(request.actor))
         return model_registry_pb2.ImportToOllamaResponse(**{"import": convert.import_proto(record)})
 
-    # ---- auto-training -----------------------------------------------------------------------
-    def GetAutoTrainingConfig(self, request, context):
-        return model_registry_pb2.GetAutoTrainingConfigResponse(
-            config=convert.config_proto(self.autotrainer.config(request.agent_id)))
-
-    def UpdateAutoTrainingConfig(self, request, context):
-        if request.HasField("cooldown_hours") and not math.isfinite(request.cooldown_hours):
-            raise InvalidArgument("cooldown_hours", "must be a finite number")
-        config = self.autotrainer.update(
-            request.agent_id, request.threshold if request.HasField("threshold") else None,
-            request.cooldown_hours if request.HasField("cooldown_hours") else None,
-            request.enabled if request.HasField("enabled") else None, request.clear_override, _actor(request.actor))
-        return model_registry_pb2.UpdateAutoTrainingConfigResponse(config=convert.config_proto(config))
-
-    def ListAutoTrainingRuns(self, request, context):
-        if request.agent_id:
-            self.store.get_agent(request.agent_id)
-        runs = self.store.list_autotrain_runs(request.agent_id, page_request(request, 20, 100))
-        return model_registry_pb2.ListAutoTrainingRunsResponse(
-            runs=[convert.run_proto(r) for r in runs.rows], next_page_token=runs.next_page_token,
-            total_size=runs.total_size)
-
-    def CheckAutoTraining(self, request, context):
-        if request.force and request.dry_run:
-            raise InvalidArgument("force", "cannot be combined with dry_run")
-        if request.force and not request.agent_id:
-            raise InvalidArgument("agent_id", "is required with force")
-        statuses, started = self.autotrainer.check(request.agent_id, request.force, request.dry_run,
-                                                   _actor(request.actor))
-        return model_registry_pb2.CheckAutoTrainingResponse(statuses=[convert.status_proto(s) for s in statuses],
-                                                            started=[convert.run_proto(r) for r in started])
-
     # ---- stats -------------------------------------------------------------------------------
     def GetRegistryStats(self, request, context):
         self.log.flush()
         stats = self.store.stats()
-        return model_registry_pb2.GetRegistryStatsResponse(
-            **stats, auto_training_enabled=self.autotrainer.config("").enabled)
+        return model_registry_pb2.GetRegistryStatsResponse(**stats)

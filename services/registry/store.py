@@ -3,10 +3,11 @@
 Agents and their immutable versions (artifacts live beside the file under
 $TRAINHOUSE_HOME/registry/artifacts/<agent>/<sha256>.onnx, named by content hash so a served file
 can always be checked against its record), aliases, deployments, served predictions, feedback,
-the audit trail, auto-training config and runs, and Ollama imports.
+the audit trail and Ollama imports. (Auto-training's config and runs are TrainingService's; the
+tables of registries from before the move stay in old files, unread.)
 
 Only SQL lives here; the rules (what a deployment may do, when to roll back) live in
-deployments.py and autotrain.py. Times are stored as naive UTC.
+deployments.py. Times are stored as naive UTC.
 """
 from __future__ import annotations
 
@@ -141,30 +142,6 @@ SCHEMA = [
         message VARCHAR,
         details_json VARCHAR
     )""",
-    """CREATE TABLE IF NOT EXISTS autotrain_config (
-        agent_id VARCHAR NOT NULL,
-        threshold INTEGER NOT NULL,
-        cooldown_hours DOUBLE NOT NULL,
-        enabled BOOLEAN NOT NULL,
-        update_time TIMESTAMP NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS autotrain_runs (
-        run_id VARCHAR NOT NULL,
-        agent_id VARCHAR NOT NULL,
-        state VARCHAR NOT NULL,
-        job_id VARCHAR,
-        base_version_id VARCHAR,
-        feedback_count INTEGER,
-        trajectory_count INTEGER,
-        feedback_example_count INTEGER,
-        replay_example_count INTEGER,
-        error_message VARCHAR,
-        error_field VARCHAR,
-        trigger VARCHAR,
-        window_start TIMESTAMP,
-        create_time TIMESTAMP NOT NULL,
-        actor VARCHAR
-    )""",
     """CREATE TABLE IF NOT EXISTS ollama_imports (
         import_id VARCHAR NOT NULL,
         agent_id VARCHAR NOT NULL,
@@ -177,8 +154,6 @@ SCHEMA = [
         import_time TIMESTAMP NOT NULL
     )""",
 ]
-
-EPOCH = dt.datetime(1970, 1, 1)
 
 
 def naive(value: dt.datetime | None = None) -> dt.datetime:
@@ -315,9 +290,6 @@ class RegistryStore:
         """A keyset page of agents by (create_time, agent_id), oldest first."""
         order = Order((SortKey("a.create_time", kind=dt.datetime), SortKey("a.agent_id")))
         return fetch_page(self.db, "agents a", [], [], order, page, columns=self._AGENT_COLUMNS)
-
-    def agent_ids(self) -> list[str]:
-        return [r[0] for r in self.db.query("SELECT agent_id FROM agents ORDER BY agent_id")]
 
     def set_serving(self, con: duckdb.DuckDBPyConnection, agent_id: str, environment: str, version_id: str | None,
                     provider_model: str | None = None) -> None:
@@ -535,13 +507,14 @@ class RegistryStore:
             "WHERE deployment_id = ? AND arm = ?", [deployment_id, arm])
         return len(rows), sum(1 for c, _ in rows if not c), [float(x) for _, x in rows if x is not None]
 
-    def feedback_since(self, agent_id: str, since: dt.datetime) -> list[dict[str, Any]]:
-        return self.db.query_dicts("SELECT * FROM feedback WHERE agent_id = ? AND create_time > ? "
-                                   "ORDER BY create_time", [agent_id, naive(since)])
-
-    def count_feedback_since(self, agent_id: str, since: dt.datetime) -> int:
-        return self.db.query("SELECT count(*) FROM feedback WHERE agent_id = ? AND create_time > ?",
-                             [agent_id, naive(since)])[0][0]
+    def count_feedback(self, agent_id: str, since: dt.datetime | None, before: dt.datetime | None) -> int:
+        """An agent's feedback records created in [since, before) (either end open when None)."""
+        where, params = ["agent_id = ?"], [agent_id]
+        for clause, value in (("create_time >= ?", since), ("create_time < ?", before)):
+            if value is not None:
+                where.append(clause)
+                params.append(naive(value))
+        return self.db.query(f"SELECT count(*) FROM feedback WHERE {' AND '.join(where)}", params)[0][0]
 
     # ---- deployments -------------------------------------------------------------------------
     def add_deployment(self, con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
@@ -578,48 +551,6 @@ class RegistryStore:
         order = Order((SortKey("create_time", True, dt.datetime), SortKey("deployment_id", True)))
         return fetch_page(self.db, "deployments", where, params, order, page)
 
-    # ---- auto-training -----------------------------------------------------------------------
-    def autotrain_config(self, agent_id: str) -> dict[str, Any] | None:
-        rows = self.db.query_dicts("SELECT * FROM autotrain_config WHERE agent_id = ?", [agent_id])
-        return rows[0] if rows else None
-
-    def put_autotrain_config(self, row: dict[str, Any], actor: str, change: dict[str, Any]) -> None:
-        with self.db.transaction() as con:
-            con.execute("DELETE FROM autotrain_config WHERE agent_id = ?", [row["agent_id"]])
-            _insert(con, "autotrain_config", {**row, "update_time": naive()})
-            self.audit(con, "autotraining.config_updated", agent_id=row["agent_id"], actor=actor,
-                       message=f"auto-training config of {row['agent_id'] or 'all agents'} updated", details=change)
-
-    def delete_autotrain_config(self, agent_id: str, actor: str) -> None:
-        with self.db.transaction() as con:
-            con.execute("DELETE FROM autotrain_config WHERE agent_id = ?", [agent_id])
-            self.audit(con, "autotraining.config_updated", agent_id=agent_id, actor=actor,
-                       message=f"auto-training override of {agent_id} removed", details={"clear_override": True})
-
-    def add_autotrain_run(self, row: dict[str, Any]) -> dict[str, Any]:
-        with self.db.transaction() as con:
-            _insert(con, "autotrain_runs", row)
-            started = row["state"] == "started"
-            self.audit(con, "autotraining.run_started" if started else "autotraining.run_failed",
-                       agent_id=row["agent_id"], version_id=row.get("base_version_id") or "", actor=row.get("actor") or "",
-                       message=(f"transfer job {row['job_id']} started from {row['base_version_id']}" if started
-                                else f"auto-training could not start: {row.get('error_message')}"),
-                       details={"run_id": row["run_id"], "job_id": row.get("job_id"),
-                                "feedback_count": row.get("feedback_count"),
-                                "trajectory_count": row.get("trajectory_count")})
-        return self.db.query_dicts("SELECT * FROM autotrain_runs WHERE run_id = ?", [row["run_id"]])[0]
-
-    def last_autotrain_run(self, agent_id: str) -> dict[str, Any] | None:
-        rows = self.db.query_dicts("SELECT * FROM autotrain_runs WHERE agent_id = ? "
-                                   "ORDER BY create_time DESC LIMIT 1", [agent_id])
-        return rows[0] if rows else None
-
-    def list_autotrain_runs(self, agent_id: str, page: PageRequest) -> Page:
-        """A keyset page of auto-training runs by (create_time, run_id), newest first."""
-        where, params = (["agent_id = ?"], [agent_id]) if agent_id else ([], [])
-        order = Order((SortKey("create_time", True, dt.datetime), SortKey("run_id", True)))
-        return fetch_page(self.db, "autotrain_runs", where, params, order, page)
-
     # ---- Ollama imports ----------------------------------------------------------------------
     def add_ollama_import(self, row: dict[str, Any], actor: str) -> dict[str, Any]:
         with self.db.transaction() as con:
@@ -641,6 +572,5 @@ class RegistryStore:
             "rolling_out_deployments": q("SELECT count(*) FROM deployments WHERE state IN ('rolling-out', 'inconclusive')"),
             "prediction_count": q("SELECT count(*) FROM predictions"),
             "feedback_count": q("SELECT count(*) FROM feedback"),
-            "auto_training_runs": q("SELECT count(*) FROM autotrain_runs"),
             "ollama_imports": q("SELECT count(*) FROM ollama_imports"),
         }

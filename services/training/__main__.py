@@ -12,8 +12,10 @@ import json
 from services.common import config
 from services.common.server import ServiceApp, serve
 from services.training import peers
+from services.training.autotrain import AutoTrainer
 from services.training.events import EventHub
 from services.training.executors import make_executor
+from services.training.jobs import Jobs
 from services.training.runner import JobRunner
 from services.training.servicer import TrainingServicer
 from services.training.store import JobStore
@@ -22,6 +24,7 @@ from trainhouse.v1 import training_service_pb2_grpc
 
 def build() -> ServiceApp:
     home = config.home()
+    check_every_s = config.autotrain_check_s()  # a bad value stops the process before anything starts
     store = JobStore(home / "training.duckdb")
     hub = EventHub(store)
 
@@ -33,11 +36,18 @@ def build() -> ServiceApp:
     runner = JobRunner(store, hub, home, config.TrainingSettings.from_env(), register, make_executor(),
                        ingest=peers.ingest_trajectories)
     runner.start()
+    jobs = Jobs(store, hub, runner)
+    autotrainer = AutoTrainer(store, jobs, check_every_s)
+    autotrainer.start()
+
+    def on_shutdown() -> None:
+        autotrainer.stop()  # first: a check must not start a job into a stopping runner
+        runner.shutdown()
 
     return ServiceApp(
         registrations=[(training_service_pb2_grpc.add_TrainingServiceServicer_to_server,
-                        TrainingServicer(store, hub, runner), config.SERVICES["training"][2])],
-        on_shutdown=runner.shutdown, on_stopped=store.close)
+                        TrainingServicer(store, hub, runner, jobs, autotrainer), config.SERVICES["training"][2])],
+        on_shutdown=on_shutdown, on_stopped=store.close)
 
 
 if __name__ == "__main__":

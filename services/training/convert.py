@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 from services.common.structs import to_struct
 from services.common.timeutil import now, to_timestamp
 from services.training.estimates import Throughput, queued_estimate, work_units
-from trainhouse.v1 import job_state_pb2, model_version_pb2, training_job_pb2
+from trainhouse.v1 import auto_training_pb2, job_state_pb2, model_version_pb2, training_job_pb2
 
 STATES = {
     "queued": job_state_pb2.JOB_STATE_QUEUED,
@@ -221,3 +221,44 @@ def event_proto(job_id: str, event: dict[str, Any]) -> training_job_pb2.JobEvent
     else:
         msg.log.CopyFrom(training_job_pb2.LogLine(level=p.get("level", "info"), message=p.get("message", "")))
     return msg
+
+
+# ---- auto-training ------------------------------------------------------------------------------
+AUTOTRAIN_RUN_STATES = {"started": auto_training_pb2.AUTO_TRAINING_RUN_STATE_STARTED,
+                        "failed": auto_training_pb2.AUTO_TRAINING_RUN_STATE_FAILED,
+                        "skipped": auto_training_pb2.AUTO_TRAINING_RUN_STATE_SKIPPED}
+
+
+def _ts(value: dt.datetime | None):
+    return to_timestamp(_utc(value)) if value is not None else None
+
+
+def autotrain_config_proto(config: Any) -> auto_training_pb2.AutoTrainingConfig:
+    return auto_training_pb2.AutoTrainingConfig(
+        agent_id=config.agent_id, threshold=config.threshold, cooldown_hours=config.cooldown_hours,
+        enabled=config.enabled, inherited=config.inherited, update_time=_ts(config.update_time),
+        updated_by=config.updated_by)
+
+
+def autotrain_run_proto(row: dict[str, Any]) -> auto_training_pb2.AutoTrainingRun:
+    return auto_training_pb2.AutoTrainingRun(
+        run_id=row["run_id"], agent_id=row["agent_id"], state=AUTOTRAIN_RUN_STATES[row["state"]],
+        job_id=row["job_id"] or "", base_version_id=row["base_version_id"] or "",
+        feedback_count=row["feedback_count"] or 0, trajectory_count=row["trajectory_count"] or 0,
+        feedback_example_count=row["feedback_example_count"] or 0,
+        trajectory_example_count=row["trajectory_example_count"] or 0,
+        replay_example_count=row["replay_example_count"] or 0,
+        trajectory_dataset_id=row["trajectory_dataset_id"] or "", error_message=row["error_message"] or "",
+        error_field=row["error_field"] or "", trigger=row["trigger"] or "", window_start=_ts(row["window_start"]),
+        window_end=_ts(row["window_end"]), create_time=_ts(row["create_time"]), actor=row["actor"] or "")
+
+
+def autotrain_status_proto(status: Any) -> auto_training_pb2.AutoTrainingStatus:
+    remaining = Duration()
+    remaining.FromNanoseconds(int(round(status.cooldown_remaining_s * 1e9)))
+    return auto_training_pb2.AutoTrainingStatus(
+        agent_id=status.agent_id, config=autotrain_config_proto(status.config),
+        pending_feedback=status.pending_feedback, pending_trajectories=status.pending_trajectories,
+        trajectories_counted=status.trajectories_counted, window_start=_ts(status.window_start),
+        window_end=_ts(status.window_end), cooldown_remaining=remaining, due=status.due, reason=status.reason,
+        base_version_id=status.base_version_id)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 
 from services.common.clients import channel
+from services.common.pagination import collect_pages
+from services.common.timeutil import to_timestamp
 from services.core.errors import NotFound, Unavailable
 from services.common.grpc_errors import failure_of
 from services.common.example_codec import example_dicts, example_proto
@@ -98,8 +101,10 @@ def serving_version(agent_id: str) -> str:
         raise _unavailable("ModelRegistry", err) from None
 
 
-def recorded_feedback(agent_id: str, since: dt.datetime) -> list[feedback_pb2.FeedbackRecord]:
-    """The agent's feedback records created at or after `since` (at most MAX_FEEDBACK, newest first).
+def recorded_feedback(agent_id: str, since: dt.datetime | None,
+                      before: dt.datetime | None = None) -> list[feedback_pb2.FeedbackRecord]:
+    """The agent's feedback records created at or after `since` (None: any time) and, when given,
+    before `before` (at most MAX_FEEDBACK, newest first).
 
     ListFeedback answers newest first, so paging stops at the first older record. NOT_FOUND for an
     unknown agent: adapting needs an agent whose answers were judged.
@@ -116,12 +121,93 @@ def recorded_feedback(agent_id: str, since: dt.datetime) -> list[feedback_pb2.Fe
                 raise NotFound("agent", agent_id) from None
             raise _unavailable("ModelRegistry", err) from None
         for record in resp.feedback:
-            if record.create_time.ToDatetime(tzinfo=dt.timezone.utc) < since:
+            created = record.create_time.ToDatetime(tzinfo=dt.timezone.utc)
+            if since is not None and created < since:
                 return out
-            out.append(record)
+            if before is None or created < before:
+                out.append(record)
         token = resp.next_page_token
         if not token or len(out) >= MAX_FEEDBACK:
             return out[:MAX_FEEDBACK]
+
+
+def get_agent(agent_id: str) -> model_version_pb2.Agent:
+    """The registry's agent (its serving version is `active_version_id`); NOT_FOUND when unknown."""
+    stub = model_registry_pb2_grpc.ModelRegistryStub(channel("registry"))
+    try:
+        return stub.GetAgent(model_registry_pb2.GetAgentRequest(agent_id=agent_id), timeout=TIMEOUT_S).agent
+    except grpc.RpcError as err:
+        if err.code() == grpc.StatusCode.NOT_FOUND:
+            raise NotFound("agent", agent_id) from None
+        raise _unavailable("ModelRegistry", err) from None
+
+
+def list_agents() -> list[model_version_pb2.Agent]:
+    """Every agent the registry knows, oldest first."""
+    stub = model_registry_pb2_grpc.ModelRegistryStub(channel("registry"))
+    try:
+        return collect_pages(partial(stub.ListAgents, timeout=TIMEOUT_S), model_registry_pb2.ListAgentsRequest(),
+                             "agents", 1000)
+    except grpc.RpcError as err:
+        raise _unavailable("ModelRegistry", err) from None
+
+
+def get_version(agent_id: str, version_id: str) -> model_version_pb2.ModelVersion:
+    stub = model_registry_pb2_grpc.ModelRegistryStub(channel("registry"))
+    try:
+        return stub.GetVersion(model_registry_pb2.GetVersionRequest(agent_id=agent_id, version_id=version_id),
+                               timeout=TIMEOUT_S).version
+    except grpc.RpcError as err:
+        if err.code() == grpc.StatusCode.NOT_FOUND:
+            raise NotFound("version", f"{agent_id}/{version_id}") from None
+        raise _unavailable("ModelRegistry", err) from None
+
+
+def count_feedback(agent_id: str, since: dt.datetime | None, before: dt.datetime) -> int:
+    """The agent's feedback records created in [since, before) (ModelRegistry.CountFeedback)."""
+    stub = model_registry_pb2_grpc.ModelRegistryStub(channel("registry"))
+    request = model_registry_pb2.CountFeedbackRequest(agent_id=agent_id, before=to_timestamp(before),
+                                                      since=to_timestamp(since))
+    try:
+        return int(stub.CountFeedback(request, timeout=TIMEOUT_S).count)
+    except grpc.RpcError as err:
+        if err.code() == grpc.StatusCode.NOT_FOUND:
+            raise NotFound("agent", agent_id) from None
+        raise _unavailable("ModelRegistry", err) from None
+
+
+def _trajectory_window(agent_id: str, since: dt.datetime | None,
+                       before: dt.datetime) -> data_service_pb2.TrajectoryFilter:
+    return data_service_pb2.TrajectoryFilter(agent_id=agent_id, since=to_timestamp(since),
+                                             before=to_timestamp(before))
+
+
+def count_trajectories(agent_id: str, since: dt.datetime | None, before: dt.datetime) -> int | None:
+    """The agent's trajectories first recorded in [since, before) (DataService.CountTrajectories);
+    None when the DataService cannot answer."""
+    stub = data_service_pb2_grpc.DataServiceStub(channel("data"))
+    request = data_service_pb2.CountTrajectoriesRequest(filter=_trajectory_window(agent_id, since, before))
+    try:
+        return int(stub.CountTrajectories(request, timeout=5.0).count)
+    except grpc.RpcError:
+        return None
+
+
+def trajectory_examples(agent_id: str, since: dt.datetime | None, before: dt.datetime, dataset_id: str,
+                        limit: int) -> tuple[str, list[dict[str, Any]]]:
+    """Examples the dataset builder extracts from the agent's trajectories of [since, before) (the
+    newest `limit`), kept as the dataset `dataset_id`: (its id, its examples); ("", []) when none
+    of them gives an example (the builder's FAILED_PRECONDITION)."""
+    stub = data_service_pb2_grpc.DataServiceStub(channel("data"))
+    request = data_service_pb2.BuildDatasetFromTrajectoriesRequest(
+        dataset_id=dataset_id, limit=limit, filter=_trajectory_window(agent_id, since, before))
+    try:
+        built = stub.BuildDatasetFromTrajectories(request, timeout=300).dataset
+    except grpc.RpcError as err:
+        if err.code() == grpc.StatusCode.FAILED_PRECONDITION:
+            return "", []
+        raise _unavailable("DataService", err) from None
+    return fetch_dataset(built.dataset_id)
 
 
 HOLDOUT_CAP, DEMOS_PER_OUTPUT = 5000, 20

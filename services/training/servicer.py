@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import uuid
+import math
 
 from services.core.errors import FailedPrecondition, InvalidArgument
 from services.common.pagination import list_page, page_request
@@ -13,59 +12,36 @@ from services.common.structs import to_struct
 from services.training import peers
 from services.training.performance_check import NO_ERRORS_TO_CORRECT, check_reported, performance_check
 from services.training.adaptation import adaptation, parse_adapt_request
-from services.training.convert import STATE_NAMES, checkpoint_proto, event_proto, job_proto
+from services.training.autotrain import AutoTrainer
+from services.training.convert import (STATE_NAMES, autotrain_config_proto, autotrain_run_proto,
+                                       autotrain_status_proto, checkpoint_proto, event_proto, job_proto)
 from services.training.events import EventHub
+from services.training.jobs import Jobs
 from services.training.policy_export import export_job_policy
-from services.training.requests import module_source, parse_start_request
 from services.training.runner import JobRunner
 from services.training.store import TERMINAL_STATES, JobStore
 from trainhouse.v1 import training_job_pb2, training_service_pb2, training_service_pb2_grpc
 
 
+MAX_ACTOR = 256
+
+
+def _actor(value: str) -> str:
+    if len(value) > MAX_ACTOR:
+        raise InvalidArgument("actor", f"at most {MAX_ACTOR} characters")
+    return value
+
+
 class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
-    def __init__(self, store: JobStore, hub: EventHub, runner: JobRunner):
+    def __init__(self, store: JobStore, hub: EventHub, runner: JobRunner, jobs: Jobs, autotrainer: AutoTrainer):
         self.store = store
         self.hub = hub
         self.runner = runner
+        self.jobs = jobs
+        self.autotrainer = autotrainer
 
     def StartJob(self, request, context):
-        return training_service_pb2.StartJobResponse(job=self._start(request))
-
-    def _start(self, request: training_service_pb2.StartJobRequest) -> training_job_pb2.TrainingJob:
-        """Validate, record the job as queued and wake the runner; the job as StartJob answers it."""
-        dataset_examples, dataset_id = None, request.dataset_id
-        module = module_source(request)
-        if module is not None:
-            dataset_id, dataset_examples = peers.module_dataset(*module)
-        elif not request.examples and request.dataset_id:
-            dataset_id, dataset_examples = peers.fetch_dataset(request.dataset_id)
-        spec = parse_start_request(request, dataset_examples)
-        peers.ensure_agent(spec.agent_id)
-        base = self._base_model(spec)
-        job_id = f"job-{uuid.uuid4()}"
-        job_dir = self.runner.job_dir(job_id)
-        job_dir.mkdir(parents=True, exist_ok=True)
-        (job_dir / "examples.json").write_text(json.dumps(spec.data))
-        base_version_id = spec.base_version_id
-        if base is not None:
-            base_version_id, onnx_bytes = base
-            (job_dir / "base_model.onnx").write_bytes(onnx_bytes)
-        self.store.create_job({
-            "job_id": job_id, "agent_id": spec.agent_id, "account_id": spec.account_id,
-            "display_name": spec.display_name, "method": spec.method, "state": "queued",
-            # Only the resolved config is kept: the worker, GetJob and the registry all read it;
-            # beside it, the promotion the registration asks for (if any).
-            "config_json": json.dumps({"resolved": spec.resolved_config(),
-                                       **({"promotion": spec.promotion.to_dict()} if spec.promotion else {}),
-                                       **({"labels": spec.labels} if spec.labels else {})}),
-            "dataset_id": dataset_id, "base_version_id": base_version_id,
-            "example_count": spec.example_count, "budget_usd": spec.budget_usd,
-            "train_examples": 0, "validation_examples": 0, "total_epochs": spec.total_epochs,
-            **spec.planned,
-        })
-        self.hub.status(job_id, "queued", message="waiting for a free slot")
-        self.runner.kick()
-        return self._job(job_id)
+        return training_service_pb2.StartJobResponse(job=self._job(self.jobs.start(request)))
 
     def AdaptAgent(self, request, context):
         spec = parse_adapt_request(request)
@@ -87,7 +63,7 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
             return self._with_check(training_service_pb2.AdaptAgentResponse(
                 adapted=False, not_adapted_reason=NO_ERRORS_TO_CORRECT, message=check.reason), check)
         try:
-            job = self._start(plan.start_request())
+            job = self._job(self.jobs.start(plan.start_request()))
         except InvalidArgument as err:
             raise plan.blame(err) from None
         return self._with_check(plan.response(job), check)
@@ -99,22 +75,6 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
             response.performance.CopyFrom(check)
             response.message += f" Performance check: {check.reason}."
         return response
-
-    @staticmethod
-    def _base_model(spec) -> tuple[str, bytes] | None:
-        """transfer starts from a version (named, else the one served); reinforcement adapts the
-        served version when there is one, else learns from scratch."""
-        if spec.method not in ("transfer", "reinforcement"):
-            if spec.base_version_id:
-                raise InvalidArgument("base_version_id", f"only transfer and reinforcement start from a version, "
-                                      f"not {spec.method}")
-            return None
-        base = peers.fetch_base_model(spec.agent_id, spec.base_version_id)
-        if base is None and spec.method == "transfer":
-            raise FailedPrecondition(f"agent '{spec.agent_id}' has no trained version to transfer from; "
-                                     "train it (supervised or few_shot) first or name base_version_id",
-                                     metadata={"resource": "agent", "id": spec.agent_id})
-        return base
 
     def _job(self, job_id: str):
         row = self.store.get_job(job_id)
@@ -211,23 +171,8 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
     def ListJobExamples(self, request, context):
         if not request.job_id:
             raise InvalidArgument("job_id", "is required")
-        if self.store.get_job(request.job_id)["method"] in ("grpo", "reinforcement"):
-            raise FailedPrecondition("grpo and reinforcement jobs learn from queries / rated feedback, "
-                                     "not labelled examples")
-        split = request.split or "all"
-        if split not in ("all", "train", "validation"):
-            raise InvalidArgument("split", "must be one of all, train, validation")
-        job_dir = self.runner.job_dir(request.job_id)
-        split_file = job_dir / "split.json"
-        if split_file.exists():
-            data = json.loads(split_file.read_text())
-        else:  # not started yet: only the submitted examples are known
-            raw = json.loads((job_dir / "examples.json").read_text())
-            data = {"train": raw["examples"], "validation": raw["validation_examples"]}
-            if split != "all" and not raw["validation_examples"]:
-                raise FailedPrecondition("the job has not split its examples yet; ask for split 'all'")
-        items = data["train"] + data["validation"] if split == "all" else data[split]
-        page = list_page(items, page_request(request, 1000, 10000))
+        page = list_page(self.jobs.examples(request.job_id, request.split or "all"),
+                         page_request(request, 1000, 10000))
         return training_service_pb2.ListJobExamplesResponse(
             examples=[example_proto(e) for e in page.rows], next_page_token=page.next_page_token,
             total_size=page.total_size)
@@ -239,3 +184,35 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
                                                step=r["step"] or 0, time=to_timestamp(r["time"]))
                   for r in page.rows]
         return training_service_pb2.ListMetricsResponse(points=points, next_page_token=page.next_page_token)
+
+    # ---- auto-training -----------------------------------------------------------------------
+    def GetAutoTrainingConfig(self, request, context):
+        return training_service_pb2.GetAutoTrainingConfigResponse(
+            config=autotrain_config_proto(self.autotrainer.config(request.agent_id)))
+
+    def UpdateAutoTrainingConfig(self, request, context):
+        if request.HasField("cooldown_hours") and not math.isfinite(request.cooldown_hours):
+            raise InvalidArgument("cooldown_hours", "must be a finite number")
+        config = self.autotrainer.update(
+            request.agent_id, request.threshold if request.HasField("threshold") else None,
+            request.cooldown_hours if request.HasField("cooldown_hours") else None,
+            request.enabled if request.HasField("enabled") else None, request.clear_override, _actor(request.actor))
+        return training_service_pb2.UpdateAutoTrainingConfigResponse(config=autotrain_config_proto(config))
+
+    def ListAutoTrainingRuns(self, request, context):
+        if request.agent_id:
+            self.autotrainer.config(request.agent_id)  # NOT_FOUND for an unknown agent
+        runs = self.store.list_autotrain_runs(request.agent_id, page_request(request, 20, 100))
+        return training_service_pb2.ListAutoTrainingRunsResponse(
+            runs=[autotrain_run_proto(r) for r in runs.rows], next_page_token=runs.next_page_token,
+            total_size=runs.total_size)
+
+    def CheckAutoTraining(self, request, context):
+        if request.force and request.dry_run:
+            raise InvalidArgument("force", "cannot be combined with dry_run")
+        if request.force and not request.agent_id:
+            raise InvalidArgument("agent_id", "is required with force")
+        statuses, runs = self.autotrainer.check(request.agent_id, request.force, request.dry_run,
+                                                _actor(request.actor))
+        return training_service_pb2.CheckAutoTrainingResponse(
+            statuses=[autotrain_status_proto(s) for s in statuses], started=[autotrain_run_proto(r) for r in runs])

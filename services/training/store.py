@@ -1,4 +1,5 @@
-"""TrainingService state in its own DuckDB file: jobs, their events, metric history, checkpoints.
+"""TrainingService state in its own DuckDB file: jobs, their events, metric history, checkpoints,
+and auto-training's config and runs (the rules live in autotrain.py; only SQL here).
 
 Events are the source of truth for progress: each one is appended with the next sequence number
 in the same transaction that updates the job row and the metric/checkpoint tables, so a watcher
@@ -84,7 +85,39 @@ SCHEMA = [
         create_time TIMESTAMP NOT NULL,
         PRIMARY KEY (job_id, checkpoint_id)
     )""",
+    # agent_id "" is the global default; any other row is that agent's override.
+    """CREATE TABLE IF NOT EXISTS autotrain_config (
+        agent_id VARCHAR PRIMARY KEY,
+        threshold INTEGER NOT NULL,
+        cooldown_hours DOUBLE NOT NULL,
+        enabled BOOLEAN NOT NULL,
+        update_time TIMESTAMP NOT NULL,
+        updated_by VARCHAR
+    )""",
+    """CREATE TABLE IF NOT EXISTS autotrain_runs (
+        run_id VARCHAR PRIMARY KEY,
+        agent_id VARCHAR NOT NULL,
+        state VARCHAR NOT NULL,
+        job_id VARCHAR,
+        base_version_id VARCHAR,
+        feedback_count INTEGER,
+        trajectory_count INTEGER,
+        feedback_example_count INTEGER,
+        trajectory_example_count INTEGER,
+        replay_example_count INTEGER,
+        trajectory_dataset_id VARCHAR,
+        error_message VARCHAR,
+        error_field VARCHAR,
+        trigger VARCHAR,
+        window_start TIMESTAMP,
+        window_end TIMESTAMP NOT NULL,
+        create_time TIMESTAMP NOT NULL,
+        actor VARCHAR
+    )""",
 ]
+# Runs whose window_end starts the next window: the records of their window were used (started)
+# or had nothing to teach (skipped). A failed run leaves its window to the next run.
+WINDOW_CLOSING_RUNS = ("started", "skipped")
 
 CHECKPOINT_COLUMNS = ("checkpoint_id", "job_id", "epoch", "step", "kind", "best", "metrics_json", "path",
                       "size_bytes", "create_time")
@@ -294,3 +327,39 @@ class JobStore:
             "SELECT * FROM checkpoints WHERE job_id = ? AND kind != 'best' ORDER BY step DESC, create_time DESC "
             "LIMIT 1", [job_id])
         return rows[0] if rows else None
+
+    # --- auto-training --------------------------------------------------------------------------
+    def autotrain_config(self, agent_id: str) -> dict[str, Any] | None:
+        rows = self.db.query_dicts("SELECT * FROM autotrain_config WHERE agent_id = ?", [agent_id])
+        return rows[0] if rows else None
+
+    def put_autotrain_config(self, row: dict[str, Any]) -> None:
+        """Insert or replace the config row of row["agent_id"] ("" = the global default)."""
+        row = {**row, "update_time": _naive_utc(now())}
+        self.db.execute(f"INSERT OR REPLACE INTO autotrain_config ({', '.join(row)}) "
+                        f"VALUES ({', '.join('?' for _ in row)})", list(row.values()))
+
+    def delete_autotrain_config(self, agent_id: str) -> None:
+        self.db.execute("DELETE FROM autotrain_config WHERE agent_id = ?", [agent_id])
+
+    def add_autotrain_run(self, row: dict[str, Any]) -> dict[str, Any]:
+        row = {k: _naive_utc(v) if isinstance(v, dt.datetime) and v.tzinfo else v for k, v in row.items()}
+        self.db.execute(f"INSERT INTO autotrain_runs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+                        list(row.values()))
+        return self.db.query_dicts("SELECT * FROM autotrain_runs WHERE run_id = ?", [row["run_id"]])[0]
+
+    def last_autotrain_run(self, agent_id: str, states: tuple[str, ...] = ()) -> dict[str, Any] | None:
+        """The agent's newest run (of one of `states` when given)."""
+        where, params = "agent_id = ?", [agent_id]
+        if states:
+            where += f" AND state IN ({', '.join('?' for _ in states)})"
+            params += list(states)
+        rows = self.db.query_dicts(f"SELECT * FROM autotrain_runs WHERE {where} "
+                                   "ORDER BY create_time DESC, run_id DESC LIMIT 1", params)
+        return rows[0] if rows else None
+
+    def list_autotrain_runs(self, agent_id: str, page: PageRequest) -> Page:
+        """A keyset page of auto-training runs by (create_time, run_id), newest first."""
+        where, params = (["agent_id = ?"], [agent_id]) if agent_id else ([], [])
+        order = Order((SortKey("create_time", True, dt.datetime), SortKey("run_id", True)))
+        return fetch_page(self.db, "autotrain_runs", where, params, order, page)

@@ -361,6 +361,11 @@ def test_ingest_is_idempotent_and_lists_page_both_ways(data):
     later.FromDatetime(dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=1))
     assert data.CountTrajectories(pb.CountTrajectoriesRequest(filter=pb.TrajectoryFilter(
         agent_id=agent, since=later))).count == 0
+    # [since, before): a window ending before the ingest counts none of them, one after it all
+    assert data.CountTrajectories(pb.CountTrajectoriesRequest(filter=pb.TrajectoryFilter(
+        agent_id=agent, before=before))).count == 0
+    assert data.CountTrajectories(pb.CountTrajectoriesRequest(filter=pb.TrajectoryFilter(
+        agent_id=agent, since=before, before=later))).count == 30
 
     bad = runtime(agent, 99, calls=1)
     bad.llm_calls[0].completion_tokens = -3

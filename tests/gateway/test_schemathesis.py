@@ -4,7 +4,8 @@ Bounded: a few examples per operation (4 positive = schema-valid, 3 negative = s
 no shrinking, no example database, a per-example deadline far above a healthy call. Checks:
 never a 5xx, every status documented, the documented content type, and responses that match
 their schemas. Jobs the fuzzer starts run under their own account and are cancelled
-at the end, so they do not keep the shared stack busy.
+at the end, so they do not keep the shared stack busy, and the global auto-training config it
+changes is set back.
 """
 from __future__ import annotations
 
@@ -51,8 +52,23 @@ def _cancel_account_jobs(address: str, account: str) -> None:
                         raise
 
 
+def _auto_training_config(address: str, restore: training_service_pb2.UpdateAutoTrainingConfigRequest | None = None
+                          ) -> training_service_pb2.UpdateAutoTrainingConfigRequest:
+    """The global auto-training config as a request that sets it again (and, given one, send it):
+    the fuzzer PUTs random valid values (threshold 1, cooldown 0) that would otherwise retrain every
+    judged agent of the later tests."""
+    with grpc.insecure_channel(address) as channel:
+        stub = training_service_pb2_grpc.TrainingServiceStub(channel)
+        if restore is not None:
+            stub.UpdateAutoTrainingConfig(restore, timeout=30)
+        c = stub.GetAutoTrainingConfig(training_service_pb2.GetAutoTrainingConfigRequest(), timeout=30).config
+    return training_service_pb2.UpdateAutoTrainingConfigRequest(
+        threshold=c.threshold, cooldown_hours=c.cooldown_hours, enabled=c.enabled, actor="fuzz-restore")
+
+
 def test_every_operation_survives_fuzzing(stack) -> None:  # noqa: ANN001
     account = f"fuzz-{uuid.uuid4().hex[:6]}"
+    auto_training = _auto_training_config(stack.address("training"))
     with httpx.Client(base_url=stack.gateway_url, timeout=30) as boot:
         token = make_token(boot, stack.admin_token, ["admin"], account=account, rateLimitPerHour=0)
         spec = boot.get("/openapi.json").json()
@@ -84,4 +100,5 @@ def test_every_operation_survives_fuzzing(stack) -> None:  # noqa: ANN001
                     failures.append(f"{operation.method.upper()} {operation.path} [{mode.value}]: {exc}"[:3000])
     finally:
         _cancel_account_jobs(stack.address("training"), account)
+        _auto_training_config(stack.address("training"), restore=auto_training)
     assert not failures, "\n\n".join(failures)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from tests.registry.conftest import predict, rpc_failure
 from trainhouse.v1 import deployment_pb2, model_registry_pb2, model_version_pb2
@@ -201,6 +202,17 @@ def test_canary_rolls_back_on_its_own_when_feedback_crosses_the_threshold(regist
     listed = registry.ListFeedback(R.ListFeedbackRequest(agent_id=agent, deployment_id=canary.deployment_id,
                                                          include_total_size=True))
     assert listed.total_size >= 8
+    everything = registry.CountFeedback(R.CountFeedbackRequest(agent_id=agent)).count
+    assert everything == registry.ListFeedback(R.ListFeedbackRequest(agent_id=agent, include_total_size=True)).total_size
+    # [since, before) around the last record: it alone; before it: everything else
+    last = registry.ListFeedback(R.ListFeedbackRequest(agent_id=agent, page_size=1)).feedback[0].create_time
+    after = Timestamp(seconds=last.seconds, nanos=last.nanos + 1000) if last.nanos < 999_999_000 else \
+        Timestamp(seconds=last.seconds + 1)
+    assert registry.CountFeedback(R.CountFeedbackRequest(agent_id=agent, since=last, before=after)).count == 1
+    assert registry.CountFeedback(R.CountFeedbackRequest(agent_id=agent, before=last)).count == everything - 1
+    assert rpc_failure(registry.CountFeedback, R.CountFeedbackRequest()).field == "agent_id"
+    assert rpc_failure(registry.CountFeedback, R.CountFeedbackRequest(
+        agent_id="nobody")).code == grpc.StatusCode.NOT_FOUND
 
 
 def test_canary_steps_follow_the_clock_to_completion(registry, trained):
