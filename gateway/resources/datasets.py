@@ -20,6 +20,8 @@ from gateway.errors import INVALID, ApiError, encoding_request
 from gateway.ratelimit import GENERATION
 from gateway.routing import charge, rate_limited
 from services.common.timeutil import iso
+from services.core.configs.base import optional_type
+from services.core.configs.generation import GenerationConfig, GenerationConstraints
 
 DEFAULT_COUNT = 100  # DataService's default when count is unset
 
@@ -65,6 +67,20 @@ def wrap_slot_lists(template: dict[str, Any]) -> dict[str, Any]:
             out[key] = [{**item, "slots": _wrap_map(item["slots"])} if isinstance(item, dict) and "slots" in item
                         else item for item in out[key]]
     return out
+
+
+# Request fields of a generation run, typed by the one config (services/core/configs/generation.py):
+# each surface's body uses these, so /openapi.json shows the same ranges and enums the service applies.
+GenCount = optional_type(GenerationConfig, "count")
+GenDifficulty = optional_type(GenerationConfig, "difficulty")
+GenEdgeCases = optional_type(GenerationConfig, "edge_cases")
+GenEdgeCaseRate = optional_type(GenerationConfig, "edge_case_rate")
+GenDiversity = optional_type(GenerationConfig, "diversity")
+GenSeed = optional_type(GenerationConfig, "seed")
+GenLabelBy = optional_type(GenerationConfig, "label_by")
+GenMaxLength = optional_type(GenerationConstraints, "max_length")
+GenTopics = optional_type(GenerationConstraints, "topics")
+GenLanguages = optional_type(GenerationConstraints, "languages")
 
 
 def generation_request(*, scenario_type: str | None = None, data_type: str | None = None,

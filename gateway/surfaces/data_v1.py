@@ -15,8 +15,10 @@ from gateway.convert import enum_word, finite
 from gateway.deps import Services
 from gateway.errors import INVALID, ApiError, encoding_request
 from gateway.examples import ExampleIn, examples_to_proto
-from gateway.models import CamelModel, Envelope, Int, Int64, Number, envelope
-from gateway.resources.datasets import generate, generated_json, generation_request
+from gateway.models import CamelModel, Envelope, Int, Number, envelope
+from gateway.resources.datasets import (GenCount, GenDifficulty, GenDiversity, GenEdgeCaseRate, GenEdgeCases,
+                                        GenLabelBy, GenLanguages, GenMaxLength, GenSeed, GenTopics, generate,
+                                        generated_json, generation_request)
 from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES
 
@@ -25,25 +27,25 @@ router = APIRouter(prefix="/api/v1/training", tags=["data"], route_class=Gateway
 # ---- generation -----------------------------------------------------------------------------
 
 class ConstraintsIn(CamelModel):
-    max_length: Int | None = None
-    languages: list[StrictStr] | None = None
-    topics: list[StrictStr] | None = None
+    max_length: GenMaxLength = None
+    languages: GenLanguages = None
+    topics: GenTopics = None
 
 
 class GenerateIn(CamelModel):
     scenario_type: StrictStr = Field(description="customer-support, code-generation, data-analysis, "
                                                  "content-creation, task-automation or custom (with template)")
-    count: Int | None = Field(None, description="Examples to generate (default 100)")
-    difficulty: Literal["easy", "medium", "hard"] | None = None
-    edge_cases: StrictBool | None = None
-    edge_case_rate: Number | None = None
-    diversity: Number | None = None
+    count: GenCount = None
+    difficulty: GenDifficulty = None
+    edge_cases: GenEdgeCases = None
+    edge_case_rate: GenEdgeCaseRate = None
+    diversity: GenDiversity = None
     format: Literal["jsonl"] | None = Field(None, description="Download format; JSONL")
     constraints: ConstraintsIn | None = None
     template: dict[str, Any] | None = Field(None, description="ScenarioTemplate for scenarioType 'custom'")
-    seed: Int64 | None = None
+    seed: GenSeed = None
     dataset_id: StrictStr | None = None
-    label_by: Literal["output", "topic"] | None = None
+    label_by: GenLabelBy = None
 
 
 class GenerationStatisticsOut(CamelModel):

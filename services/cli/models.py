@@ -80,3 +80,69 @@ def predict(
         con.print(output.table(f"{agent} {result['version_id']}", ["INPUT", "OUTPUT", "P", "TOP"], rows))
 
     output.emit(as_json, result, render)
+
+
+# ---- aliases and tags -----------------------------------------------------------------------
+
+aliases_app = typer.Typer(help="Aliases of an agent's versions (champion, challenger): list, set or move, "
+                               "delete. Predict takes '@alias'.", epilog=EPILOG, no_args_is_help=True)
+
+
+@aliases_app.command("list")
+@reports_errors
+def aliases(
+    agent: Annotated[str, typer.Argument(help="Agent id.")],
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
+) -> None:
+    """List an agent's aliases and the versions they name."""
+    found = connect(url, token, timeout).list_aliases(agent)
+    output.emit(as_json, {"agent_id": agent, "aliases": found}, lambda con: con.print(output.table(
+        f"{agent}: {len(found)} alias(es)", ["ALIAS", "VERSION", "UPDATED"],
+        [(a["alias"], a["version_id"], output.when(a["updated_at"])) for a in found])))
+
+
+@aliases_app.command("set")
+@reports_errors
+def set_alias(
+    agent: Annotated[str, typer.Argument(help="Agent id.")],
+    alias: Annotated[str, typer.Argument(help="[a-z][a-z0-9_-]{0,63}, not 'latest'.")],
+    version: Annotated[str, typer.Argument(help="The version the alias names from now on.")],
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
+) -> None:
+    """Point an alias at a version (creates or moves it; audited)."""
+    moved = connect(url, token, timeout).set_alias(agent, alias, version)
+    was = f" (was {moved['previous_version_id']})" if moved["previous_version_id"] else ""
+    output.emit(as_json, moved, lambda con: con.print(f"{agent}@{alias} -> {moved['version_id']}{was}"))
+
+
+@aliases_app.command("delete")
+@reports_errors
+def delete_alias(
+    agent: Annotated[str, typer.Argument(help="Agent id.")],
+    alias: Annotated[str, typer.Argument(help="The alias to delete.")],
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
+) -> None:
+    """Delete an alias (audited; exit 3 when it does not exist)."""
+    gone = connect(url, token, timeout).delete_alias(agent, alias)
+    output.emit(as_json, gone, lambda con: con.print(f"deleted {agent}@{alias} (named {gone['version_id']})"))
+
+
+@reports_errors
+def tag(
+    agent: Annotated[str, typer.Argument(help="Agent id.")],
+    version: Annotated[str, typer.Argument(help="Version id (or an alias).")],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="KEY=VALUE to add or overwrite.")] = None,
+    remove: Annotated[Optional[list[str]], typer.Option("--remove", help="A tag key to remove.")] = None,
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
+) -> None:
+    """Add, overwrite or remove a version's tags (audited)."""
+    pairs: dict[str, str] = {}
+    for item in set_ or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"'{item}': expected KEY=VALUE", param_hint="--set")
+        pairs[key] = value
+    version_record = connect(url, token, timeout).update_tags(agent, version, pairs, list(remove or []))
+    output.emit(as_json, version_record, lambda con: con.print(
+        f"{agent} {version_record['version_id']} tags: "
+        + (", ".join(f"{k}={v}" for k, v in version_record["tags"].items()) or "none")))

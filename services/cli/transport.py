@@ -18,6 +18,7 @@ from services.cli import records
 from services.cli.errors import GRPC_EXIT, CliError, ExitCode, from_http_error, from_rpc_error, invalid
 from services.cli.jsonl import ExampleFile, examples_proto
 from services.common import config
+from gateway.convert import ts_iso
 
 
 @dataclass
@@ -171,6 +172,37 @@ class GrpcBackend:
         versions = collect_pages(lambda r: self.call("registry", "ListVersions", r),
                                  model_registry_pb2.ListVersionsRequest(agent_id=agent_id), "versions", 100, limit)
         return [records.version_from_proto(v) for v in versions]
+
+    # -- aliases and tags --
+    def list_aliases(self, agent_id: str) -> list[dict[str, Any]]:
+        from trainhouse.v1 import model_registry_pb2
+
+        resp = self.call("registry", "ListVersionAliases", model_registry_pb2.ListVersionAliasesRequest(
+            agent_id=agent_id))
+        return [{"alias": a.alias, "version_id": a.version_id, "updated_at": ts_iso(a.update_time)}
+                for a in resp.aliases]
+
+    def set_alias(self, agent_id: str, alias: str, version_id: str) -> dict[str, Any]:
+        from trainhouse.v1 import model_registry_pb2
+
+        resp = self.call("registry", "SetVersionAlias", model_registry_pb2.SetVersionAliasRequest(
+            agent_id=agent_id, version_id=version_id, alias=alias, actor="cli"))
+        return {"alias": alias, "version_id": resp.version.version_id,
+                "previous_version_id": resp.previous_version_id or None}
+
+    def delete_alias(self, agent_id: str, alias: str) -> dict[str, Any]:
+        from trainhouse.v1 import model_registry_pb2
+
+        resp = self.call("registry", "DeleteVersionAlias", model_registry_pb2.DeleteVersionAliasRequest(
+            agent_id=agent_id, alias=alias, actor="cli"))
+        return {"alias": alias, "version_id": resp.version_id, "deleted": True}
+
+    def update_tags(self, agent_id: str, version_id: str, set_: dict[str, str], remove: list[str]) -> dict[str, Any]:
+        from trainhouse.v1 import model_registry_pb2
+
+        resp = self.call("registry", "UpdateVersionTags", model_registry_pb2.UpdateVersionTagsRequest(
+            agent_id=agent_id, version_id=version_id, set=set_, remove=remove, actor="cli"))
+        return records.version_from_proto(resp.version)
 
     def predict(self, agent_id: str, texts: list[str], version_id: str) -> dict[str, Any]:
         from trainhouse.v1 import model_registry_pb2
@@ -329,6 +361,27 @@ class GatewayBackend:
     def list_versions(self, agent_id: str, limit: int) -> list[dict[str, Any]]:
         path = f"/api/v1/training/models/{_seg(agent_id)}/versions"
         return [records.version_from_rest(v) for v in self._pages(path, "versions", limit)]
+
+    # -- aliases and tags --
+    def list_aliases(self, agent_id: str) -> list[dict[str, Any]]:
+        data = self._request("GET", f"/api/v1/training/models/{_seg(agent_id)}/aliases")
+        return [{"alias": a.get("alias"), "version_id": a.get("versionId"), "updated_at": a.get("updatedAt")}
+                for a in data.get("aliases") or []]
+
+    def set_alias(self, agent_id: str, alias: str, version_id: str) -> dict[str, Any]:
+        data = self._request("PUT", f"/api/v1/training/models/{_seg(agent_id)}/aliases/{_seg(alias)}",
+                             json={"versionId": version_id})
+        return {"alias": alias, "version_id": (data.get("version") or {}).get("versionId"),
+                "previous_version_id": data.get("previousVersionId")}
+
+    def delete_alias(self, agent_id: str, alias: str) -> dict[str, Any]:
+        data = self._request("DELETE", f"/api/v1/training/models/{_seg(agent_id)}/aliases/{_seg(alias)}")
+        return {"alias": alias, "version_id": data.get("versionId"), "deleted": bool(data.get("deleted"))}
+
+    def update_tags(self, agent_id: str, version_id: str, set_: dict[str, str], remove: list[str]) -> dict[str, Any]:
+        data = self._request("PATCH", f"/api/v1/training/models/{_seg(agent_id)}/versions/{_seg(version_id)}/tags",
+                             json={"set": set_, "remove": remove})
+        return records.version_from_rest(data)
 
     def predict(self, agent_id: str, texts: list[str], version_id: str) -> dict[str, Any]:
         body: dict[str, Any] = {"inputs": texts}

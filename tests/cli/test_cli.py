@@ -343,3 +343,30 @@ def test_deploy_canary_and_rollback(env, two_runs):
     assert cli(env, "rollback", "cli-eval").returncode == 7
     bad = cli(env, "deploy", "cli-eval", strong["model_version_id"], "--canary", "150", "--json")
     assert bad.returncode == 4 and json.loads(bad.stdout)["error"]["field"] == "rollout.percentage"
+
+
+def test_models_show_what_serves_and_aliases_and_tags_move_over_both_transports(env, stack, two_runs):
+    weak, strong = (run["model_version_id"] for run in two_runs)
+    url = ["--url", stack.gateway_url, "--token", stack.admin_token]
+    for extra, alias in (([], "champion"), (url, "challenger")):
+        moved = ok_json(env, "alias", "set", "cli-eval", alias, strong, *extra)
+        assert moved == {"alias": alias, "version_id": strong, "previous_version_id": None}
+        again = ok_json(env, "alias", "set", "cli-eval", alias, weak, *extra)
+        assert again["previous_version_id"] == strong
+        listed = {a["alias"]: a["version_id"] for a in ok_json(env, "alias", "list", "cli-eval", *extra)["aliases"]}
+        assert listed[alias] == weak
+        served = ok_json(env, "predict", "cli-eval", "where is my package", "--version", f"@{alias}", *extra)
+        assert served["version_id"] == weak
+        tagged = ok_json(env, "tag", "cli-eval", strong, "--set", "reviewed=yes", "--set", "by=cli", *extra)
+        assert tagged["tags"] == {"by": "cli", "reviewed": "yes"}
+        assert ok_json(env, "tag", "cli-eval", strong, "--remove", "by", *extra)["tags"] == {"reviewed": "yes"}
+    versions = {v["version_id"]: v for v in ok_json(env, "models", "cli-eval")["versions"]}
+    assert versions[weak]["aliases"] == ["challenger", "champion"]
+    assert {versions[weak]["serving"], versions[strong]["serving"]} <= {"serving", "registered", "retired", "canary"}
+    serving = [v for v in versions.values() if v["serving"] == "serving"]
+    assert len(serving) == 1 and serving[0]["serving_reason"]
+    table = cli(env, "models", "cli-eval").stdout
+    assert "SERVING" in table and "WHY" in table and "ALIASES" in table and "champion" in table
+    assert ok_json(env, "alias", "delete", "cli-eval", "champion")["version_id"] == weak
+    assert cli(env, "alias", "delete", "cli-eval", "champion").returncode == 3  # not found
+    assert cli(env, "alias", "set", "cli-eval", "latest", weak).returncode == 4

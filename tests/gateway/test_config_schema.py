@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from services.core.configs import OPTIMIZERS, SCHEDULERS, GRPOConfig, SupervisedConfig, field_bounds
+from services.core.configs.generation import DIFFICULTIES, LABEL_BY, GenerationConfig
 from tests.gateway.conftest import LONE_ADMIN, assert_error, bearer, make_token
 from tests.gateway.surface_shapes import error_code, rpc
 
@@ -67,6 +68,20 @@ def test_openapi_runtime_job_fields_follow_the_same_rules(spec: dict[str, Any]) 
     iterations = _property(spec, "StartJobIn", "iterations")
     assert (iterations["minimum"], iterations["maximum"]) == (1, 10000)
     assert _property(spec, "StartJobIn", "learningRate")["exclusiveMinimum"] == 0
+
+
+def test_openapi_generation_fields_follow_the_generation_config(spec: dict[str, Any]) -> None:
+    """Seed 000's generate-synthetic-data and seed 002's parameters take their ranges and enums from
+    services/core/configs/generation.py, as the DataService applies them."""
+    for schema, count in (("GenerateIn", "count"), ("GenerateSyntheticIn", "count")):
+        c = _property(spec, schema, count)
+        assert (c["minimum"], c["maximum"]) == tuple(field_bounds(GenerationConfig, "count").values())
+    for schema in ("GenerateIn", "GenerationParametersIn"):
+        assert _property(spec, schema, "difficulty")["enum"] == list(DIFFICULTIES)
+        assert _property(spec, schema, "diversity")["maximum"] == 1
+        assert _property(spec, schema, "labelBy" if schema == "GenerateIn" else "label_by")["enum"] == list(LABEL_BY)
+    length = _property(spec, "ConstraintsIn", "maxLength")
+    assert (length["minimum"], length["maximum"]) == (10, 100_000)
 
 
 @pytest.mark.parametrize("spelling", ["learningRate", "learning_rate"])

@@ -7,13 +7,27 @@ from __future__ import annotations
 import json
 import uuid
 
+import grpc
 import httpx
 import pytest
 
 from tests.gateway.conftest import three_intents, wait_terminal
 from tests.intents import make_examples
+from trainhouse.v1 import training_service_pb2, training_service_pb2_grpc
 
 ADAPT = "/api/v1/functions/adaptAgentBehavior"
+
+
+@pytest.fixture(scope="module")
+def training_stub(stack):  # noqa: ANN001
+    return training_service_pb2_grpc.TrainingServiceStub(grpc.insecure_channel(stack.address("training")))
+
+
+def _hold_auto_training(training_stub, agent: str) -> None:  # noqa: ANN001
+    """These tests record 100+ feedback records: auto-training (on by default) would adapt the agent
+    on its own in between. Its own tests are tests/services/test_autotraining.py."""
+    training_stub.UpdateAutoTrainingConfig(training_service_pb2.UpdateAutoTrainingConfigRequest(
+        agent_id=agent, enabled=False, actor="tests"))
 
 
 def _train(api: httpx.Client, agent: str, examples: list[dict], **config: object) -> str:
@@ -71,11 +85,13 @@ def _promotion_events(api: httpx.Client, job_id: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def weak_agent(admin_api: httpx.Client) -> tuple[str, str]:
+def weak_agent(admin_api: httpx.Client, training_stub) -> tuple[str, str]:  # noqa: ANN001
     """An agent whose first (serving) version barely trained: 1 epoch at a tiny learning rate."""
     agent = f"gate-weak-{uuid.uuid4().hex[:8]}"
-    return agent, _train(admin_api, agent, three_intents(15, seed=3), epochs=1, learningRate=0.0001,
-                         earlyStopping=False)
+    version = _train(admin_api, agent, three_intents(15, seed=3), epochs=1, learningRate=0.0001,
+                     earlyStopping=False)
+    _hold_auto_training(training_stub, agent)
+    return agent, version
 
 
 def test_auto_apply_false_registers_the_adapted_version_and_changes_nothing(admin_api, weak_agent) -> None:
@@ -106,13 +122,14 @@ def test_a_better_candidate_is_promoted_with_its_numbers(admin_api, weak_agent) 
     assert event["candidateAccuracy"] == pytest.approx(gate["candidateAccuracy"])
 
 
-def test_a_worse_candidate_is_rejected_and_what_serves_stays(admin_api: httpx.Client) -> None:
+def test_a_worse_candidate_is_rejected_and_what_serves_stays(admin_api: httpx.Client, training_stub) -> None:
     """Feedback that marks every served answer correct makes the held-out labels the serving
     model's own answers, mistakes included: it scores 1.0 on them. The serving model is trained
     little on noisy texts, so its mistakes are its own, and a candidate that learned from the other
     judged answers cannot reproduce them on examples it never saw."""
     agent = f"gate-strong-{uuid.uuid4().hex[:8]}"
     v1 = _train(admin_api, agent, make_examples(8, seed=6, typo_rate=0.2), epochs=3, learningRate=0.01)
+    _hold_auto_training(training_stub, agent)
     _judge(admin_api, agent, make_examples(40, seed=7, typo_rate=0.2), trust_the_model=True)
     status = _adapt(admin_api, agent, auto_apply=True)
     candidate = status["modelVersion"]
@@ -126,12 +143,13 @@ def test_a_worse_candidate_is_rejected_and_what_serves_stays(admin_api: httpx.Cl
     assert event["outcome"] == "rejected"
 
 
-def test_reported_performance_is_compared_with_the_measured_one(admin_api: httpx.Client) -> None:
+def test_reported_performance_is_compared_with_the_measured_one(admin_api: httpx.Client, training_stub) -> None:
     """Seed 002's performance_metrics: adaptation runs only when the serving version's recorded
     answers have something to correct, and the answer shows reported next to measured."""
     agent = f"perf-{uuid.uuid4().hex[:8]}"
     serving = _train(admin_api, agent, three_intents(15, seed=8), epochs=1, learningRate=0.0001,
                      earlyStopping=False)
+    _hold_auto_training(training_stub, agent)
     _judge(admin_api, agent, three_intents(5, seed=9), trust_the_model=True)
     body = {"agent_id": agent, "adaptation_strategy": "supervised",
             "performance_metrics": {"success_rate": 0.85, "user_satisfaction": 0.9}}

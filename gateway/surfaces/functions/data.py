@@ -2,17 +2,19 @@
 gateway/resources/datasets.py and its generation budget."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import Request
-from pydantic import StrictBool, StrictStr
+from pydantic import Field, StrictStr
 from trainhouse.v1 import data_service_pb2
 
 from gateway.deps import Services
 from gateway.errors import INVALID, ApiError, rpc_fields
 from gateway.examples import example_to_json
-from gateway.models import Int, Int64, Number
-from gateway.resources.datasets import generate, generated_json, generation_request
+from gateway.models import Int
+from gateway.resources.datasets import (GenCount, GenDifficulty, GenDiversity, GenEdgeCaseRate, GenEdgeCases, GenLabelBy,
+                                        GenLanguages, GenMaxLength, GenSeed, GenTopics, generate, generated_json,
+                                        generation_request)
 from gateway.surfaces.functions.surface import FUNCTIONS_SURFACE, Reply, SnakeModel, new_router, reply
 
 router = new_router()
@@ -21,15 +23,15 @@ router = new_router()
 class GenerationParametersIn(SnakeModel):
     """Seed 002's `parameters`."""
 
-    difficulty: Literal["easy", "medium", "hard"] | None = None
-    topics: list[StrictStr] | None = None
-    edge_cases: StrictBool | None = None
-    edge_case_rate: Number | None = None
-    diversity: Number | None = None
-    max_length: Int | None = None
-    languages: list[StrictStr] | None = None
-    seed: Int64 | None = None
-    label_by: Literal["output", "topic"] | None = None
+    difficulty: GenDifficulty = None
+    topics: GenTopics = None
+    edge_cases: GenEdgeCases = None
+    edge_case_rate: GenEdgeCaseRate = None
+    diversity: GenDiversity = None
+    max_length: GenMaxLength = None
+    languages: GenLanguages = None
+    seed: GenSeed = None
+    label_by: GenLabelBy = None
 
 
 class GenerateSyntheticIn(SnakeModel):
@@ -37,16 +39,16 @@ class GenerateSyntheticIn(SnakeModel):
     or seed 000's SDK ({scenarioType, count, ...}, answered in camelCase)."""
 
     module_id: StrictStr | None = None
-    sample_count: Int | None = None
-    difficulty: Literal["easy", "medium", "hard"] | None = None
+    sample_count: Int | None = Field(None, description="Seed 001: examples of the module, 1..50")
+    difficulty: GenDifficulty = None
     data_type: StrictStr | None = None
-    count: Int | None = None
+    count: GenCount = None
     parameters: GenerationParametersIn | None = None
     scenarioType: StrictStr | None = None  # noqa: N815 - seed 000's spelling
-    edgeCases: StrictBool | None = None  # noqa: N815
-    diversity: Number | None = None
+    edgeCases: GenEdgeCases = None  # noqa: N815
+    diversity: GenDiversity = None
     template: dict[str, Any] | None = None
-    seed: Int64 | None = None
+    seed: GenSeed = None
 
 
 INLINE_EXAMPLES = 100  # generated sets up to this size come back inline too
