@@ -15,7 +15,7 @@ from gateway.convert import enum_word, finite
 from gateway.deps import Services
 from gateway.errors import INVALID, ApiError, encoding_request
 from gateway.examples import ExampleIn, examples_to_proto
-from gateway.models import CamelModel, Envelope, Int, Int64, Number, envelope
+from gateway.models import CamelModel, Envelope, envelope, Id, Int, Int64, Number
 from gateway.resources.datasets import generate, generated_json, generation_request
 from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES
@@ -42,7 +42,7 @@ class GenerateIn(CamelModel):
     constraints: ConstraintsIn | None = None
     template: dict[str, Any] | None = Field(None, description="ScenarioTemplate for scenarioType 'custom'")
     seed: Int64 | None = None
-    dataset_id: StrictStr | None = None
+    dataset_id: Id | None = None
     label_by: Literal["output", "topic"] | None = None
 
 
@@ -107,7 +107,7 @@ class ValidationOptionsIn(CamelModel):
 
 
 class ValidateIn(CamelModel):
-    dataset_id: StrictStr | None = Field(None, description="A stored dataset ('latest' allowed)")
+    dataset_id: Id | None = Field(None, description="A stored dataset ('latest' allowed)")
     examples: list[ExampleIn] | None = Field(None, description="Or inline examples")
     checks: ChecksIn | None = Field(None, description="Unset: every check")
     options: ValidationOptionsIn | None = None
