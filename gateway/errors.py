@@ -90,6 +90,17 @@ class ApiError(HTTPException):
         self.retry_after = retry_after
 
 
+class BodyValidationError(ApiError):
+    """A problem found while reading a body (gateway.json_limits), before FastAPI validates it.
+
+    FastAPI lets only HTTPExceptions out of its body reading, hence the base class; the handler
+    turns it into a RequestValidationError, so each surface names the field in its own spelling."""
+
+    def __init__(self, loc: tuple, message: str):
+        super().__init__(INVALID, message, field="body", issue=message)
+        self.errors = [{"type": "value_error", "loc": ("body", *loc), "msg": message, "input": None}]
+
+
 @contextlib.contextmanager
 def encoding_request() -> Iterator[None]:
     """Building a protobuf request from validated input can still fail on values protobuf cannot
@@ -219,6 +230,10 @@ def install_handlers(app: FastAPI, surfaces: SurfaceRegistry) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         return render(request, surfaces.for_path(request.url.path).from_validation(exc))
+
+    @app.exception_handler(BodyValidationError)
+    async def _body_validation(request: Request, exc: BodyValidationError) -> Response:
+        return render(request, surfaces.for_path(request.url.path).from_validation(RequestValidationError(exc.errors)))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

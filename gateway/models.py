@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from pydantic.alias_generators import to_camel
 
 from gateway.convert import finite
+from services.common.validation import RESOURCE_ID, RESOURCE_ID_MAX
 
 # JSON numbers: ints are fine where a float is expected, bools and strings are not; NaN/inf (which
 # Python's json accepts) are refused. The config models' rule, re-exported to every surface.
@@ -22,6 +24,36 @@ T = TypeVar("T")
 # make the protobuf setter raise (a 500) instead of reaching the service's own range check.
 Int = Annotated[int, Field(strict=True, ge=-(2 ** 31), le=2 ** 31 - 1)]
 Int64 = Annotated[int, Field(strict=True, ge=-(2 ** 63), le=2 ** 63 - 1)]
+
+
+# ---- identifiers ------------------------------------------------------------------------------
+# One rule for every id the gateway forwards (agent, job, dataset, version, webhook, token,
+# trajectory, checkpoint...), the services' own (services.common.validation.resource_id): checked
+# here so a bad or overlong id is a 400 naming its field, never a service error about it (an id of
+# 3,000 characters echoed in a gRPC error overflowed the metadata limit: a 429).
+_ID = RESOURCE_ID.pattern.removeprefix("^").removesuffix("$")
+ID_PATTERN = f"^{_ID}$"
+# A version by id, or by alias with a leading "@" ("@champion").
+VERSION_REF_PATTERN = f"^@?{_ID}$"
+# A model id "<agentId>@<versionId>" (the version may be an alias: "support@@champion").
+MODEL_ID_PATTERN = f"^{_ID}@@?{_ID}$"
+# Seed 004's `model`: one of our model ids, or a base model's name kept as a label ("eliza-1-2b",
+# "llama3.2:1b", "org/model"): one "@" at most, and no path traversal.
+MODEL_REF_PATTERN = f"^(?:{_ID}@@?{_ID}|[A-Za-z0-9][A-Za-z0-9._:/-]{{0,127}})$"
+ID_HELP = "[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+
+Id = Annotated[StrictStr, Field(min_length=1, max_length=RESOURCE_ID_MAX, pattern=ID_PATTERN, description=ID_HELP)]
+VersionRef = Annotated[StrictStr, Field(min_length=1, max_length=RESOURCE_ID_MAX + 1, pattern=VERSION_REF_PATTERN,
+                                        description="A version id, or an alias after '@' ('@champion')")]
+ModelId = Annotated[StrictStr, Field(min_length=3, max_length=2 * RESOURCE_ID_MAX + 2, pattern=MODEL_ID_PATTERN,
+                                     description="'<agentId>@<versionId>'")]
+ModelRef = Annotated[StrictStr, Field(min_length=1, max_length=2 * RESOURCE_ID_MAX + 2, pattern=MODEL_REF_PATTERN)]
+
+
+def id_path(alias: str, description: str = ID_HELP, pattern: str = ID_PATTERN,
+            max_length: int = RESOURCE_ID_MAX) -> Any:
+    """A path parameter holding an id: ``Annotated[str, id_path("agentId")]``."""
+    return Path(alias=alias, description=description, min_length=1, max_length=max_length, pattern=pattern)
 
 
 class CamelModel(BaseModel):

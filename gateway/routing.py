@@ -1,4 +1,5 @@
-"""GatewayRoute: authenticates, checks the scope and spends the rate budget BEFORE the body is read.
+"""GatewayRoute: authenticates, checks the scope and spends the rate budget BEFORE the body is read,
+and reads JSON bodies through gateway.json_limits (nesting depth and numbers checked at the edge).
 
 Doing it in the route (not in a dependency) matters: FastAPI reads and parses the body before it
 solves dependencies, so an anonymous caller sending malformed JSON would get 400 instead of 401,
@@ -18,6 +19,7 @@ from starlette.responses import Response
 
 from gateway.auth import Principal, require_scope
 from gateway.errors import RATE_LIMITED, UNAUTHENTICATED, ApiError
+from gateway.json_limits import LimitedJsonRequest
 from gateway.ratelimit import REQUESTS, Decision, tightest
 from gateway.scopes import AUTHENTICATED, PUBLIC_WHEN, SIGNED_URL_ROUTES, scope_for
 
@@ -36,6 +38,8 @@ class GatewayRoute(APIRoute):
         public_switch = PUBLIC_WHEN.get((method, self.path))
 
         async def handler(request: Request) -> Response:
+            # FastAPI reads JSON bodies with request.json(): this request's checks depth and numbers first.
+            request = LimitedJsonRequest(request.scope, request.receive)
             gate = request.app.state.gate
             if required is not None and not (public_switch and getattr(gate.settings, public_switch)):
                 state = request.scope.setdefault("state", {})

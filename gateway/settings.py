@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.json_limits import CEILING_MAX_DEPTH, DEFAULT_MAX_DEPTH
 from gateway.ratelimit import Limit, limits_from_env
 from services.common import config
 
@@ -65,6 +66,9 @@ class GatewaySettings:
     metrics_public: bool = False
     # How long /metrics reuses TrainingService's job counts before asking again.
     metrics_cache_s: float = 5.0
+    # Deepest nesting of arrays/objects a JSON body may have (gateway.json_limits); deeper -> 400.
+    # At most 32: protobuf carries a JSON level of a free-form map in three message levels of 100.
+    max_json_depth: int = DEFAULT_MAX_DEPTH
 
     @classmethod
     def from_env(cls) -> "GatewaySettings":
@@ -83,4 +87,12 @@ class GatewaySettings:
             rate_flush_s=max(0.05, config.env_float("RATE_LIMIT_FLUSH_S", 1.0)),
             metrics_public=config.env_str("METRICS_PUBLIC", "0").lower() in ("1", "true", "yes"),
             metrics_cache_s=max(0.0, config.env_float("METRICS_CACHE_S", 5.0)),
+            max_json_depth=_max_json_depth(),
         )
+
+
+def _max_json_depth() -> int:
+    depth = config.env_int("MAX_JSON_DEPTH", DEFAULT_MAX_DEPTH)
+    if not 2 <= depth <= CEILING_MAX_DEPTH:
+        raise SystemExit(f"TRAINHOUSE_MAX_JSON_DEPTH must be between 2 and {CEILING_MAX_DEPTH}, got {depth}")
+    return depth

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, StrictBool, StrictStr, create_model
+from pydantic import Field, StrictBool, create_model
 from trainhouse.v1 import job_state_pb2, training_job_pb2
 
 from gateway.convert import struct_to_dict
-from gateway.models import CamelModel
+from gateway.models import CamelModel, Id
 from gateway.resources.jobs import method_word
 from services.core.configs import CLASSIFIER_CONFIGS, CurriculumStage, SupervisedConfig, optional_type, request_fields
 
@@ -62,7 +62,7 @@ TrainingConfigIn = create_model(
     __doc__="Seed 000 `config`. Unset fields take the TrainingService defaults of the method (echoed back "
             "resolved); ranges and enums are the config models' (services/core/configs).",
     method=(MethodName | None, None),
-    dataset=(StrictStr | None, Field(None, description="A DataService dataset id to train on")),
+    dataset=(Id | None, Field(None, description="A DataService dataset id to train on")),
     validation=(ValidationIn | None, None),
     curriculum=(CurriculumIn | None, None),
     options=(dict[str, Any] | None, Field(None, description="Paradigm-specific options (e.g. GRPO)")),

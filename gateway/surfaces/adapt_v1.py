@@ -18,7 +18,7 @@ from trainhouse.v1 import job_state_pb2, training_service_pb2
 from gateway.convert import ts_iso
 from gateway.deps import Caller, Services
 from gateway.errors import encoding_request, rpc_fields
-from gateway.models import CamelModel, Envelope, Number, envelope
+from gateway.models import CamelModel, Envelope, envelope, Id, Number
 from gateway.resources.jobs import estimated_duration, state_word
 from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES
@@ -37,7 +37,7 @@ class FeedbackItemIn(CamelModel):
 
 
 class AdaptAgentIn(CamelModel):
-    agent_id: StrictStr
+    agent_id: Id
     feedback: list[FeedbackItemIn] = Field(min_length=1)
     method: Literal["reinforcement"] = "reinforcement"
     immediate: StrictBool = Field(False, description="Promote the adapted version once it passes the promotion "

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from pydantic import Field, StrictBool, StrictStr
 from trainhouse.v1 import model_registry_pb2
 
 from gateway.convert import ts_iso
 from gateway.deps import Caller, Services
 from gateway.errors import INVALID, ApiError, encoding_request
-from gateway.models import CamelModel, Envelope, Int, Pagination, envelope
+from gateway.models import CamelModel, Envelope, envelope, Id, id_path, Int, Pagination, VersionRef
 from gateway.resources.agents import agent_v1
 from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES, pagination, skip_for
@@ -25,7 +25,7 @@ SERVE_FIRST_DOC = ("Whether the agent's first version serves as soon as it is re
 
 
 class CreateAgentIn(CamelModel):
-    agent_id: StrictStr = Field(description="[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+    agent_id: Id
     name: StrictStr | None = None
     description: StrictStr | None = None
     serve_first_version: StrictBool | None = Field(None, description=SERVE_FIRST_DOC)
@@ -65,7 +65,7 @@ class PredictIn(CamelModel):
 
     input: StrictStr | None = None
     inputs: list[StrictStr] | None = None
-    version_id: StrictStr | None = Field(None, description="Pin a version: an id ('v1.2.0'), an alias ('@champion') "
+    version_id: VersionRef | None = Field(None, description="Pin a version: an id ('v1.2.0'), an alias ('@champion') "
                                                            "or 'latest'; default: what production serves")
     top_k: Int | None = Field(None, description="How many top outputs per input (default 3)")
     request_key: StrictStr | None = Field(None, description="Stable key (e.g. a user id) that keeps a caller on "
@@ -99,8 +99,8 @@ class FeedbackIn(CamelModel):
     """Whether a served answer was right: name the prediction (from predict), or the version
     plus the input and the output that was served."""
 
-    prediction_id: StrictStr | None = None
-    version_id: StrictStr | None = None
+    prediction_id: Id | None = None
+    version_id: VersionRef | None = None
     correct: StrictBool = Field(description="Required. Was the served output right?")
     expected_output: StrictStr | None = Field(None, description="The right output (a correction)")
     latency_ms: float | None = Field(None, ge=0)
@@ -119,7 +119,7 @@ class FeedbackOut(CamelModel):
     rolled_back: bool
 
 
-AgentId = Annotated[str, Path(alias="agentId")]
+AgentId = Annotated[str, id_path("agentId")]
 
 
 @router.post("", response_model=Envelope[AgentOut], response_model_exclude_none=True, status_code=201,

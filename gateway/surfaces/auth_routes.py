@@ -7,14 +7,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field, StrictBool, StrictStr
 
 from gateway.auth import DEFAULT_ACCOUNT, SCOPES
 from gateway.deps import Tokens
 from gateway.errors import CONFLICT, NOT_FOUND, ApiError
-from gateway.models import CamelModel, Envelope, Int, envelope
+from gateway.models import CamelModel, Envelope, envelope, id_path, Int
 from gateway.resources.tokens import TOKEN_V1, token_fields
 from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES
@@ -84,7 +84,7 @@ async def list_tokens(store: Tokens,
 
 
 @router.delete("/tokens/{tokenId}", response_model=Envelope[RevokedOut], summary="Revoke an API token (admin)")
-async def revoke_token(token_id: Annotated[str, Path(alias="tokenId")], store: Tokens) -> dict[str, Any]:
+async def revoke_token(token_id: Annotated[str, id_path("tokenId")], store: Tokens) -> dict[str, Any]:
     if token_id == BOOTSTRAP_ID:
         raise ApiError(CONFLICT, "the bootstrap admin token cannot be revoked here; change "
                        "TRAINHOUSE_BOOTSTRAP_TOKEN or delete $TRAINHOUSE_HOME/admin-token and restart",

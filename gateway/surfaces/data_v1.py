@@ -15,7 +15,7 @@ from gateway.convert import enum_word, finite
 from gateway.deps import Services
 from gateway.errors import INVALID, ApiError, encoding_request
 from gateway.examples import ExampleIn, examples_to_proto
-from gateway.models import CamelModel, Envelope, Int, Number, envelope
+from gateway.models import CamelModel, Envelope, Id, Int, Number, envelope
 from gateway.resources.datasets import (GenCount, GenDifficulty, GenDiversity, GenEdgeCaseRate, GenEdgeCases,
                                         GenLabelBy, GenLanguages, GenMaxLength, GenSeed, GenTopics, generate,
                                         generated_json, generation_request)
@@ -44,7 +44,7 @@ class GenerateIn(CamelModel):
     constraints: ConstraintsIn | None = None
     template: dict[str, Any] | None = Field(None, description="ScenarioTemplate for scenarioType 'custom'")
     seed: GenSeed = None
-    dataset_id: StrictStr | None = None
+    dataset_id: Id | None = None
     label_by: GenLabelBy = None
 
 
@@ -109,7 +109,7 @@ class ValidationOptionsIn(CamelModel):
 
 
 class ValidateIn(CamelModel):
-    dataset_id: StrictStr | None = Field(None, description="A stored dataset ('latest' allowed)")
+    dataset_id: Id | None = Field(None, description="A stored dataset ('latest' allowed)")
     examples: list[ExampleIn] | None = Field(None, description="Or inline examples")
     checks: ChecksIn | None = Field(None, description="Unset: every check")
     options: ValidationOptionsIn | None = None

@@ -10,16 +10,17 @@ import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import Field, StrictStr, ValidationError
 from trainhouse.v1 import data_service_pb2
 
+from gateway import json_limits
 from gateway.deps import Services
 from gateway.errors import INVALID, ApiError, encoding_request
 from gateway.examples import ExampleIn, example_to_json, examples_to_proto
 from gateway.fields import field_path
-from gateway.models import CamelModel, Envelope, Pagination, envelope
+from gateway.models import CamelModel, Envelope, envelope, Id, id_path, Pagination
 from gateway.resources.datasets import dataset_json, with_download
 from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES, pagination, skip_for
@@ -31,7 +32,7 @@ JSONL_TYPES = {"application/x-ndjson", "application/jsonl", "application/x-jsonl
 
 
 class CreateDatasetIn(CamelModel):
-    dataset_id: StrictStr | None = Field(None, description="Optional id; generated when absent")
+    dataset_id: Id | None = Field(None, description="Optional id; generated when absent")
     examples: list[ExampleIn]
     source: StrictStr | None = None
 
@@ -64,7 +65,7 @@ def _first_error(err: ValidationError, prefix: list[Any]) -> tuple[str, str]:
     return field_path(prefix + list(first.get("loc", ()))) or "body", str(first.get("msg", "invalid value"))
 
 
-def parse_jsonl(body: bytes) -> list[ExampleIn]:
+def parse_jsonl(body: bytes, max_depth: int) -> list[ExampleIn]:
     """One example object per non-blank line; errors name the line ("line 3") as the field."""
     try:
         text = body.decode("utf-8")
@@ -75,22 +76,29 @@ def parse_jsonl(body: bytes) -> list[ExampleIn]:
         if not line.strip():
             continue
         try:
-            examples.append(ExampleIn.model_validate(json.loads(line)))
+            value = json_limits.loads(line, max_depth)
+            problem = json_limits.number_problem(value)
+            if problem is not None:
+                raise ApiError(INVALID, f"line {number}: {problem[0]}: {problem[1]}", field=f"line {number}",
+                               issue=f"{problem[0]}: {problem[1]}")
+            examples.append(ExampleIn.model_validate(value))
         except json.JSONDecodeError as exc:
             raise ApiError(INVALID, f"line {number} is not valid JSON", field=f"line {number}",
                            issue=f"{exc.msg} at column {exc.colno}") from None
+        except json_limits.TooDeep as exc:
+            raise ApiError(INVALID, f"line {number} is {exc}", field=f"line {number}", issue=str(exc)) from None
         except ValidationError as exc:
             where, issue = _first_error(exc, [])
             raise ApiError(INVALID, f"line {number}: {where}: {issue}", field=f"line {number}",
                            issue=f"{where}: {issue}") from None
+        except ValueError as exc:  # NaN / Infinity literals
+            raise ApiError(INVALID, f"line {number} is not valid JSON", field=f"line {number}",
+                           issue=str(exc)) from None
     return examples
 
 
-def parse_json(body: bytes) -> CreateDatasetIn:
-    try:
-        obj = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(INVALID, "Request body is not valid JSON", field="body", issue=str(exc)) from None
+def parse_json(body: bytes, max_depth: int) -> CreateDatasetIn:
+    obj = json_limits.parse_body(body, max_depth)
     try:
         return CreateDatasetIn.model_validate(obj)
     except ValidationError as exc:
@@ -121,12 +129,13 @@ _UPLOAD_DOC = {
 async def create_dataset(request: Request, services: Services) -> dict[str, Any]:
     body = await request.body()
     media = _media_type(request)
+    max_depth = json_limits.max_depth_of(request)
     if media in JSONL_TYPES:
-        examples = parse_jsonl(body)
+        examples = parse_jsonl(body, max_depth)
         dataset_id = request.query_params.get("datasetId") or ""
         source = request.query_params.get("source") or "upload"
     else:
-        parsed = parse_json(body)
+        parsed = parse_json(body, max_depth)
         examples = parsed.examples
         dataset_id = parsed.dataset_id or request.query_params.get("datasetId") or ""
         source = parsed.source or "upload"
@@ -148,7 +157,7 @@ async def list_datasets(services: Services,
                      "pagination": pagination(resp.total_size, page, limit, resp.next_page_token)})
 
 
-DatasetId = Annotated[str, Path(alias="datasetId")]
+DatasetId = Annotated[str, id_path("datasetId")]
 
 
 @router.get("/{datasetId}", response_model=Envelope[DatasetOut], response_model_exclude_none=True,

@@ -18,7 +18,7 @@ from gateway.convert import camel, human_latency, signed_percent, struct_to_dict
 from gateway.deps import Services
 from gateway.errors import encoding_request, rpc_fields
 from gateway.examples import ExampleIn, examples_to_proto
-from gateway.models import CamelModel, Envelope, Int64, envelope
+from gateway.models import CamelModel, Envelope, envelope, Id, Int64, VersionRef
 from gateway.ratelimit import EVALUATIONS
 from gateway.resources.evaluations import evaluation_fields
 from gateway.resources.tables import FieldTable
@@ -42,17 +42,17 @@ ALIASES = {"macro_precision", "macro_recall", "macro_f1"}
 # ---- evaluate-agent -------------------------------------------------------------------------
 
 class EvaluateAgentIn(CamelModel):
-    agent_id: StrictStr
+    agent_id: Id
     evaluation_type: StrictStr | None = Field(None, description='"comprehensive" (default), "standard" or "quick"')
-    test_set: StrictStr | None = Field(None, description="A dataset id to evaluate on (default: the held-out "
+    test_set: Id | None = Field(None, description="A dataset id to evaluate on (default: the held-out "
                                                          "examples of the version's training job)")
     metrics: list[StrictStr] | None = Field(None, description="accuracy, precision, recall, f1, latency, cost, "
                                                               "consistency, safety, relevance, calibration, ...")
     compare_to_baseline: StrictBool = False
-    version_id: StrictStr | None = Field(None, description="Version to evaluate (default: active, else newest)")
-    baseline_version_id: StrictStr | None = None
+    version_id: VersionRef | None = Field(None, description="Version to evaluate (default: active, else newest)")
+    baseline_version_id: VersionRef | None = None
     examples: list[ExampleIn] | None = Field(None, description="Inline test examples instead of testSet")
-    evaluation_id: StrictStr | None = Field(None, description="Idempotency key: a repeat returns the stored one")
+    evaluation_id: Id | None = Field(None, description="Idempotency key: a repeat returns the stored one")
     seed: Int64 | None = None
 
 
@@ -144,11 +144,11 @@ async def evaluate_agent(body: EvaluateAgentIn, request: Request, services: Serv
 # ---- benchmark-agent ------------------------------------------------------------------------
 
 class BenchmarkAgentIn(CamelModel):
-    agent_id: StrictStr
+    agent_id: Id
     benchmarks: list[StrictStr] | None = Field(
         None, description="Suites: standard-reasoning, tool-usage, multi-step-planning, coherence, consistency, "
                           "helpfulness (default: all)")
-    version_id: StrictStr | None = None
+    version_id: VersionRef | None = None
     examples: list[ExampleIn] | None = Field(None, description="Seed examples for the probes (default: the "
                                                                "held-out examples of the version's job)")
 

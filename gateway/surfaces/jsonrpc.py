@@ -3,7 +3,10 @@
 Exactly the JSON-RPC 2.0 rules: ids are echoed as sent (string, number or null); a request
 without an ``id`` is a notification and gets no reply (a request made only of notifications
 answers 204 with no body); a batch answers an array in request order, mixing results and
-errors; an empty batch is one -32600 error; unparseable JSON is -32700 with a null id.
+errors; an empty batch is one -32600 error; unparseable JSON (NaN/Infinity literals included) is
+-32700 with a null id, and a body nested deeper than TRAINHOUSE_MAX_JSON_DEPTH one -32600. A number
+JSON cannot echo (``1e309`` reads as inf; integers beyond int64) fails only its own call: -32600
+with a null id when it is the id, -32602 naming the parameter when it is in params.
 
 Error codes: the spec's (-32700, -32600, -32601, -32602, -32603), the seed's (-32001 not found,
 -40001 budget exceeded, -40002 validation failed, -40003 cannot cancel, -40004 evaluation
@@ -17,7 +20,6 @@ per-method rate limits are gateway.ratelimit's ``rpc:<method>`` groups (seed 003
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -47,11 +49,13 @@ from trainhouse.v1 import (
 )
 
 from gateway import errors as E
+from gateway import json_limits
 from gateway.auth import Principal
 from gateway.backends import Backends
 from gateway.convert import finite, ts_iso, usd_text
 from gateway.errors import ApiError, request_id_of
-from gateway.models import Int, Number
+from gateway.json_limits import number_problem
+from gateway.models import Id, Int, Number
 from gateway.ratelimit import rpc_group
 from gateway.resources.evaluations import comparison_fields, evaluation_fields
 from gateway.resources.jobs import job_fields, seed003_state_word, seed003_word
@@ -179,7 +183,7 @@ class Params(BaseModel):
 
 
 class JobIdParams(Params):
-    job_id: StrictStr = Field(min_length=1, max_length=200)
+    job_id: Id
 
 
 class CancelParams(JobIdParams):
@@ -203,7 +207,7 @@ class TrainingQueryIn(BaseModel):
 
 
 class StartGrpoParams(Params):
-    agent_id: StrictStr = Field(min_length=1, max_length=200)
+    agent_id: Id
     config: GrpoConfigIn
     training_data: list[TrainingQueryIn]
     evaluation_data: list[TrainingQueryIn] | None = None
@@ -213,7 +217,7 @@ EXPORT_MAX = 10_000
 
 
 class EvaluateParams(JobIdParams):
-    checkpoint_id: StrictStr | None = Field(None, max_length=200)
+    checkpoint_id: Id | None = None
     evaluation_queries: list[TrainingQueryIn] | None = None
 
 
@@ -422,11 +426,10 @@ _NO_REPLY = object()
 
 
 def _valid_id(value: Any) -> bool:
-    return value is None or isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool))
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    """A string, null, or a number JSON can echo back (not 1e309, which reads as inf; not beyond int64)."""
+    if value is None or isinstance(value, str):
+        return True
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and number_problem(value) is None
 
 
 async def _call(entry: Any, request: Request) -> Any:
@@ -435,7 +438,8 @@ async def _call(entry: Any, request: Request) -> Any:
         return envelope_error(RpcError(INVALID_REQUEST, "a request must be a JSON object"))
     id_ = entry.get("id")
     if not _valid_id(id_):
-        return envelope_error(RpcError(INVALID_REQUEST, "id must be a string, a number or null", "id"))
+        return envelope_error(RpcError(INVALID_REQUEST, "id must be a string, a finite number within the signed "
+                                       "64-bit range for integers, or null", "id"))
     notification = "id" not in entry
     if entry.get("jsonrpc") != "2.0":
         return envelope_error(RpcError(INVALID_REQUEST, 'jsonrpc must be exactly "2.0"', "jsonrpc"), id_)
@@ -445,6 +449,10 @@ async def _call(entry: Any, request: Request) -> Any:
     params = entry.get("params", {})
     if params is not None and not isinstance(params, (dict, list)):
         return envelope_error(RpcError(INVALID_REQUEST, "params must be an object or an array", "params"), id_)
+    problem = number_problem(params)
+    if problem is not None:
+        where, what = problem
+        return _NO_REPLY if notification else envelope_error(RpcError(INVALID_PARAMS, what, where), id_)
     try:
         result = await _run(method_name, params, request)
     except RpcError as err:
@@ -566,7 +574,9 @@ EXTRA_SCHEMAS = [JsonRpcRequest, JsonRpcResponse, StartGrpoParams]
 async def jsonrpc(request: Request) -> Response:
     raw = await request.body()
     try:
-        payload = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        payload = json_limits.loads(raw, json_limits.max_depth_of(request))
+    except json_limits.TooDeep as exc:  # valid JSON perhaps, but not a request we read
+        return _reply(envelope_error(RpcError(INVALID_REQUEST, str(exc), "body", max_depth=exc.limit)))
     except (ValueError, UnicodeDecodeError) as exc:
         return _reply(envelope_error(RpcError(PARSE_ERROR, f"invalid JSON: {exc}"[:300])))
     if isinstance(payload, list):

@@ -10,7 +10,7 @@ from trainhouse.v1 import deployment_pb2, model_registry_pb2, model_version_pb2
 from gateway.convert import enum_word, ts_iso
 from gateway.deps import Caller, Services
 from gateway.errors import encoding_request
-from gateway.models import CamelModel, Envelope, Int, Number, Pagination, envelope
+from gateway.models import CamelModel, Envelope, envelope, Id, id_path, Int, Number, Pagination, RESOURCE_ID_MAX, VERSION_REF_PATTERN, VersionRef
 from gateway.resources.agents import version_v1
 from gateway.resources.deployments import deployment_v1
 from gateway.routing import GatewayRoute
@@ -58,7 +58,9 @@ class VersionsData(CamelModel):
     pagination: Pagination
 
 
-AgentId = Annotated[str, Path(alias="agentId")]
+AgentId = Annotated[str, id_path("agentId")]
+VersionPath = Annotated[str, id_path("versionId", "A version id, or an alias after '@'", VERSION_REF_PATTERN,
+                                              RESOURCE_ID_MAX + 1)]
 
 
 @router.get("/{agentId}/versions", response_model=Envelope[VersionsData], response_model_exclude_none=True,
@@ -83,7 +85,7 @@ async def list_versions(
 
 @router.get("/{agentId}/versions/{versionId}", response_model=Envelope[VersionOut],
             response_model_exclude_none=True, summary="Get one model version")
-async def get_version(agent_id: AgentId, version_id: Annotated[str, Path(alias="versionId")],
+async def get_version(agent_id: AgentId, version_id: VersionPath,
                       services: Services) -> dict[str, Any]:
     resp = await services.registry.GetVersion(
         model_registry_pb2.GetVersionRequest(agent_id=agent_id, version_id=version_id),
@@ -125,7 +127,7 @@ class DeployIn(CamelModel):
 
 class RollbackIn(CamelModel):
     environment: Literal["production", "staging"] | None = None
-    target_version_id: StrictStr | None = None
+    target_version_id: VersionRef | None = None
     reason: StrictStr | None = None
 
 
@@ -151,7 +153,7 @@ class RolledBackOut(CamelModel):
     deployment: DeploymentOut | None = None
 
 
-VersionId = Annotated[str, Path(alias="versionId")]
+VersionId = VersionPath
 
 DEPLOYMENT_STATES = {enum_word(name, "DEPLOYMENT_STATE_").replace("_", "-"): value
                      for name, value in deployment_pb2.DeploymentState.items() if value}
@@ -241,7 +243,7 @@ class AliasesData(CamelModel):
 
 
 class SetAliasIn(CamelModel):
-    version_id: StrictStr = Field(description="The version the alias names from now on")
+    version_id: VersionRef = Field(description="The version the alias names from now on")
 
 
 class AliasSetOut(CamelModel):

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import grpc
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
@@ -38,7 +38,7 @@ from gateway.convert import epoch_ms, finite, iso_epoch_ms
 from gateway.deps import Caller, Services
 from gateway.errors import ApiError, encoding_request, rpc_fields
 from gateway.fields import field_path, rpc_field
-from gateway.models import Int, Number
+from gateway.models import Id, id_path, Int, MODEL_ID_PATTERN, ModelRef, Number, RESOURCE_ID_MAX
 from gateway.ratelimit import EVALUATIONS
 from gateway.resources.agents import version_fields
 from gateway.resources.jobs import job_fields, state_word
@@ -128,12 +128,12 @@ class CamelIn(BaseModel):
 
 
 class StartJobIn(CamelIn):
-    datasetId: StrictStr | None = Field(None, description="Dataset to train on (the newest if omitted)")  # noqa: N815
+    datasetId: Id | None = Field(None, description="Dataset to train on (the newest if omitted)")  # noqa: N815
     maxTrajectories: Int | None = Field(  # noqa: N815
         None, ge=1, le=100_000, description="Train on a dataset built now from the newest this-many recorded "
                                             "trajectories (without datasetId)")
     backend: Literal["native", "cpu"] | None = Field(None, description=BACKEND_DOC)
-    model: StrictStr | None = Field(None, description=MODEL_DOC)
+    model: ModelRef | None = Field(None, description=MODEL_DOC)
     # The training config's own rules (services/core/configs), under seed 004's names.
     iterations: optional_type(SupervisedConfig, "epochs", description="Epochs, 1..10000") = None
     batchSize: optional_type(SupervisedConfig, "batch_size") = None  # noqa: N815
@@ -323,7 +323,7 @@ class IngestOut(BaseModel):
 class BuildIn(CamelIn):
     limit: Int | None = Field(None, ge=0, description="Maximum number of trajectories to include (newest first)")
     minLlmCallsPerTrajectory: Int | None = Field(None, ge=0)  # noqa: N815
-    datasetId: StrictStr | None = None  # noqa: N815
+    datasetId: Id | None = None  # noqa: N815
 
 
 class DatasetEnvelope(BaseModel):
@@ -428,7 +428,7 @@ async def start_job(body: StartJobIn, request: Request, caller: Caller, services
     return {"job": job_json(job)}
 
 
-JobId = Annotated[str, Path(alias="id", description="Training job id")]
+JobId = Annotated[str, id_path("id", "Training job id")]
 
 
 @router.get("/jobs/{id}", response_model=JobEnvelope, response_model_exclude_none=True,
@@ -478,7 +478,7 @@ async def list_trajectories(services: Services, limit: Annotated[int, Query(ge=1
 
 
 @router.get("/trajectories/{id}", response_model=TrajectoryOut, summary="One trajectory with its LLM calls")
-async def get_trajectory(trajectory_id: Annotated[str, Path(alias="id")], services: Services) -> dict[str, Any]:
+async def get_trajectory(trajectory_id: Annotated[str, id_path("id", "Trajectory id")], services: Services) -> dict[str, Any]:
     resp = await services.data.GetTrajectory(
         data_service_pb2.GetTrajectoryRequest(trajectory_id=trajectory_id, view=trajectory_pb2.TRAJECTORY_VIEW_FULL),
         timeout=services.timeout_s)
@@ -546,7 +546,7 @@ class AutoConfigUpdated(BaseModel):
     config: AutoConfigOut
 
 
-ModelId = Annotated[str, Path(alias="id", description="Model id '<agentId>@<versionId>'")]
+ModelId = Annotated[str, id_path("id", "Model id '<agentId>@<versionId>'", MODEL_ID_PATTERN, 2 * RESOURCE_ID_MAX + 2)]
 
 
 @router.post("/models/{id}/activate", response_model=ActivateOut, summary="Make a model the one the agent serves")

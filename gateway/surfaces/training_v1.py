@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import grpc
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import Field, StrictStr
 from trainhouse.v1 import training_job_pb2, training_service_pb2
@@ -19,7 +19,7 @@ from gateway.convert import finite, ts_iso
 from gateway.deps import Caller, Services
 from gateway.errors import INVALID, ApiError, encoding_request
 from gateway.examples import ExampleIn, examples_to_proto
-from gateway.models import CamelModel, Envelope, envelope
+from gateway.models import CamelModel, Envelope, envelope, Id, id_path, VersionRef
 from gateway.resources.events import sse_event
 from gateway.resources.jobs import checkpoint_fields, estimated_duration, job_status, state_word
 from gateway.resources.tables import FieldTable
@@ -37,13 +37,13 @@ class TrainingDataIn(CamelModel):
 
 
 class TrainAgentRequest(CamelModel):
-    agent_id: StrictStr
+    agent_id: Id
     config: TrainingConfigIn = Field(default_factory=TrainingConfigIn)
     examples: list[ExampleIn] | None = Field(None, description="Inline examples (trainhouse extension)")
     validation_examples: list[ExampleIn] | None = None
     training_data: TrainingDataIn | None = None
     display_name: StrictStr | None = None
-    base_version_id: StrictStr | None = Field(None, description="transfer: version to start from")
+    base_version_id: VersionRef | None = Field(None, description="transfer: version to start from")
 
 
 # ---- response models ------------------------------------------------------------------------
@@ -155,7 +155,7 @@ def sse_frame(event: str, data: dict[str, Any], event_id: int | None = None) -> 
 
 # ---- routes ---------------------------------------------------------------------------------
 
-JobId = Annotated[str, Path(alias="jobId", description="Training job id")]
+JobId = Annotated[str, id_path("jobId", "Training job id")]
 
 
 @router.post("/train-agent", response_model=Envelope[TrainAgentData], response_model_exclude_none=True,

@@ -8,14 +8,14 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field, StrictStr, field_validator
 
 from gateway.auth import ADMIN, Principal
 from gateway.deps import Caller
 from gateway.errors import INVALID, NOT_FOUND, ApiError
-from gateway.models import CamelModel, Envelope, Int, envelope
+from gateway.models import CamelModel, Envelope, envelope, id_path, Int
 from gateway.resources.webhooks import WEBHOOK_V1, delivery_fields, webhook_fields
 from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES
@@ -105,7 +105,7 @@ async def _owned(request: Request, caller: Principal, webhook_id: str) -> Webhoo
     return hook
 
 
-WebhookId = Annotated[str, Path(alias="webhookId")]
+WebhookId = Annotated[str, id_path("webhookId")]
 
 
 @router.post("", response_model=Envelope[WebhookOut], response_model_exclude_none=True, status_code=201,

@@ -21,6 +21,8 @@ def _line_error(number: int, line: str) -> tuple[Example | None, str | None]:
         obj: Any = json.loads(line)
     except json.JSONDecodeError as exc:
         return None, f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})"
+    except RecursionError:  # gRPC callers reach this without the gateway's depth limit
+        return None, f"line {number}: JSON nested too deeply"
     try:
         return parse_examples([obj], "item")[0], None
     except InvalidArgument as exc:

@@ -92,7 +92,7 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
         return data_service_pb2.CreateDatasetFromJsonlResponse(dataset=convert.dataset_proto(row), line_count=lines)
 
     def GetDataset(self, request, context):
-        row = self.store.get(_required(request.dataset_id, "dataset_id"))
+        row = self.store.get(resource_id(request.dataset_id, "dataset_id"))
         return data_service_pb2.GetDatasetResponse(dataset=convert.dataset_proto(row))
 
     def ListDatasets(self, request, context):
@@ -102,11 +102,11 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
             total_size=datasets.total_size)
 
     def DeleteDataset(self, request, context):
-        self.store.delete(_required(request.dataset_id, "dataset_id"))
+        self.store.delete(resource_id(request.dataset_id, "dataset_id"))
         return data_service_pb2.DeleteDatasetResponse()
 
     def StreamExamples(self, request, context):
-        _required(request.dataset_id, "dataset_id")
+        resource_id(request.dataset_id, "dataset_id")
         if request.batch_size < 0:
             raise InvalidArgument("batch_size", "must be >= 0")
         dataset_id = self.store.get(request.dataset_id)["dataset_id"]
@@ -225,7 +225,7 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
         if which is None:
             raise InvalidArgument("dataset_id", "one of dataset_id or examples is required")
         if which == "dataset_id":
-            row = self.store.get(_required(request.dataset_id, "dataset_id"))
+            row = self.store.get(resource_id(request.dataset_id, "dataset_id"))
             dataset_id = row["dataset_id"]
             examples = self.store.all_examples(dataset_id)
         else:
@@ -278,7 +278,7 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
 
     def GetTrajectory(self, request, context):
         full = request.view != trajectory_pb2.TRAJECTORY_VIEW_BASIC
-        t = self.trajectories.get(_required(request.trajectory_id, "trajectory_id"), full=full)
+        t = self.trajectories.get(resource_id(request.trajectory_id, "trajectory_id"), full=full)
         return data_service_pb2.GetTrajectoryResponse(trajectory=t)
 
     def ListTrajectories(self, request, context):

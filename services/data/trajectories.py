@@ -20,7 +20,7 @@ OUTPUT_ONLY = ("llm_call_count", "provider_access_count", "step_count", "create_
 
 
 def _id(value: str, at: str) -> None:
-    if value and not RESOURCE_ID.match(value):
+    if value and not RESOURCE_ID.fullmatch(value):
         raise InvalidArgument(at, "must match [A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from services.core.errors import FailedPrecondition, InvalidArgument
 from services.training import peers
 from services.training.events import EventHub
-from services.training.requests import module_source, parse_start_request
+from services.training.requests import check_references, module_source, parse_start_request
 from services.training.runner import JobRunner
 from services.training.store import JobStore
 from trainhouse.v1 import training_service_pb2
@@ -32,6 +32,7 @@ class Jobs:
 
     def start(self, request: training_service_pb2.StartJobRequest) -> str:
         """Validate, record the job as queued and wake the runner; the new job's id."""
+        check_references(request)
         dataset_examples, dataset_id = None, request.dataset_id
         module = module_source(request)
         if module is not None:

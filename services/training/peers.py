@@ -14,7 +14,7 @@ from google.protobuf.json_format import MessageToDict
 from services.common.clients import channel
 from services.common.pagination import collect_pages
 from services.common.timeutil import to_timestamp
-from services.core.errors import NotFound, Unavailable
+from services.core.errors import InvalidArgument, NotFound, Unavailable
 from services.common.grpc_errors import failure_of
 from services.common.example_codec import example_dicts, example_proto
 from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, feedback_pb2, model_registry_pb2,
@@ -272,6 +272,8 @@ def fetch_base_model(agent_id: str, version_id: str) -> tuple[str, bytes] | None
             raise NotFound("version", f"{agent_id}/{version_id}") from None
         if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
             return None
+        if code == grpc.StatusCode.INVALID_ARGUMENT:  # the caller's version name, not a registry outage
+            raise InvalidArgument("base_version_id", err.details() or "is not a valid version") from None
         raise _unavailable("ModelRegistry", err) from None
     return resp.version.version_id, resp.onnx_model
 

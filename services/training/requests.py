@@ -18,7 +18,7 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 
 from services.common.example_codec import example_dicts, query_dicts
-from services.common.validation import resource_id
+from services.common.validation import resource_id, version_ref
 from services.core.configs import ConfigModel, GRPOConfig
 from services.core.errors import InvalidArgument
 from services.core.grpo.environment import parse_queries
@@ -98,6 +98,15 @@ def method_of(request: training_service_pb2.StartJobRequest) -> str:
 
 
 MODULE_EXAMPLES_DEFAULT, MODULE_EXAMPLES_MAX = 200, 10_000
+
+
+def check_references(request: training_service_pb2.StartJobRequest) -> None:
+    """The dataset and base version a job names follow the id rule before anything looks them up
+    (a dataset id is recorded on the job and appears in paths: "../../etc/passwd" is refused)."""
+    if request.dataset_id:
+        resource_id(request.dataset_id, "dataset_id")
+    if request.base_version_id:
+        version_ref(request.base_version_id, "base_version_id")
 
 
 def module_source(request: training_service_pb2.StartJobRequest) -> tuple[str, int] | None:

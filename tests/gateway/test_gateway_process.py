@@ -130,7 +130,7 @@ def test_shape_errors_are_400_with_the_field(lone: httpx.Client, body: dict, fie
 @pytest.mark.parametrize("raw, field", [
     (b'{"agentId": "a", "config": {"learningRate": NaN}}', "learningRate"),
     (b'{"agentId": "a", "config": {"dropout": Infinity}}', "dropout"),
-    (b'{"agentId": "\\ud800"}', "body"),  # a lone surrogate: valid JSON, not encodable in protobuf
+    (b'{"agentId": "\\ud800"}', "agentId"),  # a lone surrogate: valid JSON, never a valid id
 ])
 def test_values_json_allows_but_we_cannot_carry_are_400(lone: httpx.Client, raw: bytes, field: str) -> None:
     r = lone.post(TRAIN, headers={**ADMIN, "Content-Type": "application/json"}, content=raw)

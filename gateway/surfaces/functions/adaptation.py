@@ -12,7 +12,7 @@ from trainhouse.v1 import training_service_pb2
 from gateway.convert import ts_iso
 from gateway.deps import Caller, Services
 from gateway.errors import encoding_request, rpc_fields
-from gateway.models import Number
+from gateway.models import Id, Number
 from gateway.resources.jobs import state_word
 from gateway.resources.training_config import METHODS, config_json
 from gateway.surfaces.functions.jobs import progress_snake
@@ -30,7 +30,7 @@ class AdaptBehaviorIn(SnakeModel):
     """Seed 001 ({agent_id, feedback_window_days, auto_apply}) or seed 002 ({agent_id,
     performance_metrics, adaptation_strategy})."""
 
-    agent_id: StrictStr
+    agent_id: Id
     feedback_window_days: Number | None = Field(None, gt=0, le=3650,
                                                 description=f"Days of feedback to learn from (default "
                                                             f"{ADAPT_WINDOW_DAYS})")

@@ -12,7 +12,7 @@ from gateway.convert import enum_word, struct_to_dict, ts_iso
 from gateway.deps import Services
 from gateway.errors import encoding_request
 from gateway.examples import ExampleIn, examples_to_proto
-from gateway.models import Int64
+from gateway.models import Id, Int64
 from gateway.ratelimit import EVALUATIONS
 from gateway.routing import spend
 from gateway.surfaces.functions.surface import Reply, SnakeModel, new_router, reply
@@ -21,7 +21,7 @@ router = new_router()
 
 
 class EvaluateTrainingResultsIn(SnakeModel):
-    job_id: StrictStr
+    job_id: Id
     test_data: list[ExampleIn] | None = None
     evaluation_criteria: list[StrictStr] | None = None
     benchmark_against: StrictStr | None = None
@@ -66,7 +66,7 @@ async def evaluate_training_results(body: EvaluateTrainingResultsIn, request: Re
 # ---- compareTrainingRuns --------------------------------------------------------------------
 
 class CompareRunsIn(SnakeModel):
-    run_ids: list[StrictStr] = Field(description="2..10 completed job ids")
+    run_ids: list[Id] = Field(description="2..10 completed job ids")
     comparison_metrics: list[StrictStr] | None = Field(
         None, description="accuracy, loss, validation_accuracy, validation_loss, training_time, convergence_speed, "
                           "final_performance, stability, cost_efficiency (default: all)")
@@ -74,7 +74,7 @@ class CompareRunsIn(SnakeModel):
     generate_recommendations: StrictBool = False
     test_data: list[ExampleIn] | None = Field(None, description="A common test set (default: the runs' shared "
                                                                 "held-out examples)")
-    comparison_id: StrictStr | None = Field(None, description="Idempotency key")
+    comparison_id: Id | None = Field(None, description="Idempotency key")
     seed: Int64 | None = None
 
 
@@ -140,9 +140,9 @@ async def compare_training_runs(body: CompareRunsIn, request: Request, services:
 # ---- generateTrainingReport -----------------------------------------------------------------
 
 class ReportIn(SnakeModel):
-    job_id: StrictStr | None = None
-    agent_id: StrictStr | None = None
-    run_ids: list[StrictStr] | None = Field(None, description="comparison reports: 2..10 job ids")
+    job_id: Id | None = None
+    agent_id: Id | None = None
+    run_ids: list[Id] | None = Field(None, description="comparison reports: 2..10 job ids")
     report_type: StrictStr | None = Field(None, description="single_job, agent_summary, comparison, executive")
     include_sections: list[StrictStr] | None = None
     format: StrictStr | None = Field(None, description="json (default), markdown or html")
@@ -181,7 +181,7 @@ async def generate_training_report(body: ReportIn, request: Request, services: S
 # ---- analyzeAndOptimize ---------------------------------------------------------------------
 
 class AnalyzeIn(SnakeModel):
-    agent_id: StrictStr
+    agent_id: Id
     optimization_goals: list[StrictStr] | None = Field(
         None, description="minimize_latency, maximize_accuracy, minimize_cost, maximize_consistency, "
                           "improve_calibration, reduce_overfitting (default: all)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Request
-from pydantic import AliasChoices, BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictStr, Tag
+from pydantic import AliasChoices, BaseModel, ConfigDict, Discriminator, Field, StrictBool, Tag
 from trainhouse.v1 import job_state_pb2, training_job_pb2, training_service_pb2
 
 from gateway.convert import ts_iso
@@ -17,6 +17,7 @@ from gateway.resources.jobs import (checkpoint_fields, estimated_duration, failu
 from gateway.resources.tables import FieldTable
 from gateway.resources.training_config import MethodName, TrainingConfigIn, config_json, config_to_proto
 from gateway.surfaces.functions.surface import FUNCTIONS_SURFACE, Reply, SnakeModel, new_router, reply
+from gateway.models import Id
 
 router = new_router()
 
@@ -35,7 +36,7 @@ class TrainingDataIn(BaseModel):
     examples: list[ExampleIn] | None = None
     validation_examples: list[ExampleIn] | None = Field(
         None, validation_alias=AliasChoices("validationExamples", "validation_examples"))
-    module_id: StrictStr | None = Field(None, validation_alias=AliasChoices("moduleId", "module_id"),
+    module_id: Id | None = Field(None, validation_alias=AliasChoices("moduleId", "module_id"),
                                         description="Training module reference: the job also trains on examples "
                                                     "generated from the module (TrainingService StartJob.module_id)")
 
@@ -51,7 +52,7 @@ TrainingDataUnion = Annotated[
 
 
 class StartTrainingJobIn(SnakeModel):
-    agent_id: StrictStr
+    agent_id: Id
     training_data: TrainingDataIn
     config: FunctionConfigIn | None = None
 
@@ -60,8 +61,8 @@ class TrainAgentIn(SnakeModel):
     """Seed 002 (`agent_id`, `training_data` array, `training_type`, `config`) or seed 000's SDK
     (`agentId`, `config` with `method`, `dataset`, ...)."""
 
-    agent_id: StrictStr | None = None
-    agentId: StrictStr | None = None  # noqa: N815 - the seed-000 SDK's spelling
+    agent_id: Id | None = None
+    agentId: Id | None = None  # noqa: N815 - the seed-000 SDK's spelling
     training_data: TrainingDataUnion | None = Field(
         None, description="Seed 002: an array of examples; seed 001: {examples, validationExamples}")
     examples: list[ExampleIn] | None = Field(None, description="Inline examples (seed-000 form)")
@@ -70,12 +71,12 @@ class TrainAgentIn(SnakeModel):
 
 
 class GetTrainingStatusIn(SnakeModel):
-    jobId: StrictStr | None = None  # noqa: N815 - the seed-000 SDK's spelling
-    job_id: StrictStr | None = None
+    jobId: Id | None = None  # noqa: N815 - the seed-000 SDK's spelling
+    job_id: Id | None = None
 
 
 class MonitorIn(SnakeModel):
-    job_id: StrictStr
+    job_id: Id
     include_checkpoints: StrictBool = False
     include_history: StrictBool = False
 
