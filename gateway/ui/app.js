@@ -1,5 +1,6 @@
-// trainhouse dashboard: read-only views over the gateway's REST API. No build step, no
-// dependencies, no network access beyond this origin. Every call sends the token the page asked
+// trainhouse dashboard: views over the gateway's REST API, and the one thing it changes: an
+// agent's aliases and tags (the routes the CLI and REST clients use; the token's scopes decide).
+// No build step, no dependencies, no network access beyond this origin. Every call sends the token the page asked
 // for once (kept in sessionStorage) as a bearer header; a "#...?token=" fragment also sets it
 // (for scripted runs) and is removed from the address bar at once.
 "use strict";
@@ -64,6 +65,19 @@ async function api(path, signal) {
   if (res.status === 401) { askForToken("The token was refused (401). Enter another one."); throw new ApiError(401, "unauthorized"); }
   if (!res.ok) throw new ApiError(res.status, messageOf(body, res.status));
   return body;
+}
+
+// A change (PUT/PATCH/DELETE with a JSON body); its error message is shown where it was asked for.
+async function send(method, path, body) {
+  const res = await fetch(path, {
+    method, headers: { Authorization: `Bearer ${token()}`, Accept: "application/json", "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store",
+  });
+  let out = null;
+  try { out = await res.json(); } catch (_) { /* not JSON */ }
+  if (res.status === 401) { askForToken("The token was refused (401). Enter another one."); throw new ApiError(401, "unauthorized"); }
+  if (!res.ok) throw new ApiError(res.status, messageOf(out, res.status));
+  return out;
 }
 
 function sleep(ms, signal) {
@@ -306,16 +320,17 @@ async function agentsView(signal) {
 
 async function agentView(signal, agentId) {
   const base = `/api/v1/training/models/${enc(agentId)}`;
-  const [agent, versions, deployments, jobs] = await Promise.all([
+  const [agent, versions, deployments, jobs, aliases] = await Promise.all([
     api(`/api/v1/agents/${enc(agentId)}`, signal), api(`${base}/versions?limit=100`, signal),
-    api(`${base}/deployments?limit=20`, signal), api("/api/training/jobs", signal)]);
+    api(`${base}/deployments?limit=20`, signal), api("/api/training/jobs", signal), api(`${base}/aliases`, signal)]);
   const a = agent.data;
   const versionRows = versions.data.versions.map((v) => h("tr", { "data-version": v.versionId },
     h("td", {}, v.versionId), h("td", { "data-serving": v.serving || "" }, badge(v.serving)),
     h("td", { class: "muted" }, v.servingReason || "—"), h("td", {}, (v.aliases || []).join(", ") || "—"),
     h("td", {}, badge(v.status)), h("td", {}, fmtTime(v.trainedAt)),
     h("td", {}, fmtNum(v.metrics.accuracy ?? v.metrics.validation_accuracy)), h("td", {}, v.method || "—"),
-    h("td", {}, v.size), h("td", {}, v.jobId ? link(`#/job/${enc(v.jobId)}`, v.jobId) : "—")));
+    h("td", {}, v.size), h("td", {}, v.jobId ? link(`#/job/${enc(v.jobId)}`, v.jobId) : "—"),
+    h("td", { "data-tags": v.versionId }, Object.entries(v.tags || {}).map(([k, t]) => `${k}=${t}`).join(", ") || "—")));
   const deploymentRows = deployments.data.deployments.map((d) => h("tr", { "data-deployment": d.deploymentId },
     h("td", {}, d.deploymentId), h("td", {}, d.versionId), h("td", {}, d.environment), h("td", {}, badge(d.status)),
     h("td", {}, d.strategy), h("td", {}, `${fmtNum(d.currentPercentage, 1)}%`), h("td", {}, fmtTime(d.createdAt))));
@@ -331,9 +346,10 @@ async function agentView(signal, agentId) {
       a.description ? h("p", { class: "muted" }, a.description) : null),
     h("h2", {}, "Versions"),
     h("table", { "data-view": "versions" },
-      h("tr", {}, ["Version", "Serving", "Why", "Aliases", "Status", "Trained", "Accuracy", "Method", "Size", "Job"]
-        .map((t) => h("th", {}, t))),
-      ...(versionRows.length ? versionRows : [empty(10, "No versions yet.")])),
+      h("tr", {}, ["Version", "Serving", "Why", "Aliases", "Status", "Trained", "Accuracy", "Method", "Size", "Job",
+        "Tags"].map((t) => h("th", {}, t))),
+      ...(versionRows.length ? versionRows : [empty(11, "No versions yet.")])),
+    aliasEditor(base, aliases.data.aliases, versions.data.versions),
     h("h2", {}, "Deployments"),
     h("table", { "data-view": "deployments" },
       h("tr", {}, ["Deployment", "Version", "Environment", "Status", "Strategy", "Traffic", "Created"].map((t) => h("th", {}, t))),
@@ -342,6 +358,47 @@ async function agentView(signal, agentId) {
     h("table", {}, h("tr", {}, ["Job", "Status", "Created"].map((t) => h("th", {}, t))),
       ...(jobRows.length ? jobRows : [empty(3, "No jobs.")])));
   document.body.dataset.state = "ready";
+}
+
+// Aliases (set, move, delete) and tags of the agent's versions; every change reloads the view.
+function aliasEditor(base, aliases, versions) {
+  const status = h("p", { class: "error", "data-edit-status": "", hidden: true });
+  const fail = (e) => { status.textContent = e.message; status.hidden = false; };
+  const reload = () => route();
+  const versionSelect = (name) => h("select", { name }, versions.map((v) => h("option", { value: v.versionId }, v.versionId)));
+  const rows = aliases.map((a) => h("tr", { "data-alias": a.alias },
+    h("td", {}, a.alias), h("td", { "data-alias-version": a.alias }, a.versionId), h("td", {}, fmtTime(a.updatedAt)),
+    h("td", {}, h("button", { type: "button", "data-delete-alias": a.alias,
+      onclick: () => send("DELETE", `${base}/aliases/${enc(a.alias)}`).then(reload, fail) }, "Delete"))));
+  const aliasForm = h("form", { "data-form": "alias" },
+    h("input", { name: "alias", placeholder: "alias, e.g. champion", required: true }), versionSelect("version"),
+    h("button", { type: "submit" }, "Set alias"));
+  aliasForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const f = aliasForm.elements;
+    send("PUT", `${base}/aliases/${enc(f.alias.value.trim())}`, { versionId: f.version.value }).then(reload, fail);
+  });
+  const tagForm = h("form", { "data-form": "tag" }, versionSelect("version"),
+    h("input", { name: "set", placeholder: "key=value to set" }), h("input", { name: "remove", placeholder: "key to remove" }),
+    h("button", { type: "submit" }, "Update tags"));
+  tagForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const f = tagForm.elements;
+    const body = { set: {}, remove: [] };
+    const pair = f.set.value.trim();
+    if (pair) {
+      const i = pair.indexOf("=");
+      if (i < 1) { fail(new Error("tags are set as key=value")); return; }
+      body.set[pair.slice(0, i)] = pair.slice(i + 1);
+    }
+    if (f.remove.value.trim()) body.remove.push(f.remove.value.trim());
+    send("PATCH", `${base}/versions/${enc(f.version.value)}/tags`, body).then(reload, fail);
+  });
+  return h("div", {},
+    h("h2", {}, "Aliases"),
+    h("table", { "data-view": "aliases" }, h("tr", {}, ["Alias", "Version", "Updated", ""].map((t) => h("th", {}, t))),
+      ...(rows.length ? rows : [h("tr", {}, h("td", { colspan: 4, class: "muted" }, "No aliases."))])),
+    aliasForm, tagForm, status);
 }
 
 // ---- routing and the token ----------------------------------------------------------------

@@ -116,3 +116,60 @@ def test_headless_chromium_lists_jobs_and_an_agents_versions_and_deployments(sta
     assert re.findall(r'<tr data-deployment="([^"]+)">', agent) == [d["deploymentId"] for d in deployments]
     for job in trained.jobs:
         assert f'href="#/job/{job}"' in agent
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_aliases_and_tags_are_set_moved_and_deleted_from_the_dashboard(stack, trained: Trained) -> None:  # noqa: ANN001
+    """A real browser clicks through /ui's forms; the registry (read back over REST) has the change."""
+    from playwright.sync_api import sync_playwright
+
+    first, second = trained.versions
+    with httpx.Client(base_url=stack.gateway_url, timeout=10) as c:
+        token = make_token(c, stack.admin_token, ["training:view", "models:deploy"])
+        headers = {"Authorization": f"Bearer {token}"}
+
+        def aliases() -> dict[str, str]:
+            listed = c.get(f"/api/v1/training/models/{trained.agent}/aliases", headers=headers).json()["data"]
+            return {a["alias"]: a["versionId"] for a in listed["aliases"]}
+
+        def tags(version: str) -> dict[str, str]:
+            return c.get(f"/api/v1/training/models/{trained.agent}/versions/{version}",
+                         headers=headers).json()["data"]["tags"]
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(f"{stack.gateway_url}/ui#/agent/{quote(trained.agent)}?token={quote(token)}")
+            page.wait_for_selector('body[data-state="ready"]')
+
+            def submit(form: str, **fields: str) -> None:
+                for name, value in fields.items():
+                    selector = f'form[data-form="{form}"] [name="{name}"]'
+                    if name == "version":
+                        page.select_option(selector, value)
+                    else:
+                        page.fill(selector, value)
+                page.click(f'form[data-form="{form}"] button[type="submit"]')
+                page.wait_for_selector('body[data-state="ready"]')
+
+            submit("alias", alias="ui-champion", version=second)
+            page.wait_for_selector('tr[data-alias="ui-champion"]')
+            assert aliases()["ui-champion"] == second
+            submit("alias", alias="ui-champion", version=first)  # moving it
+            page.wait_for_selector(f'td[data-alias-version="ui-champion"]:text("{first}")')
+            assert aliases()["ui-champion"] == first
+
+            submit("tag", version=second, set="stage=review")
+            page.wait_for_selector(f'td[data-tags="{second}"]:text("stage=review")')
+            assert tags(second)["stage"] == "review"
+            submit("tag", version=second, set="", remove="stage")
+            assert "stage" not in tags(second)
+
+            page.click('button[data-delete-alias="ui-champion"]')
+            page.wait_for_selector('tr[data-alias="ui-champion"]', state="detached")
+            assert "ui-champion" not in aliases()
+
+            submit("alias", alias="Not An Alias", version=first)  # the registry's rule, shown on the page
+            page.wait_for_selector("[data-edit-status]:not([hidden])")
+            assert "must match" in page.inner_text("[data-edit-status]")
+            browser.close()
