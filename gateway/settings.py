@@ -1,12 +1,16 @@
 """Gateway settings read once from TRAINHOUSE_* variables (through services.common.config)."""
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.ratelimit import Limit, limits_from_env
-from services.common import config
+from services.common import config, secret_checks
+from services.common.logs import log
+
+logger = logging.getLogger("trainhouse.gateway")
 
 MiB = 1024 * 1024
 
@@ -65,9 +69,14 @@ class GatewaySettings:
     metrics_public: bool = False
     # How long /metrics reuses TrainingService's job counts before asking again.
     metrics_cache_s: float = 5.0
+    # A JWKS file path or http(s) URL: RS256 JWTs signed by one of its keys (by kid) are accepted.
+    jwt_jwks: str | None = None
 
     @classmethod
     def from_env(cls) -> "GatewaySettings":
+        # Weak operator secrets stop the gateway here, with a one-line reason (secret_checks).
+        for problem in secret_checks.require_strong():
+            log(logger, "weak secret accepted because TRAINHOUSE_INSECURE_DEV=1", logging.WARNING, problem=problem)
         return cls(
             home=config.home(),
             max_body_bytes=config.env_int("MAX_BODY_BYTES", 10 * MiB),
@@ -83,4 +92,5 @@ class GatewaySettings:
             rate_flush_s=max(0.05, config.env_float("RATE_LIMIT_FLUSH_S", 1.0)),
             metrics_public=config.env_str("METRICS_PUBLIC", "0").lower() in ("1", "true", "yes"),
             metrics_cache_s=max(0.0, config.env_float("METRICS_CACHE_S", 5.0)),
+            jwt_jwks=os.environ.get("TRAINHOUSE_JWT_JWKS") or None,
         )

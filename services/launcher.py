@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.common import config
+from services.common import config, secret_checks
 
 # Start order: services with no peers first, the gateway last.
 ORDER = ["registry", "data", "training", "evaluation"]
@@ -125,6 +125,12 @@ class Stack:
         raise LaunchError(f"gateway not healthy within {timeout} s")
 
     def start(self) -> "Stack":
+        try:  # weak operator secrets would stop the gateway last; say so before starting anything
+            reason = secret_checks.refusal(self._env())
+        except SystemExit as exc:
+            reason = str(exc)
+        if reason:
+            raise LaunchError(reason)
         try:
             for name in ORDER:
                 var = config.SERVICES[name][0]
