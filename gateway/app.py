@@ -17,6 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from gateway.auth import Authenticator
 from gateway.backends import Backends
 from gateway.errors import SurfaceRegistry, install_handlers
+from gateway.jwt_keys import Jwks, JwtVerifier
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import RequestContextMiddleware
 from gateway.ratelimit import REQUESTS, Limit, RateLimiter
@@ -98,6 +99,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings.from_env()
     surfaces = build_surfaces()
     metrics = GatewayMetrics(settings.metrics_cache_s)
+    # Read before serving: an unreadable JWKS file stops the start with its reason.
+    verifier = JwtVerifier(settings.jwt_secret, Jwks(settings.jwt_jwks) if settings.jwt_jwks else None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -110,7 +113,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         limiter = RateLimiter(limits, db)
         hooks = WebhookStore(db)
         dispatcher = Dispatcher(hooks, backends, settings.webhooks)
-        app.state.gate = Gate(settings, store, Authenticator(store, settings.jwt_secret), limiter, backends,
+        app.state.gate = Gate(settings, store, Authenticator(store, verifier=verifier), limiter, backends,
                               token_file, UrlSigner(db, settings.download_url_ttl_s), hooks, dispatcher,
                               metrics)
         dispatcher.start()

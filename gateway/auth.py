@@ -1,4 +1,5 @@
-"""Who is calling: bearer API tokens (and HS256 JWTs when a secret is configured) -> Principal.
+"""Who is calling: bearer API tokens (and JWTs: HS256 with a shared secret, RS256 from a JWKS,
+see `gateway/jwt_keys.py`) -> Principal.
 
 Failures raise ApiError(UNAUTHENTICATED / FORBIDDEN) so each surface renders them in its own
 shape. Messages never echo the presented token, and nothing here logs it.
@@ -11,6 +12,7 @@ import jwt
 from starlette.requests import Request
 
 from gateway.errors import FORBIDDEN, UNAUTHENTICATED, ApiError
+from gateway.jwt_keys import JwtVerifier, KeyUnknown
 from gateway.scopes import AUTHENTICATED
 from gateway.tokens import TokenStore
 from services.common.timeutil import now
@@ -38,9 +40,9 @@ class Principal:
 
 
 class Authenticator:
-    def __init__(self, store: TokenStore, jwt_secret: str | None = None):
+    def __init__(self, store: TokenStore, jwt_secret: str | None = None, verifier: JwtVerifier | None = None):
         self.store = store
-        self.jwt_secret = jwt_secret
+        self.verifier = verifier or JwtVerifier(secret=jwt_secret)
 
     def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:
@@ -51,7 +53,7 @@ class Authenticator:
         if scheme.lower() != "bearer" or not credential:
             raise ApiError(UNAUTHENTICATED, "Authorization header must be 'Bearer <token>'",
                            headers={"WWW-Authenticate": "Bearer"})
-        if self.jwt_secret and credential.count(".") == 2:
+        if self.verifier.enabled and credential.count(".") == 2:
             return self._jwt(credential)
         return self._api_token(credential)
 
@@ -66,8 +68,8 @@ class Authenticator:
 
     def _jwt(self, token: str) -> Principal:
         try:
-            claims = jwt.decode(token, self.jwt_secret, algorithms=["HS256"], options={"require": ["exp"]})
-        except jwt.PyJWTError as exc:
+            claims = self.verifier.claims(token)
+        except (jwt.PyJWTError, KeyUnknown) as exc:
             raise ApiError(UNAUTHENTICATED, f"invalid JWT: {type(exc).__name__}",
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
         raw = claims.get("scopes", claims.get("scope", []))

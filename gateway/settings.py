@@ -1,13 +1,17 @@
 """Gateway settings read once from TRAINHOUSE_* variables (through services.common.config)."""
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.json_limits import CEILING_MAX_DEPTH, DEFAULT_MAX_DEPTH
 from gateway.ratelimit import Limit, limits_from_env
-from services.common import config
+from services.common import config, secret_checks
+from services.common.logs import log
+
+logger = logging.getLogger("trainhouse.gateway")
 
 MiB = 1024 * 1024
 
@@ -69,9 +73,14 @@ class GatewaySettings:
     # Deepest nesting of arrays/objects a JSON body may have (gateway.json_limits); deeper -> 400.
     # At most 32: protobuf carries a JSON level of a free-form map in three message levels of 100.
     max_json_depth: int = DEFAULT_MAX_DEPTH
+    # A JWKS file path or http(s) URL: RS256 JWTs signed by one of its keys (by kid) are accepted.
+    jwt_jwks: str | None = None
 
     @classmethod
     def from_env(cls) -> "GatewaySettings":
+        # Weak operator secrets stop the gateway here, with a one-line reason (secret_checks).
+        for problem in secret_checks.require_strong():
+            log(logger, "weak secret accepted because TRAINHOUSE_INSECURE_DEV=1", logging.WARNING, problem=problem)
         return cls(
             home=config.home(),
             max_body_bytes=config.env_int("MAX_BODY_BYTES", 10 * MiB),
@@ -88,6 +97,7 @@ class GatewaySettings:
             metrics_public=config.env_str("METRICS_PUBLIC", "0").lower() in ("1", "true", "yes"),
             metrics_cache_s=max(0.0, config.env_float("METRICS_CACHE_S", 5.0)),
             max_json_depth=_max_json_depth(),
+            jwt_jwks=os.environ.get("TRAINHOUSE_JWT_JWKS") or None,
         )
 
 

@@ -9,6 +9,10 @@ succeed or run out of attempts. A stop loses nothing: undelivered rows stay pend
 Signature: ``X-Trainhouse-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``
 (also ``X-Trainhouse-Timestamp``), so a receiver can reject replays of old timestamps; the event
 id is in ``X-Trainhouse-Event-Id`` and in the body's ``id``.
+
+Each attempt checks the URL (`urls.check`) and connects to an address that check approved
+(`send`): the name is not resolved a second time, the Host header and, for https, the TLS server
+name (SNI) and certificate check still use the URL's host name.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import json
 import logging
 import random
 import time
+import ssl
 from typing import Any
 
 import grpc
@@ -58,6 +63,33 @@ def backoff(attempts: int, settings: WebhookSettings, rng: random.Random) -> flo
     return delay * rng.uniform(0.5, 1.0)
 
 
+def new_client(timeout_s: float, verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
+    """The delivery client: no redirects, no proxies from the environment, and no kept-alive
+    connections, since the pool is keyed by the pinned address and one receiver's verified TLS
+    connection must never carry another host name's request."""
+    return httpx.AsyncClient(timeout=timeout_s, follow_redirects=False, trust_env=False, verify=verify,
+                             limits=httpx.Limits(max_keepalive_connections=0),
+                             headers={"User-Agent": USER_AGENT})
+
+
+async def send(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], allow_private: bool,
+               resolve: urls.Resolver = urls.system_resolver) -> httpx.Response:
+    """POST `body` to `url` at an address its check approved (UrlRefused when none may be called).
+
+    The addresses are tried in the resolver's order until one connects."""
+    target = await urls.check(url, allow_private, resolve=resolve)
+    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    last: httpx.TransportError | None = None
+    for address in target.addresses:
+        try:
+            return await client.post(target.pinned_url(address), content=body,
+                                     headers={**headers, "Host": target.host_header}, extensions=extensions)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            last = exc
+    assert last is not None
+    raise last
+
+
 def account_of(ev: training_job_pb2.JobEvent) -> str:
     return ev.account_id or "default"
 
@@ -74,7 +106,8 @@ def _wants(hook: Webhook, event: str, ev: training_job_pb2.JobEvent) -> bool:
 
 
 class Dispatcher:
-    def __init__(self, store: WebhookStore, backends: Backends, settings: WebhookSettings):
+    def __init__(self, store: WebhookStore, backends: Backends, settings: WebhookSettings,
+                 resolve: urls.Resolver = urls.system_resolver):
         self.store = store
         self.backends = backends
         self.settings = settings
@@ -84,8 +117,8 @@ class Dispatcher:
         self._hooks_version = -1
         self._rng = random.Random()
         self._seen_cursor: int | None = None  # newest cursor handled, written on stop
-        self._client = httpx.AsyncClient(timeout=settings.timeout_s, follow_redirects=False,
-                                         headers={"User-Agent": USER_AGENT})
+        self._resolve = resolve
+        self._client = new_client(settings.timeout_s)
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._follow(), name="webhook-follower"),
@@ -188,14 +221,14 @@ class Dispatcher:
         code: int | None = None
         error: str | None = None
         try:
-            await urls.check(row["url"], self.settings.allow_private)
             body = row["payload"].encode()
             ts = int(time.time())
             headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(row["secret"], ts, body),
                        "X-Trainhouse-Timestamp": str(ts), "X-Trainhouse-Event": row["event"],
                        "X-Trainhouse-Event-Id": row["event_id"], "X-Trainhouse-Delivery": row["delivery_id"],
                        "X-Trainhouse-Attempt": str(attempts)}
-            response = await self._client.post(row["url"], content=body, headers=headers)
+            response = await send(self._client, row["url"], body, headers, self.settings.allow_private,
+                                  self._resolve)
             code = response.status_code
             if 200 <= code < 300:
                 await to_thread.run_sync(self.store.attempted, row["delivery_id"], DELIVERED, attempts,

@@ -7,11 +7,13 @@ import threading
 import typer
 
 from services.common import config
+from services.common.logs import configure
 from services.launcher import LaunchError, Stack
 
 
 def up(logs_to_terminal: bool = typer.Option(False, "--logs", help="Show service logs here instead of files.")) -> None:
     """Start the four services and the gateway on loopback; Ctrl-C stops them all."""
+    configure("launcher")
     home = config.home()
     stack = Stack(home=home, ports={name: config.service_port(name) for name in config.SERVICES},
                   gateway_port=config.gateway_port(), log_dir=None if logs_to_terminal else home / "logs")
@@ -33,10 +35,11 @@ def up(logs_to_terminal: bool = typer.Option(False, "--logs", help="Show service
     typer.echo("Press Ctrl-C to stop.")
     exit_code = 0
     while not stopping.wait(0.5):
-        dead = stack.dead()
-        if dead:
-            for name, code in dead:
-                typer.echo(f"trainhouse: {name} exited with code {code}; stopping the others", err=True)
+        # A service that dies is started again (backoff, a JSON log line on stderr each time); a
+        # crash loop stops the stack.
+        reason = stack.supervise()
+        if reason:
+            typer.echo(f"trainhouse: {reason}", err=True)
             exit_code = 1
             break
     codes = stack.stop()

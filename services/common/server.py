@@ -32,6 +32,13 @@ GRPC_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
 ]
+# gRPC sets SO_REUSEPORT on Linux by default, so a second stack on the same ports would come up and
+# share the connections with the first (clients get either stack's answers). Servers bind alone.
+SERVER_OPTIONS = GRPC_OPTIONS + [("grpc.so_reuseport", 0)]
+
+
+class BindError(SystemExit):
+    """The service's address is taken (or not ours to bind): one line for stderr, exit non-zero."""
 
 
 @dataclass
@@ -51,7 +58,7 @@ def create_server(app: ServiceApp, address: str, max_workers: int = 32) -> tuple
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
         interceptors=[RequestIdServerInterceptor(), ErrorInterceptor()],
-        options=GRPC_OPTIONS,
+        options=SERVER_OPTIONS,
     )
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -60,9 +67,13 @@ def create_server(app: ServiceApp, address: str, max_workers: int = 32) -> tuple
         add(servicer, server)
         names.append(name)
     reflection.enable_server_reflection(names, server)
-    port = server.add_insecure_port(address)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError:  # grpcio raises when the bind fails, older versions return 0
+        port = 0
     if port == 0:
-        raise SystemExit(f"could not bind {address}")
+        raise BindError(f"trainhouse: cannot listen on {address}: the address is in use (another stack or "
+                        f"program on this port?) or not available")
     return server, port, health_servicer
 
 
@@ -74,7 +85,15 @@ def serve(service: str, build: Callable[[], ServiceApp], grace_s: float = 10.0) 
     host = os.environ.get("TRAINHOUSE_BIND_HOST")
     if host:
         address = f"{host}:{config.service_port(service)}"
-    server, port, health_servicer = create_server(app, address)
+    try:
+        server, port, health_servicer = create_server(app, address)
+    except BindError as err:
+        log(logger, "cannot listen", logging.ERROR, service=service, address=address)
+        try:  # what build() started (stores, executors) must not keep the process alive
+            app.on_shutdown()
+        finally:
+            app.on_stopped()
+        raise err
     server.start()
     for _, _, name in app.registrations:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

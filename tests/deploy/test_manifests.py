@@ -58,9 +58,38 @@ def test_every_service_has_a_deployment_service_and_volume():
             assert container["livenessProbe"]["grpc"]["port"] == port
 
 
+def generated_secrets() -> dict[str, dict]:
+    """Secrets kustomize generates from env files: name -> {"stringData": keys of the example file}."""
+    kustomization = yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())
+    out = {}
+    for gen in kustomization.get("secretGenerator", []):
+        keys = {}
+        for env_file in gen.get("envs", []):
+            example = DEPLOY / "k8s" / f"{env_file}.example"
+            for line in example.read_text().splitlines():
+                if line.strip() and not line.lstrip().startswith("#"):
+                    key, _, value = line.partition("=")
+                    keys[key.strip()] = value
+        out[gen["name"]] = {"stringData": keys}
+    return out
+
+
+def test_no_secret_value_is_shipped():
+    """Secrets come from a generated, uncommitted env file; the example has keys without values."""
+    assert not by_kind("Secret"), "a committed Secret ships its values to everyone"
+    generated = generated_secrets()
+    assert "trainhouse-secrets" in generated
+    for name, secret in generated.items():
+        assert secret["stringData"] and all(v == "" for v in secret["stringData"].values()), name
+    assert "deploy/k8s/secrets.env" in (ROOT / ".gitignore").read_text().split()
+    for path in DEPLOY.rglob("*"):
+        if path.is_file():
+            assert "change-me" not in path.read_text().lower(), path
+
+
 def test_peer_addresses_point_at_defined_services():
     services = by_kind("Service")
-    config_maps, secrets = by_kind("ConfigMap"), by_kind("Secret")
+    config_maps, secrets = by_kind("ConfigMap"), {**by_kind("Secret"), **generated_secrets()}
     for dep in by_kind("Deployment").values():
         for env in dep["spec"]["template"]["spec"]["containers"][0].get("env", []):
             if env["name"].endswith("_ADDR"):

@@ -67,7 +67,7 @@ def start_gateway(home: Path, extra_env: dict[str, str] | None = None, timeout: 
 
 
 LONE_ADMIN = "lone-admin-" + uuid.uuid4().hex
-JWT_SECRET = "test-secret-" + "x" * 40
+JWT_SECRET = "test-jwt-" + uuid.uuid4().hex + uuid.uuid4().hex  # generated: placeholders are refused
 
 
 @pytest.fixture(scope="session")

@@ -66,10 +66,10 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
-def _start_up(tmp_path: Path) -> subprocess.Popen:
+def _start_up(tmp_path: Path, **extra: str) -> subprocess.Popen:
     env = dict(os.environ, TRAINHOUSE_HOME=str(tmp_path / "home"), TRAINHOUSE_GATEWAY_PORT="0",
                TRAINHOUSE_TRAINING_PORT="0", TRAINHOUSE_DATA_PORT="0", TRAINHOUSE_EVALUATION_PORT="0",
-               TRAINHOUSE_REGISTRY_PORT="0")
+               TRAINHOUSE_REGISTRY_PORT="0", **extra)
     for name in ("TRAINING", "DATA", "EVALUATION", "REGISTRY"):
         env.pop(f"TRAINHOUSE_{name}_ADDR", None)
     cli = Path(sys.executable).with_name("trainhouse")
@@ -97,12 +97,13 @@ def test_trainhouse_up_stops_cleanly_on_ctrl_c(tmp_path):
     assert (tmp_path / "home" / "admin-token").stat().st_mode & 0o777 == 0o600
 
 
-def test_trainhouse_up_stops_everything_when_one_dies(tmp_path):
-    proc = _start_up(tmp_path)
+def test_trainhouse_up_stops_everything_when_restarts_run_out(tmp_path):
+    # With no restarts allowed, the first death stops the stack (restarts: test_stack_operations.py).
+    proc = _start_up(tmp_path, TRAINHOUSE_RESTART_MAX="0")
     children = _children(proc.pid)
     os.kill(children[0], signal.SIGKILL)
     out, err = proc.communicate(timeout=90)
     assert proc.returncode == 1
-    assert "exited with code -9" in err
+    assert "exited with code -9 after 0 restarts" in err
     for pid in children[1:]:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
