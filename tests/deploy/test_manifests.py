@@ -134,3 +134,160 @@ def test_dockerfile_copies_what_exists():
                 assert (ROOT / src).exists(), src
                 copies += 1
     assert copies >= 4
+
+
+# --- the production image and what the pods need from it ---------------------------------------
+def dockerfile_stages() -> dict[str, str]:
+    """Stage name -> its text (FROM line included)."""
+    stages, name = {}, None
+    for line in (DEPLOY / "Dockerfile").read_text().splitlines():
+        match = re.match(r"FROM \S+ AS (\S+)", line)
+        if match:
+            name = match.group(1)
+            stages[name] = ""
+        if name:
+            stages[name] += line + "\n"
+    return stages
+
+
+def ray_cluster() -> dict:
+    (cluster,) = by_kind("RayCluster").values()
+    return cluster
+
+
+def ray_groups() -> list[dict]:
+    spec = ray_cluster()["spec"]
+    return [spec["headGroupSpec"], *spec["workerGroupSpecs"]]
+
+
+def test_image_has_no_test_tools_and_a_ray_variant_pinned_to_the_cluster():
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    text = (DEPLOY / "Dockerfile").read_text()
+    stages = dockerfile_stages()
+    installs = [line for line in text.splitlines() if "pip install" in line]
+    assert installs and not any("test" in line for line in installs), installs
+    assert "make install" not in text, "the Makefile installs the test extra"
+    assert '-e ".[ray]"' in stages["build-ray"]
+    assert re.search(r"pip install -e \. ", stages["build"]), "the base image installs no extra"
+    assert "COPY --from=build-ray /app /app" in stages["runtime-ray"]
+    assert "COPY --from=build /app /app" in stages["runtime"]
+    assert list(stages)[-1] == "runtime", "a plain `docker build` must give the image without Ray"
+    assert "USER 10001:10001" in stages["runtime-base"]
+    pinned = set(re.findall(r"ARG RAY_VERSION=(\S+)", text))
+    assert len(pinned) == 1
+    (ray_version,) = pinned
+    assert ray_cluster()["spec"]["rayVersion"] == ray_version
+    import tomllib
+
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["ray"]
+    (req,) = [Requirement(r) for r in extra if Requirement(r).name == "ray"]
+    assert Version(ray_version) in req.specifier, (ray_version, str(req.specifier))
+
+
+def all_pod_specs() -> dict[str, dict]:
+    pods = {name: dep["spec"]["template"]["spec"] for name, dep in by_kind("Deployment").items()}
+    for group in ray_groups():
+        pods[f"ray/{group.get('groupName', 'head')}"] = group["template"]["spec"]
+    return pods
+
+
+def test_every_container_runs_as_non_root_without_privileges():
+    for name, pod in all_pod_specs().items():
+        ctx = pod["securityContext"]
+        assert ctx["runAsNonRoot"] is True and ctx["runAsUser"] == 10001 == ctx["fsGroup"], name
+        assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        mounts = {}
+        for container in pod["containers"]:
+            cctx = container["securityContext"]
+            assert cctx["allowPrivilegeEscalation"] is False, name
+            assert cctx["capabilities"]["drop"] == ["ALL"], name
+            mounts.update({m["mountPath"]: m["name"] for m in container["volumeMounts"]})
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert "emptyDir" in volumes[mounts["/tmp"]], name
+        if not name.startswith("ray/"):
+            # Services write only to their volume and /tmp; Ray writes all over its image.
+            assert all(c["securityContext"]["readOnlyRootFilesystem"] is True for c in pod["containers"]), name
+
+
+def test_training_and_ray_workers_share_the_job_folders():
+    """The Ray task gets absolute paths under TrainingService's job folder: every Ray pod must
+    see the same ReadWriteMany volume at that path."""
+    from types import SimpleNamespace
+
+    from services.training.runner import JobRunner
+
+    claims = by_kind("PersistentVolumeClaim")
+    training = by_kind("Deployment")["trainhouse-training"]["spec"]["template"]["spec"]
+    (container,) = training["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    jobs_path = str(JobRunner.job_dir(SimpleNamespace(home=Path(env["TRAINHOUSE_HOME"])), "j").parent)
+
+    def claim_at(pod: dict, container: dict, path: str) -> str:
+        (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == path]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        return volume["persistentVolumeClaim"]["claimName"]
+
+    shared = claim_at(training, container, jobs_path)
+    assert claims[shared]["spec"]["accessModes"] == ["ReadWriteMany"]
+    # DuckDB stays on the pod's own ReadWriteOnce volume, not on network storage.
+    assert claims[claim_at(training, container, env["TRAINHOUSE_HOME"])]["spec"]["accessModes"] == ["ReadWriteOnce"]
+    for group in ray_groups():
+        pod = group["template"]["spec"]
+        (ray,) = pod["containers"]
+        assert claim_at(pod, ray, jobs_path) == shared, group.get("groupName", "head")
+        assert {"name": "TRAINHOUSE_HOME", "value": env["TRAINHOUSE_HOME"]} in ray["env"]
+        # The Ray Client driver and the cluster run the same image, so the same Ray and Python.
+        assert ray["image"] == container["image"] == "trainhouse-ray:latest"
+
+
+def test_kuberay_keeps_our_command_and_gets_its_start_command():
+    cluster = ray_cluster()
+    assert cluster["metadata"]["annotations"]["ray.io/overwrite-container-cmd"] == "true"
+    for group in ray_groups():
+        (ray,) = group["template"]["spec"]["containers"]
+        script = " ".join(ray["command"] + ray["args"])
+        assert 'exec /bin/bash -c "$KUBERAY_GEN_RAY_START_CMD"' in script
+        assert "ray start" not in script, "KubeRay generates the address and resources"
+    assert ray_cluster()["spec"]["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
+
+
+def quantity(value: str) -> float:
+    """A Kubernetes CPU or memory quantity as a number (cores or bytes)."""
+    units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+    for suffix, factor in units.items():
+        if str(value).endswith(suffix):
+            return float(str(value)[: -len(suffix)]) * factor
+    return float(value)
+
+
+# What one running job is given (the training pod's comment says the same), plus the service itself.
+JOB_CPU, JOB_MEMORY = 1.0, quantity("1Gi")
+SERVICE_CPU, SERVICE_MEMORY = 0.5, quantity("512Mi")
+
+
+def test_resources_are_sized_for_the_worker_cap():
+    training = by_kind("Deployment")["trainhouse-training"]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in training["env"]}
+    assert "TRAINHOUSE_MAX_RUNNING_JOBS" in env, "the cap the resources are sized for"
+    cap = int(env["TRAINHOUSE_MAX_RUNNING_JOBS"])
+    assert cap > 0
+    res = training["resources"]
+    # Local executor: every running job is a worker process in this pod.
+    assert quantity(res["requests"]["cpu"]) >= cap * JOB_CPU + SERVICE_CPU
+    assert quantity(res["requests"]["memory"]) >= cap * JOB_MEMORY + SERVICE_MEMORY
+    assert res["limits"] == res["requests"], "a job must not be OOM-killed below what was promised"
+    # Ray executor: the workers (no autoscaler) hold every capped job at once, 1 CPU per task.
+    assert not ray_cluster()["spec"].get("enableInTreeAutoscaling")
+    workers = ray_cluster()["spec"]["workerGroupSpecs"]
+    ray_cpus = sum(g["replicas"] * quantity(g["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"])
+                   for g in workers)
+    assert ray_cpus >= cap * JOB_CPU
+    for group in ray_groups():
+        (ray,) = group["template"]["spec"]["containers"]
+        assert ray["resources"]["requests"] == ray["resources"]["limits"], "KubeRay sizes Ray from limits"
+    for name, pod in all_pod_specs().items():
+        for container in pod["containers"]:
+            assert {"cpu", "memory"} <= set(container["resources"]["requests"]), name
+            assert "memory" in container["resources"]["limits"], name
