@@ -285,3 +285,26 @@ def test_dataset_upload_download_and_train(api: httpx.Client) -> None:
     done = wait_for(api, job["trainingJobId"], TERMINAL)
     assert done["status"] == "completed", done
     assert done["datasetId"] == dataset_id and done["trainExamples"] + done["validationExamples"] == 60
+
+
+def test_estimated_duration_comes_from_the_same_methods_history(api: httpx.Client, stack) -> None:  # noqa: ANN001
+    """Seed 000's estimatedDuration at acceptance: measured on this platform's completed jobs of the
+    same method (here few_shot), or 'unknown' naming that method when it has none yet."""
+    import grpc
+
+    from trainhouse.v1 import job_state_pb2, training_service_pb2, training_service_pb2_grpc
+
+    training = training_service_pb2_grpc.TrainingServiceStub(grpc.insecure_channel(stack.address("training")))
+    done = training.ListJobs(training_service_pb2.ListJobsRequest(
+        state=job_state_pb2.JOB_STATE_COMPLETED, page_size=1000)).jobs
+    history = any(j.config.method == job_state_pb2.TRAINING_METHOD_FEW_SHOT for j in done)
+    r = api.post("/api/v1/training/train-agent", json={
+        "agentId": f"estimate-{uuid.uuid4().hex[:8]}", "config": {"method": "few_shot", "epochs": 2},
+        "examples": make_examples(6, seed=31)})
+    assert r.status_code == 200, r.text
+    estimate = r.json()["data"]["estimatedDuration"]
+    if history:
+        assert not estimate.startswith("unknown"), estimate
+    else:
+        assert estimate == ("unknown (no estimate: no completed few_shot job on this platform yet to measure its "
+                            "throughput)")

@@ -12,7 +12,7 @@ import pytest
 from google.protobuf import json_format
 
 from gateway.resources.datasets import wrap_slot_lists
-from tests.gateway.conftest import Trained, bearer, make_token
+from tests.gateway.conftest import Trained, bearer, grpo_params, make_token
 from tests.gateway.surface_shapes import error_code, rpc
 from tests.intents import hwu64_subset, make_examples, shuffle_labels
 from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, training_service_pb2,
@@ -556,3 +556,44 @@ def test_deploy_rollback_activate_and_auto_config(api: httpx.Client, trained: Tr
     assert r.status_code == 400 and error_code(r) == "INVALID_REQUEST" and r.json()["field"] == "threshold"
     api.put("/api/training/auto/config", json={"threshold": before["threshold"],
                                                "cooldownHours": before["cooldownHours"]})
+
+
+def test_runtime_ollama_import_says_what_it_carries(api: httpx.Client, trained: Trained) -> None:
+    """Seed 004 import-ollama: the answer says the import carries the catalogue and demonstrations
+    in a system prompt over the base model, not weights, and the demonstrations are the version's
+    own held-out examples."""
+    from tests.registry.test_ollama import FakeOllama
+
+    server = FakeOllama()
+    try:
+        model = f"{trained.agent}@{trained.versions[0]}"
+        r = api.post(f"/api/training/models/{model}/import-ollama",
+                     json={"modelName": "shared-router", "baseModel": "llama3.2", "ollamaUrl": server.url})
+        assert r.status_code == 200, r.text
+        imported = r.json()["model"]
+        assert imported["ollamaName"] == "shared-router" and imported["baseModel"] == "llama3.2"
+        count = imported["demonstrationCount"]
+        assert count > 0 and f"{count} demonstrations" in imported["carries"] and "no weights" in imported["carries"]
+        system = server.calls[-1]["body"]["system"]
+        assert system.count("Input: ") == count
+    finally:
+        server.close()
+
+
+def test_jsonrpc_status_of_a_running_job_has_its_estimated_completion(api: httpx.Client) -> None:
+    """Seed 003's training.get_status: a running job says when it is expected to end (from its own
+    progress), in its five status words; the job is cancelled once seen."""
+    params = grpo_params(uid("rpc-eta"))
+    params["config"] = {**params["config"], "n_iterations": 400}
+    r = api.post(RPC, json=rpc("training.start_grpo", params, "start"))
+    assert r.status_code == 200 and "result" in r.json(), r.text
+    job_id = r.json()["result"]["job_id"]
+
+    def status() -> dict[str, Any]:
+        return api.post(RPC, json=rpc("training.get_status", {"job_id": job_id}, "s")).json()["result"]
+
+    running = poll(status, lambda s: s["status"] != "queued" and s.get("progress_percent", 0) > 0)
+    assert running["status"] == "running" and 0 < running["progress_percent"] < 100, running
+    eta = running["estimated_completion"]
+    assert eta.endswith("Z") and eta > running["started_at"] and running["estimated_time_remaining_ms"] > 0
+    api.post(RPC, json=rpc("training.cancel", {"job_id": job_id}, "c"))
