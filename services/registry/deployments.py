@@ -51,6 +51,12 @@ class Deployments:
         self.router = Router(self.load_route)
         self._lock = threading.RLock()
 
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by every change of what serves (re-entrant): a caller that must order its own step
+        with those changes (numbering a new version before the first-version rule) holds it too."""
+        return self._lock
+
     # ---- routes ------------------------------------------------------------------------------
     def load_route(self, agent_id: str, environment: str) -> Route:
         agent = self.store.get_agent(agent_id)

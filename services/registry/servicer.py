@@ -169,18 +169,22 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
         tmp = path.with_suffix(f".{new_id('tmp')}")
         tmp.write_bytes(request.onnx_model)
         tmp.replace(path)
-        row, _ = self.store.add_version({
-            "agent_id": request.agent_id, "metrics_json": json.dumps(dict(request.metrics)),
-            "config_json": json.dumps(MessageToDict(request.training_config)), "job_id": request.job_id,
-            "dataset_id": request.dataset_id, "parent_version_id": request.parent_version_id,
-            "method": request.method, "labels_json": json.dumps(labels), "featurizer_json": json.dumps(featurizer),
-            "size_bytes": len(request.onnx_model), "sha256": digest, "path": str(path)}, labels)
+        # Numbering a version and the first-version rule happen under the deployments' lock, so of two
+        # registrations racing for a new agent the one numbered first is the one that serves.
+        with self.deployments.lock:
+            row, _ = self.store.add_version({
+                "agent_id": request.agent_id, "metrics_json": json.dumps(dict(request.metrics)),
+                "config_json": json.dumps(MessageToDict(request.training_config)), "job_id": request.job_id,
+                "dataset_id": request.dataset_id, "parent_version_id": request.parent_version_id,
+                "method": request.method, "labels_json": json.dumps(labels),
+                "featurizer_json": json.dumps(featurizer), "size_bytes": len(request.onnx_model), "sha256": digest,
+                "path": str(path)}, labels)
+            baseline_id = self.deployments.serving_version(request.agent_id, PRODUCTION)
+            served_first = self.deployments.serve_first(row)
         holdout = example_dicts(request.holdout_examples)
         for kind, examples in (("holdout", holdout), ("demonstration", example_dicts(request.demonstration_examples))):
             if examples:
                 self.store.put_version_examples(request.agent_id, row["version_id"], kind, examples)
-        baseline_id = self.deployments.serving_version(request.agent_id, PRODUCTION)
-        served_first = self.deployments.serve_first(row)
         if policy is not None:
             self._gate(row, policy, "" if served_first else baseline_id, holdout)
         row = self.store.get_version(request.agent_id, row["version_id"])

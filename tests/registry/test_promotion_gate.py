@@ -71,3 +71,19 @@ def test_promotion_policies_are_validated_at_both_edges(registry, training_stub,
         promotion=VS.PromotionPolicy(requested_by="x", accuracy_tolerance=-0.1))
     failure = rpc_failure(training_stub.StartJob, bad)
     assert failure.code == grpc.StatusCode.INVALID_ARGUMENT and failure.field == "promotion.accuracy_tolerance"
+
+
+def test_of_two_racing_first_registrations_the_one_numbered_first_serves(registry, trained):
+    """The first-version rule under concurrency: numbering and serving are one step."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    onnx = _artifact(registry, "reg-canary", trained.versions["reg-canary"][1])
+    for i in range(4):
+        agent = f"reg-race-{i}"
+        registry.CreateAgent(R.CreateAgentRequest(agent_id=agent))
+        with ThreadPoolExecutor(2) as pool:
+            versions = list(pool.map(lambda _: _register(registry, agent, onnx, []), range(2)))
+        serving = registry.GetAgent(R.GetAgentRequest(agent_id=agent)).agent.active_version_id
+        assert serving == "v1.0.0", (agent, serving, [v.version_id for v in versions])
+        assert sorted(v.serving_status for v in versions) == sorted(
+            [VS.SERVING_STATUS_SERVING, VS.SERVING_STATUS_REGISTERED])
