@@ -53,7 +53,9 @@ def test_beats_majority_baseline_on_held_out_data(intents):
     assert epochs[-1]["loss"] < epochs[0]["loss"]
     assert set(result.metrics) == {"loss", "accuracy", "validation_loss", "validation_accuracy", "epochs_run",
                                    "steps", "best_epoch", "stopped_early", "cost_usd", "tokens_processed",
-                                   "compute_seconds"}
+                                   "compute_seconds", "temperature", "ece_before", "ece_after", "calibration_examples",
+                                   "out_of_scope_threshold", "out_of_scope_examples", "held_out_in_scope_accuracy",
+                                   "held_out_in_scope_abstained", "refit", "refit_epochs", "refit_examples"}
     # every input is charged once per pass: 10 epochs of training plus 10 validation passes
     words = lambda es: sum(len(e.input.split()) for e in es)  # noqa: E731
     assert result.metrics["tokens_processed"] == 10 * (words(result.train_examples) +
