@@ -74,8 +74,10 @@ class SupervisedConfig(ConfigModel):
     refit: Optional[Flag] = Field(None, description=(
         "After early stopping picked the epoch count on the validation split, train again on all the examples "
         "(train + validation) for that many epochs and serve that model, as cross-validated estimators do. "
-        "Temperature and out-of-scope threshold are fitted on the validation split before the refit. Unset = "
-        "on, except when the job asks for promotion (the gate needs examples the candidate never trained on)."))
+        "Temperature and out-of-scope threshold are fitted on the validation split before the refit; the job's "
+        "validation split is then no longer held out (ListJobExamples returns it with 'train'). Unset = on for "
+        "large data (see auto_settings), except when the job asks for promotion (the gate needs examples the "
+        "candidate never trained on)."))
     out_of_scope_threshold: Optional[Number] = Field(None, ge=0, le=1, description=(
         "Fixed abstention threshold on the calibrated top probability, [0, 1]; unset = chosen on held-out data."))
     out_of_scope_precision: Optional[Number] = Field(None, gt=0, le=1, description=(
@@ -170,11 +172,11 @@ class SupervisedConfig(ConfigModel):
 
     def resolved_for(self, n_examples: int, n_outputs: int, *, promotion: bool = False) -> "SupervisedConfig":
         """This config with every "auto" field chosen from the data (``auto_settings``); fields the
-        caller set are kept. ``refit`` defaults on unless the job asks for promotion."""
+        caller set are kept. ``refit`` defaults on for large data unless the job asks for promotion."""
         chosen = auto_settings(n_examples, n_outputs)
         updates = {name: chosen[name] for name in self.auto_fields() if getattr(self, name) is None}
         if self.refit is None:
-            updates["refit"] = not promotion
+            updates["refit"] = bool(chosen["refit"]) and not promotion
         if updates.get("sparse_updates") is not None and self.featurizer is not None:
             updates["sparse_updates"] = self.featurizer.dim >= WIDE_FEATURIZER
         return self.model_copy(update=updates) if updates else self
@@ -197,6 +199,9 @@ class SupervisedConfig(ConfigModel):
 LARGE_EXAMPLES = 2000
 LARGE_PER_OUTPUT = 10
 WIDE_FEATURIZER = 2 ** 16
+# The large featurizer is 2^17 buckets wide unless the output layer (dim x outputs float32) would
+# pass this many bytes: the ONNX artifact travels in one gRPC message (64 MB limit, server.py).
+MAX_OUTPUT_LAYER_BYTES = 32 * 1024 * 1024
 
 
 def auto_settings(n_examples: int, n_outputs: int) -> dict[str, object]:
@@ -204,8 +209,9 @@ def auto_settings(n_examples: int, n_outputs: int) -> dict[str, object]:
 
     * small data (< 2,000 examples or < 10 per output): an MLP with one hidden layer of 64, the
       default featurizer (2^14 buckets, word 1-2 + char 3-5 n-grams), 10 epochs, learning rate 0.001,
-      batch 32: the settings trainhouse always had;
-    * large data: a linear softmax over a wider featurizer (2^17 buckets, word 1-2 + char 2-5 n-grams,
+      batch 32: the settings trainhouse always had, and no refit (the validation split stays held out);
+    * large data: a linear softmax over a wider featurizer (2^17 buckets, halved while the output
+      layer would pass MAX_OUTPUT_LAYER_BYTES; word 1-2 + char 2-5 n-grams,
       each family normalised on its own, lazy sparse updates), learning rate 0.01, batch 32 and up to
       40 epochs (early stopping picks the count, a refit trains that many on all data). On public
       intent sets of 10-15k examples and 64-150 outputs a linear model over n-grams is as accurate as
@@ -214,10 +220,13 @@ def auto_settings(n_examples: int, n_outputs: int) -> dict[str, object]:
     large = n_examples >= LARGE_EXAMPLES and n_examples >= LARGE_PER_OUTPUT * max(1, n_outputs)
     if not large:
         return {"epochs": 10, "batch_size": 32, "learning_rate": 0.001, "hidden_sizes": (64,),
-                "featurizer": FeaturizerConfig(), "sparse_updates": False}
+                "featurizer": FeaturizerConfig(), "sparse_updates": False, "refit": False}
+    dim = 2 ** 17
+    while dim > 2 ** 14 and dim * max(1, n_outputs) * 4 > MAX_OUTPUT_LAYER_BYTES:
+        dim //= 2
     return {"epochs": 40, "batch_size": 32, "learning_rate": 0.01, "hidden_sizes": (),
-            "featurizer": FeaturizerConfig(dim=2 ** 17, char_ngrams=(2, 5), normalize="per_family"),
-            "sparse_updates": True}
+            "featurizer": FeaturizerConfig(dim=dim, char_ngrams=(2, 5), normalize="per_family"),
+            "sparse_updates": True, "refit": True}
 
 
 class FewShotConfig(SupervisedConfig):
