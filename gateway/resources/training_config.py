@@ -82,6 +82,8 @@ def config_to_proto(cfg: TrainingConfigIn) -> training_job_pb2.TrainingConfig:
     for name, value in cfg.model_dump(mode="json", include=set(CONFIG_FIELDS), exclude_unset=True).items():
         if name not in PROTO_SCALARS and name != "hidden_sizes":
             options[name] = value  # null included: it means "unset" there, or "none" for max_grad_norm
+        elif name == "hidden_sizes" and value == []:  # "no hidden layer", which the repeated field cannot say
+            options[name] = value
         elif name == "hidden_sizes" and value is not None:
             out.hidden_sizes.extend(value)
         elif value is not None:

@@ -83,8 +83,11 @@ class ScoredOut(CamelModel):
 class PredictionOut(CamelModel):
     prediction_id: str | None = None
     input: str
-    output: str
-    probability: float
+    output: str = Field(description="The top output, or '__out_of_scope__' when the version abstains")
+    probability: float = Field(description="The calibrated probability of the top output of the catalogue")
+    out_of_scope: bool = Field(False, description="True when that probability is below the version's "
+                                                  "out-of-scope threshold: fall back")
+    out_of_scope_threshold: float = Field(0.0, description="The version's threshold (0: never abstains)")
     top: list[ScoredOut]
 
 
@@ -181,6 +184,7 @@ async def predict(agent_id: AgentId, body: PredictIn, services: Services) -> dic
     resp = await services.registry.Predict(request, timeout=services.timeout_s)
     predictions = [
         {"predictionId": p.prediction_id or None, "input": text, "output": p.output, "probability": p.probability,
+         "outOfScope": p.out_of_scope, "outOfScopeThreshold": p.out_of_scope_threshold,
          "top": [{"output": t.output, "probability": t.probability} for t in p.top]}
         for text, p in zip(texts, resp.predictions)
     ]

@@ -30,6 +30,7 @@ _TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 # The per-featurizer n-gram cache is cleared when it grows past this many entries, so a
 # long-running server featurizing open-ended text keeps bounded memory.
 _CACHE_LIMIT = 1 << 20
+NORMALIZE = ("joint", "per_family")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class FeaturizerConfig:
     word_ngrams: tuple[int, int] = (1, 2)
     char_ngrams: tuple[int, int] = (3, 5)
     lowercase: bool = True
+    # "joint": one L2 norm over every n-gram (character n-grams, being many, then dominate);
+    # "per_family": word and character n-grams each scaled to norm 1/sqrt(2) (as a union of two
+    # separately normalised TF-IDF vectorizers does), so both families weigh the same.
+    normalize: str = "joint"
 
     def __post_init__(self) -> None:
         if isinstance(self.dim, bool) or not isinstance(self.dim, int) or not 16 <= self.dim <= 2 ** 24:
@@ -56,6 +61,8 @@ class FeaturizerConfig:
             raise InvalidArgument("featurizer", "word and character n-grams cannot both be disabled")
         if not isinstance(self.lowercase, bool):
             raise InvalidArgument("featurizer.lowercase", "must be a boolean")
+        if self.normalize not in NORMALIZE:
+            raise InvalidArgument("featurizer.normalize", f"must be one of {', '.join(NORMALIZE)}")
 
     def to_dict(self) -> dict[str, Any]:
         """Canonical JSON-ready form (snake_case keys, lists for ranges)."""
@@ -64,6 +71,7 @@ class FeaturizerConfig:
             "word_ngrams": list(self.word_ngrams),
             "char_ngrams": list(self.char_ngrams),
             "lowercase": self.lowercase,
+            "normalize": self.normalize,
         }
 
     @classmethod
@@ -76,7 +84,8 @@ class FeaturizerConfig:
         kwargs: dict[str, Any] = {}
         for snake, camel, field in (("dim", "dim", "dim"), ("word_ngrams", "wordNgrams", "word_ngrams"),
                                     ("char_ngrams", "charNgrams", "char_ngrams"),
-                                    ("lowercase", "lowercase", "lowercase")):
+                                    ("lowercase", "lowercase", "lowercase"),
+                                    ("normalize", "normalize", "normalize")):
             key = camel if camel in d else snake if snake in d else None
             if key is None:
                 continue
@@ -195,14 +204,28 @@ class HashingFeaturizer:
         indptr = [0]
         indices: list[int] = []
         values: list[float] = []
+        per_family = self.config.normalize == "per_family"
         for text in texts:
+            grams = self._ngrams(text)
+            families = ([[g for g in grams if g[0] == "w"], [g for g in grams if g[0] == "c"]] if per_family
+                        else [grams])
+            parts: list[dict[int, float]] = []
+            for family in families:
+                part: dict[int, float] = {}
+                for gram, tf in Counter(family).items():
+                    hit = cache.get(gram)
+                    if hit is None:
+                        hit = cache[gram] = self._bucket(gram)
+                    idx, sign = hit
+                    part[idx] = part.get(idx, 0.0) + sign * (1.0 + log(tf))
+                norm = math.sqrt(sum(v * v for v in part.values()))
+                if norm > 0.0:
+                    parts.append({k: v / norm for k, v in part.items()})
             row: dict[int, float] = {}
-            for gram, tf in Counter(self._ngrams(text)).items():
-                hit = cache.get(gram)
-                if hit is None:
-                    hit = cache[gram] = self._bucket(gram)
-                idx, sign = hit
-                row[idx] = row.get(idx, 0.0) + sign * (1.0 + log(tf))
+            scale = 1.0 / math.sqrt(len(parts)) if parts else 1.0
+            for part in parts:
+                for k, v in part.items():
+                    row[k] = row.get(k, 0.0) + v * scale
             norm = math.sqrt(sum(v * v for v in row.values()))
             if norm > 0.0:
                 indices.extend(row.keys())

@@ -19,6 +19,11 @@ META_LABELS = "labels"
 META_FEATURIZER = "featurizer"
 META_HIDDEN = "hidden_sizes"
 META_EXTRA = "training_metadata"
+META_TEMPERATURE = "temperature"
+META_THRESHOLD = "out_of_scope_threshold"
+# Dense feature blocks fed to ONNX Runtime stay below this many floats (a wide featurizer would
+# otherwise make a 256-row batch hundreds of MB).
+_MAX_BLOCK_FLOATS = 1 << 23
 
 
 class OnnxModel:
@@ -31,6 +36,9 @@ class OnnxModel:
         self.featurizer_config = FeaturizerConfig.from_dict(json.loads(meta[META_FEATURIZER]))
         self.hidden_sizes: tuple[int, ...] = tuple(json.loads(meta.get(META_HIDDEN, "[]")))
         self.metadata: dict[str, Any] = json.loads(meta.get(META_EXTRA, "{}"))
+        # Calibration and abstention (calibration.py); versions exported before them: 1 and 0 (never).
+        self.temperature = float(json.loads(meta.get(META_TEMPERATURE, "1.0")))
+        self.out_of_scope_threshold = float(json.loads(meta.get(META_THRESHOLD, "0.0")))
         self.featurizer = HashingFeaturizer(self.featurizer_config)
         self._input = session.get_inputs()[0].name
         # A GRPO tool policy takes the query features plus an episode-state vector; served on a
@@ -105,6 +113,7 @@ class OnnxModel:
         episode-state row per text (``states``; default: fresh episodes)."""
         rows = self.featurizer.transform_sparse(texts)
         out = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
+        batch_size = max(1, min(batch_size, _MAX_BLOCK_FLOATS // max(1, self.featurizer_config.dim)))
         for start in range(0, len(rows), batch_size):
             idx = np.arange(start, min(start + batch_size, len(rows)))
             dense = rows.to_dense(idx)
@@ -114,6 +123,10 @@ class OnnxModel:
                 dense = np.concatenate([dense, state], axis=1)
             out[idx] = self.predict_proba_features(dense)
         return out
+
+    def out_of_scope(self, top_probabilities: np.ndarray) -> np.ndarray:
+        """Which answers abstain: a top probability strictly below the version's threshold."""
+        return np.asarray(top_probabilities) < self.out_of_scope_threshold
 
     def predict(self, texts: Sequence[str]) -> list[tuple[str, float]]:
         """Top output and its probability for each text."""

@@ -160,8 +160,9 @@ def evaluation_advice(facts: EvalFacts, advice: Advice | None = None) -> Advice:
                          "fewer confidently wrong answers acted on", "confident_error_rate",
                          m["confident_error_rate"])
     if facts.test_set_source == "job:train":
-        advice.weaknesses.append("Evaluated on the training examples (the job had no held-out split)")
-        advice.recommend("E7", "high", "evaluation", "Train with validationSplit > 0 or evaluate on test_data: "
+        advice.weaknesses.append("Evaluated on the training examples (the job had no held-out split, or its model "
+                                 "was refit on it)")
+        advice.recommend("E7", "high", "evaluation", "Train with validationSplit > 0 (and refit off) or evaluate on test_data: "
                          "these numbers come from examples the model was trained on",
                          "honest estimates of accuracy on new inputs", "test_set_source", 0.0)
     if facts.example_count < SMALL_TEST_SET:

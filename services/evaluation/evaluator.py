@@ -23,6 +23,7 @@ import numpy as np
 from services.common import config
 from services.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from services.core.examples import parse_examples
+from services.core.trainer.examples import OUT_OF_SCOPE
 from services.common.timeutil import now, to_timestamp
 from services.common.validation import resource_id
 from services.core import stats
@@ -30,8 +31,8 @@ from services.evaluation import perturbations
 from services.evaluation.significance import significance_proto
 from services.evaluation.advice import EvalFacts, evaluation_advice
 from services.evaluation.metrics import (EVALUATION_TYPES, REQUESTABLE, classification_report,
-                                         expected_calibration_error, families, log_losses, percentile_ms,
-                                         relevance_metrics, safety_metrics, validate_metric_names)
+                                         expected_calibration_error, families, log_losses,
+                                         out_of_scope_metrics, percentile_ms, relevance_metrics, safety_metrics, validate_metric_names)
 from services.evaluation.peers import Peers, Scored
 from services.evaluation.policies import PolicyEvaluator, is_policy_job
 from services.evaluation.pricing import TaskPricing
@@ -198,10 +199,18 @@ class Evaluator:
         n = len(inputs)
         predicted = scored.outputs[:n]
         expected = test.expected
+        # A test set with __out_of_scope__ examples: abstention metrics over all of it; every other
+        # metric over its in-scope examples (no catalogue output is right for the others).
+        oos = out_of_scope_metrics(expected, predicted, scored.abstained[:n], OUT_OF_SCOPE)
+        keep = [i for i, e in enumerate(expected) if e != OUT_OF_SCOPE] if oos else list(range(n))
+        if oos and not keep:
+            raise InvalidArgument("examples", "the test set has only out-of-scope examples: add in-scope ones")
+        predicted = [predicted[i] for i in keep]
+        expected = [expected[i] for i in keep]
         report = classification_report(expected, predicted)
         correct = np.array([p == e for p, e in zip(predicted, expected)], dtype=bool)
-        confidence = np.array(scored.confidence[:n], dtype=float)
-        dists = scored.distributions[:n]
+        confidence = np.array([scored.confidence[i] for i in keep], dtype=float)
+        dists = [scored.distributions[i] for i in keep]
         p_expected = np.array([d.get(e, 0.0) for d, e in zip(dists, expected)], dtype=float)
         losses = log_losses(p_expected)
         wanted = {key for name in names for key in REQUESTABLE[name].keys}
@@ -219,6 +228,7 @@ class Evaluator:
         if "relevance" in wanted:
             ranks = np.array([_rank(d, e) for d, e in zip(dists, expected)], dtype=float)
             metrics.update(relevance_metrics(ranks))
+        metrics.update(oos)
         measured = Measured(scored.agent_id, scored.version_id, metrics, report, predicted, correct, losses)
         if "serving" in fams:
             self._serving(measured, scored, inputs, names)

@@ -167,3 +167,34 @@ def percentile_ms(samples_s: Sequence[float], q: float) -> float:
 def classification_metrics(expected: Sequence[str], predicted: Sequence[str]) -> dict[str, float]:
     """Accuracy and macro precision/recall/F1 (kept for callers of the first version)."""
     return classification_report(expected, predicted)["metrics"]
+
+
+def out_of_scope_metrics(expected: Sequence[str], predicted: Sequence[str], abstained: Sequence[bool],
+                         out_of_scope: str = "__out_of_scope__") -> dict[str, float]:
+    """Abstention quality on a test set with out-of-scope examples (expected output ``out_of_scope``):
+
+    * ``out_of_scope_recall``: share of out-of-scope examples the version abstained on;
+    * ``out_of_scope_precision``: share of abstentions that were out-of-scope examples (0 without any);
+    * ``in_scope_accuracy``: share of in-scope examples answered (not abstained) with the right output;
+    * ``in_scope_accuracy_without_abstention``: the same counting the top output even when it abstained;
+    * ``accuracy_with_out_of_scope``: accuracy with out of scope as its own output (Larson et al. 2019);
+    * ``out_of_scope_examples`` / ``in_scope_examples``: the counts.
+    Empty when the test set has no out-of-scope example."""
+    exp = np.asarray(expected, dtype=object)
+    pred = np.asarray(predicted, dtype=object)
+    abst = np.asarray(abstained, dtype=bool) if len(abstained) else np.zeros(len(exp), dtype=bool)
+    oos = exp == out_of_scope
+    if not oos.any():
+        return {}
+    inn = ~oos
+    right = (pred == exp) & inn
+    flagged = int(abst.sum())
+    return {
+        "out_of_scope_recall": float(abst[oos].mean()),
+        "out_of_scope_precision": float(abst[oos].sum() / flagged) if flagged else 0.0,
+        "in_scope_accuracy": float((right & ~abst)[inn].mean()) if inn.any() else float("nan"),
+        "in_scope_accuracy_without_abstention": float(right[inn].mean()) if inn.any() else float("nan"),
+        "accuracy_with_out_of_scope": float(((right & ~abst).sum() + abst[oos].sum()) / len(exp)),
+        "out_of_scope_examples": float(oos.sum()),
+        "in_scope_examples": float(inn.sum()),
+    }

@@ -58,7 +58,7 @@ NEEDED = ("latency_p95_ms", "cost_per_task_usd", "consistency", "ece", "accuracy
 # The classifier paradigms' config (few_shot, transfer and reinforcement share its fields): the
 # names, defaults and ranges of what the rules suggest come from it, in the spelling StartJob takes.
 CONFIG = SupervisedConfig
-DEFAULTS = SupervisedConfig()
+DEFAULTS = SupervisedConfig().resolved_for(0, 0)  # the small-data settings
 # The hyperparameters rule O2 copies from a better job.
 TUNABLE = ("learning_rate", "epochs", "batch_size", "hidden_sizes", "dropout", "weight_decay", "optimizer",
            "scheduler_type", "early_stopping", "patience", "warmup_steps", "momentum")

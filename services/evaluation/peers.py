@@ -7,7 +7,7 @@ UNAVAILABLE. Predict is the serving path every evaluation goes through.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -52,6 +52,9 @@ class Scored:
     # Per input: output -> probability over the whole catalog.
     distributions: list[dict[str, float]]
     seconds: float  # wall time of the batched Predict calls
+    # Per input: did the version abstain (top probability below its out-of-scope threshold)?
+    # ``outputs`` are the catalogue's top answers either way, so accuracy measures the ranking.
+    abstained: list[bool] = field(default_factory=list)
 
 
 class Peers:
@@ -107,6 +110,7 @@ class Peers:
         confidence: list[float] = []
         distributions: list[dict[str, float]] = []
         labels: list[str] = []
+        abstained: list[bool] = []
         elapsed = 0.0
         stub = self.registry()
         try:
@@ -118,14 +122,15 @@ class Peers:
                 elapsed += time.perf_counter() - t0
                 version_id = resp.version_id
                 for p in resp.predictions:
-                    outputs.append(p.output)
+                    outputs.append(p.top[0].output if p.out_of_scope and p.top else p.output)
+                    abstained.append(bool(p.out_of_scope))
                     confidence.append(p.probability)
                     distributions.append({s.output: s.probability for s in p.top})
         except grpc.RpcError as err:
             raise peer_error(err, "agent", agent_id) from None
         if distributions:
             labels = sorted(distributions[0])
-        return Scored(agent_id, version_id, labels, outputs, confidence, distributions, elapsed)
+        return Scored(agent_id, version_id, labels, outputs, confidence, distributions, elapsed, abstained)
 
     def time_single_predictions(self, agent_id: str, version_id: str, inputs: list[str]) -> list[float]:
         """Seconds per single-input Predict round trip (the serving path a task takes)."""

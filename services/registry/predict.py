@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from services.core.errors import FailedPrecondition, InvalidArgument, ServingFailure
+from services.core.trainer.examples import OUT_OF_SCOPE
 from services.common.timeutil import now
 from services.registry.convert import ARMS, ENVIRONMENT_ENUMS, ENVIRONMENTS
 from services.registry.deployments import Deployments
@@ -139,14 +140,18 @@ class Predictor:
         labels = model.labels
         k = min(request.top_k or 3, len(labels))
         predictions, rows = [], []
+        threshold = model.out_of_scope_threshold if model.kind == "classifier" else 0.0
         for text, p in zip(texts, probs):
             order = p.argsort()[::-1][:k]
             top = [model_version_pb2.ScoredOutput(output=labels[i], probability=float(p[i])) for i in order]
             prediction_id = f"pred-{uuid.uuid4().hex[:16]}"
-            predictions.append(model_version_pb2.Prediction(output=top[0].output, probability=top[0].probability,
-                                                            top=top, prediction_id=prediction_id))
+            abstains = bool(top[0].probability < threshold)
+            output = OUT_OF_SCOPE if abstains else top[0].output
+            predictions.append(model_version_pb2.Prediction(output=output, probability=top[0].probability,
+                                                            top=top, prediction_id=prediction_id,
+                                                            out_of_scope=abstains, out_of_scope_threshold=threshold))
             rows.append((prediction_id, agent_id, served.version_id, deployment_id, arm, environment, key, text,
-                         top[0].output, top[0].probability, latency_ms, created, None))
+                         output, top[0].probability, latency_ms, created, None))
         self.log.append(rows)
         return model_registry_pb2.PredictResponse(
             predictions=predictions, version_id=served.version_id, deployment_id=deployment_id, arm=ARMS[arm],

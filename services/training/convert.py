@@ -98,7 +98,9 @@ def config_proto(method: str, resolved: dict[str, Any]) -> training_job_pb2.Trai
             continue
         if value is None:
             continue
-        if name == "hidden_sizes":
+        if name == "hidden_sizes" and not value:  # a repeated field cannot say "empty" apart from "unset"
+            rest[name] = []
+        elif name == "hidden_sizes":
             cfg.hidden_sizes.extend(int(h) for h in value)
         elif name in _TYPED:
             setattr(cfg, name, value)

@@ -85,8 +85,11 @@ class Jobs:
 
     def examples(self, job_id: str, split: str) -> list[dict[str, Any]]:
         """The labelled examples a job trained on ("train"), was validated on ("validation") or both
-        ("all"): the split it used once it started, else what it was started with."""
-        if self.store.get_job(job_id)["method"] in ("grpo", "reinforcement"):
+        ("all"): the split it used once it started, else what it was started with. A job whose model was
+        refit on train + validation (config ``refit``) held nothing out: "train" is every example and
+        "validation" is empty, so evaluations and comparisons do not score it on examples it trained on."""
+        job = self.store.get_job(job_id)
+        if job["method"] in ("grpo", "reinforcement"):
             raise FailedPrecondition("grpo and reinforcement jobs learn from queries / rated feedback, "
                                      "not labelled examples")
         if split not in SPLITS:
@@ -100,4 +103,7 @@ class Jobs:
             data = {"train": raw["examples"], "validation": raw["validation_examples"]}
             if split != "all" and not raw["validation_examples"]:
                 raise FailedPrecondition("the job has not split its examples yet; ask for split 'all'")
+        if split_file.exists() and json.loads(job.get("config_json") or "{}").get("resolved", {}).get("refit"):
+            # A refit model trained on its validation split too (config refit): nothing is held out.
+            data = {"train": data["train"] + data["validation"], "validation": []}
         return data["train"] + data["validation"] if split == "all" else data[split]

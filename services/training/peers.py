@@ -232,18 +232,20 @@ def register_version(job: dict[str, Any], artifact_path: str, metrics: dict[str,
 
     The job's validation split goes with it as the version's held-out examples (the registry's
     promotion gate scores on them, an Ollama import takes demonstrations from them), plus a few
-    training examples per output.
+    training examples per output. A model refit on all its examples (config ``refit``) has no
+    held-out examples left: none are sent, and the gate cannot promote it over a serving version.
     """
     data = Path(artifact_path).read_bytes()
     config = struct_pb2.Struct()
     config.update(resolved_config)
     split = split or {}
+    holdout = [] if resolved_config.get("refit") else split.get("validation", [])[:HOLDOUT_CAP]
     request = model_registry_pb2.RegisterVersionRequest(
         agent_id=job["agent_id"], onnx_model=data, job_id=job["job_id"], dataset_id=job["dataset_id"] or "",
         parent_version_id=job["base_version_id"] or "", method=job["method"],
         metrics={k: float(v) for k, v in metrics.items()
                  if isinstance(v, (int, float)) and not isinstance(v, bool)},
-        training_config=config, holdout_examples=[example_proto(e) for e in split.get("validation", [])[:HOLDOUT_CAP]],
+        training_config=config, holdout_examples=[example_proto(e) for e in holdout],
         demonstration_examples=[example_proto(e) for e in demonstrations(split.get("train", []))])
     if promotion:
         request.promotion.CopyFrom(model_version_pb2.PromotionPolicy(**promotion))

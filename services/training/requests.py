@@ -26,7 +26,7 @@ from services.core.promotion import Policy
 from services.core.trainer.dispatch import parse_config
 from services.core.trainer.examples import parse_examples
 from services.core.trainer.loop import planned_steps
-from services.core.trainer.supervised_trainer import split_examples
+from services.core.trainer.supervised_trainer import resolve_config, split_examples
 from services.core.trainer.feedback import parse_feedback
 from services.training.convert import config_dict, grpo_config_dict
 from trainhouse.v1 import job_state_pb2, training_service_pb2
@@ -187,8 +187,10 @@ def _classifier_spec(request, dataset_examples, common) -> JobSpec:
     if method != "transfer" and len({e.expected_output for e in parsed}) < 2:
         raise InvalidArgument("examples", "examples must name at least 2 distinct outputs")
     config = _parse_config(method, config_dict(request.config))
-    train, held_out = split_examples(config, parsed, parse_examples(validation, "validation_examples")
-                                     if validation else None)
+    parsed_validation = parse_examples(validation, "validation_examples") if validation else None
+    # "auto" fields are chosen from the data here, so the job records the values it trains with.
+    config = resolve_config(config, parsed + (parsed_validation or []), promotion=common["promotion"] is not None)
+    train, held_out = split_examples(config, parsed, parsed_validation)
     planned = {"train_examples": len(train), "validation_examples": len(held_out),
                "total_steps": planned_steps(config, train)}
     return JobSpec(**common, config=config,

@@ -20,7 +20,9 @@ def held_out(training, job_id: str) -> list:
 
 def predicted(registry, agent: str, version: str, texts: list[str]) -> list[str]:
     resp = registry.Predict(model_registry_pb2.PredictRequest(agent_id=agent, version_id=version, inputs=texts))
-    return [p.output for p in resp.predictions]
+    # The catalogue's top answer (what EvaluationService scores accuracy on), also when the version
+    # abstains (output '__out_of_scope__'; abstention has its own metrics).
+    return [p.top[0].output for p in resp.predictions]
 
 
 def expected_mcnemar_p(b: int, c: int) -> float:
@@ -208,3 +210,24 @@ def test_training_results_needs_a_completed_job(ev, training):
     with pytest.raises(grpc.RpcError) as err:
         ev.EvaluateTrainingResults(pb.EvaluateTrainingResultsRequest(job_id="job-nope"))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_out_of_scope_examples_get_abstention_metrics(ev, trained):
+    """A test set with __out_of_scope__ examples: out-of-scope recall / precision and in-scope
+    accuracy next to the usual metrics, which stay over the in-scope examples."""
+    in_scope = make_examples(5, seed=11)
+    unknown = [{"input": text, "expected_output": "__out_of_scope__"} for text in (
+        "what is the weather on mars", "play some jazz in the kitchen", "how tall is mount everest",
+        "set an alarm for seven tomorrow", "tell me a joke about cats", "translate hello into french")]
+    plain = ev.Evaluate(pb.EvaluateRequest(agent_id=AGENT, examples=examples_pb(in_scope),
+                                           metrics=["accuracy"])).evaluation
+    assert "out_of_scope_recall" not in plain.metrics
+    e = ev.Evaluate(pb.EvaluateRequest(agent_id=AGENT, examples=examples_pb(in_scope + unknown),
+                                       metrics=["accuracy"])).evaluation
+    m = e.metrics
+    assert {"out_of_scope_recall", "out_of_scope_precision", "in_scope_accuracy", "accuracy_with_out_of_scope",
+            "in_scope_accuracy_without_abstention"} <= set(m)
+    assert m["out_of_scope_examples"] == len(unknown) and m["in_scope_examples"] == len(in_scope)
+    assert 0 <= m["out_of_scope_recall"] <= 1 and 0 <= m["out_of_scope_precision"] <= 1
+    assert m["in_scope_accuracy"] <= m["in_scope_accuracy_without_abstention"] == plain.metrics["accuracy"]
+    assert m["accuracy"] == plain.metrics["accuracy"]  # no catalogue output is right for an unknown request

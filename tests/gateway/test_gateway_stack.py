@@ -308,3 +308,29 @@ def test_estimated_duration_comes_from_the_same_methods_history(api: httpx.Clien
     else:
         assert estimate == ("unknown (no estimate: no completed few_shot job on this platform yet to measure its "
                             "throughput)")
+
+
+def test_predict_says_out_of_scope_below_the_versions_threshold(api: httpx.Client, trained: Trained) -> None:
+    # The shared versions chose their threshold on held-out data; a clear request is answered.
+    r = api.post(f"/api/v1/agents/{trained.agent}/predict", json={"input": "where is my parcel, it has not arrived"})
+    answered = r.json()["data"]["predictions"][0]
+    assert 0 < answered["outOfScopeThreshold"] < 1 and answered["outOfScope"] is False
+    assert answered["output"] == answered["top"][0]["output"] == "shipping"
+    # A version with a fixed threshold no answer reaches abstains: the fallback output, the ranking kept.
+    agent = f"oos-{uuid.uuid4().hex[:8]}"
+    r = api.post(TRAIN, json={"agentId": agent, "examples": make_examples(10),
+                              "config": {"method": "supervised", "epochs": 2, "outOfScopeThreshold": 0.999}})
+    assert r.status_code == 200, r.text
+    echoed = r.json()["data"]["config"]
+    assert echoed["options"]["out_of_scope_threshold"] == 0.999, echoed
+    assert echoed["hiddenSizes"] == [64] and echoed["learningRate"] == 0.001  # auto: the small-data settings
+    from tests.gateway.conftest import wait_terminal
+    assert wait_terminal(api, [r.json()["data"]["trainingJobId"]])[r.json()["data"]["trainingJobId"]][
+        "status"] == "completed"
+    r = api.post(f"/api/v1/agents/{agent}/predict", json={"inputs": ["where is my parcel", "what is the meaning of life"],
+                                                          "versionId": "latest"})
+    assert r.status_code == 200, r.text
+    for p in r.json()["data"]["predictions"]:
+        assert p["outOfScope"] is True and p["outOfScopeThreshold"] == 0.999
+        assert p["output"] == "__out_of_scope__" and p["top"][0]["output"] != "__out_of_scope__"
+        assert p["probability"] == p["top"][0]["probability"] < 0.999

@@ -86,3 +86,41 @@ def test_the_job_keeps_and_returns_the_resolved_config(training) -> None:
     done = wait_terminal(training, started.job_id)
     assert done.state == M.JOB_STATE_COMPLETED, (done.status_reason, done.error.message)
     assert done.progress.total_epochs == 2
+
+
+def test_auto_defaults_are_chosen_from_the_data_and_recorded_on_the_job(training) -> None:
+    """Unset settings are chosen when the job is accepted, from its data, and GetJob returns them."""
+    tiny = training.StartJob(training_service_pb2.StartJobRequest(
+        agent_id="config-auto-tiny", examples=examples_pb(make_examples(5)))).job
+    large = training.StartJob(training_service_pb2.StartJobRequest(
+        agent_id="config-auto-large", examples=examples_pb(make_examples(550)))).job  # 2,200 examples, 4 outputs
+    training.CancelJob(training_service_pb2.CancelJobRequest(job_id=large.job_id))
+    got = {}
+    for name, job in (("tiny", tiny), ("large", large)):
+        stored = training.GetJob(training_service_pb2.GetJobRequest(job_id=job.job_id)).job.config
+        got[name] = config_dict(stored)
+        assert got[name]["epochs"] and got[name]["batch_size"] and got[name]["learning_rate"]
+    assert list(got["tiny"]["hidden_sizes"]) == [64] and got["tiny"]["featurizer"]["dim"] == 2 ** 14
+    assert got["tiny"]["refit"] is False and got["tiny"]["learning_rate"] == 0.001
+    assert list(got["large"]["hidden_sizes"]) == [] and got["large"]["featurizer"]["dim"] == 2 ** 17
+    assert got["large"]["refit"] is True and got["large"]["learning_rate"] == 0.01
+    assert got["large"]["sparse_updates"] is True and got["large"]["featurizer"]["normalize"] == "per_family"
+    done = wait_terminal(training, tiny.job_id)
+    assert done.state == M.JOB_STATE_COMPLETED, (done.status_reason, done.error.message)
+
+
+def test_a_refit_job_holds_nothing_out(training) -> None:
+    """After a refit on train + validation the job's validation split is no longer held out:
+    evaluations asking for it get nothing, and 'train' is every example."""
+    config = training_job_pb2.TrainingConfig(method=M.TRAINING_METHOD_SUPERVISED, epochs=3)
+    config.options.update({"refit": True})
+    items = make_examples(10)
+    job = training.StartJob(training_service_pb2.StartJobRequest(
+        agent_id="config-refit", examples=examples_pb(items), config=config)).job
+    done = wait_terminal(training, job.job_id)
+    assert done.state == M.JOB_STATE_COMPLETED, (done.status_reason, done.error.message)
+
+    def split(name: str) -> list:
+        return list(training.ListJobExamples(training_service_pb2.ListJobExamplesRequest(
+            job_id=job.job_id, split=name)).examples)
+    assert split("validation") == [] and len(split("train")) == len(split("all")) == len(items)

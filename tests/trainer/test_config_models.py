@@ -77,7 +77,8 @@ def test_request_fields_keep_the_rules_and_leave_defaults_to_the_service():
     rate = props["learningRate"]["anyOf"][0]
     assert (rate["exclusiveMinimum"], rate["maximum"]) == (0, 1)
     text = props["learningRate"]["description"]
-    assert str(SupervisedConfig().learning_rate) in text and str(FewShotConfig().learning_rate) in text
+    assert SupervisedConfig().learning_rate is None and "auto (supervised)" in text  # chosen from the data
+    assert str(FewShotConfig().learning_rate) in text
     assert "prototypeScale" in props  # paradigm-specific fields are published too
 
 

@@ -33,8 +33,8 @@ def test_few_shot_beats_supervised_from_scratch_on_three_examples_per_output(int
         data = _per_output(intents(10 + seed, per_intent=10), 3)
         assert len(data) == 18
         few_shot.append(_accuracy(FewShotTrainer(FewShotConfig(seed=seed), data).train().model, test))
-        # "plain" supervised: its defaults (which hold 20 % out for validation) ...
-        scratch.append(_accuracy(SupervisedTrainer(SupervisedConfig(seed=seed), data).train().model, test))
+        # "plain" supervised holding 20 % out for validation (no refit on all the data) ...
+        scratch.append(_accuracy(SupervisedTrainer(SupervisedConfig(seed=seed, refit=False), data).train().model, test))
         # ... and with every one of the 18 examples used for training
         scratch_all.append(_accuracy(SupervisedTrainer(SupervisedConfig(seed=seed, validation_split=0.0),
                                                        data).train().model, test))

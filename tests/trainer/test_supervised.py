@@ -53,7 +53,10 @@ def test_beats_majority_baseline_on_held_out_data(intents):
     assert epochs[-1]["loss"] < epochs[0]["loss"]
     assert set(result.metrics) == {"loss", "accuracy", "validation_loss", "validation_accuracy", "epochs_run",
                                    "steps", "best_epoch", "stopped_early", "cost_usd", "tokens_processed",
-                                   "compute_seconds"}
+                                   "compute_seconds", "temperature", "ece_before", "ece_after", "calibration_examples",
+                                   "out_of_scope_threshold", "out_of_scope_examples", "held_out_in_scope_accuracy",
+                                   "held_out_in_scope_abstained", "refit"}
+    assert result.metrics["refit"] is False  # small data: no refit, the validation split stays held out
     # every input is charged once per pass: 10 epochs of training plus 10 validation passes
     words = lambda es: sum(len(e.input.split()) for e in es)  # noqa: E731
     assert result.metrics["tokens_processed"] == 10 * (words(result.train_examples) +
@@ -62,7 +65,8 @@ def test_beats_majority_baseline_on_held_out_data(intents):
         result.metrics["tokens_processed"]
     assert len([p for p in rec.of("metric") if p["name"] == "cost_usd"]) == 10
     assert not rec.of("status")  # job states belong to the host; the trainer only logs
-    assert "training finished" in rec.of("log")[-1]["message"]
+    # "training finished", then the calibration and threshold lines
+    assert "training finished" in rec.of("log")[-3]["message"] and "threshold" in rec.of("log")[-1]["message"]
     assert any("baseline" in p["message"] for p in rec.of("log"))
 
 

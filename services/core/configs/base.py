@@ -418,7 +418,9 @@ def _defaults(name: str, models: Iterable[type[ConfigModel]]) -> str:
     for model in models:
         field = model.model_fields.get(name)
         if field is not None:
-            shown = json.dumps(model().to_dict()[name])
+            value = model().to_dict()[name]
+            # An unset field a config chooses from the data ("auto") or takes from the base model.
+            shown = json.dumps(value) if value is not None else "auto"
             by_value.setdefault(shown, []).append(model.kind)
     if len(by_value) == 1:
         return f"Default: {next(iter(by_value))}."

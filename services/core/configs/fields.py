@@ -44,6 +44,10 @@ Featurizer = Annotated[
                                                   "description": "[min, max] word n-gram lengths; [0, 0] = none"},
                                    "charNgrams": {"type": "array", "items": {"type": "integer"},
                                                   "description": "[min, max] character n-gram lengths; [0, 0] = none"},
-                                   "lowercase": {"type": "boolean"}}}),
-    Field(description="Hashed n-gram featurizer settings (dim, wordNgrams, charNgrams, lowercase)."),
+                                   "lowercase": {"type": "boolean"},
+                                   "normalize": {"type": "string", "enum": ["joint", "per_family"],
+                                                 "description": "'joint': one L2 norm over all n-grams; "
+                                                                "'per_family': word and character n-grams "
+                                                                "weigh the same"}}}),
+    Field(description="Hashed n-gram featurizer settings (dim, wordNgrams, charNgrams, lowercase, normalize)."),
 ]

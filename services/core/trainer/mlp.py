@@ -340,6 +340,10 @@ class TrainedModel:
     featurizer_config: FeaturizerConfig
     hidden_sizes: tuple[int, ...]
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Logits are divided by it before the softmax (temperature scaling, calibration.py).
+    temperature: float = 1.0
+    # A calibrated top probability below it answers out of scope; 0 = never.
+    out_of_scope_threshold: float = 0.0
 
     def __post_init__(self) -> None:
         self._mlp = MLP(self.params)
@@ -349,8 +353,14 @@ class TrainedModel:
     def labels(self) -> list[str]:
         return self.label_map.to_list()
 
+    def _proba(self, X: Any) -> np.ndarray:
+        logits, _ = self._mlp.forward(X)
+        if self.temperature != 1.0:
+            logits = logits / np.float32(self.temperature)
+        return softmax(logits)
+
     def predict_proba_features(self, X: np.ndarray) -> np.ndarray:
-        return self._mlp.predict_proba(X.astype(np.float32, copy=False))
+        return self._proba(X.astype(np.float32, copy=False))
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """Eval-mode probabilities, shape (len(texts), n_outputs), featurized in bounded batches."""
@@ -358,7 +368,7 @@ class TrainedModel:
         out = np.zeros((len(rows), self._mlp.n_outputs), dtype=np.float32)
         for start in range(0, len(rows), batch_size):
             idx = np.arange(start, min(start + batch_size, len(rows)))
-            out[idx] = self._mlp.predict_proba(rows.take(idx))
+            out[idx] = self._proba(rows.take(idx))
         return out
 
     @classmethod

@@ -1,8 +1,9 @@
 """Export a ``TrainedModel`` to an ONNX graph that ONNX Runtime serves.
 
 The graph takes the featurizer's output (``features``, float32 [N, dim]) and returns
-``probabilities`` (float32 [N, n_outputs]): ``Gemm -> Relu`` per hidden layer, a final ``Gemm``
-and ``Softmax(axis=-1)``; exactly the NumPy eval-mode forward (dropout is training-only).
+``probabilities`` (float32 [N, n_outputs]): ``Gemm -> Relu`` per hidden layer, a final ``Gemm``,
+``Div`` by the fitted temperature and ``Softmax(axis=-1)``; exactly the NumPy eval-mode forward
+(dropout is training-only). The out-of-scope threshold travels in ``metadata_props``.
 Text featurization stays outside the graph (string hashing is not an ONNX op), so the label map
 and featurizer settings travel in ``metadata_props`` and ``OnnxModel`` rebuilds the same
 ``HashingFeaturizer`` from them.
@@ -16,7 +17,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from services.core.featurizer import FeaturizerConfig
-from services.core.onnx_model import META_EXTRA, META_FEATURIZER, META_HIDDEN, META_LABELS
+from services.core.onnx_model import (META_EXTRA, META_FEATURIZER, META_HIDDEN, META_LABELS, META_THRESHOLD,
+                                      META_TEMPERATURE)
 from services.core.trainer.examples import LabelMap
 from services.core.trainer.mlp import TrainedModel
 from services.core.files import write_atomic
@@ -38,7 +40,10 @@ def build_onnx(model: TrainedModel) -> onnx.ModelProto:
         if i < n_layers - 1:
             nodes.append(helper.make_node("Relu", [out], [f"h{i}"], name=f"relu{i}"))
             current = f"h{i}"
-    nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], name="softmax", axis=-1))
+    # Temperature scaling (calibration.py): the served probabilities are the calibrated ones.
+    inits.append(numpy_helper.from_array(np.asarray(model.temperature, dtype=np.float32), "temperature"))
+    nodes.append(helper.make_node("Div", ["logits", "temperature"], ["scaled_logits"], name="temperature_scaling"))
+    nodes.append(helper.make_node("Softmax", ["scaled_logits"], ["probabilities"], name="softmax", axis=-1))
     dim = int(model.params[0][0].shape[0])
     n_out = int(model.params[-1][0].shape[1])
     graph = helper.make_graph(
@@ -54,6 +59,8 @@ def build_onnx(model: TrainedModel) -> onnx.ModelProto:
         META_FEATURIZER: json.dumps(model.featurizer_config.to_dict()),
         META_HIDDEN: json.dumps(list(model.hidden_sizes)),
         META_EXTRA: json.dumps(model.metadata, ensure_ascii=False, default=str),
+        META_TEMPERATURE: json.dumps(float(model.temperature)),
+        META_THRESHOLD: json.dumps(float(model.out_of_scope_threshold)),
     })
     onnx.checker.check_model(proto)
     return proto
@@ -97,7 +104,9 @@ def load_trained_model(data: bytes) -> TrainedModel:
         raise ValueError(f"first layer has {params[0][0].shape[0]} inputs, the featurizer {featurizer.dim}")
     metadata = json.loads(meta.get(META_EXTRA, "{}"))
     return TrainedModel(params=params, label_map=LabelMap.from_list(labels), featurizer_config=featurizer,
-                        hidden_sizes=hidden, metadata=metadata if isinstance(metadata, dict) else {})
+                        hidden_sizes=hidden, metadata=metadata if isinstance(metadata, dict) else {},
+                        temperature=float(json.loads(meta.get(META_TEMPERATURE, "1.0"))),
+                        out_of_scope_threshold=float(json.loads(meta.get(META_THRESHOLD, "0.0"))))
 
 
 def export_onnx_bytes(model: TrainedModel) -> bytes:

@@ -8,6 +8,7 @@ positives, incorrect ones push their output down, ``weight`` scales each example
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Sequence
 
 import numpy as np
@@ -17,24 +18,63 @@ from services.core.errors import InvalidArgument
 from services.core.featurizer import HashingFeaturizer
 from services.core.trainer.checkpoint import TrainingState
 from services.core.trainer.cost import PriceModel
-from services.core.trainer.examples import Example, LabelMap, encode_targets
+from services.core.trainer import calibration
+from services.core.trainer.examples import OUT_OF_SCOPE, Example, LabelMap, encode_targets
 from services.core.trainer.loop import (EVENT_KINDS, CheckpointInfo, LoopTrainer, TrainerCallbacks,
                                             TrainingDiverged, TrainResult, as_examples, evaluate,
                                             stratified_split)
-from services.core.trainer.mlp import MLP, Grads, Params, loss_and_grads
+from services.core.trainer.mlp import MLP, Grads, Params, TrainedModel, loss_and_grads
 
 __all__ = ["EVENT_KINDS", "CheckpointInfo", "SupervisedTrainer", "split_examples", "TrainerCallbacks", "TrainingDiverged",
            "TrainResult", "evaluate", "stratified_split"]
+
+
+def in_scope(examples: Sequence[Example]) -> list[Example]:
+    return [e for e in examples if e.expected_output != OUT_OF_SCOPE]
+
+
+def out_of_scope(examples: Sequence[Example]) -> list[Example]:
+    return [e for e in examples if e.expected_output == OUT_OF_SCOPE]
+
+
+def resolve_config(config: SupervisedConfig, examples: Sequence[Example], *,
+                   promotion: bool = False) -> SupervisedConfig:
+    """The config with its "auto" fields chosen from the in-scope labelled examples (count and
+    distinct outputs); TrainingService calls it when it accepts a job and stores the result."""
+    labelled = [e for e in in_scope(examples) if e.feedback != "incorrect"]
+    return config.resolved_for(len(labelled), len({e.expected_output for e in labelled}), promotion=promotion)
 
 
 def split_examples(config: SupervisedConfig, train: list[Example],
                    validation: list[Example] | None) -> tuple[list[Example], list[Example]]:
     """The (train, validation) a classifier job uses: the given validation examples, else a
     stratified hold-out of ``validation_split`` drawn with the config's seed. TrainingService calls
-    it when it accepts a job, so the sizes it announces are the ones the worker will train on."""
+    it when it accepts a job, so the sizes it announces are the ones the worker will train on.
+    ``__out_of_scope__`` examples are in neither: they only choose the abstention threshold."""
+    train = in_scope(train)
     if validation is not None:
-        return train, validation
+        return train, in_scope(validation)
     return stratified_split(train, config.validation_split, np.random.default_rng([config.seed, 2]))
+
+
+class _RefitCallbacks:
+    """The refit's view of the host: logs and stop requests pass, progress and checkpoints do not
+    (the job's progress and checkpoints are the first run's)."""
+
+    checkpoint_dir = None
+
+    def __init__(self, host: Any):
+        self.host = host
+
+    def on_event(self, kind: str, payload: dict[str, Any]) -> None:
+        if kind == "log":
+            on_event = getattr(self.host, "on_event", None)
+            if on_event is not None:
+                on_event(kind, payload)
+
+    def should_stop(self) -> bool:
+        should_stop = getattr(self.host, "should_stop", None)
+        return bool(should_stop()) if should_stop is not None else False
 
 
 class SupervisedTrainer(LoopTrainer):
@@ -44,12 +84,17 @@ class SupervisedTrainer(LoopTrainer):
     def __init__(self, config: SupervisedConfig, train_examples: Sequence[Example | dict],
                  validation_examples: Sequence[Example | dict] | None = None,
                  callbacks: TrainerCallbacks | Any = None, *, price_model: PriceModel | None = None):
-        super().__init__(config, callbacks, price_model)
         train = as_examples(train_examples, "examples") or []
         val = as_examples(validation_examples, "validationExamples")
         if not train:
             raise InvalidArgument("examples", "at least one training example is required")
+        if not config.is_resolved or config.refit is None:
+            config = resolve_config(config, train + (val or []))
+        super().__init__(config, callbacks, price_model)
+        self.out_of_scope_examples = out_of_scope(train + (val or []))
         train, val = split_examples(config, train, val)
+        if not train:
+            raise InvalidArgument("examples", f"every example is {OUT_OF_SCOPE}: nothing to learn the catalogue from")
         self.train_examples, self.validation_examples = train, val
         self.label_map = self._catalog(train, val)
         self._featurize()
@@ -112,3 +157,98 @@ class SupervisedTrainer(LoopTrainer):
                 self._log(f"majority-class baseline validation accuracy: {base:.3f}")
         else:
             self._log("no validation set: early stopping and best checkpoints are disabled")
+
+    # -- after training: calibration, abstention threshold, refit ---------------------------------
+    def train(self, resume_from: str | None = None) -> TrainResult:
+        """Train (see ``LoopTrainer.train``); then, on the held-out split and with the early-stopped
+        model, fit the temperature and choose the out-of-scope threshold; then, with ``refit``,
+        train again on every in-scope example for the epoch count early stopping picked."""
+        result = super().train(resume_from)
+        if result.stopped:
+            return result
+        return self._calibrate_and_refit(result)
+
+    def _held_out_logits(self, model: Any) -> tuple[np.ndarray, np.ndarray]:
+        pos = np.flatnonzero(~self.t_val.negative) if self.has_validation else np.zeros(0, dtype=np.int64)
+        mlp = MLP(model.params)
+        logits = (mlp.forward(self.x_val.take(pos))[0] if len(pos)
+                  else np.zeros((0, len(self.label_map)), dtype=np.float32))
+        return logits.astype(np.float64), self.t_val.y[pos] if len(pos) else np.zeros(0, dtype=np.int64)
+
+    def _calibrate_and_refit(self, result: TrainResult) -> TrainResult:
+        cfg = self.config
+        model = result.model
+        logits, y = self._held_out_logits(model)
+        metrics = result.metrics
+        temperature = 1.0
+        if len(y) >= 2:
+            temperature = calibration.fit_temperature(logits, y)
+            before = calibration.expected_calibration_error(calibration.softmax_t(logits, 1.0), y)
+            after = calibration.cross_fitted_ece(logits, y, np.random.default_rng([cfg.seed, 3]))
+            metrics.update(temperature=temperature, ece_before=float(before), ece_after=float(after),
+                           calibration_examples=len(y))
+            self._log(f"temperature {temperature:.3f} fitted on {len(y)} held-out examples: ECE {before:.4f} -> "
+                      f"{after:.4f} (cross-fitted)")
+        else:
+            self._log("no held-out examples: probabilities are not calibrated (temperature 1)", "warning")
+        conf_in = calibration.softmax_t(logits, temperature) if len(y) else np.zeros((0, 1))
+        oos = self.out_of_scope_examples
+        conf_oos = np.zeros(0)
+        if oos:
+            x_oos = HashingFeaturizer(self.featurizer_config).transform_sparse([e.input for e in oos])
+            conf_oos = calibration.softmax_t(MLP(model.params).forward(x_oos)[0], temperature).max(axis=1)
+        threshold = calibration.choose_threshold(
+            conf_in.max(axis=1) if len(y) else np.zeros(0), conf_in.argmax(axis=1) == y if len(y) else np.zeros(0, bool),
+            conf_oos, fixed=cfg.out_of_scope_threshold, target_precision=cfg.out_of_scope_precision,
+            target_recall=cfg.out_of_scope_recall, in_scope_loss=cfg.in_scope_loss if len(y) else 0.0)
+        metrics.update(out_of_scope_threshold=threshold.value, out_of_scope_examples=len(oos),
+                       **{f"held_out_{k}": v for k, v in threshold.metrics.items()})
+        self._log(f"out-of-scope threshold {threshold.value:.4f} ({threshold.rule}) on {len(y)} in-scope and "
+                  f"{len(oos)} out-of-scope held-out examples")
+        refit = bool(cfg.refit) and self.has_validation
+        if refit:
+            epochs = int(result.metrics.get("best_epoch") or result.metrics["epochs_run"])
+            started = time.perf_counter()
+            refitted = self._refit(epochs)
+            if refitted is None:
+                return TrainResult(model=model, history=result.history, metrics=metrics,
+                                   checkpoints=result.checkpoints, stopped=True, method=result.method,
+                                   train_examples=result.train_examples, validation_examples=result.validation_examples)
+            seconds = time.perf_counter() - started
+            model = refitted
+            metrics.update(refit_epochs=epochs, refit_examples=len(self.train_examples) + len(self.validation_examples),
+                           compute_seconds=float(metrics.get("compute_seconds") or 0.0) + seconds)
+        metrics["refit"] = refit
+        meta = dict(model.metadata)
+        meta.update(config=cfg.to_dict(), metrics=metrics)
+        meta.update(temperature=temperature, out_of_scope_threshold=threshold.value,
+                    out_of_scope_rule=threshold.rule, refit=refit)
+        final = TrainedModel(params=model.params, label_map=model.label_map, featurizer_config=model.featurizer_config,
+                             hidden_sizes=model.hidden_sizes, metadata=meta, temperature=temperature,
+                             out_of_scope_threshold=threshold.value)
+        result.model = final
+        result.metrics = metrics
+        return result
+
+    def _refit(self, epochs: int) -> TrainedModel | None:
+        """Train again from the start on train + validation for ``epochs`` epochs, no early stopping
+        and no checkpoints; None when a stop was requested meanwhile."""
+        cfg = self.config
+        n_val = len(self.validation_examples)
+        self._log(f"refit on all {len(self.train_examples) + n_val} examples for {epochs} epochs "
+                  f"(early stopping chose {epochs})")
+        split = self.train_examples, self.validation_examples
+        self.train_examples = list(self.train_examples) + list(self.validation_examples)
+        self.validation_examples = []
+        host = self.callbacks
+        self.config = cfg.model_copy(update={"epochs": epochs, "early_stopping": False, "validation_split": 0.0,
+                                            "curriculum_enabled": False, "curriculum_stages": ()})
+        self.callbacks = _RefitCallbacks(host)
+        try:
+            self._featurize()
+            self._prepare()
+            refitted = LoopTrainer.train(self)
+        finally:  # the trainer describes the job's split again (the worker reports on it)
+            self.callbacks, self.config = host, cfg
+            self.train_examples, self.validation_examples = split
+        return None if refitted.stopped else refitted.model
