@@ -47,8 +47,9 @@ def test_openapi_shows_the_training_config_ranges_and_enums(spec: dict[str, Any]
     assert (epochs["type"], epochs["minimum"], epochs["maximum"]) == ("integer", 1, 10000)
     hidden = _property(spec, "TrainingConfigIn", "hiddenSizes")
     assert hidden["maxItems"] == 8 and (hidden["items"]["minimum"], hidden["items"]["maximum"]) == (1, 4096)
-    assert "Default: 0.001" in spec["components"]["schemas"]["TrainingConfigIn"]["properties"]["learningRate"][
-        "description"]
+    # Supervised jobs choose it from the data when unset; the help says so, and the other methods' defaults.
+    described = spec["components"]["schemas"]["TrainingConfigIn"]["properties"]["learningRate"]["description"]
+    assert "Default: auto (supervised)" in described and "0.001 (transfer)" in described
     stage = spec["components"]["schemas"]["CurriculumStage"]["properties"]["duration"]
     assert (stage["minimum"], stage["maximum"]) == (1, 10000)
 
