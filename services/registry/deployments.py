@@ -202,11 +202,12 @@ class Deployments:
             dep = self.store.get_deployment(deployment_id)
             if dep["state"] not in ROLLING:
                 return dep
-            if self._guard(dep) is not None:
-                return self.store.get_deployment(deployment_id)
             plan = RolloutPlan.from_dict(loads(dep["plan_json"], {}))
             guard = GuardPolicy.from_dict(loads(dep["guard_json"], {}))
+            # Read once: the guard and the analysis judge the same observations.
             evidence = self.arm_stats(deployment_id, "candidate") if guard.automatic else None
+            if self._guard(dep, evidence) is not None:
+                return self.store.get_deployment(deployment_id)
             conclusive = evidence is None or evidence.observations >= guard.min_samples
             start, now = aware(dep["create_time"]), self.clock()
             due = plan.reached(start, now)
@@ -298,20 +299,21 @@ class Deployments:
         n, incorrect, latencies = self.store.arm_feedback(deployment_id, arm)
         return ArmStats(n, incorrect, latencies, self.store.arm_failures(deployment_id, arm))
 
-    def _guard(self, dep: dict[str, Any]) -> str | None:
-        """Roll the deployment back when its candidate crossed a threshold; the reason, or None."""
+    def _guard(self, dep: dict[str, Any], stats: ArmStats | None = None) -> str | None:
+        """Roll the deployment back when its candidate crossed a threshold; the reason, or None.
+        `stats`: the candidate's, when the caller already read them."""
         guard = GuardPolicy.from_dict(loads(dep["guard_json"], {}))
         if not guard.automatic:
             return None
-        stats = self.arm_stats(dep["deployment_id"], "candidate")
+        stats = stats or self.arm_stats(dep["deployment_id"], "candidate")
         reason = breach(guard, stats)
         if reason is None:
             return None
         with self.store.db.transaction() as con:
             self._roll_back(con, dep, reason, "", automatic=True,
                             details={"feedback": stats.feedback, "incorrect": stats.incorrect,
-                                     "failures": stats.failures, "error_rate": stats.error_rate, "latency_p95_ms": stats.latency_p95_ms,
-                                     "threshold": guard.to_dict()})
+                                     "failures": stats.failures, "error_rate": stats.error_rate,
+                                     "latency_p95_ms": stats.latency_p95_ms, "threshold": guard.to_dict()})
         self.router.invalidate(dep["agent_id"])
         return reason
 

@@ -12,6 +12,7 @@ from google.protobuf.json_format import MessageToDict
 
 from services.core.errors import FailedPrecondition, InvalidArgument
 from services.core.onnx_model import OnnxModel
+from services.core.promotion import Policy
 from services.common.pagination import page_request
 from services.common.validation import resource_id
 from services.common.example_codec import example_dicts
@@ -135,7 +136,7 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
         self.store.get_agent(request.agent_id)
         if not request.onnx_model:
             raise InvalidArgument("onnx_model", "is required")
-        policy = gate.Policy.of(request.promotion) if request.HasField("promotion") else None
+        policy = Policy.of(request.promotion) if request.HasField("promotion") else None
         for name, cap in (("holdout_examples", MAX_HOLDOUT), ("demonstration_examples", MAX_DEMONSTRATIONS)):
             if len(getattr(request, name)) > cap:
                 raise InvalidArgument(name, f"at most {cap} examples")
@@ -190,7 +191,7 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
         row = self.store.get_version(request.agent_id, row["version_id"])
         return model_registry_pb2.RegisterVersionResponse(version=self._version(row))
 
-    def _gate(self, row: dict[str, Any], policy: gate.Policy, baseline_id: str, holdout: list[dict[str, Any]]) -> None:
+    def _gate(self, row: dict[str, Any], policy: Policy, baseline_id: str, holdout: list[dict[str, Any]]) -> None:
         """Run the promotion gate on a new version, promote it when it passes, record the decision."""
         label = f"{row['agent_id']}/{row['version_id']}"
         candidate = self.sessions.get(row["path"], row["sha256"], label)
