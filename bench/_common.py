@@ -39,13 +39,21 @@ def temp_stack(extra_env: dict[str, str] | None = None) -> Iterator[Any]:
             stack.stop()
 
 
-@contextlib.contextmanager
-def training_stub(stack: Any) -> Iterator[Any]:
+def channel(stack: Any, name: str) -> Any:
+    """A channel to service `name` carrying the stack's admin token (the services authenticate calls)."""
     import grpc
 
+    from services.common.authn import bearer_interceptor
+
+    token = stack.admin_token_file.read_text().strip()
+    return grpc.intercept_channel(grpc.insecure_channel(stack.address(name)), bearer_interceptor(token))
+
+
+@contextlib.contextmanager
+def training_stub(stack: Any) -> Iterator[Any]:
     from trainhouse.v1 import training_service_pb2_grpc
 
-    with grpc.insecure_channel(stack.address("training")) as ch:
+    with channel(stack, "training") as ch:
         yield training_service_pb2_grpc.TrainingServiceStub(ch)
 
 

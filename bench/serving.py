@@ -25,11 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import grpc  # noqa: E402
 import httpx  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import result  # noqa: E402
+from _common import channel, result  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
 from services.core.onnx_model import OnnxModel  # noqa: E402
@@ -59,7 +58,7 @@ def timed(fn, texts: list[str], n: int, warmup: int) -> list[float]:
 
 
 def train(stack: Stack) -> str:
-    with grpc.insecure_channel(stack.address("training")) as ch:
+    with channel(stack, "training") as ch:
         training = training_service_pb2_grpc.TrainingServiceStub(ch)
         examples = [example_pb2.Example(input=e["input"], expected_output=e["expected_output"])
                     for e in make_examples(60, seed=3)]
@@ -92,7 +91,7 @@ def main() -> None:
         try:
             version_id = train(stack)
             token = stack.admin_token_file.read_text().strip()
-            with grpc.insecure_channel(stack.address("registry")) as ch:
+            with channel(stack, "registry") as ch:
                 registry = model_registry_pb2_grpc.ModelRegistryStub(ch)
                 version = registry.GetVersion(model_registry_pb2.GetVersionRequest(
                     agent_id=AGENT, version_id=version_id)).version

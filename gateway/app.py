@@ -17,7 +17,8 @@ from fastapi.openapi.utils import get_openapi
 from gateway.auth import Authenticator
 from gateway.backends import Backends
 from gateway.errors import SurfaceRegistry, install_handlers
-from gateway.jwt_keys import Jwks, JwtVerifier
+from services.common.authn import internal_tokens
+from services.common.jwt_keys import Jwks, JwtVerifier
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import RequestContextMiddleware
 from gateway.ratelimit import REQUESTS, Limit, RateLimiter
@@ -52,7 +53,8 @@ from services.common.logs import log
 logger = logging.getLogger("trainhouse.gateway")
 
 # functions.ROUTERS ends with the catch-all POST /api/v1/functions/{name}.
-ROUTERS = [health.router, observability.router, ui.router, auth_routes.router, training_v1.router,
+ROUTERS = [health.router, observability.router, ui.router, auth_routes.router, auth_routes.internal_router,
+           training_v1.router,
            adapt_v1.router, evaluation_v1.router, models_v1.router, agents.router, datasets.router,
            data_v1.router, webhooks.router, *functions.ROUTERS, jsonrpc.router,
            runtime.router]
@@ -101,6 +103,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     metrics = GatewayMetrics(settings.metrics_cache_s)
     # Read before serving: an unreadable JWKS file stops the start with its reason.
     verifier = JwtVerifier(settings.jwt_secret, Jwks(settings.jwt_jwks) if settings.jwt_jwks else None)
+    internal = internal_tokens()  # a missing TRAINHOUSE_INTERNAL_KEY stops the start here
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -113,7 +116,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         limiter = RateLimiter(limits, db)
         hooks = WebhookStore(db)
         dispatcher = Dispatcher(hooks, backends, settings.webhooks)
-        app.state.gate = Gate(settings, store, Authenticator(store, verifier=verifier), limiter, backends,
+        app.state.gate = Gate(settings, store, Authenticator(store, verifier=verifier, internal=internal), limiter, backends,
                               token_file, UrlSigner(db, settings.download_url_ttl_s), hooks, dispatcher,
                               metrics)
         dispatcher.start()

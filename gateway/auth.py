@@ -1,5 +1,6 @@
 """Who is calling: bearer API tokens (and JWTs: HS256 with a shared secret, RS256 from a JWKS,
-see `gateway/jwt_keys.py`) -> Principal.
+see `services/common/jwt_keys.py`; and the stack's internal assertions, which the services present
+when they introspect a token) -> Principal.
 
 Failures raise ApiError(UNAUTHENTICATED / FORBIDDEN) so each surface renders them in its own
 shape. Messages never echo the presented token, and nothing here logs it.
@@ -12,17 +13,14 @@ import jwt
 from starlette.requests import Request
 
 from gateway.errors import FORBIDDEN, UNAUTHENTICATED, ApiError
-from gateway.jwt_keys import JwtVerifier, KeyUnknown
-from gateway.scopes import AUTHENTICATED
+from gateway.scopes import AUTHENTICATED, INTERNAL
 from gateway.tokens import TokenStore
+from services.common.identity import ADMIN, DEFAULT_ACCOUNT, SCOPES, Caller
+from services.common.internal_tokens import InternalTokens, caller_from_claims, is_internal
+from services.common.jwt_keys import JwtVerifier, KeyUnknown
 from services.common.timeutil import now
 
-SCOPES: tuple[str, ...] = (
-    "training:start", "training:view", "training:cancel", "training:evaluate",
-    "data:generate", "data:export", "models:deploy", "admin",
-)
-ADMIN = "admin"
-DEFAULT_ACCOUNT = "default"
+__all__ = ["ADMIN", "DEFAULT_ACCOUNT", "SCOPES", "Authenticator", "Principal", "principal_of", "require_scope"]
 
 
 @dataclass(frozen=True)
@@ -34,15 +32,30 @@ class Principal:
     account: str
     scopes: frozenset[str]
     rate_limit_per_hour: int | None = None
+    internal: bool = False  # an assertion of the stack's own processes (token introspection)
 
     def allows(self, scope: str) -> bool:
+        if scope == INTERNAL:
+            return self.internal
         return scope == AUTHENTICATED or ADMIN in self.scopes or scope in self.scopes
+
+    @property
+    def caller(self) -> Caller:
+        """The identity the services see for this principal (services.common.identity)."""
+        return Caller(self.name, self.account, self.scopes, self.token_id)
+
+    @classmethod
+    def of(cls, caller: Caller, internal: bool = False) -> "Principal":
+        return cls(caller.token_id or f"sub:{caller.subject}", caller.subject, caller.account, caller.scopes,
+                   None, internal)
 
 
 class Authenticator:
-    def __init__(self, store: TokenStore, jwt_secret: str | None = None, verifier: JwtVerifier | None = None):
+    def __init__(self, store: TokenStore, jwt_secret: str | None = None, verifier: JwtVerifier | None = None,
+                 internal: InternalTokens | None = None):
         self.store = store
         self.verifier = verifier or JwtVerifier(secret=jwt_secret)
+        self.internal = internal
 
     def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:
@@ -53,6 +66,12 @@ class Authenticator:
         if scheme.lower() != "bearer" or not credential:
             raise ApiError(UNAUTHENTICATED, "Authorization header must be 'Bearer <token>'",
                            headers={"WWW-Authenticate": "Bearer"})
+        if self.internal is not None and is_internal(credential):
+            caller = self.internal.verify(credential)
+            if caller is None:
+                raise ApiError(UNAUTHENTICATED, "invalid, revoked or expired token",
+                               headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            return Principal.of(caller, internal=True)
         if self.verifier.enabled and credential.count(".") == 2:
             return self._jwt(credential)
         return self._api_token(credential)
@@ -72,13 +91,7 @@ class Authenticator:
         except (jwt.PyJWTError, KeyUnknown) as exc:
             raise ApiError(UNAUTHENTICATED, f"invalid JWT: {type(exc).__name__}",
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
-        raw = claims.get("scopes", claims.get("scope", []))
-        if isinstance(raw, str):
-            raw = raw.split()
-        scopes = frozenset(s for s in raw if isinstance(s, str) and s in SCOPES) if isinstance(raw, list) else frozenset()
-        subject = str(claims.get("sub") or "jwt")
-        account = str(claims.get("account") or claims.get("sub") or DEFAULT_ACCOUNT)
-        return Principal(f"jwt:{subject}", subject, account, scopes)
+        return Principal.of(caller_from_claims(claims, DEFAULT_ACCOUNT))
 
 
 def require_scope(principal: Principal, scope: str) -> None:

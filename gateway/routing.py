@@ -22,6 +22,7 @@ from gateway.errors import RATE_LIMITED, UNAUTHENTICATED, ApiError
 from gateway.json_limits import LimitedJsonRequest
 from gateway.ratelimit import REQUESTS, Decision, tightest
 from gateway.scopes import AUTHENTICATED, PUBLIC_WHEN, SIGNED_URL_ROUTES, scope_for
+from services.common.identity import bind_for_task
 
 
 class GatewayRoute(APIRoute):
@@ -44,10 +45,12 @@ class GatewayRoute(APIRoute):
             if required is not None and not (public_switch and getattr(gate.settings, public_switch)):
                 state = request.scope.setdefault("state", {})
                 if signed_ok and "signature" in request.query_params:
-                    if not gate.signer.verify_request(request):
+                    linked = gate.signer.verify_request(request, required)
+                    if linked is None:
                         raise ApiError(UNAUTHENTICATED, "invalid or expired download link",
                                        field="signature", issue="invalid or expired")
                     state["signed"] = True
+                    bind_for_task(linked)  # the services see the link's account and scope only
                     return await original(request)
                 principal = gate.authenticator.authenticate(request.headers.get("authorization"))
                 state["principal"] = principal
@@ -56,6 +59,8 @@ class GatewayRoute(APIRoute):
                     raise rate_limited(decision)
                 if required != AUTHENTICATED:
                     require_scope(principal, required)
+                # Every service call made for this request carries this caller (gateway.rpc_interceptors).
+                bind_for_task(principal.caller)
             return await original(request)
 
         return handler
@@ -69,7 +74,7 @@ def charge(request: Request, group: str, cost: float = 1.0) -> Decision | None:
     gate = request.app.state.gate
     state = request.scope.setdefault("state", {})
     principal: Principal | None = state.get("principal")
-    if principal is None:
+    if principal is None or principal.internal:  # the platform's own calls were admitted where they entered
         return None
     limit = gate.limiter.limit_of(group, principal.rate_limit_per_hour)
     if limit is None:

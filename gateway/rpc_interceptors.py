@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 
 from gateway.metrics import GatewayMetrics
+from services.common.authn import AUTHORIZATION, forwarded_authorization
 from services.common.request_context import REQUEST_ID_HEADER, request_id
 
 
@@ -28,15 +29,17 @@ def _method_name(details: grpc.aio.ClientCallDetails) -> str:
 
 
 def with_request_id(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-    """The call's details with the current request id as `x-request-id` (replacing any other)."""
+    """The call's details with the current request id as `x-request-id` (replacing any other) and
+    the caller of the request being served (or the gateway's own SYSTEM identity outside requests:
+    the webhook follower) as `authorization`."""
     rid = request_id.get()
-    if not rid:
-        return details
     metadata = grpc.aio.Metadata()
     for key, value in details.metadata or ():
-        if key != REQUEST_ID_HEADER:
+        if key not in (REQUEST_ID_HEADER, AUTHORIZATION):
             metadata.add(key, value)
-    metadata.add(REQUEST_ID_HEADER, rid)
+    if rid:
+        metadata.add(REQUEST_ID_HEADER, rid)
+    metadata.add(AUTHORIZATION, forwarded_authorization())
     return grpc.aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
                                       details.wait_for_ready)
 

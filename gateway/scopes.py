@@ -7,6 +7,7 @@ methods dispatched behind ``POST /api/v1/jsonrpc``. Values:
 - ``AUTHENTICATED``: any valid token (the handler then checks a finer scope from this table, as
   the JSON-RPC endpoint does per method, or there is nothing to protect, as for the 404 listing
   of function names);
+- ``INTERNAL``: the platform's own processes only;
 - a scope name.
 
 A route that is not in this table cannot be registered (GatewayRoute raises at import time), and
@@ -17,6 +18,9 @@ from __future__ import annotations
 
 PUBLIC = None
 AUTHENTICATED = "authenticated"
+# Only the stack's own processes (an internal assertion, services.common.internal_tokens): no API
+# token or JWT has it, admin included.
+INTERNAL = "internal"
 JSONRPC = "JSONRPC"
 
 ROUTE_SCOPES: dict[tuple[str, str], str | None] = {
@@ -32,6 +36,8 @@ ROUTE_SCOPES: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/auth/tokens"): "admin",
     ("GET", "/api/v1/auth/tokens"): "admin",
     ("DELETE", "/api/v1/auth/tokens/{tokenId}"): "admin",
+    # Token introspection (RFC 7662) for the services.
+    ("POST", "/internal/v1/introspect"): INTERNAL,
     # Training jobs (seed 000).
     ("POST", "/api/v1/training/train-agent"): "training:start",
     ("GET", "/api/v1/training/train-agent/{jobId}"): "training:view",
@@ -125,8 +131,9 @@ SIGNED_URL_ROUTES = {("GET", "/api/v1/training/datasets/{datasetId}/download")}
 # Served by FastAPI itself (not through GatewayRoute); listed so the policy is complete.
 FRAMEWORK_PUBLIC = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect")}
 
-# Served (and in this table) but not in /openapi.json: the dashboard's HTML/JS/CSS files.
-UNDOCUMENTED = {("GET", "/ui"), ("GET", "/ui/{asset}")}
+# Served (and in this table) but not in /openapi.json: the dashboard's HTML/JS/CSS files, and the
+# services' token introspection.
+UNDOCUMENTED = {("GET", "/ui"), ("GET", "/ui/{asset}"), ("POST", "/internal/v1/introspect")}
 
 
 def scope_for(method: str, path: str) -> str | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -30,7 +31,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.common import config, secret_checks
+from services.common import config, internal_tokens, secret_checks
 from services.common.logs import log
 
 logger = logging.getLogger("trainhouse.launcher")
@@ -66,6 +67,9 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     restart_max: int = field(default_factory=lambda: max(0, config.env_int("RESTART_MAX", 5)))
     restart_window_s: float = field(default_factory=lambda: config.env_float("RESTART_WINDOW_S", 300.0, 1.0))
+    # The stack's internal credential (services.common.internal_tokens): the operator's, or a random
+    # one for this stack's life; children get it through their environment, never on a command line.
+    internal_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     _lock_fd: int | None = None
 
     def address(self, name: str) -> str:
@@ -82,6 +86,7 @@ class Stack:
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(self.extra_env)
+        env.setdefault(internal_tokens.KEY_VAR, self.internal_key)
         env["TRAINHOUSE_HOME"] = str(self.home)
         for name, child in self.children.items():
             if name != "gateway":

@@ -9,8 +9,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
+from services.common.authn import bearer_interceptor
 from services.launcher import Stack
 
 
@@ -23,6 +25,12 @@ class RunningStack:
 
     def address(self, name: str) -> str:
         return self._stack.address(name)
+
+    def channel(self, name: str, token: str | None = None, options: list | None = None) -> grpc.Channel:
+        """A channel to service `name` whose calls carry `token` (default: the stack's admin token),
+        as any direct gRPC client's must."""
+        return grpc.intercept_channel(grpc.insecure_channel(self.address(name), options=options),
+                                      bearer_interceptor(token or self.admin_token))
 
     @property
     def launcher(self) -> Stack:

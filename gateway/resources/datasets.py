@@ -40,12 +40,21 @@ def dataset_json(d: dataset_pb2.Dataset) -> dict[str, Any]:
 
 
 def with_download(request: Request, data: dict[str, Any]) -> dict[str, Any]:
-    """Add seed 000's `downloadUrl` (signed, expiring, usable without a token) and `expiresAt`."""
+    """Add seed 000's `downloadUrl` (signed, expiring, usable without a token) and `expiresAt`.
+
+    The link is issued under the caller's account and the `data:export` scope, so only a caller who
+    could download the dataset gets one (null otherwise), and the link reads only that account's data."""
+    principal = (request.scope.get("state") or {}).get("principal")
+    if principal is None or not principal.allows(EXPORT_SCOPE):
+        return {**data, "downloadUrl": None, "expiresAt": None}
     signer = request.app.state.gate.signer
     path = request.app.url_path_for("download_dataset", datasetId=data["datasetId"])
-    url, expires = signer.sign(str(request.base_url), path)
+    url, expires = signer.sign(str(request.base_url), path, principal.account, EXPORT_SCOPE)
     return {**data, "downloadUrl": url,
             "expiresAt": iso(dt.datetime.fromtimestamp(expires, dt.timezone.utc))}
+
+
+EXPORT_SCOPE = "data:export"
 
 
 def _wrap_map(values: Any) -> Any:

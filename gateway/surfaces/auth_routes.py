@@ -7,7 +7,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field, StrictBool, StrictStr
 
@@ -94,3 +96,25 @@ async def revoke_token(token_id: Annotated[str, id_path("tokenId")], store: Toke
         raise ApiError(NOT_FOUND, f"token '{token_id}' not found", resource="token")
     await run_in_threadpool(store.revoke, token_id)
     return envelope({"tokenId": token_id, "revoked": True}, message="Token revoked")
+
+
+internal_router = APIRouter(prefix="/internal/v1", tags=["internal"], route_class=GatewayRoute,
+                            include_in_schema=False)
+
+
+@internal_router.post("/introspect", summary="OAuth 2.0 token introspection (RFC 7662) for the services")
+async def introspect(request: Request, store: Tokens) -> dict[str, Any]:
+    """Whether an API token is active and whose it is, for a service a direct gRPC client presented
+    it to. Only the stack's own processes (an internal assertion; gateway.scopes.INTERNAL) may ask:
+    an API token, even an admin one, cannot use this to test other tokens."""
+    form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=4)
+    token = (form.get("token") or [""])[0]
+    record = await run_in_threadpool(store.verify, token) if token else None
+    if record is None or record.revoked or record.expired(now()):
+        return {"active": False}
+    answer: dict[str, Any] = {"active": True, "sub": record.name, "account": record.account,
+                              "scope": " ".join(sorted(record.scopes)), "token_id": record.token_id,
+                              "token_type": "api_token"}
+    if record.expires_at is not None:
+        answer["exp"] = int(record.expires_at.replace(tzinfo=dt.timezone.utc).timestamp())
+    return answer

@@ -66,8 +66,8 @@ class GeneratedOut(CamelModel):
     dataset_id: str
     generated: int
     status: str
-    download_url: str
-    expires_at: str
+    download_url: str | None = Field(None, description="Signed JSONL link (data:export callers only)")
+    expires_at: str | None = None
     statistics: GenerationStatisticsOut
     seed: int
     scenario: str

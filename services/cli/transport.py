@@ -68,8 +68,18 @@ class GrpcBackend:
 
     kind = "grpc"
 
-    def __init__(self, timeout: float | None = None):
+    def __init__(self, timeout: float | None = None, token: str | None = None):
         self.timeout = timeout or default_timeout()
+        self._token = token
+        self._metadata: tuple[tuple[str, str], ...] | None = None
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """The caller's token as gRPC `authorization` metadata: the services authenticate every call
+        (--token, TRAINHOUSE_TOKEN, or the local stack's admin token)."""
+        if self._metadata is None:
+            self._metadata = (("authorization", f"Bearer {resolve_token(self._token)}"),)
+        return self._metadata
 
     def call(self, service: str, method: str, request: Any) -> Any:
         """One unary RPC with the deadline; failures become CliError."""
@@ -80,7 +90,7 @@ class GrpcBackend:
         target = config.service_address(service)
         stub = _stub(service, channel(service, target))
         try:
-            return getattr(stub, method)(request, timeout=self.timeout)
+            return getattr(stub, method)(request, timeout=self.timeout, metadata=self.metadata)
         except grpc.RpcError as err:
             raise from_rpc_error(err, f"{service} ({target})") from None
 
@@ -137,7 +147,8 @@ class GrpcBackend:
 
         target = config.service_address("training")
         stub = _stub("training", channel("training", target))
-        call = stub.WatchJob(training_service_pb2.WatchJobRequest(job_id=job_id, after_sequence=after_sequence))
+        call = stub.WatchJob(training_service_pb2.WatchJobRequest(job_id=job_id, after_sequence=after_sequence),
+                             metadata=self.metadata)
         try:
             for event in call:
                 yield records.event_from_proto(event)
@@ -459,4 +470,4 @@ def connect(url: str | None, token: str | None, timeout: float | None = None) ->
     url = url or os.environ.get("TRAINHOUSE_URL")
     if url:
         return GatewayBackend(gateway_url(url), resolve_token(token), timeout)
-    return GrpcBackend(timeout)
+    return GrpcBackend(timeout, token)

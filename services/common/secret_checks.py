@@ -33,8 +33,8 @@ PLACEHOLDERS = frozenset({
 # Parts that mark a value as copied from instructions, wherever they appear in it.
 PLACEHOLDER_PARTS = ("changeme", "replaceme", "changeit", "putyour", "yoursecret", "yourtoken", "example",
                      "placeholder", "insecure", "notasecret", "donotuse")
-# The variables each process checks (only the gateway reads secrets today).
-SECRET_VARS = ("TRAINHOUSE_BOOTSTRAP_TOKEN", "TRAINHOUSE_JWT_SECRET")
+# The variables each process checks.
+SECRET_VARS = ("TRAINHOUSE_BOOTSTRAP_TOKEN", "TRAINHOUSE_JWT_SECRET", "TRAINHOUSE_INTERNAL_KEY")
 
 
 def weakness(value: str) -> str | None:

@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.common import config
+from services.common.authn import AuthInterceptor, ServiceAuthenticator
 from services.common.grpc_errors import ErrorInterceptor
 from services.common.logs import configure, log
 from services.common.request_context import RequestIdServerInterceptor
@@ -54,10 +55,12 @@ class ServiceApp:
     extra: dict = field(default_factory=dict)
 
 
-def create_server(app: ServiceApp, address: str, max_workers: int = 32) -> tuple[grpc.Server, int, health.HealthServicer]:
+def create_server(app: ServiceApp, address: str, authenticator: ServiceAuthenticator,
+                  max_workers: int = 32) -> tuple[grpc.Server, int, health.HealthServicer]:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
-        interceptors=[RequestIdServerInterceptor(), ErrorInterceptor()],
+        # Authentication inside the error mapping, so its refusals are rich statuses like any other.
+        interceptors=[RequestIdServerInterceptor(), ErrorInterceptor(), AuthInterceptor(authenticator)],
         options=SERVER_OPTIONS,
     )
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
@@ -80,13 +83,14 @@ def create_server(app: ServiceApp, address: str, max_workers: int = 32) -> tuple
 def serve(service: str, build: Callable[[], ServiceApp], grace_s: float = 10.0) -> None:
     """Run one service until SIGTERM/SIGINT; exit 0 after a clean stop."""
     configure(service)
+    authenticator = ServiceAuthenticator.from_env()  # a missing internal key stops the start here
     app = build()
     address = f"127.0.0.1:{config.service_port(service)}"
     host = os.environ.get("TRAINHOUSE_BIND_HOST")
     if host:
         address = f"{host}:{config.service_port(service)}"
     try:
-        server, port, health_servicer = create_server(app, address)
+        server, port, health_servicer = create_server(app, address, authenticator)
     except BindError as err:
         log(logger, "cannot listen", logging.ERROR, service=service, address=address)
         try:  # what build() started (stores, executors) must not keep the process alive

@@ -59,6 +59,21 @@ class FailedPrecondition(TrainhouseError):
     reason = "FAILED_PRECONDITION"
 
 
+class Unauthenticated(TrainhouseError):
+    """No credential, or one that is invalid, revoked or expired (never says which)."""
+
+    grpc_code = "UNAUTHENTICATED"
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(TrainhouseError):
+    """A valid caller without the scope the call needs. Another account's resource is NotFound instead,
+    so ids of other accounts cannot be probed."""
+
+    grpc_code = "PERMISSION_DENIED"
+    reason = "PERMISSION_DENIED"
+
+
 class ResourceExhausted(TrainhouseError):
     grpc_code = "RESOURCE_EXHAUSTED"
     reason = "RESOURCE_EXHAUSTED"

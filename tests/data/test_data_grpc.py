@@ -18,7 +18,7 @@ from trainhouse.v1 import (data_service_pb2 as pb, data_service_pb2_grpc, data_v
 
 @pytest.fixture(scope="module")
 def data(stack):
-    with grpc.insecure_channel(stack.address("data")) as ch:
+    with stack.channel("data") as ch:
         yield data_service_pb2_grpc.DataServiceStub(ch)
 
 

@@ -51,8 +51,8 @@ class Trained:
     dataset_id: str
 
 
-def _evaluation_reaches_training(address: str) -> bool:
-    with grpc.insecure_channel(address) as ch:
+def _evaluation_reaches_training(stack) -> bool:  # noqa: ANN001
+    with stack.channel("evaluation") as ch:
         stub = evaluation_service_pb2_grpc.EvaluationServiceStub(ch)
         try:
             stub.EvaluateTrainingResults(evaluation_service_pb2.EvaluateTrainingResultsRequest(job_id="job-probe"),
@@ -67,9 +67,9 @@ def channels(stack):
     # services/launcher.py starts EvaluationService before TrainingService, so with port 0 the
     # evaluation process has no TRAINHOUSE_TRAINING_ADDR. Restarting it once (same port) hands it
     # every peer's address. Remove when the launcher starts "evaluation" after "training".
-    if not _evaluation_reaches_training(stack.address("evaluation")):
+    if not _evaluation_reaches_training(stack):
         stack.launcher.restart("evaluation")
-    chans = {name: grpc.insecure_channel(stack.address(name)) for name in ("training", "evaluation", "registry", "data")}
+    chans = {name: stack.channel(name) for name in ("training", "evaluation", "registry", "data")}
     yield chans
     for ch in chans.values():
         ch.close()

@@ -7,6 +7,7 @@ needs no backend (auth, error shapes, limits, process life) without touching the
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -46,7 +47,7 @@ def start_gateway(home: Path, extra_env: dict[str, str] | None = None, timeout: 
     port_file.unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINHOUSE_")}
     env.update({"TRAINHOUSE_HOME": str(home), "TRAINHOUSE_GATEWAY_PORT": "0",
-                "TRAINHOUSE_PORT_FILE": str(port_file)})
+                "TRAINHOUSE_PORT_FILE": str(port_file), "TRAINHOUSE_INTERNAL_KEY": secrets.token_urlsafe(32)})
     for name in ("TRAINING", "DATA", "EVALUATION", "REGISTRY"):
         env[f"TRAINHOUSE_{name}_ADDR"] = CLOSED
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), str(REPO / ".gen"), env.get("PYTHONPATH")) if p)

@@ -11,7 +11,6 @@ import uuid
 
 from collections.abc import Iterator
 
-import grpc
 import httpx
 import pytest
 
@@ -32,7 +31,7 @@ JUDGED = [("where is my parcel", "shipping", True, ""), ("I was charged twice", 
 def feedback_agent(stack, trained: Trained) -> Iterator[str]:  # noqa: ANN001
     """The seed-001 job's agent, with feedback recorded on its version (as served answers are judged)."""
     version = trained.status[trained.seed001_job]["modelVersion"]
-    with grpc.insecure_channel(stack.address("registry")) as channel:
+    with stack.channel("registry") as channel:
         registry = model_registry_pb2_grpc.ModelRegistryStub(channel)
         for text, served, correct, expected in JUDGED:
             registry.RecordFeedback(model_registry_pb2.RecordFeedbackRequest(

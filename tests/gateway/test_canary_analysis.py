@@ -7,7 +7,6 @@ import json
 import time
 import uuid
 
-import grpc
 import httpx
 import numpy as np
 import onnx
@@ -52,8 +51,7 @@ def _poisoned(onnx_bytes: bytes) -> bytes:
 
 
 def _registry(stack) -> model_registry_pb2_grpc.ModelRegistryStub:  # noqa: ANN001
-    return model_registry_pb2_grpc.ModelRegistryStub(grpc.insecure_channel(stack.address("registry"),
-                                                                           options=CHANNEL_OPTIONS))
+    return model_registry_pb2_grpc.ModelRegistryStub(stack.channel("registry", options=CHANNEL_OPTIONS))
 
 
 def _deployment(api: httpx.Client, agent: str, deployment_id: str) -> dict:

@@ -290,11 +290,10 @@ def test_dataset_upload_download_and_train(api: httpx.Client) -> None:
 def test_estimated_duration_comes_from_the_same_methods_history(api: httpx.Client, stack) -> None:  # noqa: ANN001
     """Seed 000's estimatedDuration at acceptance: measured on this platform's completed jobs of the
     same method (here few_shot), or 'unknown' naming that method when it has none yet."""
-    import grpc
 
     from trainhouse.v1 import job_state_pb2, training_service_pb2, training_service_pb2_grpc
 
-    training = training_service_pb2_grpc.TrainingServiceStub(grpc.insecure_channel(stack.address("training")))
+    training = training_service_pb2_grpc.TrainingServiceStub(stack.channel("training"))
     done = training.ListJobs(training_service_pb2.ListJobsRequest(
         state=job_state_pb2.JOB_STATE_COMPLETED, page_size=1000)).jobs
     history = any(j.config.method == job_state_pb2.TRAINING_METHOD_FEW_SHOT for j in done)

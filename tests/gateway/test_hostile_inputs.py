@@ -267,7 +267,7 @@ def _invalid(call: Any) -> Any:
 
 def test_services_refuse_bad_dataset_and_version_references(stack) -> None:
     examples = [example_pb2.Example(input=e["input"], expected_output=e["expected_output"]) for e in EXAMPLES]
-    with grpc.insecure_channel(stack.address("training")) as tch, grpc.insecure_channel(stack.address("data")) as dch:
+    with stack.channel("training") as tch, stack.channel("data") as dch:
         training = training_service_pb2_grpc.TrainingServiceStub(tch)
         data = data_service_pb2_grpc.DataServiceStub(dch)
         failure = _invalid(lambda: training.StartJob(training_service_pb2.StartJobRequest(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import uuid
 
-import grpc
 import httpx
 import pytest
 
@@ -20,7 +19,7 @@ ADAPT = "/api/v1/functions/adaptAgentBehavior"
 
 @pytest.fixture(scope="module")
 def training_stub(stack):  # noqa: ANN001
-    return training_service_pb2_grpc.TrainingServiceStub(grpc.insecure_channel(stack.address("training")))
+    return training_service_pb2_grpc.TrainingServiceStub(stack.channel("training"))
 
 
 def _hold_auto_training(training_stub, agent: str) -> None:  # noqa: ANN001

@@ -38,8 +38,8 @@ DEADLINE = timedelta(seconds=20)
 SKIP = {("GET", "/api/v1/training/train-agent/{jobId}/events")}
 
 
-def _cancel_account_jobs(address: str, account: str) -> None:
-    with grpc.insecure_channel(address) as channel:
+def _cancel_account_jobs(stack, account: str) -> None:  # noqa: ANN001
+    with stack.channel("training") as channel:
         stub = training_service_pb2_grpc.TrainingServiceStub(channel)
         jobs = stub.ListJobs(training_service_pb2.ListJobsRequest(account_id=account, page_size=1000), timeout=30).jobs
         for job in jobs:
@@ -52,12 +52,12 @@ def _cancel_account_jobs(address: str, account: str) -> None:
                         raise
 
 
-def _auto_training_config(address: str, restore: training_service_pb2.UpdateAutoTrainingConfigRequest | None = None
+def _auto_training_config(stack, restore: training_service_pb2.UpdateAutoTrainingConfigRequest | None = None
                           ) -> training_service_pb2.UpdateAutoTrainingConfigRequest:
     """The global auto-training config as a request that sets it again (and, given one, send it):
     the fuzzer PUTs random valid values (threshold 1, cooldown 0) that would otherwise retrain every
     judged agent of the later tests."""
-    with grpc.insecure_channel(address) as channel:
+    with stack.channel("training") as channel:
         stub = training_service_pb2_grpc.TrainingServiceStub(channel)
         if restore is not None:
             stub.UpdateAutoTrainingConfig(restore, timeout=30)
@@ -68,7 +68,7 @@ def _auto_training_config(address: str, restore: training_service_pb2.UpdateAuto
 
 def test_every_operation_survives_fuzzing(stack) -> None:  # noqa: ANN001
     account = f"fuzz-{uuid.uuid4().hex[:6]}"
-    auto_training = _auto_training_config(stack.address("training"))
+    auto_training = _auto_training_config(stack)
     with httpx.Client(base_url=stack.gateway_url, timeout=30) as boot:
         token = make_token(boot, stack.admin_token, ["admin"], account=account, rateLimitPerHour=0)
         spec = boot.get("/openapi.json").json()
@@ -99,6 +99,6 @@ def test_every_operation_survives_fuzzing(stack) -> None:  # noqa: ANN001
                 except Exception as exc:  # noqa: BLE001 - collect every operation's failure, then report
                     failures.append(f"{operation.method.upper()} {operation.path} [{mode.value}]: {exc}"[:3000])
     finally:
-        _cancel_account_jobs(stack.address("training"), account)
-        _auto_training_config(stack.address("training"), restore=auto_training)
+        _cancel_account_jobs(stack, account)
+        _auto_training_config(stack, restore=auto_training)
     assert not failures, "\n\n".join(failures)

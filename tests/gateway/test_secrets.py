@@ -22,7 +22,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway.jwt_keys import Jwks, JwtVerifier, KeyUnknown
+from services.common.jwt_keys import Jwks, JwtVerifier, KeyUnknown
 from services.common import secret_checks
 from tests.gateway.conftest import CLOSED, REPO, bearer, start_gateway
 

@@ -12,7 +12,7 @@ import jwt
 import pytest
 
 from gateway.auth import SCOPES
-from gateway.scopes import AUTHENTICATED, http_routes, jsonrpc_methods
+from gateway.scopes import AUTHENTICATED, INTERNAL, http_routes, jsonrpc_methods
 from tests.gateway.conftest import JWT_SECRET, LONE_ADMIN, bearer, make_token, start_gateway
 from tests.gateway.surface_shapes import FORBIDDEN, UNAUTHORIZED, error_code, rpc, surface_of
 
@@ -38,7 +38,7 @@ def concrete(path: str) -> str:
 
 # ---- the scope table, walked route by route -------------------------------------------------
 
-ROUTES = sorted((m, p, s) for (m, p), s in http_routes().items() if s is not None)
+ROUTES = sorted((m, p, s) for (m, p), s in http_routes().items() if s not in (None, INTERNAL))
 
 
 @pytest.mark.parametrize("method, path, scope", ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])

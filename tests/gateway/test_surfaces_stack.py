@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import grpc
 import httpx
 import pytest
 from google.protobuf import json_format
@@ -291,7 +290,7 @@ def test_generation_from_a_module_and_a_custom_template(stack, api: httpx.Client
     assert r.status_code == 200, r.text
     assert r.json()["data"]["generated"] == 8
     module_id = uid("module")
-    with grpc.insecure_channel(stack.address("data")) as channel:
+    with stack.channel("data") as channel:
         stub = data_service_pb2_grpc.DataServiceStub(channel)
         request = data_service_pb2.CreateTrainingModuleRequest(module_id=module_id, display_name="returns")
         json_format.ParseDict(wrap_slot_lists(template), request.template)
@@ -308,7 +307,7 @@ def test_generation_from_a_module_and_a_custom_template(stack, api: httpx.Client
                                              "training_data": {"moduleId": module_id, "examples": [own]}})
     dataset_id = started["config"]["dataset"]
     assert dataset_id.startswith(f"module-{module_id}-") and dataset_id.endswith("-n200")
-    with grpc.insecure_channel(stack.address("training")) as channel:
+    with stack.channel("training") as channel:
         training = training_service_pb2_grpc.TrainingServiceStub(channel)
         listed = training.ListJobExamples(training_service_pb2.ListJobExamplesRequest(
             job_id=started["job_id"], split="all", page_size=1000), timeout=30)

@@ -60,13 +60,13 @@ class Trained:
 
 @pytest.fixture(scope="session")
 def training_stub(stack):
-    with grpc.insecure_channel(stack.address("training")) as ch:
+    with stack.channel("training") as ch:
         yield training_service_pb2_grpc.TrainingServiceStub(ch)
 
 
 @pytest.fixture(scope="session")
 def registry(stack):
-    with grpc.insecure_channel(stack.address("registry"), options=GRPC_OPTIONS) as ch:  # artifacts are > 4 MiB
+    with stack.channel("registry", options=GRPC_OPTIONS) as ch:  # artifacts are > 4 MiB
         yield model_registry_pb2_grpc.ModelRegistryStub(ch)
 
 

@@ -1,7 +1,6 @@
 """Stubs on the shared stack, one channel per module."""
 from __future__ import annotations
 
-import grpc
 import pytest
 
 from trainhouse.v1 import data_service_pb2_grpc, model_registry_pb2_grpc, training_service_pb2_grpc
@@ -9,17 +8,17 @@ from trainhouse.v1 import data_service_pb2_grpc, model_registry_pb2_grpc, traini
 
 @pytest.fixture(scope="module")
 def training(stack):
-    with grpc.insecure_channel(stack.address("training")) as ch:
+    with stack.channel("training") as ch:
         yield training_service_pb2_grpc.TrainingServiceStub(ch)
 
 
 @pytest.fixture(scope="module")
 def registry(stack):
-    with grpc.insecure_channel(stack.address("registry")) as ch:
+    with stack.channel("registry") as ch:
         yield model_registry_pb2_grpc.ModelRegistryStub(ch)
 
 
 @pytest.fixture(scope="module")
 def data(stack):
-    with grpc.insecure_channel(stack.address("data")) as ch:
+    with stack.channel("data") as ch:
         yield data_service_pb2_grpc.DataServiceStub(ch)

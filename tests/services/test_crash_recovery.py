@@ -6,7 +6,6 @@ import signal
 import time
 from pathlib import Path
 
-import grpc
 import httpx
 import pytest
 
@@ -39,7 +38,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_kill_9_then_restart_resumes_without_loss_or_duplicates(own_stack):
-    stub = training_service_pb2_grpc.TrainingServiceStub(grpc.insecure_channel(own_stack.address("training")))
+    stub = training_service_pb2_grpc.TrainingServiceStub(own_stack.channel("training"))
     cfg = training_job_pb2.TrainingConfig(epochs=EPOCHS, early_stopping=False, checkpoint_interval=3, seed=11)
     job_id = stub.StartJob(training_service_pb2.StartJobRequest(
         agent_id="crash-agent", examples=examples_pb(make_examples(120, seed=12)), config=cfg)).job.job_id
@@ -68,7 +67,7 @@ def test_kill_9_then_restart_resumes_without_loss_or_duplicates(own_stack):
         time.sleep(0.1)
 
     own_stack.restart("training")
-    stub = training_service_pb2_grpc.TrainingServiceStub(grpc.insecure_channel(own_stack.address("training")))
+    stub = training_service_pb2_grpc.TrainingServiceStub(own_stack.channel("training"))
     final = wait_terminal(stub, job_id)
     assert final.state == job_state_pb2.JOB_STATE_COMPLETED, final.error.message
     events = list(stub.WatchJob(training_service_pb2.WatchJobRequest(job_id=job_id)))

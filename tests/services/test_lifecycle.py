@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import duckdb
-import grpc
 import pytest
 
 from services.launcher import Stack
@@ -26,7 +25,7 @@ def own_stack(tmp_path):
 
 
 def test_sigterm_checkpoints_running_job_and_restart_resumes_it(own_stack):
-    stub = training_service_pb2_grpc.TrainingServiceStub(grpc.insecure_channel(own_stack.address("training")))
+    stub = training_service_pb2_grpc.TrainingServiceStub(own_stack.channel("training"))
     cfg = training_job_pb2.TrainingConfig(epochs=40, early_stopping=False, checkpoint_interval=1000, seed=3)
     job_id = stub.StartJob(training_service_pb2.StartJobRequest(
         agent_id="restart-agent", examples=examples_pb(make_examples(150, seed=8)), config=cfg)).job.job_id
@@ -50,7 +49,7 @@ def test_sigterm_checkpoints_running_job_and_restart_resumes_it(own_stack):
     assert n_events == last_seq
 
     own_stack.restart("training")
-    stub = training_service_pb2_grpc.TrainingServiceStub(grpc.insecure_channel(own_stack.address("training")))
+    stub = training_service_pb2_grpc.TrainingServiceStub(own_stack.channel("training"))
     final = wait_terminal(stub, job_id)
     assert final.state == job_state_pb2.JOB_STATE_COMPLETED, final.error.message
     assert final.progress.current_epoch == 40

@@ -94,7 +94,7 @@ def test_reinforcement_from_rated_feedback(training):
 
 @pytest.fixture(scope="module")
 def evaluation(stack):
-    with grpc.insecure_channel(stack.address("evaluation")) as ch:
+    with stack.channel("evaluation") as ch:
         yield evaluation_service_pb2_grpc.EvaluationServiceStub(ch)
 
 
@@ -125,7 +125,7 @@ def test_grpo_job_learns_stores_trajectories_and_evaluates(stack, evaluation, re
     # comprehensive by default: the serving figures are measured too
     assert result.metrics["latency_p95_ms"] >= result.metrics["latency_p50_ms"] > 0
     assert result.metrics["cost_per_task_usd"] > 0 and result.cost.compute_seconds_per_task > 0
-    with grpc.insecure_channel(stack.address("data")) as ch:
+    with stack.channel("data") as ch:
         data = data_service_pb2_grpc.DataServiceStub(ch)
         stream = list(data.ExportTrajectories(data_service_pb2.ExportTrajectoriesRequest(job_id=job.job_id, limit=50)))
     assert stream[0].total_count == 30 * 12 * 8

@@ -1,7 +1,6 @@
 """TRAINHOUSE_EXECUTOR=ray: a job runs as a Ray task on a local Ray instance and reports back."""
 from __future__ import annotations
 
-import grpc
 import pytest
 
 from services.launcher import Stack
@@ -16,7 +15,7 @@ def test_jobs_run_and_cancel_on_ray(tmp_path):
     stack = Stack(home=tmp_path / "home", log_dir=tmp_path / "logs",
                   extra_env={"TRAINHOUSE_EXECUTOR": "ray", "RAY_ADDRESS": ""}).start()
     try:
-        stub = training_service_pb2_grpc.TrainingServiceStub(grpc.insecure_channel(stack.address("training")))
+        stub = training_service_pb2_grpc.TrainingServiceStub(stack.channel("training"))
         job_id = stub.StartJob(training_service_pb2.StartJobRequest(
             agent_id="ray-agent", examples=examples_pb(make_examples(40, seed=2)),
             config=training_job_pb2.TrainingConfig(epochs=6, seed=1))).job.job_id

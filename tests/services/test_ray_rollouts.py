@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import grpc
 import numpy as np
 import pytest
 from google.protobuf import struct_pb2
@@ -73,7 +72,7 @@ def test_sharded_grpo_job_on_the_ray_executor(ray_address, tmp_path):
     stack = Stack(home=tmp_path / "home", log_dir=tmp_path / "logs",
                   extra_env={"TRAINHOUSE_EXECUTOR": "ray", "TRAINHOUSE_RAY_ADDRESS": ray_address}).start()
     try:
-        stub = training_service_pb2_grpc.TrainingServiceStub(grpc.insecure_channel(stack.address("training")))
+        stub = training_service_pb2_grpc.TrainingServiceStub(stack.channel("training"))
         options = struct_pb2.Struct()
         options.update({"hidden_sizes": [16], "featurizer": {"dim": 512}})
         grpo = training_job_pb2.GrpoConfig(n_iterations=3, batch_size=8, n_trajectories_per_query=4,

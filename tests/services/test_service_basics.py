@@ -12,7 +12,7 @@ from services.common.config import SERVICES
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_health_and_reflection(stack, name):
     full_name = SERVICES[name][2]
-    with grpc.insecure_channel(stack.address(name)) as ch:
+    with stack.channel(name) as ch:
         health = health_pb2_grpc.HealthStub(ch)
         for service in ("", full_name):
             status = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
@@ -28,7 +28,7 @@ def test_health_and_reflection(stack, name):
 
 def test_request_id_follows_the_call_into_the_logs(stack):
     from trainhouse.v1 import training_service_pb2, training_service_pb2_grpc
-    with grpc.insecure_channel(stack.address("training")) as ch:
+    with stack.channel("training") as ch:
         stub = training_service_pb2_grpc.TrainingServiceStub(ch)
         stub.ListJobs(training_service_pb2.ListJobsRequest(), metadata=[("x-request-id", "req-trace-4242")])
     import json, time

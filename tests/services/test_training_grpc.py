@@ -85,7 +85,7 @@ def test_model_beats_majority_baseline_on_held_out(completed_job, registry, stac
     assert accuracy >= majority + 0.5, (accuracy, majority)
     for p in resp.predictions:
         assert 0 < p.probability <= 1 and p.top[0].output == p.output
-    with grpc.insecure_channel(stack.address("evaluation")) as ch:
+    with stack.channel("evaluation") as ch:
         ev = evaluation_service_pb2_grpc.EvaluationServiceStub(ch).EvaluateVersion(
             evaluation_service_pb2.EvaluateVersionRequest(agent_id="grpc-router", examples=examples_pb(held_out)))
     assert ev.evaluation.metrics["accuracy"] == pytest.approx(accuracy)
@@ -211,7 +211,7 @@ def test_unknown_ids_are_not_found(training, registry):
 
 
 def test_training_from_a_dataset(stack, training):
-    with grpc.insecure_channel(stack.address("data")) as ch:
+    with stack.channel("data") as ch:
         data = data_service_pb2_grpc.DataServiceStub(ch)
         ds = data.CreateDataset(data_service_pb2.CreateDatasetRequest(
             dataset_id="grpc-intents-v1", examples=examples_pb(make_examples(30, seed=5)))).dataset

@@ -25,7 +25,7 @@ import jwt
 
 from services.common.logs import log
 
-logger = logging.getLogger("trainhouse.gateway.jwt")
+logger = logging.getLogger("trainhouse.jwt")
 
 REFRESH_S = 300.0
 COOLDOWN_S = 30.0

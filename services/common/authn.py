@@ -1,0 +1,245 @@
+"""Authenticated gRPC: every call to a service names its caller, the way an HTTP request does.
+
+A caller sends `authorization: Bearer <credential>` metadata, one of
+- an API token (``th_...``) issued by the gateway: checked by token introspection (RFC 7662) at the
+  gateway, which owns the token store, and cached for INTROSPECTION_TTL_S (a revoked token stops
+  working within that time);
+- a JWT (HS256 with TRAINHOUSE_JWT_SECRET, or RS256 from TRAINHOUSE_JWT_JWKS): checked here with
+  the same keys and the same claim mapping as the gateway;
+- an internal assertion (services.common.internal_tokens): the identity the gateway or a peer
+  service forwards for the caller it authenticated.
+
+The interceptor binds the caller for the handler (services.common.identity.current), then checks
+the method's scope from services.common.rpc_scopes. No credential, or a bad one: UNAUTHENTICATED;
+a good one without the scope: PERMISSION_DENIED. Health and reflection stay open.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import grpc
+import httpx
+import jwt
+
+from services.common import config
+from services.common.identity import DEFAULT_ACCOUNT, SYSTEM, Caller, acting_as, bound, delegated
+from services.common.interceptors import wrap_handler
+from services.common.internal_tokens import InternalTokens, caller_from_claims, is_internal
+from services.common.jwt_keys import Jwks, JwtVerifier, KeyUnknown
+from services.common.logs import log
+from services.common.rpc_scopes import scope_of
+from services.core.errors import PermissionDenied, Unauthenticated, Unavailable
+
+logger = logging.getLogger("trainhouse.authn")
+AUTHORIZATION = "authorization"
+INTROSPECTION_PATH = "/internal/v1/introspect"
+INTROSPECTION_TTL_S = 10.0
+NEGATIVE_TTL_S = 2.0
+_BAD = "invalid, revoked or expired token"
+
+
+def gateway_url() -> str:
+    """TRAINHOUSE_GATEWAY_URL, else the local gateway's reported port (the launcher's stacks)."""
+    explicit = os.environ.get("TRAINHOUSE_GATEWAY_URL", "").strip()
+    if explicit:
+        return explicit.rstrip("/")
+    port_file = config.home() / "run" / "gateway.port"
+    try:
+        return f"http://127.0.0.1:{int(Path(port_file).read_text())}"
+    except (OSError, ValueError):
+        return f"http://127.0.0.1:{config.gateway_port()}"
+
+
+class Introspector:
+    """Asks the gateway whether an API token is active, and whose it is."""
+
+    def __init__(self, internal: InternalTokens, url: str | None = None):
+        self.internal = internal
+        self.url = url
+        self._cache: dict[str, tuple[float, Caller | None]] = {}
+        self._lock = threading.Lock()
+
+    def caller(self, token: str) -> Caller | None:
+        key = hashlib.sha256(token.encode()).hexdigest()
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = self._ask(token)
+        with self._lock:
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            self._cache[key] = (now + (INTROSPECTION_TTL_S if found else NEGATIVE_TTL_S), found)
+        return found
+
+    def _ask(self, token: str) -> Caller | None:
+        url = (self.url or gateway_url()) + INTROSPECTION_PATH
+        try:
+            response = httpx.post(url, data={"token": token}, timeout=5.0,
+                                  headers={"Authorization": f"Bearer {self.internal.mint(SYSTEM)}"})
+            response.raise_for_status()
+            body = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            log(logger, "token introspection failed", logging.WARNING, error=type(exc).__name__)
+            raise Unavailable("cannot check the API token now (the gateway's token introspection is "
+                              "unreachable); retry shortly") from None
+        if not isinstance(body, dict) or body.get("active") is not True:
+            return None
+        scopes = str(body.get("scope") or "").split()
+        return Caller(str(body.get("sub") or ""), str(body.get("account") or DEFAULT_ACCOUNT),
+                      frozenset(scopes), str(body.get("token_id") or ""))
+
+
+class ServiceAuthenticator:
+    """Credential -> Caller for a service; one instance per process."""
+
+    def __init__(self, internal: InternalTokens, verifier: JwtVerifier, introspector: Introspector):
+        self.internal = internal
+        self.verifier = verifier
+        self.introspector = introspector
+
+    @classmethod
+    def from_env(cls) -> "ServiceAuthenticator":
+        internal = InternalTokens.from_env()
+        jwks = os.environ.get("TRAINHOUSE_JWT_JWKS") or None
+        verifier = JwtVerifier(os.environ.get("TRAINHOUSE_JWT_SECRET") or None, Jwks(jwks) if jwks else None)
+        return cls(internal, verifier, Introspector(internal))
+
+    def authenticate(self, authorization: str | None) -> Caller:
+        if not authorization:
+            raise Unauthenticated("missing 'authorization: Bearer <token>' metadata")
+        scheme, _, credential = authorization.strip().partition(" ")
+        credential = credential.strip()
+        if scheme.lower() != "bearer" or not credential:
+            raise Unauthenticated("authorization metadata must be 'Bearer <token>'")
+        if credential.count(".") == 2:
+            if is_internal(credential):
+                found = self.internal.verify(credential)
+                if found is None:
+                    raise Unauthenticated(_BAD)
+                return found
+            if self.verifier.enabled:
+                try:
+                    return caller_from_claims(self.verifier.claims(credential), DEFAULT_ACCOUNT)
+                except (jwt.PyJWTError, KeyUnknown) as exc:
+                    raise Unauthenticated(f"invalid JWT: {type(exc).__name__}") from None
+        found = self.introspector.caller(credential)
+        if found is None:
+            raise Unauthenticated(_BAD)
+        return found
+
+
+def _credential(context: grpc.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == AUTHORIZATION:
+            return value
+    return None
+
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """Authenticates every trainhouse RPC, binds its caller, checks the method's scope."""
+
+    def __init__(self, authenticator: ServiceAuthenticator):
+        self.authenticator = authenticator
+
+    def intercept_service(self, continuation, handler_call_details):  # noqa: ANN001 - gRPC API
+        handler = continuation(handler_call_details)
+        method = handler_call_details.method
+        if not method.startswith("/trainhouse."):
+            return handler  # health and reflection
+        scope = scope_of(method)
+
+        @contextlib.contextmanager
+        def around(context: grpc.ServicerContext) -> Iterator[None]:
+            caller = self.authenticator.authenticate(_credential(context))
+            if scope is None:
+                raise PermissionDenied(f"method {method} has no scope entry; refused")
+            if not caller.allows(scope):
+                raise PermissionDenied(f"token lacks the '{scope}' scope",
+                                       metadata={"scope": scope})
+            with acting_as(caller):
+                yield
+
+        return wrap_handler(handler, around)
+
+
+# ---- the client side: forward the caller to peers ----------------------------------------------
+
+_tokens: InternalTokens | None = None
+_tokens_lock = threading.Lock()
+
+
+def internal_tokens() -> InternalTokens:
+    """This process's minting key (read once from the environment)."""
+    global _tokens
+    with _tokens_lock:
+        if _tokens is None:
+            _tokens = InternalTokens.from_env()
+        return _tokens
+
+
+def forwarded_authorization() -> str:
+    """The `authorization` value for a peer call made now: the bound caller, delegated, or SYSTEM."""
+    caller = bound()
+    return f"Bearer {internal_tokens().mint(delegated(caller) if caller is not None else SYSTEM)}"
+
+
+class _Details(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: bool | None
+    compression: Any
+
+
+class AuthorizationInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                               grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds `authorization` (from `value()`, asked per call) to calls that do not carry their own."""
+
+    def __init__(self, value: Callable[[], str]):
+        self.value = value
+
+    def _with_identity(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        metadata = list(details.metadata or [])
+        if any(key == AUTHORIZATION for key, _ in metadata):
+            return details
+        metadata.append((AUTHORIZATION, self.value()))
+        return _ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
+                                  getattr(details, "wait_for_ready", None), getattr(details, "compression", None))
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):  # noqa: ANN001
+        return continuation(self._with_identity(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):  # noqa: ANN001
+        return continuation(self._with_identity(client_call_details), request)
+
+    def intercept_stream_unary(self, continuation, client_call_details, request_iterator):  # noqa: ANN001
+        return continuation(self._with_identity(client_call_details), request_iterator)
+
+    def intercept_stream_stream(self, continuation, client_call_details, request_iterator):  # noqa: ANN001
+        return continuation(self._with_identity(client_call_details), request_iterator)
+
+
+def forwarding_interceptor() -> AuthorizationInterceptor:
+    """For the services' channels to their peers: the bound caller, forwarded (SYSTEM outside calls)."""
+    return AuthorizationInterceptor(forwarded_authorization)
+
+
+def bearer_interceptor(token: str) -> AuthorizationInterceptor:
+    """For a client with its own API token or JWT (the CLI, scripts, tests)."""
+    header = f"Bearer {token}"
+    return AuthorizationInterceptor(lambda: header)
+
+
+class _ClientCallDetails(_Details, grpc.ClientCallDetails):
+    pass
