@@ -31,7 +31,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.common import config, internal_tokens, secret_checks
+from services.common import config, internal_tokens, secret_checks, tls
 from services.common.logs import log
 
 logger = logging.getLogger("trainhouse.launcher")
@@ -129,7 +129,7 @@ class Stack:
         return child
 
     def _wait_grpc_health(self, child: Child, timeout: float = 30) -> None:
-        with grpc.insecure_channel(f"127.0.0.1:{child.port}") as ch:
+        with tls.channel(f"127.0.0.1:{child.port}", environ=self._env()) as ch:
             stub = health_pb2_grpc.HealthStub(ch)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:

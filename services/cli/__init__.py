@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import data, deploy, evaluation, jobs, models, tokens, up
+from services.cli import certs, data, deploy, evaluation, jobs, models, tokens, up
 from services.cli.errors import EPILOG
 
 app = typer.Typer(help="trainhouse: train, evaluate, version and deploy the learned parts of agents.",
@@ -37,6 +37,7 @@ app.command(epilog=EPILOG)(evaluation.compare)
 app.command(epilog=EPILOG)(evaluation.report)
 app.command(epilog=EPILOG)(deploy.deploy)
 app.command(epilog=EPILOG)(deploy.rollback)
+app.command(epilog=EPILOG)(certs.certs)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import threading
 
 import grpc
 
-from services.common import config
+from services.common import config, tls
 from services.common.authn import forwarding_interceptor
 from services.common.request_context import RequestIdClientInterceptor
 from services.common.server import GRPC_OPTIONS
@@ -50,7 +50,7 @@ def channel(service: str, address: str | None = None) -> grpc.Channel:
     with _lock:
         ch = _channels.get(target)
         if ch is None:
-            ch = grpc.intercept_channel(grpc.insecure_channel(target, options=CHANNEL_OPTIONS),
+            ch = grpc.intercept_channel(tls.channel(target, options=CHANNEL_OPTIONS),
                                         RequestIdClientInterceptor(), forwarding_interceptor())
             _channels[target] = ch
         return ch

@@ -20,7 +20,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common import config
+from services.common import config, tls
 from services.common.authn import AuthInterceptor, ServiceAuthenticator
 from services.common.grpc_errors import ErrorInterceptor
 from services.common.logs import configure, log
@@ -71,7 +71,7 @@ def create_server(app: ServiceApp, address: str, authenticator: ServiceAuthentic
         names.append(name)
     reflection.enable_server_reflection(names, server)
     try:
-        port = server.add_insecure_port(address)
+        port = tls.add_port(server, address)
     except RuntimeError:  # grpcio raises when the bind fails, older versions return 0
         port = 0
     if port == 0:
@@ -83,7 +83,8 @@ def create_server(app: ServiceApp, address: str, authenticator: ServiceAuthentic
 def serve(service: str, build: Callable[[], ServiceApp], grace_s: float = 10.0) -> None:
     """Run one service until SIGTERM/SIGINT; exit 0 after a clean stop."""
     configure(service)
-    authenticator = ServiceAuthenticator.from_env()  # a missing internal key stops the start here
+    tls.TlsSettings.from_env()  # a bad TLS setting stops the process before build() opens anything
+    authenticator = ServiceAuthenticator.from_env()  # so does a missing internal key
     app = build()
     address = f"127.0.0.1:{config.service_port(service)}"
     host = os.environ.get("TRAINHOUSE_BIND_HOST")

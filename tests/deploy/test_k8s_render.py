@@ -95,7 +95,8 @@ def rendered(tmp_path_factory) -> list[dict]:
 
 def test_kustomize_renders_every_manifest(rendered):
     kinds = sorted({d["kind"] for d in rendered})
-    assert kinds == ["ConfigMap", "Deployment", "PersistentVolumeClaim", "RayCluster", "Secret", "Service"]
+    assert kinds == ["ConfigMap", "Deployment", "NetworkPolicy", "PersistentVolumeClaim", "RayCluster", "Secret",
+                     "Service"]
     sources = [d for path in sorted(K8S.glob("*.yaml")) if path.name != "kustomization.yaml"
                for d in yaml.safe_load_all(path.read_text()) if d]
     assert len(rendered) == len(sources) + 1  # + the generated Secret
