@@ -18,7 +18,7 @@ from gateway.auth import Authenticator
 from gateway.backends import Backends
 from gateway.errors import SurfaceRegistry, install_handlers
 from services.common.authn import internal_tokens
-from services.common.jwt_keys import Jwks, JwtVerifier
+from services.common.jwt_keys import JwtVerifier
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import RequestContextMiddleware
 from gateway.ratelimit import REQUESTS, Limit, RateLimiter
@@ -102,7 +102,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     surfaces = build_surfaces()
     metrics = GatewayMetrics(settings.metrics_cache_s)
     # Read before serving: an unreadable JWKS file stops the start with its reason.
-    verifier = JwtVerifier(settings.jwt_secret, Jwks(settings.jwt_jwks) if settings.jwt_jwks else None)
+    verifier = JwtVerifier.from_env(settings.jwt_secret or "", settings.jwt_jwks or "")
     internal = internal_tokens()  # a missing TRAINHOUSE_INTERNAL_KEY stops the start here
 
     @asynccontextmanager

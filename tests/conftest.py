@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,11 @@ import pytest
 
 from services.common.authn import bearer_interceptor
 from services.launcher import Stack
+
+STACK_JWT_SECRET = secrets.token_urlsafe(32)
+
+# In-process apps (the gateway's TestClient tests) sign service calls like any process of a stack.
+os.environ.setdefault("TRAINHOUSE_INTERNAL_KEY", secrets.token_urlsafe(32))
 
 
 class RunningStack:
@@ -61,7 +67,9 @@ def started_stack(home: Path, extra_env: dict[str, str]) -> Iterator[RunningStac
 def stack(tmp_path_factory: pytest.TempPathFactory):
     # Tests poll a lot with the admin token; the per-token limit itself is tested on its own tokens.
     # Auto-training checks every agent every 2 s (60 s by default), so its tests wait seconds, not minutes.
-    with started_stack(tmp_path_factory.mktemp("trainhouse-home"), {"TRAINHOUSE_RATE_LIMIT_PER_HOUR": "100000",
+    # A JWT secret, so direct gRPC callers can be tested with JWTs as well as API tokens.
+    with started_stack(tmp_path_factory.mktemp("trainhouse-home"), {"TRAINHOUSE_JWT_SECRET": STACK_JWT_SECRET,
+                                                                      "TRAINHOUSE_RATE_LIMIT_PER_HOUR": "100000",
                                                                       "TRAINHOUSE_LOG_LEVEL": "DEBUG",
                                                                       "TRAINHOUSE_AUTOTRAIN_CHECK_S": "2"}) as running:
         yield running

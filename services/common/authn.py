@@ -33,7 +33,7 @@ from services.common import config
 from services.common.identity import DEFAULT_ACCOUNT, SYSTEM, Caller, acting_as, bound, delegated
 from services.common.interceptors import wrap_handler
 from services.common.internal_tokens import InternalTokens, caller_from_claims, is_internal
-from services.common.jwt_keys import Jwks, JwtVerifier, KeyUnknown
+from services.common.jwt_keys import JwtVerifier, KeyUnknown
 from services.common.logs import log
 from services.common.rpc_scopes import scope_of
 from services.core.errors import PermissionDenied, Unauthenticated, Unavailable
@@ -110,9 +110,7 @@ class ServiceAuthenticator:
     @classmethod
     def from_env(cls) -> "ServiceAuthenticator":
         internal = InternalTokens.from_env()
-        jwks = os.environ.get("TRAINHOUSE_JWT_JWKS") or None
-        verifier = JwtVerifier(os.environ.get("TRAINHOUSE_JWT_SECRET") or None, Jwks(jwks) if jwks else None)
-        return cls(internal, verifier, Introspector(internal))
+        return cls(internal, JwtVerifier.from_env(), Introspector(internal))
 
     def authenticate(self, authorization: str | None) -> Caller:
         if not authorization:

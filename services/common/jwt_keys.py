@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -108,11 +109,27 @@ class Jwks:
 
 
 class JwtVerifier:
-    """Checks a JWT with the key its header's alg and kid name; returns its claims."""
+    """Checks a JWT with the key its header's alg and kid name; returns its claims.
 
-    def __init__(self, secret: str | None = None, jwks: Jwks | None = None):
+    With an issuer and/or audience (TRAINHOUSE_JWT_ISSUER / TRAINHOUSE_JWT_AUDIENCE, as an identity
+    provider issues them), a token must carry exactly that `iss` and name that `aud`; a token that
+    names an audience is refused when none is configured (it was meant for someone else)."""
+
+    def __init__(self, secret: str | None = None, jwks: Jwks | None = None, issuer: str | None = None,
+                 audience: str | None = None):
         self.secret = secret
         self.jwks = jwks
+        self.issuer = issuer or None
+        self.audience = audience or None
+
+    @classmethod
+    def from_env(cls, secret: str | None = None, jwks_source: str | None = None) -> "JwtVerifier":
+        """The process's verifier: TRAINHOUSE_JWT_SECRET, _JWKS, _ISSUER and _AUDIENCE (the first two
+        may be given, as the gateway's settings hold them)."""
+        secret = secret if secret is not None else (os.environ.get("TRAINHOUSE_JWT_SECRET") or None)
+        jwks_source = jwks_source if jwks_source is not None else (os.environ.get("TRAINHOUSE_JWT_JWKS") or None)
+        return cls(secret, Jwks(jwks_source) if jwks_source else None,
+                   os.environ.get("TRAINHOUSE_JWT_ISSUER") or None, os.environ.get("TRAINHOUSE_JWT_AUDIENCE") or None)
 
     @property
     def enabled(self) -> bool:
@@ -127,4 +144,6 @@ class JwtVerifier:
             key = self.jwks.key(str(header.get("kid", ""))).key
         else:
             raise KeyUnknown(f"JWT algorithm '{str(alg)[:16]}' is not accepted here")
-        return jwt.decode(token, key, algorithms=[alg], options={"require": ["exp"]})
+        required = ["exp"] + (["iss"] if self.issuer else []) + (["aud"] if self.audience else [])
+        return jwt.decode(token, key, algorithms=[alg], issuer=self.issuer, audience=self.audience,
+                          options={"require": required})

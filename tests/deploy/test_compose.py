@@ -49,7 +49,8 @@ def daemon_or_skip(docker: str) -> None:
 
 def test_compose_config_is_valid():
     cli = compose_cli()
-    out = _run([*cli, "config", "--quiet"], 60, cwd=ROOT)
+    out = _run([*cli, "config", "--quiet"], 60, cwd=ROOT,
+               env={**os.environ, "TRAINHOUSE_INTERNAL_KEY": secrets.token_hex(32)})
     assert out.returncode == 0, out.stderr
 
 
@@ -57,7 +58,8 @@ def test_compose_stack_starts_and_the_gateway_is_healthy():
     cli = compose_cli()
     daemon_or_skip(cli[0])
     project = ["-p", f"trainhouse-test-{secrets.token_hex(4)}"]
-    env = {**os.environ, "TRAINHOUSE_GATEWAY_HOST_PORT": "0"}  # docker picks a free host port
+    env = {**os.environ, "TRAINHOUSE_GATEWAY_HOST_PORT": "0",  # docker picks a free host port
+           "TRAINHOUSE_INTERNAL_KEY": secrets.token_hex(32)}
     try:
         up = _run([*cli, *project, "up", "--build", "--detach", "--wait", "--wait-timeout", "600"],
                   1500, cwd=ROOT, env=env)

@@ -87,7 +87,8 @@ def rendered(tmp_path_factory) -> list[dict]:
     work = tmp_path_factory.mktemp("k8s") / "k8s"
     shutil.copytree(K8S, work, ignore=shutil.ignore_patterns("secrets.env"))
     (work / "secrets.env").write_text(
-        f"bootstrapToken={secrets.token_hex(32)}\njwtSecret={secrets.token_hex(32)}\n")
+        f"bootstrapToken={secrets.token_hex(32)}\njwtSecret={secrets.token_hex(32)}\n"
+        f"internalKey={secrets.token_hex(32)}\n")
     out = subprocess.run([kubectl(), "kustomize", str(work)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return [d for d in yaml.safe_load_all(out.stdout) if d]

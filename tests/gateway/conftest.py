@@ -47,7 +47,9 @@ def start_gateway(home: Path, extra_env: dict[str, str] | None = None, timeout: 
     port_file.unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINHOUSE_")}
     env.update({"TRAINHOUSE_HOME": str(home), "TRAINHOUSE_GATEWAY_PORT": "0",
-                "TRAINHOUSE_PORT_FILE": str(port_file), "TRAINHOUSE_INTERNAL_KEY": secrets.token_urlsafe(32)})
+                "TRAINHOUSE_PORT_FILE": str(port_file), # The test process's key (tests/conftest.py), which the session stack's services share: a
+                # gateway started here can then call them.
+                "TRAINHOUSE_INTERNAL_KEY": os.environ.get("TRAINHOUSE_INTERNAL_KEY") or secrets.token_urlsafe(32)})
     for name in ("TRAINING", "DATA", "EVALUATION", "REGISTRY"):
         env[f"TRAINHOUSE_{name}_ADDR"] = CLOSED
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), str(REPO / ".gen"), env.get("PYTHONPATH")) if p)

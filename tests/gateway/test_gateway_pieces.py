@@ -97,21 +97,28 @@ def test_signed_urls(tmp_path) -> None:  # noqa: ANN001
     db = DuckStore(tmp_path / "gw.duckdb", [])
     clock = [1_000_000.0]
     signer = UrlSigner(db, ttl_s=60, wall=lambda: clock[0])
-    url, expires = signer.sign("http://h:1/", "/api/v1/training/datasets/d1/download")
+    url, expires = signer.sign("http://h:1/", "/api/v1/training/datasets/d1/download", "acct-a", "data:export")
     assert url.startswith("http://h:1/api/v1/training/datasets/d1/download?expires=") and expires == 1_000_060
     query = dict(p.split("=") for p in url.split("?")[1].split("&"))
     path = "/api/v1/training/datasets/d1/download"
-    assert signer.verify("GET", path, query["expires"], query["signature"])
-    assert not signer.verify("GET", path.replace("d1", "d2"), query["expires"], query["signature"])
-    assert not signer.verify("GET", path, str(expires + 1), query["signature"])
-    sig = query["signature"]
-    assert not signer.verify("GET", path, query["expires"], sig[:-1] + ("1" if sig[-1] == "0" else "0"))
-    assert not signer.verify("GET", path, "abc", query["signature"]) and not signer.verify("GET", path, None, None)
+    exp, sig = query["expires"], query["signature"]
+    assert query["account"] == "acct-a" and query["scope"] == "data%3Aexport"
+    caller = signer.verify("GET", path, exp, "acct-a", "data:export", sig)
+    assert caller is not None and caller.account == "acct-a" and caller.scopes == {"data:export"}
+    assert not caller.is_admin
+    assert not signer.verify("GET", path.replace("d1", "d2"), exp, "acct-a", "data:export", sig)
+    assert not signer.verify("GET", path, str(expires + 1), "acct-a", "data:export", sig)
+    # The account and the scope are signed: neither can be changed.
+    assert not signer.verify("GET", path, exp, "acct-b", "data:export", sig)
+    assert not signer.verify("GET", path, exp, "acct-a", "admin", sig)
+    assert not signer.verify("GET", path, exp, "acct-a", "data:export", sig[:-1] + ("1" if sig[-1] == "0" else "0"))
+    assert not signer.verify("GET", path, "abc", "acct-a", "data:export", sig)
+    assert not signer.verify("GET", path, None, None, None, None)
     # The key persists, so links survive a restart; they expire.
     again = UrlSigner(db, ttl_s=60, wall=lambda: clock[0])
-    assert again.verify("GET", path, query["expires"], query["signature"])
+    assert again.verify("GET", path, exp, "acct-a", "data:export", sig)
     clock[0] += 61
-    assert not again.verify("GET", path, query["expires"], query["signature"])
+    assert not again.verify("GET", path, exp, "acct-a", "data:export", sig)
     db.close()
 
 

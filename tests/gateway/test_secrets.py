@@ -202,3 +202,22 @@ def test_a_jwks_url_is_fetched_again_for_an_unknown_kid() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_issuer_and_audience_are_checked_when_configured() -> None:
+    secret = secrets.token_urlsafe(32)
+    verifier = JwtVerifier(secret=secret, issuer="https://idp.example.org/", audience="trainhouse-api")
+    base = {"sub": "u1", "scopes": ["training:view"], "exp": int(time.time()) + 60}
+    good = jwt.encode({**base, "iss": "https://idp.example.org/", "aud": "trainhouse-api"}, secret, algorithm="HS256")
+    assert verifier.claims(good)["sub"] == "u1"
+    for claims in ({**base, "iss": "https://evil.example.org/", "aud": "trainhouse-api"},
+                   {**base, "iss": "https://idp.example.org/", "aud": "another-api"},
+                   {**base, "aud": "trainhouse-api"},          # no issuer
+                   {**base, "iss": "https://idp.example.org/"}):  # no audience
+        with pytest.raises(jwt.PyJWTError):
+            verifier.claims(jwt.encode(claims, secret, algorithm="HS256"))
+    # Without a configured audience, a token meant for another audience is refused too.
+    plain = JwtVerifier(secret=secret)
+    with pytest.raises(jwt.PyJWTError):
+        plain.claims(jwt.encode({**base, "aud": "another-api"}, secret, algorithm="HS256"))
+    assert plain.claims(jwt.encode(base, secret, algorithm="HS256"))["sub"] == "u1"

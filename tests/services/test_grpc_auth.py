@@ -132,3 +132,21 @@ def test_every_rpc_of_every_service_has_a_scope():
             for method in service.methods:
                 assert f"{service.full_name}/{method.name}" in RPC_SCOPES, f"{service.full_name}/{method.name}"
     assert all(isinstance(v, str) and v for v in RPC_SCOPES.values())
+
+
+def test_a_jwt_authenticates_a_direct_grpc_caller_with_its_scopes(stack):
+    from tests.conftest import STACK_JWT_SECRET
+
+    now = int(time.time())
+    viewer = jwt.encode({"sub": "ci-bot", "account": "jwt-acct", "scopes": ["training:view"], "exp": now + 60},
+                        STACK_JWT_SECRET, algorithm="HS256")
+    with stack.channel("training", token=viewer) as ch:
+        stub = training_service_pb2_grpc.TrainingServiceStub(ch)
+        stub.ListJobs(training_service_pb2.ListJobsRequest(), timeout=10)
+        start = training_service_pb2.StartJobRequest(agent_id="grpc-auth-jwt")
+        assert _code(lambda: stub.StartJob(start, timeout=10)) == grpc.StatusCode.PERMISSION_DENIED
+    expired = jwt.encode({"sub": "ci-bot", "scopes": ["admin"], "exp": now - 5}, STACK_JWT_SECRET, algorithm="HS256")
+    with stack.channel("training", token=expired) as ch:
+        stub = training_service_pb2_grpc.TrainingServiceStub(ch)
+        assert _code(lambda: stub.ListJobs(training_service_pb2.ListJobsRequest(), timeout=10)) \
+            == grpc.StatusCode.UNAUTHENTICATED
