@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from services.common import identity
 from services.core.errors import FailedPrecondition, InvalidArgument
 from services.common.example_codec import example_dicts, example_proto
 from services.core.examples import Example, parse_examples
@@ -52,6 +53,17 @@ def _new_id(value: str, field: str, prefix: str) -> str:
     return value
 
 
+def _visible() -> str | None:
+    """The account the caller's reads are restricted to (None: admin sees every account). Each store
+    applies it in one place, so another account's resource answers exactly like a missing one."""
+    return identity.current().account_filter
+
+
+def _owner() -> str:
+    """The account a resource created by this call belongs to: the caller's."""
+    return identity.current().account
+
+
 def _required(value: str, field: str) -> str:
     if not value:
         raise InvalidArgument(field, "is required")
@@ -70,7 +82,8 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
             raise InvalidArgument("examples", f"at most {MAX_EXAMPLES} examples per dataset",
                                   metadata={"limit": str(MAX_EXAMPLES)})
         return self.store.create(dataset_id, source, examples, statistics.compute(examples),
-                                 statistics.content_hash(examples), labels=labels, trajectory_count=trajectory_count)
+                                 statistics.content_hash(examples), account=_owner(), labels=labels,
+                                 trajectory_count=trajectory_count)
 
     def CreateDataset(self, request, context):
         dataset_id = _new_id(request.dataset_id, "dataset_id", "dataset")
@@ -92,24 +105,24 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
         return data_service_pb2.CreateDatasetFromJsonlResponse(dataset=convert.dataset_proto(row), line_count=lines)
 
     def GetDataset(self, request, context):
-        row = self.store.get(resource_id(request.dataset_id, "dataset_id"))
+        row = self.store.get(resource_id(request.dataset_id, "dataset_id"), _visible())
         return data_service_pb2.GetDatasetResponse(dataset=convert.dataset_proto(row))
 
     def ListDatasets(self, request, context):
-        datasets = self.store.list(page_request(request, 50, 1000), request.source)
+        datasets = self.store.list(page_request(request, 50, 1000), _visible(), request.source)
         return data_service_pb2.ListDatasetsResponse(
             datasets=[convert.dataset_proto(r) for r in datasets.rows], next_page_token=datasets.next_page_token,
             total_size=datasets.total_size)
 
     def DeleteDataset(self, request, context):
-        self.store.delete(resource_id(request.dataset_id, "dataset_id"))
+        self.store.delete(resource_id(request.dataset_id, "dataset_id"), _visible())
         return data_service_pb2.DeleteDatasetResponse()
 
     def StreamExamples(self, request, context):
         resource_id(request.dataset_id, "dataset_id")
         if request.batch_size < 0:
             raise InvalidArgument("batch_size", "must be >= 0")
-        dataset_id = self.store.get(request.dataset_id)["dataset_id"]
+        dataset_id = self.store.get(request.dataset_id, _visible())["dataset_id"]
         batch = min(request.batch_size or 500, 5000)
         offset = 0
         while context.is_active():
@@ -143,7 +156,7 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
             scenario_type = resolve_data_type(request.data_type)
             return builtin(scenario_type), {"scenario_type": scenario_type, "data_type": request.data_type}
         module_id = resource_id(request.module_id, "module_id")
-        row = self.store.get_module(module_id)
+        row = self.store.get_module(module_id, _visible())
         return (compile_scenario(json.loads(row["template_json"]), f"module:{module_id}", "template"),
                 {"module_id": module_id})
 
@@ -198,7 +211,8 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
             raise InvalidArgument("template", "is required")
         spec = convert.template_dict(request.template)
         compiled = compile_scenario(spec, f"module:{module_id}", "template")
-        row = self.store.create_module(module_id, request.display_name or module_id, request.description, spec)
+        row = self.store.create_module(module_id, request.display_name or module_id, request.description, spec,
+                                       account=_owner())
         return data_service_pb2.CreateTrainingModuleResponse(module=convert.module_proto(row, compiled))
 
     def _module(self, row: dict[str, Any]) -> synthetic_data_pb2.TrainingModule:
@@ -206,17 +220,17 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
         return convert.module_proto(row, compiled)
 
     def GetTrainingModule(self, request, context):
-        row = self.store.get_module(_required(request.module_id, "module_id"))
+        row = self.store.get_module(_required(request.module_id, "module_id"), _visible())
         return data_service_pb2.GetTrainingModuleResponse(module=self._module(row))
 
     def ListTrainingModules(self, request, context):
-        modules = self.store.list_modules(page_request(request, 50, 1000))
+        modules = self.store.list_modules(page_request(request, 50, 1000), _visible())
         return data_service_pb2.ListTrainingModulesResponse(
             modules=[self._module(r) for r in modules.rows], next_page_token=modules.next_page_token,
             total_size=modules.total_size)
 
     def DeleteTrainingModule(self, request, context):
-        self.store.delete_module(_required(request.module_id, "module_id"))
+        self.store.delete_module(_required(request.module_id, "module_id"), _visible())
         return data_service_pb2.DeleteTrainingModuleResponse()
 
     # ------------------------------------------------------------------ validation
@@ -225,7 +239,7 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
         if which is None:
             raise InvalidArgument("dataset_id", "one of dataset_id or examples is required")
         if which == "dataset_id":
-            row = self.store.get(resource_id(request.dataset_id, "dataset_id"))
+            row = self.store.get(resource_id(request.dataset_id, "dataset_id"), _visible())
             dataset_id = row["dataset_id"]
             examples = self.store.all_examples(dataset_id)
         else:
@@ -269,7 +283,7 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
                     raise InvalidArgument("trajectories", f"at most {MAX_INGEST} trajectories per call",
                                           metadata={"limit": str(MAX_INGEST)})
                 received.append(canonical(t, f"trajectories[{len(received)}]"))
-        counts = self.trajectories.ingest(received)
+        counts = self.trajectories.ingest(received, _owner())
         log(logger, "trajectories ingested", received=len(received), created=counts.created, updated=counts.updated,
             unchanged=counts.unchanged)
         return data_service_pb2.IngestTrajectoriesResponse(
@@ -278,12 +292,12 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
 
     def GetTrajectory(self, request, context):
         full = request.view != trajectory_pb2.TRAJECTORY_VIEW_BASIC
-        t = self.trajectories.get(resource_id(request.trajectory_id, "trajectory_id"), full=full)
+        t = self.trajectories.get(resource_id(request.trajectory_id, "trajectory_id"), _visible(), full=full)
         return data_service_pb2.GetTrajectoryResponse(trajectory=t)
 
     def ListTrajectories(self, request, context):
         page = page_request(request, 100, 1000)
-        found = self.trajectories.list(convert.trajectory_filter(request.filter), page,
+        found = self.trajectories.list(convert.trajectory_filter(request.filter, account_id=_visible()), page,
                                        full=request.view == trajectory_pb2.TRAJECTORY_VIEW_FULL)
         return data_service_pb2.ListTrajectoriesResponse(
             trajectories=found.rows, next_page_token=found.next_page_token, total_size=found.total_size)
@@ -301,7 +315,7 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
             raise InvalidArgument("offset", "must be >= 0")
         if request.HasField("min_reward") and not math.isfinite(request.min_reward):
             raise InvalidArgument("min_reward", "must be a finite number")
-        where = TrajectoryFilter(job_id=job_id, success_only=request.success_only,
+        where = TrajectoryFilter(job_id=job_id, success_only=request.success_only, account_id=_visible(),
                                  min_reward=request.min_reward if request.HasField("min_reward") else None)
         total = self.trajectories.count(where)
         returned = max(0, min(limit, total - request.offset))
@@ -318,7 +332,7 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
 
     def CountTrajectories(self, request, context):
         return data_service_pb2.CountTrajectoriesResponse(
-            count=self.trajectories.count(convert.trajectory_filter(request.filter)))
+            count=self.trajectories.count(convert.trajectory_filter(request.filter, account_id=_visible())))
 
     def BuildDatasetFromTrajectories(self, request, context):
         dataset_id = _new_id(request.dataset_id, "dataset_id", "dataset")
@@ -326,7 +340,8 @@ class DataServicer(data_service_pb2_grpc.DataServiceServicer):
             raise InvalidArgument("limit", "must be >= 0 (0 = no cap)")
         if request.min_llm_calls_per_trajectory < 0:
             raise InvalidArgument("min_llm_calls_per_trajectory", "must be >= 0")
-        where = convert.trajectory_filter(request.filter, min_llm_calls=request.min_llm_calls_per_trajectory)
+        where = convert.trajectory_filter(request.filter, min_llm_calls=request.min_llm_calls_per_trajectory,
+                                          account_id=_visible())
         examples: list[dict[str, Any]] = []
         used = considered = 0
         for page in self.trajectories.scan(where, 0, request.limit or None, order="ordinal DESC"):

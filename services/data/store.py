@@ -46,6 +46,9 @@ SCHEMA = [
         create_time TIMESTAMP NOT NULL,
         ordinal BIGINT NOT NULL
     )""",
+    # The owning account (issue 15): every read below is restricted by `_owned` to the caller's.
+    "ALTER TABLE datasets ADD COLUMN IF NOT EXISTS account_id VARCHAR DEFAULT 'default'",
+    "ALTER TABLE training_modules ADD COLUMN IF NOT EXISTS account_id VARCHAR DEFAULT 'default'",
 ]
 
 
@@ -62,6 +65,18 @@ def _naive_utc() -> dt.datetime:
     return now().replace(tzinfo=None)
 
 
+def _owned(where: list[str], params: list[Any], account: str | None) -> tuple[list[str], list[Any]]:
+    """`where` restricted to `account`'s rows (None: every account, for admin). The one place the
+    DataStore enforces isolation: another account's row reads exactly like one that does not exist."""
+    if account is None:
+        return where, params
+    return [*where, "account_id = ?"], [*params, account]
+
+
+def _sql(where: list[str]) -> str:
+    return ("WHERE " + " AND ".join(where)) if where else ""
+
+
 class DataStore:
     def __init__(self, path: Path):
         self.db = DuckStore(path, SCHEMA)
@@ -71,7 +86,8 @@ class DataStore:
 
     # ------------------------------------------------------------------ datasets
     def create(self, dataset_id: str, source: str, examples: list[dict[str, Any]], stats: dict[str, Any],
-               sha256: str, *, labels: dict[str, str] | None = None, trajectory_count: int = 0) -> dict[str, Any]:
+               sha256: str, *, account: str, labels: dict[str, str] | None = None,
+               trajectory_count: int = 0) -> dict[str, Any]:
         """Store a dataset and its examples atomically; ALREADY_EXISTS when the id is taken."""
         columns = {
             "dataset_id": [dataset_id] * len(examples),
@@ -88,34 +104,36 @@ class DataStore:
                 raise _dataset_exists(dataset_id)
             ordinal = con.execute("SELECT coalesce(max(ordinal), 0) + 1 FROM datasets").fetchall()[0][0]
             con.execute("INSERT INTO datasets (dataset_id, source, stats_json, sha256, create_time, ordinal, "
-                        "trajectory_count, labels_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        "trajectory_count, labels_json, account_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [dataset_id, source, json.dumps(stats), sha256, _naive_utc(), ordinal,
-                         trajectory_count, json.dumps(labels or {})])
+                         trajectory_count, json.dumps(labels or {}), account])
             insert_columns(con, "examples", columns)
-        return self.get(dataset_id)
+        return self.get(dataset_id, account)
 
     def ensure_new(self, dataset_id: str) -> None:
         """ALREADY_EXISTS early, before expensive work whose result would be refused (create checks again)."""
         if self.db.query("SELECT 1 FROM datasets WHERE dataset_id = ?", [dataset_id]):
             raise _dataset_exists(dataset_id)
 
-    def get(self, dataset_id: str) -> dict[str, Any]:
-        if dataset_id == "latest":
-            rows = self.db.query_dicts("SELECT * FROM datasets ORDER BY ordinal DESC LIMIT 1")
-        else:
-            rows = self.db.query_dicts("SELECT * FROM datasets WHERE dataset_id = ?", [dataset_id])
+    def get(self, dataset_id: str, account: str | None) -> dict[str, Any]:
+        """The dataset `dataset_id` ("latest": the newest) as `account` sees it (None: admin, every
+        account); NOT_FOUND when it does not exist or belongs to another account."""
+        where, params = _owned([] if dataset_id == "latest" else ["dataset_id = ?"],
+                               [] if dataset_id == "latest" else [dataset_id], account)
+        rows = self.db.query_dicts(f"SELECT * FROM datasets {_sql(where)} ORDER BY ordinal DESC LIMIT 1", params)
         if not rows:
             raise NotFound("dataset", dataset_id)
         return rows[0]
 
-    def list(self, page: PageRequest, source: str = "") -> Page:
-        """A keyset page of datasets, newest first (by ordinal, the order of creation)."""
-        where, params = (["source = ?"], [source]) if source else ([], [])
+    def list(self, page: PageRequest, account: str | None, source: str = "") -> Page:
+        """A keyset page of `account`'s datasets (None: every account), newest first (by ordinal)."""
+        where, params = _owned(["source = ?"] if source else [], [source] if source else [], account)
         return fetch_page(self.db, "datasets", where, params, NEWEST_FIRST, page)
 
-    def delete(self, dataset_id: str) -> None:
+    def delete(self, dataset_id: str, account: str | None) -> None:
         with self.db.transaction() as con:
-            if not con.execute("SELECT 1 FROM datasets WHERE dataset_id = ?", [dataset_id]).fetchall():
+            where, params = _owned(["dataset_id = ?"], [dataset_id], account)
+            if not con.execute(f"SELECT 1 FROM datasets {_sql(where)}", params).fetchall():
                 raise NotFound("dataset", dataset_id)
             con.execute("DELETE FROM examples WHERE dataset_id = ?", [dataset_id])
             con.execute("DELETE FROM datasets WHERE dataset_id = ?", [dataset_id])
@@ -131,30 +149,35 @@ class DataStore:
 
     # ------------------------------------------------------------------ training modules
     def create_module(self, module_id: str, display_name: str, description: str,
-                      template: dict[str, Any]) -> dict[str, Any]:
+                      template: dict[str, Any], *, account: str) -> dict[str, Any]:
         with self.db.transaction() as con:
             if con.execute("SELECT 1 FROM training_modules WHERE module_id = ?", [module_id]).fetchall():
                 raise AlreadyExists(f"training module '{module_id}' already exists (modules are immutable; "
                                     "create a new one under a new id)",
                                     metadata={"resource": "training_module", "id": module_id})
             ordinal = con.execute("SELECT coalesce(max(ordinal), 0) + 1 FROM training_modules").fetchall()[0][0]
-            con.execute("INSERT INTO training_modules VALUES (?, ?, ?, ?, ?, ?)",
-                        [module_id, display_name, description, json.dumps(template), _naive_utc(), ordinal])
-        return self.get_module(module_id)
+            con.execute("INSERT INTO training_modules (module_id, display_name, description, template_json, "
+                        "create_time, ordinal, account_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [module_id, display_name, description, json.dumps(template), _naive_utc(), ordinal,
+                         account])
+        return self.get_module(module_id, account)
 
-    def get_module(self, module_id: str) -> dict[str, Any]:
-        rows = self.db.query_dicts("SELECT * FROM training_modules WHERE module_id = ?", [module_id])
+    def get_module(self, module_id: str, account: str | None) -> dict[str, Any]:
+        where, params = _owned(["module_id = ?"], [module_id], account)
+        rows = self.db.query_dicts(f"SELECT * FROM training_modules {_sql(where)}", params)
         if not rows:
             raise NotFound("training_module", module_id)
         return rows[0]
 
-    def list_modules(self, page: PageRequest) -> Page:
-        """A keyset page of training modules, newest first (by ordinal, the order of creation)."""
-        return fetch_page(self.db, "training_modules", [], [], NEWEST_FIRST, page)
+    def list_modules(self, page: PageRequest, account: str | None) -> Page:
+        """A keyset page of `account`'s training modules (None: every account), newest first."""
+        where, params = _owned([], [], account)
+        return fetch_page(self.db, "training_modules", where, params, NEWEST_FIRST, page)
 
-    def delete_module(self, module_id: str) -> None:
+    def delete_module(self, module_id: str, account: str | None) -> None:
         with self.db.transaction() as con:
-            if not con.execute("SELECT 1 FROM training_modules WHERE module_id = ?", [module_id]).fetchall():
+            where, params = _owned(["module_id = ?"], [module_id], account)
+            if not con.execute(f"SELECT 1 FROM training_modules {_sql(where)}", params).fetchall():
                 raise NotFound("training_module", module_id)
             con.execute("DELETE FROM training_modules WHERE module_id = ?", [module_id])
 

@@ -40,6 +40,9 @@ SCHEMA = [
     )""",
     "CREATE INDEX IF NOT EXISTS trajectories_id ON trajectories (trajectory_id)",
     "CREATE INDEX IF NOT EXISTS trajectories_job ON trajectories (job_id)",
+    # The owning account (issue 15): a trajectory is keyed by (account_id, trajectory_id), and every
+    # read is restricted to the caller's account by TrajectoryFilter.account_id.
+    "ALTER TABLE trajectories ADD COLUMN IF NOT EXISTS account_id VARCHAR DEFAULT 'default'",
 ]
 
 _SUMMARY = ("trajectory_id, agent_id, source, status, job_id, iteration, reward, success, llm_call_count, "
@@ -56,6 +59,7 @@ class TrajectoryFilter:
     success_only: bool = False
     min_reward: float | None = None
     min_llm_calls: int = 0
+    account_id: str | None = None  # None: every account (admin); else only this account's
 
     def sql(self) -> tuple[str, list[Any]]:
         clauses, params = self.conditions()
@@ -64,6 +68,9 @@ class TrajectoryFilter:
     def conditions(self) -> tuple[list[str], list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
+        if self.account_id is not None:
+            clauses.append("account_id = ?")
+            params.append(self.account_id)
         for column in ("agent_id", "job_id", "source"):
             value = getattr(self, column)
             if value:
@@ -112,8 +119,9 @@ class TrajectoryStore:
         for statement in SCHEMA:
             db.execute(statement)
 
-    def ingest(self, trajectories: Sequence[trajectory_pb2.Trajectory]) -> IngestCounts:
-        """Upsert canonical trajectories atomically. Counts follow the stream order (an id sent
+    def ingest(self, trajectories: Sequence[trajectory_pb2.Trajectory], account: str) -> IngestCounts:
+        """Upsert canonical trajectories of `account` atomically (ids are per account: another
+        account's trajectory of the same id is neither seen nor touched). Counts follow the stream order (an id sent
         twice in one call is created, then updated or unchanged); the last copy of an id is stored.
         An updated trajectory keeps its create_time and its place (ordinal) in lists."""
         hashes = [content_hash(t) for t in trajectories]
@@ -128,7 +136,8 @@ class TrajectoryStore:
                 chunk = ids[start:start + 5000]
                 for tid, sha, created_at, ordinal in con.execute(
                         "SELECT trajectory_id, content_sha, create_time, ordinal FROM trajectories "
-                        f"WHERE trajectory_id IN ({', '.join('?' * len(chunk))})", chunk).fetchall():
+                        f"WHERE account_id = ? AND trajectory_id IN ({', '.join('?' * len(chunk))})",
+                        [account, *chunk]).fetchall():
                     known[tid] = (sha, created_at, ordinal)
             created = updated = unchanged = 0
             state = {tid: v[0] for tid, v in known.items()}
@@ -156,17 +165,22 @@ class TrajectoryStore:
                     next_ordinal += 1
                 rows.append({"trajectory_id": tid, **_row_columns(t), "create_time": created_at,
                              "update_time": stamp, "ordinal": ordinal, "content_sha": sha,
-                             "body": t.SerializeToString(deterministic=True)})
+                             "body": t.SerializeToString(deterministic=True), "account_id": account})
             for start in range(0, len(replace), 5000):
                 chunk = replace[start:start + 5000]
-                con.execute(f"DELETE FROM trajectories WHERE trajectory_id IN ({', '.join('?' * len(chunk))})", chunk)
+                con.execute("DELETE FROM trajectories WHERE account_id = ? AND "
+                            f"trajectory_id IN ({', '.join('?' * len(chunk))})", [account, *chunk])
             if rows:
                 insert_columns(con, "trajectories", {k: [r[k] for r in rows] for k in rows[0]})
         return IngestCounts(created, updated, unchanged)
 
-    def get(self, trajectory_id: str, full: bool = True) -> trajectory_pb2.Trajectory:
-        rows = self.db.query_dicts(f"SELECT {_SUMMARY}, body FROM trajectories WHERE trajectory_id = ?",
-                                   [trajectory_id])
+    def get(self, trajectory_id: str, account: str | None, full: bool = True) -> trajectory_pb2.Trajectory:
+        """The trajectory as `account` sees it (None: admin, every account; the newest ingest of the
+        id); NOT_FOUND when it does not exist or belongs to another account."""
+        clause, params = TrajectoryFilter(account_id=account).sql()
+        clause = f"{clause} AND trajectory_id = ?" if clause else "WHERE trajectory_id = ?"
+        rows = self.db.query_dicts(f"SELECT {_SUMMARY}, body FROM trajectories {clause} ORDER BY ordinal DESC "
+                                   "LIMIT 1", [*params, trajectory_id])
         if not rows:
             raise NotFound("trajectory", trajectory_id)
         return self._proto(rows[0], full)

@@ -82,13 +82,15 @@ class EventHub:
                 if self._version == seen:
                     self._changed.wait(timeout=1.0)
 
-    def watch_all(self, after_cursor: int, account_id: str, alive: Callable[[], bool]) -> Iterator[tuple[str, dict]]:
-        """Yield (job_id, event) for every job's events after the cursor, then live ones, until closed."""
+    def watch_all(self, after_cursor: int, account_id: str, alive: Callable[[], bool],
+                  visible: str | None = None) -> Iterator[tuple[str, dict]]:
+        """Yield (job_id, event) for every job's events after the cursor, then live ones, until closed;
+        only the jobs of account `visible` when given (a non-admin caller's)."""
         last = self.store.last_cursor() if after_cursor < 0 else after_cursor
         while alive():
             with self._changed:
                 seen = self._version
-            batch = self.store.all_events_after(last, account_id)
+            batch = self.store.all_events_after(last, account_id, visible=visible)
             for row in batch:
                 yield row["job_id"], _event(row)
                 last = row["cursor"]

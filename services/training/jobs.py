@@ -13,7 +13,8 @@ import json
 import uuid
 from typing import Any
 
-from services.core.errors import FailedPrecondition, InvalidArgument
+from services.common import identity
+from services.core.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from services.training import peers
 from services.training.events import EventHub
 from services.training.requests import check_references, module_source, parse_start_request
@@ -24,6 +25,24 @@ from trainhouse.v1 import training_service_pb2
 SPLITS = ("all", "train", "validation")
 
 
+def job_account(requested: str) -> str:
+    """The account a job started by the current caller belongs to: its own; admin (and the service's
+    own work, which runs as SYSTEM) may name another. A non-admin naming another account is refused, so
+    jobs cannot be started under made-up accounts (bypassing the per-account cap)."""
+    caller = identity.current()
+    if requested and not caller.is_admin and requested != caller.account:
+        raise PermissionDenied("account_id must be your own account", field="account_id")
+    return caller.owner_for(requested)
+
+
+def visible_job(store: JobStore, job_id: str) -> dict[str, Any]:
+    """The job as the current caller sees it: NOT_FOUND for another account's job, exactly as for a
+    job that does not exist (admin sees every account's)."""
+    if not job_id:
+        raise InvalidArgument("job_id", "is required")
+    return store.get_job(job_id, identity.current().account_filter)
+
+
 class Jobs:
     def __init__(self, store: JobStore, hub: EventHub, runner: JobRunner):
         self.store = store
@@ -32,6 +51,7 @@ class Jobs:
 
     def start(self, request: training_service_pb2.StartJobRequest) -> str:
         """Validate, record the job as queued and wake the runner; the new job's id."""
+        account = job_account(request.account_id)
         check_references(request)
         dataset_examples, dataset_id = None, request.dataset_id
         module = module_source(request)
@@ -51,7 +71,7 @@ class Jobs:
             base_version_id, onnx_bytes = base
             (job_dir / "base_model.onnx").write_bytes(onnx_bytes)
         self.store.create_job({
-            "job_id": job_id, "agent_id": spec.agent_id, "account_id": spec.account_id,
+            "job_id": job_id, "agent_id": spec.agent_id, "account_id": account,
             "display_name": spec.display_name, "method": spec.method, "state": "queued",
             # Only the resolved config is kept: the worker, GetJob and the registry all read it;
             # beside it, the promotion the registration asks for (if any).

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.common import identity
 from services.common.config import TrainingSettings
 from services.common.logs import log
 from services.common.timeutil import now
@@ -131,6 +132,12 @@ class JobRunner:
 
     # --- worker messages ----------------------------------------------------------------------
     def _pump(self, job: RunningJob) -> None:
+        # The job's own work (ingesting its trajectories, registering its version) acts for the job's
+        # account: what it creates lands in that account, and it reads only that account's resources.
+        with identity.acting_as(identity.for_account(job.account_id)):
+            self._pump_messages(job)
+
+    def _pump_messages(self, job: RunningJob) -> None:
         outcome: tuple | None = None
         try:
             while outcome is None:

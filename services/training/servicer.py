@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+from services.common import identity
 from services.core.errors import FailedPrecondition, InvalidArgument
 from services.common.pagination import list_page, page_request
 from services.common.timeutil import to_timestamp
@@ -16,7 +17,7 @@ from services.training.autotrain import AutoTrainer
 from services.training.convert import (STATE_NAMES, autotrain_config_proto, autotrain_run_proto,
                                        autotrain_status_proto, checkpoint_proto, event_proto, job_proto)
 from services.training.events import EventHub
-from services.training.jobs import Jobs
+from services.training.jobs import Jobs, job_account, visible_job
 from services.training.policy_export import export_job_policy
 from services.training.runner import JobRunner
 from services.training.store import TERMINAL_STATES, JobStore
@@ -45,6 +46,7 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
 
     def AdaptAgent(self, request, context):
         spec = parse_adapt_request(request)
+        job_account(request.account_id)  # PERMISSION_DENIED before anything is read
         if request.reported_metrics:
             if spec.window is None:
                 raise InvalidArgument("reported_metrics", "is compared with the feedback recorded in a "
@@ -76,8 +78,12 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
             response.message += f" Performance check: {check.reason}."
         return response
 
+    def _visible(self, job_id: str) -> dict:
+        """The one check of a job's account for every RPC naming a job: NOT_FOUND for another account's."""
+        return visible_job(self.store, job_id)
+
     def _job(self, job_id: str):
-        row = self.store.get_job(job_id)
+        row = self._visible(job_id)
         throughput = self.store.recent_throughput(row["method"]) if row["state"] in ("queued", "initializing") \
             else None
         return job_proto(row, throughput)
@@ -91,8 +97,6 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         return job_proto(row, rates[row["method"]])
 
     def GetJob(self, request, context):
-        if not request.job_id:
-            raise InvalidArgument("job_id", "is required")
         return training_service_pb2.GetJobResponse(job=self._job(request.job_id))
 
     def ListJobs(self, request, context):
@@ -102,16 +106,14 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
             raise InvalidArgument("order_by", "must be 'create_time desc' or 'create_time asc'")
         state = STATE_NAMES.get(request.state, "") if request.state else ""
         jobs = self.store.list_jobs(page, agent_id=request.agent_id, state=state, account_id=request.account_id,
-                                    descending=order.endswith("desc"))
+                                    descending=order.endswith("desc"), visible=identity.current().account_filter)
         rates: dict = {}
         return training_service_pb2.ListJobsResponse(
             jobs=[self._listed(r, rates) for r in jobs.rows], next_page_token=jobs.next_page_token,
             total_size=jobs.total_size)
 
     def CancelJob(self, request, context):
-        if not request.job_id:
-            raise InvalidArgument("job_id", "is required")
-        job = self.store.get_job(request.job_id)
+        job = self._visible(request.job_id)
         if job["state"] in TERMINAL_STATES:
             raise FailedPrecondition(f"job {request.job_id} already ended ({job['state']})",
                                      metadata={"state": job["state"]})
@@ -120,8 +122,7 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
             job=job_proto(self.store.get_job(request.job_id)), checkpoint_saved=saved, checkpoint_id=checkpoint_id)
 
     def WatchJob(self, request, context):
-        if not request.job_id:
-            raise InvalidArgument("job_id", "is required")
+        self._visible(request.job_id)
         if request.after_sequence < 0:
             raise InvalidArgument("after_sequence", "must be >= 0")
         for event in self.hub.watch(request.job_id, request.after_sequence, context.is_active):
@@ -130,13 +131,12 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
     def WatchAllEvents(self, request, context):
         if request.after_cursor < -1:
             raise InvalidArgument("after_cursor", "must be >= -1")
-        for job_id, event in self.hub.watch_all(request.after_cursor, request.account_id, context.is_active):
+        for job_id, event in self.hub.watch_all(request.after_cursor, request.account_id, context.is_active,
+                                              identity.current().account_filter):
             yield event_proto(job_id, event)
 
     def ExportPolicy(self, request, context):
-        if not request.job_id:
-            raise InvalidArgument("job_id", "is required")
-        job = self.store.get_job(request.job_id)
+        job = self._visible(request.job_id)
         exported = export_job_policy(job, self.runner.job_dir(request.job_id), self.store, request.checkpoint_id)
         return training_service_pb2.ExportPolicyResponse(
             job_id=request.job_id, agent_id=job["agent_id"],
@@ -146,15 +146,13 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
             default_queries_source=exported.default_queries_source)
 
     def ListCheckpoints(self, request, context):
-        self.store.get_job(request.job_id)
+        self._visible(request.job_id)
         checkpoints = self.store.list_checkpoints(request.job_id, page_request(request, 100, 1000))
         return training_service_pb2.ListCheckpointsResponse(
             checkpoints=[checkpoint_proto(r) for r in checkpoints.rows], next_page_token=checkpoints.next_page_token)
 
     def ResumeJob(self, request, context):
-        if not request.job_id:
-            raise InvalidArgument("job_id", "is required")
-        job = self.store.get_job(request.job_id)
+        job = self._visible(request.job_id)
         if job["state"] not in ("cancelled", "failed"):
             raise FailedPrecondition(f"only cancelled or failed jobs can be resumed (job is {job['state']})",
                                      metadata={"state": job["state"]})
@@ -169,8 +167,7 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
                                                       checkpoint_id=checkpoint["checkpoint_id"])
 
     def ListJobExamples(self, request, context):
-        if not request.job_id:
-            raise InvalidArgument("job_id", "is required")
+        self._visible(request.job_id)
         page = list_page(self.jobs.examples(request.job_id, request.split or "all"),
                          page_request(request, 1000, 10000))
         return training_service_pb2.ListJobExamplesResponse(
@@ -178,7 +175,7 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
             total_size=page.total_size)
 
     def ListMetrics(self, request, context):
-        self.store.get_job(request.job_id)
+        self._visible(request.job_id)
         page = self.store.metrics(request.job_id, list(request.names), page_request(request, 1000, 10000))
         points = [training_job_pb2.MetricPoint(name=r["name"], value=r["value"], epoch=r["epoch"] or 0,
                                                step=r["step"] or 0, time=to_timestamp(r["time"]))

@@ -149,6 +149,15 @@ class RecordedProgress:
         return False
 
 
+def _visible_to(where: list[str], params: list[Any], visible: str | None,
+               column: str = "account_id") -> tuple[list[str], list[Any]]:
+    """`where` restricted to the jobs of account `visible` (None: every account, for admin). The one
+    place a caller's account limits what the JobStore answers."""
+    if visible is None:
+        return where, params
+    return [*where, f"{column} = ?"], [*params, visible]
+
+
 def _naive_utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
@@ -168,20 +177,25 @@ class JobStore:
         marks = ", ".join("?" for _ in row)
         self.db.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", list(row.values()))
 
-    def get_job(self, job_id: str) -> dict[str, Any]:
-        rows = self.db.query_dicts("SELECT * FROM jobs WHERE job_id = ?", [job_id])
+    def get_job(self, job_id: str, visible: str | None = None) -> dict[str, Any]:
+        """The job; with `visible` (a caller's account filter, None for admin) NOT_FOUND for another
+        account's job, exactly as for a job that does not exist."""
+        where, params = _visible_to(["job_id = ?"], [job_id], visible)
+        rows = self.db.query_dicts(f"SELECT * FROM jobs WHERE {' AND '.join(where)}", params)
         if not rows:
             raise NotFound("job", job_id)
         return rows[0]
 
     def list_jobs(self, page: PageRequest, *, agent_id: str = "", state: str = "", account_id: str = "",
-                  descending: bool = True) -> Page:
-        """A keyset page of jobs by (create_time, job_id), newest first unless `descending` is False."""
+                  descending: bool = True, visible: str | None = None) -> Page:
+        """A keyset page of jobs by (create_time, job_id), newest first unless `descending` is False;
+        only `visible`'s jobs when given (a non-admin caller's account: another `account_id` lists none)."""
         where, params = [], []
         for col, value in (("agent_id", agent_id), ("state", state), ("account_id", account_id)):
             if value:
                 where.append(f"{col} = ?")
                 params.append(value)
+        where, params = _visible_to(where, params, visible)
         order = Order((SortKey("create_time", descending, dt.datetime), SortKey("job_id", descending)))
         return fetch_page(self.db, "jobs", where, params, order, page)
 
@@ -270,14 +284,16 @@ class JobStore:
             "FROM job_events e JOIN jobs j USING (job_id) WHERE e.job_id = ? AND e.sequence > ? "
             "ORDER BY e.sequence LIMIT ?", [job_id, after, limit])
 
-    def all_events_after(self, cursor: int, account_id: str = "", limit: int = 500) -> list[dict[str, Any]]:
-        where, params = "e.cursor > ?", [cursor]
+    def all_events_after(self, cursor: int, account_id: str = "", limit: int = 500,
+                         visible: str | None = None) -> list[dict[str, Any]]:
+        where, params = ["e.cursor > ?"], [cursor]
         if account_id:
-            where += " AND j.account_id = ?"
+            where.append("j.account_id = ?")
             params.append(account_id)
+        where, params = _visible_to(where, params, visible, "j.account_id")
         return self.db.query_dicts(
             "SELECT e.job_id, e.sequence, e.time, e.kind, e.payload_json, e.cursor, j.agent_id, j.account_id "
-            f"FROM job_events e JOIN jobs j USING (job_id) WHERE {where} ORDER BY e.cursor LIMIT ?",
+            f"FROM job_events e JOIN jobs j USING (job_id) WHERE {' AND '.join(where)} ORDER BY e.cursor LIMIT ?",
             params + [limit])
 
     def last_cursor(self) -> int:
