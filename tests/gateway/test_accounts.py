@@ -51,7 +51,7 @@ def owned(client: httpx.Client, accounts: dict[str, dict[str, str]]) -> dict[str
     r = client.post(TRAIN, headers=accounts["owner"],
                     json={"agentId": agent, "examples": make_examples(30), "config": {"method": "few_shot"}})
     assert r.status_code == 200, r.text
-    job_id = r.json()["data"]["jobId"]
+    job_id = r.json()["data"]["trainingJobId"]
     with httpx.Client(base_url=str(client.base_url), headers=accounts["owner"], timeout=60) as mine:
         wait_terminal(mine, [job_id])
     dataset_id = f"iso-ds-{uuid.uuid4().hex[:6]}"
