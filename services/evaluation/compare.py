@@ -116,6 +116,7 @@ class RunComparer:
         if comparison_id:
             resource_id(comparison_id, "comparison_id")
             with self.evaluator.lock_for(comparison_id):
+                self.store.check_id_free("comparisons", comparison_id)
                 found = self.store.find_comparison(comparison_id)
                 if found is not None:
                     if [r.job_id for r in found.runs] != run_ids:

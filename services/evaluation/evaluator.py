@@ -323,6 +323,7 @@ class Evaluator:
         if spec.evaluation_id:
             resource_id(spec.evaluation_id, "evaluation_id")
             with self.lock_for(spec.evaluation_id):
+                self.store.check_id_free("evaluations", spec.evaluation_id)
                 existing = self.store.find(spec.evaluation_id)
                 if existing is not None:
                     return self._reuse(existing, spec), True, {}

@@ -14,9 +14,10 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from services.common import identity
 from services.common.duckdb_store import DuckStore
 from services.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
-from services.core.errors import NotFound
+from services.core.errors import AlreadyExists, NotFound
 from services.common.timeutil import now
 from trainhouse.v1 import benchmark_pb2, evaluation_pb2, run_comparison_pb2
 
@@ -61,7 +62,27 @@ SCHEMA = [
         proto_json VARCHAR NOT NULL,
         create_time TIMESTAMP NOT NULL
     )""",
+    # The owning account (the caller's at creation): the isolation boundary (services.common.identity).
+    *(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS account_id VARCHAR DEFAULT 'default'"
+      for table in ("evaluations", "training_results", "benchmark_runs", "comparisons")),
 ]
+
+# What a stored result is called in errors, and its id column, by table.
+_KINDS = {"evaluations": ("evaluation", "evaluation_id"), "training_results": ("evaluation", "evaluation_id"),
+          "benchmark_runs": ("benchmark", "benchmark_id"), "comparisons": ("comparison", "comparison_id")}
+
+
+def _owner() -> str:
+    """The account a new stored result belongs to: the caller's."""
+    return identity.current().account
+
+
+def _visible(table: str) -> tuple[str, list[Any]]:
+    """A WHERE clause keeping the rows of `table` the caller sees (all of them for admin)."""
+    account = identity.current().account_filter
+    if account is None:
+        return "TRUE", []
+    return "coalesce(account_id, 'default') = ?", [account]
 
 
 def _json(message) -> str:
@@ -79,13 +100,23 @@ class EvaluationStore:
     def close(self) -> None:
         self.db.close()
 
+    def check_id_free(self, table: str, resource_id: str) -> None:
+        """Ids are global: naming an id another account's result uses is ALREADY_EXISTS "... is
+        taken; choose another id" (nothing else about it is told). Called before an idempotent create."""
+        kind, column = _KINDS[table]
+        where, params = _visible(table)
+        rows = self.db.query(f"SELECT ({where}) FROM {table} WHERE {column} = ?", [*params, resource_id])
+        if rows and not rows[0][0]:
+            raise AlreadyExists(f"{kind} id '{resource_id}' is taken; choose another id", field=column,
+                                metadata={"resource": kind, "id": resource_id})
+
     # --- evaluations --------------------------------------------------------------------------
     def add_evaluation(self, ev: evaluation_pb2.Evaluation) -> None:
         self.db.execute(
             "INSERT INTO evaluations (evaluation_id, agent_id, version_id, dataset_id, example_count, metrics_json,"
-            " create_time, job_id, proto_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " create_time, job_id, proto_json, account_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [ev.evaluation_id, ev.agent_id, ev.version_id, ev.dataset_id, ev.example_count,
-             json.dumps(dict(ev.metrics)), ev.create_time.ToDatetime(), ev.job_id, _json(ev)])
+             json.dumps(dict(ev.metrics)), ev.create_time.ToDatetime(), ev.job_id, _json(ev), _owner()])
 
     def _evaluation(self, row: dict[str, Any]) -> evaluation_pb2.Evaluation:
         if row.get("proto_json"):
@@ -98,7 +129,10 @@ class EvaluationStore:
         return ev
 
     def find(self, evaluation_id: str) -> evaluation_pb2.Evaluation | None:
-        rows = self.db.query_dicts("SELECT * FROM evaluations WHERE evaluation_id = ?", [evaluation_id])
+        """The evaluation, None when unknown or another account's (the caller cannot tell them apart)."""
+        where, params = _visible("evaluations")
+        rows = self.db.query_dicts(f"SELECT * FROM evaluations WHERE evaluation_id = ? AND {where}",
+                                   [evaluation_id, *params])
         return self._evaluation(rows[0]) if rows else None
 
     def get(self, evaluation_id: str) -> evaluation_pb2.Evaluation:
@@ -114,36 +148,45 @@ class EvaluationStore:
             if value:
                 clauses.append(f"{column} = ?")
                 params.append(value)
+        where, more = _visible("evaluations")
+        clauses.append(where)
+        params += more
         order = Order((SortKey("create_time", True, dt.datetime), SortKey("evaluation_id")))
         return fetch_page(self.db, "evaluations", clauses, params, order, page).map(self._evaluation)
 
     def latest_evaluation(self, agent_id: str, version_id: str) -> evaluation_pb2.Evaluation | None:
-        rows = self.db.query_dicts("SELECT * FROM evaluations WHERE agent_id = ? AND version_id = ? "
-                                   "ORDER BY create_time DESC LIMIT 1", [agent_id, version_id])
+        where, params = _visible("evaluations")
+        rows = self.db.query_dicts(f"SELECT * FROM evaluations WHERE agent_id = ? AND version_id = ? AND {where} "
+                                   "ORDER BY create_time DESC LIMIT 1", [agent_id, version_id, *params])
         return self._evaluation(rows[0]) if rows else None
 
     # --- training results -----------------------------------------------------------------------
     def add_training_result(self, evaluation_id: str, job_id: str, response_json: str) -> None:
-        self.db.execute("INSERT INTO training_results VALUES (?, ?, ?, ?)",
-                        [evaluation_id, job_id, response_json, _naive_now()])
+        self.db.execute("INSERT INTO training_results (evaluation_id, job_id, response_json, create_time, account_id) "
+                        "VALUES (?, ?, ?, ?, ?)", [evaluation_id, job_id, response_json, _naive_now(), _owner()])
 
     def find_training_result(self, evaluation_id: str) -> tuple[str, str] | None:
-        rows = self.db.query("SELECT job_id, response_json FROM training_results WHERE evaluation_id = ?",
-                             [evaluation_id])
+        where, params = _visible("training_results")
+        rows = self.db.query(f"SELECT job_id, response_json FROM training_results WHERE evaluation_id = ? AND {where}",
+                             [evaluation_id, *params])
         return (rows[0][0], rows[0][1]) if rows else None
 
     # --- benchmarks -------------------------------------------------------------------------------
     def add_benchmark_run(self, run: benchmark_pb2.BenchmarkRun) -> None:
         with self.db.transaction() as con:
-            con.execute("INSERT INTO benchmark_runs VALUES (?, ?, ?, ?, ?)",
-                        [run.benchmark_id, run.agent_id, run.version_id, _json(run), run.create_time.ToDatetime()])
+            con.execute("INSERT INTO benchmark_runs (benchmark_id, agent_id, version_id, proto_json, create_time, "
+                        "account_id) VALUES (?, ?, ?, ?, ?, ?)",
+                        [run.benchmark_id, run.agent_id, run.version_id, _json(run), run.create_time.ToDatetime(),
+                         _owner()])
             for r in run.results:
                 con.execute("INSERT INTO benchmark_scores VALUES (?, ?, ?, ?, ?, ?, ?)",
                             [run.benchmark_id, r.suite, r.suite_version, run.agent_id, run.version_id, r.score,
                              run.create_time.ToDatetime()])
 
     def get_benchmark_run(self, benchmark_id: str) -> benchmark_pb2.BenchmarkRun:
-        rows = self.db.query("SELECT proto_json FROM benchmark_runs WHERE benchmark_id = ?", [benchmark_id])
+        where, params = _visible("benchmark_runs")
+        rows = self.db.query(f"SELECT proto_json FROM benchmark_runs WHERE benchmark_id = ? AND {where}",
+                             [benchmark_id, *params])
         if not rows:
             raise NotFound("benchmark", benchmark_id)
         # Runs stored before the reference ladder carry models_compared / percentile_note (now
@@ -159,12 +202,15 @@ class EvaluationStore:
 
     # --- comparisons ------------------------------------------------------------------------------
     def add_comparison(self, comparison: run_comparison_pb2.RunComparison) -> None:
-        self.db.execute("INSERT INTO comparisons VALUES (?, ?, ?, ?)",
+        self.db.execute("INSERT INTO comparisons (comparison_id, run_ids, proto_json, create_time, account_id) "
+                        "VALUES (?, ?, ?, ?, ?)",
                         [comparison.comparison_id, json.dumps([r.job_id for r in comparison.runs]),
-                         _json(comparison), comparison.create_time.ToDatetime()])
+                         _json(comparison), comparison.create_time.ToDatetime(), _owner()])
 
     def find_comparison(self, comparison_id: str) -> run_comparison_pb2.RunComparison | None:
-        rows = self.db.query("SELECT proto_json FROM comparisons WHERE comparison_id = ?", [comparison_id])
+        where, params = _visible("comparisons")
+        rows = self.db.query(f"SELECT proto_json FROM comparisons WHERE comparison_id = ? AND {where}",
+                             [comparison_id, *params])
         return json_format.Parse(rows[0][0], run_comparison_pb2.RunComparison()) if rows else None
 
     def get_comparison(self, comparison_id: str) -> run_comparison_pb2.RunComparison:

@@ -79,6 +79,8 @@ class TrainingResults:
         if evaluation_id:
             resource_id(evaluation_id, "evaluation_id")
             with self.evaluator.lock_for(evaluation_id):
+                self.store.check_id_free("training_results", evaluation_id)
+                self.store.check_id_free("evaluations", evaluation_id)
                 stored = self.store.find_training_result(evaluation_id)
                 if stored is not None:
                     if stored[0] != job_id:

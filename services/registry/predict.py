@@ -87,6 +87,7 @@ class Predictor:
                 deadline_passed: Callable[[], bool] = lambda: False) -> model_registry_pb2.PredictResponse:
         environment = self._validate(request)
         agent_id = request.agent_id
+        self.store.visible_agent(agent_id)  # before any cache: another account's agent is NOT_FOUND
         deployment_id = ""
         if request.version_id:
             served, arm = self._pinned_version(agent_id, request.version_id), "pinned"

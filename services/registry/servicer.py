@@ -94,6 +94,8 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
 
     # ---- agents ------------------------------------------------------------------------------
     def CreateAgent(self, request, context):
+        """Create an agent owned by the caller's account. Agent ids are global: an id another account
+        uses is ALREADY_EXISTS "agent id '<id>' is taken; choose another id" (nothing else is told)."""
         agent_id = resource_id(request.agent_id, "agent_id")
         if len(request.name) > 256:
             raise InvalidArgument("name", "at most 256 characters")
@@ -133,6 +135,8 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
 
     # ---- versions ----------------------------------------------------------------------------
     def RegisterVersion(self, request, context):
+        # The agent must exist and be the caller's (another account's agent is NOT_FOUND; the agent is
+        # created first by CreateAgent, which answers ALREADY_EXISTS "... is taken" for a used id).
         self.store.get_agent(request.agent_id)
         if not request.onnx_model:
             raise InvalidArgument("onnx_model", "is required")
@@ -411,6 +415,8 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
             deployment=self._deployment(dep) if dep is not None else None)
 
     def ListAuditEvents(self, request, context):
+        if request.agent_id:
+            self.store.visible_agent(request.agent_id)
         events = self.store.list_audit(request.agent_id, request.deployment_id, request.version_id, request.kind,
                                        page_request(request, 50, 1000))
         return model_registry_pb2.ListAuditEventsResponse(
@@ -446,6 +452,7 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
 
     # ---- stats -------------------------------------------------------------------------------
     def GetRegistryStats(self, request, context):
+        """Counts over the caller's account (every account for admin)."""
         self.log.flush()
         stats = self.store.stats()
         return model_registry_pb2.GetRegistryStatsResponse(**stats)

@@ -19,11 +19,15 @@ from typing import Any, Iterable, Sequence
 
 import duckdb
 
+from services.common import identity
 from services.common.duckdb_store import DuckStore, insert_columns
 from services.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
 from services.core.errors import AlreadyExists, NotFound
 from services.common.timeutil import now
 from services.registry.versioning import Bump, next_version, parse_version
+
+# Restricts a query over a table with an agent_id column to the agents of one account.
+_OF_ACCOUNT = "{col} IN (SELECT agent_id FROM agents WHERE coalesce(account_id, 'default') = ?)"
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS agents (
@@ -38,6 +42,8 @@ SCHEMA = [
     "ALTER TABLE agents ADD COLUMN IF NOT EXISTS active_provider_model VARCHAR",
     # NULL (agents from before the column) reads as true: the documented default.
     "ALTER TABLE agents ADD COLUMN IF NOT EXISTS serve_first_version BOOLEAN",
+    # The owning account (project): the isolation boundary (services.common.identity).
+    "ALTER TABLE agents ADD COLUMN IF NOT EXISTS account_id VARCHAR DEFAULT 'default'",
     """CREATE TABLE IF NOT EXISTS versions (
         agent_id VARCHAR NOT NULL,
         version_id VARCHAR NOT NULL,
@@ -212,6 +218,7 @@ class RegistryStore:
     def __init__(self, path: Path):
         self.db = DuckStore(path, SCHEMA)
         self._backfill_semver()
+        self._owners: dict[str, str] = {}  # agent id -> account (an agent never changes account)
 
     def close(self) -> None:
         self.db.close()
@@ -244,7 +251,38 @@ class RegistryStore:
         if kind:
             where.append("starts_with(kind, ?)")
             params.append(kind)
+        self._account_where(where, params, "agent_id")
         return fetch_page(self.db, "audit_events", where, params, Order((SortKey("seq", True, int),)), page)
+
+    # ---- accounts ----------------------------------------------------------------------------
+    # An account (project) is the isolation boundary: a caller sees only its own account's agents
+    # and everything under them (versions, aliases, deployments, predictions, feedback, audit);
+    # admin sees every account. Another account's agent is NOT_FOUND exactly like an unknown id.
+    def agent_owner(self, agent_id: str) -> str | None:
+        """The account owning `agent_id`, None when there is no such agent (cached: never changes)."""
+        owner = self._owners.get(agent_id)
+        if owner is None:
+            rows = self.db.query("SELECT coalesce(account_id, ?) FROM agents WHERE agent_id = ?",
+                                 [identity.DEFAULT_ACCOUNT, agent_id])
+            if not rows:
+                return None
+            owner = self._owners[agent_id] = rows[0][0]
+        return owner
+
+    def visible_agent(self, agent_id: str) -> None:
+        """The one visibility check of the registry: NOT_FOUND (the same error as for an unknown id)
+        unless the agent exists and the caller being served sees its account."""
+        owner = self.agent_owner(agent_id)
+        if owner is None or not identity.current().sees(owner):
+            raise NotFound("agent", agent_id)
+
+    @staticmethod
+    def _account_where(where: list[str], params: list[Any], col: str) -> None:
+        """Restrict a listing to the caller's account (nothing for admin)."""
+        account = identity.current().account_filter
+        if account is not None:
+            where.append(_OF_ACCOUNT.format(col=col))
+            params.append(account)
 
     # ---- agents ------------------------------------------------------------------------------
     _AGENT_COLUMNS = "a.*, (SELECT count(*) FROM versions v WHERE v.agent_id = a.agent_id) AS version_count"
@@ -252,19 +290,32 @@ class RegistryStore:
 
     def create_agent(self, agent_id: str, name: str, description: str,
                      serve_first_version: bool = True) -> dict[str, Any]:
+        """Create an agent owned by the caller's account (admin: the default account).
+
+        Agent ids are global (they name artifact folders and model ids): an id already used by
+        another account is ALREADY_EXISTS "agent id 'x' is taken; choose another id", which says
+        nothing about the other agent beyond the id being used."""
+        caller = identity.current()
+        account = identity.DEFAULT_ACCOUNT if caller.is_admin else caller.account
         with self.db.transaction() as con:
-            if con.execute("SELECT 1 FROM agents WHERE agent_id = ?", [agent_id]).fetchone():
+            existing = con.execute("SELECT coalesce(account_id, ?) FROM agents WHERE agent_id = ?",
+                                   [identity.DEFAULT_ACCOUNT, agent_id]).fetchone()
+            if existing:
+                if not caller.sees(existing[0]):
+                    raise AlreadyExists(f"agent id '{agent_id}' is taken; choose another id",
+                                        metadata={"resource": "agent", "id": agent_id})
                 raise AlreadyExists(f"agent '{agent_id}' already exists", metadata={"resource": "agent", "id": agent_id})
             t = naive()
             con.execute("INSERT INTO agents (agent_id, name, description, active_version_id, create_time, update_time, "
-                        "serve_first_version) VALUES (?, ?, ?, NULL, ?, ?, ?)",
-                        [agent_id, name, description, t, t, serve_first_version])
+                        "serve_first_version, account_id) VALUES (?, ?, ?, NULL, ?, ?, ?, ?)",
+                        [agent_id, name, description, t, t, serve_first_version, account])
             self.audit(con, "agent.created", agent_id=agent_id, message=f"agent '{agent_id}' created",
-                       details={"name": name, "serve_first_version": serve_first_version})
+                       details={"name": name, "serve_first_version": serve_first_version, "account": account})
         return self.get_agent(agent_id)
 
     def update_agent(self, agent_id: str, changes: dict[str, Any], actor: str) -> dict[str, Any]:
         """Set the given columns (name, description, serve_first_version) and audit the change."""
+        self.visible_agent(agent_id)
         with self.db.transaction() as con:
             before = con.execute("SELECT name, description, serve_first_version FROM agents WHERE agent_id = ?",
                                  [agent_id]).fetchone()
@@ -281,6 +332,8 @@ class RegistryStore:
         return self.get_agent(agent_id)
 
     def get_agent(self, agent_id: str) -> dict[str, Any]:
+        """The agent row; NOT_FOUND when unknown or not visible to the caller (visible_agent)."""
+        self.visible_agent(agent_id)
         rows = self.db.query_dicts(f"{self._AGENT_SQL} WHERE agent_id = ?", [agent_id])
         if not rows:
             raise NotFound("agent", agent_id)
@@ -289,7 +342,10 @@ class RegistryStore:
     def list_agents(self, page: PageRequest) -> Page:
         """A keyset page of agents by (create_time, agent_id), oldest first."""
         order = Order((SortKey("a.create_time", kind=dt.datetime), SortKey("a.agent_id")))
-        return fetch_page(self.db, "agents a", [], [], order, page, columns=self._AGENT_COLUMNS)
+        where: list[str] = []
+        params: list[Any] = []
+        self._account_where(where, params, "a.agent_id")
+        return fetch_page(self.db, "agents a", where, params, order, page, columns=self._AGENT_COLUMNS)
 
     def set_serving(self, con: duckdb.DuckDBPyConnection, agent_id: str, environment: str, version_id: str | None,
                     provider_model: str | None = None) -> None:
@@ -371,6 +427,7 @@ class RegistryStore:
             else:
                 where.append("coalesce(json_exists(v.tags_json, ?), FALSE)")
                 params.append(json_pointer(key))
+        self._account_where(where, params, "v.agent_id")
         return fetch_page(self.db, "versions v", where, params, order, page, columns="v.*")
 
     def set_version_state(self, con: duckdb.DuckDBPyConnection, agent_id: str, version_id: str, state: str,
@@ -526,8 +583,9 @@ class RegistryStore:
         con.execute(f"UPDATE deployments SET {sets} WHERE deployment_id = ?", [*fields.values(), deployment_id])
 
     def get_deployment(self, deployment_id: str) -> dict[str, Any]:
+        """The deployment; NOT_FOUND when unknown or its agent is not visible to the caller."""
         rows = self.db.query_dicts("SELECT * FROM deployments WHERE deployment_id = ?", [deployment_id])
-        if not rows:
+        if not rows or not identity.current().sees(self.agent_owner(rows[0]["agent_id"]) or ""):
             raise NotFound("deployment", deployment_id)
         return rows[0]
 
@@ -548,6 +606,7 @@ class RegistryStore:
             if value:
                 where.append(f"{col} = ?")
                 params.append(value)
+        self._account_where(where, params, "agent_id")
         order = Order((SortKey("create_time", True, dt.datetime), SortKey("deployment_id", True)))
         return fetch_page(self.db, "deployments", where, params, order, page)
 
@@ -564,13 +623,18 @@ class RegistryStore:
 
     # ---- stats -------------------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
-        q = lambda sql: self.db.query(sql)[0][0]  # noqa: E731 - a local shorthand
+        """Counts over the caller's account (every account for admin)."""
+        account = identity.current().account_filter
+        cond, params = ("TRUE", []) if account is None else (_OF_ACCOUNT.format(col="agent_id"), [account])
+
+        def q(table: str, extra: str = "TRUE") -> int:
+            return self.db.query(f"SELECT count(*) FROM {table} WHERE ({cond}) AND ({extra})", list(params))[0][0]
         return {
-            "agent_count": q("SELECT count(*) FROM agents"),
-            "model_count": q("SELECT count(*) FROM versions"),
-            "deployed_model_count": q("SELECT count(*) FROM versions WHERE state = 'deployed'"),
-            "rolling_out_deployments": q("SELECT count(*) FROM deployments WHERE state IN ('rolling-out', 'inconclusive')"),
-            "prediction_count": q("SELECT count(*) FROM predictions"),
-            "feedback_count": q("SELECT count(*) FROM feedback"),
-            "ollama_imports": q("SELECT count(*) FROM ollama_imports"),
+            "agent_count": q("agents"),
+            "model_count": q("versions"),
+            "deployed_model_count": q("versions", "state = 'deployed'"),
+            "rolling_out_deployments": q("deployments", "state IN ('rolling-out', 'inconclusive')"),
+            "prediction_count": q("predictions"),
+            "feedback_count": q("feedback"),
+            "ollama_imports": q("ollama_imports"),
         }
