@@ -75,7 +75,8 @@ def agent_proto(row: dict[str, Any]) -> model_version_pb2.Agent:
         create_time=ts(row["create_time"]), update_time=ts(row["update_time"]),
         staging_version_id=row.get("staging_version_id") or "",
         active_provider_model=row.get("active_provider_model") or "",
-        serve_first_version=row.get("serve_first_version") is not False)
+        serve_first_version=row.get("serve_first_version") is not False,
+        account_id=row.get("account_id") or "default")
 
 
 SERVING_STATUSES = {"serving": model_version_pb2.SERVING_STATUS_SERVING,

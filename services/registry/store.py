@@ -290,13 +290,14 @@ class RegistryStore:
 
     def create_agent(self, agent_id: str, name: str, description: str,
                      serve_first_version: bool = True) -> dict[str, Any]:
-        """Create an agent owned by the caller's account (admin: the default account).
+        """Create an agent owned by the caller's account (work done for an account, such as a job an
+        admin started for it, acts as that account: identity.for_account).
 
         Agent ids are global (they name artifact folders and model ids): an id already used by
         another account is ALREADY_EXISTS "agent id 'x' is taken; choose another id", which says
         nothing about the other agent beyond the id being used."""
         caller = identity.current()
-        account = identity.DEFAULT_ACCOUNT if caller.is_admin else caller.account
+        account = caller.account
         with self.db.transaction() as con:
             existing = con.execute("SELECT coalesce(account_id, ?) FROM agents WHERE agent_id = ?",
                                    [identity.DEFAULT_ACCOUNT, agent_id]).fetchone()

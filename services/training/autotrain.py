@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.identity import DEFAULT_ACCOUNT
 from services.common.example_codec import example_proto
 from services.common.logs import log
 from services.common.timeutil import now as wall_clock
@@ -60,7 +61,6 @@ MAX_FEEDBACK_EXAMPLES = 20_000
 MAX_TRAJECTORIES = 20_000
 MIN_REPLAY, MAX_REPLAY = 50, 2_000
 SETTLE_S = 2.0
-AUTO_ACCOUNT = "auto-training"
 REQUESTED_BY = "auto-training"
 TRANSFER = job_state_pb2.TRAINING_METHOD_TRANSFER
 
@@ -214,7 +214,8 @@ class AutoTrainer:
                 with self._run_lock:  # one evaluation at a time: a run moves the window of the next
                     status = self.status(agent, force, lazy)
                     if status.due and not dry_run:
-                        runs.append(self._run(status, "manual" if force else "threshold", actor))
+                        runs.append(self._run(status, "manual" if force else "threshold", actor,
+                                              agent.account_id or DEFAULT_ACCOUNT))
                         if not lazy:
                             status = self.status(agent)
             except TrainhouseError as err:
@@ -226,7 +227,7 @@ class AutoTrainer:
             statuses.append(status)
         return statuses, runs
 
-    def _run(self, status: Status, trigger: str, actor: str) -> dict[str, Any]:
+    def _run(self, status: Status, trigger: str, actor: str, agent_account: str) -> dict[str, Any]:
         agent_id, base = status.agent_id, status.base_version_id
         run_id = f"auto-{uuid.uuid4().hex[:12]}"
         run: dict[str, Any] = {
@@ -256,7 +257,8 @@ class AutoTrainer:
             request = training_service_pb2.StartJobRequest(
                 agent_id=agent_id, examples=feedback + trajectory + replay,
                 config=training_job_pb2.TrainingConfig(method=TRANSFER), base_version_id=base,
-                display_name=f"auto-training {run_id}", account_id=AUTO_ACCOUNT,
+                # The agent's account owns the job: its users see what retrained their agent.
+                display_name=f"auto-training {run_id}", account_id=agent_account,
                 promotion=model_version_pb2.PromotionPolicy(requested_by=REQUESTED_BY))
             run["job_id"] = self.jobs.start(request)
             run["state"] = "started"

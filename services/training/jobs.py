@@ -9,6 +9,7 @@ them, ``split.json`` (the train / validation split it really used).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from typing import Any
@@ -52,6 +53,13 @@ class Jobs:
     def start(self, request: training_service_pb2.StartJobRequest) -> str:
         """Validate, record the job as queued and wake the runner; the new job's id."""
         account = job_account(request.account_id)
+        # What the job reads and creates (its dataset, its agent, its base model) is the job's
+        # account's, also when admin (or auto-training) starts it for that account.
+        with identity.acting_as(identity.for_account(account)) if account != identity.current().account \
+                else contextlib.nullcontext():
+            return self._start(request, account)
+
+    def _start(self, request: training_service_pb2.StartJobRequest, account: str) -> str:
         check_references(request)
         dataset_examples, dataset_id = None, request.dataset_id
         module = module_source(request)

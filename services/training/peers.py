@@ -14,7 +14,7 @@ from google.protobuf.json_format import MessageToDict
 from services.common.clients import channel
 from services.common.pagination import collect_pages
 from services.common.timeutil import to_timestamp
-from services.core.errors import InvalidArgument, NotFound, Unavailable
+from services.core.errors import AlreadyExists, InvalidArgument, NotFound, Unavailable
 from services.common.grpc_errors import failure_of
 from services.common.example_codec import example_dicts, example_proto
 from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, feedback_pb2, model_registry_pb2,
@@ -84,9 +84,17 @@ def ensure_agent(agent_id: str) -> None:
             raise _unavailable("ModelRegistry", err) from None
     try:
         stub.CreateAgent(model_registry_pb2.CreateAgentRequest(agent_id=agent_id, name=agent_id), timeout=TIMEOUT_S)
+        return
     except grpc.RpcError as err:
-        if err.code() != grpc.StatusCode.ALREADY_EXISTS:  # lost a race with another job: fine
+        if err.code() != grpc.StatusCode.ALREADY_EXISTS:
             raise _unavailable("ModelRegistry", err) from None
+    try:  # lost a race with another job of this account (fine), or the id is another account's
+        stub.GetAgent(model_registry_pb2.GetAgentRequest(agent_id=agent_id), timeout=TIMEOUT_S)
+    except grpc.RpcError as err:
+        if err.code() == grpc.StatusCode.NOT_FOUND:
+            raise AlreadyExists(f"agent id '{agent_id}' is taken; choose another id", field="agent_id",
+                                metadata={"resource": "agent", "id": agent_id}) from None
+        raise _unavailable("ModelRegistry", err) from None
 
 
 def serving_version(agent_id: str) -> str:

@@ -159,7 +159,7 @@ def test_reaching_the_threshold_starts_a_transfer_job_whose_rejected_version_doe
     assert run.feedback_example_count == 8 and run.trajectory_example_count == 0 and run.replay_example_count >= 50
     assert not run.HasField("window_start") and run.window_end.ToDatetime() <= run.create_time.ToDatetime()
     job = training.GetJob(T.GetJobRequest(job_id=run.job_id)).job
-    assert job.agent_id == agent and job.base_version_id == base and job.account_id == "auto-training"
+    assert job.agent_id == agent and job.base_version_id == base and job.account_id == "auto-test-0"  # the agent's account: its users see the job
     assert job.config.method == job_state_pb2.TRAINING_METHOD_TRANSFER
     examples = training.ListJobExamples(T.ListJobExamplesRequest(job_id=run.job_id)).examples
     sources = [e.metadata["source"] for e in examples]

@@ -142,3 +142,32 @@ def test_another_accounts_dataset_cannot_be_trained_on(accounts):
     assert job.dataset_id == dataset_id
     final = wait_terminal(training["a"], job.job_id)
     assert final.state == job_state_pb2.JOB_STATE_COMPLETED, final.error.message
+
+
+def test_another_accounts_agent_id_is_refused_when_the_job_starts(accounts, a_job):
+    """B training an agent id A owns is refused at StartJob (not when the finished job registers)."""
+    b = accounts["training"]["b"]
+    with pytest.raises(grpc.RpcError) as err:
+        b.StartJob(pb.StartJobRequest(agent_id=a_job.agent_id, examples=examples_pb(_few_examples()),
+                                      config=FEW_SHOT))
+    failure = failure_of(err.value)
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS and failure.field == "agent_id"
+    assert "taken" in failure.message
+
+
+def test_a_job_admin_starts_for_an_account_creates_that_accounts_agent(stack, accounts):
+    """Admin starting a job for account A: the job, its new agent and its version are A's, so A's
+    callers see them all."""
+    from trainhouse.v1 import model_registry_pb2, model_registry_pb2_grpc
+
+    admin = accounts["training"]["admin"]
+    agent = f"iso-admin-for-a-{uuid.uuid4().hex[:6]}"
+    job = admin.StartJob(pb.StartJobRequest(agent_id=agent, examples=examples_pb(_few_examples()), config=FEW_SHOT,
+                                            account_id=accounts["names"]["a"])).job
+    final = wait_terminal(admin, job.job_id)
+    assert final.state == job_state_pb2.JOB_STATE_COMPLETED and final.account_id == accounts["names"]["a"]
+    with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
+        a_token = make_token(client, stack.admin_token, ["training:view"], account=accounts["names"]["a"])
+    registry = model_registry_pb2_grpc.ModelRegistryStub(stack.channel("registry", token=a_token))
+    seen = registry.GetAgent(model_registry_pb2.GetAgentRequest(agent_id=agent)).agent
+    assert seen.account_id == accounts["names"]["a"] and seen.active_version_id == final.model_version_id
