@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import grpc
 import httpx
@@ -35,6 +34,7 @@ from services.common.interceptors import wrap_handler
 from services.common.internal_tokens import InternalTokens, caller_from_claims, is_internal
 from services.common.jwt_keys import JwtVerifier, KeyUnknown
 from services.common.logs import log
+from services.common.request_context import CallDetails
 from services.common.rpc_scopes import scope_of
 from services.core.errors import PermissionDenied, Unauthenticated, Unavailable
 
@@ -191,15 +191,6 @@ def forwarded_authorization() -> str:
     return f"Bearer {internal_tokens().mint(delegated(caller) if caller is not None else SYSTEM)}"
 
 
-class _Details(NamedTuple):
-    method: str
-    timeout: float | None
-    metadata: Any
-    credentials: Any
-    wait_for_ready: bool | None
-    compression: Any
-
-
 class AuthorizationInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
                                grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
     """Adds `authorization` (from `value()`, asked per call) to calls that do not carry their own."""
@@ -212,8 +203,8 @@ class AuthorizationInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStrea
         if any(key == AUTHORIZATION for key, _ in metadata):
             return details
         metadata.append((AUTHORIZATION, self.value()))
-        return _ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
-                                  getattr(details, "wait_for_ready", None), getattr(details, "compression", None))
+        return CallDetails(details.method, details.timeout, metadata, details.credentials,
+                           getattr(details, "wait_for_ready", None), getattr(details, "compression", None))
 
     def intercept_unary_unary(self, continuation, client_call_details, request):  # noqa: ANN001
         return continuation(self._with_identity(client_call_details), request)
@@ -237,7 +228,3 @@ def bearer_interceptor(token: str) -> AuthorizationInterceptor:
     """For a client with its own API token or JWT (the CLI, scripts, tests)."""
     header = f"Bearer {token}"
     return AuthorizationInterceptor(lambda: header)
-
-
-class _ClientCallDetails(_Details, grpc.ClientCallDetails):
-    pass

@@ -61,8 +61,8 @@ class RequestIdServerInterceptor(grpc.ServerInterceptor):
         return wrap_handler(handler, lambda context: _bound(context, method))
 
 
-class _Details(namedtuple("_Details", ("method", "timeout", "metadata", "credentials", "wait_for_ready",
-                                       "compression")), grpc.ClientCallDetails):
+class CallDetails(namedtuple("CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready",
+                                             "compression")), grpc.ClientCallDetails):
     pass
 
 
@@ -76,7 +76,7 @@ class RequestIdClientInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStr
             return details
         metadata = [m for m in (details.metadata or []) if m[0] != REQUEST_ID_HEADER]
         metadata.append((REQUEST_ID_HEADER, rid))
-        return _Details(details.method, details.timeout, metadata, details.credentials,
+        return CallDetails(details.method, details.timeout, metadata, details.credentials,
                         getattr(details, "wait_for_ready", None), getattr(details, "compression", None))
 
     def intercept_unary_unary(self, continuation, client_call_details, request):  # noqa: ANN001
