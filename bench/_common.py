@@ -41,12 +41,7 @@ def temp_stack(extra_env: dict[str, str] | None = None) -> Iterator[Any]:
 
 def channel(stack: Any, name: str) -> Any:
     """A channel to service `name` carrying the stack's admin token (the services authenticate calls)."""
-    import grpc
-
-    from services.common.authn import bearer_interceptor
-
-    token = stack.admin_token_file.read_text().strip()
-    return grpc.intercept_channel(grpc.insecure_channel(stack.address(name)), bearer_interceptor(token))
+    return stack.channel(name)
 
 
 @contextlib.contextmanager

@@ -83,6 +83,15 @@ class Stack:
     def admin_token_file(self) -> Path:
         return self.home / "admin-token"
 
+    def channel(self, name: str, token: str | None = None, options: list | None = None) -> grpc.Channel:
+        """A channel to service `name` whose calls carry `token` (default: this stack's admin token), as
+        every direct gRPC client's must (services.common.authn)."""
+        from services.common.authn import bearer_interceptor
+
+        token = token or self.admin_token_file.read_text().strip()
+        return grpc.intercept_channel(tls.channel(self.address(name), options=options or (), environ=self._env()),
+                                      bearer_interceptor(token))
+
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(self.extra_env)

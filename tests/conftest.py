@@ -10,10 +10,8 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 
-from services.common.authn import bearer_interceptor
 from services.launcher import Stack
 
 STACK_JWT_SECRET = secrets.token_urlsafe(32)
@@ -32,11 +30,10 @@ class RunningStack:
     def address(self, name: str) -> str:
         return self._stack.address(name)
 
-    def channel(self, name: str, token: str | None = None, options: list | None = None) -> grpc.Channel:
+    def channel(self, name: str, token: str | None = None, options: list | None = None):  # noqa: ANN201
         """A channel to service `name` whose calls carry `token` (default: the stack's admin token),
         as any direct gRPC client's must."""
-        return grpc.intercept_channel(grpc.insecure_channel(self.address(name), options=options),
-                                      bearer_interceptor(token or self.admin_token))
+        return self._stack.channel(name, token or self.admin_token, options)
 
     @property
     def launcher(self) -> Stack:

@@ -26,13 +26,16 @@ from trainhouse.v1 import training_service_pb2
 SPLITS = ("all", "train", "validation")
 
 
-def job_account(requested: str) -> str:
-    """The account a job started by the current caller belongs to: its own; admin (and the service's
-    own work, which runs as SYSTEM) may name another. A non-admin naming another account is refused, so
-    jobs cannot be started under made-up accounts (bypassing the per-account cap)."""
+def job_account(requested: str, agent_id: str) -> str:
+    """The account a job started by the current caller belongs to: its own. Admin (and the service's
+    own work, which runs as SYSTEM) may name another, and otherwise trains an existing agent for the
+    agent's account, so a job is always its agent's account's. A non-admin naming another account is
+    refused, so jobs cannot be started under made-up accounts (bypassing the per-account cap)."""
     caller = identity.current()
     if requested and not caller.is_admin and requested != caller.account:
         raise PermissionDenied("account_id must be your own account", field="account_id")
+    if caller.is_admin and not requested and agent_id:
+        return peers.agent_account(agent_id) or caller.account
     return caller.owner_for(requested)
 
 
@@ -52,7 +55,7 @@ class Jobs:
 
     def start(self, request: training_service_pb2.StartJobRequest) -> str:
         """Validate, record the job as queued and wake the runner; the new job's id."""
-        account = job_account(request.account_id)
+        account = job_account(request.account_id, request.agent_id)
         # What the job reads and creates (its dataset, its agent, its base model) is the job's
         # account's, also when admin (or auto-training) starts it for that account.
         with identity.acting_as(identity.for_account(account)) if account != identity.current().account \

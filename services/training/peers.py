@@ -97,6 +97,18 @@ def ensure_agent(agent_id: str) -> None:
         raise _unavailable("ModelRegistry", err) from None
 
 
+def agent_account(agent_id: str) -> str | None:
+    """The account owning `agent_id` (as the caller sees it); None when there is no such agent."""
+    stub = model_registry_pb2_grpc.ModelRegistryStub(channel("registry"))
+    try:
+        return stub.GetAgent(model_registry_pb2.GetAgentRequest(agent_id=agent_id),
+                             timeout=TIMEOUT_S).agent.account_id or None
+    except grpc.RpcError as err:
+        if err.code() == grpc.StatusCode.NOT_FOUND:
+            return None
+        raise _unavailable("ModelRegistry", err) from None
+
+
 def serving_version(agent_id: str) -> str:
     """The version that serves the agent's production ('' when nothing does)."""
     stub = model_registry_pb2_grpc.ModelRegistryStub(channel("registry"))

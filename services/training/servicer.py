@@ -46,7 +46,7 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
 
     def AdaptAgent(self, request, context):
         spec = parse_adapt_request(request)
-        job_account(request.account_id)  # PERMISSION_DENIED before anything is read
+        job_account(request.account_id, "")  # PERMISSION_DENIED before anything is read
         if request.reported_metrics:
             if spec.window is None:
                 raise InvalidArgument("reported_metrics", "is compared with the feedback recorded in a "

@@ -77,8 +77,8 @@ def trained(training_stub) -> Trained:
     t = training_stub
     first = {
         "reg-ver": [start_job(t, "reg-ver", 1, "reg-a")],
-        "reg-dep": [start_job(t, "reg-dep", 3, "reg-a"), start_job(t, "reg-dep", 4, "reg-b")],
-        "reg-canary": [start_job(t, "reg-canary", 5, "reg-b"), start_job(t, "reg-canary", 6, "reg-a")],
+        "reg-dep": [start_job(t, "reg-dep", 3, "reg-a"), start_job(t, "reg-dep", 4, "reg-a")],
+        "reg-canary": [start_job(t, "reg-canary", 5, "reg-b"), start_job(t, "reg-canary", 6, "reg-b")],
         "reg-auto": [start_job(t, "reg-auto", 7, "reg-b")],
     }
     jobs = {agent: wait_jobs(t, ids) for agent, ids in first.items()}

@@ -22,7 +22,8 @@ CLI = [sys.executable, "-c", "from services.cli import main; main()"]
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINHOUSE_")}
-    env.update({"TRAINHOUSE_HOME": str(home), "TRAINHOUSE_GATEWAY_PORT": "0"})
+    env.update({"TRAINHOUSE_HOME": str(home), "TRAINHOUSE_GATEWAY_PORT": "0",
+                "TRAINHOUSE_INTERNAL_KEY": os.environ["TRAINHOUSE_INTERNAL_KEY"]})  # tests/conftest.py's
     for name in ("TRAINING", "DATA", "EVALUATION", "REGISTRY"):
         env[f"TRAINHOUSE_{name}_PORT"] = "0"
     env.update(extra)
@@ -163,6 +164,19 @@ def test_a_service_refuses_a_port_that_another_service_holds(tmp_path: Path) -> 
     finally:
         holder.send_signal(signal.SIGTERM)
         assert holder.wait(30) == 0
+
+
+def test_a_service_without_the_internal_key_refuses_to_start(tmp_path: Path) -> None:
+    env = _env(tmp_path / "nokey")
+    del env["TRAINHOUSE_INTERNAL_KEY"]
+    done = subprocess.run([sys.executable, "-m", "services.registry"], cwd=REPO, capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1].startswith("trainhouse: TRAINHOUSE_INTERNAL_KEY is not set"), done.stderr
+    env["TRAINHOUSE_INTERNAL_KEY"] = "change-me-please-this-is-long-enough-0123456789"
+    done = subprocess.run([sys.executable, "-m", "services.registry"], cwd=REPO, capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert done.returncode != 0 and "TRAINHOUSE_INTERNAL_KEY is a placeholder value" in done.stderr, done.stderr
 
 
 def test_trainhouse_up_names_the_busy_port(tmp_path: Path) -> None:

@@ -161,7 +161,7 @@ def test_concurrency_limit_queues_the_sixth_job(training):
             job_state_pb2.JOB_STATE_QUEUED
         # another account is not held back by this one's limit
         other = training.StartJob(training_service_pb2.StartJobRequest(
-            agent_id="grpc-limit", examples=examples_pb(data), config=cfg, account_id="acct-other")).job.job_id
+            agent_id="grpc-limit-other", examples=examples_pb(data), config=cfg, account_id="acct-other")).job.job_id
         ids.append(other)
         wait_state(training, other, job_state_pb2.JOB_STATE_RUNNING, timeout=300)
         training.CancelJob(training_service_pb2.CancelJobRequest(job_id=ids[0]))
