@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 import onnxruntime as ort
 
+from services.core.abstention import abstains
 from services.core.errors import InvalidArgument
 from services.core.featurizer import FeaturizerConfig, HashingFeaturizer
 
@@ -124,9 +125,10 @@ class OnnxModel:
             out[idx] = self.predict_proba_features(dense)
         return out
 
-    def out_of_scope(self, top_probabilities: np.ndarray) -> np.ndarray:
-        """Which answers abstain: a top probability strictly below the version's threshold."""
-        return np.asarray(top_probabilities) < self.out_of_scope_threshold
+    def out_of_scope(self, probs: np.ndarray) -> np.ndarray:
+        """Which rows of ``predict_proba`` abstain (services/core/abstention.py): the top output is
+        ``__out_of_scope__``, or the best catalogue probability is strictly below the threshold."""
+        return abstains(probs, self.labels, self.out_of_scope_threshold)
 
     def predict(self, texts: Sequence[str]) -> list[tuple[str, float]]:
         """Top output and its probability for each text."""

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from services.core.errors import FailedPrecondition, InvalidArgument, ServingFailure
-from services.core.trainer.examples import OUT_OF_SCOPE
+from services.core.abstention import OUT_OF_SCOPE, abstains, in_scope_ranking
 from services.common.timeutil import now
 from services.registry.convert import ARMS, ENVIRONMENT_ENUMS, ENVIRONMENTS
 from services.registry.deployments import Deployments
@@ -139,18 +139,22 @@ class Predictor:
                                  f"({problem})", metadata={"resource": "version",
                                                            "id": f"{agent_id}/{served.version_id}"})
         labels = model.labels
-        k = min(request.top_k or 3, len(labels))
         predictions, rows = [], []
-        threshold = model.out_of_scope_threshold if model.kind == "classifier" else 0.0
-        for text, p in zip(texts, probs):
-            order = p.argsort()[::-1][:k]
-            top = [model_version_pb2.ScoredOutput(output=labels[i], probability=float(p[i])) for i in order]
+        classifier = model.kind == "classifier"
+        threshold = model.out_of_scope_threshold if classifier else 0.0
+        # A classifier's ``top`` ranks catalogue outputs only (a version trained with
+        # __out_of_scope__ examples has that output as a column; it shows as ``outOfScope``).
+        orders = in_scope_ranking(probs, labels) if classifier else np.argsort(probs, axis=1)[:, ::-1]
+        abstaining = abstains(probs, labels, threshold) if classifier else np.zeros(len(texts), dtype=bool)
+        k = min(request.top_k or 3, orders.shape[1])
+        for text, p, ranked, out in zip(texts, probs, orders, abstaining):
+            top = [model_version_pb2.ScoredOutput(output=labels[i], probability=float(p[i])) for i in ranked[:k]]
             prediction_id = f"pred-{uuid.uuid4().hex[:16]}"
-            abstains = bool(top[0].probability < threshold)
-            output = OUT_OF_SCOPE if abstains else top[0].output
+            abstains_here = bool(out)
+            output = OUT_OF_SCOPE if abstains_here else top[0].output
             predictions.append(model_version_pb2.Prediction(output=output, probability=top[0].probability,
                                                             top=top, prediction_id=prediction_id,
-                                                            out_of_scope=abstains, out_of_scope_threshold=threshold))
+                                                            out_of_scope=abstains_here, out_of_scope_threshold=threshold))
             rows.append((prediction_id, agent_id, served.version_id, deployment_id, arm, environment, key, text,
                          output, top[0].probability, latency_ms, created, None))
         self.log.append(rows)

@@ -8,6 +8,7 @@ import random
 import numpy as np
 import pytest
 
+from services.core.abstention import abstains, abstention_score, in_scope_ranking
 from services.core.configs import SupervisedConfig
 from services.core.configs.training import auto_settings
 from services.core.onnx_model import OnnxModel
@@ -82,17 +83,45 @@ def test_an_intent_left_out_of_training_abstains_more_than_known_ones():
     assert result.metrics["out_of_scope_examples"] == 0
 
 
-def test_marked_out_of_scope_examples_choose_the_threshold_and_are_not_trained_on():
+def test_out_of_scope_examples_are_trained_as_an_output_and_catch_unseen_intents_better():
+    """Larson et al.'s oos-train, with an honest split: intents relabelled __out_of_scope__ are
+    trained on and choose the threshold; *other* intents, never seen in any form, are the test.
+    The OOS-trained version abstains on more of the unseen intents than one trained without OOS
+    data, and the served ONNX model abstains on exactly the rows the trainer's model does."""
     rows = hwu64_subset()
     intents = sorted({r["expected_output"] for r in rows})
-    marked = set(intents[::7])
-    data = [{**r, "expected_output": OUT_OF_SCOPE} if r["expected_output"] in marked else r for r in rows]
-    result = SupervisedTrainer(SupervisedConfig(seed=0, epochs=8, learning_rate=0.005), data).train()
-    assert OUT_OF_SCOPE not in result.model.labels and not (marked & set(result.model.labels))
-    m = result.metrics
-    assert m["out_of_scope_examples"] == sum(r["expected_output"] in marked for r in rows)
-    assert 0 < m["out_of_scope_threshold"] < 1
+    unseen, marked = set(intents[::6]), set(intents[3::6])  # disjoint groups of left-out intents
+    known = [r for r in rows if r["expected_output"] not in unseen | marked]
+    train, test_in = _split(known, 0.2, seed=3)
+    test_oos = [r for r in rows if r["expected_output"] in unseen]
+    oos_rows = [{**r, "expected_output": OUT_OF_SCOPE} for r in rows if r["expected_output"] in marked]
+    cfg = SupervisedConfig(seed=3, epochs=20, learning_rate=0.005)
+    plain = SupervisedTrainer(cfg, train).train().model
+    result = SupervisedTrainer(cfg, train + oos_rows).train()
+    model, m = result.model, result.metrics
+    assert OUT_OF_SCOPE in model.labels and not (marked & set(model.labels))
+    assert m["out_of_scope_examples"] == len(oos_rows) and m["held_out_out_of_scope_examples"] > 0
     assert m["held_out_out_of_scope_recall"] > 0 and "held_out_accuracy_with_out_of_scope" in m
+
+    def recall(version) -> float:
+        probs = version.predict_proba([r["input"] for r in test_oos])
+        return float(abstains(probs, version.labels, version.out_of_scope_threshold).mean())
+
+    assert recall(model) > recall(plain) + 0.1, (recall(model), recall(plain))
+    texts = [r["input"] for r in test_in + test_oos]
+    served = OnnxModel.from_bytes(export_onnx_bytes(model))
+    ours = abstains(model.predict_proba(texts), model.labels, model.out_of_scope_threshold)
+    assert (served.out_of_scope(served.predict_proba(texts)) == ours).all()
+
+
+def test_abstention_score_never_ranks_the_reserved_output_as_an_intent():
+    labels = ["a", OUT_OF_SCOPE, "b"]
+    probs = np.array([[0.5, 0.3, 0.2], [0.1, 0.6, 0.3], [0.2, 0.1, 0.7]])
+    assert abstention_score(probs, labels).tolist() == [0.5, -1.0, 0.7]
+    assert [[labels[i] for i in row] for row in in_scope_ranking(probs, labels)] == [["a", "b"], ["b", "a"], ["b", "a"]]
+    assert abstains(probs, labels, 0.0).tolist() == [False, True, False]  # 0: only when the top output is OOS
+    assert abstains(probs, labels, 0.6).tolist() == [True, True, False]
+    assert abstains(probs[:, [0, 2]], ["a", "b"], 0.0).tolist() == [False, False, False]
 
 
 def test_auto_defaults_follow_the_size_of_the_data():

@@ -5,12 +5,18 @@
   changes no ranking (so no accuracy), only how sure the probabilities say the model is.
 * **ECE** (expected calibration error): top-label confidence in 15 equal-width bins, the
   example-weighted mean |accuracy - confidence| over bins.
-* **Out-of-scope threshold**: a message whose calibrated top probability is below it is answered
-  as out of scope. Chosen on held-out data (``choose_threshold``): with ``__out_of_scope__``
-  examples, the threshold that maximises accuracy with out-of-scope as its own output (Larson et
-  al. 2019, "An Evaluation Dataset for Intent Classification and Out-of-Scope Prediction"), or the
-  one meeting a target out-of-scope precision or recall; without them, the highest threshold that
-  turns away at most ``in_scope_loss`` of the correctly answered held-out examples.
+* **Out-of-scope threshold**: a message whose abstention score (services/core/abstention.py: the
+  calibrated probability of the best catalogue output, -1 when ``__out_of_scope__`` is the top
+  output) is below it is answered as out of scope. Chosen on held-out data (``choose_threshold``,
+  the one chooser): with held-out ``__out_of_scope__`` examples (trained as an output, Larson et al.
+  2019's "oos-train"), the threshold that maximises accuracy with out-of-scope as its own output
+  (Larson et al. 2019, "An Evaluation Dataset for Intent Classification and Out-of-Scope
+  Prediction"), or the one meeting a target out-of-scope precision or recall; without them, the
+  highest threshold that turns away at most ``in_scope_loss`` of the correctly answered held-out
+  examples. Scores other than the top probability were measured on HWU64 (max logit, energy
+  ``T*logsumexp(z/T)``, top1-top2 margin, nearest-neighbour and centroid cosine on the hashed
+  features, alone and times the probability): none separated unseen intents better (AUROC 0.78-0.87
+  against 0.87), so the served score stays the calibrated probability.
 """
 from __future__ import annotations
 
@@ -110,9 +116,10 @@ def _oos_rates(t: float, conf_in: np.ndarray, right_in: np.ndarray, conf_oos: np
 def choose_threshold(conf_in: np.ndarray, right_in: np.ndarray, conf_oos: np.ndarray, *,
                      fixed: float | None = None, target_precision: float | None = None,
                      target_recall: float | None = None, in_scope_loss: float = 0.01) -> Threshold:
-    """The abstention threshold from held-out calibrated top probabilities: ``conf_in`` /
-    ``right_in`` of in-scope examples (is the top output right), ``conf_oos`` of out-of-scope ones.
-    A message abstains when its top probability is strictly below the threshold."""
+    """The abstention threshold from held-out abstention scores (services/core/abstention.py):
+    ``conf_in`` / ``right_in`` of in-scope examples (is the top output right), ``conf_oos`` of
+    out-of-scope ones. A message abstains when its score is strictly below the threshold; scores of
+    -1 (top output ``__out_of_scope__``) abstain under every candidate, which are in [0, 1]."""
     conf_in, conf_oos = np.asarray(conf_in, float), np.asarray(conf_oos, float)
     right_in = np.asarray(right_in, bool)
 
@@ -122,7 +129,7 @@ def choose_threshold(conf_in: np.ndarray, right_in: np.ndarray, conf_oos: np.nda
     if fixed is not None:
         return done(fixed, "fixed")
     candidates = np.unique(np.concatenate([[0.0], conf_in, conf_oos, [1.0 + 1e-9]]))
-    candidates = candidates[candidates <= 1.0]
+    candidates = candidates[(candidates >= 0.0) & (candidates <= 1.0)]
     if len(conf_oos):
         rates = [_oos_rates(t, conf_in, right_in, conf_oos) for t in candidates]
         if target_recall is not None:

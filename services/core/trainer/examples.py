@@ -10,11 +10,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from services.core.abstention import OUT_OF_SCOPE
 from services.core.examples import FEEDBACK_VALUES, PARTIAL_WEIGHT, Example, parse_examples
-
-# The reserved output that marks an out-of-scope example: never a class of the catalogue; such
-# examples are held out of training and choose the abstention threshold (calibration.py).
-OUT_OF_SCOPE = "__out_of_scope__"
 
 __all__ = ["OUT_OF_SCOPE", "FEEDBACK_VALUES", "PARTIAL_WEIGHT", "Example", "parse_examples", "LabelMap", "Targets",
            "encode_targets"]

@@ -342,7 +342,8 @@ class TrainedModel:
     metadata: dict[str, Any] = field(default_factory=dict)
     # Logits are divided by it before the softmax (temperature scaling, calibration.py).
     temperature: float = 1.0
-    # A calibrated top probability below it answers out of scope; 0 = never.
+    # An abstention score (services/core/abstention.py) below it answers out of scope; 0 = only when
+    # the top output is __out_of_scope__ (never for a version trained without it).
     out_of_scope_threshold: float = 0.0
 
     def __post_init__(self) -> None:

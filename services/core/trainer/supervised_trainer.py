@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from services.core.abstention import abstention_score, out_of_scope_column
 from services.core.configs.training import SupervisedConfig
 from services.core.errors import InvalidArgument
 from services.core.featurizer import HashingFeaturizer
@@ -50,10 +51,10 @@ def split_examples(config: SupervisedConfig, train: list[Example],
     """The (train, validation) a classifier job uses: the given validation examples, else a
     stratified hold-out of ``validation_split`` drawn with the config's seed. TrainingService calls
     it when it accepts a job, so the sizes it announces are the ones the worker will train on.
-    ``__out_of_scope__`` examples are in neither: they only choose the abstention threshold."""
-    train = in_scope(train)
+    ``__out_of_scope__`` examples are split like any output: trained as a real output (the model
+    learns what out of scope looks like) and, held out, they choose the abstention threshold."""
     if validation is not None:
-        return train, in_scope(validation)
+        return list(train), list(validation)
     return stratified_split(train, config.validation_split, np.random.default_rng([config.seed, 2]))
 
 
@@ -92,9 +93,9 @@ class SupervisedTrainer(LoopTrainer):
             config = resolve_config(config, train + (val or []))
         super().__init__(config, callbacks, price_model)
         self.out_of_scope_examples = out_of_scope(train + (val or []))
-        train, val = split_examples(config, train, val)
-        if not train:
+        if not in_scope(train):
             raise InvalidArgument("examples", f"every example is {OUT_OF_SCOPE}: nothing to learn the catalogue from")
+        train, val = split_examples(config, train, val)
         self.train_examples, self.validation_examples = train, val
         self.label_map = self._catalog(train, val)
         self._featurize()
@@ -162,7 +163,7 @@ class SupervisedTrainer(LoopTrainer):
     def train(self, resume_from: str | None = None) -> TrainResult:
         """Train (see ``LoopTrainer.train``); then, on the held-out split and with the early-stopped
         model, fit the temperature and choose the out-of-scope threshold; then, with ``refit``,
-        train again on every in-scope example for the epoch count early stopping picked."""
+        train again on every example for the epoch count early stopping picked."""
         result = super().train(resume_from)
         if result.stopped:
             return result
@@ -191,20 +192,26 @@ class SupervisedTrainer(LoopTrainer):
                       f"{after:.4f} (cross-fitted)")
         else:
             self._log("no held-out examples: probabilities are not calibrated (temperature 1)", "warning")
-        conf_in = calibration.softmax_t(logits, temperature) if len(y) else np.zeros((0, 1))
+        # The abstention score (services/core/abstention.py) of every held-out example; held-out
+        # __out_of_scope__ examples (trained as an output) are the out-of-scope side of the choice.
+        labels = self.label_map.to_list()
+        probs = calibration.softmax_t(logits, temperature) if len(y) else np.zeros((0, len(labels)))
+        score = abstention_score(probs, labels)
+        column = out_of_scope_column(labels)
+        is_oos = y == column if column is not None else np.zeros(len(y), dtype=bool)
+        right = probs.argmax(axis=1) == y if len(y) else np.zeros(0, dtype=bool)
         oos = self.out_of_scope_examples
-        conf_oos = np.zeros(0)
-        if oos:
-            x_oos = HashingFeaturizer(self.featurizer_config).transform_sparse([e.input for e in oos])
-            conf_oos = calibration.softmax_t(MLP(model.params).forward(x_oos)[0], temperature).max(axis=1)
         threshold = calibration.choose_threshold(
-            conf_in.max(axis=1) if len(y) else np.zeros(0), conf_in.argmax(axis=1) == y if len(y) else np.zeros(0, bool),
-            conf_oos, fixed=cfg.out_of_scope_threshold, target_precision=cfg.out_of_scope_precision,
-            target_recall=cfg.out_of_scope_recall, in_scope_loss=cfg.in_scope_loss if len(y) else 0.0)
+            score[~is_oos], right[~is_oos], score[is_oos], fixed=cfg.out_of_scope_threshold,
+            target_precision=cfg.out_of_scope_precision, target_recall=cfg.out_of_scope_recall,
+            in_scope_loss=cfg.in_scope_loss if len(y) else 0.0)
         metrics.update(out_of_scope_threshold=threshold.value, out_of_scope_examples=len(oos),
                        **{f"held_out_{k}": v for k, v in threshold.metrics.items()})
-        self._log(f"out-of-scope threshold {threshold.value:.4f} ({threshold.rule}) on {len(y)} in-scope and "
-                  f"{len(oos)} out-of-scope held-out examples")
+        if oos:  # only then: a job without OOS data keeps the metric set it always had
+            metrics["held_out_out_of_scope_examples"] = int(is_oos.sum())
+        self._log(f"out-of-scope threshold {threshold.value:.4f} ({threshold.rule}) on {int((~is_oos).sum())} "
+                  f"in-scope and {int(is_oos.sum())} out-of-scope held-out examples ({len(oos)} {OUT_OF_SCOPE} "
+                  f"examples, trained as an output)")
         refit = bool(cfg.refit) and self.has_validation
         if refit:
             epochs = int(result.metrics.get("best_epoch") or result.metrics["epochs_run"])
