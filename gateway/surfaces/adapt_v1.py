@@ -65,7 +65,7 @@ class AdaptationOut(CamelModel):
 async def adapt_agent(body: AdaptAgentIn, caller: Caller, services: Services) -> dict[str, Any]:
     with encoding_request():
         request = training_service_pb2.AdaptAgentRequest(
-            agent_id=body.agent_id, method=job_state_pb2.TRAINING_METHOD_REINFORCEMENT, account_id=caller.account,
+            agent_id=body.agent_id, method=job_state_pb2.TRAINING_METHOD_REINFORCEMENT,
             display_name=f"adapt-agent ({len(body.feedback)} feedback)",
             feedback=[training_service_pb2.JudgedAnswer(input=item.input, expected=item.expected, actual=item.actual,
                                                         rating=item.rating) for item in body.feedback])

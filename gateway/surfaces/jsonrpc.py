@@ -331,7 +331,7 @@ async def start_grpo(ctx: Context, params: StartGrpoParams) -> dict[str, Any]:
     if options:
         config.options.update(options)
     request = training_service_pb2.StartJobRequest(
-        agent_id=params.agent_id, config=config, account_id=ctx.principal.account,
+        agent_id=params.agent_id, config=config,
         training_queries=[_query(q) for q in params.training_data],
         evaluation_queries=[_query(q) for q in params.evaluation_data or []])
     try:

@@ -412,7 +412,7 @@ async def start_job(body: StartJobIn, request: Request, caller: Caller, services
     with encoding_request():
         grpc_request = training_service_pb2.StartJobRequest(
             agent_id=agent_id, dataset_id=dataset_id, config=config, labels=labels,
-            account_id=caller.account, base_version_id=base_version)
+            base_version_id=base_version)
     try:
         job = (await services.training.StartJob(grpc_request, timeout=services.timeout_s)).job
     except grpc.RpcError as exc:

@@ -171,7 +171,6 @@ async def train_agent(body: TrainAgentRequest, caller: Caller, services: Service
             validation_examples=examples_to_proto(validation),
             dataset_id=body.config.dataset or "",
             config=config_to_proto(body.config),
-            account_id=caller.account,
             display_name=body.display_name or "",
             base_version_id=body.base_version_id or "",
         )

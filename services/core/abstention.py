@@ -51,3 +51,12 @@ def abstention_score(probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
 def abstains(probs: np.ndarray, labels: Sequence[str], threshold: float) -> np.ndarray:
     """Which rows a version answers as out of scope: score strictly below its threshold."""
     return abstention_score(probs, labels) < threshold
+
+
+def served_outputs(probs: np.ndarray, labels: Sequence[str], threshold: float) -> np.ndarray:
+    """The output a version serves for each row: ``OUT_OF_SCOPE`` where it abstains, else its best
+    catalogue output. What anything that scores a version (the promotion gate) must compare, so a
+    version is judged on the answers it gives, abstentions included."""
+    labels_arr = np.asarray(list(labels), dtype=object)
+    best = labels_arr[in_scope_ranking(probs, labels)[:, 0]] if len(probs) else np.zeros(0, dtype=object)
+    return np.where(abstains(probs, labels, threshold), OUT_OF_SCOPE, best)

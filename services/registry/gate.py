@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from services.core.promotion import Policy
+from services.core.abstention import served_outputs
 from services.core.stats import paired_accuracy_test
 
 POSITIVE = ("correct", "partial", "")
@@ -55,7 +56,8 @@ def positives(examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def decide(policy: Policy, candidate: Any, baseline: Any | None, baseline_version_id: str,
            holdout: list[dict[str, Any]], now: dt.datetime) -> Decision:
-    """`candidate` / `baseline`: loaded models with ``predict_proba(texts)`` and ``labels``."""
+    """`candidate` / `baseline`: loaded models with ``predict_proba(texts)``, ``labels`` and (classifiers)
+    ``out_of_scope_threshold``: each is scored on the answers it serves."""
     scored = positives(holdout)
     base = dict(requested_by=policy.requested_by, baseline_version_id=baseline_version_id,
                 accuracy_tolerance=policy.accuracy_tolerance, examples=len(scored),
@@ -71,8 +73,11 @@ def decide(policy: Policy, candidate: Any, baseline: Any | None, baseline_versio
     expected = np.array([e["expected_output"] for e in scored])
     right = {}
     for name, model in (("candidate", candidate), ("baseline", baseline)):
-        probs = model.predict_proba(texts)
-        right[name] = np.array(model.labels)[probs.argmax(axis=1)] == expected
+        # Each version's served answers, abstentions included (a judged "__out_of_scope__" answer is
+        # right for a version that abstains on it, as it was when it was served).
+        served = served_outputs(model.predict_proba(texts), model.labels,
+                                getattr(model, "out_of_scope_threshold", 0.0))
+        right[name] = served == expected
     test = paired_accuracy_test(right["candidate"], right["baseline"])
     cand, served = float(right["candidate"].mean()), float(right["baseline"].mean())
     promoted = cand >= served - policy.accuracy_tolerance

@@ -34,9 +34,15 @@ def job_account(requested: str, agent_id: str) -> str:
     caller = identity.current()
     if requested and not caller.is_admin and requested != caller.account:
         raise PermissionDenied("account_id must be your own account", field="account_id")
-    if caller.is_admin and not requested and agent_id:
-        return peers.agent_account(agent_id) or caller.account
-    return caller.owner_for(requested)
+    if not caller.is_admin or not agent_id:
+        return caller.owner_for(requested)
+    owner = peers.agent_account(agent_id)
+    if owner is None:
+        return caller.owner_for(requested)
+    if requested and requested != owner:
+        raise InvalidArgument("account_id", f"agent '{agent_id}' belongs to account '{owner}'; a job of account "
+                                            f"'{requested}' cannot train it (leave account_id empty)")
+    return owner
 
 
 def visible_job(store: JobStore, job_id: str) -> dict[str, Any]:

@@ -47,7 +47,9 @@ def test_the_gate_promotes_an_equal_candidate_rejects_a_worse_one_and_keeps_its_
     other = _register(registry, "reg-gate", narrow, holdout, requested_by="tests")
     gate = other.promotion
     assert gate.outcome == "rejected" and "worse than what serves" in gate.reason
-    assert gate.candidate_accuracy <= gate.baseline_accuracy - 0.2
+    # Wrong on every example of the lost output (a quarter of the held-out set); both versions are
+    # scored on the answers they serve, abstentions included.
+    assert gate.candidate_accuracy <= 0.75 and gate.baseline_accuracy - gate.candidate_accuracy > 0.1
     assert gate.test.startswith("mcnemar") and 0.0 <= gate.p_value <= 1.0
     assert other.serving_status == VS.SERVING_STATUS_REGISTERED
     assert predict(registry, "reg-gate").version_id == same.version_id

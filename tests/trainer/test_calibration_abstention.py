@@ -138,3 +138,20 @@ def test_auto_defaults_follow_the_size_of_the_data():
     # many outputs: the output layer stays small enough for one gRPC message
     wide = auto_settings(30_000, 300)["featurizer"]
     assert wide.dim * 300 * 4 <= 32 * 1024 * 1024
+
+
+def test_served_outputs_are_what_predict_answers() -> None:
+    """The promotion gate scores versions with served_outputs: the best catalogue output, or
+    __out_of_scope__ where the version abstains (its own column on top, or below the threshold)."""
+    from services.core.abstention import served_outputs
+
+    labels = ["billing", OUT_OF_SCOPE, "refund"]
+    probs = np.array([[0.7, 0.2, 0.1],     # confident billing
+                      [0.2, 0.5, 0.3],     # out of scope on top
+                      [0.31, 0.3, 0.39]])  # refund, but below a 0.4 threshold
+    assert list(served_outputs(probs, labels, 0.4)) == ["billing", OUT_OF_SCOPE, OUT_OF_SCOPE]
+    assert list(served_outputs(probs, labels, 0.0)) == ["billing", OUT_OF_SCOPE, "refund"]
+    # A version that never learned the reserved output abstains on its threshold only.
+    plain = probs[:, [0, 2]]
+    assert list(served_outputs(plain, ["billing", "refund"], 0.0)) == ["billing", "refund", "refund"]
+    assert list(served_outputs(plain, ["billing", "refund"], 0.65)) == ["billing", OUT_OF_SCOPE, OUT_OF_SCOPE]

@@ -68,8 +68,7 @@ async def adapt_agent_behavior(body: AdaptBehaviorIn, request: Request, caller: 
     window.FromTimedelta(dt.timedelta(days=days))
     with encoding_request():
         adapt = training_service_pb2.AdaptAgentRequest(
-            agent_id=body.agent_id, method=METHODS[strategy], feedback_window=window,
-            account_id=caller.account)
+            agent_id=body.agent_id, method=METHODS[strategy], feedback_window=window)
         if body.auto_apply:
             adapt.promotion.requested_by = "auto_apply"
         for name, value in (body.performance_metrics or {}).items():

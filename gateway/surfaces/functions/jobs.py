@@ -194,7 +194,7 @@ async def _start(services: Services, caller: Caller, agent_id: str, examples: li
     with encoding_request():
         config = config_to_proto(cfg)
         request = training_service_pb2.StartJobRequest(
-            agent_id=agent_id, dataset_id=cfg.dataset or "", config=config, account_id=caller.account,
+            agent_id=agent_id, dataset_id=cfg.dataset or "", config=config,
             module_id=module_id or "")
         if config.method == job_state_pb2.TRAINING_METHOD_REINFORCEMENT:
             request.rated_examples.extend(examples_to_rated(examples))
