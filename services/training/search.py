@@ -151,7 +151,7 @@ def _parse(text: str, start: str, request_field: str):
 
 
 def _syntax_error(err: UnexpectedInput, text: str, request_field: str) -> InvalidArgument:
-    expected = sorted({_TERMINAL_WORDS.get(t, t) for t in (getattr(err, "expected", None) or ())
+    expected = sorted({_TERMINAL_WORDS.get(t, t) for t in (getattr(err, "expected", None) or getattr(err, "allowed", None) or ())
                        if not t.startswith("__")})
     wanted = " or ".join(expected) if expected else "something else"
     if isinstance(err, UnexpectedToken) and err.token.type == "$END" or isinstance(err, UnexpectedEOF):
@@ -329,7 +329,7 @@ def _metric_field(name: str, rest: str, position: Position, step: int | None, er
     if not _METRIC_NAME.fullmatch(metric):
         raise error("metrics.<name> needs a metric name, e.g. metrics.validation_accuracy")
     if step is not None:
-        if aggregate != "last" or rest.endswith(".last"):
+        if aggregate != "last":
             raise error("metrics.<name>@step=N is the value at that step; it takes no .best/.min/.max")
         return Field(name, f"(SELECT arg_max(m.value, m.sequence) {_METRIC_ROWS} AND m.step = ?)",
                      (metric, step), "number", position)
