@@ -370,10 +370,22 @@ async def list_datasets(services: Services) -> dict[str, Any]:
     return {"datasets": [dataset_json(d) for d in datasets]}
 
 
+SEARCH_MAX = 4096  # characters of `filter` or `orderBy`, as TrainingService allows
+
+
 @router.get("/jobs", response_model=JobsOut, response_model_exclude_none=True, summary="All training jobs")
-async def list_jobs(services: Services) -> dict[str, Any]:
-    jobs = await _all_pages(lambda token: services.training.ListJobs(
-        training_service_pb2.ListJobsRequest(page_size=1000, page_token=token), timeout=services.timeout_s), "jobs")
+async def list_jobs(services: Services,
+                    filter_: Annotated[str, Query(alias="filter", max_length=SEARCH_MAX, description=(
+                        'Optional job search (docs/search.md), e.g. `state = "completed" AND '
+                        '(labels.team IN ("a", "b") OR metrics.validation_accuracy.best > 0.8)`. '
+                        "A malformed one is 400 naming the line and column."))] = "",
+                    orderBy: Annotated[str, Query(max_length=SEARCH_MAX, description=(
+                        "Optional `<field> [asc|desc], ...` over the search's fields; default "
+                        "`create_time desc`."))] = "") -> dict[str, Any]:
+    with rpc_fields(RUNTIME_SURFACE, {"order_by": "orderBy"}):
+        jobs = await _all_pages(lambda token: services.training.ListJobs(
+            training_service_pb2.ListJobsRequest(page_size=1000, page_token=token, filter=filter_, order_by=orderBy),
+            timeout=services.timeout_s), "jobs")
     return {"jobs": [job_json(j) for j in jobs]}
 
 

@@ -144,10 +144,17 @@ def jobs(
     state: Annotated[Optional[Literal[JOB_STATES]], typer.Option("--state", "-s",
                                                  help="Only jobs in this state.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000, help="At most this many (newest first).")] = 20,
+    search: Annotated[str, typer.Option(
+        "--filter", "-q", metavar="QUERY",
+        help='Search over fields, config, labels and metrics (docs/search.md), e.g. '
+             '\'state = "completed" AND (labels.team = "a" OR metrics.validation_accuracy.best > 0.8)\'.')] = "",
+    order_by: Annotated[str, typer.Option(
+        "--order-by", metavar="FIELDS", help='e.g. "metrics.loss.best asc, create_time desc" '
+                                             "(default: newest first).")] = "",
     as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
 ) -> None:
-    """List training jobs, newest first."""
-    found = connect(url, token, timeout).list_jobs(agent or "", state, limit)
+    """List training jobs, newest first unless --order-by says otherwise."""
+    found = connect(url, token, timeout).list_jobs(agent or "", state, limit, search, order_by)
     rows = [(j["job_id"], j["agent_id"], output.state_text(j["state"]),
              f"{j['current_epoch']}/{j['total_epochs']}", output.num(j["metrics"].get("loss")),
              output.num(j["metrics"].get("validation_accuracy", j["metrics"].get("accuracy"))),

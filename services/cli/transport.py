@@ -118,14 +118,15 @@ class GrpcBackend:
         resp = self.call("training", "GetJob", training_service_pb2.GetJobRequest(job_id=job_id))
         return records.job_from_proto(resp.job)
 
-    def list_jobs(self, agent_id: str, state: str | None, limit: int) -> list[dict[str, Any]]:
+    def list_jobs(self, agent_id: str, state: str | None, limit: int, search: str = "",
+                  order_by: str = "") -> list[dict[str, Any]]:
         from services.common.pagination import collect_pages
         from trainhouse.v1 import job_state_pb2, training_service_pb2
 
         state_enum = getattr(job_state_pb2, f"JOB_STATE_{state.upper()}") if state else 0
-        jobs = collect_pages(lambda r: self.call("training", "ListJobs", r),
-                             training_service_pb2.ListJobsRequest(agent_id=agent_id, state=state_enum), "jobs", 1000,
-                             limit)
+        request = training_service_pb2.ListJobsRequest(agent_id=agent_id, state=state_enum, filter=search,
+                                                       order_by=order_by)
+        jobs = collect_pages(lambda r: self.call("training", "ListJobs", r), request, "jobs", 1000, limit)
         return [records.job_from_proto(j) for j in jobs]
 
     def cancel_job(self, job_id: str) -> dict[str, Any]:
@@ -315,10 +316,13 @@ class GatewayBackend:
     def get_job(self, job_id: str) -> dict[str, Any]:
         return records.job_from_rest(self._request("GET", f"/api/v1/training/train-agent/{_seg(job_id)}"))
 
-    def list_jobs(self, agent_id: str, state: str | None, limit: int) -> list[dict[str, Any]]:
-        """The v1 surface has no job listing: take the ids (newest first) from the seed-004 runtime
-        surface's `GET /api/training/jobs`, then read each job from v1 so the records match gRPC's."""
-        listed = self._request("GET", "/api/training/jobs").get("jobs") or []
+    def list_jobs(self, agent_id: str, state: str | None, limit: int, search: str = "",
+                  order_by: str = "") -> list[dict[str, Any]]:
+        """The v1 surface has no job listing: take the ids (in the search's order, newest first by
+        default) from the seed-004 runtime surface's `GET /api/training/jobs`, which runs the search,
+        then read each job from v1 so the records match gRPC's."""
+        params = {k: v for k, v in (("filter", search), ("orderBy", order_by)) if v}
+        listed = self._request("GET", "/api/training/jobs", params=params).get("jobs") or []
         wanted = [item["id"] for item in listed
                   if (not agent_id or item.get("model") == agent_id) and (not state or item.get("status") == state)]
         return [self.get_job(job_id) for job_id in wanted[:limit]]

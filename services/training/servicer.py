@@ -20,6 +20,7 @@ from services.training.events import EventHub
 from services.training.jobs import Jobs, job_account, visible_job
 from services.training.policy_export import export_job_policy
 from services.training.runner import JobRunner
+from services.training.search import compile_filter, compile_order
 from services.training.store import TERMINAL_STATES, JobStore
 from trainhouse.v1 import training_job_pb2, training_service_pb2, training_service_pb2_grpc
 
@@ -101,12 +102,10 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
 
     def ListJobs(self, request, context):
         page = page_request(request, 50, 1000)
-        order = (request.order_by or "create_time desc").strip().lower()
-        if order not in ("create_time desc", "create_time asc", "create_time"):
-            raise InvalidArgument("order_by", "must be 'create_time desc' or 'create_time asc'")
+        condition, order = compile_filter(request.filter), compile_order(request.order_by)
         state = STATE_NAMES.get(request.state, "") if request.state else ""
         jobs = self.store.list_jobs(page, agent_id=request.agent_id, state=state, account_id=request.account_id,
-                                    descending=order.endswith("desc"), visible=identity.current().account_filter)
+                                    condition=condition, order=order, visible=identity.current().account_filter)
         rates: dict = {}
         return training_service_pb2.ListJobsResponse(
             jobs=[self._listed(r, rates) for r in jobs.rows], next_page_token=jobs.next_page_token,

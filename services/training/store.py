@@ -17,6 +17,7 @@ from services.common.duckdb_store import DuckStore, insert_columns
 from services.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
 from services.core.errors import NotFound
 from services.training.estimates import Throughput, measured
+from services.training.search import Condition
 from services.common.timeutil import now
 
 TERMINAL_STATES = ("completed", "failed", "cancelled")
@@ -187,16 +188,21 @@ class JobStore:
         return rows[0]
 
     def list_jobs(self, page: PageRequest, *, agent_id: str = "", state: str = "", account_id: str = "",
-                  descending: bool = True, visible: str | None = None) -> Page:
-        """A keyset page of jobs by (create_time, job_id), newest first unless `descending` is False;
-        only `visible`'s jobs when given (a non-admin caller's account: another `account_id` lists none)."""
+                  condition: Condition | None = None, order: Order | None = None,
+                  visible: str | None = None) -> Page:
+        """A keyset page of jobs matching every given filter and the compiled search `condition`
+        (search.py), in `order` (default: newest first by (create_time, job_id)); only `visible`'s jobs
+        when given (a non-admin caller's account: another `account_id` lists none)."""
         where, params = [], []
         for col, value in (("agent_id", agent_id), ("state", state), ("account_id", account_id)):
             if value:
                 where.append(f"{col} = ?")
                 params.append(value)
+        if condition is not None:
+            where.append(condition.sql)
+            params += condition.params
         where, params = _visible_to(where, params, visible)
-        order = Order((SortKey("create_time", descending, dt.datetime), SortKey("job_id", descending)))
+        order = order or Order((SortKey("create_time", True, dt.datetime), SortKey("job_id", True)))
         return fetch_page(self.db, "jobs", where, params, order, page)
 
     def recent_throughput(self, method: str, limit: int = 20) -> Throughput | None:
