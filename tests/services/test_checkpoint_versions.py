@@ -4,6 +4,7 @@ takes part of the traffic; registration is idempotent per (job, checkpoint, step
 errors; another account's job is NOT_FOUND."""
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -17,6 +18,7 @@ from services.core.featurizer import FeaturizerConfig
 from services.core.trainer.checkpoint import load_checkpoint
 from services.core.trainer.examples import LabelMap
 from services.core.trainer.mlp import MLP, TrainedModel
+from tests.cli.test_cli import ok_json
 from tests.gateway.conftest import make_token
 from tests.intents import make_examples
 from tests.services.test_training_grpc import examples_pb, wait_terminal
@@ -149,6 +151,45 @@ def test_unknown_and_other_accounts_jobs_are_not_found(stack, training, running)
     with pytest.raises(grpc.RpcError) as err:
         other.RegisterCheckpoint(pb.RegisterCheckpointRequest(job_id=running[1], which="last"))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_gateway_route(stack, training, running):
+    _, job_id = running
+    second = interval_checkpoints(training, job_id)[1]
+    headers = {"Authorization": f"Bearer {stack.admin_token}"}
+    base = f"/api/v1/training/train-agent/{job_id}/checkpoints"
+    with httpx.Client(base_url=stack.gateway_url, timeout=60, headers=headers) as client:
+        r = client.post(f"{base}/{second.checkpoint_id}/register", json={"note": "from http"})
+        assert r.status_code == 201, r.text
+        version = r.json()["data"]
+        assert version["jobId"] == job_id and version["status"] in ("registered", "deployed")
+        assert version["checkpoint"] == {"checkpointId": second.checkpoint_id, "step": second.step,
+                                         "epoch": second.epoch, "kind": "interval"}
+        by_grpc = register(training, job_id, step=second.step)
+        assert version["versionId"] == by_grpc.version_id  # one version per checkpoint, whatever the door
+        best = client.post(f"{base}/best/register")
+        assert best.status_code == 201 and best.json()["data"]["checkpoint"]["kind"] == "best"
+        assert client.post(f"{base}/epoch-9999999/register").status_code == 404
+        assert client.post("/api/v1/training/train-agent/job-missing/checkpoints/last/register").status_code == 404
+
+
+def test_cli_over_both_transports(stack, training, running):
+    _, job_id = running
+    first = interval_checkpoints(training, job_id)[0]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TRAINHOUSE_")}
+    environment.update(TRAINHOUSE_HOME=str(stack.home), COLUMNS="200",
+                       TRAINHOUSE_GATEWAY_PORT=stack.gateway_url.rsplit(":", 1)[1],
+                       **{f"TRAINHOUSE_{n.upper()}_ADDR": stack.address(n)
+                          for n in ("training", "data", "evaluation", "registry")})
+    over_grpc = ok_json(environment, "register-checkpoint", job_id, "--step", str(first.step))
+    assert over_grpc["job_id"] == job_id and over_grpc["checkpoint"]["step"] == first.step
+    over_http = ok_json(environment, "register-checkpoint", job_id, "--step", str(first.step),
+                        "--url", stack.gateway_url, "--token", stack.admin_token)
+    assert over_http["version_id"] == over_grpc["version_id"]
+    assert over_http["checkpoint"] == over_grpc["checkpoint"]
+    named = ok_json(environment, "register-checkpoint", job_id, "-c", first.checkpoint_id,
+                    "--url", stack.gateway_url, "--token", stack.admin_token)
+    assert named["version_id"] == over_grpc["version_id"]
 
 
 def test_cancelled_job_checkpoint_registers(training, running):
