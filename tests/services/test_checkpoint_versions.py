@@ -22,7 +22,8 @@ from tests.cli.test_cli import ok_json
 from tests.gateway.conftest import make_token
 from tests.intents import make_examples
 from tests.services.test_training_grpc import examples_pb, wait_terminal
-from trainhouse.v1 import (deployment_pb2 as D, job_state_pb2, model_registry_pb2 as R, model_version_pb2 as VS,
+from trainhouse.v1 import (deployment_pb2 as D, job_state_pb2, model_registry_pb2 as R, model_registry_pb2_grpc,
+                           model_version_pb2 as VS,
                            training_job_pb2, training_service_pb2 as pb, training_service_pb2_grpc)
 
 TEXTS = ["my parcel has not arrived", "I want my money back", "reset my password please", "what time do you open"]
@@ -112,6 +113,27 @@ def test_registration_is_idempotent_per_checkpoint(training, running):
     by_step = register(training, job_id, step=first.step)
     by_id = register(training, job_id, checkpoint_id=first.checkpoint_id)
     assert by_step.version_id == by_id.version_id
+
+
+def test_the_jobs_own_registration_is_not_answered_by_a_checkpoint_version(stack, training, running):
+    """The registry's idempotency is per (job, checkpoint, step): the job's final model (no checkpoint)
+    is its own version even after checkpoint versions of the job exist."""
+    agent, job_id = running
+    big = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
+    registry = model_registry_pb2_grpc.ModelRegistryStub(stack.channel("registry", options=big))
+    checkpoint_version = register(training, job_id, step=interval_checkpoints(training, job_id)[0].step)
+    artifact = registry.GetVersionArtifact(R.GetVersionArtifactRequest(
+        agent_id=agent, version_id=checkpoint_version.version_id)).onnx_model
+    final = registry.RegisterVersion(R.RegisterVersionRequest(agent_id=agent, onnx_model=artifact, job_id=job_id,
+                                                              method="supervised")).version
+    assert final.version_id != checkpoint_version.version_id and not final.HasField("checkpoint")
+    again = registry.RegisterVersion(R.RegisterVersionRequest(agent_id=agent, onnx_model=artifact, job_id=job_id,
+                                                              method="supervised")).version
+    assert again.version_id == final.version_id
+    with pytest.raises(grpc.RpcError) as err:
+        registry.RegisterVersion(R.RegisterVersionRequest(agent_id=agent, onnx_model=artifact, checkpoint=VS.CheckpointLineage(
+            checkpoint_id="epoch-0003", step=12)))
+    assert failure_of(err.value).field == "job_id"
 
 
 def test_best_and_last_selectors(training, running):
