@@ -22,7 +22,7 @@ from tests.cli.test_cli import ok_json
 from tests.gateway.conftest import make_token
 from tests.intents import make_examples
 from tests.services.test_training_grpc import examples_pb, wait_terminal
-from trainhouse.v1 import (deployment_pb2 as D, job_state_pb2, model_registry_pb2 as R, model_registry_pb2_grpc,
+from trainhouse.v1 import (deployment_pb2 as D, example_pb2, job_state_pb2, model_registry_pb2 as R, model_registry_pb2_grpc,
                            model_version_pb2 as VS,
                            training_job_pb2, training_service_pb2 as pb, training_service_pb2_grpc)
 
@@ -222,3 +222,40 @@ def test_cancelled_job_checkpoint_registers(training, running):
     assert job.state == job_state_pb2.JOB_STATE_CANCELLED
     last = register(training, job_id, which="last")
     assert last.checkpoint.kind == "cancel" and last.checkpoint.checkpoint_id.startswith("cancel-step-")
+
+
+def test_other_paradigms_register_their_checkpoints(training, registry):
+    """A GRPO policy's checkpoint registers as the policy graph the registry serves for a GRPO job;
+    a reinforcement checkpoint as its weights, uncalibrated as reinforcement's own model is."""
+    from tests.grpo.tasks import make_tasks
+    from tests.services.test_paradigms import queries_pb
+
+    M = job_state_pb2
+    grpo = training_job_pb2.GrpoConfig(n_iterations=6, batch_size=8, n_trajectories_per_query=4, learning_rate=0.03,
+                                       max_steps_per_trajectory=4, checkpoint_interval=3)
+    agent = f"ckpt-grpo-{uuid.uuid4().hex[:6]}"
+    job = training.StartJob(pb.StartJobRequest(
+        agent_id=agent, training_queries=queries_pb(make_tasks(100, seed=1)),
+        evaluation_queries=queries_pb(make_tasks(8, seed=2, held_out=True)),
+        config=training_job_pb2.TrainingConfig(method=M.TRAINING_METHOD_GRPO, grpo=grpo))).job
+    assert wait_terminal(training, job.job_id, timeout=300).state == M.JOB_STATE_COMPLETED
+    policy = register(training, job.job_id, step=3)
+    assert policy.method == "grpo" and policy.checkpoint.checkpoint_id == "iter-00003"
+    best = register(training, job.job_id, which="best")
+    assert best.checkpoint.kind == "best"
+    served = registry.Predict(R.PredictRequest(agent_id=agent, inputs=["what is 3 plus 4"], version_id=policy.version_id))
+    assert served.version_id == policy.version_id and served.predictions[0].output
+
+    rated = []
+    for i, e in enumerate(make_examples(20, seed=25)):
+        good = i % 2 == 0
+        served_output = e["expected_output"] if good else ("billing" if e["expected_output"] != "billing" else "shipping")
+        rated.append(example_pb2.RatedExample(input=e["input"], output=served_output, rating=5 if good else 1))
+    agent = f"ckpt-rl-{uuid.uuid4().hex[:6]}"
+    job = training.StartJob(pb.StartJobRequest(agent_id=agent, rated_examples=rated, config=training_job_pb2.TrainingConfig(
+        method=M.TRAINING_METHOD_REINFORCEMENT, epochs=4, checkpoint_interval=2))).job
+    assert wait_terminal(training, job.job_id, timeout=300).state == M.JOB_STATE_COMPLETED
+    version = register(training, job.job_id, checkpoint_id="epoch-0002")
+    assert version.method == "reinforcement" and "temperature" not in version.metrics
+    assert registry.Predict(R.PredictRequest(agent_id=agent, inputs=TEXTS[:1],
+                                             version_id=version.version_id)).version_id == version.version_id
