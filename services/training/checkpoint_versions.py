@@ -182,9 +182,11 @@ def _classifier(job: dict[str, Any], job_dir: Path, row: dict[str, Any], path: P
         held_out = [e.input for e in (trainer.validation_examples or trainer.train_examples)][:256]
     onnx_model = export_onnx_bytes(model)
     if held_out:  # the worker's parity check, on the same kind of inputs
-        diff = float(np.max(np.abs(model.predict_proba(held_out) - OnnxModel.from_bytes(onnx_model).predict_proba(held_out))))
+        served = OnnxModel.from_bytes(onnx_model).predict_proba(held_out)
+        diff = float(np.max(np.abs(model.predict_proba(held_out) - served)))
         if diff > PARITY_TOLERANCE:
-            raise FailedPrecondition(f"ONNX export of checkpoint {row['checkpoint_id']} disagrees with NumPy by {diff:.2e}")
+            raise FailedPrecondition(f"ONNX export of checkpoint {row['checkpoint_id']} disagrees with NumPy "
+                                     f"by {diff:.2e}")
         metrics["onnx_parity_max_abs_diff"] = diff
     metrics = {k: float(v) for k, v in metrics.items()
                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}

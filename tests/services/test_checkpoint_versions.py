@@ -22,9 +22,9 @@ from tests.cli.test_cli import ok_json
 from tests.gateway.conftest import make_token
 from tests.intents import make_examples
 from tests.services.test_training_grpc import examples_pb, wait_terminal
-from trainhouse.v1 import (deployment_pb2 as D, example_pb2, job_state_pb2, model_registry_pb2 as R, model_registry_pb2_grpc,
-                           model_version_pb2 as VS,
-                           training_job_pb2, training_service_pb2 as pb, training_service_pb2_grpc)
+from trainhouse.v1 import (deployment_pb2 as D, example_pb2, job_state_pb2, model_registry_pb2 as R,
+                           model_registry_pb2_grpc, model_version_pb2 as VS, training_job_pb2,
+                           training_service_pb2 as pb, training_service_pb2_grpc)
 
 TEXTS = ["my parcel has not arrived", "I want my money back", "reset my password please", "what time do you open"]
 
@@ -58,7 +58,8 @@ def register(training, job_id: str, **selector) -> VS.ModelVersion:
 
 
 def checkpoint_model(stack, job_id: str, checkpoint_id: str, temperature: float) -> TrainedModel:
-    state = load_checkpoint(str(stack.home / "training" / "jobs" / job_id / "checkpoints" / f"{checkpoint_id}.npz"))
+    folder = stack.home / "training" / "jobs" / job_id / "checkpoints"
+    state = load_checkpoint(str(folder / f"{checkpoint_id}.npz"))
     mlp = MLP.from_state_dict(state.params)
     return TrainedModel(params=mlp.params, label_map=LabelMap.from_list(state.label_map),
                         featurizer_config=FeaturizerConfig.from_dict(state.featurizer),
@@ -131,8 +132,8 @@ def test_the_jobs_own_registration_is_not_answered_by_a_checkpoint_version(stack
                                                               method="supervised")).version
     assert again.version_id == final.version_id
     with pytest.raises(grpc.RpcError) as err:
-        registry.RegisterVersion(R.RegisterVersionRequest(agent_id=agent, onnx_model=artifact, checkpoint=VS.CheckpointLineage(
-            checkpoint_id="epoch-0003", step=12)))
+        registry.RegisterVersion(R.RegisterVersionRequest(
+            agent_id=agent, onnx_model=artifact, checkpoint=VS.CheckpointLineage(checkpoint_id="epoch-0003", step=12)))
     assert failure_of(err.value).field == "job_id"
 
 
@@ -243,17 +244,19 @@ def test_other_paradigms_register_their_checkpoints(training, registry):
     assert policy.method == "grpo" and policy.checkpoint.checkpoint_id == "iter-00003"
     best = register(training, job.job_id, which="best")
     assert best.checkpoint.kind == "best"
-    served = registry.Predict(R.PredictRequest(agent_id=agent, inputs=["what is 3 plus 4"], version_id=policy.version_id))
+    served = registry.Predict(R.PredictRequest(agent_id=agent, inputs=["what is 3 plus 4"],
+                                               version_id=policy.version_id))
     assert served.version_id == policy.version_id and served.predictions[0].output
 
     rated = []
     for i, e in enumerate(make_examples(20, seed=25)):
         good = i % 2 == 0
-        served_output = e["expected_output"] if good else ("billing" if e["expected_output"] != "billing" else "shipping")
+        wrong = "billing" if e["expected_output"] != "billing" else "shipping"
+        served_output = e["expected_output"] if good else wrong
         rated.append(example_pb2.RatedExample(input=e["input"], output=served_output, rating=5 if good else 1))
     agent = f"ckpt-rl-{uuid.uuid4().hex[:6]}"
-    job = training.StartJob(pb.StartJobRequest(agent_id=agent, rated_examples=rated, config=training_job_pb2.TrainingConfig(
-        method=M.TRAINING_METHOD_REINFORCEMENT, epochs=4, checkpoint_interval=2))).job
+    config = training_job_pb2.TrainingConfig(method=M.TRAINING_METHOD_REINFORCEMENT, epochs=4, checkpoint_interval=2)
+    job = training.StartJob(pb.StartJobRequest(agent_id=agent, rated_examples=rated, config=config)).job
     assert wait_terminal(training, job.job_id, timeout=300).state == M.JOB_STATE_COMPLETED
     version = register(training, job.job_id, checkpoint_id="epoch-0002")
     assert version.method == "reinforcement" and "temperature" not in version.metrics
