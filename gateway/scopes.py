@@ -45,6 +45,8 @@ ROUTE_SCOPES: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/training/adapt-agent"): "training:start",
     ("GET", "/api/v1/training/train-agent/{jobId}/events"): "training:view",
     ("GET", "/api/v1/training/train-agent/{jobId}/checkpoints"): "training:view",
+    # Registering makes a version, as a finished job does (training:start); serving it is a deploy.
+    ("POST", "/api/v1/training/train-agent/{jobId}/checkpoints/{checkpointId}/register"): "training:start",
     ("GET", "/api/v1/training/train-agent/{jobId}/metrics"): "training:view",
     # Model versions (seed 000).
     ("GET", "/api/v1/training/models/{agentId}/versions"): "training:view",

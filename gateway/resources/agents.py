@@ -16,7 +16,7 @@ AGENT_FIELDS = ("agent_id", "name", "description", "active_version_id", "staging
 VERSION_FIELDS = ("version_id", "agent_id", "state", "serving", "serving_reason", "promotion", "aliases", "tags",
                   "created_at",
                   "metrics", "training_config", "method", "job_id", "dataset_id", "parent_version_id", "size_bytes",
-                  "sha256", "labels")
+                  "sha256", "labels", "checkpoint")
 
 
 def version_state_word(state: int) -> str:
@@ -54,7 +54,10 @@ def version_fields(v: model_version_pb2.ModelVersion) -> dict[str, Any]:
             "training_config": struct_to_dict(v.training_config), "method": v.method or None,
             "job_id": v.job_id or None, "dataset_id": v.dataset_id or None,
             "parent_version_id": v.parent_version_id or None, "size_bytes": v.size_bytes, "sha256": v.sha256,
-            "labels": list(v.labels)}
+            "labels": list(v.labels),
+            "checkpoint": {"checkpoint_id": v.checkpoint.checkpoint_id, "step": v.checkpoint.step,
+                           "epoch": v.checkpoint.epoch, "kind": v.checkpoint.kind}
+            if v.HasField("checkpoint") else None}
 
 
 # The v1 surface's (and seed 000's) spellings: camelCase; a version says "trainedAt" and "status",
@@ -72,4 +75,6 @@ def version_v1(v: model_version_pb2.ModelVersion) -> dict[str, Any]:
     out.update(status=out["status"].replace("_", "-"), size=human_size(v.size_bytes))
     if out["promotion"]:  # a record of the surface's own, so its keys follow the surface's case
         out["promotion"] = {camel(k): value for k, value in out["promotion"].items()}
+    if out["checkpoint"]:
+        out["checkpoint"] = {camel(k): value for k, value in out["checkpoint"].items()}
     return out

@@ -49,6 +49,8 @@ class VersionOut(CamelModel):
     serving_reason: str | None = Field(None, description="Why it serves (or does not)")
     promotion: dict[str, Any] | None = Field(None, description="The promotion gate's decision (outcome, reason, "
                                                                "accuracies, p-value), when one was asked for")
+    checkpoint: dict[str, Any] | None = Field(None, description="The job checkpoint the version was made from "
+                                                                 "(checkpointId, step, epoch, kind)")
     aliases: list[str] = []
     tags: dict[str, str] = {}
 

@@ -20,12 +20,14 @@ from gateway.deps import Caller, Services
 from gateway.errors import INVALID, ApiError, encoding_request
 from gateway.examples import ExampleIn, examples_to_proto
 from gateway.models import CamelModel, Envelope, envelope, Id, id_path, VersionRef
+from gateway.resources.agents import version_v1
 from gateway.resources.events import sse_event
 from gateway.resources.jobs import checkpoint_fields, estimated_duration, job_status, state_word
 from gateway.resources.tables import FieldTable
 from gateway.resources.training_config import TrainingConfigIn, config_json, config_to_proto
 from gateway.routing import GatewayRoute
 from gateway.surfaces.common import ERROR_RESPONSES
+from gateway.surfaces.models_v1 import VersionOut
 from services.common.grpc_errors import failure_of
 
 router = APIRouter(prefix="/api/v1/training", tags=["training"], route_class=GatewayRoute,
@@ -156,6 +158,7 @@ def sse_frame(event: str, data: dict[str, Any], event_id: int | None = None) -> 
 # ---- routes ---------------------------------------------------------------------------------
 
 JobId = Annotated[str, id_path("jobId", "Training job id")]
+CheckpointId = Annotated[str, id_path("checkpointId", "A checkpoint id, or 'best' / 'last'")]
 
 
 @router.post("/train-agent", response_model=Envelope[TrainAgentData], response_model_exclude_none=True,
@@ -289,6 +292,28 @@ async def list_checkpoints(
         timeout=services.timeout_s)
     return envelope({"jobId": job_id, "checkpoints": [checkpoint_json(c) for c in resp.checkpoints],
                      "nextPageToken": resp.next_page_token or None})
+
+
+class RegisterCheckpointIn(CamelModel):
+    note: StrictStr | None = Field(None, max_length=256, description="Kept as the version's tag 'note'")
+
+
+@router.post("/train-agent/{jobId}/checkpoints/{checkpointId}/register", response_model=Envelope[VersionOut],
+             response_model_exclude_none=True, status_code=201,
+             summary="Register a checkpoint as a model version",
+             description="checkpointId is a checkpoint id, or 'best' / 'last'. Any job state; idempotent per "
+                         "checkpoint and step. The version serves nothing until deployed (unless it is the "
+                         "agent's first version and the agent serves its first version).")
+async def register_checkpoint(
+    job_id: JobId, checkpoint_id: CheckpointId, services: Services, body: RegisterCheckpointIn | None = None,
+) -> dict[str, Any]:
+    request = training_service_pb2.RegisterCheckpointRequest(job_id=job_id, note=(body.note if body else None) or "")
+    if checkpoint_id in ("best", "last"):
+        request.which = checkpoint_id  # the job's best checkpoint is also the id "best": the same one
+    else:
+        request.checkpoint_id = checkpoint_id
+    resp = await services.training.RegisterCheckpoint(request, timeout=services.timeout_s)
+    return envelope(version_v1(resp.version))
 
 
 @router.get("/train-agent/{jobId}/metrics", response_model=Envelope[MetricsData],

@@ -82,6 +82,27 @@ def predict(
     output.emit(as_json, result, render)
 
 
+@reports_errors
+def register_checkpoint(
+    job: Annotated[str, typer.Argument(metavar="JOB_ID", help="The job whose checkpoint to register.")],
+    checkpoint: Annotated[str, typer.Option("--checkpoint", "-c", help="A checkpoint id (see the job's "
+                                            "checkpoints), 'best' or 'last'.")] = "last",
+    step: Annotated[Optional[int], typer.Option("--step", min=1, help="The checkpoint written after this many "
+                                                "steps (instead of --checkpoint).")] = None,
+    note: Annotated[str, typer.Option("--note", help="Kept as the version's tag 'note'.")] = "",
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
+) -> None:
+    """Register a job's checkpoint (any job state, mid-run too) as a model version of its agent.
+
+    Registering the same checkpoint again answers the same version. The version serves nothing
+    until it is deployed (`trainhouse deploy`), unless it is the agent's first version."""
+    v = connect(url, token, timeout).register_checkpoint(job, checkpoint, step, note)
+    cp = v.get("checkpoint") or {}
+    output.emit(as_json, v, lambda con: con.print(
+        f"{v['agent_id']} [bold]{v['version_id']}[/bold] from {job} checkpoint {cp.get('checkpoint_id')} "
+        f"(step {cp.get('step')}, epoch {cp.get('epoch')}): {v['serving'] or v['state']}"))
+
+
 # ---- aliases and tags -----------------------------------------------------------------------
 
 aliases_app = typer.Typer(help="Aliases of an agent's versions (champion, challenger): list, set or move, "

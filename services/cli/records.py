@@ -117,6 +117,8 @@ def version_from_rest(d: dict[str, Any]) -> dict[str, Any]:
     out["metrics"] = dict(sorted((out["metrics"] or {}).items()))
     if out.get("promotion"):
         out["promotion"] = {snake(k): v for k, v in out["promotion"].items()}
+    if out.get("checkpoint"):
+        out["checkpoint"] = {snake(k): v for k, v in out["checkpoint"].items()}
     return out
 
 

@@ -185,6 +185,19 @@ class GrpcBackend:
                                  model_registry_pb2.ListVersionsRequest(agent_id=agent_id), "versions", 100, limit)
         return [records.version_from_proto(v) for v in versions]
 
+    def register_checkpoint(self, job_id: str, checkpoint: str, step: int | None, note: str) -> dict[str, Any]:
+        """A job's checkpoint (an id, "best", "last"; or the one at `step`) as a version."""
+        from trainhouse.v1 import training_service_pb2
+
+        request = training_service_pb2.RegisterCheckpointRequest(job_id=job_id, note=note)
+        if step is not None:
+            request.step = step
+        elif checkpoint in ("best", "last"):
+            request.which = checkpoint
+        else:
+            request.checkpoint_id = checkpoint
+        return records.version_from_proto(self.call("training", "RegisterCheckpoint", request).version)
+
     # -- aliases and tags --
     def list_aliases(self, agent_id: str) -> list[dict[str, Any]]:
         from trainhouse.v1 import model_registry_pb2
@@ -376,6 +389,21 @@ class GatewayBackend:
     def list_versions(self, agent_id: str, limit: int) -> list[dict[str, Any]]:
         path = f"/api/v1/training/models/{_seg(agent_id)}/versions"
         return [records.version_from_rest(v) for v in self._pages(path, "versions", limit)]
+
+    def register_checkpoint(self, job_id: str, checkpoint: str, step: int | None, note: str) -> dict[str, Any]:
+        """As GrpcBackend's; the route names a checkpoint, so a step is first looked up in the job's
+        checkpoints (the one whose id names those weights for good, not "best", as the service picks)."""
+        if step is not None:
+            listed = self._request("GET", f"/api/v1/training/train-agent/{_seg(job_id)}/checkpoints",
+                                   params={"pageSize": 1000}).get("checkpoints") or []
+            at_step = sorted((c for c in listed if c.get("step") == step), key=lambda c: c.get("kind") == "best")
+            if not at_step:
+                raise CliError(ExitCode.NOT_FOUND, f"job {job_id} has no checkpoint at step {step}", field="step",
+                               status="HTTP 404")
+            checkpoint = at_step[0]["checkpointId"]
+        data = self._request("POST", f"/api/v1/training/train-agent/{_seg(job_id)}/checkpoints/{_seg(checkpoint)}"
+                             "/register", json={"note": note} if note else {})
+        return records.version_from_rest(data)
 
     # -- aliases and tags --
     def list_aliases(self, agent_id: str) -> list[dict[str, Any]]:

@@ -32,6 +32,9 @@ RPC_SCOPES: dict[str, str] = {
     "trainhouse.v1.TrainingService/UpdateAutoTrainingConfig": ADMIN,
     "trainhouse.v1.TrainingService/ListAutoTrainingRuns": VIEW,
     "trainhouse.v1.TrainingService/CheckAutoTraining": ADMIN,
+    # Registering a checkpoint creates a version, as a job's own registration does (RegisterVersion:
+    # training:start); serving it is a separate DeployVersion (models:deploy).
+    "trainhouse.v1.TrainingService/RegisterCheckpoint": START,
     # DataService
     "trainhouse.v1.DataService/CreateDataset": GENERATE,
     "trainhouse.v1.DataService/CreateDatasetFromJsonl": GENERATE,

@@ -99,7 +99,17 @@ def version_proto(row: dict[str, Any], aliases: list[str] | None = None, active:
         tags=loads(row.get("tags_json"), {}), bump_reason=row.get("bump_reason") or "",
         status_reason=row.get("status_reason") or "", update_time=ts(row.get("update_time") or row["create_time"]),
         active=active, serving_status=SERVING_STATUSES[serving[0]] if serving else 0,
-        serving_reason=serving[1] if serving else "", promotion=promotion_proto(loads(row.get("promotion_json"), None)))
+        serving_reason=serving[1] if serving else "", promotion=promotion_proto(loads(row.get("promotion_json"), None)),
+        checkpoint=checkpoint_proto(row))
+
+
+def checkpoint_proto(row: dict[str, Any]) -> model_version_pb2.CheckpointLineage | None:
+    """The checkpoint a version was made from; None for a job's final model."""
+    if not row.get("checkpoint_id"):
+        return None
+    return model_version_pb2.CheckpointLineage(checkpoint_id=row["checkpoint_id"], step=row.get("checkpoint_step") or 0,
+                                               epoch=row.get("checkpoint_epoch") or 0,
+                                               kind=row.get("checkpoint_kind") or "")
 
 
 def promotion_proto(decision: dict[str, Any] | None) -> model_version_pb2.PromotionDecision | None:

@@ -39,6 +39,14 @@ def _actor(value: str) -> str:
     return value
 
 
+def _checkpoint_columns(checkpoint: Any) -> dict[str, Any]:
+    """A checkpoint version's lineage columns (none for a job's final model)."""
+    if checkpoint is None:
+        return {}
+    return {"checkpoint_id": checkpoint.checkpoint_id, "checkpoint_step": checkpoint.step,
+            "checkpoint_epoch": checkpoint.epoch, "checkpoint_kind": checkpoint.kind}
+
+
 def _order(order_by: str) -> tuple[str, bool]:
     """("create_time" | "version_id" | "metrics.<name>", descending)."""
     parts = (order_by or "create_time desc").strip().split()
@@ -144,8 +152,14 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
         for name, cap in (("holdout_examples", MAX_HOLDOUT), ("demonstration_examples", MAX_DEMONSTRATIONS)):
             if len(getattr(request, name)) > cap:
                 raise InvalidArgument(name, f"at most {cap} examples")
+        checkpoint = request.checkpoint if request.HasField("checkpoint") else None
+        if checkpoint is not None and not (request.job_id and checkpoint.checkpoint_id):
+            raise InvalidArgument("checkpoint.checkpoint_id" if request.job_id else "job_id",
+                                  "a checkpoint version needs the job and the checkpoint it came from")
         if request.job_id:
-            existing = self.store.version_for_job(request.agent_id, request.job_id)
+            existing = self.store.version_for_job(request.agent_id, request.job_id,
+                                                  checkpoint.checkpoint_id if checkpoint else "",
+                                                  checkpoint.step if checkpoint else 0)
             if existing is not None:  # a retried registration returns the first one
                 return model_registry_pb2.RegisterVersionResponse(version=self._version(existing))
         try:
@@ -183,7 +197,7 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
                 "dataset_id": request.dataset_id, "parent_version_id": request.parent_version_id,
                 "method": request.method, "labels_json": json.dumps(labels),
                 "featurizer_json": json.dumps(featurizer), "size_bytes": len(request.onnx_model), "sha256": digest,
-                "path": str(path)}, labels)
+                "path": str(path), **_checkpoint_columns(checkpoint)}, labels)
             baseline_id = self.deployments.serving_version(request.agent_id, PRODUCTION)
             served_first = self.deployments.serve_first(row)
         holdout = example_dicts(request.holdout_examples)

@@ -72,6 +72,12 @@ SCHEMA = [
     "ALTER TABLE versions ADD COLUMN IF NOT EXISTS update_time TIMESTAMP",
     # The promotion gate's decision (gate.Decision as JSON), when the registration asked for one.
     "ALTER TABLE versions ADD COLUMN IF NOT EXISTS promotion_json VARCHAR",
+    # Lineage of a version made from a job's checkpoint (TrainingService.RegisterCheckpoint); NULL
+    # for a job's final model. (job_id, checkpoint_id, checkpoint_step) names one version.
+    "ALTER TABLE versions ADD COLUMN IF NOT EXISTS checkpoint_id VARCHAR",
+    "ALTER TABLE versions ADD COLUMN IF NOT EXISTS checkpoint_step BIGINT",
+    "ALTER TABLE versions ADD COLUMN IF NOT EXISTS checkpoint_epoch INTEGER",
+    "ALTER TABLE versions ADD COLUMN IF NOT EXISTS checkpoint_kind VARCHAR",
     # Examples sent with a registration: "holdout" (never trained on) and "demonstration".
     """CREATE TABLE IF NOT EXISTS version_examples (
         agent_id VARCHAR NOT NULL,
@@ -364,8 +370,16 @@ class RegistryStore:
                     "WHERE agent_id = ?", [version_id, provider_model or None, naive(), agent_id])
 
     # ---- versions ----------------------------------------------------------------------------
-    def version_for_job(self, agent_id: str, job_id: str) -> dict[str, Any] | None:
-        rows = self.db.query_dicts("SELECT * FROM versions WHERE agent_id = ? AND job_id = ?", [agent_id, job_id])
+    def version_for_job(self, agent_id: str, job_id: str, checkpoint_id: str = "",
+                        checkpoint_step: int = 0) -> dict[str, Any] | None:
+        """The version registered for the job's final model (no checkpoint named), else for that
+        checkpoint of the job at that step: the key a retried registration is answered by."""
+        if not checkpoint_id:
+            rows = self.db.query_dicts("SELECT * FROM versions WHERE agent_id = ? AND job_id = ? "
+                                       "AND coalesce(checkpoint_id, '') = ''", [agent_id, job_id])
+        else:
+            rows = self.db.query_dicts("SELECT * FROM versions WHERE agent_id = ? AND job_id = ? AND checkpoint_id = ? "
+                                       "AND checkpoint_step = ?", [agent_id, job_id, checkpoint_id, checkpoint_step])
         return rows[0] if rows else None
 
     def add_version(self, row: dict[str, Any], labels: Sequence[str]) -> tuple[dict[str, Any], Bump]:

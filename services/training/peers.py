@@ -14,7 +14,7 @@ from google.protobuf.json_format import MessageToDict
 from services.common.clients import channel
 from services.common.pagination import collect_pages
 from services.common.timeutil import to_timestamp
-from services.core.errors import AlreadyExists, InvalidArgument, NotFound, Unavailable
+from services.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from services.common.grpc_errors import failure_of
 from services.common.example_codec import example_dicts, example_proto
 from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, feedback_pb2, model_registry_pb2,
@@ -245,28 +245,34 @@ def demonstrations(train: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def register_version(job: dict[str, Any], artifact_path: str, metrics: dict[str, float],
-                     resolved_config: dict[str, Any], split: dict[str, list[dict[str, Any]]] | None,
-                     promotion: dict[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
-    """Register the job's model; (version id, the promotion gate's decision or None).
+def _registration(job: dict[str, Any], onnx_model: bytes, metrics: dict[str, float],
+                  resolved_config: dict[str, Any],
+                  split: dict[str, list[dict[str, Any]]] | None) -> model_registry_pb2.RegisterVersionRequest:
+    """The RegisterVersionRequest of a model of `job`: its lineage, metrics and held-out examples.
 
     The job's validation split goes with it as the version's held-out examples (the registry's
     promotion gate scores on them, an Ollama import takes demonstrations from them), plus a few
     training examples per output. A model refit on all its examples (config ``refit``) has no
     held-out examples left: none are sent, and the gate cannot promote it over a serving version.
     """
-    data = Path(artifact_path).read_bytes()
     config = struct_pb2.Struct()
     config.update(resolved_config)
     split = split or {}
     holdout = [] if resolved_config.get("refit") else split.get("validation", [])[:HOLDOUT_CAP]
-    request = model_registry_pb2.RegisterVersionRequest(
-        agent_id=job["agent_id"], onnx_model=data, job_id=job["job_id"], dataset_id=job["dataset_id"] or "",
+    return model_registry_pb2.RegisterVersionRequest(
+        agent_id=job["agent_id"], onnx_model=onnx_model, job_id=job["job_id"], dataset_id=job["dataset_id"] or "",
         parent_version_id=job["base_version_id"] or "", method=job["method"],
         metrics={k: float(v) for k, v in metrics.items()
                  if isinstance(v, (int, float)) and not isinstance(v, bool)},
         training_config=config, holdout_examples=[example_proto(e) for e in holdout],
         demonstration_examples=[example_proto(e) for e in demonstrations(split.get("train", []))])
+
+
+def register_version(job: dict[str, Any], artifact_path: str, metrics: dict[str, float],
+                     resolved_config: dict[str, Any], split: dict[str, list[dict[str, Any]]] | None,
+                     promotion: dict[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
+    """Register the job's model; (version id, the promotion gate's decision or None)."""
+    request = _registration(job, Path(artifact_path).read_bytes(), metrics, resolved_config, split)
     if promotion:
         request.promotion.CopyFrom(model_version_pb2.PromotionPolicy(**promotion))
     stub = model_registry_pb2_grpc.ModelRegistryStub(channel("registry"))
@@ -277,6 +283,28 @@ def register_version(job: dict[str, Any], artifact_path: str, metrics: dict[str,
     decision = MessageToDict(version.promotion, preserving_proto_field_name=True,
                              always_print_fields_with_no_presence=True) if version.HasField("promotion") else None
     return version.version_id, decision
+
+
+def register_checkpoint(job: dict[str, Any], onnx_model: bytes, metrics: dict[str, float],
+                        resolved_config: dict[str, Any], split: dict[str, list[dict[str, Any]]] | None,
+                        lineage: model_version_pb2.CheckpointLineage, note: str) -> model_version_pb2.ModelVersion:
+    """Register one checkpoint of `job` as a version (idempotent on the registry side per job,
+    checkpoint id and step); `note` becomes its tag "note" on the first registration only."""
+    request = _registration(job, onnx_model, metrics, resolved_config, split)
+    request.checkpoint.CopyFrom(lineage)
+    stub = model_registry_pb2_grpc.ModelRegistryStub(channel("registry"))
+    try:
+        version = stub.RegisterVersion(request, timeout=TIMEOUT_S).version
+        if note and "note" not in version.tags:
+            version = stub.UpdateVersionTags(model_registry_pb2.UpdateVersionTagsRequest(
+                agent_id=version.agent_id, version_id=version.version_id, set={"note": note},
+                actor="register-checkpoint"), timeout=TIMEOUT_S).version
+    except grpc.RpcError as err:
+        if err.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
+            raise FailedPrecondition(f"the registry refused checkpoint {lineage.checkpoint_id}: "
+                                     f"{failure_of(err).message}") from None
+        raise _unavailable("ModelRegistry", err) from None
+    return version
 
 
 def fetch_base_model(agent_id: str, version_id: str) -> tuple[str, bytes] | None:

@@ -16,6 +16,7 @@ from services.training.adaptation import adaptation, parse_adapt_request
 from services.training.autotrain import AutoTrainer
 from services.training.convert import (STATE_NAMES, autotrain_config_proto, autotrain_run_proto,
                                        autotrain_status_proto, checkpoint_proto, event_proto, job_proto)
+from services.training import checkpoint_versions
 from services.training.events import EventHub
 from services.training.jobs import Jobs, job_account, visible_job
 from services.training.policy_export import export_job_policy
@@ -212,3 +213,12 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
                                                 _actor(request.actor))
         return training_service_pb2.CheckAutoTrainingResponse(
             statuses=[autotrain_status_proto(s) for s in statuses], started=[autotrain_run_proto(r) for r in runs])
+
+    # ---- checkpoint versions -------------------------------------------------------------------
+    def RegisterCheckpoint(self, request, context):
+        job = self._visible(request.job_id)
+        checkpoint_versions.selector(request)  # INVALID_ARGUMENT before any file is read
+        # The version is the job's account's, as when the job registers its own model.
+        with identity.acting_as(identity.for_account(job["account_id"])):
+            version = checkpoint_versions.register(job, self.runner.job_dir(request.job_id), self.store, request)
+        return training_service_pb2.RegisterCheckpointResponse(version=version)

@@ -176,11 +176,13 @@ class SupervisedTrainer(LoopTrainer):
                   else np.zeros((0, len(self.label_map)), dtype=np.float32))
         return logits.astype(np.float64), self.t_val.y[pos] if len(pos) else np.zeros(0, dtype=np.int64)
 
-    def _calibrate_and_refit(self, result: TrainResult) -> TrainResult:
+    def calibrate(self, model: TrainedModel, metrics: dict[str, Any]) -> TrainedModel:
+        """``model`` with the temperature and out-of-scope threshold fitted on this trainer's held-out
+        split (their figures are added to ``metrics``). One procedure for a finished run and for a
+        checkpoint registered as a version (TrainingService.RegisterCheckpoint), so both serve
+        probabilities calibrated the same way."""
         cfg = self.config
-        model = result.model
         logits, y = self._held_out_logits(model)
-        metrics = result.metrics
         temperature = 1.0
         if len(y) >= 2:
             temperature = calibration.fit_temperature(logits, y)
@@ -212,6 +214,18 @@ class SupervisedTrainer(LoopTrainer):
         self._log(f"out-of-scope threshold {threshold.value:.4f} ({threshold.rule}) on {int((~is_oos).sum())} "
                   f"in-scope and {int(is_oos.sum())} out-of-scope held-out examples ({len(oos)} {OUT_OF_SCOPE} "
                   f"examples, trained as an output)")
+        meta = dict(model.metadata)
+        meta.update(config=cfg.to_dict(), metrics=metrics, temperature=temperature,
+                    out_of_scope_threshold=threshold.value, out_of_scope_rule=threshold.rule)
+        return TrainedModel(params=model.params, label_map=model.label_map, featurizer_config=model.featurizer_config,
+                            hidden_sizes=model.hidden_sizes, metadata=meta, temperature=temperature,
+                            out_of_scope_threshold=threshold.value)
+
+    def _calibrate_and_refit(self, result: TrainResult) -> TrainResult:
+        cfg = self.config
+        model = result.model
+        metrics = result.metrics
+        calibrated = self.calibrate(model, metrics)
         refit = bool(cfg.refit) and self.has_validation
         if refit:
             epochs = int(result.metrics.get("best_epoch") or result.metrics["epochs_run"])
@@ -228,11 +242,11 @@ class SupervisedTrainer(LoopTrainer):
         metrics["refit"] = refit
         meta = dict(model.metadata)
         meta.update(config=cfg.to_dict(), metrics=metrics)
-        meta.update(temperature=temperature, out_of_scope_threshold=threshold.value,
-                    out_of_scope_rule=threshold.rule, refit=refit)
+        meta.update(temperature=calibrated.temperature, out_of_scope_threshold=calibrated.out_of_scope_threshold,
+                    out_of_scope_rule=calibrated.metadata["out_of_scope_rule"], refit=refit)
         final = TrainedModel(params=model.params, label_map=model.label_map, featurizer_config=model.featurizer_config,
-                             hidden_sizes=model.hidden_sizes, metadata=meta, temperature=temperature,
-                             out_of_scope_threshold=threshold.value)
+                             hidden_sizes=model.hidden_sizes, metadata=meta, temperature=calibrated.temperature,
+                             out_of_scope_threshold=calibrated.out_of_scope_threshold)
         result.model = final
         result.metrics = metrics
         return result
