@@ -220,7 +220,7 @@ class _Compiler(Transformer):
         pattern = rest[-1]
         if field.kind not in ("string", "json"):
             raise self._error(field.position, f"LIKE compares text; {field.name} is a {field.kind}")
-        sql = field.sql if field.kind == "string" else f"json_extract_string(jobs.config_json, ?)"
+        sql = field.sql if field.kind == "string" else "json_extract_string(jobs.config_json, ?)"
         return Condition(f"coalesce({sql} {'NOT LIKE' if negated else 'LIKE'} ?, FALSE)",
                          (*field.params, _string(pattern)))
 
@@ -235,12 +235,12 @@ class _Compiler(Transformer):
         where = _position(value)
         if field.kind == "json":  # a config value: compared as what the literal is
             if value.type == "NUMBER":
-                return f"TRY_CAST(json_extract_string(jobs.config_json, ?) AS DOUBLE)", field.params, float(value)
+                return "TRY_CAST(json_extract_string(jobs.config_json, ?) AS DOUBLE)", field.params, float(value)
             if value.type in ("TRUE", "FALSE"):
                 if ordered:
                     raise self._error(where, "true and false compare with = and != only")
-                return f"json_extract_string(jobs.config_json, ?)", field.params, value.type.lower()
-            return f"json_extract_string(jobs.config_json, ?)", field.params, _string(value)
+                return "json_extract_string(jobs.config_json, ?)", field.params, value.type.lower()
+            return "json_extract_string(jobs.config_json, ?)", field.params, _string(value)
         if value.type in ("TRUE", "FALSE"):
             raise self._error(where, f"{field.name} is a {field.kind}, not true/false")
         if field.kind == "number":
