@@ -110,7 +110,8 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
         if len(request.description) > 10_000:
             raise InvalidArgument("description", "at most 10000 characters")
         row = self.store.create_agent(agent_id, request.name or agent_id, request.description,
-                                      request.serve_first_version if request.HasField("serve_first_version") else True)
+                                      request.serve_first_version if request.HasField("serve_first_version") else True,
+                                      account=request.account_id)
         return model_registry_pb2.CreateAgentResponse(agent=convert.agent_proto(row))
 
     def UpdateAgent(self, request, context):

@@ -22,7 +22,7 @@ import duckdb
 from services.common import identity
 from services.common.duckdb_store import DuckStore, insert_columns
 from services.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
-from services.core.errors import AlreadyExists, NotFound
+from services.core.errors import AlreadyExists, NotFound, PermissionDenied
 from services.common.timeutil import now
 from services.registry.versioning import Bump, next_version, parse_version
 
@@ -295,15 +295,17 @@ class RegistryStore:
     _AGENT_SQL = f"SELECT {_AGENT_COLUMNS} FROM agents a"
 
     def create_agent(self, agent_id: str, name: str, description: str,
-                     serve_first_version: bool = True) -> dict[str, Any]:
-        """Create an agent owned by the caller's account (work done for an account, such as a job an
-        admin started for it, acts as that account: identity.for_account).
+                     serve_first_version: bool = True, account: str = "") -> dict[str, Any]:
+        """Create an agent owned by the caller's account; admin may name another `account` (a job an
+        admin starts for an account creates that account's agent), anyone else is PERMISSION_DENIED.
 
         Agent ids are global (they name artifact folders and model ids): an id already used by
         another account is ALREADY_EXISTS "agent id 'x' is taken; choose another id", which says
         nothing about the other agent beyond the id being used."""
         caller = identity.current()
-        account = caller.account
+        if account and account != caller.account and not caller.is_admin:
+            raise PermissionDenied("account_id must be your own account", field="account_id")
+        account = caller.owner_for(account)
         with self.db.transaction() as con:
             existing = con.execute("SELECT coalesce(account_id, ?) FROM agents WHERE agent_id = ?",
                                    [identity.DEFAULT_ACCOUNT, agent_id]).fetchone()

@@ -9,7 +9,6 @@ them, ``split.json`` (the train / validation split it really used).
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
 from typing import Any
@@ -62,13 +61,6 @@ class Jobs:
     def start(self, request: training_service_pb2.StartJobRequest) -> str:
         """Validate, record the job as queued and wake the runner; the new job's id."""
         account = job_account(request.account_id, request.agent_id)
-        # What the job reads and creates (its dataset, its agent, its base model) is the job's
-        # account's, also when admin (or auto-training) starts it for that account.
-        with identity.acting_as(identity.for_account(account)) if account != identity.current().account \
-                else contextlib.nullcontext():
-            return self._start(request, account)
-
-    def _start(self, request: training_service_pb2.StartJobRequest, account: str) -> str:
         check_references(request)
         dataset_examples, dataset_id = None, request.dataset_id
         module = module_source(request)
@@ -77,7 +69,7 @@ class Jobs:
         elif not request.examples and request.dataset_id:
             dataset_id, dataset_examples = peers.fetch_dataset(request.dataset_id)
         spec = parse_start_request(request, dataset_examples)
-        peers.ensure_agent(spec.agent_id)
+        peers.ensure_agent(spec.agent_id, account)  # a new agent is the job's account's
         base = self._base_model(spec)
         job_id = f"job-{uuid.uuid4()}"
         job_dir = self.runner.job_dir(job_id)

@@ -73,8 +73,8 @@ def module_dataset(module_id: str, count: int) -> tuple[str, list[dict[str, Any]
     return fetch_dataset(dataset_id)
 
 
-def ensure_agent(agent_id: str) -> None:
-    """Training an unknown agent registers it, like a first model log in MLflow."""
+def ensure_agent(agent_id: str, account: str) -> None:
+    """Training an unknown agent registers it for the job's `account`, like a first model log in MLflow."""
     stub = model_registry_pb2_grpc.ModelRegistryStub(channel("registry"))
     try:
         stub.GetAgent(model_registry_pb2.GetAgentRequest(agent_id=agent_id), timeout=TIMEOUT_S)
@@ -83,7 +83,8 @@ def ensure_agent(agent_id: str) -> None:
         if err.code() != grpc.StatusCode.NOT_FOUND:
             raise _unavailable("ModelRegistry", err) from None
     try:
-        stub.CreateAgent(model_registry_pb2.CreateAgentRequest(agent_id=agent_id, name=agent_id), timeout=TIMEOUT_S)
+        stub.CreateAgent(model_registry_pb2.CreateAgentRequest(agent_id=agent_id, name=agent_id, account_id=account),
+                         timeout=TIMEOUT_S)
         return
     except grpc.RpcError as err:
         if err.code() != grpc.StatusCode.ALREADY_EXISTS:

@@ -171,3 +171,22 @@ def test_a_job_admin_starts_for_an_account_creates_that_accounts_agent(stack, ac
     registry = model_registry_pb2_grpc.ModelRegistryStub(stack.channel("registry", token=a_token))
     seen = registry.GetAgent(model_registry_pb2.GetAgentRequest(agent_id=agent)).agent
     assert seen.account_id == accounts["names"]["a"] and seen.active_version_id == final.model_version_id
+
+
+def test_admin_trains_another_accounts_agent_on_its_own_dataset(stack, accounts, a_job):
+    """Admin crossing accounts: a dataset of admin's account, an agent of account A. The job is A's
+    (a job is always its agent's account's), and it reads the dataset as admin."""
+    admin_data = accounts["data"]["admin"]
+    dataset_id = f"iso-admin-ds-{uuid.uuid4().hex[:6]}"
+    admin_data.CreateDataset(data_service_pb2.CreateDatasetRequest(dataset_id=dataset_id,
+                                                                   examples=examples_pb(_few_examples())))
+    admin = accounts["training"]["admin"]
+    job = admin.StartJob(pb.StartJobRequest(agent_id=a_job.agent_id, dataset_id=dataset_id, config=FEW_SHOT)).job
+    assert job.account_id == accounts["names"]["a"]
+    final = wait_terminal(admin, job.job_id)
+    assert final.state == job_state_pb2.JOB_STATE_COMPLETED, final.error.message
+    # Naming another account than the agent's is refused with the reason.
+    with pytest.raises(grpc.RpcError) as err:
+        admin.StartJob(pb.StartJobRequest(agent_id=a_job.agent_id, dataset_id=dataset_id, config=FEW_SHOT,
+                                          account_id=accounts["names"]["b"]))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and failure_of(err.value).field == "account_id"
