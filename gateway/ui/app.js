@@ -9,6 +9,9 @@ const TOKEN_KEY = "trainhouse.token";
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 const POLL_MS = 3000;
 const COLORS = { loss: "#2f6fed", validation_loss: "#e8590c", accuracy: "#1a7f4b", validation_accuracy: "#9c36b5" };
+// One colour per run when runs are overlaid (the HTML report's palette, services/evaluation/charts.py).
+const RUN_COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777", "#4b5563", "#65a30d"];
+const COMPARE_MAX = 10; // CompareRuns takes 2..10 runs
 
 let current = null; // AbortController of the view on screen: leaving a view stops its polls and streams
 
@@ -67,11 +70,12 @@ async function api(path, signal) {
   return body;
 }
 
-// A change (PUT/PATCH/DELETE with a JSON body); its error message is shown where it was asked for.
-async function send(method, path, body) {
+// A change (PUT/PATCH/DELETE with a JSON body), or a computation (POST); its error message is shown
+// where it was asked for.
+async function send(method, path, body, signal) {
   const res = await fetch(path, {
     method, headers: { Authorization: `Bearer ${token()}`, Accept: "application/json", "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store",
+    body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store", signal,
   });
   let out = null;
   try { out = await res.json(); } catch (_) { /* not JSON */ }
@@ -129,9 +133,20 @@ function niceTicks(lo, hi, count) {
   return out;
 }
 
-// One line chart as inline SVG: series = [{name, points: [[x, y], ...]}].
+// One line chart as inline SVG: series = [{name, points: [[x, y], ...], color?}] (colour by
+// metric name unless given). The legend wraps onto more rows when the names do not fit one.
 function lineChart(key, title, series, xLabel) {
-  const W = 560, H = 310, L = 52, R = 16, T = 46, B = 44;
+  const W = 560, L = 52, R = 16, B = 44;
+  const legend = [];
+  let lx = L + 8, ly = 34;
+  for (const se of series) {
+    if (!se.points.length) continue;
+    const width = 18 + se.name.length * 6.5;
+    if (lx + width > W - R && lx > L + 8) { lx = L + 8; ly += 15; }
+    legend.push({ se, x: lx, y: ly });
+    lx += width;
+  }
+  const T = ly + 12, H = 264 + T;
   const all = series.flatMap((se) => se.points);
   const svg = s("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, "data-chart": key, role: "img", "aria-label": title });
   svg.append(s("text", { class: "title", x: L, y: 18 }, title));
@@ -158,19 +173,16 @@ function lineChart(key, title, series, xLabel) {
   svg.append(s("line", { class: "axis", x1: L, x2: L, y1: T, y2: H - B }));
   svg.append(s("line", { class: "axis", x1: L, x2: W - R, y1: H - B, y2: H - B }));
   svg.append(s("text", { x: (L + W - R) / 2, y: H - 8, "text-anchor": "middle" }, xLabel));
-  let lx = L + 8;
-  for (const se of series) {
-    if (!se.points.length) continue;
-    const color = COLORS[se.name] || "#555";
+  for (const { se, x: kx, y: ky } of legend) {
+    const color = se.color || COLORS[se.name] || "#555";
     const d = se.points.map((p, i) => `${i ? "L" : "M"}${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`).join(" ");
     svg.append(s("path", { class: "series", d, stroke: color, "data-series": se.name, "data-points": se.points.length }));
     if (se.points.length === 1) {
       const [x, y] = se.points[0];
       svg.append(s("circle", { cx: px(x), cy: py(y), r: 3, fill: color }));
     }
-    svg.append(s("rect", { x: lx, y: 29, width: 10, height: 3, fill: color }));
-    svg.append(s("text", { x: lx + 14, y: 34 }, se.name));
-    lx += 18 + se.name.length * 6.5;
+    svg.append(s("rect", { x: kx, y: ky - 5, width: 10, height: 3, fill: color }));
+    svg.append(s("text", { x: kx + 14, y: ky }, se.name));
   }
   return svg;
 }
@@ -193,7 +205,21 @@ async function jobsView(signal) {
   const table = h("table", { "data-view": "jobs" });
   const note = h("p", { class: "muted" }, `Refreshed every ${POLL_MS / 1000} s.`);
   const problem = h("p", { class: "error", hidden: true });
-  show(h("h1", {}, "Training jobs"), note, problem, table);
+  // Completed jobs ticked here are compared side by side (#/compare/a,b,...); the ticks outlive refreshes.
+  const selected = new Set();
+  const compare = h("button", { type: "button", "data-compare": "", disabled: true,
+    onclick: () => { location.hash = `#/compare/${[...selected].map(enc).join(",")}`; } }, "Compare selected");
+  const picked = () => {
+    compare.disabled = selected.size < 2 || selected.size > COMPARE_MAX;
+    compare.textContent = `Compare selected (${selected.size})`;
+  };
+  const tick = (j) => (j.status === "completed"
+    ? h("input", { type: "checkbox", "data-select": j.id, checked: selected.has(j.id), "aria-label": `select ${j.id}`,
+      onchange: (e) => { if (e.target.checked) selected.add(j.id); else selected.delete(j.id); picked(); } })
+    : null);
+  show(h("h1", {}, "Training jobs"), note, problem,
+    h("p", { class: "toolbar" }, compare, h("span", { class: "muted" }, ` Tick 2 to ${COMPARE_MAX} completed jobs.`)),
+    table);
   while (!signal.aborted) {
     let jobs;
     try {
@@ -210,8 +236,9 @@ async function jobsView(signal) {
     note.textContent = `${jobs.length} jobs${jobs.length > MAX_JOBS ? `, newest ${MAX_JOBS} shown` : ""}; ` +
       `refreshed every ${POLL_MS / 1000} s.`;
     table.replaceChildren(
-      h("tr", {}, ["Job", "Agent", "Status", "Created", "Completed", "Model version"].map((t) => h("th", {}, t))),
+      h("tr", {}, ["", "Job", "Agent", "Status", "Created", "Completed", "Model version"].map((t) => h("th", {}, t))),
       ...jobs.slice(0, MAX_JOBS).map((j) => h("tr", { "data-job": j.id },
+        h("td", {}, tick(j)),
         h("td", {}, link(`#/job/${enc(j.id)}`, j.id)),
         h("td", {}, link(`#/agent/${enc(j.model)}`, j.model)),
         h("td", {}, badge(j.status)),
@@ -219,7 +246,7 @@ async function jobsView(signal) {
         h("td", {}, fmtTime(j.completedAt)),
         h("td", {}, j.modelId ? j.modelId.split("@").pop() : "—"))),
     );
-    if (!jobs.length) table.append(h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No jobs yet.")));
+    if (!jobs.length) table.append(h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No jobs yet.")));
     document.body.dataset.state = "ready";
     await sleep(POLL_MS, signal);
   }
@@ -305,6 +332,49 @@ async function jobView(signal, jobId) {
       if (!TERMINAL.has(job.status)) await sleep(2000, signal);
     }
   }
+}
+
+// Runs overlaid (one chart per training metric, one colour per run) and every pair's tests with
+// Holm-adjusted p-values, from compareTrainingRuns (scope training:evaluate) and each run's metrics.
+const COMPARED_CURVES = [["loss", "Training loss"], ["validation_loss", "Validation loss"],
+  ["accuracy", "Training accuracy"], ["validation_accuracy", "Validation accuracy"]];
+
+async function compareView(signal, ids) {
+  show(h("h1", {}, `Comparing ${ids.length} runs`), h("p", { class: "muted" }, "Evaluating the runs…"));
+  const [reply, ...histories] = await Promise.all([
+    send("POST", "/api/v1/functions/compareTrainingRuns", { run_ids: ids, statistical_tests: true }, signal),
+    ...ids.map((id) => metricHistory(id, signal))]);
+  const c = reply.data;
+  const color = Object.fromEntries(ids.map((id, i) => [id, RUN_COLORS[i % RUN_COLORS.length]]));
+  const charts = COMPARED_CURVES.map(([name, title]) => lineChart(name, title,
+    ids.map((id, i) => ({ name: id, color: color[id], points: seriesOf(histories[i], [name])[0].points })), "epoch"));
+  const ranking = c.overall_ranking.map((r) => h("tr", { "data-rank": r.job_id },
+    h("td", {}, r.rank), h("td", {}, h("span", { class: "swatch", "data-color": color[r.job_id] }), link(`#/job/${enc(r.job_id)}`, r.job_id)),
+    h("td", {}, fmtNum(r.score, 3)),
+    ...["accuracy", "final_performance", "validation_loss"].map((m) =>
+      h("td", {}, fmtNum((c.runs.find((x) => x.job_id === r.job_id) || {}).results?.[m])))));
+  const sa = c.statistical_analysis;
+  const pairs = (sa ? sa.pairwise : []).map((p) => h("tr", { "data-pair": `${p.metric}:${p.job_a}:${p.job_b}`,
+    "data-significant": p.significant ? "yes" : "no" },
+  h("td", {}, p.metric), h("td", {}, p.job_a), h("td", {}, p.job_b), h("td", {}, p.test),
+  h("td", {}, fmtNum(p.difference)), h("td", {}, fmtNum(p.p_value)),
+  h("td", { "data-adjusted": "" }, fmtNum(p.adjusted_p_value)), h("td", {}, p.significant ? "yes" : "no")));
+  show(
+    h("h1", {}, `Comparing ${ids.length} runs`),
+    h("p", { class: "muted" }, `Evaluated on ${c.evaluation_set === "shared" ? `${c.shared_examples} shared held-out examples (paired tests)`
+      : "each run's own held-out split (unpaired tests)"}.`),
+    h("div", { class: "charts", "data-view": "compare-charts" }, charts),
+    h("h2", {}, "Ranking"),
+    h("table", { "data-view": "ranking" },
+      h("tr", {}, ["Rank", "Job", "Score", "Accuracy", "F1", "Validation loss"].map((t) => h("th", {}, t))), ...ranking),
+    h("h2", {}, "Pairwise tests"),
+    h("p", { class: "muted" }, sa ? `Every pair on each metric; p-values ${sa.correction}-adjusted across the pairs, ` +
+      `significant when the adjusted p < ${sa.alpha}.` : "No tests."),
+    h("table", { "data-view": "pairwise" },
+      h("tr", {}, ["Metric", "Job A", "Job B", "Test", "A − B", "p", "p (Holm)", "Significant"].map((t) => h("th", {}, t))),
+      ...pairs));
+  for (const sw of document.querySelectorAll("[data-color]")) sw.style.background = sw.dataset.color; // CSP: no inline style attributes
+  document.body.dataset.state = "ready";
 }
 
 async function agentsView(signal) {
@@ -439,10 +509,12 @@ function route() {
   current = new AbortController();
   const { signal } = current;
   document.body.dataset.state = "loading";
-  for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("active", a.dataset.nav === parts[0] || (a.dataset.nav === "agents" && parts[0] === "agent"));
+  for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("active", a.dataset.nav === parts[0] || (a.dataset.nav === "agents" && parts[0] === "agent")
+    || (a.dataset.nav === "jobs" && parts[0] === "compare"));
   show(h("p", { class: "muted" }, "Loading…"));
   const [view, id] = parts;
   const run = view === "job" && id ? jobView(signal, id)
+    : view === "compare" && id ? compareView(signal, id.split(",").filter(Boolean))
     : view === "agents" ? agentsView(signal)
       : view === "agent" && id ? agentView(signal, id)
         : jobsView(signal);

@@ -93,6 +93,17 @@ def evaluate(
     output.emit(as_json, message_json(evaluation), render)
 
 
+def pairwise_table(analysis: Any) -> Any:
+    """Every pair's test on every metric: the raw p and the Holm-adjusted p that decides
+    significance (with N runs there are N(N-1)/2 pairs per metric, so the raw p alone would
+    overstate how many differences are real)."""
+    rows = [(p.metric, p.job_a, p.job_b, p.test.test, output.num(p.test.difference), f"{p.test.p_value:.4g}",
+             f"{p.test.adjusted_p_value:.4g}", "yes" if p.test.significant else "no") for p in analysis.pairwise]
+    return output.table(f"pairwise tests ({'paired' if analysis.paired else 'unpaired'}; {analysis.correction} "
+                        f"correction across pairs, alpha {analysis.alpha:g})",
+                        ["METRIC", "JOB A", "JOB B", "TEST", "A - B", "P", "P (HOLM)", "SIGNIFICANT"], rows)
+
+
 @reports_errors
 def compare(
     jobs: Annotated[list[str], typer.Argument(metavar="JOB JOB...", help="2..10 completed job ids.")],
@@ -101,7 +112,8 @@ def compare(
     stats: Annotated[bool, typer.Option("--stats/--no-stats", help="Significance tests (default on).")] = True,
     as_json: Json = False, timeout: Timeout = None,
 ) -> None:
-    """Compare completed training runs: ranking, metrics and significance tests. gRPC only."""
+    """Compare 2..10 completed training runs: ranking, metrics and every pair's significance tests
+    (p-values Holm-adjusted across the pairs). gRPC only."""
     from trainhouse.v1 import evaluation_service_pb2
 
     request = evaluation_service_pb2.CompareRunsRequest(run_ids=jobs, comparison_metrics=metrics or [],
@@ -122,6 +134,8 @@ def compare(
                                ["JOB", "RANK", "VERSION", "SCORE", *names], rows))
         if comparison.HasField("statistical_analysis"):
             s = comparison.statistical_analysis
+            if s.pairwise:
+                con.print(pairwise_table(s))
             verdict = "significant" if s.significant else "not significant"
             con.print(f"{s.winner_job_id} vs {s.runner_up_job_id} on {s.primary_metric}: {verdict} "
                       f"(p={s.p_value:.4g}, {s.correction} alpha {s.alpha:g}, "

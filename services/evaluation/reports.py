@@ -39,6 +39,11 @@ SECTIONS = {
     "comparison": ("summary", "comparison", "metrics", "charts", "recommendations", "config"),
     "executive": ("summary", "charts", "recommendations"),
 }
+# The training curves a comparison overlays (one chart each): metric -> (title, y axis label).
+CURVE_METRICS = {"loss": ("Training loss by run", "loss"),
+                 "validation_loss": ("Validation loss by run", "loss"),
+                 "accuracy": ("Training accuracy by run", "accuracy"),
+                 "validation_accuracy": ("Validation accuracy by run", "accuracy")}
 CONVERGENCE_NAMES = {v: k.removeprefix("CONVERGENCE_STATUS_").lower()
                      for k, v in training_analysis_pb2.ConvergenceStatus.items()}
 RISK_NAMES = {v: k.removeprefix("RISK_LEVEL_").lower() for k, v in training_analysis_pb2.RiskLevel.items()}
@@ -72,16 +77,22 @@ def _round(d: dict[str, float], digits: int = 4) -> dict[str, float]:
     return {k: round(v, digits) if isinstance(v, float) else v for k, v in sorted(d.items())}
 
 
+def _points(curves: C.Curves, name: str) -> tuple[list[int], list[float]] | None:
+    """One metric's (epochs, values), epochs without a value left out; None when it has none."""
+    pts = [(e, v) for e, v in zip(curves.epochs, curves.series.get(name, [])) if v is not None]
+    return ([p[0] for p in pts], [p[1] for p in pts]) if pts else None
+
+
+def _line(data: dict[str, tuple[list[int], list[float]]]) -> dict[str, Any]:
+    """A line chart's plotted data as JSON: series name -> {epoch: [...], value: [...]}."""
+    return {"type": "line", "x": "epoch", "series": {k: {"epoch": x, "value": y} for k, (x, y) in data.items()}}
+
+
 def _curve_charts(curves: C.Curves, prefix: str = "") -> dict[str, Chart]:
     out: dict[str, Chart] = {}
 
     def series(names):
-        data = {}
-        for name in names:
-            pts = [(e, v) for e, v in zip(curves.epochs, curves.series.get(name, [])) if v is not None]
-            if pts:
-                data[name] = ([p[0] for p in pts], [p[1] for p in pts])
-        return data
+        return {name: pts for name in names if (pts := _points(curves, name)) is not None}
 
     for chart, names, ylabel, log in (("loss_curves", ("loss", "validation_loss"), "loss", False),
                                       ("accuracy_curves", ("accuracy", "validation_accuracy"), "accuracy", False),
@@ -89,7 +100,7 @@ def _curve_charts(curves: C.Curves, prefix: str = "") -> dict[str, Chart]:
         data = series(names)
         if data:
             title = f"{prefix}{chart.replace('_', ' ')}"
-            out[chart] = ({"type": "line", "x": "epoch", "series": {k: {"epoch": x, "value": y} for k, (x, y) in data.items()}},
+            out[chart] = (_line(data),
                           lambda t=title, d=data, yl=ylabel, lg=log: charts.line_chart(t, d, "epoch", yl, lg))
     return out
 
@@ -263,11 +274,13 @@ class Reports:
                             "significant": stats.significant, "p_value": stats.p_value,
                             "effect_size": stats.effect_size, "improvement_percent": stats.improvement_percent,
                             "summary": comp.recommendations.summary},
-                "comparison": {"ranking": [{"rank": r.rank, "job_id": r.job_id, "score": r.score}
+                "comparison": {"correction": stats.correction, "alpha": stats.alpha,
+                               "ranking": [{"rank": r.rank, "job_id": r.job_id, "score": r.score}
                                            for r in comp.overall_ranking],
                                "pairwise_tests": [{"job_a": p.job_a, "job_b": p.job_b, "metric": p.metric,
                                                    "test": p.test.test, "p_value": round(p.test.p_value, 6),
                                                    "adjusted_p_value": round(p.test.adjusted_p_value, 6),
+                                                   "significant": p.test.significant,
                                                    "difference": round(p.test.difference, 4),
                                                    "effect_size": round(p.test.effect_size, 4)}
                                                   for p in stats.pairwise]},
@@ -279,20 +292,19 @@ class Reports:
         if panels:
             chart_map["comparison_bars"] = ({"type": "bars", "panels": panels},
                                             lambda: charts.bar_panels("Runs by metric", panels))
-        loss, vacc = {}, {}
+        # Runs overlaid: one chart per training metric, one line (one colour, in the legend) per run.
+        by_metric: dict[str, dict[str, tuple[list[int], list[float]]]] = {name: {} for name in CURVE_METRICS}
         for run_id in run_ids:
             curves = C.curves_from_points(self.peers.metric_points(run_id))
-            for target, name in ((loss, "loss"), (vacc, "validation_accuracy")):
-                pts = [(e, v) for e, v in zip(curves.epochs, curves.series.get(name, [])) if v is not None]
-                if pts:
-                    target[run_id] = ([p[0] for p in pts], [p[1] for p in pts])
-        if loss:
-            chart_map["loss_curves"] = ({"type": "line", "series": {k: {"epoch": x, "value": y} for k, (x, y) in loss.items()}},
-                                        lambda: charts.line_chart("Training loss by run", loss, "epoch", "loss"))
-        if vacc:
-            chart_map["accuracy_curves"] = (
-                {"type": "line", "series": {k: {"epoch": x, "value": y} for k, (x, y) in vacc.items()}},
-                lambda: charts.line_chart("Validation accuracy by run", vacc, "epoch", "accuracy"))
+            for name in CURVE_METRICS:
+                pts = _points(curves, name)
+                if pts is not None:
+                    by_metric[name][run_id] = pts
+        for name, (title, ylabel) in CURVE_METRICS.items():
+            lines = by_metric[name]
+            if lines:
+                chart_map[f"{name}_by_run"] = (_line(lines), lambda t=title, d=lines, yl=ylabel: charts.line_chart(
+                    t, d, "epoch", yl))
         return f"Comparison of {len(run_ids)} runs", data, chart_map
 
     def executive(self, job_id: str, agent_id: str, run_ids: list[str]) -> tuple[str, dict[str, Any], dict[str, Chart]]:

@@ -328,6 +328,28 @@ def test_eval_compare_report(env, two_runs, tmp_path):
     assert cli(env, "report", "job-does-not-exist").returncode == 3
 
 
+def test_compare_three_runs_prints_holm_adjusted_pairs(env, two_runs, train_file):
+    weak, strong = two_runs
+    third = cli(env, "train", "cli-eval-third", "--file", str(train_file), "--epochs", "3", "--config",
+                '{"seed": 4, "early_stopping": false}', "--watch", "--json")
+    assert third.returncode == 0, third.stderr
+    ids = [weak["job_id"], strong["job_id"], ndjson(third.stdout)[-1]["job"]["job_id"]]
+    shown = cli(env, "compare", *ids)
+    assert shown.returncode == 0, shown.stderr
+    assert "pairwise tests" in shown.stdout and "holm correction across pairs" in shown.stdout
+    assert "P (HOLM)" in shown.stdout and "SIGNIFICANT" in shown.stdout
+    rows = [line for line in shown.stdout.splitlines() if line.strip().startswith(("│ accuracy", "│ f1", "│ log_loss"))]
+    assert len(rows) == 3 * 3  # three pairs of three runs, on each of three metrics
+    data = ok_json(env, "compare", *ids)
+    pairs = data["statistical_analysis"]["pairwise"]
+    assert {frozenset((p["job_a"], p["job_b"])) for p in pairs if p["metric"] == "accuracy"} == {
+        frozenset((a, b)) for k, a in enumerate(ids) for b in ids[k + 1:]}
+    for p in pairs:
+        assert p["test"]["p_value"] <= p["test"]["adjusted_p_value"] <= 1
+        assert p["test"]["significant"] == (p["test"]["adjusted_p_value"] < 0.05)
+        assert f"{p['test']['adjusted_p_value']:.4g}" in shown.stdout
+
+
 def test_deploy_canary_and_rollback(env, two_runs):
     weak, strong = two_runs
     # The agent's first version serves from its registration; deploying it again is refused.

@@ -15,6 +15,7 @@ import pytest
 from services.common.grpc_errors import failure_of
 from tests.evaluation.conftest import AGENT
 from trainhouse.v1 import evaluation_service_pb2 as pb
+from trainhouse.v1 import training_service_pb2 as training_pb
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -120,7 +121,7 @@ def test_markdown_and_json_formats(ev, trained):
 
 def test_comparison_agent_and_executive_reports(ev, trained):
     cmp = report(ev, run_ids=[trained.strong.job_id, trained.weak.job_id], format="html")
-    assert cmp.report_type == "comparison" and "comparison_bars" in cmp.charts and "loss_curves" in cmp.charts
+    assert cmp.report_type == "comparison" and "comparison_bars" in cmp.charts and "loss_by_run" in cmp.charts
     assert_self_contained(cmp.content)
     parser = Figures()
     parser.feed(cmp.content)
@@ -133,6 +134,45 @@ def test_comparison_agent_and_executive_reports(ev, trained):
     assert_self_contained(agent.content)
     execu = report(ev, report_type="executive", job_id=trained.strong.job_id, format="markdown")
     assert list(execu.sections) == ["summary", "charts", "recommendations"] and execu.charts
+
+
+def _epochs_with(training, job_id: str, metric: str) -> int:
+    """How many epochs of the job stored a value of the metric (TrainingService.ListMetrics)."""
+    points = training.ListMetrics(training_pb.ListMetricsRequest(job_id=job_id, page_size=10000)).points
+    return len({p.epoch for p in points if p.name == metric and p.epoch > 0})
+
+
+def test_comparison_report_overlays_every_runs_curves(ev, training, trained):
+    """Three runs: one inline SVG chart per training metric, one line per run (in run order) with
+    as many points as the run has epochs of that metric; pairs carry raw and Holm-adjusted p."""
+    runs = [trained.strong, trained.weak, trained.other]
+    ids = [j.job_id for j in runs]
+    r = report(ev, run_ids=ids, format="html")
+    assert_self_contained(r.content)
+    curve_charts = [c for c in r.charts if c.endswith("_by_run")]
+    assert set(curve_charts) == {"loss_by_run", "validation_loss_by_run", "accuracy_by_run",
+                                 "validation_accuracy_by_run"}
+    figures = dict(re.findall(r'<figure class="chart" data-chart="(\w+)">(.*?)</figure>', r.content, re.S))
+    for chart in curve_charts:
+        metric = chart.removesuffix("_by_run")
+        svg = figures[chart]
+        assert svg.count("<svg") == 1
+        plotted = r.data["sections"]["charts"][chart]["series"]
+        assert set(plotted) == set(ids)
+        for i, job_id in enumerate(ids):
+            group = re.search(rf'<g id="series-{i}">\s*<path d="([^"]+)"', svg)
+            assert group, (chart, i)
+            vertices = len(re.findall(r"[ML]", group.group(1)))
+            expected = _epochs_with(training, job_id, metric)
+            assert vertices == expected == len(plotted[job_id]["epoch"]), (chart, job_id)
+        assert f'id="series-{len(ids)}"' not in svg
+    pairs = r.data["sections"]["comparison"]["pairwise_tests"]
+    accuracy = [p for p in pairs if p["metric"] == "accuracy"]
+    assert {frozenset((p["job_a"], p["job_b"])) for p in accuracy} == {
+        frozenset((a, b)) for k, a in enumerate(ids) for b in ids[k + 1:]}
+    for p in pairs:
+        assert p["p_value"] <= p["adjusted_p_value"] <= 1 and p["significant"] == (p["adjusted_p_value"] < 0.05)
+    assert r.data["sections"]["comparison"]["correction"] == "holm"
 
 
 @pytest.mark.parametrize("kwargs, field", [

@@ -68,6 +68,30 @@ def test_holm_step_down():
     assert stats.holm([0.5]) == [0.5]
     assert stats.holm([0.02, 0.6, 0.01, 0.04]) == pytest.approx([0.06, 0.6, 0.04, 0.08])
     assert max(stats.holm([0.9, 0.8])) <= 1.0
+    # Six pairs of four runs would give six p-values; four by hand: sorted 0.005, 0.01, 0.03, 0.04
+    # times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04 -> running maximum 0.02, 0.03, 0.06, 0.06.
+    assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+
+
+def test_holm_is_monotone_and_bounded():
+    """In the order of the raw p-values the adjusted ones never decrease, never undercut the raw
+    p-value and never exceed 1 (or Holm could call a larger raw p significant and a smaller one not)."""
+    rng = np.random.default_rng(4)
+    for m in (1, 3, 6, 10, 45):
+        raw = list(rng.uniform(0, 0.2, size=m)) + [0.5] * (m % 3)
+        adjusted = stats.holm(raw)
+        pairs = sorted(zip(raw, adjusted))
+        for (p0, a0), (p1, a1) in zip(pairs, pairs[1:]):
+            assert a1 >= a0
+        assert all(p <= a <= 1.0 for p, a in pairs)
+
+
+def test_significance_follows_the_holm_adjusted_p():
+    results = [stats.TestResult(test="t", p_value=p) for p in (0.01, 0.04, 0.03, 0.005)]
+    stats.apply_holm(results)
+    assert [r.significant for r in results] == [True, False, False, True]
+    assert [r.as_dict()["adjusted_p_value"] for r in results] == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert all(r.as_dict()["p_value"] < 0.05 for r in results)  # raw p alone would call all four
 
 
 def test_bootstrap_is_seeded_and_brackets_the_observed_difference():

@@ -173,3 +173,58 @@ def test_aliases_and_tags_are_set_moved_and_deleted_from_the_dashboard(stack, tr
             page.wait_for_selector("[data-edit-status]:not([hidden])")
             assert "must match" in page.inner_text("[data-edit-status]")
             browser.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_three_runs_are_compared_from_the_jobs_list(stack, trained: Trained) -> None:  # noqa: ANN001
+    """Tick three completed jobs, press Compare: one overlaid chart per metric with a line per run
+    (as many points as the run has epochs of it) and every pair's tests with Holm-adjusted p."""
+    from playwright.sync_api import sync_playwright
+
+    ids = [*trained.jobs, trained.seed001_job]
+    with httpx.Client(base_url=stack.gateway_url, timeout=120) as c:
+        token = make_token(c, stack.admin_token, ["training:view", "training:evaluate"])
+        headers = {"Authorization": f"Bearer {token}"}
+        points = {job: c.get(f"/api/v1/training/train-agent/{job}/metrics", params={"pageSize": 10000},
+                             headers=headers).json()["data"]["points"] for job in ids}
+        expected = c.post("/api/v1/functions/compareTrainingRuns", headers=headers,
+                          json={"run_ids": ids, "statistical_tests": True}).json()["data"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.set_default_timeout(120_000)
+        page.goto(f"{stack.gateway_url}/ui#/jobs?token={quote(token)}")
+        page.wait_for_selector('body[data-state="ready"]')
+        assert page.is_disabled("button[data-compare]")
+        for job in ids:
+            for _ in range(3):  # the list is redrawn every 3 s; a tick on a replaced row is repeated
+                page.check(f'input[data-select="{job}"]')
+                if page.is_checked(f'input[data-select="{job}"]'):
+                    break
+        page.wait_for_selector('button[data-compare]:text("Compare selected (3)")')
+        page.click("button[data-compare]")
+        page.wait_for_selector('table[data-view="pairwise"]')
+        page.wait_for_selector('body[data-state="ready"]')
+        for metric in ("loss", "validation_loss", "accuracy", "validation_accuracy"):
+            lines = page.eval_on_selector_all(
+                f'svg[data-chart="{metric}"] path.series',
+                "els => els.map(e => [e.dataset.series, Number(e.dataset.points), e.getAttribute('stroke')])")
+            assert [name for name, _, _ in lines] == ids, metric
+            assert len({color for _, _, color in lines}) == 3  # one colour per run
+            for job, count, _ in lines:
+                assert count == len({pt["epoch"] for pt in points[job] if pt["name"] == metric and pt["epoch"] > 0})
+        assert [n for _, n, _ in page.eval_on_selector_all('svg[data-chart="loss"] path.series',
+                                                           "els => els.map(e => [0, Number(e.dataset.points), 0])")
+                ] == [trained.epochs, trained.epochs, 3]
+        rows = page.eval_on_selector_all("tr[data-pair]", "els => els.map(e => [e.dataset.pair, "
+                                         "e.querySelector('[data-adjusted]').textContent, e.dataset.significant])")
+        pairs = expected["statistical_analysis"]["pairwise"]
+        assert len(rows) == len(pairs) == 3 * 3  # three pairs of three runs on accuracy, f1 and log loss
+        accuracy = {tuple(r[0].split(":")[1:]) for r in rows if r[0].startswith("accuracy:")}
+        assert {frozenset(pair) for pair in accuracy} == {frozenset((a, b)) for k, a in enumerate(ids) for b in ids[k + 1:]}
+        for (key, adjusted, significant), pair in zip(rows, pairs):
+            assert key == f"{pair['metric']}:{pair['job_a']}:{pair['job_b']}"
+            assert float(adjusted) == pytest.approx(pair["adjusted_p_value"], abs=1e-4)
+            assert significant == ("yes" if pair["adjusted_p_value"] < pair["alpha"] else "no")
+        assert "holm-adjusted" in page.inner_text("main")
+        browser.close()
