@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -163,7 +164,13 @@ def test_aliases_and_tags_are_set_moved_and_deleted_from_the_dashboard(stack, tr
             page.wait_for_selector(f'td[data-tags="{second}"]:text("stage=review")')
             assert tags(second)["stage"] == "review"
             submit("tag", version=second, set="", remove="stage")
+            # The page may still read "ready" from before the click: wait for the registry's answer.
+            deadline = time.monotonic() + 15
+            while "stage" in tags(second) and time.monotonic() < deadline:
+                time.sleep(0.1)
             assert "stage" not in tags(second)
+            page.wait_for_function(f'!document.querySelector(\'td[data-tags="{second}"]\').textContent'
+                                   f'.includes("stage=review")')
 
             page.click('button[data-delete-alias="ui-champion"]')
             page.wait_for_selector('tr[data-alias="ui-champion"]', state="detached")
