@@ -1,0 +1,112 @@
+"""Hyperparameter sweeps: the space is checked against the config model, samplers are
+deterministic, and a sweep runs its trials as jobs, stops poor ones early and beats the default."""
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+from google.protobuf.json_format import MessageToDict
+
+from services.common.grpc_errors import failure_of
+from services.core.configs import SupervisedConfig
+from services.core.sweep_space import Finished, parse_space, suggest
+from tests.intents import make_examples
+from tests.services.test_training_grpc import examples_pb, wait_terminal
+from trainhouse.v1 import job_state_pb2, sweep_pb2, training_job_pb2, training_service_pb2
+
+SPACE = [{"field": "learningRate", "range": {"low": 1e-4, "high": 0.3, "log": True}},
+         {"field": "epochs", "range": {"low": 2, "high": 12}},
+         {"field": "hidden_sizes", "choices": [[], [16], [64]]}]
+
+
+def sweep_param(field: str, **domain) -> sweep_pb2.SweepParam:
+    param = sweep_pb2.SweepParam(field=field)
+    if "choices" in domain:
+        param.choices.values.extend([])
+        for value in domain["choices"]:
+            param.choices.values.add().number_value = value
+    else:
+        param.range.CopyFrom(sweep_pb2.SweepRange(**domain))
+    return param
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe", "grid"])
+def test_same_seed_same_trial_params(sampler):
+    space = parse_space(SupervisedConfig, [{**p, "range": {**p["range"], "steps": 3}} if "range" in p else p
+                                           for p in SPACE], sampler)
+
+    def run(seed: int) -> list[dict]:
+        history, out = [], []
+        for n in range(6):
+            params = suggest(sampler, space, seed, n, history, "minimize", 12)
+            history.append(Finished(params, params["learning_rate"] * params["epochs"]))
+            out.append(params)
+        return out
+
+    assert run(7) == run(7)
+    if sampler != "grid":
+        assert run(7) != run(8)
+    assert len({str(p) for p in run(7)}) == 6
+
+
+@pytest.mark.parametrize("param, field, words", [
+    (sweep_param("no_such_field", low=1, high=2), "sweep.space[0].field", "no_such_field"),
+    (sweep_param("learning_rate", low=0.01, high=3), "sweep.space[0].range.high", "learning_rate"),
+    (sweep_param("dropout", low=-0.5, high=0.5), "sweep.space[0].range.low", "dropout"),
+    (sweep_param("epochs", low=1.5, high=4), "sweep.space[0].range", "epochs"),
+    (sweep_param("optimizer", low=1, high=2), "sweep.space[0].range", "optimizer"),
+    (sweep_param("epochs", choices=[5, 0]), "sweep.space[0].choices[1]", "epochs"),
+])
+def test_bad_space_is_invalid_argument_naming_the_field(training, param, field, words):
+    with pytest.raises(grpc.RpcError) as err:
+        training.CreateSweep(training_service_pb2.CreateSweepRequest(
+            sweep=sweep_pb2.Sweep(agent_id="sweep-bad", space=[param],
+                                  objective=sweep_pb2.SweepObjective(metric="validation_loss")),
+            examples=examples_pb(make_examples(5))))
+    failure = failure_of(err.value)
+    assert failure.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert failure.field == field and words in err.value.details(), (failure, err.value.details())
+
+
+def test_grid_range_needs_steps(training):
+    with pytest.raises(grpc.RpcError) as err:
+        training.CreateSweep(training_service_pb2.CreateSweepRequest(
+            sweep=sweep_pb2.Sweep(agent_id="sweep-bad", sampler=sweep_pb2.SWEEP_SAMPLER_GRID,
+                                  space=[sweep_param("dropout", low=0.0, high=0.5)],
+                                  objective=sweep_pb2.SweepObjective(metric="validation_loss")),
+            examples=examples_pb(make_examples(5))))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "steps" in err.value.details()
+
+
+def wait_sweep(training, sweep_id: str, timeout: float) -> sweep_pb2.Sweep:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sweep = training.GetSweep(training_service_pb2.GetSweepRequest(sweep_id=sweep_id)).sweep
+        if sweep.state not in (sweep_pb2.SWEEP_STATE_QUEUED, sweep_pb2.SWEEP_STATE_RUNNING):
+            return sweep
+        time.sleep(1)
+    raise AssertionError(f"sweep {sweep_id} did not end in {timeout}s: {sweep}")
+
+
+def test_small_grpc_sweep_runs_and_cancel_stops_it(training):
+    sweep = training.CreateSweep(training_service_pb2.CreateSweepRequest(
+        sweep=sweep_pb2.Sweep(agent_id="sweep-small", max_trials=3, parallelism=2, seed=3,
+                              space=[sweep_param("learning_rate", low=0.001, high=0.1, log=True)],
+                              base_config=training_job_pb2.TrainingConfig(epochs=3, seed=1),
+                              objective=sweep_pb2.SweepObjective(metric="validation_accuracy")),
+        examples=examples_pb(make_examples(15, seed=4)))).sweep
+    assert sweep.state == sweep_pb2.SWEEP_STATE_QUEUED and sweep.sweep_id.startswith("sweep-")
+    final = wait_sweep(training, sweep.sweep_id, 180)
+    assert final.state == sweep_pb2.SWEEP_STATE_COMPLETED, final.message
+    assert len(final.trials) == 3 and final.best_trial.job_id
+    assert final.objective.direction == sweep_pb2.SWEEP_DIRECTION_MAXIMIZE
+    assert final.best_trial.objective == max(t.objective for t in final.trials)
+    job = training.GetJob(training_service_pb2.GetJobRequest(job_id=final.trials[0].job_id)).job
+    assert dict(job.labels) == {"sweep_id": sweep.sweep_id, "sweep_trial": "0"}
+    assert job.display_name == f"{sweep.sweep_id} trial 0"
+    listed = training.ListSweeps(training_service_pb2.ListSweepsRequest(agent_id="sweep-small")).sweeps
+    assert [s.sweep_id for s in listed] == [sweep.sweep_id]
+    with pytest.raises(grpc.RpcError) as err:
+        training.CancelSweep(training_service_pb2.CancelSweepRequest(sweep_id=sweep.sweep_id))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
