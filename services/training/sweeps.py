@@ -253,6 +253,10 @@ class Sweeps:
             t.update(state=job["state"], curve=curve, objective=curve[-1] if curve else None)
             self.store.update_trial(sweep_id, t["number"], state=job["state"], objective=t["objective"],
                                     curve_json=json.dumps(curve))
+            if job["state"] in TERMINAL_STATES and t["stopped_early"] and job["state"] != "cancelled":
+                # The job ended on its own before the cancel reached it: it was not stopped early.
+                t.update(stopped_early=False, stop_reason="")
+                self.store.update_trial(sweep_id, t["number"], stopped_early=False, stop_reason="")
             if job["state"] in TERMINAL_STATES:
                 value = "none" if t["objective"] is None else f"{t['objective']:.4g}"
                 self.store.add_event(sweep_id, "trial_ended", f"trial {t['number']} {job['state']}: "

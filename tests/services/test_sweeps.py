@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import grpc
+import httpx
 import pytest
 from google.protobuf.json_format import MessageToDict
 
@@ -110,3 +111,61 @@ def test_small_grpc_sweep_runs_and_cancel_stops_it(training):
     with pytest.raises(grpc.RpcError) as err:
         training.CancelSweep(training_service_pb2.CancelSweepRequest(sweep_id=sweep.sweep_id))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def best_of(training, job_id: str, metric: str) -> float:
+    points = training.ListMetrics(training_service_pb2.ListMetricsRequest(job_id=job_id, names=[metric])).points
+    assert points, f"job {job_id} recorded no {metric}"
+    return min(p.value for p in points)
+
+
+def test_twelve_trial_sweep_through_the_gateway_stops_poor_trials_and_beats_the_default(stack, training):
+    """TPE over learning rate, width and epochs with the median rule, through REST; the best trial's
+    validation loss beats a job trained with the default config on the same examples (same seed, so
+    the same validation split)."""
+    examples = make_examples(40, seed=11)
+    agent = "sweep-gateway"
+    body = {"agentId": agent, "displayName": "lr-width", "sampler": "tpe", "maxTrials": 12, "parallelism": 3,
+            "seed": 5, "objective": {"metric": "validation_loss"},
+            "earlyStopping": {"rule": "median", "graceEpochs": 2},
+            "space": [{"field": "learningRate", "range": {"low": 0.0003, "high": 0.3, "log": True}},
+                      {"field": "hiddenSizes", "choices": [[], [32], [128]]},
+                      {"field": "epochs", "range": {"low": 6, "high": 30}}],
+            "config": {"seed": 0},
+            "examples": examples}
+    default_job = training.StartJob(training_service_pb2.StartJobRequest(
+        agent_id=agent, examples=examples_pb(examples))).job.job_id
+    with httpx.Client(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {stack.admin_token}"},
+                      timeout=30) as api:
+        created = api.post("/api/v1/sweeps", json=body)
+        assert created.status_code == 201, created.text
+        sweep_id = created.json()["data"]["sweepId"]
+        deadline = time.monotonic() + 240
+        while True:
+            sweep = api.get(f"/api/v1/sweeps/{sweep_id}").json()["data"]
+            if sweep["state"] not in ("queued", "running") or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        print(f"sweep took {240 - (deadline - time.monotonic()):.0f}s")
+        assert sweep["state"] == "completed", sweep
+        assert [s["sweepId"] for s in api.get("/api/v1/sweeps", params={"agentId": agent}).json()["data"]["sweeps"]] \
+            == [sweep_id]
+    trials = sweep["trials"]
+    assert len(trials) == 12 and all(t["state"] in ("completed", "cancelled") for t in trials), trials
+    stopped = [t for t in trials if t["stoppedEarly"]]
+    assert stopped, [(t["params"], t["objective"]) for t in trials]
+    for t in stopped:
+        assert t["state"] == "cancelled"
+        events = list(training.WatchJob(training_service_pb2.WatchJobRequest(job_id=t["jobId"])))
+        reasons = [e.status.reason for e in events if e.WhichOneof("payload") == "status"]
+        assert any(r.startswith(f"early-stopped by sweep {sweep_id}: ") for r in reasons), reasons
+    assert any(e["kind"] == "trial_stopped" for e in sweep["events"])
+    best = sweep["bestTrial"]
+    assert best["objective"] == min(t["objective"] for t in trials if t["objective"] is not None)
+    assert best_of(training, best["jobId"], "validation_loss") == pytest.approx(best["objective"])
+    final = wait_terminal(training, default_job)
+    assert final.state == job_state_pb2.JOB_STATE_COMPLETED
+    default_loss = best_of(training, default_job, "validation_loss")
+    print(f"sweep best validation_loss {best['objective']:.4f} ({best['params']}) vs default {default_loss:.4f}; "
+          f"{len(stopped)} of 12 stopped early")
+    assert best["objective"] < default_loss
