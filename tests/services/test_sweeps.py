@@ -169,3 +169,36 @@ def test_twelve_trial_sweep_through_the_gateway_stops_poor_trials_and_beats_the_
     print(f"sweep best validation_loss {best['objective']:.4f} ({best['params']}) vs default {default_loss:.4f}; "
           f"{len(stopped)} of 12 stopped early")
     assert best["objective"] < default_loss
+
+
+def test_a_sweep_is_its_accounts(stack):
+    """A sweep and its trials belong to the caller's account: another account gets NOT_FOUND for
+    it, lists leave it out, and its trials are jobs of the sweep's account."""
+    import uuid
+
+    from tests.gateway.conftest import make_token
+    from trainhouse.v1 import training_service_pb2_grpc
+
+    names = {k: f"sweeps-{k}-{uuid.uuid4().hex[:6]}" for k in "ab"}
+    with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
+        stubs = {k: training_service_pb2_grpc.TrainingServiceStub(stack.channel("training", token=make_token(
+            client, stack.admin_token, ["training:start", "training:view", "training:cancel"], account=v)))
+            for k, v in names.items()}
+    a, b = stubs["a"], stubs["b"]
+    sweep = a.CreateSweep(training_service_pb2.CreateSweepRequest(
+        sweep=sweep_pb2.Sweep(agent_id=f"sweep-iso-{uuid.uuid4().hex[:6]}", max_trials=1, parallelism=1,
+                              space=[sweep_param("learning_rate", low=0.01, high=0.1)],
+                              base_config=training_job_pb2.TrainingConfig(epochs=2),
+                              objective=sweep_pb2.SweepObjective(metric="validation_loss")),
+        examples=examples_pb(make_examples(8, seed=9)))).sweep
+    assert sweep.account_id == names["a"]
+    for call in (lambda: b.GetSweep(training_service_pb2.GetSweepRequest(sweep_id=sweep.sweep_id)),
+                 lambda: b.CancelSweep(training_service_pb2.CancelSweepRequest(sweep_id=sweep.sweep_id))):
+        with pytest.raises(grpc.RpcError) as err:
+            call()
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert b.ListSweeps(training_service_pb2.ListSweepsRequest()).sweeps == []
+    assert [s.sweep_id for s in a.ListSweeps(training_service_pb2.ListSweepsRequest()).sweeps] == [sweep.sweep_id]
+    final = wait_sweep(a, sweep.sweep_id, 120)
+    job = a.GetJob(training_service_pb2.GetJobRequest(job_id=final.trials[0].job_id)).job
+    assert job.account_id == names["a"]
