@@ -202,3 +202,53 @@ def test_a_sweep_is_its_accounts(stack):
     final = wait_sweep(a, sweep.sweep_id, 120)
     job = a.GetJob(training_service_pb2.GetJobRequest(job_id=final.trials[0].job_id)).job
     assert job.account_id == names["a"]
+
+
+def test_sweep_survives_a_restart_and_cancel_stops_its_trials(tmp_path):
+    """Sweeps live in DuckDB: a TrainingService restart mid-sweep resumes it (same trials, no
+    duplicates). CancelSweep cancels the running trial with the sweep's reason."""
+    from services.launcher import Stack
+    from trainhouse.v1 import training_service_pb2_grpc
+
+    stack = Stack(home=tmp_path / "home", log_dir=tmp_path / "logs").start()
+    try:
+        stub = training_service_pb2_grpc.TrainingServiceStub(stack.channel("training"))
+        examples = examples_pb(make_examples(40, seed=21))
+
+        def create(epochs: int, trials: int) -> str:
+            return stub.CreateSweep(training_service_pb2.CreateSweepRequest(
+                sweep=sweep_pb2.Sweep(agent_id="sweep-restart", max_trials=trials, parallelism=1, seed=4,
+                                      space=[sweep_param("learning_rate", low=0.01, high=0.1, log=True)],
+                                      base_config=training_job_pb2.TrainingConfig(epochs=epochs, early_stopping=False),
+                                      objective=sweep_pb2.SweepObjective(metric="validation_accuracy")),
+                examples=examples)).sweep.sweep_id
+
+        def running_trial(sweep_id: str) -> sweep_pb2.Sweep:
+            deadline = time.monotonic() + 60
+            while True:
+                sweep = stub.GetSweep(training_service_pb2.GetSweepRequest(sweep_id=sweep_id)).sweep
+                if sweep.trials and sweep.trials[-1].state == job_state_pb2.JOB_STATE_RUNNING:
+                    return sweep
+                assert time.monotonic() < deadline, sweep
+                time.sleep(0.2)
+
+        sweep_id = create(60, 3)
+        before = running_trial(sweep_id)
+        stack.restart("training")
+        stub = training_service_pb2_grpc.TrainingServiceStub(stack.channel("training"))
+        final = wait_sweep(stub, sweep_id, 240)
+        assert final.state == sweep_pb2.SWEEP_STATE_COMPLETED, final.message
+        assert [t.number for t in final.trials] == [0, 1, 2]
+        assert final.trials[0].job_id == before.trials[0].job_id
+        assert final.trials[0].params == before.trials[0].params
+
+        long_id = create(5000, 2)
+        trial = running_trial(long_id).trials[0]
+        cancelled = stub.CancelSweep(training_service_pb2.CancelSweepRequest(sweep_id=long_id, reason="enough")).sweep
+        assert cancelled.state == sweep_pb2.SWEEP_STATE_CANCELLED and cancelled.message == "enough"
+        job = wait_terminal(stub, trial.job_id, timeout=60)
+        assert job.state == job_state_pb2.JOB_STATE_CANCELLED and job.status_reason == f"sweep {long_id} cancelled"
+        time.sleep(2)  # the loop must not start the second trial of a cancelled sweep
+        assert len(stub.GetSweep(training_service_pb2.GetSweepRequest(sweep_id=long_id)).sweep.trials) == 1
+    finally:
+        stack.stop()
