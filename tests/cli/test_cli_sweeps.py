@@ -17,7 +17,7 @@ def test_sweep_commands(env, stack, tmp_path, over_gateway):  # noqa: F811
     agent = f"cli-sweep-{uuid.uuid4().hex[:8]}"
     spec = tmp_path / "sweep.json"
     spec.write_text(json.dumps({
-        "agentId": agent, "maxTrials": 2, "parallelism": 1, "seed": 1, "objective": {"metric": "validation_accuracy"},
+        "agentId": agent, "sampler": "tpe", "maxTrials": 2, "parallelism": 1, "seed": 1, "objective": {"metric": "validation_accuracy"},
         "space": [{"field": "learningRate", "range": {"low": 0.01, "high": 0.1, "log": True}}],
         "config": {"epochs": 2, "seed": 0}}))
     examples = tmp_path / "examples.jsonl"
