@@ -43,6 +43,13 @@ def _param_json(p: sweep_pb2.SweepParam) -> dict[str, Any]:
                                         "steps": r.steps}}
 
 
+def sweep_body(s: sweep_pb2.Sweep) -> dict[str, Any]:
+    """A sweep as the body POST /api/v1/sweeps takes (add examples or a datasetId)."""
+    full = sweep_json(s)
+    return {k: full[k] for k in ("agentId", "displayName", "space", "objective", "sampler", "maxTrials", "parallelism",
+                                 "earlyStopping", "config")}
+
+
 def sweep_json(s: sweep_pb2.Sweep) -> dict[str, Any]:
     return {
         "sweepId": s.sweep_id, "agentId": s.agent_id, "displayName": s.display_name or None,
