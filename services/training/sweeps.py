@@ -34,10 +34,10 @@ from services.core.configs import CLASSIFIER_CONFIGS
 from services.core.errors import FailedPrecondition, InvalidArgument, TrainhouseError
 from services.core.sweep_space import (Finished, Param, Stopping, apply_params, best_so_far, best_trial, grid_size,
                                        parse_space, should_stop, suggest)
+from services.core.trainer.dispatch import parse_config
 from services.training.convert import config_dict
 from services.training.jobs import Jobs
 from services.training.requests import CLASSIFIER_METHODS, check_references, method_of
-from services.core.trainer.dispatch import parse_config
 from services.training.runner import JobRunner
 from services.training.store import TERMINAL_STATES, JobStore
 from services.training.sweep_store import SWEEP_TERMINAL, SweepStore, utc_now

@@ -7,7 +7,6 @@ import time
 import grpc
 import httpx
 import pytest
-from google.protobuf.json_format import MessageToDict
 
 from services.common.grpc_errors import failure_of
 from services.core.configs import SupervisedConfig
@@ -24,7 +23,7 @@ SPACE = [{"field": "learningRate", "range": {"low": 1e-4, "high": 0.3, "log": Tr
 def sweep_param(field: str, **domain) -> sweep_pb2.SweepParam:
     param = sweep_pb2.SweepParam(field=field)
     if "choices" in domain:
-        param.choices.values.extend([])
+        param.choices.SetInParent()
         for value in domain["choices"]:
             param.choices.values.add().number_value = value
     else:
