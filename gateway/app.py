@@ -38,6 +38,7 @@ from gateway.surfaces import (
     models_v1,
     observability,
     runtime,
+    sweeps,
     training_v1,
     ui,
     webhooks,
@@ -56,7 +57,7 @@ logger = logging.getLogger("trainhouse.gateway")
 ROUTERS = [health.router, observability.router, ui.router, auth_routes.router, auth_routes.internal_router,
            training_v1.router,
            adapt_v1.router, evaluation_v1.router, models_v1.router, agents.router, datasets.router,
-           data_v1.router, webhooks.router, *functions.ROUTERS, jsonrpc.router,
+           data_v1.router, sweeps.router, webhooks.router, *functions.ROUTERS, jsonrpc.router,
            runtime.router]
 
 # Models documented in /openapi.json that no route references directly (hand-written bodies).

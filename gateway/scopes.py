@@ -76,6 +76,11 @@ ROUTE_SCOPES: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/training/datasets"): "training:view",
     ("GET", "/api/v1/training/datasets/{datasetId}"): "training:view",
     ("GET", "/api/v1/training/datasets/{datasetId}/download"): "data:export",
+    # Hyperparameter sweeps (contract extension): creating one starts training jobs.
+    ("POST", "/api/v1/sweeps"): "training:start",
+    ("GET", "/api/v1/sweeps"): "training:view",
+    ("GET", "/api/v1/sweeps/{sweepId}"): "training:view",
+    ("POST", "/api/v1/sweeps/{sweepId}/cancel"): "training:cancel",
     # Data generation and validation (seed 000).
     ("POST", "/api/v1/training/generate-synthetic-data"): "data:generate",
     ("POST", "/api/v1/training/validate-data"): "training:view",

@@ -151,7 +151,7 @@ SURFACES = {
     "seeds 001/002": {"functions"},
     "seed 003": {"jsonrpc"},
     "seed 004": {"runtime"},
-    "platform": {"agents", "datasets", "auth_routes", "webhooks", "observability", "health", "ui"},
+    "platform": {"agents", "datasets", "sweeps", "auth_routes", "webhooks", "observability", "health", "ui"},
 }
 SHARED_SURFACE_MODULES = {"common", "validation"}
 

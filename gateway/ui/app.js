@@ -471,6 +471,50 @@ function aliasEditor(base, aliases, versions) {
     aliasForm, tagForm, status);
 }
 
+// ---- sweeps ---------------------------------------------------------------------------------
+
+async function sweepsView(signal) {
+  const { data } = await api("/api/v1/sweeps?limit=100", signal);
+  const rows = data.sweeps.map((w) => h("tr", { "data-sweep": w.sweepId },
+    h("td", {}, link(`#/sweep/${enc(w.sweepId)}`, w.sweepId)), h("td", {}, link(`#/agent/${enc(w.agentId)}`, w.agentId)),
+    h("td", {}, badge(w.state)), h("td", {}, `${w.trials.length} / ${w.maxTrials}`),
+    h("td", {}, `${w.objective.metric} (${w.objective.direction})`),
+    h("td", {}, w.bestTrial ? fmtNum(w.bestTrial.objective) : "—"), h("td", {}, fmtTime(w.createdAt))));
+  show(h("h1", {}, "Sweeps"), h("p", { class: "muted" }, `${data.sweeps.length} sweeps`),
+    h("table", { "data-view": "sweeps" },
+      h("tr", {}, ["Sweep", "Agent", "State", "Trials", "Objective", "Best", "Created"].map((t) => h("th", {}, t))),
+      ...(rows.length ? rows : [h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No sweeps yet."))])));
+  document.body.dataset.state = "ready";
+}
+
+async function sweepView(signal, sweepId) {
+  while (!signal.aborted) {
+    const w = (await api(`/api/v1/sweeps/${enc(sweepId)}`, signal)).data;
+    const best = w.bestTrial ? w.bestTrial.number : null;
+    const trials = w.trials.map((t) => h("tr", { "data-trial": t.number, class: t.number === best ? "best" : "" },
+      h("td", {}, t.number), h("td", {}, link(`#/job/${enc(t.jobId)}`, t.jobId)), h("td", {}, badge(t.state)),
+      h("td", { class: "wrap" }, JSON.stringify(t.params)), h("td", {}, fmtNum(t.objective)), h("td", {}, t.epochs),
+      h("td", { class: "wrap", "data-stopped": t.stoppedEarly }, t.stoppedEarly ? t.stopReason : "")));
+    const events = w.events.slice(-30).map((e) => h("tr", {}, h("td", {}, fmtTime(e.time)), h("td", {}, e.kind),
+      h("td", { class: "wrap" }, e.message)));
+    show(h("h1", {}, `Sweep ${w.sweepId}`),
+      h("div", { class: "card", "data-sweep-state": w.state },
+        h("dl", { class: "grid kv" }, [["State", badge(w.state)], ["Agent", link(`#/agent/${enc(w.agentId)}`, w.agentId)],
+          ["Objective", `${w.objective.metric} (${w.objective.direction})`], ["Sampler", w.sampler],
+          ["Early stopping", w.earlyStopping.rule], ["Trials", `${w.trials.length} / ${w.maxTrials}`],
+          ["Best", w.bestTrial ? `trial ${best}: ${fmtNum(w.bestTrial.objective)}` : "—"], ["Message", w.message || "—"]]
+          .map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v))))),
+      h("h2", {}, "Trials"),
+      h("table", { "data-view": "sweep-trials" },
+        h("tr", {}, ["#", "Job", "State", "Params", "Objective", "Epochs", "Stopped early"].map((t) => h("th", {}, t))),
+        ...trials),
+      h("h2", {}, "Events"), h("table", { "data-view": "sweep-events" }, ...events));
+    document.body.dataset.state = "ready";
+    if (TERMINAL.has(w.state)) return;
+    await sleep(POLL_MS, signal);
+  }
+}
+
 // ---- routing and the token ----------------------------------------------------------------
 
 function parseHash() {
@@ -510,12 +554,14 @@ function route() {
   const { signal } = current;
   document.body.dataset.state = "loading";
   for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("active", a.dataset.nav === parts[0] || (a.dataset.nav === "agents" && parts[0] === "agent")
-    || (a.dataset.nav === "jobs" && parts[0] === "compare"));
+    || (a.dataset.nav === "jobs" && parts[0] === "compare") || (a.dataset.nav === "sweeps" && parts[0] === "sweep"));
   show(h("p", { class: "muted" }, "Loading…"));
   const [view, id] = parts;
   const run = view === "job" && id ? jobView(signal, id)
     : view === "compare" && id ? compareView(signal, id.split(",").filter(Boolean))
     : view === "agents" ? agentsView(signal)
+      : view === "sweeps" ? sweepsView(signal)
+      : view === "sweep" && id ? sweepView(signal, id)
       : view === "agent" && id ? agentView(signal, id)
         : jobsView(signal);
   run.catch(failure);

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import certs, data, deploy, evaluation, jobs, models, tokens, up
+from services.cli import certs, data, deploy, evaluation, jobs, models, sweeps, tokens, up
 from services.cli.errors import EPILOG
 
 app = typer.Typer(help="trainhouse: train, evaluate, version and deploy the learned parts of agents.",
@@ -24,6 +24,7 @@ app.command(epilog=EPILOG)(up.up)
 app.add_typer(tokens.token_app, name="token")
 app.add_typer(models.agents_app, name="agents")
 app.add_typer(data.datasets_app, name="datasets")
+app.add_typer(sweeps.sweep_app, name="sweep")
 app.command(epilog=EPILOG)(jobs.train)
 app.command(epilog=EPILOG)(jobs.watch)
 app.command(epilog=EPILOG)(jobs.jobs)

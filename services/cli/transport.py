@@ -242,6 +242,41 @@ class GrpcBackend:
                                  "top": [{"output": t.output, "probability": t.probability} for t in p.top]}
                                 for text, p in zip(texts, resp.predictions)]}
 
+    # -- sweeps (the gateway's JSON shape on both transports) --
+    def create_sweep(self, body: dict[str, Any]) -> dict[str, Any]:
+        from pydantic import ValidationError
+
+        from gateway.resources.sweeps import CreateSweepIn, create_request, sweep_json
+
+        try:
+            parsed = CreateSweepIn.model_validate(body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "sweep"
+            raise invalid(where, f"{where}: {first.get('msg', 'invalid value')}") from None
+        return sweep_json(self.call("training", "CreateSweep", create_request(parsed)).sweep)
+
+    def get_sweep(self, sweep_id: str) -> dict[str, Any]:
+        from gateway.resources.sweeps import sweep_json
+        from trainhouse.v1 import training_service_pb2
+
+        return sweep_json(self.call("training", "GetSweep", training_service_pb2.GetSweepRequest(sweep_id=sweep_id)).sweep)
+
+    def list_sweeps(self, agent_id: str, state: str, limit: int) -> list[dict[str, Any]]:
+        from gateway.resources.sweeps import STATES, sweep_json
+        from trainhouse.v1 import training_service_pb2
+
+        resp = self.call("training", "ListSweeps", training_service_pb2.ListSweepsRequest(
+            agent_id=agent_id, state=STATES.get(state, 0), page_size=limit))
+        return [sweep_json(s) for s in resp.sweeps]
+
+    def cancel_sweep(self, sweep_id: str, reason: str) -> dict[str, Any]:
+        from gateway.resources.sweeps import sweep_json
+        from trainhouse.v1 import training_service_pb2
+
+        return sweep_json(self.call("training", "CancelSweep", training_service_pb2.CancelSweepRequest(
+            sweep_id=sweep_id, reason=reason)).sweep)
+
     # -- data --
     def upload_dataset(self, content: bytes, dataset_id: str) -> dict[str, Any]:
         from trainhouse.v1 import data_service_pb2
@@ -328,6 +363,20 @@ class GatewayBackend:
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         return records.job_from_rest(self._request("GET", f"/api/v1/training/train-agent/{_seg(job_id)}"))
+
+    # -- sweeps --
+    def create_sweep(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", "/api/v1/sweeps", json=body)
+
+    def get_sweep(self, sweep_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/api/v1/sweeps/{_seg(sweep_id)}")
+
+    def list_sweeps(self, agent_id: str, state: str, limit: int) -> list[dict[str, Any]]:
+        params = {k: v for k, v in (("agentId", agent_id), ("state", state)) if v}
+        return self._request("GET", "/api/v1/sweeps", params={**params, "limit": limit})["sweeps"]
+
+    def cancel_sweep(self, sweep_id: str, reason: str) -> dict[str, Any]:
+        return self._request("POST", f"/api/v1/sweeps/{_seg(sweep_id)}/cancel", json={"reason": reason})
 
     def list_jobs(self, agent_id: str, state: str | None, limit: int, search: str = "",
                   order_by: str = "") -> list[dict[str, Any]]:

@@ -35,6 +35,11 @@ RPC_SCOPES: dict[str, str] = {
     # Registering a checkpoint creates a version, as a job's own registration does (RegisterVersion:
     # training:start); serving it is a separate DeployVersion (models:deploy).
     "trainhouse.v1.TrainingService/RegisterCheckpoint": START,
+    # A sweep starts jobs: creating one needs what starting a job needs.
+    "trainhouse.v1.TrainingService/CreateSweep": START,
+    "trainhouse.v1.TrainingService/GetSweep": VIEW,
+    "trainhouse.v1.TrainingService/ListSweeps": VIEW,
+    "trainhouse.v1.TrainingService/CancelSweep": CANCEL,
     # DataService
     "trainhouse.v1.DataService/CreateDataset": GENERATE,
     "trainhouse.v1.DataService/CreateDatasetFromJsonl": GENERATE,

@@ -49,6 +49,7 @@ from services.evaluation import curves as C
 from services.evaluation.advice import PRIORITY_RANK
 from services.evaluation.evaluator import EvalSpec, Evaluator
 from services.evaluation.peers import job_config
+from services.evaluation.sweep_suggestion import suggested_sweep
 from services.evaluation.training_results import final_metrics
 from trainhouse.v1 import evaluation_pb2, evaluation_service_pb2, job_state_pb2
 
@@ -272,6 +273,10 @@ class Optimizer:
             response.versions.append(evaluation_service_pb2.AgentVersionSummary(
                 version_id=v.version_id, job_id=v.job_id, metrics=merged, size_bytes=v.size_bytes,
                 active=v.version_id == agent.active_version_id, create_time=v.create_time))
+        sweep = suggested_sweep(agent_id, current_job.config if current_job is not None else None, cfg, suggestions,
+                                goals)
+        if sweep is not None:
+            response.suggested_sweep.CopyFrom(sweep)
         for s in suggestions:
             changes = struct_pb2.Struct()
             changes.update(s.pop("config_changes"))

@@ -19,6 +19,8 @@ from services.training.jobs import Jobs
 from services.training.runner import JobRunner
 from services.training.servicer import TrainingServicer
 from services.training.store import JobStore
+from services.training.sweep_store import SweepStore
+from services.training.sweeps import Sweeps
 from trainhouse.v1 import training_service_pb2_grpc
 
 
@@ -39,15 +41,24 @@ def build() -> ServiceApp:
     jobs = Jobs(store, hub, runner)
     autotrainer = AutoTrainer(store, jobs, check_every_s)
     autotrainer.start()
+    # Sweeps resume where they were: their state and trials are in sweeps.duckdb.
+    sweep_store = SweepStore(home / "sweeps.duckdb")
+    sweeps = Sweeps(sweep_store, jobs, store, runner)
+    sweeps.start()
 
     def on_shutdown() -> None:
         autotrainer.stop()  # first: a check must not start a job into a stopping runner
+        sweeps.stop()  # likewise a sweep's next trial
         runner.shutdown()
+
+    def on_stopped() -> None:
+        sweep_store.close()
+        store.close()
 
     return ServiceApp(
         registrations=[(training_service_pb2_grpc.add_TrainingServiceServicer_to_server,
-                        TrainingServicer(store, hub, runner, jobs, autotrainer), config.SERVICES["training"][2])],
-        on_shutdown=on_shutdown, on_stopped=store.close)
+                        TrainingServicer(store, hub, runner, jobs, autotrainer, sweeps), config.SERVICES["training"][2])],
+        on_shutdown=on_shutdown, on_stopped=on_stopped)
 
 
 if __name__ == "__main__":

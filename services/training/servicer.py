@@ -23,6 +23,8 @@ from services.training.policy_export import export_job_policy
 from services.training.runner import JobRunner
 from services.training.search import compile_filter, compile_order
 from services.training.store import TERMINAL_STATES, JobStore
+from services.training.sweep_convert import SWEEP_STATE_NAMES, sweep_proto
+from services.training.sweeps import Sweeps
 from trainhouse.v1 import training_job_pb2, training_service_pb2, training_service_pb2_grpc
 
 
@@ -36,8 +38,10 @@ def _actor(value: str) -> str:
 
 
 class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
-    def __init__(self, store: JobStore, hub: EventHub, runner: JobRunner, jobs: Jobs, autotrainer: AutoTrainer):
+    def __init__(self, store: JobStore, hub: EventHub, runner: JobRunner, jobs: Jobs, autotrainer: AutoTrainer,
+                 sweeps: Sweeps):
         self.store = store
+        self.sweeps = sweeps
         self.hub = hub
         self.runner = runner
         self.jobs = jobs
@@ -222,3 +226,26 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         with identity.acting_as(identity.for_account(job["account_id"])):
             version = checkpoint_versions.register(job, self.runner.job_dir(request.job_id), self.store, request)
         return training_service_pb2.RegisterCheckpointResponse(version=version)
+
+    # ---- sweeps --------------------------------------------------------------------------------
+    def _sweep(self, sweep_id: str, with_events: bool = False):
+        row = self.sweeps.visible(sweep_id)
+        events = self.sweeps.store.events(sweep_id) if with_events else None
+        return sweep_proto(row, self.sweeps.store.trials(sweep_id), events)
+
+    def CreateSweep(self, request, context):
+        return training_service_pb2.CreateSweepResponse(sweep=self._sweep(self.sweeps.create(request), True))
+
+    def GetSweep(self, request, context):
+        return training_service_pb2.GetSweepResponse(sweep=self._sweep(request.sweep_id, True))
+
+    def ListSweeps(self, request, context):
+        page = self.sweeps.list(page_request(request, 20, 100), request.agent_id,
+                                SWEEP_STATE_NAMES.get(request.state, ""))
+        return training_service_pb2.ListSweepsResponse(
+            sweeps=[sweep_proto(r, self.sweeps.store.trials(r["sweep_id"])) for r in page.rows],
+            next_page_token=page.next_page_token)
+
+    def CancelSweep(self, request, context):
+        self.sweeps.cancel(request.sweep_id, request.reason)
+        return training_service_pb2.CancelSweepResponse(sweep=self._sweep(request.sweep_id, True))

@@ -315,6 +315,14 @@ class JobStore:
         return fetch_page(self.db, "metrics", where, params, Order((SortKey("sequence", kind=int),)), page,
                           columns="name, value, epoch, step, time")
 
+    def metric_history(self, job_id: str, name: str) -> list[float]:
+        """One value of metric ``name`` per epoch, in epoch order (the epoch's last point when it
+        validated more than once): the curve a sweep's early-stopping rule reads."""
+        rows = self.db.query(
+            "SELECT epoch, arg_max(value, sequence) FROM metrics WHERE job_id = ? AND name = ? "
+            "AND epoch IS NOT NULL GROUP BY epoch ORDER BY epoch", [job_id, name])
+        return [float(v) for _, v in rows]
+
     def list_checkpoints(self, job_id: str, page: PageRequest) -> Page:
         """A keyset page of a job's checkpoints by (create_time, checkpoint_id), oldest first."""
         order = Order((SortKey("create_time", kind=dt.datetime), SortKey("checkpoint_id")))

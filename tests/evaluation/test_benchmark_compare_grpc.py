@@ -240,6 +240,12 @@ def test_analyze_and_optimize(ev, trained):
     assert rules["O6"].config_changes["featurizer"]["dim"] == 8192
     for s in resp.suggestions:
         assert s.goal in resp.optimization_goals and s.signal and s.priority in ("high", "medium", "low")
+    # The suggestions as a sweep to test them: O6's smaller hidden layer is one of its choices, and
+    # the current job's config is its base.
+    sweep = resp.suggested_sweep
+    hidden = next(p for p in sweep.space if p.field == "hidden_sizes")
+    assert [[x.number_value for x in v.list_value.values] for v in hidden.choices.values] == [[64], [32]]
+    assert sweep.agent_id == AGENT and sweep.base_config.hidden_sizes == [64]
     latency_only = ev.AnalyzeAndOptimize(pb.AnalyzeAndOptimizeRequest(agent_id=AGENT,
                                                                       optimization_goals=["minimize_latency"]))
     assert {s.goal for s in latency_only.suggestions} == {"minimize_latency"}

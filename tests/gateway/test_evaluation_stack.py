@@ -191,6 +191,12 @@ def test_analyze_and_optimize_seed_002(admin_api: httpx.Client, trained: Trained
     assert {v["version_id"] for v in data["versions"]} == set(trained.versions)
     assert all(s["goal"] in {"minimize_latency", "maximize_accuracy"} and s["rule"] for s in data["suggestions"])
     assert data["summary"]
+    # The suggested sweep is a body POST /api/v1/sweeps validates as far as the data it lacks.
+    if any(set(s["config_changes"]) & {"hiddenSizes", "epochs", "dropout", "learningRate"} for s in data["suggestions"]):
+        sweep = data["suggested_sweep"]
+        assert sweep["agentId"] == trained.agent and sweep["objective"]["metric"] == "validation_accuracy"
+        r = admin_api.post("/api/v1/sweeps", json=sweep)
+        assert r.status_code == 400 and "examples" in r.text, r.text
     r = admin_api.post(f"{FN}/analyzeAndOptimize", json={"agent_id": trained.agent, "optimization_goals": ["fly"]})
     assert r.status_code == 422 and r.json()["field"] == "optimization_goals[0]"
     r = admin_api.post(f"{FN}/analyzeAndOptimize", json={"agent_id": "agent-nope"})

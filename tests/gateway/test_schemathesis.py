@@ -28,7 +28,7 @@ from schemathesis.checks import (  # noqa: E402
 )
 
 from tests.gateway.conftest import bearer, make_token  # noqa: E402
-from trainhouse.v1 import job_state_pb2, training_service_pb2, training_service_pb2_grpc  # noqa: E402
+from trainhouse.v1 import job_state_pb2, sweep_pb2, training_service_pb2, training_service_pb2_grpc  # noqa: E402
 
 POSITIVE_EXAMPLES = 4
 NEGATIVE_EXAMPLES = 3
@@ -41,6 +41,12 @@ SKIP = {("GET", "/api/v1/training/train-agent/{jobId}/events")}
 def _cancel_account_jobs(stack, account: str) -> None:  # noqa: ANN001
     with stack.channel("training") as channel:
         stub = training_service_pb2_grpc.TrainingServiceStub(channel)
+        # First its sweeps, which would otherwise start new trials after the jobs are cancelled.
+        for sweep in stub.ListSweeps(training_service_pb2.ListSweepsRequest(page_size=100), timeout=30).sweeps:
+            if sweep.account_id == account and sweep.state in (sweep_pb2.SWEEP_STATE_QUEUED,
+                                                               sweep_pb2.SWEEP_STATE_RUNNING):
+                stub.CancelSweep(training_service_pb2.CancelSweepRequest(sweep_id=sweep.sweep_id, reason="fuzz"),
+                                 timeout=30)
         jobs = stub.ListJobs(training_service_pb2.ListJobsRequest(account_id=account, page_size=1000), timeout=30).jobs
         for job in jobs:
             if job.state not in (job_state_pb2.JOB_STATE_COMPLETED, job_state_pb2.JOB_STATE_FAILED,

@@ -235,3 +235,28 @@ def test_three_runs_are_compared_from_the_jobs_list(stack, trained: Trained) -> 
             assert significant == ("yes" if pair["adjusted_p_value"] < pair["alpha"] else "no")
         assert "holm-adjusted" in page.inner_text("main")
         browser.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_headless_chromium_lists_sweeps_and_a_sweeps_trials(stack, tmp_path: Path) -> None:  # noqa: ANN001
+    from tests.intents import make_examples
+
+    with httpx.Client(base_url=stack.gateway_url, timeout=30,
+                      headers={"Authorization": f"Bearer {stack.admin_token}"}) as c:
+        token = make_token(c, stack.admin_token, ["training:view"])
+        sweep_id = c.post("/api/v1/sweeps", json={
+            "agentId": "ui-sweep", "maxTrials": 2, "parallelism": 2, "objective": {"metric": "validation_loss"},
+            "space": [{"field": "learningRate", "choices": [0.01, 0.1]}], "config": {"epochs": 2},
+            "examples": make_examples(8, seed=3)}).json()["data"]["sweepId"]
+        deadline = time.monotonic() + 120
+        while (sweep := c.get(f"/api/v1/sweeps/{sweep_id}").json()["data"])["state"] in ("queued", "running"):
+            assert time.monotonic() < deadline
+            time.sleep(1)
+    listed = _chromium(f"{stack.gateway_url}/ui#/sweeps?token={quote(token)}", tmp_path / "p1", "--dump-dom").stdout
+    assert 'data-view="sweeps"' in listed and f'<tr data-sweep="{sweep_id}">' in listed, listed[-2000:]
+    page = _chromium(f"{stack.gateway_url}/ui#/sweep/{quote(sweep_id)}?token={quote(token)}", tmp_path / "p2",
+                     "--dump-dom").stdout
+    assert 'data-state="ready"' in page and f'data-sweep-state="{sweep["state"]}"' in page, page[-2000:]
+    assert re.findall(r'<tr data-trial="(\d+)"', page) == ["0", "1"]
+    for trial in sweep["trials"]:
+        assert f'href="#/job/{trial["jobId"]}"' in page

@@ -14,6 +14,7 @@ from gateway.errors import encoding_request
 from gateway.examples import ExampleIn, examples_to_proto
 from gateway.models import Id, Int64
 from gateway.ratelimit import EVALUATIONS
+from gateway.resources.sweeps import sweep_body
 from gateway.routing import spend
 from gateway.surfaces.functions.surface import Reply, SnakeModel, new_router, reply
 
@@ -210,4 +211,6 @@ async def analyze_and_optimize(body: AnalyzeIn, request: Request, services: Serv
                          "config_changes": struct_to_dict(s.config_changes), "rule": s.rule}
                         for s in resp.suggestions],
         "summary": resp.summary, "created_at": ts_iso(resp.create_time),
+        # The body of POST /api/v1/sweeps that tests the suggestions (add examples or a datasetId).
+        "suggested_sweep": sweep_body(resp.suggested_sweep) if resp.HasField("suggested_sweep") else None,
     })
