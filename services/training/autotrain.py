@@ -41,6 +41,7 @@ from typing import Any
 from services.common.identity import DEFAULT_ACCOUNT
 from services.common.example_codec import example_proto
 from services.common.logs import log
+from services.common.periodic import Periodic
 from services.common.timeutil import now as wall_clock
 from services.core.errors import InvalidArgument, TrainhouseError
 from services.training import peers
@@ -104,8 +105,7 @@ class AutoTrainer:
         self.interval_s = interval_s
         self.clock = clock
         self._run_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._periodic = Periodic("autotrain", interval_s, self._tick)
 
     # ---- config ------------------------------------------------------------------------------
     def config(self, agent_id: str) -> Config:
@@ -300,17 +300,13 @@ class AutoTrainer:
 
     # ---- the periodic check ------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="autotrain", daemon=True)
-        self._thread.start()
+        self._periodic.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        self._periodic.stop()
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.check("", force=False, dry_run=False, actor="", lazy=True)
-            except Exception as exc:  # a check failing (the registry down) must not end the loop
-                log(logger, "auto-training check failed", logging.WARNING, error=str(exc))
+    def _tick(self) -> None:
+        try:
+            self.check("", force=False, dry_run=False, actor="", lazy=True)
+        except Exception as exc:  # a check failing (the registry down) must not end the loop
+            log(logger, "auto-training check failed", logging.WARNING, error=str(exc))

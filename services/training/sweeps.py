@@ -28,6 +28,7 @@ from google.protobuf.json_format import MessageToDict
 
 from services.common import identity
 from services.common.logs import log
+from services.common.periodic import Periodic
 from services.common.pagination import Page, PageRequest
 from services.common.validation import resource_id
 from services.core.configs import CLASSIFIER_CONFIGS
@@ -171,8 +172,7 @@ class Sweeps:
         self.runner = runner
         self.poll_s = poll_s
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._periodic = Periodic("sweeps", poll_s, self._tick)
 
     # ---- RPCs --------------------------------------------------------------------------------
     def create(self, request: training_service_pb2.CreateSweepRequest) -> str:
@@ -209,22 +209,18 @@ class Sweeps:
 
     # ---- the loop ------------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="sweeps", daemon=True)
-        self._thread.start()
+        self._periodic.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        self._periodic.stop()
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.poll_s):
-            for row in self.store.in_states(("queued", "running")):
-                try:
-                    with self._lock, identity.acting_as(identity.for_account(row["account_id"])):
-                        self.advance(row["sweep_id"])
-                except Exception as exc:  # one sweep failing to advance must not stop the others
-                    log(logger, "sweep step failed", logging.WARNING, sweep_id=row["sweep_id"], error=str(exc))
+    def _tick(self) -> None:
+        for row in self.store.in_states(("queued", "running")):
+            try:
+                with self._lock, identity.acting_as(identity.for_account(row["account_id"])):
+                    self.advance(row["sweep_id"])
+            except Exception as exc:  # one sweep failing to advance must not stop the others
+                log(logger, "sweep step failed", logging.WARNING, sweep_id=row["sweep_id"], error=str(exc))
 
     def advance(self, sweep_id: str) -> None:
         """One step of a sweep (see the module docstring); the caller holds the lock."""
