@@ -487,6 +487,58 @@ async function sweepsView(signal) {
   document.body.dataset.state = "ready";
 }
 
+// One searched parameter of a sweep against its objective as an inline SVG scatter: x is the
+// trial's value (log scale for a log range, one slot per value for choices), y the objective;
+// one point per finished trial, hollow when the sweep stopped it early, the best trial filled and
+// larger, so which region of the space pays off is visible at a glance.
+function sweepScatter(w, param) {
+  const W = 460, H = 260, L = 52, R = 16, T = 30, B = 44;
+  const key = param.field;
+  const svg = s("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, "data-scatter": key, role: "img",
+    "aria-label": `${key} vs ${w.objective.metric}` });
+  svg.append(s("text", { class: "title", x: L, y: 18 }, `${key} vs ${w.objective.metric}`));
+  const done = w.trials.filter((t) => TERMINAL.has(t.state) && typeof t.objective === "number" && key in t.params);
+  if (!done.length) {
+    svg.append(s("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "no finished trials yet"));
+    return svg;
+  }
+  // x: a choice's slot (compared as JSON, choices may be lists), or the value itself (log10 on a log range).
+  const choices = param.choices ? param.choices.map((c) => JSON.stringify(c)) : null;
+  const log = !choices && param.range.log;
+  const xOf = (v) => (choices ? choices.indexOf(JSON.stringify(v)) : log ? Math.log10(v) : v);
+  let [x0, x1] = choices ? [-0.5, choices.length - 0.5]
+    : log ? [Math.log10(param.range.low), Math.log10(param.range.high)] : [param.range.low, param.range.high];
+  if (x1 === x0) { x0 -= 0.5; x1 += 0.5; }
+  const ys = done.map((t) => t.objective);
+  let y0 = Math.min(...ys), y1 = Math.max(...ys);
+  if (y1 === y0) { y0 -= 0.5; y1 += 0.5; }
+  const pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad;
+  const px = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
+  const py = (y) => H - B - ((y - y0) / (y1 - y0)) * (H - T - B);
+  for (const t of niceTicks(y0, y1, 5)) {
+    if (t < y0 || t > y1) continue;
+    svg.append(s("line", { class: "grid", x1: L, x2: W - R, y1: py(t), y2: py(t) }));
+    svg.append(s("text", { x: L - 6, y: py(t) + 4, "text-anchor": "end" }, fmtNum(t, 3)));
+  }
+  const xTicks = choices ? choices.map((c, i) => [i, c])
+    : niceTicks(x0, x1, 5).filter((t) => t >= x0 && t <= x1).map((t) => [t, log ? fmtNum(10 ** t, 5) : fmtNum(t, 3)]);
+  for (const [t, label] of xTicks) svg.append(s("text", { x: px(t), y: H - B + 16, "text-anchor": "middle" }, label));
+  svg.append(s("line", { class: "axis", x1: L, x2: L, y1: T, y2: H - B }));
+  svg.append(s("line", { class: "axis", x1: L, x2: W - R, y1: H - B, y2: H - B }));
+  svg.append(s("text", { x: (L + W - R) / 2, y: H - 8, "text-anchor": "middle" }, log ? `${key} (log scale)` : key));
+  const best = w.bestTrial ? w.bestTrial.number : null;
+  for (const t of done) {
+    const isBest = t.number === best;
+    const color = isBest ? "#dc2626" : "#2563eb";
+    svg.append(s("circle", { cx: px(xOf(t.params[key])).toFixed(1), cy: py(t.objective).toFixed(1), r: isBest ? 6 : 4,
+      fill: t.stoppedEarly ? "none" : color, stroke: color, "stroke-width": 1.5, "data-trial": t.number,
+      "data-value": JSON.stringify(t.params[key]), "data-stopped": t.stoppedEarly, "data-best": isBest },
+    s("title", {}, `trial ${t.number}: ${key}=${JSON.stringify(t.params[key])}, ${w.objective.metric}=${fmtNum(t.objective)}`
+      + (t.stoppedEarly ? " (stopped early)" : ""))));
+  }
+  return svg;
+}
+
 async function sweepView(signal, sweepId) {
   while (!signal.aborted) {
     const w = (await api(`/api/v1/sweeps/${enc(sweepId)}`, signal)).data;
@@ -508,6 +560,9 @@ async function sweepView(signal, sweepId) {
       h("table", { "data-view": "sweep-trials" },
         h("tr", {}, ["#", "Job", "State", "Params", "Objective", "Epochs", "Stopped early"].map((t) => h("th", {}, t))),
         ...trials),
+      h("h2", {}, "Parameters vs objective"),
+      h("p", { class: "muted" }, "Hollow: stopped early. Red: the best trial."),
+      h("div", { class: "charts", "data-view": "sweep-scatters" }, w.space.map((p) => sweepScatter(w, p))),
       h("h2", {}, "Events"), h("table", { "data-view": "sweep-events" }, ...events));
     document.body.dataset.state = "ready";
     if (TERMINAL.has(w.state)) return;

@@ -2,6 +2,7 @@
 browser run that opens a job's page and draws its loss/accuracy charts from the metric history."""
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import subprocess
@@ -245,8 +246,9 @@ def test_headless_chromium_lists_sweeps_and_a_sweeps_trials(stack, tmp_path: Pat
                       headers={"Authorization": f"Bearer {stack.admin_token}"}) as c:
         token = make_token(c, stack.admin_token, ["training:view"])
         sweep_id = c.post("/api/v1/sweeps", json={
-            "agentId": "ui-sweep", "maxTrials": 2, "parallelism": 2, "objective": {"metric": "validation_loss"},
-            "space": [{"field": "learningRate", "choices": [0.01, 0.1]}], "config": {"epochs": 2},
+            "agentId": "ui-sweep", "maxTrials": 3, "parallelism": 3, "seed": 1, "objective": {"metric": "validation_loss"},
+            "space": [{"field": "learningRate", "range": {"low": 0.001, "high": 0.3, "log": True}},
+                      {"field": "epochs", "choices": [1, 2]}],
             "examples": make_examples(8, seed=3)}).json()["data"]["sweepId"]
         deadline = time.monotonic() + 120
         while (sweep := c.get(f"/api/v1/sweeps/{sweep_id}").json()["data"])["state"] in ("queued", "running"):
@@ -257,6 +259,36 @@ def test_headless_chromium_lists_sweeps_and_a_sweeps_trials(stack, tmp_path: Pat
     page = _chromium(f"{stack.gateway_url}/ui#/sweep/{quote(sweep_id)}?token={quote(token)}", tmp_path / "p2",
                      "--dump-dom").stdout
     assert 'data-state="ready"' in page and f'data-sweep-state="{sweep["state"]}"' in page, page[-2000:]
-    assert re.findall(r'<tr data-trial="(\d+)"', page) == ["0", "1"]
+    assert re.findall(r'<tr data-trial="(\d+)"', page) == ["0", "1", "2"]
     for trial in sweep["trials"]:
         assert f'href="#/job/{trial["jobId"]}"' in page
+    # One scatter per searched parameter, one point per finished trial, placed by the trial's value
+    # (log scale for the log range) and objective.
+    scatters = dict(re.findall(r'<svg[^>]*data-scatter="([^"]+)"[^>]*>(.*?)</svg>', page, re.S))
+    assert set(scatters) == {"learning_rate", "epochs"}, page[-3000:]
+    trials = {t["number"]: t for t in sweep["trials"]}
+    assert all(t["objective"] is not None for t in trials.values()), trials
+
+    def points(field: str) -> dict[int, tuple[float, float]]:
+        circles = [dict(re.findall(r'([\w-]+)="([^"]*)"', c)) for c in re.findall(r"<circle[^>]*>", scatters[field])]
+        return {int(c["data-trial"]): (float(c["cx"]), float(c["cy"])) for c in circles}
+
+    lr = points("learning_rate")
+    assert set(lr) == set(trials)
+    by_lr = sorted(trials, key=lambda n: trials[n]["params"]["learning_rate"])
+    assert [lr[n][0] for n in by_lr] == sorted(lr[n][0] for n in by_lr)
+    lo, mid, hi = (math.log10(trials[n]["params"]["learning_rate"]) for n in by_lr)
+    x_lo, x_mid, x_hi = (lr[n][0] for n in by_lr)
+    assert (x_mid - x_lo) / (x_hi - x_lo) == pytest.approx((mid - lo) / (hi - lo), abs=0.02)
+    by_objective = sorted(trials, key=lambda n: trials[n]["objective"])
+    assert [lr[n][1] for n in by_objective] == sorted((lr[n][1] for n in by_objective), reverse=True)
+    epochs = points("epochs")
+    assert set(epochs) == set(trials)
+    for a in trials:
+        for b in trials:
+            if trials[a]["params"]["epochs"] < trials[b]["params"]["epochs"]:
+                assert epochs[a][0] < epochs[b][0]
+            elif trials[a]["params"]["epochs"] == trials[b]["params"]["epochs"]:
+                assert epochs[a][0] == epochs[b][0]
+    best = sweep["bestTrial"]["number"]
+    assert re.search(rf'<circle[^>]*data-trial="{best}"[^>]*data-best="true"', scatters["learning_rate"])
