@@ -108,7 +108,8 @@ class Optimizer:
                                                             evaluation_type="comprehensive", model_kind="classifier"))
         return evaluation, True
 
-    def analyze(self, agent_id: str, goals: list[str]) -> evaluation_service_pb2.AnalyzeAndOptimizeResponse:
+    def analyze(self, agent_id: str, goals: list[str],
+                start_sweep: bool = False) -> evaluation_service_pb2.AnalyzeAndOptimizeResponse:
         if not agent_id:
             raise InvalidArgument("agent_id", "is required")
         goals = validate_goals(goals)
@@ -277,6 +278,11 @@ class Optimizer:
                                 goals)
         if sweep is not None:
             response.suggested_sweep.CopyFrom(sweep)
+            if start_sweep:
+                if current_job is None:
+                    raise FailedPrecondition(f"version {current.version_id} of agent '{agent_id}' has no completed "
+                                             f"job whose data a sweep could train on", field="start_sweep")
+                response.started_sweep_id = self.peers.create_sweep(sweep, current_job).sweep_id
         for s in suggestions:
             changes = struct_pb2.Struct()
             changes.update(s.pop("config_changes"))

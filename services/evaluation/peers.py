@@ -19,9 +19,9 @@ from services.core.errors import FailedPrecondition, InvalidArgument, NotFound, 
 from services.common.example_codec import example_dicts
 from services.common.grpc_errors import failure_of
 from services.common.pagination import collect_pages
-from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, job_state_pb2, model_registry_pb2,
-                           model_registry_pb2_grpc, model_version_pb2, training_job_pb2, training_service_pb2,
-                           training_service_pb2_grpc)
+from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, example_pb2, job_state_pb2, model_registry_pb2,
+                           model_registry_pb2_grpc, model_version_pb2, sweep_pb2, training_job_pb2,
+                           training_service_pb2, training_service_pb2_grpc)
 
 TIMEOUT_S = 60.0
 PREDICT_BATCH = 1000  # ModelRegistry.Predict accepts at most 1000 inputs per call
@@ -194,14 +194,31 @@ class Peers:
             raise peer_error(err, "job", job_id) from None
         return [(p.name, p.epoch, p.value) for p in points]
 
-    def job_examples(self, job_id: str, split: str) -> list[dict[str, Any]]:
+    def _job_example_messages(self, job_id: str, split: str, field: str) -> list[example_pb2.Example]:
         try:
-            examples = collect_pages(partial(self.training().ListJobExamples, timeout=TIMEOUT_S),
-                                     training_service_pb2.ListJobExamplesRequest(job_id=job_id, split=split),
-                                     "examples", 10000)
+            return collect_pages(partial(self.training().ListJobExamples, timeout=TIMEOUT_S),
+                                 training_service_pb2.ListJobExamplesRequest(job_id=job_id, split=split),
+                                 "examples", 10000)
         except grpc.RpcError as err:
-            raise peer_error(err, "job", job_id, field="test_set_split") from None
-        return example_dicts(examples)
+            raise peer_error(err, "job", job_id, field=field) from None
+
+    def job_examples(self, job_id: str, split: str) -> list[dict[str, Any]]:
+        return example_dicts(self._job_example_messages(job_id, split, "test_set_split"))
+
+    def create_sweep(self, sweep: sweep_pb2.Sweep, job: training_job_pb2.TrainingJob) -> sweep_pb2.Sweep:
+        """Starts `sweep` on `job`'s data: its dataset when it had one, else the examples it resolved,
+        its validation split passed as the sweep's validation set, so every trial is judged on the
+        examples the job itself was judged on."""
+        request = training_service_pb2.CreateSweepRequest(sweep=sweep)
+        if job.dataset_id:
+            request.sweep.dataset_id = job.dataset_id
+        else:
+            request.examples.extend(self._job_example_messages(job.job_id, "train", "start_sweep"))
+            request.validation_examples.extend(self._job_example_messages(job.job_id, "validation", "start_sweep"))
+        try:
+            return self.training().CreateSweep(request, timeout=TIMEOUT_S).sweep
+        except grpc.RpcError as err:
+            raise peer_error(err, "sweep", sweep.agent_id, field="start_sweep") from None
 
     # --- data -------------------------------------------------------------------------------
     def dataset_examples(self, dataset_id: str) -> tuple[str, list[dict[str, Any]]]:

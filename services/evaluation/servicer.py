@@ -1,7 +1,8 @@
 """EvaluationService RPCs: validate at the edge, call the core, build the response."""
 from __future__ import annotations
 
-from services.core.errors import InvalidArgument
+from services.common import identity
+from services.core.errors import InvalidArgument, PermissionDenied
 from services.common.example_codec import example_dicts, query_dicts
 from services.common.pagination import page_request
 from services.evaluation.benchmarks import Benchmarks, suite_protos
@@ -97,7 +98,11 @@ class EvaluationServicer(evaluation_service_pb2_grpc.EvaluationServiceServicer):
         return pb.GetComparisonResponse(comparison=self.store.get_comparison(request.comparison_id))
 
     def AnalyzeAndOptimize(self, request, context):
-        return self.optimizer.analyze(request.agent_id, list(request.optimization_goals))
+        # Analysing needs only the method's own scope; starting the sweep starts training jobs, so it
+        # needs what StartJob and CreateSweep need, checked before any analysis work is done.
+        if request.start_sweep and not identity.current().allows("training:start"):
+            raise PermissionDenied("start_sweep needs the 'training:start' scope", field="start_sweep")
+        return self.optimizer.analyze(request.agent_id, list(request.optimization_goals), request.start_sweep)
 
     def GenerateReport(self, request, context):
         return pb.GenerateReportResponse(report=self.reports.generate(

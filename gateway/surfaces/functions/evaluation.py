@@ -186,6 +186,9 @@ class AnalyzeIn(SnakeModel):
     optimization_goals: list[StrictStr] | None = Field(
         None, description="minimize_latency, maximize_accuracy, minimize_cost, maximize_consistency, "
                           "improve_calibration, reduce_overfitting (default: all)")
+    start_sweep: StrictBool = Field(False, description="Also start the suggested sweep on the data of the job that "
+                                                      "trained the current version (needs training:start); its id "
+                                                      "comes back as started_sweep_id")
 
 
 @router.post("/analyzeAndOptimize", response_model=Reply[dict[str, Any]], response_model_exclude_none=True,
@@ -194,7 +197,8 @@ async def analyze_and_optimize(body: AnalyzeIn, request: Request, services: Serv
     spend(request, EVALUATIONS)
     with encoding_request():
         req = evaluation_service_pb2.AnalyzeAndOptimizeRequest(agent_id=body.agent_id,
-                                                               optimization_goals=body.optimization_goals or [])
+                                                               optimization_goals=body.optimization_goals or [],
+                                                               start_sweep=body.start_sweep)
     resp = await services.evaluation.AnalyzeAndOptimize(req, timeout=services.timeout_s)
     cur = resp.current
     return reply(request, {
@@ -213,4 +217,5 @@ async def analyze_and_optimize(body: AnalyzeIn, request: Request, services: Serv
         "summary": resp.summary, "created_at": ts_iso(resp.create_time),
         # The body of POST /api/v1/sweeps that tests the suggestions (add examples or a datasetId).
         "suggested_sweep": sweep_body(resp.suggested_sweep) if resp.HasField("suggested_sweep") else None,
+        "started_sweep_id": resp.started_sweep_id or None,
     })
