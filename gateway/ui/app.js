@@ -133,6 +133,22 @@ function niceTicks(lo, hi, count) {
   return out;
 }
 
+// The plotting frame two charts share: the y range padded by 5 % (a flat one widened), pixel
+// scales for x and y, and the y grid with its labels drawn into `svg`.
+function plotFrame(svg, box, x0, x1, y0, y1) {
+  const { W, H, L, R, T, B } = box;
+  if (y1 === y0) { y0 -= 0.5; y1 += 0.5; }
+  const pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad;
+  const px = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
+  const py = (y) => H - B - ((y - y0) / (y1 - y0)) * (H - T - B);
+  for (const t of niceTicks(y0, y1, 5)) {
+    if (t < y0 || t > y1) continue;
+    svg.append(s("line", { class: "grid", x1: L, x2: W - R, y1: py(t), y2: py(t) }));
+    svg.append(s("text", { x: L - 6, y: py(t) + 4, "text-anchor": "end" }, fmtNum(t, 3)));
+  }
+  return { px, py };
+}
+
 // One line chart as inline SVG: series = [{name, points: [[x, y], ...], color?}] (colour by
 // metric name unless given). The legend wraps onto more rows when the names do not fit one.
 function lineChart(key, title, series, xLabel) {
@@ -155,17 +171,9 @@ function lineChart(key, title, series, xLabel) {
     return svg;
   }
   const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
-  let x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
+  let x0 = Math.min(...xs), x1 = Math.max(...xs);
   if (x1 === x0) { x1 = x0 + 1; }
-  if (y1 === y0) { y0 -= 0.5; y1 += 0.5; }
-  const pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad;
-  const px = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
-  const py = (y) => H - B - ((y - y0) / (y1 - y0)) * (H - T - B);
-  for (const t of niceTicks(y0, y1, 5)) {
-    if (t < y0 || t > y1) continue;
-    svg.append(s("line", { class: "grid", x1: L, x2: W - R, y1: py(t), y2: py(t) }));
-    svg.append(s("text", { x: L - 6, y: py(t) + 4, "text-anchor": "end" }, fmtNum(t, 3)));
-  }
+  const { px, py } = plotFrame(svg, { W, H, L, R, T, B }, x0, x1, Math.min(...ys), Math.max(...ys));
   for (const t of niceTicks(x0, x1, 6)) {
     if (t < x0 || t > x1) continue;
     svg.append(s("text", { x: px(t), y: H - B + 16, "text-anchor": "middle" }, fmtNum(t, 2)));
@@ -510,16 +518,7 @@ function sweepScatter(w, param) {
     : log ? [Math.log10(param.range.low), Math.log10(param.range.high)] : [param.range.low, param.range.high];
   if (x1 === x0) { x0 -= 0.5; x1 += 0.5; }
   const ys = done.map((t) => t.objective);
-  let y0 = Math.min(...ys), y1 = Math.max(...ys);
-  if (y1 === y0) { y0 -= 0.5; y1 += 0.5; }
-  const pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad;
-  const px = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
-  const py = (y) => H - B - ((y - y0) / (y1 - y0)) * (H - T - B);
-  for (const t of niceTicks(y0, y1, 5)) {
-    if (t < y0 || t > y1) continue;
-    svg.append(s("line", { class: "grid", x1: L, x2: W - R, y1: py(t), y2: py(t) }));
-    svg.append(s("text", { x: L - 6, y: py(t) + 4, "text-anchor": "end" }, fmtNum(t, 3)));
-  }
+  const { px, py } = plotFrame(svg, { W, H, L, R, T, B }, x0, x1, Math.min(...ys), Math.max(...ys));
   const xTicks = choices ? choices.map((c, i) => [i, c])
     : niceTicks(x0, x1, 5).filter((t) => t >= x0 && t <= x1).map((t) => [t, log ? fmtNum(10 ** t, 5) : fmtNum(t, 3)]);
   for (const [t, label] of xTicks) svg.append(s("text", { x: px(t), y: H - B + 16, "text-anchor": "middle" }, label));
