@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from concurrent import futures
@@ -127,3 +128,19 @@ def serve(service: str, build: Callable[[], ServiceApp], grace_s: float = 10.0) 
         server.stop(grace_s).wait(grace_s + 5)
         app.on_stopped()
     log(logger, "stopped", service=service)
+    _exit_now()
+
+
+def _exit_now() -> None:
+    """Exit 0 without interpreter finalisation, once everything is stopped and stored.
+
+    Finalisation tears down daemon threads (gRPC's and the HTTP client's pollers) while they are
+    inside C++ code, which aborts the process now and then ("FATAL: exception not rethrown",
+    SIGABRT) after a clean stop; with nothing left to save, skipping it is the clean exit."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(0)
