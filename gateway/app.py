@@ -49,6 +49,7 @@ from gateway.tokens import TokenStore, ensure_bootstrap
 from gateway.webhooks.dispatcher import Dispatcher
 from gateway.webhooks.store import WebhookStore
 from services.common.duckdb_store import DuckStore
+from services.common import tracing
 from services.common.logs import log
 
 logger = logging.getLogger("trainhouse.gateway")
@@ -105,6 +106,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     # Read before serving: an unreadable JWKS file stops the start with its reason.
     verifier = JwtVerifier.from_env(settings.jwt_secret or "", settings.jwt_jwks or "")
     internal = internal_tokens()  # a missing TRAINHOUSE_INTERNAL_KEY stops the start here
+    tracing.configure("gateway")  # before the channels are made: they carry its interceptors
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -134,6 +136,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             limiter.flush()
             await backends.close()
             db.close()
+            tracing.flush()
 
     app = FastAPI(title="trainhouse gateway", version="1.0.0", lifespan=lifespan, docs_url="/docs",
                   redoc_url=None, openapi_url="/openapi.json",
@@ -147,6 +150,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    tracing.instrument_app(app)
     return app
 
 

@@ -24,7 +24,7 @@ from trainhouse.v1 import (
 
 from gateway.metrics import GatewayMetrics
 from gateway.rpc_interceptors import interceptors
-from services.common import config, tls
+from services.common import config, tls, tracing
 from services.common.server import GRPC_OPTIONS
 
 SERVICE_NAMES = ("training", "data", "evaluation", "registry")
@@ -38,7 +38,7 @@ class Backends:
     @classmethod
     def connect(cls, timeout_s: float, metrics: GatewayMetrics | None = None) -> "Backends":
         channels = {name: tls.aio_channel(config.service_address(name), options=GRPC_OPTIONS,
-                                          interceptors=interceptors(metrics))
+                                          interceptors=[*tracing.aio_client_interceptors(), *interceptors(metrics)])
                     for name in SERVICE_NAMES}
         return cls(channels, timeout_s)
 

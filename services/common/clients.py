@@ -10,7 +10,7 @@ import threading
 
 import grpc
 
-from services.common import config, tls
+from services.common import config, tls, tracing
 from services.common.authn import forwarding_interceptor
 from services.common.request_context import RequestIdClientInterceptor
 from services.common.server import GRPC_OPTIONS
@@ -52,5 +52,6 @@ def channel(service: str, address: str | None = None) -> grpc.Channel:
         if ch is None:
             ch = grpc.intercept_channel(tls.channel(target, options=CHANNEL_OPTIONS),
                                         RequestIdClientInterceptor(), forwarding_interceptor())
+            ch = tracing.traced_channel(ch)
             _channels[target] = ch
         return ch

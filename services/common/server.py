@@ -21,7 +21,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common import config, tls
+from services.common import config, tls, tracing
 from services.common.authn import AuthInterceptor, ServiceAuthenticator
 from services.common.grpc_errors import ErrorInterceptor
 from services.common.logs import configure, log
@@ -61,7 +61,9 @@ def create_server(app: ServiceApp, address: str, authenticator: ServiceAuthentic
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
         # Authentication inside the error mapping, so its refusals are rich statuses like any other.
-        interceptors=[RequestIdServerInterceptor(), ErrorInterceptor(), AuthInterceptor(authenticator)],
+        # The tracing span (when configured) outermost, so it times and records everything below.
+        interceptors=[*tracing.server_interceptors(), RequestIdServerInterceptor(), ErrorInterceptor(),
+                      AuthInterceptor(authenticator)],
         options=SERVER_OPTIONS,
     )
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
@@ -84,6 +86,7 @@ def create_server(app: ServiceApp, address: str, authenticator: ServiceAuthentic
 def serve(service: str, build: Callable[[], ServiceApp], grace_s: float = 10.0) -> None:
     """Run one service until SIGTERM/SIGINT; exit 0 after a clean stop."""
     configure(service)
+    tracing.configure(service)  # a bad TRAINHOUSE_TRACING stops the process here
     tls.TlsSettings.from_env()  # a bad TLS setting stops the process before build() opens anything
     authenticator = ServiceAuthenticator.from_env()  # so does a missing internal key
     app = build()
@@ -137,6 +140,7 @@ def _exit_now() -> None:
     Finalisation tears down daemon threads (gRPC's and the HTTP client's pollers) while they are
     inside C++ code, which aborts the process now and then ("FATAL: exception not rethrown",
     SIGABRT) after a clean stop; with nothing left to save, skipping it is the clean exit."""
+    tracing.flush()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -49,7 +49,10 @@ CONVERGENCE_NAMES = {v: k.removeprefix("CONVERGENCE_STATUS_").lower()
 RISK_NAMES = {v: k.removeprefix("RISK_LEVEL_").lower() for k, v in training_analysis_pb2.RiskLevel.items()}
 
 class _LazyCharts:
-    """matplotlib takes ~0.4 s to import; load it when the first chart is drawn."""
+    """matplotlib takes ~0.4 s to import; load it when the first chart is drawn.
+
+    It is the optional extra ``charts``: without it a Markdown or HTML report says where each chart
+    would be and why it is missing (its data is in every format's ``charts`` section all the same)."""
 
     def __getattr__(self, name: str):
         from services.evaluation import charts as module
@@ -158,7 +161,7 @@ class Reports:
         if fmt == "json":
             content = json.dumps(payload, indent=2)
         else:
-            svgs = {name: chart_map[name][1]() for name in chart_names}
+            svgs = draw_charts({name: chart_map[name] for name in chart_names})
             content = (render_markdown if fmt == "markdown" else render_html)(title, payload, order, svgs)
         data_struct = struct_pb2.Struct()
         data_struct.update(payload)
@@ -371,7 +374,21 @@ def _md_value(value: Any, depth: int = 0) -> str:
     return _fmt(value)
 
 
-def render_markdown(title: str, payload: dict[str, Any], order: list[str], svgs: dict[str, str]) -> str:
+MISSING_CHARTS = ("chart not drawn: this EvaluationService has no matplotlib (pip install 'trainhouse[charts]'); "
+                  "its data is in the report's JSON format")
+
+
+def draw_charts(chart_map: dict[str, Chart]) -> dict[str, str | None]:
+    """Each chart's SVG, or None for every chart when matplotlib is not installed."""
+    try:
+        return {name: draw() for name, (_, draw) in chart_map.items()}
+    except ModuleNotFoundError as err:
+        if err.name != "matplotlib" and not (err.name or "").startswith("matplotlib."):
+            raise
+        return dict.fromkeys(chart_map)
+
+
+def render_markdown(title: str, payload: dict[str, Any], order: list[str], svgs: dict[str, str | None]) -> str:
     out = [f"# {title}", "", f"_Report {payload['report_id']} ({payload['report_type']}), generated "
                                 f"{payload['generated_at']}_", ""]
     for name in order:
@@ -379,8 +396,11 @@ def render_markdown(title: str, payload: dict[str, Any], order: list[str], svgs:
         out.append("")
         if name == "charts":
             for chart, svg in svgs.items():
-                uri = base64.b64encode(svg.encode()).decode()
-                out.append(f"![{chart}](data:image/svg+xml;base64,{uri})")
+                if svg is None:
+                    out.append(f"_{chart}: {MISSING_CHARTS}_")
+                else:
+                    uri = base64.b64encode(svg.encode()).decode()
+                    out.append(f"![{chart}](data:image/svg+xml;base64,{uri})")
                 out.append("")
         else:
             out.append(_md_value(payload["sections"][name]))
@@ -421,7 +441,7 @@ figcaption{font-size:.85rem;color:#4b5563;text-align:center}.meta{color:#6b7280;
 """
 
 
-def render_html(title: str, payload: dict[str, Any], order: list[str], svgs: dict[str, str]) -> str:
+def render_html(title: str, payload: dict[str, Any], order: list[str], svgs: dict[str, str | None]) -> str:
     parts = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
              f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
              f"<h1>{html.escape(title)}</h1>",
@@ -431,7 +451,8 @@ def render_html(title: str, payload: dict[str, Any], order: list[str], svgs: dic
         parts.append(f"<section id=\"{html.escape(name)}\"><h2>{html.escape(name.replace('_', ' ').capitalize())}</h2>")
         if name == "charts":
             for chart, svg in svgs.items():
-                parts.append(f"<figure class=\"chart\" data-chart=\"{html.escape(chart)}\">{svg}"
+                drawn = svg if svg is not None else f"<p class=\"missing-chart\">{html.escape(MISSING_CHARTS)}</p>"
+                parts.append(f"<figure class=\"chart\" data-chart=\"{html.escape(chart)}\">{drawn}"
                              f"<figcaption>{html.escape(chart.replace('_', ' '))}</figcaption></figure>")
         else:
             parts.append(_html_value(payload["sections"][name]))

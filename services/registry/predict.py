@@ -14,6 +14,7 @@ import numpy as np
 
 from services.core.errors import FailedPrecondition, InvalidArgument, ServingFailure
 from services.core.abstention import OUT_OF_SCOPE, abstains, in_scope_ranking
+from services.common import tracing
 from services.common.timeutil import now
 from services.registry.convert import ARMS, ENVIRONMENT_ENUMS, ENVIRONMENTS
 from services.registry.deployments import Deployments
@@ -120,7 +121,10 @@ class Predictor:
                                for i, e in enumerate(request.episodes)])
         started = time.perf_counter()
         try:
-            probs = model.predict_proba(texts, states=states)
+            with tracing.span("onnxruntime.run", **{"trainhouse.agent_id": agent_id,
+                                                    "trainhouse.version_id": served.version_id,
+                                                    "trainhouse.batch_size": len(texts)}):
+                probs = model.predict_proba(texts, states=states)
             problem = invalid_output(probs, len(texts), len(model.labels))
         except Exception as exc:  # onnxruntime refused the inputs: the version failed to serve them
             probs, problem = None, f"exception: {type(exc).__name__}: {str(exc)[:300]}"

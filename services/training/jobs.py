@@ -13,12 +13,12 @@ import json
 import uuid
 from typing import Any
 
-from services.common import identity
+from services.common import identity, tracing
 from services.core.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from services.training import peers
 from services.training.events import EventHub
 from services.training.requests import check_references, module_source, parse_start_request
-from services.training.runner import JobRunner
+from services.training.runner import TRACEPARENT_FILE, JobRunner
 from services.training.store import JobStore
 from trainhouse.v1 import training_service_pb2
 
@@ -75,6 +75,9 @@ class Jobs:
         job_dir = self.runner.job_dir(job_id)
         job_dir.mkdir(parents=True, exist_ok=True)
         (job_dir / "examples.json").write_text(json.dumps(spec.data))
+        traceparent = tracing.current_traceparent()
+        if traceparent:  # the worker's spans join the trace of the call that started the job
+            (job_dir / TRACEPARENT_FILE).write_text(traceparent)
         base_version_id = spec.base_version_id
         if base is not None:
             base_version_id, onnx_bytes = base

@@ -23,6 +23,10 @@ from services.training.events import EventHub
 from services.training.executors import Executor, LocalExecutor, WorkerHandle
 from services.training.store import ACTIVE_STATES, TERMINAL_STATES, JobStore, RecordedProgress
 
+# The W3C traceparent of the call that started a job, in its folder: a worker started later (or after a
+# restart) continues that trace (services/common/tracing.py).
+TRACEPARENT_FILE = "traceparent"
+
 logger = logging.getLogger("trainhouse.runner")
 
 # Worker messages stored per transaction at most (a commit costs far more than a row).
@@ -117,6 +121,9 @@ class JobRunner:
         spec = {"job_id": job_id, "job_dir": str(self.job_dir(job_id)),
                 "config": json.loads(job["config_json"])["resolved"], "method": job["method"],
                 "resume_from": resume_from}
+        trace_file = self.job_dir(job_id) / TRACEPARENT_FILE
+        if trace_file.exists():
+            spec["traceparent"] = trace_file.read_text().strip()
         fields: dict[str, Any] = {}
         if job["start_time"] is None:
             fields["start_time"] = now().replace(tzinfo=None)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from services.core.errors import TrainhouseError
+from services.common import tracing
 from services.common.logs import configure
 
 PARITY_TOLERANCE = 1e-5
@@ -61,6 +62,7 @@ class QueueCallbacks:
         self.cancel = cancel
         self.shutdown = shutdown
         self.checkpoint_dir = checkpoint_dir
+        self.epochs = tracing.Timeline()  # made inside the job's span: its epochs are children of it
 
     @property
     def stop_checkpoint_kind(self) -> str:
@@ -72,6 +74,9 @@ class QueueCallbacks:
             every = max(1, total // MAX_STEP_EVENTS)
             if payload["step"] % every and payload["step"] != total:
                 return
+        elif kind == "epoch":
+            self.epochs.mark("epoch", **{f"trainhouse.{k}": v for k, v in payload.items()
+                                         if isinstance(v, (int, float, str, bool))})
         self.queue.put(("event", kind, _plain(payload)))
 
     def should_stop(self) -> bool:
@@ -95,15 +100,20 @@ def majority_baseline(train_outputs: list[str], eval_outputs: list[str]) -> floa
 
 def run_job(spec: dict[str, Any], queue: Any, cancel: Any, shutdown: Any) -> None:
     configure(f"training-worker-{spec['job_id']}")
+    tracing.configure("worker")
     log = logging.getLogger("trainhouse.worker")
     queue = BoundedQueue(queue, os.getppid() if spec.get("watch_parent", True) else None)
-    try:
-        _run(spec, queue, cancel, shutdown)
-    except TrainhouseError as err:
-        queue.put(("error", {"reason": err.reason.lower(), "message": err.message, "field": err.field}))
-    except Exception as err:  # the job fails; the service stays up
-        log.error("job crashed: %s", traceback.format_exc())
-        queue.put(("error", {"reason": "trainer_error", "message": f"{type(err).__name__}: {err}"}))
+    # The job's span continues the trace of the StartJob call that queued it (spec["traceparent"]).
+    with tracing.span("training job", traceparent=spec.get("traceparent"), **{
+            "trainhouse.job_id": spec["job_id"], "trainhouse.method": spec["method"]}):
+        try:
+            _run(spec, queue, cancel, shutdown)
+        except TrainhouseError as err:
+            queue.put(("error", {"reason": err.reason.lower(), "message": err.message, "field": err.field}))
+        except Exception as err:  # the job fails; the service stays up
+            log.error("job crashed: %s", traceback.format_exc())
+            queue.put(("error", {"reason": "trainer_error", "message": f"{type(err).__name__}: {err}"}))
+    tracing.flush()
 
 
 def _write_split(job_dir: Path, trainer: Any) -> None:
