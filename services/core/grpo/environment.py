@@ -91,6 +91,8 @@ class Episode:
     finished: bool = False                         # ended by the finish action (not the step limit)
     started: float | None = None                   # perf_counter of the first step
     ended: float | None = None
+    env_data: dict[str, Any] = field(default_factory=dict)   # the environment's own bookkeeping (e.g. a
+                                                              # remote episode id); not part of the state
 
     def __post_init__(self) -> None:
         self.called_ok = np.zeros(self.n_tools, dtype=np.float32)
@@ -125,7 +127,14 @@ def state_dim(n_tools: int) -> int:
 
 
 class ToolEnvironment:
-    """Runs actions of a catalog (``finish`` last) for at most ``max_steps`` steps per episode."""
+    """Runs actions of a catalog (``finish`` last) for at most ``max_steps`` steps per episode.
+
+    This class is the "simulated" environment (declarative tools, ``tools.py``); the builtin and
+    HTTP environments (``environments/``) subclass it and override ``_run_tool`` (and ``reset`` /
+    ``step`` where needed), so rollouts, scoring and exports are the same for all of them.
+    """
+
+    kind = "simulated"
 
     def __init__(self, catalog: Sequence[ToolSpec], max_steps: int):
         if not catalog or catalog[-1].name != FINISH:
@@ -242,6 +251,29 @@ def values_match(expected: Any, actual: Any) -> bool:
     return expected == actual
 
 
-def matched_fields(final_state: Mapping[str, Any], expected: Mapping[str, Any]) -> int:
+def field_matches(name: str, expected: Any, actual: Any, comparisons: Mapping[str, Any] | None = None) -> bool:
+    """Whether one outcome field matches under its comparison rule (``environments/spec.py``):
+    "exact" (``values_match``), "at_most" / "at_least" (numbers: actual <= / >= expected, e.g. a
+    time budget), {"tolerance": t} (|actual - expected| <= t), {"rel_tolerance": r}. Fields with
+    no rule compare exactly; ``execution_time_ms`` is "at_most" unless the job says otherwise."""
+    from services.core.grpo.environments.spec import DEFAULT_COMPARISONS
+
+    rule = (comparisons or {}).get(name, DEFAULT_COMPARISONS.get(name, "exact"))
+    if rule == "exact":
+        return values_match(expected, actual)
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (expected, actual))
+    if not numbers:
+        return False
+    if rule == "at_most":
+        return float(actual) <= float(expected)
+    if rule == "at_least":
+        return float(actual) >= float(expected)
+    if "tolerance" in rule:
+        return abs(float(actual) - float(expected)) <= rule["tolerance"]
+    return abs(float(actual) - float(expected)) <= rule["rel_tolerance"] * abs(float(expected))
+
+
+def matched_fields(final_state: Mapping[str, Any], expected: Mapping[str, Any],
+                   comparisons: Mapping[str, Any] | None = None) -> int:
     """How many fields of ``expected`` the final state matches (a missing field does not match)."""
-    return sum(1 for k, v in expected.items() if k in final_state and values_match(v, final_state[k]))
+    return sum(1 for k, v in expected.items() if k in final_state and field_matches(k, v, final_state[k], comparisons))

@@ -29,6 +29,7 @@ from scipy import stats
 from services.core.configs.grpo import GRPOConfig
 from services.core.errors import InvalidArgument
 from services.core.grpo.environment import ToolEnvironment, TrainingQuery, parse_queries
+from services.core.grpo.environments import make_environment, make_reward
 from services.core.grpo.policy import ToolPolicy
 from services.core.grpo.rewards import get_reward
 from services.core.grpo.trajectories import Trajectory, rollout, score_batch, summarize
@@ -36,20 +37,25 @@ from services.core.grpo.trajectories import Trajectory, rollout, score_batch, su
 EVAL_CHUNK = 256
 
 
-def _environment_for(policy: ToolPolicy, config: GRPOConfig) -> ToolEnvironment:
-    names = [t.name for t in config.catalog]
-    if names != policy.actions:
-        raise InvalidArgument("tools", f"the policy's actions {policy.actions} differ from the config's catalog {names}")
-    return ToolEnvironment(config.catalog, config.max_steps_per_trajectory)
+def _environment_for(policy: Any, config: GRPOConfig, env: ToolEnvironment | None = None) -> ToolEnvironment:
+    """The config's environment (``environments.make_environment``) unless one is given; its
+    action list must be the policy's."""
+    env = env or make_environment(config)
+    names = list(env.names)
+    if names != list(policy.actions):
+        raise InvalidArgument("tools", f"the policy's actions {policy.actions} differ from the environment's tools "
+                                       f"{names}")
+    return env
 
 
-def run_evaluation(policy: ToolPolicy, queries: Sequence[TrainingQuery], config: GRPOConfig, *,
+def run_evaluation(policy: Any, queries: Sequence[TrainingQuery], config: GRPOConfig, *,
                    reward_function: str | None = None, greedy: bool = True, seed: int = 0,
-                   id_prefix: str = "eval") -> tuple[list[Trajectory], int]:
-    """(one scored trajectory per query, tokens processed)."""
-    env = _environment_for(policy, config)
-    name = reward_function or config.reward_function
-    reward_fn = get_reward(name)
+                   id_prefix: str = "eval", env: ToolEnvironment | None = None) -> tuple[list[Trajectory], int]:
+    """(one scored trajectory per query, tokens processed). ``policy`` is a ``ToolPolicy`` or
+    anything with its rollout interface (``HeuristicPolicy``, the ONNX one of the evaluation
+    service); ``env`` reuses an environment (the trainer's), else one is built from ``config``."""
+    env = _environment_for(policy, config, env)
+    reward_fn = get_reward(reward_function) if reward_function else make_reward(config)
     rng = None if greedy else np.random.default_rng(seed)
     out: list[Trajectory] = []
     tokens = 0
@@ -59,7 +65,7 @@ def run_evaluation(policy: ToolPolicy, queries: Sequence[TrainingQuery], config:
         Q = policy.encode_queries([q.query for q in chunk])
         batch = rollout(policy, env, chunk, Q, 1, rng, id_prefix=f"{id_prefix}-{start // EVAL_CHUNK:04d}")
         score_batch(batch, env, reward_fn, gamma=config.gamma, step_penalty=config.step_penalty,
-                    reward_name="reward_function", relevance_cache=cache)
+                    reward_name="reward_function", relevance_cache=cache, comparisons=config.comparisons)
         out.extend(batch.trajectories)
         tokens += batch.tokens
     return out, tokens

@@ -67,11 +67,11 @@ import scipy.sparse as sp
 from services.core.configs.grpo import GRPOConfig
 from services.core.errors import InvalidArgument
 from services.core.featurizer import FeaturizerConfig, HashingFeaturizer
-from services.core.grpo.environment import ToolEnvironment, TrainingQuery, parse_queries
+from services.core.grpo.environment import TrainingQuery, parse_queries
+from services.core.grpo.environments import make_environment, make_reward
 from services.core.grpo.evaluation import run_evaluation
 from services.core.grpo.objective import grpo_objective, trajectory_step_weights
 from services.core.grpo.policy import ToolPolicy, encode_texts
-from services.core.grpo.rewards import get_reward
 from services.core.grpo.rollout_pool import LocalRolloutPool, RolloutPool, RolloutShard
 from services.core.grpo.tools import RESERVED_FIELDS, parse_catalog
 from services.core.grpo.trajectories import RolloutBatch, merge_batches, rollout, score_batch, summarize
@@ -140,10 +140,11 @@ class GRPOTrainer(CallbackHost):
                              if evaluation_queries else [])
         self.price_model = price_model or PriceModel.from_env()
         self.keep_trajectories = keep_trajectories
-        self.catalog = config.catalog
+        self.env = make_environment(config)
+        self.catalog = self.env.catalog
         self.actions = [t.name for t in self.catalog]
-        self.env = ToolEnvironment(self.catalog, config.max_steps_per_trajectory)
-        self.reward_fn = get_reward(config.reward_function)
+        self.reward_fn = make_reward(config)
+        self.comparisons = config.comparisons
         # Featurize every training query once; a batch takes rows.
         self.Q_train: sp.csr_matrix = encode_texts(HashingFeaturizer(config.featurizer),
                                                    [q.query for q in self.train_queries])
@@ -310,7 +311,7 @@ class GRPOTrainer(CallbackHost):
 
     # -- evaluation and checkpoints -------------------------------------------------------------------
     def _evaluate(self, policy: ToolPolicy, budget: Budget) -> dict[str, float]:
-        trajs, tokens = run_evaluation(policy, self.eval_queries or self.train_queries, self.config)
+        trajs, tokens = run_evaluation(policy, self.eval_queries or self.train_queries, self.config, env=self.env)
         budget.add_tokens(tokens)
         return summarize(trajs)
 
@@ -408,7 +409,7 @@ class GRPOTrainer(CallbackHost):
                           f"({', '.join(sorted(set(workers)))})")
             score_batch(batch, self.env, self.reward_fn, gamma=cfg.gamma, step_penalty=cfg.step_penalty,
                         scale_rewards=cfg.scale_rewards, reward_name="reward_function",
-                        relevance_cache=self._relevance)
+                        relevance_cache=self._relevance, comparisons=self.comparisons)
             update = self._update(policy, reference, optimizer, scheduler, batch, iteration)
             state.global_step = iteration
             state.extra["trajectories_generated"] += len(batch.trajectories)
