@@ -46,6 +46,7 @@ from services.evaluation.pricing import TaskPricing
 from services.evaluation.store import EvaluationStore
 from services.core.grpo.config import GRPOConfig
 from services.core.grpo.environment import TrainingQuery, parse_queries
+from services.core.grpo.environments import make_environment
 from services.core.grpo.evaluation import run_evaluation
 from services.core.grpo.policy import encode_texts
 from services.core.grpo.trajectories import Trajectory, summarize
@@ -158,10 +159,10 @@ class PolicyEvaluator:
     @staticmethod
     def run(model: OnnxModel, queries: list[TrainingQuery], cfg: GRPOConfig) -> PolicyRun:
         policy = OrtToolPolicy(model)
-        names = [t.name for t in cfg.catalog]
-        if policy.actions != names:
-            raise FailedPrecondition(f"the policy's actions {policy.actions} differ from the job's tool catalog {names}")
-        trajectories, _ = run_evaluation(policy, queries, cfg)  # type: ignore[arg-type]
+        env = make_environment(cfg)   # the job's environment: simulated, builtin or its tool server
+        if policy.actions != list(env.names):
+            raise FailedPrecondition(f"the policy's actions {policy.actions} differ from the job's tools {env.names}")
+        trajectories, _ = run_evaluation(policy, queries, cfg, env=env)  # type: ignore[arg-type]
         return PolicyRun(trajectories, dict(summarize(trajectories)))
 
     @staticmethod
@@ -170,10 +171,11 @@ class PolicyEvaluator:
         """Latency and cost per task from single-query episodes (one task = one query answered)."""
         count = min(len(queries), max(1, config.env_int("EVAL_LATENCY_SAMPLES", 50)))
         policy = OrtToolPolicy(model)
+        env = make_environment(cfg)
         samples = []
         for q in queries[:count]:
             t0 = time.perf_counter()
-            run_evaluation(policy, [q], cfg)  # type: ignore[arg-type]
+            run_evaluation(policy, [q], cfg, env=env)  # type: ignore[arg-type]
             samples.append(time.perf_counter() - t0)
         if "latency" in names:
             metrics.update(latency_p50_ms=percentile_ms(samples, 50), latency_p95_ms=percentile_ms(samples, 95),

@@ -136,8 +136,9 @@ class GRPOConfig(ConfigModel):
         "{tolerance: t} | {rel_tolerance: r}}. Default: execution_time_ms is 'at_most' (a time budget), every "
         "other field exact (numbers within 1e-9)."))
     zero_std_patience: Int = Field(5, ge=0, le=10000, description=(
-        "Fail the job when every group of this many consecutive iterations had zero reward spread "
-        "(frac_reward_zero_std = 1: no advantage, nothing learnt), 0..10000; 0 disables the check."))
+        "Fail the job (reason no_reward_spread, checkpoint 'no_signal' written) when every group of this many "
+        "consecutive iterations had zero reward spread (frac_reward_zero_std = 1: every advantage 0, nothing learnt) "
+        "and not every trajectory succeeded, 1..10000; 0 disables the check."))
 
     @field_validator("environment", mode="before")
     @classmethod

@@ -254,16 +254,17 @@ def values_match(expected: Any, actual: Any) -> bool:
 def field_matches(name: str, expected: Any, actual: Any, comparisons: Mapping[str, Any] | None = None) -> bool:
     """Whether one outcome field matches under its comparison rule (``environments/spec.py``):
     "exact" (``values_match``), "at_most" / "at_least" (numbers: actual <= / >= expected, e.g. a
-    time budget), {"tolerance": t} (|actual - expected| <= t), {"rel_tolerance": r}. Fields with
-    no rule compare exactly; ``execution_time_ms`` is "at_most" unless the job says otherwise."""
+    time budget), {"tolerance": t} (|actual - expected| <= t), {"rel_tolerance": r}; rules apply
+    when both values are numbers, other values compare exactly. Fields with no rule compare
+    exactly; ``execution_time_ms`` is "at_most" unless the job says otherwise."""
     from services.core.grpo.environments.spec import DEFAULT_COMPARISONS
 
     rule = (comparisons or {}).get(name, DEFAULT_COMPARISONS.get(name, "exact"))
     if rule == "exact":
         return values_match(expected, actual)
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (expected, actual))
-    if not numbers:
-        return False
+    if not numbers:  # a rule is about numbers; other values (a date string in "answer") compare exactly
+        return values_match(expected, actual)
     if rule == "at_most":
         return float(actual) <= float(expected)
     if rule == "at_least":

@@ -71,8 +71,9 @@ def run_evaluation(policy: Any, queries: Sequence[TrainingQuery], config: GRPOCo
     return out, tokens
 
 
-def evaluate_policy(policy: ToolPolicy, queries: Sequence[TrainingQuery | dict], reward_function: str | None = None,
-                    config: GRPOConfig | None = None, *, greedy: bool = True, seed: int = 0) -> dict[str, Any]:
+def evaluate_policy(policy: Any, queries: Sequence[TrainingQuery | dict], reward_function: str | None = None,
+                    config: GRPOConfig | None = None, *, greedy: bool = True, seed: int = 0,
+                    env: ToolEnvironment | None = None) -> dict[str, Any]:
     """Metrics and per-query results of ``policy`` on ``queries`` (see the module docstring).
 
     ``config`` supplies the catalog, ``max_steps_per_trajectory``, ``gamma`` and ``step_penalty``
@@ -81,7 +82,8 @@ def evaluate_policy(policy: ToolPolicy, queries: Sequence[TrainingQuery | dict],
     config = config or GRPOConfig()
     parsed = parse_queries(list(queries), "evaluation_queries")
     t0 = time.perf_counter()
-    trajs, tokens = run_evaluation(policy, parsed, config, reward_function=reward_function, greedy=greedy, seed=seed)
+    trajs, tokens = run_evaluation(policy, parsed, config, reward_function=reward_function, greedy=greedy, seed=seed,
+                                   env=env)
     metrics: dict[str, Any] = dict(summarize(trajs))
     metrics["queries_evaluated"] = len(trajs)
     metrics["tokens_processed"] = tokens
@@ -151,4 +153,38 @@ def baseline_comparison(baseline: ToolPolicy, candidate: ToolPolicy, queries: Se
     out = compare_policies(base, cand, alpha)
     out["baseline"] = {k: base[k] for k in ("success_rate", "avg_reward", "avg_steps", "tool_accuracy")}
     out["candidate"] = {k: cand[k] for k in ("success_rate", "avg_reward", "avg_steps", "tool_accuracy")}
+    return out
+
+
+def compare_with_baselines(candidate: ToolPolicy, reference: ToolPolicy, training_queries: Sequence[TrainingQuery | dict],
+                           queries: Sequence[TrainingQuery | dict], config: GRPOConfig | None = None, *,
+                           alpha: float = 0.05, env: ToolEnvironment | None = None) -> dict[str, Any]:
+    """The trained policy against two baselines on the same held-out ``queries``, greedily, in
+    the job's environment:
+
+    * ``reference``: the initial (untrained) policy, i.e. what training started from;
+    * ``heuristic``: ``heuristic.HeuristicPolicy`` fitted on ``training_queries`` (keyword-to-tool
+      rules), i.e. what a few lines of rules would achieve without training.
+
+    Each entry is ``compare_policies(baseline, candidate)``: improvements, McNemar exact p-value
+    on per-query success (``p_value``), paired permutation p-value on rewards, and the baseline's
+    own metrics; ``candidate`` holds the trained policy's metrics.
+    """
+    from services.core.grpo.heuristic import HeuristicPolicy
+
+    config = config or GRPOConfig()
+    env = _environment_for(candidate, config, env)
+    train = parse_queries(list(training_queries), "training_queries")
+    held_out = list(queries)
+    heuristic = HeuristicPolicy.fit(env, train, config.comparisons)
+    cand = evaluate_policy(candidate, held_out, config=config, env=env)
+    out: dict[str, Any] = {"candidate": {k: cand[k] for k in ("success_rate", "avg_reward", "avg_steps",
+                                                                "tool_accuracy", "tool_error_rate")},
+                           "queries_compared": len(held_out)}
+    for name, policy in (("reference", reference), ("heuristic", heuristic)):
+        base = evaluate_policy(policy, held_out, config=config, env=env)
+        comparison = compare_policies(base, cand, alpha)
+        comparison["baseline"] = {k: base[k] for k in ("success_rate", "avg_reward", "avg_steps", "tool_accuracy",
+                                                       "tool_error_rate")}
+        out[name] = comparison
     return out

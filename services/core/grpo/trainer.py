@@ -49,7 +49,16 @@ trajectory. When the cost exceeds ``max_budget_usd`` at the end of an iteration 
 last), the trainer writes a checkpoint of kind "budget" and raises ``BudgetExceeded`` (reason
 "budget_exceeded", metadata {cost_usd, checkpoint, iteration}), as the other trainers do; a
 resumed run that is already over its budget does so before its first iteration. A NaN/inf loss
-raises ``TrainingDiverged`` (earlier checkpoints are kept).
+raises ``TrainingDiverged`` (earlier checkpoints are kept). When every group of
+``zero_std_patience`` consecutive iterations had equal rewards (and not every trajectory
+succeeded) the trainer writes a "no_signal" checkpoint and raises ``NoLearningSignal`` (reason
+"no_reward_spread"): the run was not learning anything.
+
+Diagnostics per iteration (the ``step`` event's metrics, the history, and ``metric`` events for
+``EVENT_METRICS``): reward mean (``avg_reward``) and ``reward_std`` (mean within-group std),
+``frac_reward_zero_std`` (groups that teach nothing), ``clip_fraction`` (the clip ratio), ``kl``
+to the reference, policy ``entropy``, mean episode length (``avg_steps``), ``tool_error_rate``
+(failed tool calls / tool calls), ``zero_std_streak``.
 """
 from __future__ import annotations
 
@@ -65,7 +74,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from services.core.configs.grpo import GRPOConfig
-from services.core.errors import InvalidArgument
+from services.core.errors import InvalidArgument, TrainhouseError
 from services.core.featurizer import FeaturizerConfig, HashingFeaturizer
 from services.core.grpo.environment import TrainingQuery, parse_queries
 from services.core.grpo.environments import make_environment, make_reward
@@ -84,15 +93,29 @@ from services.core.trainer.optimizers import Adam
 from services.core.trainer.schedulers import make_scheduler
 
 EVENT_KINDS = ("step", "metric", "trajectories", "checkpoint", "budget", "log")
-ITERATION_METRICS = ("avg_reward", "success_rate", "avg_steps", "tool_accuracy", "train_loss", "kl",
-                     "clip_fraction", "entropy", "frac_reward_zero_std", "reward_std", "grad_norm",
-                     "learning_rate", "trajectories_generated", "cost_usd")
-EVENT_METRICS = ("avg_reward", "success_rate", "train_loss", "kl", "frac_reward_zero_std", "cost_usd")
+ITERATION_METRICS = ("avg_reward", "success_rate", "avg_steps", "tool_accuracy", "tool_error_rate", "train_loss",
+                     "kl", "clip_fraction", "entropy", "frac_reward_zero_std", "reward_std", "grad_norm",
+                     "learning_rate", "trajectories_generated", "zero_std_streak", "cost_usd")
+# Streamed as metric events every iteration (SSE, webhooks): what says why a run learns or not.
+# reward mean = avg_reward, clip ratio = clip_fraction, mean episode length = avg_steps.
+EVENT_METRICS = ("avg_reward", "reward_std", "success_rate", "train_loss", "kl", "clip_fraction", "entropy",
+                 "avg_steps", "tool_error_rate", "frac_reward_zero_std", "cost_usd")
 EVAL_METRICS = ("success_rate", "avg_reward", "avg_steps", "tool_accuracy")
 # Config fields that may differ when resuming: they do not change the computation.
-_RESUME_MUTABLE = {"checkpoint_interval", "max_budget_usd"}
+_RESUME_MUTABLE = {"checkpoint_interval", "max_budget_usd", "zero_std_patience"}
 
-__all__ = ["BudgetExceeded", "GRPOResult", "GRPOTrainer", "TrainerCallbacks", "TrainingDiverged", "EVENT_KINDS"]
+__all__ = ["BudgetExceeded", "GRPOResult", "GRPOTrainer", "NoLearningSignal", "TrainerCallbacks", "TrainingDiverged",
+           "EVENT_KINDS"]
+
+
+class NoLearningSignal(TrainhouseError):
+    """Every group of ``zero_std_patience`` consecutive iterations had equal rewards: every
+    advantage was 0, so the policy only moved by the KL term. Going on would burn the budget for
+    nothing; the usual causes are a task no trajectory can solve (or every one solves), a reward
+    that cannot tell trajectories apart, or a broken environment (look at tool_error_rate)."""
+
+    grpc_code = "FAILED_PRECONDITION"
+    reason = "no_reward_spread"
 
 
 @dataclass
@@ -376,6 +399,16 @@ class GRPOTrainer(CallbackHost):
                                  metadata={"cost_usd": f"{cost:.6f}", "checkpoint": info.path if info else "",
                                            "iteration": str(state.global_step)})
 
+        def no_signal(streak: int, metrics: dict[str, Any]) -> None:
+            info = snapshot("no_signal", f"no-signal-iter-{state.global_step:05d}")
+            message = (f"no learning signal: every group had zero reward spread (frac_reward_zero_std = 1) for "
+                       f"{streak} consecutive iterations (zero_std_patience {cfg.zero_std_patience}); last iteration: "
+                       f"success_rate {metrics['success_rate']:.3f}, avg_reward {metrics['avg_reward']:.3f}, "
+                       f"tool_error_rate {metrics['tool_error_rate']:.3f}")
+            self._log(message, "error")
+            raise NoLearningSignal(message, metadata={"iteration": str(state.global_step),
+                                                      "checkpoint": info.path if info else ""})
+
         if resume_from:
             self._log(f"resumed from {os.path.basename(resume_from)} at iteration {state.global_step}")
             # A job that had already spent its budget stops before training any further (raise
@@ -420,10 +453,16 @@ class GRPOTrainer(CallbackHost):
             if kept is not None:
                 kept.extend(exported)
 
+            # Iterations whose groups all had equal rewards, unless every trajectory succeeded
+            # (nothing left to learn, but nothing wrong either).
+            stuck = batch.frac_reward_zero_std >= 1.0 and not all(t.success for t in batch.trajectories)
+            streak = state.extra.get("zero_std_streak", 0) + 1 if stuck else 0
+            state.extra["zero_std_streak"] = streak
             metrics: dict[str, Any] = {**summarize(batch.trajectories), **update,
                                        "frac_reward_zero_std": batch.frac_reward_zero_std,
                                        "reward_std": batch.extra.get("reward_std", 0.0),
-                                       "trajectories_generated": state.extra["trajectories_generated"]}
+                                       "trajectories_generated": state.extra["trajectories_generated"],
+                                       "zero_std_streak": streak}
             evaluated = iteration % cfg.checkpoint_interval == 0 or iteration == cfg.n_iterations
             new_best = False
             if evaluated:
@@ -460,6 +499,8 @@ class GRPOTrainer(CallbackHost):
                 snapshot("interval", f"iter-{iteration:05d}")
             if exceeded:
                 budget_stop()
+            if cfg.zero_std_patience and streak >= cfg.zero_std_patience and iteration < cfg.n_iterations:
+                no_signal(streak, metrics)
 
         state.finished = True
         snapshot("final", "final")
