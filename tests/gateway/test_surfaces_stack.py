@@ -583,7 +583,9 @@ def test_jsonrpc_status_of_a_running_job_has_its_estimated_completion(api: httpx
     """Seed 003's training.get_status: a running job says when it is expected to end (from its own
     progress), in its five status words; the job is cancelled once seen."""
     params = grpo_params(uid("rpc-eta"))
-    params["config"] = {**params["config"], "n_iterations": 400}
+    # Its queries expect a field no tool writes, so every group has zero reward spread: without
+    # zero_std_patience 0 the job would (rightly) fail with no_reward_spread after 5 iterations.
+    params["config"] = {**params["config"], "n_iterations": 400, "zero_std_patience": 0}
     r = api.post(RPC, json=rpc("training.start_grpo", params, "start"))
     assert r.status_code == 200 and "result" in r.json(), r.text
     job_id = r.json()["result"]["job_id"]

@@ -27,7 +27,7 @@ def _config(environment, iterations=6):
 
 def test_builtin_environment_job_exports_real_tool_calls(stack, training, data):
     job = completed(training, start(training, agent_id="grpo-builtin-env",
-                                    training_queries=queries_pb(make_builtin_tasks(30, seed=0)),
+                                    training_queries=queries_pb(make_builtin_tasks(100, seed=0)),
                                     evaluation_queries=queries_pb(make_builtin_tasks(15, seed=1, held_out=True)),
                                     config=_config({"type": "builtin", "cache_code_runs": True})))
     options = MessageToDict(job.config.options)
@@ -60,7 +60,7 @@ def test_bad_environment_is_refused_at_the_edge(training):
                                 "environment.secret_env"),
                                ("quantum", "environment")):
         with pytest.raises(grpc.RpcError) as err:
-            start(training, agent_id="grpo-bad-env", training_queries=queries_pb(make_builtin_tasks(10, seed=0)),
+            start(training, agent_id="grpo-bad-env", training_queries=queries_pb(make_builtin_tasks(100, seed=0)),
                   config=_config(environment))
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert failure_of(err.value).field.endswith(field), failure_of(err.value).field

@@ -41,12 +41,13 @@ ToolCatalog = Annotated[
 # The environment a job trains in (grpo/environments/spec.py): "simulated", "builtin" or an object.
 EnvironmentField = Annotated[
     Any,
-    PlainSerializer(lambda spec: spec.to_dict()),
+    # (a request model copied from this one keeps the raw value: the service parses it)
+    PlainSerializer(lambda spec: spec.to_dict() if hasattr(spec, "to_dict") else spec),
     WithJsonSchema({"oneOf": [{"type": "string", "enum": ["simulated", "builtin"]}, {"type": "object"}]}),
 ]
 GraderField = Annotated[
     Any,
-    PlainSerializer(lambda spec: None if spec is None else spec.to_dict()),
+    PlainSerializer(lambda spec: spec.to_dict() if hasattr(spec, "to_dict") else spec),
     WithJsonSchema({"type": ["object", "null"]}),
 ]
 
