@@ -135,6 +135,7 @@ class ToolEnvironment:
     """
 
     kind = "simulated"
+    parallel_calls = 1   # tool calls of one rollout round run at once (step_many)
 
     def __init__(self, catalog: Sequence[ToolSpec], max_steps: int):
         if not catalog or catalog[-1].name != FINISH:
@@ -143,6 +144,27 @@ class ToolEnvironment:
         self.names = [t.name for t in self.catalog]
         self.n_tools = len(self.catalog) - 1
         self.max_steps = int(max_steps)
+        self._pool: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_pool"] = None   # threads do not travel (Ray); each process makes its own
+        return state
+
+    def step_many(self, episodes: Sequence[Episode], actions: Sequence[int], timestamp: str | None = None) -> None:
+        """Step independent episodes (one round of a rollout), each with its action. With
+        ``parallel_calls`` > 1 the calls run on that many threads: tools that wait on a subprocess
+        or the network overlap; each thread touches its own episode, so the result is the same."""
+        if self.parallel_calls <= 1 or len(episodes) <= 1:
+            for episode, action in zip(episodes, actions):
+                self.step(episode, action, timestamp)
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=self.parallel_calls, thread_name_prefix=f"{self.kind}-tools")
+        for future in [self._pool.submit(self.step, e, a, timestamp) for e, a in zip(episodes, actions)]:
+            future.result()
 
     @property
     def n_actions(self) -> int:

@@ -547,6 +547,22 @@ def load_policy_checkpoint(path: str) -> ToolPolicy:
         raise InvalidArgument("checkpoint_id", f"cannot read checkpoint: {exc}") from exc
     if state.extra.get("paradigm") != "grpo":
         raise InvalidArgument("checkpoint_id", "not a GRPO checkpoint")
-    catalog = parse_catalog(state.config.get("tools"), "tools")
+    catalog = _checkpoint_catalog(state.config, state.label_map)
     return ToolPolicy(_mlp(state.params), state.label_map, FeaturizerConfig.from_dict(state.featurizer),
                       {"tools": [t.to_dict() for t in catalog]})
+
+
+def _checkpoint_catalog(config: dict[str, Any], actions: Sequence[str]) -> Sequence[Any]:
+    """The tools a checkpoint's policy acts on, without contacting anything: the builtin catalog,
+    the declarative one, or (tool server) the action names the checkpoint recorded."""
+    from services.core.grpo.environments.spec import parse_environment
+    from services.core.grpo.tools import DEFAULT_TOOLS, ToolSpec
+
+    kind = parse_environment(config.get("environment"), "environment").type
+    if kind == "builtin":
+        from services.core.grpo.environments.builtin import BUILTIN_TOOLS
+
+        return BUILTIN_TOOLS
+    if kind == "http":
+        return tuple(ToolSpec(name) for name in actions[:-1]) + (DEFAULT_TOOLS[-1],)
+    return parse_catalog(config.get("tools"), "tools")

@@ -159,8 +159,7 @@ def _rollout(policy: ToolPolicy, env: ToolEnvironment, queries: Sequence[Trainin
         t_parts.append(active)
         lp_parts.append(logp[np.arange(len(active)), actions])
         tok_parts.append(query_tokens[qidx] + t)
-        for i, a in zip(active.tolist(), actions.tolist()):
-            env.step(trajs[i].episode, a, timestamp)
+        env.step_many([trajs[i].episode for i in active.tolist()], actions.tolist(), timestamp)
         active = np.array([i for i in active.tolist() if not trajs[i].episode.done], dtype=np.int64)
     row_tokens = np.concatenate(tok_parts) if tok_parts else np.zeros(0, dtype=np.int64)
     return RolloutBatch(

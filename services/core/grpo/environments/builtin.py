@@ -187,12 +187,13 @@ class BuiltinEnvironment(ToolEnvironment):
         self.spec = spec
         self.limits = SandboxLimits(spec.code_timeout_s, spec.code_cpu_s, spec.code_memory_mb)
         self.cache_code_runs = spec.cache_code_runs
+        self.parallel_calls = spec.parallel_calls
         self._runs: dict[tuple[str, str], dict[str, Any]] = {}
         self._db: Any = None
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
+        state = super().__getstate__()
         state["_db"] = None       # a DuckDB connection does not travel (Ray); each process opens its own
         state["_lock"] = None
         state["_runs"] = {}

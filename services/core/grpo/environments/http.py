@@ -116,6 +116,7 @@ class HttpEnvironment(ToolEnvironment):
         except RuntimeError as exc:
             raise FailedPrecondition(f"the tool server's tool list is unavailable: {exc}", field=f"{where}.url") from None
         super().__init__(self._catalog(listing, where), max_steps)
+        self.parallel_calls = spec.parallel_calls
 
     @staticmethod
     def _catalog(listing: Any, where: str) -> tuple[ToolSpec, ...]:

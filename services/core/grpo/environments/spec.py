@@ -10,12 +10,16 @@
   1..60, default 2), ``code_memory_mb`` (RLIMIT_AS, 64..4096, default 512), ``cache_code_runs``
   (default false: every ``code_runner`` call spawns and measures a fresh subprocess; true: the first
   measured run of an (implementation, task) pair is reused for the rest of the job, which is much
-  faster and makes ``execution_time_ms`` the same within the job).
+  faster and makes ``execution_time_ms`` the same within the job), ``parallel_calls`` (below).
 * ``{"type": "http", "url": ..., "secret_env": ..., "timeout_s": ..., "max_calls": ...}``: the
   user's tool server, protocol in docs/grpo_environments.md. ``secret_env`` NAMES the environment
   variable of the training worker that holds the bearer token: the token itself never enters the
   config, the job record, logs or trajectories. A URL with credentials in it is refused for the same
   reason.
+
+``parallel_calls`` (builtin and http, 1..32, default 4): how many tool calls of one rollout round
+(the trajectories' steps that are chosen together) run at once, on threads of the process doing
+the rollout. Episodes are independent, so this changes the wall time, not the trajectories.
 
 ``GRPOConfig.grader`` (optional) ``{"url": ..., "secret_env": ..., "timeout_s": ...}`` is a user
 endpoint that scores a finished episode instead of the reward function.
@@ -48,13 +52,15 @@ class EnvironmentSpec:
     code_cpu_s: int = 2
     code_memory_mb: int = 512
     cache_code_runs: bool = False
+    parallel_calls: int = 4
 
     def to_dict(self) -> Any:
         if self.type == "simulated":
             return "simulated"
         d = asdict(self)
-        keep = {"builtin": ("type", "code_timeout_s", "code_cpu_s", "code_memory_mb", "cache_code_runs"),
-                "http": ("type", "url", "secret_env", "timeout_s", "max_calls")}[self.type]
+        keep = {"builtin": ("type", "code_timeout_s", "code_cpu_s", "code_memory_mb", "cache_code_runs",
+                            "parallel_calls"),
+                "http": ("type", "url", "secret_env", "timeout_s", "max_calls", "parallel_calls")}[self.type]
         return {k: d[k] for k in keep}
 
 
@@ -133,7 +139,8 @@ def parse_environment(raw: Any, where: str = "environment") -> EnvironmentSpec:
         _check_keys(raw, {"type"}, where)
         return EnvironmentSpec()
     if kind == "builtin":
-        _check_keys(raw, {"type", "code_timeout_s", "code_cpu_s", "code_memory_mb", "cache_code_runs"}, where)
+        _check_keys(raw, {"type", "code_timeout_s", "code_cpu_s", "code_memory_mb", "cache_code_runs",
+                          "parallel_calls"}, where)
         cache = raw.get("cache_code_runs", False)
         if not isinstance(cache, bool):
             raise InvalidArgument(f"{where}.cache_code_runs", "must be true or false")
@@ -141,12 +148,14 @@ def parse_environment(raw: Any, where: str = "environment") -> EnvironmentSpec:
                                code_timeout_s=_number(raw, "code_timeout_s", where, 0.1, 60, 5.0),
                                code_cpu_s=_number(raw, "code_cpu_s", where, 1, 60, 2, integer=True),
                                code_memory_mb=_number(raw, "code_memory_mb", where, 64, 4096, 512, integer=True),
-                               cache_code_runs=cache)
-    _check_keys(raw, {"type", "url", "secret_env", "secretEnv", "timeout_s", "max_calls"}, where)
+                               cache_code_runs=cache,
+                               parallel_calls=_number(raw, "parallel_calls", where, 1, 32, 4, integer=True))
+    _check_keys(raw, {"type", "url", "secret_env", "secretEnv", "timeout_s", "max_calls", "parallel_calls"}, where)
     return EnvironmentSpec(type="http", url=parse_url(raw.get("url"), f"{where}.url"),
                            secret_env=_secret_env(raw, where),
                            timeout_s=_number(raw, "timeout_s", where, 0.05, 120, 10.0),
-                           max_calls=_number(raw, "max_calls", where, 1, 1000, 50, integer=True))
+                           max_calls=_number(raw, "max_calls", where, 1, 1000, 50, integer=True),
+                           parallel_calls=_number(raw, "parallel_calls", where, 1, 32, 4, integer=True))
 
 
 def parse_grader(raw: Any, where: str = "grader") -> GraderSpec | None:
