@@ -12,7 +12,9 @@ What is evaluated:
 * else the agent's version (named, else the one Predict serves): its registered ONNX bytes.
 
 Baseline: the job's untrained initial policy (``baseline_kind`` "untrained"), or the best
-checkpoint of ``baseline_job_id`` (a GRPO job with the same tool catalog), on the same queries.
+checkpoint of ``baseline_job_id`` (a GRPO job with the same tool catalog), on the same queries;
+and, as ``heuristic_comparison``, the keyword-to-tool heuristic policy (grpo/heuristic.py) fitted on
+the job's training queries, in the job's environment, on the same queries.
 Paired tests: McNemar on per-query success (``accuracy_test``), paired bootstrap of the mean
 reward difference (``reward_test``). Rollouts are greedy, so the numbers are deterministic.
 
@@ -48,6 +50,7 @@ from services.core.grpo.config import GRPOConfig
 from services.core.grpo.environment import TrainingQuery, parse_queries
 from services.core.grpo.environments import make_environment
 from services.core.grpo.evaluation import run_evaluation
+from services.core.grpo.heuristic import HeuristicPolicy
 from services.core.grpo.policy import encode_texts
 from services.core.grpo.trajectories import Trajectory, summarize
 from trainhouse.v1 import evaluation_pb2, job_state_pb2
@@ -166,6 +169,17 @@ class PolicyEvaluator:
         return PolicyRun(trajectories, dict(summarize(trajectories)))
 
     @staticmethod
+    def heuristic(initial: Any, queries: list[TrainingQuery], cfg: GRPOConfig) -> PolicyRun:
+        """The keyword-to-tool heuristic (grpo/heuristic.py) fitted on the job's training queries,
+        rolled out greedily on ``queries`` in the job's environment."""
+        env = make_environment(cfg)
+        train = parse_queries([MessageToDict(q, preserving_proto_field_name=True) for q in initial.training_queries],
+                              "training_queries")
+        policy = HeuristicPolicy.fit(env, train, cfg.comparisons)
+        trajectories, _ = run_evaluation(policy, queries, cfg, env=env)
+        return PolicyRun(trajectories, dict(summarize(trajectories)))
+
+    @staticmethod
     def serving(model: OnnxModel, queries: list[TrainingQuery], cfg: GRPOConfig, names: list[str],
                 metrics: dict[str, float]) -> evaluation_pb2.CostBreakdown | None:
         """Latency and cost per task from single-query episodes (one task = one query answered)."""
@@ -214,6 +228,10 @@ class PolicyEvaluator:
             info = {"kind": "untrained", "agent_id": target.agent_id, "job_id": target.job_id, "version_id": ""}
         baseline = self.run(OnnxModel.from_bytes(base_export.onnx_model), parsed, cfg)
         comparison = self.comparison(candidate, baseline, info, seed)
+        heuristic = self.heuristic(initial, parsed, cfg)
+        heuristic_comparison = self.comparison(
+            candidate, heuristic, {"kind": "heuristic", "agent_id": target.agent_id, "job_id": target.job_id,
+                                   "version_id": ""}, seed)
 
         evaluation = evaluation_pb2.Evaluation(
             evaluation_id=evaluation_id or f"eval-{uuid.uuid4().hex[:12]}", agent_id=target.agent_id,
@@ -224,7 +242,7 @@ class PolicyEvaluator:
             policy_results=[to_struct({"query": t.query.query, "success": t.success, "reward": t.reward,
                                      "steps": t.n_steps, "tools": [s["action"]["tool"] for s in t.episode.steps],
                                      "final_state": t.final_state}) for t in candidate.trajectories],
-            comparison=comparison)
+            comparison=comparison, heuristic_comparison=heuristic_comparison)
         if cost is not None:
             evaluation.cost.CopyFrom(cost)
         evaluation.duration.FromNanoseconds(int((time.perf_counter() - started) * 1e9))

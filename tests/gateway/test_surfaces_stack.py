@@ -484,6 +484,9 @@ def test_jsonrpc_grpo_start_evaluate_and_export(api: httpx.Client, trained: Trai
     assert 0 <= comparison["p_value"] <= 1 and isinstance(comparison["statistically_significant"], bool)
     assert {"success_rate_improvement", "avg_reward_improvement"} <= set(comparison)
     assert comparison["baseline_kind"] == "untrained" and result["evaluation_id"].startswith("eval-")
+    heuristic = result["heuristic_comparison"]  # beyond the seed: keyword-to-tool rules from the training queries
+    assert heuristic["baseline_kind"] == "heuristic" and 0 <= heuristic["p_value"] <= 1
+    assert set(heuristic) == set(comparison) and heuristic["baseline"]["avg_steps"] == 2.0
     assert isinstance(result["evaluation_duration_ms"], int) and len(result["results"]) == 9
     custom = call_rpc("training.evaluate", {"job_id": job_id, "evaluation_queries": [
         {"query": "refund my payment please", "expected_outcome": {"tool": "refund"}}]})["result"]

@@ -49,6 +49,15 @@ def test_builtin_environment_job_exports_real_tool_calls(stack, training, data):
         evaluation = evaluation_service_pb2_grpc.EvaluationServiceStub(ch)
         result = evaluation.Evaluate(evaluation_service_pb2.EvaluateRequest(job_id=job.job_id)).evaluation
     assert result.model_kind == "policy" and result.example_count == 15
+    # compared with the untrained policy and with the keyword-to-tool heuristic, on the same queries
+    assert result.comparison.baseline_kind == "untrained" and result.comparison.paired_examples == 15
+    heuristic = result.heuristic_comparison
+    assert heuristic.available and heuristic.baseline_kind == "heuristic" and heuristic.paired_examples == 15
+    assert 0 <= heuristic.accuracy_test.p_value <= 1 and heuristic.accuracy_test.test == result.comparison.accuracy_test.test
+    # the heuristic calls one tool and finishes: two steps per query
+    assert heuristic.baseline_metrics["avg_steps"] == 2.0
+    assert heuristic.improvements["success_rate"] == pytest.approx(
+        result.metrics["success_rate"] - heuristic.baseline_metrics["success_rate"])
     tools_used = {tool for r in result.policy_results for tool in MessageToDict(r)["tools"]}
     assert tools_used <= {"calculator", "unit_converter", "date_calculator", "table_lookup", "code_loader",
                           "code_runner", "finish"}
