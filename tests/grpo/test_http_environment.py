@@ -37,6 +37,7 @@ class ToolServer:
         self.seen_auth: list[str | None] = []
         self.requests: list[tuple[str, str]] = []
         self.episodes: dict[str, dict] = {}
+        self.graded: list[dict] = []
         self.lock = threading.Lock()
         server = self
 
@@ -74,6 +75,16 @@ class ToolServer:
                 if not self._authorized():
                     return
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                if self.path == "/grade":
+                    with server.lock:
+                        server.graded.append(body)
+                    # the user's own scoring: 1 for the right answer, 0.25 for any answer, else 0
+                    state, expected = body["final_state"], body["expected_outcome"]
+                    reward = 1.0 if state.get("answer") == expected.get("answer") else (
+                        0.25 if "answer" in state else 0.0)
+                    return self._send(200, {"reward": reward})
+                if self.path == "/grade-broken":
+                    return self._send(503, {"error": "down"})
                 parts = self.path.strip("/").split("/")[1:]
                 if parts == ["episodes"]:
                     with server.lock:
@@ -222,3 +233,32 @@ def test_missing_secret_is_a_clear_error(server, monkeypatch):
     with pytest.raises(InvalidArgument) as err:
         make_environment(http_config(f"{server.url}/basic"))
     assert err.value.field == "environment.secret_env" and TOKEN_ENV in err.value.message
+
+
+def test_a_grader_endpoint_scores_the_episodes(server, token):
+    from services.core.grpo.trainer import GRPOTrainer as Trainer
+
+    data = [{"query": "what is 12 times 12", "expected_outcome": {"answer": 144}},
+            {"query": "what is the population of Oslo", "expected_outcome": {"answer": 709000}}]
+    cfg = GRPOConfig(environment="builtin", grader={"url": f"{server.url}/grade", "secret_env": TOKEN_ENV},
+                     n_iterations=2, checkpoint_interval=2, batch_size=2, n_trajectories_per_query=4,
+                     max_steps_per_trajectory=3, hidden_sizes=(8,), featurizer=FeaturizerConfig(dim=256))
+    assert cfg.to_dict()["grader"] == {"url": f"{server.url}/grade", "secret_env": TOKEN_ENV, "timeout_s": 10.0}
+    n_before, auth_before = len(server.graded), len(server.seen_auth)
+    result = Trainer(cfg, data, None, keep_trajectories=True).train()
+    graded = server.graded[n_before:]
+    assert len(graded) >= 2 * 2 * 4 and set(server.seen_auth[auth_before:]) == {f"Bearer {TOKEN}"}
+    for t in result.trajectories:
+        final = {}
+        for step in t["steps"]:
+            if step["result"]["ok"] and step["action"]["tool"] != "finish":
+                final.update(step["result"]["changes"])
+        expected = next(q["expected_outcome"] for q in data if q["query"] == t["query"])
+        want = 1.0 if final.get("answer") == expected["answer"] else (0.25 if "answer" in final else 0.0)
+        assert t["reward"] == want          # the grader's reward, not exact_match's
+    assert {g["query"] for g in graded} == {q["query"] for q in data}
+    broken = GRPOConfig.from_dict({**cfg.to_dict(), "grader": {"url": f"{server.url}/grade-broken",
+                                                                "secret_env": TOKEN_ENV}})
+    with pytest.raises(FailedPrecondition) as err:
+        Trainer(broken, data).train()
+    assert err.value.field == "grader.url" and "HTTP 503" in err.value.message
