@@ -37,6 +37,11 @@ finish             ends the trajectory                             -
 The environment is a deterministic simulator: tools do not touch the network or the file system;
 their outputs report what they processed (the parameters taken from the query) and the fields
 they changed, which is what the reward functions compare with ``expected_outcome``.
+
+This is the "simulated" environment (``GRPOConfig.environment``, the default). The built-in
+environment (``environments/builtin.py``) and the HTTP tool server (``environments/http.py``)
+execute their tools for real; their ``ToolSpec``s only carry a name, a description, an argument
+schema and the fields they may write (``outputs``).
 """
 from __future__ import annotations
 

@@ -50,7 +50,8 @@ def read_secret(secret_env: str | None, where: str) -> str | None:
     value = os.environ.get(secret_env)
     if not value:
         raise InvalidArgument(f"{where}.secret_env", f"environment variable {secret_env} is not set (or empty) in "
-                                                     "the training worker")
+                                                     "this process (the training worker; the evaluation service "
+                                                     "too, to evaluate the job)")
     return value
 
 
