@@ -517,6 +517,17 @@ def test_jsonrpc_grpo_start_evaluate_and_export(api: httpx.Client, trained: Trai
     assert error["code"] == -32600 and error["data"]["field"] == "n_iterations", error
     error = call_rpc("training.start_grpo", {"agent_id": uid("grpo"), "config": {}, "training_data": queries[:5]})
     assert error["error"]["code"] == -40002 and error["error"]["data"]["field"].startswith("training_data"), error
+    # the environment (docs/grpo_environments.md) is validated where the job is created
+    error = call_rpc("training.start_grpo", {"agent_id": uid("grpo"), "training_data": queries,
+                                             "config": {"environment": {"type": "http",
+                                                                        "url": "http://user:pw@tools.example"}}})
+    assert error["error"]["code"] == -32600 and error["error"]["data"]["field"] == "environment.url", error
+    assert "credentials" in error["error"]["data"]["error"]
+    started = call_rpc("training.start_grpo", {"agent_id": uid("grpo"), "training_data": queries,
+                                               "config": {"environment": "builtin", "n_iterations": 1000}})["result"]
+    status = call_rpc("training.get_status", {"job_id": started["job_id"]})["result"]
+    assert status["status"] in {"queued", "running"}, status
+    call_rpc("training.cancel", {"job_id": started["job_id"]})
 
 
 # ---- deployments and model management -------------------------------------------------------
