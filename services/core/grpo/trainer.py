@@ -177,12 +177,15 @@ class GRPOTrainer(CallbackHost):
 
     def _diagnostics(self) -> None:
         cfg = self.config
-        self._log(f"{len(self.train_queries)} training / {len(self.eval_queries)} evaluation queries, "
+        self._log(f"environment {self.env.kind}; {len(self.train_queries)} training / {len(self.eval_queries)} "
+                  f"evaluation queries, "
                   f"{len(self.actions)} actions ({', '.join(self.actions)}), {cfg.n_iterations} iterations of "
                   f"{cfg.batch_size} queries x {cfg.n_trajectories_per_query} trajectories")
         writable = {f for t in self.catalog for f in t.writes()} | set(RESERVED_FIELDS)
         unreachable = [q.query for q in self.train_queries if set(q.expected_outcome) - writable]
-        if unreachable:
+        # A tool server's tool that declares no outputs may write anything: no warning then.
+        declared = self.env.kind != "http" or all(t.outputs for t in self.catalog[:-1])
+        if unreachable and declared:
             self._log(f"{len(unreachable)} training queries expect fields no tool can write, so they can never "
                       f"succeed (e.g. {unreachable[0]!r})", "warning")
         if cfg.n_trajectories_per_query == 1:
