@@ -24,6 +24,7 @@ SCRIPTS = [
     ("gateway requests/s", "gateway_throughput.py", []),
     ("synthetic data generation", "data_generation.py", []),
     ("label check: flagged vs known flips (HWU64)", "label_issues.py", []),
+    ("GRPO builtin environment: parallel tool calls of a rollout round", "grpo_tool_calls.py", []),
 ]
 
 

@@ -381,26 +381,35 @@ async def export_trajectories(ctx: Context, params: ExportParams) -> dict[str, A
 POLICY_SUMMARY = ["success_rate", "avg_reward", "avg_steps", "tool_accuracy"]
 
 
+def _seed_comparison(c: dict[str, Any]) -> dict[str, Any]:
+    """A BaselineComparison (``comparison_fields``) in seed 003's ``baseline_comparison`` shape."""
+    accuracy, reward = c["accuracy_test"] or {}, c["reward_test"] or {}
+    return {
+        "success_rate_improvement": c["improvements"].get("success_rate", 0.0),
+        "avg_reward_improvement": c["improvements"].get("avg_reward", 0.0),
+        "p_value": accuracy.get("p_value", 0.0), "statistically_significant": accuracy.get("significant", False),
+        "test": accuracy.get("test", ""), "reward_p_value": reward.get("p_value", 0.0),
+        "baseline_kind": c["baseline_kind"] or "", "baseline": c["baseline_metrics"]}
+
+
 async def evaluate(ctx: Context, params: EvaluateParams) -> dict[str, Any]:
     """EvaluationService.Evaluate of a GRPO job's policy (a checkpoint, default the best) rolled out
-    with ONNX Runtime on held-out queries, against the untrained policy on the same queries. Not a
-    GRPO job / no policy to evaluate -> -40004."""
+    with ONNX Runtime on held-out queries, against the untrained policy on the same queries
+    (``baseline_comparison``) and against a keyword-to-tool heuristic fitted on the job's training
+    queries (``heuristic_comparison``, same shape; beyond the seed). Not a GRPO job / no policy to
+    evaluate -> -40004."""
     request = evaluation_service_pb2.EvaluateRequest(
         job_id=params.job_id, checkpoint_id=params.checkpoint_id or "", model_kind="policy",
         metrics=POLICY_SUMMARY, evaluation_queries=[_query(q) for q in params.evaluation_queries or []])
-    fields = evaluation_fields((await ctx.services.evaluation.Evaluate(request, timeout=ctx.services.timeout_s))
-                               .evaluation)
+    evaluation = (await ctx.services.evaluation.Evaluate(request, timeout=ctx.services.timeout_s)).evaluation
+    fields = evaluation_fields(evaluation)
     c = fields["comparison"] or comparison_fields(evaluation_pb2.BaselineComparison())
-    accuracy, reward = c["accuracy_test"] or {}, c["reward_test"] or {}
     return {
         "job_id": fields["job_id"], "checkpoint_id": fields["checkpoint_id"],
         "metrics": {k: fields["metrics"].get(k, 0.0) for k in POLICY_SUMMARY},
-        "baseline_comparison": {
-            "success_rate_improvement": c["improvements"].get("success_rate", 0.0),
-            "avg_reward_improvement": c["improvements"].get("avg_reward", 0.0),
-            "p_value": accuracy.get("p_value", 0.0), "statistically_significant": accuracy.get("significant", False),
-            "test": accuracy.get("test", ""), "reward_p_value": reward.get("p_value", 0.0),
-            "baseline_kind": c["baseline_kind"] or "", "baseline": c["baseline_metrics"]},
+        "baseline_comparison": _seed_comparison(c),
+        "heuristic_comparison": (_seed_comparison(comparison_fields(evaluation.heuristic_comparison))
+                                 if evaluation.HasField("heuristic_comparison") else None),
         "queries_evaluated": fields["example_count"],
         "evaluation_duration_ms": fields["duration_ms"] or 0,
         "evaluation_id": fields["evaluation_id"],

@@ -12,7 +12,9 @@ What is evaluated:
 * else the agent's version (named, else the one Predict serves): its registered ONNX bytes.
 
 Baseline: the job's untrained initial policy (``baseline_kind`` "untrained"), or the best
-checkpoint of ``baseline_job_id`` (a GRPO job with the same tool catalog), on the same queries.
+checkpoint of ``baseline_job_id`` (a GRPO job with the same tool catalog), on the same queries;
+and, as ``heuristic_comparison``, the keyword-to-tool heuristic policy (grpo/heuristic.py) fitted on
+the job's training queries, in the job's environment, on the same queries.
 Paired tests: McNemar on per-query success (``accuracy_test``), paired bootstrap of the mean
 reward difference (``reward_test``). Rollouts are greedy, so the numbers are deterministic.
 
@@ -46,7 +48,9 @@ from services.evaluation.pricing import TaskPricing
 from services.evaluation.store import EvaluationStore
 from services.core.grpo.config import GRPOConfig
 from services.core.grpo.environment import TrainingQuery, parse_queries
+from services.core.grpo.environments import make_environment
 from services.core.grpo.evaluation import run_evaluation
+from services.core.grpo.heuristic import HeuristicPolicy
 from services.core.grpo.policy import encode_texts
 from services.core.grpo.trajectories import Trajectory, summarize
 from trainhouse.v1 import evaluation_pb2, job_state_pb2
@@ -158,10 +162,21 @@ class PolicyEvaluator:
     @staticmethod
     def run(model: OnnxModel, queries: list[TrainingQuery], cfg: GRPOConfig) -> PolicyRun:
         policy = OrtToolPolicy(model)
-        names = [t.name for t in cfg.catalog]
-        if policy.actions != names:
-            raise FailedPrecondition(f"the policy's actions {policy.actions} differ from the job's tool catalog {names}")
-        trajectories, _ = run_evaluation(policy, queries, cfg)  # type: ignore[arg-type]
+        env = make_environment(cfg)   # the job's environment: simulated, builtin or its tool server
+        if policy.actions != list(env.names):
+            raise FailedPrecondition(f"the policy's actions {policy.actions} differ from the job's tools {env.names}")
+        trajectories, _ = run_evaluation(policy, queries, cfg, env=env)  # type: ignore[arg-type]
+        return PolicyRun(trajectories, dict(summarize(trajectories)))
+
+    @staticmethod
+    def heuristic(initial: Any, queries: list[TrainingQuery], cfg: GRPOConfig) -> PolicyRun:
+        """The keyword-to-tool heuristic (grpo/heuristic.py) fitted on the job's training queries,
+        rolled out greedily on ``queries`` in the job's environment."""
+        env = make_environment(cfg)
+        train = parse_queries([MessageToDict(q, preserving_proto_field_name=True) for q in initial.training_queries],
+                              "training_queries")
+        policy = HeuristicPolicy.fit(env, train, cfg.comparisons)
+        trajectories, _ = run_evaluation(policy, queries, cfg, env=env)
         return PolicyRun(trajectories, dict(summarize(trajectories)))
 
     @staticmethod
@@ -170,10 +185,11 @@ class PolicyEvaluator:
         """Latency and cost per task from single-query episodes (one task = one query answered)."""
         count = min(len(queries), max(1, config.env_int("EVAL_LATENCY_SAMPLES", 50)))
         policy = OrtToolPolicy(model)
+        env = make_environment(cfg)
         samples = []
         for q in queries[:count]:
             t0 = time.perf_counter()
-            run_evaluation(policy, [q], cfg)  # type: ignore[arg-type]
+            run_evaluation(policy, [q], cfg, env=env)  # type: ignore[arg-type]
             samples.append(time.perf_counter() - t0)
         if "latency" in names:
             metrics.update(latency_p50_ms=percentile_ms(samples, 50), latency_p95_ms=percentile_ms(samples, 95),
@@ -212,6 +228,10 @@ class PolicyEvaluator:
             info = {"kind": "untrained", "agent_id": target.agent_id, "job_id": target.job_id, "version_id": ""}
         baseline = self.run(OnnxModel.from_bytes(base_export.onnx_model), parsed, cfg)
         comparison = self.comparison(candidate, baseline, info, seed)
+        heuristic = self.heuristic(initial, parsed, cfg)
+        heuristic_comparison = self.comparison(
+            candidate, heuristic, {"kind": "heuristic", "agent_id": target.agent_id, "job_id": target.job_id,
+                                   "version_id": ""}, seed)
 
         evaluation = evaluation_pb2.Evaluation(
             evaluation_id=evaluation_id or f"eval-{uuid.uuid4().hex[:12]}", agent_id=target.agent_id,
@@ -222,7 +242,7 @@ class PolicyEvaluator:
             policy_results=[to_struct({"query": t.query.query, "success": t.success, "reward": t.reward,
                                      "steps": t.n_steps, "tools": [s["action"]["tool"] for s in t.episode.steps],
                                      "final_state": t.final_state}) for t in candidate.trajectories],
-            comparison=comparison)
+            comparison=comparison, heuristic_comparison=heuristic_comparison)
         if cost is not None:
             evaluation.cost.CopyFrom(cost)
         evaluation.duration.FromNanoseconds(int((time.perf_counter() - started) * 1e9))

@@ -27,6 +27,7 @@ class ExportedPolicy:
     config: dict[str, Any]
     default_queries: list[dict[str, Any]]
     default_queries_source: str
+    training_queries: list[dict[str, Any]]
 
 
 def _checkpoint(job: dict[str, Any], store: JobStore, checkpoint_id: str) -> dict[str, Any]:
@@ -60,4 +61,5 @@ def export_job_policy(job: dict[str, Any], job_dir: Path, store: JobStore, check
         checkpoint_id = checkpoint["checkpoint_id"]
         policy = load_policy_checkpoint(checkpoint["path"])
     source = "evaluation_queries" if data["evaluation_queries"] else "training_queries"
-    return ExportedPolicy(checkpoint_id, policy.onnx_bytes(), resolved, data[source], source)
+    return ExportedPolicy(checkpoint_id, policy.onnx_bytes(), resolved, data[source], source,
+                          data["training_queries"])

@@ -147,7 +147,8 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
             checkpoint_id=exported.checkpoint_id, onnx_model=exported.onnx_model,
             grpo_config=to_struct(exported.config),
             default_queries=[query_proto(q) for q in exported.default_queries],
-            default_queries_source=exported.default_queries_source)
+            default_queries_source=exported.default_queries_source,
+            training_queries=[query_proto(q) for q in exported.training_queries])
 
     def ListCheckpoints(self, request, context):
         self._visible(request.job_id)

@@ -484,6 +484,9 @@ def test_jsonrpc_grpo_start_evaluate_and_export(api: httpx.Client, trained: Trai
     assert 0 <= comparison["p_value"] <= 1 and isinstance(comparison["statistically_significant"], bool)
     assert {"success_rate_improvement", "avg_reward_improvement"} <= set(comparison)
     assert comparison["baseline_kind"] == "untrained" and result["evaluation_id"].startswith("eval-")
+    heuristic = result["heuristic_comparison"]  # beyond the seed: keyword-to-tool rules from the training queries
+    assert heuristic["baseline_kind"] == "heuristic" and 0 <= heuristic["p_value"] <= 1
+    assert set(heuristic) == set(comparison) and heuristic["baseline"]["avg_steps"] == 2.0
     assert isinstance(result["evaluation_duration_ms"], int) and len(result["results"]) == 9
     custom = call_rpc("training.evaluate", {"job_id": job_id, "evaluation_queries": [
         {"query": "refund my payment please", "expected_outcome": {"tool": "refund"}}]})["result"]
@@ -514,6 +517,17 @@ def test_jsonrpc_grpo_start_evaluate_and_export(api: httpx.Client, trained: Trai
     assert error["code"] == -32600 and error["data"]["field"] == "n_iterations", error
     error = call_rpc("training.start_grpo", {"agent_id": uid("grpo"), "config": {}, "training_data": queries[:5]})
     assert error["error"]["code"] == -40002 and error["error"]["data"]["field"].startswith("training_data"), error
+    # the environment (docs/grpo_environments.md) is validated where the job is created
+    error = call_rpc("training.start_grpo", {"agent_id": uid("grpo"), "training_data": queries,
+                                             "config": {"environment": {"type": "http",
+                                                                        "url": "http://user:pw@tools.example"}}})
+    assert error["error"]["code"] == -32600 and error["error"]["data"]["field"] == "environment.url", error
+    assert "credentials" in error["error"]["data"]["error"]
+    started = call_rpc("training.start_grpo", {"agent_id": uid("grpo"), "training_data": queries,
+                                               "config": {"environment": "builtin", "n_iterations": 1000}})["result"]
+    status = call_rpc("training.get_status", {"job_id": started["job_id"]})["result"]
+    assert status["status"] in {"queued", "running"}, status
+    call_rpc("training.cancel", {"job_id": started["job_id"]})
 
 
 # ---- deployments and model management -------------------------------------------------------
@@ -583,7 +597,9 @@ def test_jsonrpc_status_of_a_running_job_has_its_estimated_completion(api: httpx
     """Seed 003's training.get_status: a running job says when it is expected to end (from its own
     progress), in its five status words; the job is cancelled once seen."""
     params = grpo_params(uid("rpc-eta"))
-    params["config"] = {**params["config"], "n_iterations": 400}
+    # Its queries expect a field no tool writes, so every group has zero reward spread: without
+    # zero_std_patience 0 the job would (rightly) fail with no_reward_spread after 5 iterations.
+    params["config"] = {**params["config"], "n_iterations": 400, "zero_std_patience": 0}
     r = api.post(RPC, json=rpc("training.start_grpo", params, "start"))
     assert r.status_code == 200 and "result" in r.json(), r.text
     job_id = r.json()["result"]["job_id"]

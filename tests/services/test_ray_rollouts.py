@@ -92,3 +92,45 @@ def test_sharded_grpo_job_on_the_ray_executor(ray_address, tmp_path):
         assert len(placement) == 1 and "2 shards per iteration on the ray pool" in placement[0], logs
     finally:
         stack.stop()
+
+
+# Wall-clock fields differ between any two runs; everything else a tool call produced must not.
+_TIMING = {"duration_ms", "timestamp", "execution_time_ms", "wall_ms", "server_ms"}
+
+
+def _untimed(value):
+    if isinstance(value, dict):
+        return {k: _untimed(v) for k, v in value.items() if k not in _TIMING}
+    if isinstance(value, list):
+        return [_untimed(v) for v in value]
+    return value
+
+
+def test_builtin_tool_rollouts_on_ray_equal_in_process(ray_address):
+    """Rollouts whose steps run real tools (the code runner spawns its sandboxed subprocess on the
+    Ray worker) give the same trajectories on Ray as in-process, up to the measured times, and
+    training on them ends with the same weights."""
+    from tests.grpo.builtin_tasks import COMPARISONS, make_builtin_tasks
+
+    tasks = make_builtin_tasks(30, seed=7)
+    data = [t for i, t in enumerate(tasks) if i % 5 == 4] + tasks[:4]   # 6 code tasks, one of each other kind
+    cfg = GRPOConfig(environment="builtin", outcome_comparisons=COMPARISONS, rollout_shards=2, batch_size=10,
+                     n_trajectories_per_query=8, learning_rate=0.03, max_steps_per_trajectory=4, hidden_sizes=(16,),
+                     featurizer=SMALL["featurizer"], n_iterations=3, checkpoint_interval=3)
+    local = GRPOTrainer(cfg, data, rollout_pool=LocalRolloutPool())
+    remote = GRPOTrainer(cfg, data, rollout_pool=RayRolloutPool())
+    policy = local.initial_policy()
+    ids = np.arange(len(data))
+    a, _ = local._rollout(policy, ids, np.random.default_rng(3), 1)
+    b, ray_workers = remote._rollout(policy, ids, np.random.default_rng(3), 1)
+    assert len(ray_workers) == 2 and all(f"pid {os.getpid()}" not in w for w in ray_workers)
+    ran = [s for t in b.trajectories for s in t.episode.steps if s["action"]["tool"] == "code_runner"
+           and s["result"]["ok"]]
+    assert ran and all(s["result"]["output"]["execution_time_ms"] > 0 for s in ran)  # measured on the worker
+    assert [_untimed(t.episode.steps) for t in a.trajectories] == [_untimed(t.episode.steps) for t in b.trajectories]
+    for name in ("qidx", "S", "actions", "traj", "logp_old"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    trained_local = local.train()
+    trained_remote = remote.train()
+    assert same_weights(weights(trained_local.policy), weights(trained_remote.policy))
+    assert _untimed(history(trained_local)) == _untimed(history(trained_remote))

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Optional
 
-from pydantic import ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator
+from pydantic import ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator, model_validator
 
-from services.core.configs.base import ConfigModel, Int, Number, Text, choice, from_domain, spellings
+from services.core.configs.base import ConfigModel, Int, Number, Text, choice, custom_error, from_domain, spellings
 from services.core.configs.fields import Featurizer, GradNorm, HiddenSizes, LearningRate, Seed
 from services.core.errors import InvalidArgument
 from services.core.featurizer import FeaturizerConfig
@@ -36,6 +36,19 @@ ToolCatalog = Annotated[
     Any,
     PlainSerializer(lambda tools: None if tools is None else [t.to_dict() for t in tools]),
     WithJsonSchema({"type": ["array", "null"], "items": {"type": "object"}}),
+]
+
+# The environment a job trains in (grpo/environments/spec.py): "simulated", "builtin" or an object.
+EnvironmentField = Annotated[
+    Any,
+    # (a request model copied from this one keeps the raw value: the service parses it)
+    PlainSerializer(lambda spec: spec.to_dict() if hasattr(spec, "to_dict") else spec),
+    WithJsonSchema({"oneOf": [{"type": "string", "enum": ["simulated", "builtin"]}, {"type": "object"}]}),
+]
+GraderField = Annotated[
+    Any,
+    PlainSerializer(lambda spec: spec.to_dict() if hasattr(spec, "to_dict") else spec),
+    WithJsonSchema({"type": ["object", "null"]}),
 ]
 
 
@@ -110,6 +123,60 @@ class GRPOConfig(ConfigModel):
         "the Ray executor each shard is a Ray task, elsewhere they run one after the other in the worker. Same "
         "seed and K = same trajectories wherever the shards run; a different K samples differently. 1 samples "
         "the whole batch from the run's generator in the worker."))
+    environment: EnvironmentField = Field("simulated", validate_default=True, description=(
+        "Where rollouts run (docs/grpo_environments.md): 'simulated' (default; the declarative flag simulator of "
+        "grpo/tools.py, nothing executes), 'builtin' or {type: 'builtin', code_timeout_s, code_cpu_s, "
+        "code_memory_mb, cache_code_runs} (tools that compute, look up a DuckDB table and run code in a "
+        "resource-limited subprocess), or {type: 'http', url, secret_env, timeout_s, max_calls} (your tool server; "
+        "secret_env NAMES the worker's environment variable holding the bearer token)."))
+    grader: GraderField = Field(None, description=(
+        "Optional {url, secret_env, timeout_s}: your endpoint scores each finished episode "
+        "(POST {query, expected_outcome, final_state, steps} -> {reward}) instead of reward_function."))
+    outcome_comparisons: Any = Field(None, description=(
+        "Per-field comparison of the final state with expected_outcome: {field: 'exact' | 'at_most' | 'at_least' | "
+        "{tolerance: t} | {rel_tolerance: r}}. Default: execution_time_ms is 'at_most' (a time budget), every "
+        "other field exact (numbers within 1e-9)."))
+    zero_std_patience: Int = Field(5, ge=0, le=10000, description=(
+        "Fail the job (reason no_reward_spread, checkpoint 'no_signal' written) when every group of this many "
+        "consecutive iterations had zero reward spread (frac_reward_zero_std = 1: every advantage 0, nothing learnt) "
+        "and not every trajectory succeeded, 1..10000; 0 disables the check."))
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _environment(cls, raw: Any) -> Any:
+        from services.core.grpo.environments.spec import parse_environment
+
+        try:
+            return parse_environment(raw, "environment")
+        except InvalidArgument as err:
+            raise from_domain(err, "environment") from None
+
+    @field_validator("grader", mode="before")
+    @classmethod
+    def _grader(cls, raw: Any) -> Any:
+        from services.core.grpo.environments.spec import parse_grader
+
+        try:
+            return parse_grader(raw, "grader")
+        except InvalidArgument as err:
+            raise from_domain(err, "grader") from None
+
+    @field_validator("outcome_comparisons", mode="before")
+    @classmethod
+    def _comparisons(cls, raw: Any) -> Any:
+        from services.core.grpo.environments.spec import parse_comparisons
+
+        try:
+            return parse_comparisons(raw, "outcome_comparisons") or None
+        except InvalidArgument as err:
+            raise from_domain(err, "outcome_comparisons") from None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "GRPOConfig":
+        if self.tools is not None and self.environment.type != "simulated":
+            raise custom_error("a custom tool catalog applies to the simulated environment only (the builtin "
+                               "environment has its own tools, a tool server lists its own)", "tools")
+        return self
 
     @field_validator("reward_function")
     @classmethod
@@ -140,3 +207,10 @@ class GRPOConfig(ConfigModel):
         from services.core.grpo.tools import DEFAULT_TOOLS
 
         return self.tools if self.tools is not None else DEFAULT_TOOLS
+
+    @property
+    def comparisons(self) -> dict[str, Any]:
+        """The per-field rules scoring uses: the defaults, overridden by ``outcome_comparisons``."""
+        from services.core.grpo.environments.spec import DEFAULT_COMPARISONS
+
+        return {**DEFAULT_COMPARISONS, **(self.outcome_comparisons or {})}

@@ -1,6 +1,8 @@
 """GRPO for tool-use agents (DESIGN.md "grpo", seed 003): environment, policy, rewards, trainer.
 
-No transport code lives here; the TrainingService worker drives ``GRPOTrainer`` through callbacks
+Environments are pluggable (``environments/``, docs/grpo_environments.md): the declarative
+simulator (default), the built-in reference environment whose tools do real work, or the user's
+tool server over HTTP. No transport code lives here; the TrainingService worker drives ``GRPOTrainer`` through callbacks
 and gives it a rollout pool (``rollout_pool.py``): with ``rollout_shards`` K > 1 (config.py) each
 iteration's rollouts are split into K shards, run in-process or, for jobs on the Ray executor, as
 Ray tasks, with the same result either way.
@@ -8,7 +10,10 @@ Ray tasks, with the same result either way.
 from services.core.configs.grpo import KL_ESTIMATORS, GRPOConfig
 from services.core.grpo.environment import (Episode, ToolEnvironment, TrainingQuery, matched_fields,
                                                 parse_queries, values_match)
-from services.core.grpo.evaluation import baseline_comparison, compare_policies, evaluate_policy
+from services.core.grpo.environments import EnvironmentSpec, make_environment, make_reward
+from services.core.grpo.evaluation import (baseline_comparison, compare_policies, compare_with_baselines,
+                                               evaluate_policy)
+from services.core.grpo.heuristic import HeuristicPolicy
 from services.core.grpo.objective import group_advantages, grpo_objective, trajectory_step_weights
 from services.core.grpo.onnx_export import (build_policy_onnx, export_policy_onnx, load_policy_onnx,
                                                 policy_onnx_bytes)
@@ -17,13 +22,15 @@ from services.core.grpo.rewards import RewardInput, get_reward, register_reward,
 from services.core.grpo.rollout_pool import (LocalRolloutPool, RayRolloutPool, RolloutPool, RolloutShard,
                                                  make_rollout_pool)
 from services.core.grpo.tools import DEFAULT_TOOLS, EFFECTS, FINISH, ToolSpec, parse_catalog, relevant_tools
-from services.core.grpo.trainer import (EVENT_KINDS, BudgetExceeded, GRPOResult, GRPOTrainer, TrainingDiverged,
-                                            load_policy_checkpoint)
+from services.core.grpo.trainer import (EVENT_KINDS, BudgetExceeded, GRPOResult, GRPOTrainer, NoLearningSignal,
+                                            TrainingDiverged, load_policy_checkpoint)
 from services.core.grpo.trajectories import (RolloutBatch, Trajectory, merge_batches, rollout, score_batch,
                                                  summarize)
 from services.core.trainer.cost import PriceModel
 
 __all__ = [
+    "EnvironmentSpec", "HeuristicPolicy", "NoLearningSignal", "compare_with_baselines", "make_environment",
+    "make_reward",
     "BudgetExceeded", "DEFAULT_TOOLS", "EFFECTS", "EVENT_KINDS", "FINISH", "KL_ESTIMATORS", "Episode",
     "GRPOConfig", "GRPOResult", "GRPOTrainer", "LocalRolloutPool", "PriceModel", "RayRolloutPool",
     "RolloutBatch", "RolloutPool", "RolloutShard", "RewardInput", "ToolEnvironment", "ToolPolicy",

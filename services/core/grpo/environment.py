@@ -91,6 +91,8 @@ class Episode:
     finished: bool = False                         # ended by the finish action (not the step limit)
     started: float | None = None                   # perf_counter of the first step
     ended: float | None = None
+    env_data: dict[str, Any] = field(default_factory=dict)   # the environment's own bookkeeping (e.g. a
+                                                              # remote episode id); not part of the state
 
     def __post_init__(self) -> None:
         self.called_ok = np.zeros(self.n_tools, dtype=np.float32)
@@ -125,7 +127,15 @@ def state_dim(n_tools: int) -> int:
 
 
 class ToolEnvironment:
-    """Runs actions of a catalog (``finish`` last) for at most ``max_steps`` steps per episode."""
+    """Runs actions of a catalog (``finish`` last) for at most ``max_steps`` steps per episode.
+
+    This class is the "simulated" environment (declarative tools, ``tools.py``); the builtin and
+    HTTP environments (``environments/``) subclass it and override ``_run_tool`` (and ``reset`` /
+    ``step`` where needed), so rollouts, scoring and exports are the same for all of them.
+    """
+
+    kind = "simulated"
+    parallel_calls = 1   # tool calls of one rollout round run at once (step_many)
 
     def __init__(self, catalog: Sequence[ToolSpec], max_steps: int):
         if not catalog or catalog[-1].name != FINISH:
@@ -134,6 +144,27 @@ class ToolEnvironment:
         self.names = [t.name for t in self.catalog]
         self.n_tools = len(self.catalog) - 1
         self.max_steps = int(max_steps)
+        self._pool: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_pool"] = None   # threads do not travel (Ray); each process makes its own
+        return state
+
+    def step_many(self, episodes: Sequence[Episode], actions: Sequence[int], timestamp: str | None = None) -> None:
+        """Step independent episodes (one round of a rollout), each with its action. With
+        ``parallel_calls`` > 1 the calls run on that many threads: tools that wait on a subprocess
+        or the network overlap; each thread touches its own episode, so the result is the same."""
+        if self.parallel_calls <= 1 or len(episodes) <= 1:
+            for episode, action in zip(episodes, actions):
+                self.step(episode, action, timestamp)
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=self.parallel_calls, thread_name_prefix=f"{self.kind}-tools")
+        for future in [self._pool.submit(self.step, e, a, timestamp) for e, a in zip(episodes, actions)]:
+            future.result()
 
     @property
     def n_actions(self) -> int:
@@ -242,6 +273,30 @@ def values_match(expected: Any, actual: Any) -> bool:
     return expected == actual
 
 
-def matched_fields(final_state: Mapping[str, Any], expected: Mapping[str, Any]) -> int:
+def field_matches(name: str, expected: Any, actual: Any, comparisons: Mapping[str, Any] | None = None) -> bool:
+    """Whether one outcome field matches under its comparison rule (``environments/spec.py``):
+    "exact" (``values_match``), "at_most" / "at_least" (numbers: actual <= / >= expected, e.g. a
+    time budget), {"tolerance": t} (|actual - expected| <= t), {"rel_tolerance": r}; rules apply
+    when both values are numbers, other values compare exactly. Fields with no rule compare
+    exactly; ``execution_time_ms`` is "at_most" unless the job says otherwise."""
+    from services.core.grpo.environments.spec import DEFAULT_COMPARISONS
+
+    rule = (comparisons or {}).get(name, DEFAULT_COMPARISONS.get(name, "exact"))
+    if rule == "exact":
+        return values_match(expected, actual)
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (expected, actual))
+    if not numbers:  # a rule is about numbers; other values (a date string in "answer") compare exactly
+        return values_match(expected, actual)
+    if rule == "at_most":
+        return float(actual) <= float(expected)
+    if rule == "at_least":
+        return float(actual) >= float(expected)
+    if "tolerance" in rule:
+        return abs(float(actual) - float(expected)) <= rule["tolerance"]
+    return abs(float(actual) - float(expected)) <= rule["rel_tolerance"] * abs(float(expected))
+
+
+def matched_fields(final_state: Mapping[str, Any], expected: Mapping[str, Any],
+                   comparisons: Mapping[str, Any] | None = None) -> int:
     """How many fields of ``expected`` the final state matches (a missing field does not match)."""
-    return sum(1 for k, v in expected.items() if k in final_state and values_match(v, final_state[k]))
+    return sum(1 for k, v in expected.items() if k in final_state and field_matches(k, v, final_state[k], comparisons))

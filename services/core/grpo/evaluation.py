@@ -29,6 +29,7 @@ from scipy import stats
 from services.core.configs.grpo import GRPOConfig
 from services.core.errors import InvalidArgument
 from services.core.grpo.environment import ToolEnvironment, TrainingQuery, parse_queries
+from services.core.grpo.environments import make_environment, make_reward
 from services.core.grpo.policy import ToolPolicy
 from services.core.grpo.rewards import get_reward
 from services.core.grpo.trajectories import Trajectory, rollout, score_batch, summarize
@@ -36,20 +37,25 @@ from services.core.grpo.trajectories import Trajectory, rollout, score_batch, su
 EVAL_CHUNK = 256
 
 
-def _environment_for(policy: ToolPolicy, config: GRPOConfig) -> ToolEnvironment:
-    names = [t.name for t in config.catalog]
-    if names != policy.actions:
-        raise InvalidArgument("tools", f"the policy's actions {policy.actions} differ from the config's catalog {names}")
-    return ToolEnvironment(config.catalog, config.max_steps_per_trajectory)
+def _environment_for(policy: Any, config: GRPOConfig, env: ToolEnvironment | None = None) -> ToolEnvironment:
+    """The config's environment (``environments.make_environment``) unless one is given; its
+    action list must be the policy's."""
+    env = env or make_environment(config)
+    names = list(env.names)
+    if names != list(policy.actions):
+        raise InvalidArgument("tools", f"the policy's actions {policy.actions} differ from the environment's tools "
+                                       f"{names}")
+    return env
 
 
-def run_evaluation(policy: ToolPolicy, queries: Sequence[TrainingQuery], config: GRPOConfig, *,
+def run_evaluation(policy: Any, queries: Sequence[TrainingQuery], config: GRPOConfig, *,
                    reward_function: str | None = None, greedy: bool = True, seed: int = 0,
-                   id_prefix: str = "eval") -> tuple[list[Trajectory], int]:
-    """(one scored trajectory per query, tokens processed)."""
-    env = _environment_for(policy, config)
-    name = reward_function or config.reward_function
-    reward_fn = get_reward(name)
+                   id_prefix: str = "eval", env: ToolEnvironment | None = None) -> tuple[list[Trajectory], int]:
+    """(one scored trajectory per query, tokens processed). ``policy`` is a ``ToolPolicy`` or
+    anything with its rollout interface (``HeuristicPolicy``, the ONNX one of the evaluation
+    service); ``env`` reuses an environment (the trainer's), else one is built from ``config``."""
+    env = _environment_for(policy, config, env)
+    reward_fn = get_reward(reward_function) if reward_function else make_reward(config)
     rng = None if greedy else np.random.default_rng(seed)
     out: list[Trajectory] = []
     tokens = 0
@@ -59,14 +65,15 @@ def run_evaluation(policy: ToolPolicy, queries: Sequence[TrainingQuery], config:
         Q = policy.encode_queries([q.query for q in chunk])
         batch = rollout(policy, env, chunk, Q, 1, rng, id_prefix=f"{id_prefix}-{start // EVAL_CHUNK:04d}")
         score_batch(batch, env, reward_fn, gamma=config.gamma, step_penalty=config.step_penalty,
-                    reward_name="reward_function", relevance_cache=cache)
+                    reward_name="reward_function", relevance_cache=cache, comparisons=config.comparisons)
         out.extend(batch.trajectories)
         tokens += batch.tokens
     return out, tokens
 
 
-def evaluate_policy(policy: ToolPolicy, queries: Sequence[TrainingQuery | dict], reward_function: str | None = None,
-                    config: GRPOConfig | None = None, *, greedy: bool = True, seed: int = 0) -> dict[str, Any]:
+def evaluate_policy(policy: Any, queries: Sequence[TrainingQuery | dict], reward_function: str | None = None,
+                    config: GRPOConfig | None = None, *, greedy: bool = True, seed: int = 0,
+                    env: ToolEnvironment | None = None) -> dict[str, Any]:
     """Metrics and per-query results of ``policy`` on ``queries`` (see the module docstring).
 
     ``config`` supplies the catalog, ``max_steps_per_trajectory``, ``gamma`` and ``step_penalty``
@@ -75,7 +82,8 @@ def evaluate_policy(policy: ToolPolicy, queries: Sequence[TrainingQuery | dict],
     config = config or GRPOConfig()
     parsed = parse_queries(list(queries), "evaluation_queries")
     t0 = time.perf_counter()
-    trajs, tokens = run_evaluation(policy, parsed, config, reward_function=reward_function, greedy=greedy, seed=seed)
+    trajs, tokens = run_evaluation(policy, parsed, config, reward_function=reward_function, greedy=greedy, seed=seed,
+                                   env=env)
     metrics: dict[str, Any] = dict(summarize(trajs))
     metrics["queries_evaluated"] = len(trajs)
     metrics["tokens_processed"] = tokens
@@ -145,4 +153,38 @@ def baseline_comparison(baseline: ToolPolicy, candidate: ToolPolicy, queries: Se
     out = compare_policies(base, cand, alpha)
     out["baseline"] = {k: base[k] for k in ("success_rate", "avg_reward", "avg_steps", "tool_accuracy")}
     out["candidate"] = {k: cand[k] for k in ("success_rate", "avg_reward", "avg_steps", "tool_accuracy")}
+    return out
+
+
+def compare_with_baselines(candidate: ToolPolicy, reference: ToolPolicy, training_queries: Sequence[TrainingQuery | dict],
+                           queries: Sequence[TrainingQuery | dict], config: GRPOConfig | None = None, *,
+                           alpha: float = 0.05, env: ToolEnvironment | None = None) -> dict[str, Any]:
+    """The trained policy against two baselines on the same held-out ``queries``, greedily, in
+    the job's environment:
+
+    * ``reference``: the initial (untrained) policy, i.e. what training started from;
+    * ``heuristic``: ``heuristic.HeuristicPolicy`` fitted on ``training_queries`` (keyword-to-tool
+      rules), i.e. what a few lines of rules would achieve without training.
+
+    Each entry is ``compare_policies(baseline, candidate)``: improvements, McNemar exact p-value
+    on per-query success (``p_value``), paired permutation p-value on rewards, and the baseline's
+    own metrics; ``candidate`` holds the trained policy's metrics.
+    """
+    from services.core.grpo.heuristic import HeuristicPolicy
+
+    config = config or GRPOConfig()
+    env = _environment_for(candidate, config, env)
+    train = parse_queries(list(training_queries), "training_queries")
+    held_out = list(queries)
+    heuristic = HeuristicPolicy.fit(env, train, config.comparisons)
+    cand = evaluate_policy(candidate, held_out, config=config, env=env)
+    out: dict[str, Any] = {"candidate": {k: cand[k] for k in ("success_rate", "avg_reward", "avg_steps",
+                                                                "tool_accuracy", "tool_error_rate")},
+                           "queries_compared": len(held_out)}
+    for name, policy in (("reference", reference), ("heuristic", heuristic)):
+        base = evaluate_policy(policy, held_out, config=config, env=env)
+        comparison = compare_policies(base, cand, alpha)
+        comparison["baseline"] = {k: base[k] for k in ("success_rate", "avg_reward", "avg_steps", "tool_accuracy",
+                                                       "tool_error_rate")}
+        out[name] = comparison
     return out

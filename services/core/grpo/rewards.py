@@ -36,14 +36,15 @@ class RewardInput:
     gamma: float
     step_penalty: float
     query: str = ""
+    comparisons: Mapping[str, Any] | None = None   # per-field rules (environments/spec.py), e.g. time budgets
 
     @property
     def fraction_matched(self) -> float:
-        return matched_fields(self.final_state, self.expected_outcome) / len(self.expected_outcome)
+        return matched_fields(self.final_state, self.expected_outcome, self.comparisons) / len(self.expected_outcome)
 
     @property
     def success(self) -> bool:
-        return matched_fields(self.final_state, self.expected_outcome) == len(self.expected_outcome)
+        return matched_fields(self.final_state, self.expected_outcome, self.comparisons) == len(self.expected_outcome)
 
 
 RewardFn = Callable[[RewardInput], float]

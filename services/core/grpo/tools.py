@@ -37,6 +37,11 @@ finish             ends the trajectory                             -
 The environment is a deterministic simulator: tools do not touch the network or the file system;
 their outputs report what they processed (the parameters taken from the query) and the fields
 they changed, which is what the reward functions compare with ``expected_outcome``.
+
+This is the "simulated" environment (``GRPOConfig.environment``, the default). The built-in
+environment (``environments/builtin.py``) and the HTTP tool server (``environments/http.py``)
+execute their tools for real; their ``ToolSpec``s only carry a name, a description, an argument
+schema and the fields they may write (``outputs``).
 """
 from __future__ import annotations
 
@@ -227,18 +232,28 @@ class ToolSpec:
     clears: tuple[str, ...] = ()
     effect: str | None = None
     ends_episode: bool = False
+    # Fields a tool of another environment (builtin, http) writes with the values it computes;
+    # only used to tell which tools are relevant to an expected outcome (tool_accuracy).
+    outputs: tuple[str, ...] = ()
+    # JSON schema of the tool's arguments (documentation; builtin/http environments).
+    arguments: Mapping[str, Any] | None = None
 
     __hash__ = None  # type: ignore[assignment]  # holds a dict
 
     def writes(self) -> tuple[str, ...]:
         """Every field a successful call may write (declared and computed)."""
         computed = EFFECTS[self.effect][1] if self.effect else ()
-        return tuple(dict.fromkeys([*self.sets, *computed]))
+        return tuple(dict.fromkeys([*self.sets, *computed, *self.outputs]))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "requires": list(self.requires),
-                "requires_any": list(self.requires_any), "sets": dict(self.sets), "clears": list(self.clears),
-                "effect": self.effect, "ends_episode": self.ends_episode}
+        out = {"name": self.name, "description": self.description, "requires": list(self.requires),
+               "requires_any": list(self.requires_any), "sets": dict(self.sets), "clears": list(self.clears),
+               "effect": self.effect, "ends_episode": self.ends_episode}
+        if self.outputs:
+            out["outputs"] = list(self.outputs)
+        if self.arguments is not None:
+            out["arguments"] = dict(self.arguments)
+        return out
 
 
 DEFAULT_TOOLS: tuple[ToolSpec, ...] = (
@@ -296,7 +311,7 @@ def parse_tool(raw: Any, where: str) -> ToolSpec:
         raise InvalidArgument(where, "must be an object {name, description, requires, requires_any, sets, clears, "
                                      "effect}")
     known = {"name", "description", "requires", "requires_any", "requiresAny", "sets", "clears", "effect",
-             "ends_episode", "endsEpisode"}
+             "ends_episode", "endsEpisode", "outputs", "arguments"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise InvalidArgument(f"{where}.{unknown[0]}", f"unknown tool property; expected one of {', '.join(sorted(known))}")
@@ -334,7 +349,12 @@ def parse_tool(raw: Any, where: str) -> ToolSpec:
         raise InvalidArgument(f"{where}.{end_key}", f"only the {FINISH!r} tool ends a trajectory")
     if name == FINISH and (requires or requires_any or sets or clears or effect):
         raise InvalidArgument(where, f"the {FINISH!r} tool has no preconditions or effects")
-    return ToolSpec(name, description, requires, requires_any, dict(sets), clears, effect, ends)
+    outputs = _field_names(raw.get("outputs") or [], f"{where}.outputs")
+    arguments = raw.get("arguments")
+    if arguments is not None and (not isinstance(arguments, Mapping) or not _is_json_value(arguments)):
+        raise InvalidArgument(f"{where}.arguments", "must be a JSON schema object")
+    return ToolSpec(name, description, requires, requires_any, dict(sets), clears, effect, ends, outputs,
+                    dict(arguments) if arguments is not None else None)
 
 
 def parse_catalog(raw: Sequence[Any] | None, where: str = "tools") -> tuple[ToolSpec, ...]:

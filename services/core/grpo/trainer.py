@@ -49,7 +49,16 @@ trajectory. When the cost exceeds ``max_budget_usd`` at the end of an iteration 
 last), the trainer writes a checkpoint of kind "budget" and raises ``BudgetExceeded`` (reason
 "budget_exceeded", metadata {cost_usd, checkpoint, iteration}), as the other trainers do; a
 resumed run that is already over its budget does so before its first iteration. A NaN/inf loss
-raises ``TrainingDiverged`` (earlier checkpoints are kept).
+raises ``TrainingDiverged`` (earlier checkpoints are kept). When every group of
+``zero_std_patience`` consecutive iterations had equal rewards (and not every trajectory
+succeeded) the trainer writes a "no_signal" checkpoint and raises ``NoLearningSignal`` (reason
+"no_reward_spread"): the run was not learning anything.
+
+Diagnostics per iteration (the ``step`` event's metrics, the history, and ``metric`` events for
+``EVENT_METRICS``): reward mean (``avg_reward``) and ``reward_std`` (mean within-group std),
+``frac_reward_zero_std`` (groups that teach nothing), ``clip_fraction`` (the clip ratio), ``kl``
+to the reference, policy ``entropy``, mean episode length (``avg_steps``), ``tool_error_rate``
+(failed tool calls / tool calls), ``zero_std_streak``.
 """
 from __future__ import annotations
 
@@ -65,13 +74,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from services.core.configs.grpo import GRPOConfig
-from services.core.errors import InvalidArgument
+from services.core.errors import InvalidArgument, TrainhouseError
 from services.core.featurizer import FeaturizerConfig, HashingFeaturizer
-from services.core.grpo.environment import ToolEnvironment, TrainingQuery, parse_queries
+from services.core.grpo.environment import TrainingQuery, parse_queries
+from services.core.grpo.environments import make_environment, make_reward
 from services.core.grpo.evaluation import run_evaluation
 from services.core.grpo.objective import grpo_objective, trajectory_step_weights
 from services.core.grpo.policy import ToolPolicy, encode_texts
-from services.core.grpo.rewards import get_reward
 from services.core.grpo.rollout_pool import LocalRolloutPool, RolloutPool, RolloutShard
 from services.core.grpo.tools import RESERVED_FIELDS, parse_catalog
 from services.core.grpo.trajectories import RolloutBatch, merge_batches, rollout, score_batch, summarize
@@ -84,15 +93,29 @@ from services.core.trainer.optimizers import Adam
 from services.core.trainer.schedulers import make_scheduler
 
 EVENT_KINDS = ("step", "metric", "trajectories", "checkpoint", "budget", "log")
-ITERATION_METRICS = ("avg_reward", "success_rate", "avg_steps", "tool_accuracy", "train_loss", "kl",
-                     "clip_fraction", "entropy", "frac_reward_zero_std", "reward_std", "grad_norm",
-                     "learning_rate", "trajectories_generated", "cost_usd")
-EVENT_METRICS = ("avg_reward", "success_rate", "train_loss", "kl", "frac_reward_zero_std", "cost_usd")
+ITERATION_METRICS = ("avg_reward", "success_rate", "avg_steps", "tool_accuracy", "tool_error_rate", "train_loss",
+                     "kl", "clip_fraction", "entropy", "frac_reward_zero_std", "reward_std", "grad_norm",
+                     "learning_rate", "trajectories_generated", "zero_std_streak", "cost_usd")
+# Streamed as metric events every iteration (SSE, webhooks): what says why a run learns or not.
+# reward mean = avg_reward, clip ratio = clip_fraction, mean episode length = avg_steps.
+EVENT_METRICS = ("avg_reward", "reward_std", "success_rate", "train_loss", "kl", "clip_fraction", "entropy",
+                 "avg_steps", "tool_error_rate", "frac_reward_zero_std", "cost_usd")
 EVAL_METRICS = ("success_rate", "avg_reward", "avg_steps", "tool_accuracy")
 # Config fields that may differ when resuming: they do not change the computation.
-_RESUME_MUTABLE = {"checkpoint_interval", "max_budget_usd"}
+_RESUME_MUTABLE = {"checkpoint_interval", "max_budget_usd", "zero_std_patience"}
 
-__all__ = ["BudgetExceeded", "GRPOResult", "GRPOTrainer", "TrainerCallbacks", "TrainingDiverged", "EVENT_KINDS"]
+__all__ = ["BudgetExceeded", "GRPOResult", "GRPOTrainer", "NoLearningSignal", "TrainerCallbacks", "TrainingDiverged",
+           "EVENT_KINDS"]
+
+
+class NoLearningSignal(TrainhouseError):
+    """Every group of ``zero_std_patience`` consecutive iterations had equal rewards: every
+    advantage was 0, so the policy only moved by the KL term. Going on would burn the budget for
+    nothing; the usual causes are a task no trajectory can solve (or every one solves), a reward
+    that cannot tell trajectories apart, or a broken environment (look at tool_error_rate)."""
+
+    grpc_code = "FAILED_PRECONDITION"
+    reason = "no_reward_spread"
 
 
 @dataclass
@@ -140,10 +163,11 @@ class GRPOTrainer(CallbackHost):
                              if evaluation_queries else [])
         self.price_model = price_model or PriceModel.from_env()
         self.keep_trajectories = keep_trajectories
-        self.catalog = config.catalog
+        self.env = make_environment(config)
+        self.catalog = self.env.catalog
         self.actions = [t.name for t in self.catalog]
-        self.env = ToolEnvironment(self.catalog, config.max_steps_per_trajectory)
-        self.reward_fn = get_reward(config.reward_function)
+        self.reward_fn = make_reward(config)
+        self.comparisons = config.comparisons
         # Featurize every training query once; a batch takes rows.
         self.Q_train: sp.csr_matrix = encode_texts(HashingFeaturizer(config.featurizer),
                                                    [q.query for q in self.train_queries])
@@ -153,12 +177,15 @@ class GRPOTrainer(CallbackHost):
 
     def _diagnostics(self) -> None:
         cfg = self.config
-        self._log(f"{len(self.train_queries)} training / {len(self.eval_queries)} evaluation queries, "
+        self._log(f"environment {self.env.kind}; {len(self.train_queries)} training / {len(self.eval_queries)} "
+                  f"evaluation queries, "
                   f"{len(self.actions)} actions ({', '.join(self.actions)}), {cfg.n_iterations} iterations of "
                   f"{cfg.batch_size} queries x {cfg.n_trajectories_per_query} trajectories")
         writable = {f for t in self.catalog for f in t.writes()} | set(RESERVED_FIELDS)
         unreachable = [q.query for q in self.train_queries if set(q.expected_outcome) - writable]
-        if unreachable:
+        # A tool server's tool that declares no outputs may write anything: no warning then.
+        declared = self.env.kind != "http" or all(t.outputs for t in self.catalog[:-1])
+        if unreachable and declared:
             self._log(f"{len(unreachable)} training queries expect fields no tool can write, so they can never "
                       f"succeed (e.g. {unreachable[0]!r})", "warning")
         if cfg.n_trajectories_per_query == 1:
@@ -310,7 +337,7 @@ class GRPOTrainer(CallbackHost):
 
     # -- evaluation and checkpoints -------------------------------------------------------------------
     def _evaluate(self, policy: ToolPolicy, budget: Budget) -> dict[str, float]:
-        trajs, tokens = run_evaluation(policy, self.eval_queries or self.train_queries, self.config)
+        trajs, tokens = run_evaluation(policy, self.eval_queries or self.train_queries, self.config, env=self.env)
         budget.add_tokens(tokens)
         return summarize(trajs)
 
@@ -375,6 +402,16 @@ class GRPOTrainer(CallbackHost):
                                  metadata={"cost_usd": f"{cost:.6f}", "checkpoint": info.path if info else "",
                                            "iteration": str(state.global_step)})
 
+        def no_signal(streak: int, metrics: dict[str, Any]) -> None:
+            info = snapshot("no_signal", f"no-signal-iter-{state.global_step:05d}")
+            message = (f"no learning signal: every group had zero reward spread (frac_reward_zero_std = 1) for "
+                       f"{streak} consecutive iterations (zero_std_patience {cfg.zero_std_patience}); last iteration: "
+                       f"success_rate {metrics['success_rate']:.3f}, avg_reward {metrics['avg_reward']:.3f}, "
+                       f"tool_error_rate {metrics['tool_error_rate']:.3f}")
+            self._log(message, "error")
+            raise NoLearningSignal(message, metadata={"iteration": str(state.global_step),
+                                                      "checkpoint": info.path if info else ""})
+
         if resume_from:
             self._log(f"resumed from {os.path.basename(resume_from)} at iteration {state.global_step}")
             # A job that had already spent its budget stops before training any further (raise
@@ -408,7 +445,7 @@ class GRPOTrainer(CallbackHost):
                           f"({', '.join(sorted(set(workers)))})")
             score_batch(batch, self.env, self.reward_fn, gamma=cfg.gamma, step_penalty=cfg.step_penalty,
                         scale_rewards=cfg.scale_rewards, reward_name="reward_function",
-                        relevance_cache=self._relevance)
+                        relevance_cache=self._relevance, comparisons=self.comparisons)
             update = self._update(policy, reference, optimizer, scheduler, batch, iteration)
             state.global_step = iteration
             state.extra["trajectories_generated"] += len(batch.trajectories)
@@ -419,10 +456,16 @@ class GRPOTrainer(CallbackHost):
             if kept is not None:
                 kept.extend(exported)
 
+            # Iterations whose groups all had equal rewards, unless every trajectory succeeded
+            # (nothing left to learn, but nothing wrong either).
+            stuck = batch.frac_reward_zero_std >= 1.0 and not all(t.success for t in batch.trajectories)
+            streak = state.extra.get("zero_std_streak", 0) + 1 if stuck else 0
+            state.extra["zero_std_streak"] = streak
             metrics: dict[str, Any] = {**summarize(batch.trajectories), **update,
                                        "frac_reward_zero_std": batch.frac_reward_zero_std,
                                        "reward_std": batch.extra.get("reward_std", 0.0),
-                                       "trajectories_generated": state.extra["trajectories_generated"]}
+                                       "trajectories_generated": state.extra["trajectories_generated"],
+                                       "zero_std_streak": streak}
             evaluated = iteration % cfg.checkpoint_interval == 0 or iteration == cfg.n_iterations
             new_best = False
             if evaluated:
@@ -459,6 +502,8 @@ class GRPOTrainer(CallbackHost):
                 snapshot("interval", f"iter-{iteration:05d}")
             if exceeded:
                 budget_stop()
+            if cfg.zero_std_patience and streak >= cfg.zero_std_patience and iteration < cfg.n_iterations:
+                no_signal(streak, metrics)
 
         state.finished = True
         snapshot("final", "final")
@@ -505,6 +550,22 @@ def load_policy_checkpoint(path: str) -> ToolPolicy:
         raise InvalidArgument("checkpoint_id", f"cannot read checkpoint: {exc}") from exc
     if state.extra.get("paradigm") != "grpo":
         raise InvalidArgument("checkpoint_id", "not a GRPO checkpoint")
-    catalog = parse_catalog(state.config.get("tools"), "tools")
+    catalog = _checkpoint_catalog(state.config, state.label_map)
     return ToolPolicy(_mlp(state.params), state.label_map, FeaturizerConfig.from_dict(state.featurizer),
                       {"tools": [t.to_dict() for t in catalog]})
+
+
+def _checkpoint_catalog(config: dict[str, Any], actions: Sequence[str]) -> Sequence[Any]:
+    """The tools a checkpoint's policy acts on, without contacting anything: the builtin catalog,
+    the declarative one, or (tool server) the action names the checkpoint recorded."""
+    from services.core.grpo.environments.spec import parse_environment
+    from services.core.grpo.tools import DEFAULT_TOOLS, ToolSpec
+
+    kind = parse_environment(config.get("environment"), "environment").type
+    if kind == "builtin":
+        from services.core.grpo.environments.builtin import BUILTIN_TOOLS
+
+        return BUILTIN_TOOLS
+    if kind == "http":
+        return tuple(ToolSpec(name) for name in actions[:-1]) + (DEFAULT_TOOLS[-1],)
+    return parse_catalog(config.get("tools"), "tools")

@@ -51,6 +51,7 @@ class Trajectory:
     success: bool = False
     tool_calls: int = 0            # calls of tools other than finish
     accurate_calls: int = 0        # ... that succeeded and are relevant to the expected outcome
+    failed_calls: int = 0          # ... that failed (an error from the tool, a timeout, a refused call)
 
     @property
     def n_steps(self) -> int:
@@ -158,8 +159,7 @@ def _rollout(policy: ToolPolicy, env: ToolEnvironment, queries: Sequence[Trainin
         t_parts.append(active)
         lp_parts.append(logp[np.arange(len(active)), actions])
         tok_parts.append(query_tokens[qidx] + t)
-        for i, a in zip(active.tolist(), actions.tolist()):
-            env.step(trajs[i].episode, a, timestamp)
+        env.step_many([trajs[i].episode for i in active.tolist()], actions.tolist(), timestamp)
         active = np.array([i for i in active.tolist() if not trajs[i].episode.done], dtype=np.int64)
     row_tokens = np.concatenate(tok_parts) if tok_parts else np.zeros(0, dtype=np.int64)
     return RolloutBatch(
@@ -201,15 +201,19 @@ def merge_batches(batches: Sequence[RolloutBatch]) -> RolloutBatch:
 
 def score_batch(batch: RolloutBatch, env: ToolEnvironment, reward_fn: RewardFn, *, gamma: float,
                 step_penalty: float, scale_rewards: str = "group", reward_name: str = "reward_function",
-                relevance_cache: dict[int, frozenset[str]] | None = None) -> None:
-    """Reward, success, tool accuracy and group-normalised advantage of every trajectory (in place)."""
+                relevance_cache: dict[int, frozenset[str]] | None = None,
+                comparisons: Mapping[str, Any] | None = None) -> None:
+    """Reward, success, tool accuracy and group-normalised advantage of every trajectory (in place).
+
+    ``comparisons`` are the job's per-field rules (``environment.field_matches``: time budgets,
+    numeric tolerances); both the reward and ``success`` use them."""
     cache = relevance_cache if relevance_cache is not None else {}
     for tr in batch.trajectories:
         final = tr.episode.final_state()
         expected = tr.query.expected_outcome
         tr.reward = score(reward_fn, RewardInput(final, expected, len(tr.episode.steps), gamma, step_penalty,
-                                                 tr.query.query), reward_name)
-        tr.success = matched_fields(final, expected) == len(expected)
+                                                 tr.query.query, comparisons), reward_name)
+        tr.success = matched_fields(final, expected, comparisons) == len(expected)
         key = id(tr.query)
         relevant = cache.get(key)
         if relevant is None:
@@ -217,6 +221,7 @@ def score_batch(batch: RolloutBatch, env: ToolEnvironment, reward_fn: RewardFn, 
         calls = [(env.names[a], ok) for a, ok in zip(tr.episode.actions, tr.episode.succeeded) if a < env.n_tools]
         tr.tool_calls = len(calls)
         tr.accurate_calls = sum(1 for name, ok in calls if ok and name in relevant)
+        tr.failed_calls = sum(1 for _, ok in calls if not ok)
     if batch.group_size and batch.n_groups:
         rewards = np.array([tr.reward for tr in batch.trajectories], dtype=np.float64).reshape(
             batch.n_groups, batch.group_size)
@@ -229,12 +234,15 @@ def score_batch(batch: RolloutBatch, env: ToolEnvironment, reward_fn: RewardFn, 
 
 
 def summarize(trajectories: Sequence[Trajectory]) -> dict[str, float]:
-    """success_rate, avg_reward, avg_steps and tool_accuracy (micro-averaged over tool calls)."""
+    """success_rate, avg_reward, avg_steps, tool_accuracy and tool_error_rate (the last two
+    micro-averaged over tool calls, ``finish`` excluded)."""
     n = len(trajectories)
     if n == 0:
-        return {"success_rate": 0.0, "avg_reward": 0.0, "avg_steps": 0.0, "tool_accuracy": 0.0}
+        return {"success_rate": 0.0, "avg_reward": 0.0, "avg_steps": 0.0, "tool_accuracy": 0.0,
+                "tool_error_rate": 0.0}
     calls = sum(t.tool_calls for t in trajectories)
     return {
+        "tool_error_rate": sum(t.failed_calls for t in trajectories) / calls if calls else 0.0,
         "success_rate": sum(t.success for t in trajectories) / n,
         "avg_reward": float(np.mean([t.reward for t in trajectories])),
         "avg_steps": float(np.mean([t.n_steps for t in trajectories])),
