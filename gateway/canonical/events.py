@@ -1,0 +1,143 @@
+"""/v1/jobs/{job_id}/events: a job's events as JSON pages and as Server-Sent Events.
+
+Both read WatchJob (history first, then live events; it ends after the terminal status), and both
+render each event with gateway.resources.events.event_fields (snake_case, ``type`` names the kind).
+
+- ``GET /v1/jobs/{id}/events?after=<sequence>&limit=<n>``: oldest first. TrainingService has no
+  unary "list events" RPC, so a page reads the stream until it holds ``limit`` events, the stream
+  ends (the job ended and its history is sent), or no event arrives for ``PAGE_IDLE_S`` (the stored
+  history of a live job is sent at once; waiting longer would wait for the job). ``has_more`` is
+  true while the page is full or the job has not ended, so a client polls a live job with its
+  ``next_cursor`` (the last sequence).
+- ``GET /v1/jobs/{id}/events/stream``: ``text/event-stream`` with ``id: <sequence>``,
+  ``event: <type>``, ``data: <event JSON>``; a reconnecting client sends ``Last-Event-ID`` (or
+  ``?after=``) and continues without a gap or a repeat. Keep-alive comments during quiet periods.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import grpc
+from fastapi import Header, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict
+from trainhouse.v1 import training_service_pb2 as ts
+
+from gateway.canonical.common import JobId, Page, SURFACE, router
+from gateway.convert import finite
+from gateway.deps import Services
+from gateway.errors import INVALID, ApiError, request_id_of
+from gateway.resources.events import event_fields
+from gateway.resources.jobs import state_word
+from services.common.grpc_errors import failure_of
+
+events = router("/jobs/{job_id}/events", "events")
+PAGE_IDLE_S = 0.3
+Sequence = Annotated[int, Query(ge=0, le=2 ** 63 - 1, description="Events after this sequence (0: from the start)")]
+
+
+class EventOut(BaseModel):
+    """One job event: its position, its job, ``type`` (status, epoch, step, metric, checkpoint, log,
+    budget, promotion) and that payload's fields next to it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    sequence: int
+    job_id: str
+    agent_id: str | None = None
+    time: str | None = None
+    type: str
+
+
+@events.get("", operation_id="events.list", response_model=Page[EventOut], summary="A job's events, oldest first")
+async def list_events(job_id: JobId, services: Services, after: Sequence = 0,
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+    job = (await services.training.GetJob(ts.GetJobRequest(job_id=job_id), timeout=services.timeout_s)).job
+    call = services.training.WatchJob(ts.WatchJobRequest(job_id=job_id, after_sequence=after))
+    data: list[dict[str, Any]] = []
+    ended = False
+    try:
+        iterator = call.__aiter__()
+        while len(data) < limit:
+            try:
+                ev = await asyncio.wait_for(iterator.__anext__(), timeout=PAGE_IDLE_S)
+            except StopAsyncIteration:
+                ended = True
+                break
+            except asyncio.TimeoutError:
+                break
+            data.append(event_fields(ev))
+            if ev.WhichOneof("payload") == "status" and ev.status.terminal:
+                ended = True
+                break
+    finally:
+        call.cancel()
+    terminal = state_word(job.state) in ("completed", "failed", "cancelled")
+    has_more = len(data) >= limit or not (ended or terminal)
+    last = data[-1]["sequence"] if data else after
+    return {"data": finite(data), "has_more": has_more, "next_cursor": str(last) if has_more or data else None}
+
+
+@events.get("/stream", operation_id="events.stream", response_class=StreamingResponse, response_model=None,
+            summary="A job's events as Server-Sent Events (resume with Last-Event-ID)",
+            responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                             "description": "`id: <sequence>`, `event: <type>`, `data: <event JSON>`; ends after "
+                                            "the terminal status event; errors come as `event: error`."}})
+async def stream_events(job_id: JobId, request: Request, services: Services, after: Sequence = 0,
+                        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None) -> StreamingResponse:
+    if last_event_id is not None and last_event_id.strip():
+        if not last_event_id.strip().isdigit():
+            raise ApiError(INVALID, "Last-Event-ID must be a non-negative integer", field="Last-Event-ID")
+        after = int(last_event_id.strip())
+    # An unknown job is a 404 before the 200 and the stream start.
+    await services.training.GetJob(ts.GetJobRequest(job_id=job_id), timeout=services.timeout_s)
+    call = services.training.WatchJob(ts.WatchJobRequest(job_id=job_id, after_sequence=after))
+    keepalive = request.app.state.gate.settings.sse_keepalive_s
+    return StreamingResponse(_sse(call, keepalive, request_id_of(request)), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def frame(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
+    lines = [f"id: {event_id}"] if event_id is not None else []
+    lines.append(f"event: {event}")
+    lines.append("data: " + json.dumps(finite(data), separators=(",", ":"), allow_nan=False, default=str))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+async def _sse(call: grpc.aio.UnaryStreamCall, keepalive_s: float, request_id: str) -> AsyncIterator[bytes]:
+    """Relay WatchJob as SSE; a reader task fills a queue so quiet periods can send keep-alives
+    without cancelling a pending read; the call is cancelled whenever the relay stops."""
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=1024)
+
+    async def pump() -> None:
+        try:
+            async for event in call:
+                await queue.put(("event", event))
+            await queue.put(("end", None))
+        except grpc.RpcError as err:
+            await queue.put(("error", err))
+
+    reader = asyncio.create_task(pump())
+    try:
+        yield b"retry: 2000\n\n"
+        while True:
+            try:
+                kind, item = await asyncio.wait_for(queue.get(), timeout=keepalive_s)
+            except asyncio.TimeoutError:
+                yield b": keep-alive\n\n"
+                continue
+            if kind == "end":
+                return
+            if kind == "error":
+                error = SURFACE.from_rpc(failure_of(item))
+                body = json.loads(SURFACE.render(error, request_id).body)
+                yield frame("error", body)
+                return
+            fields = event_fields(item)
+            yield frame(fields["type"], fields, event_id=item.sequence)
+    finally:
+        call.cancel()
+        reader.cancel()
