@@ -13,7 +13,7 @@ from fastapi import Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, StrictStr, field_validator
 
-from gateway.auth import ADMIN, DEFAULT_ACCOUNT
+from gateway.auth import ADMIN, DEFAULT_ACCOUNT, SCOPES
 from gateway.canonical.common import After, Page, page, path_id, router
 from gateway.canonical.idempotency import idempotent
 from gateway.deps import Caller, Tokens
@@ -21,8 +21,6 @@ from gateway.errors import CONFLICT, INVALID, NOT_FOUND, ApiError
 from gateway.models import Int
 from gateway.resources.tokens import token_fields
 from gateway.resources.webhooks import delivery_fields, webhook_fields
-from gateway.surfaces.auth_routes import Scope
-from gateway.surfaces.webhooks import EVENT_DOC
 from gateway.tokens import BOOTSTRAP_ID
 from gateway.webhooks import payloads, urls
 from services.common.timeutil import now
@@ -30,6 +28,8 @@ from services.common.timeutil import now
 tokens = router("/tokens", "tokens")
 webhooks = router("/webhooks", "webhooks")
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+Scope = Literal[tuple(sorted(SCOPES))]  # type: ignore[valid-type]
+EVENT_DOC = ", ".join(payloads.EVENTS) + " (seed 003's training.job.* names too), or '*' for all"
 
 
 class TokenOut(BaseModel):
