@@ -78,11 +78,6 @@ def actor_of(request: Request) -> str:
     return principal.name if principal is not None else ""
 
 
-def _ref(version_id: str) -> dict[str, str]:
-    """A version id, or '@alias' (the registry resolves model_id '<agent>@@alias')."""
-    return {"version_id": version_id}
-
-
 @versions.get("/versions", operation_id="versions.list", response_model=Page[VersionOut],
               summary="An agent's versions (keyset pages)")
 async def list_versions(agent_id: AgentId, services: Services, after: After = "", limit: Limit = 50,
@@ -107,8 +102,7 @@ async def get_version(agent_id: AgentId, version_id: VersionId, services: Servic
 
 
 def _get_request(cls: Any, agent_id: str, version_id: str, **fields: Any) -> Any:
-    if version_id.startswith("@"):
-        return cls(agent_id=agent_id, model_id=f"{agent_id}@{version_id}", **fields)
+    """A request naming one version; the registry resolves '@alias' itself (registry/resolve.py)."""
     return cls(agent_id=agent_id, version_id=version_id, **fields)
 
 

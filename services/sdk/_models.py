@@ -15,8 +15,11 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="allow", protected_namespaces=())
 
     def get(self, name: str, default: Any = None) -> Any:
-        """A field (or an extra one) by name."""
-        return getattr(self, name, default)
+        """A field, or a field this model does not declare (an event's payload), by name."""
+        extra = self.__pydantic_extra__ or {}
+        if name in extra:
+            return extra[name]
+        return getattr(self, name) if name in type(self).model_fields else default
 
 
 class Job(Model):
@@ -60,7 +63,8 @@ class Event(Model):
     agent_id: str | None = None
 
     @property
-    def terminal(self) -> bool:
+    def is_terminal(self) -> bool:
+        """The job's last event (its final status)."""
         return self.type == "status" and bool(self.get("terminal"))
 
 

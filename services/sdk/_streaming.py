@@ -86,7 +86,7 @@ def stream_events(transport: Any, job_id: str, after: int = 0) -> Iterator[Event
                     failures = 0
                     last = ev.sequence
                     yield ev
-                    if ev.terminal:
+                    if ev.is_terminal:
                         return
         except (httpx.TransportError, httpx.StreamError) as exc:
             failures += 1
@@ -127,7 +127,7 @@ async def astream_events(transport: Any, job_id: str, after: int = 0) -> AsyncIt
                     failures = 0
                     last = ev.sequence
                     yield ev
-                    if ev.terminal:
+                    if ev.is_terminal:
                         return
         except (httpx.TransportError, httpx.StreamError) as exc:
             failures += 1
