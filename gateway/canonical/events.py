@@ -55,30 +55,48 @@ class EventOut(BaseModel):
 @events.get("", operation_id="events.list", response_model=Page[EventOut], summary="A job's events, oldest first")
 async def list_events(job_id: JobId, services: Services, after: Sequence = 0,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
-    job = (await services.training.GetJob(ts.GetJobRequest(job_id=job_id), timeout=services.timeout_s)).job
-    call = services.training.WatchJob(ts.WatchJobRequest(job_id=job_id, after_sequence=after))
+    await services.training.GetJob(ts.GetJobRequest(job_id=job_id), timeout=services.timeout_s)  # 404 first
     data: list[dict[str, Any]] = []
-    ended = False
+    cursor = after
+    while len(data) < limit:
+        # WatchJob ends after a terminal status event; a resumed job has events after it, so a
+        # stream that ended is reopened from the last event until one gives nothing new.
+        got, idle = await _read(services, job_id, cursor, limit - len(data), data)
+        if got:
+            cursor = data[-1]["sequence"]
+        if idle or not got:
+            break
+    job = (await services.training.GetJob(ts.GetJobRequest(job_id=job_id), timeout=services.timeout_s)).job
+    at_end = state_word(job.state) in TERMINAL and (not data or _is_terminal(data[-1]) or cursor == after)
+    has_more = len(data) >= limit or not at_end
+    return {"data": finite(data), "has_more": has_more, "next_cursor": str(cursor) if has_more else None}
+
+
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+def _is_terminal(fields: dict[str, Any]) -> bool:
+    return fields["type"] == "status" and bool(fields.get("terminal"))
+
+
+async def _read(services: Any, job_id: str, after: int, most: int, into: list[dict[str, Any]]) -> tuple[int, bool]:
+    """Read up to `most` events after `after` into `into`: (how many, whether the stream went idle)."""
+    call = services.training.WatchJob(ts.WatchJobRequest(job_id=job_id, after_sequence=after))
+    got = 0
     try:
         iterator = call.__aiter__()
-        while len(data) < limit:
+        while got < most:
             try:
                 ev = await asyncio.wait_for(iterator.__anext__(), timeout=PAGE_IDLE_S)
             except StopAsyncIteration:
-                ended = True
-                break
+                return got, False
             except asyncio.TimeoutError:
-                break
-            data.append(event_fields(ev))
-            if ev.WhichOneof("payload") == "status" and ev.status.terminal:
-                ended = True
-                break
+                return got, True
+            into.append(event_fields(ev))
+            got += 1
+        return got, False
     finally:
         call.cancel()
-    terminal = state_word(job.state) in ("completed", "failed", "cancelled")
-    has_more = len(data) >= limit or not (ended or terminal)
-    last = data[-1]["sequence"] if data else after
-    return {"data": finite(data), "has_more": has_more, "next_cursor": str(last) if has_more or data else None}
 
 
 @events.get("/stream", operation_id="events.stream", response_class=StreamingResponse, response_model=None,
@@ -94,9 +112,9 @@ async def stream_events(job_id: JobId, request: Request, services: Services, aft
         after = int(last_event_id.strip())
     # An unknown job is a 404 before the 200 and the stream start.
     await services.training.GetJob(ts.GetJobRequest(job_id=job_id), timeout=services.timeout_s)
-    call = services.training.WatchJob(ts.WatchJobRequest(job_id=job_id, after_sequence=after))
     keepalive = request.app.state.gate.settings.sse_keepalive_s
-    return StreamingResponse(_sse(call, keepalive, request_id_of(request)), media_type="text/event-stream",
+    return StreamingResponse(_sse(services, job_id, after, keepalive, request_id_of(request)),
+                             media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
@@ -107,15 +125,33 @@ def frame(event: str, data: dict[str, Any], event_id: int | None = None) -> byte
     return ("\n".join(lines) + "\n\n").encode()
 
 
-async def _sse(call: grpc.aio.UnaryStreamCall, keepalive_s: float, request_id: str) -> AsyncIterator[bytes]:
+async def _sse(services: Any, job_id: str, after: int, keepalive_s: float, request_id: str) -> AsyncIterator[bytes]:
     """Relay WatchJob as SSE; a reader task fills a queue so quiet periods can send keep-alives
-    without cancelling a pending read; the call is cancelled whenever the relay stops."""
+    without cancelling a pending read; the call is cancelled whenever the relay stops.
+
+    WatchJob ends after a terminal status event, and a resumed job has events after that one, so
+    the relay reopens WatchJob after the last event it sent until a reopened stream of an ended
+    job has nothing more: a client reading a paused-then-resumed job from the start gets all of it."""
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=1024)
+    calls: list[Any] = []
 
     async def pump() -> None:
+        cursor = after
         try:
-            async for event in call:
-                await queue.put(("event", event))
+            while True:
+                call = services.training.WatchJob(ts.WatchJobRequest(job_id=job_id, after_sequence=cursor))
+                calls.append(call)
+                got = 0
+                async for event in call:
+                    cursor = event.sequence
+                    got += 1
+                    await queue.put(("event", event))
+                job = (await services.training.GetJob(ts.GetJobRequest(job_id=job_id),
+                                                      timeout=services.timeout_s)).job
+                if state_word(job.state) in TERMINAL and not got:
+                    break  # nothing after the last terminal event: the job's story is told
+                if not got:
+                    await asyncio.sleep(0.2)
             await queue.put(("end", None))
         except grpc.RpcError as err:
             await queue.put(("error", err))
@@ -139,5 +175,6 @@ async def _sse(call: grpc.aio.UnaryStreamCall, keepalive_s: float, request_id: s
             fields = event_fields(item)
             yield frame(fields["type"], fields, event_id=item.sequence)
     finally:
-        call.cancel()
+        for call in calls:
+            call.cancel()
         reader.cancel()

@@ -1,6 +1,7 @@
 """A job's events over Server-Sent Events, resumed automatically.
 
-The stream ends after the job's terminal status event. If the connection drops first (a proxy
+The stream ends when the server ends it after the job's last terminal status event (a paused
+and resumed job has more than one). If the connection drops first (a proxy
 timeout, a gateway restart), the iterator reconnects with ``Last-Event-ID`` set to the last
 sequence it yielded, so no event is lost or repeated; it gives up after ``max_retries``
 consecutive failed reconnections (each success resets the count). An ``event: error`` frame from
@@ -86,16 +87,13 @@ def stream_events(transport: Any, job_id: str, after: int = 0) -> Iterator[Event
                     failures = 0
                     last = ev.sequence
                     yield ev
-                    if ev.is_terminal:
-                        return
         except (httpx.TransportError, httpx.StreamError) as exc:
             failures += 1
             if failures > transport.max_retries:
                 raise APIConnectionError(f"event stream of {job_id} lost after sequence {last}: {exc}") from exc
             time.sleep(delay_s(failures, None))
             continue
-        # The server closed the stream without a terminal event: a restart (resume), or a job that
-        # had ended before `after` (nothing left to send).
+        # The server closed the stream: the job ended (done), or the gateway went away (resume).
         if _ended(transport.http.get(f"/v1/jobs/{job_id}")):
             return
         failures += 1
@@ -127,8 +125,6 @@ async def astream_events(transport: Any, job_id: str, after: int = 0) -> AsyncIt
                     failures = 0
                     last = ev.sequence
                     yield ev
-                    if ev.is_terminal:
-                        return
         except (httpx.TransportError, httpx.StreamError) as exc:
             failures += 1
             if failures > transport.max_retries:
