@@ -25,7 +25,7 @@ import httpx
 
 from services.sdk._errors import APIConnectionError, APITimeoutError, status_error
 
-DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_URL = "http://127.0.0.1:8080"  # the gateway's default port (TRAINHOUSE_GATEWAY_PORT)
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 DEFAULT_MAX_RETRIES = 2
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
