@@ -94,6 +94,8 @@ async def create_dataset(body: CreateDatasetIn, request: Request, services: Serv
 @datasets.post("/upload", operation_id="datasets.upload", response_model=UploadOut, status_code=201,
                summary="Upload a JSONL file (one example per line) as a dataset",
                openapi_extra={"requestBody": {"required": True, "content": {
+                   "application/octet-stream": {"schema": {"type": "string", "format": "binary",
+                                                           "description": "JSONL: one example object per line"}},
                    "application/jsonl": {"schema": {"type": "string", "format": "binary"}}}}})
 async def upload_dataset(request: Request, services: Services,
                          dataset_id: Annotated[str, Query(max_length=128)] = "",

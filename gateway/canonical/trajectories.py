@@ -85,13 +85,28 @@ async def export(services: Services, job_id: Annotated[str, Query(min_length=1, 
     req = to_proto({"job_id": job_id, "success_only": success_only, "min_reward": min_reward, "limit": limit},
                    ds.ExportTrajectoriesRequest)
     call = services.data.ExportTrajectories(req)
-    return StreamingResponse(_jsonl(call), media_type="application/jsonl")
-
-
-async def _jsonl(call: Any) -> AsyncIterator[bytes]:
+    # The first chunk is read before the 200 goes out, so a refused export is an error answer,
+    # not a stream cut short.
+    iterator = call.__aiter__()
     try:
-        async for chunk in call:
+        first = await iterator.__anext__()
+    except StopAsyncIteration:
+        first = None
+    except BaseException:
+        call.cancel()
+        raise
+    return StreamingResponse(_jsonl(call, iterator, first), media_type="application/jsonl")
+
+
+async def _jsonl(call: Any, iterator: Any, first: Any) -> AsyncIterator[bytes]:
+    try:
+        chunk = first
+        while chunk is not None:
             yield "".join(json.dumps(message_json(t), default=str) + "\n" for t in chunk.trajectories).encode()
+            try:
+                chunk = await iterator.__anext__()
+            except StopAsyncIteration:
+                chunk = None
     finally:
         call.cancel()
 
