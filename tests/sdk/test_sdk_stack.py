@@ -108,7 +108,7 @@ def test_a_spent_rate_budget_is_a_rate_limit_error(stack) -> None:  # noqa: ANN0
     with Client(stack.gateway_url, stack.admin_token) as admin:
         token = admin.tokens.create(f"one-{uuid.uuid4().hex[:6]}", ["training:view"], rate_limit_per_hour=1)
     with Client(stack.gateway_url, token.token, max_retries=0) as limited:
-        list(limited.jobs.list(limit=1))
+        limited.jobs.list(limit=1).first_page()  # one request: the whole budget
         with pytest.raises(RateLimitError) as err:
-            list(limited.jobs.list(limit=1))
+            limited.jobs.list(limit=1).first_page()
     assert err.value.status_code == 429 and err.value.code == "rate_limited"
