@@ -112,3 +112,71 @@ def test_a_spent_rate_budget_is_a_rate_limit_error(stack) -> None:  # noqa: ANN0
         with pytest.raises(RateLimitError) as err:
             limited.jobs.list(limit=1).first_page()
     assert err.value.status_code == 429 and err.value.code == "rate_limited"
+
+
+class CuttingProxy:
+    """A TCP relay to the gateway that cuts its first connection after `cut_after` response bytes:
+    a dropped connection in the middle of an event stream, with the real gateway behind it."""
+
+    def __init__(self, url: str, cut_after: int):
+        import socket
+        import threading
+        host, port = url.removeprefix("http://").split(":")
+        self.target = (host, int(port))
+        self.cut_after = cut_after
+        self.connections = 0
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self._threading = threading
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            limit = self.cut_after if self.connections == 0 else None
+            self.connections += 1
+            self._threading.Thread(target=self._pump, args=(client, upstream, None), daemon=True).start()
+            self._threading.Thread(target=self._pump, args=(upstream, client, limit), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst, limit: int | None) -> None:  # noqa: ANN001
+        sent = 0
+        try:
+            while True:
+                data = src.recv(256)
+                if not data:
+                    break
+                if limit is not None and sent + len(data) >= limit:
+                    dst.sendall(data[: max(0, limit - sent)])
+                    break
+                dst.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        import socket
+        for sock in (src, dst):  # shutdown first: it sends the FIN at once and wakes the other pump
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_a_dropped_event_stream_resumes_without_a_gap_or_a_repeat(stack, whole_job: dict) -> None:  # noqa: ANN001
+    proxy = CuttingProxy(stack.gateway_url, cut_after=3000)
+    try:
+        with Client(proxy.url, stack.admin_token, max_retries=3) as c:
+            events = list(c.events.stream(whole_job["job"].job_id))
+    finally:
+        proxy.close()
+    assert proxy.connections >= 2  # the stream was cut and the SDK came back
+    assert [e.sequence for e in events] == [e.sequence for e in whole_job["events"]]
+    assert [e.model_dump() for e in events] == [e.model_dump() for e in whole_job["events"]]
