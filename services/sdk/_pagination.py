@@ -1,4 +1,7 @@
-"""Auto-paging lists: ``for job in client.jobs.list():`` follows ``next_cursor`` until the end."""
+"""Auto-paging lists: ``for job in client.jobs.list():`` follows ``next_cursor`` until the end.
+
+An empty page ends the iteration even when ``has_more`` is true: a running job's events page says
+"more will come", and iterating must not poll for them (``events.stream`` waits for them)."""
 from __future__ import annotations
 
 import copy
@@ -30,7 +33,7 @@ class SyncPager:
         while call is not None:
             page = _page(call, answer(call, self._transport.send(call)))
             yield page
-            call = _next(call, page.next_cursor) if page.has_more and page.next_cursor else None
+            call = _next(call, page.next_cursor) if page.has_more and page.next_cursor and page.data else None
 
     def first_page(self) -> Page:
         return next(self.pages())
@@ -52,7 +55,7 @@ class AsyncPager:
         while call is not None:
             page = _page(call, answer(call, await self._transport.send(call)))
             yield page
-            call = _next(call, page.next_cursor) if page.has_more and page.next_cursor else None
+            call = _next(call, page.next_cursor) if page.has_more and page.next_cursor and page.data else None
 
     async def first_page(self) -> Page:
         async for page in self.pages():

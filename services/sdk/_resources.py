@@ -80,7 +80,7 @@ class Jobs(_Resource):
 
 class Events(_Resource):
     def list(self, job_id: str, *, after: int = 0, limit: int | None = None) -> Any:
-        """The job's events so far, oldest first, auto-paged (stops at the newest stored event)."""
+        """The job's events so far, oldest first, auto-paged; ends at the newest event stored now."""
         return self._list(f"/v1/jobs/{job_id}/events", Event, {"after": after or None, "limit": limit})
 
     def stream(self, job_id: str, *, after: int = 0) -> Any:

@@ -264,8 +264,11 @@ def wait_operation(api: httpx.Client, op: dict[str, Any], timeout: float = 300) 
 
 
 def test_reports_comparisons_and_evaluations_run_as_operations(api: httpx.Client, trio: dict, stack) -> None:  # noqa: ANN001
-    r = api.post("/v1/reports", json={"job_id": trio["jobs"][0], "format": "markdown"})
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    r = api.post("/v1/reports", json={"job_id": trio["jobs"][0], "format": "markdown"}, headers=key)
     assert r.status_code == 202, r.text
+    again = api.post("/v1/reports", json={"job_id": trio["jobs"][0], "format": "markdown"}, headers=key)
+    assert again.status_code == 202 and again.json()["operation_id"] == r.json()["operation_id"]  # started once
     report = wait_operation(api, r.json())
     assert report["state"] == "succeeded" and report["kind"] == "report", report
     assert report["result"]["format"] == "markdown" and report["result"]["report_id"]
