@@ -232,9 +232,10 @@ def test_agents_versions_aliases_tags_and_artifact(api: httpx.Client, trio: dict
 
 def test_canary_deployment_advance_and_rollback(api: httpx.Client, trio: dict) -> None:
     agent = trio["agent"]
-    first, second = (j["model_version_id"] for j in trio["finished"][:2])
-    # The agent's first version serves by the first-version rule; the second goes out as a canary.
-    assert api.get(f"/v1/agents/{agent}").json()["active_version_id"] == first
+    # The agent's first version serves by the first-version rule (versions are numbered as jobs
+    # finish); another one goes out as a canary.
+    first = api.get(f"/v1/agents/{agent}").json()["active_version_id"]
+    second = next(j["model_version_id"] for j in trio["finished"] if j["model_version_id"] != first)
     r = api.post("/v1/deployments", json={"agent_id": agent, "version_id": second, "environment": "production",
                                           "rollout": {"strategy": "canary", "percentage": 10}})
     assert r.status_code == 201, r.text
