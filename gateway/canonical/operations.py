@@ -18,6 +18,7 @@ which the caller then starts again); that is said in docs/api.md.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 import uuid
@@ -139,9 +140,7 @@ class Operations:
 
 
 def _error(err: E.ApiError, request_id: str) -> dict[str, Any]:
-    body = SURFACE.render(err, request_id).body
-    import json
-    return json.loads(body)["error"]
+    return json.loads(SURFACE.render(err, request_id).body)["error"]
 
 
 def operations_of(request: Request) -> Operations:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
@@ -35,7 +35,6 @@ from services.core.configs.base import Number
 WELL_KNOWN_JSON = {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
 TIMESTAMP = "google.protobuf.Timestamp"
 DURATION = "google.protobuf.Duration"
-INT = Field(strict=True)
 
 
 def enum_prefix(enum: EnumDescriptor) -> str:
@@ -77,13 +76,13 @@ def _scalar_type(f: FieldDescriptor) -> Any:
     if t in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
         return Number
     if t in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SFIXED32):
-        return Annotated_int(-(2 ** 31), 2 ** 31 - 1)
+        return _int_range(-(2 ** 31), 2 ** 31 - 1)
     if t in (FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_FIXED32):
-        return Annotated_int(0, 2 ** 32 - 1)
+        return _int_range(0, 2 ** 32 - 1)
     if t in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_SFIXED64):
-        return Annotated_int(-(2 ** 63), 2 ** 63 - 1)
+        return _int_range(-(2 ** 63), 2 ** 63 - 1)
     if t in (FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64):
-        return Annotated_int(0, 2 ** 64 - 1)
+        return _int_range(0, 2 ** 64 - 1)
     if t == FieldDescriptor.TYPE_BOOL:
         return StrictBool
     if t == FieldDescriptor.TYPE_ENUM:
@@ -92,8 +91,8 @@ def _scalar_type(f: FieldDescriptor) -> Any:
     return StrictStr  # string; bytes travel as base64 text
 
 
-def Annotated_int(lo: int, hi: int) -> Any:  # noqa: N802 - a type factory
-    from typing import Annotated
+def _int_range(lo: int, hi: int) -> Any:
+    """A strict JSON integer within the protobuf field's width (out of range: a 400, not a 500)."""
     return Annotated[int, Field(strict=True, ge=lo, le=hi)]
 
 
