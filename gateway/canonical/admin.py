@@ -32,7 +32,7 @@ Scope = Literal[tuple(sorted(SCOPES))]  # type: ignore[valid-type]
 EVENT_DOC = ", ".join(payloads.EVENTS) + " (seed 003's training.job.* names too), or '*' for all"
 
 
-class TokenOut(BaseModel):
+class V1TokenOut(BaseModel):
     token_id: str
     name: str
     scopes: list[str]
@@ -43,11 +43,11 @@ class TokenOut(BaseModel):
     rate_limit_per_hour: int | None = None
 
 
-class CreatedTokenOut(TokenOut):
+class V1CreatedTokenOut(V1TokenOut):
     token: str = Field(description="Shown once; only a salted hash is stored")
 
 
-class CreateTokenIn(BaseModel):
+class V1CreateTokenIn(BaseModel):
     name: StrictStr = Field(min_length=1, max_length=200)
     scopes: list[Scope] = Field(min_length=1)
     account: StrictStr | None = Field(None, min_length=1, max_length=200)
@@ -55,14 +55,14 @@ class CreateTokenIn(BaseModel):
     rate_limit_per_hour: Int | None = Field(None, ge=0, description="Per-token budget; 0 = unlimited")
 
 
-class RevokedOut(BaseModel):
+class V1RevokedOut(BaseModel):
     token_id: str
     revoked: bool
 
 
-@tokens.post("", operation_id="tokens.create", response_model=CreatedTokenOut, status_code=201,
+@tokens.post("", operation_id="tokens.create", response_model=V1CreatedTokenOut, status_code=201,
              summary="Create a scoped API token (admin)")
-async def create_token(body: CreateTokenIn, request: Request, store: Tokens, idempotency_key: IdempotencyKey = None) -> Any:
+async def create_token(body: V1CreateTokenIn, request: Request, store: Tokens, idempotency_key: IdempotencyKey = None) -> Any:
     async def create() -> dict[str, Any]:
         expires = now() + dt.timedelta(days=body.expires_in_days) if body.expires_in_days else None
         token, record = await run_in_threadpool(store.create, body.name, list(body.scopes),
@@ -71,12 +71,12 @@ async def create_token(body: CreateTokenIn, request: Request, store: Tokens, ide
     return await idempotent(request, idempotency_key, body.model_dump(exclude_none=True), create)
 
 
-@tokens.get("", operation_id="tokens.list", response_model=Page[TokenOut], summary="API tokens, without secrets (admin)")
+@tokens.get("", operation_id="tokens.list", response_model=Page[V1TokenOut], summary="API tokens, without secrets (admin)")
 async def list_tokens(store: Tokens, include_revoked: bool = False) -> dict[str, Any]:
     return page([token_fields(r) for r in await run_in_threadpool(store.list, include_revoked)], None)
 
 
-@tokens.delete("/{token_id}", operation_id="tokens.revoke", response_model=RevokedOut, summary="Revoke a token (admin)")
+@tokens.delete("/{token_id}", operation_id="tokens.revoke", response_model=V1RevokedOut, summary="Revoke a token (admin)")
 async def revoke_token(token_id: Annotated[str, path_id()], store: Tokens) -> dict[str, Any]:
     if token_id == BOOTSTRAP_ID:
         raise ApiError(CONFLICT, "the bootstrap admin token cannot be revoked here", field="token_id")
@@ -88,7 +88,7 @@ async def revoke_token(token_id: Annotated[str, path_id()], store: Tokens) -> di
 
 # ---- webhooks ------------------------------------------------------------------------------------
 
-class CreateWebhookIn(BaseModel):
+class V1CreateWebhookIn(BaseModel):
     url: StrictStr = Field(max_length=2048, description="http(s) URL on a public address")
     events: list[StrictStr] = Field(min_length=1, max_length=20, description=EVENT_DOC)
     secret: StrictStr | None = Field(None, min_length=16, max_length=256,
@@ -105,7 +105,7 @@ class CreateWebhookIn(BaseModel):
         return events
 
 
-class WebhookOut(BaseModel):
+class V1WebhookOut(BaseModel):
     webhook_id: str
     url: str
     events: list[str]
@@ -116,7 +116,7 @@ class WebhookOut(BaseModel):
     secret: str | None = Field(None, description="Only in the creation answer, when generated")
 
 
-class DeliveryOut(BaseModel):
+class V1DeliveryOut(BaseModel):
     delivery_id: str
     event_id: str
     event: str
@@ -130,7 +130,7 @@ class DeliveryOut(BaseModel):
     next_attempt_at: str | None = None
 
 
-class DeletedOut(BaseModel):
+class V1WebhookDeletedOut(BaseModel):
     webhook_id: str
     deleted: bool
 
@@ -145,9 +145,9 @@ async def _owned(request: Request, caller: Any, webhook_id: str) -> Any:
 WebhookId = Annotated[str, path_id()]
 
 
-@webhooks.post("", operation_id="webhooks.create", response_model=WebhookOut, status_code=201,
+@webhooks.post("", operation_id="webhooks.create", response_model=V1WebhookOut, status_code=201,
                summary="Subscribe a URL to training events of the caller's account")
-async def create_webhook(body: CreateWebhookIn, request: Request, caller: Caller,
+async def create_webhook(body: V1CreateWebhookIn, request: Request, caller: Caller,
                          idempotency_key: IdempotencyKey = None) -> Any:
     gate = request.app.state.gate
     try:
@@ -165,7 +165,7 @@ async def create_webhook(body: CreateWebhookIn, request: Request, caller: Caller
     return await idempotent(request, idempotency_key, body.model_dump(exclude_none=True), create)
 
 
-@webhooks.get("", operation_id="webhooks.list", response_model=Page[WebhookOut],
+@webhooks.get("", operation_id="webhooks.list", response_model=Page[V1WebhookOut],
               summary="The account's webhooks (admin: all); secrets are never listed")
 async def list_webhooks(request: Request, caller: Caller) -> dict[str, Any]:
     account = None if ADMIN in caller.scopes else caller.account
@@ -173,12 +173,12 @@ async def list_webhooks(request: Request, caller: Caller) -> dict[str, Any]:
     return page([webhook_fields(h) for h in hooks], None)
 
 
-@webhooks.get("/{webhook_id}", operation_id="webhooks.get", response_model=WebhookOut, summary="One webhook")
+@webhooks.get("/{webhook_id}", operation_id="webhooks.get", response_model=V1WebhookOut, summary="One webhook")
 async def get_webhook(webhook_id: WebhookId, request: Request, caller: Caller) -> dict[str, Any]:
     return webhook_fields(await _owned(request, caller, webhook_id))
 
 
-@webhooks.delete("/{webhook_id}", operation_id="webhooks.delete", response_model=DeletedOut,
+@webhooks.delete("/{webhook_id}", operation_id="webhooks.delete", response_model=V1WebhookDeletedOut,
                  summary="Unsubscribe (pending deliveries stop)")
 async def delete_webhook(webhook_id: WebhookId, request: Request, caller: Caller) -> dict[str, Any]:
     await _owned(request, caller, webhook_id)
@@ -186,7 +186,7 @@ async def delete_webhook(webhook_id: WebhookId, request: Request, caller: Caller
     return {"webhook_id": webhook_id, "deleted": True}
 
 
-@webhooks.get("/{webhook_id}/deliveries", operation_id="webhooks.deliveries", response_model=Page[DeliveryOut],
+@webhooks.get("/{webhook_id}/deliveries", operation_id="webhooks.deliveries", response_model=Page[V1DeliveryOut],
               summary="The delivery log of a webhook")
 async def list_deliveries(webhook_id: WebhookId, request: Request, caller: Caller, after: After = "",
                           limit: Annotated[int, Query(ge=1, le=1000)] = 100,

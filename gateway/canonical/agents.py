@@ -10,7 +10,7 @@ from trainhouse.v1 import training_service_pb2 as ts
 
 from gateway.canonical.common import After, AgentId, Limit, Page, page, router
 from gateway.canonical.idempotency import idempotent
-from gateway.canonical.jobs import JobOut, job_out
+from gateway.canonical.jobs import V1JobOut, job_out
 from gateway.canonical.protojson import message_json, proto_model, response_model, to_proto
 from gateway.canonical.versions import actor_of
 from gateway.deps import Services
@@ -19,7 +19,7 @@ from gateway.resources.agents import agent_fields
 agents = router("/agents", "agents")
 
 
-class AgentOut(BaseModel):
+class V1AgentOut(BaseModel):
     """An agent (gateway.resources.agents.agent_fields)."""
 
     agent_id: str
@@ -33,27 +33,27 @@ class AgentOut(BaseModel):
     updated_at: str | None = None
 
 
-CreateAgentIn = proto_model(mr.CreateAgentRequest.DESCRIPTOR, exclude={"account_id"}, name="CreateAgentIn")
-UpdateAgentIn = proto_model(mr.UpdateAgentRequest.DESCRIPTOR, exclude={"agent_id", "actor"}, name="UpdateAgentIn")
-PredictIn = proto_model(mr.PredictRequest.DESCRIPTOR, exclude={"agent_id"}, name="PredictIn")
+V1CreateAgentIn = proto_model(mr.CreateAgentRequest.DESCRIPTOR, exclude={"account_id"}, name="V1CreateAgentIn")
+V1UpdateAgentIn = proto_model(mr.UpdateAgentRequest.DESCRIPTOR, exclude={"agent_id", "actor"}, name="V1UpdateAgentIn")
+V1PredictIn = proto_model(mr.PredictRequest.DESCRIPTOR, exclude={"agent_id"}, name="V1PredictIn")
 PredictOut = response_model(mr.PredictResponse.DESCRIPTOR)
-FeedbackIn = proto_model(mr.RecordFeedbackRequest.DESCRIPTOR, exclude={"agent_id"}, name="FeedbackIn")
+V1FeedbackIn = proto_model(mr.RecordFeedbackRequest.DESCRIPTOR, exclude={"agent_id"}, name="V1FeedbackIn")
 FeedbackOut = response_model(mr.RecordFeedbackResponse.DESCRIPTOR)
 FeedbackRecordOut = response_model(mr.ListFeedbackResponse.DESCRIPTOR.fields_by_name["feedback"].message_type)
 AuditEventOut = response_model(mr.ListAuditEventsResponse.DESCRIPTOR.fields_by_name["events"].message_type)
-AdaptIn = proto_model(ts.AdaptAgentRequest.DESCRIPTOR, exclude={"agent_id", "account_id"}, name="AdaptIn")
+V1AdaptIn = proto_model(ts.AdaptAgentRequest.DESCRIPTOR, exclude={"agent_id", "account_id"}, name="V1AdaptIn")
 AutoConfigOut = response_model(ts.GetAutoTrainingConfigResponse.DESCRIPTOR)
 AutoConfigIn = proto_model(ts.UpdateAutoTrainingConfigRequest.DESCRIPTOR, exclude={"agent_id", "actor"},
-                           name="AutoTrainingConfigIn")
+                           name="V1AutoTrainingConfigIn")
 AutoRunOut = response_model(ts.ListAutoTrainingRunsResponse.DESCRIPTOR.fields_by_name["runs"].message_type)
-AutoCheckIn = proto_model(ts.CheckAutoTrainingRequest.DESCRIPTOR, exclude={"agent_id", "actor"}, name="AutoCheckIn")
+V1AutoCheckIn = proto_model(ts.CheckAutoTrainingRequest.DESCRIPTOR, exclude={"agent_id", "actor"}, name="V1AutoCheckIn")
 AutoCheckOut = response_model(ts.CheckAutoTrainingResponse.DESCRIPTOR)
 StatsOut = response_model(mr.GetRegistryStatsResponse.DESCRIPTOR)
 
 
-class AdaptOut(BaseModel):
+class V1AdaptOut(BaseModel):
     adapted: bool
-    job: JobOut | None = None
+    job: V1JobOut | None = None
     feedback_used: int
     feedback_skipped: int
     training_examples: int
@@ -62,13 +62,13 @@ class AdaptOut(BaseModel):
     performance: dict[str, Any] | None = None
 
 
-class CountOut(BaseModel):
+class V1CountOut(BaseModel):
     count: int
 
 
-@agents.post("", operation_id="agents.create", response_model=AgentOut, status_code=201,
+@agents.post("", operation_id="agents.create", response_model=V1AgentOut, status_code=201,
              summary="Register an agent (409 conflict when the id is taken)")
-async def create_agent(body: CreateAgentIn, request: Request, services: Services,  # type: ignore[valid-type]
+async def create_agent(body: V1CreateAgentIn, request: Request, services: Services,  # type: ignore[valid-type]
                        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> Any:
     async def create() -> dict[str, Any]:
         resp = await services.registry.CreateAgent(to_proto(body, mr.CreateAgentRequest), timeout=services.timeout_s)
@@ -76,7 +76,7 @@ async def create_agent(body: CreateAgentIn, request: Request, services: Services
     return await idempotent(request, idempotency_key, body.model_dump(exclude_none=True), create)
 
 
-@agents.get("", operation_id="agents.list", response_model=Page[AgentOut], summary="List agents (keyset pages)")
+@agents.get("", operation_id="agents.list", response_model=Page[V1AgentOut], summary="List agents (keyset pages)")
 async def list_agents(services: Services, after: After = "", limit: Limit = 50) -> dict[str, Any]:
     resp = await services.registry.ListAgents(mr.ListAgentsRequest(page_size=limit, page_token=after),
                                               timeout=services.timeout_s)
@@ -90,15 +90,15 @@ async def registry_stats(services: Services) -> dict[str, Any]:
                                                                  timeout=services.timeout_s))
 
 
-@agents.get("/{agent_id}", operation_id="agents.get", response_model=AgentOut, summary="Get an agent")
+@agents.get("/{agent_id}", operation_id="agents.get", response_model=V1AgentOut, summary="Get an agent")
 async def get_agent(agent_id: AgentId, services: Services) -> dict[str, Any]:
     resp = await services.registry.GetAgent(mr.GetAgentRequest(agent_id=agent_id), timeout=services.timeout_s)
     return agent_fields(resp.agent)
 
 
-@agents.patch("/{agent_id}", operation_id="agents.update", response_model=AgentOut,
+@agents.patch("/{agent_id}", operation_id="agents.update", response_model=V1AgentOut,
               summary="Change an agent's name, description or serve_first_version")
-async def update_agent(agent_id: AgentId, body: UpdateAgentIn, request: Request,  # type: ignore[valid-type]
+async def update_agent(agent_id: AgentId, body: V1UpdateAgentIn, request: Request,  # type: ignore[valid-type]
                        services: Services) -> dict[str, Any]:
     req = to_proto(body, mr.UpdateAgentRequest, agent_id=agent_id, actor=actor_of(request))
     return agent_fields((await services.registry.UpdateAgent(req, timeout=services.timeout_s)).agent)
@@ -106,7 +106,7 @@ async def update_agent(agent_id: AgentId, body: UpdateAgentIn, request: Request,
 
 @agents.post("/{agent_id}/predict", operation_id="agents.predict", response_model=PredictOut,
              summary="Predict with the version the agent serves (or version_id / '@alias')")
-async def predict(agent_id: AgentId, body: PredictIn, services: Services) -> dict[str, Any]:  # type: ignore[valid-type]
+async def predict(agent_id: AgentId, body: V1PredictIn, services: Services) -> dict[str, Any]:  # type: ignore[valid-type]
     # version_id may be an alias ('@champion'): the registry resolves it (model_registry.proto)
     req = to_proto(body, mr.PredictRequest, agent_id=agent_id)
     return message_json(await services.registry.Predict(req, timeout=services.timeout_s))
@@ -114,7 +114,7 @@ async def predict(agent_id: AgentId, body: PredictIn, services: Services) -> dic
 
 @agents.post("/{agent_id}/feedback", operation_id="feedback.create", response_model=FeedbackOut, status_code=201,
              summary="Record whether a served answer was right")
-async def record_feedback(agent_id: AgentId, body: FeedbackIn, services: Services) -> dict[str, Any]:  # type: ignore[valid-type]
+async def record_feedback(agent_id: AgentId, body: V1FeedbackIn, services: Services) -> dict[str, Any]:  # type: ignore[valid-type]
     req = to_proto(body, mr.RecordFeedbackRequest, agent_id=agent_id)
     return message_json(await services.registry.RecordFeedback(req, timeout=services.timeout_s))
 
@@ -130,7 +130,7 @@ async def list_feedback(agent_id: AgentId, services: Services, after: After = ""
     return page([message_json(f) for f in resp.feedback], resp.next_page_token)
 
 
-@agents.get("/{agent_id}/feedback/count", operation_id="feedback.count", response_model=CountOut,
+@agents.get("/{agent_id}/feedback/count", operation_id="feedback.count", response_model=V1CountOut,
             summary="How much feedback the agent got in a window")
 async def count_feedback(agent_id: AgentId, services: Services,
                          since: Annotated[str | None, Query(description="ISO-8601")] = None,
@@ -151,9 +151,9 @@ async def list_audit(agent_id: AgentId, services: Services, after: After = "", l
     return page([message_json(e) for e in resp.events], resp.next_page_token)
 
 
-@agents.post("/{agent_id}/adapt", operation_id="agents.adapt", response_model=AdaptOut, status_code=201,
+@agents.post("/{agent_id}/adapt", operation_id="agents.adapt", response_model=V1AdaptOut, status_code=201,
              summary="Adapt the agent from judged answers (starts a job, or says why not)")
-async def adapt(agent_id: AgentId, body: AdaptIn, request: Request, services: Services,  # type: ignore[valid-type]
+async def adapt(agent_id: AgentId, body: V1AdaptIn, request: Request, services: Services,  # type: ignore[valid-type]
                 idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> Any:
     async def create() -> dict[str, Any]:
         resp = await services.training.AdaptAgent(to_proto(body, ts.AdaptAgentRequest, agent_id=agent_id),
@@ -193,6 +193,6 @@ async def auto_runs(agent_id: AgentId, services: Services, after: After = "",
 @agents.post("/{agent_id}/auto_training/check", operation_id="auto_training.check", response_model=AutoCheckOut,
              summary="Evaluate auto-training now (force, dry_run)")
 async def auto_check(agent_id: AgentId, request: Request, services: Services,
-                     body: AutoCheckIn | None = None) -> dict[str, Any]:  # type: ignore[valid-type]
+                     body: V1AutoCheckIn | None = None) -> dict[str, Any]:  # type: ignore[valid-type]
     req = to_proto(body, ts.CheckAutoTrainingRequest, agent_id=agent_id, actor=actor_of(request))
     return message_json(await services.training.CheckAutoTraining(req, timeout=services.timeout_s))

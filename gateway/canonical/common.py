@@ -63,21 +63,21 @@ class CanonicalError(E.ApiError):
         self.code = code
 
 
-class ErrorBody(BaseModel):
+class V1ErrorBody(BaseModel):
     code: str
     message: str
     param: str | None = None
     request_id: str
 
 
-class ErrorOut(BaseModel):
+class V1ErrorOut(BaseModel):
     """The one error shape of /v1."""
 
-    error: ErrorBody
+    error: V1ErrorBody
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorOut, "description": text} for status, text in (
+    status: {"model": V1ErrorOut, "description": text} for status, text in (
         (400, "invalid_request / invalid_json"), (401, "unauthenticated"), (403, "permission_denied"),
         (404, "not_found"), (409, "conflict / failed_precondition / idempotency_key_reused / request_in_progress"),
         (429, "rate_limited (Retry-After)"), (503, "unavailable (retry)"))}

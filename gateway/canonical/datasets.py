@@ -29,61 +29,61 @@ DatasetId = Annotated[str, path_id("A dataset id")]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
-class DatasetStatisticsOut(BaseModel):
+class V1DatasetStatisticsOut(BaseModel):
     example_count: int
     output_counts: dict[str, int]
     output_shares: dict[str, float]
     average_length: float
 
 
-class DatasetOut(BaseModel):
+class V1DatasetOut(BaseModel):
     """A dataset (gateway.resources.datasets.dataset_fields)."""
 
     dataset_id: str
     example_count: int
-    statistics: DatasetStatisticsOut
+    statistics: V1DatasetStatisticsOut
     created_at: str | None = None
     source: str | None = None
     sha256: str | None = None
     labels: dict[str, str]
 
 
-class UploadOut(DatasetOut):
+class V1UploadOut(V1DatasetOut):
     line_count: int
 
 
-class GeneratedOut(BaseModel):
-    dataset: DatasetOut
+class V1GeneratedOut(BaseModel):
+    dataset: V1DatasetOut
     statistics: dict[str, Any]
     seed: int
     scenario: str
     generic_topics: list[str]
 
 
-class BuiltOut(BaseModel):
-    dataset: DatasetOut
+class V1BuiltOut(BaseModel):
+    dataset: V1DatasetOut
     trajectory_count: int
     example_count: int
 
 
-CreateDatasetIn = proto_model(ds.CreateDatasetRequest.DESCRIPTOR, name="CreateDatasetIn")
-GenerateIn = proto_model(ds.GenerateSyntheticDataRequest.DESCRIPTOR, name="GenerateDataIn")
-ValidateIn = proto_model(ds.ValidateDatasetRequest.DESCRIPTOR, name="ValidateDatasetIn")
+V1CreateDatasetIn = proto_model(ds.CreateDatasetRequest.DESCRIPTOR, name="V1CreateDatasetIn")
+GenerateIn = proto_model(ds.GenerateSyntheticDataRequest.DESCRIPTOR, name="V1GenerateDataIn")
+ValidateIn = proto_model(ds.ValidateDatasetRequest.DESCRIPTOR, name="V1ValidateDatasetIn")
 ValidateOut = response_model(ds.ValidateDatasetResponse.DESCRIPTOR)
-BuildIn = proto_model(ds.BuildDatasetFromTrajectoriesRequest.DESCRIPTOR, name="BuildDatasetIn")
-ModuleIn = proto_model(ds.CreateTrainingModuleRequest.DESCRIPTOR, name="CreateModuleIn")
+BuildIn = proto_model(ds.BuildDatasetFromTrajectoriesRequest.DESCRIPTOR, name="V1BuildDatasetIn")
+ModuleIn = proto_model(ds.CreateTrainingModuleRequest.DESCRIPTOR, name="V1CreateModuleIn")
 ModuleOut = response_model(ds.GetTrainingModuleResponse.DESCRIPTOR.fields_by_name["module"].message_type)
 ScenariosOut = response_model(ds.ListScenarioTypesResponse.DESCRIPTOR)
 
 
-class DeletedOut(BaseModel):
+class V1DeletedOut(BaseModel):
     id: str
     deleted: bool
 
 
-@datasets.post("", operation_id="datasets.create", response_model=DatasetOut, status_code=201,
+@datasets.post("", operation_id="datasets.create", response_model=V1DatasetOut, status_code=201,
                summary="Create a dataset from JSON examples (CreateDatasetRequest)")
-async def create_dataset(body: CreateDatasetIn, request: Request, services: Services,  # type: ignore[valid-type]
+async def create_dataset(body: V1CreateDatasetIn, request: Request, services: Services,  # type: ignore[valid-type]
                          idempotency_key: IdempotencyKey = None) -> Any:
     async def create() -> dict[str, Any]:
         resp = await services.data.CreateDataset(to_proto(body, ds.CreateDatasetRequest), timeout=services.timeout_s)
@@ -91,7 +91,7 @@ async def create_dataset(body: CreateDatasetIn, request: Request, services: Serv
     return await idempotent(request, idempotency_key, body.model_dump(exclude_none=True), create)
 
 
-@datasets.post("/upload", operation_id="datasets.upload", response_model=UploadOut, status_code=201,
+@datasets.post("/upload", operation_id="datasets.upload", response_model=V1UploadOut, status_code=201,
                summary="Upload a JSONL file (one example per line) as a dataset",
                openapi_extra={"requestBody": {"required": True, "content": {
                    "application/octet-stream": {"schema": {"type": "string", "format": "binary",
@@ -114,7 +114,7 @@ async def upload_dataset(request: Request, services: Services,
     return await idempotent(request, idempotency_key, fingerprint, create)
 
 
-@datasets.get("", operation_id="datasets.list", response_model=Page[DatasetOut], summary="List datasets")
+@datasets.get("", operation_id="datasets.list", response_model=Page[V1DatasetOut], summary="List datasets")
 async def list_datasets(services: Services, after: After = "", limit: Limit = 50,
                         source: Annotated[str, Query(max_length=200)] = "") -> dict[str, Any]:
     resp = await services.data.ListDatasets(ds.ListDatasetsRequest(page_size=limit, page_token=after, source=source),
@@ -129,7 +129,7 @@ async def validate(body: ValidateIn, services: Services) -> dict[str, Any]:  # t
                                                             timeout=services.timeout_s))
 
 
-@datasets.post("/generate", operation_id="datasets.generate", response_model=GeneratedOut, status_code=201,
+@datasets.post("/generate", operation_id="datasets.generate", response_model=V1GeneratedOut, status_code=201,
                summary="Generate a synthetic dataset (counts against the generation budget)")
 async def generate_dataset(body: GenerateIn, request: Request, services: Services,  # type: ignore[valid-type]
                            idempotency_key: IdempotencyKey = None) -> Any:
@@ -143,7 +143,7 @@ async def generate_dataset(body: GenerateIn, request: Request, services: Service
     return await idempotent(request, idempotency_key, data, create)
 
 
-@datasets.post("/from_trajectories", operation_id="datasets.from_trajectories", response_model=BuiltOut,
+@datasets.post("/from_trajectories", operation_id="datasets.from_trajectories", response_model=V1BuiltOut,
                status_code=201, summary="Build a dataset from stored trajectories")
 async def build_from_trajectories(body: BuildIn, request: Request, services: Services,  # type: ignore[valid-type]
                                   idempotency_key: IdempotencyKey = None) -> Any:
@@ -155,13 +155,13 @@ async def build_from_trajectories(body: BuildIn, request: Request, services: Ser
     return await idempotent(request, idempotency_key, body.model_dump(exclude_none=True), create)
 
 
-@datasets.get("/{dataset_id}", operation_id="datasets.get", response_model=DatasetOut, summary="Get a dataset")
+@datasets.get("/{dataset_id}", operation_id="datasets.get", response_model=V1DatasetOut, summary="Get a dataset")
 async def get_dataset(dataset_id: DatasetId, services: Services) -> dict[str, Any]:
     resp = await services.data.GetDataset(ds.GetDatasetRequest(dataset_id=dataset_id), timeout=services.timeout_s)
     return dataset_fields(resp.dataset)
 
 
-@datasets.delete("/{dataset_id}", operation_id="datasets.delete", response_model=DeletedOut,
+@datasets.delete("/{dataset_id}", operation_id="datasets.delete", response_model=V1DeletedOut,
                  summary="Delete a dataset")
 async def delete_dataset(dataset_id: DatasetId, services: Services) -> dict[str, Any]:
     await services.data.DeleteDataset(ds.DeleteDatasetRequest(dataset_id=dataset_id), timeout=services.timeout_s)
@@ -215,7 +215,7 @@ async def get_module(module_id: Annotated[str, path_id()], services: Services) -
     return message_json(resp.module)
 
 
-@modules.delete("/{module_id}", operation_id="modules.delete", response_model=DeletedOut,
+@modules.delete("/{module_id}", operation_id="modules.delete", response_model=V1DeletedOut,
                 summary="Delete a training module")
 async def delete_module(module_id: Annotated[str, path_id()], services: Services) -> dict[str, Any]:
     await services.data.DeleteTrainingModule(ds.DeleteTrainingModuleRequest(module_id=module_id),

@@ -21,19 +21,19 @@ rollbacks = router("/agents/{agent_id}", "deployments")
 
 EnvironmentWord = Literal[tuple(enum_words(deployment_pb2.Environment.DESCRIPTOR))]  # type: ignore[valid-type]
 DeploymentStateWord = Literal[tuple(enum_words(deployment_pb2.DeploymentState.DESCRIPTOR))]  # type: ignore[valid-type]
-DeployIn = proto_model(mr.DeployVersionRequest.DESCRIPTOR, exclude={"actor", "model_id"}, name="DeployIn")
-AdvanceIn = proto_model(mr.AdvanceRolloutRequest.DESCRIPTOR, exclude={"deployment_id", "actor"}, name="AdvanceIn")
-RollbackIn = proto_model(mr.RollbackVersionRequest.DESCRIPTOR, exclude={"agent_id", "actor", "model_id"},
-                         name="RollbackIn")
+V1DeployIn = proto_model(mr.DeployVersionRequest.DESCRIPTOR, exclude={"actor", "model_id"}, name="V1DeployIn")
+V1AdvanceIn = proto_model(mr.AdvanceRolloutRequest.DESCRIPTOR, exclude={"deployment_id", "actor"}, name="V1AdvanceIn")
+V1RollbackIn = proto_model(mr.RollbackVersionRequest.DESCRIPTOR, exclude={"agent_id", "actor", "model_id"},
+                         name="V1RollbackIn")
 
 
-class ScheduleStepOut(BaseModel):
+class V1ScheduleStepOut(BaseModel):
     percentage: float
     due_time: str | None = None
     reached: bool
 
 
-class DeploymentOut(BaseModel):
+class V1DeploymentOut(BaseModel):
     """A deployment (gateway.resources.deployments.deployment_fields)."""
 
     deployment_id: str
@@ -45,22 +45,22 @@ class DeploymentOut(BaseModel):
     strategy: str
     current_percentage: float
     estimated_completion: str | None = None
-    schedule: list[ScheduleStepOut]
+    schedule: list[V1ScheduleStepOut]
     status_reason: str | None = None
     created_at: str | None = None
 
 
-class RollbackOut(BaseModel):
+class V1RollbackOut(BaseModel):
     previous_version_id: str | None = None
     current_version_id: str | None = None
     rollback_time: str | None = None
     message: str
-    deployment: DeploymentOut | None = None
+    deployment: V1DeploymentOut | None = None
 
 
-@deployments.post("", operation_id="deployments.create", response_model=DeploymentOut, status_code=201,
+@deployments.post("", operation_id="deployments.create", response_model=V1DeploymentOut, status_code=201,
                   summary="Deploy a version (rollout: immediate, canary, rolling, blue_green)")
-async def deploy(body: DeployIn, request: Request, services: Services,  # type: ignore[valid-type]
+async def deploy(body: V1DeployIn, request: Request, services: Services,  # type: ignore[valid-type]
                  idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> Any:
     async def create() -> dict[str, Any]:
         req = to_proto(body, mr.DeployVersionRequest, actor=actor_of(request))
@@ -68,7 +68,7 @@ async def deploy(body: DeployIn, request: Request, services: Services,  # type: 
     return await idempotent(request, idempotency_key, body.model_dump(exclude_none=True), create)
 
 
-@deployments.get("", operation_id="deployments.list", response_model=Page[DeploymentOut],
+@deployments.get("", operation_id="deployments.list", response_model=Page[V1DeploymentOut],
                  summary="Deployments, newest first")
 async def list_deployments(services: Services, after: After = "",
                            limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -81,7 +81,7 @@ async def list_deployments(services: Services, after: After = "",
     return page([deployment_fields(d) for d in resp.deployments], resp.next_page_token)
 
 
-@deployments.get("/{deployment_id}", operation_id="deployments.get", response_model=DeploymentOut,
+@deployments.get("/{deployment_id}", operation_id="deployments.get", response_model=V1DeploymentOut,
                  summary="Get a deployment")
 async def get_deployment(deployment_id: Annotated[str, path_id()], services: Services) -> dict[str, Any]:
     resp = await services.registry.GetDeployment(mr.GetDeploymentRequest(deployment_id=deployment_id),
@@ -89,18 +89,18 @@ async def get_deployment(deployment_id: Annotated[str, path_id()], services: Ser
     return deployment_fields(resp.deployment)
 
 
-@deployments.post("/{deployment_id}/advance", operation_id="deployments.advance", response_model=DeploymentOut,
+@deployments.post("/{deployment_id}/advance", operation_id="deployments.advance", response_model=V1DeploymentOut,
                   summary="Advance a canary/rolling deployment (to `percentage`, or its next step)")
 async def advance(deployment_id: Annotated[str, path_id()], request: Request, services: Services,
-                  body: AdvanceIn | None = None) -> dict[str, Any]:  # type: ignore[valid-type]
+                  body: V1AdvanceIn | None = None) -> dict[str, Any]:  # type: ignore[valid-type]
     req = to_proto(body, mr.AdvanceRolloutRequest, deployment_id=deployment_id, actor=actor_of(request))
     return deployment_fields((await services.registry.AdvanceRollout(req, timeout=services.timeout_s)).deployment)
 
 
-@rollbacks.post("/rollback", operation_id="deployments.rollback", response_model=RollbackOut,
+@rollbacks.post("/rollback", operation_id="deployments.rollback", response_model=V1RollbackOut,
                 summary="Roll the agent's serving version back (to target_version_id, or the previous one)")
 async def rollback(agent_id: AgentId, request: Request, services: Services,
-                   body: RollbackIn | None = None) -> dict[str, Any]:  # type: ignore[valid-type]
+                   body: V1RollbackIn | None = None) -> dict[str, Any]:  # type: ignore[valid-type]
     req = to_proto(body, mr.RollbackVersionRequest, agent_id=agent_id, actor=actor_of(request))
     resp = await services.registry.RollbackVersion(req, timeout=services.timeout_s)
     out = message_json(resp)

@@ -18,7 +18,7 @@ from trainhouse.v1 import evaluation_service_pb2 as es
 from gateway.auth import ADMIN
 from gateway.canonical.common import After, AgentId, JobId, Limit, Page, VersionId, page, path_id, router
 from gateway.canonical.idempotency import idempotent
-from gateway.canonical.operations import OperationOut, operations_of
+from gateway.canonical.operations import V1OperationOut, operations_of
 from gateway.canonical.protojson import message_json, proto_model, response_model, to_proto
 from gateway.deps import Services
 from gateway.errors import UNAUTHENTICATED, ApiError
@@ -32,22 +32,22 @@ operations = router("/operations", "operations")
 analyses = router("/agents/{agent_id}", "evaluations")
 job_evaluations = router("/jobs/{job_id}", "evaluations")
 
-EvaluateIn = proto_model(es.EvaluateRequest.DESCRIPTOR, name="EvaluateIn")
-EvaluateVersionIn = proto_model(es.EvaluateVersionRequest.DESCRIPTOR, exclude={"agent_id", "version_id"},
-                                name="EvaluateVersionIn")
+V1EvaluateIn = proto_model(es.EvaluateRequest.DESCRIPTOR, name="V1EvaluateIn")
+V1EvaluateVersionIn = proto_model(es.EvaluateVersionRequest.DESCRIPTOR, exclude={"agent_id", "version_id"},
+                                name="V1EvaluateVersionIn")
 TrainingResultsIn = proto_model(es.EvaluateTrainingResultsRequest.DESCRIPTOR, exclude={"job_id"},
-                                name="EvaluateTrainingResultsIn")
-BenchmarkIn = proto_model(es.RunBenchmarkRequest.DESCRIPTOR, name="RunBenchmarkIn")
+                                name="V1EvaluateTrainingResultsIn")
+BenchmarkIn = proto_model(es.RunBenchmarkRequest.DESCRIPTOR, name="V1RunBenchmarkIn")
 BenchmarkOut = response_model(es.GetBenchmarkRunResponse.DESCRIPTOR.fields_by_name["run"].message_type)
 SuitesOut = response_model(es.ListBenchmarkSuitesResponse.DESCRIPTOR)
-CompareIn = proto_model(es.CompareRunsRequest.DESCRIPTOR, name="CompareRunsIn")
+CompareIn = proto_model(es.CompareRunsRequest.DESCRIPTOR, name="V1CompareRunsIn")
 ComparisonOut = response_model(es.GetComparisonResponse.DESCRIPTOR.fields_by_name["comparison"].message_type)
-ReportIn = proto_model(es.GenerateReportRequest.DESCRIPTOR, name="GenerateReportIn")
-AnalyzeIn = proto_model(es.AnalyzeAndOptimizeRequest.DESCRIPTOR, exclude={"agent_id"}, name="AnalyzeIn")
+ReportIn = proto_model(es.GenerateReportRequest.DESCRIPTOR, name="V1GenerateReportIn")
+V1AnalyzeIn = proto_model(es.AnalyzeAndOptimizeRequest.DESCRIPTOR, exclude={"agent_id"}, name="V1AnalyzeIn")
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
-class EvaluationOut(BaseModel):
+class V1EvaluationOut(BaseModel):
     """An evaluation (gateway.resources.evaluations.evaluation_fields)."""
 
     evaluation_id: str
@@ -93,11 +93,11 @@ def _dump(body: Any) -> dict[str, Any]:
 
 # ---- evaluations ------------------------------------------------------------------------------
 
-@evaluations.post("", operation_id="evaluations.create", response_model=OperationOut, status_code=202,
+@evaluations.post("", operation_id="evaluations.create", response_model=V1OperationOut, status_code=202,
                   summary="Evaluate a version, a job's model or a checkpoint (an operation)",
                   description="The body is EvaluateRequest. Answers an operation at once; its result is the "
                               "evaluation, also at GET /v1/evaluations/{resource_id}.")
-async def create_evaluation(body: EvaluateIn, request: Request, services: Services,  # type: ignore[valid-type]
+async def create_evaluation(body: V1EvaluateIn, request: Request, services: Services,  # type: ignore[valid-type]
                             idempotency_key: IdempotencyKey = None) -> Any:
     msg = to_proto(body, es.EvaluateRequest)
     if not msg.evaluation_id:
@@ -109,7 +109,7 @@ async def create_evaluation(body: EvaluateIn, request: Request, services: Servic
     return await _start(request, idempotency_key, _dump(body), "evaluation", call, msg.evaluation_id)
 
 
-@evaluations.get("", operation_id="evaluations.list", response_model=Page[EvaluationOut],
+@evaluations.get("", operation_id="evaluations.list", response_model=Page[V1EvaluationOut],
                  summary="Stored evaluations, newest first")
 async def list_evaluations(services: Services, after: After = "", limit: Limit = 50,
                            agent_id: Annotated[str, Query(max_length=128)] = "",
@@ -121,7 +121,7 @@ async def list_evaluations(services: Services, after: After = "", limit: Limit =
     return page([evaluation_fields(e) for e in resp.evaluations], resp.next_page_token)
 
 
-@evaluations.get("/{evaluation_id}", operation_id="evaluations.get", response_model=EvaluationOut,
+@evaluations.get("/{evaluation_id}", operation_id="evaluations.get", response_model=V1EvaluationOut,
                  summary="A stored evaluation")
 async def get_evaluation(evaluation_id: Annotated[str, path_id()], services: Services) -> dict[str, Any]:
     resp = await services.evaluation.GetEvaluation(es.GetEvaluationRequest(evaluation_id=evaluation_id),
@@ -129,10 +129,10 @@ async def get_evaluation(evaluation_id: Annotated[str, path_id()], services: Ser
     return evaluation_fields(resp.evaluation)
 
 
-@analyses.post("/versions/{version_id}/evaluate", operation_id="versions.evaluate", response_model=OperationOut,
+@analyses.post("/versions/{version_id}/evaluate", operation_id="versions.evaluate", response_model=V1OperationOut,
                status_code=202, summary="Evaluate one version on examples or a dataset (an operation)")
 async def evaluate_version(agent_id: AgentId, version_id: VersionId, request: Request, services: Services,
-                           body: EvaluateVersionIn | None = None,  # type: ignore[valid-type]
+                           body: V1EvaluateVersionIn | None = None,  # type: ignore[valid-type]
                            idempotency_key: IdempotencyKey = None) -> Any:
     msg = to_proto(body, es.EvaluateVersionRequest, agent_id=agent_id, version_id=version_id)
 
@@ -145,7 +145,7 @@ async def evaluate_version(agent_id: AgentId, version_id: VersionId, request: Re
 TrainingResultsOut = response_model(es.EvaluateTrainingResultsResponse.DESCRIPTOR)
 
 
-@job_evaluations.post("/evaluate", operation_id="jobs.evaluate_results", response_model=OperationOut,
+@job_evaluations.post("/evaluate", operation_id="jobs.evaluate_results", response_model=V1OperationOut,
                       status_code=202,
                summary="Grade a job's training results (seed 002's evaluateTrainingResults; an operation)")
 async def evaluate_training_results(job_id: JobId, request: Request, services: Services,
@@ -164,10 +164,10 @@ async def evaluate_training_results(job_id: JobId, request: Request, services: S
                         msg.evaluation_id)
 
 
-@analyses.post("/analyze", operation_id="agents.analyze", response_model=OperationOut, status_code=202,
+@analyses.post("/analyze", operation_id="agents.analyze", response_model=V1OperationOut, status_code=202,
                summary="Analyse the agent's versions and suggest improvements (an operation)")
 async def analyze(agent_id: AgentId, request: Request, services: Services,
-                  body: AnalyzeIn | None = None, idempotency_key: IdempotencyKey = None) -> Any:  # type: ignore[valid-type]
+                  body: V1AnalyzeIn | None = None, idempotency_key: IdempotencyKey = None) -> Any:  # type: ignore[valid-type]
     msg = to_proto(body, es.AnalyzeAndOptimizeRequest, agent_id=agent_id)
 
     async def call(deadline: float) -> dict[str, Any]:
@@ -184,7 +184,7 @@ async def list_suites(services: Services) -> dict[str, Any]:
                                                                       timeout=services.timeout_s))
 
 
-@benchmarks.post("", operation_id="benchmarks.create", response_model=OperationOut, status_code=202,
+@benchmarks.post("", operation_id="benchmarks.create", response_model=V1OperationOut, status_code=202,
                  summary="Run benchmark suites on a version (an operation)")
 async def run_benchmark(body: BenchmarkIn, request: Request, services: Services,  # type: ignore[valid-type]
                         idempotency_key: IdempotencyKey = None) -> Any:
@@ -203,7 +203,7 @@ async def get_benchmark(benchmark_id: Annotated[str, path_id()], services: Servi
     return message_json(resp.run)
 
 
-@comparisons.post("", operation_id="comparisons.create", response_model=OperationOut, status_code=202,
+@comparisons.post("", operation_id="comparisons.create", response_model=V1OperationOut, status_code=202,
                   summary="Compare training runs with significance tests (an operation)")
 async def compare(body: CompareIn, request: Request, services: Services,  # type: ignore[valid-type]
                   idempotency_key: IdempotencyKey = None) -> Any:
@@ -225,7 +225,7 @@ async def get_comparison(comparison_id: Annotated[str, path_id()], services: Ser
     return message_json(resp.comparison)
 
 
-@reports.post("", operation_id="reports.create", response_model=OperationOut, status_code=202,
+@reports.post("", operation_id="reports.create", response_model=V1OperationOut, status_code=202,
               summary="Generate a training report (an operation)")
 async def generate_report(body: ReportIn, request: Request, services: Services,  # type: ignore[valid-type]
                           idempotency_key: IdempotencyKey = None) -> Any:
@@ -238,14 +238,14 @@ async def generate_report(body: ReportIn, request: Request, services: Services, 
 
 # ---- operations -------------------------------------------------------------------------------
 
-@operations.get("/{operation_id}", operation_id="operations.get", response_model=OperationOut,
+@operations.get("/{operation_id}", operation_id="operations.get", response_model=V1OperationOut,
                 summary="Poll an operation until `done`")
 async def get_operation(operation_id: Annotated[str, path_id()], request: Request) -> dict[str, Any]:
     principal = _principal(request)
     return operations_of(request).get(operation_id, principal.account, ADMIN in principal.scopes).json()
 
 
-@operations.get("", operation_id="operations.list", response_model=Page[OperationOut],
+@operations.get("", operation_id="operations.list", response_model=Page[V1OperationOut],
                 summary="The caller's operations held by this gateway, newest first")
 async def list_operations(request: Request, after: After = "", limit: Limit = 50) -> dict[str, Any]:
     principal = _principal(request)

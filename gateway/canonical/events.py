@@ -39,7 +39,7 @@ PAGE_IDLE_S = 0.3
 Sequence = Annotated[int, Query(ge=0, le=2 ** 63 - 1, description="Events after this sequence (0: from the start)")]
 
 
-class EventOut(BaseModel):
+class V1EventOut(BaseModel):
     """One job event: its position, its job, ``type`` (status, epoch, step, metric, checkpoint, log,
     budget, promotion) and that payload's fields next to it."""
 
@@ -52,7 +52,7 @@ class EventOut(BaseModel):
     type: str
 
 
-@events.get("", operation_id="events.list", response_model=Page[EventOut], summary="A job's events, oldest first")
+@events.get("", operation_id="events.list", response_model=Page[V1EventOut], summary="A job's events, oldest first")
 async def list_events(job_id: JobId, services: Services, after: Sequence = 0,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
     await services.training.GetJob(ts.GetJobRequest(job_id=job_id), timeout=services.timeout_s)  # 404 first

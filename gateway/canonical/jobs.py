@@ -24,7 +24,7 @@ from trainhouse.v1 import training_service_pb2 as ts
 from gateway.canonical.common import After, JobId, Limit, Page, page, path_id, router
 from gateway.canonical.idempotency import idempotent
 from gateway.canonical.protojson import enum_words, message_json, proto_model, response_model, to_proto
-from gateway.canonical.versions import VersionOut, version_out
+from gateway.canonical.versions import V1VersionOut, version_out
 from gateway.convert import ts_iso
 from gateway.deps import Services
 from gateway.errors import INVALID, ApiError
@@ -35,11 +35,11 @@ from trainhouse.v1 import job_state_pb2
 jobs = router("/jobs", "jobs")
 
 # The body of a create is StartJobRequest itself; the account comes from the token.
-CreateJobIn = proto_model(ts.StartJobRequest.DESCRIPTOR, exclude={"account_id"}, name="CreateJobIn")
+V1CreateJobIn = proto_model(ts.StartJobRequest.DESCRIPTOR, exclude={"account_id"}, name="V1CreateJobIn")
 JobStateWord = Literal[tuple(enum_words(job_state_pb2.JobState.DESCRIPTOR))]  # type: ignore[valid-type]
 
 
-class JobOut(BaseModel):
+class V1JobOut(BaseModel):
     """A training job (gateway.resources.jobs.job_fields: the one mapping every surface starts from)."""
 
     job_id: str
@@ -72,13 +72,13 @@ class JobOut(BaseModel):
     labels: dict[str, str]
 
 
-class JobActionOut(BaseModel):
-    job: JobOut
+class V1JobActionOut(BaseModel):
+    job: V1JobOut
     checkpoint_saved: bool | None = None
     checkpoint_id: str | None = None
 
 
-class CheckpointOut(BaseModel):
+class V1CheckpointOut(BaseModel):
     checkpoint_id: str
     job_id: str
     epoch: int
@@ -90,7 +90,7 @@ class CheckpointOut(BaseModel):
     created_at: str | None = None
 
 
-class MetricPointOut(BaseModel):
+class V1MetricPointOut(BaseModel):
     name: str
     value: float
     epoch: int
@@ -98,11 +98,11 @@ class MetricPointOut(BaseModel):
     time: str | None = None
 
 
-class CancelIn(BaseModel):
+class V1CancelIn(BaseModel):
     reason: StrictStr | None = Field(None, max_length=500)
 
 
-class RegisterCheckpointIn(BaseModel):
+class V1RegisterCheckpointIn(BaseModel):
     note: StrictStr | None = Field(None, max_length=256, description="Kept as the version's tag 'note'")
 
 
@@ -113,10 +113,10 @@ def job_out(job: Any) -> dict[str, Any]:
     return job_fields(job)
 
 
-@jobs.post("", operation_id="jobs.create", response_model=JobOut, status_code=201, summary="Start a training job",
+@jobs.post("", operation_id="jobs.create", response_model=V1JobOut, status_code=201, summary="Start a training job",
            description="The body is StartJobRequest (agent_id, examples or dataset_id, config...). Send an "
                        "`Idempotency-Key` to make retries safe.")
-async def create_job(body: CreateJobIn, request: Request, services: Services,  # type: ignore[valid-type]
+async def create_job(body: V1CreateJobIn, request: Request, services: Services,  # type: ignore[valid-type]
                      idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> Any:
     async def create() -> dict[str, Any]:
         msg = to_proto(body, ts.StartJobRequest)
@@ -124,7 +124,7 @@ async def create_job(body: CreateJobIn, request: Request, services: Services,  #
     return await idempotent(request, idempotency_key, body.model_dump(exclude_none=True), create)
 
 
-@jobs.get("", operation_id="jobs.list", response_model=Page[JobOut], summary="List jobs (keyset pages)")
+@jobs.get("", operation_id="jobs.list", response_model=Page[V1JobOut], summary="List jobs (keyset pages)")
 async def list_jobs(
     services: Services, response: Response,
     after: After = "", limit: Limit = 50,
@@ -144,14 +144,14 @@ async def list_jobs(
     return page([job_out(j) for j in resp.jobs], resp.next_page_token)
 
 
-@jobs.get("/{job_id}", operation_id="jobs.get", response_model=JobOut, summary="Get a job")
+@jobs.get("/{job_id}", operation_id="jobs.get", response_model=V1JobOut, summary="Get a job")
 async def get_job(job_id: JobId, services: Services) -> dict[str, Any]:
     return job_out((await services.training.GetJob(ts.GetJobRequest(job_id=job_id), timeout=services.timeout_s)).job)
 
 
-@jobs.post("/{job_id}/cancel", operation_id="jobs.cancel", response_model=JobActionOut,
+@jobs.post("/{job_id}/cancel", operation_id="jobs.cancel", response_model=V1JobActionOut,
            summary="Cancel a job (a running job saves a checkpoint first)")
-async def cancel_job(job_id: JobId, services: Services, body: CancelIn | None = None) -> dict[str, Any]:
+async def cancel_job(job_id: JobId, services: Services, body: V1CancelIn | None = None) -> dict[str, Any]:
     reason = (body.reason if body else None) or "cancelled via API"
     resp = await services.training.CancelJob(ts.CancelJobRequest(job_id=job_id, reason=reason),
                                              timeout=services.timeout_s)
@@ -159,7 +159,7 @@ async def cancel_job(job_id: JobId, services: Services, body: CancelIn | None = 
             "checkpoint_id": resp.checkpoint_id or None}
 
 
-@jobs.post("/{job_id}/pause", operation_id="jobs.pause", response_model=JobActionOut,
+@jobs.post("/{job_id}/pause", operation_id="jobs.pause", response_model=V1JobActionOut,
            summary="Pause a job: checkpoint its training state and free its slot (resume continues it)",
            description="CancelJob with reason 'paused' (there is no PauseJob RPC): the job reads "
                        "state 'cancelled', status_reason 'paused' until resumed.")
@@ -170,14 +170,14 @@ async def pause_job(job_id: JobId, services: Services) -> dict[str, Any]:
             "checkpoint_id": resp.checkpoint_id or None}
 
 
-@jobs.post("/{job_id}/resume", operation_id="jobs.resume", response_model=JobActionOut,
+@jobs.post("/{job_id}/resume", operation_id="jobs.resume", response_model=V1JobActionOut,
            summary="Resume a paused, cancelled or failed job from its newest checkpoint")
 async def resume_job(job_id: JobId, services: Services) -> dict[str, Any]:
     resp = await services.training.ResumeJob(ts.ResumeJobRequest(job_id=job_id), timeout=services.timeout_s)
     return {"job": job_out(resp.job), "checkpoint_id": resp.checkpoint_id or None}
 
 
-@jobs.get("/{job_id}/checkpoints", operation_id="checkpoints.list", response_model=Page[CheckpointOut],
+@jobs.get("/{job_id}/checkpoints", operation_id="checkpoints.list", response_model=Page[V1CheckpointOut],
           summary="A job's checkpoints, oldest first")
 async def list_checkpoints(job_id: JobId, services: Services, after: After = "", limit: Limit = 100) -> dict[str, Any]:
     resp = await services.training.ListCheckpoints(
@@ -186,10 +186,10 @@ async def list_checkpoints(job_id: JobId, services: Services, after: After = "",
 
 
 @jobs.post("/{job_id}/checkpoints/{checkpoint_id}/register", operation_id="checkpoints.register",
-           response_model=VersionOut, status_code=201,
+           response_model=V1VersionOut, status_code=201,
            summary="Register a checkpoint (an id, or 'best' / 'last') as a model version (idempotent)")
 async def register_checkpoint(job_id: JobId, checkpoint_id: Annotated[str, path_id("A checkpoint id, or best / last")],
-                              services: Services, body: RegisterCheckpointIn | None = None) -> dict[str, Any]:
+                              services: Services, body: V1RegisterCheckpointIn | None = None) -> dict[str, Any]:
     cp = checkpoint_id
     req = ts.RegisterCheckpointRequest(job_id=job_id, note=(body.note if body else None) or "")
     if cp in ("best", "last"):
@@ -204,7 +204,7 @@ EXPORT_PAGE = 10000
 EXPORT_MAX_POINTS = 5_000_000
 
 
-@jobs.get("/{job_id}/metrics", operation_id="metrics.list", response_model=Page[MetricPointOut],
+@jobs.get("/{job_id}/metrics", operation_id="metrics.list", response_model=Page[V1MetricPointOut],
           summary="Metric history: JSON pages, or the whole history as CSV or Parquet",
           responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}})
 async def list_metrics(

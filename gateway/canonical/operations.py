@@ -31,7 +31,7 @@ from fastapi import Request
 from pydantic import BaseModel
 
 from gateway import errors as E
-from gateway.canonical.common import SURFACE, ErrorBody
+from gateway.canonical.common import SURFACE, V1ErrorBody
 from gateway.canonical.protojson import iso_now
 from services.common.grpc_errors import failure_of
 
@@ -54,7 +54,7 @@ MAX_RUNNING_PER_ACCOUNT = 32
 OperationState = Literal["running", "succeeded", "failed"]
 
 
-class OperationOut(BaseModel):
+class V1OperationOut(BaseModel):
     """A long-running call: poll ``GET /v1/operations/{operation_id}`` until ``done``."""
 
     operation_id: str
@@ -63,7 +63,7 @@ class OperationOut(BaseModel):
     done: bool
     resource_id: str | None = None
     result: dict[str, Any] | None = None
-    error: ErrorBody | None = None
+    error: V1ErrorBody | None = None
     created_at: str
     done_at: str | None = None
 

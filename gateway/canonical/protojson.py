@@ -131,7 +131,9 @@ def proto_model(descriptor: Descriptor, exclude: frozenset[str] | set[str] = fro
         if f.name in exclude:
             continue
         fields[f.name] = (Optional[_field_type(f, stack)], None)
-    model = create_model(name or descriptor.name, __base__=ProtoModel, **fields)  # type: ignore[call-overload]
+    # "V1" + the message's name: the seed surfaces have models of their own with the proto's names
+    # (CurriculumStage, TrainingConfig...), and a clash would rename both in /openapi.json.
+    model = create_model(name or f"V1{descriptor.name}", __base__=ProtoModel, **fields)  # type: ignore[call-overload]
     model.__doc__ = f"Fields of trainhouse `{descriptor.full_name}` (snake_case, as in the proto)."
     _MODELS[key] = model
     return model
@@ -139,7 +141,7 @@ def proto_model(descriptor: Descriptor, exclude: frozenset[str] | set[str] = fro
 
 def response_model(descriptor: Descriptor, name: str | None = None) -> type[BaseModel]:
     """The model documenting ``message_json`` of a message (extra keys allowed for forward compatibility)."""
-    return proto_model(descriptor, name=name or f"{descriptor.name}Json")
+    return proto_model(descriptor, name=name or f"V1{descriptor.name}Json")
 
 
 # ---- JSON -> proto --------------------------------------------------------------------------

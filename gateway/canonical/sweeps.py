@@ -16,12 +16,12 @@ from gateway.deps import Services
 from gateway.resources.sweeps import sweep_json
 
 sweeps = router("/sweeps", "sweeps")
-CreateSweepIn = proto_model(ts.CreateSweepRequest.DESCRIPTOR, name="CreateSweepIn")
+V1CreateSweepIn = proto_model(ts.CreateSweepRequest.DESCRIPTOR, name="V1CreateSweepIn")
 SweepStateWord = Literal[tuple(enum_words(sweep_pb2.SweepState.DESCRIPTOR))]  # type: ignore[valid-type]
 SweepId = Annotated[str, path_id("A sweep id")]
 
 
-class SweepOut(BaseModel):
+class V1SweepOut(BaseModel):
     """A sweep with its trials (gateway.resources.sweeps.sweep_json, keys in snake_case)."""
 
     model_config = ConfigDict(extra="allow")
@@ -31,7 +31,7 @@ class SweepOut(BaseModel):
     state: str
 
 
-class CancelSweepIn(BaseModel):
+class V1CancelSweepIn(BaseModel):
     reason: StrictStr | None = Field(None, max_length=500)
 
 
@@ -39,9 +39,9 @@ def sweep_out(s: sweep_pb2.Sweep) -> dict[str, Any]:
     return snake_keys(sweep_json(s))
 
 
-@sweeps.post("", operation_id="sweeps.create", response_model=SweepOut, status_code=201,
+@sweeps.post("", operation_id="sweeps.create", response_model=V1SweepOut, status_code=201,
              summary="Start a hyperparameter sweep (CreateSweepRequest)")
-async def create_sweep(body: CreateSweepIn, request: Request, services: Services,  # type: ignore[valid-type]
+async def create_sweep(body: V1CreateSweepIn, request: Request, services: Services,  # type: ignore[valid-type]
                        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> Any:
     async def create() -> dict[str, Any]:
         resp = await services.training.CreateSweep(to_proto(body, ts.CreateSweepRequest), timeout=services.timeout_s)
@@ -49,7 +49,7 @@ async def create_sweep(body: CreateSweepIn, request: Request, services: Services
     return await idempotent(request, idempotency_key, body.model_dump(exclude_none=True), create)
 
 
-@sweeps.get("", operation_id="sweeps.list", response_model=Page[SweepOut], summary="Sweeps, newest first")
+@sweeps.get("", operation_id="sweeps.list", response_model=Page[V1SweepOut], summary="Sweeps, newest first")
 async def list_sweeps(services: Services, after: After = "", limit: Annotated[int, Query(ge=1, le=100)] = 20,
                       agent_id: Annotated[str, Query(max_length=128)] = "",
                       state: SweepStateWord | None = None) -> dict[str, Any]:
@@ -59,14 +59,14 @@ async def list_sweeps(services: Services, after: After = "", limit: Annotated[in
     return page([sweep_out(s) for s in resp.sweeps], resp.next_page_token)
 
 
-@sweeps.get("/{sweep_id}", operation_id="sweeps.get", response_model=SweepOut, summary="A sweep and its trials")
+@sweeps.get("/{sweep_id}", operation_id="sweeps.get", response_model=V1SweepOut, summary="A sweep and its trials")
 async def get_sweep(sweep_id: SweepId, services: Services) -> dict[str, Any]:
     return sweep_out((await services.training.GetSweep(ts.GetSweepRequest(sweep_id=sweep_id),
                                                        timeout=services.timeout_s)).sweep)
 
 
-@sweeps.post("/{sweep_id}/cancel", operation_id="sweeps.cancel", response_model=SweepOut,
+@sweeps.post("/{sweep_id}/cancel", operation_id="sweeps.cancel", response_model=V1SweepOut,
              summary="Cancel a sweep's running trials and start no more")
-async def cancel_sweep(sweep_id: SweepId, services: Services, body: CancelSweepIn | None = None) -> dict[str, Any]:
+async def cancel_sweep(sweep_id: SweepId, services: Services, body: V1CancelSweepIn | None = None) -> dict[str, Any]:
     req = ts.CancelSweepRequest(sweep_id=sweep_id, reason=(body.reason if body else None) or "cancelled via API")
     return sweep_out((await services.training.CancelSweep(req, timeout=services.timeout_s)).sweep)

@@ -18,18 +18,18 @@ from gateway.deps import Services
 
 trajectories = router("/trajectories", "trajectories")
 
-TrajectoryIn = proto_model(trajectory_pb2.Trajectory.DESCRIPTOR, name="TrajectoryIn")
+V1TrajectoryIn = proto_model(trajectory_pb2.Trajectory.DESCRIPTOR, name="V1TrajectoryIn")
 TrajectoryOut = response_model(trajectory_pb2.Trajectory.DESCRIPTOR)
 IngestOut = response_model(ds.IngestTrajectoriesResponse.DESCRIPTOR)
 View = Literal["basic", "full"]
 INGEST_CHUNK = 100
 
 
-class IngestIn(BaseModel):
-    trajectories: list[TrajectoryIn] = Field(min_length=1, max_length=10000)  # type: ignore[valid-type]
+class V1IngestIn(BaseModel):
+    trajectories: list[V1TrajectoryIn] = Field(min_length=1, max_length=10000)  # type: ignore[valid-type]
 
 
-class CountOut(BaseModel):
+class V1CountOut(BaseModel):
     count: int
 
 
@@ -44,7 +44,7 @@ Since = Annotated[str | None, Query(description="ISO-8601")]
 
 @trajectories.post("", operation_id="trajectories.ingest", response_model=IngestOut, status_code=201,
                    summary="Store trajectories (upsert by trajectory_id)")
-async def ingest(body: IngestIn, request: Request, services: Services,
+async def ingest(body: V1IngestIn, request: Request, services: Services,
                  idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> Any:
     messages = [to_proto(t, trajectory_pb2.Trajectory) for t in body.trajectories]
 
@@ -68,7 +68,7 @@ async def list_trajectories(services: Services, after: After = "", limit: Limit 
     return page([message_json(t) for t in resp.trajectories], resp.next_page_token)
 
 
-@trajectories.get("/count", operation_id="trajectories.count", response_model=CountOut,
+@trajectories.get("/count", operation_id="trajectories.count", response_model=V1CountOut,
                   summary="Count trajectories matching a filter")
 async def count(services: Services, agent_id: AgentQ = "", job_id: AgentQ = "", source: AgentQ = "",
                 since: Since = None, before: Since = None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ VersionStateWord = Literal[tuple(enum_words(model_version_pb2.VersionState.DESCR
 Alias = Annotated[str, Path(min_length=1, max_length=64, description="An alias name ('champion'); the registry's rule")]
 
 
-class PromotionOut(BaseModel):
+class V1PromotionOut(BaseModel):
     outcome: str
     reason: str
     requested_by: str
@@ -37,14 +37,14 @@ class PromotionOut(BaseModel):
     decided_at: str | None = None
 
 
-class LineageOut(BaseModel):
+class V1LineageOut(BaseModel):
     checkpoint_id: str
     step: int
     epoch: int
     kind: str
 
 
-class VersionOut(BaseModel):
+class V1VersionOut(BaseModel):
     """A model version (gateway.resources.agents.version_fields)."""
 
     version_id: str
@@ -52,7 +52,7 @@ class VersionOut(BaseModel):
     state: str
     serving: str | None = None
     serving_reason: str | None = None
-    promotion: PromotionOut | None = None
+    promotion: V1PromotionOut | None = None
     aliases: list[str]
     tags: dict[str, str]
     created_at: str | None = None
@@ -65,7 +65,7 @@ class VersionOut(BaseModel):
     size_bytes: int
     sha256: str
     labels: list[str]
-    checkpoint: LineageOut | None = None
+    checkpoint: V1LineageOut | None = None
 
 
 def version_out(v: model_version_pb2.ModelVersion) -> dict[str, Any]:
@@ -78,7 +78,7 @@ def actor_of(request: Request) -> str:
     return principal.name if principal is not None else ""
 
 
-@versions.get("/versions", operation_id="versions.list", response_model=Page[VersionOut],
+@versions.get("/versions", operation_id="versions.list", response_model=Page[V1VersionOut],
               summary="An agent's versions (keyset pages)")
 async def list_versions(agent_id: AgentId, services: Services, after: After = "", limit: Limit = 50,
                         state: VersionStateWord | None = None,
@@ -93,7 +93,7 @@ async def list_versions(agent_id: AgentId, services: Services, after: After = ""
     return page([version_out(v) for v in resp.versions], resp.next_page_token)
 
 
-@versions.get("/versions/{version_id}", operation_id="versions.get", response_model=VersionOut,
+@versions.get("/versions/{version_id}", operation_id="versions.get", response_model=V1VersionOut,
               summary="Get a version (or '@alias')")
 async def get_version(agent_id: AgentId, version_id: VersionId, services: Services) -> dict[str, Any]:
     resp = await services.registry.GetVersion(_get_request(mr.GetVersionRequest, agent_id, version_id),
@@ -119,14 +119,14 @@ async def download_artifact(agent_id: AgentId, version_id: VersionId, services: 
                              "X-Checksum-Sha256": v.sha256, "X-Version-Id": v.version_id})
 
 
-class TagsIn(BaseModel):
+class V1TagsIn(BaseModel):
     set: dict[str, StrictStr] = Field(default_factory=dict, description="Tags to add or overwrite")
     remove: list[StrictStr] = Field(default_factory=list, description="Tag keys to remove")
 
 
-@versions.patch("/versions/{version_id}/tags", operation_id="versions.update_tags", response_model=VersionOut,
+@versions.patch("/versions/{version_id}/tags", operation_id="versions.update_tags", response_model=V1VersionOut,
                 summary="Set and remove a version's tags")
-async def update_tags(agent_id: AgentId, version_id: VersionId, body: TagsIn, request: Request,
+async def update_tags(agent_id: AgentId, version_id: VersionId, body: V1TagsIn, request: Request,
                       services: Services) -> dict[str, Any]:
     req = _get_request(mr.UpdateVersionTagsRequest, agent_id, version_id, remove=body.remove,
                        actor=actor_of(request))
@@ -135,7 +135,7 @@ async def update_tags(agent_id: AgentId, version_id: VersionId, body: TagsIn, re
 
 
 ActivateIn = proto_model(mr.ActivateVersionRequest.DESCRIPTOR, exclude={"agent_id", "version_id", "model_id", "actor"},
-                         name="ActivateVersionIn")
+                         name="V1ActivateVersionIn")
 ActivateOut = response_model(mr.ActivateVersionResponse.DESCRIPTOR)
 
 
@@ -154,7 +154,7 @@ async def activate(agent_id: AgentId, version_id: VersionId, request: Request, s
 
 
 OllamaIn = proto_model(mr.ImportToOllamaRequest.DESCRIPTOR, exclude={"agent_id", "version_id", "model_id", "actor"},
-                       name="ImportToOllamaIn")
+                       name="V1ImportToOllamaIn")
 OllamaOut = response_model(mr.ImportToOllamaResponse.DESCRIPTOR)
 
 
@@ -168,31 +168,31 @@ async def import_ollama(agent_id: AgentId, version_id: VersionId, request: Reque
     return message_json(await services.registry.ImportToOllama(req, timeout=services.timeout_s))
 
 
-class AliasOut(BaseModel):
+class V1AliasOut(BaseModel):
     alias: str
     version_id: str
     updated_at: str | None = None
 
 
-class AliasesOut(BaseModel):
-    data: list[AliasOut]
+class V1AliasesOut(BaseModel):
+    data: list[V1AliasOut]
 
 
-class SetAliasIn(BaseModel):
+class V1SetAliasIn(BaseModel):
     version_id: Annotated[StrictStr, Field(min_length=1, max_length=129)]
 
 
-class AliasSetOut(BaseModel):
-    version: VersionOut
+class V1AliasSetOut(BaseModel):
+    version: V1VersionOut
     previous_version_id: str | None = None
 
 
-class AliasDeletedOut(BaseModel):
+class V1AliasDeletedOut(BaseModel):
     alias: str
     version_id: str | None = None
 
 
-@versions.get("/aliases", operation_id="aliases.list", response_model=AliasesOut, summary="An agent's aliases")
+@versions.get("/aliases", operation_id="aliases.list", response_model=V1AliasesOut, summary="An agent's aliases")
 async def list_aliases(agent_id: AgentId, services: Services) -> dict[str, Any]:
     resp = await services.registry.ListVersionAliases(mr.ListVersionAliasesRequest(agent_id=agent_id),
                                                       timeout=services.timeout_s)
@@ -200,16 +200,16 @@ async def list_aliases(agent_id: AgentId, services: Services) -> dict[str, Any]:
                       "updated_at": message_json(a)["update_time"]} for a in resp.aliases]}
 
 
-@versions.put("/aliases/{alias}", operation_id="aliases.set", response_model=AliasSetOut,
+@versions.put("/aliases/{alias}", operation_id="aliases.set", response_model=V1AliasSetOut,
               summary="Point an alias at a version (moves it if set)")
-async def set_alias(agent_id: AgentId, alias: Alias, body: SetAliasIn, request: Request,
+async def set_alias(agent_id: AgentId, alias: Alias, body: V1SetAliasIn, request: Request,
                     services: Services) -> dict[str, Any]:
     req = _get_request(mr.SetVersionAliasRequest, agent_id, body.version_id, alias=alias, actor=actor_of(request))
     resp = await services.registry.SetVersionAlias(req, timeout=services.timeout_s)
     return {"version": version_out(resp.version), "previous_version_id": resp.previous_version_id or None}
 
 
-@versions.delete("/aliases/{alias}", operation_id="aliases.delete", response_model=AliasDeletedOut,
+@versions.delete("/aliases/{alias}", operation_id="aliases.delete", response_model=V1AliasDeletedOut,
                  summary="Remove an alias")
 async def delete_alias(agent_id: AgentId, alias: Alias, request: Request, services: Services) -> dict[str, Any]:
     resp = await services.registry.DeleteVersionAlias(
