@@ -333,3 +333,41 @@ def test_webhooks_and_tokens(api: httpx.Client, stack) -> None:  # noqa: ANN001
     assert httpx.get(f"{stack.gateway_url}/v1/jobs", params={"limit": 1}, headers=bearer(created["token"])).status_code == 200
     assert api.delete(f"/v1/tokens/{created['token_id']}").json() == {"token_id": created["token_id"], "revoked": True}
     error_of(httpx.get(f"{stack.gateway_url}/v1/jobs", headers=bearer(created["token"])), 401, "unauthenticated")
+
+
+def test_a_paused_and_resumed_job_ends_bit_for_bit_like_an_uninterrupted_one(api: httpx.Client) -> None:
+    """Pause (CancelJob 'paused', a checkpoint of the whole training state) then resume (ResumeJob)
+    must end where the same job run without a pause ends: same final metrics, to the last bit."""
+    agent = f"bits-{uuid.uuid4().hex[:8]}"
+    body = {"agent_id": agent, "examples": make_examples(40, seed=21),
+            "config": {**CONFIG, "epochs": 60, "early_stopping": False, "seed": 5}}
+    straight = api.post("/v1/jobs", json=body).json()["job_id"]
+    paused = api.post("/v1/jobs", json=body).json()["job_id"]
+    with api.stream("GET", f"/v1/jobs/{paused}/events/stream") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event: epoch"):
+                break
+    answer = api.post(f"/v1/jobs/{paused}/pause").json()
+    if answer["job"]["state"] == "completed":
+        pytest.skip("the job finished before it could be paused")
+    assert answer["checkpoint_saved"], answer
+    assert wait_done(api, paused)["status_reason"] == "paused"
+    assert api.post(f"/v1/jobs/{paused}/resume").status_code == 200
+    a, b = wait_done(api, straight), wait_done(api, paused)
+    assert a["state"] == b["state"] == "completed", (a, b)
+    # Exact float equality (bit for bit) of everything the training computed; wall-clock figures
+    # (and the cost priced from them) differ by nature.
+    assert set(a["metrics"]) == set(b["metrics"]) and len(a["metrics"]) > 10
+    learned = {k for k in a["metrics"] if not _wall_clock(k)}
+    assert {k: b["metrics"][k] for k in learned} == {k: a["metrics"][k] for k in learned}
+    assert {"loss", "validation_loss", "accuracy"} <= learned
+    assert (b["current_step"], b["current_epoch"]) == (a["current_step"], a["current_epoch"])
+    history = {}
+    for job_id in (straight, paused):
+        points = api.get(f"/v1/jobs/{job_id}/metrics", params={"limit": 10000}).json()["data"]
+        history[job_id] = {(p["name"], p["step"]): p["value"] for p in points if not _wall_clock(p["name"])}
+    assert history[paused] == history[straight]
+
+
+def _wall_clock(name: str) -> bool:
+    return "seconds" in name or "cost" in name or "per_second" in name or "throughput" in name
