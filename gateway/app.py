@@ -14,6 +14,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from gateway import canonical
 from gateway.auth import Authenticator
 from gateway.backends import Backends
 from gateway.errors import SurfaceRegistry, install_handlers
@@ -59,7 +60,7 @@ ROUTERS = [health.router, observability.router, ui.router, auth_routes.router, a
            training_v1.router,
            adapt_v1.router, evaluation_v1.router, models_v1.router, agents.router, datasets.router,
            data_v1.router, sweeps.router, webhooks.router, *functions.ROUTERS, jsonrpc.router,
-           runtime.router]
+           runtime.router, *canonical.ROUTERS]
 
 # Models documented in /openapi.json that no route references directly (hand-written bodies).
 EXTRA_SCHEMAS = [CreateDatasetIn, *jsonrpc.EXTRA_SCHEMAS]
@@ -87,6 +88,7 @@ def build_surfaces() -> SurfaceRegistry:
     registry.add(functions.PREFIX, functions.FUNCTIONS_SURFACE)
     registry.add(jsonrpc.PATH, jsonrpc.JSONRPC_SURFACE)
     registry.add(runtime.PREFIX, runtime.RUNTIME_SURFACE)
+    registry.add(canonical.PREFIX, canonical.SURFACE)
     return registry
 
 

@@ -68,6 +68,17 @@ def test_gateway_reaches_services_only_over_grpc():
     assert _offenders("gateway", tuple(f"services.{s}" for s in SERVICES)) == []
 
 
+def test_the_sdk_ships_alone():
+    """services/sdk goes to clients: httpx, pydantic and the standard library, nothing of the servers."""
+    imported = {name for path in _files("services/sdk") for name in _imports(path)}
+    assert imported, "the SDK is missing"
+    ours = {n for n in imported if n.split(".")[0] in ("services", "gateway", "trainhouse", "grpc", "google")}
+    assert {n for n in ours if not n.startswith("services.sdk")} == set()
+    third_party = {n.split(".")[0] for n in imported} - {"services", "__future__"}
+    import sys
+    assert third_party - set(sys.stdlib_module_names) == {"httpx", "pydantic"}
+
+
 def test_the_rules_see_a_violation(tmp_path):
     """The checker itself can fail: an import of a forbidden module is found, at any depth."""
     bad = tmp_path / "bad.py"

@@ -26,16 +26,33 @@ from services.core.configs.generation import GenerationConfig, GenerationConstra
 DEFAULT_COUNT = 100  # DataService's default when count is unset
 
 
-def dataset_json(d: dataset_pb2.Dataset) -> dict[str, Any]:
+def dataset_fields(d: dataset_pb2.Dataset) -> dict[str, Any]:
+    """The canonical fields of a dataset (snake_case; the /v1 API's shape)."""
     s = d.statistics
     return {
-        "datasetId": d.dataset_id,
-        "exampleCount": s.example_count,
-        "statistics": {"exampleCount": s.example_count, "outputCounts": dict(s.output_counts),
-                       "outputShares": dict(s.output_shares), "averageLength": s.average_length},
-        "createdAt": ts_iso(d.create_time),
+        "dataset_id": d.dataset_id,
+        "example_count": s.example_count,
+        "statistics": {"example_count": s.example_count, "output_counts": dict(s.output_counts),
+                       "output_shares": dict(s.output_shares), "average_length": s.average_length},
+        "created_at": ts_iso(d.create_time),
         "source": d.source or None,
         "sha256": d.sha256 or None,
+        "labels": dict(sorted(d.labels.items())),
+    }
+
+
+def dataset_json(d: dataset_pb2.Dataset) -> dict[str, Any]:
+    """Seed 000's dataset document: the canonical fields in camelCase (label maps keep their keys)."""
+    f = dataset_fields(d)
+    st = f["statistics"]
+    return {
+        "datasetId": f["dataset_id"],
+        "exampleCount": f["example_count"],
+        "statistics": {"exampleCount": st["example_count"], "outputCounts": st["output_counts"],
+                       "outputShares": st["output_shares"], "averageLength": st["average_length"]},
+        "createdAt": f["created_at"],
+        "source": f["source"],
+        "sha256": f["sha256"],
     }
 
 

@@ -7,6 +7,8 @@ import httpx
 
 
 def surface_of(path: str) -> str:
+    if path.startswith("/v1/"):
+        return "canonical"
     if path.startswith("/api/v1/functions"):
         return "functions"
     if path.startswith("/api/v1/jsonrpc"):
@@ -33,14 +35,18 @@ def error_code(r: httpx.Response) -> Any:
     if surface == "runtime":
         assert isinstance(body["error"], str) and body["error"], body
         return body["code"]
+    if surface == "canonical":
+        assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "param", "request_id"}, body
+        assert body["error"]["request_id"] == r.headers["X-Request-Id"]
+        return body["error"]["code"]
     assert body["jsonrpc"] == "2.0" and "error" in body and "result" not in body, body
     assert set(body["error"]) >= {"code", "message", "data"} and "error" in body["error"]["data"], body
     return body["error"]["code"]
 
 
-FORBIDDEN = {"v1": "FORBIDDEN", "functions": "FORBIDDEN", "runtime": "FORBIDDEN", "jsonrpc": -32011}
-UNAUTHORIZED = {"v1": "UNAUTHORIZED", "functions": "UNAUTHORIZED", "runtime": "UNAUTHORIZED", "jsonrpc": -32010}
-RATE_LIMITED = {"v1": "RATE_LIMIT_EXCEEDED", "functions": "QUOTA_EXCEEDED", "runtime": "RATE_LIMIT_EXCEEDED",
+FORBIDDEN = {"canonical": "permission_denied", "v1": "FORBIDDEN", "functions": "FORBIDDEN", "runtime": "FORBIDDEN", "jsonrpc": -32011}
+UNAUTHORIZED = {"canonical": "unauthenticated", "v1": "UNAUTHORIZED", "functions": "UNAUTHORIZED", "runtime": "UNAUTHORIZED", "jsonrpc": -32010}
+RATE_LIMITED = {"canonical": "rate_limited", "v1": "RATE_LIMIT_EXCEEDED", "functions": "QUOTA_EXCEEDED", "runtime": "RATE_LIMIT_EXCEEDED",
                 "jsonrpc": -32029}
 
 

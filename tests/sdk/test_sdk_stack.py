@@ -1,0 +1,182 @@
+"""The SDK against the real stack: a whole job (upload, train, watch, evaluate, alias, predict,
+download the ONNX file, export metrics) with the SDK alone, and the async client on the same job."""
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import io
+import uuid
+from collections import Counter
+
+import duckdb
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from services.sdk import AsyncClient, Client, NotFoundError, RateLimitError
+from tests.intents import HWU64_SUBSET, hwu64_subset
+
+
+@pytest.fixture(scope="module")
+def client(stack):  # noqa: ANN001, ANN201
+    with Client(stack.gateway_url, stack.admin_token) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def whole_job(client: Client) -> dict:
+    """Upload hwu64, train, and watch the job to its end with the SDK stream."""
+    agent = f"sdk-{uuid.uuid4().hex[:8]}"
+    dataset = client.datasets.upload(HWU64_SUBSET.read_bytes(), dataset_id=f"hwu-{agent}")
+    job = client.jobs.create(agent, dataset_id=dataset.dataset_id,
+                             config={"method": "supervised", "epochs": 4, "batch_size": 32, "learning_rate": 0.01,
+                                     "validation_split": 0.2, "seed": 7})
+    events = list(client.events.stream(job.job_id))
+    return {"agent": agent, "dataset": dataset, "job": job, "events": events}
+
+
+def test_upload_train_and_watch(client: Client, whole_job: dict) -> None:
+    dataset, events = whole_job["dataset"], whole_job["events"]
+    assert dataset.example_count == 840 and len(dataset.statistics["output_counts"]) == 21
+    assert client.datasets.get(dataset.dataset_id).dataset_id == dataset.dataset_id
+    sequences = [e.sequence for e in events]
+    assert sequences == sorted(set(sequences)) and sequences[0] >= 1
+    assert events[-1].is_terminal and events[-1].get("state") == "completed", events[-1]
+    assert Counter(e.type for e in events)["epoch"] == 4
+    job = client.jobs.get(whole_job["job"].job_id)
+    assert job.state == "completed" and job.model_version_id and job.done
+    # The JSON pages hold the same events, oldest first, page after page.
+    paged = list(client.events.list(job.job_id, limit=7))
+    assert [e.sequence for e in paged] == sequences
+
+
+def test_evaluate_alias_predict_and_download(client: Client, whole_job: dict) -> None:
+    agent, job = whole_job["agent"], client.jobs.get(whole_job["job"].job_id)
+    version = job.model_version_id
+    op = client.evaluations.create(agent, version_id=version, dataset_id=whole_job["dataset"].dataset_id)
+    assert op.state in ("running", "succeeded") and op.resource_id
+    done = client.operations.wait(op, timeout=300)
+    assert done.state == "succeeded" and done.result["evaluation_id"] == op.resource_id
+    assert 0.0 <= done.result["metrics"]["accuracy"] <= 1.0 and done.result["example_count"] > 0
+    assert client.evaluations.get(op.resource_id).metrics == done.result["metrics"]
+
+    moved = client.aliases.set(agent, "champion", version)
+    assert "champion" in moved.version.aliases
+    assert {a.alias: a.version_id for a in client.aliases.list(agent)}["champion"] == version
+    rows = hwu64_subset()[:40:5]
+    answer = client.agents.predict(agent, [r["input"] for r in rows], version_id="@champion")
+    assert answer.version_id == version and len(answer.predictions) == len(rows)
+    labels = set(whole_job["dataset"].statistics["output_counts"])
+    assert all(p["output"] in labels for p in answer.predictions)
+
+    model = client.versions.download(agent, "@champion")
+    assert hashlib.sha256(model).hexdigest() == client.versions.get(agent, version).sha256
+    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    assert session.get_inputs() and session.get_outputs()
+
+
+def test_metrics_export_as_csv_and_parquet(client: Client, whole_job: dict, tmp_path) -> None:  # noqa: ANN001
+    job_id = whole_job["job"].job_id
+    points = list(client.metrics.list(job_id))
+    assert points and {"loss", "validation_loss"} <= {p.name for p in points}
+    rows = list(csv.DictReader(io.StringIO(client.metrics.export(job_id, "csv").decode())))
+    assert len(rows) == len(points) and set(rows[0]) == {"name", "value", "epoch", "step", "time"}
+    assert [float(r["value"]) for r in rows] == pytest.approx([p.value for p in points])
+    path = tmp_path / "m.parquet"
+    path.write_bytes(client.metrics.export(job_id, "parquet"))
+    table = duckdb.sql(f"SELECT name, value, step FROM read_parquet('{path}')").fetchall()
+    assert len(table) == len(points)
+    assert np.allclose([v for _, v, _ in table], [p.value for p in points])
+
+
+def test_the_async_client_reads_the_same_job(stack, whole_job: dict) -> None:  # noqa: ANN001
+    async def run() -> tuple[list[int], list[str]]:
+        async with AsyncClient(stack.gateway_url, stack.admin_token) as ac:
+            seqs = [e.sequence async for e in ac.events.stream(whole_job["job"].job_id, after=3)]
+            jobs = [j.job_id async for j in ac.jobs.list(agent_id=whole_job["agent"], limit=1)]
+            with pytest.raises(NotFoundError) as err:
+                await ac.jobs.get("no-such-job-" + uuid.uuid4().hex[:6])
+            assert err.value.status_code == 404 and err.value.code == "not_found" and err.value.request_id
+            return seqs, jobs
+    seqs, jobs = asyncio.run(run())
+    assert seqs == [e.sequence for e in whole_job["events"] if e.sequence > 3]
+    assert jobs == [whole_job["job"].job_id]
+
+
+def test_a_spent_rate_budget_is_a_rate_limit_error(stack) -> None:  # noqa: ANN001
+    with Client(stack.gateway_url, stack.admin_token) as admin:
+        token = admin.tokens.create(f"one-{uuid.uuid4().hex[:6]}", ["training:view"], rate_limit_per_hour=1)
+    with Client(stack.gateway_url, token.token, max_retries=0) as limited:
+        limited.jobs.list(limit=1).first_page()  # one request: the whole budget
+        with pytest.raises(RateLimitError) as err:
+            limited.jobs.list(limit=1).first_page()
+    assert err.value.status_code == 429 and err.value.code == "rate_limited"
+
+
+class CuttingProxy:
+    """A TCP relay to the gateway that cuts its first connection after `cut_after` response bytes:
+    a dropped connection in the middle of an event stream, with the real gateway behind it."""
+
+    def __init__(self, url: str, cut_after: int):
+        import socket
+        import threading
+        host, port = url.removeprefix("http://").split(":")
+        self.target = (host, int(port))
+        self.cut_after = cut_after
+        self.connections = 0
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self._threading = threading
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            limit = self.cut_after if self.connections == 0 else None
+            self.connections += 1
+            self._threading.Thread(target=self._pump, args=(client, upstream, None), daemon=True).start()
+            self._threading.Thread(target=self._pump, args=(upstream, client, limit), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst, limit: int | None) -> None:  # noqa: ANN001
+        sent = 0
+        try:
+            while True:
+                data = src.recv(256)
+                if not data:
+                    break
+                if limit is not None and sent + len(data) >= limit:
+                    dst.sendall(data[: max(0, limit - sent)])
+                    break
+                dst.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        import socket
+        for sock in (src, dst):  # shutdown first: it sends the FIN at once and wakes the other pump
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_a_dropped_event_stream_resumes_without_a_gap_or_a_repeat(stack, whole_job: dict) -> None:  # noqa: ANN001
+    proxy = CuttingProxy(stack.gateway_url, cut_after=3000)
+    try:
+        with Client(proxy.url, stack.admin_token, max_retries=3) as c:
+            events = list(c.events.stream(whole_job["job"].job_id))
+    finally:
+        proxy.close()
+    assert proxy.connections >= 2  # the stream was cut and the SDK came back
+    assert [e.sequence for e in events] == [e.sequence for e in whole_job["events"]]
+    assert [e.model_dump() for e in events] == [e.model_dump() for e in whole_job["events"]]
