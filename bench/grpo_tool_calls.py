@@ -13,8 +13,8 @@ import time
 import _common  # noqa: F401  (puts the repo on sys.path)
 import numpy as np
 
-from services.core.grpo.environments.builtin import BuiltinEnvironment
-from services.core.grpo.environments.spec import EnvironmentSpec
+from trainhouse.core.grpo.environments.builtin import BuiltinEnvironment
+from trainhouse.core.grpo.environments.spec import EnvironmentSpec
 from tests.grpo.builtin_tasks import make_builtin_tasks
 
 QUERIES = [t["query"] for i, t in enumerate(make_builtin_tasks(20, seed=7)) if i % 5 == 4] * 8

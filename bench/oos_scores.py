@@ -58,11 +58,11 @@ from typing import Any, Callable
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from services.core.configs.training import SupervisedConfig  # noqa: E402
-from services.core.featurizer import FeaturizerConfig, HashingFeaturizer, SparseRows  # noqa: E402
-from services.core.trainer import calibration  # noqa: E402
-from services.core.trainer.loop import LoopTrainer  # noqa: E402
-from services.core.trainer.supervised_trainer import SupervisedTrainer  # noqa: E402
+from trainhouse.core.configs.training import SupervisedConfig  # noqa: E402
+from trainhouse.core.featurizer import FeaturizerConfig, HashingFeaturizer, SparseRows  # noqa: E402
+from trainhouse.core.trainer import calibration  # noqa: E402
+from trainhouse.core.trainer.loop import LoopTrainer  # noqa: E402
+from trainhouse.core.trainer.supervised_trainer import SupervisedTrainer  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ALLOWED_DROP = 0.015

@@ -10,7 +10,7 @@ SCRIPT = r"""
 import json, sys
 if sys.argv[1] == "blocked":
     sys.modules["matplotlib"] = None  # importing it now raises ModuleNotFoundError, as when not installed
-from services.evaluation import reports
+from trainhouse.evaluation import reports
 chart_map = {"loss_curves": ({"x": [1, 2]}, lambda: reports.charts.line_chart(
     "loss", {"run": ([1, 2], [0.9, 0.5])}, "epoch", "loss"))}
 svgs = reports.draw_charts(chart_map)

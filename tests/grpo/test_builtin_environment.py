@@ -8,16 +8,16 @@ import os
 import numpy as np
 import pytest
 
-from services.core.errors import InvalidArgument
-from services.core.featurizer import FeaturizerConfig
-from services.core.grpo import GRPOConfig, GRPOTrainer, evaluate_policy
-from services.core.grpo.environment import TrainingQuery, matched_fields
-from services.core.grpo.environments import make_environment
-from services.core.grpo.environments.builtin import BuiltinEnvironment
-from services.core.grpo.environments.code_library import TASKS
-from services.core.grpo.environments.sandbox import SandboxLimits, run_cases
-from services.core.grpo.evaluation import compare_with_baselines
-from services.core.grpo.heuristic import HeuristicPolicy
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.featurizer import FeaturizerConfig
+from trainhouse.core.grpo import GRPOConfig, GRPOTrainer, evaluate_policy
+from trainhouse.core.grpo.environment import TrainingQuery, matched_fields
+from trainhouse.core.grpo.environments import make_environment
+from trainhouse.core.grpo.environments.builtin import BuiltinEnvironment
+from trainhouse.core.grpo.environments.code_library import TASKS
+from trainhouse.core.grpo.environments.sandbox import SandboxLimits, run_cases
+from trainhouse.core.grpo.evaluation import compare_with_baselines
+from trainhouse.core.grpo.heuristic import HeuristicPolicy
 from tests.grpo.builtin_tasks import COMPARISONS, PLANS, make_builtin_tasks
 from tests.grpo.test_training import Recorder
 
@@ -120,7 +120,7 @@ def test_sandbox_limits_and_environment(monkeypatch):
 
 
 def test_outcome_comparisons():
-    from services.core.grpo.environment import field_matches
+    from trainhouse.core.grpo.environment import field_matches
 
     assert field_matches("execution_time_ms", 100, 42.5) and not field_matches("execution_time_ms", 100, 100.5)
     assert not field_matches("execution_time_ms", 100, 42.5, {"execution_time_ms": "exact"})
@@ -211,7 +211,7 @@ def test_iteration_diagnostics(seed_example_run):
 
 
 def test_no_reward_spread_fails_early(tmp_path):
-    from services.core.grpo.trainer import NoLearningSignal
+    from trainhouse.core.grpo.trainer import NoLearningSignal
 
     cfg = GRPOConfig(environment="builtin", n_iterations=50, batch_size=2, n_trajectories_per_query=4,
                      max_steps_per_trajectory=3, hidden_sizes=(8,), featurizer=FeaturizerConfig(dim=256),

@@ -9,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from services.core.errors import FailedPrecondition, InvalidArgument
-from services.core.featurizer import FeaturizerConfig
-from services.core.grpo import GRPOConfig, GRPOTrainer, evaluate_policy
-from services.core.grpo.environments import make_environment
+from trainhouse.core.errors import FailedPrecondition, InvalidArgument
+from trainhouse.core.featurizer import FeaturizerConfig
+from trainhouse.core.grpo import GRPOConfig, GRPOTrainer, evaluate_policy
+from trainhouse.core.grpo.environments import make_environment
 from tests.grpo.test_training import Recorder
 
 TOKEN = "tok-4f9a1c-very-secret"
@@ -236,7 +236,7 @@ def test_missing_secret_is_a_clear_error(server, monkeypatch):
 
 
 def test_a_grader_endpoint_scores_the_episodes(server, token):
-    from services.core.grpo.trainer import GRPOTrainer as Trainer
+    from trainhouse.core.grpo.trainer import GRPOTrainer as Trainer
 
     data = [{"query": "what is 12 times 12", "expected_outcome": {"answer": 144}},
             {"query": "what is the population of Oslo", "expected_outcome": {"answer": 709000}}]

@@ -9,7 +9,7 @@ import pytest
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 
-from services.common.grpc_errors import failure_of
+from trainhouse.common.grpc_errors import failure_of
 from tests.grpo.builtin_tasks import COMPARISONS, make_builtin_tasks
 from tests.services.test_paradigms import completed, queries_pb, start
 from trainhouse.v1 import (data_service_pb2, evaluation_service_pb2, evaluation_service_pb2_grpc, job_state_pb2,

@@ -144,7 +144,7 @@ def test_tracing_is_off_unless_configured_and_a_bad_mode_stops_the_process(tmp_p
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRAINHOUSE_"))}
     env.update(TRAINHOUSE_HOME=str(tmp_path), TRAINHOUSE_INTERNAL_KEY=secrets.token_urlsafe(32),
                TRAINHOUSE_DATA_PORT="0", TRAINHOUSE_TRACING="jaeger")
-    done = subprocess.run([sys.executable, "-m", "services.data"], capture_output=True, text=True, timeout=60,
+    done = subprocess.run([sys.executable, "-m", "trainhouse.data"], capture_output=True, text=True, timeout=60,
                           env=env, cwd=tmp_path)
     assert done.returncode != 0
     assert "TRAINHOUSE_TRACING='jaeger' is not one of off, otlp" in done.stderr

@@ -22,10 +22,10 @@ from typing import Annotated, Any, ClassVar, Optional
 
 from pydantic import ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator, model_validator
 
-from services.core.configs.base import ConfigModel, Int, Number, Text, choice, custom_error, from_domain, spellings
-from services.core.configs.fields import Featurizer, GradNorm, HiddenSizes, LearningRate, Seed
-from services.core.errors import InvalidArgument
-from services.core.featurizer import FeaturizerConfig
+from trainhouse.core.configs.base import ConfigModel, Int, Number, Text, choice, custom_error, from_domain, spellings
+from trainhouse.core.configs.fields import Featurizer, GradNorm, HiddenSizes, LearningRate, Seed
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.featurizer import FeaturizerConfig
 
 KL_ESTIMATORS = ("k3", "exact")
 SCALE_REWARDS = ("group", "batch", "none")
@@ -144,7 +144,7 @@ class GRPOConfig(ConfigModel):
     @field_validator("environment", mode="before")
     @classmethod
     def _environment(cls, raw: Any) -> Any:
-        from services.core.grpo.environments.spec import parse_environment
+        from trainhouse.core.grpo.environments.spec import parse_environment
 
         try:
             return parse_environment(raw, "environment")
@@ -154,7 +154,7 @@ class GRPOConfig(ConfigModel):
     @field_validator("grader", mode="before")
     @classmethod
     def _grader(cls, raw: Any) -> Any:
-        from services.core.grpo.environments.spec import parse_grader
+        from trainhouse.core.grpo.environments.spec import parse_grader
 
         try:
             return parse_grader(raw, "grader")
@@ -164,7 +164,7 @@ class GRPOConfig(ConfigModel):
     @field_validator("outcome_comparisons", mode="before")
     @classmethod
     def _comparisons(cls, raw: Any) -> Any:
-        from services.core.grpo.environments.spec import parse_comparisons
+        from trainhouse.core.grpo.environments.spec import parse_comparisons
 
         try:
             return parse_comparisons(raw, "outcome_comparisons") or None
@@ -181,7 +181,7 @@ class GRPOConfig(ConfigModel):
     @field_validator("reward_function")
     @classmethod
     def _registered(cls, name: str) -> str:
-        from services.core.grpo.rewards import get_reward
+        from trainhouse.core.grpo.rewards import get_reward
 
         try:
             get_reward(name)
@@ -192,7 +192,7 @@ class GRPOConfig(ConfigModel):
     @field_validator("tools")
     @classmethod
     def _catalog(cls, raw: Any) -> Any:
-        from services.core.grpo.tools import parse_catalog
+        from trainhouse.core.grpo.tools import parse_catalog
 
         if raw is None:
             return None
@@ -204,13 +204,13 @@ class GRPOConfig(ConfigModel):
     @property
     def catalog(self) -> tuple[Any, ...]:
         """The action list (``ToolSpec``s): the custom tools or the default catalog, ``finish`` last."""
-        from services.core.grpo.tools import DEFAULT_TOOLS
+        from trainhouse.core.grpo.tools import DEFAULT_TOOLS
 
         return self.tools if self.tools is not None else DEFAULT_TOOLS
 
     @property
     def comparisons(self) -> dict[str, Any]:
         """The per-field rules scoring uses: the defaults, overridden by ``outcome_comparisons``."""
-        from services.core.grpo.environments.spec import DEFAULT_COMPARISONS
+        from trainhouse.core.grpo.environments.spec import DEFAULT_COMPARISONS
 
         return {**DEFAULT_COMPARISONS, **(self.outcome_comparisons or {})}

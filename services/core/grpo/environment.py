@@ -23,8 +23,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from services.core.errors import InvalidArgument
-from services.core.grpo.tools import EFFECTS, FINISH, ToolSpec, _is_json_value
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.grpo.tools import EFFECTS, FINISH, ToolSpec, _is_json_value
 
 MAX_QUERY_CHARS = 10_000
 
@@ -279,7 +279,7 @@ def field_matches(name: str, expected: Any, actual: Any, comparisons: Mapping[st
     time budget), {"tolerance": t} (|actual - expected| <= t), {"rel_tolerance": r}; rules apply
     when both values are numbers, other values compare exactly. Fields with no rule compare
     exactly; ``execution_time_ms`` is "at_most" unless the job says otherwise."""
-    from services.core.grpo.environments.spec import DEFAULT_COMPARISONS
+    from trainhouse.core.grpo.environments.spec import DEFAULT_COMPARISONS
 
     rule = (comparisons or {}).get(name, DEFAULT_COMPARISONS.get(name, "exact"))
     if rule == "exact":

@@ -26,13 +26,13 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import stats
 
-from services.core.configs.grpo import GRPOConfig
-from services.core.errors import InvalidArgument
-from services.core.grpo.environment import ToolEnvironment, TrainingQuery, parse_queries
-from services.core.grpo.environments import make_environment, make_reward
-from services.core.grpo.policy import ToolPolicy
-from services.core.grpo.rewards import get_reward
-from services.core.grpo.trajectories import Trajectory, rollout, score_batch, summarize
+from trainhouse.core.configs.grpo import GRPOConfig
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.grpo.environment import ToolEnvironment, TrainingQuery, parse_queries
+from trainhouse.core.grpo.environments import make_environment, make_reward
+from trainhouse.core.grpo.policy import ToolPolicy
+from trainhouse.core.grpo.rewards import get_reward
+from trainhouse.core.grpo.trajectories import Trajectory, rollout, score_batch, summarize
 
 EVAL_CHUNK = 256
 
@@ -170,7 +170,7 @@ def compare_with_baselines(candidate: ToolPolicy, reference: ToolPolicy, trainin
     on per-query success (``p_value``), paired permutation p-value on rewards, and the baseline's
     own metrics; ``candidate`` holds the trained policy's metrics.
     """
-    from services.core.grpo.heuristic import HeuristicPolicy
+    from trainhouse.core.grpo.heuristic import HeuristicPolicy
 
     config = config or GRPOConfig()
     env = _environment_for(candidate, config, env)

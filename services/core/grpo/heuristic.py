@@ -27,8 +27,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from services.core.grpo.environment import ToolEnvironment, TrainingQuery, matched_fields
-from services.core.grpo.tools import FINISH
+from trainhouse.core.grpo.environment import ToolEnvironment, TrainingQuery, matched_fields
+from trainhouse.core.grpo.tools import FINISH
 
 _WORD_RE = re.compile(r"[a-z_]+")
 _EPS = 1e-6

@@ -73,24 +73,24 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from services.core.configs.grpo import GRPOConfig
-from services.core.errors import InvalidArgument, TrainhouseError
-from services.core.featurizer import FeaturizerConfig, HashingFeaturizer
-from services.core.grpo.environment import TrainingQuery, parse_queries
-from services.core.grpo.environments import make_environment, make_reward
-from services.core.grpo.evaluation import run_evaluation
-from services.core.grpo.objective import grpo_objective, trajectory_step_weights
-from services.core.grpo.policy import ToolPolicy, encode_texts
-from services.core.grpo.rollout_pool import LocalRolloutPool, RolloutPool, RolloutShard
-from services.core.grpo.tools import RESERVED_FIELDS, parse_catalog
-from services.core.grpo.trajectories import RolloutBatch, merge_batches, rollout, score_batch, summarize
-from services.core.trainer.checkpoint import TrainingState, load_checkpoint, save_checkpoint
-from services.core.trainer.loop import CallbackHost
-from services.core.trainer.cost import Budget, BudgetExceeded, PriceModel
-from services.core.trainer.loop import CheckpointInfo, TrainerCallbacks, TrainingDiverged
-from services.core.trainer.mlp import MLP, log_softmax
-from services.core.trainer.optimizers import Adam
-from services.core.trainer.schedulers import make_scheduler
+from trainhouse.core.configs.grpo import GRPOConfig
+from trainhouse.core.errors import InvalidArgument, TrainhouseError
+from trainhouse.core.featurizer import FeaturizerConfig, HashingFeaturizer
+from trainhouse.core.grpo.environment import TrainingQuery, parse_queries
+from trainhouse.core.grpo.environments import make_environment, make_reward
+from trainhouse.core.grpo.evaluation import run_evaluation
+from trainhouse.core.grpo.objective import grpo_objective, trajectory_step_weights
+from trainhouse.core.grpo.policy import ToolPolicy, encode_texts
+from trainhouse.core.grpo.rollout_pool import LocalRolloutPool, RolloutPool, RolloutShard
+from trainhouse.core.grpo.tools import RESERVED_FIELDS, parse_catalog
+from trainhouse.core.grpo.trajectories import RolloutBatch, merge_batches, rollout, score_batch, summarize
+from trainhouse.core.trainer.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from trainhouse.core.trainer.loop import CallbackHost
+from trainhouse.core.trainer.cost import Budget, BudgetExceeded, PriceModel
+from trainhouse.core.trainer.loop import CheckpointInfo, TrainerCallbacks, TrainingDiverged
+from trainhouse.core.trainer.mlp import MLP, log_softmax
+from trainhouse.core.trainer.optimizers import Adam
+from trainhouse.core.trainer.schedulers import make_scheduler
 
 EVENT_KINDS = ("step", "metric", "trajectories", "checkpoint", "budget", "log")
 ITERATION_METRICS = ("avg_reward", "success_rate", "avg_steps", "tool_accuracy", "tool_error_rate", "train_loss",
@@ -558,12 +558,12 @@ def load_policy_checkpoint(path: str) -> ToolPolicy:
 def _checkpoint_catalog(config: dict[str, Any], actions: Sequence[str]) -> Sequence[Any]:
     """The tools a checkpoint's policy acts on, without contacting anything: the builtin catalog,
     the declarative one, or (tool server) the action names the checkpoint recorded."""
-    from services.core.grpo.environments.spec import parse_environment
-    from services.core.grpo.tools import DEFAULT_TOOLS, ToolSpec
+    from trainhouse.core.grpo.environments.spec import parse_environment
+    from trainhouse.core.grpo.tools import DEFAULT_TOOLS, ToolSpec
 
     kind = parse_environment(config.get("environment"), "environment").type
     if kind == "builtin":
-        from services.core.grpo.environments.builtin import BUILTIN_TOOLS
+        from trainhouse.core.grpo.environments.builtin import BUILTIN_TOOLS
 
         return BUILTIN_TOOLS
     if kind == "http":

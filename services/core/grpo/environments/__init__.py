@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.core.grpo.environment import ToolEnvironment
-from services.core.grpo.environments.spec import (DEFAULT_COMPARISONS, EnvironmentSpec, GraderSpec,
+from trainhouse.core.grpo.environment import ToolEnvironment
+from trainhouse.core.grpo.environments.spec import (DEFAULT_COMPARISONS, EnvironmentSpec, GraderSpec,
                                                       parse_comparisons, parse_environment, parse_grader)
 
 
@@ -21,11 +21,11 @@ def make_environment(config: Any) -> ToolEnvironment:
     """The environment of a ``GRPOConfig`` (the HTTP one reads its tool list here)."""
     spec: EnvironmentSpec = config.environment
     if spec.type == "builtin":
-        from services.core.grpo.environments.builtin import BuiltinEnvironment
+        from trainhouse.core.grpo.environments.builtin import BuiltinEnvironment
 
         return BuiltinEnvironment(config.max_steps_per_trajectory, spec)
     if spec.type == "http":
-        from services.core.grpo.environments.http import HttpEnvironment
+        from trainhouse.core.grpo.environments.http import HttpEnvironment
 
         return HttpEnvironment(spec, config.max_steps_per_trajectory)
     return ToolEnvironment(config.catalog, config.max_steps_per_trajectory)
@@ -34,10 +34,10 @@ def make_environment(config: Any) -> ToolEnvironment:
 def make_reward(config: Any) -> Any:
     """The job's reward function: its grader endpoint when it names one, else the registered one."""
     if config.grader is not None:
-        from services.core.grpo.environments.http import GraderReward
+        from trainhouse.core.grpo.environments.http import GraderReward
 
         return GraderReward(config.grader)
-    from services.core.grpo.rewards import get_reward
+    from trainhouse.core.grpo.rewards import get_reward
 
     return get_reward(config.reward_function)
 

@@ -38,11 +38,11 @@ import re
 import threading
 from typing import Any
 
-from services.core.grpo.environment import Episode, ToolEnvironment
-from services.core.grpo.environments.code_library import IMPLEMENTATIONS, TASKS
-from services.core.grpo.environments.sandbox import SandboxLimits, run_cases
-from services.core.grpo.environments.spec import EnvironmentSpec
-from services.core.grpo.tools import DEFAULT_TOOLS, EffectOutcome, ToolSpec, evaluate_expression, find_expression
+from trainhouse.core.grpo.environment import Episode, ToolEnvironment
+from trainhouse.core.grpo.environments.code_library import IMPLEMENTATIONS, TASKS
+from trainhouse.core.grpo.environments.sandbox import SandboxLimits, run_cases
+from trainhouse.core.grpo.environments.spec import EnvironmentSpec
+from trainhouse.core.grpo.tools import DEFAULT_TOOLS, EffectOutcome, ToolSpec, evaluate_expression, find_expression
 
 FINISH_TOOL = DEFAULT_TOOLS[-1]
 

@@ -34,10 +34,10 @@ import os
 import time
 from typing import Any, Mapping
 
-from services.core.errors import FailedPrecondition, InvalidArgument
-from services.core.grpo.environment import Episode, ToolEnvironment
-from services.core.grpo.environments.spec import EnvironmentSpec, GraderSpec
-from services.core.grpo.tools import DEFAULT_TOOLS, RESERVED_FIELDS, ToolSpec, _is_json_value, parse_tool
+from trainhouse.core.errors import FailedPrecondition, InvalidArgument
+from trainhouse.core.grpo.environment import Episode, ToolEnvironment
+from trainhouse.core.grpo.environments.spec import EnvironmentSpec, GraderSpec
+from trainhouse.core.grpo.tools import DEFAULT_TOOLS, RESERVED_FIELDS, ToolSpec, _is_json_value, parse_tool
 
 MAX_RESPONSE_BYTES = 1 << 20
 REDACTED = "[redacted]"

@@ -32,7 +32,7 @@ import urllib.parse
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from services.core.errors import InvalidArgument
+from trainhouse.core.errors import InvalidArgument
 
 ENVIRONMENT_TYPES = ("simulated", "builtin", "http")
 _ENV_VAR_RE = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
