@@ -178,7 +178,7 @@ class Stack:
                 var = config.SERVICES[name][0]
                 child = self._spawn(name, f"trainhouse.{name}", var, self.ports.get(name, 0))
                 self._wait_grpc_health(child)
-            gw = self._spawn("gateway", "gateway", config.GATEWAY_PORT_VAR, self.gateway_port)
+            gw = self._spawn("gateway", "trainhouse.gateway", config.GATEWAY_PORT_VAR, self.gateway_port)
             self._wait_http(gw)
         except BaseException:
             self.stop()
@@ -272,7 +272,7 @@ class Stack:
     def _respawn(self, name: str, port: int) -> Child:
         """Start `name` again on `port` and wait until it serves (a dead child stays in children
         when this fails, so the next supervise round sees it dead again)."""
-        module = "gateway" if name == "gateway" else f"trainhouse.{name}"
+        module = "trainhouse.gateway" if name == "gateway" else f"trainhouse.{name}"
         var = config.GATEWAY_PORT_VAR if name == "gateway" else config.SERVICES[name][0]
         new = self._spawn(name, module, var, port)
         if name == "gateway":

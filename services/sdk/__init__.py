@@ -1,4 +1,4 @@
-"""The trainhouse Python SDK (``trainhouse.sdk`` once packaged): ``Client`` and ``AsyncClient``
+"""The trainhouse Python SDK: ``Client`` and ``AsyncClient``
 over the canonical REST API (/v1). It depends on httpx and pydantic only, never on the servers'
 code, because it ships to clients. docs/sdk.md is the quickstart.
 """

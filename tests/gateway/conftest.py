@@ -52,10 +52,10 @@ def start_gateway(home: Path, extra_env: dict[str, str] | None = None, timeout: 
                 "TRAINHOUSE_INTERNAL_KEY": os.environ.get("TRAINHOUSE_INTERNAL_KEY") or secrets.token_urlsafe(32)})
     for name in ("TRAINING", "DATA", "EVALUATION", "REGISTRY"):
         env[f"TRAINHOUSE_{name}_ADDR"] = CLOSED
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), str(REPO / ".gen"), env.get("PYTHONPATH")) if p)
+    env.pop("PYTHONPATH", None)  # the installed package, never the source folders as top-level modules
     env.update(extra_env or {})
     log = open(home / "gateway.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=REPO, env=env, stderr=log,
+    proc = subprocess.Popen([sys.executable, "-m", "trainhouse.gateway"], cwd=REPO, env=env, stderr=log,
                             stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -56,7 +56,7 @@ def _env(home: Path, extra: dict[str, str]) -> dict[str, str]:
     env.update({"TRAINHOUSE_HOME": str(home), "TRAINHOUSE_GATEWAY_PORT": "0", **extra})
     for name in ("TRAINING", "DATA", "EVALUATION", "REGISTRY"):
         env[f"TRAINHOUSE_{name}_ADDR"] = CLOSED
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), str(REPO / ".gen"), env.get("PYTHONPATH")) if p)
+    env.pop("PYTHONPATH", None)  # the installed package, never the source folders as top-level modules
     return env
 
 
@@ -67,7 +67,7 @@ def _env(home: Path, extra: dict[str, str]) -> dict[str, str]:
 ])
 def test_gateway_refuses_to_start_with_a_weak_secret(tmp_path: Path, variable: str, value: str, says: str) -> None:
     port_file = tmp_path / "gateway.port"
-    done = subprocess.run([sys.executable, "-m", "gateway"], cwd=REPO, capture_output=True, text=True, timeout=60,
+    done = subprocess.run([sys.executable, "-m", "trainhouse.gateway"], cwd=REPO, capture_output=True, text=True, timeout=60,
                           env=_env(tmp_path, {variable: value, "TRAINHOUSE_PORT_FILE": str(port_file)}))
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
@@ -162,7 +162,7 @@ def test_rs256_jwts_from_a_jwks_file_with_rotation(tmp_path: Path) -> None:
 
 
 def test_an_unreadable_jwks_file_stops_the_start(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "gateway"], cwd=REPO, capture_output=True, text=True, timeout=60,
+    done = subprocess.run([sys.executable, "-m", "trainhouse.gateway"], cwd=REPO, capture_output=True, text=True, timeout=60,
                           env=_env(tmp_path, {"TRAINHOUSE_JWT_JWKS": str(tmp_path / "missing.json")}))
     assert done.returncode != 0
     assert "TRAINHOUSE_JWT_JWKS: cannot read a JWKS" in done.stderr.strip().splitlines()[-1]

@@ -27,7 +27,7 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
     for name in ("TRAINING", "DATA", "EVALUATION", "REGISTRY"):
         env[f"TRAINHOUSE_{name}_PORT"] = "0"
     env.update(extra)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), str(REPO / ".gen"), env.get("PYTHONPATH")) if p)
+    env.pop("PYTHONPATH", None)  # the installed package, never the source folders as top-level modules
     return env
 
 
