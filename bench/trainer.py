@@ -89,9 +89,12 @@ def best_of(fns: dict[str, Callable[[], None]], repeats: int | None = None) -> d
 # -- NumPy side ------------------------------------------------------------------------------------
 def numpy_trainer(examples: list[Example], batch: int, epochs: int, **options: Any) -> Callable[[], None]:
     """Our trainer end to end (data featurized beforehand, as a job does before its first step)."""
+    # The featurizer and the update rule are pinned: with 2,000 examples the "auto" settings would
+    # pick the large-data ones (a 2^17-wide featurizer, lazy updates), not the problem PyTorch solves.
+    options = {"sparse_updates": False, **options}
     cfg = SupervisedConfig(epochs=epochs, batch_size=batch, learning_rate=LR, validation_split=0.0,
                            early_stopping=False, hidden_sizes=(HIDDEN,), dropout=DROPOUT,
-                           scheduler_type="constant", **options)
+                           scheduler_type="constant", featurizer=FeaturizerConfig(), **options)
     trainer = SupervisedTrainer(cfg, examples)
     return lambda: trainer.train()
 
@@ -99,7 +102,8 @@ def numpy_trainer(examples: list[Example], batch: int, epochs: int, **options: A
 def numpy_dense_batches(examples: list[Example], batch: int, epochs: int) -> Callable[[], None]:
     """The previous dense path for reference: each batch densified to (batch, dim) before W1."""
     cfg = SupervisedConfig(epochs=epochs, batch_size=batch, learning_rate=LR, validation_split=0.0,
-                           early_stopping=False, hidden_sizes=(HIDDEN,), dropout=DROPOUT, scheduler_type="constant")
+                           early_stopping=False, hidden_sizes=(HIDDEN,), dropout=DROPOUT, scheduler_type="constant",
+                           featurizer=FeaturizerConfig(), sparse_updates=False)
     trainer = SupervisedTrainer(cfg, examples)
     x = trainer.x_train
 
@@ -257,7 +261,7 @@ def main() -> None:
         print(f"{kind:<14} {batch:>5} {ours:16,.0f} {theirs_s} {ratio}  {notes}")
         if theirs:
             result(f"NumPy trainer, {kind} input, batch {batch}", ours, "samples/s", theirs, "PyTorch CPU")
-    print("\nratio = NumPy samples/s / PyTorch samples/s (target >= 0.8); best of "
+    print("\nratio = NumPy samples/s / PyTorch samples/s (target >= 1.0); best of "
           f"{REPEATS} alternating runs each.")
 
 
