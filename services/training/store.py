@@ -307,13 +307,34 @@ class JobStore:
 
     # --- metrics and checkpoints ----------------------------------------------------------------
     def metrics(self, job_id: str, names: list[str], page: PageRequest) -> Page:
-        """A keyset page of a job's metric points in recording order (one point per event sequence)."""
+        """A keyset page of a job's metric points in recording order (one point per event sequence).
+
+        Points are appended in sequence order, so DuckDB's zone maps (min/max of ``sequence`` per
+        row group) can skip most of a long history, but only for a bounded range: an open-ended
+        ``ORDER BY sequence LIMIT n`` sorts every matching point of the job (250k of a 1M-point
+        job). The page is therefore first asked within a window of sequences after the token's,
+        widened eightfold until it holds a full page; a window that holds ``size + 1`` points
+        holds exactly the first ``size + 1`` of the unbounded query, and once the window would
+        reach the job's last sequence the query is the unbounded one. A page with ``skip`` or a
+        total count goes straight to the unbounded query."""
         where, params = ["job_id = ?"], [job_id]
         if names:
             where.append("name IN (" + ", ".join("?" for _ in names) + ")")
             params += names
-        return fetch_page(self.db, "metrics", where, params, Order((SortKey("sequence", kind=int),)), page,
-                          columns="name, value, epoch, step, time")
+        order = Order((SortKey("sequence", kind=int),))
+        columns = "name, value, epoch, step, time"
+        if not page.skip and not page.with_total:
+            start = order.decode(page.after)[0] if page.after is not None else 0
+            rows = self.db.query("SELECT last_sequence FROM jobs WHERE job_id = ?", [job_id])
+            last = int(rows[0][0] or 0) if rows else 0
+            width = max(4 * (page.size + 1), 4096)
+            while start + width < last:
+                bounded = fetch_page(self.db, "metrics", [*where, "sequence <= ?"], [*params, start + width], order,
+                                     page, columns=columns)
+                if bounded.next_page_token:
+                    return bounded
+                width *= 8
+        return fetch_page(self.db, "metrics", where, params, order, page, columns=columns)
 
     def metric_history(self, job_id: str, name: str) -> list[float]:
         """One value of metric ``name`` per epoch, in epoch order (the epoch's last point when it
