@@ -239,9 +239,18 @@ class JobStore:
         A commit costs far more than a row, so the runner hands over everything a worker sent
         since the last write: the history stays per-event, the cost is per batch.
         """
+        return self.append_events_rows(job_id, events)[-1]["sequence"]
+
+    def append_events_rows(self, job_id: str,
+                           events: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> list[dict[str, Any]]:
+        """``append_events``, returning the committed rows as ``events_after`` reads them, so the
+        event hub can hand them to live watchers without reading them back (events.py)."""
+        if not events:
+            raise ValueError("no events to append")
         t = _naive_utc(now())
         with self.db.transaction() as con:
-            seq = con.execute("SELECT last_sequence FROM jobs WHERE job_id = ?", [job_id]).fetchone()[0]
+            seq, agent_id, account_id = con.execute(
+                "SELECT last_sequence, agent_id, account_id FROM jobs WHERE job_id = ?", [job_id]).fetchone()
             fields: dict[str, Any] = {}
             sequences, kinds, payloads = [], [], []
             metric_rows: list[tuple] = []
@@ -282,7 +291,9 @@ class JobStore:
             fields["update_time"] = t
             sets = ", ".join(f"{k} = ?" for k in fields)
             con.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", list(fields.values()) + [job_id])
-        return seq
+        return [{"sequence": sq, "time": t, "kind": kind, "payload_json": payload, "cursor": cursor,
+                 "agent_id": agent_id, "account_id": account_id}
+                for sq, kind, payload, cursor in zip(sequences, kinds, payloads, cursors)]
 
     def events_after(self, job_id: str, after: int, limit: int = 500) -> list[dict[str, Any]]:
         return self.db.query_dicts(
