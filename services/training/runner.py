@@ -116,7 +116,7 @@ class JobRunner:
         resume_from = checkpoint["path"] if checkpoint and Path(checkpoint["path"] or "").exists() else None
         spec = {"job_id": job_id, "job_dir": str(self.job_dir(job_id)),
                 "config": json.loads(job["config_json"])["resolved"], "method": job["method"],
-                "resume_from": resume_from}
+                "resume_from": resume_from, "progress_events": self.settings.progress_events}
         fields: dict[str, Any] = {}
         if job["start_time"] is None:
             fields["start_time"] = now().replace(tzinfo=None)
