@@ -48,7 +48,7 @@ def run_job(env: dict[str, str], epochs: int) -> tuple[float, int, float]:
 
 
 def store_batched_rate() -> float:
-    from services.training.store import JobStore
+    from trainhouse.training.store import JobStore
     with tempfile.TemporaryDirectory() as tmp:
         store = JobStore(Path(tmp) / "training.duckdb")
         store.create_job({"job_id": "j", "agent_id": "a", "account_id": "x", "method": "supervised",

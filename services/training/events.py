@@ -18,7 +18,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from services.training.store import TERMINAL_STATES, JobStore
+from trainhouse.training.store import TERMINAL_STATES, JobStore
 
 TAIL_EVENTS = 2000
 TAIL_JOBS = 64

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from services.training import events as events_module
-from services.training.events import EventHub
-from services.training.store import JobStore
+from trainhouse.training import events as events_module
+from trainhouse.training.events import EventHub
+from trainhouse.training.store import JobStore
 
 
 @pytest.fixture

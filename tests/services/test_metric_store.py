@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.pagination import PageRequest, _decode_token
-from services.training.store import JobStore
+from trainhouse.common.pagination import PageRequest, _decode_token
+from trainhouse.training.store import JobStore
 
 NAMES = ("loss", "accuracy", "validation_loss", "learning_rate")
 

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from services.common.config import TrainingSettings
-from services.training.worker import QueueCallbacks
+from trainhouse.common.config import TrainingSettings
+from trainhouse.training.worker import QueueCallbacks
 
 
 @pytest.mark.parametrize("raw,expected", [("", True), ("false", False), ("0", False), ("On", True)])
