@@ -59,20 +59,26 @@ def main() -> None:
         result(f"metric event append, batches of {BATCH} (store: events+metrics+job row per transaction)", batched,
                "points/s", bare_batched, "bare executemany of the same batches")
 
-        # 1M-point history, bulk-loaded with SQL, then queried through the store's own query.
+        # 1M-point history, bulk-loaded with SQL, then queried through the store's own query. The job
+        # row says how far its events go (last_sequence), as a real job's does.
+        store.create_job({"job_id": "job-big", "agent_id": "a", "account_id": "x", "method": "supervised",
+                          "state": "completed", "config_json": "{}"})
+        store.db.execute("UPDATE jobs SET last_sequence = ? WHERE job_id = 'job-big'", [POINTS])
         store.db.execute(
             "INSERT INTO metrics SELECT 'job-big', i, "
             "['loss', 'accuracy', 'validation_loss', 'learning_rate'][(i % 4) + 1], random(), i // 4, i // 4, "
             f"TIMESTAMP '2026-01-01' FROM range({POINTS}) t(i)")
         con = store.db._con
         total = store.metrics("job-big", ["loss"], PageRequest(size=1, with_total=True)).total_size
-        t0 = time.perf_counter()
-        store.metrics("job-big", ["loss"], PageRequest(size=10_000))
-        ours_q = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        con.execute("SELECT name, value, epoch, step, time FROM metrics WHERE job_id = 'job-big' AND name = 'loss' "
-                    "LIMIT 10000").fetchall()
-        bare_q = time.perf_counter() - t0
+        ours_q = bare_q = float("inf")
+        for _ in range(5):  # alternating, best of 5 each
+            t0 = time.perf_counter()
+            store.metrics("job-big", ["loss"], PageRequest(size=10_000))
+            ours_q = min(ours_q, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            con.execute("SELECT name, value, epoch, step, time FROM metrics WHERE job_id = 'job-big' "
+                        "AND name = 'loss' LIMIT 10000").fetchall()
+            bare_q = min(bare_q, time.perf_counter() - t0)
         result(f"history page (10k of {total:,} loss points, 1M-point job)", ours_q * 1000, "ms", bare_q * 1000,
                "bare SELECT without ordering/count")
         store.close()

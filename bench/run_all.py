@@ -20,6 +20,7 @@ SCRIPTS = [
     ("unary RPC vs bare grpcio", "rpc_overhead.py", []),
     ("event latency: trainer -> WatchJob subscriber", "event_latency.py", []),
     ("DuckDB metrics: append and 1M-point history", "metrics_store.py", []),
+    ("metrics ingestion while a real job trains (event storage on vs off)", "metrics_ingestion.py", []),
     ("TrainingService while small jobs stream events", "training_under_load.py", []),
     ("gateway requests/s", "gateway_throughput.py", []),
     ("synthetic data generation", "data_generation.py", []),

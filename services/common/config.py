@@ -52,6 +52,20 @@ def env_float(name: str, default: float, low: float = -math.inf, high: float = m
     return value
 
 
+def env_flag(name: str, default: bool) -> bool:
+    """A switch from TRAINHOUSE_<name>: true/false (also 1/0, yes/no, on/off); anything else stops
+    the process at start with a message naming the variable."""
+    raw = os.environ.get(PREFIX + name)
+    if raw in (None, ""):
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SystemExit(f"{PREFIX}{name} must be true or false, got {raw!r}")
+
+
 def home() -> Path:
     """The data folder; created on first use so a fresh checkout needs no setup."""
     path = Path(env_str("HOME", "./.trainhouse")).resolve()
@@ -93,6 +107,10 @@ class TrainingSettings:
     max_running_per_account: int
     max_running_total: int
     rpc_timeout_s: float
+    # False: workers do not send progress events (epoch, step, metric points) at all, so nothing of
+    # them is queued, stored or streamed; status, checkpoints, budget and logs still are. For
+    # measuring what event storage costs a job (bench/metrics_ingestion.py), or jobs nobody watches.
+    progress_events: bool = True
 
     @classmethod
     def from_env(cls) -> "TrainingSettings":
@@ -100,4 +118,5 @@ class TrainingSettings:
             max_running_per_account=env_int("MAX_RUNNING_JOBS_PER_ACCOUNT", 5),
             max_running_total=env_int("MAX_RUNNING_JOBS", 8),
             rpc_timeout_s=env_float("RPC_TIMEOUT_S", 30.0),
+            progress_events=env_flag("TRAINING_PROGRESS_EVENTS", True),
         )

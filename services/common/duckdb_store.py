@@ -85,6 +85,12 @@ class DuckStore:
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row)) for row in cur.fetchall()]
 
+    def query_rows(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple]]:
+        """(column names, row tuples): for callers that build their own row objects."""
+        with self._read() as con:
+            cur = con.execute(sql, params or [])
+            return [d[0] for d in cur.description], cur.fetchall()
+
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         with self._lock:
             self._con.execute(sql, params or [])
@@ -140,6 +146,20 @@ def _objects(values: Sequence[Any]) -> np.ndarray:
     return out
 
 
+def _column(values: Sequence[Any]) -> np.ndarray:
+    """A typed NumPy column where the values allow it (all int, or all float: DuckDB scans those
+    without touching a Python object, ~10x faster than an object column), else an object column."""
+    kinds = {type(v) for v in values}
+    if kinds == {int}:
+        try:
+            return np.fromiter(values, dtype=np.int64, count=len(values))
+        except OverflowError:
+            return _objects(values)
+    if kinds and kinds <= {float, int}:
+        return np.fromiter(values, dtype=np.float64, count=len(values))
+    return _objects(values)
+
+
 def insert_columns(con: duckdb.DuckDBPyConnection, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
     """Insert rows given as equally long columns (None = NULL); call inside the store's lock."""
     lengths = {len(v) for v in columns.values()}
@@ -155,7 +175,7 @@ def insert_columns(con: duckdb.DuckDBPyConnection, table: str, columns: Mapping[
                     [v for values in zip(*columns.values()) for v in values])
         return
     view = f"_bulk_{uuid.uuid4().hex}"
-    con.register(view, {name: _objects(values) for name, values in columns.items()})
+    con.register(view, {name: _column(values) for name, values in columns.items()})
     try:
         con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {view}")
     finally:

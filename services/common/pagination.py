@@ -152,15 +152,19 @@ def fetch_page(db: "DuckStore", source: str, where: Sequence[str], params: Seque
     outer, outer_params = "TRUE", []
     if page.after is not None:
         outer, outer_params = order.after(order.decode(page.after))
-    rows = db.query_dicts(
+    names, tuples = db.query_rows(
         f"SELECT * FROM (SELECT {columns}, {keys} FROM {source} WHERE {filters}) AS page_rows "
         f"WHERE {outer} ORDER BY {order.order_by()} LIMIT ? OFFSET ?",
         [*key_params, *params, *outer_params, page.size + 1, page.skip])
-    more = len(rows) > page.size
-    rows = rows[:page.size]
-    token = _encode_token([rows[-1][f"{_KEY_COLUMN}{i}"] for i in range(len(order.keys))], page.digest) if more else ""
+    more = len(tuples) > page.size
+    tuples = tuples[:page.size]
+    # The key columns come last: each row's dict is built once, from the columns before them (a
+    # 10k-point metric page spent more time building and filtering dicts than in DuckDB).
+    n_keys = len(order.keys)
+    shown = names[:len(names) - n_keys]
+    token = _encode_token(list(tuples[-1][len(shown):]), page.digest) if more else ""
     total = db.query(f"SELECT count(*) FROM {source} WHERE {filters}", list(params))[0][0] if page.with_total else 0
-    return Page([{k: v for k, v in r.items() if not k.startswith(_KEY_COLUMN)} for r in rows], token, total)
+    return Page([dict(zip(shown, row)) for row in tuples], token, total)
 
 
 def list_page(items: Sequence[Any], page: PageRequest) -> Page:

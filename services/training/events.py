@@ -2,15 +2,26 @@
 
 Appends go through the store (durable first), then wake the watchers; a watcher reads from the
 store, so a late or reconnecting subscriber sees the same ordered history as a live one.
+
+Live delivery does not read the store back: after each commit the hub keeps the committed rows in
+a short in-memory tail per job (the most recent TAIL_EVENTS events of the TAIL_JOBS most recently
+written jobs), and a watcher that is caught up takes its next events from there when they follow
+its last sequence without a gap; otherwise (a late subscriber, an evicted tail, two appends
+published out of order) it reads the store as before. A wake-up caused by another job's append
+costs a dictionary lookup instead of two DuckDB queries.
 """
 from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from trainhouse.training.store import TERMINAL_STATES, JobStore
+
+TAIL_EVENTS = 2000
+TAIL_JOBS = 64
 
 
 def _event(row: dict[str, Any]) -> dict[str, Any]:
@@ -25,23 +36,43 @@ class EventHub:
         self._changed = threading.Condition()
         self._closed = False
         self._version = 0  # bumped on every append, so a watcher never sleeps through one
+        self._tails: OrderedDict[str, deque] = OrderedDict()  # job -> its latest committed rows
 
     def append(self, job_id: str, kind: str, payload: dict[str, Any],
                job_fields: dict[str, Any] | None = None) -> int:
-        seq = self.store.append_event(job_id, kind, payload, job_fields)
-        with self._changed:
-            self._version += 1
-            self._changed.notify_all()
-        return seq
+        return self.append_many(job_id, [(kind, payload, job_fields or {})])
 
     def append_many(self, job_id: str, events: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> int:
         if not events:
             return 0
-        seq = self.store.append_events(job_id, events)
+        rows = self.store.append_events_rows(job_id, events)  # durable first
         with self._changed:
+            tail = self._tails.pop(job_id, None) or deque(maxlen=TAIL_EVENTS)
+            tail.extend(rows)
+            self._tails[job_id] = tail  # most recently written last
+            while len(self._tails) > TAIL_JOBS:
+                self._tails.popitem(last=False)
             self._version += 1
             self._changed.notify_all()
-        return seq
+        return rows[-1]["sequence"]
+
+    def _from_tail(self, job_id: str, after: int) -> list[dict[str, Any]] | None:
+        """The committed rows after sequence ``after`` from memory ([] when there are none yet), or
+        None when the tail cannot answer for certain (not held, or not contiguous from after + 1)."""
+        with self._changed:
+            tail = self._tails.get(job_id)
+            if not tail or tail[0]["sequence"] > after + 1:
+                return None
+            if tail[-1]["sequence"] <= after:
+                last = tail[-1]
+                terminal = last["kind"] == "status" and json.loads(last["payload_json"]).get("terminal")
+                # Caught up, unless the last event ended the job (the store then says whether to stop).
+                return [] if last["sequence"] == after and not terminal else None
+            rows = [r for r in tail if r["sequence"] > after]
+        for expected, row in enumerate(rows, start=after + 1):
+            if row["sequence"] != expected:
+                return None
+        return rows
 
     def status(self, job_id: str, state: str, reason: str = "", message: str = "",
                **job_fields: Any) -> int:
@@ -62,7 +93,16 @@ class EventHub:
         while alive():
             with self._changed:
                 seen = self._version
-            batch = self.store.events_after(job_id, last)
+            batch = self._from_tail(job_id, last)
+            if batch == []:  # caught up with the committed events; the last one was not terminal
+                with self._changed:
+                    if self._closed:
+                        return
+                    if self._version == seen:
+                        self._changed.wait(timeout=1.0)
+                continue
+            if batch is None:
+                batch = self.store.events_after(job_id, last)
             for row in batch:
                 event = _event(row)
                 yield event

@@ -239,9 +239,18 @@ class JobStore:
         A commit costs far more than a row, so the runner hands over everything a worker sent
         since the last write: the history stays per-event, the cost is per batch.
         """
+        return self.append_events_rows(job_id, events)[-1]["sequence"]
+
+    def append_events_rows(self, job_id: str,
+                           events: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> list[dict[str, Any]]:
+        """``append_events``, returning the committed rows as ``events_after`` reads them, so the
+        event hub can hand them to live watchers without reading them back (events.py)."""
+        if not events:
+            raise ValueError("no events to append")
         t = _naive_utc(now())
         with self.db.transaction() as con:
-            seq = con.execute("SELECT last_sequence FROM jobs WHERE job_id = ?", [job_id]).fetchone()[0]
+            seq, agent_id, account_id = con.execute(
+                "SELECT last_sequence, agent_id, account_id FROM jobs WHERE job_id = ?", [job_id]).fetchone()
             fields: dict[str, Any] = {}
             sequences, kinds, payloads = [], [], []
             metric_rows: list[tuple] = []
@@ -282,7 +291,9 @@ class JobStore:
             fields["update_time"] = t
             sets = ", ".join(f"{k} = ?" for k in fields)
             con.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", list(fields.values()) + [job_id])
-        return seq
+        return [{"sequence": sq, "time": t, "kind": kind, "payload_json": payload, "cursor": cursor,
+                 "agent_id": agent_id, "account_id": account_id}
+                for sq, kind, payload, cursor in zip(sequences, kinds, payloads, cursors)]
 
     def events_after(self, job_id: str, after: int, limit: int = 500) -> list[dict[str, Any]]:
         return self.db.query_dicts(
@@ -307,13 +318,34 @@ class JobStore:
 
     # --- metrics and checkpoints ----------------------------------------------------------------
     def metrics(self, job_id: str, names: list[str], page: PageRequest) -> Page:
-        """A keyset page of a job's metric points in recording order (one point per event sequence)."""
+        """A keyset page of a job's metric points in recording order (one point per event sequence).
+
+        Points are appended in sequence order, so DuckDB's zone maps (min/max of ``sequence`` per
+        row group) can skip most of a long history, but only for a bounded range: an open-ended
+        ``ORDER BY sequence LIMIT n`` sorts every matching point of the job (250k of a 1M-point
+        job). The page is therefore first asked within a window of sequences after the token's,
+        widened eightfold until it holds a full page; a window that holds ``size + 1`` points
+        holds exactly the first ``size + 1`` of the unbounded query, and once the window would
+        reach the job's last sequence the query is the unbounded one. A page with ``skip`` or a
+        total count goes straight to the unbounded query."""
         where, params = ["job_id = ?"], [job_id]
         if names:
             where.append("name IN (" + ", ".join("?" for _ in names) + ")")
             params += names
-        return fetch_page(self.db, "metrics", where, params, Order((SortKey("sequence", kind=int),)), page,
-                          columns="name, value, epoch, step, time")
+        order = Order((SortKey("sequence", kind=int),))
+        columns = "name, value, epoch, step, time"
+        if not page.skip and not page.with_total:
+            start = order.decode(page.after)[0] if page.after is not None else 0
+            rows = self.db.query("SELECT last_sequence FROM jobs WHERE job_id = ?", [job_id])
+            last = int(rows[0][0] or 0) if rows else 0
+            width = max(4 * (page.size + 1), 4096)
+            while start + width < last:
+                bounded = fetch_page(self.db, "metrics", [*where, "sequence <= ?"], [*params, start + width], order,
+                                     page, columns=columns)
+                if bounded.next_page_token:
+                    return bounded
+                width *= 8
+        return fetch_page(self.db, "metrics", where, params, order, page, columns=columns)
 
     def metric_history(self, job_id: str, name: str) -> list[float]:
         """One value of metric ``name`` per epoch, in epoch order (the epoch's last point when it

@@ -25,6 +25,8 @@ PARITY_TOLERANCE = 1e-5
 # Per-step progress is forwarded at most this many times per job (plus the last step): every
 # epoch, metric and checkpoint event is kept, but a 100k-step job must not write 100k rows.
 MAX_STEP_EVENTS = 500
+# What TRAINHOUSE_TRAINING_PROGRESS_EVENTS=false stops at the source (config.TrainingSettings).
+PROGRESS_EVENTS = ("epoch", "step", "metric")
 
 
 def exit_if_orphaned(parent: int | None) -> None:
@@ -56,8 +58,10 @@ class BoundedQueue:
 class QueueCallbacks:
     """Trainer callbacks that forward events to the service and poll for a stop request."""
 
-    def __init__(self, queue: Any, cancel: Any, shutdown: Any, checkpoint_dir: str, watch_parent: bool = True):
+    def __init__(self, queue: Any, cancel: Any, shutdown: Any, checkpoint_dir: str, watch_parent: bool = True,
+                 progress_events: bool = True):
         self.parent = os.getppid() if watch_parent else None
+        self.progress_events = progress_events
         self.queue = queue
         self.cancel = cancel
         self.shutdown = shutdown
@@ -69,6 +73,8 @@ class QueueCallbacks:
         return "shutdown" if self.shutdown.is_set() and not self.cancel.is_set() else "cancel"
 
     def on_event(self, kind: str, payload: dict[str, Any]) -> None:
+        if not self.progress_events and kind in PROGRESS_EVENTS:
+            return
         if kind == "step":
             total = int(payload.get("total_steps") or 0)
             every = max(1, total // MAX_STEP_EVENTS)
@@ -142,7 +148,8 @@ def _run(spec: dict[str, Any], queue: Any, cancel: Any, shutdown: Any) -> None:
     job_dir = Path(spec["job_dir"])
     data = json.loads((job_dir / "examples.json").read_text())
     callbacks = QueueCallbacks(queue, cancel, shutdown, str(job_dir / "checkpoints"),
-                               watch_parent=spec.get("watch_parent", True))
+                               watch_parent=spec.get("watch_parent", True),
+                               progress_events=spec.get("progress_events", True))
     (job_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     if spec["method"] == "grpo":
         _run_grpo(spec, job_dir, data, queue, callbacks)
