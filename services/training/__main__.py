@@ -15,6 +15,7 @@ from services.training import peers
 from services.training.autotrain import AutoTrainer
 from services.training.events import EventHub
 from services.training.executors import make_executor
+from services.training.hot_jobs import HotJobs
 from services.training.jobs import Jobs
 from services.training.runner import JobRunner
 from services.training.servicer import TrainingServicer
@@ -28,6 +29,7 @@ def build() -> ServiceApp:
     home = config.home()
     check_every_s = config.autotrain_check_s()  # a bad value stops the process before anything starts
     store = JobStore(home / "training.duckdb")
+    HotJobs.install(store)  # job rows from memory for GetJob and the watchers' polls (hot_jobs.py)
     hub = EventHub(store)
 
     def register(job: dict, artifact: str, metrics: dict, split: dict | None) -> tuple[str, dict | None]:
