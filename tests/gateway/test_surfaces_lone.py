@@ -232,6 +232,20 @@ def test_jsonrpc_per_method_limits(limited) -> None:  # noqa: ANN001
         assert r.status_code == 200 and [e["error"]["code"] for e in r.json()] == [-32029, -32603]
 
 
+def test_jsonrpc_batch_is_charged_in_request_order(limited) -> None:  # noqa: ANN001
+    """A batch's calls run concurrently, but their rate-limit charges are spent in request order:
+    with 3 get_status calls a minute, the first three of five are admitted and the last two refused."""
+    with httpx.Client(base_url=limited.url, timeout=30) as c:
+        token = bearer(make_token(c, LONE_ADMIN, ["training:view"]))
+        batch = [rpc("training.get_status", {"job_id": f"j{i}"}, i) for i in range(5)]
+        r = c.post(RPC, json=batch, headers=token)
+        assert r.status_code == 200
+        # No backend behind a lone gateway: an admitted call fails as -32603, a refused one as -32029.
+        assert [(e["id"], e["error"]["code"]) for e in r.json()] == [
+            (0, -32603), (1, -32603), (2, -32603), (3, -32029), (4, -32029)]
+        assert r.headers["X-RateLimit-Remaining"] == "0"
+
+
 def test_a_burst_of_parallel_requests_never_exceeds_the_limit(limited) -> None:  # noqa: ANN001
     with httpx.Client(base_url=limited.url, timeout=30) as c:
         token = bearer(make_token(c, LONE_ADMIN, ["training:view"], rateLimitPerHour=20))
