@@ -276,3 +276,29 @@ def test_rate_limit_state_survives_a_restart(tmp_path) -> None:  # noqa: ANN001
             assert r.headers["X-RateLimit-Remaining"] == "0" and int(r.headers["Retry-After"]) > 0
     finally:
         assert gw.stop() == 0
+
+
+def test_unchanged_lists_answer_304_without_spending_the_hourly_budget(limited) -> None:  # noqa: ANN001
+    """The dashboard's polls: a GET naming the current ETag gets 304 with no body and gives its
+    `requests` charge back; a change of the list gives a new ETag and a full answer (charged)."""
+    with httpx.Client(base_url=limited.url, timeout=30) as c:
+        token = bearer(make_token(c, LONE_ADMIN, ["training:view", "admin"], rateLimitPerHour=5))
+        r = c.get("/api/v1/webhooks", headers=token)
+        assert r.status_code == 200 and r.headers["X-RateLimit-Remaining"] == "4"
+        tag = r.headers["ETag"]
+        for _ in range(12):  # more polls than the whole hourly budget
+            again = c.get("/api/v1/webhooks", headers={**token, "If-None-Match": tag})
+            assert again.status_code == 304 and again.content == b"" and again.headers["ETag"] == tag
+            assert again.headers["X-RateLimit-Remaining"] == "4"
+        assert c.get("/api/v1/webhooks", headers={**token, "If-None-Match": 'W/"other", ' + tag}).status_code == 304
+        stale = c.get("/api/v1/webhooks", headers={**token, "If-None-Match": '"not-the-tag"'})
+        assert stale.status_code == 200 and stale.json() == r.json() and stale.headers["ETag"] == tag
+        assert stale.headers["X-RateLimit-Remaining"] == "3"
+        r = c.get("/api/v1/auth/tokens", headers=token)
+        tag = r.headers["ETag"]
+        assert r.headers["X-RateLimit-Remaining"] == "2"
+        assert c.get("/api/v1/auth/tokens", headers={**token, "If-None-Match": tag}).status_code == 304
+        make_token(c, LONE_ADMIN, ["training:view"])  # the list of tokens changes
+        changed = c.get("/api/v1/auth/tokens", headers={**token, "If-None-Match": tag})
+        assert changed.status_code == 200 and changed.headers["ETag"] != tag
+        assert changed.headers["X-RateLimit-Remaining"] == "1"
