@@ -99,3 +99,36 @@ class HotJobs:
         if visible is not None and row.get("account_id") != visible:
             raise NotFound("job", job_id)
         return dict(row)
+
+
+class FinishedAnswers:
+    """GetJob's answer for a job that has ended, built once per row content.
+
+    A finished job's message depends on its row only (no estimate from the clock, which a running
+    or queued job's has), so the answer built for one exact row is the answer for that row until
+    any of its columns changes: the key is the whole row. Profiled: building the message (the
+    config's JSON, the Struct, the timestamps) was most of GetJob's remaining handler time. The
+    cached messages are shared: callers send them and never change them."""
+
+    def __init__(self, max_rows: int = 1024):
+        self.max_rows = max_rows
+        self._answers: OrderedDict[tuple, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, row: dict[str, Any], build: Callable[[dict[str, Any]], Any]) -> Any:
+        key = tuple(row.items())
+        try:
+            hash(key)
+        except TypeError:  # a column of a type that cannot key a dict: answer without keeping it
+            return build(row)
+        with self._lock:
+            answer = self._answers.get(key)
+            if answer is not None:
+                self._answers.move_to_end(key)
+                return answer
+        answer = build(row)
+        with self._lock:
+            self._answers[key] = answer
+            if len(self._answers) > self.max_rows:
+                self._answers.popitem(last=False)
+        return answer

@@ -93,3 +93,24 @@ def test_every_job_write_path_is_wrapped():
             assert name in WRITERS, f"JobStore.{name} writes jobs but hot_jobs does not wrap it"
     # append_event delegates to append_events (wrapped): it must not write on its own.
     assert "append_events" in inspect.getsource(JobStore.append_event)
+
+
+def test_finished_answers_follow_the_row(store):
+    """A finished job's GetJob answer is built once per row content: any column change rebuilds it."""
+    from services.training.convert import job_proto
+    from services.training.hot_jobs import FinishedAnswers
+
+    s, _ = store
+    s.create_job(_job("j5"))
+    s.update_job("j5", state="completed", current_epoch=2)
+    answers, built = FinishedAnswers(), []
+
+    def build(row: dict):
+        built.append(row["job_id"])
+        return job_proto(row)
+
+    first = answers.get(s.get_job("j5"), build)
+    assert answers.get(s.get_job("j5"), build) is first and len(built) == 1
+    s.update_job("j5", model_version_id="v1.0.0")
+    again = answers.get(s.get_job("j5"), build)
+    assert again is not first and again.model_version_id == "v1.0.0" and len(built) == 2
