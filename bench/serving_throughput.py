@@ -29,7 +29,7 @@ from _common import channel, result
 import grpc
 import httpx
 
-from services.launcher import Stack
+from trainhouse.launcher import Stack
 from serving import AGENT, train
 from tests.intents import make_examples
 from trainhouse.v1 import model_registry_pb2, model_registry_pb2_grpc, model_version_pb2
@@ -55,7 +55,7 @@ def _bare_http(model_path: str, port_file: str) -> None:
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from services.core.onnx_model import OnnxModel
+    from trainhouse.core.onnx_model import OnnxModel
 
     model = OnnxModel.from_path(model_path)
 
@@ -72,7 +72,7 @@ def _bare_http(model_path: str, port_file: str) -> None:
 
 
 def _bare_grpc(model_path: str, port_file: str) -> None:
-    from services.core.onnx_model import OnnxModel
+    from trainhouse.core.onnx_model import OnnxModel
 
     model = OnnxModel.from_path(model_path)
 

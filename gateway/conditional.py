@@ -21,7 +21,7 @@ import hashlib
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.ratelimit import CONDITIONAL, REQUESTS, tightest
+from trainhouse.gateway.ratelimit import CONDITIONAL, REQUESTS, tightest
 
 
 def etag_of(body: bytes) -> str:

@@ -5,7 +5,7 @@ Groups and their defaults come from the seeds:
 - ``generation``: generated examples, 10,000 per hour, spent by the example count (seed 000);
 - ``evaluations``: 100 per day (seed 000);
 - ``rpc:<method>``: the JSON-RPC per-method table, per minute (seed 003);
-- ``conditional``: GETs answered 304 Not Modified (gateway.conditional), 36,000 per hour; such a
+- ``conditional``: GETs answered 304 Not Modified (trainhouse.gateway.conditional), 36,000 per hour; such a
   request's ``requests`` charge is given back, so a polling dashboard never spends the hourly budget.
 (Seed 000's "5 concurrent training jobs per account" is a running-job cap, enforced by
 TrainingService where the jobs are.)
@@ -27,8 +27,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.common import config
-from services.common.duckdb_store import DuckStore
+from trainhouse.common import config
+from trainhouse.common.duckdb_store import DuckStore
 
 REQUESTS = "requests"
 GENERATION = "generation"

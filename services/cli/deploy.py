@@ -5,12 +5,12 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from services.cli import output
-from services.cli.errors import CliError, ExitCode
-from services.cli.evaluation import message_json
-from services.cli.options import Json, Timeout, reports_errors
-from services.cli.records import enum_word
-from services.cli.transport import GrpcBackend
+from trainhouse.cli import output
+from trainhouse.cli.errors import CliError, ExitCode
+from trainhouse.cli.evaluation import message_json
+from trainhouse.cli.options import Json, Timeout, reports_errors
+from trainhouse.cli.records import enum_word
+from trainhouse.cli.transport import GrpcBackend
 
 
 def _environment(staging: bool) -> int:

@@ -11,11 +11,11 @@ from typing import Annotated, Any, Literal, Optional
 
 import typer
 
-from services.cli import output
-from services.cli.errors import CliError, ExitCode
-from services.cli.jsonl import examples_proto, read_examples
-from services.cli.options import Json, Timeout, reports_errors
-from services.cli.transport import GrpcBackend
+from trainhouse.cli import output
+from trainhouse.cli.errors import CliError, ExitCode
+from trainhouse.cli.jsonl import examples_proto, read_examples
+from trainhouse.cli.options import Json, Timeout, reports_errors
+from trainhouse.cli.transport import GrpcBackend
 
 EVALUATION_TYPES = ("comprehensive", "standard", "quick")
 REPORT_FORMATS = ("html", "markdown", "json")

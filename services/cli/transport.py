@@ -1,6 +1,6 @@
 """The two ways the CLI reaches trainhouse: gRPC to the services, or REST through the gateway.
 
-Both classes offer the same methods and return the records of services.cli.records, so a
+Both classes offer the same methods and return the records of trainhouse.cli.records, so a
 command is written once and `--url` only changes who answers. Every failure leaves here as a
 CliError (exit code, message, field); nothing transport-specific escapes to the commands.
 """
@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from services.cli import records
-from services.cli.errors import GRPC_EXIT, CliError, ExitCode, from_http_error, from_rpc_error, invalid
-from services.cli.jsonl import ExampleFile, examples_proto
-from services.common import config
-from gateway.convert import ts_iso
+from trainhouse.cli import records
+from trainhouse.cli.errors import GRPC_EXIT, CliError, ExitCode, from_http_error, from_rpc_error, invalid
+from trainhouse.cli.jsonl import ExampleFile, examples_proto
+from trainhouse.common import config
+from trainhouse.gateway.convert import ts_iso
 
 
 @dataclass
@@ -64,7 +64,7 @@ def resolve_token(token: str | None) -> str:
 # ---- gRPC ----------------------------------------------------------------------------------
 
 class GrpcBackend:
-    """Talks to the four services directly (addresses from services.common.config)."""
+    """Talks to the four services directly (addresses from trainhouse.common.config)."""
 
     kind = "grpc"
 
@@ -85,7 +85,7 @@ class GrpcBackend:
         """One unary RPC with the deadline; failures become CliError."""
         import grpc
 
-        from services.common.clients import channel
+        from trainhouse.common.clients import channel
 
         target = config.service_address(service)
         stub = _stub(service, channel(service, target))
@@ -120,7 +120,7 @@ class GrpcBackend:
 
     def list_jobs(self, agent_id: str, state: str | None, limit: int, search: str = "",
                   order_by: str = "") -> list[dict[str, Any]]:
-        from services.common.pagination import collect_pages
+        from trainhouse.common.pagination import collect_pages
         from trainhouse.v1 import job_state_pb2, training_service_pb2
 
         state_enum = getattr(job_state_pb2, f"JOB_STATE_{state.upper()}") if state else 0
@@ -143,7 +143,7 @@ class GrpcBackend:
         raises CliError(UNAVAILABLE) so the caller can reconnect from the last sequence."""
         import grpc
 
-        from services.common.clients import channel
+        from trainhouse.common.clients import channel
         from trainhouse.v1 import training_service_pb2
 
         target = config.service_address("training")
@@ -163,7 +163,7 @@ class GrpcBackend:
 
     # -- registry --
     def list_agents(self, limit: int) -> list[dict[str, Any]]:
-        from services.common.pagination import collect_pages
+        from trainhouse.common.pagination import collect_pages
         from trainhouse.v1 import model_registry_pb2
 
         agents = collect_pages(lambda r: self.call("registry", "ListAgents", r), model_registry_pb2.ListAgentsRequest(),
@@ -178,7 +178,7 @@ class GrpcBackend:
         return records.agent_from_proto(resp.agent)
 
     def list_versions(self, agent_id: str, limit: int) -> list[dict[str, Any]]:
-        from services.common.pagination import collect_pages
+        from trainhouse.common.pagination import collect_pages
         from trainhouse.v1 import model_registry_pb2
 
         versions = collect_pages(lambda r: self.call("registry", "ListVersions", r),
@@ -246,7 +246,7 @@ class GrpcBackend:
     def create_sweep(self, body: dict[str, Any]) -> dict[str, Any]:
         from pydantic import ValidationError
 
-        from gateway.resources.sweeps import CreateSweepIn, create_request, sweep_json
+        from trainhouse.gateway.resources.sweeps import CreateSweepIn, create_request, sweep_json
 
         try:
             parsed = CreateSweepIn.model_validate(body)
@@ -257,13 +257,13 @@ class GrpcBackend:
         return sweep_json(self.call("training", "CreateSweep", create_request(parsed)).sweep)
 
     def get_sweep(self, sweep_id: str) -> dict[str, Any]:
-        from gateway.resources.sweeps import sweep_json
+        from trainhouse.gateway.resources.sweeps import sweep_json
         from trainhouse.v1 import training_service_pb2
 
         return sweep_json(self.call("training", "GetSweep", training_service_pb2.GetSweepRequest(sweep_id=sweep_id)).sweep)
 
     def list_sweeps(self, agent_id: str, state: str, limit: int) -> list[dict[str, Any]]:
-        from gateway.resources.sweeps import STATES, sweep_json
+        from trainhouse.gateway.resources.sweeps import STATES, sweep_json
         from trainhouse.v1 import training_service_pb2
 
         resp = self.call("training", "ListSweeps", training_service_pb2.ListSweepsRequest(
@@ -271,7 +271,7 @@ class GrpcBackend:
         return [sweep_json(s) for s in resp.sweeps]
 
     def cancel_sweep(self, sweep_id: str, reason: str) -> dict[str, Any]:
-        from gateway.resources.sweeps import sweep_json
+        from trainhouse.gateway.resources.sweeps import sweep_json
         from trainhouse.v1 import training_service_pb2
 
         return sweep_json(self.call("training", "CancelSweep", training_service_pb2.CancelSweepRequest(
@@ -286,7 +286,7 @@ class GrpcBackend:
         return records.dataset_from_proto(resp.dataset)
 
     def list_datasets(self, limit: int) -> list[dict[str, Any]]:
-        from services.common.pagination import collect_pages
+        from trainhouse.common.pagination import collect_pages
         from trainhouse.v1 import data_service_pb2
 
         datasets = collect_pages(lambda r: self.call("data", "ListDatasets", r), data_service_pb2.ListDatasetsRequest(),

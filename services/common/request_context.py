@@ -1,7 +1,7 @@
 """Request ids across hops: the gateway sends `x-request-id`; every service logs it and passes it on.
 
 A contextvar holds the id for the duration of one RPC handler, the JSON log formatter adds it to
-every line, and channels made by services.common.clients forward it to the next service.
+every line, and channels made by trainhouse.common.clients forward it to the next service.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import grpc
 
-from services.common.interceptors import WrappedHandlers, wrap_handler
+from trainhouse.common.interceptors import WrappedHandlers, wrap_handler
 
 REQUEST_ID_HEADER = "x-request-id"
 logger = logging.getLogger("trainhouse.rpc")
@@ -39,7 +39,7 @@ _ID_SEQUENCE = itertools.count(int(uuid.uuid4().int & 0xFFFFFFFF))
 def _log_rpc(method: str, started: float, failed: bool) -> None:
     if not logger.isEnabledFor(logging.WARNING if failed else logging.DEBUG):
         return  # the usual case for a successful call: nothing to format
-    from services.common.logs import log  # logs imports this module for the request id
+    from trainhouse.common.logs import log  # logs imports this module for the request id
 
     # Successful calls at DEBUG: one formatted line per Predict/GetJob costs more than the call.
     log(logger, "rpc", logging.WARNING if failed else logging.DEBUG, method=method,

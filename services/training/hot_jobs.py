@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from services.core.errors import NotFound
+from trainhouse.core.errors import NotFound
 
 # Methods of JobStore that write the jobs table, with how each names its job.
 WRITERS: dict[str, Callable[..., str | None]] = {

@@ -1,4 +1,4 @@
-"""REST Predict sends its body pre-shaped (gateway.models.json_answer, no response-model pass): it
+"""REST Predict sends its body pre-shaped (trainhouse.gateway.models.json_answer, no response-model pass): it
 must be exactly what the response model renders, for every field that can be present or absent."""
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from gateway.models import Envelope, envelope, json_answer
-from gateway.surfaces.agents import PredictData, predict_data
+from trainhouse.gateway.models import Envelope, envelope, json_answer
+from trainhouse.gateway.surfaces.agents import PredictData, predict_data
 from trainhouse.v1 import model_registry_pb2, model_version_pb2
 
 

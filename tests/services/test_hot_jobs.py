@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from services.core.errors import NotFound
-from services.training.hot_jobs import WRITERS, HotJobs
-from services.training.store import JobStore
+from trainhouse.core.errors import NotFound
+from trainhouse.training.hot_jobs import WRITERS, HotJobs
+from trainhouse.training.store import JobStore
 
 
 def _job(job_id: str, account: str = "acme") -> dict:
@@ -97,8 +97,8 @@ def test_every_job_write_path_is_wrapped():
 
 def test_finished_answers_follow_the_row(store):
     """A finished job's GetJob answer is built once per row content: any column change rebuilds it."""
-    from services.training.convert import job_proto
-    from services.training.hot_jobs import FinishedAnswers
+    from trainhouse.training.convert import job_proto
+    from trainhouse.training.hot_jobs import FinishedAnswers
 
     s, _ = store
     s.create_job(_job("j5"))
