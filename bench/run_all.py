@@ -17,6 +17,7 @@ HERE = Path(__file__).resolve().parent
 SCRIPTS = [
     ("trainer: NumPy vs PyTorch CPU", "trainer.py", []),
     ("serving: Predict via gRPC / REST vs bare ONNX Runtime", "serving.py", []),
+    ("serving: Predict throughput at 1/4/16 clients vs bare uvicorn/grpcio + ORT", "serving_throughput.py", []),
     ("unary RPC vs bare grpcio", "rpc_overhead.py", []),
     ("event latency: trainer -> WatchJob subscriber", "event_latency.py", []),
     ("DuckDB metrics: append and 1M-point history", "metrics_store.py", []),

@@ -61,7 +61,9 @@ def main() -> int:
         return 1
     sock.set_inheritable(True)
     port = sock.getsockname()[1]
-    cfg = uvicorn.Config(create_app(), host=host, port=port, loop="asyncio", http="h11", lifespan="on",
+    # httptools (C HTTP parser) and uvloop (libuv event loop, which grpc.aio runs on too) instead of
+    # h11 and asyncio's pure-Python loop: bench/gateway_throughput.py in the README's benchmark notes.
+    cfg = uvicorn.Config(create_app(), host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
                          log_config=None, access_log=False, timeout_graceful_shutdown=GRACEFUL_TIMEOUT_S)
     server = _Server(cfg, port)
     # uvicorn re-raises the signal it stopped on after a clean shutdown, which would end the

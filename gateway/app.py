@@ -17,6 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from trainhouse.gateway import canonical
 from trainhouse.gateway.auth import Authenticator
 from trainhouse.gateway.backends import Backends
+from trainhouse.gateway.conditional import ConditionalGetMiddleware
 from trainhouse.gateway.errors import SurfaceRegistry, install_handlers
 from trainhouse.common.authn import internal_tokens
 from trainhouse.common.jwt_keys import JwtVerifier
@@ -146,6 +147,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                               "Every route except /healthz, /openapi.json, /docs and the dashboard's "
                               "files (/ui) needs `Authorization: Bearer <token>`; /metrics needs `admin` "
                               "unless TRAINHOUSE_METRICS_PUBLIC=1.")
+    # Inside the request context: a 304 still gets the request id and the (refunded) rate headers.
+    app.add_middleware(ConditionalGetMiddleware)
     app.add_middleware(RequestContextMiddleware, surfaces=surfaces, max_body_bytes=settings.max_body_bytes,
                        metrics=metrics)
     install_handlers(app, surfaces)

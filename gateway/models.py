@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, TypeVar
 
+import orjson
 from fastapi import Path
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from pydantic.alias_generators import to_camel
 
@@ -68,6 +70,16 @@ class Envelope(BaseModel, Generic[T]):
     success: bool = True
     message: str | None = None
     data: T
+
+
+def json_answer(content: Any) -> Response:
+    """A body already in its response model's exact shape (camelCase, None fields left out), sent
+    with orjson and without FastAPI's validate-then-encode pass through the response model.
+
+    For the serving hot path only (REST Predict, profiled: the response model's validation and
+    jsonable_encoder were a fifth of the gateway's own time per call); the route keeps its
+    response_model for the OpenAPI document, and a test compares the two encodings."""
+    return Response(orjson.dumps(content), media_type="application/json")
 
 
 def envelope(data: Any, message: str | None = None) -> dict[str, Any]:

@@ -4,7 +4,9 @@ Groups and their defaults come from the seeds:
 - ``requests``: every authenticated HTTP request, 1000 per hour (seed 000);
 - ``generation``: generated examples, 10,000 per hour, spent by the example count (seed 000);
 - ``evaluations``: 100 per day (seed 000);
-- ``rpc:<method>``: the JSON-RPC per-method table, per minute (seed 003).
+- ``rpc:<method>``: the JSON-RPC per-method table, per minute (seed 003);
+- ``conditional``: GETs answered 304 Not Modified (trainhouse.gateway.conditional), 36,000 per hour; such a
+  request's ``requests`` charge is given back, so a polling dashboard never spends the hourly budget.
 (Seed 000's "5 concurrent training jobs per account" is a running-job cap, enforced by
 TrainingService where the jobs are.)
 
@@ -31,6 +33,7 @@ from trainhouse.common.duckdb_store import DuckStore
 REQUESTS = "requests"
 GENERATION = "generation"
 EVALUATIONS = "evaluations"
+CONDITIONAL = "conditional"
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -76,6 +79,7 @@ def limits_from_env() -> dict[str, Limit]:
         REQUESTS: Limit(config.env_int("RATE_LIMIT_PER_HOUR", 1000), HOUR),
         GENERATION: Limit(config.env_int("RATE_LIMIT_GENERATED_EXAMPLES_PER_HOUR", 10_000), HOUR),
         EVALUATIONS: Limit(config.env_int("RATE_LIMIT_EVALUATIONS_PER_DAY", 100), DAY),
+        CONDITIONAL: Limit(config.env_int("RATE_LIMIT_CONDITIONAL_PER_HOUR", 36_000), HOUR),
     }
     for method, (suffix, default) in RPC_DEFAULTS.items():
         limits[rpc_group(method)] = Limit(config.env_int(f"RATE_LIMIT_RPC_{suffix}_PER_MINUTE", default), MINUTE)

@@ -58,6 +58,7 @@ class V1JobOut(BaseModel):
     estimated_time_remaining_ms: int | None = None
     estimate_basis: str | None = None
     metrics: dict[str, float]
+    config: dict[str, Any] | None = Field(None, description="The resolved TrainingConfig (defaults filled in)")
     model_version_id: str | None = None
     best_checkpoint_id: str | None = None
     dataset_id: str | None = None
@@ -110,7 +111,11 @@ ExampleOut = response_model(ts.ListJobExamplesResponse.DESCRIPTOR.fields_by_name
 
 
 def job_out(job: Any) -> dict[str, Any]:
-    return job_fields(job)
+    """job_fields plus the resolved training config (what the worker ran with: defaults filled in),
+    which /v1 clients (the SDK, `trainhouse export mlflow`) read; the seed surfaces keep their shapes."""
+    out = job_fields(job)
+    out["config"] = message_json(job.config) if job.HasField("config") else None
+    return out
 
 
 @jobs.post("", operation_id="jobs.create", response_model=V1JobOut, status_code=201, summary="Start a training job",

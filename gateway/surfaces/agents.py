@@ -10,7 +10,7 @@ from trainhouse.v1 import model_registry_pb2
 from trainhouse.gateway.convert import ts_iso
 from trainhouse.gateway.deps import Caller, Services
 from trainhouse.gateway.errors import INVALID, ApiError, encoding_request
-from trainhouse.gateway.models import CamelModel, Envelope, envelope, Id, id_path, Int, Pagination, VersionRef
+from trainhouse.gateway.models import CamelModel, Envelope, envelope, Id, id_path, Int, json_answer, Pagination, VersionRef
 from trainhouse.gateway.resources.agents import agent_v1
 from trainhouse.gateway.routing import GatewayRoute
 from trainhouse.gateway.surfaces.common import ERROR_RESPONSES, pagination, skip_for
@@ -182,14 +182,23 @@ async def predict(agent_id: AgentId, body: PredictIn, services: Services) -> dic
             episodes=[model_registry_pb2.PolicyEpisode(steps=[model_registry_pb2.PolicyStep(
                 tool=step.tool, succeeded=step.succeeded) for step in episode]) for episode in body.episodes or []])
     resp = await services.registry.Predict(request, timeout=services.timeout_s)
-    predictions = [
-        {"predictionId": p.prediction_id or None, "input": text, "output": p.output, "probability": p.probability,
-         "outOfScope": p.out_of_scope, "outOfScopeThreshold": p.out_of_scope_threshold,
-         "top": [{"output": t.output, "probability": t.probability} for t in p.top]}
-        for text, p in zip(texts, resp.predictions)
-    ]
-    return envelope({"agentId": agent_id, "versionId": resp.version_id, "deploymentId": resp.deployment_id or None,
-                     "predictions": predictions})
+    return json_answer(envelope(predict_data(agent_id, texts, resp)))
+
+
+def predict_data(agent_id: str, texts: list[str], resp: model_registry_pb2.PredictResponse) -> dict[str, Any]:
+    """PredictData exactly as its model renders it (field order, camelCase, empty ids left out)."""
+    predictions = []
+    for text, p in zip(texts, resp.predictions):
+        one: dict[str, Any] = {"predictionId": p.prediction_id} if p.prediction_id else {}
+        one.update({"input": text, "output": p.output, "probability": p.probability, "outOfScope": p.out_of_scope,
+                    "outOfScopeThreshold": p.out_of_scope_threshold,
+                    "top": [{"output": t.output, "probability": t.probability} for t in p.top]})
+        predictions.append(one)
+    data: dict[str, Any] = {"agentId": agent_id, "versionId": resp.version_id}
+    if resp.deployment_id:
+        data["deploymentId"] = resp.deployment_id
+    data["predictions"] = predictions
+    return data
 
 
 @router.post("/{agentId}/feedback", response_model=Envelope[FeedbackOut], response_model_exclude_none=True,

@@ -20,6 +20,7 @@ per-method rate limits are trainhouse.gateway.ratelimit's ``rpc:<method>`` group
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -75,6 +76,8 @@ PATH = "/api/v1/jsonrpc"
 RPC_METHODS_OF_SEED = ("training.start_grpo", "training.get_status", "training.cancel", "training.evaluate",
                        "training.export_trajectories")
 MAX_BATCH = 100
+# A batch's calls run concurrently (each is a backend round trip), this many at a time.
+BATCH_CONCURRENCY = 16
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -441,8 +444,23 @@ def _valid_id(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and number_problem(value) is None
 
 
-async def _call(entry: Any, request: Request) -> Any:
-    """One request object -> its response object, or _NO_REPLY for a notification."""
+@dataclass
+class _Admitted:
+    """A call that passed every check and was charged: what remains is running it."""
+
+    id_: Any
+    notification: bool
+    method_name: str
+    method: "Method"
+    parsed: BaseModel
+    ctx: "Context"
+
+
+def _admit(entry: Any, request: Request) -> Any:
+    """One request object -> its final reply (an error, or _NO_REPLY for a failed notification), or
+    an _Admitted call. Everything that decides whether a call may run happens here, synchronously:
+    a batch admits its calls one by one in request order, so its rate-limit charges are spent in
+    that order whatever the calls' running times."""
     if not isinstance(entry, dict):
         return envelope_error(RpcError(INVALID_REQUEST, "a request must be a JSON object"))
     id_ = entry.get("id")
@@ -463,13 +481,29 @@ async def _call(entry: Any, request: Request) -> Any:
         where, what = problem
         return _NO_REPLY if notification else envelope_error(RpcError(INVALID_PARAMS, what, where), id_)
     try:
-        result = await _run(method_name, params, request)
+        method, parsed, ctx = _check(method_name, params, request)
     except RpcError as err:
         return _NO_REPLY if notification else envelope_error(err, id_)
-    return _NO_REPLY if notification else {"jsonrpc": "2.0", "result": finite(result), "id": id_}
+    return _Admitted(id_, notification, method_name, method, parsed, ctx)
 
 
-async def _run(method_name: str, params: Any, request: Request) -> dict[str, Any]:
+async def _finish(call: Any) -> Any:
+    """An admitted call's reply (run now); a final reply as it is."""
+    if not isinstance(call, _Admitted):
+        return call
+    try:
+        result = await _execute(call.method_name, call.method, call.parsed, call.ctx)
+    except RpcError as err:
+        return _NO_REPLY if call.notification else envelope_error(err, call.id_)
+    return _NO_REPLY if call.notification else {"jsonrpc": "2.0", "result": finite(result), "id": call.id_}
+
+
+async def _call(entry: Any, request: Request) -> Any:
+    """One request object -> its response object, or _NO_REPLY for a notification."""
+    return await _finish(_admit(entry, request))
+
+
+def _check(method_name: str, params: Any, request: Request) -> tuple["Method", BaseModel, "Context"]:
     method = METHODS.get(method_name)
     if method is None:
         raise RpcError(METHOD_NOT_FOUND, f"unknown method '{method_name[:100]}'; available: "
@@ -490,7 +524,11 @@ async def _run(method_name: str, params: Any, request: Request) -> dict[str, Any
     except ValidationError as exc:
         api = from_pydantic(exc)
         raise RpcError(_params_code(exc, method), api.issue or api.message, method.spell(api.field)) from None
-    ctx = Context(request, principal, request.app.state.gate.backends)
+    return method, parsed, Context(request, principal, request.app.state.gate.backends)
+
+
+async def _execute(method_name: str, method: "Method", parsed: BaseModel, ctx: "Context") -> dict[str, Any]:
+    request = ctx.request
     try:
         return await method.run(ctx, parsed)
     except RpcError:
@@ -509,6 +547,21 @@ async def _run(method_name: str, params: Any, request: Request) -> dict[str, Any
             error=type(err).__name__)
         logger.error("unhandled error in %s", method_name, exc_info=err)
         raise RpcError(INTERNAL_ERROR, f"internal error (request {request_id_of(request)})") from None
+
+
+async def _batch(payload: list[Any], request: Request) -> list[Any]:
+    """A batch's replies in request order: admitted (and charged) one by one in order, then run
+    concurrently, at most BATCH_CONCURRENCY backend calls at a time."""
+    admitted = [_admit(entry, request) for entry in payload]
+    gate = asyncio.Semaphore(BATCH_CONCURRENCY)
+
+    async def bounded(call: Any) -> Any:
+        if not isinstance(call, _Admitted):
+            return call
+        async with gate:
+            return await _finish(call)
+
+    return [r for r in await asyncio.gather(*(bounded(c) for c in admitted)) if r is not _NO_REPLY]
 
 
 # pydantic error types that say a value is out of its range or enum, or refused by a config rule
@@ -593,7 +646,7 @@ async def jsonrpc(request: Request) -> Response:
             return _reply(envelope_error(RpcError(INVALID_REQUEST, "empty batch")))
         if len(payload) > MAX_BATCH:
             return _reply(envelope_error(RpcError(INVALID_REQUEST, f"batch larger than {MAX_BATCH} calls")))
-        replies = [r for r in [await _call(entry, request) for entry in payload] if r is not _NO_REPLY]
+        replies = await _batch(payload, request)
         return _reply(replies) if replies else Response(status_code=204)
     answer = await _call(payload, request)
     if answer is _NO_REPLY:

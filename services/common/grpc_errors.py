@@ -20,7 +20,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from trainhouse.core.errors import TrainhouseError
-from trainhouse.common.interceptors import wrap_handler
+from trainhouse.common.interceptors import WrappedHandlers, wrap_handler
 from trainhouse.common.logs import log
 
 logger = logging.getLogger("trainhouse.errors")
@@ -71,13 +71,15 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, prefix: str = "/trainhouse."):
         self.prefix = prefix
+        self._handlers = WrappedHandlers()
 
     def intercept_service(self, continuation, handler_call_details):  # noqa: ANN001 - gRPC API
         handler = continuation(handler_call_details)
         method = handler_call_details.method
         if not method.startswith(self.prefix):
             return handler
-        return wrap_handler(handler, lambda context: _mapped_errors(context, method))
+        return self._handlers.get(method, handler,
+                                  lambda h: wrap_handler(h, lambda context: _mapped_errors(context, method)))
 
 
 @dataclass

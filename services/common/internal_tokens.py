@@ -91,11 +91,16 @@ class InternalTokens:
 
     def verify(self, token: str) -> Caller | None:
         """The caller the assertion names, or None when it is not a valid assertion of this key."""
+        found = self.verify_until(token)
+        return None if found is None else found[0]
+
+    def verify_until(self, token: str) -> tuple[Caller, float] | None:
+        """The caller and the assertion's expiry (epoch seconds), or None when it is not valid."""
         now = time.time()
         with self._lock:
             hit = self._verified.get(token)
         if hit is not None and hit[0] > now:
-            return hit[1]
+            return hit[1], hit[0]
         try:
             claims = jwt.decode(token, self._key, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER,
                                 options={"require": ["exp", "iss", "aud", "sub"]})
@@ -108,7 +113,7 @@ class InternalTokens:
             if len(self._verified) >= _CACHE_MAX:
                 self._verified.clear()
             self._verified[token] = (float(claims["exp"]), caller)
-        return caller
+        return caller, float(claims["exp"])
 
 
 def is_internal(token: str) -> bool:

@@ -41,6 +41,7 @@ class Job(Model):
     started_at: str | None = None
     ended_at: str | None = None
     labels: dict[str, str] = {}
+    config: dict[str, Any] | None = None  # the resolved TrainingConfig
 
     @property
     def done(self) -> bool:

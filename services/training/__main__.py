@@ -15,6 +15,7 @@ from trainhouse.training import peers
 from trainhouse.training.autotrain import AutoTrainer
 from trainhouse.training.events import EventHub
 from trainhouse.training.executors import make_executor
+from trainhouse.training.hot_jobs import HotJobs
 from trainhouse.training.jobs import Jobs
 from trainhouse.training.runner import JobRunner
 from trainhouse.training.servicer import TrainingServicer
@@ -28,6 +29,7 @@ def build() -> ServiceApp:
     home = config.home()
     check_every_s = config.autotrain_check_s()  # a bad value stops the process before anything starts
     store = JobStore(home / "training.duckdb")
+    HotJobs.install(store)  # job rows from memory for GetJob and the watchers' polls (hot_jobs.py)
     hub = EventHub(store)
 
     def register(job: dict, artifact: str, metrics: dict, split: dict | None) -> tuple[str, dict | None]:

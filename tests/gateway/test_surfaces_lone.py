@@ -232,6 +232,20 @@ def test_jsonrpc_per_method_limits(limited) -> None:  # noqa: ANN001
         assert r.status_code == 200 and [e["error"]["code"] for e in r.json()] == [-32029, -32603]
 
 
+def test_jsonrpc_batch_is_charged_in_request_order(limited) -> None:  # noqa: ANN001
+    """A batch's calls run concurrently, but their rate-limit charges are spent in request order:
+    with 3 get_status calls a minute, the first three of five are admitted and the last two refused."""
+    with httpx.Client(base_url=limited.url, timeout=30) as c:
+        token = bearer(make_token(c, LONE_ADMIN, ["training:view"]))
+        batch = [rpc("training.get_status", {"job_id": f"j{i}"}, i) for i in range(5)]
+        r = c.post(RPC, json=batch, headers=token)
+        assert r.status_code == 200
+        # No backend behind a lone gateway: an admitted call fails as -32603, a refused one as -32029.
+        assert [(e["id"], e["error"]["code"]) for e in r.json()] == [
+            (0, -32603), (1, -32603), (2, -32603), (3, -32029), (4, -32029)]
+        assert r.headers["X-RateLimit-Remaining"] == "0"
+
+
 def test_a_burst_of_parallel_requests_never_exceeds_the_limit(limited) -> None:  # noqa: ANN001
     with httpx.Client(base_url=limited.url, timeout=30) as c:
         token = bearer(make_token(c, LONE_ADMIN, ["training:view"], rateLimitPerHour=20))
@@ -262,3 +276,29 @@ def test_rate_limit_state_survives_a_restart(tmp_path) -> None:  # noqa: ANN001
             assert r.headers["X-RateLimit-Remaining"] == "0" and int(r.headers["Retry-After"]) > 0
     finally:
         assert gw.stop() == 0
+
+
+def test_unchanged_lists_answer_304_without_spending_the_hourly_budget(limited) -> None:  # noqa: ANN001
+    """The dashboard's polls: a GET naming the current ETag gets 304 with no body and gives its
+    `requests` charge back; a change of the list gives a new ETag and a full answer (charged)."""
+    with httpx.Client(base_url=limited.url, timeout=30) as c:
+        token = bearer(make_token(c, LONE_ADMIN, ["training:view", "admin"], rateLimitPerHour=5))
+        r = c.get("/api/v1/webhooks", headers=token)
+        assert r.status_code == 200 and r.headers["X-RateLimit-Remaining"] == "4"
+        tag = r.headers["ETag"]
+        for _ in range(12):  # more polls than the whole hourly budget
+            again = c.get("/api/v1/webhooks", headers={**token, "If-None-Match": tag})
+            assert again.status_code == 304 and again.content == b"" and again.headers["ETag"] == tag
+            assert again.headers["X-RateLimit-Remaining"] == "4"
+        assert c.get("/api/v1/webhooks", headers={**token, "If-None-Match": 'W/"other", ' + tag}).status_code == 304
+        stale = c.get("/api/v1/webhooks", headers={**token, "If-None-Match": '"not-the-tag"'})
+        assert stale.status_code == 200 and stale.json() == r.json() and stale.headers["ETag"] == tag
+        assert stale.headers["X-RateLimit-Remaining"] == "3"
+        r = c.get("/api/v1/auth/tokens", headers=token)
+        tag = r.headers["ETag"]
+        assert r.headers["X-RateLimit-Remaining"] == "2"
+        assert c.get("/api/v1/auth/tokens", headers={**token, "If-None-Match": tag}).status_code == 304
+        make_token(c, LONE_ADMIN, ["training:view"])  # the list of tokens changes
+        changed = c.get("/api/v1/auth/tokens", headers={**token, "If-None-Match": tag})
+        assert changed.status_code == 200 and changed.headers["ETag"] != tag
+        assert changed.headers["X-RateLimit-Remaining"] == "1"

@@ -290,3 +290,38 @@ def test_headless_chromium_lists_sweeps_and_a_sweeps_trials(stack, tmp_path: Pat
                 assert epochs[a][0] == epochs[b][0]
     best = sweep["bestTrial"]["number"]
     assert re.search(rf'<circle[^>]*data-trial="{best}"[^>]*data-best="true"', scatters["learning_rate"])
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_polling_the_jobs_list_sends_if_none_match_and_spends_no_budget_on_unchanged_answers(
+        stack, trained: Trained) -> None:  # noqa: ANN001
+    """The jobs view polls every 3 s: each poll names the ETag of the answer it shows, an unchanged
+    list comes back 304 (and the page keeps showing it), and only full answers are charged."""
+    from playwright.sync_api import sync_playwright
+
+    with httpx.Client(base_url=stack.gateway_url, timeout=30) as c:
+        token = make_token(c, stack.admin_token, ["training:view"], rateLimitPerHour=50)
+    seen: list[tuple[int, str | None, str | None]] = []  # (status, If-None-Match sent, ETag received)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.on("response", lambda r: seen.append((r.status, r.request.headers.get("if-none-match"),
+                                                   r.headers.get("etag")))
+                if r.url.endswith("/api/training/jobs") else None)
+        page.goto(f"{stack.gateway_url}/ui#/jobs?token={quote(token)}")
+        page.wait_for_selector('body[data-state="ready"]')
+        deadline = time.monotonic() + 60
+        while len(seen) < 4 and time.monotonic() < deadline:
+            page.wait_for_timeout(500)
+        assert page.query_selector(f'tr[data-job="{trained.jobs[0]}"]') is not None  # still drawn after 304s
+        assert page.is_hidden("p.error")
+        browser.close()
+    assert len(seen) >= 4 and seen[0][0] == 200 and seen[0][1] is None
+    for (_, _, previous_tag), (status, sent, tag) in zip(seen, seen[1:]):
+        assert sent == previous_tag and status in (200, 304)
+        assert status == 200 or tag == previous_tag
+    assert any(status == 304 for status, _, _ in seen)
+    full = sum(1 for status, _, _ in seen if status == 200)
+    with httpx.Client(base_url=stack.gateway_url, timeout=30) as c:
+        r = c.get("/api/training/jobs", headers={"Authorization": f"Bearer {token}"})
+    assert r.headers["X-RateLimit-Remaining"] == str(50 - full - 1)
