@@ -1,4 +1,5 @@
-"""The CLI's own record shapes, built from gRPC messages or from gateway (seed-000) JSON.
+"""The CLI's own record shapes, built from gRPC messages or from the gateway's JSON (the canonical /v1
+API; the seed-000 readers stay for the rendering tests of tests/gateway).
 
 `--json` prints these records, so a script sees the same keys whichever transport answered.
 Keys are snake_case and always present (null when the source has no value); metrics keep the
@@ -37,9 +38,15 @@ CLI_JOB_FIELDS = ("job_id", "agent_id", "state", "status_reason", "error", "perc
 
 def job_from_proto(job: Any) -> dict[str, Any]:
     from gateway.resources.jobs import job_fields
+
+    return job_from_canonical(job_fields(job))
+
+
+def job_from_canonical(fields: dict[str, Any]) -> dict[str, Any]:
+    """From the job's canonical fields (gateway.resources.jobs.job_fields, the /v1 job)."""
     from gateway.resources.tables import FieldTable
 
-    return FieldTable({"percent_complete": "progress_percent"}).restricted(CLI_JOB_FIELDS).render(job_fields(job))
+    return FieldTable({"percent_complete": "progress_percent"}).restricted(CLI_JOB_FIELDS).render(fields)
 
 
 def job_from_rest(d: dict[str, Any]) -> dict[str, Any]:
@@ -127,6 +134,15 @@ def dataset_from_proto(d: Any) -> dict[str, Any]:
     return {"dataset_id": d.dataset_id, "source": _none_if_empty(d.source), "example_count": s.example_count,
             "output_counts": dict(sorted(s.output_counts.items())), "average_length": s.average_length,
             "sha256": _none_if_empty(d.sha256), "created_at": ts_iso(d.create_time)}
+
+
+def dataset_from_canonical(d: dict[str, Any]) -> dict[str, Any]:
+    """From the /v1 dataset (gateway.resources.datasets.dataset_fields)."""
+    s = d.get("statistics") or {}
+    return {"dataset_id": d.get("dataset_id"), "source": d.get("source"), "example_count": d.get("example_count", 0),
+            "output_counts": dict(sorted((s.get("output_counts") or {}).items())),
+            "average_length": s.get("average_length", 0.0), "sha256": d.get("sha256"),
+            "created_at": d.get("created_at")}
 
 
 def dataset_from_rest(d: dict[str, Any]) -> dict[str, Any]:
