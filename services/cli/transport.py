@@ -244,17 +244,9 @@ class GrpcBackend:
 
     # -- sweeps (the gateway's JSON shape on both transports) --
     def create_sweep(self, body: dict[str, Any]) -> dict[str, Any]:
-        from pydantic import ValidationError
+        from gateway.resources.sweeps import sweep_json
 
-        from gateway.resources.sweeps import CreateSweepIn, create_request, sweep_json
-
-        try:
-            parsed = CreateSweepIn.model_validate(body)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ())) or "sweep"
-            raise invalid(where, f"{where}: {first.get('msg', 'invalid value')}") from None
-        return sweep_json(self.call("training", "CreateSweep", create_request(parsed)).sweep)
+        return sweep_json(self.call("training", "CreateSweep", sweep_request(body)).sweep)
 
     def get_sweep(self, sweep_id: str) -> dict[str, Any]:
         from gateway.resources.sweeps import sweep_json
@@ -355,6 +347,22 @@ class GrpcBackend:
         from trainhouse.v1 import data_service_pb2
 
         return self.call("data", "ListScenarioTypes", data_service_pb2.ListScenarioTypesRequest())
+
+
+def sweep_request(body: dict[str, Any]) -> Any:
+    """The sweep file (the gateway's sweep JSON: agentId, space, objective...) as CreateSweepRequest,
+    validated the same way for both transports."""
+    from pydantic import ValidationError
+
+    from gateway.resources.sweeps import CreateSweepIn, create_request
+
+    try:
+        parsed = CreateSweepIn.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "sweep"
+        raise invalid(where, f"{where}: {first.get('msg', 'invalid value')}") from None
+    return create_request(parsed)
 
 
 _STUBS = {
@@ -542,8 +550,9 @@ class GatewayBackend:
 
     # -- sweeps (the gateway's sweep JSON, camelCase, as GrpcBackend answers) --
     def create_sweep(self, body: dict[str, Any]) -> dict[str, Any]:
+        fields = body_of(sweep_request(body))
         with self._errors("POST /v1/sweeps"):
-            return _camel_deep(_raw(self.client.sweeps.create(_snake_deep(body))))
+            return _camel_deep(_raw(self.client.sweeps.create(fields.pop("sweep"), **fields)))
 
     def get_sweep(self, sweep_id: str) -> dict[str, Any]:
         with self._errors(f"GET /v1/sweeps/{sweep_id}"):
@@ -725,12 +734,6 @@ def _snake_config(cfg: dict[str, Any]) -> dict[str, Any]:
     from gateway.convert import snake
 
     return {snake(k): v for k, v in cfg.items()}
-
-
-def _snake_deep(value: Any) -> Any:
-    from gateway.convert import snake_keys
-
-    return snake_keys(value)
 
 
 def _camel_deep(value: Any) -> Any:
