@@ -580,7 +580,8 @@ class GatewayBackend:
     # -- evaluation: operations on /v1, polled until done --
     def evaluate(self, request: Any) -> dict[str, Any]:
         with self._errors("POST /v1/evaluations"):
-            op = self.client.evaluations.create(**body_of(request))
+            fields = body_of(request)
+            op = self.client.evaluations.create(fields.pop("agent_id", None), **fields)  # None: --job names it
         result = self._wait(op, "POST /v1/evaluations")
         result.pop("reused", None)
         return result
