@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from services.cli import records
-from services.cli.errors import CliError, ExitCode, from_http_error, from_rpc_error, invalid
+from services.cli.errors import CliError, ExitCode, from_api_error, from_rpc_error, invalid
 from services.cli.jsonl import ExampleFile, examples_proto
 from services.common import config
 from gateway.convert import ts_iso
@@ -406,11 +406,11 @@ class GatewayBackend:
         try:
             yield
         except APIStatusError as err:
-            raise from_sdk_error(err.status_code, err.code, err.message, err.param, what) from None
+            raise from_api_error(err.status_code, err.code, err.message, err.param, what) from None
         except OperationFailedError as err:
             error = err.operation.error or {}
             status = OPERATION_STATUS.get(str(error.get("code")), 500)
-            raise from_sdk_error(status, str(error.get("code")), str(error.get("message") or err),
+            raise from_api_error(status, str(error.get("code")), str(error.get("message") or err),
                                  error.get("param"), what) from None
         except APITimeoutError:
             raise CliError(ExitCode.UNAVAILABLE, f"gateway at {self.url} did not answer within "
@@ -668,12 +668,6 @@ OPERATION_STATUS = {"invalid_request": 400, "unauthenticated": 401, "permission_
                     "failed_precondition": 409, "conflict": 409, "rate_limited": 429, "unavailable": 503,
                     "timeout": 504, "internal_error": 500}
 OPERATION_WAIT_S = 600.0
-
-
-def from_sdk_error(status: int, code: str | None, message: str, param: str | None, what: str) -> CliError:
-    """An SDK error (canonical shape: code, message, param) -> CliError, as from_http_error maps HTTP."""
-    body = {"error": {"message": message or None, "code": code, "details": {"field": param}}}
-    return from_http_error(status, body, what)
 
 
 def _serving_of(agent: dict[str, Any], agent_id: str, staging: bool) -> str:

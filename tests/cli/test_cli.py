@@ -263,6 +263,17 @@ def test_bad_input_exit_codes(env, stack, train_file, tmp_path):
     assert cli(env, "eval", "cli-agent", "--checkpoint", "best").returncode == 2  # a checkpoint needs --job
 
 
+def test_trainhouse_url_and_token_from_the_environment(env, stack, trained):
+    """TRAINHOUSE_URL / TRAINHOUSE_TOKEN pick the gateway: with every service address unreachable,
+    the commands still answer, through the gateway alone."""
+    remote = {**env, "TRAINHOUSE_URL": stack.gateway_url, "TRAINHOUSE_TOKEN": stack.admin_token,
+              **{f"TRAINHOUSE_{name.upper()}_ADDR": "127.0.0.1:1" for name in SERVICES}}
+    assert ok_json(remote, "job", "get", trained["job_id"])["state"] == "completed"
+    assert trained["job_id"] in [j["job_id"] for j in ok_json(remote, "jobs", "--agent", "cli-agent")["jobs"]]
+    wrong = cli({**remote, "TRAINHOUSE_TOKEN": "not-a-token"}, "job", "get", trained["job_id"])
+    assert wrong.returncode == 6, wrong.stderr
+
+
 def test_unavailable_service_exit_code(env):
     down = dict(env, TRAINHOUSE_TRAINING_ADDR="127.0.0.1:1")
     proc = cli(down, "jobs", "--json", "--timeout", "5")
