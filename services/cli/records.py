@@ -153,6 +153,16 @@ def dataset_from_rest(d: dict[str, Any]) -> dict[str, Any]:
             "created_at": d.get("createdAt")}
 
 
+# ---- sweeps ----------------------------------------------------------------------------------
+
+def sweep_record(s: Any) -> dict[str, Any]:
+    """A sweep with its trials: the canonical API's record (the gateway's sweep JSON, snake_case keys)."""
+    from gateway.convert import snake_keys
+    from gateway.resources.sweeps import sweep_json
+
+    return snake_keys(sweep_json(s))
+
+
 # ---- tokens ---------------------------------------------------------------------------------
 
 def token_from_rest(d: dict[str, Any]) -> dict[str, Any]:

@@ -242,31 +242,32 @@ class GrpcBackend:
                                  "top": [{"output": t.output, "probability": t.probability} for t in p.top]}
                                 for text, p in zip(texts, resp.predictions)]}
 
-    # -- sweeps (the gateway's JSON shape on both transports) --
+    # -- sweeps (the canonical API's sweep record on both transports) --
     def create_sweep(self, body: dict[str, Any]) -> dict[str, Any]:
-        from gateway.resources.sweeps import sweep_json
+        from services.cli.records import sweep_record
 
-        return sweep_json(self.call("training", "CreateSweep", sweep_request(body)).sweep)
+        return sweep_record(self.call("training", "CreateSweep", sweep_request(body)).sweep)
 
     def get_sweep(self, sweep_id: str) -> dict[str, Any]:
-        from gateway.resources.sweeps import sweep_json
+        from services.cli.records import sweep_record
         from trainhouse.v1 import training_service_pb2
 
-        return sweep_json(self.call("training", "GetSweep", training_service_pb2.GetSweepRequest(sweep_id=sweep_id)).sweep)
+        return sweep_record(self.call("training", "GetSweep", training_service_pb2.GetSweepRequest(sweep_id=sweep_id)).sweep)
 
     def list_sweeps(self, agent_id: str, state: str, limit: int) -> list[dict[str, Any]]:
-        from gateway.resources.sweeps import STATES, sweep_json
+        from gateway.resources.sweeps import STATES
+        from services.cli.records import sweep_record
         from trainhouse.v1 import training_service_pb2
 
         resp = self.call("training", "ListSweeps", training_service_pb2.ListSweepsRequest(
             agent_id=agent_id, state=STATES.get(state, 0), page_size=limit))
-        return [sweep_json(s) for s in resp.sweeps]
+        return [sweep_record(s) for s in resp.sweeps]
 
     def cancel_sweep(self, sweep_id: str, reason: str) -> dict[str, Any]:
-        from gateway.resources.sweeps import sweep_json
+        from services.cli.records import sweep_record
         from trainhouse.v1 import training_service_pb2
 
-        return sweep_json(self.call("training", "CancelSweep", training_service_pb2.CancelSweepRequest(
+        return sweep_record(self.call("training", "CancelSweep", training_service_pb2.CancelSweepRequest(
             sweep_id=sweep_id, reason=reason)).sweep)
 
     # -- data --
@@ -548,24 +549,24 @@ class GatewayBackend:
                                          for t in p.get("top") or []]}
                                 for text, p in zip(texts, data.get("predictions") or [])]}
 
-    # -- sweeps (the gateway's sweep JSON, camelCase, as GrpcBackend answers) --
+    # -- sweeps --
     def create_sweep(self, body: dict[str, Any]) -> dict[str, Any]:
         fields = body_of(sweep_request(body))
         with self._errors("POST /v1/sweeps"):
-            return _camel_deep(_raw(self.client.sweeps.create(fields.pop("sweep"), **fields)))
+            return _raw(self.client.sweeps.create(fields.pop("sweep"), **fields))
 
     def get_sweep(self, sweep_id: str) -> dict[str, Any]:
         with self._errors(f"GET /v1/sweeps/{sweep_id}"):
-            return _camel_deep(_raw(self.client.sweeps.get(sweep_id)))
+            return _raw(self.client.sweeps.get(sweep_id))
 
     def list_sweeps(self, agent_id: str, state: str, limit: int) -> list[dict[str, Any]]:
         with self._errors("GET /v1/sweeps"):
             found = self.client.sweeps.list(agent_id=agent_id or None, state=state or None, limit=min(limit, 100))
-            return [_camel_deep(_raw(s)) for s in islice(found, limit)]
+            return [_raw(s) for s in islice(found, limit)]
 
     def cancel_sweep(self, sweep_id: str, reason: str) -> dict[str, Any]:
         with self._errors(f"POST /v1/sweeps/{sweep_id}/cancel"):
-            return _camel_deep(_raw(self.client.sweeps.cancel(sweep_id, reason or None)))
+            return _raw(self.client.sweeps.cancel(sweep_id, reason or None))
 
     # -- data --
     def upload_dataset(self, content: bytes, dataset_id: str) -> dict[str, Any]:
@@ -729,16 +730,6 @@ def _snake_config(cfg: dict[str, Any]) -> dict[str, Any]:
     from gateway.convert import snake
 
     return {snake(k): v for k, v in cfg.items()}
-
-
-def _camel_deep(value: Any) -> Any:
-    from gateway.convert import camel
-
-    if isinstance(value, dict):
-        return {camel(k): _camel_deep(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_camel_deep(v) for v in value]
-    return value
 
 
 def connect(url: str | None, token: str | None, timeout: float | None = None) -> GrpcBackend | GatewayBackend:
