@@ -34,6 +34,24 @@ class TrainSpec:
     display_name: str = ""
 
 
+def start_request(spec: TrainSpec) -> Any:
+    """`trainhouse train`'s StartJobRequest, built (and its --config checked) once for both transports."""
+    from google.protobuf import json_format
+
+    from trainhouse.v1 import job_state_pb2, training_job_pb2, training_service_pb2
+
+    cfg = training_job_pb2.TrainingConfig()
+    try:
+        json_format.ParseDict(spec.config, cfg)
+    except json_format.ParseError as exc:
+        raise invalid("--config", f"--config: {exc}") from None
+    if spec.method:
+        cfg.method = getattr(job_state_pb2, f"TRAINING_METHOD_{spec.method.upper()}")
+    return training_service_pb2.StartJobRequest(
+        agent_id=spec.agent_id, dataset_id=spec.dataset_id, config=cfg, display_name=spec.display_name,
+        examples=examples_proto(spec.file) if spec.file else [])
+
+
 def default_timeout() -> float:
     return config.env_float("RPC_TIMEOUT_S", 30.0)
 
@@ -96,21 +114,7 @@ class GrpcBackend:
 
     # -- training --
     def start_job(self, spec: TrainSpec) -> str:
-        from google.protobuf import json_format
-
-        from trainhouse.v1 import job_state_pb2, training_job_pb2, training_service_pb2
-
-        cfg = training_job_pb2.TrainingConfig()
-        try:
-            json_format.ParseDict(spec.config, cfg)
-        except json_format.ParseError as exc:
-            raise invalid("--config", f"--config: {exc}") from None
-        if spec.method:
-            cfg.method = getattr(job_state_pb2, f"TRAINING_METHOD_{spec.method.upper()}")
-        request = training_service_pb2.StartJobRequest(
-            agent_id=spec.agent_id, dataset_id=spec.dataset_id, config=cfg, display_name=spec.display_name,
-            examples=examples_proto(spec.file) if spec.file else [])
-        return self.call("training", "StartJob", request).job.job_id
+        return self.call("training", "StartJob", start_request(spec)).job.job_id
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         from trainhouse.v1 import training_service_pb2
@@ -430,26 +434,9 @@ class GatewayBackend:
 
     # -- training --
     def start_job(self, spec: TrainSpec) -> str:
-        from google.protobuf import json_format
-
-        from trainhouse.v1 import training_job_pb2
-
-        try:  # the same validation (and the same messages) as over gRPC
-            json_format.ParseDict(spec.config, training_job_pb2.TrainingConfig())
-        except json_format.ParseError as exc:
-            raise invalid("--config", f"--config: {exc}") from None
-        cfg = {k: v for k, v in (_snake_config(spec.config)).items()}
-        if spec.method:
-            cfg["method"] = spec.method
-        fields: dict[str, Any] = {"config": cfg}
-        if spec.dataset_id:
-            fields["dataset_id"] = spec.dataset_id
-        if spec.file:
-            fields["examples"] = [body_of(e) for e in examples_proto(spec.file)]
-        if spec.display_name:
-            fields["display_name"] = spec.display_name
+        fields = body_of(start_request(spec))
         with self._errors("POST /v1/jobs"):
-            return self.client.jobs.create(spec.agent_id, **fields).job_id
+            return self.client.jobs.create(fields.pop("agent_id"), **fields).job_id
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         with self._errors(f"GET /v1/jobs/{job_id}"):
@@ -709,27 +696,36 @@ def _raw(model: Any) -> dict[str, Any]:
 
 
 def body_of(message: Any) -> dict[str, Any]:
-    """A request message as the canonical API's JSON body (proto field names, enum words):
-    the commands build one request for both transports."""
-    from gateway.canonical.protojson import message_json
+    """A request message as the canonical API's JSON body (proto field names, enum words, ISO
+    times): the fields that are set, a presence field set to false or 0 included. The commands
+    build one request message for both transports."""
+    from gateway.canonical.protojson import WELL_KNOWN_JSON, _value_json
 
-    return _pruned(message_json(message))
+    def one(f: Any, value: Any) -> Any:
+        m = f.message_type
+        if m is not None and m.full_name not in WELL_KNOWN_JSON and not m.full_name.startswith("google.protobuf."):
+            return body_of(value)
+        return _value_json(f, value)
+
+    out: dict[str, Any] = {}
+    for f, value in message.ListFields():
+        m = f.message_type
+        if m is not None and m.GetOptions().map_entry:
+            out[f.name] = {k: one(m.fields_by_name["value"], value[k]) for k in value}
+        elif f.is_repeated:
+            out[f.name] = [one(f, x) for x in value]
+        else:
+            out[f.name] = one(f, value)
+    return out
 
 
 def _pruned(value: Any) -> Any:
-    """Drop unset fields (null, proto3 zero values, empty lists and maps) from a message's JSON."""
+    """Drop the nulls (unset messages and presence fields) of a message's canonical JSON."""
     if isinstance(value, dict):
-        out = {k: _pruned(v) for k, v in value.items()}
-        return {k: v for k, v in out.items() if v not in (None, "", 0, 0.0, False, [], {})}
+        return {k: _pruned(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
         return [_pruned(v) for v in value]
     return value
-
-
-def _snake_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    from gateway.convert import snake
-
-    return {snake(k): v for k, v in cfg.items()}
 
 
 def connect(url: str | None, token: str | None, timeout: float | None = None) -> GrpcBackend | GatewayBackend:
