@@ -283,13 +283,14 @@ def test_unavailable_service_exit_code(env):
     assert gateway.returncode == 5 and "unavailable" in gateway.stderr
 
 
-def test_watch_reconnects_across_a_training_restart(env, stack, tmp_path):
-    """Restart the training service mid-job: watch resumes after its last sequence, no event twice."""
+def test_watch_reconnects_across_a_training_restart(env, stack, via, tmp_path):
+    """Restart the training service mid-job: watch resumes after its last sequence, no event twice
+    (over the gateway the SDK's stream resumes with Last-Event-ID, or the CLI reconnects)."""
     big = tmp_path / "big.jsonl"
     big.write_text("\n".join(json.dumps(e) for e in make_examples(150, seed=8)))
     job = ok_json(env, "train", "cli-restart", "--file", str(big), "--epochs", "40",
                   "--config", '{"early_stopping": false, "checkpoint_interval": 1000, "seed": 3}')["job_id"]
-    watcher = subprocess.Popen([CLI, "watch", job, "--json"], env=env, stdout=subprocess.PIPE,
+    watcher = subprocess.Popen([CLI, "watch", job, "--json", *via], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     seen = []
     for line in watcher.stdout:
