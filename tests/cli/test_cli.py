@@ -33,6 +33,8 @@ def env(stack) -> dict[str, str]:
     for name in SERVICES:
         out[f"TRAINHOUSE_{name.upper()}_ADDR"] = stack.address(name)
     out["COLUMNS"] = "200"
+    # Not read by the CLI: how a test reaches the other transport than the one it runs over.
+    out["TRAINHOUSE_URL_FOR_TESTS"], out["TRAINHOUSE_TOKEN_FOR_TESTS"] = stack.gateway_url, stack.admin_token
     return out
 
 
@@ -320,6 +322,17 @@ def test_datasets_generate_and_validate(env, via, tmp_path):
                         "--seed", "4", "--id", syn, *via)
     assert generated["dataset"]["dataset_id"] == syn and generated["statistics"]["generated"] == "60"
     assert generated["seed"] == "4" and generated["scenario"] == "customer-support"
+    # The same seed over the other transport: the same answer but for the dataset's id and time, and
+    # the dataset statistics /v1's dataset record leaves out (it has counts, shares, average length).
+    other = ok_json(env, "datasets", "generate", "--scenario", "customer-support", "--count", "60", "--seed", "4",
+                    "--id", f"{syn}-again", *([] if via else ["--url", env["TRAINHOUSE_URL_FOR_TESTS"],
+                                                           "--token", env["TRAINHOUSE_TOKEN_FOR_TESTS"]]))
+    kept = ("example_count", "output_counts", "output_shares", "average_length")
+    for answer in (generated, other):
+        answer["dataset"].pop("dataset_id"), answer["dataset"].pop("create_time")
+        stats = answer["dataset"].pop("statistics")
+        answer["dataset"]["statistics"] = {k: stats[k] for k in kept}
+    assert other == generated
     stored = cli(env, "datasets", "validate", syn, "--json", *via)
     report = json.loads(stored.stdout)
     assert report["dataset_id"] == syn and report["statistics"]["total_examples"] == "60"
