@@ -1,7 +1,9 @@
-"""The two ways the CLI reaches trainhouse: gRPC to the services, or REST through the gateway.
+"""The two ways the CLI reaches trainhouse: gRPC to the services, or the gateway's canonical API
+(/v1) through the Python SDK (services.sdk).
 
-Both classes offer the same methods and return the records of services.cli.records, so a
-command is written once and `--url` only changes who answers. Every failure leaves here as a
+Both classes offer the same methods and return the same records (services.cli.records, the
+canonical API's mappings, or the same response message), so a command is written once, builds
+one request message, and `--url` only changes who answers. Every failure leaves here as a
 CliError (exit code, message, field); nothing transport-specific escapes to the commands.
 """
 from __future__ import annotations
