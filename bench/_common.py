@@ -29,7 +29,7 @@ def result(name: str, value: float, unit: str, baseline: float, baseline_name: s
 @contextlib.contextmanager
 def temp_stack(extra_env: dict[str, str] | None = None) -> Iterator[Any]:
     """Every service and the gateway on free loopback ports, in a throw-away TRAINHOUSE_HOME."""
-    from services.launcher import Stack
+    from trainhouse.launcher import Stack
 
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack(home=Path(tmp) / "home", log_dir=Path(tmp) / "logs", extra_env=extra_env or {}).start()

@@ -19,11 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import result  # noqa: E402
 
-from services.data.synthetic.generation_config import GenerationConfig  # noqa: E402
-from services.data.synthetic.generator import SyntheticGenerator  # noqa: E402
-from services.data.synthetic.scenarios import SCENARIOS, builtin  # noqa: E402
-from services.data.synthetic.templates import CompiledScenario  # noqa: E402
-from services.data.validator import ValidationConfig, validate  # noqa: E402
+from trainhouse.data.synthetic.generation_config import GenerationConfig  # noqa: E402
+from trainhouse.data.synthetic.generator import SyntheticGenerator  # noqa: E402
+from trainhouse.data.synthetic.scenarios import SCENARIOS, builtin  # noqa: E402
+from trainhouse.data.synthetic.templates import CompiledScenario  # noqa: E402
+from trainhouse.data.validator import ValidationConfig, validate  # noqa: E402
 
 TARGET = 20_000
 

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import result  # noqa: E402
 
-from services.data.text import normalize  # noqa: E402
-from services.data.validator import label_issues  # noqa: E402
+from trainhouse.data.text import normalize  # noqa: E402
+from trainhouse.data.validator import label_issues  # noqa: E402
 from tests.intents import flip_labels  # noqa: E402
 
 DEFAULT_DATA = Path("/work/shared/data/hwu64_train.jsonl")

@@ -13,8 +13,8 @@ from pathlib import Path
 from _common import result
 
 import duckdb
-from services.common.pagination import PageRequest
-from services.training.store import JobStore
+from trainhouse.common.pagination import PageRequest
+from trainhouse.training.store import JobStore
 
 APPENDS = 3000
 BATCH, BATCHES = 500, 20

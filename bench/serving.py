@@ -1,7 +1,7 @@
 """Serving latency: Predict through gRPC and through REST against a bare in-process ONNX Runtime
 call on the same model, measured in one run on the same machine.
 
-Starts its own stack (services.launcher.Stack) in a temporary TRAINHOUSE_HOME, trains one small
+Starts its own stack (trainhouse.launcher.Stack) in a temporary TRAINHOUSE_HOME, trains one small
 real model through TrainingService, then times single-input predictions:
 
   bare  OnnxModel.predict_proba([text]) in this process (featurize + ORT: the work Predict does)
@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import channel, result  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
-from services.core.onnx_model import OnnxModel  # noqa: E402
-from services.launcher import Stack  # noqa: E402
+from trainhouse.core.onnx_model import OnnxModel  # noqa: E402
+from trainhouse.launcher import Stack  # noqa: E402
 from tests.intents import make_examples  # noqa: E402
 from trainhouse.v1 import (example_pb2, job_state_pb2, model_registry_pb2, model_registry_pb2_grpc,  # noqa: E402
                            training_job_pb2, training_service_pb2, training_service_pb2_grpc)

@@ -55,12 +55,12 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.core.featurizer import FeaturizerConfig, HashingFeaturizer, SparseRows  # noqa: E402
-from services.core.trainer.examples import Example  # noqa: E402
-from services.core.trainer.mlp import MLP, loss_and_grads  # noqa: E402
-from services.core.trainer.optimizers import make_optimizer  # noqa: E402
-from services.core.trainer.supervised_config import SupervisedConfig  # noqa: E402
-from services.core.trainer.supervised_trainer import SupervisedTrainer  # noqa: E402
+from trainhouse.core.featurizer import FeaturizerConfig, HashingFeaturizer, SparseRows  # noqa: E402
+from trainhouse.core.trainer.examples import Example  # noqa: E402
+from trainhouse.core.trainer.mlp import MLP, loss_and_grads  # noqa: E402
+from trainhouse.core.trainer.optimizers import make_optimizer  # noqa: E402
+from trainhouse.core.trainer.supervised_config import SupervisedConfig  # noqa: E402
+from trainhouse.core.trainer.supervised_trainer import SupervisedTrainer  # noqa: E402
 from tests.intents import make_examples  # noqa: E402
 
 try:

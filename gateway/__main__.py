@@ -1,4 +1,4 @@
-"""`python -m gateway`: serve create_app() on 127.0.0.1:$TRAINHOUSE_GATEWAY_PORT until SIGTERM/SIGINT.
+"""`python -m trainhouse.gateway`: serve create_app() on 127.0.0.1:$TRAINHOUSE_GATEWAY_PORT until SIGTERM/SIGINT.
 
 We bind the socket ourselves so port 0 works: the kernel picks a free port, we read it back and,
 once uvicorn is listening, write it to $TRAINHOUSE_PORT_FILE (tmp + rename, so a reader never sees
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import uvicorn
 
-from gateway.app import create_app
-from services.common import config
-from services.common.logs import configure, log
+from trainhouse.gateway.app import create_app
+from trainhouse.common import config
+from trainhouse.common.logs import configure, log
 
 logger = logging.getLogger("trainhouse.gateway")
 

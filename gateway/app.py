@@ -14,19 +14,19 @@ from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from gateway import canonical
-from gateway.auth import Authenticator
-from gateway.backends import Backends
-from gateway.errors import SurfaceRegistry, install_handlers
-from services.common.authn import internal_tokens
-from services.common.jwt_keys import JwtVerifier
-from gateway.metrics import GatewayMetrics
-from gateway.middleware import RequestContextMiddleware
-from gateway.ratelimit import REQUESTS, Limit, RateLimiter
-from gateway.scopes import AUTHENTICATED, PUBLIC_WHEN, ROUTE_SCOPES, SIGNED_URL_ROUTES
-from gateway.settings import GatewaySettings
-from gateway.signing import UrlSigner
-from gateway.surfaces import (
+from trainhouse.gateway import canonical
+from trainhouse.gateway.auth import Authenticator
+from trainhouse.gateway.backends import Backends
+from trainhouse.gateway.errors import SurfaceRegistry, install_handlers
+from trainhouse.common.authn import internal_tokens
+from trainhouse.common.jwt_keys import JwtVerifier
+from trainhouse.gateway.metrics import GatewayMetrics
+from trainhouse.gateway.middleware import RequestContextMiddleware
+from trainhouse.gateway.ratelimit import REQUESTS, Limit, RateLimiter
+from trainhouse.gateway.scopes import AUTHENTICATED, PUBLIC_WHEN, ROUTE_SCOPES, SIGNED_URL_ROUTES
+from trainhouse.gateway.settings import GatewaySettings
+from trainhouse.gateway.signing import UrlSigner
+from trainhouse.gateway.surfaces import (
     adapt_v1,
     agents,
     auth_routes,
@@ -44,13 +44,13 @@ from gateway.surfaces import (
     ui,
     webhooks,
 )
-from gateway.surfaces.datasets import CreateDatasetIn
-from gateway.surfaces.v1 import V1_SURFACE
-from gateway.tokens import TokenStore, ensure_bootstrap
-from gateway.webhooks.dispatcher import Dispatcher
-from gateway.webhooks.store import WebhookStore
-from services.common.duckdb_store import DuckStore
-from services.common.logs import log
+from trainhouse.gateway.surfaces.datasets import CreateDatasetIn
+from trainhouse.gateway.surfaces.v1 import V1_SURFACE
+from trainhouse.gateway.tokens import TokenStore, ensure_bootstrap
+from trainhouse.gateway.webhooks.dispatcher import Dispatcher
+from trainhouse.gateway.webhooks.store import WebhookStore
+from trainhouse.common.duckdb_store import DuckStore
+from trainhouse.common.logs import log
 
 logger = logging.getLogger("trainhouse.gateway")
 

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 import jwt
 from starlette.requests import Request
 
-from gateway.errors import FORBIDDEN, UNAUTHENTICATED, ApiError
-from gateway.scopes import AUTHENTICATED, INTERNAL
-from gateway.tokens import TokenStore
-from services.common.identity import ADMIN, DEFAULT_ACCOUNT, SCOPES, Caller
-from services.common.internal_tokens import InternalTokens, caller_from_claims, is_internal
-from services.common.jwt_keys import JwtVerifier, KeyUnknown
-from services.common.timeutil import now
+from trainhouse.gateway.errors import FORBIDDEN, UNAUTHENTICATED, ApiError
+from trainhouse.gateway.scopes import AUTHENTICATED, INTERNAL
+from trainhouse.gateway.tokens import TokenStore
+from trainhouse.common.identity import ADMIN, DEFAULT_ACCOUNT, SCOPES, Caller
+from trainhouse.common.internal_tokens import InternalTokens, caller_from_claims, is_internal
+from trainhouse.common.jwt_keys import JwtVerifier, KeyUnknown
+from trainhouse.common.timeutil import now
 
 __all__ = ["ADMIN", "DEFAULT_ACCOUNT", "SCOPES", "Authenticator", "Principal", "principal_of", "require_scope"]
 
@@ -41,7 +41,7 @@ class Principal:
 
     @property
     def caller(self) -> Caller:
-        """The identity the services see for this principal (services.common.identity)."""
+        """The identity the services see for this principal (trainhouse.common.identity)."""
         return Caller(self.name, self.account, self.scopes, self.token_id)
 
     @classmethod

@@ -1,12 +1,12 @@
 """gRPC stubs of the four services, on grpc.aio channels owned by the running app.
 
-Why grpc.aio rather than services.common.clients (blocking channels): the gateway serves many
+Why grpc.aio rather than trainhouse.common.clients (blocking channels): the gateway serves many
 concurrent long-lived SSE streams; with blocking stubs each would pin a worker thread for the
 life of a training job, while aio calls cost nothing while idle and can be cancelled when the
 HTTP client goes away. Channels are created inside the event loop (at app start-up) because aio
 channels belong to the loop that made them. Addresses and channel options come from the shared
 modules, so the gateway dials exactly what the other processes do. Every channel carries the
-interceptors of gateway.rpc_interceptors (request id metadata, call timings for /metrics).
+interceptors of trainhouse.gateway.rpc_interceptors (request id metadata, call timings for /metrics).
 """
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ from trainhouse.v1 import (
     training_service_pb2_grpc,
 )
 
-from gateway.metrics import GatewayMetrics
-from gateway.rpc_interceptors import interceptors
-from services.common import config, tls
-from services.common.server import GRPC_OPTIONS
+from trainhouse.gateway.metrics import GatewayMetrics
+from trainhouse.gateway.rpc_interceptors import interceptors
+from trainhouse.common import config, tls
+from trainhouse.common.server import GRPC_OPTIONS
 
 SERVICE_NAMES = ("training", "data", "evaluation", "registry")
 

@@ -15,8 +15,8 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.common.structs import to_struct
-from services.common.timeutil import iso
+from trainhouse.common.structs import to_struct
+from trainhouse.common.timeutil import iso
 
 
 def ts_iso(ts: Timestamp | None) -> str | None:

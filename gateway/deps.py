@@ -5,9 +5,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from gateway.auth import Principal, principal_of
-from gateway.backends import Backends
-from gateway.tokens import TokenStore
+from trainhouse.gateway.auth import Principal, principal_of
+from trainhouse.gateway.backends import Backends
+from trainhouse.gateway.tokens import TokenStore
 
 
 def backends_of(request: Request) -> Backends:

@@ -4,7 +4,7 @@ Every seed document has its own error shape (seed 000: ``{"success": false, "err
 JSON-RPC: ``{"jsonrpc", "error": {"code": -32600, ...}}``, ...). So the code that raises an error
 never builds JSON: it raises an :class:`ApiError` that says *what kind* of failure happened, and
 the surface that owns the request path renders it. A gRPC failure is first turned into an
-``ApiError`` by the surface's own ``from_rpc`` (built on ``services.common.grpc_errors.failure_of``),
+``ApiError`` by the surface's own ``from_rpc`` (built on ``trainhouse.common.grpc_errors.failure_of``),
 because surfaces disagree on details such as the status of FAILED_PRECONDITION.
 """
 from __future__ import annotations
@@ -22,9 +22,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.core.errors import ServingFailure
-from services.common.grpc_errors import RpcFailure, failure_of
-from services.common.logs import log
+from trainhouse.core.errors import ServingFailure
+from trainhouse.common.grpc_errors import RpcFailure, failure_of
+from trainhouse.common.logs import log
 
 logger = logging.getLogger("trainhouse.gateway.errors")
 
@@ -91,7 +91,7 @@ class ApiError(HTTPException):
 
 
 class BodyValidationError(ApiError):
-    """A problem found while reading a body (gateway.json_limits), before FastAPI validates it.
+    """A problem found while reading a body (trainhouse.gateway.json_limits), before FastAPI validates it.
 
     FastAPI lets only HTTPExceptions out of its body reading, hence the base class; the handler
     turns it into a RequestValidationError, so each surface names the field in its own spelling."""

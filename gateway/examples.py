@@ -10,9 +10,9 @@ from typing import Any
 from pydantic import AliasChoices, Field, StrictStr
 from trainhouse.v1 import example_pb2
 
-from gateway.convert import dict_to_struct, struct_to_dict
-from gateway.errors import INVALID, ApiError
-from gateway.models import CamelModel, Int, Number
+from trainhouse.gateway.convert import dict_to_struct, struct_to_dict
+from trainhouse.gateway.errors import INVALID, ApiError
+from trainhouse.gateway.models import CamelModel, Int, Number
 
 
 class ExampleIn(CamelModel):

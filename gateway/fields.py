@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateway.convert import camel
+from trainhouse.gateway.convert import camel
 
 LOCATIONS = {"body", "query", "path", "header", "cookie"}
 _INDEX = re.compile(r"^(.*?)((?:\[\d+\])*)$")

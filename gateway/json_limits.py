@@ -13,7 +13,7 @@ answers its own 400 naming the field (JSON-RPC refuses the literals as -32700, a
 call: ``-32600`` for an id, ``-32602`` for a parameter).
 
 Every route reads JSON through here: FastAPI's bodies through :class:`LimitedJsonRequest`
-(installed by ``gateway.routing.GatewayRoute``), the routes that read their raw body themselves
+(installed by ``trainhouse.gateway.routing.GatewayRoute``), the routes that read their raw body themselves
 (JSON-RPC, dataset uploads) through :func:`loads`.
 """
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Any
 
 from starlette.requests import Request
 
-from gateway.errors import INVALID, MALFORMED, ApiError, BodyValidationError
-from gateway.fields import join_path
+from trainhouse.gateway.errors import INVALID, MALFORMED, ApiError, BodyValidationError
+from trainhouse.gateway.fields import join_path
 
 # Default and ceiling of TRAINHOUSE_MAX_JSON_DEPTH (a body `{"config": {"options": {...}}}` is 3 deep).
 DEFAULT_MAX_DEPTH = 32

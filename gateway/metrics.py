@@ -7,7 +7,7 @@ What is measured, and where:
   request count. Recorded by the request-context middleware. SSE streams count their whole life.
 - ``trainhouse_gateway_grpc_client_duration_seconds{method, code}``: every unary (and
   client-streaming) call the gateway makes to a service, from the grpc.aio client interceptor
-  in gateway.rpc_interceptors; ``..._grpc_client_stream_duration_seconds`` for server streams
+  in trainhouse.gateway.rpc_interceptors; ``..._grpc_client_stream_duration_seconds`` for server streams
   (WatchJob, exports), whose duration is a stream's life rather than a latency.
 - ``trainhouse_gateway_rate_limit_rejections_total{group}``: requests refused by a rate limit
   (``requests``, ``generation``, ``evaluations``, ``rpc:<method>``).
@@ -41,7 +41,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from trainhouse.v1 import job_state_pb2, training_service_pb2
 
 if TYPE_CHECKING:
-    from gateway.backends import Backends
+    from trainhouse.gateway.backends import Backends
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 UNMATCHED = "unmatched"

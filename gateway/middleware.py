@@ -3,8 +3,8 @@
 Pure ASGI (not BaseHTTPMiddleware) so that streaming responses (SSE, JSONL downloads) pass
 through unbuffered and a client disconnect still reaches the endpoint.
 
-The request id is also bound to services.common.request_context's contextvar for the life of
-the request: the gateway's own log lines carry it, and gateway.rpc_interceptors sends it to the
+The request id is also bound to trainhouse.common.request_context's contextvar for the life of
+the request: the gateway's own log lines carry it, and trainhouse.gateway.rpc_interceptors sends it to the
 services as `x-request-id` metadata.
 """
 from __future__ import annotations
@@ -17,10 +17,10 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import TOO_LARGE, ApiError, SurfaceRegistry
-from gateway.metrics import UNMATCHED, GatewayMetrics
-from services.common.logs import log
-from services.common.request_context import request_id as request_id_var
+from trainhouse.gateway.errors import TOO_LARGE, ApiError, SurfaceRegistry
+from trainhouse.gateway.metrics import UNMATCHED, GatewayMetrics
+from trainhouse.common.logs import log
+from trainhouse.common.request_context import request_id as request_id_var
 
 logger = logging.getLogger("trainhouse.gateway.access")
 

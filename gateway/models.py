@@ -11,12 +11,12 @@ from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from pydantic.alias_generators import to_camel
 
-from gateway.convert import finite
-from services.common.validation import RESOURCE_ID, RESOURCE_ID_MAX
+from trainhouse.gateway.convert import finite
+from trainhouse.common.validation import RESOURCE_ID, RESOURCE_ID_MAX
 
 # JSON numbers: ints are fine where a float is expected, bools and strings are not; NaN/inf (which
 # Python's json accepts) are refused. The config models' rule, re-exported to every surface.
-from services.core.configs.base import Number  # noqa: F401
+from trainhouse.core.configs.base import Number  # noqa: F401
 
 T = TypeVar("T")
 

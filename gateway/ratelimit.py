@@ -25,8 +25,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.common import config
-from services.common.duckdb_store import DuckStore
+from trainhouse.common import config
+from trainhouse.common.duckdb_store import DuckStore
 
 REQUESTS = "requests"
 GENERATION = "generation"

@@ -1,5 +1,5 @@
 """GatewayRoute: authenticates, checks the scope and spends the rate budget BEFORE the body is read,
-and reads JSON bodies through gateway.json_limits (nesting depth and numbers checked at the edge).
+and reads JSON bodies through trainhouse.gateway.json_limits (nesting depth and numbers checked at the edge).
 
 Doing it in the route (not in a dependency) matters: FastAPI reads and parses the body before it
 solves dependencies, so an anonymous caller sending malformed JSON would get 400 instead of 401,
@@ -17,12 +17,12 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.auth import Principal, require_scope
-from gateway.errors import RATE_LIMITED, UNAUTHENTICATED, ApiError
-from gateway.json_limits import LimitedJsonRequest
-from gateway.ratelimit import REQUESTS, Decision, tightest
-from gateway.scopes import AUTHENTICATED, PUBLIC_WHEN, SIGNED_URL_ROUTES, scope_for
-from services.common.identity import bind_for_task
+from trainhouse.gateway.auth import Principal, require_scope
+from trainhouse.gateway.errors import RATE_LIMITED, UNAUTHENTICATED, ApiError
+from trainhouse.gateway.json_limits import LimitedJsonRequest
+from trainhouse.gateway.ratelimit import REQUESTS, Decision, tightest
+from trainhouse.gateway.scopes import AUTHENTICATED, PUBLIC_WHEN, SIGNED_URL_ROUTES, scope_for
+from trainhouse.common.identity import bind_for_task
 
 
 class GatewayRoute(APIRoute):
@@ -34,7 +34,7 @@ class GatewayRoute(APIRoute):
         try:
             required = scope_for(method, self.path)
         except KeyError:
-            raise RuntimeError(f"route {method} {self.path} is missing from gateway.scopes.ROUTE_SCOPES") from None
+            raise RuntimeError(f"route {method} {self.path} is missing from trainhouse.gateway.scopes.ROUTE_SCOPES") from None
         signed_ok = (method, self.path) in SIGNED_URL_ROUTES
         public_switch = PUBLIC_WHEN.get((method, self.path))
 

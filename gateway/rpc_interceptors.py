@@ -1,12 +1,12 @@
 """grpc.aio client interceptors of the gateway's backend channels: request ids and call timings.
 
 The request-context middleware binds each HTTP request's id (X-Request-Id) to the contextvar
-of services.common.request_context; every call made while serving that request carries it as
+of trainhouse.common.request_context; every call made while serving that request carries it as
 ``x-request-id`` metadata, which the services log (and forward to their own peers), so one id
 follows a request gateway -> service -> service. Calls made outside a request (the webhook
 follower) carry none, and the service then makes its own.
 
-The same interceptors time each call for /metrics (gateway.metrics): unary and client-streaming
+The same interceptors time each call for /metrics (trainhouse.gateway.metrics): unary and client-streaming
 calls by method and status code, server streams by how long they lived.
 """
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 
 import grpc
 
-from gateway.metrics import GatewayMetrics
-from services.common.authn import AUTHORIZATION, forwarded_authorization
-from services.common.request_context import REQUEST_ID_HEADER, request_id
+from trainhouse.gateway.metrics import GatewayMetrics
+from trainhouse.common.authn import AUTHORIZATION, forwarded_authorization
+from trainhouse.common.request_context import REQUEST_ID_HEADER, request_id
 
 
 def _method_name(details: grpc.aio.ClientCallDetails) -> str:

@@ -1,4 +1,4 @@
-"""Gateway settings read once from TRAINHOUSE_* variables (through services.common.config)."""
+"""Gateway settings read once from TRAINHOUSE_* variables (through trainhouse.common.config)."""
 from __future__ import annotations
 
 import logging
@@ -6,10 +6,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.json_limits import CEILING_MAX_DEPTH, DEFAULT_MAX_DEPTH
-from gateway.ratelimit import Limit, limits_from_env
-from services.common import config, secret_checks
-from services.common.logs import log
+from trainhouse.gateway.json_limits import CEILING_MAX_DEPTH, DEFAULT_MAX_DEPTH
+from trainhouse.gateway.ratelimit import Limit, limits_from_env
+from trainhouse.common import config, secret_checks
+from trainhouse.common.logs import log
 
 logger = logging.getLogger("trainhouse.gateway")
 

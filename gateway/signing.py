@@ -19,8 +19,8 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 
-from services.common.duckdb_store import DuckStore
-from services.common.identity import Caller
+from trainhouse.common.duckdb_store import DuckStore
+from trainhouse.common.identity import Caller
 
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS gateway_secrets (name VARCHAR PRIMARY KEY, value BLOB NOT NULL)",

@@ -21,8 +21,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.duckdb_store import DuckStore
-from services.common.timeutil import now
+from trainhouse.common.duckdb_store import DuckStore
+from trainhouse.common.timeutil import now
 
 TOKEN_PREFIX = "th_"
 BOOTSTRAP_ID = "tok-bootstrap"

@@ -31,8 +31,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.common import config, internal_tokens, secret_checks, tls
-from services.common.logs import log
+from trainhouse.common import config, internal_tokens, secret_checks, tls
+from trainhouse.common.logs import log
 
 logger = logging.getLogger("trainhouse.launcher")
 
@@ -85,8 +85,8 @@ class Stack:
 
     def channel(self, name: str, token: str | None = None, options: list | None = None) -> grpc.Channel:
         """A channel to service `name` whose calls carry `token` (default: this stack's admin token), as
-        every direct gRPC client's must (services.common.authn)."""
-        from services.common.authn import bearer_interceptor
+        every direct gRPC client's must (trainhouse.common.authn)."""
+        from trainhouse.common.authn import bearer_interceptor
 
         token = token or self.admin_token_file.read_text().strip()
         return grpc.intercept_channel(tls.channel(self.address(name), options=options or (), environ=self._env()),
@@ -176,7 +176,7 @@ class Stack:
         try:
             for name in ORDER:
                 var = config.SERVICES[name][0]
-                child = self._spawn(name, f"services.{name}", var, self.ports.get(name, 0))
+                child = self._spawn(name, f"trainhouse.{name}", var, self.ports.get(name, 0))
                 self._wait_grpc_health(child)
             gw = self._spawn("gateway", "gateway", config.GATEWAY_PORT_VAR, self.gateway_port)
             self._wait_http(gw)
@@ -272,7 +272,7 @@ class Stack:
     def _respawn(self, name: str, port: int) -> Child:
         """Start `name` again on `port` and wait until it serves (a dead child stays in children
         when this fails, so the next supervise round sees it dead again)."""
-        module = "gateway" if name == "gateway" else f"services.{name}"
+        module = "gateway" if name == "gateway" else f"trainhouse.{name}"
         var = config.GATEWAY_PORT_VAR if name == "gateway" else config.SERVICES[name][0]
         new = self._spawn(name, module, var, port)
         if name == "gateway":

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from services.launcher import Stack
+from trainhouse.launcher import Stack
 
 STACK_JWT_SECRET = secrets.token_urlsafe(32)
 

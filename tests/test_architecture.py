@@ -47,19 +47,19 @@ def _offenders(folder: str, forbidden: tuple[str, ...]) -> list[str]:
 
 def test_core_has_no_transport_and_no_service():
     forbidden = ("grpc", "grpc_health", "grpc_reflection", "grpc_status", "google.rpc", "trainhouse",
-                 "services.common", "gateway", "fastapi", "duckdb") + tuple(f"services.{s}" for s in SERVICES)
+                 "trainhouse.common", "gateway", "fastapi", "duckdb") + tuple(f"trainhouse.{s}" for s in SERVICES)
     assert _files("services/core"), "the core library is missing"
     assert _offenders("services/core", forbidden) == []
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_no_service_imports_another_service(service):
-    others = tuple(f"services.{s}" for s in SERVICES if s != service)
+    others = tuple(f"trainhouse.{s}" for s in SERVICES if s != service)
     assert _offenders(f"services/{service}", others) == []
 
 
 def test_gateway_reaches_services_only_over_grpc():
-    assert _offenders("gateway", tuple(f"services.{s}" for s in SERVICES)) == []
+    assert _offenders("gateway", tuple(f"trainhouse.{s}" for s in SERVICES)) == []
 
 
 def test_the_sdk_ships_alone():
@@ -67,7 +67,7 @@ def test_the_sdk_ships_alone():
     imported = {name for path in _files("services/sdk") for name in _imports(path)}
     assert imported, "the SDK is missing"
     ours = {n for n in imported if n.split(".")[0] in ("services", "gateway", "trainhouse", "grpc", "google")}
-    assert {n for n in ours if not n.startswith("services.sdk")} == set()
+    assert {n for n in ours if not n.startswith("trainhouse.sdk")} == set()
     third_party = {n.split(".")[0] for n in imported} - {"services", "__future__"}
     import sys
     assert third_party - set(sys.stdlib_module_names) == {"httpx", "pydantic"}
@@ -76,8 +76,8 @@ def test_the_sdk_ships_alone():
 def test_the_rules_see_a_violation(tmp_path):
     """The checker itself can fail: an import of a forbidden module is found, at any depth."""
     bad = tmp_path / "bad.py"
-    bad.write_text("def f():\n    from services.training.store import JobStore\n")
-    assert "services.training.store" in _imports(bad)
+    bad.write_text("def f():\n    from trainhouse.training.store import JobStore\n")
+    assert "trainhouse.training.store" in _imports(bad)
 
 
 # Who may call whom over gRPC. No cycle: two services never wait on each other, each can start
@@ -168,8 +168,8 @@ SHARED_SURFACE_MODULES = {"common", "validation"}
 
 
 def _surface_of(module: str) -> str | None:
-    """gateway.surfaces.functions.jobs -> "seeds 001/002"; None for shared modules."""
-    name = module.removeprefix("gateway.surfaces.").split(".")[0]
+    """trainhouse.gateway.surfaces.functions.jobs -> "seeds 001/002"; None for shared modules."""
+    name = module.removeprefix("trainhouse.gateway.surfaces.").split(".")[0]
     if name in SHARED_SURFACE_MODULES:
         return None
     return next(s for s, names in SURFACES.items() if name in names)
@@ -189,7 +189,7 @@ def test_no_surface_imports_another_surface():
             continue
         own = _surface_of(".".join(path.relative_to(ROOT / "gateway/surfaces").with_suffix("").parts))
         for name in _imports(path):
-            if name.startswith("gateway.surfaces."):
+            if name.startswith("trainhouse.gateway.surfaces."):
                 other = _surface_of(name)
                 if other is not None and other != own:
                     offenders.append(f"{path.relative_to(ROOT)} ({own}) imports {name} ({other})")
@@ -198,6 +198,6 @@ def test_no_surface_imports_another_surface():
 
 def test_only_the_app_assembles_surfaces():
     """Plumbing and resources are used by surfaces, never the other way round."""
-    offenders = [o for o in _offenders("gateway", ("gateway.surfaces",))
+    offenders = [o for o in _offenders("gateway", ("trainhouse.gateway.surfaces",))
                  if not o.startswith(("gateway/surfaces/", "gateway/app.py"))]
     assert offenders == []

@@ -7,9 +7,9 @@ as operations (operations.py). docs/api.md is the user's guide to it.
 """
 from __future__ import annotations
 
-from gateway.canonical import admin, agents, datasets, deployments, evaluations, events, jobs, sweeps, trajectories
-from gateway.canonical import versions
-from gateway.canonical.common import PREFIX, SURFACE
+from trainhouse.gateway.canonical import admin, agents, datasets, deployments, evaluations, events, jobs, sweeps, trajectories
+from trainhouse.gateway.canonical import versions
+from trainhouse.gateway.canonical.common import PREFIX, SURFACE
 
 # Order matters where paths overlap: /v1/agents/stats before /v1/agents/{agent_id}, and
 # /v1/trajectories/count|export before /v1/trajectories/{trajectory_id} (both within their router).

@@ -13,17 +13,17 @@ from fastapi import Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, StrictStr, field_validator
 
-from gateway.auth import ADMIN, DEFAULT_ACCOUNT, SCOPES
-from gateway.canonical.common import After, Page, page, path_id, router
-from gateway.canonical.idempotency import idempotent
-from gateway.deps import Caller, Tokens
-from gateway.errors import CONFLICT, INVALID, NOT_FOUND, ApiError
-from gateway.models import Int
-from gateway.resources.tokens import token_fields
-from gateway.resources.webhooks import delivery_fields, webhook_fields
-from gateway.tokens import BOOTSTRAP_ID
-from gateway.webhooks import payloads, urls
-from services.common.timeutil import now
+from trainhouse.gateway.auth import ADMIN, DEFAULT_ACCOUNT, SCOPES
+from trainhouse.gateway.canonical.common import After, Page, page, path_id, router
+from trainhouse.gateway.canonical.idempotency import idempotent
+from trainhouse.gateway.deps import Caller, Tokens
+from trainhouse.gateway.errors import CONFLICT, INVALID, NOT_FOUND, ApiError
+from trainhouse.gateway.models import Int
+from trainhouse.gateway.resources.tokens import token_fields
+from trainhouse.gateway.resources.webhooks import delivery_fields, webhook_fields
+from trainhouse.gateway.tokens import BOOTSTRAP_ID
+from trainhouse.gateway.webhooks import payloads, urls
+from trainhouse.common.timeutil import now
 
 tokens = router("/tokens", "tokens")
 webhooks = router("/webhooks", "webhooks")

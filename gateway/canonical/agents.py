@@ -8,19 +8,19 @@ from pydantic import BaseModel
 from trainhouse.v1 import model_registry_pb2 as mr
 from trainhouse.v1 import training_service_pb2 as ts
 
-from gateway.canonical.common import After, AgentId, Limit, Page, page, router
-from gateway.canonical.idempotency import idempotent
-from gateway.canonical.jobs import JobOut, job_out
-from gateway.canonical.protojson import message_json, proto_model, response_model, to_proto
-from gateway.canonical.versions import actor_of
-from gateway.deps import Services
-from gateway.resources.agents import agent_fields
+from trainhouse.gateway.canonical.common import After, AgentId, Limit, Page, page, router
+from trainhouse.gateway.canonical.idempotency import idempotent
+from trainhouse.gateway.canonical.jobs import JobOut, job_out
+from trainhouse.gateway.canonical.protojson import message_json, proto_model, response_model, to_proto
+from trainhouse.gateway.canonical.versions import actor_of
+from trainhouse.gateway.deps import Services
+from trainhouse.gateway.resources.agents import agent_fields
 
 agents = router("/agents", "agents")
 
 
 class AgentOut(BaseModel):
-    """An agent (gateway.resources.agents.agent_fields)."""
+    """An agent (trainhouse.gateway.resources.agents.agent_fields)."""
 
     agent_id: str
     name: str

@@ -21,13 +21,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from gateway import errors as E
-from gateway.convert import finite
-from gateway.fields import join_path
-from gateway.models import ID_HELP, ID_PATTERN
-from gateway.routing import GatewayRoute
-from services.common.grpc_errors import RpcFailure
-from services.common.validation import RESOURCE_ID_MAX
+from trainhouse.gateway import errors as E
+from trainhouse.gateway.convert import finite
+from trainhouse.gateway.fields import join_path
+from trainhouse.gateway.models import ID_HELP, ID_PATTERN
+from trainhouse.gateway.routing import GatewayRoute
+from trainhouse.common.grpc_errors import RpcFailure
+from trainhouse.common.validation import RESOURCE_ID_MAX
 
 PREFIX = "/v1"
 T = TypeVar("T")

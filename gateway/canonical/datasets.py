@@ -13,13 +13,13 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from trainhouse.v1 import data_service_pb2 as ds
 
-from gateway.canonical.common import After, Limit, Page, page, path_id, router
-from gateway.canonical.idempotency import idempotent
-from gateway.canonical.protojson import message_json, proto_model, response_model, to_proto
-from gateway.deps import Services
-from gateway.errors import INVALID, ApiError
-from gateway.examples import example_to_json
-from gateway.resources.datasets import dataset_fields, generate
+from trainhouse.gateway.canonical.common import After, Limit, Page, page, path_id, router
+from trainhouse.gateway.canonical.idempotency import idempotent
+from trainhouse.gateway.canonical.protojson import message_json, proto_model, response_model, to_proto
+from trainhouse.gateway.deps import Services
+from trainhouse.gateway.errors import INVALID, ApiError
+from trainhouse.gateway.examples import example_to_json
+from trainhouse.gateway.resources.datasets import dataset_fields, generate
 
 datasets = router("/datasets", "datasets")
 modules = router("/modules", "datasets")
@@ -37,7 +37,7 @@ class DatasetStatisticsOut(BaseModel):
 
 
 class DatasetOut(BaseModel):
-    """A dataset (gateway.resources.datasets.dataset_fields)."""
+    """A dataset (trainhouse.gateway.resources.datasets.dataset_fields)."""
 
     dataset_id: str
     example_count: int

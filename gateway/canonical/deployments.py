@@ -9,12 +9,12 @@ from pydantic import BaseModel
 from trainhouse.v1 import deployment_pb2
 from trainhouse.v1 import model_registry_pb2 as mr
 
-from gateway.canonical.common import After, AgentId, Page, page, path_id, router
-from gateway.canonical.idempotency import idempotent
-from gateway.canonical.protojson import enum_words, message_json, proto_model, to_proto
-from gateway.canonical.versions import actor_of
-from gateway.deps import Services
-from gateway.resources.deployments import deployment_fields
+from trainhouse.gateway.canonical.common import After, AgentId, Page, page, path_id, router
+from trainhouse.gateway.canonical.idempotency import idempotent
+from trainhouse.gateway.canonical.protojson import enum_words, message_json, proto_model, to_proto
+from trainhouse.gateway.canonical.versions import actor_of
+from trainhouse.gateway.deps import Services
+from trainhouse.gateway.resources.deployments import deployment_fields
 
 deployments = router("/deployments", "deployments")
 rollbacks = router("/agents/{agent_id}", "deployments")
@@ -34,7 +34,7 @@ class ScheduleStepOut(BaseModel):
 
 
 class DeploymentOut(BaseModel):
-    """A deployment (gateway.resources.deployments.deployment_fields)."""
+    """A deployment (trainhouse.gateway.resources.deployments.deployment_fields)."""
 
     deployment_id: str
     agent_id: str

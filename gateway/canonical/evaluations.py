@@ -1,7 +1,7 @@
 """/v1/evaluations, /v1/benchmarks, /v1/comparisons, /v1/reports, analyses, and /v1/operations.
 
 Every call that can run long (an evaluation, a benchmark, a comparison, a report, an analysis)
-answers 202 with an operation (gateway.canonical.operations); the stored results are read back
+answers 202 with an operation (trainhouse.gateway.canonical.operations); the stored results are read back
 with plain GETs. Evaluations and comparisons get their id when the operation starts (the
 operation's ``resource_id``), so ``GET /v1/evaluations/{resource_id}`` finds the result even if the
 operation record is gone.
@@ -15,14 +15,14 @@ from fastapi import Header, Query, Request
 from pydantic import BaseModel
 from trainhouse.v1 import evaluation_service_pb2 as es
 
-from gateway.auth import ADMIN
-from gateway.canonical.common import After, AgentId, JobId, Limit, Page, VersionId, page, path_id, router
-from gateway.canonical.idempotency import idempotent
-from gateway.canonical.operations import OperationOut, operations_of
-from gateway.canonical.protojson import message_json, proto_model, response_model, to_proto
-from gateway.deps import Services
-from gateway.errors import UNAUTHENTICATED, ApiError
-from gateway.resources.evaluations import evaluation_fields
+from trainhouse.gateway.auth import ADMIN
+from trainhouse.gateway.canonical.common import After, AgentId, JobId, Limit, Page, VersionId, page, path_id, router
+from trainhouse.gateway.canonical.idempotency import idempotent
+from trainhouse.gateway.canonical.operations import OperationOut, operations_of
+from trainhouse.gateway.canonical.protojson import message_json, proto_model, response_model, to_proto
+from trainhouse.gateway.deps import Services
+from trainhouse.gateway.errors import UNAUTHENTICATED, ApiError
+from trainhouse.gateway.resources.evaluations import evaluation_fields
 
 evaluations = router("/evaluations", "evaluations")
 benchmarks = router("/benchmarks", "benchmarks")
@@ -48,7 +48,7 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
 class EvaluationOut(BaseModel):
-    """An evaluation (gateway.resources.evaluations.evaluation_fields)."""
+    """An evaluation (trainhouse.gateway.resources.evaluations.evaluation_fields)."""
 
     evaluation_id: str
     agent_id: str

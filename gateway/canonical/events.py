@@ -1,7 +1,7 @@
 """/v1/jobs/{job_id}/events: a job's events as JSON pages and as Server-Sent Events.
 
 Both read WatchJob (history first, then live events; it ends after the terminal status), and both
-render each event with gateway.resources.events.event_fields (snake_case, ``type`` names the kind).
+render each event with trainhouse.gateway.resources.events.event_fields (snake_case, ``type`` names the kind).
 
 - ``GET /v1/jobs/{id}/events?after=<sequence>&limit=<n>``: oldest first. TrainingService has no
   unary "list events" RPC, so a page reads the stream until it holds ``limit`` events, the stream
@@ -26,13 +26,13 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 from trainhouse.v1 import training_service_pb2 as ts
 
-from gateway.canonical.common import JobId, Page, SURFACE, router
-from gateway.convert import finite
-from gateway.deps import Services
-from gateway.errors import INVALID, ApiError, request_id_of
-from gateway.resources.events import event_fields
-from gateway.resources.jobs import state_word
-from services.common.grpc_errors import failure_of
+from trainhouse.gateway.canonical.common import JobId, Page, SURFACE, router
+from trainhouse.gateway.convert import finite
+from trainhouse.gateway.deps import Services
+from trainhouse.gateway.errors import INVALID, ApiError, request_id_of
+from trainhouse.gateway.resources.events import event_fields
+from trainhouse.gateway.resources.jobs import state_word
+from trainhouse.common.grpc_errors import failure_of
 
 events = router("/jobs/{job_id}/events", "events")
 PAGE_IDLE_S = 0.3

@@ -23,9 +23,9 @@ from typing import Any
 from anyio import to_thread
 from fastapi import Request
 
-from gateway import errors as E
-from gateway.canonical.common import IDEMPOTENCY_KEY_REUSED, REQUEST_IN_PROGRESS, CanonicalError
-from services.common.duckdb_store import DuckStore
+from trainhouse.gateway import errors as E
+from trainhouse.gateway.canonical.common import IDEMPOTENCY_KEY_REUSED, REQUEST_IN_PROGRESS, CanonicalError
+from trainhouse.common.duckdb_store import DuckStore
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS idempotency_keys (
     account VARCHAR NOT NULL,

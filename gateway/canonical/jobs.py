@@ -21,15 +21,15 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, StrictStr
 from trainhouse.v1 import training_service_pb2 as ts
 
-from gateway.canonical.common import After, JobId, Limit, Page, page, path_id, router
-from gateway.canonical.idempotency import idempotent
-from gateway.canonical.protojson import enum_words, message_json, proto_model, response_model, to_proto
-from gateway.canonical.versions import VersionOut, version_out
-from gateway.convert import ts_iso
-from gateway.deps import Services
-from gateway.errors import INVALID, ApiError
-from gateway.resources.jobs import checkpoint_fields, job_fields
-from services.common.duckdb_store import insert_columns
+from trainhouse.gateway.canonical.common import After, JobId, Limit, Page, page, path_id, router
+from trainhouse.gateway.canonical.idempotency import idempotent
+from trainhouse.gateway.canonical.protojson import enum_words, message_json, proto_model, response_model, to_proto
+from trainhouse.gateway.canonical.versions import VersionOut, version_out
+from trainhouse.gateway.convert import ts_iso
+from trainhouse.gateway.deps import Services
+from trainhouse.gateway.errors import INVALID, ApiError
+from trainhouse.gateway.resources.jobs import checkpoint_fields, job_fields
+from trainhouse.common.duckdb_store import insert_columns
 from trainhouse.v1 import job_state_pb2
 
 jobs = router("/jobs", "jobs")
@@ -40,7 +40,7 @@ JobStateWord = Literal[tuple(enum_words(job_state_pb2.JobState.DESCRIPTOR))]  # 
 
 
 class JobOut(BaseModel):
-    """A training job (gateway.resources.jobs.job_fields: the one mapping every surface starts from)."""
+    """A training job (trainhouse.gateway.resources.jobs.job_fields: the one mapping every surface starts from)."""
 
     job_id: str
     agent_id: str

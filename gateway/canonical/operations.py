@@ -29,10 +29,10 @@ import grpc
 from fastapi import Request
 from pydantic import BaseModel
 
-from gateway import errors as E
-from gateway.canonical.common import SURFACE, ErrorBody
-from gateway.canonical.protojson import iso_now
-from services.common.grpc_errors import failure_of
+from trainhouse.gateway import errors as E
+from trainhouse.gateway.canonical.common import SURFACE, ErrorBody
+from trainhouse.gateway.canonical.protojson import iso_now
+from trainhouse.common.grpc_errors import failure_of
 
 
 def _env_seconds(name: str, default: float, lo: float, hi: float) -> float:

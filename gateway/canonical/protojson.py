@@ -28,9 +28,9 @@ from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescript
 from google.protobuf.message import Message
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, create_model
 
-from gateway.convert import duration_s, struct_to_dict, ts_iso
-from gateway.errors import INVALID, ApiError
-from services.core.configs.base import Number
+from trainhouse.gateway.convert import duration_s, struct_to_dict, ts_iso
+from trainhouse.gateway.errors import INVALID, ApiError
+from trainhouse.core.configs.base import Number
 
 WELL_KNOWN_JSON = {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
 TIMESTAMP = "google.protobuf.Timestamp"

@@ -1,4 +1,4 @@
-"""/v1/sweeps: hyperparameter sweeps (rendered from gateway.resources.sweeps.sweep_json, snake_case)."""
+"""/v1/sweeps: hyperparameter sweeps (rendered from trainhouse.gateway.resources.sweeps.sweep_json, snake_case)."""
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
@@ -8,12 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from trainhouse.v1 import sweep_pb2
 from trainhouse.v1 import training_service_pb2 as ts
 
-from gateway.canonical.common import After, Page, page, path_id, router
-from gateway.canonical.idempotency import idempotent
-from gateway.canonical.protojson import enum_words, proto_model, to_proto
-from gateway.convert import snake_keys
-from gateway.deps import Services
-from gateway.resources.sweeps import sweep_json
+from trainhouse.gateway.canonical.common import After, Page, page, path_id, router
+from trainhouse.gateway.canonical.idempotency import idempotent
+from trainhouse.gateway.canonical.protojson import enum_words, proto_model, to_proto
+from trainhouse.gateway.convert import snake_keys
+from trainhouse.gateway.deps import Services
+from trainhouse.gateway.resources.sweeps import sweep_json
 
 sweeps = router("/sweeps", "sweeps")
 CreateSweepIn = proto_model(ts.CreateSweepRequest.DESCRIPTOR, name="CreateSweepIn")
@@ -22,7 +22,7 @@ SweepId = Annotated[str, path_id("A sweep id")]
 
 
 class SweepOut(BaseModel):
-    """A sweep with its trials (gateway.resources.sweeps.sweep_json, keys in snake_case)."""
+    """A sweep with its trials (trainhouse.gateway.resources.sweeps.sweep_json, keys in snake_case)."""
 
     model_config = ConfigDict(extra="allow")
 

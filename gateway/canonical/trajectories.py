@@ -11,10 +11,10 @@ from pydantic import BaseModel, Field
 from trainhouse.v1 import data_service_pb2 as ds
 from trainhouse.v1 import trajectory_pb2
 
-from gateway.canonical.common import After, Limit, Page, page, path_id, router
-from gateway.canonical.idempotency import idempotent
-from gateway.canonical.protojson import message_json, proto_model, response_model, to_proto
-from gateway.deps import Services
+from trainhouse.gateway.canonical.common import After, Limit, Page, page, path_id, router
+from trainhouse.gateway.canonical.idempotency import idempotent
+from trainhouse.gateway.canonical.protojson import message_json, proto_model, response_model, to_proto
+from trainhouse.gateway.deps import Services
 
 trajectories = router("/trajectories", "trajectories")
 

@@ -11,11 +11,11 @@ from pydantic import BaseModel, Field, StrictStr
 from trainhouse.v1 import model_registry_pb2 as mr
 from trainhouse.v1 import model_version_pb2
 
-from gateway.canonical.common import After, AgentId, Limit, Page, VersionId, page, router
-from gateway.canonical.protojson import enum_words, message_json, proto_model, response_model, to_proto
-from gateway.deps import Services
-from gateway.resources.agents import version_fields
-from gateway.resources.deployments import deployment_fields
+from trainhouse.gateway.canonical.common import After, AgentId, Limit, Page, VersionId, page, router
+from trainhouse.gateway.canonical.protojson import enum_words, message_json, proto_model, response_model, to_proto
+from trainhouse.gateway.deps import Services
+from trainhouse.gateway.resources.agents import version_fields
+from trainhouse.gateway.resources.deployments import deployment_fields
 
 versions = router("/agents/{agent_id}", "versions")
 
@@ -45,7 +45,7 @@ class LineageOut(BaseModel):
 
 
 class VersionOut(BaseModel):
-    """A model version (gateway.resources.agents.version_fields)."""
+    """A model version (trainhouse.gateway.resources.agents.version_fields)."""
 
     version_id: str
     agent_id: str

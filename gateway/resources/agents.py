@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.convert import camel, enum_word, human_size, struct_to_dict, ts_iso
-from gateway.resources.tables import FieldTable
+from trainhouse.gateway.convert import camel, enum_word, human_size, struct_to_dict, ts_iso
+from trainhouse.gateway.resources.tables import FieldTable
 from trainhouse.v1 import model_version_pb2
 
 AGENT_FIELDS = ("agent_id", "name", "description", "active_version_id", "staging_version_id", "serve_first_version",

@@ -14,14 +14,14 @@ from fastapi import Request
 from google.protobuf import json_format
 from trainhouse.v1 import data_service_pb2, dataset_pb2, synthetic_data_pb2
 
-from gateway.convert import ts_iso
-from gateway.deps import Services
-from gateway.errors import INVALID, ApiError, encoding_request
-from gateway.ratelimit import GENERATION
-from gateway.routing import charge, rate_limited
-from services.common.timeutil import iso
-from services.core.configs.base import optional_type
-from services.core.configs.generation import GenerationConfig, GenerationConstraints
+from trainhouse.gateway.convert import ts_iso
+from trainhouse.gateway.deps import Services
+from trainhouse.gateway.errors import INVALID, ApiError, encoding_request
+from trainhouse.gateway.ratelimit import GENERATION
+from trainhouse.gateway.routing import charge, rate_limited
+from trainhouse.common.timeutil import iso
+from trainhouse.core.configs.base import optional_type
+from trainhouse.core.configs.generation import GenerationConfig, GenerationConstraints
 
 DEFAULT_COUNT = 100  # DataService's default when count is unset
 

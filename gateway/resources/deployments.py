@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.convert import enum_word, ts_iso
-from gateway.resources.tables import FieldTable
+from trainhouse.gateway.convert import enum_word, ts_iso
+from trainhouse.gateway.resources.tables import FieldTable
 from trainhouse.v1 import deployment_pb2
 
 

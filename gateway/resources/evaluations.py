@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.convert import duration_s, struct_to_dict, ts_iso
+from trainhouse.gateway.convert import duration_s, struct_to_dict, ts_iso
 from trainhouse.v1 import evaluation_pb2
 
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from trainhouse.v1 import training_job_pb2
 
-from gateway.convert import ts_iso
-from gateway.resources.jobs import checkpoint_fields, state_word
-from gateway.resources.tables import FieldTable
+from trainhouse.gateway.convert import ts_iso
+from trainhouse.gateway.resources.jobs import checkpoint_fields, state_word
+from trainhouse.gateway.resources.tables import FieldTable
 
 KINDS = ("status", "epoch", "step", "metric", "checkpoint", "log", "budget", "promotion")
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from trainhouse.v1 import job_state_pb2, training_job_pb2
 
-from gateway.convert import duration_s, enum_word, human_duration, ts_iso
-from gateway.resources.tables import FieldTable
+from trainhouse.gateway.convert import duration_s, enum_word, human_duration, ts_iso
+from trainhouse.gateway.resources.tables import FieldTable
 
 
 def state_word(state: int) -> str:

@@ -9,11 +9,11 @@ from google.protobuf.json_format import MessageToDict
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr
 from trainhouse.v1 import sweep_pb2, training_service_pb2
 
-from gateway.convert import enum_word, struct_to_dict, ts_iso
-from gateway.examples import ExampleIn, examples_to_proto
-from gateway.models import CamelModel, Id
-from gateway.resources.jobs import state_word
-from gateway.resources.training_config import TrainingConfigIn, config_json, config_to_proto
+from trainhouse.gateway.convert import enum_word, struct_to_dict, ts_iso
+from trainhouse.gateway.examples import ExampleIn, examples_to_proto
+from trainhouse.gateway.models import CamelModel, Id
+from trainhouse.gateway.resources.jobs import state_word
+from trainhouse.gateway.resources.training_config import TrainingConfigIn, config_json, config_to_proto
 
 SAMPLERS = {"grid": sweep_pb2.SWEEP_SAMPLER_GRID, "random": sweep_pb2.SWEEP_SAMPLER_RANDOM,
             "tpe": sweep_pb2.SWEEP_SAMPLER_TPE}

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gateway.convert import camel, snake
+from trainhouse.gateway.convert import camel, snake
 
 
 @dataclass(frozen=True)

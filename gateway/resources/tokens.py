@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.resources.tables import FieldTable
-from gateway.tokens import TokenRecord
-from services.common.timeutil import iso
+from trainhouse.gateway.resources.tables import FieldTable
+from trainhouse.gateway.tokens import TokenRecord
+from trainhouse.common.timeutil import iso
 
 
 def token_fields(r: TokenRecord) -> dict[str, Any]:

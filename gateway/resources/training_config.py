@@ -12,10 +12,10 @@ from typing import Any, Literal
 from pydantic import Field, StrictBool, create_model
 from trainhouse.v1 import job_state_pb2, training_job_pb2
 
-from gateway.convert import struct_to_dict
-from gateway.models import CamelModel, Id
-from gateway.resources.jobs import method_word
-from services.core.configs import CLASSIFIER_CONFIGS, CurriculumStage, SupervisedConfig, optional_type, request_fields
+from trainhouse.gateway.convert import struct_to_dict
+from trainhouse.gateway.models import CamelModel, Id
+from trainhouse.gateway.resources.jobs import method_word
+from trainhouse.core.configs import CLASSIFIER_CONFIGS, CurriculumStage, SupervisedConfig, optional_type, request_fields
 
 METHODS: dict[str, int] = {
     "supervised": job_state_pb2.TRAINING_METHOD_SUPERVISED,

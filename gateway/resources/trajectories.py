@@ -13,8 +13,8 @@ from typing import Any
 from google.protobuf import json_format
 from trainhouse.v1 import trajectory_pb2
 
-from gateway.convert import enum_word, epoch_ms, finite, struct_to_dict, ts_iso
-from gateway.errors import INVALID, ApiError
+from trainhouse.gateway.convert import enum_word, epoch_ms, finite, struct_to_dict, ts_iso
+from trainhouse.gateway.errors import INVALID, ApiError
 
 _TIME_KEYS = {"startTime", "start_time", "endTime", "end_time", "time", "timestamp"}
 _DURATION_KEYS = {"latencyMs": "latency", "latency_ms": "latency", "durationMs": "duration",

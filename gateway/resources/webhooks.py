@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from gateway.resources.tables import FieldTable
-from gateway.webhooks.store import Webhook
-from services.common.timeutil import iso
+from trainhouse.gateway.resources.tables import FieldTable
+from trainhouse.gateway.webhooks.store import Webhook
+from trainhouse.common.timeutil import iso
 
 
 def _iso(seconds: float | None) -> str | None:

@@ -15,14 +15,14 @@ from fastapi import APIRouter
 from pydantic import Field, StrictBool, StrictStr
 from trainhouse.v1 import job_state_pb2, training_service_pb2
 
-from gateway.convert import ts_iso
-from gateway.deps import Caller, Services
-from gateway.errors import encoding_request, rpc_fields
-from gateway.models import CamelModel, Envelope, envelope, Id, Number
-from gateway.resources.jobs import estimated_duration, state_word
-from gateway.routing import GatewayRoute
-from gateway.surfaces.common import ERROR_RESPONSES
-from gateway.surfaces.v1 import V1_SURFACE
+from trainhouse.gateway.convert import ts_iso
+from trainhouse.gateway.deps import Caller, Services
+from trainhouse.gateway.errors import encoding_request, rpc_fields
+from trainhouse.gateway.models import CamelModel, Envelope, envelope, Id, Number
+from trainhouse.gateway.resources.jobs import estimated_duration, state_word
+from trainhouse.gateway.routing import GatewayRoute
+from trainhouse.gateway.surfaces.common import ERROR_RESPONSES
+from trainhouse.gateway.surfaces.v1 import V1_SURFACE
 
 router = APIRouter(prefix="/api/v1/training", tags=["training"], route_class=GatewayRoute,
                    responses=ERROR_RESPONSES)

@@ -7,13 +7,13 @@ from fastapi import APIRouter, Query
 from pydantic import Field, StrictBool, StrictStr
 from trainhouse.v1 import model_registry_pb2
 
-from gateway.convert import ts_iso
-from gateway.deps import Caller, Services
-from gateway.errors import INVALID, ApiError, encoding_request
-from gateway.models import CamelModel, Envelope, envelope, Id, id_path, Int, Pagination, VersionRef
-from gateway.resources.agents import agent_v1
-from gateway.routing import GatewayRoute
-from gateway.surfaces.common import ERROR_RESPONSES, pagination, skip_for
+from trainhouse.gateway.convert import ts_iso
+from trainhouse.gateway.deps import Caller, Services
+from trainhouse.gateway.errors import INVALID, ApiError, encoding_request
+from trainhouse.gateway.models import CamelModel, Envelope, envelope, Id, id_path, Int, Pagination, VersionRef
+from trainhouse.gateway.resources.agents import agent_v1
+from trainhouse.gateway.routing import GatewayRoute
+from trainhouse.gateway.surfaces.common import ERROR_RESPONSES, pagination, skip_for
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"], route_class=GatewayRoute,
                    responses=ERROR_RESPONSES)

@@ -13,15 +13,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field, StrictBool, StrictStr
 
-from gateway.auth import DEFAULT_ACCOUNT, SCOPES
-from gateway.deps import Tokens
-from gateway.errors import CONFLICT, NOT_FOUND, ApiError
-from gateway.models import CamelModel, Envelope, envelope, id_path, Int
-from gateway.resources.tokens import TOKEN_V1, token_fields
-from gateway.routing import GatewayRoute
-from gateway.surfaces.common import ERROR_RESPONSES
-from gateway.tokens import BOOTSTRAP_ID, TokenRecord
-from services.common.timeutil import now
+from trainhouse.gateway.auth import DEFAULT_ACCOUNT, SCOPES
+from trainhouse.gateway.deps import Tokens
+from trainhouse.gateway.errors import CONFLICT, NOT_FOUND, ApiError
+from trainhouse.gateway.models import CamelModel, Envelope, envelope, id_path, Int
+from trainhouse.gateway.resources.tokens import TOKEN_V1, token_fields
+from trainhouse.gateway.routing import GatewayRoute
+from trainhouse.gateway.surfaces.common import ERROR_RESPONSES
+from trainhouse.gateway.tokens import BOOTSTRAP_ID, TokenRecord
+from trainhouse.common.timeutil import now
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=GatewayRoute, responses=ERROR_RESPONSES)
 
@@ -105,7 +105,7 @@ internal_router = APIRouter(prefix="/internal/v1", tags=["internal"], route_clas
 @internal_router.post("/introspect", summary="OAuth 2.0 token introspection (RFC 7662) for the services")
 async def introspect(request: Request, store: Tokens) -> dict[str, Any]:
     """Whether an API token is active and whose it is, for a service a direct gRPC client presented
-    it to. Only the stack's own processes (an internal assertion; gateway.scopes.INTERNAL) may ask:
+    it to. Only the stack's own processes (an internal assertion; trainhouse.gateway.scopes.INTERNAL) may ask:
     an API token, even an admin one, cannot use this to test other tokens."""
     form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=4)
     token = (form.get("token") or [""])[0]

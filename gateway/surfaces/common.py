@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from gateway.models import ErrorEnvelope
+from trainhouse.gateway.models import ErrorEnvelope
 
 # Documented on every v1 router so /openapi.json shows the error envelope for each status.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -11,16 +11,16 @@ from fastapi import APIRouter, Request
 from pydantic import Field, StrictBool, StrictStr
 from trainhouse.v1 import data_service_pb2, data_validation_pb2
 
-from gateway.convert import enum_word, finite
-from gateway.deps import Services
-from gateway.errors import INVALID, ApiError, encoding_request
-from gateway.examples import ExampleIn, examples_to_proto
-from gateway.models import CamelModel, Envelope, Id, Int, Number, envelope
-from gateway.resources.datasets import (GenCount, GenDifficulty, GenDiversity, GenEdgeCaseRate, GenEdgeCases,
+from trainhouse.gateway.convert import enum_word, finite
+from trainhouse.gateway.deps import Services
+from trainhouse.gateway.errors import INVALID, ApiError, encoding_request
+from trainhouse.gateway.examples import ExampleIn, examples_to_proto
+from trainhouse.gateway.models import CamelModel, Envelope, Id, Int, Number, envelope
+from trainhouse.gateway.resources.datasets import (GenCount, GenDifficulty, GenDiversity, GenEdgeCaseRate, GenEdgeCases,
                                         GenLabelBy, GenLanguages, GenMaxLength, GenSeed, GenTopics, generate,
                                         generated_json, generation_request)
-from gateway.routing import GatewayRoute
-from gateway.surfaces.common import ERROR_RESPONSES
+from trainhouse.gateway.routing import GatewayRoute
+from trainhouse.gateway.surfaces.common import ERROR_RESPONSES
 
 router = APIRouter(prefix="/api/v1/training", tags=["data"], route_class=GatewayRoute, responses=ERROR_RESPONSES)
 

@@ -15,15 +15,15 @@ from fastapi.responses import StreamingResponse
 from pydantic import Field, StrictStr, ValidationError
 from trainhouse.v1 import data_service_pb2
 
-from gateway import json_limits
-from gateway.deps import Services
-from gateway.errors import INVALID, ApiError, encoding_request
-from gateway.examples import ExampleIn, example_to_json, examples_to_proto
-from gateway.fields import field_path
-from gateway.models import CamelModel, Envelope, envelope, Id, id_path, Pagination
-from gateway.resources.datasets import dataset_json, with_download
-from gateway.routing import GatewayRoute
-from gateway.surfaces.common import ERROR_RESPONSES, pagination, skip_for
+from trainhouse.gateway import json_limits
+from trainhouse.gateway.deps import Services
+from trainhouse.gateway.errors import INVALID, ApiError, encoding_request
+from trainhouse.gateway.examples import ExampleIn, example_to_json, examples_to_proto
+from trainhouse.gateway.fields import field_path
+from trainhouse.gateway.models import CamelModel, Envelope, envelope, Id, id_path, Pagination
+from trainhouse.gateway.resources.datasets import dataset_json, with_download
+from trainhouse.gateway.routing import GatewayRoute
+from trainhouse.gateway.surfaces.common import ERROR_RESPONSES, pagination, skip_for
 
 router = APIRouter(prefix="/api/v1/training/datasets", tags=["datasets"], route_class=GatewayRoute,
                    responses=ERROR_RESPONSES)

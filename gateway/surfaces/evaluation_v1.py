@@ -14,17 +14,17 @@ from fastapi import APIRouter, Request
 from pydantic import Field, StrictBool, StrictStr
 from trainhouse.v1 import benchmark_pb2, evaluation_pb2, evaluation_service_pb2
 
-from gateway.convert import camel, human_latency, signed_percent, struct_to_dict, ts_iso
-from gateway.deps import Services
-from gateway.errors import encoding_request, rpc_fields
-from gateway.examples import ExampleIn, examples_to_proto
-from gateway.models import CamelModel, Envelope, envelope, Id, Int64, VersionRef
-from gateway.ratelimit import EVALUATIONS
-from gateway.resources.evaluations import evaluation_fields
-from gateway.resources.tables import FieldTable
-from gateway.routing import GatewayRoute, spend
-from gateway.surfaces.common import ERROR_RESPONSES
-from gateway.surfaces.v1 import V1_SURFACE
+from trainhouse.gateway.convert import camel, human_latency, signed_percent, struct_to_dict, ts_iso
+from trainhouse.gateway.deps import Services
+from trainhouse.gateway.errors import encoding_request, rpc_fields
+from trainhouse.gateway.examples import ExampleIn, examples_to_proto
+from trainhouse.gateway.models import CamelModel, Envelope, envelope, Id, Int64, VersionRef
+from trainhouse.gateway.ratelimit import EVALUATIONS
+from trainhouse.gateway.resources.evaluations import evaluation_fields
+from trainhouse.gateway.resources.tables import FieldTable
+from trainhouse.gateway.routing import GatewayRoute, spend
+from trainhouse.gateway.surfaces.common import ERROR_RESPONSES
+from trainhouse.gateway.surfaces.v1 import V1_SURFACE
 
 router = APIRouter(prefix="/api/v1/training", tags=["evaluation"], route_class=GatewayRoute,
                    responses=ERROR_RESPONSES)

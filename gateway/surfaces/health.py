@@ -5,8 +5,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from gateway.deps import Services
-from gateway.routing import GatewayRoute
+from trainhouse.gateway.deps import Services
+from trainhouse.gateway.routing import GatewayRoute
 
 router = APIRouter(tags=["health"], route_class=GatewayRoute)
 

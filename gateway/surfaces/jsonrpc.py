@@ -15,8 +15,8 @@ ours for what the seed leaves open: -32010 unauthorized, -32011 forbidden (the m
 -32029 rate limited (``data.retryAfter``). When a single, non-batch call fails with one of those
 three, the HTTP status says so too (401 / 403 / 429 + Retry-After); everything else is 200.
 
-Which scope each method needs is in gateway.scopes (one table with the HTTP routes); the
-per-method rate limits are gateway.ratelimit's ``rpc:<method>`` groups (seed 003's table).
+Which scope each method needs is in trainhouse.gateway.scopes (one table with the HTTP routes); the
+per-method rate limits are trainhouse.gateway.ratelimit's ``rpc:<method>`` groups (seed 003's table).
 """
 from __future__ import annotations
 
@@ -48,25 +48,25 @@ from trainhouse.v1 import (
     training_service_pb2,
 )
 
-from gateway import errors as E
-from gateway import json_limits
-from gateway.auth import Principal
-from gateway.backends import Backends
-from gateway.convert import finite, ts_iso, usd_text
-from gateway.errors import ApiError, request_id_of
-from gateway.json_limits import number_problem
-from gateway.models import Id, Int, Number
-from gateway.ratelimit import rpc_group
-from gateway.resources.evaluations import comparison_fields, evaluation_fields
-from gateway.resources.jobs import job_fields, seed003_state_word, seed003_word
-from gateway.resources.tables import FieldTable
-from gateway.resources.trajectories import export_json
-from gateway.routing import GatewayRoute, charge
-from gateway.scopes import jsonrpc_methods
-from gateway.surfaces.validation import from_pydantic
-from services.common.grpc_errors import RpcFailure, failure_of
-from services.common.logs import log
-from services.core.configs import GRPOConfig, request_fields
+from trainhouse.gateway import errors as E
+from trainhouse.gateway import json_limits
+from trainhouse.gateway.auth import Principal
+from trainhouse.gateway.backends import Backends
+from trainhouse.gateway.convert import finite, ts_iso, usd_text
+from trainhouse.gateway.errors import ApiError, request_id_of
+from trainhouse.gateway.json_limits import number_problem
+from trainhouse.gateway.models import Id, Int, Number
+from trainhouse.gateway.ratelimit import rpc_group
+from trainhouse.gateway.resources.evaluations import comparison_fields, evaluation_fields
+from trainhouse.gateway.resources.jobs import job_fields, seed003_state_word, seed003_word
+from trainhouse.gateway.resources.tables import FieldTable
+from trainhouse.gateway.resources.trajectories import export_json
+from trainhouse.gateway.routing import GatewayRoute, charge
+from trainhouse.gateway.scopes import jsonrpc_methods
+from trainhouse.gateway.surfaces.validation import from_pydantic
+from trainhouse.common.grpc_errors import RpcFailure, failure_of
+from trainhouse.common.logs import log
+from trainhouse.core.configs import GRPOConfig, request_fields
 
 logger = logging.getLogger("trainhouse.gateway.jsonrpc")
 
@@ -417,7 +417,7 @@ METHODS: dict[str, Method] = {
                                                            E.INTERNAL: EVALUATION_FAILED}),
 }
 _missing = set(METHODS) - set(jsonrpc_methods())
-assert not _missing, f"JSON-RPC methods without a scope in gateway.scopes: {_missing}"
+assert not _missing, f"JSON-RPC methods without a scope in trainhouse.gateway.scopes: {_missing}"
 
 
 # ---- dispatch -------------------------------------------------------------------------------

@@ -7,14 +7,14 @@ from fastapi import APIRouter, Path, Query
 from pydantic import Field, StrictBool, StrictStr
 from trainhouse.v1 import deployment_pb2, model_registry_pb2, model_version_pb2
 
-from gateway.convert import enum_word, ts_iso
-from gateway.deps import Caller, Services
-from gateway.errors import encoding_request
-from gateway.models import CamelModel, Envelope, envelope, Id, id_path, Int, Number, Pagination, RESOURCE_ID_MAX, VERSION_REF_PATTERN, VersionRef
-from gateway.resources.agents import version_v1
-from gateway.resources.deployments import deployment_v1
-from gateway.routing import GatewayRoute
-from gateway.surfaces.common import ERROR_RESPONSES, pagination, skip_for
+from trainhouse.gateway.convert import enum_word, ts_iso
+from trainhouse.gateway.deps import Caller, Services
+from trainhouse.gateway.errors import encoding_request
+from trainhouse.gateway.models import CamelModel, Envelope, envelope, Id, id_path, Int, Number, Pagination, RESOURCE_ID_MAX, VERSION_REF_PATTERN, VersionRef
+from trainhouse.gateway.resources.agents import version_v1
+from trainhouse.gateway.resources.deployments import deployment_v1
+from trainhouse.gateway.routing import GatewayRoute
+from trainhouse.gateway.surfaces.common import ERROR_RESPONSES, pagination, skip_for
 
 router = APIRouter(prefix="/api/v1/training/models", tags=["models"], route_class=GatewayRoute,
                    responses=ERROR_RESPONSES)

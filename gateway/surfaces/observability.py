@@ -1,16 +1,16 @@
-"""GET /metrics: Prometheus text exposition (what is measured: gateway.metrics).
+"""GET /metrics: Prometheus text exposition (what is measured: trainhouse.gateway.metrics).
 
-Needs the `admin` scope unless TRAINHOUSE_METRICS_PUBLIC=1 (gateway.scopes.PUBLIC_WHEN).
+Needs the `admin` scope unless TRAINHOUSE_METRICS_PUBLIC=1 (trainhouse.gateway.scopes.PUBLIC_WHEN).
 """
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from gateway.deps import Services
-from gateway.metrics import CONTENT_TYPE
-from gateway.routing import GatewayRoute
-from gateway.surfaces.common import ERROR_RESPONSES
+from trainhouse.gateway.deps import Services
+from trainhouse.gateway.metrics import CONTENT_TYPE
+from trainhouse.gateway.routing import GatewayRoute
+from trainhouse.gateway.surfaces.common import ERROR_RESPONSES
 
 router = APIRouter(tags=["observability"], route_class=GatewayRoute)
 

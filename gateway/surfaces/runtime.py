@@ -33,21 +33,21 @@ from trainhouse.v1 import (
     trajectory_pb2,
 )
 
-from gateway import errors as E
-from gateway.convert import epoch_ms, finite, iso_epoch_ms
-from gateway.deps import Caller, Services
-from gateway.errors import ApiError, encoding_request, rpc_fields
-from gateway.fields import field_path, rpc_field
-from gateway.models import Id, id_path, Int, MODEL_ID_PATTERN, ModelRef, Number, RESOURCE_ID_MAX
-from gateway.ratelimit import EVALUATIONS
-from gateway.resources.agents import version_fields
-from gateway.resources.jobs import job_fields, state_word
-from gateway.resources.tables import FieldTable
-from gateway.resources.trajectories import basic_json, full_json, trajectory_from_json
-from gateway.routing import GatewayRoute, spend
-from gateway.surfaces.validation import from_request_validation
-from services.common.grpc_errors import RpcFailure, failure_of
-from services.core.configs import SupervisedConfig, optional_type
+from trainhouse.gateway import errors as E
+from trainhouse.gateway.convert import epoch_ms, finite, iso_epoch_ms
+from trainhouse.gateway.deps import Caller, Services
+from trainhouse.gateway.errors import ApiError, encoding_request, rpc_fields
+from trainhouse.gateway.fields import field_path, rpc_field
+from trainhouse.gateway.models import Id, id_path, Int, MODEL_ID_PATTERN, ModelRef, Number, RESOURCE_ID_MAX
+from trainhouse.gateway.ratelimit import EVALUATIONS
+from trainhouse.gateway.resources.agents import version_fields
+from trainhouse.gateway.resources.jobs import job_fields, state_word
+from trainhouse.gateway.resources.tables import FieldTable
+from trainhouse.gateway.resources.trajectories import basic_json, full_json, trajectory_from_json
+from trainhouse.gateway.routing import GatewayRoute, spend
+from trainhouse.gateway.surfaces.validation import from_request_validation
+from trainhouse.common.grpc_errors import RpcFailure, failure_of
+from trainhouse.core.configs import SupervisedConfig, optional_type
 
 PREFIX = "/api/training"
 BACKEND_DOC = ("'native' (the default) and 'cpu' both run trainhouse's own trainer: a NumPy classifier over the "

@@ -13,12 +13,12 @@ from fastapi import APIRouter, Query
 from pydantic import Field, StrictStr
 from trainhouse.v1 import training_service_pb2
 
-from gateway.deps import Services
-from gateway.errors import encoding_request
-from gateway.models import CamelModel, Envelope, envelope, id_path
-from gateway.resources.sweeps import STATES, CreateSweepIn, create_request, sweep_json
-from gateway.routing import GatewayRoute
-from gateway.surfaces.common import ERROR_RESPONSES
+from trainhouse.gateway.deps import Services
+from trainhouse.gateway.errors import encoding_request
+from trainhouse.gateway.models import CamelModel, Envelope, envelope, id_path
+from trainhouse.gateway.resources.sweeps import STATES, CreateSweepIn, create_request, sweep_json
+from trainhouse.gateway.routing import GatewayRoute
+from trainhouse.gateway.surfaces.common import ERROR_RESPONSES
 
 router = APIRouter(prefix="/api/v1/sweeps", tags=["sweeps"], route_class=GatewayRoute, responses=ERROR_RESPONSES)
 

@@ -15,20 +15,20 @@ from fastapi.responses import StreamingResponse
 from pydantic import Field, StrictStr
 from trainhouse.v1 import training_job_pb2, training_service_pb2
 
-from gateway.convert import finite, ts_iso
-from gateway.deps import Caller, Services
-from gateway.errors import INVALID, ApiError, encoding_request
-from gateway.examples import ExampleIn, examples_to_proto
-from gateway.models import CamelModel, Envelope, envelope, Id, id_path, VersionRef
-from gateway.resources.agents import version_v1
-from gateway.resources.events import sse_event
-from gateway.resources.jobs import checkpoint_fields, estimated_duration, job_status, state_word
-from gateway.resources.tables import FieldTable
-from gateway.resources.training_config import TrainingConfigIn, config_json, config_to_proto
-from gateway.routing import GatewayRoute
-from gateway.surfaces.common import ERROR_RESPONSES
-from gateway.surfaces.models_v1 import VersionOut
-from services.common.grpc_errors import failure_of
+from trainhouse.gateway.convert import finite, ts_iso
+from trainhouse.gateway.deps import Caller, Services
+from trainhouse.gateway.errors import INVALID, ApiError, encoding_request
+from trainhouse.gateway.examples import ExampleIn, examples_to_proto
+from trainhouse.gateway.models import CamelModel, Envelope, envelope, Id, id_path, VersionRef
+from trainhouse.gateway.resources.agents import version_v1
+from trainhouse.gateway.resources.events import sse_event
+from trainhouse.gateway.resources.jobs import checkpoint_fields, estimated_duration, job_status, state_word
+from trainhouse.gateway.resources.tables import FieldTable
+from trainhouse.gateway.resources.training_config import TrainingConfigIn, config_json, config_to_proto
+from trainhouse.gateway.routing import GatewayRoute
+from trainhouse.gateway.surfaces.common import ERROR_RESPONSES
+from trainhouse.gateway.surfaces.models_v1 import VersionOut
+from trainhouse.common.grpc_errors import failure_of
 
 router = APIRouter(prefix="/api/v1/training", tags=["training"], route_class=GatewayRoute,
                    responses=ERROR_RESPONSES)

@@ -14,8 +14,8 @@ from fastapi import APIRouter
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 
-from gateway.errors import NOT_FOUND, ApiError
-from gateway.routing import GatewayRoute
+from trainhouse.gateway.errors import NOT_FOUND, ApiError
+from trainhouse.gateway.routing import GatewayRoute
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",

@@ -16,10 +16,10 @@ from typing import Any
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from gateway import errors as E
-from gateway.fields import field_path, rpc_field
-from services.common.grpc_errors import RpcFailure
-from services.common.timeutil import iso, now
+from trainhouse.gateway import errors as E
+from trainhouse.gateway.fields import field_path, rpc_field
+from trainhouse.common.grpc_errors import RpcFailure
+from trainhouse.common.timeutil import iso, now
 
 # kind -> (code, HTTP status). Seed 000 has no 412: a call that does not fit the resource's
 # state (stopping a finished job) is a CONFLICT.

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from gateway import errors as E
-from gateway.fields import LOCATIONS, join_path
+from trainhouse.gateway import errors as E
+from trainhouse.gateway.fields import LOCATIONS, join_path
 
 def _is_tag(part: Any) -> bool:
     """pydantic puts union members ("list[ExampleIn]", "TrainingDataIn") and validator names

@@ -12,15 +12,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field, StrictStr, field_validator
 
-from gateway.auth import ADMIN, Principal
-from gateway.deps import Caller
-from gateway.errors import INVALID, NOT_FOUND, ApiError
-from gateway.models import CamelModel, Envelope, envelope, id_path, Int
-from gateway.resources.webhooks import WEBHOOK_V1, delivery_fields, webhook_fields
-from gateway.routing import GatewayRoute
-from gateway.surfaces.common import ERROR_RESPONSES
-from gateway.webhooks import payloads, urls
-from gateway.webhooks.store import Webhook, WebhookStore
+from trainhouse.gateway.auth import ADMIN, Principal
+from trainhouse.gateway.deps import Caller
+from trainhouse.gateway.errors import INVALID, NOT_FOUND, ApiError
+from trainhouse.gateway.models import CamelModel, Envelope, envelope, id_path, Int
+from trainhouse.gateway.resources.webhooks import WEBHOOK_V1, delivery_fields, webhook_fields
+from trainhouse.gateway.routing import GatewayRoute
+from trainhouse.gateway.surfaces.common import ERROR_RESPONSES
+from trainhouse.gateway.webhooks import payloads, urls
+from trainhouse.gateway.webhooks.store import Webhook, WebhookStore
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], route_class=GatewayRoute,
                    responses=ERROR_RESPONSES)

@@ -31,10 +31,10 @@ import httpx
 from anyio import to_thread
 from trainhouse.v1 import training_job_pb2, training_service_pb2
 
-from gateway.backends import Backends
-from gateway.settings import WebhookSettings
-from gateway.webhooks import payloads, urls
-from gateway.webhooks.store import (
+from trainhouse.gateway.backends import Backends
+from trainhouse.gateway.settings import WebhookSettings
+from trainhouse.gateway.webhooks import payloads, urls
+from trainhouse.gateway.webhooks.store import (
     DELIVERED,
     FAILED,
     PENDING,
@@ -42,7 +42,7 @@ from gateway.webhooks.store import (
     Webhook,
     WebhookStore,
 )
-from services.common.logs import log
+from trainhouse.common.logs import log
 
 logger = logging.getLogger("trainhouse.gateway.webhooks")
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from trainhouse.v1 import job_state_pb2, training_job_pb2
 
-from gateway.convert import camel, finite, human_duration, ts_iso, usd_text
-from gateway.resources.events import SNAKE, V1, event_fields
-from gateway.resources.jobs import SEED003_STATES, state_word
+from trainhouse.gateway.convert import camel, finite, human_duration, ts_iso, usd_text
+from trainhouse.gateway.resources.events import SNAKE, V1, event_fields
+from trainhouse.gateway.resources.jobs import SEED003_STATES, state_word
 
 STARTED = "training.started"
 PROGRESS = "training.progress"

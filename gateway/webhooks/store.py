@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.duckdb_store import DuckStore
+from trainhouse.common.duckdb_store import DuckStore
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS webhooks (

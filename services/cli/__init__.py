@@ -1,14 +1,14 @@
 """`trainhouse` command line: run the stack, train, watch, evaluate and serve agents.
 
 Each command group lives in its own module; this package only assembles them into `app`.
-The console script is `trainhouse = "services.cli:main"`.
+The console script is `trainhouse = "trainhouse.cli:main"`.
 """
 from __future__ import annotations
 
 import typer
 
-from services.cli import certs, data, deploy, evaluation, jobs, models, sweeps, tokens, up
-from services.cli.errors import EPILOG
+from trainhouse.cli import certs, data, deploy, evaluation, jobs, models, sweeps, tokens, up
+from trainhouse.cli.errors import EPILOG
 
 app = typer.Typer(help="trainhouse: train, evaluate, version and deploy the learned parts of agents.",
                   epilog=EPILOG, no_args_is_help=True, pretty_exceptions_enable=False,

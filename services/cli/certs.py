@@ -1,8 +1,8 @@
-"""`trainhouse certs`: a development CA and one key pair per process, for mutual TLS (services.common.tls).
+"""`trainhouse certs`: a development CA and one key pair per process, for mutual TLS (trainhouse.common.tls).
 
 For development and tests: a real deployment issues certificates from its own PKI (cert-manager,
-Vault...), which services.common.tls reads the same way. The certificates are made in
-services.cli.pki, imported only when this command runs.
+Vault...), which trainhouse.common.tls reads the same way. The certificates are made in
+trainhouse.cli.pki, imported only when this command runs.
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from services.cli.errors import CliError, ExitCode, invalid
-from services.cli.options import reports_errors
+from trainhouse.cli.errors import CliError, ExitCode, invalid
+from trainhouse.cli.options import reports_errors
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -38,7 +38,7 @@ def certs(
         raise CliError(ExitCode.CONFLICT, f"{out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise CliError(ExitCode.CONFLICT, f"{out} is not empty; --force overwrites the certificates in it")
-    from services.cli import pki
+    from trainhouse.cli import pki
 
     try:
         pki.write_set(out, list(hosts or []), days, namespace)

@@ -11,13 +11,13 @@ from typing import Annotated, Any, Literal, Optional
 
 import typer
 
-from services.cli import output
-from services.cli.errors import EPILOG, CliError, ExitCode
-from services.cli.evaluation import message_json
-from services.cli.jsonl import examples_proto, read_examples
-from services.cli.options import Json, Timeout, Token, Url, reports_errors
-from services.cli.records import enum_word
-from services.cli.transport import connect
+from trainhouse.cli import output
+from trainhouse.cli.errors import EPILOG, CliError, ExitCode
+from trainhouse.cli.evaluation import message_json
+from trainhouse.cli.jsonl import examples_proto, read_examples
+from trainhouse.cli.options import Json, Timeout, Token, Url, reports_errors
+from trainhouse.cli.records import enum_word
+from trainhouse.cli.transport import connect
 
 datasets_app = typer.Typer(help="Upload, generate, validate and list datasets of examples.", epilog=EPILOG,
                            no_args_is_help=True)

@@ -6,10 +6,10 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from services.cli import output
-from services.cli.errors import CliError, ExitCode
-from services.cli.options import Json, Timeout, Token, Url, reports_errors
-from services.cli.transport import connect
+from trainhouse.cli import output
+from trainhouse.cli.errors import CliError, ExitCode
+from trainhouse.cli.options import Json, Timeout, Token, Url, reports_errors
+from trainhouse.cli.transport import connect
 
 
 def _environment(staging: bool) -> int:
@@ -19,7 +19,7 @@ def _environment(staging: bool) -> int:
 
 
 def _describe(dep: dict[str, Any]) -> str:
-    """One line from the canonical deployment record (gateway.resources.deployments.deployment_fields)."""
+    """One line from the canonical deployment record (trainhouse.gateway.resources.deployments.deployment_fields)."""
     text = (f"deployment {dep['deployment_id']}: {dep['agent_id']} {dep['version_id']} -> {dep['environment']}, "
             f"{dep['strategy']}, {dep['state']}, {dep['current_percentage']:g}% of traffic")
     if dep.get("previous_version_id"):

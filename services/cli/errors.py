@@ -97,7 +97,7 @@ API_CODE_EXIT = {
 
 def from_rpc_error(error: Any, target: str) -> CliError:
     """A failed gRPC call (grpc.RpcError) -> CliError, with the field from the rich status."""
-    from services.common.grpc_errors import failure_of
+    from trainhouse.common.grpc_errors import failure_of
 
     failure = failure_of(error)
     code_name = failure.code.name if failure.code is not None else "UNKNOWN"

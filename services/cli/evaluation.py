@@ -13,11 +13,11 @@ from typing import Annotated, Any, Literal, Optional
 
 import typer
 
-from services.cli import output
-from services.cli.errors import CliError, ExitCode
-from services.cli.jsonl import examples_proto, read_examples
-from services.cli.options import Json, Timeout, Token, Url, reports_errors
-from services.cli.transport import connect
+from trainhouse.cli import output
+from trainhouse.cli.errors import CliError, ExitCode
+from trainhouse.cli.jsonl import examples_proto, read_examples
+from trainhouse.cli.options import Json, Timeout, Token, Url, reports_errors
+from trainhouse.cli.transport import connect
 
 EVALUATION_TYPES = ("comprehensive", "standard", "quick")
 REPORT_FORMATS = ("html", "markdown", "json")

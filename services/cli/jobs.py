@@ -7,13 +7,13 @@ from typing import Annotated, Any, Literal, Optional
 
 import typer
 
-from services.cli import output
-from services.cli.errors import EPILOG, CliError, ExitCode, invalid
-from services.cli.jsonl import read_examples
-from services.cli.options import Json, Timeout, Token, Url, reports_errors
-from services.cli.records import JOB_STATES, METHODS, TERMINAL_STATES
-from services.cli.transport import TrainSpec, connect
-from services.cli.watch import ProgressView, follow
+from trainhouse.cli import output
+from trainhouse.cli.errors import EPILOG, CliError, ExitCode, invalid
+from trainhouse.cli.jsonl import read_examples
+from trainhouse.cli.options import Json, Timeout, Token, Url, reports_errors
+from trainhouse.cli.records import JOB_STATES, METHODS, TERMINAL_STATES
+from trainhouse.cli.transport import TrainSpec, connect
+from trainhouse.cli.watch import ProgressView, follow
 
 INT32_MAX = 2 ** 31 - 1
 

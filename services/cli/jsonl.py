@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.cli.errors import CliError, ExitCode, invalid
+from trainhouse.cli.errors import CliError, ExitCode, invalid
 
 _EXAMPLE_INDEX = re.compile(r"^(?:examples|validation_examples)\[(\d+)\]")
 

@@ -10,10 +10,10 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from services.cli import output
-from services.cli.errors import EPILOG, CliError, ExitCode
-from services.cli.options import Json, Timeout, Token, Url, reports_errors
-from services.cli.transport import connect
+from trainhouse.cli import output
+from trainhouse.cli.errors import EPILOG, CliError, ExitCode
+from trainhouse.cli.options import Json, Timeout, Token, Url, reports_errors
+from trainhouse.cli.transport import connect
 
 agents_app = typer.Typer(help="List and register agents.", epilog=EPILOG, invoke_without_command=True,
                          no_args_is_help=False)

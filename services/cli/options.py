@@ -10,8 +10,8 @@ from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
-from services.cli.errors import CliError, ExitCode
-from services.cli.output import report_error, stderr
+from trainhouse.cli.errors import CliError, ExitCode
+from trainhouse.cli.output import report_error, stderr
 
 Url = Annotated[Optional[str], typer.Option(
     "--url", envvar="TRAINHOUSE_URL", show_envvar=True, metavar="http://HOST:PORT",

@@ -14,8 +14,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from services.cli.errors import CliError
-from gateway.convert import finite
+from trainhouse.cli.errors import CliError
+from trainhouse.gateway.convert import finite
 
 
 def stdout() -> Console:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from services.common.config import SERVICES
+from trainhouse.common.config import SERVICES
 
 # One pair per process of the stack, and `client` for the CLI and tests.
 PROCESSES = (*SERVICES, "gateway", "client")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.convert import snake, ts_iso
+from trainhouse.gateway.convert import snake, ts_iso
 
 JOB_STATES = ("queued", "initializing", "running", "validating", "completed", "failed", "cancelled")
 TERMINAL_STATES = ("completed", "failed", "cancelled")
@@ -37,14 +37,14 @@ CLI_JOB_FIELDS = ("job_id", "agent_id", "state", "status_reason", "error", "perc
 
 
 def job_from_proto(job: Any) -> dict[str, Any]:
-    from gateway.resources.jobs import job_fields
+    from trainhouse.gateway.resources.jobs import job_fields
 
     return job_from_canonical(job_fields(job))
 
 
 def job_from_canonical(fields: dict[str, Any]) -> dict[str, Any]:
-    """From the job's canonical fields (gateway.resources.jobs.job_fields, the /v1 job)."""
-    from gateway.resources.tables import FieldTable
+    """From the job's canonical fields (trainhouse.gateway.resources.jobs.job_fields, the /v1 job)."""
+    from trainhouse.gateway.resources.tables import FieldTable
 
     return FieldTable({"percent_complete": "progress_percent"}).restricted(CLI_JOB_FIELDS).render(fields)
 
@@ -80,14 +80,14 @@ def job_from_rest(d: dict[str, Any]) -> dict[str, Any]:
 
 def event_from_proto(ev: Any) -> dict[str, Any]:
     """The event's canonical fields: the same mapping the gateway's SSE and webhooks render."""
-    from gateway.resources.events import event_fields
+    from trainhouse.gateway.resources.events import event_fields
 
     return event_fields(ev)
 
 
 def event_from_sse(d: dict[str, Any]) -> dict[str, Any]:
     """From one `data:` object of the gateway's SSE stream: seed 000's spelling read back."""
-    from gateway.resources.events import V1
+    from trainhouse.gateway.resources.events import V1
 
     return V1.parse(d)
 
@@ -96,27 +96,27 @@ def event_from_sse(d: dict[str, Any]) -> dict[str, Any]:
 
 def agent_from_proto(a: Any) -> dict[str, Any]:
     """The agent's canonical fields: the same mapping the gateway's routes render."""
-    from gateway.resources.agents import agent_fields
+    from trainhouse.gateway.resources.agents import agent_fields
 
     return agent_fields(a)
 
 
 def agent_from_rest(d: dict[str, Any]) -> dict[str, Any]:
     """From the gateway's camelCase agent (absent keys, which it omits when null, become null)."""
-    from gateway.resources.agents import AGENT_FIELDS, AGENT_V1
+    from trainhouse.gateway.resources.agents import AGENT_FIELDS, AGENT_V1
 
     return {**dict.fromkeys(AGENT_FIELDS), **AGENT_V1.parse(d)}
 
 
 def version_from_proto(v: Any) -> dict[str, Any]:
-    from gateway.resources.agents import version_fields
+    from trainhouse.gateway.resources.agents import version_fields
 
     return version_fields(v)
 
 
 def version_from_rest(d: dict[str, Any]) -> dict[str, Any]:
     """From seed 000's version: its table read back, the dashed status as the enum's word."""
-    from gateway.resources.agents import VERSION_FIELDS, VERSION_V1
+    from trainhouse.gateway.resources.agents import VERSION_FIELDS, VERSION_V1
 
     out = {**dict.fromkeys(VERSION_FIELDS), **VERSION_V1.parse(d)}
     out.pop("size", None)
@@ -137,7 +137,7 @@ def dataset_from_proto(d: Any) -> dict[str, Any]:
 
 
 def dataset_from_canonical(d: dict[str, Any]) -> dict[str, Any]:
-    """From the /v1 dataset (gateway.resources.datasets.dataset_fields)."""
+    """From the /v1 dataset (trainhouse.gateway.resources.datasets.dataset_fields)."""
     s = d.get("statistics") or {}
     return {"dataset_id": d.get("dataset_id"), "source": d.get("source"), "example_count": d.get("example_count", 0),
             "output_counts": dict(sorted((s.get("output_counts") or {}).items())),
@@ -157,8 +157,8 @@ def dataset_from_rest(d: dict[str, Any]) -> dict[str, Any]:
 
 def sweep_record(s: Any) -> dict[str, Any]:
     """A sweep with its trials: the canonical API's record (the gateway's sweep JSON, snake_case keys)."""
-    from gateway.convert import snake_keys
-    from gateway.resources.sweeps import sweep_json
+    from trainhouse.gateway.convert import snake_keys
+    from trainhouse.gateway.resources.sweeps import sweep_json
 
     return snake_keys(sweep_json(s))
 
@@ -167,7 +167,7 @@ def sweep_record(s: Any) -> dict[str, Any]:
 
 def token_from_rest(d: dict[str, Any]) -> dict[str, Any]:
     """A created token as the admin route answered it; the secret is in ``token`` (shown once)."""
-    from gateway.resources.tokens import TOKEN_V1
+    from trainhouse.gateway.resources.tokens import TOKEN_V1
 
     fields = TOKEN_V1.parse(d)
     keys = ("token_id", "token", "name", "scopes", "account", "created_at", "expires_at")

@@ -14,11 +14,11 @@ from typing import Annotated, Any, Literal, Optional
 
 import typer
 
-from services.cli import output
-from services.cli.errors import EPILOG, CliError, ExitCode, invalid
-from services.cli.jsonl import read_examples
-from services.cli.options import Json, Timeout, Token, Url, reports_errors
-from services.cli.transport import connect
+from trainhouse.cli import output
+from trainhouse.cli.errors import EPILOG, CliError, ExitCode, invalid
+from trainhouse.cli.jsonl import read_examples
+from trainhouse.cli.options import Json, Timeout, Token, Url, reports_errors
+from trainhouse.cli.transport import connect
 
 sweep_app = typer.Typer(help="Hyperparameter sweeps: trials are training jobs; poor ones stop early.",
                         epilog=EPILOG, no_args_is_help=True)

@@ -6,10 +6,10 @@ from typing import Annotated, Optional
 import enum
 import typer
 
-from services.cli import output
-from services.cli.errors import EPILOG
-from services.cli.options import Json, Timeout, Token, Url, reports_errors
-from services.cli.transport import GatewayBackend, gateway_url, resolve_token
+from trainhouse.cli import output
+from trainhouse.cli.errors import EPILOG
+from trainhouse.cli.options import Json, Timeout, Token, Url, reports_errors
+from trainhouse.cli.transport import GatewayBackend, gateway_url, resolve_token
 
 SCOPES = ("training:start", "training:view", "training:cancel", "training:evaluate", "data:generate",
           "data:export", "models:deploy", "admin")

@@ -1,7 +1,7 @@
 """The two ways the CLI reaches trainhouse: gRPC to the services, or the gateway's canonical API
-(/v1) through the Python SDK (services.sdk).
+(/v1) through the Python SDK (trainhouse.sdk).
 
-Both classes offer the same methods and return the same records (services.cli.records, the
+Both classes offer the same methods and return the same records (trainhouse.cli.records, the
 canonical API's mappings, or the same response message), so a command is written once, builds
 one request message, and `--url` only changes who answers. Every failure leaves here as a
 CliError (exit code, message, field); nothing transport-specific escapes to the commands.
@@ -16,11 +16,11 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from services.cli import records
-from services.cli.errors import CliError, ExitCode, from_api_error, from_rpc_error, invalid
-from services.cli.jsonl import ExampleFile, examples_proto
-from services.common import config
-from gateway.convert import ts_iso
+from trainhouse.cli import records
+from trainhouse.cli.errors import CliError, ExitCode, from_api_error, from_rpc_error, invalid
+from trainhouse.cli.jsonl import ExampleFile, examples_proto
+from trainhouse.common import config
+from trainhouse.gateway.convert import ts_iso
 
 
 @dataclass
@@ -84,7 +84,7 @@ def resolve_token(token: str | None) -> str:
 # ---- gRPC ----------------------------------------------------------------------------------
 
 class GrpcBackend:
-    """Talks to the four services directly (addresses from services.common.config)."""
+    """Talks to the four services directly (addresses from trainhouse.common.config)."""
 
     kind = "grpc"
 
@@ -105,7 +105,7 @@ class GrpcBackend:
         """One unary RPC with the deadline; failures become CliError."""
         import grpc
 
-        from services.common.clients import channel
+        from trainhouse.common.clients import channel
 
         target = config.service_address(service)
         stub = _stub(service, channel(service, target))
@@ -126,7 +126,7 @@ class GrpcBackend:
 
     def list_jobs(self, agent_id: str, state: str | None, limit: int, search: str = "",
                   order_by: str = "") -> list[dict[str, Any]]:
-        from services.common.pagination import collect_pages
+        from trainhouse.common.pagination import collect_pages
         from trainhouse.v1 import job_state_pb2, training_service_pb2
 
         state_enum = getattr(job_state_pb2, f"JOB_STATE_{state.upper()}") if state else 0
@@ -149,7 +149,7 @@ class GrpcBackend:
         raises CliError(UNAVAILABLE) so the caller can reconnect from the last sequence."""
         import grpc
 
-        from services.common.clients import channel
+        from trainhouse.common.clients import channel
         from trainhouse.v1 import training_service_pb2
 
         target = config.service_address("training")
@@ -169,7 +169,7 @@ class GrpcBackend:
 
     # -- registry --
     def list_agents(self, limit: int) -> list[dict[str, Any]]:
-        from services.common.pagination import collect_pages
+        from trainhouse.common.pagination import collect_pages
         from trainhouse.v1 import model_registry_pb2
 
         agents = collect_pages(lambda r: self.call("registry", "ListAgents", r), model_registry_pb2.ListAgentsRequest(),
@@ -184,7 +184,7 @@ class GrpcBackend:
         return records.agent_from_proto(resp.agent)
 
     def list_versions(self, agent_id: str, limit: int) -> list[dict[str, Any]]:
-        from services.common.pagination import collect_pages
+        from trainhouse.common.pagination import collect_pages
         from trainhouse.v1 import model_registry_pb2
 
         versions = collect_pages(lambda r: self.call("registry", "ListVersions", r),
@@ -250,19 +250,19 @@ class GrpcBackend:
 
     # -- sweeps (the canonical API's sweep record on both transports) --
     def create_sweep(self, body: dict[str, Any]) -> dict[str, Any]:
-        from services.cli.records import sweep_record
+        from trainhouse.cli.records import sweep_record
 
         return sweep_record(self.call("training", "CreateSweep", sweep_request(body)).sweep)
 
     def get_sweep(self, sweep_id: str) -> dict[str, Any]:
-        from services.cli.records import sweep_record
+        from trainhouse.cli.records import sweep_record
         from trainhouse.v1 import training_service_pb2
 
         return sweep_record(self.call("training", "GetSweep", training_service_pb2.GetSweepRequest(sweep_id=sweep_id)).sweep)
 
     def list_sweeps(self, agent_id: str, state: str, limit: int) -> list[dict[str, Any]]:
-        from gateway.resources.sweeps import STATES
-        from services.cli.records import sweep_record
+        from trainhouse.gateway.resources.sweeps import STATES
+        from trainhouse.cli.records import sweep_record
         from trainhouse.v1 import training_service_pb2
 
         resp = self.call("training", "ListSweeps", training_service_pb2.ListSweepsRequest(
@@ -270,7 +270,7 @@ class GrpcBackend:
         return [sweep_record(s) for s in resp.sweeps]
 
     def cancel_sweep(self, sweep_id: str, reason: str) -> dict[str, Any]:
-        from services.cli.records import sweep_record
+        from trainhouse.cli.records import sweep_record
         from trainhouse.v1 import training_service_pb2
 
         return sweep_record(self.call("training", "CancelSweep", training_service_pb2.CancelSweepRequest(
@@ -285,7 +285,7 @@ class GrpcBackend:
         return records.dataset_from_proto(resp.dataset)
 
     def list_datasets(self, limit: int) -> list[dict[str, Any]]:
-        from services.common.pagination import collect_pages
+        from trainhouse.common.pagination import collect_pages
         from trainhouse.v1 import data_service_pb2
 
         datasets = collect_pages(lambda r: self.call("data", "ListDatasets", r), data_service_pb2.ListDatasetsRequest(),
@@ -303,7 +303,7 @@ class GrpcBackend:
 
     # -- evaluation (the records are the canonical API's: the same mapping on both transports) --
     def evaluate(self, request: Any) -> dict[str, Any]:
-        from gateway.resources.evaluations import evaluation_fields
+        from trainhouse.gateway.resources.evaluations import evaluation_fields
 
         return evaluation_fields(self.call("evaluation", "Evaluate", request).evaluation)
 
@@ -316,7 +316,7 @@ class GrpcBackend:
 
     # -- serving --
     def deploy(self, request: Any) -> dict[str, Any]:
-        from gateway.resources.deployments import deployment_fields
+        from trainhouse.gateway.resources.deployments import deployment_fields
 
         return deployment_fields(self.call("registry", "DeployVersion", request).deployment)
 
@@ -336,7 +336,7 @@ class GrpcBackend:
         return _serving_of(agent, agent_id, staging)
 
     def rollback(self, request: Any) -> dict[str, Any]:
-        from gateway.resources.deployments import deployment_fields
+        from trainhouse.gateway.resources.deployments import deployment_fields
 
         resp = self.call("registry", "RollbackVersion", request)
         return {"previous_version_id": resp.previous_version_id or None,
@@ -361,7 +361,7 @@ def sweep_request(body: dict[str, Any]) -> Any:
     validated the same way for both transports."""
     from pydantic import ValidationError
 
-    from gateway.resources.sweeps import CreateSweepIn, create_request
+    from trainhouse.gateway.resources.sweeps import CreateSweepIn, create_request
 
     try:
         parsed = CreateSweepIn.model_validate(body)
@@ -390,13 +390,13 @@ def _stub(service: str, channel: Any) -> Any:
 # ---- gateway (the canonical REST API /v1, through the SDK) ---------------------------------
 
 class GatewayBackend:
-    """Talks to the gateway's canonical API (/v1) through the Python SDK (services.sdk.Client):
+    """Talks to the gateway's canonical API (/v1) through the Python SDK (trainhouse.sdk.Client):
     the same calls a user's script makes, so the CLI works wherever only the gateway is exposed."""
 
     kind = "gateway"
 
     def __init__(self, url: str, token: str, timeout: float | None = None):
-        from services.sdk import Client
+        from trainhouse.sdk import Client
 
         if not url.startswith(("http://", "https://")):
             raise CliError(ExitCode.USAGE, f"--url must start with http:// or https://, got {url!r}",
@@ -408,7 +408,7 @@ class GatewayBackend:
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
         """SDK exceptions -> CliError, with the same exit codes as the HTTP statuses they carry."""
-        from services.sdk import APIConnectionError, APIStatusError, APITimeoutError, OperationFailedError
+        from trainhouse.sdk import APIConnectionError, APIStatusError, APITimeoutError, OperationFailedError
 
         try:
             yield
@@ -670,11 +670,11 @@ def _serving_of(agent: dict[str, Any], agent_id: str, staging: bool) -> str:
 
 
 def proto_of(data: dict[str, Any], message_class: Any) -> Any:
-    """The canonical API's JSON of a message (gateway.canonical.protojson.message_json) read back
+    """The canonical API's JSON of a message (trainhouse.gateway.canonical.protojson.message_json) read back
     into the message, so a command renders one type whichever transport answered."""
     from google.protobuf import json_format
 
-    from gateway.canonical.protojson import _to_proto_json
+    from trainhouse.gateway.canonical.protojson import _to_proto_json
 
     msg = message_class()
     try:
@@ -701,7 +701,7 @@ def body_of(message: Any) -> dict[str, Any]:
     """A request message as the canonical API's JSON body (proto field names, enum words, ISO
     times): the fields that are set, a presence field set to false or 0 included. The commands
     build one request message for both transports."""
-    from gateway.canonical.protojson import WELL_KNOWN_JSON, _value_json
+    from trainhouse.gateway.canonical.protojson import WELL_KNOWN_JSON, _value_json
 
     def one(f: Any, value: Any) -> Any:
         m = f.message_type

@@ -6,9 +6,9 @@ import threading
 
 import typer
 
-from services.common import config
-from services.common.logs import configure
-from services.launcher import LaunchError, Stack
+from trainhouse.common import config
+from trainhouse.common.logs import configure
+from trainhouse.launcher import LaunchError, Stack
 
 
 def up(logs_to_terminal: bool = typer.Option(False, "--logs", help="Show service logs here instead of files.")) -> None:

@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from services.cli.errors import CliError, ExitCode
-from services.cli.output import metrics_text, num, state_text
+from trainhouse.cli.errors import CliError, ExitCode
+from trainhouse.cli.output import metrics_text, num, state_text
 
 Event = dict[str, Any]
 

@@ -6,11 +6,11 @@ A caller sends `authorization: Bearer <credential>` metadata, one of
   working within that time);
 - a JWT (HS256 with TRAINHOUSE_JWT_SECRET, or RS256 from TRAINHOUSE_JWT_JWKS): checked here with
   the same keys and the same claim mapping as the gateway;
-- an internal assertion (services.common.internal_tokens): the identity the gateway or a peer
+- an internal assertion (trainhouse.common.internal_tokens): the identity the gateway or a peer
   service forwards for the caller it authenticated.
 
-The interceptor binds the caller for the handler (services.common.identity.current), then checks
-the method's scope from services.common.rpc_scopes. No credential, or a bad one: UNAUTHENTICATED;
+The interceptor binds the caller for the handler (trainhouse.common.identity.current), then checks
+the method's scope from trainhouse.common.rpc_scopes. No credential, or a bad one: UNAUTHENTICATED;
 a good one without the scope: PERMISSION_DENIED. Health and reflection stay open.
 """
 from __future__ import annotations
@@ -28,15 +28,15 @@ import grpc
 import httpx
 import jwt
 
-from services.common import config
-from services.common.identity import DEFAULT_ACCOUNT, SYSTEM, Caller, acting_as, bound, delegated
-from services.common.interceptors import wrap_handler
-from services.common.internal_tokens import InternalTokens, caller_from_claims, is_internal
-from services.common.jwt_keys import JwtVerifier, KeyUnknown
-from services.common.logs import log
-from services.common.request_context import CallDetails
-from services.common.rpc_scopes import scope_of
-from services.core.errors import PermissionDenied, Unauthenticated, Unavailable
+from trainhouse.common import config
+from trainhouse.common.identity import DEFAULT_ACCOUNT, SYSTEM, Caller, acting_as, bound, delegated
+from trainhouse.common.interceptors import wrap_handler
+from trainhouse.common.internal_tokens import InternalTokens, caller_from_claims, is_internal
+from trainhouse.common.jwt_keys import JwtVerifier, KeyUnknown
+from trainhouse.common.logs import log
+from trainhouse.common.request_context import CallDetails
+from trainhouse.common.rpc_scopes import scope_of
+from trainhouse.core.errors import PermissionDenied, Unauthenticated, Unavailable
 
 logger = logging.getLogger("trainhouse.authn")
 AUTHORIZATION = "authorization"

@@ -10,10 +10,10 @@ import threading
 
 import grpc
 
-from services.common import config, tls
-from services.common.authn import forwarding_interceptor
-from services.common.request_context import RequestIdClientInterceptor
-from services.common.server import GRPC_OPTIONS
+from trainhouse.common import config, tls
+from trainhouse.common.authn import forwarding_interceptor
+from trainhouse.common.request_context import RequestIdClientInterceptor
+from trainhouse.common.server import GRPC_OPTIONS
 
 # Idempotent RPCs per service, retried on UNAVAILABLE.
 IDEMPOTENT = {

@@ -19,9 +19,9 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from services.core.errors import TrainhouseError
-from services.common.interceptors import wrap_handler
-from services.common.logs import log
+from trainhouse.core.errors import TrainhouseError
+from trainhouse.common.interceptors import wrap_handler
+from trainhouse.common.logs import log
 
 logger = logging.getLogger("trainhouse.errors")
 DOMAIN = "trainhouse.dev"

@@ -5,8 +5,8 @@ and downloads only what belongs to its own account, and ``admin`` crosses accoun
 enforce this themselves (not only the gateway), so a direct gRPC client gets the same answers.
 
 The caller of the RPC being served sits in a contextvar, bound by the services' authentication
-interceptor (services.common.authn) for the handler's duration; calls a service makes to its peers
-carry that caller on (services.common.clients), so the original identity follows a request through
+interceptor (trainhouse.common.authn) for the handler's duration; calls a service makes to its peers
+carry that caller on (trainhouse.common.clients), so the original identity follows a request through
 every hop. Work that runs outside any call (job runners, auto-training, rollouts) acts as SYSTEM, or
 binds the account it works for with `acting_as`.
 """

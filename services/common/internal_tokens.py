@@ -19,8 +19,8 @@ from typing import Any
 
 import jwt
 
-from services.common import secret_checks
-from services.common.identity import SCOPES, Caller
+from trainhouse.common import secret_checks
+from trainhouse.common.identity import SCOPES, Caller
 
 ISSUER = "trainhouse-internal"
 AUDIENCE = "trainhouse"

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import jwt
 
-from services.common.logs import log
+from trainhouse.common.logs import log
 
 logger = logging.getLogger("trainhouse.jwt")
 

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from services.common.request_context import request_id
+from trainhouse.common.request_context import request_id
 
 _SECRET_KEYS = {"token", "authorization", "secret", "password"}
 

@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import Message
 
-from services.core.errors import InvalidArgument
+from trainhouse.core.errors import InvalidArgument
 
 if TYPE_CHECKING:
-    from services.common.duckdb_store import DuckStore
+    from trainhouse.common.duckdb_store import DuckStore
 
 # Fields that move through a listing rather than choose it: left out of the token's digest.
 PAGING_FIELDS = ("page_size", "page_token", "skip", "include_total_size")

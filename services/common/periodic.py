@@ -10,7 +10,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from services.common.logs import log
+from trainhouse.common.logs import log
 
 logger = logging.getLogger("trainhouse.periodic")
 

@@ -1,7 +1,7 @@
 """Request ids across hops: the gateway sends `x-request-id`; every service logs it and passes it on.
 
 A contextvar holds the id for the duration of one RPC handler, the JSON log formatter adds it to
-every line, and channels made by services.common.clients forward it to the next service.
+every line, and channels made by trainhouse.common.clients forward it to the next service.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import grpc
 
-from services.common.interceptors import wrap_handler
+from trainhouse.common.interceptors import wrap_handler
 
 REQUEST_ID_HEADER = "x-request-id"
 logger = logging.getLogger("trainhouse.rpc")
@@ -30,7 +30,7 @@ def _incoming_id(context: grpc.ServicerContext) -> str:
 
 
 def _log_rpc(method: str, started: float, failed: bool) -> None:
-    from services.common.logs import log  # logs imports this module for the request id
+    from trainhouse.common.logs import log  # logs imports this module for the request id
 
     # Successful calls at DEBUG: one formatted line per Predict/GetJob costs more than the call.
     log(logger, "rpc", logging.WARNING if failed else logging.DEBUG, method=method,

@@ -1,4 +1,4 @@
-"""THE table of which scope each gRPC method needs: the services' counterpart of gateway.scopes.
+"""THE table of which scope each gRPC method needs: the services' counterpart of trainhouse.gateway.scopes.
 
 A direct gRPC caller gets exactly what the same token gets over HTTP: the scopes below match the
 gateway's routes for the same operation. A method missing from the table is refused (fail closed);
@@ -6,7 +6,7 @@ tests/test_rpc_scopes.py checks that every method of every service has an entry.
 reflection are not in the table: they stay open for probes and grpcurl.
 
 Calls between the platform's processes carry the original caller's account with the delegated
-scopes of services.common.identity.delegated: the scope was checked where the call entered (the
+scopes of trainhouse.common.identity.delegated: the scope was checked where the call entered (the
 gateway's route table, or this table for a direct gRPC call), the account is checked at every hop.
 """
 from __future__ import annotations

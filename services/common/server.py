@@ -21,11 +21,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common import config, tls
-from services.common.authn import AuthInterceptor, ServiceAuthenticator
-from services.common.grpc_errors import ErrorInterceptor
-from services.common.logs import configure, log
-from services.common.request_context import RequestIdServerInterceptor
+from trainhouse.common import config, tls
+from trainhouse.common.authn import AuthInterceptor, ServiceAuthenticator
+from trainhouse.common.grpc_errors import ErrorInterceptor
+from trainhouse.common.logs import configure, log
+from trainhouse.common.request_context import RequestIdServerInterceptor
 
 logger = logging.getLogger("trainhouse.server")
 

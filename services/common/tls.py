@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 
-from services.common.config import PREFIX
+from trainhouse.common.config import PREFIX
 
 CA_VAR, CERT_VAR, KEY_VAR = PREFIX + "TLS_CA", PREFIX + "TLS_CERT", PREFIX + "TLS_KEY"
 SERVER_NAME_VAR = PREFIX + "TLS_SERVER_NAME"
@@ -28,7 +28,7 @@ Options = Sequence[tuple[str, Any]]
 
 class TlsConfigError(SystemExit):
     """A TRAINHOUSE_TLS_* value is missing or unusable: one line naming the variable, exit non-zero
-    (SystemExit, like every other bad TRAINHOUSE_ value in services.common.config)."""
+    (SystemExit, like every other bad TRAINHOUSE_ value in trainhouse.common.config)."""
 
 
 @dataclass(frozen=True)

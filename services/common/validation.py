@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from services.core.errors import InvalidArgument
+from trainhouse.core.errors import InvalidArgument
 
 RESOURCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 RESOURCE_ID_MAX = 128

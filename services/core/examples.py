@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from services.core.errors import InvalidArgument
+from trainhouse.core.errors import InvalidArgument
 
 FEEDBACK_VALUES = ("correct", "partial", "incorrect")
 # A "partial" answer is a positive whose loss counts half: it is evidence for the output, but

@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from services.core.errors import InvalidArgument
+from trainhouse.core.errors import InvalidArgument
 
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 # The per-featurizer n-gram cache is cleared when it grows past this many entries, so a

@@ -11,9 +11,9 @@ from typing import Any, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from services.core.abstention import abstains
-from services.core.errors import InvalidArgument
-from services.core.featurizer import FeaturizerConfig, HashingFeaturizer
+from trainhouse.core.abstention import abstains
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.featurizer import FeaturizerConfig, HashingFeaturizer
 
 # metadata_props keys (JSON values); the registry reads "labels" and "featurizer" on upload.
 META_LABELS = "labels"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from services.core.errors import InvalidArgument
+from trainhouse.core.errors import InvalidArgument
 
 DEFAULT_TOLERANCE = 0.01
 DEFAULT_MIN_EXAMPLES = 20

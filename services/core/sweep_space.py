@@ -28,8 +28,8 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 import numpy as np
 
-from services.core.configs import ConfigModel, flat_spellings
-from services.core.errors import InvalidArgument
+from trainhouse.core.configs import ConfigModel, flat_spellings
+from trainhouse.core.errors import InvalidArgument
 
 SAMPLERS = ("grid", "random", "tpe")
 DIRECTIONS = ("minimize", "maximize")

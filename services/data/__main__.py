@@ -1,11 +1,11 @@
-"""`python -m services.data`: the DataService process."""
+"""`python -m trainhouse.data`: the DataService process."""
 from __future__ import annotations
 
-from services.common import config
-from services.common.server import ServiceApp, serve
-from services.data.servicer import DataServicer
-from services.data.store import DataStore
-from services.data.trajectory_store import TrajectoryStore
+from trainhouse.common import config
+from trainhouse.common.server import ServiceApp, serve
+from trainhouse.data.servicer import DataServicer
+from trainhouse.data.store import DataStore
+from trainhouse.data.trajectory_store import TrajectoryStore
 from trainhouse.v1 import data_service_pb2_grpc
 
 

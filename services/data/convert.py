@@ -6,13 +6,13 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from services.common.timeutil import to_timestamp
-from services.data.store import created
-from services.data.synthetic.generator import GenerationStatistics
-from services.data.synthetic.templates import CompiledScenario
-from services.data.trajectory_store import TrajectoryFilter
-from services.data.validator import Finding, ValidationReport
-from services.data.validator.label_issues import LabelIssue
+from trainhouse.common.timeutil import to_timestamp
+from trainhouse.data.store import created
+from trainhouse.data.synthetic.generator import GenerationStatistics
+from trainhouse.data.synthetic.templates import CompiledScenario
+from trainhouse.data.trajectory_store import TrajectoryFilter
+from trainhouse.data.validator import Finding, ValidationReport
+from trainhouse.data.validator.label_issues import LabelIssue
 from trainhouse.v1 import (data_service_pb2, data_validation_pb2, dataset_pb2, synthetic_data_pb2)
 
 SEVERITY = {"low": data_validation_pb2.SEVERITY_LOW, "medium": data_validation_pb2.SEVERITY_MEDIUM,

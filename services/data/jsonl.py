@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from services.core.errors import InvalidArgument
-from services.core.examples import Example, parse_examples
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.examples import Example, parse_examples
 
 MAX_REPORTED = 10
 MAX_LISTED = 1000

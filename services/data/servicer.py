@@ -10,24 +10,24 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from services.common import identity
-from services.core.errors import FailedPrecondition, InvalidArgument
-from services.common.example_codec import example_dicts, example_proto
-from services.core.examples import Example, parse_examples
-from services.common.logs import log
-from services.common.pagination import page_request
-from services.common.validation import resource_id
-from services.data import convert, statistics
-from services.data.jsonl import parse_jsonl
-from services.data.store import DataStore
-from services.data.synthetic.generation_config import DEFAULT_COUNT, GenerationConfig, check_count
-from services.data.synthetic.generator import SyntheticGenerator
-from services.data.synthetic.scenarios import (CUSTOM, SCENARIOS, builtin, check_scenario_type, data_types_of,
+from trainhouse.common import identity
+from trainhouse.core.errors import FailedPrecondition, InvalidArgument
+from trainhouse.common.example_codec import example_dicts, example_proto
+from trainhouse.core.examples import Example, parse_examples
+from trainhouse.common.logs import log
+from trainhouse.common.pagination import page_request
+from trainhouse.common.validation import resource_id
+from trainhouse.data import convert, statistics
+from trainhouse.data.jsonl import parse_jsonl
+from trainhouse.data.store import DataStore
+from trainhouse.data.synthetic.generation_config import DEFAULT_COUNT, GenerationConfig, check_count
+from trainhouse.data.synthetic.generator import SyntheticGenerator
+from trainhouse.data.synthetic.scenarios import (CUSTOM, SCENARIOS, builtin, check_scenario_type, data_types_of,
                                                resolve_data_type)
-from services.data.synthetic.templates import CompiledScenario, compile_scenario
-from services.data.trajectories import canonical, extract_examples
-from services.data.trajectory_store import TrajectoryFilter, TrajectoryStore
-from services.data.validator import ValidationConfig, validate
+from trainhouse.data.synthetic.templates import CompiledScenario, compile_scenario
+from trainhouse.data.trajectories import canonical, extract_examples
+from trainhouse.data.trajectory_store import TrajectoryFilter, TrajectoryStore
+from trainhouse.data.validator import ValidationConfig, validate
 from trainhouse.v1 import data_service_pb2, data_service_pb2_grpc, synthetic_data_pb2, trajectory_pb2
 
 logger = logging.getLogger("trainhouse.data")

@@ -10,11 +10,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from services.common.duckdb_store import DuckStore
-from services.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
-from services.core.errors import AlreadyExists, NotFound
-from services.common.timeutil import now
-from services.common.duckdb_store import insert_columns
+from trainhouse.common.duckdb_store import DuckStore
+from trainhouse.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
+from trainhouse.core.errors import AlreadyExists, NotFound
+from trainhouse.common.timeutil import now
+from trainhouse.common.duckdb_store import insert_columns
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS datasets (

@@ -10,8 +10,8 @@ import math
 import uuid
 from typing import Any
 
-from services.core.errors import InvalidArgument
-from services.common.validation import RESOURCE_ID
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.common.validation import RESOURCE_ID
 from trainhouse.v1 import trajectory_pb2
 
 STATUS_NAMES = {v.number: v.name for v in trajectory_pb2.TrajectoryStatus.DESCRIPTOR.values}

@@ -11,12 +11,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.duckdb_store import DuckStore
-from services.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
-from services.core.errors import NotFound
-from services.common.timeutil import now
-from services.common.duckdb_store import insert_columns
-from services.data.trajectories import content_hash
+from trainhouse.common.duckdb_store import DuckStore
+from trainhouse.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
+from trainhouse.core.errors import NotFound
+from trainhouse.common.timeutil import now
+from trainhouse.common.duckdb_store import insert_columns
+from trainhouse.data.trajectories import content_hash
 from trainhouse.v1 import trajectory_pb2
 
 SCHEMA = [

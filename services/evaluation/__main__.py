@@ -1,10 +1,10 @@
-"""`python -m services.evaluation`: the EvaluationService process."""
+"""`python -m trainhouse.evaluation`: the EvaluationService process."""
 from __future__ import annotations
 
-from services.common import config
-from services.common.server import ServiceApp, serve
-from services.evaluation.servicer import EvaluationServicer
-from services.evaluation.store import EvaluationStore
+from trainhouse.common import config
+from trainhouse.common.server import ServiceApp, serve
+from trainhouse.evaluation.servicer import EvaluationServicer
+from trainhouse.evaluation.store import EvaluationStore
 from trainhouse.v1 import evaluation_service_pb2_grpc
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.evaluation import curves as C
-from services.evaluation.metrics import QUALITY_KEYS
+from trainhouse.evaluation import curves as C
+from trainhouse.evaluation.metrics import QUALITY_KEYS
 
 # Letter grades (the usual US scale): lower bound of each grade, best first.
 GRADE_SCALE: tuple[tuple[float, str], ...] = (

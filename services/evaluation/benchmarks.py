@@ -65,16 +65,16 @@ from typing import Any
 import numpy as np
 from google.protobuf import struct_pb2
 
-from services.core.errors import FailedPrecondition, InvalidArgument, TrainhouseError
-from services.common.timeutil import now, to_timestamp
-from services.evaluation import perturbations
-from services.evaluation.advice import grade
-from services.evaluation.evaluator import split_feedback, validated_examples
-from services.evaluation.metrics import expected_calibration_error
-from services.evaluation.peers import Peers
-from services.evaluation.reference_ladder import (PLATFORM_MIN_MODELS, Answerer, Ladder, Member,
+from trainhouse.core.errors import FailedPrecondition, InvalidArgument, TrainhouseError
+from trainhouse.common.timeutil import now, to_timestamp
+from trainhouse.evaluation import perturbations
+from trainhouse.evaluation.advice import grade
+from trainhouse.evaluation.evaluator import split_feedback, validated_examples
+from trainhouse.evaluation.metrics import expected_calibration_error
+from trainhouse.evaluation.peers import Peers
+from trainhouse.evaluation.reference_ladder import (PLATFORM_MIN_MODELS, Answerer, Ladder, Member,
                                                      build_ladder, percentile)
-from services.evaluation.store import EvaluationStore
+from trainhouse.evaluation.store import EvaluationStore
 from trainhouse.v1 import benchmark_pb2, evaluation_service_pb2, model_version_pb2
 
 PER_OUTPUT = 20

@@ -32,16 +32,16 @@ from typing import Any
 import numpy as np
 from google.protobuf import struct_pb2
 
-from services.core.errors import AlreadyExists, InvalidArgument
-from services.common.timeutil import now, to_timestamp
-from services.common.validation import resource_id
-from services.evaluation import curves as C
-from services.core import stats
-from services.evaluation.evaluator import (Evaluator, Measured, TestSet, build_evaluation, significance_proto,
+from trainhouse.core.errors import AlreadyExists, InvalidArgument
+from trainhouse.common.timeutil import now, to_timestamp
+from trainhouse.common.validation import resource_id
+from trainhouse.evaluation import curves as C
+from trainhouse.core import stats
+from trainhouse.evaluation.evaluator import (Evaluator, Measured, TestSet, build_evaluation, significance_proto,
                                            split_feedback, validated_examples)
-from services.evaluation.peers import job_config
-from services.evaluation.pricing import TaskPricing
-from services.evaluation.training_results import final_metrics
+from trainhouse.evaluation.peers import job_config
+from trainhouse.evaluation.pricing import TaskPricing
+from trainhouse.evaluation.training_results import final_metrics
 from trainhouse.v1 import run_comparison_pb2
 
 COMPARISON_METRICS = ("accuracy", "loss", "validation_accuracy", "validation_loss", "training_time",

@@ -20,23 +20,23 @@ from typing import Any
 
 import numpy as np
 
-from services.common import config
-from services.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument
-from services.core.examples import parse_examples
-from services.core.trainer.examples import OUT_OF_SCOPE
-from services.common.timeutil import now, to_timestamp
-from services.common.validation import resource_id
-from services.core import stats
-from services.evaluation import perturbations
-from services.evaluation.significance import significance_proto
-from services.evaluation.advice import EvalFacts, evaluation_advice
-from services.evaluation.metrics import (EVALUATION_TYPES, REQUESTABLE, classification_report,
+from trainhouse.common import config
+from trainhouse.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from trainhouse.core.examples import parse_examples
+from trainhouse.core.trainer.examples import OUT_OF_SCOPE
+from trainhouse.common.timeutil import now, to_timestamp
+from trainhouse.common.validation import resource_id
+from trainhouse.core import stats
+from trainhouse.evaluation import perturbations
+from trainhouse.evaluation.significance import significance_proto
+from trainhouse.evaluation.advice import EvalFacts, evaluation_advice
+from trainhouse.evaluation.metrics import (EVALUATION_TYPES, REQUESTABLE, classification_report,
                                          expected_calibration_error, families, log_losses,
                                          out_of_scope_metrics, percentile_ms, relevance_metrics, safety_metrics, validate_metric_names)
-from services.evaluation.peers import Peers, Scored
-from services.evaluation.policies import PolicyEvaluator, is_policy_job
-from services.evaluation.pricing import TaskPricing
-from services.evaluation.store import EvaluationStore
+from trainhouse.evaluation.peers import Peers, Scored
+from trainhouse.evaluation.policies import PolicyEvaluator, is_policy_job
+from trainhouse.evaluation.pricing import TaskPricing
+from trainhouse.evaluation.store import EvaluationStore
 from trainhouse.v1 import evaluation_pb2
 
 SPLITS = ("validation", "train", "all")

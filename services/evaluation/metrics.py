@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.core.errors import InvalidArgument
+from trainhouse.core.errors import InvalidArgument
 
 ECE_BINS = 10
 # Probabilities are clipped before log so that an output outside the catalog (p = 0) costs a

@@ -42,15 +42,15 @@ from typing import Any
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 
-from services.core.configs import SupervisedConfig, published_name, within
-from services.core.errors import FailedPrecondition, InvalidArgument
-from services.common.timeutil import now, to_timestamp
-from services.evaluation import curves as C
-from services.evaluation.advice import PRIORITY_RANK
-from services.evaluation.evaluator import EvalSpec, Evaluator
-from services.evaluation.peers import job_config
-from services.evaluation.sweep_suggestion import suggested_sweep
-from services.evaluation.training_results import final_metrics
+from trainhouse.core.configs import SupervisedConfig, published_name, within
+from trainhouse.core.errors import FailedPrecondition, InvalidArgument
+from trainhouse.common.timeutil import now, to_timestamp
+from trainhouse.evaluation import curves as C
+from trainhouse.evaluation.advice import PRIORITY_RANK
+from trainhouse.evaluation.evaluator import EvalSpec, Evaluator
+from trainhouse.evaluation.peers import job_config
+from trainhouse.evaluation.sweep_suggestion import suggested_sweep
+from trainhouse.evaluation.training_results import final_metrics
 from trainhouse.v1 import evaluation_pb2, evaluation_service_pb2, job_state_pb2
 
 GOALS = ("minimize_latency", "maximize_accuracy", "minimize_cost", "maximize_consistency", "improve_calibration",

@@ -14,11 +14,11 @@ from typing import Any
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from services.common.clients import channel
-from services.core.errors import FailedPrecondition, InvalidArgument, NotFound, TrainhouseError, Unavailable
-from services.common.example_codec import example_dicts
-from services.common.grpc_errors import failure_of
-from services.common.pagination import collect_pages
+from trainhouse.common.clients import channel
+from trainhouse.core.errors import FailedPrecondition, InvalidArgument, NotFound, TrainhouseError, Unavailable
+from trainhouse.common.example_codec import example_dicts
+from trainhouse.common.grpc_errors import failure_of
+from trainhouse.common.pagination import collect_pages
 from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, example_pb2, job_state_pb2, model_registry_pb2,
                            model_registry_pb2_grpc, model_version_pb2, sweep_pb2, training_job_pb2,
                            training_service_pb2, training_service_pb2_grpc)

@@ -33,22 +33,22 @@ import numpy as np
 import scipy.sparse as sp
 from google.protobuf.json_format import MessageToDict
 
-from services.common import config
-from services.core.errors import FailedPrecondition, InvalidArgument
-from services.core.onnx_model import OnnxModel
-from services.common.structs import to_struct
-from services.common.timeutil import now, to_timestamp
-from services.core import stats
-from services.evaluation.significance import significance_proto
-from services.evaluation.metrics import percentile_ms, validate_metric_names
-from services.evaluation.peers import Peers
-from services.evaluation.pricing import TaskPricing
-from services.evaluation.store import EvaluationStore
-from services.core.grpo.config import GRPOConfig
-from services.core.grpo.environment import TrainingQuery, parse_queries
-from services.core.grpo.evaluation import run_evaluation
-from services.core.grpo.policy import encode_texts
-from services.core.grpo.trajectories import Trajectory, summarize
+from trainhouse.common import config
+from trainhouse.core.errors import FailedPrecondition, InvalidArgument
+from trainhouse.core.onnx_model import OnnxModel
+from trainhouse.common.structs import to_struct
+from trainhouse.common.timeutil import now, to_timestamp
+from trainhouse.core import stats
+from trainhouse.evaluation.significance import significance_proto
+from trainhouse.evaluation.metrics import percentile_ms, validate_metric_names
+from trainhouse.evaluation.peers import Peers
+from trainhouse.evaluation.pricing import TaskPricing
+from trainhouse.evaluation.store import EvaluationStore
+from trainhouse.core.grpo.config import GRPOConfig
+from trainhouse.core.grpo.environment import TrainingQuery, parse_queries
+from trainhouse.core.grpo.evaluation import run_evaluation
+from trainhouse.core.grpo.policy import encode_texts
+from trainhouse.core.grpo.trajectories import Trajectory, summarize
 from trainhouse.v1 import evaluation_pb2, job_state_pb2
 
 SUMMARY = ("success_rate", "avg_reward", "avg_steps", "tool_accuracy")

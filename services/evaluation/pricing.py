@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.core.errors import FailedPrecondition
-from services.core.prices import PriceModel, token_counts
+from trainhouse.core.errors import FailedPrecondition
+from trainhouse.core.prices import PriceModel, token_counts
 
 
 @dataclass(frozen=True)

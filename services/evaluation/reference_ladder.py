@@ -41,12 +41,12 @@ import numpy as np
 from google.protobuf.json_format import MessageToDict
 from scipy import sparse
 
-from services.core.errors import TrainhouseError
-from services.core.featurizer import HashingFeaturizer, SparseRows
-from services.core.trainer.mlp import MLP, TrainedModel
-from services.core.trainer.onnx_export import load_trained_model
-from services.evaluation.evaluator import split_feedback
-from services.evaluation.peers import Peers
+from trainhouse.core.errors import TrainhouseError
+from trainhouse.core.featurizer import HashingFeaturizer, SparseRows
+from trainhouse.core.trainer.mlp import MLP, TrainedModel
+from trainhouse.core.trainer.onnx_export import load_trained_model
+from trainhouse.evaluation.evaluator import split_feedback
+from trainhouse.evaluation.peers import Peers
 from trainhouse.v1 import model_version_pb2
 
 # A text -> a distribution over outputs, for a batch of texts.

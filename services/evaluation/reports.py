@@ -19,16 +19,16 @@ from typing import Any
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 
-from services.core.errors import InvalidArgument
-from services.common.pagination import PageRequest
-from services.common.timeutil import iso, now, to_timestamp
-from services.common.validation import resource_id
-from services.evaluation import curves as C
-from services.evaluation.compare import RunComparer, validate_run_ids
-from services.evaluation.optimize import Optimizer
-from services.evaluation.peers import Peers, job_config, job_state_name
-from services.evaluation.store import EvaluationStore
-from services.evaluation.training_results import TrainingResults, final_metrics
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.common.pagination import PageRequest
+from trainhouse.common.timeutil import iso, now, to_timestamp
+from trainhouse.common.validation import resource_id
+from trainhouse.evaluation import curves as C
+from trainhouse.evaluation.compare import RunComparer, validate_run_ids
+from trainhouse.evaluation.optimize import Optimizer
+from trainhouse.evaluation.peers import Peers, job_config, job_state_name
+from trainhouse.evaluation.store import EvaluationStore
+from trainhouse.evaluation.training_results import TrainingResults, final_metrics
 from trainhouse.v1 import evaluation_service_pb2, training_analysis_pb2
 
 REPORT_TYPES = ("single_job", "agent_summary", "comparison", "executive")
@@ -52,7 +52,7 @@ class _LazyCharts:
     """matplotlib takes ~0.4 s to import; load it when the first chart is drawn."""
 
     def __getattr__(self, name: str):
-        from services.evaluation import charts as module
+        from trainhouse.evaluation import charts as module
         return getattr(module, name)
 
 

@@ -1,18 +1,18 @@
 """EvaluationService RPCs: validate at the edge, call the core, build the response."""
 from __future__ import annotations
 
-from services.common import identity
-from services.core.errors import InvalidArgument, PermissionDenied
-from services.common.example_codec import example_dicts, query_dicts
-from services.common.pagination import page_request
-from services.evaluation.benchmarks import Benchmarks, suite_protos
-from services.evaluation.compare import RunComparer
-from services.evaluation.evaluator import EvalSpec, Evaluator
-from services.evaluation.optimize import Optimizer
-from services.evaluation.peers import Peers
-from services.evaluation.reports import Reports
-from services.evaluation.store import EvaluationStore
-from services.evaluation.training_results import TrainingResults
+from trainhouse.common import identity
+from trainhouse.core.errors import InvalidArgument, PermissionDenied
+from trainhouse.common.example_codec import example_dicts, query_dicts
+from trainhouse.common.pagination import page_request
+from trainhouse.evaluation.benchmarks import Benchmarks, suite_protos
+from trainhouse.evaluation.compare import RunComparer
+from trainhouse.evaluation.evaluator import EvalSpec, Evaluator
+from trainhouse.evaluation.optimize import Optimizer
+from trainhouse.evaluation.peers import Peers
+from trainhouse.evaluation.reports import Reports
+from trainhouse.evaluation.store import EvaluationStore
+from trainhouse.evaluation.training_results import TrainingResults
 from trainhouse.v1 import evaluation_service_pb2 as pb
 from trainhouse.v1 import evaluation_service_pb2_grpc
 

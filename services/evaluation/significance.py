@@ -1,4 +1,4 @@
-"""A significance test result (``services.core.stats``) as the proto every comparison carries."""
+"""A significance test result (``trainhouse.core.stats``) as the proto every comparison carries."""
 from __future__ import annotations
 
 from trainhouse.v1 import evaluation_pb2

@@ -14,11 +14,11 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from services.common import identity
-from services.common.duckdb_store import DuckStore
-from services.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
-from services.core.errors import AlreadyExists, NotFound
-from services.common.timeutil import now
+from trainhouse.common import identity
+from trainhouse.common.duckdb_store import DuckStore
+from trainhouse.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
+from trainhouse.core.errors import AlreadyExists, NotFound
+from trainhouse.common.timeutil import now
 from trainhouse.v1 import benchmark_pb2, evaluation_pb2, run_comparison_pb2
 
 SCHEMA = [

@@ -15,9 +15,9 @@ from typing import Any
 
 from google.protobuf import struct_pb2
 
-from services.core.configs import SupervisedConfig, field_bounds
-from services.core.errors import InvalidArgument
-from services.core.sweep_space import config_field, parse_space
+from trainhouse.core.configs import SupervisedConfig, field_bounds
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.sweep_space import config_field, parse_space
 from trainhouse.v1 import sweep_pb2, training_job_pb2
 
 CONFIG = SupervisedConfig

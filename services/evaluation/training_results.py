@@ -10,13 +10,13 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from services.core.errors import AlreadyExists, InvalidArgument
-from services.common.validation import resource_id
-from services.evaluation import advice as A
-from services.evaluation import curves as C
-from services.evaluation.evaluator import EvalSpec, Evaluator
-from services.evaluation.metrics import QUALITY_KEYS, REQUESTABLE
-from services.evaluation.peers import job_config
+from trainhouse.core.errors import AlreadyExists, InvalidArgument
+from trainhouse.common.validation import resource_id
+from trainhouse.evaluation import advice as A
+from trainhouse.evaluation import curves as C
+from trainhouse.evaluation.evaluator import EvalSpec, Evaluator
+from trainhouse.evaluation.metrics import QUALITY_KEYS, REQUESTABLE
+from trainhouse.evaluation.peers import job_config
 from trainhouse.v1 import evaluation_pb2, evaluation_service_pb2, job_state_pb2, training_analysis_pb2
 
 DEFAULT_CRITERIA = ("accuracy", "precision", "recall", "f1_score")

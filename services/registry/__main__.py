@@ -1,18 +1,18 @@
-"""`python -m services.registry`: the ModelRegistry process."""
+"""`python -m trainhouse.registry`: the ModelRegistry process."""
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import threading
 
-from services.common import config
-from services.common.logs import log
-from services.common.server import ServiceApp, serve
-from services.common.timeutil import now
-from services.registry.deployments import Deployments
-from services.registry.serving import PredictionLog, SessionCache
-from services.registry.servicer import RegistryServicer
-from services.registry.store import RegistryStore
+from trainhouse.common import config
+from trainhouse.common.logs import log
+from trainhouse.common.server import ServiceApp, serve
+from trainhouse.common.timeutil import now
+from trainhouse.registry.deployments import Deployments
+from trainhouse.registry.serving import PredictionLog, SessionCache
+from trainhouse.registry.servicer import RegistryServicer
+from trainhouse.registry.store import RegistryStore
 from trainhouse.v1 import model_registry_pb2_grpc
 
 logger = logging.getLogger("trainhouse.registry")

@@ -8,9 +8,9 @@ from typing import Any
 from google.protobuf import struct_pb2
 from google.protobuf.duration_pb2 import Duration
 
-from services.common.timeutil import to_timestamp
-from services.registry.rollout import ArmStats, GuardPolicy, RolloutPlan
-from services.registry.store import aware, loads
+from trainhouse.common.timeutil import to_timestamp
+from trainhouse.registry.rollout import ArmStats, GuardPolicy, RolloutPlan
+from trainhouse.registry.store import aware, loads
 from trainhouse.v1 import deployment_pb2, feedback_pb2, model_version_pb2
 
 VERSION_STATES = {

@@ -29,11 +29,11 @@ from typing import Any
 
 import duckdb
 
-from services.core.errors import FailedPrecondition, InvalidArgument
-from services.common.timeutil import now as wall_clock
-from services.registry.rollout import CANARY, IMMEDIATE, ArmStats, GuardPolicy, RolloutPlan, breach
-from services.registry.serving import PredictionLog, Route, Router, Served, SessionCache
-from services.registry.store import RegistryStore, aware, loads, naive, new_id
+from trainhouse.core.errors import FailedPrecondition, InvalidArgument
+from trainhouse.common.timeutil import now as wall_clock
+from trainhouse.registry.rollout import CANARY, IMMEDIATE, ArmStats, GuardPolicy, RolloutPlan, breach
+from trainhouse.registry.serving import PredictionLog, Route, Router, Served, SessionCache
+from trainhouse.registry.store import RegistryStore, aware, loads, naive, new_id
 
 PRODUCTION, STAGING = "production", "staging"
 # States in which a rollout shares traffic: on schedule, or held because its analysis was inconclusive.

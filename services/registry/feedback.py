@@ -9,11 +9,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from services.core.errors import AlreadyExists, InvalidArgument, NotFound
-from services.registry.deployments import PRODUCTION, ROLLING, Deployments
-from services.registry.resolve import resolve_version
-from services.registry.serving import PredictionLog
-from services.registry.store import RegistryStore, naive, new_id
+from trainhouse.core.errors import AlreadyExists, InvalidArgument, NotFound
+from trainhouse.registry.deployments import PRODUCTION, ROLLING, Deployments
+from trainhouse.registry.resolve import resolve_version
+from trainhouse.registry.serving import PredictionLog
+from trainhouse.registry.store import RegistryStore, naive, new_id
 from trainhouse.v1 import model_registry_pb2
 
 MAX_TEXT = 100_000

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from services.core.promotion import Policy
-from services.core.abstention import served_outputs
-from services.core.stats import paired_accuracy_test
+from trainhouse.core.promotion import Policy
+from trainhouse.core.abstention import served_outputs
+from trainhouse.core.stats import paired_accuracy_test
 
 POSITIVE = ("correct", "partial", "")
 

@@ -31,8 +31,8 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 import numpy as np
 
-from services.core.errors import FailedPrecondition, InvalidArgument, Unavailable
-from services.core.onnx_model import OnnxModel
+from trainhouse.core.errors import FailedPrecondition, InvalidArgument, Unavailable
+from trainhouse.core.onnx_model import OnnxModel
 
 DEFAULT_URL = "http://localhost:11434"
 DEFAULT_BASE_MODEL = "llama3.2"

@@ -12,16 +12,16 @@ from collections.abc import Callable
 
 import numpy as np
 
-from services.core.errors import FailedPrecondition, InvalidArgument, ServingFailure
-from services.core.abstention import OUT_OF_SCOPE, abstains, in_scope_ranking
-from services.common.timeutil import now
-from services.registry.convert import ARMS, ENVIRONMENT_ENUMS, ENVIRONMENTS
-from services.registry.deployments import Deployments
-from services.registry.resolve import resolve_version
-from services.registry.rollout import bucket, takes_candidate
-from services.registry.serving import PredictionLog, Served, SessionCache
-from services.registry.store import RegistryStore, naive
-from services.registry.versioning import VERSION_RE
+from trainhouse.core.errors import FailedPrecondition, InvalidArgument, ServingFailure
+from trainhouse.core.abstention import OUT_OF_SCOPE, abstains, in_scope_ranking
+from trainhouse.common.timeutil import now
+from trainhouse.registry.convert import ARMS, ENVIRONMENT_ENUMS, ENVIRONMENTS
+from trainhouse.registry.deployments import Deployments
+from trainhouse.registry.resolve import resolve_version
+from trainhouse.registry.rollout import bucket, takes_candidate
+from trainhouse.registry.serving import PredictionLog, Served, SessionCache
+from trainhouse.registry.store import RegistryStore, naive
+from trainhouse.registry.versioning import VERSION_RE
 from trainhouse.v1 import model_registry_pb2, model_version_pb2
 
 MAX_INPUTS = 1000

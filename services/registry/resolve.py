@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from services.core.errors import InvalidArgument, NotFound
-from services.registry.store import RegistryStore
-from services.registry.versioning import VERSION_RE
+from trainhouse.core.errors import InvalidArgument, NotFound
+from trainhouse.registry.store import RegistryStore
+from trainhouse.registry.versioning import VERSION_RE
 
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 LATEST = "latest"

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from services.core.errors import InvalidArgument
+from trainhouse.core.errors import InvalidArgument
 
 IMMEDIATE, CANARY, BLUE_GREEN = "immediate", "canary", "blue-green"
 STRATEGIES = (IMMEDIATE, CANARY, BLUE_GREEN)

@@ -10,21 +10,21 @@ from typing import Any
 import onnx
 from google.protobuf.json_format import MessageToDict
 
-from services.core.errors import FailedPrecondition, InvalidArgument
-from services.core.onnx_model import OnnxModel
-from services.core.promotion import Policy
-from services.common.pagination import page_request
-from services.common.validation import resource_id
-from services.common.example_codec import example_dicts
-from services.common.timeutil import now as wall_clock
-from services.registry import convert, gate, ollama
-from services.registry.deployments import PRODUCTION, Deployments
-from services.registry.feedback import FeedbackDesk
-from services.registry.predict import Predictor
-from services.registry.resolve import check_alias, resolve_version
-from services.registry.rollout import GuardPolicy, RolloutPlan, parse_duration_text, resolve_guard, resolve_plan
-from services.registry.serving import PredictionLog, SessionCache
-from services.registry.store import RegistryStore, loads, naive, new_id, version_order
+from trainhouse.core.errors import FailedPrecondition, InvalidArgument
+from trainhouse.core.onnx_model import OnnxModel
+from trainhouse.core.promotion import Policy
+from trainhouse.common.pagination import page_request
+from trainhouse.common.validation import resource_id
+from trainhouse.common.example_codec import example_dicts
+from trainhouse.common.timeutil import now as wall_clock
+from trainhouse.registry import convert, gate, ollama
+from trainhouse.registry.deployments import PRODUCTION, Deployments
+from trainhouse.registry.feedback import FeedbackDesk
+from trainhouse.registry.predict import Predictor
+from trainhouse.registry.resolve import check_alias, resolve_version
+from trainhouse.registry.rollout import GuardPolicy, RolloutPlan, parse_duration_text, resolve_guard, resolve_plan
+from trainhouse.registry.serving import PredictionLog, SessionCache
+from trainhouse.registry.store import RegistryStore, loads, naive, new_id, version_order
 from trainhouse.v1 import model_registry_pb2, model_registry_pb2_grpc
 
 ORDER_KEYS = {"create_time", "version_id"}

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.core.errors import FailedPrecondition
-from services.core.onnx_model import OnnxModel
-from services.registry.store import RegistryStore
+from trainhouse.core.errors import FailedPrecondition
+from trainhouse.core.onnx_model import OnnxModel
+from trainhouse.registry.store import RegistryStore
 
 
 class SessionCache:

@@ -19,12 +19,12 @@ from typing import Any, Iterable, Sequence
 
 import duckdb
 
-from services.common import identity
-from services.common.duckdb_store import DuckStore, insert_columns
-from services.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
-from services.core.errors import AlreadyExists, NotFound, PermissionDenied
-from services.common.timeutil import now
-from services.registry.versioning import Bump, next_version, parse_version
+from trainhouse.common import identity
+from trainhouse.common.duckdb_store import DuckStore, insert_columns
+from trainhouse.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
+from trainhouse.core.errors import AlreadyExists, NotFound, PermissionDenied
+from trainhouse.common.timeutil import now
+from trainhouse.registry.versioning import Bump, next_version, parse_version
 
 # Restricts a query over a table with an agent_id column to the agents of one account.
 _OF_ACCOUNT = "{col} IN (SELECT agent_id FROM agents WHERE coalesce(account_id, 'default') = ?)"

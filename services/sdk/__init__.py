@@ -2,8 +2,8 @@
 over the canonical REST API (/v1). It depends on httpx and pydantic only, never on the servers'
 code, because it ships to clients. docs/sdk.md is the quickstart.
 """
-from services.sdk._client import AsyncClient, Client
-from services.sdk._errors import (
+from trainhouse.sdk._client import AsyncClient, Client
+from trainhouse.sdk._errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
@@ -17,7 +17,7 @@ from services.sdk._errors import (
     RateLimitError,
     TrainhouseError,
 )
-from services.sdk._models import (
+from trainhouse.sdk._models import (
     Agent, Checkpoint, Dataset, Deployment, Evaluation, Event, Job, MetricPoint, Operation, Page, Version,
 )
 

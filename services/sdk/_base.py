@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from services.sdk._errors import APIConnectionError, APITimeoutError, status_error
+from trainhouse.sdk._errors import APIConnectionError, APITimeoutError, status_error
 
 DEFAULT_URL = "http://127.0.0.1:8080"  # the gateway's default port (TRAINHOUSE_GATEWAY_PORT)
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
@@ -144,7 +144,7 @@ class SyncTransport:
 
     def execute(self, call: Call) -> Any:
         if call.page_item is not None:
-            from services.sdk._pagination import SyncPager
+            from trainhouse.sdk._pagination import SyncPager
             return SyncPager(self, call)
         return answer(call, self.send(call))
 
@@ -181,7 +181,7 @@ class AsyncTransport:
 
     def execute(self, call: Call) -> Any:
         if call.page_item is not None:
-            from services.sdk._pagination import AsyncPager
+            from trainhouse.sdk._pagination import AsyncPager
             return AsyncPager(self, call)
         return self._execute(call)
 

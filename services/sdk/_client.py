@@ -1,6 +1,6 @@
 """``Client`` and ``AsyncClient``: the canonical API (/v1) from Python.
 
-    from services.sdk import Client          # trainhouse.sdk once packaged
+    from trainhouse.sdk import Client          # trainhouse.sdk once packaged
     client = Client()                        # TRAINHOUSE_URL / TRAINHOUSE_TOKEN, or Client(base_url, token)
     job = client.jobs.create("support-bot", dataset_id="tickets", config={"epochs": 5})
     for event in client.events.stream(job.job_id):
@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 
-from services.sdk._base import DEFAULT_MAX_RETRIES, AsyncTransport, SyncTransport
-from services.sdk._errors import OperationFailedError
-from services.sdk._models import Operation
-from services.sdk._resources import RESOURCES, Operations
+from trainhouse.sdk._base import DEFAULT_MAX_RETRIES, AsyncTransport, SyncTransport
+from trainhouse.sdk._errors import OperationFailedError
+from trainhouse.sdk._models import Operation
+from trainhouse.sdk._resources import RESOURCES, Operations
 
 
 class SyncOperations(Operations):

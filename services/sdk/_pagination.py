@@ -5,8 +5,8 @@ import copy
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from services.sdk._base import Call, answer
-from services.sdk._models import Page
+from trainhouse.sdk._base import Call, answer
+from trainhouse.sdk._models import Page
 
 
 def _page(call: Call, data: Any) -> Page:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.sdk._base import Call
-from services.sdk._models import (
+from trainhouse.sdk._base import Call
+from trainhouse.sdk._models import (
     Agent,
     Alias,
     AliasSet,
@@ -85,7 +85,7 @@ class Events(_Resource):
 
     def stream(self, job_id: str, *, after: int = 0) -> Any:
         """Live events until the job ends, resumed after a dropped connection (Last-Event-ID)."""
-        from services.sdk import _streaming
+        from trainhouse.sdk import _streaming
         if hasattr(self._t, "_execute"):
             return _streaming.astream_events(self._t, job_id, after)
         return _streaming.stream_events(self._t, job_id, after)

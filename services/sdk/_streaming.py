@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 
-from services.sdk._base import delay_s
-from services.sdk._errors import APIConnectionError, status_error
-from services.sdk._models import Event
+from trainhouse.sdk._base import delay_s
+from trainhouse.sdk._errors import APIConnectionError, status_error
+from trainhouse.sdk._models import Event
 
 STREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=120.0, write=30.0, pool=10.0)
 

@@ -1,4 +1,4 @@
-"""`python -m services.training`: the TrainingService process."""
+"""`python -m trainhouse.training`: the TrainingService process."""
 from __future__ import annotations
 
 import os
@@ -9,18 +9,18 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import json
 
-from services.common import config
-from services.common.server import ServiceApp, serve
-from services.training import peers
-from services.training.autotrain import AutoTrainer
-from services.training.events import EventHub
-from services.training.executors import make_executor
-from services.training.jobs import Jobs
-from services.training.runner import JobRunner
-from services.training.servicer import TrainingServicer
-from services.training.store import JobStore
-from services.training.sweep_store import SweepStore
-from services.training.sweeps import Sweeps
+from trainhouse.common import config
+from trainhouse.common.server import ServiceApp, serve
+from trainhouse.training import peers
+from trainhouse.training.autotrain import AutoTrainer
+from trainhouse.training.events import EventHub
+from trainhouse.training.executors import make_executor
+from trainhouse.training.jobs import Jobs
+from trainhouse.training.runner import JobRunner
+from trainhouse.training.servicer import TrainingServicer
+from trainhouse.training.store import JobStore
+from trainhouse.training.sweep_store import SweepStore
+from trainhouse.training.sweeps import Sweeps
 from trainhouse.v1 import training_service_pb2_grpc
 
 

@@ -27,9 +27,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from services.common.validation import resource_id
-from services.core.errors import InvalidArgument
-from services.core.promotion import Policy
+from trainhouse.common.validation import resource_id
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.promotion import Policy
 from trainhouse.v1 import (example_pb2, feedback_pb2, job_state_pb2, model_version_pb2, training_job_pb2,
                            training_service_pb2)
 

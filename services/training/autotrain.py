@@ -38,16 +38,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.identity import DEFAULT_ACCOUNT
-from services.common.example_codec import example_proto
-from services.common.logs import log
-from services.common.periodic import Periodic
-from services.common.timeutil import now as wall_clock
-from services.core.errors import InvalidArgument, TrainhouseError
-from services.training import peers
-from services.training.adaptation import judged_from_record, training_data
-from services.training.jobs import Jobs
-from services.training.store import WINDOW_CLOSING_RUNS, JobStore
+from trainhouse.common.identity import DEFAULT_ACCOUNT
+from trainhouse.common.example_codec import example_proto
+from trainhouse.common.logs import log
+from trainhouse.common.periodic import Periodic
+from trainhouse.common.timeutil import now as wall_clock
+from trainhouse.core.errors import InvalidArgument, TrainhouseError
+from trainhouse.training import peers
+from trainhouse.training.adaptation import judged_from_record, training_data
+from trainhouse.training.jobs import Jobs
+from trainhouse.training.store import WINDOW_CLOSING_RUNS, JobStore
 from trainhouse.v1 import (job_state_pb2, model_version_pb2, training_job_pb2, training_service_pb2)
 
 logger = logging.getLogger("trainhouse.training.autotrain")

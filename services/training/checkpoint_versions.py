@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from services.core.errors import FailedPrecondition, InvalidArgument, NotFound
-from services.training import peers
-from services.training.store import JobStore
+from trainhouse.core.errors import FailedPrecondition, InvalidArgument, NotFound
+from trainhouse.training import peers
+from trainhouse.training.store import JobStore
 from trainhouse.v1 import model_version_pb2, training_service_pb2
 
 WHICH = ("best", "last")
@@ -133,8 +133,8 @@ def _metrics(row: dict[str, Any]) -> dict[str, float]:
 def _policy(row: dict[str, Any], path: Path) -> CheckpointModel | None:
     """A GRPO checkpoint: the policy graph ExportPolicy gives EvaluationService, which the
     registry serves as it serves a completed GRPO job's policy."""
-    from services.core.grpo.trainer import load_policy_checkpoint
-    from services.core.trainer.checkpoint import load_checkpoint
+    from trainhouse.core.grpo.trainer import load_policy_checkpoint
+    from trainhouse.core.trainer.checkpoint import load_checkpoint
 
     state = load_checkpoint(str(path))
     if state.global_step != (row["step"] or 0):
@@ -143,14 +143,14 @@ def _policy(row: dict[str, Any], path: Path) -> CheckpointModel | None:
 
 
 def _classifier(job: dict[str, Any], job_dir: Path, row: dict[str, Any], path: Path) -> CheckpointModel | None:
-    from services.core.featurizer import FeaturizerConfig
-    from services.core.onnx_model import OnnxModel
-    from services.core.trainer.checkpoint import load_checkpoint
-    from services.core.trainer.dispatch import make_trainer
-    from services.core.trainer.examples import LabelMap
-    from services.core.trainer.mlp import MLP, TrainedModel
-    from services.core.trainer.onnx_export import export_onnx_bytes
-    from services.core.trainer.supervised_trainer import SupervisedTrainer
+    from trainhouse.core.featurizer import FeaturizerConfig
+    from trainhouse.core.onnx_model import OnnxModel
+    from trainhouse.core.trainer.checkpoint import load_checkpoint
+    from trainhouse.core.trainer.dispatch import make_trainer
+    from trainhouse.core.trainer.examples import LabelMap
+    from trainhouse.core.trainer.mlp import MLP, TrainedModel
+    from trainhouse.core.trainer.onnx_export import export_onnx_bytes
+    from trainhouse.core.trainer.supervised_trainer import SupervisedTrainer
 
     state = load_checkpoint(str(path))
     if state.global_step != (row["step"] or 0):

@@ -10,9 +10,9 @@ from google.protobuf import json_format
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
-from services.common.structs import to_struct
-from services.common.timeutil import now, to_timestamp
-from services.training.estimates import Throughput, queued_estimate, work_units
+from trainhouse.common.structs import to_struct
+from trainhouse.common.timeutil import now, to_timestamp
+from trainhouse.training.estimates import Throughput, queued_estimate, work_units
 from trainhouse.v1 import auto_training_pb2, job_state_pb2, model_version_pb2, training_job_pb2
 
 STATES = {

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from services.training.store import TERMINAL_STATES, JobStore
+from trainhouse.training.store import TERMINAL_STATES, JobStore
 
 
 def _event(row: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any, Protocol
 
-from services.common.config import env_int, env_str
+from trainhouse.common.config import env_int, env_str
 
 _ctx = mp.get_context("spawn")
 
@@ -92,7 +92,7 @@ class LocalExecutor:
     name = "local"
 
     def launch(self, job_id: str, spec: dict[str, Any]) -> WorkerHandle:
-        from services.training import worker
+        from trainhouse.training import worker
 
         q, cancel, shutdown = _ctx.Queue(maxsize=queue_max()), _ctx.Event(), _ctx.Event()
         spec = {**spec, "watch_parent": True, "executor": self.name}
@@ -203,7 +203,7 @@ class RayExecutor:
 
         @ray.remote(max_retries=0)
         def run(spec: dict[str, Any], queue: Any, flags: Any) -> None:
-            from services.training import worker
+            from trainhouse.training import worker
 
             worker.run_job(spec, queue, _RayFlag(flags, "cancel"), _RayFlag(flags, "shutdown"))
 

@@ -13,13 +13,13 @@ import json
 import uuid
 from typing import Any
 
-from services.common import identity
-from services.core.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from services.training import peers
-from services.training.events import EventHub
-from services.training.requests import check_references, module_source, parse_start_request
-from services.training.runner import JobRunner
-from services.training.store import JobStore
+from trainhouse.common import identity
+from trainhouse.core.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from trainhouse.training import peers
+from trainhouse.training.events import EventHub
+from trainhouse.training.requests import check_references, module_source, parse_start_request
+from trainhouse.training.runner import JobRunner
+from trainhouse.training.store import JobStore
 from trainhouse.v1 import training_service_pb2
 
 SPLITS = ("all", "train", "validation")

@@ -11,12 +11,12 @@ import grpc
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 
-from services.common.clients import channel
-from services.common.pagination import collect_pages
-from services.common.timeutil import to_timestamp
-from services.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from services.common.grpc_errors import failure_of
-from services.common.example_codec import example_dicts, example_proto
+from trainhouse.common.clients import channel
+from trainhouse.common.pagination import collect_pages
+from trainhouse.common.timeutil import to_timestamp
+from trainhouse.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from trainhouse.common.grpc_errors import failure_of
+from trainhouse.common.example_codec import example_dicts, example_proto
 from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, feedback_pb2, model_registry_pb2,
                            model_registry_pb2_grpc, model_version_pb2)
 
@@ -331,7 +331,7 @@ def fetch_base_model(agent_id: str, version_id: str) -> tuple[str, bytes] | None
 
 def ingest_trajectories(job: dict[str, Any], trajectories: list[dict[str, Any]]) -> None:
     """Send a GRPO job's trajectories to DataService (idempotent per trajectory id)."""
-    from services.training.trajectory_codec import trajectory_proto
+    from trainhouse.training.trajectory_codec import trajectory_proto
 
     stub = data_service_pb2_grpc.DataServiceStub(channel("data"))
     request = data_service_pb2.IngestTrajectoriesRequest(

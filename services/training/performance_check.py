@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from services.core.errors import InvalidArgument
+from trainhouse.core.errors import InvalidArgument
 from trainhouse.v1 import feedback_pb2, training_service_pb2
 
 NO_ERRORS_TO_CORRECT = "no_errors_to_correct"

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.core.errors import FailedPrecondition, NotFound
-from services.core.configs import GRPOConfig
-from services.core.grpo.environment import parse_queries
-from services.core.grpo.trainer import GRPOTrainer, load_policy_checkpoint
-from services.training.store import JobStore
+from trainhouse.core.errors import FailedPrecondition, NotFound
+from trainhouse.core.configs import GRPOConfig
+from trainhouse.core.grpo.environment import parse_queries
+from trainhouse.core.grpo.trainer import GRPOTrainer, load_policy_checkpoint
+from trainhouse.training.store import JobStore
 
 INITIAL = "initial"
 

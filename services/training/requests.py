@@ -17,18 +17,18 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from services.common.example_codec import example_dicts, query_dicts
-from services.common.validation import resource_id, version_ref
-from services.core.configs import ConfigModel, GRPOConfig
-from services.core.errors import InvalidArgument
-from services.core.grpo.environment import parse_queries
-from services.core.promotion import Policy
-from services.core.trainer.dispatch import parse_config
-from services.core.trainer.examples import parse_examples
-from services.core.trainer.loop import planned_steps
-from services.core.trainer.supervised_trainer import resolve_config, split_examples
-from services.core.trainer.feedback import parse_feedback
-from services.training.convert import config_dict, grpo_config_dict
+from trainhouse.common.example_codec import example_dicts, query_dicts
+from trainhouse.common.validation import resource_id, version_ref
+from trainhouse.core.configs import ConfigModel, GRPOConfig
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.grpo.environment import parse_queries
+from trainhouse.core.promotion import Policy
+from trainhouse.core.trainer.dispatch import parse_config
+from trainhouse.core.trainer.examples import parse_examples
+from trainhouse.core.trainer.loop import planned_steps
+from trainhouse.core.trainer.supervised_trainer import resolve_config, split_examples
+from trainhouse.core.trainer.feedback import parse_feedback
+from trainhouse.training.convert import config_dict, grpo_config_dict
 from trainhouse.v1 import job_state_pb2, training_service_pb2
 
 MAX_EXAMPLES = 1_000_000

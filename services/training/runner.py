@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.common import identity
-from services.common.config import TrainingSettings
-from services.common.logs import log
-from services.common.timeutil import now
-from services.training.events import EventHub
-from services.training.executors import Executor, LocalExecutor, WorkerHandle
-from services.training.store import ACTIVE_STATES, TERMINAL_STATES, JobStore, RecordedProgress
+from trainhouse.common import identity
+from trainhouse.common.config import TrainingSettings
+from trainhouse.common.logs import log
+from trainhouse.common.timeutil import now
+from trainhouse.training.events import EventHub
+from trainhouse.training.executors import Executor, LocalExecutor, WorkerHandle
+from trainhouse.training.store import ACTIVE_STATES, TERMINAL_STATES, JobStore, RecordedProgress
 
 logger = logging.getLogger("trainhouse.runner")
 

@@ -25,8 +25,8 @@ from typing import Any
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from services.common.pagination import Order, SortKey
-from services.core.errors import InvalidArgument
+from trainhouse.common.pagination import Order, SortKey
+from trainhouse.core.errors import InvalidArgument
 
 MAX_QUERY = 4096  # characters of a filter or order_by
 MAX_IN_VALUES = 200

@@ -4,27 +4,27 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-from services.common import identity
-from services.core.errors import FailedPrecondition, InvalidArgument
-from services.common.pagination import list_page, page_request
-from services.common.timeutil import to_timestamp
-from services.common.example_codec import example_proto, query_proto
-from services.common.structs import to_struct
-from services.training import peers
-from services.training.performance_check import NO_ERRORS_TO_CORRECT, check_reported, performance_check
-from services.training.adaptation import adaptation, parse_adapt_request
-from services.training.autotrain import AutoTrainer
-from services.training.convert import (STATE_NAMES, autotrain_config_proto, autotrain_run_proto,
+from trainhouse.common import identity
+from trainhouse.core.errors import FailedPrecondition, InvalidArgument
+from trainhouse.common.pagination import list_page, page_request
+from trainhouse.common.timeutil import to_timestamp
+from trainhouse.common.example_codec import example_proto, query_proto
+from trainhouse.common.structs import to_struct
+from trainhouse.training import peers
+from trainhouse.training.performance_check import NO_ERRORS_TO_CORRECT, check_reported, performance_check
+from trainhouse.training.adaptation import adaptation, parse_adapt_request
+from trainhouse.training.autotrain import AutoTrainer
+from trainhouse.training.convert import (STATE_NAMES, autotrain_config_proto, autotrain_run_proto,
                                        autotrain_status_proto, checkpoint_proto, event_proto, job_proto)
-from services.training import checkpoint_versions
-from services.training.events import EventHub
-from services.training.jobs import Jobs, job_account, visible_job
-from services.training.policy_export import export_job_policy
-from services.training.runner import JobRunner
-from services.training.search import compile_filter, compile_order
-from services.training.store import TERMINAL_STATES, JobStore
-from services.training.sweep_convert import SWEEP_STATE_NAMES, sweep_proto
-from services.training.sweeps import Sweeps
+from trainhouse.training import checkpoint_versions
+from trainhouse.training.events import EventHub
+from trainhouse.training.jobs import Jobs, job_account, visible_job
+from trainhouse.training.policy_export import export_job_policy
+from trainhouse.training.runner import JobRunner
+from trainhouse.training.search import compile_filter, compile_order
+from trainhouse.training.store import TERMINAL_STATES, JobStore
+from trainhouse.training.sweep_convert import SWEEP_STATE_NAMES, sweep_proto
+from trainhouse.training.sweeps import Sweeps
 from trainhouse.v1 import training_job_pb2, training_service_pb2, training_service_pb2_grpc
 
 

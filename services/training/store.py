@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.common.duckdb_store import DuckStore, insert_columns
-from services.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
-from services.core.errors import NotFound
-from services.training.estimates import Throughput, measured
-from services.training.search import Condition
-from services.common.timeutil import now
+from trainhouse.common.duckdb_store import DuckStore, insert_columns
+from trainhouse.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
+from trainhouse.core.errors import NotFound
+from trainhouse.training.estimates import Throughput, measured
+from trainhouse.training.search import Condition
+from trainhouse.common.timeutil import now
 
 TERMINAL_STATES = ("completed", "failed", "cancelled")
 ACTIVE_STATES = ("initializing", "running", "validating")

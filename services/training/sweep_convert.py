@@ -6,10 +6,10 @@ from typing import Any
 
 from google.protobuf.json_format import ParseDict
 
-from services.common.structs import to_struct
-from services.common.timeutil import to_timestamp
-from services.training.convert import STATES
-from services.training.sweeps import SweepSpec
+from trainhouse.common.structs import to_struct
+from trainhouse.common.timeutil import to_timestamp
+from trainhouse.training.convert import STATES
+from trainhouse.training.sweeps import SweepSpec
 from trainhouse.v1 import sweep_pb2, training_service_pb2
 
 SWEEP_STATES = {name: sweep_pb2.SweepState.Value(f"SWEEP_STATE_{name.upper()}")

@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from services.common.duckdb_store import DuckStore
-from services.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
-from services.common.timeutil import now
-from services.core.errors import NotFound
+from trainhouse.common.duckdb_store import DuckStore
+from trainhouse.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
+from trainhouse.common.timeutil import now
+from trainhouse.core.errors import NotFound
 
 SWEEP_TERMINAL = ("completed", "failed", "cancelled")
 MAX_EVENTS = 200

@@ -26,22 +26,22 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from services.common import identity
-from services.common.logs import log
-from services.common.periodic import Periodic
-from services.common.pagination import Page, PageRequest
-from services.common.validation import resource_id
-from services.core.configs import CLASSIFIER_CONFIGS
-from services.core.errors import FailedPrecondition, InvalidArgument, TrainhouseError
-from services.core.sweep_space import (Finished, Param, Stopping, apply_params, best_so_far, best_trial, grid_size,
+from trainhouse.common import identity
+from trainhouse.common.logs import log
+from trainhouse.common.periodic import Periodic
+from trainhouse.common.pagination import Page, PageRequest
+from trainhouse.common.validation import resource_id
+from trainhouse.core.configs import CLASSIFIER_CONFIGS
+from trainhouse.core.errors import FailedPrecondition, InvalidArgument, TrainhouseError
+from trainhouse.core.sweep_space import (Finished, Param, Stopping, apply_params, best_so_far, best_trial, grid_size,
                                        parse_space, should_stop, suggest)
-from services.core.trainer.dispatch import parse_config
-from services.training.convert import config_dict
-from services.training.jobs import Jobs
-from services.training.requests import CLASSIFIER_METHODS, check_references, method_of
-from services.training.runner import JobRunner
-from services.training.store import TERMINAL_STATES, JobStore
-from services.training.sweep_store import SWEEP_TERMINAL, SweepStore, utc_now
+from trainhouse.core.trainer.dispatch import parse_config
+from trainhouse.training.convert import config_dict
+from trainhouse.training.jobs import Jobs
+from trainhouse.training.requests import CLASSIFIER_METHODS, check_references, method_of
+from trainhouse.training.runner import JobRunner
+from trainhouse.training.store import TERMINAL_STATES, JobStore
+from trainhouse.training.sweep_store import SWEEP_TERMINAL, SweepStore, utc_now
 from trainhouse.v1 import sweep_pb2, training_service_pb2
 
 logger = logging.getLogger("trainhouse.training.sweeps")

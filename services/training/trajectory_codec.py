@@ -8,7 +8,7 @@ from google.protobuf import struct_pb2
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.common.structs import to_struct
+from trainhouse.common.structs import to_struct
 from trainhouse.v1 import trajectory_pb2
 
 

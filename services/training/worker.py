@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from services.core.errors import TrainhouseError
-from services.common.logs import configure
+from trainhouse.core.errors import TrainhouseError
+from trainhouse.common.logs import configure
 
 PARITY_TOLERANCE = 1e-5
 
@@ -143,9 +143,9 @@ def _run(spec: dict[str, Any], queue: Any, cancel: Any, shutdown: Any) -> None:
 def _run_classifier(spec: dict[str, Any], job_dir: Path, data: dict[str, Any], queue: Any,
                     callbacks: QueueCallbacks) -> None:
     # Imported here so the spawn start-up of the parent stays light.
-    from services.core.onnx_model import OnnxModel
-    from services.core.trainer.dispatch import make_trainer
-    from services.core.trainer.onnx_export import export_onnx
+    from trainhouse.core.onnx_model import OnnxModel
+    from trainhouse.core.trainer.dispatch import make_trainer
+    from trainhouse.core.trainer.onnx_export import export_onnx
 
     base_file = job_dir / "base_model.onnx"
     base = base_file.read_bytes() if base_file.exists() else None
@@ -178,10 +178,10 @@ def _run_grpo(spec: dict[str, Any], job_dir: Path, data: dict[str, Any], queue: 
               callbacks: QueueCallbacks) -> None:
     import onnxruntime as ort
 
-    from services.core.configs import GRPOConfig
-    from services.core.grpo.environment import parse_queries
-    from services.core.grpo.rollout_pool import make_rollout_pool
-    from services.core.grpo.trainer import GRPOTrainer
+    from trainhouse.core.configs import GRPOConfig
+    from trainhouse.core.grpo.environment import parse_queries
+    from trainhouse.core.grpo.rollout_pool import make_rollout_pool
+    from trainhouse.core.grpo.trainer import GRPOTrainer
 
     config = GRPOConfig.from_dict(spec["config"])  # the job's resolved config
     # On the Ray executor the rollout shards fan out as Ray tasks; elsewhere they run in this process.

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from services.cli import app
+from trainhouse.cli import app
 from tests.intents import INTENTS, hwu64_subset, make_examples, shuffle_labels
 
 CLI = str(Path(sys.executable).with_name("trainhouse"))

@@ -11,7 +11,7 @@ import grpc
 import httpx
 import pytest
 
-from services.common.grpc_errors import failure_of
+from trainhouse.common.grpc_errors import failure_of
 from tests.gateway.conftest import make_token
 from trainhouse.v1 import data_service_pb2 as pb
 from trainhouse.v1 import data_service_pb2_grpc, example_pb2, trajectory_pb2

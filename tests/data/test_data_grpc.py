@@ -9,8 +9,8 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.common.grpc_errors import failure_of
-from services.data.text import normalize
+from trainhouse.common.grpc_errors import failure_of
+from trainhouse.data.text import normalize
 from tests.intents import hwu64_subset, shuffle_labels
 from trainhouse.v1 import (data_service_pb2 as pb, data_service_pb2_grpc, data_validation_pb2, example_pb2,
                            synthetic_data_pb2 as syn, trajectory_pb2)

@@ -5,14 +5,14 @@ from collections import Counter
 
 import pytest
 
-from services.core.errors import InvalidArgument
-from services.data.synthetic.diversity import measure
-from services.data.synthetic.generation_config import GenerationConfig, check_count
-from services.data.synthetic.generator import SyntheticGenerator
-from services.data.synthetic.perturbations import EDGE_CASE_TYPES
-from services.data.synthetic.scenarios import SCENARIOS, builtin, resolve_data_type
-from services.data.synthetic.templates import compile_scenario
-from services.data.text import normalize
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.data.synthetic.diversity import measure
+from trainhouse.data.synthetic.generation_config import GenerationConfig, check_count
+from trainhouse.data.synthetic.generator import SyntheticGenerator
+from trainhouse.data.synthetic.perturbations import EDGE_CASE_TYPES
+from trainhouse.data.synthetic.scenarios import SCENARIOS, builtin, resolve_data_type
+from trainhouse.data.synthetic.templates import compile_scenario
+from trainhouse.data.text import normalize
 
 
 def generate(scenario: str = "customer-support", **options):
@@ -220,7 +220,7 @@ def test_template_errors_name_the_field(mutate, field):
 
 def test_a_model_trained_on_generated_data_learns_it():
     """Train on one generated split, test on another seed's split: far above chance."""
-    from services.core.trainer import SupervisedConfig, SupervisedTrainer
+    from trainhouse.core.trainer import SupervisedConfig, SupervisedTrainer
 
     train = generate(count=800, difficulty="medium", edge_cases=True, seed=11).examples
     held_out = generate(count=400, difficulty="medium", edge_cases=True, seed=12).examples

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.core.errors import InvalidArgument
-from services.data.text import normalize
-from services.data.validator import ValidationConfig, validate
-from services.data.validator import label_issues
-from services.data.validator.label_issues import MIN_PER_OUTPUT, confident_learning
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.data.text import normalize
+from trainhouse.data.validator import ValidationConfig, validate
+from trainhouse.data.validator import label_issues
+from trainhouse.data.validator.label_issues import MIN_PER_OUTPUT, confident_learning
 from tests.intents import flip_labels, hwu64_subset, shuffle_labels
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.core.errors import InvalidArgument
-from services.data.jsonl import parse_jsonl
-from services.data.trajectories import canonical, content_hash, extract_examples
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.data.jsonl import parse_jsonl
+from trainhouse.data.trajectories import canonical, content_hash, extract_examples
 from trainhouse.v1 import trajectory_pb2
 
 

@@ -5,12 +5,12 @@ import random
 
 import pytest
 
-from services.core.errors import InvalidArgument
-from services.data.synthetic.generation_config import GenerationConfig
-from services.data.synthetic.generator import SyntheticGenerator
-from services.data.synthetic.scenarios import builtin
-from services.data.validator import ValidationConfig, validate
-from services.data.validator.duplicates import jaccard, near_duplicates, shingles
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.data.synthetic.generation_config import GenerationConfig
+from trainhouse.data.synthetic.generator import SyntheticGenerator
+from trainhouse.data.synthetic.scenarios import builtin
+from trainhouse.data.validator import ValidationConfig, validate
+from trainhouse.data.validator.duplicates import jaccard, near_duplicates, shingles
 
 
 def ex(text: str, output: str, feedback: str = "correct") -> dict:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from services.common.config import SERVICES
+from trainhouse.common.config import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -216,7 +216,7 @@ def test_training_and_ray_workers_share_the_job_folders():
     see the same ReadWriteMany volume at that path."""
     from types import SimpleNamespace
 
-    from services.training.runner import JobRunner
+    from trainhouse.training.runner import JobRunner
 
     claims = by_kind("PersistentVolumeClaim")
     training = by_kind("Deployment")["trainhouse-training"]["spec"]["template"]["spec"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from services.common.config import SERVICES
+from trainhouse.common.config import SERVICES
 from tests.deploy.test_k8s_render import rendered  # noqa: F401 - the module's fixture, rendered once here too
 
 RAY = ("ray-head", "ray-worker")

@@ -9,8 +9,8 @@ import grpc
 import httpx
 import pytest
 
-from services.common.grpc_errors import failure_of
-from services.common.identity import ACCOUNT_WORK_SCOPES
+from trainhouse.common.grpc_errors import failure_of
+from trainhouse.common.identity import ACCOUNT_WORK_SCOPES
 from tests.gateway.conftest import make_token
 from tests.intents import make_examples
 from tests.registry.conftest import examples_pb, start_job, wait_jobs

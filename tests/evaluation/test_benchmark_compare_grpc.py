@@ -6,9 +6,9 @@ from collections import Counter
 import grpc
 import pytest
 
-from services.common.grpc_errors import failure_of
-from services.evaluation import benchmarks, reference_ladder
-from services.evaluation.advice import grade
+from trainhouse.common.grpc_errors import failure_of
+from trainhouse.evaluation import benchmarks, reference_ladder
+from trainhouse.evaluation.advice import grade
 from tests.evaluation.conftest import AGENT, examples_pb
 from tests.evaluation.test_evaluate_grpc import expected_mcnemar_p, held_out, predicted
 from tests.intents import make_examples

@@ -5,8 +5,8 @@ import grpc
 import pytest
 from scipy import stats as sps
 
-from services.common.grpc_errors import failure_of
-from services.evaluation.advice import grade
+from trainhouse.common.grpc_errors import failure_of
+from trainhouse.evaluation.advice import grade
 from tests.evaluation.conftest import AGENT, examples_pb
 from tests.intents import make_examples
 from trainhouse.v1 import (evaluation_service_pb2 as pb, model_registry_pb2, training_analysis_pb2,

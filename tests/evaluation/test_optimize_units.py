@@ -1,8 +1,8 @@
 """The optimizer's suggestions speak the training config's language: its names, defaults, ranges."""
 from __future__ import annotations
 
-from services.core.configs import SupervisedConfig, field_bounds
-from services.evaluation.optimize import DEFAULTS, TUNABLE, _more_epochs, _published
+from trainhouse.core.configs import SupervisedConfig, field_bounds
+from trainhouse.evaluation.optimize import DEFAULTS, TUNABLE, _more_epochs, _published
 
 
 def test_suggested_changes_use_the_published_names() -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.core.featurizer import FeaturizerConfig, HashingFeaturizer
-from services.core.trainer.examples import LabelMap
-from services.core.trainer.mlp import MLP, TrainedModel
-from services.evaluation.reference_ladder import Reference, majority_class, nearest_neighbour, percentile, untrained
+from trainhouse.core.featurizer import FeaturizerConfig, HashingFeaturizer
+from trainhouse.core.trainer.examples import LabelMap
+from trainhouse.core.trainer.mlp import MLP, TrainedModel
+from trainhouse.evaluation.reference_ladder import Reference, majority_class, nearest_neighbour, percentile, untrained
 
 LABELS = ["billing", "shipping", "technical"]
 REFERENCE = Reference([

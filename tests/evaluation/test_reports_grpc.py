@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from services.common.grpc_errors import failure_of
+from trainhouse.common.grpc_errors import failure_of
 from tests.evaluation.conftest import AGENT
 from trainhouse.v1 import evaluation_service_pb2 as pb
 from trainhouse.v1 import training_service_pb2 as training_pb

@@ -6,13 +6,13 @@ import math
 import numpy as np
 import pytest
 
-from services.core.errors import FailedPrecondition
-from services.core.trainer.cost import PriceModel as TrainerPrices
+from trainhouse.core.errors import FailedPrecondition
+from trainhouse.core.trainer.cost import PriceModel as TrainerPrices
 from scipy import stats as sps
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
-from services.core import stats
-from services.evaluation import advice, benchmarks, curves, metrics, perturbations, pricing
+from trainhouse.core import stats
+from trainhouse.evaluation import advice, benchmarks, curves, metrics, perturbations, pricing
 
 
 @pytest.mark.parametrize("b, c, test, p", [

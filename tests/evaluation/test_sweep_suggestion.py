@@ -8,9 +8,9 @@ import grpc
 import httpx
 import pytest
 
-from services.common.grpc_errors import failure_of
-from services.evaluation.sweep_suggestion import suggested_sweep
-from services.training.sweeps import parse_create
+from trainhouse.common.grpc_errors import failure_of
+from trainhouse.evaluation.sweep_suggestion import suggested_sweep
+from trainhouse.training.sweeps import parse_create
 from tests.evaluation.conftest import examples_pb, wait_done
 from tests.gateway.conftest import make_token
 from tests.intents import make_examples

@@ -1,6 +1,6 @@
 """Gateway test helpers: clients on the shared stack, and a gateway process of its own.
 
-`lone_gateway` starts `python -m gateway` alone, with its backends pointing at a closed port and
+`lone_gateway` starts `python -m trainhouse.gateway` alone, with its backends pointing at a closed port and
 with env settings the shared stack does not use (bootstrap token, JWT secret). It covers what
 needs no backend (auth, error shapes, limits, process life) without touching the shared stack.
 """

@@ -12,8 +12,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from services.common.clients import CHANNEL_OPTIONS
-from services.core.featurizer import FeaturizerConfig, HashingFeaturizer
+from trainhouse.common.clients import CHANNEL_OPTIONS
+from trainhouse.core.featurizer import FeaturizerConfig, HashingFeaturizer
 from tests.gateway.conftest import three_intents, wait_terminal
 from tests.intents import make_examples
 from trainhouse.v1 import model_registry_pb2, model_registry_pb2_grpc

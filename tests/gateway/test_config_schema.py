@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from services.core.configs import OPTIMIZERS, SCHEDULERS, GRPOConfig, SupervisedConfig, field_bounds
-from services.core.configs.generation import DIFFICULTIES, LABEL_BY, GenerationConfig
+from trainhouse.core.configs import OPTIMIZERS, SCHEDULERS, GRPOConfig, SupervisedConfig, field_bounds
+from trainhouse.core.configs.generation import DIFFICULTIES, LABEL_BY, GenerationConfig
 from tests.gateway.conftest import LONE_ADMIN, assert_error, bearer, make_token
 from tests.gateway.surface_shapes import error_code, rpc
 

@@ -15,12 +15,12 @@ from contextlib import redirect_stdout
 
 import pytest
 
-from gateway.convert import snake_keys
-from gateway.resources.events import KINDS, SNAKE, V1, event_fields, sse_event
-from gateway.surfaces.training_v1 import sse_frame
-from gateway.webhooks import payloads
-from services.cli import records
-from services.cli.output import print_json_line
+from trainhouse.gateway.convert import snake_keys
+from trainhouse.gateway.resources.events import KINDS, SNAKE, V1, event_fields, sse_event
+from trainhouse.gateway.surfaces.training_v1 import sse_frame
+from trainhouse.gateway.webhooks import payloads
+from trainhouse.cli import records
+from trainhouse.cli.output import print_json_line
 from trainhouse.v1 import model_version_pb2, job_state_pb2, training_job_pb2
 
 
@@ -129,7 +129,7 @@ SEED003_WORDS = {"queued", "running", "completed", "failed", "cancelled"}
 @pytest.mark.parametrize("state", [v for v in job_state_pb2.JobState.values() if v])
 def test_seed_003_speaks_only_its_own_status_words(state):
     """JSON-RPC results and JSON-RPC webhooks never say "initializing" or "validating"."""
-    from gateway.surfaces.jsonrpc import status_result
+    from trainhouse.gateway.surfaces.jsonrpc import status_result
 
     job = training_job_pb2.TrainingJob(job_id="job-1", agent_id="router", state=state)
     assert status_result(job)["status"] in SEED003_WORDS

@@ -7,7 +7,7 @@ import random
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from gateway.ratelimit import (
+from trainhouse.gateway.ratelimit import (
     EVALUATIONS,
     GENERATION,
     REQUESTS,
@@ -17,14 +17,14 @@ from gateway.ratelimit import (
     rpc_group,
     tightest,
 )
-from gateway.scopes import ROUTE_SCOPES, jsonrpc_methods
-from gateway.settings import WebhookSettings
-from gateway.signing import UrlSigner
-from gateway.surfaces import jsonrpc
-from gateway.surfaces.functions import function_names
-from gateway.webhooks import payloads, urls
-from gateway.webhooks.dispatcher import backoff, sign
-from services.common.duckdb_store import DuckStore
+from trainhouse.gateway.scopes import ROUTE_SCOPES, jsonrpc_methods
+from trainhouse.gateway.settings import WebhookSettings
+from trainhouse.gateway.signing import UrlSigner
+from trainhouse.gateway.surfaces import jsonrpc
+from trainhouse.gateway.surfaces.functions import function_names
+from trainhouse.gateway.webhooks import payloads, urls
+from trainhouse.gateway.webhooks.dispatcher import backoff, sign
+from trainhouse.common.duckdb_store import DuckStore
 from trainhouse.v1 import job_state_pb2, training_job_pb2
 
 

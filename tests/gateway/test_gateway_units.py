@@ -6,14 +6,14 @@ import os
 import stat
 
 import pytest
-from gateway.app import ROUTERS, create_app
-from gateway.convert import human_duration, human_size
-from gateway.ratelimit import Limit, RateLimiter
-from gateway.routing import GatewayRoute
-from gateway.scopes import FRAMEWORK_PUBLIC, UNDOCUMENTED, http_routes
-from gateway.settings import GatewaySettings
-from gateway.fields import field_path, rpc_field
-from gateway.tokens import TokenStore, ensure_bootstrap
+from trainhouse.gateway.app import ROUTERS, create_app
+from trainhouse.gateway.convert import human_duration, human_size
+from trainhouse.gateway.ratelimit import Limit, RateLimiter
+from trainhouse.gateway.routing import GatewayRoute
+from trainhouse.gateway.scopes import FRAMEWORK_PUBLIC, UNDOCUMENTED, http_routes
+from trainhouse.gateway.settings import GatewaySettings
+from trainhouse.gateway.fields import field_path, rpc_field
+from trainhouse.gateway.tokens import TokenStore, ensure_bootstrap
 
 
 def _settings(tmp_path) -> GatewaySettings:  # noqa: ANN001
@@ -103,7 +103,7 @@ def test_bootstrap_token_file_is_private_and_reused(tmp_path) -> None:
 def test_token_request_rejects_bad_scopes(scopes) -> None:  # noqa: ANN001
     from pydantic import ValidationError
 
-    from gateway.surfaces.auth_routes import CreateTokenIn
+    from trainhouse.gateway.surfaces.auth_routes import CreateTokenIn
     with pytest.raises(ValidationError):
         CreateTokenIn.model_validate({"name": "x", "scopes": scopes})
 
@@ -111,7 +111,7 @@ def test_token_request_rejects_bad_scopes(scopes) -> None:  # noqa: ANN001
 # ---- translations of the evaluation surfaces ------------------------------------------------
 
 def test_seed_000_number_formats() -> None:
-    from gateway.convert import human_latency, signed_percent
+    from trainhouse.gateway.convert import human_latency, signed_percent
 
     assert [signed_percent(v) for v in (5, -20, 2.5, 0.0, -0.04, 12.345)] == ["+5%", "-20%", "+2.5%", "+0%", "+0%",
                                                                             "+12.3%"]
@@ -119,8 +119,8 @@ def test_seed_000_number_formats() -> None:
 
 
 def test_evaluation_results_use_the_seed_names_first() -> None:
-    from gateway.resources.evaluations import comparison_fields
-    from gateway.surfaces.evaluation_v1 import comparison_json, results_json
+    from trainhouse.gateway.resources.evaluations import comparison_fields
+    from trainhouse.gateway.surfaces.evaluation_v1 import comparison_json, results_json
     from trainhouse.v1 import evaluation_pb2
 
     results = results_json({"accuracy": 0.9, "macro_f1": 0.8, "f1": 0.8, "latency_mean_ms": 3.42,
@@ -137,8 +137,8 @@ def test_evaluation_results_use_the_seed_names_first() -> None:
 
 
 def test_field_renames_and_template_slot_lists() -> None:
-    from gateway.errors import rename_field
-    from gateway.resources.datasets import wrap_slot_lists
+    from trainhouse.gateway.errors import rename_field
+    from trainhouse.gateway.resources.datasets import wrap_slot_lists
 
     assert rename_field("suites[2]", {"suites": "benchmarks"}) == "benchmarks[2]"
     assert rename_field("datasetId", {"datasetId": "testSet"}) == "testSet"

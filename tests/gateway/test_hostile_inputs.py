@@ -17,8 +17,8 @@ import grpc
 import httpx
 import pytest
 
-from gateway.json_limits import DEFAULT_MAX_DEPTH, nesting_depth_exceeds, number_problem
-from services.common.grpc_errors import failure_of
+from trainhouse.gateway.json_limits import DEFAULT_MAX_DEPTH, nesting_depth_exceeds, number_problem
+from trainhouse.common.grpc_errors import failure_of
 from tests.gateway.conftest import LONE_ADMIN, bearer
 from tests.gateway.surface_shapes import error_code, surface_of
 from trainhouse.v1 import data_service_pb2, data_service_pb2_grpc, example_pb2, job_state_pb2, training_job_pb2

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
-from gateway.resources.agents import AGENT_FIELDS, VERSION_FIELDS, agent_v1, version_v1
-from services.cli import records
+from trainhouse.gateway.resources.agents import AGENT_FIELDS, VERSION_FIELDS, agent_v1, version_v1
+from trainhouse.cli import records
 from trainhouse.v1 import model_version_pb2
 
 

@@ -22,8 +22,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from services.common.jwt_keys import Jwks, JwtVerifier, KeyUnknown
-from services.common import secret_checks
+from trainhouse.common.jwt_keys import Jwks, JwtVerifier, KeyUnknown
+from trainhouse.common import secret_checks
 from tests.gateway.conftest import CLOSED, REPO, bearer, start_gateway
 
 TRAIN = "/api/v1/training/train-agent"
@@ -88,7 +88,7 @@ def test_the_development_flag_lets_a_placeholder_through(tmp_path: Path) -> None
 
 def test_trainhouse_up_refuses_before_starting_anything(tmp_path: Path) -> None:
     env = _env(tmp_path, {"TRAINHOUSE_JWT_SECRET": "change-me-too"})
-    done = subprocess.run([sys.executable, "-c", "from services.cli import main; main()", "up"], cwd=REPO, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", "from trainhouse.cli import main; main()", "up"], cwd=REPO, capture_output=True, text=True,
                           timeout=60, env=env)
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()

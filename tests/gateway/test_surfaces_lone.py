@@ -11,8 +11,8 @@ import httpx
 import jwt
 import pytest
 
-from gateway.auth import SCOPES
-from gateway.scopes import AUTHENTICATED, INTERNAL, http_routes, jsonrpc_methods
+from trainhouse.gateway.auth import SCOPES
+from trainhouse.gateway.scopes import AUTHENTICATED, INTERNAL, http_routes, jsonrpc_methods
 from tests.gateway.conftest import JWT_SECRET, LONE_ADMIN, bearer, make_token, start_gateway
 from tests.gateway.surface_shapes import FORBIDDEN, UNAUTHORIZED, error_code, rpc, surface_of
 

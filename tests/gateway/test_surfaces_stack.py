@@ -10,7 +10,7 @@ import httpx
 import pytest
 from google.protobuf import json_format
 
-from gateway.resources.datasets import wrap_slot_lists
+from trainhouse.gateway.resources.datasets import wrap_slot_lists
 from tests.gateway.conftest import Trained, bearer, grpo_params, make_token
 from tests.gateway.surface_shapes import error_code, rpc
 from tests.intents import hwu64_subset, make_examples, shuffle_labels

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gateway.webhooks import dispatcher, urls
+from trainhouse.gateway.webhooks import dispatcher, urls
 
 
 @pytest.mark.parametrize("address", [

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.core.grpo.tools import evaluate_expression
+from trainhouse.core.grpo.tools import evaluate_expression
 
 _CODE = ["write a {lang} function that {does}", "implement {does} in {lang} and make sure the tests pass",
          "can you code a {lang} script to {does2}", "create a {lang} program which {does}"]

@@ -2,9 +2,9 @@ import math
 
 import pytest
 
-from services.core.errors import InvalidArgument
-from services.core.featurizer import FeaturizerConfig
-from services.core.grpo import DEFAULT_TOOLS, GRPOConfig, register_reward, reward_names
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.featurizer import FeaturizerConfig
+from trainhouse.core.grpo import DEFAULT_TOOLS, GRPOConfig, register_reward, reward_names
 
 SEED_DEFAULTS = {"n_iterations": 1000, "batch_size": 16, "n_trajectories_per_query": 8, "learning_rate": 0.0001,
                  "max_budget_usd": 100.0, "checkpoint_interval": 10, "max_steps_per_trajectory": 20, "gamma": 0.99}

@@ -4,11 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from services.core.errors import InvalidArgument
-from services.core.grpo import (DEFAULT_TOOLS, GRPOConfig, RewardInput, ToolEnvironment, TrainingQuery,
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.grpo import (DEFAULT_TOOLS, GRPOConfig, RewardInput, ToolEnvironment, TrainingQuery,
                                     get_reward, matched_fields, parse_catalog, register_reward, relevant_tools)
-from services.core.grpo.rewards import score
-from services.core.grpo.tools import evaluate_expression, find_expression, find_location, find_path
+from trainhouse.core.grpo.rewards import score
+from trainhouse.core.grpo.tools import evaluate_expression, find_expression, find_location, find_path
 from tests.grpo.tasks import make_tasks, plan_for
 
 

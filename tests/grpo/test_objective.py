@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from services.core.featurizer import FeaturizerConfig
-from services.core.grpo import ToolPolicy, group_advantages, grpo_objective, trajectory_step_weights
-from services.core.trainer.mlp import MLP, log_softmax
+from trainhouse.core.featurizer import FeaturizerConfig
+from trainhouse.core.grpo import ToolPolicy, group_advantages, grpo_objective, trajectory_step_weights
+from trainhouse.core.trainer.mlp import MLP, log_softmax
 
 ACTIONS = ["search", "summarizer", "calculator", "finish"]
 

@@ -6,9 +6,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from services.core.featurizer import FeaturizerConfig
-from services.core.onnx_model import OnnxModel
-from services.core.grpo import (GRPOConfig, GRPOTrainer, ToolEnvironment, TrainingQuery, load_policy_onnx,
+from trainhouse.core.featurizer import FeaturizerConfig
+from trainhouse.core.onnx_model import OnnxModel
+from trainhouse.core.grpo import (GRPOConfig, GRPOTrainer, ToolEnvironment, TrainingQuery, load_policy_onnx,
                                     policy_onnx_bytes, rollout)
 from tests.grpo.tasks import make_tasks
 

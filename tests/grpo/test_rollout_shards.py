@@ -3,11 +3,11 @@ K > 1 is deterministic and resumes bit-exactly, and K = 1 samples exactly as bef
 import numpy as np
 import pytest
 
-from services.core.errors import InvalidArgument
-from services.core.grpo import (GRPOConfig, GRPOTrainer, LocalRolloutPool, merge_batches, rollout,
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.grpo import (GRPOConfig, GRPOTrainer, LocalRolloutPool, merge_batches, rollout,
                                     score_batch)
-from services.core.grpo.rewards import get_reward
-from services.core.trainer.checkpoint import load_checkpoint, save_checkpoint
+from trainhouse.core.grpo.rewards import get_reward
+from trainhouse.core.trainer.checkpoint import load_checkpoint, save_checkpoint
 from tests.grpo.test_training import SMALL, TRAIN, Recorder, same_weights, weights
 
 DATA = TRAIN[:24]

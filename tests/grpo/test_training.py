@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from services.core.errors import InvalidArgument
-from services.core.featurizer import FeaturizerConfig
-from services.core.grpo import (BudgetExceeded, GRPOConfig, GRPOTrainer, PriceModel, baseline_comparison,
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.featurizer import FeaturizerConfig
+from trainhouse.core.grpo import (BudgetExceeded, GRPOConfig, GRPOTrainer, PriceModel, baseline_comparison,
                                     compare_policies, evaluate_policy, load_policy_checkpoint)
 from tests.grpo.tasks import make_tasks
 
@@ -250,7 +250,7 @@ def test_kept_trajectories_diagnostics_and_catalog_mismatch():
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point
 def test_non_finite_update_raises_diverged():
-    from services.core.grpo import TrainingDiverged, register_reward
+    from trainhouse.core.grpo import TrainingDiverged, register_reward
     register_reward("astronomical", lambda inp: 1e300 if inp.success else 0.0, replace=True)
     cfg = GRPOConfig(n_iterations=3, reward_function="astronomical", scale_rewards="none", max_grad_norm=None,
                      **SMALL)

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
-from services.common.grpc_errors import failure_of
-from services.common.server import GRPC_OPTIONS
+from trainhouse.common.grpc_errors import failure_of
+from trainhouse.common.server import GRPC_OPTIONS
 from tests.intents import make_examples
 from trainhouse.v1 import (example_pb2, job_state_pb2, model_registry_pb2, model_registry_pb2_grpc, training_job_pb2,
                            training_service_pb2, training_service_pb2_grpc)

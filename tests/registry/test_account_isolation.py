@@ -9,8 +9,8 @@ import grpc
 import httpx
 import pytest
 
-from services.common.identity import ACCOUNT_WORK_SCOPES
-from services.common.server import GRPC_OPTIONS
+from trainhouse.common.identity import ACCOUNT_WORK_SCOPES
+from trainhouse.common.server import GRPC_OPTIONS
 from tests.gateway.conftest import make_token
 from tests.registry.conftest import predict, rpc_failure, start_job, wait_jobs
 from trainhouse.v1 import deployment_pb2, model_registry_pb2 as reg, model_registry_pb2_grpc, training_service_pb2_grpc

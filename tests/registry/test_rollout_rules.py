@@ -5,10 +5,10 @@ import datetime as dt
 
 import pytest
 
-from services.core.errors import InvalidArgument
-from services.registry.rollout import (ArmStats, GuardPolicy, bucket, breach, default_steps, parse_duration_text,
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.registry.rollout import (ArmStats, GuardPolicy, bucket, breach, default_steps, parse_duration_text,
                                        resolve_guard, resolve_plan, takes_candidate)
-from services.registry.versioning import next_version
+from trainhouse.registry.versioning import next_version
 
 T0 = dt.datetime(2025, 12, 30, 15, 0, tzinfo=dt.timezone.utc)
 

@@ -14,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from services.sdk import AsyncClient, Client, NotFoundError, RateLimitError
+from trainhouse.sdk import AsyncClient, Client, NotFoundError, RateLimitError
 from tests.intents import HWU64_SUBSET, hwu64_subset
 
 

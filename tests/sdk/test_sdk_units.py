@@ -4,9 +4,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from services.sdk._base import Call, delay_s, settings, should_retry
-from services.sdk._errors import ConflictError, InternalServerError, NotFoundError, status_error
-from services.sdk._streaming import _Parser
+from trainhouse.sdk._base import Call, delay_s, settings, should_retry
+from trainhouse.sdk._errors import ConflictError, InternalServerError, NotFoundError, status_error
+from trainhouse.sdk._streaming import _Parser
 
 
 def response(status: int, body: dict | None = None, headers: dict | None = None) -> httpx.Response:

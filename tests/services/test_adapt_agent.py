@@ -14,9 +14,9 @@ import grpc
 import pytest
 from google.protobuf import duration_pb2
 
-from services.common.grpc_errors import failure_of
-from services.core.errors import InvalidArgument
-from services.training.adaptation import (NO_FEEDBACK_IN_WINDOW, NO_USABLE_FEEDBACK, AdaptRequest, adaptation,
+from trainhouse.common.grpc_errors import failure_of
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.training.adaptation import (NO_FEEDBACK_IN_WINDOW, NO_USABLE_FEEDBACK, AdaptRequest, adaptation,
                                           judged_from_inline, judged_from_record, training_data)
 from tests.intents import make_examples
 from tests.services.test_training_grpc import examples_pb, wait_terminal

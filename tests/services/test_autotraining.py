@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 import pytest
 
-from services.common.grpc_errors import failure_of
+from trainhouse.common.grpc_errors import failure_of
 from tests.intents import make_examples
 from tests.services.test_training_grpc import examples_pb, wait_terminal
 from trainhouse.v1 import (auto_training_pb2, data_service_pb2, job_state_pb2, model_registry_pb2,

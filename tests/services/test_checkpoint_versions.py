@@ -13,11 +13,11 @@ import httpx
 import numpy as np
 import pytest
 
-from services.common.grpc_errors import failure_of
-from services.core.featurizer import FeaturizerConfig
-from services.core.trainer.checkpoint import load_checkpoint
-from services.core.trainer.examples import LabelMap
-from services.core.trainer.mlp import MLP, TrainedModel
+from trainhouse.common.grpc_errors import failure_of
+from trainhouse.core.featurizer import FeaturizerConfig
+from trainhouse.core.trainer.checkpoint import load_checkpoint
+from trainhouse.core.trainer.examples import LabelMap
+from trainhouse.core.trainer.mlp import MLP, TrainedModel
 from tests.cli.test_cli import ok_json
 from tests.gateway.conftest import make_token
 from tests.intents import make_examples

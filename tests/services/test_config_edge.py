@@ -8,9 +8,9 @@ import grpc
 import pytest
 from google.protobuf.json_format import MessageToDict
 
-from services.common.grpc_errors import failure_of
-from services.core.configs import FewShotConfig
-from services.training.convert import config_dict
+from trainhouse.common.grpc_errors import failure_of
+from trainhouse.core.configs import FewShotConfig
+from trainhouse.training.convert import config_dict
 from tests.intents import make_examples
 from tests.services.test_training_grpc import examples_pb, wait_terminal
 from trainhouse.v1 import example_pb2, job_state_pb2, training_job_pb2, training_service_pb2

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.resources.jobs import estimated_duration
-from services.training.convert import job_proto
-from services.training.store import JobStore
+from trainhouse.gateway.resources.jobs import estimated_duration
+from trainhouse.training.convert import job_proto
+from trainhouse.training.store import JobStore
 
 
 def _job(store: JobStore, job_id: str, method: str, state: str, examples: int, epochs: int,

@@ -16,9 +16,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from services.common.identity import Caller
-from services.common.internal_tokens import InternalTokens
-from services.common.rpc_scopes import RPC_SCOPES
+from trainhouse.common.identity import Caller
+from trainhouse.common.internal_tokens import InternalTokens
+from trainhouse.common.rpc_scopes import RPC_SCOPES
 from tests.gateway.conftest import bearer, make_token
 from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, evaluation_service_pb2,
                            evaluation_service_pb2_grpc, model_registry_pb2, model_registry_pb2_grpc,

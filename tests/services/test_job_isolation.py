@@ -12,7 +12,7 @@ import grpc
 import httpx
 import pytest
 
-from services.common.grpc_errors import failure_of
+from trainhouse.common.grpc_errors import failure_of
 from tests.gateway.conftest import make_token
 from tests.intents import INTENTS, make_examples
 from tests.services.test_training_grpc import examples_pb, wait_terminal

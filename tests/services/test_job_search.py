@@ -8,7 +8,7 @@ import statistics
 import grpc
 import pytest
 
-from services.common.grpc_errors import failure_of
+from trainhouse.common.grpc_errors import failure_of
 from tests.intents import make_examples
 from tests.services.test_training_grpc import examples_pb, wait_terminal
 from trainhouse.v1 import job_state_pb2, training_job_pb2, training_service_pb2

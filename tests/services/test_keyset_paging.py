@@ -18,9 +18,9 @@ import grpc
 import httpx
 import pytest
 
-from services.common.grpc_errors import failure_of
-from services.core.featurizer import FeaturizerConfig
-from services.core.trainer import SupervisedConfig, SupervisedTrainer, export_onnx_bytes, parse_examples
+from trainhouse.common.grpc_errors import failure_of
+from trainhouse.core.featurizer import FeaturizerConfig
+from trainhouse.core.trainer import SupervisedConfig, SupervisedTrainer, export_onnx_bytes, parse_examples
 from tests.conftest import started_stack
 from tests.intents import make_examples
 from trainhouse.v1 import data_service_pb2, example_pb2, model_registry_pb2, training_job_pb2, training_service_pb2

@@ -17,9 +17,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from services.common import tls
-from services.common.config import SERVICES
-from services.launcher import LaunchError, Stack
+from trainhouse.common import tls
+from trainhouse.common.config import SERVICES
+from trainhouse.launcher import LaunchError, Stack
 from tests.conftest import started_stack
 
 CLI = str(Path(sys.executable).with_name("trainhouse"))
@@ -38,7 +38,7 @@ def tls_env(folder: Path, name: str = "client") -> dict[str, str]:
 
 
 def credentials(ca: Path, pair: Path | None = None, name: str = "client") -> grpc.ChannelCredentials:
-    """Built here with grpc directly, not with services.common.tls: the test is the other side."""
+    """Built here with grpc directly, not with trainhouse.common.tls: the test is the other side."""
     if pair is None:
         return grpc.ssl_channel_credentials(root_certificates=ca.read_bytes())
     return grpc.ssl_channel_credentials(ca.read_bytes(), (pair / f"{name}-key.pem").read_bytes(),

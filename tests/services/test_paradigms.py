@@ -6,14 +6,14 @@ import pytest
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 
-from services.common.grpc_errors import failure_of
+from trainhouse.common.grpc_errors import failure_of
 from tests.grpo.tasks import make_tasks
 from tests.intents import INTENTS, make_examples
 from tests.services.test_training_grpc import examples_pb, wait_terminal
-from services.core.grpo.config import GRPOConfig
-from services.core.grpo.environment import ToolEnvironment
-from services.core.grpo.evaluation import evaluate_policy
-from services.core.grpo.onnx_export import load_policy_onnx
+from trainhouse.core.grpo.config import GRPOConfig
+from trainhouse.core.grpo.environment import ToolEnvironment
+from trainhouse.core.grpo.evaluation import evaluate_policy
+from trainhouse.core.grpo.onnx_export import load_policy_onnx
 from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, evaluation_service_pb2,
                            evaluation_service_pb2_grpc, example_pb2, job_state_pb2, model_registry_pb2,
                            training_job_pb2, training_service_pb2)

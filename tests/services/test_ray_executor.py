@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.launcher import Stack
+from trainhouse.launcher import Stack
 from tests.intents import make_examples
 from tests.services.test_training_grpc import examples_pb, wait_state, wait_terminal
 from trainhouse.v1 import job_state_pb2, training_job_pb2, training_service_pb2, training_service_pb2_grpc

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from google.protobuf import struct_pb2
 
-from services.launcher import Stack
-from services.core.grpo import GRPOConfig, GRPOTrainer, LocalRolloutPool, RayRolloutPool
+from trainhouse.launcher import Stack
+from trainhouse.core.grpo import GRPOConfig, GRPOTrainer, LocalRolloutPool, RayRolloutPool
 from tests.grpo.tasks import make_tasks
 from tests.grpo.test_rollout_shards import DATA, assert_same_batch, history
 from tests.grpo.test_training import SMALL, Recorder, same_weights, weights

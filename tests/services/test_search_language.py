@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from services.common.pagination import PageRequest
-from services.core.errors import InvalidArgument
-from services.training.search import compile_filter, compile_order
-from services.training.store import JobStore
+from trainhouse.common.pagination import PageRequest
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.training.search import compile_filter, compile_order
+from trainhouse.training.store import JobStore
 
 # job -> (agent, account, state, method, resolved config, labels, metric points (name, value, step))
 JOBS = {
@@ -85,7 +85,7 @@ def test_pages_of_a_metric_order_follow_each_other(store):
     order = compile_order("metrics.loss desc")
     page = store.list_jobs(PageRequest(size=3), order=order)
     assert page.next_page_token
-    from services.common.pagination import _decode_token  # the token's key continues the order
+    from trainhouse.common.pagination import _decode_token  # the token's key continues the order
     after, _ = _decode_token(page.next_page_token)
     rest = store.list_jobs(PageRequest(size=3, after=after), order=order)
     assert [r["job_id"] for r in page.rows + rest.rows] == ["job-c", "job-b", "job-a", "job-d"]

@@ -6,7 +6,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from services.common.config import SERVICES
+from trainhouse.common.config import SERVICES
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))

@@ -16,8 +16,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[2]
-UP = [sys.executable, "-c", "from services.cli import main; main()", "up"]
-CLI = [sys.executable, "-c", "from services.cli import main; main()"]
+UP = [sys.executable, "-c", "from trainhouse.cli import main; main()", "up"]
+CLI = [sys.executable, "-c", "from trainhouse.cli import main; main()"]
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
@@ -145,7 +145,7 @@ def test_one_stack_per_home_and_a_killed_service_comes_back(tmp_path: Path) -> N
 def test_a_service_refuses_a_port_that_another_service_holds(tmp_path: Path) -> None:
     port_file = tmp_path / "data.port"
     env = _env(tmp_path / "a", TRAINHOUSE_PORT_FILE=str(port_file))
-    holder = subprocess.Popen([sys.executable, "-m", "services.data"], cwd=REPO, env=env,
+    holder = subprocess.Popen([sys.executable, "-m", "trainhouse.data"], cwd=REPO, env=env,
                               stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -154,7 +154,7 @@ def test_a_service_refuses_a_port_that_another_service_holds(tmp_path: Path) -> 
             time.sleep(0.05)
         port = int(port_file.read_text())
         # Another home, same port: before SO_REUSEPORT was switched off both came up.
-        second = subprocess.run([sys.executable, "-m", "services.data"], cwd=REPO, capture_output=True, text=True,
+        second = subprocess.run([sys.executable, "-m", "trainhouse.data"], cwd=REPO, capture_output=True, text=True,
                                 env=_env(tmp_path / "b", TRAINHOUSE_DATA_PORT=str(port)), timeout=60)
         assert second.returncode != 0
         last = second.stderr.strip().splitlines()[-1]
@@ -169,12 +169,12 @@ def test_a_service_refuses_a_port_that_another_service_holds(tmp_path: Path) -> 
 def test_a_service_without_the_internal_key_refuses_to_start(tmp_path: Path) -> None:
     env = _env(tmp_path / "nokey")
     del env["TRAINHOUSE_INTERNAL_KEY"]
-    done = subprocess.run([sys.executable, "-m", "services.registry"], cwd=REPO, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "trainhouse.registry"], cwd=REPO, capture_output=True, text=True,
                           env=env, timeout=60)
     assert done.returncode != 0
     assert done.stderr.strip().splitlines()[-1].startswith("trainhouse: TRAINHOUSE_INTERNAL_KEY is not set"), done.stderr
     env["TRAINHOUSE_INTERNAL_KEY"] = "change-me-please-this-is-long-enough-0123456789"
-    done = subprocess.run([sys.executable, "-m", "services.registry"], cwd=REPO, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "trainhouse.registry"], cwd=REPO, capture_output=True, text=True,
                           env=env, timeout=60)
     assert done.returncode != 0 and "TRAINHOUSE_INTERNAL_KEY is a placeholder value" in done.stderr, done.stderr
 

@@ -8,9 +8,9 @@ import grpc
 import httpx
 import pytest
 
-from services.common.grpc_errors import failure_of
-from services.core.configs import SupervisedConfig
-from services.core.sweep_space import Finished, parse_space, suggest
+from trainhouse.common.grpc_errors import failure_of
+from trainhouse.core.configs import SupervisedConfig
+from trainhouse.core.sweep_space import Finished, parse_space, suggest
 from tests.intents import make_examples
 from tests.services.test_training_grpc import examples_pb, wait_terminal
 from trainhouse.v1 import job_state_pb2, sweep_pb2, training_job_pb2, training_service_pb2
@@ -217,7 +217,7 @@ def test_a_sweep_is_its_accounts(stack):
 def test_sweep_survives_a_restart_and_cancel_stops_its_trials(tmp_path):
     """Sweeps live in DuckDB: a TrainingService restart mid-sweep resumes it (same trials, no
     duplicates). CancelSweep cancels the running trial with the sweep's reason."""
-    from services.launcher import Stack
+    from trainhouse.launcher import Stack
     from trainhouse.v1 import training_service_pb2_grpc
 
     stack = Stack(home=tmp_path / "home", log_dir=tmp_path / "logs").start()

@@ -6,7 +6,7 @@ import time
 import grpc
 import pytest
 
-from services.common.grpc_errors import failure_of
+from trainhouse.common.grpc_errors import failure_of
 from tests.intents import make_examples
 from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, evaluation_service_pb2,
                            evaluation_service_pb2_grpc, example_pb2, job_state_pb2, model_registry_pb2,

@@ -4,8 +4,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import threading
 
-from services.training.executors import queue_max
-from services.training.worker import BoundedQueue
+from trainhouse.training.executors import queue_max
+from trainhouse.training.worker import BoundedQueue
 
 ctx = mp.get_context("spawn")
 

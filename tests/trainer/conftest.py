@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.core.trainer import Example
+from trainhouse.core.trainer import Example
 
 # Six intents with overlapping vocabulary ("order", "my account", "payment" appear in several),
 # so the model must use word combinations, not single keywords.

@@ -4,10 +4,10 @@ import os
 import numpy as np
 import pytest
 
-from services.core.errors import InvalidArgument
-from services.core.featurizer import FeaturizerConfig
-from services.core.onnx_model import OnnxModel
-from services.core.trainer import (METHODS, BudgetExceeded, PriceModel, SupervisedConfig, SupervisedTrainer,
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.featurizer import FeaturizerConfig
+from trainhouse.core.onnx_model import OnnxModel
+from trainhouse.core.trainer import (METHODS, BudgetExceeded, PriceModel, SupervisedConfig, SupervisedTrainer,
                                        TrainerCallbacks, TrainingDiverged, export_onnx, export_onnx_bytes,
                                        load_checkpoint, make_trainer, parse_config, run_training)
 
@@ -231,7 +231,7 @@ def test_featurizer_config_default_is_unchanged_for_small_data():
 
 def test_remote_compute_is_billed_and_survives_a_checkpoint():
     """GRPO rollout shards on other Ray workers use CPU the run's own clock never sees."""
-    from services.core.trainer.cost import Budget
+    from trainhouse.core.trainer.cost import Budget
 
     prices = PriceModel(usd_per_compute_second=0.5, usd_per_1k_tokens=0.0)
     budget = Budget(None, prices, lambda kind, payload: None)

@@ -8,15 +8,15 @@ import random
 import numpy as np
 import pytest
 
-from services.core.abstention import abstains, abstention_score, in_scope_ranking
-from services.core.configs import SupervisedConfig
-from services.core.configs.training import auto_settings
-from services.core.onnx_model import OnnxModel
-from services.core.trainer import SupervisedTrainer
-from services.core.trainer.calibration import expected_calibration_error
-from services.core.trainer.examples import OUT_OF_SCOPE, Example
-from services.core.trainer.onnx_export import export_onnx_bytes
-from services.core.trainer.supervised_trainer import resolve_config
+from trainhouse.core.abstention import abstains, abstention_score, in_scope_ranking
+from trainhouse.core.configs import SupervisedConfig
+from trainhouse.core.configs.training import auto_settings
+from trainhouse.core.onnx_model import OnnxModel
+from trainhouse.core.trainer import SupervisedTrainer
+from trainhouse.core.trainer.calibration import expected_calibration_error
+from trainhouse.core.trainer.examples import OUT_OF_SCOPE, Example
+from trainhouse.core.trainer.onnx_export import export_onnx_bytes
+from trainhouse.core.trainer.supervised_trainer import resolve_config
 from tests.intents import hwu64_subset, make_examples
 
 
@@ -143,7 +143,7 @@ def test_auto_defaults_follow_the_size_of_the_data():
 def test_served_outputs_are_what_predict_answers() -> None:
     """The promotion gate scores versions with served_outputs: the best catalogue output, or
     __out_of_scope__ where the version abstains (its own column on top, or below the threshold)."""
-    from services.core.abstention import served_outputs
+    from trainhouse.core.abstention import served_outputs
 
     labels = ["billing", OUT_OF_SCOPE, "refund"]
     probs = np.array([[0.7, 0.2, 0.1],     # confident billing

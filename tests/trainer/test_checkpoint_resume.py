@@ -3,9 +3,9 @@ import os
 import numpy as np
 import pytest
 
-from services.core.errors import InvalidArgument
-from services.core.featurizer import FeaturizerConfig
-from services.core.trainer import (SupervisedConfig, SupervisedTrainer, TrainerCallbacks, TrainingState,
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.featurizer import FeaturizerConfig
+from trainhouse.core.trainer import (SupervisedConfig, SupervisedTrainer, TrainerCallbacks, TrainingState,
                                        load_checkpoint, save_checkpoint)
 
 # Dropout, step-level validation and early stopping all on: the rng stream, the best weights and

@@ -7,10 +7,10 @@ import math
 import pytest
 from pydantic import ValidationError, create_model
 
-from services.core.configs import (CLASSIFIER_CONFIGS, OPTIMIZERS, FewShotConfig, GenerationConfig, GRPOConfig,
+from trainhouse.core.configs import (CLASSIFIER_CONFIGS, OPTIMIZERS, FewShotConfig, GenerationConfig, GRPOConfig,
                                    ReinforcementConfig, SupervisedConfig, TransferConfig, field_bounds,
                                    request_fields, within)
-from services.core.errors import InvalidArgument
+from trainhouse.core.errors import InvalidArgument
 
 ALL = [*CLASSIFIER_CONFIGS.values(), GRPOConfig, GenerationConfig]
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.core.featurizer import HashingFeaturizer
-from services.core.trainer.cross_validation import (CrossValConfig, fit_linear_softmax, out_of_fold_proba,
+from trainhouse.core.featurizer import HashingFeaturizer
+from trainhouse.core.trainer.cross_validation import (CrossValConfig, fit_linear_softmax, out_of_fold_proba,
                                                     stratified_folds)
 from tests.intents import make_examples
 

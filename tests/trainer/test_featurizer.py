@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from services.core.errors import InvalidArgument
-from services.core.featurizer import FeaturizerConfig, HashingFeaturizer
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.featurizer import FeaturizerConfig, HashingFeaturizer
 
 TEXTS = ["How do I reset my password?", "cancel my order #1234", "ÉCOLE café naïve", "", "   ", "?!",
          "a", "the quick brown fox jumps over the lazy dog " * 3]
@@ -49,7 +49,7 @@ def test_sparse_matches_dense():
 def test_deterministic_across_processes():
     """The hash must not depend on PYTHONHASHSEED or anything else process-specific."""
     code = ("import hashlib, numpy as np, sys, json;"
-            "from services.core.featurizer import HashingFeaturizer;"
+            "from trainhouse.core.featurizer import HashingFeaturizer;"
             "X = HashingFeaturizer().transform(json.loads(sys.argv[1]));"
             "print(hashlib.sha256(np.ascontiguousarray(X).tobytes()).hexdigest())")
     import json

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from services.core.trainer import MLP, PARTIAL_WEIGHT, feedback_loss, loss_and_grads, numerical_gradient_check
-from services.core.trainer.examples import Example, LabelMap, encode_targets
+from trainhouse.core.trainer import MLP, PARTIAL_WEIGHT, feedback_loss, loss_and_grads, numerical_gradient_check
+from trainhouse.core.trainer.examples import Example, LabelMap, encode_targets
 
 
 def _problem(hidden, seed=0, n=7, dim=9, k=4):

@@ -4,9 +4,9 @@ import numpy as np
 import onnx
 import pytest
 
-from services.core.featurizer import FeaturizerConfig
-from services.core.onnx_model import OnnxModel
-from services.core.trainer import SupervisedConfig, SupervisedTrainer, export_onnx, export_onnx_bytes
+from trainhouse.core.featurizer import FeaturizerConfig
+from trainhouse.core.onnx_model import OnnxModel
+from trainhouse.core.trainer import SupervisedConfig, SupervisedTrainer, export_onnx, export_onnx_bytes
 
 
 @pytest.fixture(scope="module", params=[(32, 16), ()], ids=["mlp", "linear"])

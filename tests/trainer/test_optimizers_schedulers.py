@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from services.core.trainer import SGD, Adam, AdamW, make_optimizer, make_scheduler
+from trainhouse.core.trainer import SGD, Adam, AdamW, make_optimizer, make_scheduler
 
 
 def _quadratic(seed=0, n=6):

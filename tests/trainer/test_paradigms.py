@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from services.core.errors import InvalidArgument
-from services.core.featurizer import FeaturizerConfig
-from services.core.onnx_model import OnnxModel
-from services.core.trainer import (FewShotConfig, FewShotTrainer, ReinforcementConfig, ReinforcementTrainer,
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.featurizer import FeaturizerConfig
+from trainhouse.core.onnx_model import OnnxModel
+from trainhouse.core.trainer import (FewShotConfig, FewShotTrainer, ReinforcementConfig, ReinforcementTrainer,
                                        SupervisedConfig, SupervisedTrainer, TrainedModel, TransferConfig,
                                        TransferTrainer, export_onnx_bytes, parse_feedback)
 

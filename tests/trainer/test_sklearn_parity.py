@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from services.core.featurizer import FeaturizerConfig, HashingFeaturizer
-from services.core.trainer import SupervisedConfig, SupervisedTrainer
-from services.core.trainer.sparse_ops import as_csr
+from trainhouse.core.featurizer import FeaturizerConfig, HashingFeaturizer
+from trainhouse.core.trainer import SupervisedConfig, SupervisedTrainer
+from trainhouse.core.trainer.sparse_ops import as_csr
 
 linear_model = pytest.importorskip("sklearn.linear_model")
 FEATURES = FeaturizerConfig(dim=4096)

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from services.core.featurizer import FeaturizerConfig, HashingFeaturizer, SparseRows
-from services.core.trainer import MLP, gradient_check, make_optimizer, numerical_gradient_check
-from services.core.trainer.mlp import policy_loss_and_grads
-from services.core.trainer.sparse_ops import RowSparse, dense
+from trainhouse.core.featurizer import FeaturizerConfig, HashingFeaturizer, SparseRows
+from trainhouse.core.trainer import MLP, gradient_check, make_optimizer, numerical_gradient_check
+from trainhouse.core.trainer.mlp import policy_loss_and_grads
+from trainhouse.core.trainer.sparse_ops import RowSparse, dense
 
 TEXTS = ["reset my password", "cancel the order please", "where is my parcel", "refund my card",
          "talk to a human", "change payment method", "", "order order order"]
@@ -25,7 +25,7 @@ def _sparse_problem(hidden, seed=0, dim=64, k=4):
 @pytest.mark.parametrize("hidden", [(), (6,), (5, 4)])
 def test_sparse_input_matches_dense(hidden):
     mlp, X, y, coef, neg, _ = _sparse_problem(hidden)
-    from services.core.trainer import loss_and_grads
+    from trainhouse.core.trainer import loss_and_grads
     ls, gs, zs = loss_and_grads(mlp, X, y, coef, neg)
     ld, gd, zd = loss_and_grads(mlp, X.to_dense(dtype=np.float64), y, coef, neg)
     assert isinstance(gs[0][0], RowSparse) and not isinstance(gd[0][0], RowSparse)
@@ -70,7 +70,7 @@ def test_gradient_check_policy_gradient_loss(hidden, entropy):
 def test_row_sparse_updates_are_the_dense_algorithm(name, kw, monkeypatch):
     """Default path: a RowSparse gradient gives the same parameters as its dense equivalent (the
     row-blocked Adam update included: 50 rows x 3 columns span several blocks of 16 elements)."""
-    from services.core.trainer import optimizers
+    from trainhouse.core.trainer import optimizers
     monkeypatch.setattr(optimizers, "_CHUNK", 16)
     rng = np.random.default_rng(0)
     p_sparse = rng.standard_normal((50, 3)).astype(np.float32)
@@ -108,7 +108,7 @@ def test_lazy_sparse_updates_touch_only_present_rows(name):
 def test_decayed_moments_never_become_subnormal_and_weights_are_unaffected(name):
     """A row seen once, then never again: its moments decay toward 0 but are flushed at 1e-30
     before they turn subnormal; the weights are bit-identical to an unflushed reference run."""
-    from services.core.trainer import optimizers
+    from trainhouse.core.trainer import optimizers
     p = np.ones((4, 2), np.float32)
     reference = p.copy()
     opt, ref_opt = make_optimizer(name), make_optimizer(name)

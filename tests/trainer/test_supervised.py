@@ -4,9 +4,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from services.core.errors import InvalidArgument
-from services.core.featurizer import FeaturizerConfig
-from services.core.trainer import (Example, SupervisedConfig, SupervisedTrainer, TrainerCallbacks,
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.featurizer import FeaturizerConfig
+from trainhouse.core.trainer import (Example, SupervisedConfig, SupervisedTrainer, TrainerCallbacks,
                                        parse_examples, stratified_split)
 
 SMALL = FeaturizerConfig(dim=4096)

@@ -15,10 +15,10 @@ camelCase fields, so that SDK works unchanged.
 """
 from __future__ import annotations
 
-from gateway import errors as E
-from gateway.errors import ApiError
-from gateway.surfaces.functions import adaptation, data, evaluation, jobs
-from gateway.surfaces.functions.surface import FUNCTIONS_SURFACE, PREFIX, FunctionError, new_router
+from trainhouse.gateway import errors as E
+from trainhouse.gateway.errors import ApiError
+from trainhouse.gateway.surfaces.functions import adaptation, data, evaluation, jobs
+from trainhouse.gateway.surfaces.functions.surface import FUNCTIONS_SURFACE, PREFIX, FunctionError, new_router
 
 __all__ = ["FUNCTIONS_SURFACE", "PREFIX", "ROUTERS", "function_names"]
 

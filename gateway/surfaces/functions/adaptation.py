@@ -9,14 +9,14 @@ from google.protobuf import duration_pb2
 from pydantic import Field, StrictBool, StrictStr
 from trainhouse.v1 import training_service_pb2
 
-from gateway.convert import ts_iso
-from gateway.deps import Caller, Services
-from gateway.errors import encoding_request, rpc_fields
-from gateway.models import Id, Number
-from gateway.resources.jobs import state_word
-from gateway.resources.training_config import METHODS, config_json
-from gateway.surfaces.functions.jobs import progress_snake
-from gateway.surfaces.functions.surface import FUNCTIONS_SURFACE, Reply, SnakeModel, new_router, reply
+from trainhouse.gateway.convert import ts_iso
+from trainhouse.gateway.deps import Caller, Services
+from trainhouse.gateway.errors import encoding_request, rpc_fields
+from trainhouse.gateway.models import Id, Number
+from trainhouse.gateway.resources.jobs import state_word
+from trainhouse.gateway.resources.training_config import METHODS, config_json
+from trainhouse.gateway.surfaces.functions.jobs import progress_snake
+from trainhouse.gateway.surfaces.functions.surface import FUNCTIONS_SURFACE, Reply, SnakeModel, new_router, reply
 
 router = new_router()
 

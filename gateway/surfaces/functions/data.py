@@ -8,14 +8,14 @@ from fastapi import Request
 from pydantic import Field, StrictStr
 from trainhouse.v1 import data_service_pb2
 
-from gateway.deps import Services
-from gateway.errors import INVALID, ApiError, rpc_fields
-from gateway.examples import example_to_json
-from gateway.models import Int
-from gateway.resources.datasets import (GenCount, GenDifficulty, GenDiversity, GenEdgeCaseRate, GenEdgeCases, GenLabelBy,
+from trainhouse.gateway.deps import Services
+from trainhouse.gateway.errors import INVALID, ApiError, rpc_fields
+from trainhouse.gateway.examples import example_to_json
+from trainhouse.gateway.models import Int
+from trainhouse.gateway.resources.datasets import (GenCount, GenDifficulty, GenDiversity, GenEdgeCaseRate, GenEdgeCases, GenLabelBy,
                                         GenLanguages, GenMaxLength, GenSeed, GenTopics, generate, generated_json,
                                         generation_request)
-from gateway.surfaces.functions.surface import FUNCTIONS_SURFACE, Reply, SnakeModel, new_router, reply
+from trainhouse.gateway.surfaces.functions.surface import FUNCTIONS_SURFACE, Reply, SnakeModel, new_router, reply
 
 router = new_router()
 

@@ -8,15 +8,15 @@ from fastapi import Request
 from pydantic import Field, StrictBool, StrictStr
 from trainhouse.v1 import evaluation_pb2, evaluation_service_pb2, run_comparison_pb2, training_analysis_pb2
 
-from gateway.convert import enum_word, struct_to_dict, ts_iso
-from gateway.deps import Services
-from gateway.errors import encoding_request
-from gateway.examples import ExampleIn, examples_to_proto
-from gateway.models import Id, Int64
-from gateway.ratelimit import EVALUATIONS
-from gateway.resources.sweeps import sweep_body
-from gateway.routing import spend
-from gateway.surfaces.functions.surface import Reply, SnakeModel, new_router, reply
+from trainhouse.gateway.convert import enum_word, struct_to_dict, ts_iso
+from trainhouse.gateway.deps import Services
+from trainhouse.gateway.errors import encoding_request
+from trainhouse.gateway.examples import ExampleIn, examples_to_proto
+from trainhouse.gateway.models import Id, Int64
+from trainhouse.gateway.ratelimit import EVALUATIONS
+from trainhouse.gateway.resources.sweeps import sweep_body
+from trainhouse.gateway.routing import spend
+from trainhouse.gateway.surfaces.functions.surface import Reply, SnakeModel, new_router, reply
 
 router = new_router()
 

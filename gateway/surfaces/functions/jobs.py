@@ -8,16 +8,16 @@ from fastapi import Request
 from pydantic import AliasChoices, BaseModel, ConfigDict, Discriminator, Field, StrictBool, Tag
 from trainhouse.v1 import job_state_pb2, training_job_pb2, training_service_pb2
 
-from gateway.convert import ts_iso
-from gateway.deps import Caller, Services
-from gateway.errors import INVALID, ApiError, encoding_request, rpc_fields
-from gateway.examples import ExampleIn, examples_to_proto, examples_to_rated
-from gateway.resources.jobs import (checkpoint_fields, estimated_duration, failure_block, job_fields, job_status,
+from trainhouse.gateway.convert import ts_iso
+from trainhouse.gateway.deps import Caller, Services
+from trainhouse.gateway.errors import INVALID, ApiError, encoding_request, rpc_fields
+from trainhouse.gateway.examples import ExampleIn, examples_to_proto, examples_to_rated
+from trainhouse.gateway.resources.jobs import (checkpoint_fields, estimated_duration, failure_block, job_fields, job_status,
                                     state_word)
-from gateway.resources.tables import FieldTable
-from gateway.resources.training_config import MethodName, TrainingConfigIn, config_json, config_to_proto
-from gateway.surfaces.functions.surface import FUNCTIONS_SURFACE, Reply, SnakeModel, new_router, reply
-from gateway.models import Id
+from trainhouse.gateway.resources.tables import FieldTable
+from trainhouse.gateway.resources.training_config import MethodName, TrainingConfigIn, config_json, config_to_proto
+from trainhouse.gateway.surfaces.functions.surface import FUNCTIONS_SURFACE, Reply, SnakeModel, new_router, reply
+from trainhouse.gateway.models import Id
 
 router = new_router()
 

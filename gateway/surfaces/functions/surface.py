@@ -9,12 +9,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from gateway import errors as E
-from gateway.convert import finite
-from gateway.errors import ApiError, request_id_of
-from gateway.routing import GatewayRoute
-from gateway.surfaces.validation import from_request_validation
-from services.common.grpc_errors import RpcFailure
+from trainhouse.gateway import errors as E
+from trainhouse.gateway.convert import finite
+from trainhouse.gateway.errors import ApiError, request_id_of
+from trainhouse.gateway.routing import GatewayRoute
+from trainhouse.gateway.surfaces.validation import from_request_validation
+from trainhouse.common.grpc_errors import RpcFailure
 
 PREFIX = "/api/v1/functions"
 

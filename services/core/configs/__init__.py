@@ -10,11 +10,11 @@ derives its request bodies from them (``request_fields``), so /openapi.json show
 and enums; EvaluationService reads field names and defaults from them. The package imports no
 trainer, so the gateway can use it without loading NumPy training code.
 """
-from services.core.configs.base import (ConfigModel, describe, error_path, field_bounds, flat_spellings,
+from trainhouse.core.configs.base import (ConfigModel, describe, error_path, field_bounds, flat_spellings,
                                         invalid_argument, optional_type, published_name, request_fields, within)
-from services.core.configs.generation import GenerationConfig, GenerationConstraints
-from services.core.configs.grpo import KL_ESTIMATORS, SCALE_REWARDS, GRPOConfig
-from services.core.configs.training import (BASELINES, CLASSIFIER_CONFIGS, OPTIMIZERS, SCHEDULERS, CurriculumStage,
+from trainhouse.core.configs.generation import GenerationConfig, GenerationConstraints
+from trainhouse.core.configs.grpo import KL_ESTIMATORS, SCALE_REWARDS, GRPOConfig
+from trainhouse.core.configs.training import (BASELINES, CLASSIFIER_CONFIGS, OPTIMIZERS, SCHEDULERS, CurriculumStage,
                                             FewShotConfig, ReinforcementConfig, SupervisedConfig, TransferConfig)
 
 __all__ = [

@@ -32,7 +32,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
-from services.core.errors import InvalidArgument
+from trainhouse.core.errors import InvalidArgument
 
 
 def _name(value: Any) -> Any:

@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from pydantic import Field, PlainSerializer, PlainValidator, WithJsonSchema
 
-from services.core.configs.base import Int, Number, from_domain
-from services.core.errors import InvalidArgument
-from services.core.featurizer import FeaturizerConfig
+from trainhouse.core.configs.base import Int, Number, from_domain
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.featurizer import FeaturizerConfig
 
 MAX_EPOCHS = 10000
 MAX_LAYERS = 8

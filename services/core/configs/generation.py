@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Optional
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from services.core.configs.base import ConfigModel, Flag, Int, Number, Text, choice, custom_error, spellings
+from trainhouse.core.configs.base import ConfigModel, Flag, Int, Number, Text, choice, custom_error, spellings
 
 # A generous per-request ceiling: 100k examples take a few seconds and ~20 MB. The per-hour budget
 # (seed 000: 10,000 examples/hour) is the gateway's rate limit, not the service's.

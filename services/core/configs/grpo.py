@@ -22,10 +22,10 @@ from typing import Annotated, Any, ClassVar, Optional
 
 from pydantic import ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator
 
-from services.core.configs.base import ConfigModel, Int, Number, Text, choice, from_domain, spellings
-from services.core.configs.fields import Featurizer, GradNorm, HiddenSizes, LearningRate, Seed
-from services.core.errors import InvalidArgument
-from services.core.featurizer import FeaturizerConfig
+from trainhouse.core.configs.base import ConfigModel, Int, Number, Text, choice, from_domain, spellings
+from trainhouse.core.configs.fields import Featurizer, GradNorm, HiddenSizes, LearningRate, Seed
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.featurizer import FeaturizerConfig
 
 KL_ESTIMATORS = ("k3", "exact")
 SCALE_REWARDS = ("group", "batch", "none")
@@ -114,7 +114,7 @@ class GRPOConfig(ConfigModel):
     @field_validator("reward_function")
     @classmethod
     def _registered(cls, name: str) -> str:
-        from services.core.grpo.rewards import get_reward
+        from trainhouse.core.grpo.rewards import get_reward
 
         try:
             get_reward(name)
@@ -125,7 +125,7 @@ class GRPOConfig(ConfigModel):
     @field_validator("tools")
     @classmethod
     def _catalog(cls, raw: Any) -> Any:
-        from services.core.grpo.tools import parse_catalog
+        from trainhouse.core.grpo.tools import parse_catalog
 
         if raw is None:
             return None
@@ -137,6 +137,6 @@ class GRPOConfig(ConfigModel):
     @property
     def catalog(self) -> tuple[Any, ...]:
         """The action list (``ToolSpec``s): the custom tools or the default catalog, ``finish`` last."""
-        from services.core.grpo.tools import DEFAULT_TOOLS
+        from trainhouse.core.grpo.tools import DEFAULT_TOOLS
 
         return self.tools if self.tools is not None else DEFAULT_TOOLS

@@ -12,9 +12,9 @@ from typing import Annotated, ClassVar, Optional
 
 from pydantic import AliasPath, ConfigDict, Field, model_validator
 
-from services.core.configs.base import ConfigModel, Flag, Int, Number, choice, custom_error, spellings
-from services.core.configs.fields import MAX_EPOCHS, Featurizer, GradNorm, HiddenSizes, LearningRate, Seed
-from services.core.featurizer import FeaturizerConfig
+from trainhouse.core.configs.base import ConfigModel, Flag, Int, Number, choice, custom_error, spellings
+from trainhouse.core.configs.fields import MAX_EPOCHS, Featurizer, GradNorm, HiddenSizes, LearningRate, Seed
+from trainhouse.core.featurizer import FeaturizerConfig
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("constant", "linear", "cosine", "step")

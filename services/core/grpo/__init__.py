@@ -5,23 +5,23 @@ and gives it a rollout pool (``rollout_pool.py``): with ``rollout_shards`` K > 1
 iteration's rollouts are split into K shards, run in-process or, for jobs on the Ray executor, as
 Ray tasks, with the same result either way.
 """
-from services.core.configs.grpo import KL_ESTIMATORS, GRPOConfig
-from services.core.grpo.environment import (Episode, ToolEnvironment, TrainingQuery, matched_fields,
+from trainhouse.core.configs.grpo import KL_ESTIMATORS, GRPOConfig
+from trainhouse.core.grpo.environment import (Episode, ToolEnvironment, TrainingQuery, matched_fields,
                                                 parse_queries, values_match)
-from services.core.grpo.evaluation import baseline_comparison, compare_policies, evaluate_policy
-from services.core.grpo.objective import group_advantages, grpo_objective, trajectory_step_weights
-from services.core.grpo.onnx_export import (build_policy_onnx, export_policy_onnx, load_policy_onnx,
+from trainhouse.core.grpo.evaluation import baseline_comparison, compare_policies, evaluate_policy
+from trainhouse.core.grpo.objective import group_advantages, grpo_objective, trajectory_step_weights
+from trainhouse.core.grpo.onnx_export import (build_policy_onnx, export_policy_onnx, load_policy_onnx,
                                                 policy_onnx_bytes)
-from services.core.grpo.policy import ToolPolicy
-from services.core.grpo.rewards import RewardInput, get_reward, register_reward, reward_names
-from services.core.grpo.rollout_pool import (LocalRolloutPool, RayRolloutPool, RolloutPool, RolloutShard,
+from trainhouse.core.grpo.policy import ToolPolicy
+from trainhouse.core.grpo.rewards import RewardInput, get_reward, register_reward, reward_names
+from trainhouse.core.grpo.rollout_pool import (LocalRolloutPool, RayRolloutPool, RolloutPool, RolloutShard,
                                                  make_rollout_pool)
-from services.core.grpo.tools import DEFAULT_TOOLS, EFFECTS, FINISH, ToolSpec, parse_catalog, relevant_tools
-from services.core.grpo.trainer import (EVENT_KINDS, BudgetExceeded, GRPOResult, GRPOTrainer, TrainingDiverged,
+from trainhouse.core.grpo.tools import DEFAULT_TOOLS, EFFECTS, FINISH, ToolSpec, parse_catalog, relevant_tools
+from trainhouse.core.grpo.trainer import (EVENT_KINDS, BudgetExceeded, GRPOResult, GRPOTrainer, TrainingDiverged,
                                             load_policy_checkpoint)
-from services.core.grpo.trajectories import (RolloutBatch, Trajectory, merge_batches, rollout, score_batch,
+from trainhouse.core.grpo.trajectories import (RolloutBatch, Trajectory, merge_batches, rollout, score_batch,
                                                  summarize)
-from services.core.trainer.cost import PriceModel
+from trainhouse.core.trainer.cost import PriceModel
 
 __all__ = [
     "BudgetExceeded", "DEFAULT_TOOLS", "EFFECTS", "EVENT_KINDS", "FINISH", "KL_ESTIMATORS", "Episode",

@@ -23,8 +23,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from services.core.errors import InvalidArgument
-from services.core.grpo.tools import EFFECTS, FINISH, ToolSpec, _is_json_value
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.grpo.tools import EFFECTS, FINISH, ToolSpec, _is_json_value
 
 MAX_QUERY_CHARS = 10_000
 

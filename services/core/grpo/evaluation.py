@@ -26,12 +26,12 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import stats
 
-from services.core.configs.grpo import GRPOConfig
-from services.core.errors import InvalidArgument
-from services.core.grpo.environment import ToolEnvironment, TrainingQuery, parse_queries
-from services.core.grpo.policy import ToolPolicy
-from services.core.grpo.rewards import get_reward
-from services.core.grpo.trajectories import Trajectory, rollout, score_batch, summarize
+from trainhouse.core.configs.grpo import GRPOConfig
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.grpo.environment import ToolEnvironment, TrainingQuery, parse_queries
+from trainhouse.core.grpo.policy import ToolPolicy
+from trainhouse.core.grpo.rewards import get_reward
+from trainhouse.core.grpo.trajectories import Trajectory, rollout, score_batch, summarize
 
 EVAL_CHUNK = 256
 

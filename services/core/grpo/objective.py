@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from services.core.configs.grpo import SCALE_REWARDS
-from services.core.trainer.mlp import log_softmax
+from trainhouse.core.configs.grpo import SCALE_REWARDS
+from trainhouse.core.trainer.mlp import log_softmax
 
 
 def trajectory_step_weights(traj_of_row: np.ndarray, n_trajectories: int) -> np.ndarray:

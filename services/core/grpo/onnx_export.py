@@ -19,12 +19,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from services.core.featurizer import FeaturizerConfig
-from services.core.files import write_atomic
-from services.core.grpo.environment import state_dim
-from services.core.grpo.policy import ToolPolicy
-from services.core.trainer.mlp import MLP
-from services.core.trainer.onnx_export import IR_VERSION, OPSET
+from trainhouse.core.featurizer import FeaturizerConfig
+from trainhouse.core.files import write_atomic
+from trainhouse.core.grpo.environment import state_dim
+from trainhouse.core.grpo.policy import ToolPolicy
+from trainhouse.core.trainer.mlp import MLP
+from trainhouse.core.trainer.onnx_export import IR_VERSION, OPSET
 
 # The keys services/core/onnx_model.py reads (same strings as the classifier export).
 META_LABELS = "labels"

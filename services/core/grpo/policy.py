@@ -21,10 +21,10 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from services.core.featurizer import FeaturizerConfig, HashingFeaturizer
-from services.core.grpo.environment import Episode, state_dim
-from services.core.grpo.tools import FINISH
-from services.core.trainer.mlp import MLP, log_softmax
+from trainhouse.core.featurizer import FeaturizerConfig, HashingFeaturizer
+from trainhouse.core.grpo.environment import Episode, state_dim
+from trainhouse.core.grpo.tools import FINISH
+from trainhouse.core.trainer.mlp import MLP, log_softmax
 
 OUTPUT_INIT_SCALE = 0.01
 
@@ -164,9 +164,9 @@ class ToolPolicy:
                    state.get("metadata"))
 
     def export_onnx(self, path: str) -> None:
-        from services.core.grpo.onnx_export import export_policy_onnx
+        from trainhouse.core.grpo.onnx_export import export_policy_onnx
         export_policy_onnx(self, path)
 
     def onnx_bytes(self) -> bytes:
-        from services.core.grpo.onnx_export import policy_onnx_bytes
+        from trainhouse.core.grpo.onnx_export import policy_onnx_bytes
         return policy_onnx_bytes(self)

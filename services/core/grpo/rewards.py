@@ -24,8 +24,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from services.core.errors import InvalidArgument
-from services.core.grpo.environment import matched_fields
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.grpo.environment import matched_fields
 
 
 @dataclass(frozen=True)

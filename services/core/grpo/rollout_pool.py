@@ -27,9 +27,9 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from services.core.grpo.environment import ToolEnvironment, TrainingQuery
-from services.core.grpo.policy import ToolPolicy
-from services.core.grpo.trajectories import RolloutBatch, rollout
+from trainhouse.core.grpo.environment import ToolEnvironment, TrainingQuery
+from trainhouse.core.grpo.policy import ToolPolicy
+from trainhouse.core.grpo.trajectories import RolloutBatch, rollout
 
 
 @dataclass(frozen=True)

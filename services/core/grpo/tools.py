@@ -48,7 +48,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from services.core.errors import InvalidArgument
+from trainhouse.core.errors import InvalidArgument
 
 FINISH = "finish"
 # Fields the environment maintains itself; tools may not write them.

@@ -64,24 +64,24 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from services.core.configs.grpo import GRPOConfig
-from services.core.errors import InvalidArgument
-from services.core.featurizer import FeaturizerConfig, HashingFeaturizer
-from services.core.grpo.environment import ToolEnvironment, TrainingQuery, parse_queries
-from services.core.grpo.evaluation import run_evaluation
-from services.core.grpo.objective import grpo_objective, trajectory_step_weights
-from services.core.grpo.policy import ToolPolicy, encode_texts
-from services.core.grpo.rewards import get_reward
-from services.core.grpo.rollout_pool import LocalRolloutPool, RolloutPool, RolloutShard
-from services.core.grpo.tools import RESERVED_FIELDS, parse_catalog
-from services.core.grpo.trajectories import RolloutBatch, merge_batches, rollout, score_batch, summarize
-from services.core.trainer.checkpoint import TrainingState, load_checkpoint, save_checkpoint
-from services.core.trainer.loop import CallbackHost
-from services.core.trainer.cost import Budget, BudgetExceeded, PriceModel
-from services.core.trainer.loop import CheckpointInfo, TrainerCallbacks, TrainingDiverged
-from services.core.trainer.mlp import MLP, log_softmax
-from services.core.trainer.optimizers import Adam
-from services.core.trainer.schedulers import make_scheduler
+from trainhouse.core.configs.grpo import GRPOConfig
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.featurizer import FeaturizerConfig, HashingFeaturizer
+from trainhouse.core.grpo.environment import ToolEnvironment, TrainingQuery, parse_queries
+from trainhouse.core.grpo.evaluation import run_evaluation
+from trainhouse.core.grpo.objective import grpo_objective, trajectory_step_weights
+from trainhouse.core.grpo.policy import ToolPolicy, encode_texts
+from trainhouse.core.grpo.rewards import get_reward
+from trainhouse.core.grpo.rollout_pool import LocalRolloutPool, RolloutPool, RolloutShard
+from trainhouse.core.grpo.tools import RESERVED_FIELDS, parse_catalog
+from trainhouse.core.grpo.trajectories import RolloutBatch, merge_batches, rollout, score_batch, summarize
+from trainhouse.core.trainer.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from trainhouse.core.trainer.loop import CallbackHost
+from trainhouse.core.trainer.cost import Budget, BudgetExceeded, PriceModel
+from trainhouse.core.trainer.loop import CheckpointInfo, TrainerCallbacks, TrainingDiverged
+from trainhouse.core.trainer.mlp import MLP, log_softmax
+from trainhouse.core.trainer.optimizers import Adam
+from trainhouse.core.trainer.schedulers import make_scheduler
 
 EVENT_KINDS = ("step", "metric", "trajectories", "checkpoint", "budget", "log")
 ITERATION_METRICS = ("avg_reward", "success_rate", "avg_steps", "tool_accuracy", "train_loss", "kl",

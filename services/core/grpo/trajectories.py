@@ -30,12 +30,12 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from services.core.grpo.environment import Episode, ToolEnvironment, TrainingQuery, iso_now, matched_fields
-from services.core.grpo.objective import group_advantages
-from services.core.grpo.policy import ToolPolicy
-from services.core.grpo.rewards import RewardFn, RewardInput, score
-from services.core.grpo.tools import relevant_tools
-from services.core.trainer.cost import token_counts
+from trainhouse.core.grpo.environment import Episode, ToolEnvironment, TrainingQuery, iso_now, matched_fields
+from trainhouse.core.grpo.objective import group_advantages
+from trainhouse.core.grpo.policy import ToolPolicy
+from trainhouse.core.grpo.rewards import RewardFn, RewardInput, score
+from trainhouse.core.grpo.tools import relevant_tools
+from trainhouse.core.trainer.cost import token_counts
 
 
 @dataclass

@@ -11,25 +11,25 @@ base_model_onnx=..., resume_from=...)`` for "supervised", "few_shot", "transfer"
 * prototypes.py (class prototypes), feedback.py (rated feedback records), cost.py (price, budget)
 * checkpoint.py, onnx_export.py (export and ``load_trained_model``)
 """
-from services.core.configs.training import (CurriculumStage, FewShotConfig, ReinforcementConfig, SupervisedConfig,
+from trainhouse.core.configs.training import (CurriculumStage, FewShotConfig, ReinforcementConfig, SupervisedConfig,
                                             TransferConfig)
-from services.core.trainer.checkpoint import TrainingState, load_checkpoint, save_checkpoint
-from services.core.trainer.examples import (FEEDBACK_VALUES, PARTIAL_WEIGHT, Example, LabelMap, Targets,
+from trainhouse.core.trainer.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from trainhouse.core.trainer.examples import (FEEDBACK_VALUES, PARTIAL_WEIGHT, Example, LabelMap, Targets,
                                                 encode_targets, parse_examples)
-from services.core.trainer.mlp import (MLP, TrainedModel, feedback_loss, gradient_check, loss_and_grads,
+from trainhouse.core.trainer.mlp import (MLP, TrainedModel, feedback_loss, gradient_check, loss_and_grads,
                                            numerical_gradient_check, policy_gradient_loss, softmax)
-from services.core.trainer.onnx_export import build_onnx, export_onnx, export_onnx_bytes, load_trained_model
-from services.core.trainer.optimizers import SGD, Adam, AdamW, Optimizer, make_optimizer
-from services.core.trainer.schedulers import LRScheduler, make_scheduler
-from services.core.trainer.loop import (CheckpointInfo, LoopTrainer, TrainerCallbacks, TrainingDiverged,
+from trainhouse.core.trainer.onnx_export import build_onnx, export_onnx, export_onnx_bytes, load_trained_model
+from trainhouse.core.trainer.optimizers import SGD, Adam, AdamW, Optimizer, make_optimizer
+from trainhouse.core.trainer.schedulers import LRScheduler, make_scheduler
+from trainhouse.core.trainer.loop import (CheckpointInfo, LoopTrainer, TrainerCallbacks, TrainingDiverged,
                                             TrainResult, evaluate, stratified_split)
-from services.core.trainer.supervised_trainer import SupervisedTrainer
-from services.core.trainer.cost import Budget, BudgetExceeded, PriceModel
-from services.core.trainer.dispatch import METHODS, make_trainer, parse_config, run_training
-from services.core.trainer.feedback import FeedbackRecord, parse_feedback
-from services.core.trainer.few_shot_trainer import FewShotTrainer
-from services.core.trainer.reinforcement_trainer import ReinforcementTrainer
-from services.core.trainer.transfer_trainer import TransferTrainer
+from trainhouse.core.trainer.supervised_trainer import SupervisedTrainer
+from trainhouse.core.trainer.cost import Budget, BudgetExceeded, PriceModel
+from trainhouse.core.trainer.dispatch import METHODS, make_trainer, parse_config, run_training
+from trainhouse.core.trainer.feedback import FeedbackRecord, parse_feedback
+from trainhouse.core.trainer.few_shot_trainer import FewShotTrainer
+from trainhouse.core.trainer.reinforcement_trainer import ReinforcementTrainer
+from trainhouse.core.trainer.transfer_trainer import TransferTrainer
 
 __all__ = [
     "Adam", "AdamW", "CheckpointInfo", "CurriculumStage", "Example", "FEEDBACK_VALUES", "LRScheduler", "LabelMap",

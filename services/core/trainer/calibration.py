@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.core.trainer.mlp import log_softmax
+from trainhouse.core.trainer.mlp import log_softmax
 
 ECE_BINS = 15
 _LOG_T_RANGE = (math.log(0.05), math.log(20.0))

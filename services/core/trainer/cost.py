@@ -29,8 +29,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Mapping
 
-from services.core.errors import ResourceExhausted
-from services.core.prices import PriceModel, token_counts  # noqa: F401 - the trainers' import point
+from trainhouse.core.errors import ResourceExhausted
+from trainhouse.core.prices import PriceModel, token_counts  # noqa: F401 - the trainers' import point
 
 WARNING_LEVELS = ((0.75, "warning_75"), (0.90, "warning_90"))
 

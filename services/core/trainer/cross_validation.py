@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.core.featurizer import SparseRows
-from services.core.trainer.mlp import MLP, loss_and_grads
-from services.core.trainer.optimizers import Adam
+from trainhouse.core.featurizer import SparseRows
+from trainhouse.core.trainer.mlp import MLP, loss_and_grads
+from trainhouse.core.trainer.optimizers import Adam
 
 
 @dataclass(frozen=True)

@@ -29,15 +29,15 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from services.core.configs.training import CLASSIFIER_CONFIGS, SupervisedConfig
-from services.core.errors import InvalidArgument
-from services.core.trainer.cost import PriceModel
-from services.core.trainer.few_shot_trainer import FewShotTrainer
-from services.core.trainer.loop import LoopTrainer, TrainResult
-from services.core.trainer.mlp import TrainedModel
-from services.core.trainer.reinforcement_trainer import ReinforcementTrainer
-from services.core.trainer.supervised_trainer import SupervisedTrainer
-from services.core.trainer.transfer_trainer import TransferTrainer
+from trainhouse.core.configs.training import CLASSIFIER_CONFIGS, SupervisedConfig
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.trainer.cost import PriceModel
+from trainhouse.core.trainer.few_shot_trainer import FewShotTrainer
+from trainhouse.core.trainer.loop import LoopTrainer, TrainResult
+from trainhouse.core.trainer.mlp import TrainedModel
+from trainhouse.core.trainer.reinforcement_trainer import ReinforcementTrainer
+from trainhouse.core.trainer.supervised_trainer import SupervisedTrainer
+from trainhouse.core.trainer.transfer_trainer import TransferTrainer
 
 CONFIGS = CLASSIFIER_CONFIGS
 METHODS = tuple(CONFIGS)

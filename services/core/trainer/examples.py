@@ -1,6 +1,6 @@
 """The label map (output catalog) and target encoding of examples for the trainer.
 
-Examples themselves and their validation live in services.core.examples (DataService and the
+Examples themselves and their validation live in trainhouse.core.examples (DataService and the
 gateway-facing services validate them the same way); they are re-exported here for the trainer.
 """
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from services.core.abstention import OUT_OF_SCOPE
-from services.core.examples import FEEDBACK_VALUES, PARTIAL_WEIGHT, Example, parse_examples
+from trainhouse.core.abstention import OUT_OF_SCOPE
+from trainhouse.core.examples import FEEDBACK_VALUES, PARTIAL_WEIGHT, Example, parse_examples
 
 __all__ = ["OUT_OF_SCOPE", "FEEDBACK_VALUES", "PARTIAL_WEIGHT", "Example", "parse_examples", "LabelMap", "Targets",
            "encode_targets"]

@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from services.core.errors import InvalidArgument
+from trainhouse.core.errors import InvalidArgument
 
 
 _ACTION_KEYS = ("output", "action", "actual", "served_output", "servedOutput")

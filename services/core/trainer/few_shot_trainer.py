@@ -25,13 +25,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from services.core.configs.training import FewShotConfig
-from services.core.trainer.cost import PriceModel
-from services.core.trainer.examples import Example
-from services.core.trainer.loop import TrainerCallbacks
-from services.core.trainer.mlp import MLP, Params
-from services.core.trainer.prototypes import prototypes, representations
-from services.core.trainer.supervised_trainer import SupervisedTrainer
+from trainhouse.core.configs.training import FewShotConfig
+from trainhouse.core.trainer.cost import PriceModel
+from trainhouse.core.trainer.examples import Example
+from trainhouse.core.trainer.loop import TrainerCallbacks
+from trainhouse.core.trainer.mlp import MLP, Params
+from trainhouse.core.trainer.prototypes import prototypes, representations
+from trainhouse.core.trainer.supervised_trainer import SupervisedTrainer
 
 MANY_PER_OUTPUT = 20  # above this many examples per output, plain supervised training is the better tool
 

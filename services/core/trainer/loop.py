@@ -27,16 +27,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from services.core.configs.training import SupervisedConfig
-from services.core.errors import InvalidArgument, TrainhouseError
-from services.core.featurizer import SparseRows
-from services.core.trainer.checkpoint import TrainingState, load_checkpoint, save_checkpoint
-from services.core.trainer.cost import Budget, BudgetExceeded, PriceModel, token_counts
-from services.core.trainer.examples import Example, LabelMap, Targets, parse_examples
-from services.core.trainer.mlp import MLP, Grads, TrainedModel, feedback_loss
-from services.core.trainer.optimizers import make_optimizer
-from services.core.trainer.schedulers import make_scheduler
-from services.core.trainer.sparse_ops import RowSparse
+from trainhouse.core.configs.training import SupervisedConfig
+from trainhouse.core.errors import InvalidArgument, TrainhouseError
+from trainhouse.core.featurizer import SparseRows
+from trainhouse.core.trainer.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from trainhouse.core.trainer.cost import Budget, BudgetExceeded, PriceModel, token_counts
+from trainhouse.core.trainer.examples import Example, LabelMap, Targets, parse_examples
+from trainhouse.core.trainer.mlp import MLP, Grads, TrainedModel, feedback_loss
+from trainhouse.core.trainer.optimizers import make_optimizer
+from trainhouse.core.trainer.schedulers import make_scheduler
+from trainhouse.core.trainer.sparse_ops import RowSparse
 
 EVENT_KINDS = ("epoch", "step", "metric", "checkpoint", "status", "log", "budget")
 # The trainer never emits "status" itself: hosts map "status" payloads to *job* states, and the

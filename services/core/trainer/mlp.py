@@ -23,9 +23,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from services.core.featurizer import FeaturizerConfig, HashingFeaturizer, SparseRows
-from services.core.trainer.examples import LabelMap
-from services.core.trainer.sparse_ops import RowSparse, dense, sparse_matmul, sparse_weight_grad
+from trainhouse.core.featurizer import FeaturizerConfig, HashingFeaturizer, SparseRows
+from trainhouse.core.trainer.examples import LabelMap
+from trainhouse.core.trainer.sparse_ops import RowSparse, dense, sparse_matmul, sparse_weight_grad
 
 Params = list[tuple[np.ndarray, np.ndarray]]
 Grads = list[tuple["np.ndarray | RowSparse", np.ndarray]]
@@ -375,12 +375,12 @@ class TrainedModel:
     @classmethod
     def from_onnx_bytes(cls, data: bytes) -> "TrainedModel":
         """The model an exported ONNX file holds (weights, catalog, featurizer, metadata)."""
-        from services.core.trainer.onnx_export import load_trained_model
+        from trainhouse.core.trainer.onnx_export import load_trained_model
         return load_trained_model(data)
 
     @classmethod
     def from_onnx_model(cls, model: Any) -> "TrainedModel":
-        """From a served ``services.core.onnx_model.OnnxModel`` (its source bytes or file)."""
+        """From a served ``trainhouse.core.onnx_model.OnnxModel`` (its source bytes or file)."""
         return cls.from_onnx_bytes(model.onnx_bytes())
 
     def predict(self, texts: Sequence[str]) -> list[tuple[str, float]]:

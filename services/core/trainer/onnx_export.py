@@ -16,12 +16,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from services.core.featurizer import FeaturizerConfig
-from services.core.onnx_model import (META_EXTRA, META_FEATURIZER, META_HIDDEN, META_LABELS, META_THRESHOLD,
+from trainhouse.core.featurizer import FeaturizerConfig
+from trainhouse.core.onnx_model import (META_EXTRA, META_FEATURIZER, META_HIDDEN, META_LABELS, META_THRESHOLD,
                                       META_TEMPERATURE)
-from services.core.trainer.examples import LabelMap
-from services.core.trainer.mlp import TrainedModel
-from services.core.files import write_atomic
+from trainhouse.core.trainer.examples import LabelMap
+from trainhouse.core.trainer.mlp import TrainedModel
+from trainhouse.core.files import write_atomic
 
 OPSET = 17
 IR_VERSION = 8  # the IR version introduced with opset 17: loadable by every ORT >= 1.12

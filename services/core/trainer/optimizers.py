@@ -45,8 +45,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from services.core.configs.training import OPTIMIZERS
-from services.core.trainer.sparse_ops import RowSparse
+from trainhouse.core.configs.training import OPTIMIZERS
+from trainhouse.core.trainer.sparse_ops import RowSparse
 
 _CHUNK = 1 << 16  # elements per chunk of the dense update (256 KiB of float32)
 FLUSH_EVERY = 64

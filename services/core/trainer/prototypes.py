@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.core.featurizer import SparseRows
-from services.core.trainer.mlp import MLP
-from services.core.trainer.sparse_ops import as_csr
+from trainhouse.core.featurizer import SparseRows
+from trainhouse.core.trainer.mlp import MLP
+from trainhouse.core.trainer.sparse_ops import as_csr
 
 
 def _unit_rows(P: np.ndarray) -> np.ndarray:

@@ -35,16 +35,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from services.core.configs.training import ReinforcementConfig
-from services.core.errors import InvalidArgument
-from services.core.featurizer import FeaturizerConfig, HashingFeaturizer
-from services.core.trainer.checkpoint import TrainingState
-from services.core.trainer.cost import PriceModel
-from services.core.trainer.examples import LabelMap
-from services.core.trainer.feedback import FeedbackRecord, parse_feedback
-from services.core.trainer.loop import LoopTrainer, TrainerCallbacks, stratified_split
-from services.core.trainer.mlp import MLP, Grads, TrainedModel, policy_gradient_loss, softmax
-from services.core.trainer.transfer_trainer import check_base_compatible, extend_from_base
+from trainhouse.core.configs.training import ReinforcementConfig
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.featurizer import FeaturizerConfig, HashingFeaturizer
+from trainhouse.core.trainer.checkpoint import TrainingState
+from trainhouse.core.trainer.cost import PriceModel
+from trainhouse.core.trainer.examples import LabelMap
+from trainhouse.core.trainer.feedback import FeedbackRecord, parse_feedback
+from trainhouse.core.trainer.loop import LoopTrainer, TrainerCallbacks, stratified_split
+from trainhouse.core.trainer.mlp import MLP, Grads, TrainedModel, policy_gradient_loss, softmax
+from trainhouse.core.trainer.transfer_trainer import check_base_compatible, extend_from_base
 
 
 DEFAULT_HIDDEN = (64,)  # the supervised default, used when there is no base model

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from services.core.configs.training import SCHEDULERS
+from trainhouse.core.configs.training import SCHEDULERS
 
 
 class LRScheduler:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from services.core.featurizer import SparseRows
+from trainhouse.core.featurizer import SparseRows
 
 
 @dataclass

@@ -13,18 +13,18 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from services.core.abstention import abstention_score, out_of_scope_column
-from services.core.configs.training import SupervisedConfig
-from services.core.errors import InvalidArgument
-from services.core.featurizer import HashingFeaturizer
-from services.core.trainer.checkpoint import TrainingState
-from services.core.trainer.cost import PriceModel
-from services.core.trainer import calibration
-from services.core.trainer.examples import OUT_OF_SCOPE, Example, LabelMap, encode_targets
-from services.core.trainer.loop import (EVENT_KINDS, CheckpointInfo, LoopTrainer, TrainerCallbacks,
+from trainhouse.core.abstention import abstention_score, out_of_scope_column
+from trainhouse.core.configs.training import SupervisedConfig
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.featurizer import HashingFeaturizer
+from trainhouse.core.trainer.checkpoint import TrainingState
+from trainhouse.core.trainer.cost import PriceModel
+from trainhouse.core.trainer import calibration
+from trainhouse.core.trainer.examples import OUT_OF_SCOPE, Example, LabelMap, encode_targets
+from trainhouse.core.trainer.loop import (EVENT_KINDS, CheckpointInfo, LoopTrainer, TrainerCallbacks,
                                             TrainingDiverged, TrainResult, as_examples, evaluate,
                                             stratified_split)
-from services.core.trainer.mlp import MLP, Grads, Params, TrainedModel, loss_and_grads
+from trainhouse.core.trainer.mlp import MLP, Grads, Params, TrainedModel, loss_and_grads
 
 __all__ = ["EVENT_KINDS", "CheckpointInfo", "SupervisedTrainer", "split_examples", "TrainerCallbacks", "TrainingDiverged",
            "TrainResult", "evaluate", "stratified_split"]

@@ -33,14 +33,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from services.core.configs.training import TransferConfig
-from services.core.errors import InvalidArgument
-from services.core.trainer.cost import PriceModel
-from services.core.trainer.examples import Example, LabelMap
-from services.core.trainer.loop import TrainerCallbacks
-from services.core.trainer.mlp import MLP, TrainedModel
-from services.core.trainer.prototypes import prototypes, representations
-from services.core.trainer.supervised_trainer import SupervisedTrainer
+from trainhouse.core.configs.training import TransferConfig
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.core.trainer.cost import PriceModel
+from trainhouse.core.trainer.examples import Example, LabelMap
+from trainhouse.core.trainer.loop import TrainerCallbacks
+from trainhouse.core.trainer.mlp import MLP, TrainedModel
+from trainhouse.core.trainer.prototypes import prototypes, representations
+from trainhouse.core.trainer.supervised_trainer import SupervisedTrainer
 
 
 HEAD_L2 = 1e-3
@@ -52,8 +52,8 @@ def fit_head(mlp: MLP, X: Any, y: np.ndarray, coef: np.ndarray, negative: np.nda
     module docstring); the feedback loss (incl. "incorrect" examples) is what is minimised."""
     from scipy.optimize import minimize
 
-    from services.core.trainer.mlp import feedback_loss
-    from services.core.trainer.sparse_ops import dense, sparse_weight_grad
+    from trainhouse.core.trainer.mlp import feedback_loss
+    from trainhouse.core.trainer.sparse_ops import dense, sparse_weight_grad
 
     layers = len(mlp.params) - 1
     H = representations(mlp, X, layers).astype(np.float32) if layers else X

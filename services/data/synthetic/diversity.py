@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from services.data.text import normalize
+from trainhouse.data.text import normalize
 
 
 @dataclass(frozen=True)

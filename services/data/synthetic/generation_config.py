@@ -1,13 +1,13 @@
 """How a generation run's options shape the examples: the level mix per difficulty and what makes
 a level harder. The options themselves (``GenerationConfig``: fields, ranges, help text) are the
-core's model, ``services.core.configs.generation``, validated where the request arrives.
+core's model, ``trainhouse.core.configs.generation``, validated where the request arrives.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.core.configs.generation import DEFAULT_COUNT, MAX_COUNT, GenerationConfig
-from services.core.errors import InvalidArgument
+from trainhouse.core.configs.generation import DEFAULT_COUNT, MAX_COUNT, GenerationConfig
+from trainhouse.core.errors import InvalidArgument
 
 __all__ = ["DEFAULT_COUNT", "GenerationConfig", "LEVEL_EFFECTS", "LEVEL_MIX", "LevelEffects", "MAX_COUNT", "check_count"]
 

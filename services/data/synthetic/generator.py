@@ -30,12 +30,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.data.synthetic.diversity import measure
-from services.data.synthetic.generation_config import LEVEL_EFFECTS, LEVEL_MIX, GenerationConfig
-from services.data.synthetic.generic_topics import generic_output, split_topics
-from services.data.synthetic.perturbations import (EDGE_CASE_TYPES, add_typos, distractor, edge_case,
+from trainhouse.data.synthetic.diversity import measure
+from trainhouse.data.synthetic.generation_config import LEVEL_EFFECTS, LEVEL_MIX, GenerationConfig
+from trainhouse.data.synthetic.generic_topics import generic_output, split_topics
+from trainhouse.data.synthetic.perturbations import (EDGE_CASE_TYPES, add_typos, distractor, edge_case,
                                                    truncate_words)
-from services.data.synthetic.templates import CompiledOutput, CompiledScenario, Template
+from trainhouse.data.synthetic.templates import CompiledOutput, CompiledScenario, Template
 
 LONG_CHARS = 1000  # target length of "very_long" edge cases when max_length does not cap it
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import re
 
-from services.core.errors import InvalidArgument
-from services.data.synthetic.templates import CompiledOutput, parse_template
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.data.synthetic.templates import CompiledOutput, parse_template
 
 # More generic topics than this in one request are refused: each is an output of its own.
 MAX_GENERIC_TOPICS = 100

@@ -10,8 +10,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from services.core.errors import InvalidArgument
-from services.data.synthetic.templates import CompiledScenario, compile_scenario
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.data.synthetic.templates import CompiledScenario, compile_scenario
 
 _OPENERS = ["hi,", "hello,", "hey there,", "good morning,", "quick question:", "urgent:", "hi team,",
             "sorry to bother you,"]

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.core.errors import InvalidArgument
+from trainhouse.core.errors import InvalidArgument
 
 SLOT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_TOPIC = "general"

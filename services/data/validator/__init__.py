@@ -1,5 +1,5 @@
 """Dataset validation (seed 000 `/validate-data`): duplicates, quality, label issues, balance and bias checks."""
-from services.data.validator.report import Finding, ValidationReport
-from services.data.validator.validator import ValidationConfig, validate
+from trainhouse.data.validator.report import Finding, ValidationReport
+from trainhouse.data.validator.validator import ValidationConfig, validate
 
 __all__ = ["Finding", "ValidationConfig", "ValidationReport", "validate"]

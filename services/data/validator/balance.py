@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from services.data.validator.report import Finding, percent
+from trainhouse.data.validator.report import Finding, percent
 
 
 def shares(outputs: Sequence[str]) -> dict[str, float]:

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import chi2_contingency
 
-from services.data.text import words
-from services.data.validator.bias_terms import TERM_GROUPS, TERM_INDEX
-from services.data.validator.report import Finding, percent
+from trainhouse.data.text import words
+from trainhouse.data.validator.bias_terms import TERM_GROUPS, TERM_INDEX
+from trainhouse.data.validator.report import Finding, percent
 
 MIN_MENTIONS = 5
 MIN_EFFECT = 0.1

@@ -7,7 +7,7 @@ Estimating Uncertainty in Dataset Labels", JAIR 2021; cleanlab's ``find_label_is
 examples does not believe:
 
 1. out-of-sample probabilities ``p(x)``: 5-fold stratified cross-validation of a linear softmax
-   over the hashed n-gram features (``services.core.trainer.cross_validation``);
+   over the hashed n-gram features (``trainhouse.core.trainer.cross_validation``);
 2. per-output threshold ``t_j`` = mean self-confidence ``p_j(x)`` over the examples labelled j;
 3. the confident joint: an example is counted at (given output, j) where j is, among the outputs
    whose probability reaches their threshold, the most probable one (no output reaching its
@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from services.core.featurizer import HashingFeaturizer
-from services.core.trainer.cross_validation import CrossValConfig, out_of_fold_proba
+from trainhouse.core.featurizer import HashingFeaturizer
+from trainhouse.core.trainer.cross_validation import CrossValConfig, out_of_fold_proba
 
 MIN_PER_OUTPUT = 10
 MAX_CHECKED = 5000

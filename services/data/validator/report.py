@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from services.data.validator.label_issues import LabelIssue
+from trainhouse.data.validator.label_issues import LabelIssue
 
 SEVERITIES = ("low", "medium", "high")
 MAX_INDEXES = 20

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from services.core.errors import InvalidArgument
-from services.data.text import normalize
-from services.data.validator import balance, bias, duplicates, label_issues, quality
-from services.data.validator.report import MAX_INDEXES, Finding, ValidationReport, percent, share_severity
+from trainhouse.core.errors import InvalidArgument
+from trainhouse.data.text import normalize
+from trainhouse.data.validator import balance, bias, duplicates, label_issues, quality
+from trainhouse.data.validator.report import MAX_INDEXES, Finding, ValidationReport, percent, share_severity
 
 CONFLICT_ISSUE_SHARE = 0.01
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 import pytest
 from trainhouse.v1 import data_service_pb2, evaluation_service_pb2, model_registry_pb2, training_service_pb2
 
-from gateway.app import create_app
-from gateway.canonical import ROUTERS
-from gateway.canonical.coverage import INTERNAL_RPCS, ROUTE_OF_RPC
-from gateway.scopes import ROUTE_SCOPES
-from gateway.settings import GatewaySettings
-from services.common.rpc_scopes import RPC_SCOPES
-from services.sdk import AsyncClient, Client
+from trainhouse.gateway.app import create_app
+from trainhouse.gateway.canonical import ROUTERS
+from trainhouse.gateway.canonical.coverage import INTERNAL_RPCS, ROUTE_OF_RPC
+from trainhouse.gateway.scopes import ROUTE_SCOPES
+from trainhouse.gateway.settings import GatewaySettings
+from trainhouse.common.rpc_scopes import RPC_SCOPES
+from trainhouse.sdk import AsyncClient, Client
 
 MODULES = (training_service_pb2, data_service_pb2, evaluation_service_pb2, model_registry_pb2)
 RPCS = sorted(f"{service.full_name}/{method.name}" for module in MODULES
