@@ -17,7 +17,7 @@ from trainhouse.cli.evaluation import message_json
 from trainhouse.cli.jsonl import examples_proto, read_examples
 from trainhouse.cli.options import Json, Timeout, Token, Url, reports_errors
 from trainhouse.cli.records import enum_word
-from trainhouse.cli.transport import GrpcBackend, connect
+from trainhouse.cli.transport import connect
 
 datasets_app = typer.Typer(help="Upload, generate, validate and list datasets of examples.", epilog=EPILOG,
                            no_args_is_help=True)
@@ -84,9 +84,9 @@ def generate(
     seed: Annotated[Optional[int], typer.Option("--seed", help="Same seed, same examples.")] = None,
     dataset_id: Annotated[Optional[str], typer.Option("--id", help="Id of the stored dataset.")] = None,
     label_by: Annotated[Optional[Literal["output", "topic"]], typer.Option("--label-by")] = None,
-    as_json: Json = False, timeout: Timeout = None,
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
 ) -> None:
-    """Generate synthetic examples and store them as a dataset. gRPC only."""
+    """Generate synthetic examples and store them as a dataset."""
     from trainhouse.v1 import data_service_pb2
 
     given = [name for name, value in (("--scenario", scenario), ("--data-type", data_type), ("--module", module))
@@ -111,7 +111,7 @@ def generate(
     if diversity is not None:
         request.diversity = diversity
     request.constraints.topics.extend(topics or [])
-    resp = GrpcBackend(timeout).call("data", "GenerateSyntheticData", request)
+    resp = connect(url, token, timeout).generate(request)
     s = resp.statistics
     output.emit(as_json, message_json(resp), lambda con: con.print(
         f"generated dataset [bold]{resp.dataset.dataset_id}[/bold] from {resp.scenario} (seed {resp.seed}): "
@@ -129,10 +129,9 @@ def validate(
                                                  help="Validate a JSONL file instead of a stored dataset.")] = None,
     checks: Annotated[Optional[list[str]], typer.Option("--check", help=f"Only these checks ({', '.join(CHECKS)}); "
                                                         "repeat. Default: all.")] = None,
-    as_json: Json = False, timeout: Timeout = None,
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
 ) -> None:
-    """Check a dataset for duplicates, quality, likely wrong labels, balance and bias. Exit 1 when it has issues.
-    gRPC only."""
+    """Check a dataset for duplicates, quality, likely wrong labels, balance and bias. Exit 1 when it has issues."""
     from trainhouse.v1 import data_service_pb2, data_validation_pb2
 
     if (dataset is None) == (file is None):
@@ -149,7 +148,7 @@ def validate(
         request.dataset_id = dataset or ""
     if checks:
         request.checks.CopyFrom(data_validation_pb2.ValidationChecks(**{c: True for c in checks}))
-    resp = GrpcBackend(timeout).call("data", "ValidateDataset", request)
+    resp = connect(url, token, timeout).validate(request)
 
     def render(con) -> None:  # noqa: ANN001 - rich Console
         name = resp.dataset_id or (file.name if file else "")
@@ -177,11 +176,9 @@ def validate(
 
 @datasets_app.command("scenarios")
 @reports_errors
-def scenarios(as_json: Json = False, timeout: Timeout = None) -> None:
-    """List the built-in scenario types and data types for `datasets generate`. gRPC only."""
-    from trainhouse.v1 import data_service_pb2
-
-    resp = GrpcBackend(timeout).call("data", "ListScenarioTypes", data_service_pb2.ListScenarioTypesRequest())
+def scenarios(as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None) -> None:
+    """List the built-in scenario types and data types for `datasets generate`."""
+    resp = connect(url, token, timeout).scenarios()
     rows = [(s.scenario_type, ", ".join(s.data_types), ", ".join(s.outputs), s.description) for s in resp.scenarios]
     output.emit(as_json, message_json(resp), lambda con: con.print(output.table(
         None, ["SCENARIO", "DATA TYPES", "OUTPUTS", "DESCRIPTION"], rows)))

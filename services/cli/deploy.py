@@ -1,4 +1,5 @@
-"""Serving: `deploy` (immediate, canary, blue-green) and `rollback` (ModelRegistry, over gRPC)."""
+"""Serving: `deploy` (immediate, canary, blue-green) and `rollback` (ModelRegistry over gRPC, or the
+canonical API through the gateway with --url). `--json` prints the canonical deployment record."""
 from __future__ import annotations
 
 from typing import Annotated, Any, Optional
@@ -7,10 +8,8 @@ import typer
 
 from trainhouse.cli import output
 from trainhouse.cli.errors import CliError, ExitCode
-from trainhouse.cli.evaluation import message_json
-from trainhouse.cli.options import Json, Timeout, reports_errors
-from trainhouse.cli.records import enum_word
-from trainhouse.cli.transport import GrpcBackend
+from trainhouse.cli.options import Json, Timeout, Token, Url, reports_errors
+from trainhouse.cli.transport import connect
 
 
 def _environment(staging: bool) -> int:
@@ -19,21 +18,17 @@ def _environment(staging: bool) -> int:
     return deployment_pb2.ENVIRONMENT_STAGING if staging else deployment_pb2.ENVIRONMENT_PRODUCTION
 
 
-def _describe(dep: Any) -> str:
-    from trainhouse.v1 import deployment_pb2
-
-    strategy = enum_word(deployment_pb2.RolloutStrategy, dep.rollout.strategy, "ROLLOUT_STRATEGY_")
-    state = enum_word(deployment_pb2.DeploymentState, dep.state, "DEPLOYMENT_STATE_")
-    env = enum_word(deployment_pb2.Environment, dep.environment, "ENVIRONMENT_")
-    text = (f"deployment {dep.deployment_id}: {dep.agent_id} {dep.version_id} -> {env}, {strategy}, {state}, "
-            f"{dep.current_percentage:g}% of traffic")
-    if dep.previous_version_id:
-        text += f" (previous {dep.previous_version_id})"
-    pending = [s for s in dep.schedule if not s.reached]
+def _describe(dep: dict[str, Any]) -> str:
+    """One line from the canonical deployment record (trainhouse.gateway.resources.deployments.deployment_fields)."""
+    text = (f"deployment {dep['deployment_id']}: {dep['agent_id']} {dep['version_id']} -> {dep['environment']}, "
+            f"{dep['strategy']}, {dep['state']}, {dep['current_percentage']:g}% of traffic")
+    if dep.get("previous_version_id"):
+        text += f" (previous {dep['previous_version_id']})"
+    pending = [s for s in dep.get("schedule") or [] if not s.get("reached")]
     if pending:
-        text += f"; next step {pending[0].percentage:g}% at {pending[0].due_time.ToJsonString()}"
-    if dep.status_reason:
-        text += f"; {dep.status_reason}"
+        text += f"; next step {pending[0]['percentage']:g}% at {pending[0]['due_time']}"
+    if dep.get("status_reason"):
+        text += f"; {dep['status_reason']}"
     return text
 
 
@@ -52,9 +47,9 @@ def deploy(
     max_error_rate: Annotated[Optional[float], typer.Option("--max-error-rate", help="With --auto-rollback: "
                                                             "error-rate threshold in [0, 1] (default 0.05).")] = None,
     staging: Annotated[bool, typer.Option("--staging", help="Deploy to staging instead of production.")] = False,
-    as_json: Json = False, timeout: Timeout = None,
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
 ) -> None:
-    """Deploy a model version, at once or as a canary / blue-green rollout. gRPC only."""
+    """Deploy a model version, at once or as a canary / blue-green rollout."""
     from trainhouse.v1 import deployment_pb2, model_registry_pb2
 
     if canary is not None and blue_green:
@@ -73,28 +68,8 @@ def deploy(
     request = model_registry_pb2.DeployVersionRequest(agent_id=agent, version_id=version,
                                                       environment=_environment(staging), rollout=rollout,
                                                       rollback=policy, actor="cli")
-    dep = GrpcBackend(timeout).call("registry", "DeployVersion", request).deployment
-    output.emit(as_json, message_json(dep), lambda con: con.print(_describe(dep), soft_wrap=True, markup=False))
-
-
-def _serving_version(backend: GrpcBackend, agent: str, staging: bool) -> str:
-    """What a rollback takes traffic from: the candidate of a rollout in progress, else the
-    version that serves the environment."""
-    from trainhouse.v1 import deployment_pb2, model_registry_pb2
-
-    environment = _environment(staging)
-    for state in (deployment_pb2.DEPLOYMENT_STATE_ROLLING_OUT, deployment_pb2.DEPLOYMENT_STATE_INCONCLUSIVE):
-        rolling = backend.call("registry", "ListDeployments", model_registry_pb2.ListDeploymentsRequest(
-            agent_id=agent, environment=environment, state=state, page_size=1))
-        if rolling.deployments:
-            return rolling.deployments[0].version_id
-    found = backend.call("registry", "GetAgent", model_registry_pb2.GetAgentRequest(agent_id=agent)).agent
-    serving = found.staging_version_id if staging else found.active_version_id
-    if not serving:
-        raise CliError(ExitCode.CONFLICT, f"nothing is deployed for agent '{agent}' in "
-                                          f"{'staging' if staging else 'production'}; there is nothing to roll back",
-                       status="FAILED_PRECONDITION")
-    return serving
+    dep = connect(url, token, timeout).deploy(request)
+    output.emit(as_json, dep, lambda con: con.print(_describe(dep), soft_wrap=True, markup=False))
 
 
 @reports_errors
@@ -106,18 +81,16 @@ def rollback(
                                                            "that served before).")] = None,
     reason: Annotated[str, typer.Option("--reason", help="Recorded in the audit log.")] = "",
     staging: Annotated[bool, typer.Option("--staging", help="Roll back staging instead of production.")] = False,
-    as_json: Json = False, timeout: Timeout = None,
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
 ) -> None:
-    """Send an agent's traffic back to the previous version (or --to VERSION). gRPC only."""
+    """Send an agent's traffic back to the previous version (or --to VERSION)."""
     from trainhouse.v1 import model_registry_pb2
 
-    backend = GrpcBackend(timeout)
-    from_version = version or _serving_version(backend, agent, staging)
-    resp = backend.call("registry", "RollbackVersion", model_registry_pb2.RollbackVersionRequest(
+    backend = connect(url, token, timeout)
+    from_version = version or backend.serving_version(agent, staging)
+    result = backend.rollback(model_registry_pb2.RollbackVersionRequest(
         agent_id=agent, version_id=from_version, environment=_environment(staging), target_version_id=to or "",
         reason=reason or "rolled back from the CLI", actor="cli"))
-    result = {"previous_version_id": resp.previous_version_id, "current_version_id": resp.current_version_id,
-              "message": resp.message, "deployment": message_json(resp.deployment)}
     output.emit(as_json, result, lambda con: con.print(
-        f"{agent}: {resp.previous_version_id} -> {resp.current_version_id} ({resp.message})",
+        f"{agent}: {result['previous_version_id']} -> {result['current_version_id']} ({result['message']})",
         soft_wrap=True, markup=False))

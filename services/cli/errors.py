@@ -85,6 +85,15 @@ HTTP_EXIT = {
     504: ExitCode.UNAVAILABLE,
 }
 
+# The canonical API's error codes (docs/api.md) -> exit code.
+API_CODE_EXIT = {
+    "invalid_request": ExitCode.INVALID_ARGUMENT, "invalid_json": ExitCode.INVALID_ARGUMENT,
+    "payload_too_large": ExitCode.INVALID_ARGUMENT, "unauthenticated": ExitCode.AUTH,
+    "permission_denied": ExitCode.AUTH, "not_found": ExitCode.NOT_FOUND, "failed_precondition": ExitCode.CONFLICT,
+    "conflict": ExitCode.CONFLICT, "idempotency_key_reused": ExitCode.CONFLICT, "rate_limited": ExitCode.LIMIT,
+    "unavailable": ExitCode.UNAVAILABLE, "timeout": ExitCode.UNAVAILABLE, "internal_error": ExitCode.SERVER_ERROR,
+}
+
 
 def from_rpc_error(error: Any, target: str) -> CliError:
     """A failed gRPC call (grpc.RpcError) -> CliError, with the field from the rich status."""
@@ -101,24 +110,12 @@ def from_rpc_error(error: Any, target: str) -> CliError:
     return CliError(exit_code, message, field=failure.field, status=code_name)
 
 
-def from_http_error(status: int, body: Any, url: str) -> CliError:
-    """A gateway error response -> CliError; understands the seed-000 envelope
-    ``{"success": false, "error": {"code", "message", "details": {"field", "issue"}}}``."""
-    exit_code = HTTP_EXIT.get(status, ExitCode.SERVER_ERROR if status >= 500 else ExitCode.INVALID_ARGUMENT)
-    message, field, code = f"HTTP {status} from {url}", None, None
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        message = str(error.get("message") or message)
-        code = error.get("code")
-        details = error.get("details")
-        if isinstance(details, dict):
-            field = details.get("field") or None
-            issue = details.get("issue")
-            if field and issue and issue != message:
-                message = f"{message}: {issue}"
-    elif isinstance(error, str):  # seed 004: {"error": "<message>", "code": "...", "field"?: "..."}
-        message, field, code = error, body.get("field") or None, body.get("code")
-    elif isinstance(body, dict) and isinstance(body.get("detail"), str):
-        message = body["detail"]
-    status_text = f"HTTP {status}" + (f" {code}" if code else "")
-    return CliError(exit_code, message, field=field, status=status_text)
+def from_api_error(status: int, code: str | None, message: str | None, param: str | None, what: str) -> CliError:
+    """An error of the canonical API (/v1, as the SDK raises it: status, code, message, param) ->
+    CliError, with the same exit code the HTTP status maps to above. The code wins over the status:
+    an error event inside an event stream reaches the SDK without a status of its own (it guesses
+    500 for `unavailable`), and a service restart must read as unavailable so `watch` reconnects."""
+    exit_code = API_CODE_EXIT.get(code or "") or HTTP_EXIT.get(
+        status, ExitCode.SERVER_ERROR if status >= 500 else ExitCode.INVALID_ARGUMENT)
+    return CliError(exit_code, message or f"HTTP {status} from {what}", field=param or None,
+                    status=f"HTTP {status}" + (f" {code}" if code else ""))

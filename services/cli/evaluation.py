@@ -1,7 +1,9 @@
-"""Evaluation: `eval`, `compare`, `report` (EvaluationService, over gRPC).
+"""Evaluation: `eval`, `compare`, `report` (EvaluationService over gRPC, or the canonical API's
+operations through the gateway with --url).
 
-`--json` prints the service's message in the proto3 JSON mapping with the proto's own field
-names (snake_case, every field present): the .proto files are the documentation of that shape.
+`--json` of `eval` prints the canonical API's evaluation (docs/api.md); `compare` and `report`
+print the service's message in the proto3 JSON mapping with the proto's own field names
+(snake_case, every field present): the .proto files are the documentation of that shape.
 """
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ import typer
 from trainhouse.cli import output
 from trainhouse.cli.errors import CliError, ExitCode
 from trainhouse.cli.jsonl import examples_proto, read_examples
-from trainhouse.cli.options import Json, Timeout, reports_errors
-from trainhouse.cli.transport import GrpcBackend
+from trainhouse.cli.options import Json, Timeout, Token, Url, reports_errors
+from trainhouse.cli.transport import connect
 
 EVALUATION_TYPES = ("comprehensive", "standard", "quick")
 REPORT_FORMATS = ("html", "markdown", "json")
@@ -46,9 +48,9 @@ def evaluate(
                                                               "version on the same examples.")] = False,
     checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", "-c", help="GRPO policies: evaluate this "
                                                       "checkpoint of --job (default: its best).")] = None,
-    as_json: Json = False, timeout: Timeout = None,
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
 ) -> None:
-    """Evaluate a model version on a test set (default: the held-out split of its training job). gRPC only."""
+    """Evaluate a model version on a test set (default: the held-out split of its training job)."""
     from trainhouse.v1 import evaluation_service_pb2
 
     if not agent and not job:
@@ -63,34 +65,28 @@ def evaluate(
         examples=examples_proto(examples) if examples else [], metrics=metrics or [],
         evaluation_type=evaluation_type or "", compare_to_baseline=baseline, checkpoint_id=checkpoint or "")
     try:
-        evaluation = GrpcBackend(timeout).call("evaluation", "Evaluate", request).evaluation
+        evaluation = connect(url, token, timeout).evaluate(request)
     except CliError as err:
         raise examples.locate(err) if examples else err
 
     def render(con) -> None:  # noqa: ANN001 - rich Console
-        policy = evaluation.model_kind == "policy"
-        model = (f"{evaluation.job_id} checkpoint {evaluation.checkpoint_id}" if evaluation.checkpoint_id
-                 else evaluation.version_id)
-        con.print(f"evaluation [bold]{evaluation.evaluation_id}[/bold]: {evaluation.agent_id} {model} on "
-                  f"{evaluation.example_count} {'queries' if policy else 'examples'} ({evaluation.test_set_source})",
+        e = evaluation
+        policy = e["model_kind"] == "policy"
+        model = f"{e['job_id']} checkpoint {e['checkpoint_id']}" if e["checkpoint_id"] else e["version_id"]
+        con.print(f"evaluation [bold]{e['evaluation_id']}[/bold]: {e['agent_id']} {model} on "
+                  f"{e['example_count']} {'queries' if policy else 'examples'} ({e['test_set_source']})",
                   soft_wrap=True)
-        con.print(output.table(None, ["METRIC", "VALUE"],
-                               [(k, output.num(v)) for k, v in sorted(evaluation.metrics.items())]))
-        if evaluation.per_output:
-            con.print(output.table("per output", ["OUTPUT", "PRECISION", "RECALL", "F1", "SUPPORT"], [
-                (o.output, output.num(o.precision, 3), output.num(o.recall, 3), output.num(o.f1, 3), o.support)
-                for o in evaluation.per_output]))
-        if evaluation.HasField("comparison"):
-            c = evaluation.comparison
-            if c.available:
-                con.print(f"baseline {c.baseline_version_id or c.baseline_kind}: " + "  ".join(
-                    f"{k} {v:+.4f}" for k, v in sorted(c.improvements.items())), soft_wrap=True)
-            elif c.note:
-                con.print(f"baseline: {c.note}", soft_wrap=True)
-        for r in evaluation.recommendations:
-            con.print(f"[{r.priority}] {r.recommendation}", soft_wrap=True, markup=False)
+        con.print(output.table(None, ["METRIC", "VALUE"], [(k, output.num(v)) for k, v in sorted(e["metrics"].items())]))
+        c = e.get("comparison")
+        if c and c.get("available"):
+            con.print(f"baseline {c.get('baseline_version_id') or c.get('baseline_kind')}: " + "  ".join(
+                f"{k} {v:+.4f}" for k, v in sorted((c.get("improvements") or {}).items())), soft_wrap=True)
+        elif c and c.get("note"):
+            con.print(f"baseline: {c['note']}", soft_wrap=True)
+        for r in e["recommendations"]:
+            con.print(f"- {r}", soft_wrap=True, markup=False)
 
-    output.emit(as_json, message_json(evaluation), render)
+    output.emit(as_json, evaluation, render)
 
 
 def pairwise_table(analysis: Any) -> Any:
@@ -110,15 +106,15 @@ def compare(
     metrics: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="A comparison metric; "
                                                          "repeat (default: all).")] = None,
     stats: Annotated[bool, typer.Option("--stats/--no-stats", help="Significance tests (default on).")] = True,
-    as_json: Json = False, timeout: Timeout = None,
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
 ) -> None:
     """Compare 2..10 completed training runs: ranking, metrics and every pair's significance tests
-    (p-values Holm-adjusted across the pairs). gRPC only."""
+    (p-values Holm-adjusted across the pairs)."""
     from trainhouse.v1 import evaluation_service_pb2
 
     request = evaluation_service_pb2.CompareRunsRequest(run_ids=jobs, comparison_metrics=metrics or [],
                                                         statistical_tests=stats, generate_recommendations=True)
-    comparison = GrpcBackend(timeout).call("evaluation", "CompareRuns", request).comparison
+    comparison = connect(url, token, timeout).compare(request)
 
     def render(con) -> None:  # noqa: ANN001 - rich Console
         rank = {r.job_id: r for r in comparison.overall_ranking}
@@ -157,13 +153,13 @@ def report(
                                                 help="Write here (default: <job>-report.<ext> for html, "
                                                      "stdout otherwise).")] = None,
     open_it: Annotated[bool, typer.Option("--open", help="Open the written report in a browser.")] = False,
-    as_json: Json = False, timeout: Timeout = None,
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
 ) -> None:
-    """Render a training report (self-contained HTML with charts, Markdown or JSON). gRPC only."""
+    """Render a training report (self-contained HTML with charts, Markdown or JSON)."""
     from trainhouse.v1 import evaluation_service_pb2
 
     request = evaluation_service_pb2.GenerateReportRequest(job_id=job, format=fmt, report_type=report_type or "")
-    rendered = GrpcBackend(timeout).call("evaluation", "GenerateReport", request).report
+    rendered = connect(url, token, timeout).report(request)
     if out is None and (fmt == "html" or open_it):
         out = Path(f"{job}-report{SUFFIX[fmt]}")
     if out is None:

@@ -1,4 +1,4 @@
-"""Training jobs: `train`, `watch`, `jobs`, `cancel`."""
+"""Training jobs: `train`, `watch`, `jobs`, `job get`, `cancel`."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Optional
 import typer
 
 from trainhouse.cli import output
-from trainhouse.cli.errors import CliError, ExitCode, invalid
+from trainhouse.cli.errors import EPILOG, CliError, ExitCode, invalid
 from trainhouse.cli.jsonl import read_examples
 from trainhouse.cli.options import Json, Timeout, Token, Url, reports_errors
 from trainhouse.cli.records import JOB_STATES, METHODS, TERMINAL_STATES
@@ -173,3 +173,25 @@ def cancel(
     saved = f", checkpoint {result['checkpoint_id']} saved" if result["checkpoint_saved"] else ""
     output.emit(as_json, result, lambda con: con.print(
         f"{result['job_id']}: {output.state_text(result['state'])}{saved}"))
+
+
+job_app = typer.Typer(help="One training job: `job get JOB`.", epilog=EPILOG, no_args_is_help=True)
+
+
+@job_app.command("get", epilog=EPILOG)
+@reports_errors
+def get_job(
+    job: Annotated[str, typer.Argument(help="Job id.")],
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
+) -> None:
+    """Show a job: state, progress, metrics and the version it produced (--json: the job record)."""
+    found = connect(url, token, timeout).get_job(job)
+    output.emit(as_json, found, lambda con: _summary_with_progress(con, found))
+
+
+def _summary_with_progress(con: Any, job: dict[str, Any]) -> None:
+    con.print(f"agent {job['agent_id']}, epoch {job['current_epoch']}/{job['total_epochs']}, "
+              f"{job['progress_percent']:g}% done, {job['train_examples']} train / "
+              f"{job['validation_examples']} validation examples, created {output.when(job['created_at'])}",
+              soft_wrap=True)
+    _summary(job)

@@ -1,12 +1,17 @@
-"""Agents and their model versions: `agents`, `agents create`, `models`, `predict`."""
+"""Agents and their model versions: `agents`, `agents create`, `models [list]`, `models download`,
+`models alias` (also `alias`), `predict`, `tag`, `register-checkpoint`."""
 from __future__ import annotations
 
-from typing import Annotated, Optional
+import os
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from trainhouse.cli import output
-from trainhouse.cli.errors import EPILOG
+from trainhouse.cli.errors import EPILOG, CliError, ExitCode
 from trainhouse.cli.options import Json, Timeout, Token, Url, reports_errors
 from trainhouse.cli.transport import connect
 
@@ -44,6 +49,21 @@ def create_agent(
     output.emit(as_json, agent, lambda con: con.print(f"created agent [bold]{agent['agent_id']}[/bold]"))
 
 
+class ListByDefault(TyperGroup):
+    """`models AGENT` keeps meaning `models list AGENT`: a first word that is not a subcommand
+    (download, alias, list) goes to `list`. An agent named like a subcommand needs `models list NAME`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+models_app = typer.Typer(cls=ListByDefault, help="An agent's model versions: `models AGENT` lists them; "
+                         "`models download`, `models alias`.", epilog=EPILOG, no_args_is_help=True)
+
+
+@models_app.command("list", epilog=EPILOG)
 @reports_errors
 def models(
     agent: Annotated[str, typer.Argument(help="Agent id.")],
@@ -107,6 +127,7 @@ def register_checkpoint(
 
 aliases_app = typer.Typer(help="Aliases of an agent's versions (champion, challenger): list, set or move, "
                                "delete. Predict takes '@alias'.", epilog=EPILOG, no_args_is_help=True)
+models_app.add_typer(aliases_app, name="alias")  # `models alias ...` is the same group as `alias ...`
 
 
 @aliases_app.command("list")
@@ -167,3 +188,33 @@ def tag(
     output.emit(as_json, version_record, lambda con: con.print(
         f"{agent} {version_record['version_id']} tags: "
         + (", ".join(f"{k}={v}" for k, v in version_record["tags"].items()) or "none")))
+
+
+@models_app.command("download", epilog=EPILOG)
+@reports_errors
+def download(
+    agent: Annotated[str, typer.Argument(help="Agent id.")],
+    version: Annotated[Optional[str], typer.Argument(metavar="[VERSION|@ALIAS]", help="Version id, '@alias' or "
+                                                     "'latest' (default: the version production serves).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--output", "-o", dir_okay=False, help="Write the ONNX file here "
+                                                "(default: <agent>-<version>.onnx).")] = None,
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
+) -> None:
+    """Download a version's ONNX model, exactly the registered bytes (checked against its sha256)."""
+    import hashlib
+
+    record, content = connect(url, token, timeout).download(agent, version or "")
+    path = out or Path(f"{agent}-{record['version_id']}.onnx")
+    partial = path.with_name(f".{path.name}.partial")
+    try:  # never leave half a model under the final name
+        partial.write_bytes(content)
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise CliError(ExitCode.USAGE, f"cannot write {path}: {exc.strerror}", field="--output") from None
+    summary: dict[str, Any] = {"agent_id": record["agent_id"], "version_id": record["version_id"],
+                               "path": str(path.resolve()), "bytes": len(content),
+                               "sha256": hashlib.sha256(content).hexdigest()}
+    output.emit(as_json, summary, lambda con: con.print(
+        f"wrote {summary['path']} ({agent} {summary['version_id']}, {summary['bytes']} bytes)", soft_wrap=True,
+        markup=False))

@@ -1,4 +1,5 @@
-"""The CLI's own record shapes, built from gRPC messages or from gateway (seed-000) JSON.
+"""The CLI's own record shapes, built from gRPC messages or from the gateway's JSON (the canonical /v1
+API; the seed-000 readers stay for the rendering tests of tests/gateway).
 
 `--json` prints these records, so a script sees the same keys whichever transport answered.
 Keys are snake_case and always present (null when the source has no value); metrics keep the
@@ -37,9 +38,15 @@ CLI_JOB_FIELDS = ("job_id", "agent_id", "state", "status_reason", "error", "perc
 
 def job_from_proto(job: Any) -> dict[str, Any]:
     from trainhouse.gateway.resources.jobs import job_fields
+
+    return job_from_canonical(job_fields(job))
+
+
+def job_from_canonical(fields: dict[str, Any]) -> dict[str, Any]:
+    """From the job's canonical fields (trainhouse.gateway.resources.jobs.job_fields, the /v1 job)."""
     from trainhouse.gateway.resources.tables import FieldTable
 
-    return FieldTable({"percent_complete": "progress_percent"}).restricted(CLI_JOB_FIELDS).render(job_fields(job))
+    return FieldTable({"percent_complete": "progress_percent"}).restricted(CLI_JOB_FIELDS).render(fields)
 
 
 def job_from_rest(d: dict[str, Any]) -> dict[str, Any]:
@@ -129,12 +136,31 @@ def dataset_from_proto(d: Any) -> dict[str, Any]:
             "sha256": _none_if_empty(d.sha256), "created_at": ts_iso(d.create_time)}
 
 
+def dataset_from_canonical(d: dict[str, Any]) -> dict[str, Any]:
+    """From the /v1 dataset (trainhouse.gateway.resources.datasets.dataset_fields)."""
+    s = d.get("statistics") or {}
+    return {"dataset_id": d.get("dataset_id"), "source": d.get("source"), "example_count": d.get("example_count", 0),
+            "output_counts": dict(sorted((s.get("output_counts") or {}).items())),
+            "average_length": s.get("average_length", 0.0), "sha256": d.get("sha256"),
+            "created_at": d.get("created_at")}
+
+
 def dataset_from_rest(d: dict[str, Any]) -> dict[str, Any]:
     s = d.get("statistics") or {}
     return {"dataset_id": d.get("datasetId"), "source": d.get("source"), "example_count": d.get("exampleCount", 0),
             "output_counts": dict(sorted((s.get("outputCounts") or {}).items())),
             "average_length": s.get("averageLength", 0.0), "sha256": d.get("sha256"),
             "created_at": d.get("createdAt")}
+
+
+# ---- sweeps ----------------------------------------------------------------------------------
+
+def sweep_record(s: Any) -> dict[str, Any]:
+    """A sweep with its trials: the canonical API's record (the gateway's sweep JSON, snake_case keys)."""
+    from trainhouse.gateway.convert import snake_keys
+    from trainhouse.gateway.resources.sweeps import sweep_json
+
+    return snake_keys(sweep_json(s))
 
 
 # ---- tokens ---------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 A sweep is described by a JSON file in the shape of the gateway's `POST /api/v1/sweeps` body
 (agentId, space, objective, sampler, maxTrials, parallelism, earlyStopping, config, datasetId or
 examples, seed); `--examples FILE.jsonl` adds the trials' examples from a JSONL file. Both
-transports take and print the same JSON (gateway/resources/sweeps.py is the one mapping).
+transports take that file and print the same record, the canonical API's sweep (snake_case keys;
+gateway/resources/sweeps.py is the one mapping).
 """
 from __future__ import annotations
 
@@ -41,11 +42,11 @@ def _spec(path: Path, examples: Path | None) -> dict[str, Any]:
 
 def _render(sweep: dict[str, Any]):  # noqa: ANN202 - a rich renderer
     def render(con) -> None:  # noqa: ANN001
-        best = sweep.get("bestTrial")
+        best = sweep.get("best_trial")
         con.print(f"sweep [bold]{sweep['sweepId']}[/bold] ({sweep['agentId']}): {sweep['state']}"
                   + (f" - {sweep['message']}" if sweep.get("message") else ""), soft_wrap=True)
-        rows = [(t["number"], t["jobId"], t["state"], json.dumps(t["params"]), output.num(t["objective"], 4)
-                 if t["objective"] is not None else "-", "yes" if t["stoppedEarly"] else "")
+        rows = [(t["number"], t["job_id"], t["state"], json.dumps(t["params"]), output.num(t["objective"], 4)
+                 if t["objective"] is not None else "-", "yes" if t["stopped_early"] else "")
                 for t in sweep.get("trials", [])]
         con.print(output.table(f"{len(rows)} trial(s), objective {sweep['objective']['metric']} "
                                f"({sweep['objective']['direction']})",
@@ -90,8 +91,8 @@ def list_sweeps(
 ) -> None:
     """Your sweeps, newest first."""
     found = connect(url, token, timeout).list_sweeps(agent or "", state or "", limit)
-    rows = [(s["sweepId"], s["agentId"], s["state"], len(s["trials"]), s["objective"]["metric"],
-             output.num(s["bestTrial"]["objective"], 4) if s.get("bestTrial") else "-") for s in found]
+    rows = [(s["sweep_id"], s["agent_id"], s["state"], len(s["trials"]), s["objective"]["metric"],
+             output.num(s["best_trial"]["objective"], 4) if s.get("best_trial") else "-") for s in found]
     output.emit(as_json, {"sweeps": found}, lambda con: con.print(output.table(
         f"{len(found)} sweep(s)", ["SWEEP", "AGENT", "STATE", "TRIALS", "OBJECTIVE", "BEST"], rows)))
 

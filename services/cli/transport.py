@@ -1,21 +1,23 @@
-"""The two ways the CLI reaches trainhouse: gRPC to the services, or REST through the gateway.
+"""The two ways the CLI reaches trainhouse: gRPC to the services, or the gateway's canonical API
+(/v1) through the Python SDK (trainhouse.sdk).
 
-Both classes offer the same methods and return the records of trainhouse.cli.records, so a
-command is written once and `--url` only changes who answers. Every failure leaves here as a
+Both classes offer the same methods and return the same records (trainhouse.cli.records, the
+canonical API's mappings, or the same response message), so a command is written once, builds
+one request message, and `--url` only changes who answers. Every failure leaves here as a
 CliError (exit code, message, field); nothing transport-specific escapes to the commands.
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from trainhouse.cli import records
-from trainhouse.cli.errors import GRPC_EXIT, CliError, ExitCode, from_http_error, from_rpc_error, invalid
+from trainhouse.cli.errors import CliError, ExitCode, from_api_error, from_rpc_error, invalid
 from trainhouse.cli.jsonl import ExampleFile, examples_proto
 from trainhouse.common import config
 from trainhouse.gateway.convert import ts_iso
@@ -32,6 +34,24 @@ class TrainSpec:
     method: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     display_name: str = ""
+
+
+def start_request(spec: TrainSpec) -> Any:
+    """`trainhouse train`'s StartJobRequest, built (and its --config checked) once for both transports."""
+    from google.protobuf import json_format
+
+    from trainhouse.v1 import job_state_pb2, training_job_pb2, training_service_pb2
+
+    cfg = training_job_pb2.TrainingConfig()
+    try:
+        json_format.ParseDict(spec.config, cfg)
+    except json_format.ParseError as exc:
+        raise invalid("--config", f"--config: {exc}") from None
+    if spec.method:
+        cfg.method = getattr(job_state_pb2, f"TRAINING_METHOD_{spec.method.upper()}")
+    return training_service_pb2.StartJobRequest(
+        agent_id=spec.agent_id, dataset_id=spec.dataset_id, config=cfg, display_name=spec.display_name,
+        examples=examples_proto(spec.file) if spec.file else [])
 
 
 def default_timeout() -> float:
@@ -96,21 +116,7 @@ class GrpcBackend:
 
     # -- training --
     def start_job(self, spec: TrainSpec) -> str:
-        from google.protobuf import json_format
-
-        from trainhouse.v1 import job_state_pb2, training_job_pb2, training_service_pb2
-
-        cfg = training_job_pb2.TrainingConfig()
-        try:
-            json_format.ParseDict(spec.config, cfg)
-        except json_format.ParseError as exc:
-            raise invalid("--config", f"--config: {exc}") from None
-        if spec.method:
-            cfg.method = getattr(job_state_pb2, f"TRAINING_METHOD_{spec.method.upper()}")
-        request = training_service_pb2.StartJobRequest(
-            agent_id=spec.agent_id, dataset_id=spec.dataset_id, config=cfg, display_name=spec.display_name,
-            examples=examples_proto(spec.file) if spec.file else [])
-        return self.call("training", "StartJob", request).job.job_id
+        return self.call("training", "StartJob", start_request(spec)).job.job_id
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         from trainhouse.v1 import training_service_pb2
@@ -242,39 +248,32 @@ class GrpcBackend:
                                  "top": [{"output": t.output, "probability": t.probability} for t in p.top]}
                                 for text, p in zip(texts, resp.predictions)]}
 
-    # -- sweeps (the gateway's JSON shape on both transports) --
+    # -- sweeps (the canonical API's sweep record on both transports) --
     def create_sweep(self, body: dict[str, Any]) -> dict[str, Any]:
-        from pydantic import ValidationError
+        from trainhouse.cli.records import sweep_record
 
-        from trainhouse.gateway.resources.sweeps import CreateSweepIn, create_request, sweep_json
-
-        try:
-            parsed = CreateSweepIn.model_validate(body)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ())) or "sweep"
-            raise invalid(where, f"{where}: {first.get('msg', 'invalid value')}") from None
-        return sweep_json(self.call("training", "CreateSweep", create_request(parsed)).sweep)
+        return sweep_record(self.call("training", "CreateSweep", sweep_request(body)).sweep)
 
     def get_sweep(self, sweep_id: str) -> dict[str, Any]:
-        from trainhouse.gateway.resources.sweeps import sweep_json
+        from trainhouse.cli.records import sweep_record
         from trainhouse.v1 import training_service_pb2
 
-        return sweep_json(self.call("training", "GetSweep", training_service_pb2.GetSweepRequest(sweep_id=sweep_id)).sweep)
+        return sweep_record(self.call("training", "GetSweep", training_service_pb2.GetSweepRequest(sweep_id=sweep_id)).sweep)
 
     def list_sweeps(self, agent_id: str, state: str, limit: int) -> list[dict[str, Any]]:
-        from trainhouse.gateway.resources.sweeps import STATES, sweep_json
+        from trainhouse.gateway.resources.sweeps import STATES
+        from trainhouse.cli.records import sweep_record
         from trainhouse.v1 import training_service_pb2
 
         resp = self.call("training", "ListSweeps", training_service_pb2.ListSweepsRequest(
             agent_id=agent_id, state=STATES.get(state, 0), page_size=limit))
-        return [sweep_json(s) for s in resp.sweeps]
+        return [sweep_record(s) for s in resp.sweeps]
 
     def cancel_sweep(self, sweep_id: str, reason: str) -> dict[str, Any]:
-        from trainhouse.gateway.resources.sweeps import sweep_json
+        from trainhouse.cli.records import sweep_record
         from trainhouse.v1 import training_service_pb2
 
-        return sweep_json(self.call("training", "CancelSweep", training_service_pb2.CancelSweepRequest(
+        return sweep_record(self.call("training", "CancelSweep", training_service_pb2.CancelSweepRequest(
             sweep_id=sweep_id, reason=reason)).sweep)
 
     # -- data --
@@ -293,6 +292,85 @@ class GrpcBackend:
                                  "datasets", 1000, limit)
         return [records.dataset_from_proto(d) for d in datasets]
 
+    # -- model artifact --
+    def download(self, agent_id: str, version: str) -> tuple[dict[str, Any], bytes]:
+        """The version's record and its ONNX bytes ('@alias' and 'latest' resolve in the registry)."""
+        from trainhouse.v1 import model_registry_pb2
+
+        resp = self.call("registry", "GetVersionArtifact", model_registry_pb2.GetVersionArtifactRequest(
+            agent_id=agent_id, version_id=version))
+        return records.version_from_proto(resp.version), resp.onnx_model
+
+    # -- evaluation (the records are the canonical API's: the same mapping on both transports) --
+    def evaluate(self, request: Any) -> dict[str, Any]:
+        from trainhouse.gateway.resources.evaluations import evaluation_fields
+
+        return evaluation_fields(self.call("evaluation", "Evaluate", request).evaluation)
+
+    def compare(self, request: Any) -> Any:
+        """The Comparison message (the canonical API renders it field for field)."""
+        return self.call("evaluation", "CompareRuns", request).comparison
+
+    def report(self, request: Any) -> Any:
+        return self.call("evaluation", "GenerateReport", request).report
+
+    # -- serving --
+    def deploy(self, request: Any) -> dict[str, Any]:
+        from trainhouse.gateway.resources.deployments import deployment_fields
+
+        return deployment_fields(self.call("registry", "DeployVersion", request).deployment)
+
+    def serving_version(self, agent_id: str, staging: bool) -> str:
+        """What a rollback takes traffic from: the candidate of a rollout in progress, else the
+        version that serves the environment."""
+        from trainhouse.v1 import deployment_pb2, model_registry_pb2
+
+        environment = deployment_pb2.ENVIRONMENT_STAGING if staging else deployment_pb2.ENVIRONMENT_PRODUCTION
+        for state in (deployment_pb2.DEPLOYMENT_STATE_ROLLING_OUT, deployment_pb2.DEPLOYMENT_STATE_INCONCLUSIVE):
+            rolling = self.call("registry", "ListDeployments", model_registry_pb2.ListDeploymentsRequest(
+                agent_id=agent_id, environment=environment, state=state, page_size=1))
+            if rolling.deployments:
+                return rolling.deployments[0].version_id
+        agent = records.agent_from_proto(self.call("registry", "GetAgent", model_registry_pb2.GetAgentRequest(
+            agent_id=agent_id)).agent)
+        return _serving_of(agent, agent_id, staging)
+
+    def rollback(self, request: Any) -> dict[str, Any]:
+        from trainhouse.gateway.resources.deployments import deployment_fields
+
+        resp = self.call("registry", "RollbackVersion", request)
+        return {"previous_version_id": resp.previous_version_id or None,
+                "current_version_id": resp.current_version_id or None, "message": resp.message,
+                "deployment": deployment_fields(resp.deployment) if resp.HasField("deployment") else None}
+
+    # -- data generation and validation (response messages) --
+    def generate(self, request: Any) -> Any:
+        return self.call("data", "GenerateSyntheticData", request)
+
+    def validate(self, request: Any) -> Any:
+        return self.call("data", "ValidateDataset", request)
+
+    def scenarios(self) -> Any:
+        from trainhouse.v1 import data_service_pb2
+
+        return self.call("data", "ListScenarioTypes", data_service_pb2.ListScenarioTypesRequest())
+
+
+def sweep_request(body: dict[str, Any]) -> Any:
+    """The sweep file (the gateway's sweep JSON: agentId, space, objective...) as CreateSweepRequest,
+    validated the same way for both transports."""
+    from pydantic import ValidationError
+
+    from trainhouse.gateway.resources.sweeps import CreateSweepIn, create_request
+
+    try:
+        parsed = CreateSweepIn.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "sweep"
+        raise invalid(where, f"{where}: {first.get('msg', 'invalid value')}") from None
+    return create_request(parsed)
+
 
 _STUBS = {
     "training": ("training_service_pb2_grpc", "TrainingServiceStub"),
@@ -309,241 +387,347 @@ def _stub(service: str, channel: Any) -> Any:
     return getattr(importlib.import_module(f"trainhouse.v1.{module}"), cls)(channel)
 
 
-# ---- gateway (REST) ------------------------------------------------------------------------
+# ---- gateway (the canonical REST API /v1, through the SDK) ---------------------------------
 
 class GatewayBackend:
-    """Talks to the gateway's seed-000 REST surface with a bearer token."""
+    """Talks to the gateway's canonical API (/v1) through the Python SDK (trainhouse.sdk.Client):
+    the same calls a user's script makes, so the CLI works wherever only the gateway is exposed."""
 
     kind = "gateway"
 
     def __init__(self, url: str, token: str, timeout: float | None = None):
-        import httpx
+        from trainhouse.sdk import Client
 
         if not url.startswith(("http://", "https://")):
             raise CliError(ExitCode.USAGE, f"--url must start with http:// or https://, got {url!r}",
                            field="--url")
         self.url = url.rstrip("/")
         self.timeout = timeout or default_timeout()
-        self.client = httpx.Client(base_url=self.url, timeout=self.timeout,
-                                   headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+        self.client = Client(self.url, token, timeout=self.timeout)
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        import httpx
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """SDK exceptions -> CliError, with the same exit codes as the HTTP statuses they carry."""
+        from trainhouse.sdk import APIConnectionError, APIStatusError, APITimeoutError, OperationFailedError
 
         try:
-            resp = self.client.request(method, path, **kwargs)
-        except httpx.TimeoutException:
+            yield
+        except APIStatusError as err:
+            raise from_api_error(err.status_code, err.code, err.message, err.param, what) from None
+        except OperationFailedError as err:
+            error = err.operation.error or {}
+            status = OPERATION_STATUS.get(str(error.get("code")), 500)
+            raise from_api_error(status, str(error.get("code")), str(error.get("message") or err),
+                                 error.get("param"), what) from None
+        except APITimeoutError:
             raise CliError(ExitCode.UNAVAILABLE, f"gateway at {self.url} did not answer within "
                                                  f"{self.timeout:g} s", status="TIMEOUT") from None
-        except httpx.TransportError as exc:
-            raise CliError(ExitCode.UNAVAILABLE, f"gateway at {self.url} is unavailable: {exc}",
+        except APIConnectionError as exc:
+            raise CliError(ExitCode.UNAVAILABLE, f"gateway at {self.url} is unavailable: {exc.__cause__ or exc}",
                            status="UNAVAILABLE") from None
-        body = _json_or_none(resp)
-        if resp.status_code >= 400:
-            raise from_http_error(resp.status_code, body, f"{method} {path}")
-        if not isinstance(body, dict):
-            raise CliError(ExitCode.SERVER_ERROR, f"gateway answered {method} {path} with a non-JSON body",
-                           status=f"HTTP {resp.status_code}")
-        return body.get("data", body)
+        except TimeoutError as exc:  # an operation still running after --timeout
+            raise CliError(ExitCode.UNAVAILABLE, f"{what}: {exc}", status="TIMEOUT") from None
+
+    def _wait(self, operation: Any, what: str) -> dict[str, Any]:
+        """Poll an operation (evaluations, comparisons, reports) until done; its result."""
+        with self._errors(what):
+            done = self.client.operations.wait(operation, timeout=max(self.timeout, OPERATION_WAIT_S))
+        return dict(done.result or {})
 
     # -- training --
     def start_job(self, spec: TrainSpec) -> str:
-        cfg = dict(spec.config)
-        if spec.method:
-            cfg["method"] = spec.method
-        if spec.dataset_id:
-            cfg["dataset"] = spec.dataset_id
-        body: dict[str, Any] = {"agentId": spec.agent_id, "config": cfg}
-        if spec.file:
-            body["examples"] = spec.file.examples
-        if spec.display_name:
-            body["displayName"] = spec.display_name
-        data = self._request("POST", "/api/v1/training/train-agent", json=body)
-        return data["trainingJobId"]
+        fields = body_of(start_request(spec))
+        with self._errors("POST /v1/jobs"):
+            return self.client.jobs.create(fields.pop("agent_id"), **fields).job_id
 
     def get_job(self, job_id: str) -> dict[str, Any]:
-        return records.job_from_rest(self._request("GET", f"/api/v1/training/train-agent/{_seg(job_id)}"))
-
-    # -- sweeps --
-    def create_sweep(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._request("POST", "/api/v1/sweeps", json=body)
-
-    def get_sweep(self, sweep_id: str) -> dict[str, Any]:
-        return self._request("GET", f"/api/v1/sweeps/{_seg(sweep_id)}")
-
-    def list_sweeps(self, agent_id: str, state: str, limit: int) -> list[dict[str, Any]]:
-        params = {k: v for k, v in (("agentId", agent_id), ("state", state)) if v}
-        return self._request("GET", "/api/v1/sweeps", params={**params, "limit": limit})["sweeps"]
-
-    def cancel_sweep(self, sweep_id: str, reason: str) -> dict[str, Any]:
-        return self._request("POST", f"/api/v1/sweeps/{_seg(sweep_id)}/cancel", json={"reason": reason})
+        with self._errors(f"GET /v1/jobs/{job_id}"):
+            return records.job_from_canonical(_raw(self.client.jobs.get(job_id)))
 
     def list_jobs(self, agent_id: str, state: str | None, limit: int, search: str = "",
                   order_by: str = "") -> list[dict[str, Any]]:
-        """The v1 surface has no job listing: take the ids (in the search's order, newest first by
-        default) from the seed-004 runtime surface's `GET /api/training/jobs`, which runs the search,
-        then read each job from v1 so the records match gRPC's."""
-        params = {k: v for k, v in (("filter", search), ("orderBy", order_by)) if v}
-        listed = self._request("GET", "/api/training/jobs", params=params).get("jobs") or []
-        wanted = [item["id"] for item in listed
-                  if (not agent_id or item.get("model") == agent_id) and (not state or item.get("status") == state)]
-        return [self.get_job(job_id) for job_id in wanted[:limit]]
+        with self._errors("GET /v1/jobs"):
+            pages = self.client.jobs.list(agent_id=agent_id or None, state=state, filter=search or None,
+                                          order_by=order_by or None, limit=min(limit, 100))
+            return [records.job_from_canonical(_raw(j)) for j in islice(pages, limit)]
 
     def cancel_job(self, job_id: str) -> dict[str, Any]:
-        data = self._request("POST", f"/api/v1/training/train-agent/{_seg(job_id)}/stop")
-        return {"job_id": data.get("jobId"), "state": data.get("status"),
-                "checkpoint_saved": bool(data.get("checkpointSaved")), "checkpoint_id": data.get("checkpointId")}
+        with self._errors(f"POST /v1/jobs/{job_id}/cancel"):
+            action = self.client.jobs.cancel(job_id, reason="cancelled from the CLI")
+        return {"job_id": action.job.job_id, "state": action.job.state,
+                "checkpoint_saved": bool(action.checkpoint_saved), "checkpoint_id": action.checkpoint_id or None}
 
     def watch(self, job_id: str, after_sequence: int) -> Iterator[dict[str, Any]]:
-        """The job's Server-Sent Events; a broken stream raises CliError(UNAVAILABLE)."""
-        import httpx
+        """The job's events (SSE; the SDK resumes a dropped connection itself); a stream that
+        cannot be resumed raises CliError(UNAVAILABLE) so the caller reconnects from the last sequence."""
+        with self._errors(f"GET /v1/jobs/{job_id}/events/stream"):
+            for event in self.client.events.stream(job_id, after=after_sequence):
+                yield _raw(event)
 
-        params = {"afterSequence": after_sequence} if after_sequence else {}
-        path = f"/api/v1/training/train-agent/{_seg(job_id)}/events"
-        # Reads wait for events: the gateway sends a keep-alive comment in quiet periods.
-        timeout = httpx.Timeout(self.timeout, read=max(self.timeout, 60.0))
-        try:
-            with self.client.stream("GET", path, params=params, timeout=timeout,
-                                    headers={"Accept": "text/event-stream"}) as resp:
-                if resp.status_code >= 400:
-                    resp.read()
-                    raise from_http_error(resp.status_code, _json_or_none(resp), f"GET {path}")
-                yield from _sse_events(resp.iter_lines())
-        except httpx.TransportError as exc:
-            raise CliError(ExitCode.UNAVAILABLE, f"gateway at {self.url}: event stream broken ({exc})",
-                           status="UNAVAILABLE") from None
-
-    # -- agents and models --
-    def _pages(self, path: str, key: str, limit: int) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        page, size = 1, min(100, limit)  # one size for every page: page N starts at (N - 1) * size
-        while len(out) < limit:
-            data = self._request("GET", path, params={"page": page, "limit": size})
-            items = data.get(key) or []
-            out.extend(items)
-            pages = (data.get("pagination") or {}).get("pages") or 0
-            if not items or page >= pages:
-                break
-            page += 1
-        return out[:limit]
-
+    # -- registry --
     def list_agents(self, limit: int) -> list[dict[str, Any]]:
-        return [records.agent_from_rest(a) for a in self._pages("/api/v1/agents", "agents", limit)]
+        with self._errors("GET /v1/agents"):
+            return [_raw(a) for a in islice(self.client.agents.list(), limit)]
 
     def create_agent(self, agent_id: str, name: str, description: str) -> dict[str, Any]:
-        body = {"agentId": agent_id, "name": name or None, "description": description or None}
-        return records.agent_from_rest(self._request("POST", "/api/v1/agents",
-                                                     json={k: v for k, v in body.items() if v is not None}))
+        with self._errors("POST /v1/agents"):
+            return _raw(self.client.agents.create(agent_id, name=name or None, description=description or None))
 
     def list_versions(self, agent_id: str, limit: int) -> list[dict[str, Any]]:
-        path = f"/api/v1/training/models/{_seg(agent_id)}/versions"
-        return [records.version_from_rest(v) for v in self._pages(path, "versions", limit)]
+        with self._errors(f"GET /v1/agents/{agent_id}/versions"):
+            return [_raw(v) for v in islice(self.client.versions.list(agent_id), limit)]
 
     def register_checkpoint(self, job_id: str, checkpoint: str, step: int | None, note: str) -> dict[str, Any]:
         """As GrpcBackend's; the route names a checkpoint, so a step is first looked up in the job's
         checkpoints (the one whose id names those weights for good, not "best", as the service picks)."""
-        if step is not None:
-            listed = self._request("GET", f"/api/v1/training/train-agent/{_seg(job_id)}/checkpoints",
-                                   params={"pageSize": 1000}).get("checkpoints") or []
-            at_step = sorted((c for c in listed if c.get("step") == step), key=lambda c: c.get("kind") == "best")
-            if not at_step:
-                raise CliError(ExitCode.NOT_FOUND, f"job {job_id} has no checkpoint at step {step}", field="step",
-                               status="HTTP 404")
-            checkpoint = at_step[0]["checkpointId"]
-        data = self._request("POST", f"/api/v1/training/train-agent/{_seg(job_id)}/checkpoints/{_seg(checkpoint)}"
-                             "/register", json={"note": note} if note else {})
-        return records.version_from_rest(data)
+        with self._errors(f"POST /v1/jobs/{job_id}/checkpoints"):
+            if step is not None:
+                at_step = sorted((c for c in self.client.checkpoints.list(job_id) if c.step == step),
+                                 key=lambda c: c.kind == "best")
+                if not at_step:
+                    raise CliError(ExitCode.NOT_FOUND, f"job {job_id} has no checkpoint at step {step}",
+                                   field="step", status="HTTP 404")
+                checkpoint = at_step[0].checkpoint_id
+            return _raw(self.client.checkpoints.register(job_id, checkpoint, note=note or None))
+
+    def download(self, agent_id: str, version: str) -> tuple[dict[str, Any], bytes]:
+        """As GrpcBackend's: the record first (it resolves '@alias' / 'latest', or the version production
+        serves when none is given), then that version's bytes, checked against its digest."""
+        import hashlib
+
+        with self._errors(f"GET /v1/agents/{agent_id}/versions"):
+            if not version:
+                version = _raw(self.client.agents.get(agent_id)).get("active_version_id") or ""
+                if not version:
+                    raise CliError(ExitCode.CONFLICT, f"agent '{agent_id}' has no trained version yet",
+                                   status="FAILED_PRECONDITION")
+            record = _raw(self.client.versions.get(agent_id, version))
+            content = self.client.versions.download(agent_id, record["version_id"])
+        if record.get("sha256") and hashlib.sha256(content).hexdigest() != record["sha256"]:
+            raise CliError(ExitCode.SERVER_ERROR, f"the ONNX file of {agent_id} {record['version_id']} does not "
+                                                  "match its registered sha256", status="CHECKSUM")
+        return record, content
 
     # -- aliases and tags --
     def list_aliases(self, agent_id: str) -> list[dict[str, Any]]:
-        data = self._request("GET", f"/api/v1/training/models/{_seg(agent_id)}/aliases")
-        return [{"alias": a.get("alias"), "version_id": a.get("versionId"), "updated_at": a.get("updatedAt")}
-                for a in data.get("aliases") or []]
+        with self._errors(f"GET /v1/agents/{agent_id}/aliases"):
+            found = self.client.aliases.list(agent_id)
+        return [{"alias": a.alias, "version_id": a.version_id, "updated_at": a.get("updated_at")} for a in found]
 
     def set_alias(self, agent_id: str, alias: str, version_id: str) -> dict[str, Any]:
-        data = self._request("PUT", f"/api/v1/training/models/{_seg(agent_id)}/aliases/{_seg(alias)}",
-                             json={"versionId": version_id})
-        return {"alias": alias, "version_id": (data.get("version") or {}).get("versionId"),
-                "previous_version_id": data.get("previousVersionId")}
+        with self._errors(f"PUT /v1/agents/{agent_id}/aliases/{alias}"):
+            moved = self.client.aliases.set(agent_id, alias, version_id)
+        return {"alias": alias, "version_id": moved.version.version_id,
+                "previous_version_id": moved.previous_version_id or None}
 
     def delete_alias(self, agent_id: str, alias: str) -> dict[str, Any]:
-        data = self._request("DELETE", f"/api/v1/training/models/{_seg(agent_id)}/aliases/{_seg(alias)}")
-        return {"alias": alias, "version_id": data.get("versionId"), "deleted": bool(data.get("deleted"))}
+        with self._errors(f"DELETE /v1/agents/{agent_id}/aliases/{alias}"):
+            gone = self.client.aliases.delete(agent_id, alias)
+        return {"alias": alias, "version_id": gone.get("version_id"), "deleted": True}
 
     def update_tags(self, agent_id: str, version_id: str, set_: dict[str, str], remove: list[str]) -> dict[str, Any]:
-        data = self._request("PATCH", f"/api/v1/training/models/{_seg(agent_id)}/versions/{_seg(version_id)}/tags",
-                             json={"set": set_, "remove": remove})
-        return records.version_from_rest(data)
+        with self._errors(f"PATCH /v1/agents/{agent_id}/versions/{version_id}/tags"):
+            return _raw(self.client.versions.update_tags(agent_id, version_id, set=set_, remove=remove))
 
     def predict(self, agent_id: str, texts: list[str], version_id: str) -> dict[str, Any]:
-        body: dict[str, Any] = {"inputs": texts}
-        if version_id:
-            body["versionId"] = version_id
-        data = self._request("POST", f"/api/v1/agents/{_seg(agent_id)}/predict", json=body)
-        return {"agent_id": data.get("agentId", agent_id), "version_id": data.get("versionId"),
-                "predictions": [{"input": p.get("input"), "output": p.get("output"),
-                                 "probability": p.get("probability"),
+        with self._errors(f"POST /v1/agents/{agent_id}/predict"):
+            data = _raw(self.client.agents.predict(agent_id, texts, version_id=version_id or None))
+        return {"agent_id": agent_id, "version_id": data.get("version_id"),
+                "predictions": [{"input": text, "output": p.get("output"), "probability": p.get("probability"),
                                  "top": [{"output": t.get("output"), "probability": t.get("probability")}
                                          for t in p.get("top") or []]}
-                                for p in data.get("predictions") or []]}
+                                for text, p in zip(texts, data.get("predictions") or [])]}
+
+    # -- sweeps --
+    def create_sweep(self, body: dict[str, Any]) -> dict[str, Any]:
+        fields = body_of(sweep_request(body))
+        with self._errors("POST /v1/sweeps"):
+            return _raw(self.client.sweeps.create(fields.pop("sweep"), **fields))
+
+    def get_sweep(self, sweep_id: str) -> dict[str, Any]:
+        with self._errors(f"GET /v1/sweeps/{sweep_id}"):
+            return _raw(self.client.sweeps.get(sweep_id))
+
+    def list_sweeps(self, agent_id: str, state: str, limit: int) -> list[dict[str, Any]]:
+        with self._errors("GET /v1/sweeps"):
+            found = self.client.sweeps.list(agent_id=agent_id or None, state=state or None, limit=min(limit, 100))
+            return [_raw(s) for s in islice(found, limit)]
+
+    def cancel_sweep(self, sweep_id: str, reason: str) -> dict[str, Any]:
+        with self._errors(f"POST /v1/sweeps/{sweep_id}/cancel"):
+            return _raw(self.client.sweeps.cancel(sweep_id, reason or None))
 
     # -- data --
     def upload_dataset(self, content: bytes, dataset_id: str) -> dict[str, Any]:
-        params = {"datasetId": dataset_id} if dataset_id else {}
-        data = self._request("POST", "/api/v1/training/datasets", params=params, content=content,
-                             headers={"Content-Type": "application/x-ndjson"})
-        return records.dataset_from_rest(data)
+        with self._errors("POST /v1/datasets/upload"):
+            return records.dataset_from_canonical(_raw(self.client.datasets.upload(
+                content, dataset_id=dataset_id or None, source="upload")))
 
     def list_datasets(self, limit: int) -> list[dict[str, Any]]:
-        return [records.dataset_from_rest(d) for d in self._pages("/api/v1/training/datasets", "datasets", limit)]
+        with self._errors("GET /v1/datasets"):
+            return [records.dataset_from_canonical(_raw(d)) for d in islice(self.client.datasets.list(), limit)]
+
+    # -- evaluation: operations on /v1, polled until done --
+    def evaluate(self, request: Any) -> dict[str, Any]:
+        with self._errors("POST /v1/evaluations"):
+            fields = body_of(request)
+            op = self.client.evaluations.create(fields.pop("agent_id", None), **fields)  # None: --job names it
+        result = self._wait(op, "POST /v1/evaluations")
+        result.pop("reused", None)
+        return result
+
+    def compare(self, request: Any) -> Any:
+        from trainhouse.v1 import run_comparison_pb2
+
+        with self._errors("POST /v1/comparisons"):
+            fields = body_of(request)
+            op = self.client.comparisons.create(fields.pop("run_ids", []), **fields)
+        return proto_of(self._wait(op, "POST /v1/comparisons"), run_comparison_pb2.RunComparison)
+
+    def report(self, request: Any) -> Any:
+        from trainhouse.v1 import evaluation_service_pb2
+
+        with self._errors("POST /v1/reports"):
+            op = self.client.reports.create(**body_of(request))
+        return proto_of(self._wait(op, "POST /v1/reports"), evaluation_service_pb2.TrainingReport)
+
+    # -- serving --
+    def deploy(self, request: Any) -> dict[str, Any]:
+        fields = body_of(request)
+        fields.pop("actor", None)
+        with self._errors("POST /v1/deployments"):
+            return _raw(self.client.deployments.create(fields.pop("agent_id"), fields.pop("version_id"), **fields))
+
+    def serving_version(self, agent_id: str, staging: bool) -> str:
+        environment = "staging" if staging else "production"
+        with self._errors("GET /v1/deployments"):
+            for state in ("rolling_out", "inconclusive"):
+                rolling = list(islice(self.client.deployments.list(agent_id=agent_id, environment=environment,
+                                                                   state=state, limit=1), 1))
+                if rolling:
+                    return rolling[0].version_id
+            agent = _raw(self.client.agents.get(agent_id))
+        return _serving_of(agent, agent_id, staging)
+
+    def rollback(self, request: Any) -> dict[str, Any]:
+        fields = body_of(request)
+        for key in ("actor", "agent_id"):
+            fields.pop(key, None)
+        with self._errors(f"POST /v1/agents/{request.agent_id}/rollback"):
+            out = _raw(self.client.deployments.rollback(request.agent_id, **fields))
+        return {"previous_version_id": out.get("previous_version_id") or None,
+                "current_version_id": out.get("current_version_id") or None, "message": out.get("message") or "",
+                "deployment": out.get("deployment")}
+
+    # -- data generation and validation --
+    def generate(self, request: Any) -> Any:
+        from trainhouse.v1 import data_service_pb2
+
+        with self._errors("POST /v1/datasets/generate"):
+            out = _raw(self.client.datasets.generate(**body_of(request)))
+        dataset = out.pop("dataset", None) or {}
+        resp = proto_of(out, data_service_pb2.GenerateSyntheticDataResponse)
+        resp.dataset.CopyFrom(proto_of(_dataset_message_json(dataset), type(resp.dataset)))
+        return resp
+
+    def validate(self, request: Any) -> Any:
+        from trainhouse.v1 import data_service_pb2
+
+        with self._errors("POST /v1/datasets/validate"):
+            out = _raw(self.client.datasets.validate(**body_of(request)))
+        return proto_of(out, data_service_pb2.ValidateDatasetResponse)
+
+    def scenarios(self) -> Any:
+        from trainhouse.v1 import data_service_pb2
+
+        with self._errors("GET /v1/scenarios"):
+            return proto_of(_raw(self.client.scenarios.list()), data_service_pb2.ListScenarioTypesResponse)
 
     # -- tokens (gateway only) --
     def create_token(self, name: str, scopes: list[str], account: str | None,
                      expires_in_days: int | None) -> dict[str, Any]:
-        body: dict[str, Any] = {"name": name, "scopes": scopes}
-        if account:
-            body["account"] = account
-        if expires_in_days is not None:
-            body["expiresInDays"] = expires_in_days
-        d = self._request("POST", "/api/v1/auth/tokens", json=body)
-        return records.token_from_rest(d)
+        with self._errors("POST /v1/tokens"):
+            d = _raw(self.client.tokens.create(name, scopes, account=account or None,
+                                               expires_in_days=expires_in_days))
+        keys = ("token_id", "token", "name", "scopes", "account", "created_at", "expires_at")
+        return {k: d.get(k) for k in keys} | {"scopes": list(d.get("scopes") or [])}
 
 
-def _seg(value: str) -> str:
-    """One URL path segment (ids are validated by the services; this only keeps the path intact)."""
-    return quote(value, safe="")
+# An operation's error code (the canonical API's) -> the HTTP status it stands for.
+OPERATION_STATUS = {"invalid_request": 400, "unauthenticated": 401, "permission_denied": 403, "not_found": 404,
+                    "failed_precondition": 409, "conflict": 409, "rate_limited": 429, "unavailable": 503,
+                    "timeout": 504, "internal_error": 500}
+OPERATION_WAIT_S = 600.0
 
 
-def _json_or_none(resp: Any) -> Any:
+def _serving_of(agent: dict[str, Any], agent_id: str, staging: bool) -> str:
+    serving = agent.get("staging_version_id" if staging else "active_version_id")
+    if not serving:
+        raise CliError(ExitCode.CONFLICT, f"nothing is deployed for agent '{agent_id}' in "
+                                          f"{'staging' if staging else 'production'}; there is nothing to roll back",
+                       status="FAILED_PRECONDITION")
+    return serving
+
+
+def proto_of(data: dict[str, Any], message_class: Any) -> Any:
+    """The canonical API's JSON of a message (trainhouse.gateway.canonical.protojson.message_json) read back
+    into the message, so a command renders one type whichever transport answered."""
+    from google.protobuf import json_format
+
+    from trainhouse.gateway.canonical.protojson import _to_proto_json
+
+    msg = message_class()
     try:
-        return resp.json()
-    except ValueError:
-        return None
+        json_format.ParseDict(_to_proto_json(_pruned(data), msg.DESCRIPTOR), msg, ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError) as exc:
+        raise CliError(ExitCode.SERVER_ERROR, f"the gateway's answer does not read as "
+                                              f"{msg.DESCRIPTOR.name}: {exc}", status="BAD_ANSWER") from None
+    return msg
 
 
-def _sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    """Parse `text/event-stream` lines into CLI event records; an `error` event raises."""
-    event, data = "message", []
-    for line in lines:
-        if line == "":
-            if data:
-                payload = json.loads("\n".join(data))
-                if event == "error":
-                    code = str(payload.get("code") or "UNKNOWN")
-                    exit_code = ExitCode.UNAVAILABLE if code == "CANCELLED" else GRPC_EXIT.get(code, ExitCode.SERVER_ERROR)
-                    raise CliError(exit_code,
-                                   f"gateway event stream: {payload.get('message') or code}", status=code)
-                yield records.event_from_sse(payload)
-            event, data = "message", []
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "event":
-            event = value
-        elif name == "data":
-            data.append(value)
+def _dataset_message_json(d: dict[str, Any]) -> dict[str, Any]:
+    """/v1's dataset (dataset_fields) in the Dataset message's field names."""
+    return {"dataset_id": d.get("dataset_id"), "source": d.get("source"), "sha256": d.get("sha256"),
+            "create_time": d.get("created_at"), "labels": d.get("labels") or {},
+            "statistics": d.get("statistics") or {}}
+
+
+def _raw(model: Any) -> dict[str, Any]:
+    """The JSON the server sent (the SDK's model without the defaults it fills in)."""
+    return model.model_dump(exclude_unset=True) if hasattr(model, "model_dump") else dict(model)
+
+
+def body_of(message: Any) -> dict[str, Any]:
+    """A request message as the canonical API's JSON body (proto field names, enum words, ISO
+    times): the fields that are set, a presence field set to false or 0 included. The commands
+    build one request message for both transports."""
+    from trainhouse.gateway.canonical.protojson import WELL_KNOWN_JSON, _value_json
+
+    def one(f: Any, value: Any) -> Any:
+        m = f.message_type
+        if m is not None and m.full_name not in WELL_KNOWN_JSON and not m.full_name.startswith("google.protobuf."):
+            return body_of(value)
+        return _value_json(f, value)
+
+    out: dict[str, Any] = {}
+    for f, value in message.ListFields():
+        m = f.message_type
+        if m is not None and m.GetOptions().map_entry:
+            out[f.name] = {k: one(m.fields_by_name["value"], value[k]) for k in value}
+        elif f.is_repeated:
+            out[f.name] = [one(f, x) for x in value]
+        else:
+            out[f.name] = one(f, value)
+    return out
+
+
+def _pruned(value: Any) -> Any:
+    """Drop the nulls (unset messages and presence fields) of a message's canonical JSON."""
+    if isinstance(value, dict):
+        return {k: _pruned(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
 
 
 def connect(url: str | None, token: str | None, timeout: float | None = None) -> GrpcBackend | GatewayBackend:

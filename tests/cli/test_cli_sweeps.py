@@ -24,16 +24,19 @@ def test_sweep_commands(env, stack, tmp_path, over_gateway):  # noqa: F811
     examples.write_text("".join(json.dumps(e) + "\n" for e in make_examples(10, seed=2)))
     created = cli(env, "sweep", "create", str(spec), "--examples", str(examples), "--json", *url)
     assert created.returncode == 0, created.stderr
-    sweep_id = json.loads(created.stdout)["sweepId"]
+    sweep_id = json.loads(created.stdout)["sweep_id"]
     deadline = time.monotonic() + 120
     while True:
         got = json.loads(cli(env, "sweep", "get", sweep_id, "--json", *url).stdout)
         if got["state"] not in ("queued", "running") or time.monotonic() > deadline:
             break
         time.sleep(1)
-    assert got["state"] == "completed" and len(got["trials"]) == 2 and got["bestTrial"], got
+    assert got["state"] == "completed" and len(got["trials"]) == 2 and got["best_trial"], got
+    # The same record whichever transport reads it.
+    other = [] if over_gateway else ["--url", stack.gateway_url, "--token", stack.admin_token]
+    assert json.loads(cli(env, "sweep", "get", sweep_id, "--json", *other).stdout) == got
     listed = cli(env, "sweep", "list", "--agent", agent, "--json", *url)
-    assert [s["sweepId"] for s in json.loads(listed.stdout)["sweeps"]] == [sweep_id]
+    assert [s["sweep_id"] for s in json.loads(listed.stdout)["sweeps"]] == [sweep_id]
     again = cli(env, "sweep", "cancel", sweep_id, "--json", *url)
     assert again.returncode == 7, again.stderr  # FAILED_PRECONDITION: it already ended
     bad = tmp_path / "bad.json"
