@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from trainhouse.cli import certs, data, deploy, evaluation, jobs, models, sweeps, tokens, up
+from trainhouse.cli import certs, data, deploy, evaluation, jobs, mlflow_export, models, sweeps, tokens, up
 from trainhouse.cli.errors import EPILOG
 
 app = typer.Typer(help="trainhouse: train, evaluate, version and deploy the learned parts of agents.",
@@ -41,6 +41,7 @@ app.command(epilog=EPILOG)(evaluation.report)
 app.command(epilog=EPILOG)(deploy.deploy)
 app.command(epilog=EPILOG)(deploy.rollback)
 app.command(epilog=EPILOG)(certs.certs)
+app.add_typer(mlflow_export.export_app, name="export")
 
 
 def main() -> None:

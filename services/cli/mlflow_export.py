@@ -23,6 +23,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import typer
+
+from trainhouse.cli import output
+from trainhouse.cli.errors import CliError, ExitCode
+from trainhouse.cli.options import Json, Timeout, Token, Url, reports_errors
+
 RUN_STATUS = {"completed": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 METRIC_BATCH = 1000     # MLflow's limit on metrics per log_batch call
@@ -113,3 +119,46 @@ def export_agent(client: Any, mlflow: Any, agent_id: str, experiment: str | None
             aliases[alias.alias] = versions[alias.version_id]
     return {"agent_id": agent_id, "runs": runs, "registered_model": agent.agent_id,
             "versions": versions, "aliases": aliases}
+
+
+# ---- the command ---------------------------------------------------------------------------------
+export_app = typer.Typer(help="Export runs and models to other tools.", no_args_is_help=True)
+
+
+@export_app.command("mlflow")
+@reports_errors
+def mlflow_command(
+    target: str = typer.Argument(..., metavar="JOB|AGENT", help="A job id (job-...) or an agent id (all its jobs, "
+                                 "and its versions as a registered model)."),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI", show_envvar=True,
+                                     help="MLflow tracking (and registry) URI, e.g. file:./mlruns or http://mlflow:5000."),
+    experiment: str = typer.Option(None, "--experiment", help="Experiment name (default: trainhouse/<agent_id>)."),
+    as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
+) -> None:
+    """Export a job (params, metric history with steps and times, ONNX model) or an agent (all its jobs,
+    its versions as an MLflow registered model with the same aliases) to MLflow. Reads the gateway's
+    canonical API (--url, default the local gateway) with the SDK."""
+    try:
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+    except ImportError:
+        raise CliError(ExitCode.USAGE, "MLflow is not installed: pip install 'trainhouse[mlflow]'") from None
+    from trainhouse.cli.transport import GatewayBackend, gateway_url, resolve_token
+
+    backend = GatewayBackend(gateway_url(url), resolve_token(token), timeout)
+    try:
+        mlflow = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        with backend._errors(f"export mlflow {target}"):
+            if target.startswith("job-"):
+                result = export_job(backend.client, mlflow, target, experiment)
+            else:
+                result = export_agent(backend.client, mlflow, target, experiment)
+    except MlflowException as err:  # the MLflow side refused (its store, its limits): say what it said
+        raise CliError(ExitCode.USAGE, f"MLflow at {tracking_uri or 'the default tracking URI'}: {err.message}",
+                       field="--tracking-uri") from None
+    result["tracking_uri"] = mlflow.tracking_uri
+    runs = result.get("runs") or [result]
+    output.emit(as_json, result, lambda con: con.print(
+        f"exported {len(runs)} run(s) to {result['tracking_uri']}"
+        + (f"; registered model {result['registered_model']} with {len(result['versions'])} version(s)"
+           if "registered_model" in result else ""), soft_wrap=True, markup=False))

@@ -69,6 +69,14 @@ class OperationFailedError(TrainhouseError):
         self.code = get("code")
 
 
+# The canonical API's error codes and their HTTP statuses (docs/api.md): an error that arrives inside
+# an event stream has no HTTP status of its own, so its code gives it one (a 503 is worth retrying).
+STATUS_OF_CODE = {"invalid_request": 400, "invalid_json": 400, "unauthenticated": 401, "permission_denied": 403,
+                  "not_found": 404, "method_not_allowed": 405, "conflict": 409, "failed_precondition": 409,
+                  "idempotency_key_reused": 409, "request_in_progress": 409, "payload_too_large": 413,
+                  "rate_limited": 429, "internal_error": 500, "not_implemented": 501, "unavailable": 503,
+                  "timeout": 504}
+
 BY_STATUS = {400: BadRequestError, 401: AuthenticationError, 403: PermissionDeniedError, 404: NotFoundError,
              409: ConflictError, 429: RateLimitError}
 

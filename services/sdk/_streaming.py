@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from trainhouse.sdk._base import delay_s
-from trainhouse.sdk._errors import APIConnectionError, status_error
+from trainhouse.sdk._errors import STATUS_OF_CODE, APIConnectionError, APIStatusError, status_error
 from trainhouse.sdk._models import Event
 
 STREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=120.0, write=30.0, pool=10.0)
@@ -58,10 +58,23 @@ def _event(kind: str, data: str, request_id: str | None) -> Event:
     return Event.model_validate(body)
 
 
+class _Interrupted(Exception):
+    """The server ended the stream with an error worth resuming after (a service restarting)."""
+
+
+def _resumable(kind: str, data: str, request_id: str | None) -> Event:
+    """``_event``, with an in-stream unavailable/timeout error turned into a reconnect."""
+    try:
+        return _event(kind, data, request_id)
+    except APIStatusError as err:
+        if err.status_code in (502, 503, 504):
+            raise _Interrupted(str(err)) from err
+        raise
+
+
 def _status_of(body: Any) -> int:
     code = (body.get("error") or {}).get("code") if isinstance(body, dict) else None
-    return {"not_found": 404, "permission_denied": 403, "unauthenticated": 401,
-            "invalid_request": 400}.get(code or "", 500)
+    return STATUS_OF_CODE.get(code or "", 500)
 
 
 def stream_events(transport: Any, job_id: str, after: int = 0) -> Iterator[Event]:
@@ -83,11 +96,11 @@ def stream_events(transport: Any, job_id: str, after: int = 0) -> Iterator[Event
                     frame = parser.feed(line)
                     if frame is None:
                         continue
-                    ev = _event(frame[0], frame[1], response.headers.get("X-Request-Id"))
+                    ev = _resumable(frame[0], frame[1], response.headers.get("X-Request-Id"))
                     failures = 0
                     last = ev.sequence
                     yield ev
-        except (httpx.TransportError, httpx.StreamError) as exc:
+        except (httpx.TransportError, httpx.StreamError, _Interrupted) as exc:
             failures += 1
             if failures > transport.max_retries:
                 raise APIConnectionError(f"event stream of {job_id} lost after sequence {last}: {exc}") from exc
@@ -121,11 +134,11 @@ async def astream_events(transport: Any, job_id: str, after: int = 0) -> AsyncIt
                     frame = parser.feed(line)
                     if frame is None:
                         continue
-                    ev = _event(frame[0], frame[1], response.headers.get("X-Request-Id"))
+                    ev = _resumable(frame[0], frame[1], response.headers.get("X-Request-Id"))
                     failures = 0
                     last = ev.sequence
                     yield ev
-        except (httpx.TransportError, httpx.StreamError) as exc:
+        except (httpx.TransportError, httpx.StreamError, _Interrupted) as exc:
             failures += 1
             if failures > transport.max_retries:
                 raise APIConnectionError(f"event stream of {job_id} lost after sequence {last}: {exc}") from exc

@@ -29,6 +29,7 @@ WRITERS: dict[str, Callable[..., str | None]] = {
     "create_job": lambda row, *a, **k: row.get("job_id"),
     "update_job": lambda job_id, *a, **k: job_id,
     "append_events": lambda job_id, *a, **k: job_id,
+    "append_events_rows": lambda job_id, *a, **k: job_id,  # the event hub's path (events.py)
 }
 MAX_ROWS = 4096
 

@@ -522,6 +522,8 @@ OVER_BOTH_TRANSPORTS = {
 LOCAL_ONLY = {
     "up": "starts the four services and the gateway as processes on this machine",
     "certs": "writes a CA and key pairs into a local directory; it talks to no server",
+    "export mlflow": "reads the canonical API with the SDK, so it always talks to a gateway (--url, default the "
+                     "local one); tests/cli/test_export_mlflow.py covers it",
     "token create": "tokens are the gateway's own (its admin route; no gRPC service has a token RPC), so it "
                     "always talks to the gateway and test_token_create_and_scopes covers it there",
 }
