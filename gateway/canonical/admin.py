@@ -29,7 +29,7 @@ tokens = router("/tokens", "tokens")
 webhooks = router("/webhooks", "webhooks")
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 Scope = Literal[tuple(sorted(SCOPES))]  # type: ignore[valid-type]
-EVENT_DOC = ", ".join(payloads.EVENTS) + " (seed 003's training.job.* names too), or '*' for all"
+EVENT_DOC = payloads.EVENT_DOC
 
 
 class V1TokenOut(BaseModel):
@@ -99,10 +99,7 @@ class V1CreateWebhookIn(BaseModel):
     @field_validator("events")
     @classmethod
     def _known(cls, events: list[str]) -> list[str]:
-        for i, name in enumerate(events):
-            if name != "*" and payloads.normalize(name) is None:
-                raise ValueError(f"events[{i}]: unknown event '{name[:80]}'; one of {EVENT_DOC}")
-        return events
+        return payloads.check_subscription(events)
 
 
 class V1WebhookOut(BaseModel):

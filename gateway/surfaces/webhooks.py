@@ -25,9 +25,7 @@ from trainhouse.gateway.webhooks.store import Webhook, WebhookStore
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], route_class=GatewayRoute,
                    responses=ERROR_RESPONSES)
 
-EVENT_DOC = ("training.started, training.progress, training.completed, training.failed, training.cancelled, "
-             "training.budget.warning, model.promoted, model.promotion_rejected (seed 003's training.job.* names "
-             "are accepted too), or '*' for all")
+EVENT_DOC = payloads.EVENT_DOC
 
 
 class CreateWebhookIn(CamelModel):
@@ -44,10 +42,7 @@ class CreateWebhookIn(CamelModel):
     @field_validator("events")
     @classmethod
     def _known(cls, events: list[str]) -> list[str]:
-        for i, name in enumerate(events):
-            if name != "*" and payloads.normalize(name) is None:
-                raise ValueError(f"events[{i}]: unknown event '{name[:80]}'; one of {EVENT_DOC}")
-        return events
+        return payloads.check_subscription(events)
 
 
 class WebhookOut(CamelModel):

@@ -49,6 +49,17 @@ def normalize(name: str) -> str | None:
     return ALIASES.get(name)
 
 
+EVENT_DOC = ", ".join(EVENTS) + " (seed 003's training.job.* names are accepted too), or '*' for all"
+
+
+def check_subscription(events: list[str]) -> list[str]:
+    """A subscription's event names (a pydantic validator's body for every surface that takes one)."""
+    for i, name in enumerate(events):
+        if name != "*" and normalize(name) is None:
+            raise ValueError(f"events[{i}]: unknown event '{name[:80]}'; one of {EVENT_DOC}")
+    return events
+
+
 def classify(ev: training_job_pb2.JobEvent) -> str | None:
     """The webhook event a JobEvent is, if any (progress is filtered per subscription later)."""
     kind = ev.WhichOneof("payload")
