@@ -62,7 +62,7 @@ class V1EvaluationOut(BaseModel):
     evaluation_type: str
     example_count: int
     negative_example_count: int
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]  # null: not computable (NaN), e.g. ECE on an empty split
     comparison: dict[str, Any] | None = None
     recommendations: list[str]
     policy_results: list[dict[str, Any]]

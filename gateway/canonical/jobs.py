@@ -57,7 +57,7 @@ class V1JobOut(BaseModel):
     total_iterations: int
     estimated_time_remaining_ms: int | None = None
     estimate_basis: str | None = None
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]  # null: not computable (NaN), e.g. ECE on an empty split
     config: dict[str, Any] | None = Field(None, description="The resolved TrainingConfig (defaults filled in)")
     model_version_id: str | None = None
     best_checkpoint_id: str | None = None
@@ -84,7 +84,7 @@ class V1CheckpointOut(BaseModel):
     job_id: str
     epoch: int
     step: int
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]  # null: not computable (NaN), e.g. ECE on an empty split
     best: bool
     kind: str
     size_bytes: int

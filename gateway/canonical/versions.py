@@ -56,7 +56,7 @@ class V1VersionOut(BaseModel):
     aliases: list[str]
     tags: dict[str, str]
     created_at: str | None = None
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]  # null: not computable (NaN), e.g. ECE on an empty split
     training_config: dict[str, Any]
     method: str | None = None
     job_id: str | None = None

@@ -33,7 +33,7 @@ class Job(Model):
     total_epochs: int = 0
     current_step: int = 0
     total_steps: int = 0
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float | None] = {}  # null: not computable (NaN)
     model_version_id: str | None = None
     best_checkpoint_id: str | None = None
     dataset_id: str | None = None
@@ -74,7 +74,7 @@ class Checkpoint(Model):
     job_id: str
     epoch: int
     step: int
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float | None] = {}  # null: not computable (NaN)
     best: bool = False
     kind: str = ""
 
@@ -102,7 +102,7 @@ class Version(Model):
     serving: str | None = None
     aliases: list[str] = []
     tags: dict[str, str] = {}
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float | None] = {}  # null: not computable (NaN)
     job_id: str | None = None
     size_bytes: int = 0
     sha256: str = ""
@@ -131,7 +131,7 @@ class Deployment(Model):
 class Evaluation(Model):
     evaluation_id: str
     agent_id: str
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float | None] = {}  # null: not computable (NaN)
 
 
 class Dataset(Model):
