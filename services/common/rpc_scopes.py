@@ -21,6 +21,7 @@ RPC_SCOPES: dict[str, str] = {
     "trainhouse.v1.TrainingService/ListJobs": VIEW,
     "trainhouse.v1.TrainingService/CancelJob": CANCEL,
     "trainhouse.v1.TrainingService/WatchJob": VIEW,
+    "trainhouse.v1.TrainingService/ListJobEvents": VIEW,
     "trainhouse.v1.TrainingService/ListCheckpoints": VIEW,
     "trainhouse.v1.TrainingService/ListMetrics": VIEW,
     "trainhouse.v1.TrainingService/ResumeJob": START,

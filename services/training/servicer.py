@@ -6,7 +6,7 @@ import math
 
 from trainhouse.common import identity
 from trainhouse.core.errors import FailedPrecondition, InvalidArgument
-from trainhouse.common.pagination import list_page, page_request
+from trainhouse.common.pagination import list_page, page_request, page_size
 from trainhouse.common.timeutil import to_timestamp
 from trainhouse.common.example_codec import example_proto, query_proto
 from trainhouse.common.structs import to_struct
@@ -138,6 +138,18 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
             raise InvalidArgument("after_sequence", "must be >= 0")
         for event in self.hub.watch(request.job_id, request.after_sequence, context.is_active):
             yield event_proto(request.job_id, event)
+
+    def ListJobEvents(self, request, context):
+        self._visible(request.job_id)
+        if request.after_sequence < 0:
+            raise InvalidArgument("after_sequence", "must be >= 0")
+        size = page_size(request.page_size, 100, 1000)
+        # One row more than the page says whether more events are stored after it.
+        rows = self.hub.stored(request.job_id, request.after_sequence, size + 1)
+        page = rows[:size]
+        return training_service_pb2.ListJobEventsResponse(
+            events=[event_proto(request.job_id, e) for e in page],
+            next_after_sequence=page[-1]["sequence"] if len(rows) > size else 0)
 
     def WatchAllEvents(self, request, context):
         if request.after_cursor < -1:
