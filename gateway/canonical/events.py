@@ -96,7 +96,8 @@ async def _sse(services: Any, job_id: str, after: int, keepalive_s: float, reque
 
     WatchJob ends after a terminal status event, and a resumed job has events after that one, so
     the relay reopens WatchJob after the last event it sent until a reopened stream of an ended
-    job has nothing more: a client reading a paused-then-resumed job from the start gets all of it."""
+    job has nothing more: a client reading a cancelled-then-resumed job from the start gets all of it (a paused job's
+    status is not terminal: WatchJob simply goes on after it)."""
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=1024)
     calls: list[Any] = []
 

@@ -20,6 +20,7 @@ RPC_SCOPES: dict[str, str] = {
     "trainhouse.v1.TrainingService/GetJob": VIEW,
     "trainhouse.v1.TrainingService/ListJobs": VIEW,
     "trainhouse.v1.TrainingService/CancelJob": CANCEL,
+    "trainhouse.v1.TrainingService/PauseJob": CANCEL,
     "trainhouse.v1.TrainingService/WatchJob": VIEW,
     "trainhouse.v1.TrainingService/ListJobEvents": VIEW,
     "trainhouse.v1.TrainingService/ListCheckpoints": VIEW,
