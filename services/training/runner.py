@@ -307,7 +307,7 @@ class JobRunner:
                 if job["state"] == "queued" and pause:
                     self.hub.status(job_id, "paused", reason="paused", message="paused before it started",
                                     status_reason="paused")
-                elif job["state"] in ("queued", "paused"):  # a paused job keeps its checkpoints
+                elif not pause and job["state"] in ("queued", "paused"):  # a paused job keeps its checkpoints
                     self.hub.status(job_id, "cancelled", reason=reason,
                                     message="cancelled before it started" if job["state"] == "queued"
                                     else "cancelled while paused",

@@ -103,3 +103,18 @@ def test_pause_frees_the_slot_and_resume_ends_bit_for_bit(training):
     assert {"loss", "validation_loss", "accuracy"} <= learned and set(b.metrics) == set(a.metrics)
     assert {k: b.metrics[k] for k in learned} == {k: a.metrics[k] for k in learned}
     assert (b.progress.current_step, b.progress.current_epoch) == (a.progress.current_step, a.progress.current_epoch)
+
+
+def test_a_paused_job_can_be_cancelled_and_then_it_ends(training):
+    job_id = training.StartJob(pb.StartJobRequest(agent_id=f"pause-{uuid.uuid4().hex[:6]}", **BODY)).job.job_id
+    answer = training.PauseJob(pb.PauseJobRequest(job_id=job_id))
+    if answer.job.state == js.JOB_STATE_COMPLETED:
+        pytest.skip("the job finished before it could be paused")
+    assert answer.job.state == js.JOB_STATE_PAUSED, answer.job
+    cancelled = training.CancelJob(pb.CancelJobRequest(job_id=job_id, reason="no longer needed")).job
+    assert cancelled.state == js.JOB_STATE_CANCELLED and cancelled.HasField("end_time"), cancelled
+    statuses = [(e.status.state, e.status.terminal) for e in
+                training.ListJobEvents(pb.ListJobEventsRequest(job_id=job_id, page_size=1000)).events
+                if e.WhichOneof("payload") == "status"]
+    assert statuses[-2:] == [(js.JOB_STATE_PAUSED, False), (js.JOB_STATE_CANCELLED, True)], statuses
+    _precondition(lambda: training.PauseJob(pb.PauseJobRequest(job_id=job_id)))  # ended
