@@ -15,7 +15,9 @@ ROUTE_OF_RPC: dict[str, tuple[str, str]] = {
     f"{T}/GetJob": ("GET", "/v1/jobs/{job_id}"),
     f"{T}/ListJobs": ("GET", "/v1/jobs"),
     f"{T}/CancelJob": ("POST", "/v1/jobs/{job_id}/cancel"),
+    f"{T}/PauseJob": ("POST", "/v1/jobs/{job_id}/pause"),
     f"{T}/WatchJob": ("GET", "/v1/jobs/{job_id}/events/stream"),
+    f"{T}/ListJobEvents": ("GET", "/v1/jobs/{job_id}/events"),
     f"{T}/ListCheckpoints": ("GET", "/v1/jobs/{job_id}/checkpoints"),
     f"{T}/ListMetrics": ("GET", "/v1/jobs/{job_id}/metrics"),
     f"{T}/ResumeJob": ("POST", "/v1/jobs/{job_id}/resume"),
@@ -98,5 +100,4 @@ INTERNAL_RPCS: dict[str, str] = {
 }
 
 # Routes with no RPC of their own (the gateway's stores, or a second route over an RPC).
-EXTRA_ROUTES = {("POST", "/v1/jobs/{job_id}/pause"): "CancelJob with reason 'paused'",
-                ("GET", "/v1/jobs/{job_id}/events"): "WatchJob read as a JSON page"}
+EXTRA_ROUTES: dict[tuple[str, str], str] = {}

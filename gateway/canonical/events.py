@@ -1,14 +1,13 @@
 """/v1/jobs/{job_id}/events: a job's events as JSON pages and as Server-Sent Events.
 
-Both read WatchJob (history first, then live events; it ends after the terminal status), and both
-render each event with trainhouse.gateway.resources.events.event_fields (snake_case, ``type`` names the kind).
+Both render each event with trainhouse.gateway.resources.events.event_fields (snake_case, ``type``
+names the kind).
 
-- ``GET /v1/jobs/{id}/events?after=<sequence>&limit=<n>``: oldest first. TrainingService has no
-  unary "list events" RPC, so a page reads the stream until it holds ``limit`` events, the stream
-  ends (the job ended and its history is sent), or no event arrives for ``PAGE_IDLE_S`` (the stored
-  history of a live job is sent at once; waiting longer would wait for the job). ``has_more`` is
-  true while the page is full or the job has not ended, so a client polls a live job with its
-  ``next_cursor`` (the last sequence).
+- ``GET /v1/jobs/{id}/events?after=<sequence>&limit=<n>``: oldest first, one ListJobEvents call
+  (the stored events; it never waits for new ones). ``has_more`` means more events are stored
+  after this page (``next_cursor``: the page's last sequence); a live job may store more later, so
+  a client polling it keeps the last sequence it saw and asks again.
+- The stream reads WatchJob (history first, then live events; it ends after the terminal status).
 - ``GET /v1/jobs/{id}/events/stream``: ``text/event-stream`` with ``id: <sequence>``,
   ``event: <type>``, ``data: <event JSON>``; a reconnecting client sends ``Last-Event-ID`` (or
   ``?after=``) and continues without a gap or a repeat. Keep-alive comments during quiet periods.
@@ -35,7 +34,6 @@ from trainhouse.gateway.resources.jobs import state_word
 from trainhouse.common.grpc_errors import failure_of
 
 events = router("/jobs/{job_id}/events", "events")
-PAGE_IDLE_S = 0.3
 Sequence = Annotated[int, Query(ge=0, le=2 ** 63 - 1, description="Events after this sequence (0: from the start)")]
 
 
@@ -55,48 +53,15 @@ class V1EventOut(BaseModel):
 @events.get("", operation_id="events.list", response_model=Page[V1EventOut], summary="A job's events, oldest first")
 async def list_events(job_id: JobId, services: Services, after: Sequence = 0,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
-    await services.training.GetJob(ts.GetJobRequest(job_id=job_id), timeout=services.timeout_s)  # 404 first
-    data: list[dict[str, Any]] = []
-    cursor = after
-    while len(data) < limit:
-        # WatchJob ends after a terminal status event; a resumed job has events after it, so a
-        # stream that ended is reopened from the last event until one gives nothing new.
-        got, idle = await _read(services, job_id, cursor, limit - len(data), data)
-        if got:
-            cursor = data[-1]["sequence"]
-        if idle or not got:
-            break
-    job = (await services.training.GetJob(ts.GetJobRequest(job_id=job_id), timeout=services.timeout_s)).job
-    at_end = state_word(job.state) in TERMINAL and (not data or _is_terminal(data[-1]) or cursor == after)
-    has_more = len(data) >= limit or not at_end
-    return {"data": finite(data), "has_more": has_more, "next_cursor": str(cursor) if has_more else None}
+    page = await services.training.ListJobEvents(
+        ts.ListJobEventsRequest(job_id=job_id, after_sequence=after, page_size=limit), timeout=services.timeout_s)
+    data = [event_fields(ev) for ev in page.events]
+    has_more = page.next_after_sequence > 0
+    return {"data": finite(data), "has_more": has_more,
+            "next_cursor": str(page.next_after_sequence) if has_more else None}
 
 
 TERMINAL = ("completed", "failed", "cancelled")
-
-
-def _is_terminal(fields: dict[str, Any]) -> bool:
-    return fields["type"] == "status" and bool(fields.get("terminal"))
-
-
-async def _read(services: Any, job_id: str, after: int, most: int, into: list[dict[str, Any]]) -> tuple[int, bool]:
-    """Read up to `most` events after `after` into `into`: (how many, whether the stream went idle)."""
-    call = services.training.WatchJob(ts.WatchJobRequest(job_id=job_id, after_sequence=after))
-    got = 0
-    try:
-        iterator = call.__aiter__()
-        while got < most:
-            try:
-                ev = await asyncio.wait_for(iterator.__anext__(), timeout=PAGE_IDLE_S)
-            except StopAsyncIteration:
-                return got, False
-            except asyncio.TimeoutError:
-                return got, True
-            into.append(event_fields(ev))
-            got += 1
-        return got, False
-    finally:
-        call.cancel()
 
 
 @events.get("/stream", operation_id="events.stream", response_class=StreamingResponse, response_model=None,
@@ -131,7 +96,8 @@ async def _sse(services: Any, job_id: str, after: int, keepalive_s: float, reque
 
     WatchJob ends after a terminal status event, and a resumed job has events after that one, so
     the relay reopens WatchJob after the last event it sent until a reopened stream of an ended
-    job has nothing more: a client reading a paused-then-resumed job from the start gets all of it."""
+    job has nothing more: a client reading a cancelled-then-resumed job from the start gets all of it (a paused job's
+    status is not terminal: WatchJob simply goes on after it)."""
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=1024)
     calls: list[Any] = []
 

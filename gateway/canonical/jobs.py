@@ -1,12 +1,11 @@
 """/v1/jobs: training jobs, their checkpoints, metric history and examples.
 
-Pause and resume: TrainingService has no PauseJob RPC. ``POST /v1/jobs/{id}/pause`` is CancelJob
-with reason ``paused``: a running job writes a checkpoint of its full training state (weights,
-optimizer, scheduler, RNG, budget; services/core/trainer/loop.py) and its slot is freed at once.
-``POST /v1/jobs/{id}/resume`` is ResumeJob: the job goes back to ``queued`` and continues from its
-newest checkpoint, which the trainer restores bit-identically (tests/trainer/test_checkpoint_resume.py).
-A paused job's state reads ``cancelled`` with ``status_reason`` ``paused`` (there is no PAUSED
-state in job_state.proto); docs/api.md says so.
+Pause and resume: ``POST /v1/jobs/{id}/pause`` is PauseJob: a running job writes a checkpoint of its
+full training state (weights, optimizer, scheduler, RNG, budget; services/core/trainer/loop.py), its
+slot is freed at once and the job reads state ``paused`` (not terminal: nothing starts it again by
+itself). ``POST /v1/jobs/{id}/resume`` is ResumeJob: the job goes back to ``queued`` and continues
+from its newest checkpoint, which the trainer restores bit-identically
+(tests/trainer/test_checkpoint_resume.py).
 """
 from __future__ import annotations
 
@@ -166,11 +165,10 @@ async def cancel_job(job_id: JobId, services: Services, body: V1CancelIn | None 
 
 @jobs.post("/{job_id}/pause", operation_id="jobs.pause", response_model=V1JobActionOut,
            summary="Pause a job: checkpoint its training state and free its slot (resume continues it)",
-           description="CancelJob with reason 'paused' (there is no PauseJob RPC): the job reads "
-                       "state 'cancelled', status_reason 'paused' until resumed.")
+           description="PauseJob: the job reads state 'paused' (not terminal) until resumed; 409 when it "
+                       "already ended or is paused.")
 async def pause_job(job_id: JobId, services: Services) -> dict[str, Any]:
-    resp = await services.training.CancelJob(ts.CancelJobRequest(job_id=job_id, reason="paused"),
-                                             timeout=services.timeout_s)
+    resp = await services.training.PauseJob(ts.PauseJobRequest(job_id=job_id), timeout=services.timeout_s)
     return {"job": job_out(resp.job), "checkpoint_saved": resp.checkpoint_saved,
             "checkpoint_id": resp.checkpoint_id or None}
 

@@ -12,15 +12,16 @@ from typing import Any
 from trainhouse.v1 import training_job_pb2
 
 from trainhouse.gateway.convert import ts_iso
-from trainhouse.gateway.resources.jobs import checkpoint_fields, state_word
+from trainhouse.gateway.resources.jobs import checkpoint_fields, seed_word, state_word
 from trainhouse.gateway.resources.tables import FieldTable
 
 KINDS = ("status", "epoch", "step", "metric", "checkpoint", "log", "budget", "promotion")
 
-# Seed 000 (and its SSE stream) says "status" for a job's state, in camelCase.
-V1 = FieldTable({"state": "status"}, camel_case=True)
+# Seed 000 (and its SSE stream) says "status" for a job's state, in camelCase, in its own words
+# (a paused job: "cancelled", see resources/jobs.py SEED_STATES; `terminal` stays false for it).
+V1 = FieldTable({"state": "status"}, camel_case=True, values={"state": seed_word})
 # Seeds 001-003 (function calls, JSON-RPC) say "status" too, in snake_case.
-SNAKE = FieldTable({"state": "status"})
+SNAKE = FieldTable({"state": "status"}, values={"state": seed_word})
 
 
 def _none_if_empty(value: str) -> str | None:

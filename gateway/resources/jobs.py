@@ -17,9 +17,25 @@ def state_word(state: int) -> str:
     return enum_word(job_state_pb2.JobState.Name(state), "JOB_STATE_")
 
 
-# Seed 003 knows five states (queued, running, completed, failed, cancelled): a job that a worker has
-# picked up is running until it ends, whatever it is doing in between.
-SEED003_STATES = {"initializing": "running", "validating": "running"}
+# The seeds' job states predate PAUSED (job_state.proto). Seeds 000, 001 and 004 know queued,
+# initializing (001: preparing), running, validating, completed, failed and cancelled; seed 003
+# knows five (queued, running, completed, failed, cancelled). A paused job reads "cancelled" on all
+# of them: the only word they have for a job a user stopped ("Manually stopped", "Job cancelled by
+# user"), which holds no slot and makes no progress by itself; "queued" would promise that it starts
+# on its own, which a paused job never does. It stays resumable (ResumeJob), as a cancelled job is.
+SEED_STATES = {"paused": "cancelled"}
+# Seed 003 also has no initializing/validating: a job that a worker has picked up is running until
+# it ends, whatever it is doing in between.
+SEED003_STATES = {**SEED_STATES, "initializing": "running", "validating": "running"}
+
+
+def seed_word(word: str) -> str:
+    """Seeds 000, 001 and 004's word for a canonical state word (see SEED_STATES)."""
+    return SEED_STATES.get(word, word)
+
+
+def seed_state_word(state: int) -> str:
+    return seed_word(state_word(state))
 
 
 def seed003_word(word: str) -> str:
@@ -94,7 +110,7 @@ def failure_block(fields: dict[str, Any]) -> dict[str, Any]:
 # Seed 000's status document: camelCase, "status", "modelVersion", "startTime"/"endTime", progress as
 # a fraction, and its five metric names.
 JOB_V1 = FieldTable({"state": "status", "model_version_id": "model_version", "started_at": "start_time",
-                     "ended_at": "end_time"}, camel_case=True).restricted(
+                     "ended_at": "end_time"}, camel_case=True, values={"state": seed_word}).restricted(
     ("job_id", "agent_id", "state", "current_epoch", "total_epochs", "current_step", "total_steps",
      "estimated_completion", "created_at", "started_at", "ended_at", "model_version_id", "best_checkpoint_id",
      "dataset_id", "train_examples", "validation_examples", "status_reason"))

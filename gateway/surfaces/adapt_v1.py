@@ -19,7 +19,7 @@ from trainhouse.gateway.convert import ts_iso
 from trainhouse.gateway.deps import Caller, Services
 from trainhouse.gateway.errors import encoding_request, rpc_fields
 from trainhouse.gateway.models import CamelModel, Envelope, envelope, Id, Number
-from trainhouse.gateway.resources.jobs import estimated_duration, state_word
+from trainhouse.gateway.resources.jobs import estimated_duration, seed_state_word
 from trainhouse.gateway.routing import GatewayRoute
 from trainhouse.gateway.surfaces.common import ERROR_RESPONSES
 from trainhouse.gateway.surfaces.v1 import V1_SURFACE
@@ -76,7 +76,7 @@ async def adapt_agent(body: AdaptAgentIn, caller: Caller, services: Services) ->
     job = resp.job
     return envelope({
         "adaptationId": job.job_id, "agentId": job.agent_id, "feedbackProcessed": resp.feedback_used,
-        "status": state_word(job.state), "estimatedCompletion": ts_iso(job.estimated_completion_time),
+        "status": seed_state_word(job.state), "estimatedCompletion": ts_iso(job.estimated_completion_time),
         "jobId": job.job_id, "method": body.method, "ratedExamples": resp.training_examples,
         "immediate": body.immediate, "promotion": "gated" if body.immediate else "none",
         "estimatedDuration": estimated_duration(job),

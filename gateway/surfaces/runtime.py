@@ -41,7 +41,7 @@ from trainhouse.gateway.fields import field_path, rpc_field
 from trainhouse.gateway.models import Id, id_path, Int, MODEL_ID_PATTERN, ModelRef, Number, RESOURCE_ID_MAX
 from trainhouse.gateway.ratelimit import EVALUATIONS
 from trainhouse.gateway.resources.agents import version_fields
-from trainhouse.gateway.resources.jobs import job_fields, state_word
+from trainhouse.gateway.resources.jobs import job_fields, seed_state_word, seed_word
 from trainhouse.gateway.resources.tables import FieldTable
 from trainhouse.gateway.resources.trajectories import basic_json, full_json, trajectory_from_json
 from trainhouse.gateway.routing import GatewayRoute, spend
@@ -233,7 +233,8 @@ def model_json(v: model_version_pb2.ModelVersion) -> dict[str, Any]:
 # Seed 004's job: camelCase, "id"/"status"/"model", times in epoch milliseconds, unset fields left out.
 JOB_RUNTIME = FieldTable({"job_id": "id", "state": "status", "ended_at": "completed_at"},
                          camel_case=True, drop_none=True,
-                         values={"created_at": iso_epoch_ms, "ended_at": iso_epoch_ms}).restricted(
+                         values={"created_at": iso_epoch_ms, "ended_at": iso_epoch_ms,
+                                 "state": seed_word}).restricted(
     ("job_id", "state", "dataset_id", "agent_id", "created_at", "ended_at"))
 JOB_RUNTIME_DETAIL = JOB_RUNTIME.restricted(JOB_RUNTIME.only | {"current_iteration", "total_iterations"})
 
@@ -339,6 +340,8 @@ async def status(services: Services) -> dict[str, Any]:
         ("runningJobs", job_state_pb2.JOB_STATE_RUNNING), ("queuedJobs", job_state_pb2.JOB_STATE_QUEUED),
         ("completedJobs", job_state_pb2.JOB_STATE_COMPLETED), ("failedJobs", job_state_pb2.JOB_STATE_FAILED),
         ("cancelledJobs", job_state_pb2.JOB_STATE_CANCELLED))}
+    # Seed 004 says "cancelled" for a paused job (resources/jobs.py SEED_STATES): count it there too.
+    counts["cancelledJobs"] += await _count_jobs(services, job_state_pb2.JOB_STATE_PAUSED)
     datasets = await services.data.ListDatasets(
         data_service_pb2.ListDatasetsRequest(page_size=1, include_total_size=True), timeout=services.timeout_s)
     models = sum(a.version_count for a in await _agents(services))
@@ -457,7 +460,7 @@ async def cancel_job(job_id: JobId, services: Services) -> dict[str, Any]:
     resp = await services.training.CancelJob(
         training_service_pb2.CancelJobRequest(job_id=job_id, reason="cancelled via runtime API"),
         timeout=services.timeout_s)
-    return {"job": {"id": resp.job.job_id, "status": state_word(resp.job.state)}}
+    return {"job": {"id": resp.job.job_id, "status": seed_state_word(resp.job.state)}}
 
 
 @router.get("/models", response_model=ModelsOut, response_model_exclude_none=True,

@@ -22,7 +22,7 @@ from trainhouse.gateway.examples import ExampleIn, examples_to_proto
 from trainhouse.gateway.models import CamelModel, Envelope, envelope, Id, id_path, VersionRef
 from trainhouse.gateway.resources.agents import version_v1
 from trainhouse.gateway.resources.events import sse_event
-from trainhouse.gateway.resources.jobs import checkpoint_fields, estimated_duration, job_status, state_word
+from trainhouse.gateway.resources.jobs import checkpoint_fields, estimated_duration, job_status, seed_state_word
 from trainhouse.gateway.resources.tables import FieldTable
 from trainhouse.gateway.resources.training_config import TrainingConfigIn, config_json, config_to_proto
 from trainhouse.gateway.routing import GatewayRoute
@@ -181,7 +181,7 @@ async def train_agent(body: TrainAgentRequest, caller: Caller, services: Service
     return envelope({
         "trainingJobId": job.job_id,
         "agentId": job.agent_id,
-        "status": state_word(job.state),
+        "status": seed_state_word(job.state),
         "estimatedDuration": estimated_duration(job),
         "startTime": ts_iso(job.start_time) or ts_iso(job.create_time),
         "config": config_json(job.config, job.dataset_id),
@@ -205,7 +205,7 @@ async def stop_training(job_id: JobId, services: Services) -> dict[str, Any]:
     job = resp.job
     return envelope({
         "jobId": job.job_id,
-        "status": state_word(job.state),
+        "status": seed_state_word(job.state),
         "progress": round(min(1.0, max(0.0, job.progress.percent_complete / 100.0)), 4),
         "checkpointSaved": resp.checkpoint_saved,
         "checkpointId": resp.checkpoint_id or None,

@@ -29,7 +29,9 @@ from trainhouse.cli import output
 from trainhouse.cli.errors import CliError, ExitCode
 from trainhouse.cli.options import Json, Timeout, Token, Url, reports_errors
 
-RUN_STATUS = {"completed": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}
+# MLflow's run statuses are RUNNING, SCHEDULED, FINISHED, FAILED, KILLED: a paused job (stopped by its
+# user, resumable) is closest to KILLED ("killed by the user"); it is not done, so no end time is set.
+RUN_STATUS = {"completed": "FINISHED", "failed": "FAILED", "cancelled": "KILLED", "paused": "KILLED"}
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 METRIC_BATCH = 1000     # MLflow's limit on metrics per log_batch call
 

@@ -79,7 +79,8 @@ def metrics_text(metrics: dict[str, Any], names: Sequence[str] = ("loss", "accur
 
 
 def state_text(state: str | None) -> str:
-    colour = {"completed": "green", "failed": "red", "cancelled": "yellow", "running": "cyan"}.get(state or "")
+    colour = {"completed": "green", "failed": "red", "cancelled": "yellow", "paused": "magenta",
+              "running": "cyan"}.get(state or "")
     return f"[{colour}]{state}[/{colour}]" if colour else str(state)
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from trainhouse.gateway.convert import snake, ts_iso
 
-JOB_STATES = ("queued", "initializing", "running", "validating", "completed", "failed", "cancelled")
+JOB_STATES = ("queued", "initializing", "running", "validating", "completed", "failed", "cancelled", "paused")
+# A paused job is not terminal: it waits for a resume (job_state.proto).
 TERMINAL_STATES = ("completed", "failed", "cancelled")
 METHODS = ("supervised", "few_shot", "transfer", "reinforcement", "grpo")
 # seed-000 status metric name -> service metric name

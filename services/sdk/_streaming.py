@@ -1,8 +1,9 @@
 """A job's events over Server-Sent Events, resumed automatically.
 
-The stream ends when the server ends it after the job's last terminal status event (a paused
-and resumed job has more than one). If the connection drops first (a proxy
-timeout, a gateway restart), the iterator reconnects with ``Last-Event-ID`` set to the last
+The stream ends when the server ends it after the job's last terminal status event (a cancelled
+and resumed job has more than one; a paused job's status is not terminal, so its stream stays open
+until it is resumed and ends). If the connection drops first (a proxy timeout, a gateway restart),
+the iterator reconnects with ``Last-Event-ID`` set to the last
 sequence it yielded, so no event is lost or repeated; it gives up after ``max_retries``
 consecutive failed reconnections (each success resets the count). An ``event: error`` frame from
 the server raises its error.

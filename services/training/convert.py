@@ -23,6 +23,7 @@ STATES = {
     "completed": job_state_pb2.JOB_STATE_COMPLETED,
     "failed": job_state_pb2.JOB_STATE_FAILED,
     "cancelled": job_state_pb2.JOB_STATE_CANCELLED,
+    "paused": job_state_pb2.JOB_STATE_PAUSED,
 }
 STATE_NAMES = {v: k for k, v in STATES.items()}
 METHOD_ENUM = {

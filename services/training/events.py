@@ -86,6 +86,10 @@ class EventHub:
             self._closed = True
             self._changed.notify_all()
 
+    def stored(self, job_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` stored events with sequence > after, oldest first (a page: never waits)."""
+        return [_event(row) for row in self.store.events_after(job_id, after, limit)]
+
     def watch(self, job_id: str, after: int, alive: Callable[[], bool]) -> Iterator[dict[str, Any]]:
         """Yield stored events with sequence > after, then live ones, until the terminal status."""
         self.store.get_job(job_id)  # NOT_FOUND before the stream starts

@@ -41,6 +41,7 @@ class RunningJob:
     worker: WorkerHandle
     finished: threading.Event = field(default_factory=threading.Event)
     cancel_reason: str = ""
+    pause: bool = False  # the stop was PauseJob: the job ends PAUSED, not CANCELLED
     last_checkpoint_id: str = ""
     # Set when the job resumes after earlier progress (crash, restart, ResumeJob).
     recorded: RecordedProgress | None = None
@@ -253,6 +254,10 @@ class JobRunner:
             if job.worker.shutdown_requested() and not job.worker.cancel_requested():
                 self.hub.status(job.job_id, "queued", reason="interrupted",
                                 message="service stopping; checkpoint saved, the job resumes on restart")
+            elif job.pause:  # not terminal: no end_time, ResumeJob continues from the checkpoint
+                self.hub.status(job.job_id, "paused", reason="paused",
+                                message="paused by request; checkpoint saved" if job.last_checkpoint_id
+                                else "paused by request before any checkpoint", status_reason="paused")
             else:
                 self.hub.status(job.job_id, "cancelled", reason=job.cancel_reason or "cancelled_by_user",
                                 message="stopped by request; checkpoint saved", status_reason=job.cancel_reason
@@ -287,18 +292,29 @@ class JobRunner:
     # --- requests from the servicer -----------------------------------------------------------
     def cancel(self, job_id: str, reason: str, wait_s: float = 60.0) -> tuple[bool, str]:
         """Stop a job; returns (checkpoint_saved, checkpoint_id). A running job checkpoints first."""
+        return self._stop(job_id, reason or "cancelled_by_user", False, wait_s)
+
+    def pause(self, job_id: str, wait_s: float = 60.0) -> tuple[bool, str]:
+        """Stop a job as cancel does (a running one checkpoints its whole training state) but leave
+        it PAUSED: not terminal, holding no slot, never started by the scheduler until ResumeJob."""
+        return self._stop(job_id, "paused", True, wait_s)
+
+    def _stop(self, job_id: str, reason: str, pause: bool, wait_s: float) -> tuple[bool, str]:
         with self._lock:
             running = self.running.get(job_id)
             if running is None:
                 job = self.store.get_job(job_id)
-                if job["state"] == "queued":
-                    self.hub.status(job_id, "cancelled", reason=reason or "cancelled_by_user",
-                                    message="cancelled before it started", status_reason=reason or "cancelled_by_user",
-                                    end_time=now().replace(tzinfo=None))
-                    return False, ""
-        if running is None:  # it finished between the two reads
-            return False, ""
-        running.cancel_reason = reason or "cancelled_by_user"
+                if job["state"] == "queued" and pause:
+                    self.hub.status(job_id, "paused", reason="paused", message="paused before it started",
+                                    status_reason="paused")
+                elif not pause and job["state"] in ("queued", "paused"):  # a paused job keeps its checkpoints
+                    self.hub.status(job_id, "cancelled", reason=reason,
+                                    message="cancelled before it started" if job["state"] == "queued"
+                                    else "cancelled while paused",
+                                    status_reason=reason, end_time=now().replace(tzinfo=None))
+                return False, ""
+            running.cancel_reason = reason
+            running.pause = pause
         running.worker.request_cancel()
         running.finished.wait(wait_s)
         return bool(running.last_checkpoint_id), running.last_checkpoint_id

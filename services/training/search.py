@@ -89,7 +89,7 @@ STRING_COLUMNS = ("job_id", "agent_id", "account_id", "display_name", "state", "
 TIME_COLUMNS = ("create_time", "start_time", "end_time")
 NUMBER_COLUMNS = ("cost_usd", "example_count")
 REQUIRED_COLUMNS = ("job_id", "agent_id", "account_id", "state", "method", "create_time")  # never NULL
-STATE_VALUES = ("queued", "initializing", "running", "validating", "completed", "failed", "cancelled")
+STATE_VALUES = ("queued", "initializing", "running", "validating", "completed", "failed", "cancelled", "paused")
 METHOD_VALUES = ("supervised", "few_shot", "transfer", "reinforcement", "grpo")
 # `.best` is the minimum for metrics whose name contains one of these, the maximum for the rest.
 LOWER_IS_BETTER = ("loss", "error", "perplexity")

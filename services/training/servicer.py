@@ -6,7 +6,7 @@ import math
 
 from trainhouse.common import identity
 from trainhouse.core.errors import FailedPrecondition, InvalidArgument
-from trainhouse.common.pagination import list_page, page_request
+from trainhouse.common.pagination import list_page, page_request, page_size
 from trainhouse.common.timeutil import to_timestamp
 from trainhouse.common.example_codec import example_proto, query_proto
 from trainhouse.common.structs import to_struct
@@ -132,12 +132,33 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         return training_service_pb2.CancelJobResponse(
             job=job_proto(self.store.get_job(request.job_id)), checkpoint_saved=saved, checkpoint_id=checkpoint_id)
 
+    def PauseJob(self, request, context):
+        job = self._visible(request.job_id)
+        if job["state"] in TERMINAL_STATES or job["state"] == "paused":
+            raise FailedPrecondition(f"only queued or running jobs can be paused (job is {job['state']})",
+                                     metadata={"state": job["state"]})
+        saved, checkpoint_id = self.runner.pause(request.job_id)
+        return training_service_pb2.PauseJobResponse(
+            job=self._job(request.job_id), checkpoint_saved=saved, checkpoint_id=checkpoint_id)
+
     def WatchJob(self, request, context):
         self._visible(request.job_id)
         if request.after_sequence < 0:
             raise InvalidArgument("after_sequence", "must be >= 0")
         for event in self.hub.watch(request.job_id, request.after_sequence, context.is_active):
             yield event_proto(request.job_id, event)
+
+    def ListJobEvents(self, request, context):
+        self._visible(request.job_id)
+        if request.after_sequence < 0:
+            raise InvalidArgument("after_sequence", "must be >= 0")
+        size = page_size(request.page_size, 100, 1000)
+        # One row more than the page says whether more events are stored after it.
+        rows = self.hub.stored(request.job_id, request.after_sequence, size + 1)
+        page = rows[:size]
+        return training_service_pb2.ListJobEventsResponse(
+            events=[event_proto(request.job_id, e) for e in page],
+            next_after_sequence=page[-1]["sequence"] if len(rows) > size else 0)
 
     def WatchAllEvents(self, request, context):
         if request.after_cursor < -1:
@@ -165,18 +186,20 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
 
     def ResumeJob(self, request, context):
         job = self._visible(request.job_id)
-        if job["state"] not in ("cancelled", "failed"):
-            raise FailedPrecondition(f"only cancelled or failed jobs can be resumed (job is {job['state']})",
+        if job["state"] not in ("paused", "cancelled", "failed"):
+            raise FailedPrecondition(f"only paused, cancelled or failed jobs can be resumed (job is {job['state']})",
                                      metadata={"state": job["state"]})
         checkpoint = self.store.latest_checkpoint(request.job_id)
-        if checkpoint is None:
+        if checkpoint is None and job["state"] != "paused":
             raise FailedPrecondition(f"job {request.job_id} has no checkpoint to resume from")
+        # A job paused before its first checkpoint (queued, initializing) simply starts again.
         self.hub.status(request.job_id, "queued", reason="resumed",
-                        message=f"resuming from checkpoint {checkpoint['checkpoint_id']}",
+                        message=f"resuming from checkpoint {checkpoint['checkpoint_id']}" if checkpoint
+                        else "resuming from the beginning (paused before any checkpoint)",
                         end_time=None, status_reason="", error_message="")
         self.runner.kick()
         return training_service_pb2.ResumeJobResponse(job=self._job(request.job_id),
-                                                      checkpoint_id=checkpoint["checkpoint_id"])
+                                                      checkpoint_id=checkpoint["checkpoint_id"] if checkpoint else "")
 
     def ListJobExamples(self, request, context):
         self._visible(request.job_id)

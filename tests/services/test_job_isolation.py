@@ -77,6 +77,8 @@ def test_another_accounts_job_is_not_found_like_a_missing_one(accounts, a_job):
     for call in (lambda i: b.GetJob(pb.GetJobRequest(job_id=i)),
                  lambda i: b.CancelJob(pb.CancelJobRequest(job_id=i)),
                  lambda i: b.ResumeJob(pb.ResumeJobRequest(job_id=i)),
+                 lambda i: b.PauseJob(pb.PauseJobRequest(job_id=i)),
+                 lambda i: b.ListJobEvents(pb.ListJobEventsRequest(job_id=i)),
                  lambda i: b.ListMetrics(pb.ListMetricsRequest(job_id=i)),
                  lambda i: b.ListCheckpoints(pb.ListCheckpointsRequest(job_id=i)),
                  lambda i: b.ListJobExamples(pb.ListJobExamplesRequest(job_id=i)),

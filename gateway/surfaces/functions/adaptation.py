@@ -13,7 +13,7 @@ from trainhouse.gateway.convert import ts_iso
 from trainhouse.gateway.deps import Caller, Services
 from trainhouse.gateway.errors import encoding_request, rpc_fields
 from trainhouse.gateway.models import Id, Number
-from trainhouse.gateway.resources.jobs import state_word
+from trainhouse.gateway.resources.jobs import seed_state_word
 from trainhouse.gateway.resources.training_config import METHODS, config_json
 from trainhouse.gateway.surfaces.functions.jobs import progress_snake
 from trainhouse.gateway.surfaces.functions.surface import FUNCTIONS_SURFACE, Reply, SnakeModel, new_router, reply
@@ -92,7 +92,7 @@ async def adapt_agent_behavior(body: AdaptBehaviorIn, request: Request, caller: 
         return reply(request, out)
     job = resp.job
     out.update({
-        "adaptation_id": job.job_id, "job_id": job.job_id, "status": state_word(job.state),
+        "adaptation_id": job.job_id, "job_id": job.job_id, "status": seed_state_word(job.state),
         "config": config_json(job.config, job.dataset_id), "progress": progress_snake(job),
         "estimated_completion": ts_iso(job.estimated_completion_time),
         "started_at": ts_iso(job.start_time) or ts_iso(job.create_time),

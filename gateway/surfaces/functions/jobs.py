@@ -13,7 +13,7 @@ from trainhouse.gateway.deps import Caller, Services
 from trainhouse.gateway.errors import INVALID, ApiError, encoding_request, rpc_fields
 from trainhouse.gateway.examples import ExampleIn, examples_to_proto, examples_to_rated
 from trainhouse.gateway.resources.jobs import (checkpoint_fields, estimated_duration, failure_block, job_fields, job_status,
-                                    state_word)
+                                    seed_state_word, seed_word)
 from trainhouse.gateway.resources.tables import FieldTable
 from trainhouse.gateway.resources.training_config import MethodName, TrainingConfigIn, config_json, config_to_proto
 from trainhouse.gateway.surfaces.functions.surface import FUNCTIONS_SURFACE, Reply, SnakeModel, new_router, reply
@@ -150,7 +150,8 @@ class MonitorOut(BaseModel):
 # Seed 001's progress block and job status: snake_case, "status", "model_version", "completed_at".
 PROGRESS = FieldTable().restricted(("current_epoch", "total_epochs", "current_step", "total_steps",
                                     "percent_complete", "estimated_time_remaining_ms"))
-JOB = FieldTable({"state": "status", "model_version_id": "model_version", "ended_at": "completed_at"}).restricted(
+JOB = FieldTable({"state": "status", "model_version_id": "model_version", "ended_at": "completed_at"},
+                 values={"state": seed_word}).restricted(
     ("job_id", "agent_id", "state", "metrics", "model_version_id", "status_reason", "created_at", "started_at",
      "ended_at", "best_checkpoint_id", "dataset_id"))
 
@@ -167,7 +168,7 @@ def started_job(job: training_job_pb2.TrainingJob, sent_examples: int) -> dict[s
         "validation_samples": job.validation_examples or None,
         "estimated_duration_ms": job_fields(job)["estimated_time_remaining_ms"],
     }
-    return {"job_id": job.job_id, "agent_id": job.agent_id, "status": state_word(job.state),
+    return {"job_id": job.job_id, "agent_id": job.agent_id, "status": seed_state_word(job.state),
             "config": config_json(job.config, job.dataset_id), "progress": progress_snake(job),
             "estimates": estimates, "started_at": ts_iso(job.start_time) or ts_iso(job.create_time)}
 
@@ -238,7 +239,7 @@ async def train_agent(body: TrainAgentIn, request: Request, caller: Caller, serv
     job = await _start(services, caller, agent_id, examples, validation, cfg, module_id)
     if camel_form:
         data = {"jobId": job.job_id, "trainingJobId": job.job_id, "agentId": job.agent_id,
-                "status": state_word(job.state), "estimatedDuration": estimated_duration(job),
+                "status": seed_state_word(job.state), "estimatedDuration": estimated_duration(job),
                 "startTime": ts_iso(job.start_time) or ts_iso(job.create_time),
                 "config": config_json(job.config, job.dataset_id)}
     else:

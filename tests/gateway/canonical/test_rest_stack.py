@@ -36,10 +36,11 @@ def error_of(r: httpx.Response, status: int, code: str, param: str | None = None
 
 
 def wait_done(api: httpx.Client, job_id: str, timeout: float = 180) -> dict[str, Any]:
+    """Wait until the job stops moving: it ended, or it is paused (not terminal, but idle)."""
     deadline = time.monotonic() + timeout
     while True:
         job = api.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] in ("completed", "failed", "cancelled"):
+        if job["state"] in ("completed", "failed", "cancelled", "paused"):
             return job
         assert time.monotonic() < deadline, job
         time.sleep(0.2)
@@ -79,6 +80,7 @@ def test_errors_have_one_shape(api: httpx.Client, stack) -> None:  # noqa: ANN00
 
 def test_a_finished_job_cannot_be_cancelled_409(api: httpx.Client, trio: dict) -> None:
     error_of(api.post(f"/v1/jobs/{trio['jobs'][0]}/cancel"), 409, "failed_precondition")
+    error_of(api.post(f"/v1/jobs/{trio['jobs'][0]}/pause"), 409, "failed_precondition")
 
 
 def test_idempotency_key_replays_the_create_and_refuses_another_body(api: httpx.Client) -> None:
@@ -190,18 +192,22 @@ def test_pause_keeps_a_checkpoint_and_resume_continues(api: httpx.Client) -> Non
     if body["job"]["state"] == "completed":  # (finished before the pause reached it)
         pytest.skip("the job finished before it could be paused")
     assert body["checkpoint_saved"] is True and body["checkpoint_id"], body
+    assert body["job"]["state"] == "paused", body  # the answer comes once the worker saved and exited
     job = wait_done(api, job_id)
-    assert job["state"] == "cancelled" and job["status_reason"] == "paused", job
+    assert job["state"] == "paused" and job["status_reason"] == "paused" and job["ended_at"] is None, job
+    error_of(api.post(f"/v1/jobs/{job_id}/pause"), 409, "failed_precondition")  # already paused
     stopped_at = job["current_step"]
     resumed = api.post(f"/v1/jobs/{job_id}/resume")
     assert resumed.status_code == 200, resumed.text
     assert resumed.json()["checkpoint_id"] == body["checkpoint_id"]
-    api.post(f"/v1/jobs/{job_id}/pause")  # do not train 400 epochs: stop it again
+    api.post(f"/v1/jobs/{job_id}/cancel")  # do not train 400 epochs: stop it for good
     final = wait_done(api, job_id)
-    assert final["current_step"] >= stopped_at
+    assert final["current_step"] >= stopped_at and final["state"] in ("cancelled", "completed"), final
     events = api.get(f"/v1/jobs/{job_id}/events", params={"limit": 1000}).json()["data"]
-    reasons = [e.get("reason") for e in events if e["type"] == "status"]
-    assert "paused" in reasons and "resumed" in reasons
+    statuses = [(e["state"], e.get("reason"), e["terminal"]) for e in events if e["type"] == "status"]
+    assert ("paused", "paused", False) in statuses and ("queued", "resumed", False) in statuses, statuses
+    # A finished job cannot be paused: 409.
+    error_of(api.post(f"/v1/jobs/{job_id}/pause"), 409, "failed_precondition")
 
 
 # ---- agents, versions, deployments --------------------------------------------------------------
@@ -336,7 +342,7 @@ def test_webhooks_and_tokens(api: httpx.Client, stack) -> None:  # noqa: ANN001
 
 
 def test_a_paused_and_resumed_job_ends_bit_for_bit_like_an_uninterrupted_one(api: httpx.Client) -> None:
-    """Pause (CancelJob 'paused', a checkpoint of the whole training state) then resume (ResumeJob)
+    """Pause (PauseJob, a checkpoint of the whole training state) then resume (ResumeJob)
     must end where the same job run without a pause ends: same final metrics, to the last bit."""
     agent = f"bits-{uuid.uuid4().hex[:8]}"
     body = {"agent_id": agent, "examples": make_examples(40, seed=21),
@@ -351,7 +357,8 @@ def test_a_paused_and_resumed_job_ends_bit_for_bit_like_an_uninterrupted_one(api
     if answer["job"]["state"] == "completed":
         pytest.skip("the job finished before it could be paused")
     assert answer["checkpoint_saved"], answer
-    assert wait_done(api, paused)["status_reason"] == "paused"
+    held = wait_done(api, paused)
+    assert held["state"] == "paused" and held["status_reason"] == "paused", held
     assert api.post(f"/v1/jobs/{paused}/resume").status_code == 200
     a, b = wait_done(api, straight), wait_done(api, paused)
     assert a["state"] == b["state"] == "completed", (a, b)
