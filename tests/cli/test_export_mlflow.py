@@ -25,8 +25,10 @@ FILE_STORE = {"MLFLOW_ALLOW_FILE_STORE": "true"}
 
 
 @pytest.fixture(autouse=True)
-def _file_store(monkeypatch: pytest.MonkeyPatch) -> None:
+def _file_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    # MLflow's default store is ./mlflow.db: whatever falls back to it must not land in the checkout.
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,7 @@ def test_a_job_becomes_a_run_with_params_history_and_model(stack, agent_with_two
     job = agent_with_two_jobs["jobs"][0]
     uri = (tmp_path / "mlruns").as_uri()
     out = _export(stack, job.job_id, "--tracking-uri", uri)
-    mlflow = MlflowClient(tracking_uri=uri)
+    mlflow = MlflowClient(tracking_uri=uri, registry_uri=uri)
     run = mlflow.get_run(out["run_id"])
     assert run.info.status == "FINISHED" and run.data.tags["trainhouse.job_id"] == job.job_id
     assert mlflow.get_experiment(run.info.experiment_id).name == f"trainhouse/{job.agent_id}"
@@ -110,3 +112,4 @@ def test_a_refusing_mlflow_store_is_a_usage_error_not_a_crash(stack, agent_with_
                                       stack.gateway_url, "--token", stack.admin_token, "--tracking-uri",
                                       (tmp_path / "m").as_uri()], env=env)
     assert result.exit_code == 2 and "MLflow at file:" in result.stderr, (result.stdout, result.stderr)
+    assert not (Path.cwd() / "mlflow.db").exists()  # the refusal wrote no fallback store
