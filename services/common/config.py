@@ -111,12 +111,21 @@ class TrainingSettings:
     # them is queued, stored or streamed; status, checkpoints, budget and logs still are. For
     # measuring what event storage costs a job (bench/metrics_ingestion.py), or jobs nobody watches.
     progress_events: bool = True
+    # Scheduling priority of local job workers (nice 0-19, added to the service's own): training is
+    # batch work that takes every core it can get, while the service answers RPCs and stores the
+    # jobs' events. Below-normal workers keep GetJob, WatchJob and cancels prompt when the jobs
+    # outnumber the cores, and cost a job nothing when the cores are otherwise idle.
+    worker_nice: int = 10
 
     @classmethod
     def from_env(cls) -> "TrainingSettings":
+        nice = env_int("TRAINING_WORKER_NICE", 10)
+        if not 0 <= nice <= 19:
+            raise SystemExit(f"{PREFIX}TRAINING_WORKER_NICE must be 0-19, got {nice}")
         return cls(
             max_running_per_account=env_int("MAX_RUNNING_JOBS_PER_ACCOUNT", 5),
             max_running_total=env_int("MAX_RUNNING_JOBS", 8),
             rpc_timeout_s=env_float("RPC_TIMEOUT_S", 30.0),
             progress_events=env_flag("TRAINING_PROGRESS_EVENTS", True),
+            worker_nice=nice,
         )

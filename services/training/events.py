@@ -8,7 +8,17 @@ a short in-memory tail per job (the most recent TAIL_EVENTS events of the TAIL_J
 written jobs), and a watcher that is caught up takes its next events from there when they follow
 its last sequence without a gap; otherwise (a late subscriber, an evicted tail, two appends
 published out of order) it reads the store as before. A wake-up caused by another job's append
-costs a dictionary lookup instead of two DuckDB queries.
+costs a dictionary lookup instead of two DuckDB queries. The same holds for WatchAllEvents (the
+gateway's subscription to every job): the hub keeps the last RECENT_EVENTS committed rows of all jobs
+in cursor order, complete above a known cursor, and a subscriber past that cursor is answered from
+memory.
+
+Group commit: appends from several threads (one event pump per running job, plus status changes)
+queue up; the append at the head of the queue commits everything queued behind it in ONE
+transaction (JobStore.append_event_groups) and then publishes the rows, while the others wait for
+it, as a database's group commit does. While N jobs stream, a commit's cost (and the store's write
+lock it holds) is paid once per group instead of once per job. Because one group commits and
+publishes at a time, rows reach the in-memory tails in cursor order.
 """
 from __future__ import annotations
 
@@ -22,6 +32,20 @@ from trainhouse.training.store import TERMINAL_STATES, JobStore
 
 TAIL_EVENTS = 2000
 TAIL_JOBS = 64
+RECENT_EVENTS = 4000  # all jobs' latest committed rows, for WatchAllEvents
+GROUP_EVENTS = 5000  # at most this many events per group commit (a batch is never split)
+
+
+class _Append:
+    """One caller's batch waiting in the group-commit queue."""
+
+    __slots__ = ("job_id", "events", "rows", "error", "done")
+
+    def __init__(self, job_id: str, events: list[tuple[str, dict[str, Any], dict[str, Any]]]):
+        self.job_id, self.events = job_id, events
+        self.rows: list[dict[str, Any]] = []
+        self.error: BaseException | None = None
+        self.done = False
 
 
 def _event(row: dict[str, Any]) -> dict[str, Any]:
@@ -37,24 +61,78 @@ class EventHub:
         self._closed = False
         self._version = 0  # bumped on every append, so a watcher never sleeps through one
         self._tails: OrderedDict[str, deque] = OrderedDict()  # job -> its latest committed rows
+        # (job_id, row) of every job in cursor order; complete for cursors above _recent_floor.
+        self._recent: deque[tuple[str, dict[str, Any]]] = deque()
+        self._recent_floor = store.last_cursor()
+        self._queue: deque[_Append] = deque()
+        self._queued = threading.Condition()
 
     def append(self, job_id: str, kind: str, payload: dict[str, Any],
                job_fields: dict[str, Any] | None = None) -> int:
         return self.append_many(job_id, [(kind, payload, job_fields or {})])
 
     def append_many(self, job_id: str, events: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> int:
+        """Store the events durably (in one group commit with whatever else is queued), publish
+        them to watchers, and return the job's last sequence."""
         if not events:
             return 0
-        rows = self.store.append_events_rows(job_id, events)  # durable first
+        item = _Append(job_id, events)
+        with self._queued:
+            self._queue.append(item)
+            while not item.done and self._queue[0] is not item:
+                self._queued.wait()
+            if not item.done:  # at the head: commit the group queued so far (ours first)
+                group, size = [], 0
+                for queued in self._queue:
+                    if group and size + len(queued.events) > GROUP_EVENTS:
+                        break
+                    group.append(queued)
+                    size += len(queued.events)
+        if not item.done:
+            try:
+                self._commit(group)
+            finally:
+                with self._queued:
+                    for _ in group:
+                        queued = self._queue.popleft()
+                        if not queued.rows and queued.error is None:  # the committer was interrupted
+                            queued.error = RuntimeError("the events were not stored")
+                        queued.done = True
+                    self._queued.notify_all()
+        if item.error is not None:
+            raise item.error
+        return item.rows[-1]["sequence"]
+
+    def _commit(self, group: list[_Append]) -> None:
+        """One transaction for the group; if it fails, each batch alone, so a bad one fails alone.
+        Then publish in commit order (only the queue's head commits, so publications never cross)."""
+        try:
+            for queued, rows in zip(group, self.store.append_event_groups([(a.job_id, a.events) for a in group])):
+                queued.rows = rows
+        except Exception as exc:
+            if len(group) == 1:
+                group[0].error = exc
+            else:
+                for queued in group:
+                    try:
+                        queued.rows = self.store.append_event_groups([(queued.job_id, queued.events)])[0]
+                    except Exception as one:
+                        queued.error = one
         with self._changed:
-            tail = self._tails.pop(job_id, None) or deque(maxlen=TAIL_EVENTS)
-            tail.extend(rows)
-            self._tails[job_id] = tail  # most recently written last
+            for queued in group:
+                if not queued.rows:
+                    continue
+                tail = self._tails.pop(queued.job_id, None) or deque(maxlen=TAIL_EVENTS)
+                tail.extend(queued.rows)
+                self._tails[queued.job_id] = tail  # most recently written last
+                for row in queued.rows:
+                    self._recent.append((queued.job_id, row))
             while len(self._tails) > TAIL_JOBS:
                 self._tails.popitem(last=False)
+            while len(self._recent) > RECENT_EVENTS:
+                self._recent_floor = self._recent.popleft()[1]["cursor"]
             self._version += 1
             self._changed.notify_all()
-        return rows[-1]["sequence"]
 
     def _from_tail(self, job_id: str, after: int) -> list[dict[str, Any]] | None:
         """The committed rows after sequence ``after`` from memory ([] when there are none yet), or
@@ -126,6 +204,24 @@ class EventHub:
                 if self._version == seen:
                     self._changed.wait(timeout=1.0)
 
+    def _recent_after(self, cursor: int, account_id: str, visible: str | None,
+                      limit: int = 500) -> list[dict[str, Any]] | None:
+        """``store.all_events_after`` answered from memory, or None when the recent rows do not hold
+        every committed row after ``cursor`` (it is below the oldest one kept)."""
+        with self._changed:
+            if cursor < self._recent_floor:
+                return None
+            out = []
+            for job_id, row in reversed(self._recent):
+                if row["cursor"] <= cursor:
+                    break
+                if (account_id and row["account_id"] != account_id) or (
+                        visible is not None and row["account_id"] != visible):
+                    continue
+                out.append({**row, "job_id": job_id})
+        out.reverse()
+        return out[:limit]
+
     def watch_all(self, after_cursor: int, account_id: str, alive: Callable[[], bool],
                   visible: str | None = None) -> Iterator[tuple[str, dict]]:
         """Yield (job_id, event) for every job's events after the cursor, then live ones, until closed;
@@ -134,7 +230,9 @@ class EventHub:
         while alive():
             with self._changed:
                 seen = self._version
-            batch = self.store.all_events_after(last, account_id, visible=visible)
+            batch = self._recent_after(last, account_id, visible)
+            if batch is None:
+                batch = self.store.all_events_after(last, account_id, visible=visible)
             for row in batch:
                 yield row["job_id"], _event(row)
                 last = row["cursor"]
@@ -145,3 +243,4 @@ class EventHub:
                     return
                 if self._version == seen:
                     self._changed.wait(timeout=1.0)
+

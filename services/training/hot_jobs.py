@@ -3,9 +3,10 @@
 A DuckDB point query costs ~1 ms of Python and engine work per call (profiled: 80% of GetJob's
 server time), and a running job's row is read on every GetJob, by every WatchJob loop and by the
 runner, while it changes only when the job's own events are stored. The TrainingService is the
-only writer of its file, and every write of the `jobs` table goes through four JobStore methods
-(create_job, update_job, append_events, and append_event through append_events), so the cache
-wraps exactly those on the store instance and drops a job's row after each of its writes commits.
+only writer of its file, and every write of the `jobs` table goes through the JobStore methods
+named in WRITERS (append_event and append_events_rows reach append_event_groups through them), so
+the cache wraps exactly those on the store instance and drops a job's row after each of its writes
+commits.
 
 Races: a reader notes the job's generation before it queries and keeps what it read only if no
 write of that job finished meanwhile (the writer bumps the generation after its commit, under the
@@ -25,11 +26,13 @@ from typing import Any
 from trainhouse.core.errors import NotFound
 
 # Methods of JobStore that write the jobs table, with how each names its job.
-WRITERS: dict[str, Callable[..., str | None]] = {
-    "create_job": lambda row, *a, **k: row.get("job_id"),
-    "update_job": lambda job_id, *a, **k: job_id,
-    "append_events": lambda job_id, *a, **k: job_id,
-    "append_events_rows": lambda job_id, *a, **k: job_id,  # the event hub's path (events.py)
+WRITERS: dict[str, Callable[..., list[str | None]]] = {
+    "create_job": lambda row, *a, **k: [row.get("job_id")],
+    "update_job": lambda job_id, *a, **k: [job_id],
+    "append_events": lambda job_id, *a, **k: [job_id],
+    "append_events_rows": lambda job_id, *a, **k: [job_id],
+    # the event hub's group commit (events.py): every job of the group
+    "append_event_groups": lambda groups, *a, **k: [job_id for job_id, _ in groups],
 }
 MAX_ROWS = 4096
 
@@ -57,14 +60,16 @@ class HotJobs:
         store.get_job = hot.get_job
         return hot
 
-    def _invalidating(self, write: Callable[..., Any], job_of: Callable[..., str | None]) -> Callable[..., Any]:
+    def _invalidating(self, write: Callable[..., Any], jobs_of: Callable[..., list[str | None]]
+                      ) -> Callable[..., Any]:
         @functools.wraps(write)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            job_id = job_of(*args, **kwargs)
+            job_ids = jobs_of(*args, **kwargs)
             try:
                 return write(*args, **kwargs)
             finally:  # committed or not: the next read goes to the file
-                self.forget(job_id)
+                for job_id in job_ids:
+                    self.forget(job_id)
         return wrapped
 
     def forget(self, job_id: str | None) -> None:

@@ -121,7 +121,8 @@ class JobRunner:
         resume_from = checkpoint["path"] if checkpoint and Path(checkpoint["path"] or "").exists() else None
         spec = {"job_id": job_id, "job_dir": str(self.job_dir(job_id)),
                 "config": json.loads(job["config_json"])["resolved"], "method": job["method"],
-                "resume_from": resume_from, "progress_events": self.settings.progress_events}
+                "resume_from": resume_from, "progress_events": self.settings.progress_events,
+                "nice": self.settings.worker_nice}
         trace_file = self.job_dir(job_id) / TRACEPARENT_FILE
         if trace_file.exists():
             spec["traceparent"] = trace_file.read_text().strip()

@@ -58,3 +58,102 @@ def test_a_finished_job_ends_a_caught_up_watcher(hub):
     got, t = watch_in_thread(hub, "job-a", after=last)
     t.join(30)
     assert not t.is_alive() and got == []
+
+
+def _all_events(store: JobStore) -> list[tuple]:
+    return [(r["job_id"], r["sequence"], r["kind"], r["cursor"])
+            for r in store.all_events_after(0, limit=100_000)]
+
+
+def test_concurrent_appends_commit_in_groups_and_keep_every_order(hub, monkeypatch):
+    """Six threads append to two jobs at once: appends are grouped into fewer transactions than
+    batches, each job's sequences stay contiguous in the order each thread appended, cursors follow
+    commit order, and WatchAllEvents (from memory) sees exactly the store's history."""
+    commits: list[int] = []
+    real = hub.store.append_event_groups
+
+    def counting(groups):
+        commits.append(len(groups))
+        return real(groups)
+
+    monkeypatch.setattr(hub.store, "append_event_groups", counting)
+    follower: list[tuple] = []
+    watcher = threading.Thread(target=lambda: follower.extend(
+        (job_id, e["sequence"], e["kind"], e["cursor"])
+        for job_id, e in hub.watch_all(0, "", lambda: len(follower) < 6 * 40 * 2)), daemon=True)
+    watcher.start()
+    start = threading.Barrier(6)
+
+    def pump(n: int) -> None:
+        job = "job-a" if n % 2 else "job-b"
+        start.wait()
+        for i in range(40):
+            last = hub.append_many(job, [("metric", {"name": f"t{n}", "value": i, "step": i}, {})] * 2)
+            assert last >= 2 * (i + 1)
+
+    threads = [threading.Thread(target=pump, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    hub.append("job-a", "log", {"message": "wake the watcher"})
+    watcher.join(30)
+    assert sum(commits) == 6 * 40 + 1 and len(commits) < 6 * 40  # grouped: fewer commits than batches
+    stored = _all_events(hub.store)
+    assert len(stored) == 6 * 40 * 2 + 1
+    assert [c for *_, c in stored] == sorted(c for *_, c in stored)
+    for job in ("job-a", "job-b"):
+        seqs = [s for j, s, *_ in stored if j == job]
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert hub.store.get_job(job)["last_sequence"] == len(seqs)
+        # each thread's points in its own order
+        for n in range(6):
+            values = _values(hub.store, job, f"t{n}")
+            assert values == sorted(values)
+    assert follower == stored[:len(follower)] and len(follower) >= 6 * 40 * 2
+
+
+def _values(store: JobStore, job: str, name: str) -> list[float]:
+    return [r[0] for r in store.db.query(
+        "SELECT value FROM metrics WHERE job_id = ? AND name = ? ORDER BY sequence", [job, name])]
+
+
+def test_a_bad_batch_in_a_group_fails_alone(hub):
+    """A batch for a job the store does not have fails its caller; the batches committed in the
+    same group are stored and their callers get their sequences."""
+    results: dict[str, object] = {}
+    start = threading.Barrier(5)
+
+    def append(name: str, job: str) -> None:
+        start.wait()
+        try:
+            results[name] = hub.append(job, "log", {"message": name})
+        except Exception as exc:  # noqa: BLE001 - the error is the result under test
+            results[name] = exc
+
+    threads = [threading.Thread(target=append, args=(f"t{n}", "job-missing" if n == 2 else "job-a"))
+               for n in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    from trainhouse.core.errors import NotFound
+
+    assert isinstance(results.pop("t2"), NotFound)
+    assert sorted(results.values()) == [1, 2, 3, 4]
+    assert [e["payload"]["message"] for e in hub.stored("job-a", 0, 10)] == sorted(
+        results, key=lambda name: results[name])
+
+
+def test_watch_all_reads_the_store_below_the_recent_rows(hub, monkeypatch):
+    """A subscriber older than the rows kept in memory gets the store's answer: the same events."""
+    monkeypatch.setattr(events_module, "RECENT_EVENTS", 10)
+    for i in range(30):
+        hub.append("job-a" if i % 3 else "job-b", "log", {"message": str(i)})
+    assert hub._recent_after(0, "", None) is None  # evicted: the store answers
+    got: list[tuple] = []
+    for job_id, e in hub.watch_all(0, "", lambda: len(got) < 30):
+        got.append((job_id, e["sequence"], e["kind"], e["cursor"]))
+    assert got == _all_events(hub.store)
+    recent = hub._recent_after(got[-5][3], "", None)
+    assert [(r["job_id"], r["cursor"]) for r in recent] == [(j, c) for j, _, _, c in got[-4:]]

@@ -45,6 +45,12 @@ def completed_job(training):
     held_out = make_examples(25, seed=99)
     config = training_job_pb2.TrainingConfig(epochs=12, learning_rate=0.01, batch_size=16, seed=7,
                                              checkpoint_interval=4)
+    # A queued job's ETA comes from completed jobs of its method (estimates.py): one runs first, so
+    # this module does not depend on which tests ran before it on the session's stack.
+    warm = training.StartJob(training_service_pb2.StartJobRequest(
+        agent_id="grpc-router-warmup", examples=examples_pb(make_examples(20, seed=2)),
+        config=training_job_pb2.TrainingConfig(epochs=2, batch_size=16, seed=7))).job
+    assert wait_terminal(training, warm.job_id).state == job_state_pb2.JOB_STATE_COMPLETED
     job = training.StartJob(training_service_pb2.StartJobRequest(
         agent_id="grpc-router", examples=examples_pb(data), config=config)).job
     assert job.state == job_state_pb2.JOB_STATE_QUEUED
