@@ -327,7 +327,11 @@ class JobStore:
         widened eightfold until it holds a full page; a window that holds ``size + 1`` points
         holds exactly the first ``size + 1`` of the unbounded query, and once the window would
         reach the job's last sequence the query is the unbounded one. A page with ``skip`` or a
-        total count goes straight to the unbounded query."""
+        total count goes straight to the unbounded query.
+
+        The rows are a ColumnRows (columns name, value, epoch, step, time): ListMetrics builds its
+        points from whole columns, which costs a fraction of building a dict and a datetime per
+        point; row dicts are still there for any other reader."""
         where, params = ["job_id = ?"], [job_id]
         if names:
             where.append("name IN (" + ", ".join("?" for _ in names) + ")")
@@ -341,11 +345,11 @@ class JobStore:
             width = max(4 * (page.size + 1), 4096)
             while start + width < last:
                 bounded = fetch_page(self.db, "metrics", [*where, "sequence <= ?"], [*params, start + width], order,
-                                     page, columns=columns)
+                                     page, columns=columns, columnar=True)
                 if bounded.next_page_token:
                     return bounded
                 width *= 8
-        return fetch_page(self.db, "metrics", where, params, order, page, columns=columns)
+        return fetch_page(self.db, "metrics", where, params, order, page, columns=columns, columnar=True)
 
     def metric_history(self, job_id: str, name: str) -> list[float]:
         """One value of metric ``name`` per epoch, in epoch order (the epoch's last point when it
