@@ -196,7 +196,7 @@ def add_metric_points(points: Any, rows: ColumnRows) -> None:
 
     Built column by column because a page holds up to 10k points: a MetricPoint(..., time=
     to_timestamp(row["time"])) per row dict cost ~8 us a point (to_timestamp alone ~5: a tz-aware
-    datetime and FromDatetime), ~80 ms a full page against ~12 ms here. The stored times are naive
+    datetime and FromDatetime), ~80 ms a full page against ~6 ms here. The stored times are naive
     UTC microseconds, so seconds and nanos come from integer arithmetic on the column (floor
     division keeps nanos non-negative before 1970, as Timestamp requires); a NULL epoch or step
     is 0, as proto3 shows an unset field. ``time`` is NOT NULL in the schema, so every point has one."""
@@ -208,7 +208,12 @@ def add_metric_points(points: Any, rows: ColumnRows) -> None:
                   (micros // 1_000_000).tolist(), (micros % 1_000_000 * 1000).tolist())
     add = points.add
     for name, value, epoch, step, seconds, nanos in columns:
-        time = add(name=name, value=value, epoch=epoch, step=step).time
+        point = add()  # attributes set one by one: half the time of add(name=..., ...) with upb
+        point.name = name
+        point.value = value
+        point.epoch = epoch
+        point.step = step
+        time = point.time
         time.seconds = seconds
         time.nanos = nanos
 
