@@ -98,7 +98,9 @@ class ColumnRows(Sequence[dict[str, Any]]):
     where a value is NULL), for a caller that reads whole columns: turning a 10k-point metric page
     into protos from its columns never builds a dict, a tuple or a datetime per point. It is still
     a sequence of row dicts for everyone else; a row is built when it is read, with the values
-    fetchall would give (Python ints, floats, str, naive datetimes for TIMESTAMP, None for NULL)."""
+    fetchall would give (Python ints, floats, str, naive datetimes for TIMESTAMP, None for NULL)
+    for the column types NumPy holds as they are. Not for a TIMESTAMPTZ column, which fetchnumpy
+    returns without its zone: page such a table in row mode."""
 
     def __init__(self, columns: dict[str, np.ndarray]):
         self._columns = columns
