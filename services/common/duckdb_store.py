@@ -91,6 +91,18 @@ class DuckStore:
             cur = con.execute(sql, params or [])
             return [d[0] for d in cur.description], cur.fetchall()
 
+    def query_columns(self, sql: str, params: Sequence[Any] | None = None) -> dict[str, np.ndarray]:
+        """The result as one NumPy array per column (masked where a value is NULL), in select order:
+        for callers that read whole columns, so no Python object is built per row (DuckDB fills
+        the arrays itself; fetchall builds a tuple and a Python value per cell)."""
+        with self._read() as con:
+            cur = con.execute(sql, params or [])
+            columns = cur.fetchnumpy()
+            names = [d[0] for d in cur.description]
+            if list(columns) != names:  # two columns of one name (DuckDB renames the second)
+                raise ValueError("query_columns needs distinct column names: " + ", ".join(names))
+            return columns
+
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         with self._lock:
             self._con.execute(sql, params or [])

@@ -5,11 +5,13 @@ import datetime as dt
 import json
 from typing import Any
 
+import numpy as np
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf import json_format
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
+from trainhouse.common.pagination import ColumnRows
 from trainhouse.common.structs import to_struct
 from trainhouse.common.timeutil import now, to_timestamp
 from trainhouse.training.estimates import Throughput, queued_estimate, work_units
@@ -187,6 +189,33 @@ def checkpoint_proto(row: dict[str, Any]) -> training_job_pb2.Checkpoint:
     if row.get("create_time") is not None:
         ckpt.create_time.CopyFrom(to_timestamp(_utc(row["create_time"])))
     return ckpt
+
+
+def add_metric_points(points: Any, rows: ColumnRows) -> None:
+    """Append a metric page (JobStore.metrics' columns) to a repeated MetricPoint field.
+
+    Built column by column because a page holds up to 10k points: a MetricPoint(..., time=
+    to_timestamp(row["time"])) per row dict cost ~8 us a point (to_timestamp alone ~5: a tz-aware
+    datetime and FromDatetime), ~80 ms a full page against ~6 ms here. The stored times are naive
+    UTC microseconds, so seconds and nanos come from integer arithmetic on the column (floor
+    division keeps nanos non-negative before 1970, as Timestamp requires); a NULL epoch or step
+    is 0, as proto3 shows an unset field. ``time`` is NOT NULL in the schema, so every point has one."""
+    if not len(rows):
+        return
+    micros = rows.column("time").astype("datetime64[us]").astype(np.int64)
+    columns = zip(rows.column("name").tolist(), rows.column("value").tolist(),
+                  np.ma.filled(rows.column("epoch"), 0).tolist(), np.ma.filled(rows.column("step"), 0).tolist(),
+                  (micros // 1_000_000).tolist(), (micros % 1_000_000 * 1000).tolist())
+    add = points.add
+    for name, value, epoch, step, seconds, nanos in columns:
+        point = add()  # attributes set one by one: half the time of add(name=..., ...) with upb
+        point.name = name
+        point.value = value
+        point.epoch = epoch
+        point.step = step
+        time = point.time
+        time.seconds = seconds
+        time.nanos = nanos
 
 
 def event_proto(job_id: str, event: dict[str, Any]) -> training_job_pb2.JobEvent:

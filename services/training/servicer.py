@@ -7,14 +7,13 @@ import math
 from trainhouse.common import identity
 from trainhouse.core.errors import FailedPrecondition, InvalidArgument
 from trainhouse.common.pagination import list_page, page_request, page_size
-from trainhouse.common.timeutil import to_timestamp
 from trainhouse.common.example_codec import example_proto, query_proto
 from trainhouse.common.structs import to_struct
 from trainhouse.training import peers
 from trainhouse.training.performance_check import NO_ERRORS_TO_CORRECT, check_reported, performance_check
 from trainhouse.training.adaptation import adaptation, parse_adapt_request
 from trainhouse.training.autotrain import AutoTrainer
-from trainhouse.training.convert import (STATE_NAMES, autotrain_config_proto, autotrain_run_proto,
+from trainhouse.training.convert import (STATE_NAMES, add_metric_points, autotrain_config_proto, autotrain_run_proto,
                                        autotrain_status_proto, checkpoint_proto, event_proto, job_proto)
 from trainhouse.training import checkpoint_versions
 from trainhouse.training.events import EventHub
@@ -212,10 +211,9 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
     def ListMetrics(self, request, context):
         self._visible(request.job_id)
         page = self.store.metrics(request.job_id, list(request.names), page_request(request, 1000, 10000))
-        points = [training_job_pb2.MetricPoint(name=r["name"], value=r["value"], epoch=r["epoch"] or 0,
-                                               step=r["step"] or 0, time=to_timestamp(r["time"]))
-                  for r in page.rows]
-        return training_service_pb2.ListMetricsResponse(points=points, next_page_token=page.next_page_token)
+        response = training_service_pb2.ListMetricsResponse(next_page_token=page.next_page_token)
+        add_metric_points(response.points, page.rows)
+        return response
 
     # ---- auto-training -----------------------------------------------------------------------
     def GetAutoTrainingConfig(self, request, context):

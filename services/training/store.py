@@ -363,9 +363,16 @@ class JobStore:
         ``ORDER BY sequence LIMIT n`` sorts every matching point of the job (250k of a 1M-point
         job). The page is therefore first asked within a window of sequences after the token's,
         widened eightfold until it holds a full page; a window that holds ``size + 1`` points
-        holds exactly the first ``size + 1`` of the unbounded query, and once the window would
-        reach the job's last sequence the query is the unbounded one. A page with ``skip`` or a
-        total count goes straight to the unbounded query."""
+        holds exactly the first ``size + 1`` of the unbounded query. A window that holds fewer
+        is the whole rest of the history when it reaches the job's last sequence as read after
+        its query (events only ever raise it, in the transaction that adds their points), and is
+        then the answer itself. The last sequence is therefore looked up only when a window came
+        back short: a dense history's page is one query. A page with ``skip`` or a total count
+        goes straight to the unbounded query.
+
+        The rows are a ColumnRows (columns name, value, epoch, step, time): ListMetrics builds its
+        points from whole columns, which costs a fraction of building a dict and a datetime per
+        point; row dicts are still there for any other reader."""
         where, params = ["job_id = ?"], [job_id]
         if names:
             where.append("name IN (" + ", ".join("?" for _ in names) + ")")
@@ -374,16 +381,17 @@ class JobStore:
         columns = "name, value, epoch, step, time"
         if not page.skip and not page.with_total:
             start = order.decode(page.after)[0] if page.after is not None else 0
-            rows = self.db.query("SELECT last_sequence FROM jobs WHERE job_id = ?", [job_id])
-            last = int(rows[0][0] or 0) if rows else 0
             width = max(4 * (page.size + 1), 4096)
-            while start + width < last:
+            while True:
                 bounded = fetch_page(self.db, "metrics", [*where, "sequence <= ?"], [*params, start + width], order,
-                                     page, columns=columns)
+                                     page, columns=columns, columnar=True)
                 if bounded.next_page_token:
                     return bounded
+                rows = self.db.query("SELECT last_sequence FROM jobs WHERE job_id = ?", [job_id])
+                if start + width >= (int(rows[0][0] or 0) if rows else 0):
+                    return bounded
                 width *= 8
-        return fetch_page(self.db, "metrics", where, params, order, page, columns=columns)
+        return fetch_page(self.db, "metrics", where, params, order, page, columns=columns, columnar=True)
 
     def metric_history(self, job_id: str, name: str) -> list[float]:
         """One value of metric ``name`` per epoch, in epoch order (the epoch's last point when it
