@@ -25,10 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import grpc  # noqa: E402
 import httpx  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import channel, result  # noqa: E402
+from _bare_servers import spawn  # noqa: E402 - the same bare servers as the throughput bench
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
 from trainhouse.core.onnx_model import OnnxModel  # noqa: E402
@@ -38,7 +40,7 @@ from trainhouse.v1 import (example_pb2, job_state_pb2, model_registry_pb2, model
                            training_job_pb2, training_service_pb2, training_service_pb2_grpc)
 
 AGENT = "bench-router"
-TARGETS_MS = {"gRPC": 1.0, "REST": 3.0}
+TARGETS_MS = {"gRPC": 1.0, "REST": 1.0}
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -111,15 +113,30 @@ def main() -> None:
                     if r.status_code != 200:
                         raise SystemExit(f"REST predict failed: {r.status_code} {r.text[:200]}")
                 results["REST"] = timed(rest, texts, args.n, args.warmup)
+            artifact = str(home / "registry" / "artifacts" / AGENT / f"{version.sha256}.onnx")
+            bare_http, http_port = spawn("--bare-http", artifact, home)
+            bare_grpc, grpc_port = spawn("--bare-grpc", artifact, home)
+            try:
+                with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", trust_env=False, timeout=30) as http:
+                    results["bare-HTTP"] = timed(lambda text, i: http.post("/predict", json={"input": text}),
+                                                 texts, args.n, args.warmup)
+                with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as ch:
+                    bare_stub = model_registry_pb2_grpc.ModelRegistryStub(ch)
+                    results["bare-gRPC"] = timed(lambda text, i: bare_stub.Predict(model_registry_pb2.PredictRequest(
+                        agent_id=AGENT, inputs=[text])), texts, args.n, args.warmup)
+            finally:
+                for proc in (bare_http, bare_grpc):
+                    proc.kill()
+                    proc.wait()
         finally:
             stack.stop()
     bare50, bare99 = percentile(results["bare"], 50), percentile(results["bare"], 99)
     print(f"serving latency, single input, model {AGENT} {version_id}, {args.n} calls each "
           f"(cpu count {os.cpu_count()})")
-    print(f"{'path':<6} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'p50 - bare':>11} {'p50 / bare':>10}  target")
+    print(f"{'path':<9} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'p50 - bare':>11} {'p50 / bare':>10}  target")
     for name, samples in results.items():
         p50, p99 = percentile(samples, 50), percentile(samples, 99)
-        line = (f"{name:<6} {p50:8.3f} {p99:8.3f} {statistics.fmean(samples):8.3f} "
+        line = (f"{name:<9} {p50:8.3f} {p99:8.3f} {statistics.fmean(samples):8.3f} "
                 f"{p50 - bare50:+11.3f} {p50 / bare50:10.2f}")
         if name in TARGETS_MS:
             ok = p50 <= bare50 + TARGETS_MS[name]
@@ -128,6 +145,10 @@ def main() -> None:
     print(f"(bare p99 {bare99:.3f} ms)")
     for name in ("gRPC", "REST"):
         result(f"Predict p50 via {name}", percentile(results[name], 50), "ms", bare50, "bare in-process ORT p50")
+    result("Predict p50 via REST", percentile(results["REST"], 50), "ms", percentile(results["bare-HTTP"], 50),
+           "bare uvicorn + ORT route p50 (no second hop)")
+    result("Predict p50 via gRPC", percentile(results["gRPC"], 50), "ms", percentile(results["bare-gRPC"], 50),
+           "bare grpcio + ORT server p50")
 
 
 if __name__ == "__main__":
