@@ -117,6 +117,7 @@ class Dispatcher:
         self._hooks_version = -1
         self._rng = random.Random()
         self._seen_cursor: int | None = None  # newest cursor handled, written on stop
+        self._unrecorded = 0  # events handled since the cursor was last written
         self._resolve = resolve
         self._client = new_client(settings.timeout_s)
 
@@ -148,7 +149,7 @@ class Dispatcher:
         while True:
             cursor = await to_thread.run_sync(self.store.cursor)
             call = self.backends.training.WatchAllEvents(
-                training_service_pb2.WatchAllEventsRequest(after_cursor=cursor))
+                training_service_pb2.WatchAllEventsRequest(after_cursor=cursor, kinds=payloads.SOURCE_KINDS))
             try:
                 async for ev in call:
                     await self._handle(ev)
@@ -181,10 +182,12 @@ class Dispatcher:
                 body = payloads.build(event, hook.format, ev, job)
                 deliveries.append(NewDelivery(hook.webhook_id, payloads.event_id(ev), body["event"], ev.job_id,
                                               json.dumps(body, separators=(",", ":"), allow_nan=False)))
-        # Without deliveries only every 50th cursor is written: re-reading a few events after a
-        # crash is harmless (they make no deliveries, or the unique key drops the duplicates).
-        if deliveries or ev.cursor % 50 == 0:
+        # Without deliveries only every 50th event's cursor is written: re-reading a few events after
+        # a crash is harmless (they make no deliveries, or the unique key drops the duplicates).
+        self._unrecorded += 1
+        if deliveries or self._unrecorded >= 50:
             await to_thread.run_sync(self.store.record, ev.cursor, deliveries, time.time())
+            self._unrecorded = 0
         self._seen_cursor = ev.cursor
         if deliveries:
             self._wake.set()

@@ -60,6 +60,11 @@ def check_subscription(events: list[str]) -> list[str]:
     return events
 
 
+# The JobEvent kinds classify() can turn into a webhook event: the follower asks the TrainingService
+# for these only (WatchAllEventsRequest.kinds), not for every metric point and log line.
+SOURCE_KINDS = ("status", "epoch", "budget", "promotion")
+
+
 def classify(ev: training_job_pb2.JobEvent) -> str | None:
     """The webhook event a JobEvent is, if any (progress is filtered per subscription later)."""
     kind = ev.WhichOneof("payload")

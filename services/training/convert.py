@@ -28,6 +28,8 @@ STATES = {
     "paused": job_state_pb2.JOB_STATE_PAUSED,
 }
 STATE_NAMES = {v: k for k, v in STATES.items()}
+# The event kinds a job's history holds: JobEvent's payload fields, as stored in job_events.kind.
+EVENT_KINDS = tuple(f.name for f in training_job_pb2.JobEvent.DESCRIPTOR.oneofs_by_name["payload"].fields)
 METHOD_ENUM = {
     "supervised": job_state_pb2.TRAINING_METHOD_SUPERVISED,
     "few_shot": job_state_pb2.TRAINING_METHOD_FEW_SHOT,

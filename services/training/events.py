@@ -204,7 +204,7 @@ class EventHub:
                 if self._version == seen:
                     self._changed.wait(timeout=1.0)
 
-    def _recent_after(self, cursor: int, account_id: str, visible: str | None,
+    def _recent_after(self, cursor: int, account_id: str, visible: str | None, kinds: tuple[str, ...] = (),
                       limit: int = 500) -> list[dict[str, Any]] | None:
         """``store.all_events_after`` answered from memory, or None when the recent rows do not hold
         every committed row after ``cursor`` (it is below the oldest one kept)."""
@@ -216,23 +216,24 @@ class EventHub:
                 if row["cursor"] <= cursor:
                     break
                 if (account_id and row["account_id"] != account_id) or (
-                        visible is not None and row["account_id"] != visible):
+                        visible is not None and row["account_id"] != visible) or (kinds and row["kind"] not in kinds):
                     continue
                 out.append({**row, "job_id": job_id})
         out.reverse()
         return out[:limit]
 
     def watch_all(self, after_cursor: int, account_id: str, alive: Callable[[], bool],
-                  visible: str | None = None) -> Iterator[tuple[str, dict]]:
+                  visible: str | None = None, kinds: tuple[str, ...] = ()) -> Iterator[tuple[str, dict]]:
         """Yield (job_id, event) for every job's events after the cursor, then live ones, until closed;
-        only the jobs of account `visible` when given (a non-admin caller's)."""
+        only the jobs of account `visible` when given (a non-admin caller's), only events of `kinds`
+        when given."""
         last = self.store.last_cursor() if after_cursor < 0 else after_cursor
         while alive():
             with self._changed:
                 seen = self._version
-            batch = self._recent_after(last, account_id, visible)
+            batch = self._recent_after(last, account_id, visible, kinds)
             if batch is None:
-                batch = self.store.all_events_after(last, account_id, visible=visible)
+                batch = self.store.all_events_after(last, account_id, visible=visible, kinds=kinds)
             for row in batch:
                 yield row["job_id"], _event(row)
                 last = row["cursor"]

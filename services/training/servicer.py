@@ -13,7 +13,7 @@ from trainhouse.training import peers
 from trainhouse.training.performance_check import NO_ERRORS_TO_CORRECT, check_reported, performance_check
 from trainhouse.training.adaptation import adaptation, parse_adapt_request
 from trainhouse.training.autotrain import AutoTrainer
-from trainhouse.training.convert import (STATE_NAMES, add_metric_points, autotrain_config_proto, autotrain_run_proto,
+from trainhouse.training.convert import (EVENT_KINDS, STATE_NAMES, add_metric_points, autotrain_config_proto, autotrain_run_proto,
                                        autotrain_status_proto, checkpoint_proto, event_proto, job_proto)
 from trainhouse.training import checkpoint_versions
 from trainhouse.training.events import EventHub
@@ -162,8 +162,12 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
     def WatchAllEvents(self, request, context):
         if request.after_cursor < -1:
             raise InvalidArgument("after_cursor", "must be >= -1")
+        kinds = tuple(dict.fromkeys(request.kinds))
+        unknown = [k for k in kinds if k not in EVENT_KINDS]
+        if unknown:
+            raise InvalidArgument("kinds", f"unknown event kind {unknown[0]!r}; one of {', '.join(EVENT_KINDS)}")
         for job_id, event in self.hub.watch_all(request.after_cursor, request.account_id, context.is_active,
-                                              identity.current().account_filter):
+                                              identity.current().account_filter, kinds):
             yield event_proto(job_id, event)
 
     def ExportPolicy(self, request, context):

@@ -340,11 +340,14 @@ class JobStore:
             "ORDER BY e.sequence LIMIT ?", [job_id, after, limit])
 
     def all_events_after(self, cursor: int, account_id: str = "", limit: int = 500,
-                         visible: str | None = None) -> list[dict[str, Any]]:
+                         visible: str | None = None, kinds: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         where, params = ["e.cursor > ?"], [cursor]
         if account_id:
             where.append("j.account_id = ?")
             params.append(account_id)
+        if kinds:
+            where.append(f"e.kind IN ({', '.join('?' for _ in kinds)})")
+            params.extend(kinds)
         where, params = _visible_to(where, params, visible, "j.account_id")
         return self.db.query_dicts(
             "SELECT e.job_id, e.sequence, e.time, e.kind, e.payload_json, e.cursor, j.agent_id, j.account_id "

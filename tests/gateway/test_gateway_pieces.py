@@ -193,6 +193,19 @@ def test_events_classify_and_payloads() -> None:
     assert payloads.normalize("training.job.failed") == payloads.FAILED and payloads.normalize("x") is None
 
 
+def test_the_follower_asks_for_every_kind_a_webhook_event_comes_from() -> None:
+    """The dispatcher streams only payloads.SOURCE_KINDS: every other kind, in any state, must
+    classify as no webhook event, or filtering would drop deliveries."""
+    for field in training_job_pb2.JobEvent.DESCRIPTOR.oneofs_by_name["payload"].fields:
+        if field.name in payloads.SOURCE_KINDS:
+            continue
+        ev = training_job_pb2.JobEvent(job_id="job-1", cursor=1)
+        getattr(ev, field.name).SetInParent()
+        assert payloads.classify(ev) is None, field.name
+    for kind in payloads.SOURCE_KINDS:
+        assert kind in training_job_pb2.JobEvent.DESCRIPTOR.fields_by_name
+
+
 def test_jsonrpc_methods_and_functions_have_scopes() -> None:
     assert set(jsonrpc.METHODS) <= set(jsonrpc_methods())
     for name in function_names():

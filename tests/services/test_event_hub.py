@@ -157,3 +157,15 @@ def test_watch_all_reads_the_store_below_the_recent_rows(hub, monkeypatch):
     assert got == _all_events(hub.store)
     recent = hub._recent_after(got[-5][3], "", None)
     assert [(r["job_id"], r["cursor"]) for r in recent] == [(j, c) for j, _, _, c in got[-4:]]
+    # a kinds filter answers the same from the store and from memory
+    hub.append("job-a", "status", {"state": "running"})
+    hub.append("job-b", "log", {"message": "not asked for"})
+    from_store = [(j, e["cursor"]) for j, e in hub.watch_all(0, "", _first(2), kinds=("status",))]
+    from_memory = hub._recent_after(got[-1][3], "", None, ("status",))
+    assert len(from_store) == 1 and [(r["job_id"], r["cursor"]) for r in from_memory] == from_store
+
+
+def _first(n: int):  # noqa: ANN202
+    """alive() for a watcher that stops after n checks (each check follows one batch or wait)."""
+    calls = iter(range(n))
+    return lambda: next(calls, None) is not None

@@ -293,3 +293,23 @@ def test_watch_all_events_follows_every_job_in_cursor_order(completed_job, train
     resumed = training.WatchAllEvents(training_service_pb2.WatchAllEventsRequest(after_cursor=cursors[-2]))
     assert next(iter(resumed)).cursor == cursors[-1]
     resumed.cancel()
+    # kinds: exactly the unfiltered feed's events of those kinds, same cursors, same order
+    stream = training.WatchAllEvents(training_service_pb2.WatchAllEventsRequest(
+        after_cursor=0, kinds=["status", "checkpoint"]))
+    filtered = []
+    for event in stream:
+        filtered.append(event)
+        if event.cursor == cursors[-1]:
+            break
+    stream.cancel()
+    expected = [e for e in seen if e.WhichOneof("payload") in ("status", "checkpoint")]
+    assert [(e.cursor, e.WhichOneof("payload")) for e in filtered] == [
+        (e.cursor, e.WhichOneof("payload")) for e in expected]
+    assert {e.WhichOneof("payload") for e in expected} == {"status", "checkpoint"}
+
+
+def test_watch_all_events_rejects_an_unknown_kind(training):
+    stream = training.WatchAllEvents(training_service_pb2.WatchAllEventsRequest(after_cursor=-1, kinds=["metrics"]))
+    with pytest.raises(grpc.RpcError) as err:
+        next(iter(stream))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "metrics" in err.value.details()
