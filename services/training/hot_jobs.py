@@ -6,7 +6,9 @@ runner, while it changes only when the job's own events are stored. The Training
 only writer of its file, and every write of the `jobs` table goes through the JobStore methods
 named in WRITERS (append_event and append_events_rows reach append_event_groups through them), so
 the cache wraps exactly those on the store instance and drops a job's row after each of its writes
-commits.
+commits, except for event appends: they hand the exact column values they wrote to `apply`, which
+updates the cached row, so a streaming job's GetJob stays a memory read (it was a DuckDB read on
+nearly every call, since its row changed with every event batch).
 
 Races: a reader notes the job's generation before it queries and keeps what it read only if no
 write of that job finished meanwhile (the writer bumps the generation after its commit, under the
@@ -34,6 +36,9 @@ WRITERS: dict[str, Callable[..., list[str | None]]] = {
     # the event hub's group commit (events.py): every job of the group
     "append_event_groups": lambda groups, *a, **k: [job_id for job_id, _ in groups],
 }
+# Writers whose committed column values reach HotJobs.apply (JobStore.jobs_written): a cached row
+# is updated in place rather than dropped, and dropped only when the write fails.
+WRITTEN_THROUGH = {"append_event_groups"}
 MAX_ROWS = 4096
 
 
@@ -56,21 +61,35 @@ class HotJobs:
         """Route the store's get_job through the cache and its job writes through invalidation."""
         hot = cls(store, max_rows)
         for name, job_of in WRITERS.items():
-            setattr(store, name, hot._invalidating(getattr(store, name), job_of))
+            setattr(store, name, hot._invalidating(getattr(store, name), job_of, name in WRITTEN_THROUGH))
         store.get_job = hot.get_job
+        store.jobs_written = hot.apply
         return hot
 
-    def _invalidating(self, write: Callable[..., Any], jobs_of: Callable[..., list[str | None]]
-                      ) -> Callable[..., Any]:
+    def _invalidating(self, write: Callable[..., Any], jobs_of: Callable[..., list[str | None]],
+                      written_through: bool = False) -> Callable[..., Any]:
         @functools.wraps(write)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             job_ids = jobs_of(*args, **kwargs)
+            ok = False
             try:
-                return write(*args, **kwargs)
-            finally:  # committed or not: the next read goes to the file
-                for job_id in job_ids:
-                    self.forget(job_id)
+                result = write(*args, **kwargs)
+                ok = True
+                return result
+            finally:  # committed or not: the next read goes to the file (unless apply() had the values)
+                if not (ok and written_through):
+                    for job_id in job_ids:
+                        self.forget(job_id)
         return wrapped
+
+    def apply(self, written: dict[str, dict[str, Any]]) -> None:
+        """A commit's exact column values: cached rows take them; reads in flight do not cache."""
+        with self._lock:
+            for job_id, columns in written.items():
+                self._generation[job_id] = self._generation.get(job_id, 0) + 1
+                row = self._rows.get(job_id)
+                if row is not None:  # a new dict: a reader copying the old one sees it whole
+                    self._rows[job_id] = {**row, **columns}
 
     def forget(self, job_id: str | None) -> None:
         with self._lock:

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from trainhouse.common.duckdb_store import DuckStore, insert_columns
 from trainhouse.common.pagination import Order, Page, PageRequest, SortKey, fetch_page
@@ -171,6 +171,10 @@ class JobStore:
         # are updated only after a commit. Each saved DuckDB statement is ~0.4 ms of an append.
         self._heads: dict[str, tuple[int, str, str]] = {}
         self._cursor: int | None = None
+        # Called after an append commits with the exact column values it wrote to each job's row
+        # ({job_id: {column: value}}): the in-memory job rows (hot_jobs.py) apply them instead of
+        # dropping the row, so a running job's GetJob stays a memory read while it streams.
+        self.jobs_written: Callable[[dict[str, dict[str, Any]]], None] | None = None
 
     def close(self) -> None:
         self.db.close()
@@ -317,12 +321,15 @@ class JobStore:
                 jobs, seqs, names, values, epochs, steps = zip(*metric_rows)
                 insert_columns(con, "metrics", {"job_id": jobs, "sequence": seqs, "name": names,
                                                 "value": values, "epoch": epochs, "step": steps, "time": [t] * m})
+            written: dict[str, dict[str, Any]] = {}
             for job_id in ids:
-                job_fields = {**fields[job_id], "last_sequence": heads[job_id][0], "update_time": t}
+                job_fields = written[job_id] = {**fields[job_id], "last_sequence": heads[job_id][0], "update_time": t}
                 sets = ", ".join(f"{k} = ?" for k in job_fields)
                 con.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", list(job_fields.values()) + [job_id])
         self._cursor = cursors[-1]  # committed: the next append continues from here
         self._heads.update({job_id: tuple(head) for job_id, head in heads.items()})
+        if self.jobs_written is not None:
+            self.jobs_written(written)
         out: list[list[dict[str, Any]]] = []
         i = 0
         for job_id, events in groups:

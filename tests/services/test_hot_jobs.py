@@ -43,6 +43,34 @@ def test_reads_see_every_write(store):
     assert s.get_job("j1")["state"] == "completed"
 
 
+def test_appends_update_the_cached_row_as_the_file_has_it(store):
+    """Event appends write their columns through to the cached row (no DuckDB read per GetJob of a
+    streaming job): after every append the memory row equals the file's, value and type."""
+    s, hot = store
+    s.create_job(_job("jw"))
+    s.get_job("jw")  # cached
+    appends = [
+        [("status", {"state": "running"}, {"state": "running"})],
+        [("epoch", {"epoch": 1}, {"current_epoch": 1, "total_epochs": 2, "current_step": 4, "total_steps": 8,
+                                   "metrics_json": '{"loss": 0.5}'}),
+         ("metric", {"name": "cost_usd", "value": 0.25}, {"cost_usd": 0.25})],
+        [("checkpoint", {"checkpoint_id": "ck-1", "step": 4, "best": True}, {"best_checkpoint_id": "ck-1"})],
+    ]
+    for events in appends:
+        misses = hot.misses
+        s.append_event_groups([("jw", events)])
+        cached = s.get_job("jw")
+        assert hot.misses == misses  # served from memory
+        on_file = hot._read("jw")
+        assert cached == on_file
+        assert {k: type(v) for k, v in cached.items()} == {k: type(v) for k, v in on_file.items()}
+    # a failed append drops the row instead: the next read goes to the file
+    with pytest.raises(NotFound):
+        s.append_event_groups([("jw", [("log", {"message": "x"}, {})]), ("missing", [("log", {}, {})])])
+    misses = hot.misses
+    assert s.get_job("jw") == hot._read("jw") and hot.misses == misses + 1
+
+
 def test_rows_are_copies(store):
     s, _ = store
     s.create_job(_job("j2"))
