@@ -1,0 +1,99 @@
+"""The trainer's own worker threads: elementwise passes over a large layer split across cores.
+
+NumPy releases the GIL inside ufunc loops and ``take``/fancy assignment on numeric arrays, so the
+exact Adam update of the hashed first layer (every one of its 1M weights moves every step, see
+optimizers.py) can run its disjoint row ranges on several threads at once. Each element goes through
+the same operations in the same order whatever the split, so the result is bit-identical for any
+thread count (seeds and checkpoint resumes do not depend on the machine).
+
+How many threads (``trainer_threads()``), read once per process:
+
+* ``TRAINHOUSE_TRAINER_THREADS``: a positive integer, or ``auto`` (the default);
+* ``auto``: the CPUs this process may run on, at most 4 (a (16384, 64) layer gains nothing from
+  more), and no more than ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` / ``MKL_NUM_THREADS`` when
+  one is set: an operator who pinned the numerical libraries to one thread per process (several
+  worker processes on one machine) gets a single-threaded trainer too.
+
+The pool is created on first use, persists for the process and is re-created in a forked child
+(a child does not inherit the parent's threads).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Mapping
+
+ENV_THREADS = "TRAINHOUSE_TRAINER_THREADS"
+_LIBRARY_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+AUTO_MAX = 4
+
+_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
+_threads: int | None = None
+
+
+def _available_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_threads(environ: Mapping[str, str] | None = None, cpus: int | None = None) -> int:
+    """The thread count the settings in ``environ`` (default ``os.environ``) ask for; raises
+    ``ValueError`` naming the variable when ``TRAINHOUSE_TRAINER_THREADS`` is not a positive
+    integer or ``auto``."""
+    env = os.environ if environ is None else environ
+    raw = (env.get(ENV_THREADS) or "").strip()
+    if raw and raw.lower() != "auto":
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValueError(f"{ENV_THREADS} must be a positive integer or 'auto', got {raw!r}")
+        return value
+    limit = min(AUTO_MAX, cpus if cpus is not None else _available_cpus())
+    for var in _LIBRARY_VARS:
+        text = (env.get(var) or "").strip()
+        if text.isdigit() and int(text) >= 1:
+            limit = min(limit, int(text))
+    return max(1, limit)
+
+
+def trainer_threads() -> int:
+    """The process's thread count for the trainer (see the module doc), resolved on first call."""
+    global _threads
+    if _threads is None:
+        _threads = resolve_threads()
+    return _threads
+
+
+def run_parts(fn: Callable[[int], None], parts: int) -> None:
+    """``fn(0) .. fn(parts - 1)`` at once: part 0 on the calling thread (so progress never waits
+    for a free worker), the others on the pool; returns when all are done and re-raises the first
+    error. The parts must write disjoint memory."""
+    if parts <= 1:
+        fn(0)
+        return
+    pool = _get_pool(parts - 1)
+    futures = [pool.submit(fn, i) for i in range(1, parts)]
+    try:
+        fn(0)
+    finally:
+        errors = [f.exception() for f in futures]  # waits for every part, even after an error
+    for err in errors:
+        if err is not None:
+            raise err
+
+
+def _get_pool(workers: int) -> ThreadPoolExecutor:
+    global _pool, _pool_pid
+    with _lock:
+        if _pool is None or _pool_pid != os.getpid() or _pool._max_workers < workers:
+            _pool = ThreadPoolExecutor(max_workers=max(workers, trainer_threads() - 1),
+                                       thread_name_prefix="trainhouse-trainer")
+            _pool_pid = os.getpid()
+        return _pool
