@@ -59,10 +59,11 @@ import numpy as np
 
 from trainhouse.core.configs.training import OPTIMIZERS
 from trainhouse.core.trainer.sparse_ops import RowSparse
-from trainhouse.core.trainer.threads import run_parts, trainer_threads
+from trainhouse.core.trainer.threads import run_tasks, trainer_threads
 
 _CHUNK = 1 << 16  # elements per chunk of the dense update (256 KiB of float32)
 PARALLEL_MIN = 1 << 18  # elements: smaller parameters are updated on the calling thread only
+TASK_ELEMENTS = 1 << 17  # elements per task of a parallel pass (threads claim tasks one by one)
 FLUSH_EVERY = 64
 RENORM_EVERY = 64  # steps between folding the moment scales of a row-sparse parameter back in
 FLUSH_BELOW = 1e-30
@@ -85,12 +86,16 @@ class _Scratch:
         return a[:n]
 
 
-def _parts_for(p: np.ndarray) -> int:
-    """How many threads share an elementwise pass over ``p``: one below ``PARALLEL_MIN`` elements
-    (the hand-off costs more than it saves), else ``trainer_threads()`` (threads.py)."""
-    if p.size < PARALLEL_MIN or p.ndim == 0:
-        return 1
-    return max(1, min(trainer_threads(), p.shape[0]))
+def _split(p: np.ndarray, work: list["_Scratch"]) -> tuple[int, int]:
+    """(tasks, threads) of an elementwise pass over ``p``: one task on the calling thread below
+    ``PARALLEL_MIN`` elements (a hand-off costs more than it saves), else row ranges of about
+    ``TASK_ELEMENTS`` shared by ``trainer_threads()`` threads (threads.py). Makes sure ``work`` has
+    a scratch space per thread."""
+    threads = 1 if p.size < PARALLEL_MIN or p.ndim == 0 else trainer_threads()
+    tasks = 1 if threads == 1 else max(1, min(p.shape[0], max(threads, -(-p.size // TASK_ELEMENTS))))
+    while len(work) < threads:
+        work.append(_Scratch())
+    return tasks, threads
 
 
 def _bounds(n: int, parts: int) -> list[int]:
@@ -124,21 +129,19 @@ def _chunked_pass(a: np.ndarray, work: list["_Scratch"], fn: Any) -> None:
         b, mask = np.empty(a.shape, a.dtype), np.empty(a.shape, bool)
         fn(a, b, mask)
         return
-    parts = _parts_for(a)
-    while len(work) < parts:
-        work.append(_Scratch())
+    tasks, threads = _split(a, work)
     flat = a.reshape(-1)
     per_row = flat.size // max(1, a.shape[0]) if a.ndim else 1
-    bounds = _bounds(a.shape[0] if a.ndim else 1, parts)
+    bounds = _bounds(a.shape[0] if a.ndim else 1, tasks)
 
-    def run(i: int) -> None:
+    def run(i: int, worker: int) -> None:
         lo0, hi0 = bounds[i] * per_row, bounds[i + 1] * per_row
-        ws = work[i]
+        ws = work[worker]
         buf, mask = ws.get("chunk", _CHUNK, a.dtype), ws.get("mask", _CHUNK, bool)
         for lo in range(lo0, hi0, _CHUNK):
             hi = min(hi0, lo + _CHUNK)
             fn(flat[lo:hi], buf[:hi - lo], mask[:hi - lo])
-    run_parts(run, parts)
+    run_tasks(run, tasks, threads)
 
 
 def _decays(p: np.ndarray) -> bool:
@@ -327,14 +330,12 @@ class Adam(Optimizer):
         decay = self._decay_factor(p, lr)
         gf = np.ascontiguousarray(g).reshape(-1)
         pf, mf, vf = p.reshape(-1), m.reshape(-1), v.reshape(-1)
-        parts = _parts_for(p)
-        while len(self._work) < parts:
-            self._work.append(_Scratch())
+        tasks, threads = _split(p, self._work)
         per_row = pf.size // max(1, p.shape[0]) if p.ndim else 1
-        bounds = _bounds(p.shape[0] if p.ndim else 1, parts)
+        bounds = _bounds(p.shape[0] if p.ndim else 1, tasks)
 
-        def run(i: int) -> None:
-            buf = self._work[i].get("chunk", _CHUNK, p.dtype)
+        def run(i: int, worker: int) -> None:
+            buf = self._work[worker].get("chunk", _CHUNK, p.dtype)
             for lo in range(bounds[i] * per_row, bounds[i + 1] * per_row, _CHUNK):
                 hi = min(bounds[i + 1] * per_row, lo + _CHUNK)
                 b, gc, mc, vc, pc = buf[:hi - lo], gf[lo:hi], mf[lo:hi], vf[lo:hi], pf[lo:hi]
@@ -352,13 +353,13 @@ class Adam(Optimizer):
                 np.divide(mc, b, out=b)
                 b *= step_size
                 pc -= b
-        run_parts(run, parts)
+        run_tasks(run, tasks, threads)
 
     def _scaled(self, p: np.ndarray, g: np.ndarray | RowSparse, m: np.ndarray, d: np.ndarray, scales: list[float],
                 lr: float, step_size: float, eps_hat: float) -> None:
         """The exact dense Adam step on the scaled moments (module doc): the decay of every row is
         two scalar multiplications, the gradient touches its rows only, and the weight update is
-        one fused chunked pass. Row ranges of a large layer run on several threads (threads.py):
+        one fused chunked pass. Row ranges of a large layer are tasks shared by several threads (threads.py):
         each does its touched rows, then its weights."""
         b1, b2 = self.beta1, self.beta2
         scales[0] *= b1
@@ -376,15 +377,13 @@ class Adam(Optimizer):
         pf, mf, df = p.reshape(-1), m.reshape(-1), d.reshape(-1)
         n_rows = p.shape[0]
         per_row = pf.size // max(1, n_rows)
-        parts = _parts_for(p)
-        while len(self._work) < parts:
-            self._work.append(_Scratch())
-        bounds = _bounds(n_rows, parts)
+        tasks, threads = _split(p, self._work)
+        bounds = _bounds(n_rows, tasks)
         if rows_only:
             cuts = np.searchsorted(g.rows, bounds).tolist()
 
-        def run(i: int) -> None:
-            ws = self._work[i]
+        def run(i: int, worker: int) -> None:
+            ws = self._work[worker]
             buf = ws.get("chunk", _CHUNK, p.dtype)
             if rows_only:
                 r, G = g.rows[cuts[i]:cuts[i + 1]], g.values[cuts[i]:cuts[i + 1]]
@@ -421,7 +420,7 @@ class Adam(Optimizer):
                 np.divide(mc, b, out=b)
                 b *= k
                 pc -= b
-        run_parts(run, parts)
+        run_tasks(run, tasks, threads)
 
     def _fused_rows(self, p: np.ndarray, g: RowSparse, m: np.ndarray, v: np.ndarray, lr: float, step_size: float,
                     eps_hat: float) -> None:

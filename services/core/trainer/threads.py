@@ -19,6 +19,7 @@ The pool is created on first use, persists for the process and is re-created in 
 """
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -71,22 +72,45 @@ def trainer_threads() -> int:
     return _threads
 
 
-def run_parts(fn: Callable[[int], None], parts: int) -> None:
-    """``fn(0) .. fn(parts - 1)`` at once: part 0 on the calling thread (so progress never waits
-    for a free worker), the others on the pool; returns when all are done and re-raises the first
-    error. The parts must write disjoint memory."""
-    if parts <= 1:
-        fn(0)
+def run_tasks(fn: Callable[[int, int], None], tasks: int, threads: int) -> None:
+    """``fn(task, worker)`` for every task in ``range(tasks)``, shared by the calling thread and up to
+    ``threads - 1`` pool threads; ``worker`` (0 = the caller) names the participant, so each can
+    use its own scratch space. Tasks must write disjoint memory.
+
+    Participants claim tasks one at a time from a shared counter (dynamic scheduling), and the
+    caller never waits for a helper that has not started: on a loaded machine, where a helper may be
+    descheduled for milliseconds, the caller simply does more tasks itself (a static split would
+    wait for the slowest thread, which made two threads slower than one at load 4 on 2 cores).
+    Returns when every task is done; re-raises the first error."""
+    if threads <= 1 or tasks <= 1:
+        for i in range(tasks):
+            fn(i, 0)
         return
-    pool = _get_pool(parts - 1)
-    futures = [pool.submit(fn, i) for i in range(1, parts)]
-    try:
-        fn(0)
-    finally:
-        errors = [f.exception() for f in futures]  # waits for every part, even after an error
-    for err in errors:
-        if err is not None:
-            raise err
+    claim = itertools.count()
+    finished = itertools.count(1)
+    all_done = threading.Event()
+    errors: list[BaseException] = []
+
+    def participate(worker: int) -> None:
+        while True:
+            i = next(claim)  # atomic under the GIL
+            if i >= tasks:
+                return
+            try:
+                if not errors:
+                    fn(i, worker)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                errors.append(exc)
+            finally:
+                if next(finished) == tasks:
+                    all_done.set()
+    pool = _get_pool(threads - 1)
+    for w in range(1, min(threads, tasks)):
+        pool.submit(participate, w)
+    participate(0)
+    all_done.wait()
+    if errors:
+        raise errors[0]
 
 
 def _get_pool(workers: int) -> ThreadPoolExecutor:
