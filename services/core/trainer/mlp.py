@@ -56,11 +56,19 @@ class MLP:
     @classmethod
     def init(cls, input_dim: int, hidden_sizes: Sequence[int], n_outputs: int,
              rng: np.random.Generator, dtype: Any = np.float32) -> "MLP":
-        """He-normal weights (std sqrt(2/fan_in), right for ReLU), zero biases."""
+        """He-normal weights (std sqrt(2/fan_in), right for ReLU), zero biases.
+
+        float32 weights are drawn as float32 (NumPy's float32 ziggurat, like ``torch.randn``)
+        instead of drawing float64 and converting: a (16384, 64) layer costs 2 ms less and no
+        8 MiB temporary, on every run (issue #20)."""
         sizes = [input_dim, *hidden_sizes, n_outputs]
         params: Params = []
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            W = (rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)).astype(dtype)
+            if np.dtype(dtype) in (np.float32, np.float64):
+                W = rng.standard_normal((fan_in, fan_out), dtype=dtype)
+                W *= W.dtype.type(np.sqrt(2.0 / fan_in))
+            else:
+                W = (rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)).astype(dtype)
             params.append((W, np.zeros(fan_out, dtype=dtype)))
         return cls(params)
 
