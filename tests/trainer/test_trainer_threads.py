@@ -96,3 +96,25 @@ def test_packed_small_parameters_resume_bit_exactly():
         o1.step(params, g, 0.01)
         o2.step(copy, g, 0.01)
     assert all(np.array_equal(a, c) for a, c in zip(params, copy))
+
+
+def test_thread_choice_follows_the_faster_option_and_keeps_probing():
+    """Both options are timed first; then the faster runs, and the other is re-timed now and then,
+    so a change (the machine got busy) switches the choice."""
+    choice = threads.ThreadChoice(2)
+    cost = {1: 3.0, 2: 1.0}
+    picks = []
+    for _ in range(64):
+        o = choice.pick()
+        picks.append(o)
+        choice.record(o, cost[o])
+    warm = picks[:2 * threads.ThreadChoice.WARMUP]
+    assert sorted(warm) == [1] * threads.ThreadChoice.WARMUP + [2] * threads.ThreadChoice.WARMUP
+    later = picks[2 * threads.ThreadChoice.WARMUP:]
+    assert later.count(2) > 0.8 * len(later) and 1 in later   # mostly the faster, the other probed
+    cost = {1: 1.0, 2: 5.0}                                   # two threads became slow
+    for _ in range(6 * threads.ThreadChoice.PROBE_EVERY):
+        o = choice.pick()
+        choice.record(o, cost[o])
+    assert [choice.pick() for _ in range(5)].count(1) >= 4
+    assert threads.ThreadChoice(1).pick() == 1

@@ -53,13 +53,14 @@ from __future__ import annotations
 import abc
 
 import math
+import time
 from typing import Any, Sequence
 
 import numpy as np
 
 from trainhouse.core.configs.training import OPTIMIZERS
 from trainhouse.core.trainer.sparse_ops import RowSparse
-from trainhouse.core.trainer.threads import run_tasks, trainer_threads
+from trainhouse.core.trainer.threads import ThreadChoice, run_tasks, trainer_threads
 
 _CHUNK = 1 << 16  # elements per chunk of the dense update (256 KiB of float32)
 PARALLEL_MIN = 1 << 18  # elements: smaller parameters are updated on the calling thread only
@@ -86,12 +87,15 @@ class _Scratch:
         return a[:n]
 
 
-def _split(p: np.ndarray, work: list["_Scratch"]) -> tuple[int, int]:
+def _split(p: np.ndarray, work: list["_Scratch"], threads: int | None = None) -> tuple[int, int]:
     """(tasks, threads) of an elementwise pass over ``p``: one task on the calling thread below
     ``PARALLEL_MIN`` elements (a hand-off costs more than it saves), else row ranges of about
-    ``TASK_ELEMENTS`` shared by ``trainer_threads()`` threads (threads.py). Makes sure ``work`` has
-    a scratch space per thread."""
-    threads = 1 if p.size < PARALLEL_MIN or p.ndim == 0 else trainer_threads()
+    ``TASK_ELEMENTS`` shared by ``threads`` (default ``trainer_threads()``, threads.py). Makes sure
+    ``work`` has a scratch space per thread."""
+    if p.size < PARALLEL_MIN or p.ndim == 0:
+        threads = 1
+    elif threads is None:
+        threads = trainer_threads()
     tasks = 1 if threads == 1 else max(1, min(p.shape[0], max(threads, -(-p.size // TASK_ELEMENTS))))
     while len(work) < threads:
         work.append(_Scratch())
@@ -190,6 +194,27 @@ class Adam(Optimizer):
         # update is a dozen NumPy calls in all instead of a dozen per parameter (issue #20: at
         # batch 64 per-call overhead is most of a small layer's update). Key: (indices, dtype).
         self._packs: dict[tuple[tuple[int, ...], Any], tuple[np.ndarray, np.ndarray, list[int]]] = {}
+        self._choices: dict[int, ThreadChoice] = {}  # per large parameter: one thread or several (threads.py)
+
+    def _choice(self, slot: int, p: np.ndarray) -> ThreadChoice | None:
+        if p.size < PARALLEL_MIN or p.ndim == 0 or trainer_threads() == 1:
+            return None
+        choice = self._choices.get(slot)
+        if choice is None:
+            choice = self._choices[slot] = ThreadChoice(trainer_threads())
+        return choice
+
+    def _run(self, slot: int, p: np.ndarray, make: Any) -> None:
+        """Run a pass over ``p`` as tasks: ``make(bounds)`` returns ``run(task, worker)`` for the row
+        ``bounds`` of the tasks; the thread count is the parameter's ``ThreadChoice`` (timed)."""
+        choice = self._choice(slot, p)
+        threads = choice.pick() if choice is not None else None
+        tasks, threads = _split(p, self._work, threads)
+        run = make(_bounds(p.shape[0] if p.ndim else 1, tasks))
+        started = time.perf_counter()
+        run_tasks(run, tasks, threads)
+        if choice is not None:
+            choice.record(threads, time.perf_counter() - started)
 
     def _ensure(self, params: Sequence[np.ndarray], grads: Sequence[Any]) -> None:
         if not self.m:
@@ -235,7 +260,7 @@ class Adam(Optimizer):
             if wd_coupled and _decays(p):
                 g = _with_l2(g, p, wd_coupled)
             if scales is not None:
-                self._scaled(p, g, m, v, scales, lr, step_size, eps_hat)
+                self._scaled(p, g, m, v, scales, lr, step_size, eps_hat, i)
                 continue
             if isinstance(g, RowSparse):
                 if self.sparse_updates:
@@ -248,7 +273,7 @@ class Adam(Optimizer):
                 packed.setdefault(p.dtype, []).append(i)
                 plain_grads[i] = g
             else:
-                self._dense(p, g, m, v, lr, step_size, eps_hat)
+                self._dense(p, g, m, v, lr, step_size, eps_hat, i)
         for dtype, idx in packed.items():
             self._packed_step(params, idx, [plain_grads[i] for i in idx], dtype, lr, step_size, eps_hat)
         fold = self.t % RENORM_EVERY == 0 and any(s is not None for s in self.scales)
@@ -315,7 +340,7 @@ class Adam(Optimizer):
         return pack
 
     def _dense(self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, lr: float, step_size: float,
-               eps_hat: float) -> None:
+               eps_hat: float, slot: int = -1) -> None:
         """The plain dense Adam update of a large parameter: moments, decoupled decay and weights
         chunk by chunk while the chunk is in cache, row ranges on several threads."""
         b1, b2 = self.beta1, self.beta2
@@ -330,11 +355,12 @@ class Adam(Optimizer):
         decay = self._decay_factor(p, lr)
         gf = np.ascontiguousarray(g).reshape(-1)
         pf, mf, vf = p.reshape(-1), m.reshape(-1), v.reshape(-1)
-        tasks, threads = _split(p, self._work)
         per_row = pf.size // max(1, p.shape[0]) if p.ndim else 1
-        bounds = _bounds(p.shape[0] if p.ndim else 1, tasks)
 
-        def run(i: int, worker: int) -> None:
+        def make(bounds: list[int]) -> Any:
+            return lambda i, worker: run(bounds, i, worker)
+
+        def run(bounds: list[int], i: int, worker: int) -> None:
             buf = self._work[worker].get("chunk", _CHUNK, p.dtype)
             for lo in range(bounds[i] * per_row, bounds[i + 1] * per_row, _CHUNK):
                 hi = min(bounds[i + 1] * per_row, lo + _CHUNK)
@@ -353,10 +379,10 @@ class Adam(Optimizer):
                 np.divide(mc, b, out=b)
                 b *= step_size
                 pc -= b
-        run_tasks(run, tasks, threads)
+        self._run(slot, p, make)
 
     def _scaled(self, p: np.ndarray, g: np.ndarray | RowSparse, m: np.ndarray, d: np.ndarray, scales: list[float],
-                lr: float, step_size: float, eps_hat: float) -> None:
+                lr: float, step_size: float, eps_hat: float, slot: int = -1) -> None:
         """The exact dense Adam step on the scaled moments (module doc): the decay of every row is
         two scalar multiplications, the gradient touches its rows only, and the weight update is
         one fused chunked pass. Row ranges of a large layer are tasks shared by several threads (threads.py):
@@ -377,12 +403,12 @@ class Adam(Optimizer):
         pf, mf, df = p.reshape(-1), m.reshape(-1), d.reshape(-1)
         n_rows = p.shape[0]
         per_row = pf.size // max(1, n_rows)
-        tasks, threads = _split(p, self._work)
-        bounds = _bounds(n_rows, tasks)
-        if rows_only:
-            cuts = np.searchsorted(g.rows, bounds).tolist()
 
-        def run(i: int, worker: int) -> None:
+        def make(bounds: list[int]) -> Any:
+            cuts = np.searchsorted(g.rows, bounds).tolist() if rows_only else []
+            return lambda i, worker: run(bounds, cuts, i, worker)
+
+        def run(bounds: list[int], cuts: list[int], i: int, worker: int) -> None:
             ws = self._work[worker]
             buf = ws.get("chunk", _CHUNK, p.dtype)
             if rows_only:
@@ -420,7 +446,7 @@ class Adam(Optimizer):
                 np.divide(mc, b, out=b)
                 b *= k
                 pc -= b
-        run_tasks(run, tasks, threads)
+        self._run(slot, p, make)
 
     def _fused_rows(self, p: np.ndarray, g: RowSparse, m: np.ndarray, v: np.ndarray, lr: float, step_size: float,
                     eps_hat: float) -> None:

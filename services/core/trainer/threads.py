@@ -72,6 +72,52 @@ def trainer_threads() -> int:
     return _threads
 
 
+class ThreadChoice:
+    """Picks, for one recurring pass (an optimizer's update of one parameter), between one thread
+    and ``trainer_threads()`` by the wall time they take *now*.
+
+    Measured on the 2-core bench machine shared with other jobs (issue #20): when a core is free two
+    threads cut the first-layer update of the hashed layer nearly in half, but at load 4-8 the second
+    thread mostly waits to be scheduled and one thread is faster. Since the result is bit-identical
+    for any thread count, the choice can follow the machine: both are timed on the first calls
+    (``WARMUP`` each, alternating), then the one with the lower median of its last ``WINDOW`` times
+    runs, and every ``PROBE_EVERY``-th call re-times the other so a change of load is noticed."""
+
+    WARMUP = 3
+    WINDOW = 5
+    PROBE_EVERY = 16
+
+    def __init__(self, threads: int):
+        self.options = [1, threads] if threads > 1 else [1]
+        self.times: dict[int, list[float]] = {o: [] for o in self.options}
+        self.calls = 0
+
+    def pick(self) -> int:
+        """The thread count for this call (time it and pass it to ``record``)."""
+        self.calls += 1
+        if len(self.options) == 1:
+            return 1
+        for o in self.options:  # warm-up: alternate until each has WARMUP times
+            if len(self.times[o]) < self.WARMUP and (self.calls % 2 == self.options.index(o) % 2
+                                                     or all(len(self.times[x]) >= self.WARMUP
+                                                            for x in self.options if x != o)):
+                return o
+        best = min(self.options, key=self._median)
+        if self.calls % self.PROBE_EVERY == 0:
+            return next(o for o in self.options if o != best)
+        return best
+
+    def record(self, option: int, seconds: float) -> None:
+        window = self.times[option]
+        window.append(seconds)
+        if len(window) > self.WINDOW:
+            del window[0]
+
+    def _median(self, option: int) -> float:
+        window = sorted(self.times[option])
+        return window[len(window) // 2] if window else 0.0
+
+
 def run_tasks(fn: Callable[[int, int], None], tasks: int, threads: int) -> None:
     """``fn(task, worker)`` for every task in ``range(tasks)``, shared by the calling thread and up to
     ``threads - 1`` pool threads; ``worker`` (0 = the caller) names the participant, so each can
