@@ -53,6 +53,7 @@ from __future__ import annotations
 import abc
 
 import math
+import threading
 import time
 from typing import Any, Sequence
 
@@ -68,6 +69,8 @@ TASK_ELEMENTS = 1 << 17  # elements per task of a parallel pass (threads claim t
 FLUSH_EVERY = 64
 RENORM_EVERY = 64  # steps between folding the moment scales of a row-sparse parameter back in
 FLUSH_BELOW = 1e-30
+_CHOICES: dict[tuple[str, tuple[int, ...], str], ThreadChoice] = {}
+_CHOICES_LOCK = threading.Lock()
 
 
 class _Scratch:
@@ -194,20 +197,24 @@ class Adam(Optimizer):
         # update is a dozen NumPy calls in all instead of a dozen per parameter (issue #20: at
         # batch 64 per-call overhead is most of a small layer's update). Key: (indices, dtype).
         self._packs: dict[tuple[tuple[int, ...], Any], tuple[np.ndarray, np.ndarray, list[int]]] = {}
-        self._choices: dict[int, ThreadChoice] = {}  # per large parameter: one thread or several (threads.py)
 
-    def _choice(self, slot: int, p: np.ndarray) -> ThreadChoice | None:
+    def _choice(self, kind: str, p: np.ndarray) -> ThreadChoice | None:
+        """The process-wide ``ThreadChoice`` of this kind of pass over parameters of ``p``'s shape
+        (shared by every optimizer of the process: the load it adapts to is the machine's, and a
+        job's next run, e.g. the refit, starts from what was learnt)."""
         if p.size < PARALLEL_MIN or p.ndim == 0 or trainer_threads() == 1:
             return None
-        choice = self._choices.get(slot)
-        if choice is None:
-            choice = self._choices[slot] = ThreadChoice(trainer_threads())
+        key = (kind, p.shape, p.dtype.str)
+        with _CHOICES_LOCK:
+            choice = _CHOICES.get(key)
+            if choice is None:
+                choice = _CHOICES[key] = ThreadChoice(trainer_threads())
         return choice
 
-    def _run(self, slot: int, p: np.ndarray, make: Any) -> None:
+    def _run(self, kind: str, p: np.ndarray, make: Any) -> None:
         """Run a pass over ``p`` as tasks: ``make(bounds)`` returns ``run(task, worker)`` for the row
         ``bounds`` of the tasks; the thread count is the parameter's ``ThreadChoice`` (timed)."""
-        choice = self._choice(slot, p)
+        choice = self._choice(kind, p)
         threads = choice.pick() if choice is not None else None
         tasks, threads = _split(p, self._work, threads)
         run = make(_bounds(p.shape[0] if p.ndim else 1, tasks))
@@ -260,7 +267,7 @@ class Adam(Optimizer):
             if wd_coupled and _decays(p):
                 g = _with_l2(g, p, wd_coupled)
             if scales is not None:
-                self._scaled(p, g, m, v, scales, lr, step_size, eps_hat, i)
+                self._scaled(p, g, m, v, scales, lr, step_size, eps_hat)
                 continue
             if isinstance(g, RowSparse):
                 if self.sparse_updates:
@@ -273,7 +280,7 @@ class Adam(Optimizer):
                 packed.setdefault(p.dtype, []).append(i)
                 plain_grads[i] = g
             else:
-                self._dense(p, g, m, v, lr, step_size, eps_hat, i)
+                self._dense(p, g, m, v, lr, step_size, eps_hat)
         for dtype, idx in packed.items():
             self._packed_step(params, idx, [plain_grads[i] for i in idx], dtype, lr, step_size, eps_hat)
         fold = self.t % RENORM_EVERY == 0 and any(s is not None for s in self.scales)
@@ -340,7 +347,7 @@ class Adam(Optimizer):
         return pack
 
     def _dense(self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, lr: float, step_size: float,
-               eps_hat: float, slot: int = -1) -> None:
+               eps_hat: float) -> None:
         """The plain dense Adam update of a large parameter: moments, decoupled decay and weights
         chunk by chunk while the chunk is in cache, row ranges on several threads."""
         b1, b2 = self.beta1, self.beta2
@@ -379,10 +386,10 @@ class Adam(Optimizer):
                 np.divide(mc, b, out=b)
                 b *= step_size
                 pc -= b
-        self._run(slot, p, make)
+        self._run("dense", p, make)
 
     def _scaled(self, p: np.ndarray, g: np.ndarray | RowSparse, m: np.ndarray, d: np.ndarray, scales: list[float],
-                lr: float, step_size: float, eps_hat: float, slot: int = -1) -> None:
+                lr: float, step_size: float, eps_hat: float) -> None:
         """The exact dense Adam step on the scaled moments (module doc): the decay of every row is
         two scalar multiplications, the gradient touches its rows only, and the weight update is
         one fused chunked pass. Row ranges of a large layer are tasks shared by several threads (threads.py):
@@ -446,7 +453,7 @@ class Adam(Optimizer):
                 np.divide(mc, b, out=b)
                 b *= k
                 pc -= b
-        self._run(slot, p, make)
+        self._run("rows" if rows_only else "scaled", p, make)
 
     def _fused_rows(self, p: np.ndarray, g: RowSparse, m: np.ndarray, v: np.ndarray, lr: float, step_size: float,
                     eps_hat: float) -> None:

@@ -91,12 +91,17 @@ class ThreadChoice:
         self.options = [1, threads] if threads > 1 else [1]
         self.times: dict[int, list[float]] = {o: [] for o in self.options}
         self.calls = 0
+        self._lock = threading.Lock()  # shared by the optimizers of a process
 
     def pick(self) -> int:
         """The thread count for this call (time it and pass it to ``record``)."""
-        self.calls += 1
         if len(self.options) == 1:
             return 1
+        with self._lock:
+            return self._pick()
+
+    def _pick(self) -> int:
+        self.calls += 1
         for o in self.options:  # warm-up: alternate until each has WARMUP times
             if len(self.times[o]) < self.WARMUP and (self.calls % 2 == self.options.index(o) % 2
                                                      or all(len(self.times[x]) >= self.WARMUP
@@ -108,10 +113,11 @@ class ThreadChoice:
         return best
 
     def record(self, option: int, seconds: float) -> None:
-        window = self.times[option]
-        window.append(seconds)
-        if len(window) > self.WINDOW:
-            del window[0]
+        with self._lock:
+            window = self.times[option]
+            window.append(seconds)
+            if len(window) > self.WINDOW:
+                del window[0]
 
     def _median(self, option: int) -> float:
         window = sorted(self.times[option])
