@@ -111,12 +111,21 @@ class TrainingSettings:
     # them is queued, stored or streamed; status, checkpoints, budget and logs still are. For
     # measuring what event storage costs a job (bench/metrics_ingestion.py), or jobs nobody watches.
     progress_events: bool = True
+    # TRAINHOUSE_TRAINER_THREADS resolved (services/core/trainer/threads.py): read here so that a bad
+    # value stops TrainingService at start instead of failing every job; workers resolve it again.
+    trainer_threads: int = 1
 
     @classmethod
     def from_env(cls) -> "TrainingSettings":
+        from trainhouse.core.trainer.threads import resolve_threads
+        try:
+            threads = resolve_threads()
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from exc
         return cls(
             max_running_per_account=env_int("MAX_RUNNING_JOBS_PER_ACCOUNT", 5),
             max_running_total=env_int("MAX_RUNNING_JOBS", 8),
             rpc_timeout_s=env_float("RPC_TIMEOUT_S", 30.0),
             progress_events=env_flag("TRAINING_PROGRESS_EVENTS", True),
+            trainer_threads=threads,
         )

@@ -38,7 +38,19 @@ in two ways:
   ``adamw`` (decoupled decay, applied lazily to the touched rows) to combine the two.
 
 The dense parameter update runs in cache-sized chunks with preallocated scratch space, so a
-(16384, 64) layer costs a few passes over memory instead of a temporary per operation.
+(16384, 64) layer costs a few passes over memory instead of a temporary per operation. Where the
+time goes at batch 64 (issue #20) and what is done about it:
+
+* a large parameter's update (>= ``PARALLEL_MIN`` elements: the hashed first layer) is split into
+  row ranges that the calling thread and the trainer's pool threads claim one by one
+  (threads.py); every element goes through the same operations whatever the split, so the result
+  is bit-identical for any thread count, and a ``ThreadChoice`` per kind of pass keeps whichever of
+  one thread or ``trainer_threads()`` is faster on the machine as loaded now;
+* the touched rows' gathers and products go to per-thread scratch buffers: two live NumPy
+  temporaries of a batch's rows (~600 KiB each) were page-faulted afresh on every step;
+* the small dense parameters (biases, the output layer) keep their m and v packed in one buffer
+  per dtype, so their update is about fifteen NumPy calls in all instead of a dozen per parameter
+  (at batch 64 the per-call overhead was most of their cost). Same operations, same bits.
 
 Subnormal guard: the moments (and SGD velocity) of rows that get no gradient decay
 geometrically and, after a few hundred steps, would become subnormal floats, on which x86
