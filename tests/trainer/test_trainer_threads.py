@@ -118,3 +118,12 @@ def test_thread_choice_follows_the_faster_option_and_keeps_probing():
         choice.record(o, cost[o])
     assert [choice.pick() for _ in range(5)].count(1) >= 4
     assert threads.ThreadChoice(1).pick() == 1
+
+
+def test_training_service_settings_refuse_a_bad_thread_count(monkeypatch):
+    from trainhouse.common.config import TrainingSettings
+    monkeypatch.setenv("TRAINHOUSE_TRAINER_THREADS", "lots")
+    with pytest.raises(SystemExit, match="TRAINHOUSE_TRAINER_THREADS"):
+        TrainingSettings.from_env()
+    monkeypatch.setenv("TRAINHOUSE_TRAINER_THREADS", "3")
+    assert TrainingSettings.from_env().trainer_threads == 3
