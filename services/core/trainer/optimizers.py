@@ -77,7 +77,8 @@ from trainhouse.core.trainer.threads import ThreadChoice, run_tasks, trainer_thr
 
 _CHUNK = 1 << 16  # elements per chunk of the dense update (256 KiB of float32)
 PARALLEL_MIN = 1 << 18  # elements: smaller parameters are updated on the calling thread only
-TASK_ELEMENTS = 1 << 17  # elements per task of a parallel pass (threads claim tasks one by one)
+TASK_ELEMENTS = 1 << 18  # elements per task of a parallel pass (threads claim tasks one by one); measured
+# on the (16384, 64) layer with 2 threads: 4 tasks 20% faster than 8 (per-task call overhead), as fast as 2
 FLUSH_EVERY = 64
 RENORM_EVERY = 64  # steps between folding the moment scales of a row-sparse parameter back in
 FLUSH_BELOW = 1e-30
@@ -437,8 +438,8 @@ class Adam(Optimizer):
                     t = ws.get("rows_t", G.size, p.dtype).reshape(shape)
                     np.multiply(G, G, out=t)
                     t *= c2
-                    mr = np.take(m, r, axis=0, out=ws.get("rows_m", G.size, p.dtype).reshape(shape))
-                    dr = np.take(d, r, axis=0, out=ws.get("rows_d", G.size, p.dtype).reshape(shape))
+                    mr = np.take(m, r, axis=0, out=ws.get("rows_m", G.size, p.dtype).reshape(shape), mode="clip")
+                    dr = np.take(d, r, axis=0, out=ws.get("rows_d", G.size, p.dtype).reshape(shape), mode="clip")
                     dr *= dr
                     dr += t
                     np.sqrt(dr, out=dr)
