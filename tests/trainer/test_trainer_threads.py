@@ -127,3 +127,32 @@ def test_training_service_settings_refuse_a_bad_thread_count(monkeypatch):
         TrainingSettings.from_env()
     monkeypatch.setenv("TRAINHOUSE_TRAINER_THREADS", "3")
     assert TrainingSettings.from_env().trainer_threads == 3
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_gets_its_own_pool(monkeypatch):
+    """Worker processes may be forked from a process whose pool already ran: the child must not wait
+    for the parent's threads (it has none) and must produce the same update."""
+    import os
+    monkeypatch.setattr(optimizers, "PARALLEL_MIN", 64)
+    monkeypatch.setattr(optimizers, "TASK_ELEMENTS", 40)
+    monkeypatch.setattr(optimizers, "trainer_threads", lambda: 2)
+    monkeypatch.setattr(threads.ThreadChoice, "pick", lambda self: 2)   # always the pool
+
+    def run() -> np.ndarray:
+        rng = np.random.default_rng(3)
+        W = rng.standard_normal((50, 4)).astype(np.float32)
+        opt = make_optimizer("adam")
+        for _ in range(5):
+            opt.step([W], [rng.standard_normal(W.shape).astype(np.float32)], 0.01)
+        return W
+    expected = run()                      # the parent's pool now exists
+    pid = os.fork()
+    if pid == 0:                          # child: exit code 0 only if the update ran and matched
+        ok = False
+        try:
+            ok = np.array_equal(run(), expected)
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -65,6 +65,7 @@ from __future__ import annotations
 import abc
 
 import math
+import os
 import threading
 import time
 from typing import Any, Sequence
@@ -84,6 +85,18 @@ RENORM_EVERY = 64  # steps between folding the moment scales of a row-sparse par
 FLUSH_BELOW = 1e-30
 _CHOICES: dict[tuple[str, tuple[int, ...], str], ThreadChoice] = {}
 _CHOICES_LOCK = threading.Lock()
+
+
+def _forget_choices_in_child() -> None:
+    """A forked child starts with fresh choices and lock (a lock held by another thread at the fork
+    would stay held forever in the child)."""
+    global _CHOICES_LOCK
+    _CHOICES_LOCK = threading.Lock()
+    _CHOICES.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_choices_in_child)
 
 
 class _Scratch:

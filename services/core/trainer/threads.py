@@ -165,6 +165,17 @@ def run_tasks(fn: Callable[[int, int], None], tasks: int, threads: int) -> None:
         raise errors[0]
 
 
+def _reset_in_child() -> None:
+    """A forked child has none of the parent's threads, and a lock held at the fork stays held."""
+    global _lock, _pool
+    _lock = threading.Lock()
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)
+
+
 def _get_pool(workers: int) -> ThreadPoolExecutor:
     global _pool, _pool_pid
     with _lock:
