@@ -76,9 +76,9 @@ class ThreadChoice:
     """Picks, for one recurring pass (an optimizer's update of one parameter), between one thread
     and ``trainer_threads()`` by the wall time they take *now*.
 
-    Measured on the 2-core bench machine shared with other jobs (issue #20): when a core is free two
-    threads cut the first-layer update of the hashed layer nearly in half, but at load 4-8 the second
-    thread mostly waits to be scheduled and one thread is faster. Since the result is bit-identical
+    Measured on the 2-core bench machine shared with other jobs (issue #20): at load 3-4 two threads
+    took 15-25% off the update of the (16384, 64) hashed layer, at load 6-8 one thread was as fast or
+    faster (the second thread waits to be scheduled). Since the result is bit-identical
     for any thread count, the choice can follow the machine: both are timed on the first calls
     (``WARMUP`` each, alternating), then the one with the lower median of its last ``WINDOW`` times
     runs, and every ``PROBE_EVERY``-th call re-times the other so a change of load is noticed."""
