@@ -19,7 +19,9 @@ Prints training samples/s and the ratio NumPy / PyTorch for:
 Batch sizes 64 and 256. Each configuration runs NumPy and PyTorch alternately, three times, and
 keeps each side's best time, so load from other processes hits both sides alike. Thread counts
 are the libraries' defaults unless ``--threads N`` sets both (OpenBLAS/OpenMP env before NumPy
-is imported, ``torch.set_num_threads``); they are printed. On a loaded machine multi-threaded
+is imported, ``torch.set_num_threads``); they are printed. Our trainer's own threads (the Adam
+update of the hashed layer, ``TRAINHOUSE_TRAINER_THREADS``, services/core/trainer/threads.py)
+follow the same setting: ``--threads 1`` makes both sides single-threaded. On a loaded machine multi-threaded
 OpenBLAS is very slow on these small matrices (threads wait for descheduled siblings), so
 compare ``--threads 1`` too. PyTorch is optional (``.venv/bin/pip install
 torch==2.13.0``); without it the NumPy figures are printed with a note.
@@ -61,6 +63,7 @@ from trainhouse.core.trainer.mlp import MLP, loss_and_grads  # noqa: E402
 from trainhouse.core.trainer.optimizers import make_optimizer  # noqa: E402
 from trainhouse.core.trainer.supervised_config import SupervisedConfig  # noqa: E402
 from trainhouse.core.trainer.supervised_trainer import SupervisedTrainer  # noqa: E402
+from trainhouse.core.trainer.threads import trainer_threads  # noqa: E402
 from tests.intents import make_examples  # noqa: E402
 
 try:
@@ -225,7 +228,7 @@ def main() -> None:
     print(f"{n} examples x {epochs} epochs, {k} outputs, hidden {HIDDEN}, Adam lr {LR}, dropout {DROPOUT}")
     print(f"hashed features: dim {x.dim}, {x.nnz_per_row().mean():.0f} nonzeros per row on average")
     print(f"clock: {'calling thread CPU time' if args.cpu_time else 'wall time'}; "
-          f"threads: numpy/BLAS {args.threads or 'default'} ({os.cpu_count()} cores)"
+          f"threads: numpy/BLAS {args.threads or 'default'}, trainer {trainer_threads()} ({os.cpu_count()} cores)"
           + (f", torch {torch.get_num_threads()} (torch {torch.__version__})" if torch is not None else ""))
     if torch is None:
         print("NOTE: PyTorch is not installed (optional: .venv/bin/pip install torch==2.13.0); "

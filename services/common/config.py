@@ -116,16 +116,25 @@ class TrainingSettings:
     # jobs' events. Below-normal workers keep GetJob, WatchJob and cancels prompt when the jobs
     # outnumber the cores, and cost a job nothing when the cores are otherwise idle.
     worker_nice: int = 10
+    # TRAINHOUSE_TRAINER_THREADS resolved (services/core/trainer/threads.py): read here so that a bad
+    # value stops TrainingService at start instead of failing every job; workers resolve it again.
+    trainer_threads: int = 1
 
     @classmethod
     def from_env(cls) -> "TrainingSettings":
+        from trainhouse.core.trainer.threads import resolve_threads
         nice = env_int("TRAINING_WORKER_NICE", 10)
         if not 0 <= nice <= 19:
             raise SystemExit(f"{PREFIX}TRAINING_WORKER_NICE must be 0-19, got {nice}")
+        try:
+            threads = resolve_threads()
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from exc
         return cls(
             max_running_per_account=env_int("MAX_RUNNING_JOBS_PER_ACCOUNT", 5),
             max_running_total=env_int("MAX_RUNNING_JOBS", 8),
             rpc_timeout_s=env_float("RPC_TIMEOUT_S", 30.0),
             progress_events=env_flag("TRAINING_PROGRESS_EVENTS", True),
             worker_nice=nice,
+            trainer_threads=threads,
         )

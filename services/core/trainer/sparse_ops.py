@@ -12,7 +12,11 @@ the first layer never densifies it:
 
 Measured on this project's data (bench/trainer.py) SciPy's kernels beat ``np.add.at`` /
 ``np.add.reduceat`` gathers by 10x or more and a dense (batch, dim) matmul by 5-15x; they are
-single-threaded and sum in a fixed order, so results are deterministic run to run.
+single-threaded and sum in a fixed order, so results are deterministic run to run. At batch 64
+building the ``csr_matrix`` objects around them (format checks, index dtype choices) cost about
+as much as the kernel, so the batch's arrays go to the kernels (``csr_matvecs``/``csc_matvecs``,
+``Y += A @ X``) directly when their dtypes are the ones the kernels take as they are; anything
+else takes the public ``scipy.sparse`` path. Both compute the same sums in the same order.
 """
 from __future__ import annotations
 
@@ -21,6 +25,11 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+
+try:  # SciPy's compiled CSR/CSC kernels, what csr_matrix @ ndarray calls
+    from scipy.sparse import _sparsetools
+except ImportError:  # pragma: no cover - a SciPy that moved them: the public path below
+    _sparsetools = None
 
 from trainhouse.core.featurizer import SparseRows
 
@@ -58,12 +67,23 @@ def as_csr(X: SparseRows) -> sp.csr_matrix:
     return sp.csr_matrix((X.values, X.indices, X.indptr), shape=(len(X), X.dim))
 
 
+def _kernel_ok(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, dense: np.ndarray) -> bool:
+    """Whether the arrays can go to the compiled kernel as they are (else: the public path)."""
+    return (_sparsetools is not None and indptr.dtype == indices.dtype and indptr.dtype in (np.int32, np.int64)
+            and values.dtype == dense.dtype and dense.dtype in (np.float32, np.float64) and dense.ndim == 2
+            and dense.flags.c_contiguous and indptr.flags.c_contiguous and indices.flags.c_contiguous
+            and values.flags.c_contiguous)
+
+
 def sparse_matmul(X: SparseRows, W: np.ndarray) -> np.ndarray:
     """``X @ W`` for CSR rows ``X`` and a dense ``W`` of shape (dim, out)."""
-    if X.values.dtype != W.dtype:
-        X = SparseRows(X.indptr, X.indices, X.values.astype(W.dtype), X.dim)
-    out = as_csr(X) @ W
-    return np.asarray(out)
+    values = X.values.astype(W.dtype, copy=False)
+    if _kernel_ok(X.indptr, X.indices, values, W) and W.shape[0] == X.dim:
+        out = np.zeros((len(X), W.shape[1]), dtype=W.dtype)
+        _sparsetools.csr_matvecs(len(X), X.dim, W.shape[1], X.indptr, X.indices, values, W.reshape(-1),
+                                 out.reshape(-1))
+        return out
+    return np.asarray(as_csr(SparseRows(X.indptr, X.indices, values, X.dim)) @ W)
 
 
 def present_buckets(indices: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -85,6 +105,12 @@ def sparse_weight_grad(X: SparseRows, dz: np.ndarray) -> RowSparse:
     """``X^T @ dz`` as a ``RowSparse`` over the buckets present in ``X``."""
     rows, inverse = present_buckets(X.indices, X.dim)
     values = X.values.astype(dz.dtype, copy=False)
+    if _kernel_ok(X.indptr, inverse, values, dz) and dz.shape[0] == len(X):
+        # X_u^T as CSC (its columns are X's rows) times dz, accumulated into zeros
+        G = np.zeros((len(rows), dz.shape[1]), dtype=dz.dtype)
+        _sparsetools.csc_matvecs(len(rows), len(X), dz.shape[1], X.indptr, inverse, values, dz.reshape(-1),
+                                 G.reshape(-1))
+        return RowSparse(rows.astype(np.int64, copy=False), G, (X.dim, int(dz.shape[1])))
     compact = sp.csr_matrix((values, inverse, X.indptr), shape=(len(X), len(rows)))
     G = np.asarray(compact.T @ dz) if len(rows) else np.zeros((0, dz.shape[1]), dtype=dz.dtype)
     return RowSparse(rows.astype(np.int64), G.astype(dz.dtype, copy=False), (X.dim, int(dz.shape[1])))
