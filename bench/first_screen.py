@@ -1,9 +1,9 @@
 """The dashboard's first screen on a job with 1M metric points (issue #20): time and requests.
 
 A fresh stack's training.duckdb is seeded BEFORE the stack starts (the TrainingService is the
-file's only writer once it runs) with two completed jobs of the stack admin's account
-("default"): one with 1,000,000 metric points (and their job_events rows, as a real job's events
-would have written them) and the baseline, the same shape with 1,000 points. A real headless
+file's only writer once it runs; tests/long_history.py) with two completed jobs of the stack
+admin's account ("default"): one with 1,000,000 metric points (and their job_events rows, as a
+real job's events would have written them) and the baseline, the same shape with 1,000 points. A real headless
 Chromium (Playwright, as tests/gateway/test_ui.py) opens /ui#/job/<id> and waits until the first
 screen is complete: the page sets body[data-state="ready"] after it drew the job card and both
 charts, and both charts must hold their series. Figures: the time from navigation to that point
@@ -15,7 +15,6 @@ validation_accuracy), 250 epochs of 1000 points of each name, steps i // 4.
 """
 from __future__ import annotations
 
-import json
 import shutil
 import statistics
 import sys
@@ -26,44 +25,12 @@ from urllib.parse import quote
 
 from _common import result
 
+from tests.long_history import seed_metric_histories
 from trainhouse.launcher import Stack
-from trainhouse.training.store import JobStore
 
 BIG, SMALL = 1_000_000, 1_000
 ROUNDS = 3
-NAMES = ("loss", "accuracy", "validation_loss", "validation_accuracy")
-ACCOUNT = "default"  # the account of the stack's admin token (gateway/tokens.py ensure_bootstrap)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def seed(home: Path, jobs: dict[str, int]) -> None:
-    """Completed jobs with ``points`` metric points each (and a metric event per point), written
-    with SQL in bulk as bench/metrics_store.py does, into the file the TrainingService will open."""
-    home.mkdir(parents=True, exist_ok=True)
-    store = JobStore(home / "training.duckdb")
-    cursor = 0
-    names = "[" + ", ".join(f"'{n}'" for n in NAMES) + "]"
-    for job_id, points in jobs.items():
-        per_epoch = max(len(NAMES), points // 250)  # 250 epochs (fewer for a short job)
-        epochs = -(-points // per_epoch)
-        last = {n: 0.0 for n in NAMES}
-        store.create_job({"job_id": job_id, "agent_id": "bench-agent", "account_id": ACCOUNT, "method": "supervised",
-                          "state": "completed", "config_json": json.dumps({"epochs": epochs}),
-                          "current_epoch": epochs, "total_epochs": epochs, "current_step": points // 4,
-                          "total_steps": points // 4, "metrics_json": json.dumps(last),
-                          "last_sequence": points, "example_count": 100, "train_examples": 80,
-                          "validation_examples": 20})
-        store.db.execute(
-            "INSERT INTO metrics SELECT ?, i + 1, "
-            f"{names}[(i % 4) + 1], 1.0 / (1 + i / 1000.0) + random() * 0.01, 1 + i // ?, i // 4, "
-            "TIMESTAMP '2026-01-01' + INTERVAL (i) MILLISECOND FROM range(?) t(i)", [job_id, per_epoch, points])
-        store.db.execute(
-            "INSERT INTO job_events SELECT job_id, sequence, time, 'metric', "
-            "json_object('name', name, 'value', value, 'epoch', epoch, 'step', step), ? + sequence "
-            "FROM metrics WHERE job_id = ?", [cursor, job_id])
-        cursor += points
-    store.db.execute("UPDATE jobs SET start_time = TIMESTAMP '2026-01-01', end_time = TIMESTAMP '2026-01-02'")
-    store.close()
 
 
 def first_screen(page, url: str) -> tuple[float, int, int]:  # noqa: ANN001
@@ -90,7 +57,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         t0 = time.perf_counter()
-        seed(home, {"job-1m": BIG, "job-1k": SMALL})
+        seed_metric_histories(home, {"job-1m": BIG, "job-1k": SMALL})
         print(f"seeded {BIG + SMALL:,} points in {time.perf_counter() - t0:.1f} s", flush=True)
         stack = Stack(home=home, log_dir=Path(tmp) / "logs").start()
         try:

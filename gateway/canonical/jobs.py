@@ -220,9 +220,12 @@ async def list_metrics(
                                     "first and last always included: one page (no after/limit). 0: every point")] = 0,
 ) -> Any:
     if format == "json":
-        if max_points_per_metric:  # the service rejects after/limit with sampling, naming the field
-            req = ts.ListMetricsRequest(job_id=job_id, names=names, page_size=limit or 0, page_token=after,
-                                        max_points_per_metric=max_points_per_metric)
+        if max_points_per_metric:
+            for param, value in (("limit", limit), ("after", after)):
+                if value:  # the service would name its own fields (page_size, page_token)
+                    raise ApiError(INVALID, f"a sampled history (max_points_per_metric) is one page: no '{param}'",
+                                   field=param)
+            req = ts.ListMetricsRequest(job_id=job_id, names=names, max_points_per_metric=max_points_per_metric)
         else:
             req = ts.ListMetricsRequest(job_id=job_id, names=names, page_size=limit or 1000, page_token=after)
         resp = await services.training.ListMetrics(req, timeout=services.timeout_s)
