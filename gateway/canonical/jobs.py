@@ -213,14 +213,26 @@ EXPORT_MAX_POINTS = 5_000_000
 async def list_metrics(
     job_id: JobId, services: Services,
     names: Annotated[list[str], Query(max_length=100, description="Only these metric names (repeatable)")] = [],  # noqa: B006
-    after: After = "", limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    after: After = "", limit: Annotated[int | None, Query(ge=1, le=10000, description="default 1000")] = None,
     format: MetricsFormat = "json",
+    max_points_per_metric: Annotated[int, Query(
+        ge=0, le=10000, description="At most this many points per metric name, evenly spaced over its history, "
+                                    "first and last always included: one page (no after/limit). 0: every point")] = 0,
 ) -> Any:
     if format == "json":
-        resp = await services.training.ListMetrics(
-            ts.ListMetricsRequest(job_id=job_id, names=names, page_size=limit, page_token=after),
-            timeout=services.timeout_s)
+        if max_points_per_metric:
+            for param, value in (("limit", limit), ("after", after)):
+                if value:  # the service would name its own fields (page_size, page_token)
+                    raise ApiError(INVALID, f"a sampled history (max_points_per_metric) is one page: no '{param}'",
+                                   field=param)
+            req = ts.ListMetricsRequest(job_id=job_id, names=names, max_points_per_metric=max_points_per_metric)
+        else:
+            req = ts.ListMetricsRequest(job_id=job_id, names=names, page_size=limit or 1000, page_token=after)
+        resp = await services.training.ListMetrics(req, timeout=services.timeout_s)
         return page([_point(p) for p in resp.points], resp.next_page_token)
+    if max_points_per_metric:
+        raise ApiError(INVALID, "CSV and Parquet exports hold the whole history: no 'max_points_per_metric'",
+                       field="max_points_per_metric")
     if after:
         raise ApiError(INVALID, "CSV and Parquet exports hold the whole history: no 'after'", field="after")
     points: list[Any] = []

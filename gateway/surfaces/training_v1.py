@@ -323,11 +323,15 @@ async def list_metrics(
     names: Annotated[str, Query(description="Comma-separated metric names (default: all)", max_length=2000)] = "",
     page_size: Annotated[int, Query(alias="pageSize", ge=0, le=10000)] = 0,
     page_token: Annotated[str, Query(alias="pageToken", max_length=1000)] = "",
+    max_points_per_metric: Annotated[int, Query(
+        alias="maxPointsPerMetric", ge=0, le=10000,
+        description="At most this many points per metric name, evenly spaced over its history, first and last "
+                    "always included; one page (not with pageSize/pageToken). 0: every point, paged")] = 0,
 ) -> dict[str, Any]:
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     resp = await services.training.ListMetrics(
         training_service_pb2.ListMetricsRequest(job_id=job_id, names=wanted, page_size=page_size,
-                                                page_token=page_token),
+                                                page_token=page_token, max_points_per_metric=max_points_per_metric),
         timeout=services.timeout_s)
     points = [{"name": p.name, "value": p.value, "epoch": p.epoch, "step": p.step, "time": ts_iso(p.time)}
               for p in resp.points]

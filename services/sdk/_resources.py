@@ -101,8 +101,11 @@ class Checkpoints(_Resource):
 
 
 class Metrics(_Resource):
-    def list(self, job_id: str, *, names: list[str] | None = None) -> Any:
-        return self._list(f"/v1/jobs/{job_id}/metrics", MetricPoint, {"names": names})
+    def list(self, job_id: str, *, names: list[str] | None = None, max_points_per_metric: int | None = None) -> Any:
+        """The metric history, auto-paged; with ``max_points_per_metric`` at most that many points per
+        name, evenly spaced, first and last included (one request: what a chart needs of a long job)."""
+        return self._list(f"/v1/jobs/{job_id}/metrics", MetricPoint,
+                          {"names": names, "max_points_per_metric": max_points_per_metric})
 
     def export(self, job_id: str, format: str = "csv", *, names: list[str] | None = None) -> bytes:
         """The whole metric history as CSV or Parquet bytes (written by DuckDB)."""

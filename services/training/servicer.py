@@ -37,6 +37,9 @@ def _actor(value: str) -> str:
     return value
 
 
+MAX_SAMPLED_POINTS = 10000  # per metric name: ListMetricsRequest.max_points_per_metric
+
+
 class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
     def __init__(self, store: JobStore, hub: EventHub, runner: JobRunner, jobs: Jobs, autotrainer: AutoTrainer,
                  sweeps: Sweeps):
@@ -214,6 +217,18 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
 
     def ListMetrics(self, request, context):
         self._visible(request.job_id)
+        if request.max_points_per_metric:
+            n = request.max_points_per_metric
+            if not 2 <= n <= MAX_SAMPLED_POINTS:
+                raise InvalidArgument("max_points_per_metric", f"must be 0 (no sampling) or 2..{MAX_SAMPLED_POINTS} "
+                                                               "(the first and the last point are always kept)")
+            for field in ("page_token", "page_size"):
+                if getattr(request, field):
+                    raise InvalidArgument(field, "cannot be combined with max_points_per_metric: "
+                                                 "a sampled history is one page")
+            response = training_service_pb2.ListMetricsResponse()
+            add_metric_points(response.points, self.store.sampled_metrics(request.job_id, list(request.names), n))
+            return response
         page = self.store.metrics(request.job_id, list(request.names), page_request(request, 1000, 10000))
         response = training_service_pb2.ListMetricsResponse(next_page_token=page.next_page_token)
         add_metric_points(response.points, page.rows)

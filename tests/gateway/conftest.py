@@ -222,3 +222,21 @@ def trained(admin_api: httpx.Client) -> Trained:
                    examples=[examples[i] for i in order], epochs=epochs, started=started[order[0]], other_agent=other,
                    seed001_job=seed001_started["job_id"], seed001_started=seed001_started, status=status,
                    grpo_job=grpo_started["job_id"], grpo_started=grpo_started)
+
+
+# ---- a stack whose jobs have long metric histories ------------------------------------------
+
+LONG_JOB, SHORT_JOB, LONG_POINTS = "job-long-history", "job-short-history", 25_003  # 3 pages of 10k
+
+
+@pytest.fixture(scope="session")
+def long_history_stack(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """A stack of its own, started on a training.duckdb seeded with a 25,003-point job (more than two
+    10k pages; its names hold 6,251 or 6,250 points) and a 3-point one (tests/long_history.py)."""
+    from tests.conftest import started_stack
+    from tests.long_history import seed_metric_histories
+
+    home = tmp_path_factory.mktemp("long-history-home")
+    seed_metric_histories(home, {LONG_JOB: LONG_POINTS, SHORT_JOB: 3})
+    with started_stack(home, {"TRAINHOUSE_RATE_LIMIT_PER_HOUR": "100000"}) as running:
+        yield running

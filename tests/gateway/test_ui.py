@@ -325,3 +325,41 @@ def test_polling_the_jobs_list_sends_if_none_match_and_spends_no_budget_on_uncha
     with httpx.Client(base_url=stack.gateway_url, timeout=30) as c:
         r = c.get("/api/training/jobs", headers={"Authorization": f"Bearer {token}"})
     assert r.headers["X-RateLimit-Remaining"] == str(50 - full - 1)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_a_long_jobs_page_asks_for_its_history_once(long_history_stack) -> None:  # noqa: ANN001
+    """A job whose history spans three 10k pages: the job page makes exactly one metrics request
+    (the sampled history of the charted names) and draws one point per epoch of each curve."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.gateway.conftest import LONG_JOB
+
+    gateway, token = long_history_stack.gateway_url, long_history_stack.admin_token
+    with httpx.Client(base_url=gateway, timeout=60, headers={"Authorization": f"Bearer {token}"}) as c:
+        url = f"/api/v1/training/train-agent/{LONG_JOB}/metrics"
+        first = c.get(url, params={"pageSize": 10000}).json()["data"]
+        assert first["nextPageToken"]  # more than one page of history
+        points, token_ = list(first["points"]), first["nextPageToken"]
+        while token_:
+            page_ = c.get(url, params={"pageSize": 10000, "pageToken": token_}).json()["data"]
+            points += page_["points"]
+            token_ = page_.get("nextPageToken")
+    epochs = {name: len({p["epoch"] for p in points if p["name"] == name and p["epoch"] > 0})
+              for name in ("loss", "validation_loss", "accuracy", "validation_accuracy")}
+    assert len(points) > 20_000 and all(n > 1 for n in epochs.values())
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(f"{gateway}/ui#/job/{quote(LONG_JOB)}?token={quote(token)}")
+        page.wait_for_selector('body[data-state="ready"] svg[data-chart="accuracy"] path.series')
+        drawn = dict(page.eval_on_selector_all(
+            "path.series", "els => els.map(e => [e.dataset.series, Number(e.dataset.points)])"))
+        browser.close()
+    metric_requests = [u for u in requests if "/metrics" in u]
+    assert len(metric_requests) == 1, metric_requests
+    assert "maxPointsPerMetric=" in metric_requests[0] and "pageToken" not in metric_requests[0]
+    # 1000 sampled points of each name's ~6,250 cover each of its epochs (25 points an epoch).
+    assert drawn == epochs
