@@ -16,7 +16,10 @@ Each is timed as the installed `trainhouse` console script in its own process (a
 interpreter start-up included) over gRPC and over the gateway (--url, --token), next to the same
 command on a job of 1,000 events (the baseline, same stack, same run). Over the gateway the HTTP
 requests the command made are counted from the gateway's access log (one "request" line per
-request, written when the response ends, in the stack's log dir), per job id, with their routes.
+request, written when the response ends, in the stack's log dir), per job id, with their routes;
+the stack sends SSE keep-alives every 0.5 s so a stream a stopped watcher had open is logged too. A
+paused job's watcher is stopped as soon as its first screen is printed, so its count is the
+requests made up to the first screen (the stream it opens next may or may not be in it).
 
     .venv/bin/python bench/watch_first_screen.py [--events 1000000] [--transport grpc,gateway]
 """
@@ -138,7 +141,8 @@ def main() -> None:
         store.close()
         print(f"seeded {len(jobs)} jobs ({args.events:,} / {args.baseline_events:,} events) in "
               f"{time.perf_counter() - t0:.1f} s", flush=True)
-        stack = Stack(home=home, log_dir=logs).start()
+        # Keep-alives every 0.5 s: a stopped watcher's open stream is noticed (and logged) at the next one.
+        stack = Stack(home=home, log_dir=logs, extra_env={"TRAINHOUSE_SSE_KEEPALIVE_S": "0.5"}).start()
         try:
             token = stack.admin_token_file.read_text().strip()
             env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINHOUSE_")}
@@ -160,7 +164,7 @@ def main() -> None:
                         print(f"  {transport} {job_id}: {elapsed:.2f} s, {len(out.splitlines())} lines, "
                               f"first: {first[:120]!r}", flush=True)
                         if transport == "gateway":
-                            time.sleep(1.0)  # a stopped watcher's stream is logged when the gateway sees it go
+                            time.sleep(1.5)  # a stopped watcher's stream is logged when the gateway sees it go
                             counted = requests_of(logs / "gateway.log", job_id)
                             figures[f"{size}-requests"] = sum(counted.values())
                             print(f"    HTTP requests: {sum(counted.values())} {dict(counted)}", flush=True)
