@@ -96,26 +96,48 @@ def train(
 @reports_errors
 def watch(
     job: Annotated[str, typer.Argument(help="Job id.")],
-    after_sequence: Annotated[int, typer.Option("--after-sequence", min=0,
-                                                help="Only events after this sequence.")] = 0,
+    after_sequence: Annotated[Optional[int], typer.Option(
+        "--after-sequence", min=0,
+        help="Replay the job's events after this sequence (0: its whole history), then follow it. "
+             "Default: the progress view starts from the job's current state and shows only new events; "
+             "--json replays the whole history (as 0).")] = None,
     reconnect_window: Annotated[float, typer.Option("--reconnect-window", min=0,
                                                     help="Seconds to keep reconnecting a broken stream.")] = 120.0,
     as_json: Json = False, url: Url = None, token: Token = None, timeout: Timeout = None,
 ) -> None:
     """Follow a job live: progress bar with epoch, loss, accuracy and ETA (NDJSON events with --json).
 
+    The progress view first draws where the job is now (its record: epoch, metrics, ETA) and then
+    follows the events recorded after that, like `kubectl logs -f --tail`: a job with a long
+    history shows at once, and a finished job prints its summary without replaying anything.
+    --json keeps printing every event from the first (scripts read the whole stream); give
+    --after-sequence N to replay from N in either view.
+
     Exits 0 when the job completes and 1 when it fails or is cancelled."""
     _watch(connect(url, token, timeout), job, after_sequence, as_json, reconnect_window)
 
 
-def _watch(backend: Any, job_id: str, after: int, as_json: bool, window: float) -> None:
+def _watch(backend: Any, job_id: str, after: int | None, as_json: bool, window: float) -> None:
+    """Follow `job_id` to its end. `after` None: --json from the first event, the progress view
+    from the job's current state (its record and the sequence of its newest event, then only the
+    events after it); a number: every event after that sequence."""
+    final = None
     if as_json:
-        follow(backend, job_id, output.print_json_line, after_sequence=after, reconnect_window=window)
+        follow(backend, job_id, output.print_json_line, after_sequence=after or 0, reconnect_window=window)
     else:
-        with ProgressView(job_id, output.stdout()) as view:
-            follow(backend, job_id, view.on_event, after_sequence=after, reconnect_window=window,
-                   on_reconnect=view.reconnecting)
-    final = backend.get_job(job_id)
+        current = None
+        if after is None:
+            current, after = backend.job_head(job_id)
+        if current is not None and current["state"] in TERMINAL_STATES:
+            final = current  # nothing left to follow: the record is the summary
+        else:
+            with ProgressView(job_id, output.stdout()) as view:
+                if current is not None:
+                    view.show_job(current)
+                follow(backend, job_id, view.on_event, after_sequence=after, reconnect_window=window,
+                       on_reconnect=view.reconnecting)
+    if final is None:
+        final = backend.get_job(job_id)
     if as_json:
         output.print_json_line({"type": "result", "job": final})
     else:

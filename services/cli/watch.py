@@ -7,13 +7,15 @@ the service stays unreachable for `reconnect_window` seconds.
 """
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, Task, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from trainhouse.cli.errors import CliError, ExitCode
 from trainhouse.cli.output import metrics_text, num, state_text
@@ -57,6 +59,30 @@ def follow(backend: Any, job_id: str, on_event: Callable[[Event], None], *, afte
         backoff = min(backoff * 2, 2.0)
 
 
+class _RecordOrMeasuredEta(TimeRemainingColumn):
+    """Rich's own ETA once it has seen the bar move; before that, the job record's estimate (a
+    watch that starts mid-job has no speed samples yet, the service has)."""
+
+    def render(self, task: Task) -> Text:
+        if task.time_remaining is None and task.fields.get("eta"):
+            return Text(task.fields["eta"], style="progress.remaining")
+        return super().render(task)
+
+
+def _remaining(estimated_completion: str | None) -> str | None:
+    """The job record's estimated completion time as time left ("1:02:03"), or None."""
+    if not estimated_completion:
+        return None
+    try:
+        end = dt.datetime.fromisoformat(estimated_completion.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if end.tzinfo is None:
+        end = end.replace(tzinfo=dt.timezone.utc)
+    left = max(0, int((end - dt.datetime.now(dt.timezone.utc)).total_seconds()))
+    return f"{left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}"
+
+
 class ProgressView:
     """A rich progress bar fed by job events: epoch, loss, accuracy and ETA.
 
@@ -75,10 +101,11 @@ class ProgressView:
             TextColumn("loss {task.fields[loss]}"),
             TextColumn("acc {task.fields[acc]}"),
             TextColumn("ETA"),
-            TimeRemainingColumn(),
+            _RecordOrMeasuredEta(),
             console=console, transient=False, disable=not self.live,
         )
-        self.task = self.progress.add_task("starting", total=None, epoch=0, total_epochs="?", loss="-", acc="-")
+        self.task = self.progress.add_task("starting", total=None, epoch=0, total_epochs="?", loss="-", acc="-",
+                                           eta=None)
         self.by_steps = False
 
     def __enter__(self) -> "ProgressView":
@@ -90,6 +117,22 @@ class ProgressView:
 
     def _say(self, text: str) -> None:
         self.progress.console.print(text, soft_wrap=True)
+
+    def show_job(self, job: dict[str, Any]) -> None:
+        """The first screen from the job's record (state, epoch, metrics, ETA): where the job is now,
+        drawn before any event arrives, so a long history is not replayed to get there."""
+        state = job.get("state")
+        self.progress.update(self.task, description=str(state))
+        self._advance({"epoch": job.get("current_epoch") or 0, "total_epochs": job.get("total_epochs") or 0,
+                       "step": job.get("current_step") or 0, "total_steps": job.get("total_steps") or 0,
+                       "metrics": job.get("metrics") or {}})
+        eta = _remaining(job.get("estimated_completion"))
+        if eta:
+            self.progress.update(self.task, eta=eta)
+        metrics = metrics_text(job.get("metrics") or {})
+        self._say(f"{job.get('job_id')}: {state_text(state)} at epoch {job.get('current_epoch') or 0}/"
+                  f"{job.get('total_epochs') or '?'}" + (f"  {metrics}" if metrics else "")
+                  + (f"  ETA {eta}" if eta else ""))
 
     def on_event(self, ev: Event) -> None:
         kind = ev["type"]
