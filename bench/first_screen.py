@@ -84,12 +84,7 @@ def main() -> None:
                    statistics.median(m for _, _, m in big), "requests", statistics.median(m for _, _, m in small),
                    "same page, 1k-point job")
 
-            # ---- `trainhouse watch` on the same jobs (issue #20): NOT MEASURED HERE YET ----------------
-            # To be added by the engineer who owns services/cli/: the time until `trainhouse watch job-1m`
-            # (run against stack.gateway_url with `token`) shows its first screen and the requests it
-            # made, next to the same for job-1k, printed as RESULT lines like the ones above. The
-            # stack and the two seeded jobs are live at this point.
-            # ---------------------------------------------------------------------------------------
+            # `trainhouse watch` on 1M-event jobs: bench/watch_first_screen.py (its own seeded stack).
         finally:
             stack.stop()
 

@@ -25,6 +25,7 @@ SCRIPTS = [
     ("TrainingService while small jobs stream events", "training_under_load.py", []),
     ("gateway requests/s", "gateway_throughput.py", []),
     ("/ui job page first screen on a 1M-point job (headless Chromium)", "first_screen.py", []),
+    ("`trainhouse watch` first screen on a 1M-event job", "watch_first_screen.py", []),
     ("synthetic data generation", "data_generation.py", []),
     ("label check: flagged vs known flips (HWU64)", "label_issues.py", []),
     ("GRPO builtin environment: parallel tool calls of a rollout round", "grpo_tool_calls.py", []),

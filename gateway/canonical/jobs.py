@@ -70,6 +70,9 @@ class V1JobOut(BaseModel):
     cost_usd: float
     budget_usd: float | None = None
     labels: dict[str, str]
+    last_sequence: int = Field(description="Sequence of the job's newest event, read with the rest of this record: "
+                               "GET /v1/jobs/{job_id}/events?after=<it> (or its stream) then returns only what "
+                               "happened since, nothing missed or repeated")
 
 
 class V1JobActionOut(BaseModel):

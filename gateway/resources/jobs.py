@@ -98,6 +98,7 @@ def job_fields(job: training_job_pb2.TrainingJob) -> dict[str, Any]:
         "estimated_completion": ts_iso(job.estimated_completion_time),
         "cost_usd": job.cost_usd, "budget_usd": job.budget_usd or None,
         "labels": dict(sorted(job.labels.items())),
+        "last_sequence": job.last_sequence,
     }
 
 

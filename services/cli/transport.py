@@ -453,36 +453,11 @@ class GatewayBackend:
             return records.job_from_canonical(_raw(self.client.jobs.get(job_id)))
 
     def job_head(self, job_id: str) -> tuple[dict[str, Any], int]:
-        """The job's record and the sequence of its newest event. /v1's job does not carry that
-        sequence, so it is found first, from event pages of one event (`_last_sequence`), and the
-        record read after it: a status change after that sequence is then still followed (a record
-        read first could say "running" while the terminal event is already behind the sequence)."""
-        last = self._last_sequence(job_id)
-        return self.get_job(job_id), last
-
-    def _last_sequence(self, job_id: str) -> int:
-        """The newest stored event's sequence, by galloping then bisecting on "is an event stored
-        after X" (GET /v1/jobs/{id}/events?after=X&limit=1; `has_more` says whether another follows
-        the one returned): about 2·log2(n) small requests for n events, none of which reads more
-        than two events, instead of paging through the history."""
-        what = f"GET /v1/jobs/{job_id}/events"
-
-        def probe(after: int) -> tuple[int | None, bool]:
-            with self._errors(what):
-                page = self.client.events.list(job_id, after=after, limit=1).first_page()
-            return (page.data[0].sequence if page.data else None), bool(page.has_more)
-
-        low, high, step = 0, None, 1  # an event `low` is stored (or low is 0); none is after `high`
-        while high is None or low < high:
-            at = low + step if high is None else (low + high) // 2
-            first, more = probe(at)
-            if first is None:
-                high = at  # the newest event is at most `at`
-            elif not more:
-                return first  # the one event after `at` is the newest
-            else:
-                low, step = first, step * 2
-        return low
+        """The job's record and the sequence of its newest event, from one GET /v1/jobs/{id}: both come
+        from the same job row, so following the events after that sequence misses and repeats nothing."""
+        with self._errors(f"GET /v1/jobs/{job_id}"):
+            raw = _raw(self.client.jobs.get(job_id))
+        return records.job_from_canonical(raw), int(raw.get("last_sequence") or 0)
 
     def list_jobs(self, agent_id: str, state: str | None, limit: int, search: str = "",
                   order_by: str = "") -> list[dict[str, Any]]:

@@ -42,6 +42,7 @@ class Job(Model):
     ended_at: str | None = None
     labels: dict[str, str] = {}
     config: dict[str, Any] | None = None  # the resolved TrainingConfig
+    last_sequence: int = 0  # the newest event's sequence when this record was read: follow events after it
 
     @property
     def done(self) -> bool:
