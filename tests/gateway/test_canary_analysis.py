@@ -92,7 +92,10 @@ def test_a_candidate_that_fails_at_serving_time_is_rolled_back_without_feedback(
             break
     rolled = _deployment(admin_api, agent, dep["deploymentId"])
     assert rolled["status"] == "rolled-back", rolled
-    assert failures == 5 and served > 0  # decided at the minimum sample, and not before
+    # Decided at the minimum sample, and not before. (Which keys the 50% split sends to the canary
+    # depends on the random agent id: the first five can all land there, so `served` may be 0; every
+    # request the stable side did serve was checked above.)
+    assert failures == 5
     assert "5 serving failures, 0 feedback records" in rolled["statusReason"]
     assert admin_api.post(f"/api/v1/agents/{agent}/predict",
                           json={"input": f"my {POISON} order", "requestKey": "user-1"}).json()["data"]["versionId"] \
