@@ -156,16 +156,14 @@ def test_watch_of_a_finished_job_prints_its_summary_without_replaying(env, via, 
                                               *via).stdout)[:-1]] == list(range(epoch2 + 1, len(history)))
 
 
-def test_watch_of_a_running_job_starts_from_its_current_state(env, stack, via, tmp_path):
-    """A job part-way through (held still by a pause, so the test knows where it is): the first line
-    is its current state and epoch from its record; after the resume the view shows only the epochs
-    that follow, nothing of the history before it, and ends with the job."""
+def _job_past_epoch_2(stack, env, tmp_path, agent: str, seed: int, epochs: int) -> str:  # noqa: ANN001
+    """A job started through the CLI that has finished its second epoch (and is still running)."""
     from trainhouse.v1 import training_service_pb2 as pb
     from trainhouse.v1 import training_service_pb2_grpc
 
     big = tmp_path / "big.jsonl"
-    big.write_text("\n".join(json.dumps(e) for e in make_examples(150, seed=9)))
-    job = ok_json(env, "train", f"cli-tail-{transport_of(via)}", "--file", str(big), "--epochs", "30",
+    big.write_text("\n".join(json.dumps(e) for e in make_examples(150, seed=seed)))
+    job = ok_json(env, "train", agent, "--file", str(big), "--epochs", str(epochs),
                   "--config", '{"early_stopping": false, "checkpoint_interval": 1000, "seed": 3}')["job_id"]
     with stack.channel("training") as ch:
         training = training_service_pb2_grpc.TrainingServiceStub(ch)
@@ -173,6 +171,19 @@ def test_watch_of_a_running_job_starts_from_its_current_state(env, stack, via, t
         while training.GetJob(pb.GetJobRequest(job_id=job)).job.progress.current_epoch < 2:
             assert time.monotonic() < deadline, "the job did not reach epoch 2"
             time.sleep(0.05)
+    return job
+
+
+def test_watch_of_a_running_job_starts_from_its_current_state(env, stack, via, tmp_path):
+    """A job part-way through (held still by a pause, so the test knows where it is): the first line
+    is its current state and epoch from its record; after the resume the view shows only the epochs
+    that follow, nothing of the history before it, and ends with the job."""
+    from trainhouse.v1 import training_service_pb2 as pb
+    from trainhouse.v1 import training_service_pb2_grpc
+
+    job = _job_past_epoch_2(stack, env, tmp_path, f"cli-tail-{transport_of(via)}", seed=9, epochs=30)
+    with stack.channel("training") as ch:
+        training = training_service_pb2_grpc.TrainingServiceStub(ch)
         held = training.PauseJob(pb.PauseJobRequest(job_id=job)).job
         if held.progress.current_epoch >= 29:
             pytest.skip("the job ran nearly to its end before it could be paused")
@@ -383,19 +394,7 @@ def test_watch_reconnects_across_a_training_restart(env, stack, via, tmp_path):
 def test_progress_watch_reconnects_across_a_training_restart(env, stack, via, tmp_path):
     """The progress view, started mid-job from the job's record, keeps following across a restart of
     the training service: every later epoch shown once, in order, none from before its first screen."""
-    from trainhouse.v1 import training_service_pb2 as pb
-    from trainhouse.v1 import training_service_pb2_grpc
-
-    big = tmp_path / "big.jsonl"
-    big.write_text("\n".join(json.dumps(e) for e in make_examples(150, seed=8)))
-    job = ok_json(env, "train", f"cli-restart-view-{transport_of(via)}", "--file", str(big), "--epochs", "40",
-                  "--config", '{"early_stopping": false, "checkpoint_interval": 1000, "seed": 3}')["job_id"]
-    with stack.channel("training") as ch:
-        training = training_service_pb2_grpc.TrainingServiceStub(ch)
-        deadline = time.monotonic() + 300
-        while training.GetJob(pb.GetJobRequest(job_id=job)).job.progress.current_epoch < 2:
-            assert time.monotonic() < deadline, "the job did not reach epoch 2"
-            time.sleep(0.05)
+    job = _job_past_epoch_2(stack, env, tmp_path, f"cli-restart-view-{transport_of(via)}", seed=8, epochs=40)
     watcher = subprocess.Popen([CLI, "watch", job, *via], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     first = watcher.stdout.readline()

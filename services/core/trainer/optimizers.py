@@ -77,6 +77,19 @@ from trainhouse.core.trainer.sparse_ops import RowSparse
 from trainhouse.core.trainer.threads import ThreadChoice, run_tasks, trainer_threads
 
 _CHUNK = 1 << 16  # elements per chunk of the dense update (256 KiB of float32)
+
+
+def _moments(m: np.ndarray, v: np.ndarray, g: np.ndarray, scratch: np.ndarray, b1: float, b2: float) -> None:
+    """Adam's moment update in place, m = b1 m + (1 - b1) g and v = b2 v + (1 - b2) g^2, through one
+    scratch array of g's size: the same operations in the same order wherever it is called, so the
+    packed, chunked and threaded updates give the same bits."""
+    m *= b1
+    np.multiply(g, 1.0 - b1, out=scratch)
+    m += scratch
+    v *= b2
+    np.multiply(g, g, out=scratch)
+    scratch *= 1.0 - b2
+    v += scratch
 PARALLEL_MIN = 1 << 18  # elements: smaller parameters are updated on the calling thread only
 TASK_ELEMENTS = 1 << 18  # elements per task of a parallel pass (threads claim tasks one by one); measured
 # on the (16384, 64) layer with 2 threads: 4 tasks 20% faster than 8 (per-task call overhead), as fast as 2
@@ -336,13 +349,7 @@ class Adam(Optimizer):
         gflat = ws.get("packed_g", n, dtype)
         np.concatenate([g.reshape(-1) for g in grads], out=gflat)
         t = ws.get("packed_t", n, dtype)
-        mflat *= b1
-        np.multiply(gflat, 1.0 - b1, out=t)
-        mflat += t
-        vflat *= b2
-        np.multiply(gflat, gflat, out=t)
-        t *= 1.0 - b2
-        vflat += t
+        _moments(mflat, vflat, gflat, t, b1, b2)
         for i in idx:
             self._decoupled_decay(params[i], lr)
         np.sqrt(vflat, out=t)
@@ -398,13 +405,7 @@ class Adam(Optimizer):
             for lo in range(bounds[i] * per_row, bounds[i + 1] * per_row, _CHUNK):
                 hi = min(bounds[i + 1] * per_row, lo + _CHUNK)
                 b, gc, mc, vc, pc = buf[:hi - lo], gf[lo:hi], mf[lo:hi], vf[lo:hi], pf[lo:hi]
-                mc *= b1
-                np.multiply(gc, 1.0 - b1, out=b)
-                mc += b
-                vc *= b2
-                np.multiply(gc, gc, out=b)
-                b *= 1.0 - b2
-                vc += b
+                _moments(mc, vc, gc, b, b1, b2)
                 if decay is not None:
                     pc *= decay
                 np.sqrt(vc, out=b)
