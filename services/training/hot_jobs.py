@@ -4,7 +4,7 @@ A DuckDB point query costs ~1 ms of Python and engine work per call (profiled: 8
 server time), and a running job's row is read on every GetJob, by every WatchJob loop and by the
 runner, while it changes only when the job's own events are stored. The TrainingService is the
 only writer of its file, and every write of the `jobs` table goes through the JobStore methods
-named in WRITERS (append_event and append_events_rows reach append_event_groups through them), so
+named in WRITERS (append_event reaches append_event_groups through append_events), so
 the cache wraps exactly those on the store instance and drops a job's row after each of its writes
 commits, except for event appends: they hand the exact column values they wrote to `apply`, which
 updates the cached row, so a streaming job's GetJob stays a memory read (it was a DuckDB read on
@@ -32,7 +32,6 @@ WRITERS: dict[str, Callable[..., list[str | None]]] = {
     "create_job": lambda row, *a, **k: [row.get("job_id")],
     "update_job": lambda job_id, *a, **k: [job_id],
     "append_events": lambda job_id, *a, **k: [job_id],
-    "append_events_rows": lambda job_id, *a, **k: [job_id],
     # the event hub's group commit (events.py): every job of the group
     "append_event_groups": lambda groups, *a, **k: [job_id for job_id, _ in groups],
 }

@@ -248,19 +248,13 @@ class JobStore:
         A commit costs far more than a row, so the runner hands over everything a worker sent
         since the last write: the history stays per-event, the cost is per batch.
         """
-        return self.append_events_rows(job_id, events)[-1]["sequence"]
-
-    def append_events_rows(self, job_id: str,
-                           events: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> list[dict[str, Any]]:
-        """``append_events``, returning the committed rows as ``events_after`` reads them, so the
-        event hub can hand them to live watchers without reading them back (events.py)."""
-        return self.append_event_groups([(job_id, events)])[0]
+        return self.append_event_groups([(job_id, events)])[0][-1]["sequence"]
 
     def append_event_groups(self, groups: list[tuple[str, list[tuple[str, dict[str, Any], dict[str, Any]]]]]
                             ) -> list[list[dict[str, Any]]]:
         """Several jobs' event batches (in order; a job may appear more than once) in ONE
         transaction: the event hub's group commit (events.py). Per group, the committed rows as
-        ``append_events_rows`` returns them. One commit and one insert per table for every job whose
+        ``events_after`` reads them, so the hub hands them to live watchers without reading them back. One commit and one insert per table for every job whose
         worker sent something meanwhile, instead of one each: while jobs stream, commits (and the
         write lock they hold) were most of the service's time."""
         if not groups or any(not events for _, events in groups):
