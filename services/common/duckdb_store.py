@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,10 @@ class DuckStore:
         self._reads = threading.Condition()
         self._active_reads = 0
         self._closed = False
+        # Called before every read and write outside a transaction (set by the owner of a write
+        # path that acknowledges before it writes here: the training store's event log), so every
+        # query sees everything acknowledged.
+        self.before_access: Callable[[], None] | None = None
         with self._lock:
             for statement in schema:
                 self._con.execute(statement)
@@ -59,6 +63,7 @@ class DuckStore:
     def _read(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """The connection a read runs on: this thread's reader (counted, so close() can wait for
         it) or, inside this thread's transaction, the main connection under the lock."""
+        self._barrier()
         reader = self._reader()
         if reader is None:
             with self._lock:
@@ -103,19 +108,28 @@ class DuckStore:
                 raise ValueError("query_columns needs distinct column names: " + ", ".join(names))
             return columns
 
+    def _barrier(self) -> None:
+        if self.before_access is not None and not getattr(self._local, "depth", 0):
+            self.before_access()
+
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self._barrier()
         with self._lock:
             self._con.execute(sql, params or [])
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
+        self._barrier()
         with self._lock:
             self._con.executemany(sql, rows)
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Run several statements atomically; the lock keeps other threads out meanwhile."""
+    def transaction(self, barrier: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Run several statements atomically; the lock keeps other threads out meanwhile.
+        ``barrier=False`` is for the before_access hook's own write."""
+        if barrier:
+            self._barrier()
         with self._lock:
             self._local.depth = getattr(self._local, "depth", 0) + 1
             try:

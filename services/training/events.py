@@ -1,7 +1,8 @@
 """Append job events and let any number of watchers follow them live.
 
-Appends go through the store (durable first), then wake the watchers; a watcher reads from the
-store, so a late or reconnecting subscriber sees the same ordered history as a live one.
+Appends go through the store (durable first: in its event log, event_log.py), then wake the
+watchers; a watcher reads from the store, so a late or reconnecting subscriber sees the same
+ordered history as a live one.
 
 Live delivery does not read the store back: after each commit the hub keeps the committed rows in
 a short in-memory tail per job (the most recent TAIL_EVENTS events of the TAIL_JOBS most recently
@@ -14,10 +15,10 @@ in cursor order, complete above a known cursor, and a subscriber past that curso
 memory.
 
 Group commit: appends from several threads (one event pump per running job, plus status changes)
-queue up; the append at the head of the queue commits everything queued behind it in ONE
-transaction (JobStore.append_event_groups) and then publishes the rows, while the others wait for
-it, as a database's group commit does. While N jobs stream, a commit's cost (and the store's write
-lock it holds) is paid once per group instead of once per job. Because one group commits and
+queue up; the append at the head of the queue commits everything queued behind it as ONE
+log record (JobStore.append_event_groups: one fsync) and then publishes the rows, while the others
+wait for it, as a database's group commit does. While N jobs stream, a commit's cost is paid once
+per group instead of once per job. Because one group commits and
 publishes at a time, rows reach the in-memory tails in cursor order.
 """
 from __future__ import annotations

@@ -2,13 +2,17 @@
 and auto-training's config and runs (the rules live in autotrain.py; only SQL here).
 
 Events are the source of truth for progress: each one is appended with the next sequence number
-in the same transaction that updates the job row and the metric/checkpoint tables, so a watcher
-that resumes after sequence N never misses or repeats one.
+in the same record that updates the job row and the metric/checkpoint tables, so a watcher
+that resumes after sequence N never misses or repeats one. An append is durable once that record
+is in the event log (event_log.py); the records reach DuckDB in batches, always before anything
+else reads or writes the file, so no query can tell the difference except by its speed.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -17,8 +21,11 @@ from trainhouse.common.duckdb_store import DuckStore, insert_columns
 from trainhouse.common.pagination import ColumnRows, Order, Page, PageRequest, SortKey, fetch_page
 from trainhouse.core.errors import NotFound
 from trainhouse.training.estimates import Throughput, measured
+from trainhouse.training.event_log import EventLog
 from trainhouse.training.search import Condition
 from trainhouse.common.timeutil import now
+
+logger = logging.getLogger(__name__)
 
 TERMINAL_STATES = ("completed", "failed", "cancelled")
 ACTIVE_STATES = ("initializing", "running", "validating")
@@ -119,6 +126,12 @@ SCHEMA = [
 # or had nothing to teach (skipped). A failed run leaves its window to the next run.
 WINDOW_CLOSING_RUNS = ("started", "skipped")
 
+EVENT_COLUMNS = ("job_id", "sequence", "time", "kind", "payload_json", "cursor")
+METRIC_COLUMNS = ("job_id", "sequence", "name", "value", "epoch", "step", "time")
+# How often logged events are written to DuckDB when nothing reads meanwhile, and how many
+# pending events write them at once (bounds memory while jobs stream and nobody reads).
+INDEX_INTERVAL_S = 0.25
+INDEX_EVENTS = 20000
 CHECKPOINT_COLUMNS = ("checkpoint_id", "job_id", "epoch", "step", "kind", "best", "metrics_json", "path",
                       "size_bytes", "create_time")
 
@@ -158,6 +171,50 @@ def _visible_to(where: list[str], params: list[Any], visible: str | None,
     return [*where, f"{column} = ?"], [*params, visible]
 
 
+@dataclass(frozen=True)
+class _Record:
+    """One append as the event log holds it and DuckDB will: the rows of each table."""
+
+    events: tuple[list, ...]  # job_id, sequence, time, kind, payload_json, cursor columns
+    metrics: list[tuple]  # (job_id, sequence, name, value, epoch, step, time)
+    checkpoints: dict[tuple[str, str], tuple]  # (job_id, checkpoint_id) -> CHECKPOINT_COLUMNS row
+    jobs: dict[str, dict[str, Any]]  # job_id -> the columns its row takes
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _write_records(con: Any, records: list[_Record]) -> None:
+    """The records' rows in one insert per table and one update per job (inside a transaction):
+    a later record's checkpoint row or job column replaces an earlier one's, as it would have."""
+    events: list[list] = [[] for _ in range(6)]
+    metrics: list[tuple] = []
+    checkpoints: dict[tuple[str, str], tuple] = {}
+    jobs: dict[str, dict[str, Any]] = {}
+    for record in records:
+        for column, values in zip(events, record.events):
+            column.extend(values)
+        metrics.extend(record.metrics)
+        checkpoints.update(record.checkpoints)
+        for job_id, columns in record.jobs.items():
+            jobs[job_id] = {**jobs.get(job_id, {}), **columns}
+    insert_columns(con, "job_events", dict(zip(EVENT_COLUMNS, events)))
+    if checkpoints:
+        by_job: dict[str, list[str]] = {}
+        for job_id, checkpoint_id in checkpoints:
+            by_job.setdefault(job_id, []).append(checkpoint_id)
+        for job_id, names in by_job.items():
+            con.execute(f"DELETE FROM checkpoints WHERE job_id = ? AND checkpoint_id IN "
+                        f"({', '.join('?' for _ in names)})", [job_id, *names])
+        insert_columns(con, "checkpoints", dict(zip(CHECKPOINT_COLUMNS, zip(*checkpoints.values()))))
+    if metrics:
+        insert_columns(con, "metrics", dict(zip(METRIC_COLUMNS, zip(*metrics))))
+    for job_id, columns in jobs.items():
+        sets = ", ".join(f"{k} = ?" for k in columns)
+        con.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", list(columns.values()) + [job_id])
+
+
 def _naive_utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
@@ -175,8 +232,31 @@ class JobStore:
         # ({job_id: {column: value}}): the in-memory job rows (hot_jobs.py) apply them instead of
         # dropping the row, so a running job's GetJob stays a memory read while it streams.
         self.jobs_written: Callable[[dict[str, dict[str, Any]]], None] | None = None
+        # Appends are acknowledged once in the event log (event_log.py) and written to DuckDB in
+        # batches: by the indexer thread, and before anything else reads or writes the file.
+        self._log = EventLog(path.with_name(path.stem + ".events"))
+        self._recover()
+        self._append_lock = threading.Lock()  # appends one at a time, in log order
+        self._pending_lock = threading.Lock()
+        self._flush_lock = threading.RLock()
+        self._pending: list[_Record] = []
+        self._pending_events = 0
+        self._writing = False  # a flush is between taking the pending records and its commit
+        self._sealed: list[Path | None] = []
+        self.db.before_access = self.flush
+        self._closing = False
+        self._index_now = threading.Event()
+        self._indexer = threading.Thread(target=self._index_loop, name="event-indexer", daemon=True)
+        self._indexer.start()
 
     def close(self) -> None:
+        """Stop the indexer, write what is pending, close the file: a stopped service leaves one
+        self-contained DuckDB file and an empty event log."""
+        self._closing = True
+        self._index_now.set()
+        self._indexer.join(timeout=30)
+        self.flush()
+        self._log.close()
         self.db.close()
 
     # --- jobs -----------------------------------------------------------------------------
@@ -252,28 +332,31 @@ class JobStore:
 
     def append_event_groups(self, groups: list[tuple[str, list[tuple[str, dict[str, Any], dict[str, Any]]]]]
                             ) -> list[list[dict[str, Any]]]:
-        """Several jobs' event batches (in order; a job may appear more than once) in ONE
-        transaction: the event hub's group commit (events.py). Per group, the committed rows as
-        ``events_after`` reads them, so the hub hands them to live watchers without reading them back. One commit and one insert per table for every job whose
-        worker sent something meanwhile, instead of one each: while jobs stream, commits (and the
-        write lock they hold) were most of the service's time."""
+        """Several jobs' event batches (in order; a job may appear more than once) as ONE durable
+        record: the event hub's group commit (events.py). Per group, the stored rows as
+        ``events_after`` reads them, so the hub hands them to live watchers without reading them back.
+
+        Durable means in the event log (event_log.py: one fsync'd append); the rows reach DuckDB with
+        the next index write (every INDEX_INTERVAL_S, and before any read or other write of the
+        file), so every query sees them. Sequences, cursors and the rows are fixed here, before
+        the record is written, so what the log holds is exactly what DuckDB will."""
         if not groups or any(not events for _, events in groups):
             raise ValueError("no events to append")
-        t = _naive_utc(now())
-        with self.db.transaction() as con:
+        with self._append_lock:
+            t = _naive_utc(now())
             ids = list(dict.fromkeys(job_id for job_id, _ in groups))
             heads = {job_id: list(self._heads[job_id]) for job_id in ids if job_id in self._heads}
             unknown = [job_id for job_id in ids if job_id not in heads]
             if unknown:
-                heads.update({r[0]: list(r[1:]) for r in con.execute(
+                heads.update({r[0]: list(r[1:]) for r in self.db.query(
                     f"SELECT job_id, last_sequence, agent_id, account_id FROM jobs WHERE job_id IN "
-                    f"({', '.join('?' for _ in unknown)})", unknown).fetchall()})
+                    f"({', '.join('?' for _ in unknown)})", unknown)})
             missing = [job_id for job_id in ids if job_id not in heads]
             if missing:
                 raise NotFound("job", missing[0])
             cursor = self._cursor
             if cursor is None:
-                cursor = con.execute("SELECT coalesce(max(cursor), 0) FROM job_events").fetchall()[0][0]
+                cursor = self.db.query("SELECT coalesce(max(cursor), 0) FROM job_events")[0][0]
             fields: dict[str, dict[str, Any]] = {job_id: {} for job_id in ids}
             job_ids, sequences, kinds, payloads = [], [], [], []
             metric_rows: list[tuple] = []
@@ -281,6 +364,9 @@ class JobStore:
             for job_id, events in groups:
                 head = heads[job_id]
                 for kind, payload, job_fields in events:
+                    unknown_fields = set(job_fields) - _JOB_UPDATABLE
+                    if unknown_fields:  # checked before the record is durable: DuckDB must accept it
+                        raise ValueError(f"not updatable: {unknown_fields}")
                     head[0] += 1
                     seq = head[0]
                     job_ids.append(job_id)
@@ -290,40 +376,34 @@ class JobStore:
                     # Metric points come from "metric" events only (epoch/step events summarise them),
                     # so each point is stored exactly once.
                     if kind == "metric":
-                        metric_rows.append((job_id, seq, payload["name"], float(payload["value"]),
-                                            payload.get("epoch"), payload.get("step")))
+                        metric_rows.append((job_id, seq, str(payload["name"]), float(payload["value"]),
+                                            _opt_int(payload.get("epoch")), _opt_int(payload.get("step")), t))
                     elif kind == "checkpoint":  # the newest write of an id wins ("best" is rewritten often)
                         checkpoints[(job_id, payload["checkpoint_id"])] = (
-                            payload["checkpoint_id"], job_id, payload.get("epoch"), payload.get("step"),
-                            payload.get("kind"), bool(payload.get("best")), json.dumps(payload.get("metrics") or {}),
-                            payload.get("path"), payload.get("size_bytes"), t)
+                            payload["checkpoint_id"], job_id, _opt_int(payload.get("epoch")),
+                            _opt_int(payload.get("step")), payload.get("kind"), bool(payload.get("best")),
+                            json.dumps(payload.get("metrics") or {}), payload.get("path"),
+                            _opt_int(payload.get("size_bytes")), t)
                     fields[job_id].update(job_fields)
-            # Cursors follow the commit order across all jobs (WatchAllEvents reads in cursor order).
+            # Cursors follow the append order across all jobs (WatchAllEvents reads in cursor order).
             n = len(sequences)
             cursors = list(range(cursor + 1, cursor + 1 + n))
-            insert_columns(con, "job_events", {"job_id": job_ids, "sequence": sequences, "time": [t] * n,
-                                               "kind": kinds, "payload_json": payloads, "cursor": cursors})
-            if checkpoints:
-                for job_id in ids:
-                    names = [cp for (j, cp) in checkpoints if j == job_id]
-                    if names:
-                        con.execute(f"DELETE FROM checkpoints WHERE job_id = ? AND checkpoint_id IN "
-                                    f"({', '.join('?' for _ in names)})", [job_id, *names])
-                insert_columns(con, "checkpoints", dict(zip(CHECKPOINT_COLUMNS, zip(*checkpoints.values()))))
-            if metric_rows:
-                m = len(metric_rows)
-                jobs, seqs, names, values, epochs, steps = zip(*metric_rows)
-                insert_columns(con, "metrics", {"job_id": jobs, "sequence": seqs, "name": names,
-                                                "value": values, "epoch": epochs, "step": steps, "time": [t] * m})
-            written: dict[str, dict[str, Any]] = {}
-            for job_id in ids:
-                job_fields = written[job_id] = {**fields[job_id], "last_sequence": heads[job_id][0], "update_time": t}
-                sets = ", ".join(f"{k} = ?" for k in job_fields)
-                con.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", list(job_fields.values()) + [job_id])
-        self._cursor = cursors[-1]  # committed: the next append continues from here
-        self._heads.update({job_id: tuple(head) for job_id, head in heads.items()})
-        if self.jobs_written is not None:
-            self.jobs_written(written)
+            written = {job_id: {**fields[job_id], "last_sequence": heads[job_id][0], "update_time": t}
+                       for job_id in ids}
+            record = _Record(events=(job_ids, sequences, [t] * n, kinds, payloads, cursors),
+                             metrics=metric_rows, checkpoints=checkpoints, jobs=written)
+            with self._pending_lock:  # a flush seals the segment and takes pending together
+                self._log.append(record)  # durable from here on
+                self._pending.append(record)
+                self._pending_events += n
+                # Before any flush can write this record and a later direct write of the same row
+                # follow it: the in-memory rows see the two in the order DuckDB does.
+                if self.jobs_written is not None:
+                    self.jobs_written(written)
+            self._cursor = cursors[-1]  # stored: the next append continues from here
+            self._heads.update({job_id: tuple(head) for job_id, head in heads.items()})
+        if self._pending_events >= INDEX_EVENTS:
+            self._index_now.set()
         out: list[list[dict[str, Any]]] = []
         i = 0
         for job_id, events in groups:
@@ -333,6 +413,59 @@ class JobStore:
                         for k in range(i, i + len(events))])
             i += len(events)
         return out
+
+    # --- the event log's records into DuckDB ------------------------------------------------------
+    def flush(self) -> None:
+        """Write every record acknowledged so far to DuckDB in one transaction (the DuckStore calls
+        this before each read and write outside a transaction, and the indexer thread every
+        INDEX_INTERVAL_S). Serialised, so records reach DuckDB in the order they were logged and
+        before any later write of the same rows."""
+        # The common case of every read: nothing logged is unwritten, no lock. A flush marks itself
+        # writing BEFORE it takes the pending records, so a reader that finds them gone waits for
+        # that flush's commit below instead of reading without them.
+        if not self._pending and not self._writing:
+            return
+        with self._flush_lock:
+            with self._pending_lock:
+                self._writing = True
+                batch, self._pending, self._pending_events = self._pending, [], 0
+                if batch:
+                    self._sealed.append(self._log.seal())
+            try:
+                if batch:
+                    with self.db.transaction(barrier=False) as con:
+                        _write_records(con, batch)
+            except BaseException:
+                with self._pending_lock:  # not stored: kept (and still in the sealed segments)
+                    self._pending[:0] = batch
+                    self._pending_events += sum(len(r.events[0]) for r in batch)
+                raise
+            finally:
+                self._writing = False
+            sealed, self._sealed = [p for p in self._sealed if p is not None], []
+            self._log.discard(sealed)
+
+    def _recover(self) -> None:
+        """Write the records a stopped process acknowledged but had not written to DuckDB yet: each
+        segment left whole (its first cursor above the file's last) or already there."""
+        last = self.db.query("SELECT coalesce(max(cursor), 0) FROM job_events")[0][0]
+        segments = self._log.segments()
+        for segment in segments:
+            records = [r for r in EventLog.read(segment) if r.events[5][0] > last]
+            if records:
+                with self.db.transaction(barrier=False) as con:
+                    _write_records(con, records)
+                last = records[-1].events[5][-1]
+        self._log.discard(segments)
+
+    def _index_loop(self) -> None:
+        while not self._closing:
+            self._index_now.wait(INDEX_INTERVAL_S)
+            self._index_now.clear()
+            try:
+                self.flush()
+            except Exception:  # kept pending; the next flush (or read) tries again
+                logger.exception("writing logged events to DuckDB failed")
 
     def events_after(self, job_id: str, after: int, limit: int = 500) -> list[dict[str, Any]]:
         return self.db.query_dicts(
