@@ -2,10 +2,12 @@
 benches (serving.py: latency; serving_throughput.py: throughput): what a Predict costs with no
 platform around it. Each runs in its own process:
 
-    python bench/_bare_servers.py --bare-http|--bare-grpc MODEL PORTFILE
+    python bench/_bare_servers.py --bare-http|--bare-grpc|--bare-health MODEL PORTFILE
 
-  --bare-http  a bare uvicorn + Starlette route (POST /predict {"input": ...})
-  --bare-grpc  a bare grpcio server answering ModelRegistry.Predict
+  --bare-http    a bare uvicorn + Starlette route (POST /predict {"input": ...})
+  --bare-grpc    a bare grpcio server answering ModelRegistry.Predict
+  --bare-health  a bare grpcio server with grpcio's stock health service (MODEL is ignored: "-"),
+                 the floor of any unary call under the same load (bench/training_under_load.py)
 """
 from __future__ import annotations
 
@@ -75,6 +77,20 @@ def _bare_grpc(model_path: str, port_file: str) -> None:
     server.wait_for_termination()
 
 
+def _bare_health(_model_path: str, port_file: str) -> None:
+    from grpc_health.v1 import health, health_pb2_grpc
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    Path(port_file).write_text(str(port))
+    server.wait_for_termination()
+
+
+KINDS = {"--bare-http": _bare_http, "--bare-grpc": _bare_grpc, "--bare-health": _bare_health}
+
+
 def spawn(kind: str, model_path: str, tmp: Path) -> tuple[subprocess.Popen, int]:
     port_file = tmp / f"{kind}.port"
     proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), kind, model_path, str(port_file)])
@@ -89,6 +105,6 @@ def spawn(kind: str, model_path: str, tmp: Path) -> tuple[subprocess.Popen, int]
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4 or sys.argv[1] not in ("--bare-http", "--bare-grpc"):
+    if len(sys.argv) != 4 or sys.argv[1] not in KINDS:
         raise SystemExit(__doc__)
-    (_bare_http if sys.argv[1] == "--bare-http" else _bare_grpc)(sys.argv[2], sys.argv[3])
+    KINDS[sys.argv[1]](sys.argv[2], sys.argv[3])

@@ -7,14 +7,23 @@ processes:
 * GetJob latency (p50 / p95 over 100 calls, 0.15 s apart: 15 s of streaming; a p95 of 30 calls
   was its second-worst call) while the jobs run, against the same call on the same stack before
   any job started (the baseline of this run);
+* the same for a bare grpcio health server in a process of its own (bench/_bare_servers.py),
+  called right after each GetJob: what any unary call on this machine suffers from the same load
+  (its p95 loaded against idle), and GetJob's p95 against it;
 * how long cancelling all five takes (each cancel waits for its worker's checkpoint and for the
   events already sent to be stored), against the idle GetJob latency.
 """
 from __future__ import annotations
 
+import tempfile
 import time
+from functools import partial
+from pathlib import Path
 
+import grpc
+from _bare_servers import spawn
 from _common import intent_examples, percentile, result, temp_stack, training_stub
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from trainhouse.v1 import training_job_pb2, training_service_pb2
 
@@ -22,18 +31,23 @@ JOBS = 5
 SAMPLES = 100
 
 
-def latencies(call, n: int, pause_s: float) -> list[float]:
-    out = []
+def latencies(calls, n: int, pause_s: float) -> list[list[float]]:
+    """n rounds of each call in turn (so each sees the same moments of load), ms per call."""
+    out: list[list[float]] = [[] for _ in calls]
     for _ in range(n):
-        t0 = time.perf_counter()
-        call()
-        out.append((time.perf_counter() - t0) * 1000.0)
+        for times, call in zip(out, calls):
+            t0 = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - t0) * 1000.0)
         time.sleep(pause_s)
     return out
 
 
 def main() -> None:
-    with temp_stack() as stack, training_stub(stack) as training:
+    with tempfile.TemporaryDirectory() as tmp, temp_stack() as stack, training_stub(stack) as training:
+        bare_proc, bare_port = spawn("--bare-health", "-", Path(tmp))
+        bare_channel = grpc.insecure_channel(f"127.0.0.1:{bare_port}")
+        bare = health_pb2_grpc.HealthStub(bare_channel)
         examples = intent_examples(50, seed=4)
         config = training_job_pb2.TrainingConfig(epochs=10000, early_stopping=False, checkpoint_interval=10000)
 
@@ -43,20 +57,29 @@ def main() -> None:
 
         first = start()
         training.CancelJob(training_service_pb2.CancelJobRequest(job_id=first))
-        idle = latencies(lambda: training.GetJob(training_service_pb2.GetJobRequest(job_id=first)), SAMPLES, 0.05)
+        check = partial(bare.Check, health_pb2.HealthCheckRequest())
+        idle, bare_idle = latencies([partial(training.GetJob, training_service_pb2.GetJobRequest(job_id=first)),
+                                     check], SAMPLES, 0.05)
         ids = [start() for _ in range(JOBS)]
         time.sleep(5.0)  # the workers are up and streaming
-        loaded = latencies(lambda: training.GetJob(training_service_pb2.GetJobRequest(job_id=ids[0])), SAMPLES, 0.15)
+        loaded, bare_loaded = latencies([partial(training.GetJob, training_service_pb2.GetJobRequest(job_id=ids[0])),
+                                         check], SAMPLES, 0.15)
         epochs = training.GetJob(training_service_pb2.GetJobRequest(job_id=ids[0])).job.progress.current_epoch
         t0 = time.perf_counter()
         for job_id in ids:
             training.CancelJob(training_service_pb2.CancelJobRequest(job_id=job_id), timeout=600)
         cancel_s = time.perf_counter() - t0
+        bare_channel.close()
+        bare_proc.kill()
     print(f"{JOBS} jobs; job 1 reached epoch {epochs} before the cancels")
     result(f"GetJob p50 while {JOBS} small jobs stream events", percentile(loaded, 50), "ms",
            percentile(idle, 50), "GetJob p50 before any job ran")
     result(f"GetJob p95 while {JOBS} small jobs stream events", percentile(loaded, 95), "ms",
            percentile(idle, 95), "GetJob p95 before any job ran")
+    result(f"bare grpcio health Check p95 while {JOBS} small jobs stream events", percentile(bare_loaded, 95), "ms",
+           percentile(bare_idle, 95), "the same before any job ran")
+    result(f"GetJob p95 while {JOBS} small jobs stream events", percentile(loaded, 95), "ms",
+           percentile(bare_loaded, 95), "bare grpcio health Check p95, same moments")
     result(f"cancel all {JOBS} running jobs (checkpoint + backlog stored)", cancel_s * 1000.0, "ms",
            percentile(idle, 50), "idle GetJob p50")
 
