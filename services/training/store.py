@@ -242,7 +242,7 @@ class JobStore:
         self._pending: list[_Record] = []
         self._pending_events = 0
         self._writing = False  # a flush is between taking the pending records and its commit
-        self._sealed: list[Path | None] = []
+        self._sealed: list[Path] = []
         self.db.before_access = self.flush
         self._closing = False
         self._index_now = threading.Event()
@@ -430,7 +430,7 @@ class JobStore:
                 self._writing = True
                 batch, self._pending, self._pending_events = self._pending, [], 0
                 if batch:
-                    self._sealed.append(self._log.seal())
+                    self._sealed.extend(self._log.seal())
             try:
                 if batch:
                     with self.db.transaction(barrier=False) as con:
@@ -442,21 +442,22 @@ class JobStore:
                 raise
             finally:
                 self._writing = False
-            sealed, self._sealed = [p for p in self._sealed if p is not None], []
+            sealed, self._sealed = self._sealed, []
             self._log.discard(sealed)
 
     def _recover(self) -> None:
-        """Write the records a stopped process acknowledged but had not written to DuckDB yet: each
-        segment left whole (its first cursor above the file's last) or already there."""
+        """Write the records a stopped process acknowledged but had not written to DuckDB yet (those
+        with cursors above the file's last: a segment's records are all there or none are), then
+        free every segment for reuse."""
         last = self.db.query("SELECT coalesce(max(cursor), 0) FROM job_events")[0][0]
         segments = self._log.segments()
         for segment in segments:
-            records = [r for r in EventLog.read(segment) if r.events[5][0] > last]
+            records = [r for r in self._log.read(segment) if r.events[5][0] > last]
             if records:
                 with self.db.transaction(barrier=False) as con:
                     _write_records(con, records)
                 last = records[-1].events[5][-1]
-        self._log.discard(segments)
+        self._log.reuse_all()
 
     def _index_loop(self) -> None:
         while not self._closing:
