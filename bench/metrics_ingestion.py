@@ -8,7 +8,8 @@ fresh stack twice: with progress events on (the default) and with
 
 * metric points stored per second of the job's own training time (every point counted back
   through ListMetrics), and the same against the store's batched append rate measured in this
-  run (``JobStore.append_events``, batches of 500, as the runner's pump writes them);
+  run (``JobStore.append_events``, batches of 500, as the runner's pump writes them, timed until
+  the store has written them to DuckDB);
 * the job's samples/s (train examples x epochs / its ``training_seconds``) with event storage
   on, against the same job with it off.
 
@@ -74,7 +75,7 @@ def main() -> None:
     print(f"events on: {on_points:,} metric points stored over {on_s:.2f} s of training, {on_rate:,.0f} samples/s")
     print(f"events off: {off_points:,} metric points stored, {off_s:.2f} s of training, {off_rate:,.0f} samples/s")
     result("metric points stored per second of a training job (worker -> service -> DuckDB)", on_points / on_s,
-           "points/s", batched, "store batched append (500/transaction)")
+           "points/s", batched, "store batched append (500 per log record, until in DuckDB)")
     result("training job samples/s with event storage on", on_rate, "samples/s", off_rate,
            "same job, TRAINHOUSE_TRAINING_PROGRESS_EVENTS=false")
 
