@@ -16,7 +16,9 @@ What a checkpoint version gets that the run computes only at its end:
 
 Which checkpoint (``select``): an id, a step, "best" (the one the loop rewrites whenever the value
 the job selects on improves: validation loss, reinforcement's validation objective, GRPO's
-evaluation success rate then average reward) or "last" (most steps). The registry keeps one
+evaluation success rate then average reward; a classifier's loop writes it at most every 5 s and
+before any other checkpoint or the end, so a running job's "best" may trail its newest best by
+that much) or "last" (most steps). The registry keeps one
 version per (job, checkpoint id, step): "best" names new weights each time it improves, so the
 same id at a later step is a new version, and the same id at the same step is the same version.
 """
