@@ -10,6 +10,10 @@ processes:
 * the same for a bare grpcio health server in a process of its own (bench/_bare_servers.py),
   called right after each GetJob: what any unary call on this machine suffers from the same load
   (its p95 loaded against idle), and GetJob's p95 against it;
+* the checkpoint bytes the five jobs wrote per second while they streamed (the size_bytes of their
+  own checkpoint events, read back after the cancels), against one checkpoint per job per second:
+  each is the whole training state plus an fsync, and fast epochs once wrote one per improvement
+  (~220 MB/s per job, the tail of every fsync on the machine: README "Benchmarks");
 * how long cancelling all five takes (each cancel waits for its worker's checkpoint and for the
   events already sent to be stored), against the idle GetJob latency.
 """
@@ -62,6 +66,7 @@ def main() -> None:
                                      check], SAMPLES, 0.05)
         ids = [start() for _ in range(JOBS)]
         time.sleep(5.0)  # the workers are up and streaming
+        streaming_from = time.time()
         loaded, bare_loaded = latencies([partial(training.GetJob, training_service_pb2.GetJobRequest(job_id=ids[0])),
                                          check], SAMPLES, 0.15)
         epochs = training.GetJob(training_service_pb2.GetJobRequest(job_id=ids[0])).job.progress.current_epoch
@@ -69,6 +74,16 @@ def main() -> None:
         for job_id in ids:
             training.CancelJob(training_service_pb2.CancelJobRequest(job_id=job_id), timeout=600)
         cancel_s = time.perf_counter() - t0
+        streaming_to = time.time() - cancel_s
+        written, sizes = 0, []
+        for job_id in ids:
+            for event in training.WatchJob(training_service_pb2.WatchJobRequest(job_id=job_id)):
+                if event.HasField("checkpoint"):
+                    sizes.append(event.checkpoint.size_bytes)
+                    if streaming_from <= event.time.ToDatetime().timestamp() <= streaming_to:
+                        written += event.checkpoint.size_bytes
+        checkpoint_mb_s = written / 1e6 / (streaming_to - streaming_from)
+        one_per_second = JOBS * max(sizes) / 1e6
         bare_channel.close()
         bare_proc.kill()
     print(f"{JOBS} jobs; job 1 reached epoch {epochs} before the cancels")
@@ -80,6 +95,8 @@ def main() -> None:
            percentile(bare_idle, 95), "the same before any job ran")
     result(f"GetJob p95 while {JOBS} small jobs stream events", percentile(loaded, 95), "ms",
            percentile(bare_loaded, 95), "bare grpcio health Check p95, same moments")
+    result(f"checkpoint bytes written by {JOBS} streaming jobs", checkpoint_mb_s, "MB/s",
+           one_per_second, "one checkpoint per job per second")
     result(f"cancel all {JOBS} running jobs (checkpoint + backlog stored)", cancel_s * 1000.0, "ms",
            percentile(idle, 50), "idle GetJob p50")
 
