@@ -17,6 +17,7 @@ import uvicorn
 
 from trainhouse.gateway.app import create_app
 from trainhouse.common import config
+from trainhouse.common.heap import freeze_startup_objects
 from trainhouse.common.logs import configure, log
 
 logger = logging.getLogger("trainhouse.gateway")
@@ -41,10 +42,11 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if self.started and not self.should_exit:
+            frozen = freeze_startup_objects()  # the app and its clients are built: see common/heap.py
             port_file = os.environ.get("TRAINHOUSE_PORT_FILE")
             if port_file:
                 write_port_file(port_file, self.port)
-            log(logger, "listening", service="gateway", port=self.port, pid=os.getpid())
+            log(logger, "listening", service="gateway", port=self.port, pid=os.getpid(), frozen_objects=frozen)
 
 
 def main() -> int:

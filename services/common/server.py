@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from trainhouse.common import config, tls, tracing
 from trainhouse.common.authn import AuthInterceptor, ServiceAuthenticator
 from trainhouse.common.grpc_errors import ErrorInterceptor
+from trainhouse.common.heap import freeze_startup_objects
 from trainhouse.common.logs import configure, log
 from trainhouse.common.request_context import RequestIdServerInterceptor
 
@@ -103,6 +104,7 @@ def serve(service: str, build: Callable[[], ServiceApp], grace_s: float = 10.0) 
         finally:
             app.on_stopped()
         raise err
+    frozen = freeze_startup_objects()  # before the first call: full collections skip all of it
     server.start()
     for _, _, name in app.registrations:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -112,7 +114,7 @@ def serve(service: str, build: Callable[[], ServiceApp], grace_s: float = 10.0) 
         tmp = Path(port_file + ".tmp")
         tmp.write_text(str(port))
         tmp.replace(port_file)
-    log(logger, "listening", service=service, port=port, pid=os.getpid())
+    log(logger, "listening", service=service, port=port, pid=os.getpid(), frozen_objects=frozen)
 
     stopping = threading.Event()
 
