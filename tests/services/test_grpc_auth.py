@@ -7,6 +7,7 @@ signed with the stack's key, and keep health and reflection open for probes and 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 
 import grpc
@@ -16,8 +17,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from trainhouse.common.authn import Introspector, ServiceAuthenticator
 from trainhouse.common.identity import Caller
 from trainhouse.common.internal_tokens import InternalTokens
+from trainhouse.common.jwt_keys import JwtVerifier
+from trainhouse.core.errors import Unauthenticated
 from trainhouse.common.rpc_scopes import RPC_SCOPES
 from tests.gateway.conftest import bearer, make_token
 from trainhouse.v1 import (data_service_pb2, data_service_pb2_grpc, evaluation_service_pb2,
@@ -150,3 +154,48 @@ def test_a_jwt_authenticates_a_direct_grpc_caller_with_its_scopes(stack):
         stub = training_service_pb2_grpc.TrainingServiceStub(ch)
         assert _code(lambda: stub.ListJobs(training_service_pb2.ListJobsRequest(), timeout=10)) \
             == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_busy_token_is_checked_again_in_the_background_and_a_revocation_still_applies(stack, api):
+    """A service keeps an API token's introspection answer for a while; a caller still using the
+    token near the end of it must not wait for the gateway's answer (a 24-31 ms HTTP round trip
+    under load), so the check runs in the background. Short times here: answers stand 1 s, the
+    check starts 0.6 s before that."""
+    token = make_token(api, stack.admin_token, ["training:view"])
+    internal = InternalTokens.from_env()  # the stack shares the test process's key (tests/conftest.py)
+    introspector = Introspector(internal, url=stack.gateway_url, ttl_s=1.0)
+    asked_by: list[str] = []
+    ask = introspector._ask
+
+    def watched_ask(credential: str):  # noqa: ANN202 - the real introspection, noting who waited
+        asked_by.append(threading.current_thread().name)
+        return ask(credential)
+
+    introspector._ask = watched_ask
+    authenticator = ServiceAuthenticator(internal, JwtVerifier(None, None), introspector, refresh_ahead_s=0.6)
+    header = f"Bearer {token}"
+    caller = authenticator.authenticate(header)
+    assert caller.scopes == frozenset({"training:view"})
+    until = time.monotonic() + 3.5
+    while time.monotonic() < until:  # 3.5 answer lifetimes of continuous use
+        assert authenticator.authenticate(header) == caller
+        time.sleep(0.05)
+    assert asked_by[0] == threading.current_thread().name  # the first call had nothing to go on
+    assert len(asked_by) >= 4, asked_by  # the answer was renewed about once a lifetime ...
+    assert all(name.startswith("credential-check") for name in asked_by[1:]), asked_by  # ... never by a caller
+
+    listed = api.get("/api/v1/auth/tokens", headers=bearer(stack.admin_token)).json()["data"]["tokens"]
+    ours = max(listed, key=lambda t: t["createdAt"] or "")["tokenId"]
+    assert api.delete(f"/api/v1/auth/tokens/{ours}", headers=bearer(stack.admin_token)).status_code == 200
+    revoked_at = time.monotonic()
+    while time.monotonic() - revoked_at < 10:
+        try:
+            authenticator.authenticate(header)
+        except Unauthenticated:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("a revoked token still authenticates 10 s after its revocation")
+    assert time.monotonic() - revoked_at < 1.0 + 0.5  # within one answer's lifetime (and a check)
+    with pytest.raises(Unauthenticated):  # and it stays refused
+        authenticator.authenticate(header)
