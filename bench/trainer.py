@@ -16,14 +16,16 @@ Prints training samples/s and the ratio NumPy / PyTorch for:
   feedback loss, backward, Adam) vs PyTorch's (default or fused Adam, the faster), the same
   architecture.
 
-Batch sizes 64 and 256. Each configuration runs NumPy and PyTorch alternately, three times, and
-keeps each side's best time, so load from other processes hits both sides alike. Thread counts
-are the libraries' defaults unless ``--threads N`` sets both (OpenBLAS/OpenMP env before NumPy
-is imported, ``torch.set_num_threads``); they are printed. Our trainer's own threads (the Adam
-update of the hashed layer, ``TRAINHOUSE_TRAINER_THREADS``, services/core/trainer/threads.py)
-follow the same setting: ``--threads 1`` makes both sides single-threaded. On a loaded machine multi-threaded
-OpenBLAS is very slow on these small matrices (threads wait for descheduled siblings), so
-compare ``--threads 1`` too. PyTorch is optional (``.venv/bin/pip install
+Batch sizes 64 and 256. Each configuration runs NumPy and PyTorch alternately, five times, and
+keeps each side's best time, so load from other processes hits both sides alike. Threads, unless
+``--threads N`` sets both sides to N (OpenBLAS/OpenMP env before NumPy is imported,
+``torch.set_num_threads``): our trainer runs as a training job runs it, in a worker process of
+the TrainingService, which starts its workers with one OpenBLAS thread
+(services/training/__main__.py: several jobs share the cores) and so one trainer thread (the
+Adam update of the hashed layer, ``TRAINHOUSE_TRAINER_THREADS``, services/core/trainer/threads.py);
+PyTorch gets the faster of its default thread count and one thread for every variant. The
+thread counts are printed. On this 2-core VM single runs of either side swing by up to ~1.5x
+between invocations (CPU shared with other tenants), so each side keeps its best of five. PyTorch is optional (``.venv/bin/pip install
 torch==2.13.0``); without it the NumPy figures are printed with a note.
 """
 from __future__ import annotations
@@ -52,6 +54,8 @@ THREADS = _threads_arg()
 if THREADS:  # must happen before NumPy (and its OpenBLAS) is imported
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(THREADS)
+else:  # as the TrainingService starts its workers (PyTorch's MKL/OpenMP threads are not OpenBLAS's)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
@@ -75,7 +79,7 @@ except ImportError:  # optional bench dependency
 HIDDEN = 64
 LR = 0.001
 DROPOUT = 0.1
-REPEATS = 3
+REPEATS = 5
 
 
 CLOCK = time.perf_counter  # --cpu-time: time.thread_time
@@ -150,10 +154,20 @@ def numpy_dense_steps(X: np.ndarray, y: np.ndarray, k: int, batch: int, epochs: 
 # -- PyTorch side ----------------------------------------------------------------------------------
 def torch_loop(make_input: Callable[[np.ndarray], tuple], first: Callable[..., Any], dim: int, n: int,
                y: np.ndarray, k: int, batch: int, epochs: int, final_eval: bool = True,
-               fused: bool = False) -> Callable[[], None]:
+               fused: bool = False, threads: int | None = None) -> Callable[[], None]:
     yt = torch.from_numpy(y)
 
     def run() -> None:
+        if threads is None:
+            return train()
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return train()
+        finally:
+            torch.set_num_threads(before)
+
+    def train() -> None:
         torch.manual_seed(0)
         W1 = torch.nn.Parameter(torch.randn(dim, HIDDEN) * (2.0 / dim) ** 0.5)
         b1 = torch.nn.Parameter(torch.zeros(HIDDEN))
@@ -178,6 +192,11 @@ def torch_loop(make_input: Callable[[np.ndarray], tuple], first: Callable[..., A
     return run
 
 
+def torch_thread_counts() -> list[int | None]:
+    """PyTorch's thread counts to try: its default (None) and one thread, unless --threads fixed it."""
+    return [None] if THREADS or torch.get_num_threads() == 1 else [None, 1]
+
+
 def torch_sparse_variants(x: SparseRows, y: np.ndarray, k: int, batch: int, epochs: int) -> dict[str, Callable]:
     def dense_input(rows: np.ndarray) -> tuple:
         return (torch.from_numpy(x.to_dense(rows)),)
@@ -190,10 +209,12 @@ def torch_sparse_variants(x: SparseRows, y: np.ndarray, k: int, batch: int, epoc
         return F.embedding_bag(idx, W1, offsets, mode="sum", per_sample_weights=weights)
     out = {}
     for fused in (False, True):
-        tag = " + fused Adam" if fused else ""
-        out[f"torch dense batch{tag}"] = torch_loop(dense_input, lambda W1, X: X @ W1, x.dim, len(x), y, k, batch,
-                                                    epochs, fused=fused)
-        out[f"torch embedding_bag{tag}"] = torch_loop(bag_input, bag, x.dim, len(x), y, k, batch, epochs, fused=fused)
+        for threads in torch_thread_counts():
+            tag = (" + fused Adam" if fused else "") + (f", {threads} thread" if threads else "")
+            out[f"torch dense batch{tag}"] = torch_loop(dense_input, lambda W1, X: X @ W1, x.dim, len(x), y, k,
+                                                        batch, epochs, fused=fused, threads=threads)
+            out[f"torch embedding_bag{tag}"] = torch_loop(bag_input, bag, x.dim, len(x), y, k, batch, epochs,
+                                                          fused=fused, threads=threads)
     return out
 
 
@@ -228,8 +249,10 @@ def main() -> None:
     print(f"{n} examples x {epochs} epochs, {k} outputs, hidden {HIDDEN}, Adam lr {LR}, dropout {DROPOUT}")
     print(f"hashed features: dim {x.dim}, {x.nnz_per_row().mean():.0f} nonzeros per row on average")
     print(f"clock: {'calling thread CPU time' if args.cpu_time else 'wall time'}; "
-          f"threads: numpy/BLAS {args.threads or 'default'}, trainer {trainer_threads()} ({os.cpu_count()} cores)"
-          + (f", torch {torch.get_num_threads()} (torch {torch.__version__})" if torch is not None else ""))
+          f"threads: numpy/BLAS {os.environ.get('OPENBLAS_NUM_THREADS')}, trainer {trainer_threads()} "
+          f"({os.cpu_count()} cores)"
+          + (f", torch best of {' and '.join(str(t or torch.get_num_threads()) for t in torch_thread_counts())} "
+             f"(torch {torch.__version__})" if torch is not None else ""))
     if torch is None:
         print("NOTE: PyTorch is not installed (optional: .venv/bin/pip install torch==2.13.0); "
               "printing the NumPy figures only, no ratios.")
@@ -261,9 +284,11 @@ def main() -> None:
         if torch is not None:
             Xt = torch.from_numpy(Xd)
             for fused in (False, True):
-                fns[f"torch{' + fused Adam' if fused else ''}"] = torch_loop(
-                    lambda rows: (Xt[torch.from_numpy(rows)],), lambda W1, X: X @ W1, dense_dim, n, y, k, batch,
-                    epochs, final_eval=False, fused=fused)
+                for threads in torch_thread_counts():
+                    tag = (" + fused Adam" if fused else "") + (f", {threads} thread" if threads else "")
+                    fns[f"torch{tag}"] = torch_loop(
+                        lambda rows: (Xt[torch.from_numpy(rows)],), lambda W1, X: X @ W1, dense_dim, n, y, k, batch,
+                        epochs, final_eval=False, fused=fused, threads=threads)
         t = best_of(fns)
         torch_best = min((v for name, v in t.items() if name.startswith("torch")), default=None)
         torch_name = min((name for name in t if name.startswith("torch")), key=t.get, default="")
