@@ -165,10 +165,14 @@ class JobRunner:
                     messages.append(more)
                 batch: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
                 for message in messages:
-                    if message[0] != "event":
+                    if message[0] == "events":  # progress the worker coalesced (worker.BoundedQueue)
+                        for kind, payload in message[1]:
+                            batch.extend(self._translate(job, kind, payload))
+                    elif message[0] == "event":
+                        batch.extend(self._translate(job, message[1], message[2]))
+                    else:
                         outcome = message  # the worker's last word
                         break
-                    batch.extend(self._translate(job, message[1], message[2]))
                 self.hub.append_many(job.job_id, batch)
             job.worker.join(timeout=30)
             self._finish(job, outcome)
