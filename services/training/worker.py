@@ -17,7 +17,7 @@ import numpy as np
 
 from trainhouse.core.errors import TrainhouseError
 from trainhouse.common import tracing
-from trainhouse.common.heap import freeze_startup_objects
+from trainhouse.common.heap import frozen_during
 from trainhouse.common.logs import configure
 
 PARITY_TOLERANCE = 1e-5
@@ -172,8 +172,8 @@ def _train(queue: Any, trainer: Any, spec: dict[str, Any], n_train: int, n_valid
     """Run (or resume) training between the running and validating statuses; None when stopped."""
     queue.put(("event", "sizes", {"train_examples": n_train, "validation_examples": n_validation}))
     queue.put(("event", "status", {"state": "running"}))
-    freeze_startup_objects()  # the data and model are built; the loop's full collections skip them
-    result = trainer.train(resume_from=spec.get("resume_from"))
+    with frozen_during():  # the data and model are built; the loop's full collections skip them
+        result = trainer.train(resume_from=spec.get("resume_from"))
     if result.stopped:
         queue.put(("stopped", {"metrics": _plain(result.metrics)}))
         return None
