@@ -10,6 +10,11 @@ fresh stack twice: with progress events on (the default) and with
   through ListMetrics), and the same against the store's batched append rate measured in this
   run (``JobStore.append_events``, batches of 500, as the runner's pump writes them, timed until
   the store has written them to DuckDB);
+* the pipeline's own capacity, which no classifier job here comes near: a job's worker process
+  (spawned as the local executor spawns one, through the same queue wrapper, callbacks, runner
+  pump, event hub, event log and DuckDB index writes) whose only work is emitting FIREHOSE_POINTS
+  metric points, 8 per step; points/s from its first point until DuckDB holds every one, best of
+  ROUNDS (the store is in this process, frozen as the TrainingService freezes its start-up heap);
 * the job's samples/s (train examples x epochs / its ``training_seconds``) with event storage
   on, against the same job with it off. The two run alternately, three times each, and each
   keeps its best run: a single pair swung from 0.61 to 1.03 between invocations here. The job is
@@ -72,6 +77,82 @@ def store_batched_rate() -> float:
         return rate
 
 
+# --- the pipeline's own capacity: a worker that emits as fast as it can ----------------------------
+FIREHOSE_POINTS = 400_000
+POINTS_PER_STEP = 8
+
+
+def _firehose_worker(spec: dict, queue, cancel, shutdown) -> None:
+    """A job's worker process (spawned as executors.LocalExecutor spawns one) whose "training" is
+    emitting metric points through the worker's own queue wrapper and callbacks: a point per metric,
+    POINTS_PER_STEP per step, the queue flushed each step as the trainer's stop check does."""
+    from trainhouse.training.worker import BoundedQueue, QueueCallbacks
+
+    wrapped = BoundedQueue(queue, None)
+    callbacks = QueueCallbacks(wrapped, cancel, shutdown, spec["job_dir"], watch_parent=False)
+    wrapped.put(("event", "log", {"message": f"first point at {time.time()!r}"}))
+    t0 = time.perf_counter()
+    for step in range(spec["points"] // POINTS_PER_STEP):
+        for k in range(POINTS_PER_STEP):
+            callbacks.on_event("metric", {"name": f"m{k}", "value": 1.0 / (step + 1), "epoch": 0, "step": step})
+        callbacks.should_stop()
+    wrapped.put(("event", "log", {"message": f"emitted {time.perf_counter() - t0!r}"}))
+    wrapped.put(("stopped", {"metrics": {}}))
+
+
+class _FirehoseExecutor:
+    name = "local"
+
+    def launch(self, job_id: str, spec: dict):
+        import multiprocessing as mp
+
+        from trainhouse.training.executors import LocalHandle, queue_max
+
+        ctx = mp.get_context("spawn")
+        q, cancel, shutdown = ctx.Queue(maxsize=queue_max()), ctx.Event(), ctx.Event()
+        proc = ctx.Process(target=_firehose_worker, args=({**spec, "points": FIREHOSE_POINTS}, q, cancel, shutdown))
+        proc.start()
+        return LocalHandle(proc, q, cancel, shutdown)
+
+
+def firehose_rate() -> tuple[float, float]:
+    """(points/s stored, points/s the worker emitted) for FIREHOSE_POINTS through the real worker
+    queue, runner pump, event hub and store: from the worker's first point until DuckDB has all."""
+    import json
+
+    from trainhouse.common.config import TrainingSettings
+    from trainhouse.training.events import EventHub
+    from trainhouse.training.runner import JobRunner
+    from trainhouse.training.store import JobStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = JobStore(Path(tmp) / "training.duckdb")
+        hub = EventHub(store)
+        settings = TrainingSettings(max_running_per_account=1, max_running_total=1, rpc_timeout_s=30.0)
+        runner = JobRunner(store, hub, Path(tmp), settings, register=lambda *a: ("", None),
+                           executor=_FirehoseExecutor())
+        store.create_job({"job_id": "firehose", "agent_id": "bench", "account_id": "bench",
+                          "method": "supervised", "state": "queued",
+                          "config_json": json.dumps({"resolved": {}})})
+        from trainhouse.common.heap import freeze_startup_objects
+        freeze_startup_objects()  # as the TrainingService does before it serves (common/server.py)
+        runner.start()
+        runner.kick()
+        while "firehose" not in runner.running:
+            time.sleep(0.01)
+        runner.running["firehose"].finished.wait(600)
+        store.flush()
+        stored_at = time.time()
+        logs = [json.loads(row[0])["message"] for row in store.db.query(
+            "SELECT payload_json FROM job_events WHERE job_id = 'firehose' AND kind = 'log' ORDER BY sequence")]
+        first = float(logs[0].split()[-1])
+        emitted = float(logs[1].split()[-1])
+        points = store.db.query("SELECT count(*) FROM metrics WHERE job_id = 'firehose'")[0][0]
+        runner.shutdown(1)
+        store.close()
+        return points / (stored_at - first), points / emitted
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=500)
@@ -83,10 +164,17 @@ def main() -> None:
     on_s, on_points, on_rate = max(on_runs, key=lambda run: run[2])
     off_s, off_points, off_rate = max(off_runs, key=lambda run: run[2])
     batched = store_batched_rate()
+    firehose = [firehose_rate() for _ in range(ROUNDS)]
+    stored, emitted = max(firehose)
     print(f"events on: {on_points:,} metric points stored over {on_s:.2f} s of training, {on_rate:,.0f} samples/s")
     print(f"events off: {off_points:,} metric points stored, {off_s:.2f} s of training, {off_rate:,.0f} samples/s")
     result("metric points stored per second of a training job (worker -> service -> DuckDB)", on_points / on_s,
            "points/s", batched, "store batched append (500 per log record, until in DuckDB)")
+    print(f"firehose worker: emitted {emitted:,.0f} points/s; stored (first point until all in DuckDB) "
+          + ", ".join(f"{rate:,.0f}" for rate, _ in firehose) + " points/s")
+    result(f"metric points stored per second from a job's worker emitting {FIREHOSE_POINTS:,} points as fast as "
+           "it can (worker queue -> pump -> event log -> DuckDB)", stored, "points/s", batched,
+           "store batched append (500 per log record, until in DuckDB)")
     result("training job samples/s with event storage on", on_rate, "samples/s", off_rate,
            "same job, TRAINHOUSE_TRAINING_PROGRESS_EVENTS=false")
 

@@ -175,7 +175,7 @@ def _objects(values: Sequence[Any]) -> np.ndarray:
 def _column(values: Sequence[Any]) -> np.ndarray:
     """A typed NumPy column where the values allow it (all int, or all float: DuckDB scans those
     without touching a Python object, ~10x faster than an object column), else an object column."""
-    kinds = {type(v) for v in values}
+    kinds = set(map(type, values))
     if kinds == {int}:
         try:
             return np.fromiter(values, dtype=np.int64, count=len(values))

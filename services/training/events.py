@@ -120,18 +120,26 @@ class EventHub:
                     except Exception as one:
                         queued.error = one
         with self._changed:
+            recent = self._recent
             for queued in group:
                 if not queued.rows:
                     continue
                 tail = self._tails.pop(queued.job_id, None) or deque(maxlen=TAIL_EVENTS)
                 tail.extend(queued.rows)
                 self._tails[queued.job_id] = tail  # most recently written last
-                for row in queued.rows:
-                    self._recent.append((queued.job_id, row))
+                job_id, rows = queued.job_id, queued.rows
+                if len(rows) >= RECENT_EVENTS:  # these rows alone fill it: all before them is dropped
+                    dropped = rows[-RECENT_EVENTS - 1] if len(rows) > RECENT_EVENTS else (
+                        recent[-1][1] if recent else None)
+                    if dropped is not None:
+                        self._recent_floor = dropped["cursor"]
+                    recent.clear()
+                    rows = rows[-RECENT_EVENTS:]
+                recent.extend([(job_id, row) for row in rows])
             while len(self._tails) > TAIL_JOBS:
                 self._tails.popitem(last=False)
-            while len(self._recent) > RECENT_EVENTS:
-                self._recent_floor = self._recent.popleft()[1]["cursor"]
+            while len(recent) > RECENT_EVENTS:
+                self._recent_floor = recent.popleft()[1]["cursor"]
             self._version += 1
             self._changed.notify_all()
 

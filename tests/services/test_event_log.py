@@ -182,3 +182,66 @@ def test_segment_files_are_reused_not_grown(tmp_path, slow_indexer):
         assert [p["value"] for p in s.metrics("j", [], PageRequest(size=100)).rows] == [float(i) for i in range(50)]
     finally:
         s.close()
+
+
+ROWS_CHILD = textwrap.dedent("""
+    import datetime, os, sys
+    from pathlib import Path
+    from trainhouse.training import store as store_module
+    store_module.INDEX_INTERVAL_S = 3600.0
+    from trainhouse.training.store import JobStore, _Record
+
+    s = JobStore(Path(sys.argv[1]))
+    s.create_job({"job_id": "j", "agent_id": "a", "account_id": "x", "method": "supervised",
+                  "state": "running", "config_json": "{}"})
+    s.flush()
+    t = datetime.datetime(2026, 12, 1)
+    # A record as the version before metric columns logged it: metric points as row tuples.
+    s._log.append(_Record(events=(["j", "j"], [1, 2], [t, t], ["metric", "metric"],
+                                  ['{"name": "loss", "value": 0.5}', '{"name": "loss", "value": 0.25}'], [1, 2]),
+                          metrics=[("j", 1, "loss", 0.5, 1, 10, t), ("j", 2, "loss", 0.25, 2, 20, t)],
+                          checkpoints={}, jobs={"j": {"last_sequence": 2}}))
+    os._exit(0)
+""")
+
+
+def test_a_log_written_before_metric_columns_is_recovered(tmp_path):
+    """An upgrade after a crash: the new version reads the old record shape, losing no point."""
+    path = tmp_path / "training.duckdb"
+    subprocess.run([sys.executable, "-c", ROWS_CHILD, str(path)], check=True, timeout=120)
+    s = JobStore(path)
+    try:
+        points = s.metrics("j", ["loss"], PageRequest(size=10)).rows
+        assert [(p["value"], p["epoch"], p["step"]) for p in points] == [(0.5, 1, 10), (0.25, 2, 20)]
+        assert s.get_job("j")["last_sequence"] == 2
+    finally:
+        s.close()
+
+
+def test_payloads_read_back_exactly_as_appended(tmp_path, slow_indexer):
+    """Payload JSON is written by orjson where that is exact, by json where orjson would change
+    the value (NaN and infinities become null there) or refuses it: every payload reads back equal,
+    as watchers get it (the rows the append publishes) and as DuckDB holds it."""
+    import json
+    import math
+    s = JobStore(tmp_path / "training.duckdb")
+    try:
+        s.create_job({"job_id": "j", "agent_id": "a", "account_id": "x", "method": "supervised",
+                      "state": "running", "config_json": "{}"})
+        payloads = [
+            {"name": "loss", "value": 0.1, "epoch": 1, "step": 2},
+            {"name": "loss", "value": float("nan"), "epoch": None, "step": 3},
+            {"name": "loss", "value": float("inf"), "epoch": 2, "step": 4},
+            {"epoch": 3, "metrics": {"loss": 1e-12, "big": 2**70, "text": "null é \u2028"}},
+        ]
+        kinds = ["metric", "metric", "metric", "epoch"]
+        published = s.append_event_groups([("j", [(kind, p, {}) for kind, p in zip(kinds, payloads)])])[0]
+        for rows in (published, s.events_after("j", 0)):
+            read = [json.loads(row["payload_json"]) for row in rows]
+            assert len(read) == 4
+            assert math.isnan(read[1]["value"]) and read[1]["epoch"] is None
+            assert read[2]["value"] == math.inf
+            assert [read[0], read[3]] == [payloads[0], payloads[3]]
+        assert [p["value"] for p in s.metrics("j", ["loss"], PageRequest(size=10)).rows][0] == 0.1
+    finally:
+        s.close()
