@@ -16,11 +16,12 @@ fresh stack twice: with progress events on (the default) and with
   metric points, 8 per step; points/s from its first point until DuckDB holds every one, best of
   ROUNDS (the store is in this process, frozen as the TrainingService freezes its start-up heap);
 * the job's samples/s (train examples x epochs / its ``training_seconds``) with event storage
-  on, against the same job with it off. The two run alternately, three times each, and each
+  on, against the same job with it off. The two run alternately, five times each, and each
   keeps its best run: a single pair swung from 0.61 to 1.03 between invocations here. The job is
   polled (GetJob every 0.25 s, as the dashboard does), not watched: a subscriber streaming every
   event would share the two cores with the job, and that is the cost of watching, not of storing
-  (the gateway's own follower of status and epoch events runs in both cases).
+  (the gateway's webhook follower runs in both cases; with no subscription wanting
+  training.progress it streams status events only, as it would in production).
 
     .venv/bin/python bench/metrics_ingestion.py [--epochs N]
 """
@@ -36,7 +37,7 @@ from _common import intent_examples, result, temp_stack, training_stub
 from trainhouse.v1 import job_state_pb2, training_job_pb2, training_service_pb2
 
 
-ROUNDS = 3
+ROUNDS = 5
 
 
 def run_job(env: dict[str, str], epochs: int) -> tuple[float, int, float]:

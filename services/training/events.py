@@ -34,7 +34,8 @@ from trainhouse.training.store import TERMINAL_STATES, JobStore
 TAIL_EVENTS = 2000
 TAIL_JOBS = 64
 RECENT_EVENTS = 4000  # all jobs' latest committed rows, for WatchAllEvents
-GROUP_EVENTS = 5000  # at most this many events per group commit (a batch is never split)
+GROUP_EVENTS = 5000
+PAGE = 500  # rows a catching-up reader takes from DuckDB at a time  # at most this many events per group commit (a batch is never split)
 
 
 class _Append:
@@ -214,12 +215,14 @@ class EventHub:
                     self._changed.wait(timeout=1.0)
 
     def _recent_after(self, cursor: int, account_id: str, visible: str | None, kinds: tuple[str, ...] = (),
-                      limit: int = 500) -> list[dict[str, Any]] | None:
-        """``store.all_events_after`` answered from memory, or None when the recent rows do not hold
-        every committed row after ``cursor`` (it is below the oldest one kept)."""
+                      limit: int = 500) -> tuple[list[dict[str, Any]], int] | None:
+        """``store.all_events_after`` answered from memory, with the cursor up to which every row was
+        looked at (a filtered reader moves on past rows it skipped); None when the recent rows do
+        not hold every committed row after ``cursor`` (it is below the oldest one kept)."""
         with self._changed:
             if cursor < self._recent_floor:
                 return None
+            newest = self._recent[-1][1]["cursor"] if self._recent else cursor
             out = []
             for job_id, row in reversed(self._recent):
                 if row["cursor"] <= cursor:
@@ -229,23 +232,35 @@ class EventHub:
                     continue
                 out.append({**row, "job_id": job_id})
         out.reverse()
-        return out[:limit]
+        if len(out) > limit:
+            return out[:limit], out[limit - 1]["cursor"]
+        return out, max(cursor, newest)
 
     def watch_all(self, after_cursor: int, account_id: str, alive: Callable[[], bool],
                   visible: str | None = None, kinds: tuple[str, ...] = ()) -> Iterator[tuple[str, dict]]:
         """Yield (job_id, event) for every job's events after the cursor, then live ones, until closed;
         only the jobs of account `visible` when given (a non-admin caller's), only events of `kinds`
-        when given."""
+        when given.
+
+        A filtered reader moves its position past the rows it skipped, not only the ones it yielded:
+        it stayed at its last match, the recent rows moved past it, and every commit of any job then
+        sent it to DuckDB (a flush and a query per epoch of a streaming job, for a webhook follower
+        that wants only status events)."""
         last = self.store.last_cursor() if after_cursor < 0 else after_cursor
         while alive():
             with self._changed:
                 seen = self._version
-            batch = self._recent_after(last, account_id, visible, kinds)
-            if batch is None:
-                batch = self.store.all_events_after(last, account_id, visible=visible, kinds=kinds)
+            recent = self._recent_after(last, account_id, visible, kinds)
+            if recent is None:
+                head = self.store.last_cursor()  # every row up to here is visible to the query below
+                batch = self.store.all_events_after(last, account_id, visible=visible, kinds=kinds, limit=PAGE)
+                scanned = head if len(batch) < PAGE else batch[-1]["cursor"]
+            else:
+                batch, scanned = recent
             for row in batch:
                 yield row["job_id"], _event(row)
                 last = row["cursor"]
+            last = max(last, scanned)
             if batch:
                 continue
             with self._changed:

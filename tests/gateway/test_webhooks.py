@@ -183,3 +183,17 @@ def test_webhooks_deliver_sign_retry_and_survive_a_restart(stack, receiver: Rece
     ids = [x["headers"]["X-Trainhouse-Event-Id"] for x in receiver.ok("/all")]
     assert len(ids) == len(set(ids)) and len(ids) > before
     assert {json.loads(x["body"])["data"]["jobId"] for x in receiver.ok("/all")[before:]} == {job2}
+
+
+def test_the_follower_streams_epoch_events_only_while_a_subscription_wants_progress() -> None:
+    from trainhouse.gateway.webhooks.dispatcher import source_kinds
+    from trainhouse.gateway.webhooks.store import Webhook
+
+    def hook(*events: str) -> Webhook:
+        return Webhook("wh-1", "acct", "https://example.com/", events, "s", "v1", 1, 0.0, True)
+
+    assert "epoch" not in source_kinds([])
+    assert "epoch" not in source_kinds([hook("training.completed"), hook("model.promoted")])
+    assert "epoch" in source_kinds([hook("training.completed"), hook("training.progress")])
+    assert "epoch" in source_kinds([hook("*")])
+    assert set(source_kinds([])) == {"status", "budget", "promotion"}

@@ -3,6 +3,7 @@ it comes from the in-memory tail or the store, and a terminal status ends the st
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -155,14 +156,47 @@ def test_watch_all_reads_the_store_below_the_recent_rows(hub, monkeypatch):
     for job_id, e in hub.watch_all(0, "", lambda: len(got) < 30):
         got.append((job_id, e["sequence"], e["kind"], e["cursor"]))
     assert got == _all_events(hub.store)
-    recent = hub._recent_after(got[-5][3], "", None)
+    recent, scanned = hub._recent_after(got[-5][3], "", None)
     assert [(r["job_id"], r["cursor"]) for r in recent] == [(j, c) for j, _, _, c in got[-4:]]
+    assert scanned == got[-1][3]
     # a kinds filter answers the same from the store and from memory
     hub.append("job-a", "status", {"state": "running"})
     hub.append("job-b", "log", {"message": "not asked for"})
     from_store = [(j, e["cursor"]) for j, e in hub.watch_all(0, "", _first(2), kinds=("status",))]
-    from_memory = hub._recent_after(got[-1][3], "", None, ("status",))
+    from_memory, scanned = hub._recent_after(got[-1][3], "", None, ("status",))
     assert len(from_store) == 1 and [(r["job_id"], r["cursor"]) for r in from_memory] == from_store
+    assert scanned == from_store[0][1] + 1  # the log row after it was looked at too
+
+
+def test_a_filtered_follower_moves_past_what_it_skips_and_stays_in_memory(hub, monkeypatch):
+    """A follower of status events only, while a job streams far more metric events than the
+    recent rows hold: it gets each status event once and never goes back to DuckDB for the rows
+    it skipped (it did, at every commit, once the recent rows had moved past its last match)."""
+    monkeypatch.setattr(events_module, "RECENT_EVENTS", 50)
+    reads = []
+    real = hub.store.all_events_after
+    monkeypatch.setattr(hub.store, "all_events_after", lambda *a, **k: reads.append(a) or real(*a, **k))
+    start = hub.store.last_cursor()
+    got: list[tuple] = []
+    done = threading.Event()
+
+    def follow() -> None:
+        for job_id, e in hub.watch_all(start, "", lambda: not done.is_set(), kinds=("status",)):
+            got.append((job_id, e["payload"]["state"]))
+    t = threading.Thread(target=follow, daemon=True)
+    t.start()
+    for i in range(400):
+        hub.append_many("job-a", [("metric", {"name": "loss", "value": i, "step": i}, {})] * 3)
+        if i in (100, 399):
+            hub.append("job-b", "status", {"state": "running" if i == 100 else "completed", "terminal": i == 399})
+    deadline = time.monotonic() + 10
+    while len(got) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    done.set()
+    hub.append("job-a", "log", {"message": "wake the follower so it sees done"})
+    t.join(5)
+    assert got == [("job-b", "running"), ("job-b", "completed")]
+    assert reads == []
 
 
 def _first(n: int):  # noqa: ANN202
