@@ -65,6 +65,7 @@ class BoundedQueue:
         self._lock = threading.RLock()
         self._kept = threading.Event()
         self._linger: threading.Thread | None = None
+        self._closed = False
 
     def put_event(self, kind: str, payload: dict[str, Any], urgent: bool = False) -> None:
         with self._lock:
@@ -94,13 +95,22 @@ class BoundedQueue:
             self.flush()
             self._put(item)
 
+    def close(self) -> None:
+        """Send what is kept and end the linger thread: a Ray worker process runs job after job,
+        and each job's thread would otherwise wait there for good."""
+        self.flush()
+        self._closed = True
+        self._kept.set()
+        if self._linger is not None:
+            self._linger.join(timeout=5)
+
     def _start_linger(self) -> None:
         if self._linger is None:
             self._linger = threading.Thread(target=self._linger_loop, name="event-linger", daemon=True)
             self._linger.start()
 
     def _linger_loop(self) -> None:
-        while True:
+        while not self._closed:
             self._kept.wait()
             self._kept.clear()
             while True:  # checked after clear(): an event kept meanwhile is seen here
@@ -210,6 +220,8 @@ def run_job(spec: dict[str, Any], queue: Any, cancel: Any, shutdown: Any) -> Non
         except Exception as err:  # the job fails; the service stays up
             log.error("job crashed: %s", traceback.format_exc())
             queue.put(("error", {"reason": "trainer_error", "message": f"{type(err).__name__}: {err}"}))
+        finally:
+            queue.close()
     tracing.flush()
 
 

@@ -149,3 +149,15 @@ def test_event_payloads_are_what_a_json_round_trip_gives():
         expected = json.loads(json.dumps(payload, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
         assert repr(_plain(payload)) == repr(expected)
         assert json.dumps(_plain(payload)) == json.dumps(expected)
+
+
+def test_closing_sends_what_is_kept_and_ends_the_linger_thread():
+    """A Ray worker process runs job after job: each job's queue wrapper leaves no thread behind."""
+    q: queue.Queue = queue.Queue()
+    bounded = BoundedQueue(q, None)
+    bounded.put_event("metric", {"name": "loss", "value": 1.0})
+    linger = bounded._linger
+    assert linger is not None and linger.is_alive()
+    bounded.close()
+    assert [[p["value"] for _, p in m[1]] for m in _drain(q)] == [[1.0]]
+    assert not linger.is_alive()
