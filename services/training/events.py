@@ -34,8 +34,8 @@ from trainhouse.training.store import TERMINAL_STATES, JobStore
 TAIL_EVENTS = 2000
 TAIL_JOBS = 64
 RECENT_EVENTS = 4000  # all jobs' latest committed rows, for WatchAllEvents
-GROUP_EVENTS = 5000
-PAGE = 500  # rows a catching-up reader takes from DuckDB at a time  # at most this many events per group commit (a batch is never split)
+GROUP_EVENTS = 5000  # at most this many events per group commit (a batch is never split)
+PAGE = 500  # rows a catching-up reader takes from DuckDB at a time
 
 
 class _Append:

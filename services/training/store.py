@@ -226,7 +226,6 @@ def _naive_utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
-
 def _payload_json(payload: dict[str, Any]) -> str:
     """``json.dumps(payload)``, as JSON that reads back the same: orjson when that is exact (~8x
     faster; every stored event passes here, and json.dumps was a third of the service's time
@@ -237,6 +236,7 @@ def _payload_json(payload: dict[str, Any]) -> str:
     except TypeError:
         return json.dumps(payload)
     return json.dumps(payload) if b"null" in encoded else encoded.decode()
+
 
 class JobStore:
     def __init__(self, path: Path):
