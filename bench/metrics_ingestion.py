@@ -86,7 +86,8 @@ POINTS_PER_STEP = 8
 def _firehose_worker(spec: dict, queue, cancel, shutdown) -> None:
     """A job's worker process (spawned as executors.LocalExecutor spawns one) whose "training" is
     emitting metric points through the worker's own queue wrapper and callbacks: a point per metric,
-    POINTS_PER_STEP per step, the queue flushed each step as the trainer's stop check does."""
+    POINTS_PER_STEP per step, and the trainer's stop check after each step (it sends what has
+    lingered, worker.BoundedQueue)."""
     from trainhouse.training.worker import BoundedQueue, QueueCallbacks
 
     wrapped = BoundedQueue(queue, None)
