@@ -84,7 +84,7 @@ POINTS_PER_STEP = 8
 
 
 def _firehose_worker(spec: dict, queue, cancel, shutdown) -> None:
-    """A job's worker process (spawned as executors.LocalExecutor spawns one) whose "training" is
+    """A job's worker process (executors.LocalExecutor spawns it as it spawns run_job) whose "training" is
     emitting metric points through the worker's own queue wrapper and callbacks: a point per metric,
     POINTS_PER_STEP per step, and the trainer's stop check after each step (it sends what has
     lingered, worker.BoundedQueue)."""
@@ -94,27 +94,12 @@ def _firehose_worker(spec: dict, queue, cancel, shutdown) -> None:
     callbacks = QueueCallbacks(wrapped, cancel, shutdown, spec["job_dir"], watch_parent=False)
     wrapped.put(("event", "log", {"message": f"first point at {time.time()!r}"}))
     t0 = time.perf_counter()
-    for step in range(spec["points"] // POINTS_PER_STEP):
+    for step in range(FIREHOSE_POINTS // POINTS_PER_STEP):
         for k in range(POINTS_PER_STEP):
             callbacks.on_event("metric", {"name": f"m{k}", "value": 1.0 / (step + 1), "epoch": 0, "step": step})
         callbacks.should_stop()
     wrapped.put(("event", "log", {"message": f"emitted {time.perf_counter() - t0!r}"}))
     wrapped.put(("stopped", {"metrics": {}}))
-
-
-class _FirehoseExecutor:
-    name = "local"
-
-    def launch(self, job_id: str, spec: dict):
-        import multiprocessing as mp
-
-        from trainhouse.training.executors import LocalHandle, queue_max
-
-        ctx = mp.get_context("spawn")
-        q, cancel, shutdown = ctx.Queue(maxsize=queue_max()), ctx.Event(), ctx.Event()
-        proc = ctx.Process(target=_firehose_worker, args=({**spec, "points": FIREHOSE_POINTS}, q, cancel, shutdown))
-        proc.start()
-        return LocalHandle(proc, q, cancel, shutdown)
 
 
 def firehose_rate() -> tuple[float, float]:
@@ -125,6 +110,7 @@ def firehose_rate() -> tuple[float, float]:
     from trainhouse.common.config import TrainingSettings
     from trainhouse.training.events import EventHub
     from trainhouse.training.runner import JobRunner
+    from trainhouse.training.executors import LocalExecutor
     from trainhouse.training.store import JobStore
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,7 +118,7 @@ def firehose_rate() -> tuple[float, float]:
         hub = EventHub(store)
         settings = TrainingSettings(max_running_per_account=1, max_running_total=1, rpc_timeout_s=30.0)
         runner = JobRunner(store, hub, Path(tmp), settings, register=lambda *a: ("", None),
-                           executor=_FirehoseExecutor())
+                           executor=LocalExecutor(_firehose_worker))
         store.create_job({"job_id": "firehose", "agent_id": "bench", "account_id": "bench",
                           "method": "supervised", "state": "queued",
                           "config_json": json.dumps({"resolved": {}})})

@@ -185,8 +185,6 @@ class Dispatcher:
         except grpc.RpcError as err:
             if err.code() != grpc.StatusCode.CANCELLED:
                 log(logger, "event stream interrupted", logging.INFO, code=err.code().name)
-        except asyncio.CancelledError:
-            raise
         except Exception as err:  # noqa: BLE001 - keep following; the cursor was not advanced
             log(logger, "event handling failed", logging.ERROR, error=type(err).__name__)
             logger.error("webhook event handling failed", exc_info=err)

@@ -215,7 +215,7 @@ class EventHub:
                     self._changed.wait(timeout=1.0)
 
     def _recent_after(self, cursor: int, account_id: str, visible: str | None, kinds: tuple[str, ...] = (),
-                      limit: int = 500) -> tuple[list[dict[str, Any]], int] | None:
+                      limit: int = PAGE) -> tuple[list[dict[str, Any]], int] | None:
         """``store.all_events_after`` answered from memory, with the cursor up to which every row was
         looked at (a filtered reader moves on past rows it skipped); None when the recent rows do
         not hold every committed row after ``cursor`` (it is below the oldest one kept)."""

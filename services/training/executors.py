@@ -12,7 +12,7 @@ import multiprocessing as mp
 import queue as queue_mod
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from trainhouse.common.config import env_int, env_str
 
@@ -91,12 +91,17 @@ class LocalExecutor:
 
     name = "local"
 
+    def __init__(self, body: Callable[..., None] | None = None):
+        # What the process runs: worker.run_job, or a bench's stand-in with the same signature
+        # (bench/metrics_ingestion.py measures the event path with a worker that only emits).
+        self.body = body
+
     def launch(self, job_id: str, spec: dict[str, Any]) -> WorkerHandle:
         from trainhouse.training import worker
 
         q, cancel, shutdown = _ctx.Queue(maxsize=queue_max()), _ctx.Event(), _ctx.Event()
         spec = {**spec, "watch_parent": True, "executor": self.name}
-        proc = _ctx.Process(target=worker.run_job, args=(spec, q, cancel, shutdown), name=f"job-{job_id}")
+        proc = _ctx.Process(target=self.body or worker.run_job, args=(spec, q, cancel, shutdown), name=f"job-{job_id}")
         proc.start()
         return LocalHandle(proc, q, cancel, shutdown)
 
