@@ -23,7 +23,11 @@ keeps each side's best time, so load from other processes hits both sides alike.
 the TrainingService, which starts its workers with one OpenBLAS thread
 (services/training/__main__.py: several jobs share the cores) and so one trainer thread (the
 Adam update of the hashed layer, ``TRAINHOUSE_TRAINER_THREADS``, services/core/trainer/threads.py);
-PyTorch gets the faster of its default thread count and one thread for every variant. The
+PyTorch gets the faster of its default thread count and one thread for every variant.
+The hashed layer's update runs as a long job runs it: the compiled loops that
+``TRAINHOUSE_TRAINER_KERNELS=auto`` switches to once a job has spent 0.5 s in NumPy passes
+(services/core/trainer/kernels.py), loaded before timing as PyTorch is imported before timing;
+the notes give the same update as NumPy passes (bit-identical results) in the same run. The
 thread counts are printed. On this 2-core VM single runs of either side swing by up to ~1.5x
 between invocations (CPU shared with other tenants), so each side keeps its best of five. PyTorch is optional (``.venv/bin/pip install
 torch==2.13.0``); without it the NumPy figures are printed with a note.
@@ -62,6 +66,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainhouse.core.featurizer import FeaturizerConfig, HashingFeaturizer, SparseRows  # noqa: E402
+from trainhouse.core.trainer import kernels  # noqa: E402
 from trainhouse.core.trainer.examples import Example  # noqa: E402
 from trainhouse.core.trainer.mlp import MLP, loss_and_grads  # noqa: E402
 from trainhouse.core.trainer.optimizers import make_optimizer  # noqa: E402
@@ -97,8 +102,11 @@ def best_of(fns: dict[str, Callable[[], None]], repeats: int | None = None) -> d
 
 
 # -- NumPy side ------------------------------------------------------------------------------------
-def numpy_trainer(examples: list[Example], batch: int, epochs: int, **options: Any) -> Callable[[], None]:
-    """Our trainer end to end (data featurized beforehand, as a job does before its first step)."""
+def numpy_trainer(examples: list[Example], batch: int, epochs: int, kernel_mode: str | None = None,
+                  **options: Any) -> Callable[[], None]:
+    """Our trainer end to end (data featurized beforehand, as a job does before its first step);
+    ``kernel_mode`` runs it with that ``TRAINHOUSE_TRAINER_KERNELS`` mode (then restores the
+    process's)."""
     # The featurizer and the update rule are pinned: with 2,000 examples the "auto" settings would
     # pick the large-data ones (a 2^17-wide featurizer, lazy updates), not the problem PyTorch solves.
     options = {"sparse_updates": False, **options}
@@ -106,7 +114,17 @@ def numpy_trainer(examples: list[Example], batch: int, epochs: int, **options: A
                            early_stopping=False, hidden_sizes=(HIDDEN,), dropout=DROPOUT,
                            scheduler_type="constant", featurizer=FeaturizerConfig(), **options)
     trainer = SupervisedTrainer(cfg, examples)
-    return lambda: trainer.train()
+    if kernel_mode is None:
+        return lambda: trainer.train()
+
+    def run() -> None:
+        before = kernels.mode()
+        kernels.use(kernel_mode)
+        try:
+            trainer.train()
+        finally:
+            kernels.use(before)
+    return run
 
 
 def numpy_dense_batches(examples: list[Example], batch: int, epochs: int) -> Callable[[], None]:
@@ -248,6 +266,11 @@ def main() -> None:
     samples = n * epochs
     print(f"{n} examples x {epochs} epochs, {k} outputs, hidden {HIDDEN}, Adam lr {LR}, dropout {DROPOUT}")
     print(f"hashed features: dim {x.dim}, {x.nnz_per_row().mean():.0f} nonzeros per row on average")
+    # As a long job runs (kernels.py: "auto" loads the compiled update once a job has spent 0.5 s in
+    # the NumPy passes); a process-wide one-time cost, like importing PyTorch, so not timed.
+    loaded = kernels.load() is not None if kernels.mode() != "numpy" else False
+    print(f"update kernels: {'compiled (numba), bit-identical to the NumPy passes' if loaded else 'NumPy passes'} "
+          f"({kernels.ENV_KERNELS}={kernels.mode()})")
     print(f"clock: {'calling thread CPU time' if args.cpu_time else 'wall time'}; "
           f"threads: numpy/BLAS {os.environ.get('OPENBLAS_NUM_THREADS')}, trainer {trainer_threads()} "
           f"({os.cpu_count()} cores)"
@@ -262,6 +285,7 @@ def main() -> None:
     for batch in (64, 256):
         fns: dict[str, Callable[[], None]] = {
             "numpy": numpy_trainer(examples, batch, epochs),
+            "numpy passes": numpy_trainer(examples, batch, epochs, kernel_mode="numpy"),
             "numpy lazy": numpy_trainer(examples, batch, epochs, sparse_updates=True),
             "numpy dense batches": numpy_dense_batches(examples, batch, epochs),
         }
@@ -271,6 +295,7 @@ def main() -> None:
         torch_best = min((v for name, v in t.items() if name.startswith("torch")), default=None)
         torch_name = min((name for name in t if name.startswith("torch")), key=t.get, default="")
         notes = (f"torch best: {torch_name.removeprefix('torch ')}; " if torch_best else "") + (
+            f"the same update as NumPy passes (kernels off) {samples / t['numpy passes']:,.0f}/s, "
             f"numpy lazy sparseUpdates {samples / t['numpy lazy']:,.0f}/s, "
             f"numpy dense batches (old path) {samples / t['numpy dense batches']:,.0f}/s")
         rows_out.append(("hashed-sparse", batch, samples / t["numpy"], samples / torch_best if torch_best else None,

@@ -122,12 +122,14 @@ class TrainingSettings:
 
     @classmethod
     def from_env(cls) -> "TrainingSettings":
+        from trainhouse.core.trainer.kernels import resolve_mode
         from trainhouse.core.trainer.threads import resolve_threads
         nice = env_int("TRAINING_WORKER_NICE", 10)
         if not 0 <= nice <= 19:
             raise SystemExit(f"{PREFIX}TRAINING_WORKER_NICE must be 0-19, got {nice}")
         try:
             threads = resolve_threads()
+            resolve_mode()  # TRAINHOUSE_TRAINER_KERNELS (kernels.py): checked here, read again by workers
         except ValueError as exc:
             raise SystemExit(str(exc)) from exc
         return cls(
