@@ -6,7 +6,8 @@ real model through TrainingService, then times single-input predictions:
 
   bare  OnnxModel.predict_proba([text]) in this process (featurize + ORT: the work Predict does)
   gRPC  ModelRegistry.Predict over one long-lived channel
-  REST  POST /api/v1/agents/{agentId}/predict on the gateway, one keep-alive HTTP client
+  REST  POST /api/v1/agents/{agentId}/predict on the gateway, one keep-alive HTTP client (answered
+        by the gateway's serving replica, docs/serving.md; the count per process is printed)
   health grpc.health.v1 Check on the same channel: the floor of a Python gRPC round trip, so the
         gRPC figure splits into transport and Predict's own work
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -78,6 +80,13 @@ def train(stack: Stack) -> str:
         return job.model_version_id
 
 
+def answered_by(http: httpx.Client) -> dict[str, float]:
+    """The gateway's Predict count per answering process (trainhouse_gateway_predict_requests)."""
+    found = re.findall(r'trainhouse_gateway_predict_requests_total\{answered_by="(\w+)"\} ([0-9.e+]+)',
+                       http.get("/metrics").text)
+    return {name: float(value) for name, value in found}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000, help="timed calls per path")
@@ -112,7 +121,9 @@ def main() -> None:
                     r = http.post(f"/api/v1/agents/{AGENT}/predict", json={"input": text})
                     if r.status_code != 200:
                         raise SystemExit(f"REST predict failed: {r.status_code} {r.text[:200]}")
+                answered_before = answered_by(http)
                 results["REST"] = timed(rest, texts, args.n, args.warmup)
+                answered = {k: v - answered_before.get(k, 0) for k, v in answered_by(http).items()}
             artifact = str(home / "registry" / "artifacts" / AGENT / f"{version.sha256}.onnx")
             bare_http, http_port = spawn("--bare-http", artifact, home)
             bare_grpc, grpc_port = spawn("--bare-grpc", artifact, home)
@@ -143,6 +154,8 @@ def main() -> None:
             line += f"  <= bare + {TARGETS_MS[name]:g} ms: {'met' if ok else 'MISSED'}"
         print(line)
     print(f"(bare p99 {bare99:.3f} ms)")
+    print(f"REST predictions answered by the gateway's serving replica: {answered.get('gateway', 0):.0f}, "
+          f"by the registry: {answered.get('registry', 0):.0f} (gateway /metrics, docs/serving.md)")
     for name in ("gRPC", "REST"):
         result(f"Predict p50 via {name}", percentile(results[name], 50), "ms", bare50, "bare in-process ORT p50")
     result("Predict p50 via REST", percentile(results["REST"], 50), "ms", percentile(results["bare-HTTP"], 50),

@@ -116,7 +116,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         db = DuckStore(settings.home / "gateway.duckdb", [])
         store = TokenStore(db)
         token_file = ensure_bootstrap(store, settings.home, settings.bootstrap_token)
-        backends = Backends.connect(settings.rpc_timeout_s, metrics)
+        backends = Backends.connect(settings.rpc_timeout_s, metrics, settings.serving_replica)
         limits = dict(settings.limits)
         limits[REQUESTS] = Limit(settings.rate_limit_per_hour, limits.get(REQUESTS, Limit(0, 3600)).window_s)
         limiter = RateLimiter(limits, db)
@@ -126,6 +126,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                               token_file, UrlSigner(db, settings.download_url_ttl_s), hooks, dispatcher,
                               metrics)
         dispatcher.start()
+        if backends.serving is not None:
+            backends.serving.start()
         flusher = asyncio.create_task(_flush_periodically(limiter, settings.rate_flush_s))
         log(logger, "gateway ready", home=str(settings.home),
             admin_token=str(token_file) if token_file else "TRAINHOUSE_BOOTSTRAP_TOKEN")
@@ -136,6 +138,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
             await dispatcher.stop()
+            if backends.serving is not None:
+                await backends.serving.stop()
             limiter.flush()
             await backends.close()
             db.close()

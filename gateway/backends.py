@@ -18,12 +18,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from trainhouse.v1 import (
     data_service_pb2_grpc,
     evaluation_service_pb2_grpc,
+    model_registry_pb2,
     model_registry_pb2_grpc,
     training_service_pb2_grpc,
 )
 
 from trainhouse.gateway.metrics import GatewayMetrics
-from trainhouse.gateway.rpc_interceptors import interceptors
+from trainhouse.gateway.rpc_interceptors import RecordsFirst, interceptors
+from trainhouse.gateway.serving_replica import ServingReplica
 from trainhouse.common import config, tls, tracing
 from trainhouse.common.server import GRPC_OPTIONS
 
@@ -34,13 +36,29 @@ SERVICE_NAMES = ("training", "data", "evaluation", "registry")
 class Backends:
     channels: dict[str, grpc.aio.Channel]
     timeout_s: float
+    # Routed Predict answered in this process (serving_replica.py); disabled: every Predict is the registry's.
+    serving: ServingReplica | None = None
 
     @classmethod
-    def connect(cls, timeout_s: float, metrics: GatewayMetrics | None = None) -> "Backends":
+    def connect(cls, timeout_s: float, metrics: GatewayMetrics | None = None,
+                serving_replica: bool = True) -> "Backends":
+        records_first = RecordsFirst()
         channels = {name: tls.aio_channel(config.service_address(name), options=GRPC_OPTIONS,
-                                          interceptors=[*tracing.aio_client_interceptors(), *interceptors(metrics)])
+                                          interceptors=[*tracing.aio_client_interceptors(), *interceptors(metrics),
+                                                        *([records_first] if name == "registry" else [])])
                     for name in SERVICE_NAMES}
-        return cls(channels, timeout_s)
+        backends = cls(channels, timeout_s)
+        backends.serving = records_first.replica = ServingReplica(backends.registry, timeout_s, serving_replica,
+                                                                      metrics)
+        return backends
+
+    async def predict(self, request: model_registry_pb2.PredictRequest) -> model_registry_pb2.PredictResponse:
+        """Predict: answered by the serving replica when it may (serving_replica.py), else by the registry."""
+        if self.serving is not None:
+            answer = await self.serving.predict(request)
+            if answer is not None:
+                return answer
+        return await self.registry.Predict(request, timeout=self.timeout_s)
 
     @property
     def training(self) -> training_service_pb2_grpc.TrainingServiceStub:

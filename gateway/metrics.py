@@ -68,6 +68,9 @@ class GatewayMetrics:
         self.rpc_stream = Histogram("trainhouse_gateway_grpc_client_stream_duration_seconds",
                                     "Server-streaming gRPC calls (WatchJob, exports): life of the stream",
                                     ["method", "code"], buckets=STREAM_BUCKETS, registry=r)
+        self.predictions = Counter("trainhouse_gateway_predict_requests",
+                                   "Predict requests by the process that answered them: the gateway's serving "
+                                   "replica, or the registry (docs/serving.md)", ["answered_by"], registry=r)
         self.rate_limited = Counter("trainhouse_gateway_rate_limit_rejections",
                                     "Requests refused by a rate limit, per limit group", ["group"], registry=r)
         self.jobs = Gauge("trainhouse_jobs", "Training jobs per state (TrainingService ListJobs total_size)",
@@ -86,6 +89,9 @@ class GatewayMetrics:
 
     def observe_rpc(self, method: str, code: str, seconds: float, streaming: bool = False) -> None:
         (self.rpc_stream if streaming else self.rpc).labels(method, code).observe(seconds)
+
+    def answered(self, by: str) -> None:
+        self.predictions.labels(by).inc()
 
     def rejected(self, group: str) -> None:
         self.rate_limited.labels(group).inc()

@@ -100,5 +100,22 @@ class RequestIdUnaryStream(_Base, grpc.aio.UnaryStreamClientInterceptor):
         return call
 
 
+class RecordsFirst(grpc.aio.UnaryUnaryClientInterceptor):
+    """On the registry's channel: the predictions this gateway's serving replica answered reach the
+    registry before any other call of this gateway does, so what the caller reads next (feedback
+    naming a prediction, a deployment's counts) includes them. ``replica`` is set once it exists."""
+
+    SKIP = ("/trainhouse.v1.ModelRegistry/Predict", "/trainhouse.v1.ModelRegistry/RecordPredictions")
+
+    def __init__(self) -> None:
+        self.replica: Any = None
+
+    async def intercept_unary_unary(self, continuation: Callable, client_call_details: Any, request: Any) -> Any:
+        if self.replica is not None and _method_name(client_call_details) not in self.SKIP:
+            # Bounded: with the registry unreachable the call itself reports that.
+            await self.replica.flush(self.replica.timeout_s)
+        return await continuation(client_call_details, request)
+
+
 def interceptors(metrics: GatewayMetrics | None) -> list[grpc.aio.ClientInterceptor]:
     return [RequestIdUnaryUnary(metrics), RequestIdUnaryStream(metrics), RequestIdStreamUnary(metrics)]

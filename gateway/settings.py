@@ -75,6 +75,9 @@ class GatewaySettings:
     max_json_depth: int = DEFAULT_MAX_DEPTH
     # A JWKS file path or http(s) URL: RS256 JWTs signed by one of its keys (by kid) are accepted.
     jwt_jwks: str | None = None
+    # Routed Predict answered in the gateway's process (gateway/serving_replica.py, docs/serving.md);
+    # false: every Predict goes to the registry.
+    serving_replica: bool = True
 
     @classmethod
     def from_env(cls) -> "GatewaySettings":
@@ -98,6 +101,7 @@ class GatewaySettings:
             metrics_cache_s=max(0.0, config.env_float("METRICS_CACHE_S", 5.0)),
             max_json_depth=_max_json_depth(),
             jwt_jwks=os.environ.get("TRAINHOUSE_JWT_JWKS") or None,
+            serving_replica=config.env_flag("GATEWAY_SERVING_REPLICA", True),
         )
 
 

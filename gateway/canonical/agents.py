@@ -109,7 +109,7 @@ async def update_agent(agent_id: AgentId, body: V1UpdateAgentIn, request: Reques
 async def predict(agent_id: AgentId, body: V1PredictIn, services: Services) -> dict[str, Any]:  # type: ignore[valid-type]
     # version_id may be an alias ('@champion'): the registry resolves it (model_registry.proto)
     req = to_proto(body, mr.PredictRequest, agent_id=agent_id)
-    return message_json(await services.registry.Predict(req, timeout=services.timeout_s))
+    return message_json(await services.predict(req))
 
 
 @agents.post("/{agent_id}/feedback", operation_id="feedback.create", response_model=FeedbackOut, status_code=201,

@@ -97,6 +97,10 @@ INTERNAL_RPCS: dict[str, str] = {
                          "checkpoint (POST /v1/evaluations with checkpoint_id)",
     f"{R}/RegisterVersion": "the training worker registers the versions it exports; users register a "
                             "checkpoint (POST /v1/jobs/{job_id}/checkpoints/{checkpoint_id}/register)",
+    f"{R}/WatchServing": "every account's serving table for the gateway's serving replica (docs/serving.md); "
+                         "users read versions and deployments, and predict",
+    f"{R}/RecordPredictions": "the gateway's serving replica records the predictions it answered; users "
+                              "predict (POST /v1/agents/{agent_id}/predict)",
 }
 
 # Routes with no RPC of their own (the gateway's stores, or a second route over an RPC).

@@ -181,7 +181,7 @@ async def predict(agent_id: AgentId, body: PredictIn, services: Services) -> dic
             request_key=body.request_key or "",
             episodes=[model_registry_pb2.PolicyEpisode(steps=[model_registry_pb2.PolicyStep(
                 tool=step.tool, succeeded=step.succeeded) for step in episode]) for episode in body.episodes or []])
-    resp = await services.registry.Predict(request, timeout=services.timeout_s)
+    resp = await services.predict(request)
     return json_answer(envelope(predict_data(agent_id, texts, resp)))
 
 

@@ -101,6 +101,10 @@ RPC_SCOPES: dict[str, str] = {
     "trainhouse.v1.ModelRegistry/ListAuditEvents": VIEW,
     "trainhouse.v1.ModelRegistry/ImportToOllama": DEPLOY,
     "trainhouse.v1.ModelRegistry/GetRegistryStats": VIEW,
+    # A gateway's serving replica (docs/serving.md): the table names every account's artifacts, and
+    # recorded predictions are taken as served; the gateway calls both as SYSTEM.
+    "trainhouse.v1.ModelRegistry/WatchServing": ADMIN,
+    "trainhouse.v1.ModelRegistry/RecordPredictions": ADMIN,
 }
 
 

@@ -10,7 +10,9 @@ from trainhouse.common.logs import log
 from trainhouse.common.server import ServiceApp, serve
 from trainhouse.common.timeutil import now
 from trainhouse.registry.deployments import Deployments
-from trainhouse.registry.serving import PredictionLog, SessionCache
+from trainhouse.registry.replicas import ServingFeed
+from trainhouse.core.serving import SessionCache
+from trainhouse.registry.serving import PredictionLog
 from trainhouse.registry.servicer import RegistryServicer
 from trainhouse.registry.store import RegistryStore
 from trainhouse.v1 import model_registry_pb2_grpc
@@ -65,7 +67,8 @@ def build() -> ServiceApp:
     adopted = deployments.adopt_implicit_serving()
     if adopted:
         logger.info("serving made explicit", extra={"agents": adopted})
-    servicer = RegistryServicer(store, sessions, home / "registry" / "artifacts", prediction_log, deployments)
+    feed = ServingFeed(deployments, store, home / "registry")
+    servicer = RegistryServicer(store, sessions, home / "registry" / "artifacts", prediction_log, deployments, feed)
     ticker = Ticker(prediction_log, deployments, config.env_float("REGISTRY_TICK_S", 1.0),
                     config.env_float("REGISTRY_PREDICTION_RETENTION_DAYS", 30.0))
     ticker.start()
@@ -74,7 +77,7 @@ def build() -> ServiceApp:
         registrations=[(model_registry_pb2_grpc.add_ModelRegistryServicer_to_server, servicer,
                         config.SERVICES["registry"][2])],
         on_shutdown=ticker.stop,
-        on_stopped=lambda: (prediction_log.flush(), store.close()))
+        on_stopped=lambda: (prediction_log.flush(), store.close(), feed.close()))
 
 
 if __name__ == "__main__":

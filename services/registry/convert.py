@@ -9,6 +9,7 @@ from google.protobuf import struct_pb2
 from google.protobuf.duration_pb2 import Duration
 
 from trainhouse.common.timeutil import to_timestamp
+from trainhouse.common.predictions import ARMS, ENVIRONMENT_ENUMS
 from trainhouse.registry.rollout import ArmStats, GuardPolicy, RolloutPlan
 from trainhouse.registry.store import aware, loads
 from trainhouse.v1 import deployment_pb2, feedback_pb2, model_version_pb2
@@ -21,12 +22,6 @@ VERSION_STATES = {
     "rolled-back": model_version_pb2.VERSION_STATE_ROLLED_BACK,
 }
 VERSION_STATE_NAMES = {v: k for k, v in VERSION_STATES.items()}
-ENVIRONMENTS = {
-    deployment_pb2.ENVIRONMENT_UNSPECIFIED: "production",
-    deployment_pb2.ENVIRONMENT_PRODUCTION: "production",
-    deployment_pb2.ENVIRONMENT_STAGING: "staging",
-}
-ENVIRONMENT_ENUMS = {"production": deployment_pb2.ENVIRONMENT_PRODUCTION, "staging": deployment_pb2.ENVIRONMENT_STAGING}
 STRATEGIES = {
     deployment_pb2.ROLLOUT_STRATEGY_UNSPECIFIED: "immediate",
     deployment_pb2.ROLLOUT_STRATEGY_IMMEDIATE: "immediate",
@@ -44,8 +39,6 @@ DEPLOYMENT_STATES = {
     "inconclusive": deployment_pb2.DEPLOYMENT_STATE_INCONCLUSIVE,
 }
 DEPLOYMENT_STATE_NAMES = {v: k for k, v in DEPLOYMENT_STATES.items()}
-ARMS = {"stable": deployment_pb2.SERVING_ARM_STABLE, "candidate": deployment_pb2.SERVING_ARM_CANDIDATE,
-        "pinned": deployment_pb2.SERVING_ARM_PINNED}
 
 
 def ts(value: dt.datetime | None):

@@ -32,7 +32,8 @@ import duckdb
 from trainhouse.core.errors import FailedPrecondition, InvalidArgument
 from trainhouse.common.timeutil import now as wall_clock
 from trainhouse.registry.rollout import CANARY, IMMEDIATE, ArmStats, GuardPolicy, RolloutPlan, breach
-from trainhouse.registry.serving import PredictionLog, Route, Router, Served, SessionCache
+from trainhouse.core.serving import Route, SessionCache
+from trainhouse.registry.serving import PredictionLog, Router, served_of
 from trainhouse.registry.store import RegistryStore, aware, loads, naive, new_id
 
 PRODUCTION, STAGING = "production", "staging"
@@ -65,19 +66,19 @@ class Deployments:
             if environment == STAGING:
                 return Route(None)
             row = self.store.find_version(agent_id, agent["active_version_id"]) if agent["active_version_id"] else None
-            return Route(Served.of(row) if row else None)
+            return Route(served_of(row) if row else None)
         if dep["state"] in ROLLING:
             plan = RolloutPlan.from_dict(loads(dep["plan_json"], {}))
             previous = dep["previous_version_id"]
             return Route(
-                stable=Served.of(self.store.get_version(agent_id, previous)) if previous else None,
-                candidate=Served.of(self.store.get_version(agent_id, dep["version_id"])),
+                stable=served_of(self.store.get_version(agent_id, previous)) if previous else None,
+                candidate=served_of(self.store.get_version(agent_id, dep["version_id"])),
                 deployment_id=dep["deployment_id"], percentage=float(dep["current_percentage"]),
                 # Held rollouts are looked at by the background tick and on feedback, not per request.
                 next_due=None if dep["state"] == "inconclusive"
                 else plan.next_due(dep["step_index"], aware(dep["create_time"])))
         version_id = dep["version_id"] if dep["state"] == "completed" else dep["previous_version_id"]
-        return Route(Served.of(self.store.get_version(agent_id, version_id)) if version_id else None,
+        return Route(served_of(self.store.get_version(agent_id, version_id)) if version_id else None,
                      deployment_id=dep["deployment_id"])
 
     def serving_version(self, agent_id: str, environment: str) -> str:

@@ -7,7 +7,6 @@ rollout and on its background tick, and moves the deployment when a step fell du
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import math
 import re
 from dataclasses import dataclass, field
@@ -24,8 +23,6 @@ MAX_DURATION_S = 30 * 24 * 3600.0
 MAX_STEPS = 20
 DEFAULT_ERROR_RATE = 0.05
 DEFAULT_MIN_SAMPLES = 20
-# Traffic buckets: a request key hashes to one of 10 000, so shares have 0.01 % resolution.
-BUCKETS = 10_000
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -137,21 +134,6 @@ def resolve_plan(strategy: str, percentage: float | None, duration_s: float | No
         planned = default_steps(float(first))
     duration = DEFAULT_CANARY_DURATION_S if duration_s is None else duration_s
     return RolloutPlan(CANARY, tuple(planned), duration)
-
-
-def bucket(agent_id: str, deployment_id: str, request_key: str) -> int:
-    """Stable traffic bucket in [0, BUCKETS) of a request key within one deployment.
-
-    Salted with the deployment so each rollout picks a different set of users; within a rollout
-    a key keeps its bucket, and as the share grows the candidate's buckets only grow, so a user
-    never flips back to the old version during a rollout.
-    """
-    digest = hashlib.sha256(f"{agent_id}\x00{deployment_id}\x00{request_key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % BUCKETS
-
-
-def takes_candidate(bucket_value: int, percentage: float) -> bool:
-    return bucket_value < round(percentage * BUCKETS / 100)
 
 
 @dataclass(frozen=True)

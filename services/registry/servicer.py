@@ -13,7 +13,9 @@ from google.protobuf.json_format import MessageToDict
 from trainhouse.core.errors import FailedPrecondition, InvalidArgument
 from trainhouse.core.onnx_model import OnnxModel
 from trainhouse.core.promotion import Policy
+from trainhouse.core.serving import SessionCache
 from trainhouse.common.pagination import page_request
+from trainhouse.common.predictions import ARM_NAMES, ENVIRONMENTS
 from trainhouse.common.validation import resource_id
 from trainhouse.common.example_codec import example_dicts
 from trainhouse.common.timeutil import now as wall_clock
@@ -21,14 +23,16 @@ from trainhouse.registry import convert, gate, ollama
 from trainhouse.registry.deployments import PRODUCTION, Deployments
 from trainhouse.registry.feedback import FeedbackDesk
 from trainhouse.registry.predict import Predictor
+from trainhouse.registry.replicas import ServingFeed
 from trainhouse.registry.resolve import check_alias, resolve_version
 from trainhouse.registry.rollout import GuardPolicy, RolloutPlan, parse_duration_text, resolve_guard, resolve_plan
-from trainhouse.registry.serving import PredictionLog, SessionCache
+from trainhouse.registry.serving import PredictionLog
 from trainhouse.registry.store import RegistryStore, loads, naive, new_id, version_order
 from trainhouse.v1 import model_registry_pb2, model_registry_pb2_grpc
 
 ORDER_KEYS = {"create_time", "version_id"}
 MAX_ACTOR = 256
+MAX_RECORDS = 10_000  # predictions per RecordPredictions call
 MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS = 64, 256, 50
 MAX_HOLDOUT, MAX_DEMONSTRATIONS = 5000, 2000
 
@@ -64,7 +68,8 @@ def _order(order_by: str) -> tuple[str, bool]:
 
 class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
     def __init__(self, store: RegistryStore, sessions: SessionCache, artifact_dir: Path, log: PredictionLog,
-                 deployments: Deployments):
+                 deployments: Deployments, feed: ServingFeed | None = None):
+        self.feed = feed
         self.store = store
         self.sessions = sessions
         self.artifact_dir = artifact_dir
@@ -95,7 +100,7 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
 
     @staticmethod
     def _environment(value: int) -> str:
-        env = convert.ENVIRONMENTS.get(value)
+        env = ENVIRONMENTS.get(value)
         if env is None:
             raise InvalidArgument("environment", "unknown environment")
         return env
@@ -314,6 +319,28 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
             return remaining is not None and remaining <= 0
         return self.predictor.predict(request, deadline_passed)
 
+    def WatchServing(self, request, context):
+        if self.feed is None:
+            raise FailedPrecondition("this registry publishes no serving feed")
+        yield from self.feed.watch(context.is_active)
+
+    def RecordPredictions(self, request, context):
+        """Predictions a gateway's serving replica answered, into the prediction log (as Predict's)."""
+        if len(request.predictions) > MAX_RECORDS:
+            raise InvalidArgument("predictions", f"at most {MAX_RECORDS} per call")
+        rows = []
+        for i, r in enumerate(request.predictions):
+            environment, arm = ENVIRONMENTS.get(r.environment), ARM_NAMES.get(r.arm)
+            if not (r.prediction_id.startswith("pred-") and r.agent_id and r.version_id and environment and arm
+                    and r.HasField("create_time")):
+                raise InvalidArgument(f"predictions[{i}]", "needs prediction_id (pred-...), agent_id, version_id, "
+                                                           "arm, environment and create_time")
+            rows.append((r.prediction_id, r.agent_id, r.version_id, r.deployment_id, arm, environment,
+                         r.request_key, r.input, r.output, r.probability, r.latency_ms,
+                         r.create_time.ToDatetime(), None))
+        self.log.append(rows)
+        return model_registry_pb2.RecordPredictionsResponse(recorded=len(rows))
+
     def RecordFeedback(self, request, context):
         row, rolled_back = self.feedback.record(request)
         response = model_registry_pb2.RecordFeedbackResponse(feedback=convert.feedback_proto(row))
@@ -379,7 +406,7 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
     def ListDeployments(self, request, context):
         if request.agent_id:
             self.store.get_agent(request.agent_id)
-        environment = convert.ENVIRONMENTS.get(request.environment) if request.environment else ""
+        environment = ENVIRONMENTS.get(request.environment) if request.environment else ""
         if environment is None:
             raise InvalidArgument("environment", "unknown environment")
         state = ""

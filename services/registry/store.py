@@ -275,6 +275,13 @@ class RegistryStore:
             owner = self._owners[agent_id] = rows[0][0]
         return owner
 
+    def agent_owners(self) -> list[tuple[str, str]]:
+        """Every agent with its account, for the serving feed (replicas.py; an internal caller's, so
+        no account filter)."""
+        rows = self.db.query("SELECT agent_id, coalesce(account_id, ?) FROM agents ORDER BY agent_id",
+                             [identity.DEFAULT_ACCOUNT])
+        return [(agent_id, owner) for agent_id, owner in rows]
+
     def visible_agent(self, agent_id: str) -> None:
         """The one visibility check of the registry: NOT_FOUND (the same error as for an unknown id)
         unless the agent exists and the caller being served sees its account."""

@@ -146,6 +146,18 @@ def wait_terminal(client: httpx.Client, job_ids: list[str], timeout: float = 180
     return done
 
 
+def train_version(api: httpx.Client, agent: str, seed: int) -> str:
+    """One small supervised job through seed 000; the version it registered."""
+    r = api.post("/api/v1/training/train-agent", json={
+        "agentId": agent, "config": {"method": "supervised", "epochs": 2, "batchSize": 16},
+        "examples": three_intents(10, seed=seed)})
+    assert r.status_code == 200, r.text
+    job = r.json()["data"]["trainingJobId"]
+    status = wait_terminal(api, [job])[job]
+    assert status["status"] == "completed", status
+    return status["modelVersion"]
+
+
 GRPO_TOOLS = {"where is my order": "lookup_order", "refund my payment": "refund", "reset my password": "reset"}
 
 

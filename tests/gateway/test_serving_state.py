@@ -9,26 +9,14 @@ import httpx
 
 import pytest
 
-from tests.gateway.conftest import assert_error, three_intents, wait_terminal
-
-
-def _train(api: httpx.Client, agent: str, seed: int) -> str:
-    """One small supervised job through seed 000; the version it registered."""
-    r = api.post("/api/v1/training/train-agent", json={
-        "agentId": agent, "config": {"method": "supervised", "epochs": 2, "batchSize": 16},
-        "examples": three_intents(10, seed=seed)})
-    assert r.status_code == 200, r.text
-    job = r.json()["data"]["trainingJobId"]
-    status = wait_terminal(api, [job])[job]
-    assert status["status"] == "completed", status
-    return status["modelVersion"]
+from tests.gateway.conftest import assert_error, train_version
 
 
 @pytest.fixture(scope="module")
 def pair(admin_api: httpx.Client) -> tuple[str, str, str]:
     """An agent of its own with two versions, trained one after the other: (agent, first, second)."""
     agent = f"serving-{uuid.uuid4().hex[:8]}"
-    return agent, _train(admin_api, agent, 0), _train(admin_api, agent, 1)
+    return agent, train_version(admin_api, agent, 0), train_version(admin_api, agent, 1)
 
 
 def _versions(api: httpx.Client, agent: str) -> dict[str, dict]:
@@ -91,7 +79,7 @@ def test_an_agent_that_does_not_serve_its_first_version_serves_nothing_until_dep
     agent = f"held-{uuid.uuid4().hex[:8]}"
     created = admin_api.post("/api/v1/agents", json={"agentId": agent, "serveFirstVersion": False})
     assert created.status_code == 201 and created.json()["data"]["serveFirstVersion"] is False
-    version = _train(admin_api, agent, 2)
+    version = train_version(admin_api, agent, 2)
     v = _versions(admin_api, agent)[version]
     assert v["serving"] == "registered" and v["status"] == "registered"
     assert_error(_predict(admin_api, agent), 409, "CONFLICT")

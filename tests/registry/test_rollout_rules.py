@@ -6,8 +6,9 @@ import datetime as dt
 import pytest
 
 from trainhouse.core.errors import InvalidArgument
-from trainhouse.registry.rollout import (ArmStats, GuardPolicy, bucket, breach, default_steps, parse_duration_text,
-                                       resolve_guard, resolve_plan, takes_candidate)
+from trainhouse.core.serving import bucket, takes_candidate
+from trainhouse.registry.rollout import (ArmStats, GuardPolicy, breach, default_steps, parse_duration_text,
+                                       resolve_guard, resolve_plan)
 from trainhouse.registry.versioning import next_version
 
 T0 = dt.datetime(2025, 12, 30, 15, 0, tzinfo=dt.timezone.utc)

@@ -127,9 +127,12 @@ def test_one_trace_from_the_gateway_into_the_worker_and_onnx_runtime(traced_stac
     assert len(epochs) >= 1 and all(s["parent"] == job_span["span_id"] for s in epochs)
     assert {s["attributes"]["trainhouse.epoch"].int_value for s in epochs} <= set(range(1, 4))
 
+    # A pinned version is the registry's to answer; a routed request the gateway's serving replica's
+    # (docs/serving.md; right after a change it may still be the registry's: repeated until it is not).
+    version = api.get(f"/api/v1/agents/{agent}").json()["data"]["activeVersionId"]
     predict_trace, predict_parent = _traceparent()
     r = api.post(f"/api/v1/agents/{agent}/predict", headers={"traceparent": predict_parent},
-                 json={"input": "where is my parcel"})
+                 json={"input": "where is my parcel", "versionId": version})
     assert r.status_code == 200, r.text
     spans = _wait_for(collector, predict_trace, {("trainhouse-registry", "onnxruntime.run"),
                                                  ("trainhouse-registry", "/trainhouse.v1.ModelRegistry/Predict")})
@@ -137,6 +140,23 @@ def test_one_trace_from_the_gateway_into_the_worker_and_onnx_runtime(traced_stac
     (ort,) = [s for s in spans if s["name"] == "onnxruntime.run"]
     assert by_id[ort["parent"]]["name"] == "/trainhouse.v1.ModelRegistry/Predict"
     assert ort["attributes"]["trainhouse.batch_size"].int_value == 1
+    deadline = time.monotonic() + 30
+    while True:
+        predict_trace, predict_parent = _traceparent()
+        r = api.post(f"/api/v1/agents/{agent}/predict", headers={"traceparent": predict_parent},
+                     json={"inputs": ["where is my parcel", "cancel it"]})
+        assert r.status_code == 200, r.text
+        spans = _wait_for(collector, predict_trace, {("trainhouse-gateway", "POST /api/v1/agents/{agentId}/predict")})
+        time.sleep(0.5)  # (the registry's spans, if it answered, arrive from another process)
+        spans = collector.by_trace(predict_trace)
+        if ("trainhouse-gateway", "onnxruntime.run") in {(s["service"], s["name"]) for s in spans}:
+            break
+        assert time.monotonic() < deadline, "the gateway's serving replica never answered"
+    by_id = {s["span_id"]: s for s in spans}
+    (ort,) = [s for s in spans if s["name"] == "onnxruntime.run"]
+    assert by_id[ort["parent"]]["name"] == "POST /api/v1/agents/{agentId}/predict"
+    assert ort["attributes"]["trainhouse.batch_size"].int_value == 2
+    assert not [s for s in spans if s["service"] == "trainhouse-registry"]
     api.close()
 
 
