@@ -1,13 +1,11 @@
 """`trainhouse up`: the launcher behind `make run` (four services and the gateway in the foreground)."""
 from __future__ import annotations
 
-import signal
-import threading
-
 import typer
 
 from trainhouse.common import config
 from trainhouse.common.logs import configure
+from trainhouse.common.stop_signals import StopSignals
 from trainhouse.launcher import LaunchError, Stack
 
 
@@ -17,9 +15,7 @@ def up(logs_to_terminal: bool = typer.Option(False, "--logs", help="Show service
     home = config.home()
     stack = Stack(home=home, ports={name: config.service_port(name) for name in config.SERVICES},
                   gateway_port=config.gateway_port(), log_dir=None if logs_to_terminal else home / "logs")
-    stopping = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    stopping = StopSignals()
     try:
         stack.start()
     except LaunchError as err:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from trainhouse.common.grpc_errors import ErrorInterceptor
 from trainhouse.common.heap import freeze_startup_objects
 from trainhouse.common.logs import configure, log
 from trainhouse.common.request_context import RequestIdServerInterceptor
+from trainhouse.common.stop_signals import StopSignals
 
 logger = logging.getLogger("trainhouse.server")
 
@@ -116,16 +115,9 @@ def serve(service: str, build: Callable[[], ServiceApp], grace_s: float = 10.0) 
         tmp.replace(port_file)
     log(logger, "listening", service=service, port=port, pid=os.getpid(), frozen_objects=frozen)
 
-    stopping = threading.Event()
-
-    def _on_signal(signum, _frame):
-        log(logger, "signal received", signal=signal.Signals(signum).name)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    while not stopping.wait(0.5):
-        pass
+    stop = StopSignals()
+    stop.wait()
+    log(logger, "signal received", signal=stop.names())
     health_servicer.enter_graceful_shutdown()
     try:
         app.on_shutdown()
