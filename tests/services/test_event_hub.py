@@ -196,7 +196,10 @@ def test_a_filtered_follower_moves_past_what_it_skips_and_stays_in_memory(hub, m
     hub.append("job-a", "log", {"message": "wake the follower so it sees done"})
     t.join(5)
     assert got == [("job-b", "running"), ("job-b", "completed")]
-    assert reads == []
+    # Before the fix it read DuckDB at every commit after the first match (~300 reads). A follower
+    # starved for more than 50 rows' worth of commits (a loaded CI machine) rightly reads the rows
+    # it missed, once each time (seen: 2 reads): a handful, never one per commit.
+    assert len(reads) <= 10, reads
 
 
 def _first(n: int):  # noqa: ANN202
