@@ -23,6 +23,7 @@ from trainhouse.common.authn import internal_tokens
 from trainhouse.common.jwt_keys import JwtVerifier
 from trainhouse.gateway.metrics import GatewayMetrics
 from trainhouse.gateway.middleware import RequestContextMiddleware
+from trainhouse.gateway.predict_fast_path import PredictFastPath
 from trainhouse.gateway.ratelimit import REQUESTS, Limit, RateLimiter
 from trainhouse.gateway.scopes import AUTHENTICATED, PUBLIC_WHEN, ROUTE_SCOPES, SIGNED_URL_ROUTES
 from trainhouse.gateway.settings import GatewaySettings
@@ -126,8 +127,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                               token_file, UrlSigner(db, settings.download_url_ttl_s), hooks, dispatcher,
                               metrics)
         dispatcher.start()
-        if backends.serving is not None:
-            backends.serving.start()
+        backends.serving.start()
         flusher = asyncio.create_task(_flush_periodically(limiter, settings.rate_flush_s))
         log(logger, "gateway ready", home=str(settings.home),
             admin_token=str(token_file) if token_file else "TRAINHOUSE_BOOTSTRAP_TOKEN")
@@ -138,8 +138,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
             await dispatcher.stop()
-            if backends.serving is not None:
-                await backends.serving.stop()
+            await backends.serving.stop()
             limiter.flush()
             await backends.close()
             db.close()
@@ -151,6 +150,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                               "Every route except /healthz, /openapi.json, /docs and the dashboard's "
                               "files (/ui) needs `Authorization: Bearer <token>`; /metrics needs `admin` "
                               "unless TRAINHOUSE_METRICS_PUBLIC=1.")
+    # Innermost, in front of the router: a routed REST Predict skips FastAPI (predict_fast_path.py).
+    app.add_middleware(PredictFastPath, surfaces=surfaces)
     # Inside the request context: a 304 still gets the request id and the (refunded) rate headers.
     app.add_middleware(ConditionalGetMiddleware)
     app.add_middleware(RequestContextMiddleware, surfaces=surfaces, max_body_bytes=settings.max_body_bytes,

@@ -37,7 +37,7 @@ class Backends:
     channels: dict[str, grpc.aio.Channel]
     timeout_s: float
     # Routed Predict answered in this process (serving_replica.py); disabled: every Predict is the registry's.
-    serving: ServingReplica | None = None
+    serving: ServingReplica
 
     @classmethod
     def connect(cls, timeout_s: float, metrics: GatewayMetrics | None = None,
@@ -47,17 +47,15 @@ class Backends:
                                           interceptors=[*tracing.aio_client_interceptors(), *interceptors(metrics),
                                                         *([records_first] if name == "registry" else [])])
                     for name in SERVICE_NAMES}
-        backends = cls(channels, timeout_s)
-        backends.serving = records_first.replica = ServingReplica(backends.registry, timeout_s, serving_replica,
-                                                                      metrics)
-        return backends
+        registry = model_registry_pb2_grpc.ModelRegistryStub(channels["registry"])
+        records_first.replica = ServingReplica(registry, timeout_s, serving_replica, metrics)
+        return cls(channels, timeout_s, records_first.replica)
 
     async def predict(self, request: model_registry_pb2.PredictRequest) -> model_registry_pb2.PredictResponse:
         """Predict: answered by the serving replica when it may (serving_replica.py), else by the registry."""
-        if self.serving is not None:
-            answer = await self.serving.predict(request)
-            if answer is not None:
-                return answer
+        answer = await self.serving.predict(request)
+        if answer is not None:
+            return answer
         return await self.registry.Predict(request, timeout=self.timeout_s)
 
     @property

@@ -204,14 +204,19 @@ def context_headers(request: Request) -> dict[str, str]:
     return headers
 
 
+def render_error(surfaces: SurfaceRegistry, path: str, request_id: str, error: ApiError) -> Response:
+    """An error as the surface owning `path` renders it, with the error's own headers."""
+    response = surfaces.for_path(path).render(error, request_id)
+    for key, value in (error.headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
 def install_handlers(app: FastAPI, surfaces: SurfaceRegistry) -> None:
     """Register the exception handlers; each renders through the surface owning the path."""
 
     def render(request: Request, error: ApiError) -> Response:
-        response = surfaces.for_path(request.url.path).render(error, request_id_of(request))
-        for key, value in (error.headers or {}).items():
-            response.headers[key] = value
-        return response
+        return render_error(surfaces, request.url.path, request_id_of(request), error)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:

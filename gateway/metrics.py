@@ -71,6 +71,9 @@ class GatewayMetrics:
         self.predictions = Counter("trainhouse_gateway_predict_requests",
                                    "Predict requests by the process that answered them: the gateway's serving "
                                    "replica, or the registry (docs/serving.md)", ["answered_by"], registry=r)
+        self.fast_path = Counter("trainhouse_gateway_predict_fast_path",
+                                 "REST Predict requests by how the HTTP layer took them: answered by the fast path "
+                                 "(gateway/predict_fast_path.py) or passed to the full route", ["outcome"], registry=r)
         self.rate_limited = Counter("trainhouse_gateway_rate_limit_rejections",
                                     "Requests refused by a rate limit, per limit group", ["group"], registry=r)
         self.jobs = Gauge("trainhouse_jobs", "Training jobs per state (TrainingService ListJobs total_size)",
@@ -92,6 +95,9 @@ class GatewayMetrics:
 
     def answered(self, by: str) -> None:
         self.predictions.labels(by).inc()
+
+    def took_fast_path(self, answered: bool) -> None:
+        self.fast_path.labels("answered" if answered else "route").inc()
 
     def rejected(self, group: str) -> None:
         self.rate_limited.labels(group).inc()

@@ -171,18 +171,23 @@ async def update_agent(agent_id: AgentId, body: UpdateAgentIn, caller: Caller, s
 @router.post("/{agentId}/predict", response_model=Envelope[PredictData], response_model_exclude_none=True,
              summary="Score texts with the agent's active (or a pinned) model version")
 async def predict(agent_id: AgentId, body: PredictIn, services: Services) -> dict[str, Any]:
+    request = predict_request(agent_id, body)
+    resp = await services.predict(request)
+    return json_answer(envelope(predict_data(agent_id, list(request.inputs), resp)))
+
+
+def predict_request(agent_id: str, body: PredictIn) -> model_registry_pb2.PredictRequest:
+    """The registry's request for a REST Predict body (this route and gateway/predict_fast_path.py)."""
     if (body.input is None) == (body.inputs is None):
         raise ApiError(INVALID, "give exactly one of 'input' or 'inputs'", field="input",
                        issue="exactly one of 'input' or 'inputs' is required")
     texts = [body.input] if body.input is not None else list(body.inputs or [])
     with encoding_request():
-        request = model_registry_pb2.PredictRequest(
+        return model_registry_pb2.PredictRequest(
             agent_id=agent_id, inputs=texts, version_id=body.version_id or "", top_k=body.top_k or 0,
             request_key=body.request_key or "",
             episodes=[model_registry_pb2.PolicyEpisode(steps=[model_registry_pb2.PolicyStep(
                 tool=step.tool, succeeded=step.succeeded) for step in episode]) for episode in body.episodes or []])
-    resp = await services.predict(request)
-    return json_answer(envelope(predict_data(agent_id, texts, resp)))
 
 
 def predict_data(agent_id: str, texts: list[str], resp: model_registry_pb2.PredictResponse) -> dict[str, Any]:

@@ -123,9 +123,13 @@ class SessionCache:
                 f"registered {sha256[:12]}...); it will not be served", metadata={"artifact": path})
         return data
 
-    def loaded(self, sha256: str) -> bool:
+    def warm(self, sha256: str) -> OnnxModel | None:
+        """The session when it is loaded (a request on the event loop must not load one)."""
         with self._lock:
-            return sha256 in self._models
+            model = self._models.get(sha256)
+            if model is not None:
+                self._models.move_to_end(sha256)
+            return model
 
 
 def invalid_output(probs: np.ndarray, rows: int, outputs: int) -> str | None:

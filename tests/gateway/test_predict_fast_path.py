@@ -1,0 +1,150 @@
+"""REST Predict's fast path (gateway/predict_fast_path.py, docs/serving.md), on the real stack:
+what it answers is exactly what the full route answers, a request is charged once whichever way
+it goes, and whatever the fast path does not take reaches the route with its body intact.
+
+A query string sends a request to the full route (the fast path takes none), which gives each
+test the route's own answer to compare with."""
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.gateway.conftest import assert_error, bearer, make_token, train_version
+
+TEXTS = ["where is my parcel", "cancel my order please"]
+SAME_HEADERS = ("content-type", "x-ratelimit-limit")
+
+
+@pytest.fixture(scope="module")
+def client(stack) -> Iterator[httpx.Client]:  # noqa: ANN001
+    """A client without credentials of its own (each call names its token)."""
+    with httpx.Client(base_url=stack.gateway_url, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def admin_token(stack) -> str:  # noqa: ANN001
+    return stack.admin_token
+
+
+@pytest.fixture(scope="module")
+def agent(admin_api: httpx.Client) -> str:
+    name = f"fast-{uuid.uuid4().hex[:8]}"
+    train_version(admin_api, name, 0)
+    return name
+
+
+def _taken(api: httpx.Client) -> dict[str, float]:
+    """trainhouse_gateway_predict_fast_path by outcome, from /metrics."""
+    text = api.get("/metrics").text
+    return {m[0]: float(m[1]) for m in re.findall(
+        r'trainhouse_gateway_predict_fast_path_total\{outcome="(\w+)"\} ([0-9.e+]+)', text)}
+
+
+def _post(client: httpx.Client, token: str, agent: str, body: object, route: bool = False,
+          content: bytes | None = None) -> httpx.Response:
+    url = f"/api/v1/agents/{agent}/predict" + ("?route=1" if route else "")
+    if content is not None:
+        return client.post(url, content=content, headers={**bearer(token), "content-type": "application/json"})
+    return client.post(url, json=body, headers=bearer(token))
+
+
+def _fast(client: httpx.Client, admin_api: httpx.Client, token: str, agent: str, body: object) -> httpx.Response:
+    """A Predict the fast path answers (retried while the replica's feed catches up after training)."""
+    for _ in range(100):
+        before = _taken(admin_api).get("answered", 0.0)
+        r = _post(client, token, agent, body)
+        if _taken(admin_api).get("answered", 0.0) == before + 1:
+            return r
+    raise AssertionError("the fast path never answered")
+
+
+def _without_ids(data: dict) -> dict:
+    return {**data, "predictions": [{k: v for k, v in p.items() if k != "predictionId"} for p in data["predictions"]]}
+
+
+def test_the_fast_path_answers_what_the_route_answers(client, admin_api, admin_token, agent) -> None:
+    for body in ({"input": TEXTS[0]}, {"inputs": TEXTS, "topK": 2, "requestKey": "user-7"}):
+        fast = _fast(client, admin_api, admin_token, agent, body)
+        before = _taken(admin_api)
+        routed = _post(client, admin_token, agent, body, route=True)
+        assert _taken(admin_api) == before, "a request with a query string is the route's"
+        assert fast.status_code == routed.status_code == 200, (fast.text, routed.text)
+        assert _without_ids(fast.json()["data"]) == _without_ids(routed.json()["data"])
+        assert list(fast.json()) == list(routed.json()) and list(fast.json()["data"]) == list(routed.json()["data"])
+        for name in SAME_HEADERS:
+            assert fast.headers[name] == routed.headers[name], name
+        assert fast.headers["x-request-id"].startswith("req-")
+        assert all(p["predictionId"] for p in fast.json()["data"]["predictions"])
+    # The request is labelled with the route's template in the HTTP metrics.
+    assert re.search(r'trainhouse_gateway_http_request_duration_seconds_count\{[^}]*'
+                     r'route="/api/v1/agents/\{agentId\}/predict"[^}]*status="200"', admin_api.get("/metrics").text)
+
+
+def test_each_request_is_charged_once_whichever_path_answers(client, admin_api, admin_token, agent) -> None:
+    token = make_token(client, admin_token, ["training:view"], rateLimitPerHour=1000)
+    remaining = []
+    r = _fast(client, admin_api, token, agent, {"input": TEXTS[0]})
+    remaining.append(int(r.headers["x-ratelimit-remaining"]))
+    remaining.append(int(_fast(client, admin_api, token, agent, {"input": TEXTS[1]}).headers["x-ratelimit-remaining"]))
+    # The route's answer, then a request the replica declines after the fast path charged it (an
+    # agent it does not serve: refunded, then charged again by the route, which answers 404).
+    remaining.append(int(_post(client, token, agent, {"input": TEXTS[0]}, route=True).headers["x-ratelimit-remaining"]))
+    before = _taken(admin_api)
+    missing = _post(client, token, f"nobody-{uuid.uuid4().hex[:6]}", {"input": TEXTS[0]})
+    assert_error(missing, 404, "AGENT_NOT_FOUND")
+    assert _taken(admin_api).get("route", 0) == before.get("route", 0) + 1
+    remaining.append(int(missing.headers["x-ratelimit-remaining"]))
+    remaining.append(int(_fast(client, admin_api, token, agent, {"input": TEXTS[0]}).headers["x-ratelimit-remaining"]))
+    # _fast may have needed retries while the feed caught up: each retry is one more request.
+    steps = [a - b for a, b in zip(remaining, remaining[1:])]
+    assert steps[1:3] == [1, 1], remaining
+    assert all(step >= 1 for step in steps), remaining
+
+
+def test_a_spent_budget_is_refused_in_the_routes_shape(client, admin_api, admin_token, agent) -> None:
+    token = make_token(client, admin_token, ["training:view"], rateLimitPerHour=1)
+    assert _post(client, token, agent, {"input": TEXTS[0]}).status_code == 200
+    before = _taken(admin_api)
+    fast = _post(client, token, agent, {"input": TEXTS[0]})
+    assert _taken(admin_api).get("answered", 0) == before.get("answered", 0) + 1  # its 429 is the fast path's
+    routed = _post(client, token, agent, {"input": TEXTS[0]}, route=True)
+    for r in (fast, routed):
+        assert_error(r, 429, "RATE_LIMIT_EXCEEDED")
+    assert {k: v for k, v in fast.json()["error"].items() if k not in ("timestamp", "requestId")} == \
+        {k: v for k, v in routed.json()["error"].items() if k not in ("timestamp", "requestId")}
+    assert fast.headers["retry-after"] == routed.headers["retry-after"]
+    assert fast.headers["x-ratelimit-remaining"] == routed.headers["x-ratelimit-remaining"] == "0"
+
+
+@pytest.mark.parametrize("content, status, code, field", [
+    (b'{"input": 5}', 400, "INVALID_CONFIG", "input"),
+    (b'{"input": "a", "inputs": ["b"]}', 400, "INVALID_CONFIG", "input"),
+    (b'{"input": ', 400, "INVALID_CONFIG", "body"),
+    (b'[1, 2]', 400, "INVALID_CONFIG", None),
+])
+def test_what_the_fast_path_does_not_take_reaches_the_route_whole(client, admin_api, admin_token, agent,
+                                                                   content, status, code, field) -> None:
+    token = make_token(client, admin_token, ["training:view"], rateLimitPerHour=1000)
+    before = _taken(admin_api)
+    first = _post(client, token, agent, None, content=content)
+    assert _taken(admin_api).get("route", 0) == before.get("route", 0) + 1
+    assert_error(first, status, code, field)
+    # The route read the replayed body (its error names the field), and charged it once.
+    second = _post(client, token, agent, None, content=content)
+    assert int(first.headers["x-ratelimit-remaining"]) - int(second.headers["x-ratelimit-remaining"]) == 1
+
+
+def test_callers_the_route_refuses_are_refused_as_before(client, admin_api, admin_token, agent) -> None:
+    assert_error(_post(client, "th_not_a_token", agent, {"input": "x"}), 401, "UNAUTHORIZED")
+    no_scope = make_token(client, admin_token, ["data:export"])
+    assert_error(_post(client, no_scope, agent, {"input": "x"}), 403, "FORBIDDEN")
+    r = client.post(f"/api/v1/agents/{agent}/predict", json={"input": "x"})
+    assert_error(r, 401, "UNAUTHORIZED")
+    # Another account's caller never sees the agent, on either path.
+    other = make_token(client, admin_token, ["training:view"], account=f"acct-{uuid.uuid4().hex[:6]}")
+    assert_error(_post(client, other, agent, {"input": "x"}), 404, "AGENT_NOT_FOUND")
