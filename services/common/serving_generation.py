@@ -70,6 +70,8 @@ class GenerationReader:
             raise OSError("the registry runs on another host")
         fd = os.open(path, os.O_RDONLY)
         try:
+            if os.fstat(fd).st_size < _LAYOUT.size:  # (mmap would raise ValueError: not a reason to stop)
+                raise OSError(f"{path} is not a generation file (too short)")
             self._map = mmap.mmap(fd, _LAYOUT.size, prot=mmap.PROT_READ)
         finally:
             os.close(fd)

@@ -4,7 +4,6 @@ answer is recorded in the registry (feedback can name it at once), a change of w
 never missed, and whatever the replica may not answer is the registry's."""
 from __future__ import annotations
 
-import os
 import re
 import time
 import uuid
@@ -160,9 +159,11 @@ def test_the_generation_file_is_read_only_by_the_same_host_and_file(tmp_path) ->
         GenerationReader(str(tmp_path / "gen"), writer.nonce, "some-other-boot-id")
     with pytest.raises(OSError, match="not the one"):
         GenerationReader(str(tmp_path / "gen"), writer.nonce + 2, boot_id())
-    if os.getuid() != 0:  # (root reads any file)
-        os.chmod(tmp_path / "gen", 0)
+    # Whatever else is at the path is refused with OSError (the replica then leaves Predict to the
+    # registry): no file, a directory, a file too short to hold a generation.
+    (tmp_path / "short").write_bytes(b"12345678")
+    for path in (tmp_path / "missing", tmp_path, tmp_path / "short"):
         with pytest.raises(OSError):
-            GenerationReader(str(tmp_path / "gen"), writer.nonce, boot_id())
+            GenerationReader(str(path), writer.nonce, boot_id())
     reader.close()
     writer.close()
