@@ -8,6 +8,7 @@ real model through TrainingService, then times single-input predictions:
   gRPC  ModelRegistry.Predict over one long-lived channel
   REST  POST /api/v1/agents/{agentId}/predict on the gateway, one keep-alive HTTP client (answered
         by the gateway's serving replica, docs/serving.md; the count per process is printed)
+  REST /v1  the canonical POST /v1/agents/{agent_id}/predict the SDK and CLI call, the same way
   health grpc.health.v1 Check on the same channel: the floor of a Python gRPC round trip, so the
         gRPC figure splits into transport and Predict's own work
 
@@ -121,8 +122,13 @@ def main() -> None:
                     r = http.post(f"/api/v1/agents/{AGENT}/predict", json={"input": text})
                     if r.status_code != 200:
                         raise SystemExit(f"REST predict failed: {r.status_code} {r.text[:200]}")
+                def rest_v1(text: str, i: int) -> None:
+                    r = http.post(f"/v1/agents/{AGENT}/predict", json={"inputs": [text]})
+                    if r.status_code != 200:
+                        raise SystemExit(f"REST /v1 predict failed: {r.status_code} {r.text[:200]}")
                 answered_before = answered_by(http)
                 results["REST"] = timed(rest, texts, args.n, args.warmup)
+                results["REST /v1"] = timed(rest_v1, texts, args.n, args.warmup)
                 answered = {k: v - answered_before.get(k, 0) for k, v in answered_by(http).items()}
             artifact = str(home / "registry" / "artifacts" / AGENT / f"{version.sha256}.onnx")
             bare_http, http_port = spawn("--bare-http", artifact, home)
@@ -158,6 +164,8 @@ def main() -> None:
           f"by the registry: {answered.get('registry', 0):.0f} (gateway /metrics, docs/serving.md)")
     for name in ("gRPC", "REST"):
         result(f"Predict p50 via {name}", percentile(results[name], 50), "ms", bare50, "bare in-process ORT p50")
+    result("Predict p50 via REST, canonical /v1 (the SDK's)", percentile(results["REST /v1"], 50), "ms", bare50,
+           "bare in-process ORT p50")
     result("Predict p50 via REST", percentile(results["REST"], 50), "ms", percentile(results["bare-HTTP"], 50),
            "bare uvicorn + ORT route p50 (no second hop)")
     result("Predict p50 via gRPC", percentile(results["gRPC"], 50), "ms", percentile(results["bare-gRPC"], 50),

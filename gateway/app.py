@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from trainhouse.gateway import canonical
+from trainhouse.gateway.canonical import agents as canonical_agents
 from trainhouse.gateway.auth import Authenticator
 from trainhouse.gateway.backends import Backends
 from trainhouse.gateway.conditional import ConditionalGetMiddleware
@@ -23,7 +24,7 @@ from trainhouse.common.authn import internal_tokens
 from trainhouse.common.jwt_keys import JwtVerifier
 from trainhouse.gateway.metrics import GatewayMetrics
 from trainhouse.gateway.middleware import RequestContextMiddleware
-from trainhouse.gateway.predict_fast_path import PredictFastPath
+from trainhouse.gateway.predict_fast_path import PredictFastPath, PredictRoute
 from trainhouse.gateway.ratelimit import REQUESTS, Limit, RateLimiter
 from trainhouse.gateway.scopes import AUTHENTICATED, PUBLIC_WHEN, ROUTE_SCOPES, SIGNED_URL_ROUTES
 from trainhouse.gateway.settings import GatewaySettings
@@ -63,6 +64,15 @@ ROUTERS = [health.router, observability.router, ui.router, auth_routes.router, a
            adapt_v1.router, evaluation_v1.router, models_v1.router, agents.router, datasets.router,
            data_v1.router, sweeps.router, webhooks.router, *functions.ROUTERS, jsonrpc.router,
            runtime.router, *canonical.ROUTERS]
+
+# The Predict routes gateway/predict_fast_path.py answers in front of the router, each with its
+# own body model, request builder and answer renderer.
+PREDICT_ROUTES = (
+    PredictRoute.of(agents.router, "/api/v1/agents/{agentId}/predict", agents.PredictIn, agents.predict_request,
+                    agents.predict_answer),
+    PredictRoute.of(canonical_agents.agents, "/v1/agents/{agent_id}/predict", canonical_agents.V1PredictIn,
+                    canonical_agents.predict_request, canonical_agents.predict_answer),
+)
 
 # Models documented in /openapi.json that no route references directly (hand-written bodies).
 EXTRA_SCHEMAS = [CreateDatasetIn, *jsonrpc.EXTRA_SCHEMAS]
@@ -151,7 +161,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                               "files (/ui) needs `Authorization: Bearer <token>`; /metrics needs `admin` "
                               "unless TRAINHOUSE_METRICS_PUBLIC=1.")
     # Innermost, in front of the router: a routed REST Predict skips FastAPI (predict_fast_path.py).
-    app.add_middleware(PredictFastPath, surfaces=surfaces)
+    app.add_middleware(PredictFastPath, surfaces=surfaces, routes=PREDICT_ROUTES)
     # Inside the request context: a 304 still gets the request id and the (refunded) rate headers.
     app.add_middleware(ConditionalGetMiddleware)
     app.add_middleware(RequestContextMiddleware, surfaces=surfaces, max_body_bytes=settings.max_body_bytes,

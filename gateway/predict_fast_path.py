@@ -7,12 +7,14 @@ surface (~130 us), solving dependencies, and the exception, exit-stack and respo
 routed Predict is the one call an agent makes per user request, so it gets a path of its own, in
 front of the router, like the data plane of a serving system beside its control plane.
 
-It adds no second definition of any answer. It answers only the common case whole: POST
-/api/v1/agents/{agentId}/predict, a declared JSON body of at most FAST_BODY_BYTES, a caller the
-route would admit, a body the route's own model (PredictIn) accepts and turns into the same
-PredictRequest (predict_request), and an answer from the serving replica, rendered by the route's
-own function (predict_data). Every other request goes to the full route with its body replayed;
-that route renders every error, pin, episode and registry answer.
+It adds no second definition of any answer. Each surface's Predict route it stands in front of
+(app.PREDICT_ROUTES: seed 000's /api/v1, which clients of that seed call, and the canonical /v1,
+which the SDK and the CLI call) lends it the route's own body model, request builder and answer
+renderer.
+It answers only the common case whole: a declared JSON body of at most FAST_BODY_BYTES, no query
+string, a caller the route would admit, a body the route's model accepts, and an answer from the
+serving replica. Every other request goes to the full route with its body replayed; that route
+renders every error, pin, episode and registry answer.
 
 Nothing with an effect happens before the last point of return to the full route, so a request
 that falls back is charged and recorded exactly once:
@@ -26,9 +28,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter
 from fastapi.routing import APIRoute
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trainhouse.common.identity import bind_for_task
@@ -36,48 +43,70 @@ from trainhouse.common.validation import RESOURCE_ID_MAX
 from trainhouse.gateway.auth import require_scope
 from trainhouse.gateway.errors import ApiError, SurfaceRegistry, render_error
 from trainhouse.gateway.json_limits import parse_body
-from trainhouse.gateway.models import ID_PATTERN, envelope, json_answer
+from trainhouse.gateway.models import ID_PATTERN
 from trainhouse.gateway.ratelimit import REQUESTS
 from trainhouse.gateway.routing import charge, rate_limited
 from trainhouse.gateway.scopes import AUTHENTICATED, PUBLIC_WHEN, scope_for
-from trainhouse.gateway.surfaces.agents import PredictIn, predict_data, predict_request, router
+from trainhouse.v1 import model_registry_pb2
 
-TEMPLATE = "/api/v1/agents/{agentId}/predict"
-_PATH = re.compile(r"/api/v1/agents/([^/]+)/predict")
-_AGENT_ID = re.compile(ID_PATTERN)
 # Larger bodies (up to 1,000 inputs) are rare and cost more in the model than in the framework.
 FAST_BODY_BYTES = 64 * 1024
-REQUIRED = scope_for("POST", TEMPLATE)
-# The route this path stands in front of: its template labels the request's metrics and log.
-ROUTE = next(r for r in router.routes if isinstance(r, APIRoute) and r.path == TEMPLATE and "POST" in r.methods)
-if ("POST", TEMPLATE) in PUBLIC_WHEN:  # pragma: no cover - guarded by a test; the fast path assumes a token
-    raise RuntimeError(f"{TEMPLATE} became public-when: teach predict_fast_path about it")
+_AGENT_ID = re.compile(ID_PATTERN)
+
+
+@dataclass(frozen=True)
+class PredictRoute:
+    """One surface's Predict route, as the fast path needs it."""
+
+    route: APIRoute                 # its template labels the request's metrics and log
+    pattern: re.Pattern[str]        # the path, capturing the agent id
+    scope: str | None               # the scope the route requires (trainhouse.gateway.scopes)
+    body: type[BaseModel]           # the route's body model
+    request: Callable[[str, Any], model_registry_pb2.PredictRequest]
+    answer: Callable[[str, model_registry_pb2.PredictRequest, model_registry_pb2.PredictResponse], Response]
+
+    @classmethod
+    def of(cls, router: APIRouter, template: str, body: type[BaseModel], request: Callable, answer: Callable
+           ) -> "PredictRoute":
+        route = next(r for r in router.routes if isinstance(r, APIRoute) and r.path == template
+                     and "POST" in r.methods)
+        if ("POST", template) in PUBLIC_WHEN:  # the fast path always authenticates: fail at import, not open
+            raise RuntimeError(f"{template} became public-when: teach predict_fast_path about it")
+        # "/v1/agents/{agent_id}/predict" -> "/v1/agents/([^/]+)/predict" (no other regex characters)
+        return cls(route, re.compile(re.sub(r"\{[^}]+\}", "([^/]+)", template)), scope_for("POST", template),
+                   body, request, answer)
 
 
 class PredictFastPath:
     """ASGI middleware in front of the router (module doc)."""
 
-    def __init__(self, app: ASGIApp, surfaces: SurfaceRegistry):
+    def __init__(self, app: ASGIApp, surfaces: SurfaceRegistry, routes: tuple[PredictRoute, ...]):
         self.app = app
         self.surfaces = surfaces
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        agent_id = self._candidate(scope)
-        if agent_id is None:
+        found = self._candidate(scope)
+        if found is None:
             await self.app(scope, receive, send)
             return
+        route, agent_id = found
         body = await _read(receive)
-        handled = await self._answer(scope, agent_id, body, send)
+        handled = await self._answer(scope, route, agent_id, body, send)
         scope["app"].state.gate.metrics.took_fast_path(handled)
         if not handled:
             await self.app(scope, _replaying(body, receive), send)
 
-    def _candidate(self, scope: Scope) -> str | None:
-        """The agent id when the request has the shape the fast path takes, else None."""
+    def _candidate(self, scope: Scope) -> tuple[PredictRoute, str] | None:
+        """The route and agent id when the request has the shape the fast path takes, else None."""
         if scope["type"] != "http" or scope["method"] != "POST" or scope.get("query_string"):
             return None
-        match = _PATH.fullmatch(scope["path"])
-        if match is None:
+        path = scope["path"]
+        for route in self.routes:
+            match = route.pattern.fullmatch(path)
+            if match is not None:
+                break
+        else:
             return None
         agent_id = match.group(1)
         if len(agent_id) > RESOURCE_ID_MAX or not _AGENT_ID.match(agent_id):
@@ -92,12 +121,11 @@ class PredictFastPath:
             return None
         if content_type is None or content_type.split(b";")[0].strip().lower() != b"application/json":
             return None
-        return agent_id
+        return route, agent_id
 
-    async def _answer(self, scope: Scope, agent_id: str, raw: bytes, send: Send) -> bool:
+    async def _answer(self, scope: Scope, route: PredictRoute, agent_id: str, raw: bytes, send: Send) -> bool:
         """Answer the request, or return False (having changed nothing) for the full route."""
-        app = scope["app"]
-        gate = app.state.gate
+        gate = scope["app"].state.gate
         if not gate.backends.serving.fresh():
             return False  # the replica would decline: spare the work of judging the request twice
         state = scope.setdefault("state", {})
@@ -107,15 +135,14 @@ class PredictFastPath:
                 authorization = value.decode("latin-1")
         try:
             principal = gate.authenticator.authenticate(authorization)
-            if REQUIRED != AUTHENTICATED:
-                require_scope(principal, REQUIRED)
-            body = PredictIn.model_validate(parse_body(raw, gate.settings.max_json_depth))
-            if body.version_id or body.episodes:
-                return False  # pinned versions and policies: the registry's (the replica declines them)
-            request = predict_request(agent_id, body)
+            if route.scope is not None and route.scope != AUTHENTICATED:
+                require_scope(principal, route.scope)
+            request = route.request(agent_id, route.body.model_validate(parse_body(raw, gate.settings.max_json_depth)))
         except (ApiError, ValidationError):
             return False  # the full route renders it, in its order (it charges before it judges)
-        scope["route"] = ROUTE
+        if request.version_id or request.episodes:
+            return False  # pinned versions and policies: the registry's (the replica declines them)
+        scope["route"] = route.route
         state["principal"] = principal
         decision = charge(Request(scope), REQUESTS)
         if decision is not None and not decision.allowed:
@@ -130,8 +157,7 @@ class PredictFastPath:
             for key in ("principal", "rate_decisions", "extra_headers"):
                 state.pop(key, None)
             return False
-        response = json_answer(envelope(predict_data(agent_id, list(request.inputs), answer)))
-        await response(scope, _no_receive, send)
+        await route.answer(agent_id, request, answer)(scope, _no_receive, send)
         return True
 
     async def _render(self, scope: Scope, error: ApiError, send: Send) -> None:

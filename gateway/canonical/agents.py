@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import Header, Query, Request
 from pydantic import BaseModel
+from starlette.responses import Response
 from trainhouse.v1 import model_registry_pb2 as mr
 from trainhouse.v1 import training_service_pb2 as ts
 
@@ -14,6 +15,7 @@ from trainhouse.gateway.canonical.jobs import V1JobOut, job_out
 from trainhouse.gateway.canonical.protojson import message_json, proto_model, response_model, to_proto
 from trainhouse.gateway.canonical.versions import actor_of
 from trainhouse.gateway.deps import Services
+from trainhouse.gateway.models import json_answer
 from trainhouse.gateway.resources.agents import agent_fields
 
 agents = router("/agents", "agents")
@@ -106,10 +108,22 @@ async def update_agent(agent_id: AgentId, body: V1UpdateAgentIn, request: Reques
 
 @agents.post("/{agent_id}/predict", operation_id="agents.predict", response_model=PredictOut,
              summary="Predict with the version the agent serves (or version_id / '@alias')")
-async def predict(agent_id: AgentId, body: V1PredictIn, services: Services) -> dict[str, Any]:  # type: ignore[valid-type]
-    # version_id may be an alias ('@champion'): the registry resolves it (model_registry.proto)
-    req = to_proto(body, mr.PredictRequest, agent_id=agent_id)
-    return message_json(await services.predict(req))
+async def predict(agent_id: AgentId, body: V1PredictIn, services: Services) -> Response:  # type: ignore[valid-type]
+    req = predict_request(agent_id, body)
+    return predict_answer(agent_id, req, await services.predict(req))
+
+
+def predict_request(agent_id: str, body: BaseModel) -> mr.PredictRequest:
+    """The registry's request for a body of this route (and of gateway/predict_fast_path.py).
+    version_id may be an alias ('@champion'): the registry resolves it (model_registry.proto)."""
+    return to_proto(body, mr.PredictRequest, agent_id=agent_id)
+
+
+def predict_answer(agent_id: str, request: mr.PredictRequest, resp: mr.PredictResponse) -> Response:
+    """The 200 of this route: message_json sent with orjson, without FastAPI's validate-then-encode
+    pass through PredictOut (the serving hot path; tests/gateway/test_predict_encoding.py compares
+    the two)."""
+    return json_answer(message_json(resp))
 
 
 @agents.post("/{agent_id}/feedback", operation_id="feedback.create", response_model=FeedbackOut, status_code=201,

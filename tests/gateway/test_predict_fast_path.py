@@ -1,6 +1,7 @@
-"""REST Predict's fast path (gateway/predict_fast_path.py, docs/serving.md), on the real stack:
-what it answers is exactly what the full route answers, a request is charged once whichever way
-it goes, and whatever the fast path does not take reaches the route with its body intact.
+"""REST Predict's fast path (gateway/predict_fast_path.py, docs/serving.md), on the real stack and
+on both surfaces it serves (seed 000's /api/v1 and the canonical /v1 the SDK calls): what it
+answers is exactly what the full route answers, a request is charged once whichever way it goes,
+and whatever the fast path does not take reaches the route with its body intact.
 
 A query string sends a request to the full route (the fast path takes none), which gives each
 test the route's own answer to compare with."""
@@ -17,6 +18,10 @@ from tests.gateway.conftest import assert_error, bearer, make_token, train_versi
 
 TEXTS = ["where is my parcel", "cancel my order please"]
 SAME_HEADERS = ("content-type", "x-ratelimit-limit")
+SEED, CANONICAL = "/api/v1/agents/{}/predict", "/v1/agents/{}/predict"
+# Per surface: a one-text body, a body with every field the replica answers, and a 404's code.
+BODIES = {SEED: ({"input": TEXTS[0]}, {"inputs": TEXTS, "topK": 2, "requestKey": "user-7"}, "AGENT_NOT_FOUND"),
+          CANONICAL: ({"inputs": [TEXTS[0]]}, {"inputs": TEXTS, "top_k": 2, "request_key": "user-7"}, "not_found")}
 
 
 @pytest.fixture(scope="module")
@@ -46,60 +51,70 @@ def _taken(api: httpx.Client) -> dict[str, float]:
 
 
 def _post(client: httpx.Client, token: str, agent: str, body: object, route: bool = False,
-          content: bytes | None = None) -> httpx.Response:
-    url = f"/api/v1/agents/{agent}/predict" + ("?route=1" if route else "")
+          content: bytes | None = None, surface: str = SEED) -> httpx.Response:
+    url = surface.format(agent) + ("?route=1" if route else "")
     if content is not None:
         return client.post(url, content=content, headers={**bearer(token), "content-type": "application/json"})
     return client.post(url, json=body, headers=bearer(token))
 
 
-def _fast(client: httpx.Client, admin_api: httpx.Client, token: str, agent: str, body: object) -> httpx.Response:
+def _fast(client: httpx.Client, admin_api: httpx.Client, token: str, agent: str, body: object,
+          surface: str = SEED) -> httpx.Response:
     """A Predict the fast path answers (retried while the replica's feed catches up after training)."""
     for _ in range(100):
         before = _taken(admin_api).get("answered", 0.0)
-        r = _post(client, token, agent, body)
+        r = _post(client, token, agent, body, surface=surface)
         if _taken(admin_api).get("answered", 0.0) == before + 1:
             return r
     raise AssertionError("the fast path never answered")
 
 
-def _without_ids(data: dict) -> dict:
-    return {**data, "predictions": [{k: v for k, v in p.items() if k != "predictionId"} for p in data["predictions"]]}
+def _answers(body: dict) -> dict:
+    """The answer without what differs between two calls (prediction ids), in either surface's shape."""
+    data = body.get("data", body)
+    return {**data, "predictions": [{k: v for k, v in p.items() if k not in ("predictionId", "prediction_id")}
+                                    for p in data["predictions"]]}
 
 
-def test_the_fast_path_answers_what_the_route_answers(client, admin_api, admin_token, agent) -> None:
-    for body in ({"input": TEXTS[0]}, {"inputs": TEXTS, "topK": 2, "requestKey": "user-7"}):
-        fast = _fast(client, admin_api, admin_token, agent, body)
+@pytest.mark.parametrize("surface", [SEED, CANONICAL])
+def test_the_fast_path_answers_what_the_route_answers(client, admin_api, admin_token, agent, surface) -> None:
+    for body in BODIES[surface][:2]:
+        fast = _fast(client, admin_api, admin_token, agent, body, surface)
         before = _taken(admin_api)
-        routed = _post(client, admin_token, agent, body, route=True)
+        routed = _post(client, admin_token, agent, body, route=True, surface=surface)
         assert _taken(admin_api) == before, "a request with a query string is the route's"
         assert fast.status_code == routed.status_code == 200, (fast.text, routed.text)
-        assert _without_ids(fast.json()["data"]) == _without_ids(routed.json()["data"])
-        assert list(fast.json()) == list(routed.json()) and list(fast.json()["data"]) == list(routed.json()["data"])
+        assert _answers(fast.json()) == _answers(routed.json())
+        assert list(fast.json()) == list(routed.json())
         for name in SAME_HEADERS:
             assert fast.headers[name] == routed.headers[name], name
         assert fast.headers["x-request-id"].startswith("req-")
-        assert all(p["predictionId"] for p in fast.json()["data"]["predictions"])
+        predictions = fast.json().get("data", fast.json())["predictions"]
+        assert len(predictions) == len(body.get("inputs", [1]))
+        assert all(p.get("predictionId") or p.get("prediction_id") for p in predictions)
     # The request is labelled with the route's template in the HTTP metrics.
-    assert re.search(r'trainhouse_gateway_http_request_duration_seconds_count\{[^}]*'
-                     r'route="/api/v1/agents/\{agentId\}/predict"[^}]*status="200"', admin_api.get("/metrics").text)
+    template = re.escape(surface.format("{" + ("agentId" if surface == SEED else "agent_id") + "}"))
+    assert re.search(r'trainhouse_gateway_http_request_duration_seconds_count\{[^}]*route="' + template
+                     + r'"[^}]*status="200"', admin_api.get("/metrics").text)
 
 
-def test_each_request_is_charged_once_whichever_path_answers(client, admin_api, admin_token, agent) -> None:
+@pytest.mark.parametrize("surface", [SEED, CANONICAL])
+def test_each_request_is_charged_once_whichever_path_answers(client, admin_api, admin_token, agent, surface) -> None:
     token = make_token(client, admin_token, ["training:view"], rateLimitPerHour=1000)
+    one, _, not_found = BODIES[surface]
     remaining = []
-    r = _fast(client, admin_api, token, agent, {"input": TEXTS[0]})
+    r = _fast(client, admin_api, token, agent, one, surface)
     remaining.append(int(r.headers["x-ratelimit-remaining"]))
-    remaining.append(int(_fast(client, admin_api, token, agent, {"input": TEXTS[1]}).headers["x-ratelimit-remaining"]))
+    remaining.append(int(_fast(client, admin_api, token, agent, one, surface).headers["x-ratelimit-remaining"]))
     # The route's answer, then a request the replica declines after the fast path charged it (an
     # agent it does not serve: refunded, then charged again by the route, which answers 404).
-    remaining.append(int(_post(client, token, agent, {"input": TEXTS[0]}, route=True).headers["x-ratelimit-remaining"]))
+    remaining.append(int(_post(client, token, agent, one, route=True, surface=surface).headers["x-ratelimit-remaining"]))
     before = _taken(admin_api)
-    missing = _post(client, token, f"nobody-{uuid.uuid4().hex[:6]}", {"input": TEXTS[0]})
-    assert_error(missing, 404, "AGENT_NOT_FOUND")
+    missing = _post(client, token, f"nobody-{uuid.uuid4().hex[:6]}", one, surface=surface)
+    assert missing.status_code == 404 and not_found in missing.text, missing.text
     assert _taken(admin_api).get("route", 0) == before.get("route", 0) + 1
     remaining.append(int(missing.headers["x-ratelimit-remaining"]))
-    remaining.append(int(_fast(client, admin_api, token, agent, {"input": TEXTS[0]}).headers["x-ratelimit-remaining"]))
+    remaining.append(int(_fast(client, admin_api, token, agent, one, surface).headers["x-ratelimit-remaining"]))
     # _fast may have needed retries while the feed caught up: each retry is one more request.
     steps = [a - b for a, b in zip(remaining, remaining[1:])]
     assert steps[1:3] == [1, 1], remaining
