@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from starlette.responses import Response
 from pydantic import Field, StrictBool, StrictStr
+from starlette.responses import Response
 from trainhouse.v1 import model_registry_pb2
 
 from trainhouse.gateway.convert import ts_iso
