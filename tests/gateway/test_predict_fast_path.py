@@ -122,17 +122,22 @@ def test_each_request_is_charged_once_whichever_path_answers(client, admin_api, 
 
 
 def test_a_spent_budget_is_refused_in_the_routes_shape(client, admin_api, admin_token, agent) -> None:
-    token = make_token(client, admin_token, ["training:view"], rateLimitPerHour=1)
-    assert _post(client, token, agent, {"input": TEXTS[0]}).status_code == 200
-    before = _taken(admin_api)
-    fast = _post(client, token, agent, {"input": TEXTS[0]})
-    assert _taken(admin_api).get("answered", 0) == before.get("answered", 0) + 1  # its 429 is the fast path's
+    for _ in range(5):  # a change of what serves elsewhere can leave the replica one update behind for a moment
+        token = make_token(client, admin_token, ["training:view"], rateLimitPerHour=1)
+        assert _post(client, token, agent, {"input": TEXTS[0]}).status_code == 200
+        before = _taken(admin_api)
+        fast = _post(client, token, agent, {"input": TEXTS[0]})
+        if _taken(admin_api).get("answered", 0) == before.get("answered", 0) + 1:  # its 429 is the fast path's
+            break
+    else:
+        raise AssertionError("the fast path never took the refused request")
     routed = _post(client, token, agent, {"input": TEXTS[0]}, route=True)
     for r in (fast, routed):
         assert_error(r, 429, "RATE_LIMIT_EXCEEDED")
     assert {k: v for k, v in fast.json()["error"].items() if k not in ("timestamp", "requestId")} == \
         {k: v for k, v in routed.json()["error"].items() if k not in ("timestamp", "requestId")}
-    assert fast.headers["retry-after"] == routed.headers["retry-after"]
+    # (the budget refills continuously: a second between the two calls moves Retry-After by one)
+    assert abs(int(fast.headers["retry-after"]) - int(routed.headers["retry-after"])) <= 1
     assert fast.headers["x-ratelimit-remaining"] == routed.headers["x-ratelimit-remaining"] == "0"
 
 
