@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -25,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from trainhouse.core.errors import ServingFailure
 from trainhouse.common.grpc_errors import RpcFailure, failure_of
 from trainhouse.common.logs import log
+from trainhouse.core.ids import random_id
 
 logger = logging.getLogger("trainhouse.gateway.errors")
 
@@ -193,7 +193,7 @@ def request_id_of(request: Request) -> str:
     """The id the request-context middleware assigned (or a fresh one for odd code paths)."""
     state = request.scope.get("state") or {}
     rid = state.get("request_id")
-    return rid if isinstance(rid, str) else f"req-{uuid.uuid4().hex[:16]}"
+    return rid if isinstance(rid, str) else random_id("req")
 
 
 def context_headers(request: Request) -> dict[str, str]:

@@ -17,12 +17,12 @@ import json
 import os
 import secrets
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from trainhouse.common.duckdb_store import DuckStore
 from trainhouse.common.timeutil import now
+from trainhouse.core.ids import random_id
 
 TOKEN_PREFIX = "th_"
 BOOTSTRAP_ID = "tok-bootstrap"
@@ -119,7 +119,7 @@ class TokenStore:
         """Store a new token (or the given one, for the bootstrap token); returns it once."""
         self._verified.clear()  # a given token_id may replace an existing token (bootstrap)
         token = token or new_token()
-        token_id = token_id or f"tok-{uuid.uuid4().hex[:16]}"
+        token_id = token_id or random_id("tok")
         salt = os.urandom(16)
         created = now()
         with self.db.transaction() as con:

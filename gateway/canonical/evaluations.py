@@ -8,7 +8,6 @@ operation record is gone.
 """
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 from fastapi import Header, Query, Request
@@ -23,6 +22,7 @@ from trainhouse.gateway.canonical.protojson import message_json, proto_model, re
 from trainhouse.gateway.deps import Services
 from trainhouse.gateway.errors import UNAUTHENTICATED, ApiError
 from trainhouse.gateway.resources.evaluations import evaluation_fields
+from trainhouse.core.ids import random_id
 
 evaluations = router("/evaluations", "evaluations")
 benchmarks = router("/benchmarks", "benchmarks")
@@ -101,7 +101,7 @@ async def create_evaluation(body: V1EvaluateIn, request: Request, services: Serv
                             idempotency_key: IdempotencyKey = None) -> Any:
     msg = to_proto(body, es.EvaluateRequest)
     if not msg.evaluation_id:
-        msg.evaluation_id = f"eval-{uuid.uuid4().hex[:20]}"
+        msg.evaluation_id = random_id("eval", 20)
 
     async def call(deadline: float) -> dict[str, Any]:
         resp = await services.evaluation.Evaluate(msg, timeout=deadline)
@@ -153,7 +153,7 @@ async def evaluate_training_results(job_id: JobId, request: Request, services: S
                                     idempotency_key: IdempotencyKey = None) -> Any:
     msg = to_proto(body, es.EvaluateTrainingResultsRequest, job_id=job_id)
     if not msg.evaluation_id:
-        msg.evaluation_id = f"eval-{uuid.uuid4().hex[:20]}"
+        msg.evaluation_id = random_id("eval", 20)
 
     async def call(deadline: float) -> dict[str, Any]:
         resp = await services.evaluation.EvaluateTrainingResults(msg, timeout=deadline)
@@ -209,7 +209,7 @@ async def compare(body: CompareIn, request: Request, services: Services,  # type
                   idempotency_key: IdempotencyKey = None) -> Any:
     msg = to_proto(body, es.CompareRunsRequest)
     if not msg.comparison_id:
-        msg.comparison_id = f"cmp-{uuid.uuid4().hex[:20]}"
+        msg.comparison_id = random_id("cmp", 20)
 
     async def call(deadline: float) -> dict[str, Any]:
         resp = await services.evaluation.CompareRuns(msg, timeout=deadline)

@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -34,6 +33,7 @@ from trainhouse.gateway import errors as E
 from trainhouse.gateway.canonical.common import SURFACE, V1ErrorBody
 from trainhouse.gateway.canonical.protojson import iso_now
 from trainhouse.common.grpc_errors import failure_of
+from trainhouse.core.ids import random_id
 
 
 def _env_seconds(name: str, default: float, lo: float, hi: float) -> float:
@@ -105,7 +105,7 @@ class Operations:
         if running >= MAX_RUNNING_PER_ACCOUNT:
             raise E.ApiError(E.RATE_LIMITED, f"{running} operations are running for this account; "
                                              "wait for one to finish", retry_after=10)
-        op = Operation(f"op-{uuid.uuid4().hex[:20]}", kind, account, resource_id, iso_now())
+        op = Operation(random_id("op", 20), kind, account, resource_id, iso_now())
 
         async def run() -> None:
             try:

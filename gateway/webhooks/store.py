@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import secrets
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from trainhouse.common.duckdb_store import DuckStore
+from trainhouse.core.ids import random_id
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS webhooks (
@@ -100,7 +100,7 @@ class WebhookStore:
         generated = None
         if not secret:
             secret = generated = "whsec_" + secrets.token_urlsafe(32)
-        webhook_id = f"wh-{uuid.uuid4().hex[:16]}"
+        webhook_id = random_id("wh")
         self.db.execute(
             f"INSERT INTO webhooks ({_HOOK_COLUMNS}, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, TRUE, ?)",
             [webhook_id, account, url, json.dumps(sorted(set(events))), secret, fmt, progress_every, at, created_by])
@@ -145,7 +145,7 @@ class WebhookStore:
                 con.execute(
                     "INSERT OR IGNORE INTO webhook_deliveries (delivery_id, webhook_id, event_id, event, job_id, "
                     "payload, status, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
-                    [f"dlv-{uuid.uuid4().hex[:16]}", d.webhook_id, d.event_id, d.event, d.job_id, d.payload,
+                    [random_id("dlv"), d.webhook_id, d.event_id, d.event, d.job_id, d.payload,
                      PENDING, at, at])
             con.execute("INSERT INTO webhook_state (name, value) VALUES (?, ?) "
                         "ON CONFLICT (name) DO UPDATE SET value = excluded.value", [CURSOR, cursor])

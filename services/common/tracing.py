@@ -112,12 +112,21 @@ def current_traceparent() -> str | None:
     return carrier.get("traceparent")
 
 
-@contextlib.contextmanager
-def span(name: str, traceparent: str | None = None, **attributes: Any) -> Iterator[Any]:
-    """A span around a block (the child of ``traceparent`` when given, else of the active span)."""
+_NO_SPAN = contextlib.nullcontext()
+
+
+def span(name: str, traceparent: str | None = None, **attributes: Any) -> contextlib.AbstractContextManager[Any]:
+    """A span around a block (the child of ``traceparent`` when given, else of the active span).
+
+    Without tracing it is one shared null context: it wraps every served prediction, where a
+    generator-based context manager cost more than the rest of the bookkeeping."""
     if _provider is None:
-        yield None
-        return
+        return _NO_SPAN
+    return _span(name, traceparent, attributes)
+
+
+@contextlib.contextmanager
+def _span(name: str, traceparent: str | None, attributes: dict[str, Any]) -> Iterator[Any]:
     from opentelemetry import trace
     from opentelemetry.propagate import extract
 

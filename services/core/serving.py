@@ -22,6 +22,7 @@ import numpy as np
 from trainhouse.core.abstention import OUT_OF_SCOPE, abstains, in_scope_ranking
 from trainhouse.core.errors import FailedPrecondition
 from trainhouse.core.onnx_model import OnnxModel
+from trainhouse.core.ids import random_id
 
 # Traffic buckets: a request key hashes to one of 10 000, so shares have 0.01 % resolution.
 BUCKETS = 10_000
@@ -176,4 +177,4 @@ def answers(model: OnnxModel, probs: np.ndarray, top_k: int) -> list[Answer]:
 
 
 def new_prediction_id() -> str:
-    return f"pred-{uuid.uuid4().hex[:16]}"
+    return random_id("pred")

@@ -6,7 +6,6 @@ import logging
 import math
 import secrets
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +28,7 @@ from trainhouse.data.trajectories import canonical, extract_examples
 from trainhouse.data.trajectory_store import TrajectoryFilter, TrajectoryStore
 from trainhouse.data.validator import ValidationConfig, validate
 from trainhouse.v1 import data_service_pb2, data_service_pb2_grpc, synthetic_data_pb2, trajectory_pb2
+from trainhouse.core.ids import random_id
 
 logger = logging.getLogger("trainhouse.data")
 
@@ -46,7 +46,7 @@ def _example_dicts(parsed: list[Example]) -> list[dict[str, Any]]:
 
 def _new_id(value: str, field: str, prefix: str) -> str:
     if not value:
-        return f"{prefix}-{uuid.uuid4().hex[:12]}"
+        return random_id(prefix, 12)
     resource_id(value, field)
     if value == "latest":
         raise InvalidArgument(field, "'latest' is reserved")

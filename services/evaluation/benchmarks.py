@@ -57,7 +57,6 @@ result names the population and its size and lists the ladder's scores.
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +75,7 @@ from trainhouse.evaluation.reference_ladder import (PLATFORM_MIN_MODELS, Answere
                                                      build_ladder, percentile)
 from trainhouse.evaluation.store import EvaluationStore
 from trainhouse.v1 import benchmark_pb2, evaluation_service_pb2, model_version_pb2
+from trainhouse.core.ids import random_id
 
 PER_OUTPUT = 20
 FILLERS = (("Hi there, ", ". Thanks in advance!"), ("Sorry to bother you, ", "."), ("Quick question: ", "?"),
@@ -431,7 +431,7 @@ class Benchmarks:
         ladder = build_ladder(self.peers, agent_id, version, seeds)
         rungs = [Rung(m, Context(m.answer, labels, seeds)) for m in ladder.members]
         data = data_statement(seeds, seed_job, ladder.reference_source)
-        run = benchmark_pb2.BenchmarkRun(benchmark_id=f"bench-{uuid.uuid4().hex[:12]}", agent_id=agent_id,
+        run = benchmark_pb2.BenchmarkRun(benchmark_id=random_id("bench", 12), agent_id=agent_id,
                                          version_id=version.version_id, create_time=to_timestamp(now()),
                                          seed_job_id=seed_job, seed_examples=len(seeds))
         recommendations = []

@@ -26,7 +26,6 @@ accuracy.
 from __future__ import annotations
 
 import itertools
-import uuid
 from typing import Any
 
 import numpy as np
@@ -43,6 +42,7 @@ from trainhouse.evaluation.peers import job_config
 from trainhouse.evaluation.pricing import TaskPricing
 from trainhouse.evaluation.training_results import final_metrics
 from trainhouse.v1 import run_comparison_pb2
+from trainhouse.core.ids import random_id
 
 COMPARISON_METRICS = ("accuracy", "loss", "validation_accuracy", "validation_loss", "training_time",
                       "convergence_speed", "final_performance", "stability", "cost_efficiency")
@@ -174,7 +174,7 @@ class RunComparer:
                 m = self.evaluator.measure(job.agent_id, job.model_version_id, len(version.labels), test,
                                            EVAL_METRICS, seed)
                 measured[job.job_id] = m
-                ev = build_evaluation(evaluation_id=f"eval-{uuid.uuid4().hex[:12]}", agent_id=job.agent_id,
+                ev = build_evaluation(evaluation_id=random_id("eval", 12), agent_id=job.agent_id,
                                       version=job.model_version_id, job_id=job.job_id, test=test,
                                       names=EVAL_METRICS, measured=m, comparison=None, recommendations=[],
                                       evaluation_type="comparison", seed=seed)
@@ -209,7 +209,7 @@ class RunComparer:
                                                        evaluated_examples=len(test.positives),
                                                        evaluation_id=evaluation_id))
         out = run_comparison_pb2.RunComparison(
-            comparison_id=comparison_id or f"cmp-{uuid.uuid4().hex[:12]}", runs=runs, comparison_metrics=metrics,
+            comparison_id=comparison_id or random_id("cmp", 12), runs=runs, comparison_metrics=metrics,
             create_time=to_timestamp(now()), evaluation_set=mode, shared_examples=shared_n)
         for metric in metrics:
             mc = run_comparison_pb2.MetricComparison(metric=metric, higher_is_better=HIGHER_IS_BETTER[metric])

@@ -14,7 +14,6 @@ perturbations (services/evaluation/perturbations.py).
 from __future__ import annotations
 
 import threading
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +37,7 @@ from trainhouse.evaluation.policies import PolicyEvaluator, is_policy_job
 from trainhouse.evaluation.pricing import TaskPricing
 from trainhouse.evaluation.store import EvaluationStore
 from trainhouse.v1 import evaluation_pb2
+from trainhouse.core.ids import random_id
 
 SPLITS = ("validation", "train", "all")
 MODEL_KINDS = ("", "policy", "classifier")
@@ -406,7 +406,7 @@ class Evaluator:
                           test.source, names, comparison)
         advice = evaluation_advice(facts)
         evaluation = build_evaluation(
-            evaluation_id=spec.evaluation_id or f"eval-{uuid.uuid4().hex[:12]}", agent_id=agent_id,
+            evaluation_id=spec.evaluation_id or random_id("eval", 12), agent_id=agent_id,
             version=version.version_id, job_id=job_id or version.job_id, test=test, names=names,
             measured=candidate, comparison=comparison, recommendations=advice.sorted_recommendations(),
             evaluation_type=spec.evaluation_type, seed=spec.seed)

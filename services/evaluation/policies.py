@@ -27,7 +27,6 @@ being one query's episode.
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -54,6 +53,7 @@ from trainhouse.core.grpo.heuristic import HeuristicPolicy
 from trainhouse.core.grpo.policy import encode_texts
 from trainhouse.core.grpo.trajectories import Trajectory, summarize
 from trainhouse.v1 import evaluation_pb2, job_state_pb2
+from trainhouse.core.ids import random_id
 
 SUMMARY = ("success_rate", "avg_reward", "avg_steps", "tool_accuracy")
 # Requestable policy metric names -> the keys they put into Evaluation.metrics.
@@ -234,7 +234,7 @@ class PolicyEvaluator:
                                    "version_id": ""}, seed)
 
         evaluation = evaluation_pb2.Evaluation(
-            evaluation_id=evaluation_id or f"eval-{uuid.uuid4().hex[:12]}", agent_id=target.agent_id,
+            evaluation_id=evaluation_id or random_id("eval", 12), agent_id=target.agent_id,
             version_id=target.version_id, example_count=len(parsed), metrics=measured,
             create_time=to_timestamp(now()), job_id=target.job_id, test_set_source=source,
             test_set_job_id=target.job_id if source.startswith("job:") else "", requested_metrics=names,

@@ -12,7 +12,6 @@ import base64
 import html
 import json
 import math
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +29,7 @@ from trainhouse.evaluation.peers import Peers, job_config, job_state_name
 from trainhouse.evaluation.store import EvaluationStore
 from trainhouse.evaluation.training_results import TrainingResults, final_metrics
 from trainhouse.v1 import evaluation_service_pb2, training_analysis_pb2
+from trainhouse.core.ids import random_id
 
 REPORT_TYPES = ("single_job", "agent_summary", "comparison", "executive")
 FORMATS = {"json": "application/json", "markdown": "text/markdown", "html": "text/html"}
@@ -147,7 +147,7 @@ class Reports:
             title, data, chart_map = self.comparison(validate_run_ids(list(run_ids)))
         else:
             title, data, chart_map = self.executive(job_id, agent_id, list(run_ids))
-        report_id = f"report-{uuid.uuid4().hex[:12]}"
+        report_id = random_id("report", 12)
         body = {name: data[name] for name in sections if name in data and name != "charts"}
         chart_names = list(chart_map) if "charts" in sections else []
         # What the report is about, as fields (not only in the title), so a client can file it.

@@ -34,7 +34,8 @@ from trainhouse.common.timeutil import now as wall_clock
 from trainhouse.registry.rollout import CANARY, IMMEDIATE, ArmStats, GuardPolicy, RolloutPlan, breach
 from trainhouse.core.serving import Route, SessionCache
 from trainhouse.registry.serving import PredictionLog, Router, served_of
-from trainhouse.registry.store import RegistryStore, aware, loads, naive, new_id
+from trainhouse.core.ids import random_id
+from trainhouse.registry.store import RegistryStore, aware, loads, naive
 
 PRODUCTION, STAGING = "production", "staging"
 # States in which a rollout shares traffic: on schedule, or held because its analysis was inconclusive.
@@ -150,7 +151,7 @@ class Deployments:
             start = self.clock()
             watching = plan.strategy == CANARY or plan.duration_s > 0
             row = {
-                "deployment_id": new_id("deploy"), "agent_id": agent_id, "version_id": version_id,
+                "deployment_id": random_id("deploy", 12), "agent_id": agent_id, "version_id": version_id,
                 "previous_version_id": serving, "environment": environment,
                 "plan_json": json.dumps(plan.to_dict()), "guard_json": json.dumps(guard.to_dict()),
                 "state": "rolling-out" if watching else "completed", "current_percentage": plan.steps[0],
@@ -422,7 +423,7 @@ class Deployments:
                             provider_model: str | None = None) -> str:
         """A COMPLETED immediate deployment recording that `version_id` now serves the environment."""
         t = self.clock()
-        deployment_id = new_id("deploy")
+        deployment_id = random_id("deploy", 12)
         self.store.add_deployment(con, {
             "deployment_id": deployment_id, "agent_id": agent_id, "version_id": version_id,
             "previous_version_id": previous, "environment": environment,

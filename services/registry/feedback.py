@@ -13,7 +13,8 @@ from trainhouse.core.errors import AlreadyExists, InvalidArgument, NotFound
 from trainhouse.registry.deployments import PRODUCTION, ROLLING, Deployments
 from trainhouse.registry.resolve import resolve_version
 from trainhouse.registry.serving import PredictionLog
-from trainhouse.registry.store import RegistryStore, naive, new_id
+from trainhouse.core.ids import random_id
+from trainhouse.registry.store import RegistryStore, naive
 from trainhouse.v1 import model_registry_pb2
 
 MAX_TEXT = 100_000
@@ -76,7 +77,7 @@ class FeedbackDesk:
             raise InvalidArgument("expected_output", f"differs from the served output '{served}' although "
                                                      "correct is true")
         row = self.store.add_feedback({
-            "feedback_id": new_id("fb", 16), "agent_id": request.agent_id,
+            "feedback_id": random_id("fb", 16), "agent_id": request.agent_id,
             "prediction_id": request.prediction_id or None, "version_id": version_id,
             "deployment_id": deployment_id or None, "arm": arm or None, "correct": request.correct,
             "expected_output": request.expected_output or None, "input": text or None,

@@ -27,7 +27,8 @@ from trainhouse.registry.replicas import ServingFeed
 from trainhouse.registry.resolve import check_alias, resolve_version
 from trainhouse.registry.rollout import GuardPolicy, RolloutPlan, parse_duration_text, resolve_guard, resolve_plan
 from trainhouse.registry.serving import PredictionLog
-from trainhouse.registry.store import RegistryStore, loads, naive, new_id, version_order
+from trainhouse.core.ids import random_id
+from trainhouse.registry.store import RegistryStore, loads, naive, version_order
 from trainhouse.v1 import model_registry_pb2, model_registry_pb2_grpc
 
 ORDER_KEYS = {"create_time", "version_id"}
@@ -191,7 +192,7 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
         digest = hashlib.sha256(request.onnx_model).hexdigest()
         path = self.artifact_dir / request.agent_id / f"{digest}.onnx"
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{new_id('tmp')}")
+        tmp = path.with_suffix(f".{random_id('tmp', 12)}")
         tmp.write_bytes(request.onnx_model)
         tmp.replace(path)
         # Numbering a version and the first-version rule happen under the deployments' lock, so of two
@@ -487,7 +488,7 @@ class RegistryServicer(model_registry_pb2_grpc.ModelRegistryServicer):
         finally:
             client.close()
         record = self.store.add_ollama_import({
-            "import_id": new_id("ollama"), "agent_id": row["agent_id"], "version_id": row["version_id"],
+            "import_id": random_id("ollama", 12), "agent_id": row["agent_id"], "version_id": row["version_id"],
             "ollama_name": name, "base_model": base, "ollama_url": target.url, "system_prompt": prompt,
             "demonstration_count": len(demos), "import_time": naive()}, _actor(request.actor))
         return model_registry_pb2.ImportToOllamaResponse(**{"import": convert.import_proto(record)})

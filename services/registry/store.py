@@ -182,10 +182,6 @@ def loads(value: str | None, default: Any) -> Any:
     return json.loads(value) if value else default
 
 
-def new_id(prefix: str, hex_chars: int = 12) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:hex_chars]}"
-
-
 def json_pointer(key: str) -> str:
     """The JSON pointer of a top-level key (any text: "~" and "/" escaped), for DuckDB's json functions."""
     return "/" + key.replace("~", "~0").replace("/", "~1")

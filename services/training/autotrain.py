@@ -33,7 +33,6 @@ import datetime as dt
 import logging
 import random
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +48,7 @@ from trainhouse.training.adaptation import judged_from_record, training_data
 from trainhouse.training.jobs import Jobs
 from trainhouse.training.store import WINDOW_CLOSING_RUNS, JobStore
 from trainhouse.v1 import (job_state_pb2, model_version_pb2, training_job_pb2, training_service_pb2)
+from trainhouse.core.ids import random_id
 
 logger = logging.getLogger("trainhouse.training.autotrain")
 
@@ -229,7 +229,7 @@ class AutoTrainer:
 
     def _run(self, status: Status, trigger: str, actor: str, agent_account: str) -> dict[str, Any]:
         agent_id, base = status.agent_id, status.base_version_id
-        run_id = f"auto-{uuid.uuid4().hex[:12]}"
+        run_id = random_id("auto", 12)
         run: dict[str, Any] = {
             "run_id": run_id, "agent_id": agent_id, "state": "failed", "job_id": "", "base_version_id": base,
             "feedback_count": status.pending_feedback, "trajectory_count": status.pending_trajectories,
