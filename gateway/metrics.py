@@ -72,8 +72,12 @@ class GatewayMetrics:
                                    "Predict requests by the process that answered them: the gateway's serving "
                                    "replica, or the registry (docs/serving.md)", ["answered_by"], registry=r)
         self.fast_path = Counter("trainhouse_gateway_predict_fast_path",
-                                 "REST Predict requests by how the HTTP layer took them: answered by the fast path "
-                                 "(gateway/predict_fast_path.py) or passed to the full route", ["outcome"], registry=r)
+                                 "REST Predict requests by how the HTTP layer took them: answered or refused (429) by "
+                                 "the fast path (gateway/predict_fast_path.py), or passed to the full route",
+                                 ["outcome"], registry=r)
+        # Label children bound once: these two count on the path a served prediction waits on.
+        self._answered = {by: self.predictions.labels(by) for by in ("gateway", "registry")}
+        self._fast_path = {o: self.fast_path.labels(o) for o in ("answered", "refused", "route")}
         self.rate_limited = Counter("trainhouse_gateway_rate_limit_rejections",
                                     "Requests refused by a rate limit, per limit group", ["group"], registry=r)
         self.jobs = Gauge("trainhouse_jobs", "Training jobs per state (TrainingService ListJobs total_size)",
@@ -94,10 +98,11 @@ class GatewayMetrics:
         (self.rpc_stream if streaming else self.rpc).labels(method, code).observe(seconds)
 
     def answered(self, by: str) -> None:
-        self.predictions.labels(by).inc()
+        self._answered[by].inc()
 
-    def took_fast_path(self, answered: bool) -> None:
-        self.fast_path.labels("answered" if answered else "route").inc()
+    def took_fast_path(self, outcome: str) -> None:
+        """``answered`` (a 200), ``refused`` (its 429: the request budget was spent) or ``route``."""
+        self._fast_path[outcome].inc()
 
     def rejected(self, group: str) -> None:
         self.rate_limited.labels(group).inc()

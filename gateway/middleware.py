@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,6 +20,7 @@ from trainhouse.gateway.errors import TOO_LARGE, ApiError, SurfaceRegistry
 from trainhouse.gateway.metrics import UNMATCHED, GatewayMetrics
 from trainhouse.common.logs import log
 from trainhouse.common.request_context import request_id as request_id_var
+from trainhouse.core.ids import random_id
 
 logger = logging.getLogger("trainhouse.gateway.access")
 
@@ -29,7 +29,7 @@ _CALLER_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
 def _new_request_id() -> str:
-    return f"req-{uuid.uuid4().hex[:16]}"
+    return random_id("req")
 
 
 # An oversized body is read and dropped (up to this much) before the 413 goes out: closing a
@@ -63,8 +63,12 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        caller_id = headers.get("x-request-id", "")
+        caller_id, declared = "", None
+        for key, value in scope.get("headers", ()):  # (names arrive lowercased: ASGI spec)
+            if key == b"x-request-id":
+                caller_id = value.decode("latin-1")
+            elif key == b"content-length":
+                declared = value.decode("latin-1")
         request_id = caller_id if _CALLER_ID.match(caller_id) else _new_request_id()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
@@ -86,7 +90,6 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            declared = headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 await self._too_large(scope, receive, send_with_context, request_id)
                 return

@@ -82,8 +82,10 @@ def json_answer(content: Any) -> Response:
     return Response(orjson.dumps(content), media_type="application/json")
 
 
-def envelope(data: Any, message: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"success": True, "data": finite(data)}
+def envelope(data: Any, message: str | None = None, *, checked: bool = True) -> dict[str, Any]:
+    """The seed 000 success envelope around ``data``. ``checked=False`` skips the walk that turns
+    NaN/inf into null, for a body json_answer sends: orjson writes them as null itself."""
+    out: dict[str, Any] = {"success": True, "data": finite(data) if checked else data}
     if message is not None:
         out["message"] = message
     return out

@@ -68,8 +68,10 @@ class PredictRoute:
     @classmethod
     def of(cls, router: APIRouter, template: str, body: type[BaseModel], request: Callable, answer: Callable
            ) -> "PredictRoute":
-        route = next(r for r in router.routes if isinstance(r, APIRoute) and r.path == template
-                     and "POST" in r.methods)
+        found = [r for r in router.routes if isinstance(r, APIRoute) and r.path == template and "POST" in r.methods]
+        if len(found) != 1:  # a renamed route would otherwise leave the fast path standing before nothing
+            raise RuntimeError(f"expected one POST {template} route in its router, found {len(found)}")
+        route = found[0]
         if ("POST", template) in PUBLIC_WHEN:  # the fast path always authenticates: fail at import, not open
             raise RuntimeError(f"{template} became public-when: teach predict_fast_path about it")
         # "/v1/agents/{agent_id}/predict" -> "/v1/agents/([^/]+)/predict" (no other regex characters)
@@ -92,9 +94,9 @@ class PredictFastPath:
             return
         route, agent_id = found
         body = await _read(receive)
-        handled = await self._answer(scope, route, agent_id, body, send)
-        scope["app"].state.gate.metrics.took_fast_path(handled)
-        if not handled:
+        outcome = await self._answer(scope, route, agent_id, body, send)
+        scope["app"].state.gate.metrics.took_fast_path(outcome or "route")
+        if outcome is None:
             await self.app(scope, _replaying(body, receive), send)
 
     def _candidate(self, scope: Scope) -> tuple[PredictRoute, str] | None:
@@ -123,11 +125,12 @@ class PredictFastPath:
             return None
         return route, agent_id
 
-    async def _answer(self, scope: Scope, route: PredictRoute, agent_id: str, raw: bytes, send: Send) -> bool:
-        """Answer the request, or return False (having changed nothing) for the full route."""
+    async def _answer(self, scope: Scope, route: PredictRoute, agent_id: str, raw: bytes, send: Send) -> str | None:
+        """Answer the request ("answered"), refuse it with its 429 ("refused"), or return None
+        (having changed nothing) for the full route."""
         gate = scope["app"].state.gate
         if not gate.backends.serving.fresh():
-            return False  # the replica would decline: spare the work of judging the request twice
+            return None  # the replica would decline: spare the work of judging the request twice
         state = scope.setdefault("state", {})
         authorization = None
         for key, value in scope["headers"]:
@@ -139,15 +142,15 @@ class PredictFastPath:
                 require_scope(principal, route.scope)
             request = route.request(agent_id, route.body.model_validate(parse_body(raw, gate.settings.max_json_depth)))
         except (ApiError, ValidationError):
-            return False  # the full route renders it, in its order (it charges before it judges)
+            return None  # the full route renders it, in its order (it charges before it judges)
         if request.version_id or request.episodes:
-            return False  # pinned versions and policies: the registry's (the replica declines them)
+            return None  # pinned versions and policies: the registry's (the replica declines them)
         scope["route"] = route.route
         state["principal"] = principal
         decision = charge(Request(scope), REQUESTS)
         if decision is not None and not decision.allowed:
             await self._render(scope, rate_limited(decision), send)
-            return True
+            return "refused"
         bind_for_task(principal.caller)
         answer = await gate.backends.serving.predict(request, final=False)
         if answer is None:
@@ -156,9 +159,9 @@ class PredictFastPath:
                                     1.0, REQUESTS)
             for key in ("principal", "rate_decisions", "extra_headers"):
                 state.pop(key, None)
-            return False
+            return None
         await route.answer(agent_id, request, answer)(scope, _no_receive, send)
-        return True
+        return "answered"
 
     async def _render(self, scope: Scope, error: ApiError, send: Send) -> None:
         response = render_error(self.surfaces, scope["path"], scope["state"]["request_id"], error)

@@ -4,12 +4,13 @@ every field that can be present or absent."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
 from trainhouse.gateway.canonical import agents as canonical_agents
 from trainhouse.gateway.models import Envelope, envelope, json_answer
-from trainhouse.gateway.surfaces.agents import PredictData, predict_data
+from trainhouse.gateway.surfaces.agents import PredictData, predict_answer, predict_data
 from trainhouse.v1 import deployment_pb2, model_registry_pb2, model_version_pb2
 
 
@@ -32,11 +33,29 @@ CASES = [("pred-1", "dep-1"), ("", ""), ("pred-2", "")]
 @pytest.mark.parametrize("prediction_id, deployment_id", CASES)
 def test_predict_body_equals_the_response_models_rendering(prediction_id: str, deployment_id: str) -> None:
     resp = _response(prediction_id, deployment_id)
+    request = model_registry_pb2.PredictRequest(agent_id="router", inputs=["héllo", "x"])
+    fast = predict_answer("router", request, resp).body
     body = envelope(predict_data("router", ["héllo", "x"], resp))
-    fast = json_answer(body).body
     modelled = Envelope[PredictData].model_validate(body).model_dump(mode="json", by_alias=True, exclude_none=True)
     assert json.loads(fast) == modelled
     assert list(json.loads(fast)["data"]) == list(modelled["data"])  # same key order too
+
+
+def test_a_non_finite_number_travels_as_null_on_the_unchecked_path() -> None:
+    """predict_answer skips envelope's NaN/inf walk (orjson writes them as null): the body must still be
+    JSON, with null where the walk would have put it."""
+    resp = _response("pred-1", "dep-1")
+    resp.predictions[0].out_of_scope_threshold = math.nan
+    resp.predictions[0].top[1].probability = math.inf
+    request = model_registry_pb2.PredictRequest(agent_id="router", inputs=["héllo", "x"])
+    fast = json.loads(predict_answer("router", request, resp).body, parse_constant=_refuse)
+    assert fast == json.loads(json_answer(envelope(predict_data("router", ["héllo", "x"], resp))).body)
+    assert fast["data"]["predictions"][0]["outOfScopeThreshold"] is None
+    assert fast["data"]["predictions"][0]["top"][1]["probability"] is None
+
+
+def _refuse(name: str) -> None:
+    raise AssertionError(f"{name} is not JSON")
 
 
 @pytest.mark.parametrize("prediction_id, deployment_id", CASES)
