@@ -18,6 +18,10 @@ from trainhouse.registry.store import RegistryStore, naive
 from trainhouse.v1 import model_registry_pb2
 
 MAX_TEXT = 100_000
+# How long feedback waits for the record of a prediction id this registry does not know yet: a
+# gateway's serving replica sends its records within ~50 ms (PredictionLog.get). An id that never
+# arrives is NOT_FOUND after this long.
+RECORD_WAIT_S = 0.5
 
 
 class FeedbackDesk:
@@ -49,7 +53,7 @@ class FeedbackDesk:
         self.store.get_agent(request.agent_id)
         server_latency = None
         if request.prediction_id:
-            pred = self.log.get(request.prediction_id)
+            pred = self.log.get(request.prediction_id, wait_s=RECORD_WAIT_S)
             if pred is None or pred["agent_id"] != request.agent_id:
                 raise NotFound("prediction", request.prediction_id)
             if request.version_id and request.version_id != pred["version_id"]:

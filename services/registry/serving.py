@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -64,14 +65,36 @@ class PredictionLog:
         self.store = store
         self._pending: dict[str, tuple] = {}
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._flush_lock = threading.Lock()
 
     def append(self, rows: list[tuple]) -> None:
         with self._lock:
             for row in rows:
                 self._pending[row[0]] = row
+            self._arrived.notify_all()
 
-    def get(self, prediction_id: str) -> dict[str, Any] | None:
+    def get(self, prediction_id: str, wait_s: float = 0.0) -> dict[str, Any] | None:
+        """The prediction's record, or None. ``wait_s``: how long an unknown id may still arrive.
+
+        Why wait: a gateway's serving replica answers with the id at once and sends the record
+        in a batch (RecordPredictions, within ~50 ms; docs/serving.md). The gateway sends it first
+        when its own next call reaches this registry, but feedback sent here directly, right after
+        the answer, would otherwise find nothing."""
+        deadline = time.monotonic() + wait_s
+        found = self._record(prediction_id)
+        if found is not None or wait_s <= 0:
+            return found
+        with self._lock:
+            while prediction_id not in self._pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._arrived.wait(remaining)
+        return self._record(prediction_id)  # pending, or written by a flush while this waited
+
+    def _record(self, prediction_id: str) -> dict[str, Any] | None:
+        # Pending first: a flush removes a row from pending only after the database has it.
         with self._lock:
             row = self._pending.get(prediction_id)
         if row is not None:

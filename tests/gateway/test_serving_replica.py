@@ -72,6 +72,31 @@ def test_the_replica_answers_as_the_registry_does_and_records_every_answer(admin
     assert record["served_output"] == p["output"] and record["input"] == TEXTS[1], record
 
 
+def test_feedback_sent_straight_to_the_registry_finds_a_replica_answer(admin_api, pair, stack) -> None:
+    """The replica answers with the prediction id at once and sends the record within ~50 ms; a client
+    that sends feedback to the registry over gRPC right after the answer (not through the gateway,
+    which would send the records first) must still find it, and an id that never comes is NOT_FOUND."""
+    agent, first, _ = pair
+    registry = model_registry_pb2_grpc.ModelRegistryStub(stack.channel("registry", options=CHANNEL_OPTIONS))
+    admin = (("authorization", f"Bearer {stack.admin_token}"),)
+    registry.GetAgent(model_registry_pb2.GetAgentRequest(agent_id=agent), metadata=admin)  # the channel is up
+    _answered_here(admin_api, agent)  # the replica serves the agent now
+    before = _answered(admin_api).get("gateway", 0.0)
+    r = _predict(admin_api, agent)
+    assert r.status_code == 200, r.text
+    prediction_id = r.json()["data"]["predictions"][2]["predictionId"]
+    feedback = registry.RecordFeedback(model_registry_pb2.RecordFeedbackRequest(  # at once, well within 50 ms
+        agent_id=agent, prediction_id=prediction_id, correct=True), metadata=admin).feedback
+    assert feedback.prediction_id == prediction_id and feedback.input == TEXTS[2] and feedback.version_id == first
+    assert _answered(admin_api).get("gateway", 0.0) == before + 1  # that answer was the replica's
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as err:
+        registry.RecordFeedback(model_registry_pb2.RecordFeedbackRequest(
+            agent_id=agent, prediction_id="pred-0000000000000000", correct=True), metadata=admin)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert time.monotonic() - started < 5.0  # it waited a moment for the record, not for ever
+
+
 def test_a_change_of_what_serves_is_never_missed(admin_api, pair) -> None:
     """Each decision is followed at once by a Predict that must see it (the replica, behind by one
     update, leaves those to the registry), and the replica answers again once it caught up."""
