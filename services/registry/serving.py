@@ -58,6 +58,10 @@ class Router:
             self.on_change(agent_id)
 
 
+# Lookups waiting for a record at once (PredictionLog.get); more answer at once (not found).
+MAX_WAITING = 8
+
+
 class PredictionLog:
     """Write-behind log of served predictions (see module doc)."""
 
@@ -66,6 +70,7 @@ class PredictionLog:
         self._pending: dict[str, tuple] = {}
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
+        self._waiting = 0
         self._flush_lock = threading.Lock()
 
     def append(self, rows: list[tuple]) -> None:
@@ -86,11 +91,17 @@ class PredictionLog:
         if found is not None or wait_s <= 0:
             return found
         with self._lock:
-            while prediction_id not in self._pending:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._arrived.wait(remaining)
+            if self._waiting >= MAX_WAITING:  # each waiter holds an RPC thread: unknown ids must not use them all
+                return None
+            self._waiting += 1
+            try:
+                while prediction_id not in self._pending:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._arrived.wait(remaining)
+            finally:
+                self._waiting -= 1
         return self._record(prediction_id)  # pending, or written by a flush while this waited
 
     def _record(self, prediction_id: str) -> dict[str, Any] | None:
