@@ -128,6 +128,34 @@ def test_compose_services_volumes_and_health():
             assert f"127.0.0.1:{port}" in " ".join(svc["healthcheck"]["test"])
 
 
+def test_compose_gateway_reads_the_registrys_volume_where_the_registry_writes():
+    """The gateway's serving replica opens the generation file and the artifacts at the absolute
+    paths the registry sends (docs/serving.md): in compose it must see the registry's volume
+    read-only at the registry's own TRAINHOUSE_HOME, and keep its own state elsewhere, in a
+    directory the image gives to the non-root user (a fresh named volume copies its owner)."""
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    image_home = re.search(r"TRAINHOUSE_HOME=(\S+)", dockerfile).group(1)
+
+    def home(name: str) -> str:
+        return compose["services"][name].get("environment", {}).get("TRAINHOUSE_HOME", image_home)
+
+    def mounts(name: str) -> dict[str, tuple[str, str]]:
+        out = {}
+        for spec in compose["services"][name]["volumes"]:
+            volume, path, *mode = spec.split(":")
+            out[path] = (volume, mode[0] if mode else "rw")
+        return out
+
+    registry_volume, mode = mounts("registry")[home("registry")]
+    assert mode == "rw"
+    assert mounts("gateway")[home("registry")] == (registry_volume, "ro")
+    own, mode = mounts("gateway")[home("gateway")]
+    assert own != registry_volume and mode == "rw" and home("gateway") != home("registry")
+    made = re.search(r"mkdir -p ([^&]+)&& chown 10001:10001 ([^\n]+)", dockerfile)
+    assert home("gateway") in made.group(1).split() and home("gateway") in made.group(2).split()
+
+
 def test_dockerfile_copies_what_exists():
     copies = 0
     for line in (DEPLOY / "Dockerfile").read_text().splitlines():
