@@ -156,8 +156,8 @@ class BenchmarkAgentIn(CamelModel):
 class SuiteOut(CamelModel):
     score: float
     percentile: float = Field(description="0..100: rank of the score within details.population (the reference "
-                                          "ladder measured on the same probes, plus the platform's other models "
-                                          "once there are 5)")
+                                          "ladder measured on the same probes, plus the caller's account's other "
+                                          "models once there are 5)")
     details: dict[str, Any] = Field(description="measured, data, population, ladder, then the suite's probe details")
     grade: str
     component_scores: dict[str, float]

@@ -50,8 +50,8 @@ Percentile: the same probes are answered, in the same run, by a reference ladder
 class, nearest neighbour over the version's training examples, the untrained architecture, the
 agent's earlier versions; see reference_ladder.py) and every member is scored by the same suite.
 The percentile ranks the model's score within that ladder; once at least 5 other models (agent,
-version) have been benchmarked on the same suite version on this platform, their newest scores
-join the population too. percentile = 100 * (members below + 0.5 * members equal) / members; the
+version) have been benchmarked on the same suite version in the caller's account (every account's
+for an admin), their newest scores join the population too. percentile = 100 * (members below + 0.5 * members equal) / members; the
 result names the population and its size and lists the ladder's scores.
 """
 from __future__ import annotations
@@ -465,7 +465,7 @@ class Benchmarks:
     def _rank(self, result: benchmark_pb2.SuiteResult, suite: SuiteDef, rungs: list[Rung], ladder: Ladder,
               model: tuple[str, str]) -> None:
         """Score every ladder member on the suite's probes, then place the model's score among them
-        (and among the platform's other models once there are PLATFORM_MIN_MODELS)."""
+        (and among the caller's account's other models once there are PLATFORM_MIN_MODELS)."""
         population = result.population
         population.not_measured.extend(ladder.not_measured)
         scores: list[float] = []

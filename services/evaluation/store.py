@@ -194,10 +194,14 @@ class EvaluationStore:
         return json_format.Parse(rows[0][0], benchmark_pb2.BenchmarkRun(), ignore_unknown_fields=True)
 
     def suite_scores(self, suite: str, suite_version: str) -> dict[tuple[str, str], float]:
-        """The newest score of every model (agent, version) ever benchmarked on the suite version."""
+        """The newest score of every model (agent, version) benchmarked on the suite version that the
+        caller sees: its account's (an admin's: every account's). Another account's models are its
+        own: their scores in a percentile would tell a caller where theirs stand."""
+        where, params = _visible("benchmark_runs")
         rows = self.db.query(
-            "SELECT agent_id, version_id, arg_max(score, create_time) FROM benchmark_scores "
-            "WHERE suite = ? AND suite_version = ? GROUP BY agent_id, version_id", [suite, suite_version])
+            "SELECT s.agent_id, s.version_id, arg_max(s.score, s.create_time) FROM benchmark_scores s "
+            f"JOIN benchmark_runs USING (benchmark_id) WHERE s.suite = ? AND s.suite_version = ? AND {where} "
+            "GROUP BY s.agent_id, s.version_id", [suite, suite_version, *params])
         return {(r[0], r[1]): float(r[2]) for r in rows}
 
     # --- comparisons ------------------------------------------------------------------------------
