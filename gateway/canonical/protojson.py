@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, Optional
 
 from google.protobuf import json_format
@@ -210,42 +212,71 @@ def _field_of(text: str) -> str | None:
 def message_json(msg: Message, *, include_bytes: bool = False) -> dict[str, Any]:
     """Every field of a message (unset scalars as their zero value, unset messages as null)."""
     out: dict[str, Any] = {}
-    for f in msg.DESCRIPTOR.fields:
-        if f.type == FieldDescriptor.TYPE_BYTES and not include_bytes:
-            continue
-        value = getattr(msg, f.name)
-        m = f.message_type
-        if m is not None and m.GetOptions().map_entry:
-            vf = m.fields_by_name["value"]
-            out[f.name] = {k: _value_json(vf, value[k]) for k in sorted(value)}
-        elif f.is_repeated:
-            out[f.name] = [_value_json(f, x) for x in value]
-        elif m is not None and not msg.HasField(f.name):
-            out[f.name] = None
-        elif f.has_presence and m is None and not msg.HasField(f.name):
-            out[f.name] = None
+    for name, kind, convert in _plan(msg.DESCRIPTOR, include_bytes):
+        value = getattr(msg, name)
+        if kind == _MAP:
+            out[name] = {k: value[k] if convert is None else convert(value[k]) for k in sorted(value)}
+        elif kind == _REPEATED:
+            out[name] = list(value) if convert is None else [convert(x) for x in value]
+        elif kind == _PRESENCE and not msg.HasField(name):
+            out[name] = None
         else:
-            out[f.name] = _value_json(f, value)
+            out[name] = value if convert is None else convert(value)
     return out
 
 
-def _value_json(f: FieldDescriptor, value: Any) -> Any:
+# How message_json walks a message type, worked out once per type: it renders every canonical
+# answer without a resource mapping, the served Predict's among them, and reading the
+# descriptor's options and types per field and per call cost more than the values themselves.
+_MAP, _REPEATED, _PRESENCE, _PLAIN = range(4)
+
+
+@functools.cache
+def _plan(descriptor: Descriptor, include_bytes: bool
+          ) -> tuple[tuple[str, int, Callable[[Any], Any] | None], ...]:
+    """(field name, kind, converter of one value or None for as-is), in field order."""
+    plan = []
+    for f in descriptor.fields:
+        if f.type == FieldDescriptor.TYPE_BYTES and not include_bytes:
+            continue
+        m = f.message_type
+        if m is not None and m.GetOptions().map_entry:
+            plan.append((f.name, _MAP, _converter(m.fields_by_name["value"])))
+        elif f.is_repeated:
+            plan.append((f.name, _REPEATED, _converter(f)))
+        elif m is not None or f.has_presence:  # unset: null
+            plan.append((f.name, _PRESENCE, _converter(f)))
+        else:
+            plan.append((f.name, _PLAIN, _converter(f)))
+    return tuple(plan)
+
+
+def value_json(f: FieldDescriptor, value: Any) -> Any:
+    """One value of a field as the canonical API writes it (the CLI builds request bodies with it)."""
+    convert = _converter(f)
+    return value if convert is None else convert(value)
+
+
+@functools.cache
+def _converter(f: FieldDescriptor) -> Callable[[Any], Any] | None:
+    """How one value of the field becomes JSON; None: it already is."""
     m = f.message_type
     if m is None:
         if f.type == FieldDescriptor.TYPE_ENUM:
-            return enum_word_of(f.enum_type, value)
+            words = {v.number: enum_word_of(f.enum_type, v.number) for v in f.enum_type.values}
+            return lambda number: words[number] if number in words else str(number)
         if f.type == FieldDescriptor.TYPE_BYTES:
-            return base64.b64encode(value).decode()
-        return value
+            return lambda raw: base64.b64encode(raw).decode()
+        return None
     if m.full_name == "google.protobuf.Struct":
-        return struct_to_dict(value)
+        return struct_to_dict
     if m.full_name in WELL_KNOWN_JSON:
-        return json_format.MessageToDict(value)
+        return json_format.MessageToDict
     if m.full_name == TIMESTAMP:
-        return ts_iso(value)
+        return ts_iso
     if m.full_name == DURATION:
-        return duration_s(value)
-    return message_json(value)
+        return duration_s
+    return message_json
 
 
 def iso_now() -> str:

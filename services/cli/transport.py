@@ -716,13 +716,13 @@ def body_of(message: Any) -> dict[str, Any]:
     """A request message as the canonical API's JSON body (proto field names, enum words, ISO
     times): the fields that are set, a presence field set to false or 0 included. The commands
     build one request message for both transports."""
-    from trainhouse.gateway.canonical.protojson import WELL_KNOWN_JSON, _value_json
+    from trainhouse.gateway.canonical.protojson import WELL_KNOWN_JSON, value_json
 
     def one(f: Any, value: Any) -> Any:
         m = f.message_type
         if m is not None and m.full_name not in WELL_KNOWN_JSON and not m.full_name.startswith("google.protobuf."):
             return body_of(value)
-        return _value_json(f, value)
+        return value_json(f, value)
 
     out: dict[str, Any] = {}
     for f, value in message.ListFields():
