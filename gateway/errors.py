@@ -189,11 +189,16 @@ class SurfaceRegistry:
         return self.default
 
 
+def new_request_id() -> str:
+    """A request id the gateway assigns (the request-context middleware; odd code paths below)."""
+    return random_id("req")
+
+
 def request_id_of(request: Request) -> str:
     """The id the request-context middleware assigned (or a fresh one for odd code paths)."""
     state = request.scope.get("state") or {}
     rid = state.get("request_id")
-    return rid if isinstance(rid, str) else random_id("req")
+    return rid if isinstance(rid, str) else new_request_id()
 
 
 def context_headers(request: Request) -> dict[str, str]:

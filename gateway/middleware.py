@@ -16,20 +16,15 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from trainhouse.gateway.errors import TOO_LARGE, ApiError, SurfaceRegistry
+from trainhouse.gateway.errors import TOO_LARGE, ApiError, SurfaceRegistry, new_request_id
 from trainhouse.gateway.metrics import UNMATCHED, GatewayMetrics
 from trainhouse.common.logs import log
 from trainhouse.common.request_context import request_id as request_id_var
-from trainhouse.core.ids import random_id
 
 logger = logging.getLogger("trainhouse.gateway.access")
 
 # A caller's id is echoed only when it is short and plain, so it cannot inject into logs/headers.
 _CALLER_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-
-
-def _new_request_id() -> str:
-    return random_id("req")
 
 
 # An oversized body is read and dropped (up to this much) before the 413 goes out: closing a
@@ -69,7 +64,7 @@ class RequestContextMiddleware:
                 caller_id = value.decode("latin-1")
             elif key == b"content-length":
                 declared = value.decode("latin-1")
-        request_id = caller_id if _CALLER_ID.match(caller_id) else _new_request_id()
+        request_id = caller_id if _CALLER_ID.match(caller_id) else new_request_id()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         bound = request_id_var.set(request_id)

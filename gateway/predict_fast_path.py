@@ -92,15 +92,16 @@ class PredictFastPath:
         if found is None:
             await self.app(scope, receive, send)
             return
-        route, agent_id = found
+        route, agent_id, authorization = found
         body = await _read(receive)
-        outcome = await self._answer(scope, route, agent_id, body, send)
+        outcome = await self._answer(scope, route, agent_id, authorization, body, send)
         scope["app"].state.gate.metrics.took_fast_path(outcome or "route")
         if outcome is None:
             await self.app(scope, _replaying(body, receive), send)
 
-    def _candidate(self, scope: Scope) -> tuple[PredictRoute, str] | None:
-        """The route and agent id when the request has the shape the fast path takes, else None."""
+    def _candidate(self, scope: Scope) -> tuple[PredictRoute, str, str | None] | None:
+        """The route, agent id and Authorization header when the request has the shape the fast path
+        takes, else None (one pass over the headers)."""
         if scope["type"] != "http" or scope["method"] != "POST" or scope.get("query_string"):
             return None
         path = scope["path"]
@@ -113,29 +114,28 @@ class PredictFastPath:
         agent_id = match.group(1)
         if len(agent_id) > RESOURCE_ID_MAX or not _AGENT_ID.match(agent_id):
             return None
-        length = content_type = None
+        length = content_type = authorization = None
         for key, value in scope["headers"]:
             if key == b"content-length":
                 length = value
             elif key == b"content-type":
                 content_type = value
+            elif key == b"authorization":
+                authorization = value
         if length is None or not length.isdigit() or int(length) > FAST_BODY_BYTES:
             return None
         if content_type is None or content_type.split(b";")[0].strip().lower() != b"application/json":
             return None
-        return route, agent_id
+        return route, agent_id, None if authorization is None else authorization.decode("latin-1")
 
-    async def _answer(self, scope: Scope, route: PredictRoute, agent_id: str, raw: bytes, send: Send) -> str | None:
+    async def _answer(self, scope: Scope, route: PredictRoute, agent_id: str, authorization: str | None, raw: bytes,
+                      send: Send) -> str | None:
         """Answer the request ("answered"), refuse it with its 429 ("refused"), or return None
         (having changed nothing) for the full route."""
         gate = scope["app"].state.gate
         if not gate.backends.serving.fresh():
             return None  # the replica would decline: spare the work of judging the request twice
         state = scope.setdefault("state", {})
-        authorization = None
-        for key, value in scope["headers"]:
-            if key == b"authorization":
-                authorization = value.decode("latin-1")
         try:
             principal = gate.authenticator.authenticate(authorization)
             if route.scope is not None and route.scope != AUTHENTICATED:
