@@ -9,6 +9,9 @@ real model through TrainingService, then times single-input predictions:
   REST  POST /api/v1/agents/{agentId}/predict on the gateway, one keep-alive HTTP client (answered
         by the gateway's serving replica, docs/serving.md; the count per process is printed)
   REST /v1  the canonical POST /v1/agents/{agent_id}/predict the SDK and CLI call, the same way
+  REST lean  the same REST call from Python's own http.client on one keep-alive connection: httpx
+        spends ~0.5 ms of CPU per call here (README, "The client"), as much as the gateway and
+        uvicorn together, so this splits what the server costs from what one client library costs
   health grpc.health.v1 Check on the same channel: the floor of a Python gRPC round trip, so the
         gRPC figure splits into transport and Predict's own work
 
@@ -18,12 +21,15 @@ REST <= bare + 3 ms (p50). Run: `.venv/bin/python bench/serving.py [--n 1000]`.
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import re
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -43,7 +49,7 @@ from trainhouse.v1 import (example_pb2, job_state_pb2, model_registry_pb2, model
                            training_job_pb2, training_service_pb2, training_service_pb2_grpc)
 
 AGENT = "bench-router"
-TARGETS_MS = {"gRPC": 1.0, "REST": 1.0}
+TARGETS_MS = {"gRPC": 1.0, "REST": 1.0, "REST lean": 1.0}
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -60,6 +66,32 @@ def timed(fn, texts: list[str], n: int, warmup: int) -> list[float]:
         fn(texts[i % len(texts)], i)
         out.append((time.perf_counter() - t0) * 1000.0)
     return out
+
+
+class LeanClient:
+    """POST JSON over one keep-alive http.client connection: the least a Python client does per call
+    (send the request, read the status line, headers and the whole body)."""
+
+    def __init__(self, base_url: str, headers: dict[str, str] | None = None):
+        host, port = base_url.removeprefix("http://").rstrip("/").split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        self.headers = {"Content-Type": "application/json", **(headers or {})}
+
+    def post(self, path: str, body: dict) -> tuple[int, bytes]:
+        self.conn.request("POST", path, json.dumps(body).encode(), self.headers)
+        response = self.conn.getresponse()
+        return response.status, response.read()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def lean(client: LeanClient, path: str) -> Callable[[str, int], None]:
+    def call(text: str, i: int) -> None:
+        status, body = client.post(path, {"input": text})
+        if status != 200:
+            raise SystemExit(f"{path} failed: {status} {body[:200]!r}")
+    return call
 
 
 def train(stack: Stack) -> str:
@@ -129,6 +161,10 @@ def main() -> None:
                 answered_before = answered_by(http)
                 results["REST"] = timed(rest, texts, args.n, args.warmup)
                 results["REST /v1"] = timed(rest_v1, texts, args.n, args.warmup)
+                client = LeanClient(stack.gateway_url, {"Authorization": f"Bearer {token}"})
+                results["REST lean"] = timed(lean(client, f"/api/v1/agents/{AGENT}/predict"), texts,
+                                             args.n, args.warmup)
+                client.close()
                 answered = {k: v - answered_before.get(k, 0) for k, v in answered_by(http).items()}
             artifact = str(home / "registry" / "artifacts" / AGENT / f"{version.sha256}.onnx")
             bare_http, http_port = spawn("--bare-http", artifact, home)
@@ -137,6 +173,9 @@ def main() -> None:
                 with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", trust_env=False, timeout=30) as http:
                     results["bare-HTTP"] = timed(lambda text, i: http.post("/predict", json={"input": text}),
                                                  texts, args.n, args.warmup)
+                client = LeanClient(f"http://127.0.0.1:{http_port}")
+                results["bare-HTTP lean"] = timed(lean(client, "/predict"), texts, args.n, args.warmup)
+                client.close()
                 with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as ch:
                     bare_stub = model_registry_pb2_grpc.ModelRegistryStub(ch)
                     results["bare-gRPC"] = timed(lambda text, i: bare_stub.Predict(model_registry_pb2.PredictRequest(
@@ -150,10 +189,10 @@ def main() -> None:
     bare50, bare99 = percentile(results["bare"], 50), percentile(results["bare"], 99)
     print(f"serving latency, single input, model {AGENT} {version_id}, {args.n} calls each "
           f"(cpu count {os.cpu_count()})")
-    print(f"{'path':<9} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'p50 - bare':>11} {'p50 / bare':>10}  target")
+    print(f"{'path':<14} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'p50 - bare':>11} {'p50 / bare':>10}  target")
     for name, samples in results.items():
         p50, p99 = percentile(samples, 50), percentile(samples, 99)
-        line = (f"{name:<9} {p50:8.3f} {p99:8.3f} {statistics.fmean(samples):8.3f} "
+        line = (f"{name:<14} {p50:8.3f} {p99:8.3f} {statistics.fmean(samples):8.3f} "
                 f"{p50 - bare50:+11.3f} {p50 / bare50:10.2f}")
         if name in TARGETS_MS:
             ok = p50 <= bare50 + TARGETS_MS[name]
@@ -170,6 +209,10 @@ def main() -> None:
            "bare uvicorn + ORT route p50 (no second hop)")
     result("Predict p50 via gRPC", percentile(results["gRPC"], 50), "ms", percentile(results["bare-gRPC"], 50),
            "bare grpcio + ORT server p50")
+    result("Predict p50 via REST, http.client", percentile(results["REST lean"], 50), "ms", bare50,
+           "bare in-process ORT p50")
+    result("Predict p50 via REST, http.client", percentile(results["REST lean"], 50), "ms",
+           percentile(results["bare-HTTP lean"], 50), "bare uvicorn + ORT route p50, http.client")
 
 
 if __name__ == "__main__":
