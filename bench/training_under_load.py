@@ -14,11 +14,15 @@ processes:
   own checkpoint events, read back after the cancels), against one checkpoint per job per second:
   each is the whole training state plus an fsync, and fast epochs once wrote one per improvement
   (~220 MB/s per job, the tail of every fsync on the machine: README "Benchmarks");
+* the time the calling process and the TrainingService spent runnable but waiting for a core
+  (the run-queue wait of all their threads, /proc/<pid>/task/*/schedstat) per GetJob, loaded
+  against idle, per round of calls (a GetJob and a bare Check): what the two cores' scheduler adds to any call, whatever its handler does;
 * how long cancelling all five takes (each cancel waits for its worker's checkpoint and for the
   events already sent to be stored), against the idle GetJob latency.
 """
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from functools import partial
@@ -33,6 +37,25 @@ from trainhouse.v1 import training_job_pb2, training_service_pb2
 
 JOBS = 5
 SAMPLES = 100
+
+
+def run_queue_wait_s(pid: int) -> float:
+    """Seconds the threads of ``pid`` have spent runnable but not running (Linux schedstat)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (FileNotFoundError, ProcessLookupError):  # a thread that ended meanwhile
+            continue
+    return total / 1e9
+
+
+def waited_ms(pids: list[int], run) -> tuple[object, list[float]]:
+    """What ``run()`` returns, and each pid's run-queue wait meanwhile (ms)."""
+    before = [run_queue_wait_s(p) for p in pids]
+    out = run()
+    return out, [(run_queue_wait_s(p) - b) * 1000.0 for p, b in zip(pids, before)]
 
 
 def latencies(calls, n: int, pause_s: float) -> list[list[float]]:
@@ -62,13 +85,14 @@ def main() -> None:
         first = start()
         training.CancelJob(training_service_pb2.CancelJobRequest(job_id=first))
         check = partial(bare.Check, health_pb2.HealthCheckRequest())
-        idle, bare_idle = latencies([partial(training.GetJob, training_service_pb2.GetJobRequest(job_id=first)),
-                                     check], SAMPLES, 0.05)
+        pids = [os.getpid(), stack.children["training"].proc.pid]
+        (idle, bare_idle), idle_wait = waited_ms(pids, lambda: latencies(
+            [partial(training.GetJob, training_service_pb2.GetJobRequest(job_id=first)), check], SAMPLES, 0.05))
         ids = [start() for _ in range(JOBS)]
         time.sleep(5.0)  # the workers are up and streaming
         streaming_from = time.time()
-        loaded, bare_loaded = latencies([partial(training.GetJob, training_service_pb2.GetJobRequest(job_id=ids[0])),
-                                         check], SAMPLES, 0.15)
+        (loaded, bare_loaded), loaded_wait = waited_ms(pids, lambda: latencies(
+            [partial(training.GetJob, training_service_pb2.GetJobRequest(job_id=ids[0])), check], SAMPLES, 0.15))
         epochs = training.GetJob(training_service_pb2.GetJobRequest(job_id=ids[0])).job.progress.current_epoch
         t0 = time.perf_counter()
         for job_id in ids:
@@ -95,6 +119,9 @@ def main() -> None:
            percentile(bare_idle, 95), "the same before any job ran")
     result(f"GetJob p95 while {JOBS} small jobs stream events", percentile(loaded, 95), "ms",
            percentile(bare_loaded, 95), "bare grpcio health Check p95, same moments")
+    for who, i in (("the calling process", 0), ("the TrainingService", 1)):
+        result(f"run-queue wait of {who} per round (GetJob + bare Check) while {JOBS} small jobs stream events", loaded_wait[i] / SAMPLES,
+               "ms", idle_wait[i] / SAMPLES, "the same before any job ran")
     result(f"checkpoint bytes written by {JOBS} streaming jobs", checkpoint_mb_s, "MB/s",
            one_per_second, "one checkpoint per job per second")
     result(f"cancel all {JOBS} running jobs (checkpoint + backlog stored)", cancel_s * 1000.0, "ms",

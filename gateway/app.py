@@ -154,8 +154,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             db.close()
             tracing.flush()
 
+    # FastAPI's own OpenTelemetry bridge stays off: the gateway's spans come from
+    # tracing.instrument_app (TRAINHOUSE_TRACING=otlp), and the bridge looked up the global tracer, meter
+    # and logger providers on every request (~3 us) only to find them unconfigured or deferring.
     app = FastAPI(title="trainhouse gateway", version="1.0.0", lifespan=lifespan, docs_url="/docs",
                   redoc_url=None, openapi_url="/openapi.json",
+                  telemetry={"tracing": False, "metrics": False, "logs": False},
                   description="Train, evaluate, version and deploy the small learned parts of AI agents. "
                               "Every route except /healthz, /openapi.json, /docs and the dashboard's "
                               "files (/ui) needs `Authorization: Bearer <token>`; /metrics needs `admin` "
