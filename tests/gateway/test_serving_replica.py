@@ -14,6 +14,7 @@ import pytest
 
 from trainhouse.common.clients import CHANNEL_OPTIONS
 from trainhouse.common.serving_generation import GenerationReader, GenerationWriter, boot_id
+from trainhouse.gateway.serving_replica import LINGER_S
 from tests.gateway.conftest import assert_error, bearer, make_token, train_version
 from trainhouse.v1 import deployment_pb2, model_registry_pb2, model_registry_pb2_grpc
 
@@ -95,6 +96,39 @@ def test_feedback_sent_straight_to_the_registry_finds_a_replica_answer(admin_api
             agent_id=agent, prediction_id="pred-0000000000000000", correct=True), metadata=admin)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     assert time.monotonic() - started < 5.0  # it waited a moment for the record, not for ever
+
+
+def _record_calls(api: httpx.Client) -> float:
+    """RecordPredictions calls this gateway made (its gRPC client histogram on /metrics)."""
+    return sum(float(n) for n in re.findall(
+        r'trainhouse_gateway_grpc_client_duration_seconds_count\{[^}]*RecordPredictions[^}]*\} ([0-9.e+]+)',
+        api.get("/metrics").text))
+
+
+def test_a_stream_of_answers_is_recorded_in_batches_and_every_record_arrives(admin_api, pair, stack) -> None:
+    """Back-to-back predictions are recorded in at most one RecordPredictions call per LINGER_S (not
+    one call per answer or two, as when records that came during a call were sent right after it),
+    and the last records reach the registry without another request to push them."""
+    agent, _, _ = pair
+    registry = model_registry_pb2_grpc.ModelRegistryStub(stack.channel("registry", options=CHANNEL_OPTIONS))
+    admin = (("authorization", f"Bearer {stack.admin_token}"),)
+    _answered_here(admin_api, agent)
+    time.sleep(4 * LINGER_S)  # what earlier tests answered is sent
+    calls, answered = _record_calls(admin_api), _answered(admin_api).get("gateway", 0.0)
+    ids = []
+    started = time.monotonic()
+    for i in range(120):
+        r = admin_api.post(f"/api/v1/agents/{agent}/predict", json={"input": TEXTS[i % len(TEXTS)]})
+        assert r.status_code == 200, r.text
+        ids.append(r.json()["data"]["predictions"][0]["predictionId"])
+    elapsed = time.monotonic() - started
+    assert _answered(admin_api).get("gateway", 0.0) == answered + 120  # every one was the replica's answer
+    # Straight to the registry, so nothing on this gateway's channel flushes the records first.
+    for prediction_id in (ids[0], ids[-1]):
+        feedback = registry.RecordFeedback(model_registry_pb2.RecordFeedbackRequest(
+            agent_id=agent, prediction_id=prediction_id, correct=True), metadata=admin).feedback
+        assert feedback.prediction_id == prediction_id
+    assert 1 <= _record_calls(admin_api) - calls <= elapsed / LINGER_S + 3
 
 
 def test_a_change_of_what_serves_is_never_missed(admin_api, pair) -> None:
