@@ -9,9 +9,9 @@ real model through TrainingService, then times single-input predictions:
   REST  POST /api/v1/agents/{agentId}/predict on the gateway, one keep-alive HTTP client (answered
         by the gateway's serving replica, docs/serving.md; the count per process is printed)
   REST /v1  the canonical POST /v1/agents/{agent_id}/predict the SDK and CLI call, the same way
-  REST lean  the same REST call from Python's own http.client on one keep-alive connection: httpx
-        spends ~0.5 ms of CPU per call here (README, "The client"), as much as the gateway and
-        uvicorn together, so this splits what the server costs from what one client library costs
+  REST lean  the same REST call from Python's own http.client on one keep-alive connection: httpx's
+        own work is ~0.3 ms of every REST call here beyond what http.client does (README, "Two
+        clients"), so this splits what the server costs from what one client library costs
   health grpc.health.v1 Check on the same channel: the floor of a Python gRPC round trip, so the
         gRPC figure splits into transport and Predict's own work
 

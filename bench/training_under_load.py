@@ -15,8 +15,9 @@ processes:
   each is the whole training state plus an fsync, and fast epochs once wrote one per improvement
   (~220 MB/s per job, the tail of every fsync on the machine: README "Benchmarks");
 * the time the calling process and the TrainingService spent runnable but waiting for a core
-  (the run-queue wait of all their threads, /proc/<pid>/task/*/schedstat) per GetJob, loaded
-  against idle, per round of calls (a GetJob and a bare Check): what the two cores' scheduler adds to any call, whatever its handler does;
+  (the run-queue wait of all their threads, /proc/<pid>/task/*/schedstat) per round of calls (a
+  GetJob and a bare Check), loaded against idle: what the two cores' scheduler adds to any call,
+  whatever its handler does;
 * how long cancelling all five takes (each cancel waits for its worker's checkpoint and for the
   events already sent to be stored), against the idle GetJob latency.
 """
@@ -120,8 +121,8 @@ def main() -> None:
     result(f"GetJob p95 while {JOBS} small jobs stream events", percentile(loaded, 95), "ms",
            percentile(bare_loaded, 95), "bare grpcio health Check p95, same moments")
     for who, i in (("the calling process", 0), ("the TrainingService", 1)):
-        result(f"run-queue wait of {who} per round (GetJob + bare Check) while {JOBS} small jobs stream events", loaded_wait[i] / SAMPLES,
-               "ms", idle_wait[i] / SAMPLES, "the same before any job ran")
+        result(f"run-queue wait of {who} per round (GetJob + bare Check) while {JOBS} small jobs stream events",
+               loaded_wait[i] / SAMPLES, "ms", idle_wait[i] / SAMPLES, "the same before any job ran")
     result(f"checkpoint bytes written by {JOBS} streaming jobs", checkpoint_mb_s, "MB/s",
            one_per_second, "one checkpoint per job per second")
     result(f"cancel all {JOBS} running jobs (checkpoint + backlog stored)", cancel_s * 1000.0, "ms",
