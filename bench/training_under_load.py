@@ -26,8 +26,10 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 from _bare_servers import spawn
@@ -37,6 +39,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from trainhouse.v1 import training_job_pb2, training_service_pb2
 
 JOBS = 5
+T = TypeVar("T")
 SAMPLES = 100
 
 
@@ -52,7 +55,7 @@ def run_queue_wait_s(pid: int) -> float:
     return total / 1e9
 
 
-def waited_ms(pids: list[int], run) -> tuple[object, list[float]]:
+def waited_ms(pids: list[int], run: Callable[[], T]) -> tuple[T, list[float]]:
     """What ``run()`` returns, and each pid's run-queue wait meanwhile (ms)."""
     before = [run_queue_wait_s(p) for p in pids]
     out = run()

@@ -27,6 +27,18 @@ def pair(admin_api: httpx.Client) -> tuple[str, str, str]:
     return agent, train_version(admin_api, agent, 0), train_version(admin_api, agent, 1)
 
 
+@pytest.fixture(scope="module")
+def registry(stack) -> model_registry_pb2_grpc.ModelRegistryStub:
+    """The registry over gRPC, not through the gateway (nothing on the gateway's channel runs first)."""
+    return model_registry_pb2_grpc.ModelRegistryStub(stack.channel("registry", options=CHANNEL_OPTIONS))
+
+
+@pytest.fixture(scope="module")
+def admin(stack) -> tuple[tuple[str, str], ...]:
+    """Call metadata carrying the stack's admin token."""
+    return (("authorization", f"Bearer {stack.admin_token}"),)
+
+
 def _answered(api: httpx.Client) -> dict[str, float]:
     """trainhouse_gateway_predict_requests by answered_by, from /metrics."""
     text = api.get("/metrics").text
@@ -73,13 +85,11 @@ def test_the_replica_answers_as_the_registry_does_and_records_every_answer(admin
     assert record["served_output"] == p["output"] and record["input"] == TEXTS[1], record
 
 
-def test_feedback_sent_straight_to_the_registry_finds_a_replica_answer(admin_api, pair, stack) -> None:
+def test_feedback_sent_straight_to_the_registry_finds_a_replica_answer(admin_api, pair, registry, admin) -> None:
     """The replica answers with the prediction id at once and sends the record within ~50 ms; a client
     that sends feedback to the registry over gRPC right after the answer (not through the gateway,
     which would send the records first) must still find it, and an id that never comes is NOT_FOUND."""
     agent, first, _ = pair
-    registry = model_registry_pb2_grpc.ModelRegistryStub(stack.channel("registry", options=CHANNEL_OPTIONS))
-    admin = (("authorization", f"Bearer {stack.admin_token}"),)
     registry.GetAgent(model_registry_pb2.GetAgentRequest(agent_id=agent), metadata=admin)  # the channel is up
     _answered_here(admin_api, agent)  # the replica serves the agent now
     before = _answered(admin_api).get("gateway", 0.0)
@@ -105,13 +115,12 @@ def _record_calls(api: httpx.Client) -> float:
         api.get("/metrics").text))
 
 
-def test_a_stream_of_answers_is_recorded_in_batches_and_every_record_arrives(admin_api, pair, stack) -> None:
+def test_a_stream_of_answers_is_recorded_in_batches_and_every_record_arrives(admin_api, pair, registry,
+                                                                             admin) -> None:
     """Back-to-back predictions are recorded in at most one RecordPredictions call per LINGER_S (not
     one call per answer or two, as when records that came during a call were sent right after it),
     and the last records reach the registry without another request to push them."""
     agent, _, _ = pair
-    registry = model_registry_pb2_grpc.ModelRegistryStub(stack.channel("registry", options=CHANNEL_OPTIONS))
-    admin = (("authorization", f"Bearer {stack.admin_token}"),)
     _answered_here(admin_api, agent)
     time.sleep(4 * LINGER_S)  # what earlier tests answered is sent
     calls, answered = _record_calls(admin_api), _answered(admin_api).get("gateway", 0.0)
@@ -145,7 +154,7 @@ def test_a_change_of_what_serves_is_never_missed(admin_api, pair) -> None:
             assert _answered_here(admin_api, agent)["versionId"] == version
 
 
-def test_a_canary_splits_request_keys_as_the_registry_does(admin_api, pair, stack) -> None:
+def test_a_canary_splits_request_keys_as_the_registry_does(admin_api, pair, registry, admin) -> None:
     """The replica's split of request keys equals the registry's own Predict (called directly)."""
     agent, first, second = pair
     r = admin_api.post(f"/api/v1/training/models/{agent}/versions/{second}/deploy", json={
@@ -153,15 +162,13 @@ def test_a_canary_splits_request_keys_as_the_registry_does(admin_api, pair, stac
     assert r.status_code == 200, r.text
     deployment = r.json()["data"]["deploymentId"]
     _answered_here(admin_api, agent, requestKey="warm-up")
-    registry = model_registry_pb2_grpc.ModelRegistryStub(stack.channel("registry", options=CHANNEL_OPTIONS))
-    auth = (("authorization", f"Bearer {stack.admin_token}"),)
     sides = set()
     before = _answered(admin_api).get("gateway", 0.0)
     for i in range(30):
         key = f"user-{i}"
         here = _predict(admin_api, agent, requestKey=key).json()["data"]
         there = registry.Predict(model_registry_pb2.PredictRequest(agent_id=agent, inputs=TEXTS[:1], request_key=key),
-                                 metadata=auth)
+                                 metadata=admin)
         assert here["versionId"] == there.version_id and here["deploymentId"] == there.deployment_id == deployment
         sides.add(here["versionId"])
     assert sides == {first, second}
@@ -188,14 +195,12 @@ def test_what_the_replica_may_not_answer_is_the_registrys(admin_api, pair, stack
     assert _answered(admin_api).get("registry", 0.0) >= before + 3
 
 
-def test_the_serving_rpcs_are_internal_and_validate_records(stack, admin_api) -> None:
-    registry = model_registry_pb2_grpc.ModelRegistryStub(stack.channel("registry", options=CHANNEL_OPTIONS))
+def test_the_serving_rpcs_are_internal_and_validate_records(stack, admin_api, registry, admin) -> None:
     token = make_token(admin_api, stack.admin_token, ["training:view", "models:deploy"])
     with pytest.raises(grpc.RpcError) as err:
         next(iter(registry.WatchServing(model_registry_pb2.WatchServingRequest(),
                                         metadata=(("authorization", f"Bearer {token}"),))))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    admin = (("authorization", f"Bearer {stack.admin_token}"),)
     with pytest.raises(grpc.RpcError) as err:
         registry.RecordPredictions(model_registry_pb2.RecordPredictionsRequest(predictions=[
             model_registry_pb2.PredictionRecord(prediction_id="nope", agent_id="a", version_id="v1",
