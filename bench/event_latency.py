@@ -7,10 +7,13 @@ minus the event's recorded time (stamped by the TrainingService when it stores t
 the worker's queue is not counted; both clocks are this machine's).
 
 Baseline: the same subscriber reading the same number of stored events after the job ended
-(replay), i.e. the cost of the stream itself without waiting for live events.
+(replay), i.e. the cost of the stream itself without waiting for live events. Last, the loaded
+case again on a stack whose workers are kept off one core (TRAINHOUSE_TRAINING_WORKER_CPUS),
+against the loaded case with the workers on every core.
 """
 from __future__ import annotations
 
+import os
 import time
 
 from _common import intent_examples, percentile, result, temp_stack, training_stub
@@ -33,17 +36,23 @@ def watched_job(training) -> tuple[list[float], float]:  # noqa: ANN001
     return live[1:], (time.perf_counter() - t0) / len(replayed) * 1000
 
 
+def under_load(training) -> list[float]:  # noqa: ANN001
+    """Live latencies (ms) of one watched job while four more jobs stream as fast as they train."""
+    config = training_job_pb2.TrainingConfig(epochs=10000, early_stopping=False, checkpoint_interval=10000)
+    others = [training.StartJob(training_service_pb2.StartJobRequest(
+        agent_id="bench-load", examples=intent_examples(50, seed=4), config=config,
+        account_id="bench")).job.job_id for _ in range(OTHER_JOBS)]
+    time.sleep(3.0)  # their workers are up and streaming
+    loaded, _ = watched_job(training)
+    for job_id in others:
+        training.CancelJob(training_service_pb2.CancelJobRequest(job_id=job_id), timeout=600)
+    return loaded
+
+
 def main() -> None:
     with temp_stack() as stack, training_stub(stack) as training:
         alone, per_event = watched_job(training)
-        config = training_job_pb2.TrainingConfig(epochs=10000, early_stopping=False, checkpoint_interval=10000)
-        others = [training.StartJob(training_service_pb2.StartJobRequest(
-            agent_id="bench-load", examples=intent_examples(50, seed=4), config=config,
-            account_id="bench")).job.job_id for _ in range(OTHER_JOBS)]
-        time.sleep(3.0)  # their workers are up and streaming
-        loaded, _ = watched_job(training)
-        for job_id in others:
-            training.CancelJob(training_service_pb2.CancelJobRequest(job_id=job_id), timeout=600)
+        loaded = under_load(training)
     print(f"{len(alone)} live events alone, {len(loaded)} while {OTHER_JOBS} more jobs streamed")
     result("event -> subscriber p50, one job", percentile(alone, 50), "ms", per_event, "replay per event")
     result("event -> subscriber p99, one job", percentile(alone, 99), "ms", per_event, "replay per event")
@@ -51,6 +60,16 @@ def main() -> None:
            per_event, "replay per event")
     result(f"event -> subscriber p99 while {OTHER_JOBS + 1} jobs stream", percentile(loaded, 99), "ms",
            per_event, "replay per event")
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        print("one CPU: no core to keep the workers off; the TRAINHOUSE_TRAINING_WORKER_CPUS row is skipped")
+        return
+    kept = ",".join(map(str, cpus[1:]))  # the workers kept off one core (README: the operator's choice)
+    with temp_stack({"TRAINHOUSE_TRAINING_WORKER_CPUS": kept}) as stack, training_stub(stack) as training:
+        pinned = under_load(training)
+    result(f"event -> subscriber p99 while {OTHER_JOBS + 1} jobs stream, workers on CPUs {kept} of {len(cpus)} "
+           "(TRAINHOUSE_TRAINING_WORKER_CPUS)", percentile(pinned, 99), "ms", percentile(loaded, 99),
+           "the same, workers on every CPU")
 
 
 if __name__ == "__main__":

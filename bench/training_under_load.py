@@ -74,8 +74,9 @@ def latencies(calls, n: int, pause_s: float) -> list[list[float]]:
     return out
 
 
-def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp, temp_stack() as stack, training_stub(stack) as training:
+def measure(extra_env: dict[str, str]) -> dict:
+    """Every figure of one run of the scenario on a stack started with ``extra_env``."""
+    with tempfile.TemporaryDirectory() as tmp, temp_stack(extra_env) as stack, training_stub(stack) as training:
         bare_proc, bare_port = spawn("--bare-health", "-", Path(tmp))
         bare_channel = grpc.insecure_channel(f"127.0.0.1:{bare_port}")
         bare = health_pb2_grpc.HealthStub(bare_channel)
@@ -86,6 +87,10 @@ def main() -> None:
             return training.StartJob(training_service_pb2.StartJobRequest(
                 agent_id="bench-load", examples=examples, config=config, account_id="bench")).job.job_id
 
+        def epochs_done(ids: list[str]) -> int:
+            return sum(training.GetJob(training_service_pb2.GetJobRequest(job_id=job_id)).job.progress.current_epoch
+                       for job_id in ids)
+
         first = start()
         training.CancelJob(training_service_pb2.CancelJobRequest(job_id=first))
         check = partial(bare.Check, health_pb2.HealthCheckRequest())
@@ -95,8 +100,10 @@ def main() -> None:
         ids = [start() for _ in range(JOBS)]
         time.sleep(5.0)  # the workers are up and streaming
         streaming_from = time.time()
+        epochs_before, t_before = epochs_done(ids), time.perf_counter()
         (loaded, bare_loaded), loaded_wait = waited_ms(pids, lambda: latencies(
             [partial(training.GetJob, training_service_pb2.GetJobRequest(job_id=ids[0])), check], SAMPLES, 0.15))
+        epochs_per_s = (epochs_done(ids) - epochs_before) / (time.perf_counter() - t_before)
         epochs = training.GetJob(training_service_pb2.GetJobRequest(job_id=ids[0])).job.progress.current_epoch
         t0 = time.perf_counter()
         for job_id in ids:
@@ -110,26 +117,49 @@ def main() -> None:
                     sizes.append(event.checkpoint.size_bytes)
                     if streaming_from <= event.time.ToDatetime().timestamp() <= streaming_to:
                         written += event.checkpoint.size_bytes
-        checkpoint_mb_s = written / 1e6 / (streaming_to - streaming_from)
-        one_per_second = JOBS * max(sizes) / 1e6
         bare_channel.close()
         bare_proc.kill()
-    print(f"{JOBS} jobs; job 1 reached epoch {epochs} before the cancels")
+    return {"idle": idle, "bare_idle": bare_idle, "idle_wait": idle_wait, "loaded": loaded,
+            "bare_loaded": bare_loaded, "loaded_wait": loaded_wait, "epochs": epochs, "epochs_per_s": epochs_per_s,
+            "cancel_s": cancel_s, "checkpoint_mb_s": written / 1e6 / (streaming_to - streaming_from),
+            "one_per_second": JOBS * max(sizes) / 1e6}
+
+
+def main() -> None:
+    run = measure({})
+    print(f"{JOBS} jobs; job 1 reached epoch {run['epochs']} before the cancels")
+    idle, loaded, bare_loaded = run["idle"], run["loaded"], run["bare_loaded"]
     result(f"GetJob p50 while {JOBS} small jobs stream events", percentile(loaded, 50), "ms",
            percentile(idle, 50), "GetJob p50 before any job ran")
     result(f"GetJob p95 while {JOBS} small jobs stream events", percentile(loaded, 95), "ms",
            percentile(idle, 95), "GetJob p95 before any job ran")
     result(f"bare grpcio health Check p95 while {JOBS} small jobs stream events", percentile(bare_loaded, 95), "ms",
-           percentile(bare_idle, 95), "the same before any job ran")
+           percentile(run["bare_idle"], 95), "the same before any job ran")
     result(f"GetJob p95 while {JOBS} small jobs stream events", percentile(loaded, 95), "ms",
            percentile(bare_loaded, 95), "bare grpcio health Check p95, same moments")
     for who, i in (("the calling process", 0), ("the TrainingService", 1)):
         result(f"run-queue wait of {who} per round (GetJob + bare Check) while {JOBS} small jobs stream events",
-               loaded_wait[i] / SAMPLES, "ms", idle_wait[i] / SAMPLES, "the same before any job ran")
-    result(f"checkpoint bytes written by {JOBS} streaming jobs", checkpoint_mb_s, "MB/s",
-           one_per_second, "one checkpoint per job per second")
-    result(f"cancel all {JOBS} running jobs (checkpoint + backlog stored)", cancel_s * 1000.0, "ms",
+               run["loaded_wait"][i] / SAMPLES, "ms", run["idle_wait"][i] / SAMPLES, "the same before any job ran")
+    result(f"checkpoint bytes written by {JOBS} streaming jobs", run["checkpoint_mb_s"], "MB/s",
+           run["one_per_second"], "one checkpoint per job per second")
+    result(f"cancel all {JOBS} running jobs (checkpoint + backlog stored)", run["cancel_s"] * 1000.0, "ms",
            percentile(idle, 50), "idle GetJob p50")
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        print("one CPU: no core to keep the workers off; the TRAINHOUSE_TRAINING_WORKER_CPUS rows are skipped")
+        return
+    # The same scenario with the workers kept off one core (the operator's choice, README): what
+    # the control plane gains and what the five jobs pay for it.
+    kept = ",".join(map(str, cpus[1:]))
+    pinned = measure({"TRAINHOUSE_TRAINING_WORKER_CPUS": kept})
+    where = f"workers on CPUs {kept} of {len(cpus)} (TRAINHOUSE_TRAINING_WORKER_CPUS)"
+    result(f"GetJob p95 while {JOBS} small jobs stream events, {where}", percentile(pinned["loaded"], 95), "ms",
+           percentile(pinned["idle"], 95), "GetJob p95 before any job ran")
+    result(f"bare grpcio health Check p95 while {JOBS} small jobs stream events, {where}",
+           percentile(pinned["bare_loaded"], 95), "ms", percentile(pinned["bare_idle"], 95),
+           "the same before any job ran")
+    result(f"epochs/s of {JOBS} streaming jobs together, {where}", pinned["epochs_per_s"], "epochs/s",
+           run["epochs_per_s"], "the same, workers on every CPU")
 
 
 if __name__ == "__main__":

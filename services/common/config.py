@@ -119,6 +119,13 @@ class TrainingSettings:
     # TRAINHOUSE_TRAINER_THREADS resolved (services/core/trainer/threads.py): read here so that a bad
     # value stops TrainingService at start instead of failing every job; workers resolve it again.
     trainer_threads: int = 1
+    # CPUs local job workers may run on (their affinity); None: every CPU the service may use. Nice
+    # alone cannot keep the control plane prompt once the jobs outnumber the cores: on the 2-core
+    # bench box any unary call's p95 (a bare grpcio health server's too) grows ~5x whatever the
+    # workers' nice or scheduling class, and only workers kept off a core bring it back
+    # (README "Benchmarks"). Like Ray's `--num-cpus=0` on a head node or kubelet's reserved CPUs,
+    # it trades the jobs' throughput for the services' latency, so the operator chooses.
+    worker_cpus: frozenset[int] | None = None
 
     @classmethod
     def from_env(cls) -> "TrainingSettings":
@@ -127,6 +134,7 @@ class TrainingSettings:
         nice = env_int("TRAINING_WORKER_NICE", 10)
         if not 0 <= nice <= 19:
             raise SystemExit(f"{PREFIX}TRAINING_WORKER_NICE must be 0-19, got {nice}")
+        cpus = worker_cpus()
         try:
             threads = resolve_threads()
             resolve_mode()  # TRAINHOUSE_TRAINER_KERNELS (kernels.py): checked here, read again by workers
@@ -139,4 +147,41 @@ class TrainingSettings:
             progress_events=env_flag("TRAINING_PROGRESS_EVENTS", True),
             worker_nice=nice,
             trainer_threads=threads,
+            worker_cpus=cpus,
         )
+
+
+def parse_cpu_list(raw: str) -> frozenset[int]:
+    """CPU numbers from the list syntax of taskset -c and cpusets: "1", "2-7", "0,2-3"."""
+    cpus: set[int] = set()
+    for part in raw.split(","):
+        low, dash, high = part.strip().partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()):
+            raise ValueError(f"{part.strip()!r} is not a CPU number or range")
+        first, last = int(low), int(high) if dash else int(low)
+        if last < first:
+            raise ValueError(f"range {part.strip()!r} runs backwards")
+        cpus.update(range(first, last + 1))
+    return frozenset(cpus)
+
+
+def worker_cpus() -> frozenset[int] | None:
+    """TRAINHOUSE_TRAINING_WORKER_CPUS: the CPUs local job workers are kept on (unset: all the
+    service's). Every CPU must be one the service itself may run on, else the workers could not."""
+    raw = os.environ.get(PREFIX + "TRAINING_WORKER_CPUS", "").strip()
+    if not raw:
+        return None
+    name = PREFIX + "TRAINING_WORKER_CPUS"
+    if not hasattr(os, "sched_setaffinity"):
+        raise SystemExit(f"{name}: this platform cannot pin processes to CPUs; leave it unset")
+    if env_str("EXECUTOR", "local").lower() != "local":
+        raise SystemExit(f"{name} applies to local workers only; Ray places its workers by their num_cpus")
+    try:
+        cpus = parse_cpu_list(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be a CPU list like 1 or 2-7 or 0,2-3: {exc}") from exc
+    allowed = os.sched_getaffinity(0)
+    if not cpus <= allowed:
+        raise SystemExit(f"{name}: CPU {min(cpus - allowed)} is not available to this process "
+                         f"(available: {','.join(map(str, sorted(allowed)))})")
+    return cpus

@@ -131,7 +131,8 @@ class JobRunner:
         spec = {"job_id": job_id, "job_dir": str(self.job_dir(job_id)),
                 "config": json.loads(job["config_json"])["resolved"], "method": job["method"],
                 "resume_from": resume_from, "progress_events": self.settings.progress_events,
-                "nice": self.settings.worker_nice}
+                "nice": self.settings.worker_nice,
+                "cpus": sorted(self.settings.worker_cpus) if self.settings.worker_cpus else None}
         trace_file = self.job_dir(job_id) / TRACEPARENT_FILE
         if trace_file.exists():
             spec["traceparent"] = trace_file.read_text().strip()

@@ -203,10 +203,13 @@ def majority_baseline(train_outputs: list[str], eval_outputs: list[str]) -> floa
 
 def run_job(spec: dict[str, Any], queue: Any, cancel: Any, shutdown: Any) -> None:
     configure(f"training-worker-{spec['job_id']}")
-    if spec.get("executor") == "local" and spec.get("nice"):
-        # A process of its own (executors.LocalExecutor): lowering its priority touches no other job.
-        # Ray reuses its worker processes across tasks, so Ray's own scheduling decides there.
-        os.nice(int(spec["nice"]))
+    if spec.get("executor") == "local":
+        # A process of its own (executors.LocalExecutor): lowering its priority or pinning it touches
+        # no other job. Ray reuses its worker processes across tasks, so Ray's scheduling decides there.
+        if spec.get("nice"):
+            os.nice(int(spec["nice"]))
+        if spec.get("cpus"):
+            os.sched_setaffinity(0, spec["cpus"])  # TRAINHOUSE_TRAINING_WORKER_CPUS
     tracing.configure("worker")
     log = logging.getLogger("trainhouse.worker")
     queue = BoundedQueue(queue, os.getppid() if spec.get("watch_parent", True) else None)
