@@ -22,6 +22,7 @@ SCRIPTS = [
     ("event latency: trainer -> WatchJob subscriber", "event_latency.py", []),
     ("DuckDB metrics: append and 1M-point history", "metrics_store.py", []),
     ("metrics ingestion while a real job trains (event storage on vs off)", "metrics_ingestion.py", []),
+    ("any unary call while CPU-bound processes outnumber the cores", "core_contention.py", []),
     ("TrainingService while small jobs stream events", "training_under_load.py", []),
     ("gateway requests/s", "gateway_throughput.py", []),
     ("/ui job page first screen on a 1M-point job (headless Chromium)", "first_screen.py", []),
