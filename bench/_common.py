@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +19,16 @@ def percentile(samples: list[float], q: float) -> float:
         return float("nan")
     k = min(len(ordered) - 1, max(0, int(round(q / 100 * (len(ordered) - 1)))))
     return ordered[k]
+
+
+def all_cpus_but_the_first() -> tuple[str, int] | None:
+    """(the CPU list that keeps work off the first CPU, e.g. "1", and how many CPUs there are), or
+    None on one CPU: the TRAINHOUSE_TRAINING_WORKER_CPUS rows (README: the operator's choice)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        print("one CPU: no core to keep the work off; the rows that need one are skipped")
+        return None
+    return ",".join(map(str, cpus[1:])), len(cpus)
 
 
 def result(name: str, value: float, unit: str, baseline: float, baseline_name: str) -> None:

@@ -13,10 +13,9 @@ against the loaded case with the workers on every core.
 """
 from __future__ import annotations
 
-import os
 import time
 
-from _common import intent_examples, percentile, result, temp_stack, training_stub
+from _common import all_cpus_but_the_first, intent_examples, percentile, result, temp_stack, training_stub
 
 from trainhouse.v1 import training_job_pb2, training_service_pb2
 
@@ -60,14 +59,13 @@ def main() -> None:
            per_event, "replay per event")
     result(f"event -> subscriber p99 while {OTHER_JOBS + 1} jobs stream", percentile(loaded, 99), "ms",
            per_event, "replay per event")
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        print("one CPU: no core to keep the workers off; the TRAINHOUSE_TRAINING_WORKER_CPUS row is skipped")
+    off_first = all_cpus_but_the_first()
+    if off_first is None:
         return
-    kept = ",".join(map(str, cpus[1:]))  # the workers kept off one core (README: the operator's choice)
+    kept, ncpus = off_first
     with temp_stack({"TRAINHOUSE_TRAINING_WORKER_CPUS": kept}) as stack, training_stub(stack) as training:
         pinned = under_load(training)
-    result(f"event -> subscriber p99 while {OTHER_JOBS + 1} jobs stream, workers on CPUs {kept} of {len(cpus)} "
+    result(f"event -> subscriber p99 while {OTHER_JOBS + 1} jobs stream, workers on CPUs {kept} of {ncpus} "
            "(TRAINHOUSE_TRAINING_WORKER_CPUS)", percentile(pinned, 99), "ms", percentile(loaded, 99),
            "the same, workers on every CPU")
 

@@ -33,7 +33,7 @@ from typing import TypeVar
 
 import grpc
 from _bare_servers import spawn
-from _common import intent_examples, percentile, result, temp_stack, training_stub
+from _common import all_cpus_but_the_first, intent_examples, percentile, result, temp_stack, training_stub
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from trainhouse.v1 import training_job_pb2, training_service_pb2
@@ -147,15 +147,14 @@ def main() -> None:
            run["one_per_second"], "one checkpoint per job per second")
     result(f"cancel all {JOBS} running jobs (checkpoint + backlog stored)", run["cancel_s"] * 1000.0, "ms",
            percentile(idle, 50), "idle GetJob p50")
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        print("one CPU: no core to keep the workers off; the TRAINHOUSE_TRAINING_WORKER_CPUS rows are skipped")
-        return
     # The same scenario with the workers kept off one core (the operator's choice, README): what
     # the control plane gains and what the five jobs pay for it.
-    kept = ",".join(map(str, cpus[1:]))
+    off_first = all_cpus_but_the_first()
+    if off_first is None:
+        return
+    kept, ncpus = off_first
     pinned = measure({"TRAINHOUSE_TRAINING_WORKER_CPUS": kept})
-    where = f"workers on CPUs {kept} of {len(cpus)} (TRAINHOUSE_TRAINING_WORKER_CPUS)"
+    where = f"workers on CPUs {kept} of {ncpus} (TRAINHOUSE_TRAINING_WORKER_CPUS)"
     result(f"GetJob p95 while {JOBS} small jobs stream events, {where}", percentile(pinned["loaded"], 95), "ms",
            percentile(pinned["idle"], 95), "GetJob p95 before any job ran")
     result(f"bare grpcio health Check p95 while {JOBS} small jobs stream events, {where}",
