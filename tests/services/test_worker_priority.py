@@ -31,12 +31,12 @@ def test_bad_value_stops_the_process(monkeypatch, raw):
 
 CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
 needs_affinity = pytest.mark.skipif(not CPUS, reason="this platform cannot pin processes to CPUs")
+FIRST, LAST = (CPUS[0], CPUS[-1]) if CPUS else (0, 0)
 
 
 @needs_affinity
 @pytest.mark.parametrize("raw,expected", [
-    ("", None), (str(CPUS[-1] if CPUS else 0), {CPUS[-1] if CPUS else 0}),
-    (f"{CPUS[0]}-{CPUS[-1]}" if CPUS else "0", set(range(CPUS[0], CPUS[-1] + 1)) if CPUS else {0}),
+    ("", None), (str(LAST), {LAST}), (f"{FIRST}-{LAST}", set(range(FIRST, LAST + 1))),
     (",".join(map(str, CPUS)), set(CPUS))])
 def test_worker_cpus_parse(monkeypatch, raw, expected):
     monkeypatch.setenv("TRAINHOUSE_TRAINING_WORKER_CPUS", raw)
@@ -119,14 +119,14 @@ def test_a_running_jobs_worker_is_niced_below_the_service(stack, training):
 @needs_affinity
 @pytest.mark.skipif(len(CPUS) < 2, reason="keeping workers off a core needs two cores")
 def test_workers_run_only_on_the_cpus_given_to_them(tmp_path):
-    with started_stack(tmp_path / "home", {"TRAINHOUSE_TRAINING_WORKER_CPUS": str(CPUS[-1])}) as stack:
+    with started_stack(tmp_path / "home", {"TRAINHOUSE_TRAINING_WORKER_CPUS": str(LAST)}) as stack:
         training_pid = stack.launcher.children["training"].proc.pid
         training = training_service_pb2_grpc.TrainingServiceStub(stack.channel("training"))
         job_id = _running_job(training, "pinned-worker")
         try:
             workers = _workers_of(training_pid)
             assert workers, "no worker process appeared under the TrainingService"
-            assert {w: os.sched_getaffinity(w) for w in workers} == {w: {CPUS[-1]} for w in workers}
+            assert {w: os.sched_getaffinity(w) for w in workers} == {w: {LAST} for w in workers}
             assert os.sched_getaffinity(training_pid) == set(CPUS)  # the service keeps every core
             deadline = time.monotonic() + 60  # and trains there
             while training.GetJob(training_service_pb2.GetJobRequest(job_id=job_id)).job.progress.current_epoch < 2:
