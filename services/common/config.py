@@ -168,7 +168,7 @@ def parse_cpu_list(raw: str) -> frozenset[int]:
 def worker_cpus() -> frozenset[int] | None:
     """TRAINHOUSE_TRAINING_WORKER_CPUS: the CPUs local job workers are kept on (unset: all the
     service's). Every CPU must be one the service itself may run on, else the workers could not."""
-    raw = os.environ.get(PREFIX + "TRAINING_WORKER_CPUS", "").strip()
+    raw = env_str("TRAINING_WORKER_CPUS", "").strip()
     if not raw:
         return None
     name = PREFIX + "TRAINING_WORKER_CPUS"
